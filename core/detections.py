@@ -1,0 +1,139 @@
+"""One columnar type for every box of a whole video.
+
+The flicker engine, the timeline and the export all read columns, so detections are stored as
+flat numpy arrays sorted by frame, never as a list of dicts per box.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes of a video: ``frame`` (N,) int32 sorted ascending, ``xyxy`` (N, 4) float32 in pixels,
+    ``score`` (N,) float32 in [0, 1], ``cls`` (N,) int32; ``names`` maps class id to name and
+    ``n_frames`` is the video's frame count (frames without boxes have no rows)."""
+
+    frame: np.ndarray
+    xyxy: np.ndarray
+    score: np.ndarray
+    cls: np.ndarray
+    names: dict[int, str]
+    n_frames: int
+    offsets: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        frame = np.ascontiguousarray(self.frame, dtype=np.int32).reshape(-1)
+        n = len(frame)
+        object.__setattr__(self, "frame", frame)
+        object.__setattr__(self, "xyxy", np.ascontiguousarray(self.xyxy, dtype=np.float32).reshape(n, 4))
+        object.__setattr__(self, "score", np.ascontiguousarray(self.score, dtype=np.float32).reshape(n))
+        object.__setattr__(self, "cls", np.ascontiguousarray(self.cls, dtype=np.int32).reshape(n))
+        object.__setattr__(self, "names", {int(k): str(v) for k, v in self.names.items()})
+        if n and (np.any(np.diff(frame) < 0) or frame[0] < 0 or frame[-1] >= self.n_frames):
+            raise ValueError("Detections.frame must be sorted and inside 0..n_frames-1")
+        # offsets[i]:offsets[i+1] are the rows of frame i
+        offsets = np.searchsorted(frame, np.arange(self.n_frames + 1), side="left").astype(np.int64)
+        object.__setattr__(self, "offsets", offsets)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls, n_frames: int, names: dict[int, str]) -> "Detections":
+        return cls(np.empty(0), np.empty((0, 4)), np.empty(0), np.empty(0), names, n_frames)
+
+    @classmethod
+    def from_frames(
+        cls,
+        per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        names: dict[int, str],
+    ) -> "Detections":
+        """Build from one ``(xyxy, score, cls)`` triple per frame, in frame order."""
+        counts = [len(score) for _, score, _ in per_frame]
+        if not any(counts):
+            return cls.empty(len(per_frame), names)
+        return cls(
+            frame=np.repeat(np.arange(len(per_frame)), counts),
+            xyxy=np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b, _, _ in per_frame]),
+            score=np.concatenate([np.asarray(s, np.float32).reshape(-1) for _, s, _ in per_frame]),
+            cls=np.concatenate([np.asarray(c, np.int32).reshape(-1) for _, _, c in per_frame]),
+            names=names,
+            n_frames=len(per_frame),
+        )
+
+    def counts_per_frame(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def rows(self, frame: int) -> slice:
+        return slice(int(self.offsets[frame]), int(self.offsets[frame + 1]))
+
+    def select(self, mask: np.ndarray) -> "Detections":
+        """The subset of rows where ``mask`` is true (frame order is kept)."""
+        return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names, self.n_frames)
+
+    def above(self, min_score: float) -> "Detections":
+        return self.select(self.score >= min_score)
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically (temp file + rename), so an interrupted run never leaves a bad cache."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    frame=self.frame,
+                    xyxy=self.xyxy,
+                    score=self.score,
+                    cls=self.cls,
+                    n_frames=np.int64(self.n_frames),
+                    names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Detections":
+        with np.load(path, allow_pickle=False) as data:
+            names = {int(k): v for k, v in json.loads(data["names"].tobytes().decode()).items()}
+            return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]))
+
+    def to_predictions_list(self, file_names: list[str]) -> list[dict]:
+        """The tutorial's ``all_predictions``: per frame ``{"file_name", "predictions": [{"category_id",
+        "bbox": [x, y, w, h], "score"}]}`` with the tutorial's own conversion
+        ``[int(x0), int(y0), int(x1 - x0), int(y1 - y0)]`` (truncation, not rounding)."""
+        if len(file_names) != self.n_frames:
+            raise ValueError(f"{len(file_names)} file names for {self.n_frames} frames")
+        x0, y0, x1, y1 = (self.xyxy[:, k] for k in range(4))
+        bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.int64).tolist()
+        score, cls = self.score.tolist(), self.cls.tolist()
+        out = []
+        for i, name in enumerate(file_names):
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            preds = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]} for k in range(lo, hi)]
+            out.append({"file_name": name, "predictions": preds})
+        return out
+
+    @classmethod
+    def from_predictions_list(cls, predictions_list: list[dict], names: dict[int, str] | None = None) -> "Detections":
+        """Inverse of :meth:`to_predictions_list` (xywh -> xyxy, kept exactly as given)."""
+        per_frame = []
+        for entry in predictions_list:
+            preds = entry["predictions"]
+            xywh = np.asarray([p["bbox"] for p in preds], np.float64).reshape(-1, 4)
+            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+            per_frame.append((xyxy, [p.get("score", 1.0) for p in preds], [p["category_id"] for p in preds]))
+        if names is None:
+            ids = sorted({int(p["category_id"]) for e in predictions_list for p in e["predictions"]})
+            names = {i: str(i) for i in ids}
+        return cls.from_frames(per_frame, names)

@@ -1,0 +1,361 @@
+"""The flickering assertion: an object seen in frame i-k and i+k but missed in frame i.
+
+Two modes (docs/flicker.md explains every difference):
+
+* ``reference`` reproduces the tutorial's ``compute_flickering_assertion`` value for value, quirks
+  included: boxes truncated to int xyxy, every prev x next pair above the tracking IoU counts (not
+  one-to-one), classes ignored, the mean box truncated to int, torchvision's float32 IoU arithmetic.
+* ``improved`` adds class-aware matching, greedy one-to-one matching, a wider window, float boxes,
+  and the tutorial prose's median score for frames whose whole window is empty.
+
+Speed comes from structure: the IoU of every prev x next pair and each pair's best IoU with the
+centre frame do not depend on the thresholds, so :class:`FlickerIndex` computes them once per
+video; :meth:`FlickerIndex.evaluate` is then a filter over those arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+from core.detections import Detections
+
+Mode = Literal["reference", "improved"]
+_PAIRS_PER_CHUNK = 1 << 21  # bounds the transient memory of the all-pairs expansion
+
+
+@dataclass(frozen=True)
+class FlickerOptions:
+    """Threshold-independent choices; each one changes what the index precomputes."""
+
+    mode: Mode = "reference"
+    class_aware: bool = False  # match prev/next and centre boxes of the same class only
+    one_to_one: bool = False  # each prev box matches at most one next box (greedy by IoU)
+    window: int = 1  # half window k: pairs (i-j, i+j) for j = 1..k; the tutorial's window of 3 is k=1
+    empty_window_median: bool = False  # frames whose whole window is empty get the median score
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("reference", "improved"):
+            raise ValueError(f"mode must be 'reference' or 'improved', got {self.mode!r}")
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.mode == "reference" and (self.class_aware or self.one_to_one or self.window != 1 or self.empty_window_median):
+            raise ValueError("reference mode reproduces the tutorial exactly and takes no options; use mode='improved'")
+
+    @classmethod
+    def improved(cls, class_aware: bool = True, one_to_one: bool = True, window: int = 2,
+                 empty_window_median: bool = True) -> "FlickerOptions":
+        return cls("improved", class_aware, one_to_one, window, empty_window_median)
+
+
+@dataclass(frozen=True)
+class FlickerResult:
+    """Flags, continuous scores and imputed boxes for one choice of thresholds."""
+
+    flag_array: np.ndarray  # (n_frames,) bool
+    score: np.ndarray  # (n_frames,) float32 in [0, 1]: how badly the worst tracked object is missed
+    imputed_frame: np.ndarray  # (M,) int32, ascending
+    imputed_xyxy: np.ndarray  # (M, 4): int32 in reference mode, float32 in improved mode
+    imputed_cls: np.ndarray  # (M,) int32: class of the box in frame i-k
+
+    @cached_property
+    def flags(self) -> list[bool]:
+        """One bool per frame, as the tutorial returns them."""
+        return self.flag_array.tolist()
+
+    @cached_property
+    def imputed(self) -> list[list[list[list[int]]]]:
+        """Per frame, the imputed boxes in the tutorial's nested form ``[[x0, y0, x1, y1]]``."""
+        out: list[list] = [[] for _ in range(len(self.flag_array))]
+        boxes = np.trunc(self.imputed_xyxy).astype(np.int64).tolist()
+        for frame, box in zip(self.imputed_frame.tolist(), boxes):
+            out[frame].append([box])
+        return out
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flag_array.sum())
+
+    def imputed_for(self, frame: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.imputed_frame, [frame, frame + 1])
+        return self.imputed_xyxy[lo:hi]
+
+    def imputed_cls_for(self, frame: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.imputed_frame, [frame, frame + 1])
+        return self.imputed_cls[lo:hi]
+
+
+def compute_flickering_assertion(predictions_list, iou_thresh_tracking=0.9, iou_thresh_assertion=0.6):
+    """Drop-in for the tutorial's function: same input, same output, value for value.
+
+    Returns ``(flags, imputed)``: one bool per frame, and per frame a list of imputed boxes, each
+    ``[[x0, y0, x1, y1]]`` of ints.
+    """
+    result = FlickerIndex.from_predictions_list(predictions_list).evaluate(iou_thresh_tracking, iou_thresh_assertion)
+    return result.flags, result.imputed
+
+
+def tutorial_xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
+    """The tutorial's ``bbox_converter`` then ``torch.tensor(..., dtype=torch.int)``:
+    ``[x, y, x + w, y + h]`` computed in float64, truncated toward zero to int32."""
+    xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    return np.trunc(xyxy).astype(np.int32)
+
+
+def tutorial_xywh_from_xyxy(xyxy: np.ndarray) -> np.ndarray:
+    """The tutorial's export conversion ``[int(x0), int(y0), int(x1 - x0), int(y1 - y0)]`` on
+    float32 model output (truncation toward zero)."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    return np.trunc(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)).astype(np.int64)
+
+
+def _check_threshold(name: str, value: float) -> float:
+    if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass
+class FlickerIndex:
+    """Everything about a video's boxes that does not depend on the IoU thresholds.
+
+    One row per candidate track pair ``(frame i, lag j, box a in i-j, box b in i+j)`` with
+    IoU(a, b) > 0 (pairs with IoU 0 can never pass a threshold in [0, 1]), sorted by
+    ``(i, j, a, b)`` like the tutorial's ``torch.nonzero`` loop. Memory is linear in the number of
+    overlapping box pairs between frames, which is linear in the number of boxes for real video.
+    """
+
+    n_frames: int
+    options: FlickerOptions
+    pair_frame: np.ndarray  # (P,) int32: centre frame i
+    pair_lag: np.ndarray  # (P,) int16: j
+    pair_iou: np.ndarray  # (P,) float32: IoU of the prev and next box
+    pair_best: np.ndarray  # (P,) float32: best IoU of the mean box with a centre box (-inf: none; +inf: NaN seen)
+    pair_mean: np.ndarray  # (P, 4): the imputed box
+    pair_cls: np.ndarray  # (P,) int32
+    empty_window: np.ndarray = field(repr=False)  # (n_frames,) bool: all frames of the window are empty
+
+    @classmethod
+    def from_predictions_list(cls, predictions_list: list[dict], options: FlickerOptions | None = None) -> "FlickerIndex":
+        """From the tutorial's list of ``{"file_name", "predictions": [{"category_id", "bbox", "score"}]}``."""
+        options = options or FlickerOptions()
+        counts = np.fromiter((len(e["predictions"]) for e in predictions_list), np.int64, len(predictions_list))
+        preds = [p for e in predictions_list for p in e["predictions"]]
+        xywh = np.asarray([p["bbox"] for p in preds], np.float64).reshape(-1, 4)
+        classes = np.fromiter((p["category_id"] for p in preds), np.int32, len(preds))
+        if options.mode == "reference":
+            boxes = tutorial_xyxy_from_xywh(xywh)
+        else:
+            boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+        return cls.build(counts, boxes, classes, options)
+
+    @classmethod
+    def from_detections(cls, detections: Detections, options: FlickerOptions | None = None) -> "FlickerIndex":
+        """From columnar detections. Reference mode first applies the tutorial's own conversion
+        (xyxy -> int xywh -> int xyxy), so the result equals the drop-in run on the exported
+        predictions."""
+        options = options or FlickerOptions()
+        if options.mode == "reference":
+            boxes = tutorial_xyxy_from_xywh(tutorial_xywh_from_xyxy(detections.xyxy))
+        else:
+            boxes = detections.xyxy
+        return cls.build(detections.counts_per_frame(), boxes, detections.cls, options)
+
+    @classmethod
+    def build(cls, counts: np.ndarray, boxes: np.ndarray, classes: np.ndarray, options: FlickerOptions) -> "FlickerIndex":
+        counts = np.asarray(counts, np.int64)
+        n = len(counts)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        parts = [_pairs_for_lag(lag, counts, offsets, boxes, classes, options) for lag in range(1, options.window + 1)]
+        columns = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+        frame, lag, prev, iou, best, mean = columns
+        order = np.lexsort((np.arange(len(frame)), lag, frame))  # (i, j) major; (a, b) order already kept
+        k = options.window
+        window_total = offsets[np.minimum(np.arange(n) + k + 1, n)] - offsets[np.maximum(np.arange(n) - k, 0)]
+        return cls(
+            n_frames=n,
+            options=options,
+            pair_frame=frame[order].astype(np.int32),
+            pair_lag=lag[order].astype(np.int16),
+            pair_iou=iou[order],
+            pair_best=best[order],
+            pair_mean=mean[order],
+            pair_cls=np.asarray(classes, np.int32)[prev[order]] if len(prev) else np.empty(0, np.int32),
+            empty_window=window_total == 0,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.pair_frame, self.pair_lag, self.pair_iou, self.pair_best, self.pair_mean, self.pair_cls, self.empty_window)
+        return sum(a.nbytes for a in arrays)
+
+    def evaluate(self, iou_track: float = 0.9, iou_assert: float = 0.6) -> FlickerResult:
+        """Flags and imputed boxes for these thresholds: a filter over the precomputed pairs.
+
+        Comparisons happen in float32, as torchvision's IoU (a float32 tensor compared with a
+        Python float) does in the tutorial.
+        """
+        track = np.float32(_check_threshold("iou_track", iou_track))
+        assert_ = np.float32(_check_threshold("iou_assert", iou_assert))
+        active = self.pair_iou > track
+        missing = np.flatnonzero(active & (self.pair_best < assert_))
+        if self.options.window > 1:
+            missing = self._drop_duplicate_imputations(missing, float(track))
+        flags = np.zeros(self.n_frames, bool)
+        flags[self.pair_frame[missing]] = True
+        return FlickerResult(
+            flag_array=flags,
+            score=self._scores(active),
+            imputed_frame=self.pair_frame[missing],
+            imputed_xyxy=self.pair_mean[missing],
+            imputed_cls=self.pair_cls[missing],
+        )
+
+    def _scores(self, active: np.ndarray) -> np.ndarray:
+        """Per frame, the worst miss among its tracked objects: ``1 - best IoU`` (1 when the centre
+        frame has no candidate box). Frames with no tracked object score 0."""
+        severity = 1.0 - np.clip(np.nan_to_num(self.pair_best[active], posinf=1.0, neginf=0.0), 0.0, 1.0)
+        score = np.zeros(self.n_frames, np.float32)
+        np.maximum.at(score, self.pair_frame[active], severity.astype(np.float32))
+        if self.options.empty_window_median:
+            checked = ~self.empty_window
+            score[self.empty_window] = np.median(score[checked]) if checked.any() else 0.0
+        return score
+
+    def _drop_duplicate_imputations(self, missing: np.ndarray, track: float) -> np.ndarray:
+        """With a window > 1 one object can be imputed from several lags; keep the nearest lag's box."""
+        frames = self.pair_frame[missing]
+        repeated = np.flatnonzero(np.diff(frames) == 0)
+        if not len(repeated):
+            return missing
+        keep = np.ones(len(missing), bool)
+        for frame in np.unique(frames[repeated]):
+            rows = np.flatnonzero(frames == frame)
+            kept: list[int] = []
+            for row in rows:
+                box = self.pair_mean[missing[row]][None].astype(np.float64)
+                if kept and np.any(_iou_float(box, self.pair_mean[missing[kept]].astype(np.float64)) > track):
+                    keep[row] = False
+                else:
+                    kept.append(row)
+        return missing[keep]
+
+
+def _pairs_for_lag(lag, counts, offsets, boxes, classes, options):
+    """All candidate pairs (a in i-lag, b in i+lag) for every centre frame i, in chunks."""
+    n = len(counts)
+    centres = np.arange(lag, n - lag)
+    centres = centres[(counts[centres - lag] > 0) & (counts[centres + lag] > 0)]
+    per_centre = counts[centres - lag] * counts[centres + lag]
+    chunks = np.split(centres, np.flatnonzero(np.diff(np.cumsum(per_centre) // _PAIRS_PER_CHUNK)) + 1) if len(centres) else []
+    results = [_pairs_for_centres(c, lag, counts, offsets, boxes, classes, options) for c in chunks if len(c)]
+    if not results:
+        mean_dtype = np.int32 if options.mode == "reference" else np.float32
+        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32),
+                np.empty(0, np.float32), np.empty((0, 4), mean_dtype))
+    return tuple(np.concatenate([r[k] for r in results]) for k in range(6))
+
+
+def _expand(groups: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, start_a: np.ndarray, start_b: np.ndarray):
+    """For each group g, every (a, b) in range(sizes_a[g]) x range(sizes_b[g]), a-major: returns
+    the group of each pair and the absolute indices start_a[g] + a, start_b[g] + b."""
+    k = sizes_a * sizes_b
+    group = np.repeat(groups, k)
+    local = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    width = np.repeat(sizes_b, k)
+    return group, np.repeat(start_a, k) + local // width, np.repeat(start_b, k) + local % width
+
+
+def _pairs_for_centres(centres, lag, counts, offsets, boxes, classes, options):
+    reference = options.mode == "reference"
+    centre, a, b = _expand(centres, counts[centres - lag], counts[centres + lag], offsets[centres - lag], offsets[centres + lag])
+    iou = _iou_reference(boxes[a], boxes[b]) if reference else _iou_float(boxes[a], boxes[b])
+    keep = iou > 0  # NaN (two empty boxes) is dropped too: it never passes a threshold
+    if options.class_aware:
+        keep &= classes[a] == classes[b]
+    centre, a, b, iou = centre[keep], a[keep], b[keep], iou[keep]
+    if options.one_to_one:
+        matched = _greedy_one_to_one(centre, a, b, iou)
+        centre, a, b, iou = centre[matched], a[matched], b[matched], iou[matched]
+    if reference:
+        # torch.mean(..., dtype=float32) of two int rows, then .int(): truncation toward zero
+        mean = np.trunc((boxes[a].astype(np.float32) + boxes[b].astype(np.float32)) / np.float32(2)).astype(np.int32)
+    else:
+        mean = ((boxes[a] + boxes[b]) / 2).astype(np.float32)
+    best = _best_centre_iou(mean, centre, a, counts, offsets, boxes, classes, options)
+    return centre, np.full(len(centre), lag), a, iou.astype(np.float32), best, mean
+
+
+def _best_centre_iou(mean, centre, prev, counts, offsets, boxes, classes, options):
+    """Per pair, the highest IoU between its mean box and a box of the centre frame.
+
+    -inf when there is no candidate (the tutorial's empty-frame branch imputes). In reference
+    mode a NaN IoU (zero-area boxes) makes ``torch.all(iou < t)`` false, so it maps to +inf.
+    """
+    pair_ids = np.arange(len(centre))
+    pair, _, cand = _expand(pair_ids, np.ones(len(centre), np.int64), counts[centre], np.zeros(len(centre), np.int64), offsets[centre])
+    best = np.full(len(centre), -np.inf, np.float32)
+    if not len(pair):
+        return best
+    if options.mode == "reference":
+        iou = _iou_reference(boxes[cand], mean[pair])
+        iou = np.where(np.isnan(iou), np.float32(np.inf), iou)
+    else:
+        iou = _iou_float(boxes[cand], mean[pair]).astype(np.float32)
+    if options.class_aware:
+        iou = np.where(classes[cand] == classes[prev][pair], iou, np.float32(-np.inf))
+    np.maximum.at(best, pair, iou)
+    return best
+
+
+def _iou_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU with torchvision's ``box_iou`` arithmetic on int32 boxes: int32 areas and
+    intersection (wrapping like torch on overflow), then float32 division (0/0 gives NaN)."""
+    a = a.astype(np.int32, copy=False)
+    b = b.astype(np.int32, copy=False)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter.astype(np.float32) / union.astype(np.float32)
+
+
+def _iou_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise (or broadcast) IoU in float64 with degenerate boxes giving 0, not NaN."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _greedy_one_to_one(centre: np.ndarray, a: np.ndarray, b: np.ndarray, iou: np.ndarray) -> np.ndarray:
+    """Indices of pairs kept by greedy matching (highest IoU first) within each centre frame.
+
+    Greedy has the property that makes live retuning exact: the pairs it accepts above any
+    threshold are the same whether the threshold is applied before or after matching, because
+    pairs above the threshold are all visited before any pair below it.
+    """
+    order = np.lexsort((np.arange(len(iou)), -iou, centre))
+    kept = np.zeros(len(iou), bool)
+    centre_l, a_l, b_l = centre.tolist(), a.tolist(), b.tolist()
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    current = -1
+    for k in order.tolist():
+        if centre_l[k] != current:
+            current, used_a, used_b = centre_l[k], set(), set()
+        if a_l[k] in used_a or b_l[k] in used_b:
+            continue
+        used_a.add(a_l[k])
+        used_b.add(b_l[k])
+        kept[k] = True
+    return np.flatnonzero(kept)

@@ -1,0 +1,307 @@
+"""Video probing, sequential decoding and random access, all through PyAV.
+
+Lightly counts and names video frames by decoding them with PyAV, so every frame index in this
+product (detection, review, export) comes from PyAV too: frame i is the i-th decoded frame.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import av
+import numpy as np
+
+from core.errors import VideoError
+
+_FINGERPRINT_CHUNK = 1 << 20
+_KEEP_BEFORE_TARGET = 2  # frames before a seek target kept for the i-1 of the review strip
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a user (and the cache) needs to know about a video file."""
+
+    path: Path
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+    duration_s: float
+    fingerprint: str
+    # Presentation timestamps of every frame in decode-output order, and the frame indices of
+    # keyframes: the map that makes seeking by frame index exact. Empty when the container has
+    # no usable timestamps (then seeking falls back to decoding from the start).
+    frame_pts: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.empty(0, np.int64))
+    keyframes: tuple[int, ...] = field(repr=False, compare=False, default=(0,))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+class TruncatedVideoWarning(UserWarning):
+    """The file ends early; the frames before the damage are used."""
+
+
+def lightly_frame_name(video_relpath: str | PurePosixPath, frame: int, n_frames: int, suffix: str = "") -> str:
+    """Lightly's name for a video frame: ``{VIDEO}-{FRAME:0{len(str(n_frames))}d}-{EXT}{suffix}``.
+
+    ``video_relpath`` is the video's path relative to the input datasource root (POSIX
+    separators); e.g. ``("sub/cars.mp4", 99, 200, ".png") -> "sub/cars-099-mp4.png"``.
+    """
+    if not 0 <= frame < n_frames:
+        raise ValueError(f"frame {frame} is outside a video of {n_frames} frames")
+    path = PurePosixPath(video_relpath)
+    stem = path.with_suffix("")
+    return f"{stem}-{frame:0{len(str(n_frames))}d}-{path.suffix[1:]}{suffix}"
+
+
+def fingerprint_file(path: Path) -> str:
+    """A content fingerprint: size plus the first, middle and last MiB, hashed.
+
+    Reading three chunks keeps probing a multi-GB file instant while still telling apart
+    re-encodes, trims and edits (which change size or the bytes at both ends).
+    """
+    size = path.stat().st_size
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with path.open("rb") as f:
+        for offset in sorted({0, max(0, size // 2 - _FINGERPRINT_CHUNK // 2), max(0, size - _FINGERPRINT_CHUNK)}):
+            f.seek(offset)
+            digest.update(f.read(_FINGERPRINT_CHUNK))
+    return digest.hexdigest()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"No such file: {path}")
+    if path.is_dir():
+        raise VideoError(f"{path} is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path.name} is empty (0 bytes)")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    """Open a container that has a video stream, or raise a one-line VideoError."""
+    _check_file(path)
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path.name} is not a video FFmpeg can read ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path.name} has no video stream")
+    return container
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's facts. The frame count comes from demuxing every packet of the video stream
+    (not from the header, which is often missing or wrong), and is checked by decoding the first
+    frame, so a file whose data cannot be decoded fails here rather than halfway through detection.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        header_frames = stream.frames
+        pts, keyframe_flags, truncated = _demux_index(container, stream)
+    if not pts:
+        raise VideoError(f"{path.name} contains no video frames")
+    _decode_first_frame(path)
+    frame_pts, keyframes = _frame_map(pts, keyframe_flags)
+    frame_count = len(pts)
+    if truncated or (header_frames and header_frames > frame_count + 1):
+        warnings.warn(
+            f"{path.name} looks truncated: {frame_count} frames can be read"
+            + (f" of the {header_frames} its header announces" if header_frames else ""),
+            TruncatedVideoWarning,
+            stacklevel=2,
+        )
+    return VideoInfo(
+        path=path,
+        frame_count=frame_count,
+        fps=fps,
+        width=width,
+        height=height,
+        codec=codec,
+        duration_s=frame_count / fps if fps else 0.0,
+        fingerprint=fingerprint_file(path),
+        frame_pts=frame_pts,
+        keyframes=keyframes,
+    )
+
+
+def _demux_index(container, stream) -> tuple[list, list[bool], bool]:
+    pts: list = []
+    keyframe_flags: list[bool] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the flush packet PyAV yields at the end
+                continue
+            pts.append(packet.pts if packet.pts is not None else packet.dts)
+            keyframe_flags.append(bool(packet.is_keyframe))
+    except av.error.FFmpegError:
+        return pts, keyframe_flags, True
+    return pts, keyframe_flags, False
+
+
+def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Frame i is the i-th frame in presentation order, so sort the packet timestamps."""
+    if any(p is None for p in pts) or len(set(pts)) != len(pts):
+        return np.empty(0, np.int64), (0,)
+    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+    frame_pts = np.asarray(pts, dtype=np.int64)[order]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    keyframes = sorted({0, *(int(rank[i]) for i, key in enumerate(keyframe_flags) if key)})
+    return frame_pts, tuple(keyframes)
+
+
+def _decode_first_frame(path: Path) -> None:
+    with _open(path) as container:
+        try:
+            next(container.decode(container.streams.video[0]))
+        except (av.error.FFmpegError, StopIteration) as exc:
+            reason = _reason(exc) if isinstance(exc, av.error.FFmpegError) else "no frame decodes"
+            raise VideoError(f"{path.name}: video data cannot be decoded ({reason})") from None
+
+
+def iter_frames(
+    path: str | Path,
+    pixel_format: str = "rgb24",
+    threaded: bool = True,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode every frame in order, yielding ``(index, HxWx3 uint8 array)``.
+
+    ``threaded`` lets FFmpeg decode with frame and slice threads. Damage part-way through ends
+    the iteration with a TruncatedVideoWarning instead of an exception: the frames before it
+    are good and a user would rather have them.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        if threaded:
+            stream.thread_type = "AUTO"
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                yield index, frame.to_ndarray(format=pixel_format)
+                index += 1
+        except av.error.FFmpegError as exc:
+            warnings.warn(
+                f"{path.name}: decoding stopped after {index} frames ({_reason(exc)})",
+                TruncatedVideoWarning,
+                stacklevel=2,
+            )
+
+
+class FrameReader:
+    """Random access to frames for scrubbing: keyframe-aware seeks plus an LRU cache.
+
+    Jumping to frame i seeks to the last keyframe at or before i and decodes forward, caching
+    the frames it passes (so i-1 and i+1 are usually free). Stepping forward continues the
+    open decoder instead of seeking. Thread-safe: one reader can serve several app sessions.
+    """
+
+    def __init__(self, info: VideoInfo, cache_frames: int = 96, pixel_format: str = "rgb24"):
+        self.info = info
+        self._pixel_format = pixel_format
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_frames = cache_frames
+        self._lock = threading.Lock()
+        self._pts_to_index = {int(p): i for i, p in enumerate(info.frame_pts)}
+        self._container = None
+        self._decoder: Iterator | None = None
+        self._next_index: int | None = None
+
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.get(index)
+
+    def get(self, index: int) -> np.ndarray:
+        index = int(index)
+        if not 0 <= index < self.info.frame_count:
+            raise IndexError(f"frame {index} is outside 0..{self.info.frame_count - 1}")
+        with self._lock:
+            if index in self._cache:
+                self._cache.move_to_end(index)
+                return self._cache[index]
+            if not self._can_step_to(index):
+                self._seek_before(index)
+            return self._decode_until(index)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._container is not None:
+                self._container.close()
+            self._container, self._decoder, self._next_index = None, None, None
+
+    def _keyframe_at_or_before(self, index: int) -> int:
+        keyframes = self.info.keyframes
+        return keyframes[bisect.bisect_right(keyframes, index) - 1]
+
+    def _can_step_to(self, index: int) -> bool:
+        """Decoding forward beats seeking when no keyframe lies between here and the target."""
+        nxt = self._next_index
+        return nxt is not None and nxt <= index and self._keyframe_at_or_before(index) <= nxt
+
+    def _seek_before(self, index: int) -> None:
+        if self._container is None:
+            self._container = _open(self.info.path)
+            stream = self._container.streams.video[0]
+            stream.thread_type = "AUTO"
+        stream = self._container.streams.video[0]
+        keyframe = self._keyframe_at_or_before(index)
+        if len(self.info.frame_pts) and keyframe > 0:
+            self._container.seek(int(self.info.frame_pts[keyframe]), stream=stream, backward=True)
+            self._next_index = None  # learnt from the first decoded frame's timestamp
+        else:
+            self._container.seek(0, stream=stream, backward=True)
+            self._next_index = 0
+        self._decoder = self._container.decode(stream)
+
+    def _decode_until(self, index: int) -> np.ndarray:
+        for frame in self._decoder:
+            current = self._next_index
+            if current is None:
+                current = self._pts_to_index.get(frame.pts)
+                if current is None:  # timestamps do not map: fall back to counting from the start
+                    self._seek_to_start()
+                    return self._decode_until(index)
+            self._next_index = current + 1
+            if current < index - _KEEP_BEFORE_TARGET:
+                continue  # converting to RGB costs more than decoding: skip frames nobody asked for
+            image = frame.to_ndarray(format=self._pixel_format)
+            self._remember(current, image)
+            if current == index:
+                return image
+            if current > index:
+                break
+        raise VideoError(f"{self.info.name}: frame {index} could not be decoded")
+
+    def _seek_to_start(self) -> None:
+        stream = self._container.streams.video[0]
+        self._container.seek(0, stream=stream, backward=True)
+        self._decoder = self._container.decode(stream)
+        self._next_index = 0
+
+    def _remember(self, index: int, image: np.ndarray) -> None:
+        self._cache[index] = image
+        self._cache.move_to_end(index)
+        while len(self._cache) > self._cache_frames:
+            self._cache.popitem(last=False)
