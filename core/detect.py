@@ -28,8 +28,9 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 DEFAULT_CONF = 0.1  # the tutorial's floor: low, to surface likely false negatives
 BUILTIN_HOG = "builtin:hog-people"
 MODEL_SUFFIXES = (".pt", ".onnx", ".yaml", ".yml")
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
+_HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
 FrameBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (K, 4), score (K,), cls (K,)
 
 
@@ -152,7 +153,7 @@ class HogPeopleDetector:
     def __init__(self, pyramid_levels: int = 16, scale: float = 1.05, win_stride: int = 8):
         import cv2
 
-        self._hog = cv2.HOGDescriptor((64, 128), (16, 16), (8, 8), (8, 8), 9, 1, -1, 0, 0.2, True, pyramid_levels)
+        self._hog = cv2.HOGDescriptor(_HOG_WINDOW, (16, 16), (8, 8), (8, 8), 9, 1, -1, 0, 0.2, True, pyramid_levels)
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self._kwargs = dict(winStride=(win_stride, win_stride), padding=(8, 8), scale=scale)
         self.fingerprint = f"hog-people:cv{cv2.__version__}:levels{pyramid_levels}:scale{scale}:stride{win_stride}"
@@ -160,6 +161,10 @@ class HogPeopleDetector:
     def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
         out = []
         for frame in frames:
+            if frame.shape[0] < _HOG_WINDOW[1] or frame.shape[1] < _HOG_WINDOW[0]:
+                # OpenCV crashes the process on images smaller than the window; nobody fits anyway
+                out.append((np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int32)))
+                continue
             rects, weights = self._hog.detectMultiScale(frame, **self._kwargs)
             rects = np.asarray(rects, np.float32).reshape(-1, 4)
             score = (1.0 - np.exp(-np.clip(np.asarray(weights, np.float32).reshape(-1), 0, None))).astype(np.float32)
@@ -234,7 +239,10 @@ def _run(video, detector, conf, classes, progress, cancel) -> Detections:
             fps = len(per_frame) / elapsed if elapsed > 0 else 0.0
             remaining = max(video.frame_count - len(per_frame), 0)
             progress(Progress(len(per_frame), video.frame_count, fps, remaining / fps if fps else 0.0))
-    return Detections.from_frames(per_frame, detector.names)
+    size = (video.width, video.height)
+    bounds = np.asarray([*size, *size], np.float32)
+    per_frame = [(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame]
+    return Detections.from_frames(per_frame, detector.names, image_size=size)
 
 
 def _prefetch(frames: Iterator[tuple[int, np.ndarray]], depth: int = 64) -> Iterator[np.ndarray]:

@@ -26,6 +26,7 @@ class Detections:
     cls: np.ndarray
     names: dict[int, str]
     n_frames: int
+    image_size: tuple[int, int] | None = None  # (width, height): boxes are kept inside it on export
     offsets: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -46,19 +47,20 @@ class Detections:
         return len(self.frame)
 
     @classmethod
-    def empty(cls, n_frames: int, names: dict[int, str]) -> "Detections":
-        return cls(np.empty(0), np.empty((0, 4)), np.empty(0), np.empty(0), names, n_frames)
+    def empty(cls, n_frames: int, names: dict[int, str], image_size: tuple[int, int] | None = None) -> "Detections":
+        return cls(np.empty(0), np.empty((0, 4)), np.empty(0), np.empty(0), names, n_frames, image_size)
 
     @classmethod
     def from_frames(
         cls,
         per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         names: dict[int, str],
+        image_size: tuple[int, int] | None = None,
     ) -> "Detections":
         """Build from one ``(xyxy, score, cls)`` triple per frame, in frame order."""
         counts = [len(score) for _, score, _ in per_frame]
         if not any(counts):
-            return cls.empty(len(per_frame), names)
+            return cls.empty(len(per_frame), names, image_size)
         return cls(
             frame=np.repeat(np.arange(len(per_frame)), counts),
             xyxy=np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b, _, _ in per_frame]),
@@ -66,6 +68,7 @@ class Detections:
             cls=np.concatenate([np.asarray(c, np.int32).reshape(-1) for _, _, c in per_frame]),
             names=names,
             n_frames=len(per_frame),
+            image_size=image_size,
         )
 
     def counts_per_frame(self) -> np.ndarray:
@@ -76,7 +79,8 @@ class Detections:
 
     def select(self, mask: np.ndarray) -> "Detections":
         """The subset of rows where ``mask`` is true (frame order is kept)."""
-        return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names, self.n_frames)
+        return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names,
+                          self.n_frames, self.image_size)
 
     def above(self, min_score: float) -> "Detections":
         return self.select(self.score >= min_score)
@@ -95,6 +99,7 @@ class Detections:
                     score=self.score,
                     cls=self.cls,
                     n_frames=np.int64(self.n_frames),
+                    image_size=np.asarray(self.image_size or (0, 0), np.int64),
                     names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
                 )
             os.replace(tmp, path)
@@ -106,16 +111,20 @@ class Detections:
     def load(cls, path: str | Path) -> "Detections":
         with np.load(path, allow_pickle=False) as data:
             names = {int(k): v for k, v in json.loads(data["names"].tobytes().decode()).items()}
-            return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]))
+            width, height = (int(v) for v in data["image_size"])
+            size = (width, height) if width and height else None
+            return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size)
+
+    def lightly_xywh(self) -> np.ndarray:
+        """The boxes as exported, see :func:`lightly_xywh`."""
+        return lightly_xywh(self.xyxy, self.image_size)
 
     def to_predictions_list(self, file_names: list[str]) -> list[dict]:
         """The tutorial's ``all_predictions``: per frame ``{"file_name", "predictions": [{"category_id",
-        "bbox": [x, y, w, h], "score"}]}`` with the tutorial's own conversion
-        ``[int(x0), int(y0), int(x1 - x0), int(y1 - y0)]`` (truncation, not rounding)."""
+        "bbox": [x, y, w, h], "score"}]}`` with boxes from :meth:`lightly_xywh`."""
         if len(file_names) != self.n_frames:
             raise ValueError(f"{len(file_names)} file names for {self.n_frames} frames")
-        x0, y0, x1, y1 = (self.xyxy[:, k] for k in range(4))
-        bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.int64).tolist()
+        bbox = self.lightly_xywh().tolist()
         score, cls = self.score.tolist(), self.cls.tolist()
         out = []
         for i, name in enumerate(file_names):
@@ -137,3 +146,23 @@ class Detections:
             ids = sorted({int(p["category_id"]) for e in predictions_list for p in e["predictions"]})
             names = {i: str(i) for i in ids}
         return cls.from_frames(per_frame, names)
+
+
+def lightly_xywh(xyxy: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Integer ``[x, y, w, h]`` boxes for Lightly: the tutorial's conversion ``[int(x0), int(y0),
+    int(x1 - x0), int(y1 - y0)]`` (truncation of float32 values), then made valid for Lightly:
+    x, y >= 0, w, h >= 1, and inside the image when its size is known."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if image_size is not None:
+        width, height = image_size
+        xyxy = np.clip(xyxy, 0, np.asarray([width, height, width, height], np.float32))
+    xywh = np.trunc(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)).astype(np.int64)
+    xywh[:, :2] = np.maximum(xywh[:, :2], 0)
+    if image_size is not None:
+        width, height = image_size
+        xywh[:, 0] = np.minimum(xywh[:, 0], width - 1)
+        xywh[:, 1] = np.minimum(xywh[:, 1], height - 1)
+        xywh[:, 2] = np.minimum(xywh[:, 2], width - xywh[:, 0])
+        xywh[:, 3] = np.minimum(xywh[:, 3], height - xywh[:, 1])
+    xywh[:, 2:] = np.maximum(xywh[:, 2:], 1)
+    return xywh

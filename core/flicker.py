@@ -105,13 +105,6 @@ def tutorial_xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
     return np.trunc(xyxy).astype(np.int32)
 
 
-def tutorial_xywh_from_xyxy(xyxy: np.ndarray) -> np.ndarray:
-    """The tutorial's export conversion ``[int(x0), int(y0), int(x1 - x0), int(y1 - y0)]`` on
-    float32 model output (truncation toward zero)."""
-    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-    return np.trunc(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)).astype(np.int64)
-
-
 def _check_threshold(name: str, value: float) -> float:
     if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -154,12 +147,12 @@ class FlickerIndex:
 
     @classmethod
     def from_detections(cls, detections: Detections, options: FlickerOptions | None = None) -> "FlickerIndex":
-        """From columnar detections. Reference mode first applies the tutorial's own conversion
+        """From columnar detections. Reference mode first applies the export's conversion
         (xyxy -> int xywh -> int xyxy), so the result equals the drop-in run on the exported
         predictions."""
         options = options or FlickerOptions()
         if options.mode == "reference":
-            boxes = tutorial_xyxy_from_xywh(tutorial_xywh_from_xyxy(detections.xyxy))
+            boxes = tutorial_xyxy_from_xywh(detections.lightly_xywh())
         else:
             boxes = detections.xyxy
         return cls.build(detections.counts_per_frame(), boxes, detections.cls, options)

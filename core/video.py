@@ -96,7 +96,7 @@ def _open(path: Path) -> av.container.InputContainer:
         raise VideoError(f"{path.name} is not a video FFmpeg can read ({_reason(exc)})") from None
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path.name} has no video stream")
+        raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")
     return container
 
 

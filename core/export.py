@@ -1,0 +1,168 @@
+"""Write the Lightly datasource files (seed 004): predictions and flickering metadata.
+
+Layout under the output folder, which is the root of the Lightly datasource::
+
+    .lightly/predictions/tasks.json
+    .lightly/predictions/<task>/schema.json
+    .lightly/predictions/<task>/<video stem>-<frame>-<ext>.json   one per frame, also when empty
+    .lightly/metadata/schema.json
+    .lightly/metadata/<video stem>-<frame>-<ext>.json             one per frame
+
+The whole tree is built beside the target and swapped in with renames, so an interrupted export
+never leaves a half-written datasource and never destroys the previous one.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal, Sequence
+
+import numpy as np
+import orjson
+
+from core.detections import Detections, lightly_xywh
+from core.errors import UserError
+from core.flicker import FlickerResult
+from core.video import lightly_frame_name
+
+FlickerValue = Literal["binary", "score"]
+METADATA_SCHEMA = [{"name": "Flickering", "path": "flickering", "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
+FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
+
+
+class ExportError(UserError):
+    """The export cannot be written."""
+
+
+@dataclass(frozen=True)
+class VideoPredictions:
+    """One video's part of an export."""
+
+    relpath: str  # the video's path relative to the input datasource root, POSIX separators
+    detections: Detections
+    flicker: FlickerResult
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    root: Path  # the datasource root (holds .lightly/)
+    tasks: tuple[str, ...]
+    frames: int
+    boxes: int
+    flagged: int
+    files: int
+
+
+def flickering_values(flicker: FlickerResult, value: FlickerValue) -> np.ndarray:
+    """Metadata values: the tutorial's 1.0 (flagged) / 0.5, or ``0.5 + 0.5 * score``, which keeps the
+    same [0.5, 1] range while ranking frames by how badly the object is missed."""
+    if value == "binary":
+        return np.where(flicker.flag_array, FLAGGED_VALUE, UNFLAGGED_VALUE)
+    if value == "score":
+        return np.round(0.5 + 0.5 * flicker.score.astype(np.float64), 6)
+    raise ValueError(f"flickering value must be 'binary' or 'score', got {value!r}")
+
+
+def export_datasource(
+    out_dir: str | Path,
+    videos: Sequence[VideoPredictions],
+    task: str,
+    classes: Sequence[int] | None = None,
+    flickering: FlickerValue = "binary",
+    imputed_task: str | None = None,
+) -> ExportSummary:
+    """Write (atomically replace) ``out_dir/.lightly`` for these videos."""
+    _check_task_name(task)
+    if imputed_task is not None:
+        _check_task_name(imputed_task)
+    if not videos:
+        raise ExportError("Nothing to export: no videos")
+    names = videos[0].detections.names
+    kept = sorted(classes) if classes is not None else sorted(names)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".lightly.partial-"))
+    try:
+        files = _write_tree(staging, videos, task, kept, names, flickering, imputed_task)
+        _swap_in(staging, out_dir / ".lightly")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    tasks = (task,) if imputed_task is None else (task, imputed_task)
+    return ExportSummary(
+        root=out_dir,
+        tasks=tasks,
+        frames=sum(v.detections.n_frames for v in videos),
+        boxes=sum(int(np.isin(v.detections.cls, kept).sum()) for v in videos),
+        flagged=sum(v.flicker.n_flagged for v in videos),
+        files=files,
+    )
+
+
+def _check_task_name(task: str) -> None:
+    if not task or task.startswith(".") or any(c in task for c in "/\\\0") or task != task.strip():
+        raise ExportError(f"Invalid task name {task!r}: use a plain folder name such as yolov8_detection")
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    previous = None
+    if target.exists():
+        previous = target.with_name(f".lightly.previous-{os.getpid()}")
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(staging / ".lightly", target)
+    staging.rmdir()
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _write_tree(staging, videos, task, kept, names, flickering, imputed_task) -> int:
+    from lightly.utils.io import save_schema, save_tasks
+
+    predictions_dir = staging / ".lightly" / "predictions"
+    metadata_dir = staging / ".lightly" / "metadata"
+    tasks = [task] if imputed_task is None else [task, imputed_task]
+    for name in tasks:
+        (predictions_dir / name).mkdir(parents=True)
+        save_schema(str(predictions_dir / name / "schema.json"), "object-detection", kept, [names[i] for i in kept])
+    save_tasks(str(predictions_dir / "tasks.json"), tasks)
+    metadata_dir.mkdir(parents=True)
+    (metadata_dir / "schema.json").write_bytes(orjson.dumps(METADATA_SCHEMA, option=orjson.OPT_INDENT_2))
+
+    writes: list[tuple[Path, bytes]] = []
+    for video in videos:
+        writes.extend(_video_files(video, task, kept, flickering, imputed_task, predictions_dir, metadata_dir))
+    for folder in {path.parent for path, _ in writes}:
+        folder.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # file creation is syscall-bound; threads overlap it
+        list(pool.map(lambda item: item[0].write_bytes(item[1]), writes, chunksize=256))
+    return len(writes) + len(tasks) + 2
+
+
+def _video_files(video: VideoPredictions, task, kept, flickering, imputed_task, predictions_dir, metadata_dir):
+    det = video.detections
+    n = det.n_frames
+    keep = np.isin(det.cls, kept)
+    bbox = lightly_xywh(det.xyxy, det.image_size).tolist()
+    score = np.clip(det.score, 0.0, 1.0).astype(np.float64).tolist()
+    cls = det.cls.tolist()
+    values = flickering_values(video.flicker, flickering).tolist()
+    imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1))
+    imputed_bbox = lightly_xywh(video.flicker.imputed_xyxy, det.image_size).tolist()
+    imputed_cls = video.flicker.imputed_cls.tolist()
+    for frame in range(n):
+        stem = lightly_frame_name(PurePosixPath(video.relpath), frame, n)
+        file_name = f"{stem}.png"
+        rows = [k for k in range(det.offsets[frame], det.offsets[frame + 1]) if keep[k]]
+        predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]} for k in rows]
+        yield predictions_dir / task / f"{stem}.json", orjson.dumps({"file_name": file_name, "predictions": predictions})
+        metadata = {"file_name": file_name, "type": "frame", "metadata": {"flickering": values[frame]}}
+        yield metadata_dir / f"{stem}.json", orjson.dumps(metadata)
+        if imputed_task is not None:
+            boxes = [{"category_id": imputed_cls[k], "bbox": imputed_bbox[k], "score": 1.0}
+                     for k in range(imputed_rows[frame], imputed_rows[frame + 1]) if imputed_cls[k] in kept]
+            yield predictions_dir / imputed_task / f"{stem}.json", orjson.dumps({"file_name": file_name, "predictions": boxes})

@@ -1,0 +1,258 @@
+"""Read and check Lightly datasource files (seed 004): validation of an export, and import of an
+object-detection prediction task back into :class:`Detections`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import orjson
+
+from core.detections import Detections
+from core.errors import UserError
+from core.video import lightly_frame_name
+
+TASK_TYPES = ("classification", "object-detection", "keypoint-detection", "instance-segmentation", "semantic-segmentation")
+METADATA_TYPES = ("NUMERIC_FLOAT", "NUMERIC_INT", "CATEGORICAL_STRING", "CATEGORICAL_INT", "CATEGORICAL_BOOLEAN")
+
+
+class PredictionFormatError(UserError):
+    """A prediction or metadata file does not follow the Lightly format."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    file: str  # relative to the datasource root
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.rule}"
+
+
+def _load_json(path: Path):
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise PredictionFormatError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise PredictionFormatError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_detection_singleton(pred, category_ids: set[int]) -> list[str]:
+    """Rules for one object-detection prediction; returns the broken ones."""
+    if not isinstance(pred, dict):
+        return ["a prediction must be an object"]
+    errors = []
+    if not _is_int(pred.get("category_id")):
+        errors.append("category_id must be an integer")
+    elif pred["category_id"] not in category_ids:
+        errors.append(f"category_id {pred['category_id']} is not in schema.json")
+    bbox = pred.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_int(v) for v in bbox)):
+        errors.append("bbox must be [x, y, w, h] in integer pixels")
+    else:
+        if bbox[0] < 0 or bbox[1] < 0:
+            errors.append("bbox x, y must be >= 0")
+        if bbox[2] < 1 or bbox[3] < 1:
+            errors.append("bbox w, h must be >= 1")
+    score = pred.get("score")
+    if not _is_number(score) or not 0.0 <= score <= 1.0:
+        errors.append("score must be a number in [0, 1]")
+    if "probabilities" in pred:
+        probs = pred["probabilities"]
+        if not (isinstance(probs, list) and len(probs) == len(category_ids) and all(_is_number(p) and 0 <= p <= 1 for p in probs)):
+            errors.append("probabilities must hold one value in [0, 1] per category")
+        elif abs(sum(probs) - 1.0) > 1e-3:
+            errors.append("probabilities must sum to 1")
+    return errors
+
+
+def _check_schema(schema) -> list[str]:
+    if not isinstance(schema, dict):
+        return ["schema.json must be an object with task_type and categories"]
+    errors = []
+    if schema.get("task_type") not in TASK_TYPES:
+        errors.append(f"task_type must be one of {', '.join(TASK_TYPES)}")
+    categories = schema.get("categories")
+    if not isinstance(categories, list) or not categories:
+        errors.append("categories must be a non-empty list")
+    elif not all(isinstance(c, dict) and _is_int(c.get("id")) and isinstance(c.get("name"), str) for c in categories):
+        errors.append("each category needs an integer id and a string name")
+    elif len({c["id"] for c in categories}) != len(categories):
+        errors.append("category ids must be unique")
+    return errors
+
+
+def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = None) -> list[Violation]:
+    """Check ``root/.lightly`` against every rule of seed 004 for object-detection tasks and the
+    metadata files. ``frame_counts`` maps video relpaths to PyAV frame counts; when given, every
+    frame of every video must have its prediction and metadata file, padded correctly."""
+    root = Path(root)
+    lightly = root / ".lightly"
+    violations: list[Violation] = []
+
+    def report(path: Path, rule: str) -> None:
+        violations.append(Violation(str(path.relative_to(root)), rule))
+
+    tasks_file = lightly / "predictions" / "tasks.json"
+    if not tasks_file.is_file():
+        report(tasks_file, "tasks.json is missing: only tasks listed there are read")
+        tasks = []
+    else:
+        tasks = _try_load(tasks_file, report)
+        if not (isinstance(tasks, list) and all(isinstance(t, str) and t for t in tasks)):
+            report(tasks_file, "tasks.json must be a list of task names")
+            tasks = []
+    for task in tasks:
+        violations.extend(_validate_task(root, lightly / "predictions" / task, frame_counts))
+    metadata_dir = lightly / "metadata"
+    if metadata_dir.exists():
+        violations.extend(_validate_metadata(root, metadata_dir, frame_counts))
+    return violations
+
+
+def _try_load(path: Path, report):
+    try:
+        return orjson.loads(path.read_bytes())
+    except (orjson.JSONDecodeError, OSError):
+        report(path, "not valid JSON")
+        return None
+
+
+def _validate_task(root: Path, task_dir: Path, frame_counts) -> list[Violation]:
+    violations: list[Violation] = []
+
+    def report(path: Path, rule: str) -> None:
+        violations.append(Violation(str(path.relative_to(root)), rule))
+
+    schema_file = task_dir / "schema.json"
+    if not schema_file.is_file():
+        report(schema_file, "every task in tasks.json needs a schema.json")
+        return violations
+    schema = _try_load(schema_file, report)
+    problems = _check_schema(schema)
+    for problem in problems:
+        report(schema_file, problem)
+    if problems or schema.get("task_type") != "object-detection":
+        return violations
+    category_ids = {c["id"] for c in schema["categories"]}
+    for path in sorted(task_dir.rglob("*.json")):
+        if path == schema_file:
+            continue
+        data = _try_load(path, report)
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("file_name"), str) or not isinstance(data.get("predictions"), list):
+            report(path, "a prediction file needs a file_name string and a predictions list")
+            continue
+        expected = str(PurePosixPath(path.relative_to(task_dir).as_posix()).with_suffix(".png"))
+        if data["file_name"] != expected:
+            report(path, f"file_name must be {expected!r} (the frame's path relative to the input root, ending .png)")
+        for k, pred in enumerate(data["predictions"]):
+            for problem in check_detection_singleton(pred, category_ids):
+                report(path, f"predictions[{k}]: {problem}")
+    violations.extend(_missing_frames(root, task_dir, frame_counts))
+    return violations
+
+
+def _validate_metadata(root: Path, metadata_dir: Path, frame_counts) -> list[Violation]:
+    violations: list[Violation] = []
+
+    def report(path: Path, rule: str) -> None:
+        violations.append(Violation(str(path.relative_to(root)), rule))
+
+    schema_file = metadata_dir / "schema.json"
+    schema = _try_load(schema_file, report) if schema_file.is_file() else None
+    if schema_file.is_file() and schema is None:
+        return violations
+    if schema is None:
+        report(schema_file, "metadata needs a schema.json")
+        return violations
+    entries_ok = isinstance(schema, list) and all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("path"), str)
+        and e.get("valueDataType") in METADATA_TYPES and "defaultValue" in e for e in schema)
+    if not entries_ok:
+        report(schema_file, f"schema.json must list entries with name, path, defaultValue and valueDataType in {METADATA_TYPES}")
+        return violations
+    numeric = {e["path"] for e in schema if e["valueDataType"].startswith("NUMERIC")}
+    for path in sorted(metadata_dir.rglob("*.json")):
+        if path == schema_file:
+            continue
+        data = _try_load(path, report)
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("file_name"), str) or not isinstance(data.get("metadata"), dict):
+            report(path, "a metadata file needs a file_name string and a metadata object")
+            continue
+        if data.get("type") != "frame":
+            report(path, 'a video frame\'s metadata needs "type": "frame"')
+        expected = str(PurePosixPath(path.relative_to(metadata_dir).as_posix()).with_suffix(".png"))
+        if data["file_name"] != expected:
+            report(path, f"file_name must be {expected!r}")
+        for key in numeric & set(data["metadata"]):
+            if not _is_number(data["metadata"][key]):
+                report(path, f"metadata {key!r} must be a number")
+    violations.extend(_missing_frames(root, metadata_dir, frame_counts))
+    return violations
+
+
+def _missing_frames(root: Path, folder: Path, frame_counts) -> list[Violation]:
+    if not frame_counts:
+        return []
+    violations = []
+    for relpath, n in frame_counts.items():
+        for frame in range(n):
+            path = folder / lightly_frame_name(relpath, frame, n, ".json")
+            if not path.is_file():
+                violations.append(Violation(str(path.relative_to(root)), f"frame {frame} of {relpath} has no file"))
+                break  # one line per video is enough to act on
+    return violations
+
+
+def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
+                       image_size: tuple[int, int] | None = None) -> Detections:
+    """Read an object-detection task's files for one video back into :class:`Detections`.
+
+    Every frame must have its file (named for ``n_frames`` frames); malformed files raise a
+    :class:`PredictionFormatError` that names the file and the broken rule.
+    """
+    task_dir = Path(task_dir)
+    if not task_dir.is_dir():
+        raise PredictionFormatError(f"Prediction folder not found: {task_dir}")
+    schema_file = task_dir / "schema.json"
+    if not schema_file.is_file():
+        raise PredictionFormatError(f"{schema_file}: missing (every prediction task needs a schema.json)")
+    schema = _load_json(schema_file)
+    problems = _check_schema(schema)
+    if problems:
+        raise PredictionFormatError(f"{schema_file}: {problems[0]}")
+    if schema["task_type"] != "object-detection":
+        raise PredictionFormatError(f"{schema_file}: task_type is {schema['task_type']!r}; only object-detection can be reviewed")
+    names = {c["id"]: c["name"] for c in schema["categories"]}
+    per_frame = []
+    for frame in range(n_frames):
+        path = task_dir / lightly_frame_name(video_relpath, frame, n_frames, ".json")
+        if not path.is_file():
+            raise PredictionFormatError(f"{path}: missing (frame {frame} of {n_frames} of {video_relpath})")
+        data = _load_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("predictions"), list):
+            raise PredictionFormatError(f"{path}: needs a file_name and a predictions list")
+        for k, pred in enumerate(data["predictions"]):
+            problems = check_detection_singleton(pred, set(names))
+            if problems:
+                raise PredictionFormatError(f"{path}: predictions[{k}]: {problems[0]}")
+        preds = data["predictions"]
+        xywh = np.asarray([p["bbox"] for p in preds], np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        per_frame.append((xyxy, [p["score"] for p in preds], [p["category_id"] for p in preds]))
+    return Detections.from_frames(per_frame, names, image_size=image_size)
+

@@ -1,0 +1,167 @@
+"""The headless pipeline behind ``python -m core run``: decode -> detect (cached) -> flicker ->
+export -> validate. Every input is checked before anything is written to the output folder."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from core.detect import DEFAULT_CONF, Progress, detect_video, load_detector
+from core.detections import Detections
+from core.errors import UserError
+from core.export import ExportSummary, VideoPredictions, export_datasource
+from core.flicker import FlickerIndex, FlickerOptions, FlickerResult
+from core.lightly_format import import_predictions, validate_datasource
+from core.samples import SAMPLE_VIDEO
+from core.video import VideoInfo, probe
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: Path
+    video: Path | None = None  # a video file or a folder of videos
+    demo: bool = False
+    weights: str | None = None  # None: the offline HOG detector
+    predictions: Path | None = None  # an existing .lightly/predictions/<task> folder instead of a model
+    device: str = "auto"
+    conf: float = DEFAULT_CONF
+    classes: tuple[str, ...] | None = None  # names or ids
+    mode: str = "reference"
+    iou_track: float = 0.8
+    iou_assert: float = 0.6
+    task: str = "yolov8_detection"
+    flickering: str = "binary"
+    imputed_task: str | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class VideoRun:
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    flicker: FlickerResult
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    videos: tuple[VideoRun, ...]
+    export: ExportSummary
+
+    def text(self) -> str:
+        frames = self.export.frames
+        share = self.export.flagged / frames if frames else 0.0
+        lines = [f"{len(self.videos)} video(s), {frames} frames, {self.export.boxes} boxes kept, "
+                 f"{self.export.flagged} flagged frames ({share:.1%})"]
+        for run in self.videos:
+            lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
+                         f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes")
+        lines.append(f"Lightly datasource written to {self.export.root / '.lightly'} "
+                     f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
+        return "\n".join(lines)
+
+
+def find_videos(path: Path) -> list[tuple[Path, str]]:
+    """``(file, relpath)`` for a single video, or every video under a folder (sub-folders kept)."""
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not found:
+            raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
+        return [(p, p.relative_to(path).as_posix()) for p in found]
+    return [(path, path.name)]
+
+
+def _check_config(config: RunConfig) -> None:
+    for name, value in (("--iou-track", config.iou_track), ("--iou-assert", config.iou_assert), ("--conf", config.conf)):
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"{name} must be in [0, 1], got {value}")
+    if config.out.exists() and not config.out.is_dir():
+        raise UserError(f"--out {config.out} exists and is not a folder")
+    if config.video is None and not config.demo:
+        raise UserError("Give a video (file or folder) or --demo")
+    if config.weights is not None and config.predictions is not None:
+        raise UserError("Use either --weights or --predictions, not both")
+
+
+def resolve_classes(requested: Sequence[str] | None, names: dict[int, str]) -> list[int] | None:
+    """Class names or ids -> ids of the model; None keeps every class."""
+    if not requested:
+        return None
+    by_name = {name.lower(): i for i, name in names.items()}
+    ids = []
+    for item in requested:
+        if item.lower() in by_name:
+            ids.append(by_name[item.lower()])
+        elif item.isdigit() and int(item) in names:
+            ids.append(int(item))
+        else:
+            sample = ", ".join(list(names.values())[:8])
+            raise UserError(f"Unknown class {item!r}; the model's classes include: {sample}")
+    return sorted(set(ids))
+
+
+def flicker_options(mode: str) -> FlickerOptions:
+    if mode == "reference":
+        return FlickerOptions()
+    if mode == "improved":
+        return FlickerOptions.improved()
+    raise UserError(f"--mode must be reference or improved, got {mode!r}")
+
+
+def _progress_printer(label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=label, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=None)
+
+    def update(progress: Progress) -> None:
+        bar.total = progress.total
+        bar.n = progress.done
+        bar.set_postfix_str(f"{progress.fps:.1f} fps, ETA {progress.eta_s:.0f}s", refresh=True)
+
+    return update, bar
+
+
+def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
+    _check_config(config)
+    options = flicker_options(config.mode)
+    source = SAMPLE_VIDEO if config.demo else Path(config.video)
+    videos = [(probe(path), relpath) for path, relpath in find_videos(source)]
+    detector = None if config.predictions else load_detector(config.weights, config.device)
+    runs = []
+    for info, relpath in videos:
+        detections = _detections_for(config, detector, info, relpath, progress_bar)
+        classes = resolve_classes(config.classes, detections.names)
+        kept = detections if classes is None else detections.select(np.isin(detections.cls, classes))
+        flicker = FlickerIndex.from_detections(kept, options).evaluate(config.iou_track, config.iou_assert)
+        runs.append(VideoRun(info, relpath, kept, flicker))
+    classes = resolve_classes(config.classes, runs[0].detections.names)
+    export = export_datasource(
+        config.out,
+        [VideoPredictions(r.relpath, r.detections, r.flicker) for r in runs],
+        task=config.task,
+        classes=classes,
+        flickering=config.flickering,
+        imputed_task=config.imputed_task,
+    )
+    violations = validate_datasource(config.out, {r.relpath: r.detections.n_frames for r in runs})
+    if violations:
+        raise UserError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
+    return RunSummary(tuple(runs), export)
+
+
+def _detections_for(config: RunConfig, detector, info: VideoInfo, relpath: str, progress_bar: bool) -> Detections:
+    if config.predictions is not None:
+        imported = import_predictions(config.predictions, relpath, info.frame_count, (info.width, info.height))
+        return imported.above(config.conf)
+    update, bar = _progress_printer(f"detect {relpath}") if progress_bar else (None, None)
+    try:
+        classes = resolve_classes(config.classes, detector.names)
+        return detect_video(info, detector, conf=config.conf, classes=classes, cache_dir=config.cache_dir, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
