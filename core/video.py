@@ -223,6 +223,9 @@ class FrameReader:
         self._cache_frames = cache_frames
         self._lock = threading.Lock()
         self._pts_to_index = {int(p): i for i, p in enumerate(info.frame_pts)}
+        # Packet keyframe flags can lie (e.g. an AVI without its index marks every packet as key);
+        # a seek that lands on a frame that does not decode as a keyframe removes it from this list.
+        self._keyframes = list(info.keyframes)
         self._container = None
         self._decoder: Iterator | None = None
         self._next_index: int | None = None
@@ -252,8 +255,7 @@ class FrameReader:
             self._container, self._decoder, self._next_index = None, None, None
 
     def _keyframe_at_or_before(self, index: int) -> int:
-        keyframes = self.info.keyframes
-        return keyframes[bisect.bisect_right(keyframes, index) - 1]
+        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]
 
     def _can_step_to(self, index: int) -> bool:
         """Decoding forward beats seeking when no keyframe lies between here and the target."""
@@ -278,10 +280,15 @@ class FrameReader:
     def _decode_until(self, index: int) -> np.ndarray:
         for frame in self._decoder:
             current = self._next_index
-            if current is None:
+            if current is None:  # first frame after a seek: find where we landed
                 current = self._pts_to_index.get(frame.pts)
                 if current is None:  # timestamps do not map: fall back to counting from the start
+                    self._keyframes = [0]
                     self._seek_to_start()
+                    return self._decode_until(index)
+                if not frame.key_frame:  # landed mid-GOP: that "keyframe" was not one
+                    self._keyframes.remove(self._keyframe_at_or_before(index))
+                    self._seek_before(index)
                     return self._decode_until(index)
             self._next_index = current + 1
             if current < index - _KEEP_BEFORE_TARGET:

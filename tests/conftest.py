@@ -1,0 +1,78 @@
+"""Shared fixtures: real videos (the bundled sample and short slices of it), broken files."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from core.samples import SAMPLE_VIDEO  # noqa: E402
+from core.video import iter_frames  # noqa: E402
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "mpeg4") -> Path:
+    """Encode RGB frames with PyAV (a real encoder; the result is read back by real decoders)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def sample_frames(count: int, start: int = 0) -> list[np.ndarray]:
+    return [frame for i, frame in iter_frames(SAMPLE_VIDEO) if start <= i < start + count][:count]
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    return SAMPLE_VIDEO
+
+
+@pytest.fixture(scope="session")
+def sample_slice(tmp_path_factory) -> Path:
+    """Frames 0..39 of the bundled sample, re-encoded as MPEG-4 in an .mp4 container."""
+    return write_video(tmp_path_factory.mktemp("slice") / "walk.mp4", sample_frames(40))
+
+
+@pytest.fixture(scope="session")
+def tiny_slice(tmp_path_factory) -> Path:
+    """Six frames of the sample at half size: enough for a real YOLO forward pass on CPU."""
+    import cv2
+
+    frames = [cv2.resize(f, (384, 288)) for f in sample_frames(6, start=100)]
+    return write_video(tmp_path_factory.mktemp("tiny") / "tiny.mp4", frames)
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    data = sample_slice.read_bytes()
+    rng = np.random.default_rng(0)
+    files = {
+        "empty": folder / "empty.mp4",
+        "random": folder / "random.mp4",
+        "text": folder / "notes.mp4",
+        "header_only": folder / "header.mp4",
+        "missing": folder / "missing.mp4",
+        "directory": folder / "a_folder.mp4",
+    }
+    files["empty"].write_bytes(b"")
+    files["random"].write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    files["text"].write_text("this is a shopping list, not a video\n")
+    files["header_only"].write_bytes(data[:64])
+    files["directory"].mkdir()
+    return files

@@ -1,0 +1,113 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import sample_frames, write_video
+from core.errors import VideoError
+from core.video import FrameReader, TruncatedVideoWarning, fingerprint_file, iter_frames, lightly_frame_name, probe
+
+
+def test_probe_sample_matches_pyav_decode(sample_video):
+    info = probe(sample_video)
+    assert (info.width, info.height, info.fps, info.codec) == (768, 576, 10.0, "msmpeg4")
+    assert info.frame_count == 795 == sum(1 for _ in iter_frames(sample_video))
+    assert info.duration_s == pytest.approx(79.5)
+    assert info.keyframes[0] == 0 and len(info.keyframes) > 1
+
+
+def test_probe_slice_counts_decoded_frames(sample_slice):
+    info = probe(sample_slice)
+    assert info.frame_count == 40 == sum(1 for _ in iter_frames(sample_slice))
+    assert info.codec == "mpeg4"
+
+
+def test_fingerprint_is_stable_and_content_sensitive(sample_slice, tmp_path):
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(sample_slice.read_bytes())
+    assert fingerprint_file(copy) == fingerprint_file(sample_slice)
+    other = write_video(tmp_path / "other.mp4", sample_frames(40, start=1))
+    assert fingerprint_file(other) != fingerprint_file(sample_slice)
+
+
+def test_threaded_and_plain_decode_agree(sample_slice):
+    threaded = [f for _, f in iter_frames(sample_slice, threaded=True)]
+    plain = [f for _, f in iter_frames(sample_slice, threaded=False)]
+    assert len(threaded) == len(plain) == 40
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, plain))
+    assert threaded[0].shape == (576, 768, 3) and threaded[0].dtype == np.uint8
+
+
+def test_bgr_is_rgb_reversed(sample_slice):
+    _, rgb = next(iter_frames(sample_slice))
+    _, bgr = next(iter_frames(sample_slice, pixel_format="bgr24"))
+    assert np.array_equal(rgb[..., ::-1], bgr)
+
+
+def test_random_access_equals_sequential_decode(sample_video):
+    info = probe(sample_video)
+    frames = [f for _, f in iter_frames(sample_video)]
+    reader = FrameReader(info, cache_frames=8)
+    kf = info.keyframes[1]
+    order = [0, 794, kf, kf - 1, kf + 1, 400, 401, 402, 10, 399, 5, 793, 250, 249]
+    order += np.random.default_rng(0).integers(0, 795, 20).tolist()
+    for index in order:
+        assert np.array_equal(reader.get(index), frames[index]), index
+    with pytest.raises(IndexError):
+        reader.get(795)
+    reader.close()
+
+
+def test_truncated_video_decodes_what_it_can_and_warns(sample_video, tmp_path):
+    truncated = tmp_path / "cut.avi"
+    truncated.write_bytes(sample_video.read_bytes()[:3_000_000])
+    with pytest.warns(TruncatedVideoWarning, match="truncated"):
+        info = probe(truncated)
+    assert 100 < info.frame_count < 795
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frames = [f for _, f in iter_frames(truncated)]
+    assert len(frames) == info.frame_count
+    reader = FrameReader(info)
+    for index in (info.frame_count - 1, 5, info.frame_count // 2):
+        assert np.array_equal(reader.get(index), frames[index])
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "No such file"),
+        ("directory", "is a directory"),
+        ("empty", "is empty"),
+        ("random", "not a video"),
+        ("text", "not a video"),
+        ("header_only", "not a video"),
+    ],
+)
+def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
+    with pytest.raises(VideoError, match=message) as info:
+        probe(bad_files[kind])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "n_frames, frame, expected",
+    [
+        (9, 0, "data/cars-0-mp4"),
+        (9, 8, "data/cars-8-mp4"),
+        (10, 3, "data/cars-03-mp4"),
+        (99, 98, "data/cars-98-mp4"),
+        (100, 7, "data/cars-007-mp4"),
+        (200, 99, "data/cars-099-mp4"),
+        (1000, 99, "data/cars-0099-mp4"),
+        (1000, 999, "data/cars-0999-mp4"),
+    ],
+)
+def test_lightly_frame_names(n_frames, frame, expected):
+    assert lightly_frame_name("data/cars.mp4", frame, n_frames) == expected
+    assert lightly_frame_name("data/cars.mp4", frame, n_frames, ".png") == expected + ".png"
+
+
+def test_lightly_frame_name_rejects_frames_outside_the_video():
+    with pytest.raises(ValueError):
+        lightly_frame_name("a.mp4", 10, 10)
