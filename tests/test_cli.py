@@ -1,0 +1,80 @@
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from conftest import ROOT
+from core.flicker import compute_flickering_assertion
+from core.lightly_format import validate_datasource
+
+
+def run_cli(*args, cache_dir=None):
+    env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir)) if cache_dir else None
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@pytest.mark.parametrize("kind", ["empty", "random", "text", "header_only", "missing", "directory"])
+def test_bad_video_exits_with_one_clear_line_and_writes_nothing(bad_files, kind, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", bad_files[kind], "--out", out, "--quiet", cache_dir=tmp_path / "cache")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--iou-track", "1.5"], "--iou-track must be in [0, 1]"),
+        (["--conf", "-1"], "--conf must be in [0, 1]"),
+        (["--weights", "/no/such/yolov8x.pt"], "Weights file not found"),
+        (["--classes", "unicorn"], "Unknown class 'unicorn'"),
+    ],
+)
+def test_bad_options_exit_cleanly(sample_slice, tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run_cli("run", sample_slice, "--out", out, "--quiet", *args, cache_dir=tmp_path / "cache")
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_run_on_a_folder_then_review_imported_predictions(sample_slice, tmp_path):
+    videos = tmp_path / "videos"
+    (videos / "day1").mkdir(parents=True)
+    (videos / "day1" / "walk.mp4").write_bytes(sample_slice.read_bytes())
+    out = tmp_path / "out"
+    result = run_cli("run", videos, "--out", out, "--quiet", "--task", "hog", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert "day1/walk.mp4: 40 frames" in result.stdout and "validation passed" in result.stdout
+    assert (out / ".lightly/predictions/hog/day1/walk-00-mp4.json").is_file()
+
+    again = tmp_path / "again"
+    result = run_cli("run", videos, "--out", again, "--quiet", "--task", "hog",
+                     "--predictions", out / ".lightly/predictions/hog")
+    assert result.returncode == 0, result.stderr
+    first = (out / ".lightly/predictions/hog/day1/walk-07-mp4.json").read_bytes()
+    second = (again / ".lightly/predictions/hog/day1/walk-07-mp4.json").read_bytes()
+    assert orjson.loads(first)["predictions"] == orjson.loads(second)["predictions"]
+
+
+@pytest.mark.slow
+def test_demo_produces_a_valid_datasource_with_flagged_frames(tmp_path):
+    out = tmp_path / "demo"
+    result = run_cli("run", "--demo", "--out", out, "--mode", "reference", "--iou-track", "0.8", "--iou-assert", "0.6",
+                     "--quiet", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert "795 frames" in result.stdout
+    assert validate_datasource(out, {"vtest.avi": 795}) == []
+    task = out / ".lightly/predictions/yolov8_detection"
+    predictions_list = [orjson.loads((task / f"vtest-{i:03d}-avi.json").read_bytes()) for i in range(795)]
+    assert sum(len(p["predictions"]) for p in predictions_list) / 795 > 2  # real pedestrians, several per frame
+    flags, _ = compute_flickering_assertion(predictions_list, 0.8, 0.6)
+    metadata = [orjson.loads((out / f".lightly/metadata/vtest-{i:03d}-avi.json").read_bytes())["metadata"]["flickering"]
+                for i in range(795)]
+    assert metadata == [1.0 if f else 0.5 for f in flags]
+    assert 5 <= sum(flags) <= 80

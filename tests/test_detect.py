@@ -1,0 +1,127 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core.detect import (
+    BUILTIN_HOG,
+    DetectionCancelled,
+    HogPeopleDetector,
+    YoloDetector,
+    detect_video,
+    load_detector,
+    resolve_device,
+)
+from core.errors import DetectorError
+from core.video import iter_frames, probe
+
+
+@pytest.fixture(scope="module")
+def yolo():
+    return YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+
+
+def test_yaml_model_builds_the_same_random_weights_every_time(yolo):
+    again = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+    assert again.fingerprint == yolo.fingerprint
+    first = next(iter(yolo.model.model.parameters())).detach().numpy()
+    assert np.array_equal(first, next(iter(again.model.model.parameters())).detach().numpy())
+    assert len(yolo.names) == 80
+
+
+def test_yolo_detection_runs_real_inference_and_caches(yolo, tiny_slice, tmp_path):
+    info = probe(tiny_slice)
+    seen = []
+    detections = detect_video(info, yolo, conf=0.0001, cache_dir=tmp_path, progress=seen.append)
+    assert detections.n_frames == 6 and detections.image_size == (384, 288)
+    assert len(detections) > 0, "random weights at a tiny floor still produce boxes"
+    assert detections.score.min() >= 0.0001
+    assert (detections.xyxy >= 0).all() and (detections.xyxy[:, [0, 2]] <= 384).all() and (detections.xyxy[:, [1, 3]] <= 288).all()
+    assert seen[-1].done == seen[-1].total == 6
+    # batches of frames must give what frame-by-frame prediction gives
+    frames = [f for _, f in iter_frames(tiny_slice, pixel_format="bgr24")]
+    one = yolo.model.predict(frames[2], conf=0.0001, imgsz=320, device="cpu", verbose=False)[0].boxes
+    rows = detections.rows(2)
+    assert len(one) == rows.stop - rows.start
+    np.testing.assert_allclose(np.sort(detections.score[rows]), np.sort(one.conf.numpy()), rtol=1e-4, atol=1e-5)
+
+    started = time.perf_counter()
+    cached = detect_video(info, yolo, conf=0.0001, cache_dir=tmp_path)
+    assert time.perf_counter() - started < 1.0
+    assert np.array_equal(cached.xyxy, detections.xyxy) and cached.names == detections.names
+    assert len(list((tmp_path / "detections").glob("*.npz"))) == 1
+
+
+def test_class_filter_keeps_only_asked_classes(yolo, tiny_slice, tmp_path):
+    detections = detect_video(probe(tiny_slice), yolo, conf=0.0001, classes=[0, 2], cache_dir=tmp_path)
+    assert set(np.unique(detections.cls)) <= {0, 2}
+    with pytest.raises(DetectorError, match="Unknown class ids"):
+        detect_video(probe(tiny_slice), yolo, classes=[999], cache_dir=tmp_path)
+
+
+def test_hog_detector_finds_people_in_the_sample(sample_slice, tmp_path):
+    info = probe(sample_slice)
+    detector = load_detector(BUILTIN_HOG)
+    frames = [f for i, f in iter_frames(sample_slice, pixel_format="bgr24") if i < 4]
+    per_frame = detector.detect(frames, conf=0.1, classes=None)
+    assert sum(len(score) for _, score, _ in per_frame) >= 4  # vtest shows several pedestrians
+    for xyxy, score, cls in per_frame:
+        assert ((score > 0) & (score < 1)).all() and (cls == 0).all()
+        assert (xyxy[:, 2] > xyxy[:, 0]).all() and (xyxy[:, 3] > xyxy[:, 1]).all()
+    assert detector.detect(frames[:1], conf=0.1, classes=[1])[0][1].size == 0
+    assert info.width == 768
+
+
+def test_hog_survives_frames_smaller_than_its_window():
+    tiny = np.zeros((48, 64, 3), np.uint8)
+    assert HogPeopleDetector().detect([tiny], conf=0.1, classes=None)[0][0].shape == (0, 4)
+
+
+def test_cancel_stops_and_caches_nothing(yolo, sample_slice, tmp_path):
+    cancel = threading.Event()
+
+    def stop_after_first_batch(progress):
+        cancel.set()
+
+    with pytest.raises(DetectionCancelled, match="cancelled after"):
+        detect_video(probe(sample_slice), yolo, cache_dir=tmp_path, progress=stop_after_first_batch, cancel=cancel)
+    assert not (tmp_path / "detections").exists() or not list((tmp_path / "detections").iterdir())
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("/nonexistent/yolov8x.pt", "Weights file not found"),
+        ("model.pth", "Unsupported model file"),
+        ("yolov8n.onnx", "Weights file not found"),
+    ],
+)
+def test_bad_weights_get_clear_errors(weights, message):
+    with pytest.raises(DetectorError, match=message):
+        load_detector(weights, device="cpu")
+
+
+def test_corrupt_weights_file_gets_clear_error(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"definitely not a torch checkpoint")
+    with pytest.raises(DetectorError, match="Could not load model broken.pt") as info:
+        load_detector(bad, device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_device_resolution_on_a_cpu_machine():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(DetectorError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(DetectorError, match="Unknown device"):
+        resolve_device("tpu")
+
+
+def test_bad_confidence_floor_is_rejected(yolo, tiny_slice, tmp_path):
+    with pytest.raises(DetectorError, match="Confidence floor"):
+        detect_video(probe(tiny_slice), yolo, conf=1.5, cache_dir=tmp_path)

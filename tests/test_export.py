@@ -1,0 +1,185 @@
+import json
+import shutil
+
+import numpy as np
+import orjson
+import pytest
+
+from core.detections import Detections
+from core.export import ExportError, VideoPredictions, export_datasource, flickering_values
+from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
+from core.lightly_format import PredictionFormatError, import_predictions, validate_datasource
+
+NAMES = {0: "person", 1: "bicycle", 2: "car"}
+
+
+def random_detections(n_frames, seed=0, size=(640, 360)):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 5, n_frames)
+    counts[::7] = 0
+    xy = rng.uniform(-10, 600, (counts.sum(), 2))
+    wh = rng.uniform(0.5, 120, (counts.sum(), 2))
+    return Detections(np.repeat(np.arange(n_frames), counts), np.concatenate([xy, xy + wh], 1),
+                      rng.uniform(0.1, 1, counts.sum()), rng.choice([0, 2], counts.sum()), NAMES, n_frames, size)
+
+
+def video_export(relpath, n_frames, seed=0, options=None):
+    det = random_detections(n_frames, seed)
+    return VideoPredictions(relpath, det, FlickerIndex.from_detections(det, options).evaluate(0.3, 0.6))
+
+
+def test_layout_names_and_contents(tmp_path):
+    video = video_export("cars.mp4", 120)
+    summary = export_datasource(tmp_path, [video], task="yolov8_detection", classes=[0, 2])
+    lightly = tmp_path / ".lightly"
+    assert json.loads((lightly / "predictions/tasks.json").read_text()) == ["yolov8_detection"]
+    assert json.loads((lightly / "predictions/yolov8_detection/schema.json").read_text()) == {
+        "task_type": "object-detection", "categories": [{"id": 0, "name": "person"}, {"id": 2, "name": "car"}]}
+    assert json.loads((lightly / "metadata/schema.json").read_text()) == [
+        {"name": "Flickering", "path": "flickering", "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
+    predictions = sorted((lightly / "predictions/yolov8_detection").glob("cars-*-mp4.json"))
+    assert len(predictions) == 120 and predictions[0].name == "cars-000-mp4.json"
+    first_empty = json.loads((lightly / "predictions/yolov8_detection/cars-000-mp4.json").read_text())
+    assert first_empty == {"file_name": "cars-000-mp4.png", "predictions": []}  # empty frames get a file too
+    metadata = json.loads((lightly / "metadata/cars-000-mp4.json").read_text())
+    assert metadata == {"file_name": "cars-000-mp4.png", "type": "frame", "metadata": {"flickering": 0.5}}
+    assert summary.frames == 120 and summary.flagged == video.flicker.n_flagged
+    assert validate_datasource(tmp_path, {"cars.mp4": 120}) == []
+
+
+def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):
+    video = video_export("walk.avi", 200, seed=4)
+    export_datasource(tmp_path, [video], task="t")
+    task_dir = tmp_path / ".lightly/predictions/t"
+    predictions_list = [orjson.loads((task_dir / f"walk-{i:03d}-avi.json").read_bytes()) for i in range(200)]
+    flags, _ = compute_flickering_assertion(predictions_list, 0.3, 0.6)
+    values = [orjson.loads((tmp_path / f".lightly/metadata/walk-{i:03d}-avi.json").read_bytes())["metadata"]["flickering"]
+              for i in range(200)]
+    assert values == [1.0 if f else 0.5 for f in flags]
+    assert any(flags)
+
+
+def test_round_trip_export_import(tmp_path):
+    video = video_export("sub/dir/cam.mp4", 57)
+    export_datasource(tmp_path, [video], task="det")
+    back = import_predictions(tmp_path / ".lightly/predictions/det", "sub/dir/cam.mp4", 57, (640, 360))
+    exported = video.detections.lightly_xywh()
+    back_xywh = np.concatenate([back.xyxy[:, :2], back.xyxy[:, 2:] - back.xyxy[:, :2]], 1)
+    assert np.array_equal(back.frame, video.detections.frame)
+    assert np.array_equal(back_xywh, exported)
+    assert np.array_equal(back.cls, video.detections.cls)
+    np.testing.assert_allclose(back.score, video.detections.score, rtol=1e-6)
+    # a second export of the imported detections writes the same files
+    again = tmp_path / "again"
+    export_datasource(again, [VideoPredictions("sub/dir/cam.mp4", back, video.flicker)], task="det")
+    for path in (tmp_path / ".lightly/predictions/det/sub/dir").glob("*.json"):
+        assert path.read_bytes() == (again / ".lightly/predictions/det/sub/dir" / path.name).read_bytes()
+
+
+def test_several_videos_keep_their_folders(tmp_path):
+    videos = [video_export("a.mp4", 9, 1), video_export("day2/b.avi", 100, 2), video_export("day2/night/c.mov", 1000, 3)]
+    export_datasource(tmp_path, videos, task="det", imputed_task="det_imputed")
+    task = tmp_path / ".lightly/predictions/det"
+    assert (task / "a-8-mp4.json").is_file()
+    assert (task / "day2/b-099-avi.json").is_file()
+    assert (task / "day2/night/c-0999-mov.json").is_file()
+    assert json.loads((tmp_path / ".lightly/predictions/tasks.json").read_text()) == ["det", "det_imputed"]
+    frame_counts = {"a.mp4": 9, "day2/b.avi": 100, "day2/night/c.mov": 1000}
+    assert validate_datasource(tmp_path, frame_counts) == []
+
+
+def test_continuous_flickering_values(tmp_path):
+    video = video_export("v.mp4", 80, 6, FlickerOptions.improved())
+    values = flickering_values(video.flicker, "score")
+    assert values.min() >= 0.5 and values.max() <= 1.0
+    export_datasource(tmp_path, [video], task="det", flickering="score")
+    assert validate_datasource(tmp_path, {"v.mp4": 80}) == []
+
+
+def test_failed_export_keeps_the_previous_one(tmp_path):
+    export_datasource(tmp_path, [video_export("v.mp4", 20)], task="det")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    broken = video_export("bad\0name.mp4", 20)  # the OS refuses this file name mid-export
+    with pytest.raises((ValueError, OSError)):
+        export_datasource(tmp_path, [broken], task="det")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    with pytest.raises(ExportError, match="Invalid task name"):
+        export_datasource(tmp_path, [video_export("v.mp4", 20)], task="../escape")
+
+
+@pytest.fixture
+def valid_export(tmp_path):
+    export_datasource(tmp_path, [video_export("v.mp4", 12, seed=8)], task="det")
+    return tmp_path
+
+
+def edit_json(path, change):
+    data = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps(change(data)))
+
+
+def first_prediction_file(root):
+    return next(p for p in sorted((root / ".lightly/predictions/det").glob("v-*.json"))
+                if orjson.loads(p.read_bytes())["predictions"])
+
+
+BREAKS = {
+    "tasks.json is missing": lambda root: (root / ".lightly/predictions/tasks.json").unlink(),
+    "needs a schema.json": lambda root: (root / ".lightly/predictions/det/schema.json").unlink(),
+    "task_type must be one of": lambda root: edit_json(root / ".lightly/predictions/det/schema.json", lambda d: d | {"task_type": "boxes"}),
+    "category ids must be unique": lambda root: edit_json(root / ".lightly/predictions/det/schema.json",
+                                                          lambda d: d | {"categories": d["categories"] * 2}),
+    "not valid JSON": lambda root: first_prediction_file(root).write_text("{oops"),
+    "file_name must be": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"file_name": "v-00-mp4.jpg"}),
+    "bbox w, h must be >= 1": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "bbox": [0, 0, 0, 5]}]}),
+    "bbox x, y must be >= 0": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "bbox": [-1, 0, 5, 5]}]}),
+    "integer pixels": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "bbox": [0.5, 0, 5, 5]}]}),
+    "score must be a number in [0, 1]": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "score": 1.2}]}),
+    "is not in schema.json": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "category_id": 7}]}),
+    "probabilities must sum to 1": lambda root: edit_json(first_prediction_file(root), lambda d: d | {"predictions": [
+        {**d["predictions"][0], "probabilities": [0.2, 0.2, 0.2]}]}),
+    "has no file": lambda root: (root / ".lightly/metadata/v-05-mp4.json").unlink(),
+    '"type": "frame"': lambda root: edit_json(root / ".lightly/metadata/v-03-mp4.json", lambda d: d | {"type": "image"}),
+    "must be a number": lambda root: edit_json(root / ".lightly/metadata/v-03-mp4.json", lambda d: d | {"metadata": {"flickering": "high"}}),
+    "metadata needs a schema.json": lambda root: (root / ".lightly/metadata/schema.json").unlink(),
+}
+
+
+@pytest.mark.parametrize("rule", BREAKS)
+def test_validator_catches_each_broken_rule(valid_export, rule):
+    assert validate_datasource(valid_export, {"v.mp4": 12}) == []
+    BREAKS[rule](valid_export)
+    violations = validate_datasource(valid_export, {"v.mp4": 12})
+    assert any(rule in v.rule for v in violations), violations
+    assert all(v.file.startswith(".lightly/") for v in violations)
+
+
+def test_padding_mismatch_is_reported(valid_export):
+    task = valid_export / ".lightly/predictions/det"
+    shutil.move(task / "v-04-mp4.json", task / "v-004-mp4.json")
+    violations = validate_datasource(valid_export, {"v.mp4": 12})
+    assert any("v-04-mp4.json" in v.file and "has no file" in v.rule for v in violations)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda task: (task / "v-02-mp4.json").write_text("[not json"), "v-02-mp4.json: not valid JSON"),
+        (lambda task: (task / "v-11-mp4.json").unlink(), "v-11-mp4.json: missing"),
+        (lambda task: edit_json(task / "v-01-mp4.json", lambda d: d | {"predictions": [
+            {"category_id": 5, "bbox": [0, 0, 3, 3], "score": 0.5}]}), "category_id 5 is not in schema.json"),
+        (lambda task: edit_json(task / "v-01-mp4.json", lambda d: d | {"predictions": [
+            {"category_id": 0, "bbox": [0, 0, 3], "score": 0.5}]}), "bbox must be"),
+        (lambda task: (task / "schema.json").unlink(), "schema.json: missing"),
+    ],
+)
+def test_importer_names_the_bad_file(valid_export, damage, message):
+    task = valid_export / ".lightly/predictions/det"
+    damage(task)
+    with pytest.raises(PredictionFormatError, match=message.replace("[", r"\[")):
+        import_predictions(task, "v.mp4", 12)
