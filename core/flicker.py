@@ -14,8 +14,11 @@ video; :meth:`FlickerIndex.evaluate` is then a filter over those arrays.
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from typing import Literal
 
 import numpy as np
@@ -68,10 +71,16 @@ class FlickerResult:
     @cached_property
     def imputed(self) -> list[list[list[list[int]]]]:
         """Per frame, the imputed boxes in the tutorial's nested form ``[[x0, y0, x1, y1]]``."""
-        out: list[list] = [[] for _ in range(len(self.flag_array))]
-        boxes = np.trunc(self.imputed_xyxy).astype(np.int64).tolist()
-        for frame, box in zip(self.imputed_frame.tolist(), boxes):
-            out[frame].append([box])
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # thousands of small lists would trigger full collections over the caller's data
+        try:
+            out: list[list] = [[] for _ in range(len(self.flag_array))]
+            boxes = np.trunc(self.imputed_xyxy).astype(np.int64).tolist()
+            for frame, box in zip(self.imputed_frame.tolist(), boxes):
+                out[frame].append([box])
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return out
 
     @property
@@ -135,10 +144,11 @@ class FlickerIndex:
     def from_predictions_list(cls, predictions_list: list[dict], options: FlickerOptions | None = None) -> "FlickerIndex":
         """From the tutorial's list of ``{"file_name", "predictions": [{"category_id", "bbox", "score"}]}``."""
         options = options or FlickerOptions()
-        counts = np.fromiter((len(e["predictions"]) for e in predictions_list), np.int64, len(predictions_list))
-        preds = [p for e in predictions_list for p in e["predictions"]]
-        xywh = np.asarray([p["bbox"] for p in preds], np.float64).reshape(-1, 4)
-        classes = np.fromiter((p["category_id"] for p in preds), np.int32, len(preds))
+        per_frame = list(map(itemgetter("predictions"), predictions_list))
+        counts = np.fromiter(map(len, per_frame), np.int64, len(per_frame))
+        preds = list(chain.from_iterable(per_frame))
+        xywh = np.fromiter(chain.from_iterable(map(itemgetter("bbox"), preds)), np.float64, 4 * len(preds)).reshape(-1, 4)
+        classes = np.fromiter(map(itemgetter("category_id"), preds), np.int32, len(preds))
         if options.mode == "reference":
             boxes = tutorial_xyxy_from_xywh(xywh)
         else:
@@ -219,21 +229,20 @@ class FlickerIndex:
         return score
 
     def _drop_duplicate_imputations(self, missing: np.ndarray, track: float) -> np.ndarray:
-        """With a window > 1 one object can be imputed from several lags; keep the nearest lag's box."""
+        """With a window > 1 one object can be imputed from several lags: a box is dropped when it
+        overlaps (IoU above the tracking threshold) a box imputed from a nearer lag in the same frame."""
         frames = self.pair_frame[missing]
-        repeated = np.flatnonzero(np.diff(frames) == 0)
-        if not len(repeated):
+        starts = np.flatnonzero(np.r_[True, np.diff(frames) != 0])
+        sizes = np.diff(np.r_[starts, len(frames)])
+        multi = sizes > 1
+        if not multi.any():
             return missing
+        _, u, v = _expand(starts[multi], sizes[multi], sizes[multi], starts[multi], starts[multi])
+        nearer = self.pair_lag[missing[u]] < self.pair_lag[missing[v]]
+        u, v = u[nearer], v[nearer]
+        overlap = _iou_float(self.pair_mean[missing[u]], self.pair_mean[missing[v]]) > track
         keep = np.ones(len(missing), bool)
-        for frame in np.unique(frames[repeated]):
-            rows = np.flatnonzero(frames == frame)
-            kept: list[int] = []
-            for row in rows:
-                box = self.pair_mean[missing[row]][None].astype(np.float64)
-                if kept and np.any(_iou_float(box, self.pair_mean[missing[kept]].astype(np.float64)) > track):
-                    keep[row] = False
-                else:
-                    kept.append(row)
+        keep[v[overlap]] = False
         return missing[keep]
 
 
@@ -244,7 +253,8 @@ def _pairs_for_lag(lag, counts, offsets, boxes, classes, options):
     centres = centres[(counts[centres - lag] > 0) & (counts[centres + lag] > 0)]
     per_centre = counts[centres - lag] * counts[centres + lag]
     chunks = np.split(centres, np.flatnonzero(np.diff(np.cumsum(per_centre) // _PAIRS_PER_CHUNK)) + 1) if len(centres) else []
-    results = [_pairs_for_centres(c, lag, counts, offsets, boxes, classes, options) for c in chunks if len(c)]
+    columns = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    results = [_pairs_for_centres(c, lag, counts, offsets, boxes, columns, classes, options) for c in chunks if len(c)]
     if not results:
         mean_dtype = np.int32 if options.mode == "reference" else np.float32
         return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32),
@@ -252,23 +262,44 @@ def _pairs_for_lag(lag, counts, offsets, boxes, classes, options):
     return tuple(np.concatenate([r[k] for r in results]) for k in range(6))
 
 
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Concatenation of ``range(starts[g], starts[g] + sizes[g])`` for every g, vectorised."""
+    total = int(sizes.sum())
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+
+
 def _expand(groups: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, start_a: np.ndarray, start_b: np.ndarray):
     """For each group g, every (a, b) in range(sizes_a[g]) x range(sizes_b[g]), a-major: returns
     the group of each pair and the absolute indices start_a[g] + a, start_b[g] + b."""
-    k = sizes_a * sizes_b
-    group = np.repeat(groups, k)
-    local = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-    width = np.repeat(sizes_b, k)
-    return group, np.repeat(start_a, k) + local // width, np.repeat(start_b, k) + local % width
+    a_indices = _ranges(start_a, sizes_a)
+    width = np.repeat(sizes_b, sizes_a)  # how many b each a meets
+    a = np.repeat(a_indices, width)
+    b = _ranges(np.repeat(start_b, sizes_a), width)
+    return np.repeat(groups, sizes_a * sizes_b), a, b
 
 
-def _pairs_for_centres(centres, lag, counts, offsets, boxes, classes, options):
+def _overlapping(columns_a, a, columns_b, b) -> np.ndarray:
+    """Indices k where box a[k] and box b[k] intersect with positive area (only those have IoU > 0).
+    The x test runs first on everything, the y test only on its survivors."""
+    ax0, ay0, ax1, ay1 = columns_a
+    bx0, by0, bx1, by1 = columns_b
+    k = np.flatnonzero((ax0[a] < bx1[b]) & (bx0[b] < ax1[a]))
+    a, b = a[k], b[k]
+    return k[(ay0[a] < by1[b]) & (by0[b] < ay1[a])]
+
+
+def _pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, options):
     reference = options.mode == "reference"
     centre, a, b = _expand(centres, counts[centres - lag], counts[centres + lag], offsets[centres - lag], offsets[centres + lag])
-    iou = _iou_reference(boxes[a], boxes[b]) if reference else _iou_float(boxes[a], boxes[b])
-    keep = iou > 0  # NaN (two empty boxes) is dropped too: it never passes a threshold
+    # Boxes that do not intersect have IoU 0 (or NaN), which never passes a threshold in [0, 1]:
+    # dropping them first keeps the exact IoU arithmetic for the few pairs that matter.
+    hit = _overlapping(columns, a, columns, b)
+    centre, a, b = centre[hit], a[hit], b[hit]
     if options.class_aware:
-        keep &= classes[a] == classes[b]
+        same = classes[a] == classes[b]
+        centre, a, b = centre[same], a[same], b[same]
+    iou = _iou_reference(boxes[a], boxes[b]) if reference else _iou_float(boxes[a], boxes[b]).astype(np.float32)
+    keep = iou > 0
     centre, a, b, iou = centre[keep], a[keep], b[keep], iou[keep]
     if options.one_to_one:
         matched = _greedy_one_to_one(centre, a, b, iou)
@@ -278,29 +309,45 @@ def _pairs_for_centres(centres, lag, counts, offsets, boxes, classes, options):
         mean = np.trunc((boxes[a].astype(np.float32) + boxes[b].astype(np.float32)) / np.float32(2)).astype(np.int32)
     else:
         mean = ((boxes[a] + boxes[b]) / 2).astype(np.float32)
-    best = _best_centre_iou(mean, centre, a, counts, offsets, boxes, classes, options)
-    return centre, np.full(len(centre), lag), a, iou.astype(np.float32), best, mean
+    best = _best_centre_iou(mean, centre, a, counts, offsets, boxes, columns, classes, options)
+    return centre, np.full(len(centre), lag), a, iou, best, mean
 
 
-def _best_centre_iou(mean, centre, prev, counts, offsets, boxes, classes, options):
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _best_centre_iou(mean, centre, prev, counts, offsets, boxes, columns, classes, options):
     """Per pair, the highest IoU between its mean box and a box of the centre frame.
 
-    -inf when there is no candidate (the tutorial's empty-frame branch imputes). In reference
-    mode a NaN IoU (zero-area boxes) makes ``torch.all(iou < t)`` false, so it maps to +inf.
+    -inf when there is no candidate (the tutorial's empty-frame branch imputes). A candidate that
+    does not intersect the mean box has IoU 0, except in reference mode when both areas sum to 0:
+    then torchvision gives NaN, ``torch.all(iou < t)`` is false and nothing is imputed (+inf).
     """
-    pair_ids = np.arange(len(centre))
-    pair, _, cand = _expand(pair_ids, np.ones(len(centre), np.int64), counts[centre], np.zeros(len(centre), np.int64), offsets[centre])
-    best = np.full(len(centre), -np.inf, np.float32)
-    if not len(pair):
-        return best
+    n_pairs = len(centre)
+    pair = np.repeat(np.arange(n_pairs), counts[centre])
+    cand = _ranges(offsets[centre], counts[centre])
+    if options.class_aware:
+        same = classes[cand] == classes[prev][pair]
+        pair, cand = pair[same], cand[same]
+        best = np.full(n_pairs, -np.inf, np.float32)
+        best[pair] = 0.0
+    else:
+        best = np.where(counts[centre] > 0, np.float32(0), np.float32(-np.inf))
+    mean_columns = tuple(np.ascontiguousarray(mean[:, k]) for k in range(4))
+    hit = _overlapping(columns, cand, mean_columns, pair)
     if options.mode == "reference":
-        iou = _iou_reference(boxes[cand], mean[pair])
+        box_area, mean_area = _area(boxes), _area(mean)
+        if (box_area <= 0).any() or (mean_area <= 0).any():  # only degenerate boxes can give 0/0
+            missed = np.ones(len(cand), bool)
+            missed[hit] = False
+            union_is_zero = missed & (box_area[cand] + mean_area[pair] == 0)
+            best[pair[union_is_zero]] = np.inf
+        iou = _iou_reference(boxes[cand[hit]], mean[pair[hit]])
         iou = np.where(np.isnan(iou), np.float32(np.inf), iou)
     else:
-        iou = _iou_float(boxes[cand], mean[pair]).astype(np.float32)
-    if options.class_aware:
-        iou = np.where(classes[cand] == classes[prev][pair], iou, np.float32(-np.inf))
-    np.maximum.at(best, pair, iou)
+        iou = _iou_float(boxes[cand[hit]], mean[pair[hit]]).astype(np.float32)
+    np.maximum.at(best, pair[hit], iou)
     return best
 
 

@@ -27,7 +27,7 @@ def assert_matches_oracle(predictions_list, thresholds=THRESHOLDS):
 
 
 coordinate = st.integers(0, 120)
-size = st.integers(0, 60)  # zero-size boxes included on purpose
+size = st.integers(-3, 60)  # zero-size (and invalid negative) boxes included on purpose
 box = st.tuples(coordinate, coordinate, size, size)
 frame_strategy = st.lists(box, max_size=5).map(lambda boxes: frame(*boxes))
 
