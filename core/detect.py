@@ -209,18 +209,31 @@ def detect_video(
     unknown = sorted(set(classes or ()) - set(detector.names))
     if unknown:
         raise DetectorError(f"Unknown class ids {unknown}; the model has {len(detector.names)} classes")
-    cache_file = (cache_dir or default_cache_dir()) / "detections" / f"{cache_key(video, detector, conf, classes)}.npz"
-    if cache_file.is_file():
-        try:
-            cached = Detections.load(cache_file)
-            if progress:
-                progress(Progress(cached.n_frames, cached.n_frames, 0.0, 0.0))
-            return cached
-        except (OSError, ValueError, KeyError):
-            cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed, not fatal
+    cached = cached_detections(video, detector, conf, classes, cache_dir)
+    if cached is not None:
+        if progress:
+            progress(Progress(cached.n_frames, cached.n_frames, 0.0, 0.0))
+        return cached
     detections = _run(video, detector, conf, classes, progress, cancel)
-    detections.save(cache_file)
+    detections.save(_cache_file(video, detector, conf, classes, cache_dir))
     return detections
+
+
+def _cache_file(video, detector, conf, classes, cache_dir) -> Path:
+    return (cache_dir or default_cache_dir()) / "detections" / f"{cache_key(video, detector, conf, classes)}.npz"
+
+
+def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAULT_CONF,
+                      classes: Sequence[int] | None = None, cache_dir: Path | None = None) -> Detections | None:
+    """The result of an identical earlier run, or None."""
+    cache_file = _cache_file(video, detector, conf, classes, cache_dir)
+    if not cache_file.is_file():
+        return None
+    try:
+        return Detections.load(cache_file)
+    except (OSError, ValueError, KeyError):
+        cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed, not fatal
+        return None
 
 
 def _run(video, detector, conf, classes, progress, cancel) -> Detections:

@@ -76,3 +76,10 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
     files["header_only"].write_bytes(data[:64])
     files["directory"].mkdir()
     return files
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """A detection cache shared by the slow end-to-end tests, so the HOG run on the whole sample
+    is paid once per test session."""
+    return tmp_path_factory.mktemp("shared-detection-cache")

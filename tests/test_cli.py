@@ -63,10 +63,10 @@ def test_run_on_a_folder_then_review_imported_predictions(sample_slice, tmp_path
 
 
 @pytest.mark.slow
-def test_demo_produces_a_valid_datasource_with_flagged_frames(tmp_path):
+def test_demo_produces_a_valid_datasource_with_flagged_frames(tmp_path, shared_cache):
     out = tmp_path / "demo"
     result = run_cli("run", "--demo", "--out", out, "--mode", "reference", "--iou-track", "0.8", "--iou-assert", "0.6",
-                     "--quiet", cache_dir=tmp_path / "cache")
+                     "--quiet", cache_dir=shared_cache)
     assert result.returncode == 0, result.stderr
     assert "795 frames" in result.stdout
     assert validate_datasource(out, {"vtest.avi": 795}) == []

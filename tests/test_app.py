@@ -1,0 +1,131 @@
+"""The app under streamlit.testing.v1.AppTest: every page runs, widgets drive real work."""
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.review import ReviewStore
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def click(at, label):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
+    matches[0].click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_pages_without_a_video_explain_what_to_do(app):
+    for page in ("pages/review.py", "pages/export.py"):
+        app.switch_page(page)
+        app.run()
+        assert not app.exception
+        assert "No detections yet" in app.info[0].value
+
+
+def test_bad_local_path_shows_an_error_not_a_traceback(app, bad_files):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(bad_files["text"]))
+    click(app, "Load file")
+    assert "not a video" in app.error[0].value
+
+
+def test_missing_weights_show_an_error(app):
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("/nowhere/yolov8x.pt")
+    app.run()
+    assert not app.exception
+    assert "Weights file not found" in app.error[0].value
+
+
+def test_load_detect_review_export(app, tiny_slice, tmp_path):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    assert metric(app, "Frames (as PyAV decodes them)") == "6"
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.run()
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    click(app, "Run detection")
+    assert "boxes on" in app.success[0].value
+
+    app.switch_page("pages/review.py")
+    app.run()
+    assert not app.exception
+    assert metric(app, "Boxes kept") != "0"
+    app.slider(key="iou_track").set_value(0.3)
+    app.slider(key="iou_assert").set_value(0.9)
+    app.run()
+    flagged = int(metric(app, "Flagged frames"))
+    click(app, "Next")
+    assert app.session_state["frame"] == 1
+    app.number_input(key="jump_to").set_value(4)
+    app.run()
+    assert app.session_state["frame"] == 4
+    app.slider(key="iou_assert").set_value(0.0)
+    app.run()
+    assert int(metric(app, "Flagged frames")) == 0  # nothing has IoU below 0
+    app.slider(key="iou_assert").set_value(0.9)
+    app.run()
+    assert int(metric(app, "Flagged frames")) == flagged
+    assert flagged > 0, "random weights at a tiny floor flicker a lot"
+    app.session_state["frame"] = 0
+    click(app, "Flagged")  # previous flagged frame: there is none before frame 0
+    assert app.session_state["frame"] == 0
+    [b for b in app.button if b.key == "next_flagged"][0].click()
+    app.run()
+    frame = app.session_state["frame"]
+    assert frame > 0
+    click(app, "True miss")
+    fingerprint = app.session_state["video"].info.fingerprint
+    assert ReviewStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
+
+    app.switch_page("pages/export.py")
+    app.run()
+    app.text_input(key="export_dir").input(str(tmp_path / "export"))
+    app.run()
+    click(app, "Export")
+    assert "Valid Lightly datasource" in app.success[0].value
+    assert len(list((tmp_path / "export/.lightly/predictions/yolov8_detection").glob("tiny-*-mp4.json"))) == 6
+
+
+def test_improved_mode_options_update_the_result(app, tiny_slice):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    click(app, "Run detection")
+    app.switch_page("pages/review.py")
+    app.run()
+    app.radio(key="mode").set_value("improved")
+    app.run()
+    assert not app.exception
+    assert app.toggle(key="class_aware").value is True
+    app.slider(key="window").set_value(2)
+    app.slider(key="min_score").set_value(float(np.float32(0.00015)))
+    app.run()
+    assert not app.exception
