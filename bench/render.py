@@ -2,12 +2,13 @@
 
     python bench/render.py [VIDEO]
 
-Prints p50 / p95 for random jumps (slider, timeline clicks) and for stepping to the next frame,
-with the boxes of a real HOG run when the detection cache has one, else synthetic boxes.
+Prints p50 / p95 for random jumps (slider, timeline clicks) and for stepping to the next frame
+(8 boxes, 2 dashed imputed boxes), reading the original file and the seek proxy the app builds.
 """
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,15 +20,25 @@ sys.path.insert(0, str(ROOT))
 
 from core.render import render_frame  # noqa: E402
 from core.samples import SAMPLE_VIDEO  # noqa: E402
+from core.proxy import build_seek_proxy  # noqa: E402
 from core.video import FrameReader, probe  # noqa: E402
 
 
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE_VIDEO
     info = probe(path)
-    reader = FrameReader(info)
+    print(f"{path.name}: {info.frame_count} frames {info.width}x{info.height}, {len(info.keyframes)} keyframes")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proxy = build_seek_proxy(info, Path(tmp) / "proxy.mp4")
+        print(f"seek proxy built in {time.perf_counter() - start:.1f} s ({proxy.stat().st_size / 1e6:.0f} MB)")
+        for label, reader in (("original", FrameReader(info)), ("seek proxy", FrameReader(probe(proxy)))):
+            measure(label, reader, info.frame_count, min(info.width, info.height))
+
+
+def measure(label: str, reader: FrameReader, n_frames: int, size: int) -> None:
     rng = np.random.default_rng(0)
-    xy = rng.uniform(0, min(info.width, info.height) - 100, (8, 2))
+    xy = rng.uniform(0, size - 100, (8, 2))
     boxes = np.concatenate([xy, xy + 80], 1)
 
     def show(index: int) -> float:
@@ -36,13 +47,12 @@ def main() -> None:
         cv2.imencode(".jpg", image)
         return time.perf_counter() - start
 
-    jumps = [show(int(i)) for i in rng.integers(0, info.frame_count, 200)]
+    jumps = [show(int(i)) for i in rng.integers(0, n_frames, 200)]
     show(0)
-    steps = [show(i) for i in range(1, min(200, info.frame_count))]
-    print(f"{path.name}: {info.frame_count} frames {info.width}x{info.height}, {len(info.keyframes)} keyframes")
+    steps = [show(i) for i in range(1, min(200, n_frames))]
     for name, times in (("random jump", jumps), ("next frame", steps)):
         p50, p95 = np.percentile(np.asarray(times) * 1e3, [50, 95])
-        print(f"decode + draw + JPEG, {name:11s}: p50 {p50:5.1f} ms  p95 {p95:5.1f} ms")
+        print(f"{label:10s} decode + draw + JPEG, {name:11s}: p50 {p50:5.1f} ms  p95 {p95:5.1f} ms")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path.name} is empty (0 bytes)")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
     """Open a container that has a video stream, or raise a one-line VideoError."""
     _check_file(path)
     try:
@@ -115,7 +115,7 @@ def probe(path: str | Path) -> VideoInfo:
     frame, so a file whose data cannot be decoded fails here rather than halfway through detection.
     """
     path = Path(path)
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -176,7 +176,7 @@ def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple
 
 
 def _decode_first_frame(path: Path) -> None:
-    with _open(path) as container:
+    with open_video(path) as container:
         try:
             next(container.decode(container.streams.video[0]))
         except (av.error.FFmpegError, StopIteration) as exc:
@@ -196,7 +196,7 @@ def iter_frames(
     are good and a user would rather have them.
     """
     path = Path(path)
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         if threaded:
             stream.thread_type = "AUTO"
@@ -269,7 +269,7 @@ class FrameReader:
 
     def _seek_before(self, index: int) -> None:
         if self._container is None:
-            self._container = _open(self.info.path)
+            self._container = open_video(self.info.path)
             stream = self._container.streams.video[0]
             stream.thread_type = "AUTO"
         stream = self._container.streams.video[0]

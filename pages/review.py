@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.plots import flicker_timeline
+from core.proxy import proxy_building
 from core.render import render_frame
 from ui import state
 
@@ -126,10 +127,12 @@ with side:
         if current:
             st.button("Clear verdict", key="verdict_clear", on_click=set_verdict, args=(frame, None), type="tertiary")
     st.caption("Keys: ← → frames · J K flagged frames · M F verdicts")
+    if proxy_building(video.info):
+        st.caption(":material/hourglass_top: Preparing fast seeking for this video...")
 
 
 def draw(index: int, caption: str | None = None) -> np.ndarray:
-    image = state.frame_reader(str(video.info.path), video.info.fingerprint).get(index)
+    image = state.frame_reader(video.info).get(index)
     rows = detections.rows(index)
     return render_frame(image, detections.xyxy[rows], detections.score[rows], detections.cls[rows], detections.names,
                         flicker.imputed_for(index), bool(flicker.flag_array[index]), caption)

@@ -17,7 +17,8 @@ import streamlit as st
 from core.detections import Detections
 from core.flicker import FlickerIndex, FlickerOptions, FlickerResult
 from core.review import ReviewStore
-from core.video import FrameReader, VideoInfo, probe
+from core.proxy import proxy_path, reader_for_display
+from core.video import FrameReader, VideoInfo
 
 # per-tab values set by code
 VIDEO = "video"  # LoadedVideo
@@ -66,9 +67,13 @@ def save_upload(name: str, data: bytes) -> Path:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def frame_reader(path: str, fingerprint: str) -> FrameReader:
-    """One reader per video file (and content), shared by every tab."""
-    return FrameReader(probe(path))
+def _display_reader(fingerprint: str, proxy_ready: bool, _info: VideoInfo) -> FrameReader:
+    return reader_for_display(_info)
+
+
+def frame_reader(info: VideoInfo) -> FrameReader:
+    """One reader per video, shared by every tab; it moves to the seek proxy once that is built."""
+    return _display_reader(info.fingerprint, proxy_path(info).is_file(), info)
 
 
 @st.cache_resource(show_spinner=False)
