@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal, Sequence
 
 import numpy as np
@@ -26,6 +26,7 @@ import orjson
 from core.detections import Detections, lightly_xywh
 from core.errors import UserError
 from core.flicker import FlickerResult
+from core.lightly_format import validate_datasource
 from core.video import lightly_frame_namer
 
 FlickerValue = Literal["binary", "score"]
@@ -74,12 +75,17 @@ def export_datasource(
     flickering: FlickerValue = "binary",
     imputed_task: str | None = None,
 ) -> ExportSummary:
-    """Write (atomically replace) ``out_dir/.lightly`` for these videos."""
+    """Write ``out_dir/.lightly`` for these videos, check it against every rule of the format, then
+    swap it in (replacing an earlier export only once the new one is complete and valid)."""
     _check_task_name(task)
     if imputed_task is not None:
         _check_task_name(imputed_task)
     if not videos:
         raise ExportError("Nothing to export: no videos")
+    for video in videos:
+        parts = PurePosixPath(video.relpath).parts
+        if not parts or video.relpath.startswith("/") or ".." in parts:
+            raise ExportError(f"Video path {video.relpath!r} must be relative to the input datasource root")
     names = videos[0].detections.names
     kept = sorted(classes) if classes is not None else sorted(names)
     out_dir = Path(out_dir)
@@ -87,6 +93,10 @@ def export_datasource(
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".lightly.partial-"))
     try:
         files = _write_tree(staging, videos, task, kept, names, flickering, imputed_task)
+        # Validate before the swap: a bad export never replaces a good one.
+        violations = validate_datasource(staging, {v.relpath: v.detections.n_frames for v in videos})
+        if violations:
+            raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
         _swap_in(staging, out_dir / ".lightly")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -105,6 +105,20 @@ def test_failed_export_keeps_the_previous_one(tmp_path):
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     with pytest.raises(ExportError, match="Invalid task name"):
         export_datasource(tmp_path, [video_export("v.mp4", 20)], task="../escape")
+    with pytest.raises(ExportError, match="must be relative"):
+        export_datasource(tmp_path, [video_export("../v.mp4", 20)], task="det")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_invalid_export_never_replaces_a_valid_one(tmp_path):
+    export_datasource(tmp_path, [video_export("v.mp4", 20)], task="det")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.json")}
+    broken = video_export("v.mp4", 20)
+    object.__setattr__(broken.detections, "score", np.full(len(broken.detections), np.nan, np.float32))  # a broken model
+    with pytest.raises(ExportError, match="score must be a number"):
+        export_datasource(tmp_path, [broken], task="det")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.json")} == before
+    assert [p.name for p in tmp_path.iterdir()] == [".lightly"]
 
 
 @pytest.fixture
