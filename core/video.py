@@ -274,9 +274,8 @@ class FrameReader:
 
     def _seek_before(self, index: int) -> None:
         if self._container is None:
+            # No frame threads here: they hold frames back, which costs latency on every seek.
             self._container = open_video(self.info.path)
-            stream = self._container.streams.video[0]
-            stream.thread_type = "AUTO"
         stream = self._container.streams.video[0]
         keyframe = self._keyframe_at_or_before(index)
         if len(self.info.frame_pts) and keyframe > 0:
