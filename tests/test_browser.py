@@ -121,6 +121,15 @@ def test_sample_detect_seek_retune_in_chromium(server, browser, tmp_path):
     wait_for(browser, lambda: int(metric_value(browser, "Flagged frames")) != before, 30, "the flagged count to change")
     after = int(metric_value(browser, "Flagged frames"))
     assert after > before  # a looser tracking threshold tracks more objects, so more frames are flagged
+
+    plot_area = browser.find_element("css selector", ".js-plotly-plot .nsewdrag")
+    browser.execute_script("arguments[0].scrollIntoView();", plot_area)
+    time.sleep(1)
+    width = plot_area.size["width"]
+    ActionChains(browser).move_to_element_with_offset(plot_area, int(width * 0.25) - width // 2, 0).click().perform()
+    seeked = wait_for(browser, lambda: 150 < shown_frame() < 250 and shown_frame(), 30, "a timeline click to seek")
+    assert 150 < seeked < 250  # a quarter into the 795-frame timeline
+    browser.execute_script("window.scrollTo(0, 0);")
     time.sleep(1.5)
     shot = Path(os.environ.get("FLICKER_SCREENSHOT", tmp_path / "review.png"))
     browser.save_screenshot(str(shot))
