@@ -129,3 +129,32 @@ def test_improved_mode_options_update_the_result(app, tiny_slice):
     app.slider(key="min_score").set_value(float(np.float32(0.00015)))
     app.run()
     assert not app.exception
+
+
+def test_thresholds_survive_page_switches_and_tabs_are_independent(app, tiny_slice, tmp_path):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    click(app, "Run detection")
+    app.switch_page("pages/review.py")
+    app.run()
+    app.slider(key="iou_track").set_value(0.42)
+    app.run()
+    app.switch_page("pages/export.py")
+    app.run()
+    app.switch_page("pages/review.py")
+    app.run()
+    assert app.slider(key="iou_track").value == pytest.approx(0.42)
+
+    other_tab = AppTest.from_file("../app.py", default_timeout=180)
+    other_tab.run()
+    other_tab.switch_page("pages/review.py")
+    other_tab.run()
+    assert "No detections yet" in other_tab.info[0].value  # a second tab starts clean
+    assert app.slider(key="iou_track").value == pytest.approx(0.42)
