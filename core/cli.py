@@ -6,6 +6,7 @@ Every failure a user can cause ends with one line on stderr and a non-zero exit,
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -41,11 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
     run.add_argument("--cache-dir", type=Path, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    push = commands.add_parser("push", help="upload an export (and its videos) to a bucket in one step")
+    push.add_argument("export_dir", type=Path, help="folder holding .lightly (the --out of run)")
+    push.add_argument("url", help="Lightly datasource URL: s3://, gs://, az:// or a local path")
+    push.add_argument("--input", dest="input_url", help="input datasource URL: the videos go there too")
+    push.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    push.add_argument("--workers", type=int, default=32, help="concurrent uploads (default 32)")
+    push.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Cloud SDKs log their retries and tracebacks; the CLI reports failures itself, in one line.
+    logging.basicConfig(level=logging.CRITICAL)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -63,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "push":
+        return _push(args)
     from core.pipeline import RunConfig, run_pipeline
 
     config = RunConfig(
@@ -84,4 +97,22 @@ def _run(args: argparse.Namespace) -> int:
     )
     summary = run_pipeline(config, progress_bar=not args.quiet)
     print(summary.text())
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.cloud import push
+
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    with tqdm(desc="push", unit="file", file=sys.stderr, disable=True if args.quiet else None, leave=False) as bar:
+        def show(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        report = push(args.export_dir, args.url, args.input_url, dry_run=args.dry_run, workers=args.workers, progress=show)
+    print(report.text())
     return 0

@@ -45,6 +45,7 @@ class VideoPredictions:
     relpath: str  # the video's path relative to the input datasource root, POSIX separators
     detections: Detections
     flicker: FlickerResult
+    source: Path | None = None  # the video file, recorded so `push --input` can upload it
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def export_datasource(
         if violations:
             raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
         _swap_in(staging, out_dir / ".lightly")
+        _write_manifest(out_dir, videos)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -110,6 +112,28 @@ def export_datasource(
         flagged=sum(v.flicker.n_flagged for v in videos),
         files=files,
     )
+
+
+MANIFEST = "flicker_export.json"  # beside .lightly, never inside it: the datasource stays pure
+
+
+def _write_manifest(out_dir: Path, videos: Sequence[VideoPredictions]) -> None:
+    entries = [{"relpath": v.relpath, "frames": v.detections.n_frames,
+                "source": str(Path(v.source).resolve()) if v.source else None} for v in videos]
+    partial = out_dir / f".{MANIFEST}.partial"
+    partial.write_bytes(orjson.dumps({"videos": entries}, option=orjson.OPT_INDENT_2))
+    os.replace(partial, out_dir / MANIFEST)
+
+
+def read_manifest(out_dir: str | Path) -> list[dict]:
+    """The videos of an export: ``[{"relpath", "frames", "source"}]`` (empty for older exports)."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        return list(orjson.loads(path.read_bytes())["videos"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise ExportError(f"{path} is damaged; export again to recreate it") from None
 
 
 def _check_task_name(task: str) -> None:

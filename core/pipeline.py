@@ -142,7 +142,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     classes = resolve_classes(config.classes, runs[0].detections.names)
     export = export_datasource(
         config.out,
-        [VideoPredictions(r.relpath, r.detections, r.flicker) for r in runs],
+        [VideoPredictions(r.relpath, r.detections, r.flicker, r.info.path) for r in runs],
         task=config.task,
         classes=classes,
         flickering=config.flickering,

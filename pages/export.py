@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.cloud import push
 from core.errors import UserError
 from core.export import VideoPredictions, export_datasource
 from ui import state
@@ -31,7 +32,7 @@ with left:
     if st.button("Export", type="primary", icon=":material/save:"):
         try:
             summary = export_datasource(
-                out_dir, [VideoPredictions(video.relpath, review.detections, review.flicker)], task=task.strip(),
+                out_dir, [VideoPredictions(video.relpath, review.detections, review.flicker, video.info.path)], task=task.strip(),
                 flickering=flickering, imputed_task=f"{task.strip()}_imputed" if imputed else None)
         except (UserError, OSError) as exc:
             st.error(f"Export failed: {exc}")
@@ -67,10 +68,34 @@ with right:
                            mime="application/zip", icon=":material/download:")
 
 st.divider()
-st.subheader("Push and schedule")
-push, schedule = st.columns(2)
-push.text_input("Bucket URL (s3://, gs://, az://)", disabled=True, placeholder="s3://bucket/lightly/")
-push.button("Push to bucket", disabled=True, help="Coming next: one-step upload of the export and the videos.")
-schedule.text_input("Lightly token", type="password", disabled=True)
-schedule.button("Schedule Lightly selection", disabled=True, help="Coming next: schedule a worker run with the "
-                "tutorial's selection config.")
+st.subheader("Push to a bucket")
+if result is None:
+    st.caption("Export first; the push sends that export.")
+else:
+    push_left, push_right = st.columns(2, gap="large")
+    lightly_url = push_left.text_input("Lightly datasource URL", key="push_url", persist_state="session",
+                                       placeholder="s3://my-bucket/flicker_lightly/",
+                                       help="The .lightly folder goes under this URL. s3://, gs://, az:// or a local path; "
+                                            "credentials come from the usual environment (AWS_PROFILE, AWS_ENDPOINT_URL, ...).")
+    input_url = push_right.text_input("Input datasource URL (optional: the videos go there)", key="push_input_url",
+                                      persist_state="session", placeholder="s3://my-bucket/flicker_input/")
+    dry_run = st.checkbox("Dry run: list what would be sent", key="push_dry_run")
+    if st.button("Push", icon=":material/cloud_upload:", disabled=not lightly_url.strip()):
+        bar = st.progress(0.0, text="Checking the bucket...")
+        try:
+            report = push(result.root, lightly_url.strip(), input_url.strip() or None, dry_run=dry_run,
+                          progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,} files"))
+        except UserError as exc:
+            bar.empty()
+            st.error(str(exc))
+        else:
+            bar.empty()
+            st.success(report.text().splitlines()[-1])
+            if dry_run and report.uploaded:
+                st.code("\n".join(f"{item.local} -> {item.remote}" for item in report.uploaded[:200]), language=None)
+
+st.subheader("Schedule a Lightly selection")
+schedule_left, schedule_right = st.columns(2)
+schedule_left.text_input("Lightly token", type="password", disabled=True)
+schedule_right.button("Schedule Lightly selection", disabled=True, help="Coming next: schedule a worker run with the "
+                      "tutorial's selection config.")

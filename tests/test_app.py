@@ -158,3 +158,33 @@ def test_thresholds_survive_page_switches_and_tabs_are_independent(app, tiny_sli
     other_tab.run()
     assert "No detections yet" in other_tab.info[0].value  # a second tab starts clean
     assert app.slider(key="iou_track").value == pytest.approx(0.42)
+
+
+def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    click(app, "Run detection")
+    app.switch_page("pages/export.py")
+    app.run()
+    app.text_input(key="export_dir").input(str(tmp_path / "export"))
+    app.run()
+    click(app, "Export")
+    app.text_input(key="push_url").input(str(tmp_path / "bucket"))
+    app.text_input(key="push_input_url").input(str(tmp_path / "input"))
+    app.run()
+    click(app, "Push")
+    assert "uploaded" in app.success[-1].value
+    assert (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
+    assert (tmp_path / "input/tiny.mp4").read_bytes() == tiny_slice.read_bytes()
+    app.text_input(key="push_url").input(str(tmp_path / "nowhere.txt"))
+    (tmp_path / "nowhere.txt").write_text("a file, not a folder")
+    app.run()
+    click(app, "Push")
+    assert app.error, "pushing into a file path gives a clear error"

@@ -1,0 +1,222 @@
+"""One-step push of an export to a bucket: the ``.lightly`` tree to the Lightly datasource URL and,
+optionally, the videos to the input datasource URL, through fsspec (``s3://``, ``gs://``,
+``az://``/``abfs://``, local paths).
+
+Credentials come from each cloud's usual environment and config files (for S3 that includes
+``AWS_ENDPOINT_URL``, so S3-compatible stores work); nothing here reads, prints or stores them.
+Files already there with the same content are skipped; uploads run concurrently with retries.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core.errors import UserError
+from core.export import read_manifest
+
+BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
+SMALL_FILE = 8 << 20  # read into memory and sent in one request; larger files stream with put_file
+
+
+class CloudError(UserError):
+    """The bucket cannot be reached or written."""
+
+
+@dataclass(frozen=True)
+class PushItem:
+    local: Path
+    remote: str  # full URL
+    size: int
+
+
+@dataclass
+class PushReport:
+    planned: list[PushItem]
+    uploaded: list[PushItem] = field(default_factory=list)
+    skipped: list[PushItem] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def text(self) -> str:
+        if self.dry_run:
+            lines = [f"would upload {item.local} -> {item.remote}" for item in self.uploaded]
+            lines.append(f"dry run: {len(self.uploaded)} files to upload, {len(self.skipped)} already there")
+            return "\n".join(lines)
+        rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
+        megabytes = sum(item.size for item in self.uploaded) / 1e6
+        return (f"uploaded {len(self.uploaded)} files ({megabytes:.1f} MB) in {self.seconds:.1f} s ({rate:.0f} files/s); "
+                f"{len(self.skipped)} already there with the same content")
+
+
+def _filesystem(url: str):
+    """fsspec filesystem and root path for a URL, with a clear message when its backend is missing."""
+    import fsspec
+
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    options: dict = {"auto_mkdir": True} if protocol in ("file", "local") else {}
+    if protocol in ("s3", "s3a"):
+        # Fail fast on a dead endpoint instead of botocore's long default retry loop.
+        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 30, "retries": {"max_attempts": 2}}}
+    try:
+        return fsspec.url_to_fs(url, **options)
+    except ImportError:
+        raise CloudError(f"{protocol}:// needs the {BACKENDS.get(protocol, protocol)} package: pip install "
+                         f"{BACKENDS.get(protocol, protocol)}") from None
+    except ValueError as exc:  # e.g. Azure without an account: credentials come from the environment
+        raise CloudError(f"Cannot use {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _join(url: str, relative: str) -> str:
+    return url.rstrip("/") + "/" + relative
+
+
+def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) -> list[PushItem]:
+    """Every file to send: ``export_dir/.lightly/**`` under ``url/.lightly/``, and with ``input_url``
+    the export's videos under ``input_url/<relpath>`` (the paths their frames' file_names expect)."""
+    export_dir = Path(export_dir)
+    lightly = export_dir / ".lightly"
+    if not lightly.is_dir():
+        raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
+    items = [PushItem(path, _join(url, path.relative_to(export_dir).as_posix()), path.stat().st_size)
+             for path in sorted(lightly.rglob("*")) if path.is_file()]
+    if input_url is not None:
+        videos = read_manifest(export_dir)
+        if not videos:
+            raise CloudError(f"{export_dir} does not say which videos it was made from: export again, then push")
+        for video in videos:
+            source = Path(video["source"] or "")
+            if not source.is_file():
+                raise CloudError(f"Video {video['relpath']} is no longer at {source}")
+            items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size))
+    return items
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remote_md5(info: dict) -> str | None:
+    """The content MD5 a store reports, where it reports one (S3 single-part ETag, GCS md5Hash,
+    Azure content_md5); None when unknown (then the file is sent again)."""
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower()):
+        return etag.lower()
+    md5_b64 = info.get("md5Hash") or (info.get("content_settings") or {}).get("content_md5")
+    if md5_b64:
+        raw = md5_b64 if isinstance(md5_b64, (bytes, bytearray)) else base64.b64decode(md5_b64)
+        return bytes(raw).hex()
+    return None
+
+
+def _is_local(fs) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _same_content(item: PushItem, info: dict | None, fs) -> bool:
+    if info is None or int(info.get("size", -1)) != item.size:
+        return False
+    remote = _remote_md5(info)
+    if remote is not None:
+        return remote == _md5(item.local)
+    if _is_local(fs):
+        return _md5(Path(info["name"])) == _md5(item.local)
+    return False
+
+
+def _listing(fs, root: str) -> dict[str, dict]:
+    try:
+        return {fs._strip_protocol(name): info for name, info in fs.find(root, detail=True).items()}
+    except FileNotFoundError:
+        return {}
+
+
+def _explain(exc: BaseException, url: str) -> CloudError:
+    """One line a user can act on, without credentials or signed URLs in it."""
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
+        return CloudError(f"Bucket not found for {url}: check its name (and region)")
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return CloudError(f"Access denied to {url}: check the credentials and the bucket's permissions")
+    if isinstance(exc, (ConnectionError, TimeoutError)) or "Could not connect" in text or "Connect" in type(exc).__name__:
+        return CloudError(f"Cannot reach the storage endpoint for {url}: check the network "
+                          "(and AWS_ENDPOINT_URL for S3-compatible stores)")
+    return CloudError(f"Upload to {url} failed: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300])
+
+
+def _check_reachable(fs, root: str, url: str) -> None:
+    """One cheap request first, so a wrong bucket, key or endpoint fails before anything is sent."""
+    if _is_local(fs):
+        return
+    bucket = root.split("/", 1)[0]
+    try:
+        fs.ls(bucket, refresh=True)
+    except Exception as exc:  # backends raise their own types; _explain maps them
+        raise _explain(exc, url) from None
+
+
+def _upload(fs, item: PushItem, path: str, retries: int) -> None:
+    for attempt in range(retries + 1):
+        try:
+            if item.size < SMALL_FILE:
+                fs.pipe_file(path, item.local.read_bytes())
+            else:
+                fs.put_file(str(item.local), path)
+            return
+        except (PermissionError, FileNotFoundError):
+            raise
+        except Exception:
+            if attempt == retries:
+                raise
+            time.sleep(0.2 * 2**attempt)  # transient: back off and try again
+
+
+def push(
+    export_dir: str | Path,
+    url: str,
+    input_url: str | None = None,
+    dry_run: bool = False,
+    workers: int = 32,
+    retries: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """Upload what :func:`plan_push` lists, skipping files already there with the same content."""
+    planned = plan_push(export_dir, url, input_url)
+    report = PushReport(planned=planned, dry_run=dry_run)
+    start = time.perf_counter()
+    for target_url in {url} | ({input_url} if input_url else set()):
+        fs, root = _filesystem(target_url)
+        _check_reachable(fs, root, target_url)
+        existing = _listing(fs, root)
+        todo = []
+        for item in (i for i in planned if i.remote.startswith(target_url.rstrip("/") + "/")):
+            path = fs._strip_protocol(item.remote)
+            if _same_content(item, existing.get(path), fs):
+                report.skipped.append(item)
+            else:
+                todo.append((item, path))
+        if dry_run:
+            report.uploaded.extend(item for item, _ in todo)
+            continue
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_upload, fs, item, path, retries): item for item, path in todo}
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except Exception as exc:
+                    for pending in futures:
+                        pending.cancel()
+                    raise _explain(exc, target_url) from None
+                report.uploaded.append(futures[future])
+                if progress:
+                    progress(len(report.uploaded) + len(report.skipped), len(planned))
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,171 @@
+"""Push against a real S3-compatible server (moto's server mode on 127.0.0.1), not a mocked client."""
+import hashlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from core.cloud import CloudError, plan_push, push
+from core.detections import Detections
+from core.export import VideoPredictions, export_datasource
+from core.flicker import FlickerIndex
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    import fsspec
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    fsspec.filesystem("s3").clear_instance_cache()
+    client = boto3.client("s3", endpoint_url=s3_server)
+    bucket = f"bucket-{time.time_ns()}"
+    client.create_bucket(Bucket=bucket)
+    yield client, bucket
+    fsspec.filesystem("s3").clear_instance_cache()
+
+
+@pytest.fixture
+def export(tmp_path, sample_slice):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, 40)
+    xy = rng.uniform(0, 600, (counts.sum(), 2))
+    det = Detections(np.repeat(np.arange(40), counts), np.concatenate([xy, xy + 50], 1), rng.uniform(0.2, 1, counts.sum()),
+                     np.zeros(counts.sum()), {0: "person"}, 40, (768, 576))
+    video = VideoPredictions("day1/walk.mp4", det, FlickerIndex.from_detections(det).evaluate(0.5, 0.6), sample_slice)
+    export_datasource(tmp_path / "export", [video], task="det")
+    return tmp_path / "export"
+
+
+def remote_objects(client, bucket):
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {obj["Key"]: obj for page in pages for obj in page.get("Contents", [])}
+
+
+def test_push_uploads_the_tree_and_the_videos_then_skips_them(s3, export, sample_slice):
+    client, bucket = s3
+    report = push(export, f"s3://{bucket}/lightly", f"s3://{bucket}/input")
+    objects = remote_objects(client, bucket)
+    local = sorted(p.relative_to(export).as_posix() for p in (export / ".lightly").rglob("*") if p.is_file())
+    assert sorted(k[len("lightly/"):] for k in objects if k.startswith("lightly/")) == local
+    assert "input/day1/walk.mp4" in objects
+    assert len(report.uploaded) == len(local) + 1 and not report.skipped
+    # checksums: what the server stored is byte for byte what we have
+    body = client.get_object(Bucket=bucket, Key="lightly/.lightly/predictions/det/day1/walk-07-mp4.json")["Body"].read()
+    assert body == (export / ".lightly/predictions/det/day1/walk-07-mp4.json").read_bytes()
+    assert objects["input/day1/walk.mp4"]["ETag"].strip('"') == hashlib.md5(sample_slice.read_bytes()).hexdigest()
+
+    again = push(export, f"s3://{bucket}/lightly", f"s3://{bucket}/input")
+    assert not again.uploaded and len(again.skipped) == len(report.uploaded)
+
+
+def test_changed_files_are_sent_again(s3, export):
+    client, bucket = s3
+    push(export, f"s3://{bucket}/lightly")
+    changed = export / ".lightly/metadata/day1/walk-03-mp4.json"
+    changed.write_bytes(changed.read_bytes().replace(b'"flickering":0.5', b'"flickering":0.75'))
+    report = push(export, f"s3://{bucket}/lightly")
+    assert [item.local for item in report.uploaded] == [changed]
+    body = client.get_object(Bucket=bucket, Key="lightly/.lightly/metadata/day1/walk-03-mp4.json")["Body"].read()
+    assert b"0.75" in body
+
+
+def test_dry_run_sends_nothing(s3, export):
+    client, bucket = s3
+    report = push(export, f"s3://{bucket}/lightly", f"s3://{bucket}/input", dry_run=True)
+    assert len(report.uploaded) == len(plan_push(export, f"s3://{bucket}/lightly", f"s3://{bucket}/input"))
+    assert "would upload" in report.text() and remote_objects(client, bucket) == {}
+
+
+def test_missing_bucket_is_one_clear_error(s3, export):
+    with pytest.raises(CloudError, match="Bucket not found"):
+        push(export, "s3://no-such-bucket-here/lightly")
+
+
+def test_unreachable_endpoint_fails_fast(s3, export, monkeypatch):
+    import fsspec
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    fsspec.filesystem("s3").clear_instance_cache()
+    started = time.time()
+    with pytest.raises(CloudError, match="Cannot reach the storage endpoint"):
+        push(export, "s3://bucket/lightly")
+    assert time.time() - started < 30
+
+
+def test_bad_credentials_are_access_denied(export, tmp_path, monkeypatch):
+    """A second moto server that enforces authentication: unknown keys are refused."""
+    import fsspec
+
+    port = free_port()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "definitely-not-the-secret")
+        fsspec.filesystem("s3").clear_instance_cache()
+        with pytest.raises(CloudError, match="Access denied") as info:
+            push(export, "s3://bucket/lightly")
+        assert "definitely-not-the-secret" not in str(info.value)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        fsspec.filesystem("s3").clear_instance_cache()
+
+
+def test_push_to_a_local_folder(export, tmp_path):
+    report = push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+    assert (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
+    assert (tmp_path / "input/day1/walk.mp4").is_file()
+    assert len(push(export, str(tmp_path / "bucket"), str(tmp_path / "input")).skipped) == len(report.uploaded)
+
+
+def test_cli_push_errors_are_one_line(export, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "core", "push", str(tmp_path / "nope"), str(tmp_path / "b")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "holds no export" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "core", "push", str(export), str(tmp_path / "b"), "--dry-run"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "dry run:" in result.stdout and not (tmp_path / "b").exists()
