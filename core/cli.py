@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -50,6 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
     push.add_argument("--workers", type=int, default=32, help="concurrent uploads (default 32)")
     push.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sched = commands.add_parser("schedule", help="schedule a Lightly selection run (token from LIGHTLY_TOKEN)")
+    sched.add_argument("--dataset", required=True, help="Lightly dataset name (created as a VIDEOS dataset if new)")
+    sched.add_argument("--input-url", required=True, help="input datasource: where the videos are")
+    sched.add_argument("--lightly-url", required=True, help="Lightly datasource: where .lightly is")
+    sched.add_argument("--task", default="yolov8_detection", help="prediction task for embeddings and scores")
+    sched.add_argument("--n-samples", type=int, default=100, help="frames to select (default 100)")
+    sched.add_argument("--diversity", type=float, default=1.0, help="strength of DIVERSITY on the task's embeddings (0: off)")
+    sched.add_argument("--least-confidence", type=float, default=1.0,
+                       help="strength of WEIGHTS on objectness_least_confidence (0: off)")
+    sched.add_argument("--flickering", type=float, default=1.0, help="strength of WEIGHTS on the flickering metadata (0: off)")
+    sched.add_argument("--extra-strategy", action="append", default=[], metavar="JSON",
+                       help="another strategy as a JSON object, added as it is (repeatable)")
+    sched.add_argument("--config", type=Path, help="a whole selection config as JSON (replaces the options above)")
+    sched.add_argument("--region", help="bucket region (S3)")
+    sched.add_argument("--s3-role-arn", help="S3 delegated access: the role Lightly assumes")
+    sched.add_argument("--s3-external-id", help="S3 delegated access: the external id")
+    sched.add_argument("--s3-access-key", help="S3 access key id (the secret comes from LIGHTLY_S3_SECRET_ACCESS_KEY)")
+    sched.add_argument("--gcs-project", help="GCS project id (credentials JSON file from LIGHTLY_GCS_CREDENTIALS)")
+    sched.add_argument("--azure-account", help="Azure account name (SAS token from LIGHTLY_AZURE_SAS_TOKEN)")
+    sched.add_argument("--dry-run", action="store_true", help="print the config and the calls that would be made")
     return parser
 
 
@@ -76,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "push":
         return _push(args)
+    if args.command == "schedule":
+        return _schedule(args)
     from core.pipeline import RunConfig, run_pipeline
 
     config = RunConfig(
@@ -115,4 +139,63 @@ def _push(args: argparse.Namespace) -> int:
 
         report = push(args.export_dir, args.url, args.input_url, dry_run=args.dry_run, workers=args.workers, progress=show)
     print(report.text())
+    return 0
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise UserError(f"Set {name} in the environment (secrets are never taken as arguments)")
+    return value
+
+
+def _credentials(args: argparse.Namespace):
+    from core.schedule import AzureCredentials, GcsCredentials, S3DelegatedAccess, S3Keys
+
+    if args.s3_role_arn or args.s3_external_id:
+        if not (args.s3_role_arn and args.s3_external_id and args.region):
+            raise UserError("S3 delegated access needs --s3-role-arn, --s3-external-id and --region")
+        return S3DelegatedAccess(args.region, args.s3_role_arn, args.s3_external_id)
+    if args.s3_access_key:
+        if not args.region:
+            raise UserError("S3 keys need --region")
+        return S3Keys(args.region, args.s3_access_key, _secret("LIGHTLY_S3_SECRET_ACCESS_KEY"))
+    if args.gcs_project:
+        credentials_file = Path(_secret("LIGHTLY_GCS_CREDENTIALS"))
+        if not credentials_file.is_file():
+            raise UserError("LIGHTLY_GCS_CREDENTIALS must name a service account JSON file")
+        return GcsCredentials(args.gcs_project, credentials_file.read_text())
+    if args.azure_account:
+        return AzureCredentials(args.azure_account, _secret("LIGHTLY_AZURE_SAS_TOKEN"))
+    raise UserError("Say how Lightly reads the bucket: --s3-role-arn/--s3-external-id, --s3-access-key, "
+                    "--gcs-project or --azure-account")
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    import json
+
+    from core.schedule import ScheduleRequest, build_selection_config, describe, planned_calls, schedule, validate_selection_config
+
+    if args.config is not None:
+        try:
+            config = json.loads(args.config.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"Cannot read the selection config {args.config}: {exc}") from None
+    else:
+        try:
+            extra = [json.loads(text) for text in args.extra_strategy]
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--extra-strategy is not valid JSON: {exc}") from None
+        config = build_selection_config(args.n_samples, args.task, args.diversity, args.least_confidence,
+                                        args.flickering, extra)
+    validate_selection_config(config)
+    request = ScheduleRequest(args.dataset, args.input_url, args.lightly_url, _credentials(args), config)
+    if args.dry_run:
+        print("selection config (validated offline):")
+        print(describe(config))
+        for name, arguments in planned_calls(request):
+            print(f"would call {name}({', '.join(f'{k}={v!r}' for k, v in arguments.items() if k != 'selection_config')})")
+        return 0
+    dataset_id, run_id = schedule(request)
+    print(f"scheduled run {run_id} on dataset {args.dataset} ({dataset_id}); start a Lightly Worker to process it")
     return 0

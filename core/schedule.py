@@ -1,0 +1,230 @@
+"""Schedule a Lightly selection run: the tutorial's selection config, checked offline, then sent
+through the ``lightly`` package's own ``ApiWorkflowClient`` (lightly 1.5.26).
+
+The token comes from ``LIGHTLY_TOKEN`` or a password field, is handed to the client only, and is
+scrubbed from every message: the client sends it as a ``?token=`` query parameter, so URLs are
+never logged or shown.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import UserError
+
+os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background version check on import
+
+
+class _ScrubTokens(logging.Filter):
+    """urllib3 logs retried URLs, and the client puts the token in the URL: scrub it from records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = re.sub(r"token=[^&\s'\"]+", "token=***", message), ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "lightly"):
+    logging.getLogger(_name).addFilter(_ScrubTokens())
+
+LEAST_CONFIDENCE = "objectness_least_confidence"
+
+
+class ScheduleError(UserError):
+    """The selection cannot be scheduled."""
+
+
+def build_selection_config(
+    n_samples: int,
+    task: str,
+    diversity: float = 1.0,
+    least_confidence: float = 1.0,
+    flickering: float = 1.0,
+    extra_strategies: list[dict] | None = None,
+) -> dict:
+    """The tutorial's three strategies with user-set strengths (0 leaves one out), plus any extra
+    strategy dicts as they are."""
+    strategies = []
+    if diversity:
+        strategies.append({"input": {"type": "EMBEDDINGS", "task": task},
+                           "strategy": {"type": "DIVERSITY", "strength": float(diversity)}})
+    if least_confidence:
+        strategies.append({"input": {"type": "SCORES", "task": task, "score": LEAST_CONFIDENCE},
+                           "strategy": {"type": "WEIGHTS", "strength": float(least_confidence)}})
+    if flickering:
+        strategies.append({"input": {"type": "METADATA", "key": "flickering"},
+                           "strategy": {"type": "WEIGHTS", "strength": float(flickering)}})
+    strategies.extend(extra_strategies or [])
+    return {"n_samples": n_samples, "strategies": strategies}
+
+
+def validate_selection_config(config: dict) -> None:
+    """Offline checks: lightly's own pydantic model (unknown keys, bad types, bad enums) plus what it
+    lets through (a non-positive n_samples, a SCORES input without a score, ...)."""
+    from lightly.api.api_workflow_compute_worker import selection_config_from_dict
+
+    if not isinstance(config, dict):
+        raise ScheduleError("The selection config must be a mapping")
+    n_samples, proportion = config.get("n_samples"), config.get("proportion_samples")
+    if n_samples is None and proportion is None:
+        raise ScheduleError("The selection config needs n_samples (or proportion_samples)")
+    if n_samples is not None and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
+        raise ScheduleError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if proportion is not None and not (isinstance(proportion, (int, float)) and 0 < proportion <= 1):
+        raise ScheduleError(f"proportion_samples must be in (0, 1], got {proportion!r}")
+    strategies = config.get("strategies")
+    if not isinstance(strategies, list) or not strategies:
+        raise ScheduleError("The selection config needs at least one strategy")
+    for k, entry in enumerate(strategies):
+        source = entry.get("input", {}) if isinstance(entry, dict) else {}
+        kind = source.get("type")
+        if kind == "SCORES" and not (source.get("task") and source.get("score")):
+            raise ScheduleError(f"strategies[{k}]: a SCORES input needs a task and a score")
+        if kind in ("EMBEDDINGS", "PREDICTIONS") and source.get("task") == "":
+            raise ScheduleError(f"strategies[{k}]: the task name is empty")
+        if kind == "METADATA" and not source.get("key"):
+            raise ScheduleError(f"strategies[{k}]: a METADATA input needs a key")
+        strength = (entry.get("strategy") or {}).get("strength") if isinstance(entry, dict) else None
+        if strength is not None and not isinstance(strength, (int, float)):
+            raise ScheduleError(f"strategies[{k}]: strength must be a number")
+    try:
+        selection_config_from_dict(config)
+    except Exception as exc:  # pydantic's ValidationError: keep its first line, which names the field
+        first = " ".join(str(exc).split("\n")[:3])
+        raise ScheduleError(f"Invalid selection config: {first}") from None
+
+
+@dataclass(frozen=True)
+class S3DelegatedAccess:
+    region: str
+    role_arn: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class S3Keys:
+    region: str
+    access_key: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GcsCredentials:
+    project_id: str
+    credentials: str = field(repr=False)  # the service account JSON, as a string
+
+
+@dataclass(frozen=True)
+class AzureCredentials:
+    account_name: str
+    sas_token: str = field(repr=False)
+
+
+Credentials = S3DelegatedAccess | S3Keys | GcsCredentials | AzureCredentials
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    dataset_name: str
+    input_url: str  # where the videos are, e.g. s3://bucket/flicker_input/
+    lightly_url: str  # where .lightly is, e.g. s3://bucket/flicker_lightly/
+    credentials: Credentials
+    selection_config: dict
+    worker_config: dict = field(default_factory=dict)
+    lightly_config: dict = field(default_factory=dict)
+
+
+def _datasource_call(request: ScheduleRequest, purpose: str, url: str) -> tuple[str, dict]:
+    c = request.credentials
+    if isinstance(c, S3DelegatedAccess):
+        return "set_s3_delegated_access_config", {"resource_path": url, "region": c.region, "role_arn": c.role_arn,
+                                                  "external_id": c.external_id, "purpose": purpose}
+    if isinstance(c, S3Keys):
+        return "set_s3_config", {"resource_path": url, "region": c.region, "access_key": c.access_key,
+                                 "secret_access_key": c.secret_access_key, "purpose": purpose}
+    if isinstance(c, GcsCredentials):
+        return "set_gcs_config", {"resource_path": url, "project_id": c.project_id, "credentials": c.credentials,
+                                  "purpose": purpose}
+    container = url.split("://", 1)[-1]
+    return "set_azure_config", {"container_name": container, "account_name": c.account_name, "sas_token": c.sas_token,
+                                "purpose": purpose}
+
+
+SECRET_ARGUMENTS = ("secret_access_key", "credentials", "sas_token")
+
+
+def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
+    """The client calls a run makes, in order (what ``--dry-run`` prints, secrets masked)."""
+    calls: list[tuple[str, dict]] = [
+        ("create_dataset (or set_dataset_id_by_name when it exists)", {"dataset_name": request.dataset_name,
+                                                                      "dataset_type": "VIDEOS"}),
+        _datasource_call(request, "INPUT", request.input_url),
+        _datasource_call(request, "LIGHTLY", request.lightly_url),
+        ("schedule_compute_worker_run", {"worker_config": request.worker_config,
+                                         "selection_config": request.selection_config,
+                                         "lightly_config": request.lightly_config}),
+    ]
+    return [(name, {k: ("***" if k in SECRET_ARGUMENTS else v) for k, v in args.items()}) for name, args in calls]
+
+
+def _scrub(text: str, token: str) -> str:
+    text = re.sub(r"token=[^&\s'\"]+", "token=***", text)
+    return text.replace(token, "***") if token else text
+
+
+def _explain(exc: BaseException, token: str) -> ScheduleError:
+    from lightly.openapi_generated.swagger_client.rest import ApiException
+
+    if isinstance(exc, ApiException):
+        if exc.status in (401, 403):
+            return ScheduleError("Lightly rejected the token (check LIGHTLY_TOKEN or the token field)")
+        reason = _scrub(str(exc.body or exc.reason or "")[:200], token)
+        return ScheduleError(f"The Lightly API refused the request (HTTP {exc.status}): {reason}")
+    text = _scrub(str(exc), token)
+    if "Max retries" in text or "Connection" in type(exc).__name__ or isinstance(exc, (ConnectionError, TimeoutError)):
+        return ScheduleError("Cannot reach the Lightly API (check the network, or LIGHTLY_SERVER_LOCATION)")
+    return ScheduleError(f"Scheduling failed: {text.splitlines()[0] if text else type(exc).__name__}"[:300])
+
+
+def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, str]:
+    """Create (or reuse) the VIDEOS dataset, configure both datasources and schedule the run.
+    Returns ``(dataset_id, scheduled_run_id)``."""
+    validate_selection_config(request.selection_config)
+    token = token or os.environ.get("LIGHTLY_TOKEN", "")
+    if not token:
+        raise ScheduleError("No Lightly token: set LIGHTLY_TOKEN or enter it in the token field")
+    try:
+        from lightly.api import ApiWorkflowClient
+        from lightly.openapi_generated.swagger_client import DatasetType, DatasourcePurpose
+
+        client = ApiWorkflowClient(token=token)
+        if client.dataset_name_exists(dataset_name=request.dataset_name):
+            client.set_dataset_id_by_name(request.dataset_name)
+        else:
+            client.create_dataset(dataset_name=request.dataset_name, dataset_type=DatasetType.VIDEOS)
+        for purpose, url in ((DatasourcePurpose.INPUT, request.input_url), (DatasourcePurpose.LIGHTLY, request.lightly_url)):
+            name, args = _datasource_call(request, purpose, url)
+            getattr(client, name)(**args)
+        run_id = client.schedule_compute_worker_run(
+            worker_config=request.worker_config,
+            selection_config=request.selection_config,
+            lightly_config=request.lightly_config,
+        )
+        return client.dataset_id, run_id
+    except ScheduleError:
+        raise
+    except ValueError as exc:  # the client's own argument checks (role ARN, external id, ...)
+        raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
+    except Exception as exc:
+        raise _explain(exc, token) from None
+
+
+def describe(config: Any) -> str:
+    """A selection config as indented JSON, for the app and the dry run."""
+    import json
+
+    return json.dumps(config, indent=2)

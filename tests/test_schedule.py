@@ -1,0 +1,164 @@
+"""Scheduling through lightly's own ApiWorkflowClient against a local fake of the Lightly API
+(the only mock in the suite: the true network edge). The recorded requests are checked."""
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from core.schedule import (
+    S3DelegatedAccess,
+    ScheduleError,
+    ScheduleRequest,
+    build_selection_config,
+    planned_calls,
+    schedule,
+    validate_selection_config,
+)
+from fake_lightly import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, FakeLightly
+
+ACCESS = S3DelegatedAccess("eu-central-1", "arn:aws:iam::123456789012:role/lightly-access", "flicker-external-id")
+
+
+def request(config=None, name="flicker-demo"):
+    return ScheduleRequest(name, "s3://bucket/flicker_input/", "s3://bucket/flicker_lightly/", ACCESS,
+                           config or build_selection_config(100, "yolov8_detection", 1.0, 0.5, 2.0))
+
+
+def test_config_builder_follows_the_tutorial():
+    config = build_selection_config(100, "yolov8_detection", diversity=1.0, least_confidence=0.5, flickering=2.0)
+    assert config == {"n_samples": 100, "strategies": [
+        {"input": {"type": "EMBEDDINGS", "task": "yolov8_detection"}, "strategy": {"type": "DIVERSITY", "strength": 1.0}},
+        {"input": {"type": "SCORES", "task": "yolov8_detection", "score": "objectness_least_confidence"},
+         "strategy": {"type": "WEIGHTS", "strength": 0.5}},
+        {"input": {"type": "METADATA", "key": "flickering"}, "strategy": {"type": "WEIGHTS", "strength": 2.0}},
+    ]}
+    validate_selection_config(config)
+    no_diversity = build_selection_config(10, "t", diversity=0, extra_strategies=[
+        {"input": {"type": "RANDOM", "random_seed": 42}, "strategy": {"type": "WEIGHTS"}}])
+    assert [s["input"]["type"] for s in no_diversity["strategies"]] == ["SCORES", "METADATA", "RANDOM"]
+    validate_selection_config(no_diversity)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"n_samples": -1, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]}, "positive integer"),
+        ({"strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]}, "needs n_samples"),
+        ({"n_samples": 5, "strategies": []}, "at least one strategy"),
+        ({"n_samples": 5, "strategies": [{"input": {"type": "SCORES", "task": "t"}, "strategy": {"type": "WEIGHTS"}}]},
+         "needs a task and a score"),
+        ({"n_samples": 5, "strategies": [{"input": {"type": "METADATA"}, "strategy": {"type": "WEIGHTS"}}]}, "needs a key"),
+        ({"n_samples": 5, "strategies": [{"input": {"type": "SALIENCY"}, "strategy": {"type": "WEIGHTS"}}]},
+         "Invalid selection config"),
+        ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}], "bogus": 1},
+         "Invalid selection config"),
+        ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": "x"}}]},
+         "strength must be a number"),
+    ],
+)
+def test_bad_configs_are_rejected_offline(config, message):
+    with pytest.raises(ScheduleError, match=message):
+        validate_selection_config(config)
+
+
+def test_schedule_creates_dataset_datasources_and_run(monkeypatch):
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
+    calls = [(r["method"], r["path"]) for r in fake.requests]
+    assert calls == [
+        ("GET", "/v1/versions/pip/minimum"),
+        ("GET", "/v1/datasets/query/name/flicker-demo"),
+        ("GET", "/v1/datasets/query/name/flicker-demo"),
+        ("POST", "/v1/datasets"),
+        ("PUT", f"/v1/datasets/{DATASET_ID}/datasource"),
+        ("PUT", f"/v1/datasets/{DATASET_ID}/datasource"),
+        ("POST", "/v1/docker/worker/config/vX"),
+        ("POST", f"/v1/datasets/{DATASET_ID}/docker/worker/schedule"),
+    ]
+    bodies = [r["body"] for r in fake.requests]
+    assert bodies[3] == {"name": "flicker-demo", "type": "Videos", "creator": "USER_PIP"}
+    input_source, lightly_source = bodies[4], bodies[5]
+    assert (input_source["purpose"], input_source["type"], input_source["fullPath"]) == (
+        "INPUT", "S3DelegatedAccess", "s3://bucket/flicker_input/")
+    assert (lightly_source["purpose"], lightly_source["fullPath"]) == ("LIGHTLY", "s3://bucket/flicker_lightly/")
+    assert lightly_source["s3ARN"] == ACCESS.role_arn and lightly_source["s3ExternalId"] == ACCESS.external_id
+    selection = bodies[6]["config"]["selection"]
+    assert selection["nSamples"] == 100
+    assert [s["input"]["type"] for s in selection["strategies"]] == ["EMBEDDINGS", "SCORES", "METADATA"]
+    assert selection["strategies"][2]["input"]["key"] == "flickering"
+    assert selection["strategies"][2]["strategy"]["strength"] == 2.0
+    assert bodies[7]["configId"] == CONFIG_ID
+    assert all(r["token"] == GOOD_TOKEN for r in fake.requests[1:])  # the token travels as ?token=
+
+
+def test_an_existing_dataset_is_reused(monkeypatch):
+    with FakeLightly(existing_datasets=["flicker-demo"]) as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
+    assert ("POST", "/v1/datasets") not in [(r["method"], r["path"]) for r in fake.requests]
+
+
+def test_bad_token_is_a_clear_message_without_the_token(monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        with pytest.raises(ScheduleError, match="rejected the token") as info:
+            schedule(request(), "wrong-token-never-shown")
+    assert "wrong-token-never-shown" not in str(info.value)
+    assert "wrong-token-never-shown" not in caplog.text
+
+
+def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")
+    with pytest.raises(ScheduleError, match="Cannot reach the Lightly API") as info:
+        schedule(request(), "secret-token-123")
+    assert "secret-token-123" not in str(info.value) and "secret-token-123" not in caplog.text
+    assert "token=***" in caplog.text  # urllib3 logged the retried URL, scrubbed
+
+
+def test_client_side_checks_surface_as_messages(monkeypatch):
+    bad_arn = ScheduleRequest("d", "s3://b/i/", "s3://b/l/", S3DelegatedAccess("eu-central-1", "not-an-arn", "short"),
+                              build_selection_config(10, "t"))
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        with pytest.raises(ScheduleError) as info:
+            schedule(bad_arn, GOOD_TOKEN)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_token(monkeypatch):
+    monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
+    with pytest.raises(ScheduleError, match="No Lightly token"):
+        schedule(request())
+
+
+def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
+    calls = planned_calls(request())
+    assert [name for name, _ in calls][1:] == ["set_s3_delegated_access_config"] * 2 + ["schedule_compute_worker_run"]
+    with FakeLightly() as fake:
+        env = {"LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
+        result = subprocess.run(
+            [sys.executable, "-m", "core", "schedule", "--dataset", "d", "--input-url", "s3://b/i/", "--lightly-url",
+             "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn, "--s3-external-id",
+             ACCESS.external_id, "--flickering", "3", "--dry-run"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, **env})
+    assert result.returncode == 0, result.stderr
+    assert "would call schedule_compute_worker_run" in result.stdout and '"strength": 3.0' in result.stdout
+    assert fake.requests == [] and GOOD_TOKEN not in result.stdout
+
+
+def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
+    with FakeLightly() as fake:
+        env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
+        result = subprocess.run(
+            [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",
+             "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+             "--s3-external-id", ACCESS.external_id, "--n-samples", "50"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert RUN_ID in result.stdout and GOOD_TOKEN not in result.stdout + result.stderr
+    assert fake.requests[-2]["body"]["config"]["selection"]["nSamples"] == 50
