@@ -9,6 +9,14 @@ import streamlit as st
 from core.cloud import push
 from core.errors import UserError
 from core.export import VideoPredictions, export_datasource
+from core.schedule import (
+    S3DelegatedAccess,
+    ScheduleRequest,
+    build_selection_config,
+    describe,
+    schedule,
+    validate_selection_config,
+)
 from ui import state
 
 state.init_defaults()
@@ -95,7 +103,53 @@ else:
                 st.code("\n".join(f"{item.local} -> {item.remote}" for item in report.uploaded[:200]), language=None)
 
 st.subheader("Schedule a Lightly selection")
-schedule_left, schedule_right = st.columns(2)
-schedule_left.text_input("Lightly token", type="password", disabled=True)
-schedule_right.button("Schedule Lightly selection", disabled=True, help="Coming next: schedule a worker run with the "
-                      "tutorial's selection config.")
+st.caption("The tutorial's selection: diverse frames (embeddings of the task), uncertain frames "
+           "(objectness least confidence) and flickering frames (the metadata exported above).")
+config_column, access_column = st.columns(2, gap="large")
+with config_column:
+    n_samples = st.number_input("Frames to select", 1, 1_000_000, 100, key="n_samples", persist_state="session")
+    diversity = st.slider("Diversity strength", 0.0, 5.0, 1.0, 0.1, key="diversity", persist_state="session")
+    least_confidence = st.slider("Least-confidence strength", 0.0, 5.0, 1.0, 0.1, key="least_confidence",
+                                 persist_state="session")
+    flickering_strength = st.slider("Flickering strength", 0.0, 5.0, 1.0, 0.1, key="flickering_strength",
+                                    persist_state="session")
+    extra = st.text_area("Extra strategies (JSON list, optional)", key="extra_strategies", persist_state="session",
+                         placeholder='[{"input": {"type": "RANDOM", "random_seed": 42}, "strategy": {"type": "WEIGHTS"}}]')
+with access_column:
+    dataset_name = st.text_input("Lightly dataset", value=f"flicker-{stem}", key="dataset_name", persist_state="session")
+    schedule_input = st.text_input("Input datasource URL", key="schedule_input_url", persist_state="session",
+                                   value=st.session_state.get("push_input_url", ""))
+    schedule_lightly = st.text_input("Lightly datasource URL", key="schedule_lightly_url", persist_state="session",
+                                     value=st.session_state.get("push_url", ""))
+    region = st.text_input("Bucket region", "eu-central-1", key="s3_region", persist_state="session")
+    role_arn = st.text_input("S3 role ARN (delegated access)", key="s3_role_arn", persist_state="session",
+                             placeholder="arn:aws:iam::123456789012:role/lightly-access")
+    external_id = st.text_input("S3 external id", key="s3_external_id", persist_state="session")
+    token = st.text_input("Lightly token", type="password", key="lightly_token",
+                          help="Or set LIGHTLY_TOKEN before starting the app. Kept in this tab's memory only.")
+
+config = None
+try:
+    extra_strategies = json.loads(extra) if extra.strip() else []
+    if not isinstance(extra_strategies, list):
+        raise ValueError("a JSON list of strategy objects is expected")
+    config = build_selection_config(int(n_samples), task.strip(), diversity, least_confidence, flickering_strength,
+                                    extra_strategies)
+    validate_selection_config(config)
+except (ValueError, UserError) as exc:
+    st.error(f"Selection config: {exc}")
+    config = None
+if config is not None:
+    with st.expander("Selection config (validated offline)"):
+        st.code(describe(config), language="json")
+ready = config is not None and schedule_input.strip() and schedule_lightly.strip() and role_arn.strip() and external_id.strip()
+if st.button("Schedule Lightly selection", icon=":material/rocket_launch:", disabled=not ready):
+    request = ScheduleRequest(dataset_name.strip(), schedule_input.strip(), schedule_lightly.strip(),
+                              S3DelegatedAccess(region.strip(), role_arn.strip(), external_id.strip()), config)
+    try:
+        with st.spinner("Talking to Lightly..."):
+            dataset_id, run_id = schedule(request, token or None)
+    except UserError as exc:
+        st.error(str(exc))
+    else:
+        st.success(f"Scheduled run {run_id} on dataset {dataset_name} ({dataset_id}). Start a Lightly Worker to process it.")

@@ -188,3 +188,40 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     app.run()
     click(app, "Push")
     assert app.error, "pushing into a file path gives a clear error"
+
+
+def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
+    from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
+
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    click(app, "Run detection")
+    app.switch_page("pages/export.py")
+    app.run()
+    app.text_input(key="export_dir").input(str(tmp_path / "export"))
+    app.run()
+    click(app, "Export")
+    app.text_area(key="extra_strategies").input("{not json")
+    app.run()
+    assert any("Selection config" in e.value for e in app.error)
+    app.text_area(key="extra_strategies").input("")
+    app.text_input(key="schedule_input_url").input("s3://bucket/input/")
+    app.text_input(key="schedule_lightly_url").input("s3://bucket/lightly/")
+    app.text_input(key="s3_role_arn").input("arn:aws:iam::123456789012:role/lightly-access")
+    app.text_input(key="s3_external_id").input("flicker-external-id")
+    app.text_input(key="lightly_token").input(GOOD_TOKEN)
+    app.slider(key="flickering_strength").set_value(2.5)
+    app.run()
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        click(app, "Schedule Lightly selection")
+    assert RUN_ID in app.success[-1].value
+    selection = fake.requests[-2]["body"]["config"]["selection"]
+    assert selection["strategies"][2]["strategy"]["strength"] == 2.5
