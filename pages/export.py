@@ -63,10 +63,10 @@ with right:
                        and json.loads(p.read_bytes())["predictions"]), None)
         if sample is not None:
             st.markdown(f"Sample prediction `{sample.relative_to(lightly)}`")
-            st.json(json.loads(sample.read_bytes()), expanded=False)
+            st.json(json.loads(sample.read_bytes()), expanded=True)
             metadata = lightly / "metadata" / sample.relative_to(task_dir)
             st.markdown(f"Its metadata `{metadata.relative_to(lightly)}`")
-            st.json(json.loads(metadata.read_bytes()), expanded=False)
+            st.json(json.loads(metadata.read_bytes()), expanded=True)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(lightly.rglob("*")):
