@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--gcs-project", help="GCS project id (credentials JSON file from LIGHTLY_GCS_CREDENTIALS)")
     sched.add_argument("--azure-account", help="Azure account name (SAS token from LIGHTLY_AZURE_SAS_TOKEN)")
     sched.add_argument("--dry-run", action="store_true", help="print the config and the calls that would be made")
+    sched.add_argument("--wait", action="store_true", help="poll the run until it ends, then fetch the selected frames")
+    sched.add_argument("--poll-seconds", type=float, default=30.0, help="how often --wait asks (default 30 s)")
+    sched.add_argument("--selected-out", type=Path, help="with --wait: write the selected frames' file names and "
+                       "signed read URLs to this JSON file")
     return parser
 
 
@@ -198,4 +202,35 @@ def _schedule(args: argparse.Namespace) -> int:
         return 0
     dataset_id, run_id = schedule(request)
     print(f"scheduled run {run_id} on dataset {args.dataset} ({dataset_id}); start a Lightly Worker to process it")
+    return _wait_for_selection(dataset_id, run_id, args) if args.wait else 0
+
+
+def _wait_for_selection(dataset_id: str, run_id: str, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from core.schedule import TERMINAL_STATES, run_state, selected_frames
+
+    previous = None
+    while True:
+        state, message = run_state(dataset_id, run_id)
+        if state != previous:
+            print(f"run {run_id}: {state}" + (f" ({message})" if message else ""), flush=True)
+            previous = state
+        if state in TERMINAL_STATES:
+            break
+        time.sleep(args.poll_seconds)
+    if state != "COMPLETED":
+        raise UserError(f"The run ended as {state}: {message}")
+    frames = selected_frames(dataset_id)
+    print(f"{len(frames)} frames selected")
+    if args.selected_out:
+        args.selected_out.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.selected_out.with_name(f".{args.selected_out.name}.partial")
+        partial.write_text(json.dumps(frames, indent=2))
+        partial.replace(args.selected_out)
+        print(f"file names and read URLs written to {args.selected_out}")
+    else:
+        for frame in frames:
+            print(frame["fileName"])
     return 0

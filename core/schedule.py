@@ -32,6 +32,8 @@ for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanag
     logging.getLogger(_name).addFilter(_ScrubTokens())
 
 LEAST_CONFIDENCE = "objectness_least_confidence"
+# states after which a run changes no more (lightly's DockerRunState, plus "not found")
+TERMINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "ABORTED", "CANCELED_OR_NOT_EXISTING"}
 
 
 class ScheduleError(UserError):
@@ -194,14 +196,10 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
     """Create (or reuse) the VIDEOS dataset, configure both datasources and schedule the run.
     Returns ``(dataset_id, scheduled_run_id)``."""
     validate_selection_config(request.selection_config)
-    token = token or os.environ.get("LIGHTLY_TOKEN", "")
-    if not token:
-        raise ScheduleError("No Lightly token: set LIGHTLY_TOKEN or enter it in the token field")
+    client, token = _client(token)
     try:
-        from lightly.api import ApiWorkflowClient
         from lightly.openapi_generated.swagger_client import DatasetType, DatasourcePurpose
 
-        client = ApiWorkflowClient(token=token)
         if client.dataset_name_exists(dataset_name=request.dataset_name):
             client.set_dataset_id_by_name(request.dataset_name)
         else:
@@ -218,6 +216,39 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
     except ScheduleError:
         raise
     except ValueError as exc:  # the client's own argument checks (role ARN, external id, ...)
+        raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
+    except Exception as exc:
+        raise _explain(exc, token) from None
+
+
+def _client(token: str | None, dataset_id: str | None = None):
+    from lightly.api import ApiWorkflowClient
+
+    token = token or os.environ.get("LIGHTLY_TOKEN", "")
+    if not token:
+        raise ScheduleError("No Lightly token: set LIGHTLY_TOKEN or enter it in the token field")
+    return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
+
+
+def run_state(dataset_id: str, run_id: str, token: str | None = None) -> tuple[str, str]:
+    """``(state, message)`` of a scheduled run: OPEN until a Lightly Worker picks it up, then the
+    worker's states up to COMPLETED or FAILED."""
+    client, token = _client(token, dataset_id)
+    try:
+        info = client.get_compute_worker_run_info(run_id)
+    except Exception as exc:
+        raise _explain(exc, token) from None
+    state = getattr(info.state, "value", info.state)
+    return str(state), info.message or ""
+
+
+def selected_frames(dataset_id: str, tag_name: str = "initial-tag", token: str | None = None) -> list[dict]:
+    """The selected frames of a finished run: ``[{"fileName", "readUrl", "datasourceUrl"}]``. The read
+    URLs are signed: hand them to the labelling tool, do not log them."""
+    client, token = _client(token, dataset_id)
+    try:
+        return client.export_filenames_and_read_urls_by_tag_name(tag_name=tag_name)
+    except ValueError as exc:  # no such tag
         raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
     except Exception as exc:
         raise _explain(exc, token) from None

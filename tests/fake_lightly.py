@@ -12,12 +12,16 @@ GOOD_TOKEN = "0123456789abcdef-good-token"
 DATASET_ID = "64a0f0e0c0b0a09080706050"
 CONFIG_ID = "64a0f0e0c0b0a09080706051"
 RUN_ID = "64a0f0e0c0b0a09080706052"
+TAG_ID = "64a0f0e0c0b0a09080706054"
 
 
 class FakeLightly:
-    def __init__(self, existing_datasets: list[str] | None = None):
+    def __init__(self, existing_datasets: list[str] | None = None, worker_state: str | None = None,
+                 selected: list[str] | None = None):
         self.requests: list[dict] = []
         self.existing = set(existing_datasets or [])
+        self.worker_state = worker_state  # None: no worker picked the run up yet
+        self.selected = selected or []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,6 +82,24 @@ class FakeLightly:
             return 201, {"id": CONFIG_ID}
         if method == "POST" and path == f"/v1/datasets/{DATASET_ID}/docker/worker/schedule":
             return 201, {"id": RUN_ID}
+        if method == "GET" and path == f"/v1/docker/runs/schedule/{RUN_ID}" and self.worker_state:
+            return 200, {"id": "64a0f0e0c0b0a09080706053", "userId": "user", "dockerVersion": "2.12.0",
+                         "state": self.worker_state, "createdAt": 0, "lastModifiedAt": 0, "message": "done"}
+        if method == "GET" and path == f"/v1/datasets/{DATASET_ID}/docker/worker/schedule":
+            return 200, [{"id": RUN_ID, "datasetId": DATASET_ID, "configId": CONFIG_ID, "priority": "MID",
+                          "runsOn": [], "state": "OPEN", "createdAt": 0, "lastModifiedAt": 0}]
+        tag = {"id": TAG_ID, "datasetId": DATASET_ID, "prevTagId": None, "name": "initial-tag", "bitMaskData": "0x3",
+               "totSize": len(self.selected), "createdAt": 0}
+        if method == "GET" and path == f"/v1/datasets/{DATASET_ID}/tags":
+            return 200, [tag]
+        if method == "GET" and path == f"/v1/datasets/{DATASET_ID}/tags/{TAG_ID}":
+            return 200, tag
+        if method == "GET" and path == f"/v1/datasets/{DATASET_ID}/tags/{TAG_ID}/export/basic/filenames":
+            if int((query.get("pageOffset") or ["0"])[0]) > 0:
+                return 200, ""
+            form = (query.get("fileNameFormat") or ["NAME"])[0]
+            prefix = {"NAME": "", "REDIRECTED_READ_URL": "https://signed.example/", "DATASOURCE_FULL": "s3://bucket/input/"}[form]
+            return 200, "\n".join(prefix + name for name in self.selected)
         return 404, {"code": "NOT_FOUND", "error": f"{method} {path} is not faked"}
 
     @staticmethod

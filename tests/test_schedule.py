@@ -162,3 +162,35 @@ def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
     assert result.returncode == 0, result.stderr
     assert RUN_ID in result.stdout and GOOD_TOKEN not in result.stdout + result.stderr
     assert fake.requests[-2]["body"]["config"]["selection"]["nSamples"] == 50
+
+
+def test_run_state_and_selected_frames(monkeypatch):
+    from core.schedule import run_state, selected_frames
+    from fake_lightly import DATASET_ID as dataset_id
+
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        state, message = run_state(dataset_id, RUN_ID, GOOD_TOKEN)
+    assert state == "OPEN" and "Lightly Worker" in message
+    names = ["vtest-016-avi.png", "vtest-233-avi.png"]
+    with FakeLightly(worker_state="COMPLETED", selected=names) as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        assert run_state(dataset_id, RUN_ID, GOOD_TOKEN)[0] == "COMPLETED"
+        frames = selected_frames(dataset_id, token=GOOD_TOKEN)
+    assert [f["fileName"] for f in frames] == names
+    assert all(f["readUrl"].startswith("https://") for f in frames)
+
+
+def test_cli_waits_for_the_run_and_writes_the_selection(tmp_path):
+    out = tmp_path / "selected.json"
+    with FakeLightly(worker_state="COMPLETED", selected=["vtest-016-avi.png"]) as fake:
+        env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
+        result = subprocess.run(
+            [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",
+             "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+             "--s3-external-id", ACCESS.external_id, "--wait", "--poll-seconds", "0.1", "--selected-out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "COMPLETED" in result.stdout and "1 frames selected" in result.stdout
+    assert __import__("json").loads(out.read_text())[0]["fileName"] == "vtest-016-avi.png"
+    assert GOOD_TOKEN not in out.read_text()
