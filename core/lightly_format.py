@@ -92,6 +92,14 @@ def _check_schema(schema) -> list[str]:
     return errors
 
 
+def _reporter(root: Path, violations: list[Violation]):
+    """``report(path, rule)`` appends a violation named relative to the datasource root."""
+    def report(path: Path, rule: str) -> None:
+        violations.append(Violation(str(path.relative_to(root)), rule))
+
+    return report
+
+
 def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = None) -> list[Violation]:
     """Check ``root/.lightly`` against every rule of seed 004 for object-detection tasks and the
     metadata files. ``frame_counts`` maps video relpaths to PyAV frame counts; when given, every
@@ -99,9 +107,7 @@ def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = 
     root = Path(root)
     lightly = root / ".lightly"
     violations: list[Violation] = []
-
-    def report(path: Path, rule: str) -> None:
-        violations.append(Violation(str(path.relative_to(root)), rule))
+    report = _reporter(root, violations)
 
     tasks_file = lightly / "predictions" / "tasks.json"
     if not tasks_file.is_file():
@@ -130,9 +136,7 @@ def _try_load(path: Path, report):
 
 def _validate_task(root: Path, task_dir: Path, frame_counts) -> list[Violation]:
     violations: list[Violation] = []
-
-    def report(path: Path, rule: str) -> None:
-        violations.append(Violation(str(path.relative_to(root)), rule))
+    report = _reporter(root, violations)
 
     schema_file = task_dir / "schema.json"
     if not schema_file.is_file():
@@ -166,9 +170,7 @@ def _validate_task(root: Path, task_dir: Path, frame_counts) -> list[Violation]:
 
 def _validate_metadata(root: Path, metadata_dir: Path, frame_counts) -> list[Violation]:
     violations: list[Violation] = []
-
-    def report(path: Path, rule: str) -> None:
-        violations.append(Violation(str(path.relative_to(root)), rule))
+    report = _reporter(root, violations)
 
     schema_file = metadata_dir / "schema.json"
     schema = _try_load(schema_file, report) if schema_file.is_file() else None

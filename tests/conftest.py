@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
     files["header_only"].write_bytes(data[:64])
     files["directory"].mkdir()
     return files
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

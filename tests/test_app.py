@@ -24,6 +24,20 @@ def click(at, label):
     assert not at.exception, at.exception
 
 
+def load_and_detect(at, video):
+    """Load a local video and run a YOLO model built from its YAML (random weights, tiny floor)."""
+    at.segmented_control(key="source").set_value("Local path")
+    at.run()
+    at.text_input[0].input(str(video))
+    click(at, "Load file")
+    at.radio(key="model_choice").set_value("YOLO weights path")
+    at.run()
+    at.text_input(key="weights_path").input("yolov8n.yaml")
+    at.number_input(key="conf").set_value(0.0001)
+    at.run()
+    click(at, "Run detection")
+
+
 def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
@@ -109,16 +123,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
 
 
 def test_improved_mode_options_update_the_result(app, tiny_slice):
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(0.0001)
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice)
     app.switch_page("pages/review.py")
     app.run()
     app.radio(key="mode").set_value("improved")
@@ -132,16 +137,7 @@ def test_improved_mode_options_update_the_result(app, tiny_slice):
 
 
 def test_thresholds_survive_page_switches_and_tabs_are_independent(app, tiny_slice, tmp_path):
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(0.0001)
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice)
     app.switch_page("pages/review.py")
     app.run()
     app.slider(key="iou_track").set_value(0.42)
@@ -161,16 +157,7 @@ def test_thresholds_survive_page_switches_and_tabs_are_independent(app, tiny_sli
 
 
 def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(0.0001)
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice)
     app.switch_page("pages/export.py")
     app.run()
     app.text_input(key="export_dir").input(str(tmp_path / "export"))
@@ -193,16 +180,7 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
 def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
 
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(0.0001)
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice)
     app.switch_page("pages/export.py")
     app.run()
     app.text_input(key="export_dir").input(str(tmp_path / "export"))

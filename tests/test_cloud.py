@@ -11,19 +11,13 @@ import boto3
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from core.cloud import CloudError, plan_push, push
 from core.detections import Detections
 from core.export import VideoPredictions, export_datasource
 from core.flicker import FlickerIndex
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int) -> None:
