@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--workers", type=int, default=32, help="concurrent uploads (default 32)")
     push.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    select = commands.add_parser("select", help="run a Lightly selection config locally (lightly_mundig) and save the picks")
+    select.add_argument("source", type=Path, help="an export folder (from run) or a video / folder of videos")
+    select.add_argument("--config", type=Path, required=True, help="selection config, JSON or YAML (as sent to Lightly)")
+    select.add_argument("--n", type=int, help="frames to select (overrides the config's n_samples)")
+    select.add_argument("--out", type=Path, required=True, help="folder for selected.json and the frames as PNG")
+    select.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
+    select.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
+    select.add_argument("--device", default="auto")
+    select.add_argument("--conf", type=float, default=0.1)
+
     sched = commands.add_parser("schedule", help="schedule a Lightly selection run (token from LIGHTLY_TOKEN)")
     sched.add_argument("--dataset", required=True, help="Lightly dataset name (created as a VIDEOS dataset if new)")
     sched.add_argument("--input-url", required=True, help="input datasource: where the videos are")
@@ -104,6 +114,15 @@ def _run(args: argparse.Namespace) -> int:
         return _push(args)
     if args.command == "schedule":
         return _schedule(args)
+    if args.command == "select":
+        from core.pipeline import run_local_selection
+
+        if args.n is not None and args.n < 1:
+            raise UserError("--n must be at least 1")
+        result = run_local_selection(args.source, args.config, args.out, args.n, args.weights, args.device, args.conf,
+                                     args.task)
+        print(result.text())
+        return 0
     from core.pipeline import RunConfig, run_pipeline
 
     config = RunConfig(

@@ -2,6 +2,7 @@
 export -> validate. Every input is checked before anything is written to the output folder."""
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from core.export import ExportSummary, VideoPredictions, export_datasource
 from core.flicker import FlickerIndex, FlickerOptions, FlickerResult
 from core.lightly_format import import_predictions
 from core.samples import SAMPLE_VIDEO
-from core.video import VideoInfo, probe
+from core.video import FrameReader, VideoInfo, lightly_frame_name, lightly_frame_namer, probe
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 
@@ -162,3 +163,105 @@ def _detections_for(config: RunConfig, detector, info: VideoInfo, relpath: str, 
     finally:
         if bar is not None:
             bar.close()
+
+
+@dataclass(frozen=True)
+class LocalSelection:
+    names: list[str]  # Lightly frame names (.png), in the order picked
+    videos: list[str]  # relpath of each pick
+    frames: list[int]  # frame index of each pick
+    flagged: int  # how many picks are flagged frames
+    out: Path
+
+    def text(self) -> str:
+        return (f"selected {len(self.names)} frames ({self.flagged} of them flagged by the flicker assertion); "
+                f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
+
+
+def _export_sources(export_dir: Path, task: str | None) -> tuple[list[tuple[VideoInfo, str, Detections]], np.ndarray]:
+    """Videos, imported detections and exported flickering values of an export folder."""
+    import orjson
+
+    from core.export import read_manifest
+
+    manifest = read_manifest(export_dir)
+    if not manifest:
+        raise UserError(f"{export_dir} does not say which videos it was made from: export it again")
+    tasks_file = export_dir / ".lightly" / "predictions" / "tasks.json"
+    task = task or orjson.loads(tasks_file.read_bytes())[0]
+    videos, flickering = [], []
+    for entry in manifest:
+        info = probe(entry["source"])
+        detections = import_predictions(export_dir / ".lightly" / "predictions" / task, entry["relpath"],
+                                        info.frame_count, (info.width, info.height))
+        videos.append((info, entry["relpath"], detections))
+        namer = lightly_frame_namer(entry["relpath"], info.frame_count)
+        for frame in range(info.frame_count):
+            metadata = export_dir / ".lightly" / "metadata" / f"{namer(frame)}.json"
+            flickering.append(orjson.loads(metadata.read_bytes())["metadata"]["flickering"] if metadata.is_file() else 0.5)
+    return videos, np.asarray(flickering)
+
+
+def run_local_selection(source: Path, config_path: Path, out: Path, n: int | None = None, weights: str | None = None,
+                        device: str = "auto", conf: float = DEFAULT_CONF, task: str | None = None,
+                        cache_dir: Path | None = None) -> LocalSelection:
+    """``python -m core select``: the config run locally on an export folder (its predictions and
+    flickering metadata) or on a video (detected and asserted here), picks written as PNG."""
+    import cv2
+
+    from core.export import flickering_values
+    from core.selection import build_inputs, frame_embeddings, load_config, run_selection
+
+    config = load_config(config_path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    if (source / ".lightly").is_dir():
+        videos, flickering = _export_sources(source, task)
+    else:
+        detector = load_detector(weights, device)
+        videos, flickering = [], []
+        for path, relpath in find_videos(source):
+            info = probe(path)
+            detections = detect_video(info, detector, conf=conf, cache_dir=cache_dir)
+            flicker = FlickerIndex.from_detections(detections).evaluate(0.8, 0.6)
+            videos.append((info, relpath, detections))
+            flickering.extend(flickering_values(flicker, "binary").tolist())
+        flickering = np.asarray(flickering)
+    merged = _concatenate([d for _, _, d in videos])
+    inputs = build_inputs(merged, flickering, frame_embeddings(*[info.path for info, _, _ in videos]))
+    picked = run_selection(config, inputs, n)
+    starts = np.cumsum([0] + [info.frame_count for info, _, _ in videos])
+    which = np.searchsorted(starts, picked, side="right") - 1
+    frames_dir = out / "frames"
+    names, relpaths, indices = [], [], []
+    for k, video_index in zip(picked.tolist(), which.tolist()):
+        info, relpath, _ = videos[video_index]
+        frame = k - int(starts[video_index])
+        names.append(lightly_frame_name(relpath, frame, info.frame_count, ".png"))
+        relpaths.append(relpath)
+        indices.append(frame)
+    readers = {}
+    for name, video_index, frame in zip(names, which.tolist(), indices):
+        info = videos[video_index][0]
+        reader = readers.setdefault(video_index, FrameReader(info))
+        target = frames_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), cv2.cvtColor(reader.get(frame), cv2.COLOR_RGB2BGR))
+    flagged = int((flickering[picked] >= 1.0).sum()) if len(picked) else 0
+    listing = [{"file_name": name, "video": relpath, "frame": frame}
+               for name, relpath, frame in zip(names, relpaths, indices)]
+    partial = out / ".selected.json.partial"
+    partial.write_text(json.dumps(listing, indent=2))
+    partial.replace(out / "selected.json")
+    return LocalSelection(names, relpaths, indices, flagged, out)
+
+
+def _concatenate(parts: list[Detections]) -> Detections:
+    """Detections of several videos as one, frame indices running on from video to video."""
+    offset, frames = 0, []
+    for part in parts:
+        frames.append(part.frame + offset)
+        offset += part.n_frames
+    return Detections(np.concatenate(frames), np.concatenate([p.xyxy for p in parts]),
+                      np.concatenate([p.score for p in parts]), np.concatenate([p.cls for p in parts]),
+                      parts[0].names, offset)

@@ -1,0 +1,211 @@
+"""Local selection: run a Lightly selection config offline with Lightly's open selection engine
+(``lightly_mundig``), on the per-frame inputs the tutorial's config names.
+
+Inputs per frame:
+
+* ``EMBEDDINGS``: the HOG descriptor (the offline detector's own feature space) of the frame shrunk
+  to 128x96, projected on its top 32 principal components over the video and L2-normalised.
+* ``SCORES`` ``objectness_least_confidence``: Lightly's object-detection scorer, ``1 - mean(score)``
+  over the frame's boxes, 0 for a frame without boxes.
+* ``METADATA`` ``flickering``: the exported flickering value (1.0 / 0.5, or 0.5 + 0.5 x score).
+* ``PREDICTIONS``: the frame's class distribution (share of its boxes per class), for BALANCE.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.detections import Detections
+from core.errors import UserError
+from core.video import iter_frames
+
+EMBEDDING_SIZE = (128, 96)  # width, height of the frame the descriptor is computed on
+EMBEDDING_DIMS = 32
+SUPPORTED_SCORES = ("objectness_least_confidence",)
+
+
+class SelectionError(UserError):
+    """The selection config cannot be run locally."""
+
+
+@dataclass(frozen=True)
+class FrameInputs:
+    embeddings: np.ndarray  # (n, d) float32
+    scores: dict[str, np.ndarray]  # name -> (n,)
+    metadata: dict[str, np.ndarray]  # key -> (n,)
+    class_distributions: np.ndarray  # (n, n_classes), rows sum to 1 (or 0 for empty frames)
+    class_names: list[str]
+
+    @property
+    def n(self) -> int:
+        return len(self.embeddings)
+
+
+def objectness_least_confidence(detections: Detections) -> np.ndarray:
+    """Lightly's ``objectness_least_confidence`` for object detection: ``1 - mean(score)`` of the
+    frame's boxes, 0 for a frame without boxes."""
+    counts = detections.counts_per_frame()
+    sums = np.bincount(detections.frame, weights=detections.score, minlength=detections.n_frames)
+    return np.where(counts > 0, 1.0 - sums / np.maximum(counts, 1), 0.0)
+
+
+def class_distributions(detections: Detections) -> tuple[np.ndarray, list[int]]:
+    classes = sorted(detections.names)
+    column = {c: k for k, c in enumerate(classes)}
+    table = np.zeros((detections.n_frames, len(classes)))
+    if len(detections):
+        np.add.at(table, (detections.frame, [column[int(c)] for c in detections.cls]), 1.0)
+    totals = table.sum(axis=1, keepdims=True)
+    return np.divide(table, totals, out=np.zeros_like(table), where=totals > 0), classes
+
+
+def frame_embeddings(*videos: str | Path, dims: int = EMBEDDING_DIMS) -> np.ndarray:
+    """Per-frame embeddings of one or more videos (frames in order, videos one after the other):
+    HOG of the shrunk frame, PCA over all frames, L2-normalised."""
+    width, height = EMBEDDING_SIZE
+    hog = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
+    features = np.stack([hog.compute(cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA),
+                                                   cv2.COLOR_RGB2GRAY)).ravel()
+                         for video in videos for _, frame in iter_frames(video)])
+    centred = features - features.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[: min(dims, len(components))].T
+    norms = np.linalg.norm(projected, axis=1, keepdims=True)
+    return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def build_inputs(detections: Detections, flickering: np.ndarray, embeddings: np.ndarray) -> FrameInputs:
+    if not (len(embeddings) == len(flickering) == detections.n_frames):
+        raise SelectionError(f"{len(embeddings)} embeddings, {len(flickering)} flickering values and "
+                             f"{detections.n_frames} frames: they must agree")
+    distributions, classes = class_distributions(detections)
+    return FrameInputs(embeddings, {"objectness_least_confidence": objectness_least_confidence(detections)},
+                       {"flickering": np.asarray(flickering, np.float64)}, distributions,
+                       [detections.names[c] for c in classes])
+
+
+def load_config(path: str | Path) -> dict:
+    """A selection config from JSON or YAML (the same dict the schedule step sends)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SelectionError(f"Cannot read {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            config = yaml.safe_load(text)
+        else:
+            config = json.loads(text)
+    except Exception as exc:  # yaml and json raise their own types
+        raise SelectionError(f"{path} is not valid {path.suffix[1:].upper() or 'JSON'}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise SelectionError(f"{path} must hold a mapping with n_samples and strategies")
+    return config
+
+
+def _input_values(entry: dict, k: int, inputs: FrameInputs) -> tuple[str, np.ndarray]:
+    source = entry.get("input") or {}
+    kind = source.get("type")
+    if kind == "EMBEDDINGS":
+        return kind, inputs.embeddings
+    if kind == "SCORES":
+        score = source.get("score")
+        if score not in inputs.scores:
+            raise SelectionError(f"strategies[{k}]: score {score!r} is not available locally "
+                                 f"(available: {', '.join(inputs.scores)})")
+        return kind, inputs.scores[score]
+    if kind == "METADATA":
+        key = source.get("key")
+        if key not in inputs.metadata:
+            raise SelectionError(f"strategies[{k}]: metadata {key!r} is not available locally "
+                                 f"(available: {', '.join(inputs.metadata)})")
+        return kind, inputs.metadata[key]
+    if kind == "PREDICTIONS":
+        return kind, inputs.class_distributions
+    if kind == "RANDOM":
+        return kind, np.random.default_rng(source.get("random_seed", 0)).random(inputs.n)
+    raise SelectionError(f"strategies[{k}]: input type {kind!r} is not supported locally")
+
+
+def _balance_target(strategy: dict, k: int, inputs: FrameInputs) -> list[float]:
+    target = strategy.get("target")
+    if not isinstance(target, dict) or not target:
+        raise SelectionError(f"strategies[{k}]: BALANCE needs a target mapping class names to shares")
+    unknown = sorted(set(target) - set(inputs.class_names))
+    if unknown:
+        raise SelectionError(f"strategies[{k}]: unknown classes {unknown} in the BALANCE target")
+    return [float(target.get(name, 0.0)) for name in inputs.class_names]
+
+
+def make_selection(config: dict, inputs: FrameInputs):
+    """Translate a Lightly selection config into a ``lightly_mundig.Selection``. Every part it
+    cannot run is reported, never dropped."""
+    import lightly_mundig
+
+    strategies = config.get("strategies")
+    if not isinstance(strategies, list) or not strategies:
+        raise SelectionError("The selection config needs at least one strategy")
+    selection = lightly_mundig.Selection()
+    for k, entry in enumerate(strategies):
+        if not isinstance(entry, dict):
+            raise SelectionError(f"strategies[{k}] must be a mapping with input and strategy")
+        kind, values = _input_values(entry, k, inputs)
+        strategy = entry.get("strategy") or {}
+        strength = float(strategy.get("strength", 1.0))
+        extra = sorted(set(strategy) - {"type", "strength", "stopping_condition_minimum_distance", "target"})
+        if extra:
+            raise SelectionError(f"strategies[{k}]: options {extra} are not supported locally")
+        method = strategy.get("type")
+        if method == "DIVERSITY" and kind == "EMBEDDINGS":
+            selection.add_diversifying_strategy(values, strength, strategy.get("stopping_condition_minimum_distance"))
+        elif method == "WEIGHTS" and kind in ("SCORES", "METADATA", "RANDOM"):
+            selection.add_weighting_strategy(np.asarray(values, np.float64), strength)
+        elif method == "BALANCE" and kind == "PREDICTIONS":
+            selection.add_balancing_strategy(values.tolist(), _balance_target(strategy, k, inputs), strength)
+        else:
+            raise SelectionError(f"strategies[{k}]: {method} on {kind} is not supported locally "
+                                 "(supported: DIVERSITY on EMBEDDINGS, WEIGHTS on SCORES/METADATA/RANDOM, "
+                                 "BALANCE on PREDICTIONS)")
+    return selection
+
+
+def samples_to_select(config: dict, n_frames: int, override: int | None = None) -> int:
+    if override is not None:
+        count = override
+    elif config.get("n_samples") is not None:
+        count = config["n_samples"]
+    elif config.get("proportion_samples") is not None:
+        count = int(round(float(config["proportion_samples"]) * n_frames))
+    else:
+        raise SelectionError("The selection config needs n_samples (or proportion_samples)")
+    if not isinstance(count, int) or count < 1:
+        raise SelectionError(f"The number of frames to select must be a positive integer, got {count!r}")
+    return min(count, n_frames)
+
+
+def run_selection(config: dict, inputs: FrameInputs, n: int | None = None) -> np.ndarray:
+    """Frame indices picked by the config, in the order the engine picked them (deterministic)."""
+    count = samples_to_select(config, inputs.n, n)
+    return np.asarray(make_selection(config, inputs).run_selection([], inputs.n, count), np.int64)
+
+
+def mean_nearest_neighbour_distance(embeddings: np.ndarray) -> float:
+    """Mean distance from each selected frame to its nearest other selected frame: higher is more diverse."""
+    if len(embeddings) < 2:
+        return 0.0
+    distances = np.linalg.norm(embeddings[:, None, :] - embeddings[None, :, :], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    return float(distances.min(axis=1).mean())
+
+
+def embedding_map(embeddings: np.ndarray) -> np.ndarray:
+    """2D coordinates for the embedding plot, from lightly_mundig's own 2D embedding."""
+    import lightly_mundig
+
+    return np.asarray(lightly_mundig.TwoDimEmbedding(embeddings).calculate_2d_embedding(), np.float32)

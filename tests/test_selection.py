@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from core.detections import Detections
+from core.schedule import build_selection_config
+from core.selection import (
+    SelectionError,
+    build_inputs,
+    embedding_map,
+    frame_embeddings,
+    load_config,
+    mean_nearest_neighbour_distance,
+    objectness_least_confidence,
+    run_selection,
+)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rng = np.random.default_rng(1)
+    n = 120
+    counts = rng.integers(0, 4, n)
+    xy = rng.uniform(0, 300, (counts.sum(), 2))
+    det = Detections(np.repeat(np.arange(n), counts), np.concatenate([xy, xy + 40], 1), rng.uniform(0.1, 1, counts.sum()),
+                     rng.choice([0, 2], counts.sum()), {0: "person", 2: "car"}, n)
+    flickering = np.where(rng.random(n) < 0.1, 1.0, 0.5)
+    embeddings = rng.normal(size=(n, 8)).astype(np.float32)
+    return build_inputs(det, flickering, embeddings)
+
+
+def test_objectness_least_confidence_is_one_minus_mean_score():
+    det = Detections([0, 0, 2], np.zeros((3, 4)), [0.9, 0.5, 0.2], [0, 0, 0], {0: "a"}, 3)
+    np.testing.assert_allclose(objectness_least_confidence(det), [1 - 0.7, 0.0, 0.8])
+
+
+def test_flickering_weights_pick_flagged_frames(inputs):
+    picked = run_selection(build_selection_config(10, "t", diversity=0, least_confidence=0, flickering=1.0), inputs)
+    flagged = inputs.metadata["flickering"][picked] == 1.0
+    assert flagged.sum() == min(10, int((inputs.metadata["flickering"] == 1.0).sum()))
+
+
+def test_diversity_spreads_the_picks(inputs):
+    diverse = run_selection(build_selection_config(15, "t", 1.0, 0, 0), inputs)
+    rng = np.random.default_rng(0)
+    random = np.mean([mean_nearest_neighbour_distance(inputs.embeddings[rng.choice(inputs.n, 15, replace=False)])
+                      for _ in range(10)])
+    assert mean_nearest_neighbour_distance(inputs.embeddings[diverse]) > random
+
+
+def test_selection_is_deterministic_and_respects_n(inputs):
+    config = build_selection_config(20, "t", 1.0, 0.5, 2.0)
+    first, second = run_selection(config, inputs), run_selection(config, inputs)
+    assert np.array_equal(first, second) and len(set(first.tolist())) == 20
+    assert len(run_selection(config, inputs, n=5)) == 5
+    assert len(run_selection({"proportion_samples": 0.25, "strategies": config["strategies"]}, inputs)) == 30
+
+
+def test_strength_changes_the_mix(inputs):
+    weak = run_selection(build_selection_config(12, "t", 1.0, 0, 0.01), inputs)
+    strong = run_selection(build_selection_config(12, "t", 1.0, 0, 50.0), inputs)
+    flagged = inputs.metadata["flickering"] == 1.0
+    assert flagged[strong].sum() > flagged[weak].sum()
+
+
+def test_balance_and_random_strategies_run(inputs):
+    config = {"n_samples": 10, "strategies": [
+        {"input": {"type": "PREDICTIONS", "task": "t"}, "strategy": {"type": "BALANCE", "target": {"car": 0.9, "person": 0.1}}},
+        {"input": {"type": "RANDOM", "random_seed": 3}, "strategy": {"type": "WEIGHTS", "strength": 0.5}},
+    ]}
+    picked = run_selection(config, inputs)
+    assert len(picked) == 10
+
+
+@pytest.mark.parametrize(
+    "strategy, message",
+    [
+        ({"input": {"type": "SCORES", "task": "t", "score": "uncertainty_entropy"}, "strategy": {"type": "WEIGHTS"}},
+         "not available locally"),
+        ({"input": {"type": "METADATA", "key": "weather"}, "strategy": {"type": "WEIGHTS"}}, "not available locally"),
+        ({"input": {"type": "EMBEDDINGS", "task": "t"}, "strategy": {"type": "WEIGHTS"}}, "not supported locally"),
+        ({"input": {"type": "METADATA", "key": "flickering"}, "strategy": {"type": "THRESHOLD", "threshold": 0.7,
+                                                                           "operation": "BIGGER"}}, "not supported locally"),
+        ({"input": {"type": "PREDICTIONS", "task": "t"}, "strategy": {"type": "BALANCE", "target": {"truck": 1.0}}},
+         "unknown classes"),
+        ({"input": {"type": "SALIENCY"}, "strategy": {"type": "WEIGHTS"}}, "not supported locally"),
+    ],
+)
+def test_unsupported_parts_are_reported(inputs, strategy, message):
+    with pytest.raises(SelectionError, match=message):
+        run_selection({"n_samples": 5, "strategies": [strategy]}, inputs)
+
+
+def test_bad_config_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("n_samples: [unclosed")
+    with pytest.raises(SelectionError, match="not valid YAML"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "b.json").write_text("[1, 2]")
+    with pytest.raises(SelectionError, match="must hold a mapping"):
+        load_config(tmp_path / "b.json")
+    with pytest.raises(SelectionError, match="Cannot read"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_embeddings_of_real_frames(sample_slice):
+    embeddings = frame_embeddings(sample_slice)
+    assert embeddings.shape == (40, 32) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+    # neighbouring frames look alike; frames far apart less so
+    near = np.linalg.norm(embeddings[1:] - embeddings[:-1], axis=1).mean()
+    far = np.linalg.norm(embeddings[20:] - embeddings[:20], axis=1).mean()
+    assert near < far
+    assert embedding_map(embeddings).shape == (40, 2)
+
+
+def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
+    config = tmp_path / "selection.yaml"
+    config.write_text("n_samples: 8\nstrategies:\n"
+                      "  - {input: {type: EMBEDDINGS, task: yolov8_detection}, strategy: {type: DIVERSITY}}\n"
+                      "  - {input: {type: METADATA, key: flickering}, strategy: {type: WEIGHTS, strength: 2}}\n")
+    env = {**__import__("os").environ, "FLICKER_CACHE_DIR": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-m", "core", "run", str(sample_slice), "--out", str(tmp_path / "export"),
+                          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    result = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
+                             "--out", str(tmp_path / "picked")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    picked = json.loads((tmp_path / "picked/selected.json").read_text())
+    assert len(picked) == 8 and all(p["file_name"].startswith("walk-") and p["file_name"].endswith("-mp4.png") for p in picked)
+    assert all((tmp_path / "picked/frames" / p["file_name"]).is_file() for p in picked)
+    again = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
+                            "--out", str(tmp_path / "again")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert json.loads((tmp_path / "again/selected.json").read_text()) == picked  # deterministic
+    bad = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config",
+                          str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: Cannot read")
