@@ -3,7 +3,9 @@ at the flicker timeline, mark flagged frames as true misses or false alarms."""
 import numpy as np
 import streamlit as st
 
-from core.plots import flicker_timeline
+from core.errors import UserError
+from core.plots import embedding_map_figure, flicker_timeline
+from core.selection import mean_nearest_neighbour_distance
 from core.proxy import proxy_building
 from core.render import render_frame
 from ui import state
@@ -148,9 +150,60 @@ for column, index, label in zip(strip, (frame - 1, frame, frame + 1), ("i-1", "i
     if 0 <= index < n:
         column.image(draw(index, f"{label}: frame {index}"), output_format="JPEG", width="stretch")
 
-figure = flicker_timeline(detections.counts_per_frame(), flicker.flag_array, imputed_counts, frame, verdicts)
+selected = st.session_state.get(state.SELECTED)
+selected_frames = selected[1] if selected else None
+figure = flicker_timeline(detections.counts_per_frame(), flicker.flag_array, imputed_counts, frame, verdicts,
+                          selected_frames)
 st.plotly_chart(figure, key=state.TIMELINE, on_select=from_timeline, selection_mode="points",
                 config={"displaylogo": False})
+
+
+def from_embedding_plot() -> None:
+    points = st.session_state[state.EMBEDDING_PLOT].selection.points
+    if points:
+        go_to(points[0]["customdata"])
+
+
+st.subheader("Local selection")
+st.caption("The tutorial's selection config, run here with Lightly's open selection engine (lightly_mundig): see "
+           "what a Lightly Worker run would pick before paying for one.")
+knobs = st.columns(4)
+n_pick = knobs[0].number_input("Frames to select", 1, n, min(50, n), key="local_n", persist_state="session")
+diversity = knobs[1].slider("Diversity", 0.0, 5.0, 1.0, 0.1, key="diversity", persist_state="session")
+least_confidence = knobs[2].slider("Least confidence", 0.0, 5.0, 1.0, 0.1, key="least_confidence", persist_state="session")
+flickering_strength = knobs[3].slider("Flickering", 0.0, 5.0, 1.0, 0.1, key="flickering_strength", persist_state="session")
+if st.button("Run local selection", icon=":material/auto_awesome:"):
+    from core.export import flickering_values
+    from core.schedule import build_selection_config
+    from core.selection import build_inputs, run_selection
+
+    vectors, _ = state.embeddings(video.info.fingerprint, video.info)
+    config = build_selection_config(int(n_pick), "local", diversity, least_confidence, flickering_strength)
+    try:
+        inputs = build_inputs(detections, flickering_values(flicker, "binary"), vectors)
+        picked = run_selection(config, inputs)
+    except UserError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state[state.SELECTED] = (config, picked)
+        st.rerun()
+if selected_frames is not None:
+    vectors, xy = state.embeddings(video.info.fingerprint, video.info)
+    flagged_picks = int(flicker.flag_array[selected_frames].sum())
+    st.markdown(f"**{len(selected_frames)} frames selected**, {flagged_picks} of them flagged; mean nearest-neighbour "
+                f"distance {mean_nearest_neighbour_distance(vectors[selected_frames]):.3f} (higher: more diverse).")
+    map_column, gallery_column = st.columns([1, 1], gap="medium")
+    with map_column:
+        st.plotly_chart(embedding_map_figure(xy, flicker.score, selected_frames, frame), key=state.EMBEDDING_PLOT,
+                        on_select=from_embedding_plot, selection_mode="points", config={"displaylogo": False})
+    with gallery_column:
+        grid = st.columns(4)
+        for position, index in enumerate(sorted(selected_frames.tolist())[:24]):
+            with grid[position % 4]:
+                image = state.frame_reader(video.info).get(index)
+                st.image(image[::4, ::4], caption=f"{index}{' flagged' if flicker.flag_array[index] else ''}",
+                         width="stretch")
+                st.button("Show", key=f"show_{index}", on_click=go_to, args=(index,), type="tertiary")
 
 with st.expander("Flagged frames per class"):
     if len(flicker.imputed_frame):

@@ -203,3 +203,19 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     assert RUN_ID in app.success[-1].value
     selection = fake.requests[-2]["body"]["config"]["selection"]
     assert selection["strategies"][2]["strategy"]["strength"] == 2.5
+
+
+def test_local_selection_on_the_review_page(app, tiny_slice):
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/review.py")
+    app.run()
+    app.number_input(key="local_n").set_value(3)
+    app.run()
+    click(app, "Run local selection")
+    config, picked = app.session_state["selected_frames"]
+    assert len(picked) == 3 and config["n_samples"] == 3
+    assert any("3 frames selected" in m.value for m in app.markdown)
+    show = [b for b in app.button if b.key == f"show_{sorted(picked)[-1]}"][0]
+    show.click()
+    app.run()
+    assert app.session_state["frame"] == sorted(picked)[-1]

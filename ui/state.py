@@ -39,6 +39,8 @@ EMPTY_MEDIAN = "empty_median"
 FRAME_SLIDER = "frame_slider"
 JUMP_TO = "jump_to"
 TIMELINE = "timeline"
+EMBEDDING_PLOT = "embedding_plot"
+SELECTED = "selected_frames"  # (settings, frame indices) of the last local selection
 
 DEFAULTS = {IOU_TRACK: 0.8, IOU_ASSERT: 0.6, MODE: "reference", CLASS_AWARE: True, ONE_TO_ONE: True, WINDOW: 2,
             EMPTY_MEDIAN: True}
@@ -150,3 +152,12 @@ def detector(weights: str | None, device: str):
     from core.detect import load_detector
 
     return load_detector(weights, device=device)
+
+
+@st.cache_resource(show_spinner="Computing frame embeddings...", max_entries=4)
+def embeddings(fingerprint: str, _info: VideoInfo):
+    """Per-frame embeddings and their 2D map, once per video."""
+    from core.selection import embedding_map, frame_embeddings
+
+    vectors = frame_embeddings(_info.path)
+    return vectors, embedding_map(vectors)
