@@ -110,7 +110,9 @@ def _remote_md5(info: dict) -> str | None:
     etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
     if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower()):
         return etag.lower()
-    md5_b64 = info.get("md5Hash") or (info.get("content_settings") or {}).get("content_md5")
+    settings = info.get("content_settings")
+    md5_b64 = info.get("md5Hash") or (settings.get("content_md5") if isinstance(settings, dict)
+                                      else getattr(settings, "content_md5", None))
     if md5_b64:
         raw = md5_b64 if isinstance(md5_b64, (bytes, bytearray)) else base64.b64decode(md5_b64)
         return bytes(raw).hex()

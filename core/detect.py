@@ -120,6 +120,11 @@ class YoloDetector:
             raise DetectorError(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
         return model
 
+    def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's own features for a batch of BGR frames, pooled per frame (Ultralytics' embed)."""
+        vectors = self.model.embed(list(frames), imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)
+        return np.stack([v.float().cpu().numpy() for v in vectors])
+
     def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
         results = self.model.predict(
             list(frames),

@@ -215,10 +215,10 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     config = load_config(config_path)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    detector = load_detector(weights, device)
     if (source / ".lightly").is_dir():
         videos, flickering = _export_sources(source, task)
     else:
-        detector = load_detector(weights, device)
         videos, flickering = [], []
         for path, relpath in find_videos(source):
             info = probe(path)
@@ -228,7 +228,8 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
             flickering.extend(flickering_values(flicker, "binary").tolist())
         flickering = np.asarray(flickering)
     merged = _concatenate([d for _, _, d in videos])
-    inputs = build_inputs(merged, flickering, frame_embeddings(*[info.path for info, _, _ in videos]))
+    embeddings = frame_embeddings(*[info.path for info, _, _ in videos], detector=detector)
+    inputs = build_inputs(merged, flickering, embeddings)
     picked = run_selection(config, inputs, n)
     starts = np.cumsum([0] + [info.frame_count for info, _, _ in videos])
     which = np.searchsorted(starts, picked, side="right") - 1

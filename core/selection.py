@@ -3,8 +3,9 @@
 
 Inputs per frame:
 
-* ``EMBEDDINGS``: the HOG descriptor (the offline detector's own feature space) of the frame shrunk
-  to 128x96, projected on its top 32 principal components over the video and L2-normalised.
+* ``EMBEDDINGS``: the detector's own features pooled per frame (Ultralytics' ``embed``) or, for the
+  offline HOG detector, the HOG descriptor of the frame shrunk to 128x96; either way projected on
+  the top 32 principal components over the video and L2-normalised.
 * ``SCORES`` ``objectness_least_confidence``: Lightly's object-detection scorer, ``1 - mean(score)``
   over the frame's boxes, 0 for a frame without boxes.
 * ``METADATA`` ``flickering``: the exported flickering value (1.0 / 0.5, or 0.5 + 0.5 x score).
@@ -63,19 +64,39 @@ def class_distributions(detections: Detections) -> tuple[np.ndarray, list[int]]:
     return np.divide(table, totals, out=np.zeros_like(table), where=totals > 0), classes
 
 
-def frame_embeddings(*videos: str | Path, dims: int = EMBEDDING_DIMS) -> np.ndarray:
-    """Per-frame embeddings of one or more videos (frames in order, videos one after the other):
-    HOG of the shrunk frame, PCA over all frames, L2-normalised."""
-    width, height = EMBEDDING_SIZE
-    hog = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
-    features = np.stack([hog.compute(cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA),
-                                                   cv2.COLOR_RGB2GRAY)).ravel()
-                         for video in videos for _, frame in iter_frames(video)])
+def frame_embeddings(*videos: str | Path, detector=None, dims: int = EMBEDDING_DIMS) -> np.ndarray:
+    """Per-frame embeddings of one or more videos (frames in order, videos one after the other),
+    projected on their top principal components over all frames and L2-normalised.
+
+    Features: the detector's own, pooled per frame, when it has them (``embed``: Ultralytics
+    models); otherwise the HOG descriptor of the frame shrunk to 128x96 (the offline detector's
+    feature space)."""
+    if detector is not None and hasattr(detector, "embed"):
+        features = np.concatenate([detector.embed(batch) for batch in _batches_of_frames(videos, "bgr24", 16)])
+    else:
+        width, height = EMBEDDING_SIZE
+        hog = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
+        features = np.stack([
+            hog.compute(cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA),
+                                     cv2.COLOR_RGB2GRAY)).ravel()
+            for batch in _batches_of_frames(videos, "rgb24", 64) for frame in batch])
     centred = features - features.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     projected = centred @ components[: min(dims, len(components))].T
     norms = np.linalg.norm(projected, axis=1, keepdims=True)
     return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _batches_of_frames(videos, pixel_format: str, size: int):
+    batch = []
+    for video in videos:
+        for _, frame in iter_frames(video, pixel_format=pixel_format):
+            batch.append(frame)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def build_inputs(detections: Detections, flickering: np.ndarray, embeddings: np.ndarray) -> FrameInputs:

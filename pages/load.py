@@ -27,13 +27,14 @@ def load_video(path: Path, relpath: str | None = None) -> None:
     for warning in caught:
         st.warning(str(warning.message))
     st.session_state[state.VIDEO] = state.LoadedVideo(info, relpath or info.path.name)
-    for key in (state.DETECTIONS, state.DETECTION_ID, state.EXPORT_RESULT):
+    for key in (state.DETECTIONS, state.DETECTION_ID, state.EXPORT_RESULT, state.SELECTED):
         st.session_state.pop(key, None)
     st.session_state[state.FRAME] = 0
 
 
-def use_detections(detections, detection_id: str, conf: float) -> None:
+def use_detections(detections, detection_id: str, conf: float, detector_spec: tuple) -> None:
     st.session_state[state.DETECTIONS] = detections
+    st.session_state[state.DETECTOR_SPEC] = detector_spec
     st.session_state[state.DETECTION_ID] = detection_id
     st.session_state[state.MIN_SCORE] = conf
     st.session_state[state.FRAME] = 0
@@ -112,7 +113,7 @@ detection_id = f"{loaded.info.fingerprint}|{detector.fingerprint}|{conf}|{classe
 if st.session_state.get(state.DETECTION_ID) != detection_id:
     cached = cached_detections(loaded.info, detector, conf, classes)
     if cached is not None:
-        use_detections(cached, detection_id, conf)
+        use_detections(cached, detection_id, conf, (weights, device))
 
 run_column, cancel_column, _ = st.columns([1, 1, 4])
 run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
@@ -132,7 +133,7 @@ if run:
     except MemoryError:
         st.error("Out of memory: try a smaller model, a smaller image size or a shorter video")
     else:
-        use_detections(detections, detection_id, conf)
+        use_detections(detections, detection_id, conf, (weights, device))
 
 detections = st.session_state.get(state.DETECTIONS)
 if detections is not None and st.session_state.get(state.DETECTION_ID) == detection_id:

@@ -177,7 +177,7 @@ if st.button("Run local selection", icon=":material/auto_awesome:"):
     from core.schedule import build_selection_config
     from core.selection import build_inputs, run_selection
 
-    vectors, _ = state.embeddings(video.info.fingerprint, video.info)
+    vectors, _ = state.embeddings(video.info.fingerprint, st.session_state.get(state.DETECTOR_SPEC), video.info)
     config = build_selection_config(int(n_pick), "local", diversity, least_confidence, flickering_strength)
     try:
         inputs = build_inputs(detections, flickering_values(flicker, "binary"), vectors)
@@ -188,7 +188,7 @@ if st.button("Run local selection", icon=":material/auto_awesome:"):
         st.session_state[state.SELECTED] = (config, picked)
         st.rerun()
 if selected_frames is not None:
-    vectors, xy = state.embeddings(video.info.fingerprint, video.info)
+    vectors, xy = state.embeddings(video.info.fingerprint, st.session_state.get(state.DETECTOR_SPEC), video.info)
     flagged_picks = int(flicker.flag_array[selected_frames].sum())
     st.markdown(f"**{len(selected_frames)} frames selected**, {flagged_picks} of them flagged; mean nearest-neighbour "
                 f"distance {mean_nearest_neighbour_distance(vectors[selected_frames]):.3f} (higher: more diverse).")

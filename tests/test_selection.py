@@ -141,3 +141,13 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
                           str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: Cannot read")
+
+
+def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):
+    from core.detect import YoloDetector
+
+    detector = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+    embeddings = frame_embeddings(tiny_slice, detector=detector)
+    assert embeddings.shape == (6, 6)  # 6 frames: at most 6 principal components
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(embeddings, frame_embeddings(tiny_slice)[:, :6])

@@ -41,6 +41,7 @@ JUMP_TO = "jump_to"
 TIMELINE = "timeline"
 EMBEDDING_PLOT = "embedding_plot"
 SELECTED = "selected_frames"  # (settings, frame indices) of the last local selection
+DETECTOR_SPEC = "detector_spec"  # (weights, device) of the model behind the detections
 
 DEFAULTS = {IOU_TRACK: 0.8, IOU_ASSERT: 0.6, MODE: "reference", CLASS_AWARE: True, ONE_TO_ONE: True, WINDOW: 2,
             EMPTY_MEDIAN: True}
@@ -155,9 +156,11 @@ def detector(weights: str | None, device: str):
 
 
 @st.cache_resource(show_spinner="Computing frame embeddings...", max_entries=4)
-def embeddings(fingerprint: str, _info: VideoInfo):
-    """Per-frame embeddings and their 2D map, once per video."""
+def embeddings(fingerprint: str, detector_spec: tuple | None, _info: VideoInfo):
+    """Per-frame embeddings (the detector's own features when it has them) and their 2D map,
+    once per video and model."""
     from core.selection import embedding_map, frame_embeddings
 
-    vectors = frame_embeddings(_info.path)
+    model = detector(*detector_spec) if detector_spec else None
+    vectors = frame_embeddings(_info.path, detector=model)
     return vectors, embedding_map(vectors)
