@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -12,7 +13,7 @@ import numpy as np
 
 from core.detect import DEFAULT_CONF, Progress, detect_video, load_detector
 from core.detections import Detections
-from core.errors import UserError
+from core.errors import UserError, VideoError
 from core.export import ExportSummary, VideoPredictions, export_datasource
 from core.flicker import FlickerIndex, FlickerOptions, FlickerResult
 from core.lightly_format import import_predictions
@@ -131,7 +132,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     _check_config(config)
     options = flicker_options(config.mode)
     source = SAMPLE_VIDEO if config.demo else Path(config.video)
-    videos = [(probe(path), relpath) for path, relpath in find_videos(source)]
+    videos = _probe_all(find_videos(source))
     detector = None if config.predictions else load_detector(config.weights, config.device)
     runs = []
     for info, relpath in videos:
@@ -150,6 +151,25 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
         imputed_task=config.imputed_task,
     )
     return RunSummary(tuple(runs), export)
+
+
+def _probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:
+    """Probe every video; in a folder, an unreadable one is skipped with a warning, not fatal."""
+    if len(found) == 1:
+        return [(probe(found[0][0]), found[0][1])]
+    videos = []
+    for path, relpath in found:
+        try:
+            videos.append((probe(path), relpath))
+        except VideoError as exc:
+            warnings.warn(f"skipped {relpath}: {exc}", SkippedVideoWarning, stacklevel=2)
+    if not videos:
+        raise UserError("None of the videos in the folder can be read")
+    return videos
+
+
+class SkippedVideoWarning(UserWarning):
+    """A video in a folder could not be read and was left out."""
 
 
 def _detections_for(config: RunConfig, detector, info: VideoInfo, relpath: str, progress_bar: bool) -> Detections:

@@ -78,3 +78,14 @@ def test_demo_produces_a_valid_datasource_with_flagged_frames(tmp_path, shared_c
                 for i in range(795)]
     assert metadata == [1.0 if f else 0.5 for f in flags]
     assert 5 <= sum(flags) <= 80
+
+
+def test_a_bad_video_in_a_folder_is_skipped_with_a_warning(sample_slice, bad_files, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "good.mp4").write_bytes(sample_slice.read_bytes())
+    (videos / "broken.mp4").write_bytes(bad_files["text"].read_bytes())
+    result = run_cli("run", videos, "--out", tmp_path / "out", "--quiet", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert "warning: skipped broken.mp4" in result.stderr and "good.mp4: 40 frames" in result.stdout
+    assert (tmp_path / "out/.lightly/predictions/yolov8_detection/good-00-mp4.json").is_file()
