@@ -197,7 +197,15 @@ def _credentials(args: argparse.Namespace):
 def _schedule(args: argparse.Namespace) -> int:
     import json
 
-    from core.schedule import ScheduleRequest, build_selection_config, describe, planned_calls, schedule, validate_selection_config
+    from core.schedule import (
+        ScheduleRequest,
+        build_selection_config,
+        describe,
+        dry_run,
+        planned_calls,
+        schedule,
+        validate_selection_config,
+    )
 
     if args.config is not None:
         try:
@@ -218,6 +226,12 @@ def _schedule(args: argparse.Namespace) -> int:
         print(describe(config))
         for name, arguments in planned_calls(request):
             print(f"would call {name}({', '.join(f'{k}={v!r}' for k, v in arguments.items() if k != 'selection_config')})")
+        print("requests the lightly client would send (recorded locally, nothing sent):")
+        for sent in dry_run(request):
+            query = "&".join(f"{k}={v[0]}" for k, v in sent["query"].items())
+            print(f"{sent['method']} {sent['path']}{'?' + query if query else ''}")
+            if sent["body"] is not None:
+                print("  " + json.dumps(sent["body"]))
         return 0
     dataset_id, run_id = schedule(request)
     print(f"scheduled run {run_id} on dataset {args.dataset} ({dataset_id}); start a Lightly Worker to process it")

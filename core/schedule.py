@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,8 +216,9 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
         return client.dataset_id, run_id
     except ScheduleError:
         raise
-    except ValueError as exc:  # the client's own argument checks (role ARN, external id, ...)
-        raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
+    except ValueError as exc:  # the client's own checks (role ARN, external id, name length, ...)
+        lines = [line.strip() for line in _scrub(str(exc), token).splitlines() if line.strip()]
+        raise ScheduleError(" ".join(lines[:3])) from None
     except Exception as exc:
         raise _explain(exc, token) from None
 
@@ -252,6 +254,42 @@ def selected_frames(dataset_id: str, tag_name: str = "initial-tag", token: str |
         raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
     except Exception as exc:
         raise _explain(exc, token) from None
+
+
+SECRET_FIELDS = re.compile(r"secret|credential|sas|token|password", re.IGNORECASE)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("***" if SECRET_FIELDS.search(k) else _mask(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+@contextmanager
+def _server_location(url: str):
+    previous = os.environ.get("LIGHTLY_SERVER_LOCATION")
+    os.environ["LIGHTLY_SERVER_LOCATION"] = url
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("LIGHTLY_SERVER_LOCATION", None)
+        else:
+            os.environ["LIGHTLY_SERVER_LOCATION"] = previous
+
+
+def dry_run(request: ScheduleRequest) -> list[dict]:
+    """The exact HTTP requests a run would send, from the real client talking to a local recorder
+    (nothing leaves this machine); the token and secret fields are masked."""
+    from core.lightly_recorder import LightlyRecorder
+
+    validate_selection_config(request.selection_config)
+    with LightlyRecorder(check_token=False) as recorder, _server_location(recorder.url):
+        schedule(request, token="dry-run-token")
+    return [{"method": r["method"], "path": r["path"], "query": r["query"], "body": _mask(r["body"])}
+            for r in recorder.requests]
 
 
 def describe(config: Any) -> str:

@@ -178,7 +178,7 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
 
 
 def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
-    from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
+    from core.lightly_recorder import GOOD_TOKEN, RUN_ID, LightlyRecorder
 
     load_and_detect(app, tiny_slice)
     app.switch_page("pages/export.py")
@@ -197,7 +197,7 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     app.text_input(key="lightly_token").input(GOOD_TOKEN)
     app.slider(key="flickering_strength").set_value(2.5)
     app.run()
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         click(app, "Schedule Lightly selection")
     assert RUN_ID in app.success[-1].value

@@ -16,7 +16,7 @@ from core.schedule import (
     schedule,
     validate_selection_config,
 )
-from fake_lightly import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, FakeLightly
+from core.lightly_recorder import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, LightlyRecorder
 
 ACCESS = S3DelegatedAccess("eu-central-1", "arn:aws:iam::123456789012:role/lightly-access", "flicker-external-id")
 
@@ -64,7 +64,7 @@ def test_bad_configs_are_rejected_offline(config, message):
 
 
 def test_schedule_creates_dataset_datasources_and_run(monkeypatch):
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
     calls = [(r["method"], r["path"]) for r in fake.requests]
@@ -95,7 +95,7 @@ def test_schedule_creates_dataset_datasources_and_run(monkeypatch):
 
 
 def test_an_existing_dataset_is_reused(monkeypatch):
-    with FakeLightly(existing_datasets=["flicker-demo"]) as fake:
+    with LightlyRecorder(existing_datasets=["flicker-demo"]) as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
     assert ("POST", "/v1/datasets") not in [(r["method"], r["path"]) for r in fake.requests]
@@ -103,7 +103,7 @@ def test_an_existing_dataset_is_reused(monkeypatch):
 
 def test_bad_token_is_a_clear_message_without_the_token(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError, match="rejected the token") as info:
             schedule(request(), "wrong-token-never-shown")
@@ -120,10 +120,18 @@ def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, ca
     assert "token=***" in caplog.text  # urllib3 logged the retried URL, scrubbed
 
 
+def test_client_side_name_check_is_one_readable_line(monkeypatch):
+    with LightlyRecorder() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        with pytest.raises(ScheduleError, match="DatasetCreateRequest name") as info:
+            schedule(request(name="d"), GOOD_TOKEN)
+    assert "\n" not in str(info.value)
+
+
 def test_client_side_checks_surface_as_messages(monkeypatch):
     bad_arn = ScheduleRequest("d", "s3://b/i/", "s3://b/l/", S3DelegatedAccess("eu-central-1", "not-an-arn", "short"),
                               build_selection_config(10, "t"))
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError) as info:
             schedule(bad_arn, GOOD_TOKEN)
@@ -139,20 +147,35 @@ def test_missing_token(monkeypatch):
 def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
     calls = planned_calls(request())
     assert [name for name, _ in calls][1:] == ["set_s3_delegated_access_config"] * 2 + ["schedule_compute_worker_run"]
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         env = {"LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
-            [sys.executable, "-m", "core", "schedule", "--dataset", "d", "--input-url", "s3://b/i/", "--lightly-url",
+            [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url",
              "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn, "--s3-external-id",
              ACCESS.external_id, "--flickering", "3", "--dry-run"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, **env})
     assert result.returncode == 0, result.stderr
     assert "would call schedule_compute_worker_run" in result.stdout and '"strength": 3.0' in result.stdout
-    assert fake.requests == [] and GOOD_TOKEN not in result.stdout
+    assert "POST /v1/docker/worker/config/vX" in result.stdout  # the exact requests, recorded locally
+    assert fake.requests == [] and GOOD_TOKEN not in result.stdout and "token" not in result.stdout.lower()
+
+
+def test_dry_run_records_exact_requests_and_masks_secrets(monkeypatch):
+    from core.schedule import S3Keys, dry_run
+
+    monkeypatch.delenv("LIGHTLY_SERVER_LOCATION", raising=False)
+    keys = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", "very-secret-key"),
+                           build_selection_config(10, "t"))
+    sent = dry_run(keys)
+    assert [r["method"] + " " + r["path"].split("/")[-1] for r in sent][-2:] == ["POST vX", "POST schedule"]
+    datasource = [r["body"] for r in sent if r["method"] == "PUT"]
+    assert datasource[0]["s3AccessKeyId"] == "AKIAEXAMPLE" and datasource[0]["s3SecretAccessKey"] == "***"
+    assert "very-secret-key" not in str(sent)
+    assert "LIGHTLY_SERVER_LOCATION" not in __import__("os").environ  # restored
 
 
 def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",
@@ -166,14 +189,14 @@ def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
 
 def test_run_state_and_selected_frames(monkeypatch):
     from core.schedule import run_state, selected_frames
-    from fake_lightly import DATASET_ID as dataset_id
+    from core.lightly_recorder import DATASET_ID as dataset_id
 
-    with FakeLightly() as fake:
+    with LightlyRecorder() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         state, message = run_state(dataset_id, RUN_ID, GOOD_TOKEN)
     assert state == "OPEN" and "Lightly Worker" in message
     names = ["vtest-016-avi.png", "vtest-233-avi.png"]
-    with FakeLightly(worker_state="COMPLETED", selected=names) as fake:
+    with LightlyRecorder(worker_state="COMPLETED", selected=names) as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert run_state(dataset_id, RUN_ID, GOOD_TOKEN)[0] == "COMPLETED"
         frames = selected_frames(dataset_id, token=GOOD_TOKEN)
@@ -183,7 +206,7 @@ def test_run_state_and_selected_frames(monkeypatch):
 
 def test_cli_waits_for_the_run_and_writes_the_selection(tmp_path):
     out = tmp_path / "selected.json"
-    with FakeLightly(worker_state="COMPLETED", selected=["vtest-016-avi.png"]) as fake:
+    with LightlyRecorder(worker_state="COMPLETED", selected=["vtest-016-avi.png"]) as fake:
         env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",

@@ -1,5 +1,8 @@
-"""A local stand-in for the Lightly API (the true network edge): answers the calls the
-``lightly`` 1.5.26 client makes to schedule a run, and records every request it gets."""
+"""A local stand-in for the Lightly API: answers the calls the ``lightly`` 1.5.26 client makes to
+schedule a run (and to follow it), with placeholder ids, and records every request it gets.
+
+``schedule --dry-run`` runs the real client against it, so the printed requests are exactly what
+a real run would send; the tests use it as the fake at the network edge."""
 from __future__ import annotations
 
 import json
@@ -8,17 +11,18 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-GOOD_TOKEN = "0123456789abcdef-good-token"
+GOOD_TOKEN = "0123456789abcdef-good-token"  # the token a recorder built with check_token=True accepts
 DATASET_ID = "64a0f0e0c0b0a09080706050"
 CONFIG_ID = "64a0f0e0c0b0a09080706051"
 RUN_ID = "64a0f0e0c0b0a09080706052"
 TAG_ID = "64a0f0e0c0b0a09080706054"
 
 
-class FakeLightly:
+class LightlyRecorder:
     def __init__(self, existing_datasets: list[str] | None = None, worker_state: str | None = None,
-                 selected: list[str] | None = None):
+                 selected: list[str] | None = None, check_token: bool = True):
         self.requests: list[dict] = []
+        self.check_token = check_token
         self.existing = set(existing_datasets or [])
         self.worker_state = worker_state  # None: no worker picked the run up yet
         self.selected = selected or []
@@ -57,7 +61,7 @@ class FakeLightly:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeLightly":
+    def __enter__(self) -> "LightlyRecorder":
         self.thread.start()
         return self
 
@@ -68,7 +72,7 @@ class FakeLightly:
     def route(self, method: str, path: str, query: dict):
         if path == "/v1/versions/pip/minimum":
             return 200, "1.0.0"
-        if (query.get("token") or [None])[0] != GOOD_TOKEN:
+        if self.check_token and (query.get("token") or [None])[0] != GOOD_TOKEN:
             return 401, {"code": "UNAUTHORIZED", "error": "invalid token"}
         match = re.fullmatch(r"/v1/datasets/query/name/([^/]+)", path)
         if method == "GET" and match:
