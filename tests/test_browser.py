@@ -123,7 +123,19 @@ def test_sample_detect_seek_retune_in_chromium(server, browser, tmp_path):
     ActionChains(browser).move_to_element_with_offset(plot_area, int(width * 0.25) - width // 2, 0).click().perform()
     seeked = wait_for(browser, lambda: 150 < shown_frame() < 250 and shown_frame(), 30, "a timeline click to seek")
     assert 150 < seeked < 250  # a quarter into the 795-frame timeline
-    browser.execute_script("window.scrollTo(0, 0);")
+
+    button(browser, "Run local selection").click()
+    wait_for(browser, lambda: "frames selected" in browser.find_element("tag name", "body").text, 120, "the local selection")
+    embedding_plot = wait_for(browser, lambda: browser.find_elements("css selector", ".js-plotly-plot")[1], 30, "the map")
+    browser.execute_script("arguments[0].scrollIntoView();", embedding_plot)
+    time.sleep(1)
+    x, y = browser.execute_script(
+        "const gd = arguments[0], t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
+        "return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];", embedding_plot)
+    size = embedding_plot.size
+    ActionChains(browser).move_to_element_with_offset(embedding_plot, int(x - size["width"] / 2),
+                                                      int(y - size["height"] / 2)).click().perform()
+    assert wait_for(browser, lambda: shown_frame() == 300, 30, "a click on the embedding map to seek to frame 300")
     time.sleep(1.5)
     shot = Path(os.environ.get("FLICKER_SCREENSHOT", tmp_path / "review.png"))
     browser.save_screenshot(str(shot))
