@@ -53,7 +53,7 @@ def main() -> None:
     }
     print(f"{n} frames, {flicker.n_flagged} flagged ({flicker.n_flagged / n:.1%}); selecting {args.n}; "
           f"embeddings {t_embed:.1f} s, selection {t_select * 1e3:.1f} ms")
-    print(f"| how | flagged frames selected | mean nearest-neighbour distance |")
+    print("| how | flagged frames selected | mean nearest-neighbour distance |")
     print("| --- | --- | --- |")
     for name, chosen in picks.items():
         if chosen is None:

@@ -136,6 +136,7 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
     again = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
                             "--out", str(tmp_path / "again")], cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env=env)
+    assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again/selected.json").read_text()) == picked  # deterministic
     bad = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config",
                           str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True,
