@@ -109,9 +109,9 @@ def compute_flickering_assertion(predictions_list, iou_thresh_tracking=0.9, iou_
 def tutorial_xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
     """The tutorial's ``bbox_converter`` then ``torch.tensor(..., dtype=torch.int)``:
     ``[x, y, x + w, y + h]`` computed in float64, truncated toward zero to int32."""
-    xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
-    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    return np.trunc(xyxy).astype(np.int32)
+    xyxy = np.array(xywh, np.float64).reshape(-1, 4)
+    xyxy[:, 2:] += xyxy[:, :2]
+    return xyxy.astype(np.int32)  # float -> int conversion truncates toward zero, like torch
 
 
 def _check_threshold(name: str, value: float) -> float:
