@@ -244,7 +244,7 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
 def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     per_frame: list[FrameBoxes] = []
     start = time.perf_counter()
-    for batch in _batches(_prefetch(iter_frames(video.path, pixel_format="bgr24")), detector.batch_size):
+    for batch in batches(_prefetch(iter_frames(video.path, pixel_format="bgr24")), detector.batch_size):
         if cancel is not None and cancel.is_set():
             raise DetectionCancelled(f"Detection on {video.name} cancelled after {len(per_frame)} frames")
         try:
@@ -296,7 +296,8 @@ def _prefetch(frames: Iterator[tuple[int, np.ndarray]], depth: int = 64) -> Iter
                 worker.join(timeout=0.05)
 
 
-def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+def batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive lists of ``size`` frames (the last one shorter)."""
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.detect import batches
 from core.detections import Detections
 from core.errors import UserError
 from core.video import iter_frames
@@ -72,14 +73,14 @@ def frame_embeddings(*videos: str | Path, detector=None, dims: int = EMBEDDING_D
     models); otherwise the HOG descriptor of the frame shrunk to 128x96 (the offline detector's
     feature space)."""
     if detector is not None and hasattr(detector, "embed"):
-        features = np.concatenate([detector.embed(batch) for batch in _batches_of_frames(videos, "bgr24", 16)])
+        features = np.concatenate([detector.embed(batch) for batch in batches(_frames_of(videos, "bgr24"), 16)])
     else:
         width, height = EMBEDDING_SIZE
         hog = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
         features = np.stack([
             hog.compute(cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA),
                                      cv2.COLOR_RGB2GRAY)).ravel()
-            for batch in _batches_of_frames(videos, "rgb24", 64) for frame in batch])
+            for frame in _frames_of(videos, "rgb24")])
     centred = features - features.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     projected = centred @ components[: min(dims, len(components))].T
@@ -87,16 +88,8 @@ def frame_embeddings(*videos: str | Path, detector=None, dims: int = EMBEDDING_D
     return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _batches_of_frames(videos, pixel_format: str, size: int):
-    batch = []
-    for video in videos:
-        for _, frame in iter_frames(video, pixel_format=pixel_format):
-            batch.append(frame)
-            if len(batch) == size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+def _frames_of(videos, pixel_format: str):
+    return (frame for video in videos for _, frame in iter_frames(video, pixel_format=pixel_format))
 
 
 def build_inputs(detections: Detections, flickering: np.ndarray, embeddings: np.ndarray) -> FrameInputs:
