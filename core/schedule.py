@@ -19,13 +19,22 @@ from core.errors import UserError
 os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background version check on import
 
 
+_TOKEN_IN_URL = re.compile(r"token=[^&\s'\"]+")
+
+
+def _scrub(text: str, token: str = "") -> str:
+    """``text`` without the token: neither as a ``?token=`` URL parameter nor anywhere else."""
+    text = _TOKEN_IN_URL.sub("token=***", text)
+    return text.replace(token, "***") if token else text
+
+
 class _ScrubTokens(logging.Filter):
     """urllib3 logs retried URLs, and the client puts the token in the URL: scrub it from records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "token=" in message:
-            record.msg, record.args = re.sub(r"token=[^&\s'\"]+", "token=***", message), ()
+            record.msg, record.args = _scrub(message), ()
         return True
 
 
@@ -172,11 +181,6 @@ def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
                                          "lightly_config": request.lightly_config}),
     ]
     return [(name, {k: ("***" if k in SECRET_ARGUMENTS else v) for k, v in args.items()}) for name, args in calls]
-
-
-def _scrub(text: str, token: str) -> str:
-    text = re.sub(r"token=[^&\s'\"]+", "token=***", text)
-    return text.replace(token, "***") if token else text
 
 
 def _explain(exc: BaseException, token: str) -> ScheduleError:
