@@ -18,6 +18,7 @@ from core.schedule import (
     validate_selection_config,
 )
 from ui import state
+from ui.components import selection_strengths
 
 state.init_defaults()
 st.title("Export & schedule")
@@ -108,11 +109,7 @@ st.caption("The tutorial's selection: diverse frames (embeddings of the task), u
 config_column, access_column = st.columns(2, gap="large")
 with config_column:
     n_samples = st.number_input("Frames to select", 1, 1_000_000, 100, key="n_samples", persist_state="session")
-    diversity = st.slider("Diversity strength", 0.0, 5.0, 1.0, 0.1, key="diversity", persist_state="session")
-    least_confidence = st.slider("Least-confidence strength", 0.0, 5.0, 1.0, 0.1, key="least_confidence",
-                                 persist_state="session")
-    flickering_strength = st.slider("Flickering strength", 0.0, 5.0, 1.0, 0.1, key="flickering_strength",
-                                    persist_state="session")
+    diversity, least_confidence, flickering_strength = selection_strengths([st] * 3)
     extra = st.text_area("Extra strategies (JSON list, optional)", key="extra_strategies", persist_state="session",
                          placeholder='[{"input": {"type": "RANDOM", "random_seed": 42}, "strategy": {"type": "WEIGHTS"}}]')
 with access_column:

@@ -9,6 +9,7 @@ from core.selection import mean_nearest_neighbour_distance
 from core.proxy import proxy_building
 from core.render import render_frame
 from ui import state
+from ui.components import selection_strengths
 
 state.init_defaults()
 
@@ -169,9 +170,7 @@ st.caption("The tutorial's selection config, run here with Lightly's open select
            "what a Lightly Worker run would pick before paying for one.")
 knobs = st.columns(4)
 n_pick = knobs[0].number_input("Frames to select", 1, n, min(50, n), key="local_n", persist_state="session")
-diversity = knobs[1].slider("Diversity", 0.0, 5.0, 1.0, 0.1, key="diversity", persist_state="session")
-least_confidence = knobs[2].slider("Least confidence", 0.0, 5.0, 1.0, 0.1, key="least_confidence", persist_state="session")
-flickering_strength = knobs[3].slider("Flickering", 0.0, 5.0, 1.0, 0.1, key="flickering_strength", persist_state="session")
+diversity, least_confidence, flickering_strength = selection_strengths(knobs[1:])
 if st.button("Run local selection", icon=":material/auto_awesome:"):
     from core.export import flickering_values
     from core.schedule import build_selection_config

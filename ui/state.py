@@ -40,6 +40,9 @@ FRAME_SLIDER = "frame_slider"
 JUMP_TO = "jump_to"
 TIMELINE = "timeline"
 EMBEDDING_PLOT = "embedding_plot"
+DIVERSITY = "diversity"  # selection strengths, shared by the local and the scheduled selection
+LEAST_CONFIDENCE = "least_confidence"
+FLICKERING_STRENGTH = "flickering_strength"
 SELECTED = "selected_frames"  # (settings, frame indices) of the last local selection
 DETECTOR_SPEC = "detector_spec"  # (weights, device) of the model behind the detections
 
