@@ -199,9 +199,8 @@ if selected_frames is not None:
         grid = st.columns(4)
         for position, index in enumerate(sorted(selected_frames.tolist())[:24]):
             with grid[position % 4]:
-                image = state.frame_reader(video.info).get(index)
-                st.image(image[::4, ::4], caption=f"{index}{' flagged' if flicker.flag_array[index] else ''}",
-                         width="stretch")
+                caption = f"{index}{' flagged' if flicker.flag_array[index] else ''}"
+                st.image(state.thumbnail(video.info.fingerprint, index, video.info), caption=caption, width="stretch")
                 st.button("Show", key=f"show_{index}", on_click=go_to, args=(index,), type="tertiary")
 
 with st.expander("Flagged frames per class"):

@@ -82,15 +82,24 @@ def frame_reader(info: VideoInfo) -> FrameReader:
     return _display_reader(info.fingerprint, proxy_path(info).is_file(), info)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnail(fingerprint: str, frame: int, _info: VideoInfo) -> np.ndarray:
+    """A quarter-size frame for the selection gallery: decoded once, not on every rerun."""
+    return np.ascontiguousarray(frame_reader(_info).get(frame)[::4, ::4])
+
+
 @st.cache_resource(show_spinner=False)
 def review_store() -> ReviewStore:
     return ReviewStore()
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def flicker_index(detection_id: str, min_score: float, options: FlickerOptions, _detections: Detections) -> FlickerIndex:
-    """Built once per detections x score floor x options; every threshold move is then an evaluate()."""
-    return FlickerIndex.from_detections(_detections.above(min_score), options)
+def flicker_index(detection_id: str, min_score: float, options: FlickerOptions,
+                  _detections: Detections) -> tuple[Detections, FlickerIndex]:
+    """The detections above ``min_score`` and their index, built once per detections x score floor x
+    options; every threshold move is then an evaluate()."""
+    kept = _detections.above(min_score)
+    return kept, FlickerIndex.from_detections(kept, options)
 
 
 def init_defaults() -> None:
@@ -133,11 +142,10 @@ def current_review() -> Review | None:
         return None
     min_score = float(st.session_state.get(MIN_SCORE, float(detections.score.min()) if len(detections) else 0.0))
     chosen = options()
-    index = flicker_index(st.session_state[DETECTION_ID], min_score, chosen, detections)
+    kept, index = flicker_index(st.session_state[DETECTION_ID], min_score, chosen, detections)
     iou_track = float(st.session_state.get(IOU_TRACK, DEFAULTS[IOU_TRACK]))
     iou_assert = float(st.session_state.get(IOU_ASSERT, DEFAULTS[IOU_ASSERT]))
-    return Review(video, detections.above(min_score), index.evaluate(iou_track, iou_assert), min_score, iou_track,
-                  iou_assert, chosen)
+    return Review(video, kept, index.evaluate(iou_track, iou_assert), min_score, iou_track, iou_assert, chosen)
 
 
 def require_review() -> Review:
