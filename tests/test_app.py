@@ -38,6 +38,15 @@ def load_and_detect(at, video):
     click(at, "Run detection")
 
 
+def export_from_app(at, folder):
+    """On the Export & schedule page, export the current review to ``folder``."""
+    at.switch_page("pages/export.py")
+    at.run()
+    at.text_input(key="export_dir").input(str(folder))
+    at.run()
+    click(at, "Export")
+
+
 def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
@@ -113,11 +122,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     fingerprint = app.session_state["video"].info.fingerprint
     assert ReviewStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
 
-    app.switch_page("pages/export.py")
-    app.run()
-    app.text_input(key="export_dir").input(str(tmp_path / "export"))
-    app.run()
-    click(app, "Export")
+    export_from_app(app, tmp_path / "export")
     assert "Valid Lightly datasource" in app.success[0].value
     assert len(list((tmp_path / "export/.lightly/predictions/yolov8_detection").glob("tiny-*-mp4.json"))) == 6
 
@@ -158,11 +163,7 @@ def test_thresholds_survive_page_switches_and_tabs_are_independent(app, tiny_sli
 
 def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     load_and_detect(app, tiny_slice)
-    app.switch_page("pages/export.py")
-    app.run()
-    app.text_input(key="export_dir").input(str(tmp_path / "export"))
-    app.run()
-    click(app, "Export")
+    export_from_app(app, tmp_path / "export")
     app.text_input(key="push_url").input(str(tmp_path / "bucket"))
     app.text_input(key="push_input_url").input(str(tmp_path / "input"))
     app.run()
@@ -181,11 +182,7 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     from core.lightly_recorder import GOOD_TOKEN, RUN_ID, LightlyRecorder
 
     load_and_detect(app, tiny_slice)
-    app.switch_page("pages/export.py")
-    app.run()
-    app.text_input(key="export_dir").input(str(tmp_path / "export"))
-    app.run()
-    click(app, "Export")
+    export_from_app(app, tmp_path / "export")
     app.text_area(key="extra_strategies").input("{not json")
     app.run()
     assert any("Selection config" in e.value for e in app.error)
