@@ -1,7 +1,6 @@
 """Widgets more than one page shows."""
 from __future__ import annotations
 
-import streamlit as st
 
 from ui import state
 
