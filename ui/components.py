@@ -1,7 +1,6 @@
 """Widgets more than one page shows."""
 from __future__ import annotations
 
-
 from ui import state
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
