@@ -112,29 +112,39 @@ def test_sample_detect_seek_retune_in_chromium(server, browser, tmp_path):
     slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
     browser.execute_script("arguments[0].focus();", slider)
     ActionChains(browser).send_keys(Keys.LEFT * 30).perform()  # lower the tracking threshold from 0.80 to 0.50
+    wait_for(browser, lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
+             .get_attribute("aria-valuetext") == "0.50", 30, "the slider to reach 0.50")
     wait_for(browser, lambda: int(metric_value(browser, "Flagged frames")) != before, 30, "the flagged count to change")
+    time.sleep(2)  # let the reruns queued by the key presses finish before clicking on the page
     after = int(metric_value(browser, "Flagged frames"))
     assert after > before  # a looser tracking threshold tracks more objects, so more frames are flagged
 
-    plot_area = browser.find_element("css selector", ".js-plotly-plot .nsewdrag")
-    browser.execute_script("arguments[0].scrollIntoView();", plot_area)
-    time.sleep(1)
-    width = plot_area.size["width"]
-    ActionChains(browser).move_to_element_with_offset(plot_area, int(width * 0.25) - width // 2, 0).click().perform()
+    def click_timeline_quarter() -> bool:  # re-found on each try: a rerun may replace the plot
+        plot_area = browser.find_element("css selector", ".js-plotly-plot .nsewdrag")
+        browser.execute_script("arguments[0].scrollIntoView();", plot_area)
+        width = plot_area.size["width"]
+        ActionChains(browser).move_to_element_with_offset(plot_area, int(width * 0.25) - width // 2, 0).click().perform()
+        return True
+
+    wait_for(browser, click_timeline_quarter, 30, "the timeline to take a click")
     seeked = wait_for(browser, lambda: 150 < shown_frame() < 250 and shown_frame(), 30, "a timeline click to seek")
     assert 150 < seeked < 250  # a quarter into the 795-frame timeline
 
     button(browser, "Run local selection").click()
     wait_for(browser, lambda: "frames selected" in browser.find_element("tag name", "body").text, 120, "the local selection")
-    embedding_plot = wait_for(browser, lambda: browser.find_elements("css selector", ".js-plotly-plot")[1], 30, "the map")
-    browser.execute_script("arguments[0].scrollIntoView();", embedding_plot)
-    time.sleep(1)
-    x, y = browser.execute_script(
-        "const gd = arguments[0], t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
-        "return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];", embedding_plot)
-    size = embedding_plot.size
-    ActionChains(browser).move_to_element_with_offset(embedding_plot, int(x - size["width"] / 2),
-                                                      int(y - size["height"] / 2)).click().perform()
+
+    def click_frame_300_on_the_map() -> bool:
+        embedding_plot = browser.find_elements("css selector", ".js-plotly-plot")[1]
+        browser.execute_script("arguments[0].scrollIntoView();", embedding_plot)
+        x, y = browser.execute_script(
+            "const gd = arguments[0], t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
+            "return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];", embedding_plot)
+        size = embedding_plot.size
+        ActionChains(browser).move_to_element_with_offset(embedding_plot, int(x - size["width"] / 2),
+                                                          int(y - size["height"] / 2)).click().perform()
+        return True
+
+    wait_for(browser, click_frame_300_on_the_map, 30, "the embedding map to take a click")
     assert wait_for(browser, lambda: shown_frame() == 300, 30, "a click on the embedding map to seek to frame 300")
     time.sleep(1.5)
     shot = Path(os.environ.get("FLICKER_SCREENSHOT", tmp_path / "review.png"))
