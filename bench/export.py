@@ -6,20 +6,17 @@ video, and times the export, the validator and the importer.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.detections import Detections  # noqa: E402
-from core.export import VideoPredictions, export_datasource  # noqa: E402
-from core.flicker import FlickerIndex  # noqa: E402
-from core.lightly_format import import_predictions, validate_datasource  # noqa: E402
+from core.detections import Detections
+from core.lightly.export import VideoPredictions, export_datasource
+from core.flicker import FlickerIndex
+from core.lightly.validate import import_predictions, validate_datasource
 
 
 def main() -> None:

@@ -7,19 +7,15 @@ one ``evaluate`` call (a live retune), with ratios, and the index's memory per b
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion  # noqa: E402
-from flicker_oracle import oracle_flickering  # noqa: E402
+from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
+from core.reference import oracle_flickering
 
 
 def synthetic_video(n_frames: int, n_objects: int, seed: int = 0) -> list[dict]:

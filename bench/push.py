@@ -10,20 +10,17 @@ import argparse
 import logging
 import os
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.cloud import push  # noqa: E402
-from core.detections import Detections  # noqa: E402
-from core.export import VideoPredictions, export_datasource  # noqa: E402
-from core.flicker import FlickerIndex  # noqa: E402
+from core.lightly.push import push
+from core.detections import Detections
+from core.lightly.export import VideoPredictions, export_datasource
+from core.flicker import FlickerIndex
 
 
 def main() -> None:

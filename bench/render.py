@@ -15,13 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.render import render_frame  # noqa: E402
-from core.samples import SAMPLE_VIDEO  # noqa: E402
-from core.proxy import build_seek_proxy  # noqa: E402
-from core.video import FrameReader, probe  # noqa: E402
+from core.detections import FrameDetections
+from core.render import render_frame
+from core.paths import SAMPLE_VIDEO
+from core.proxy import build_seek_proxy
+from core.video import FrameReader, probe
 
 
 def main() -> None:
@@ -39,11 +38,11 @@ def main() -> None:
 def measure(label: str, reader: FrameReader, n_frames: int, size: int) -> None:
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, size - 100, (8, 2))
-    boxes = np.concatenate([xy, xy + 80], 1)
+    boxes = FrameDetections(np.concatenate([xy, xy + 80], 1), np.full(8, 0.8), np.arange(8))
 
     def show(index: int) -> float:
         start = time.perf_counter()
-        image = render_frame(reader.get(index), boxes, np.full(8, 0.8), np.arange(8), {}, boxes[:2] + 5, True, "frame")
+        image = render_frame(reader.get(index), boxes, {}, boxes.xyxy[:2] + 5, True, "frame")
         cv2.imencode(".jpg", image)
         return time.perf_counter() - start
 

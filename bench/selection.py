@@ -10,22 +10,18 @@ distance in embedding space (diversity) for each way of picking the same number 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.detect import detect_video, load_detector  # noqa: E402
-from core.export import flickering_values  # noqa: E402
-from core.flicker import FlickerIndex  # noqa: E402
-from core.samples import SAMPLE_VIDEO  # noqa: E402
-from core.schedule import build_selection_config  # noqa: E402
-from core.selection import build_inputs, frame_embeddings, mean_nearest_neighbour_distance, run_selection  # noqa: E402
-from core.video import probe  # noqa: E402
+from core.detect import detect_video, load_detector
+from core.lightly.export import flickering_values
+from core.flicker import FlickerIndex
+from core.paths import SAMPLE_VIDEO
+from core.lightly.config import build_selection_config
+from core.lightly.selection import build_inputs, frame_embeddings, mean_nearest_neighbour_distance, run_selection
+from core.video import probe
 
 
 def main() -> None:

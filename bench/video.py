@@ -14,11 +14,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.samples import SAMPLE_VIDEO  # noqa: E402
-from core.video import FrameReader, iter_frames, probe  # noqa: E402
+from core.paths import SAMPLE_VIDEO
+from core.video import FrameReader, iter_frames, probe
 
 
 def decode_fps(path: Path, threaded: bool) -> float:

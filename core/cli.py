@@ -13,7 +13,10 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from core.detect import DEFAULT_CONF
 from core.errors import UserError
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
+from core.lightly.export import DEFAULT_TASK
 
 EXIT_USER_ERROR = 2
 
@@ -32,12 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--predictions", type=Path,
                        help="review existing predictions instead: a DIR/.lightly/predictions/TASK folder")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    run.add_argument("--conf", type=float, default=0.1, help="confidence floor (default 0.1, as in the tutorial)")
+    run.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
     run.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
-    run.add_argument("--mode", choices=("reference", "improved"), default="reference", help="flicker engine mode")
-    run.add_argument("--iou-track", type=float, default=0.8, help="IoU above which boxes in i-1 and i+1 are one object")
-    run.add_argument("--iou-assert", type=float, default=0.6, help="IoU below which frame i misses the object")
-    run.add_argument("--task", default="yolov8_detection", help="prediction task name (folder under .lightly/predictions)")
+    run.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
+    run.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK,
+                     help=f"IoU above which boxes in i-1 and i+1 are one object (default {DEFAULT_IOU_TRACK})")
+    run.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT,
+                     help=f"IoU below which frame i misses the object (default {DEFAULT_IOU_ASSERT})")
+    run.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
     run.add_argument("--flickering", choices=("binary", "score"), default="binary",
                      help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
     run.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
@@ -60,13 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
     select.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
     select.add_argument("--device", default="auto")
-    select.add_argument("--conf", type=float, default=0.1)
+    select.add_argument("--conf", type=float, default=DEFAULT_CONF)
 
     sched = commands.add_parser("schedule", help="schedule a Lightly selection run (token from LIGHTLY_TOKEN)")
     sched.add_argument("--dataset", required=True, help="Lightly dataset name (created as a VIDEOS dataset if new)")
     sched.add_argument("--input-url", required=True, help="input datasource: where the videos are")
     sched.add_argument("--lightly-url", required=True, help="Lightly datasource: where .lightly is")
-    sched.add_argument("--task", default="yolov8_detection", help="prediction task for embeddings and scores")
+    sched.add_argument("--task", default=DEFAULT_TASK, help="prediction task for embeddings and scores")
     sched.add_argument("--n-samples", type=int, default=100, help="frames to select (default 100)")
     sched.add_argument("--diversity", type=float, default=1.0, help="strength of DIVERSITY on the task's embeddings (0: off)")
     sched.add_argument("--least-confidence", type=float, default=1.0,
@@ -150,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.cloud import push
+    from core.lightly.push import push
 
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
@@ -173,7 +178,7 @@ def _secret(name: str) -> str:
 
 
 def _credentials(args: argparse.Namespace):
-    from core.schedule import AzureCredentials, GcsCredentials, S3DelegatedAccess, S3Keys
+    from core.lightly.schedule import AzureCredentials, GcsCredentials, S3DelegatedAccess, S3Keys
 
     if args.s3_role_arn or args.s3_external_id:
         if not (args.s3_role_arn and args.s3_external_id and args.region):
@@ -197,15 +202,8 @@ def _credentials(args: argparse.Namespace):
 def _schedule(args: argparse.Namespace) -> int:
     import json
 
-    from core.schedule import (
-        ScheduleRequest,
-        build_selection_config,
-        describe,
-        dry_run,
-        planned_calls,
-        schedule,
-        validate_selection_config,
-    )
+    from core.lightly.config import build_selection_config, describe, validate_selection_config
+    from core.lightly.schedule import ScheduleRequest, dry_run, planned_calls, schedule
 
     if args.config is not None:
         try:
@@ -242,7 +240,8 @@ def _wait_for_selection(dataset_id: str, run_id: str, args: argparse.Namespace) 
     import json
     import time
 
-    from core.schedule import TERMINAL_STATES, run_state, selected_frames
+    from core.lightly.schedule import TERMINAL_STATES, run_state, selected_frames
+    from core.paths import write_atomic
 
     previous = None
     while True:
@@ -258,10 +257,7 @@ def _wait_for_selection(dataset_id: str, run_id: str, args: argparse.Namespace) 
     frames = selected_frames(dataset_id)
     print(f"{len(frames)} frames selected")
     if args.selected_out:
-        args.selected_out.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.selected_out.with_name(f".{args.selected_out.name}.partial")
-        partial.write_text(json.dumps(frames, indent=2))
-        partial.replace(args.selected_out)
+        write_atomic(args.selected_out, json.dumps(frames, indent=2).encode())
         print(f"file names and read URLs written to {args.selected_out}")
     else:
         for frame in frames:

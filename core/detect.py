@@ -19,7 +19,8 @@ from typing import Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from core.detections import Detections
-from core.errors import DetectorError, UserError
+from core.errors import DetectionCancelled, DetectorError
+from core import paths
 from core.video import VideoInfo, iter_frames
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never let Ultralytics probe the network
@@ -32,10 +33,6 @@ CACHE_VERSION = "2"
 
 _HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
 FrameBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (K, 4), score (K,), cls (K,)
-
-
-class DetectionCancelled(UserError):
-    """The user stopped a detection run; nothing was cached."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +66,6 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class YoloDetector:
     """Any Ultralytics detection model from a path: ``.pt``, ``.onnx``, or a model ``.yaml``.
 
@@ -101,7 +90,7 @@ class YoloDetector:
         self.batch_size = batch_size or (32 if self.device.startswith("cuda") else 1)
         self.model = self._load(weights, local, suffix)
         self.names = {int(k): str(v) for k, v in self.model.names.items()}
-        content = _hash_file(local) if local.is_file() else f"ultralytics-cfg:{weights}"
+        content = paths.hash_file(local) if local.is_file() else f"ultralytics-cfg:{weights}"
         self.fingerprint = f"yolo:{content}:seed0:imgsz{imgsz}:half{int(self.half)}"
 
     @staticmethod
@@ -189,10 +178,6 @@ def load_detector(weights: str | Path | None = None, device: str = "auto", imgsz
     return YoloDetector(weights, device=device, imgsz=imgsz)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FLICKER_CACHE_DIR", Path.home() / ".cache" / "flicker-review"))
-
-
 def cache_key(video: VideoInfo, detector: Detector, conf: float, classes: Sequence[int] | None) -> str:
     parts = [CACHE_VERSION, video.fingerprint, str(video.frame_count), detector.fingerprint, f"{conf:.6g}",
              ",".join(map(str, sorted(classes))) if classes else "all"]
@@ -225,7 +210,7 @@ def detect_video(
 
 
 def _cache_file(video, detector, conf, classes, cache_dir) -> Path:
-    return (cache_dir or default_cache_dir()) / "detections" / f"{cache_key(video, detector, conf, classes)}.npz"
+    return (cache_dir or paths.cache_dir()) / "detections" / f"{cache_key(video, detector, conf, classes)}.npz"
 
 
 def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAULT_CONF,

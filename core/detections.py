@@ -6,12 +6,21 @@ flat numpy arrays sorted by frame, never as a list of dicts per box.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Sequence
 
 import numpy as np
+
+from core.paths import write_atomic
+
+
+class FrameDetections(NamedTuple):
+    """The boxes of one frame: views into the video's columns (no copies)."""
+
+    xyxy: np.ndarray  # (K, 4) float32
+    score: np.ndarray  # (K,) float32
+    cls: np.ndarray  # (K,) int32
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,18 @@ class Detections:
     def rows(self, frame: int) -> slice:
         return slice(int(self.offsets[frame]), int(self.offsets[frame + 1]))
 
+    def at(self, frame: int) -> FrameDetections:
+        rows = self.rows(frame)
+        return FrameDetections(self.xyxy[rows], self.score[rows], self.cls[rows])
+
+    @classmethod
+    def merge(cls, parts: Sequence["Detections"]) -> "Detections":
+        """Several videos as one, frame indices running on from video to video (class names of the first)."""
+        offsets = np.cumsum([0] + [p.n_frames for p in parts])
+        return cls(np.concatenate([p.frame + offset for p, offset in zip(parts, offsets)]),
+                   np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]),
+                   np.concatenate([p.cls for p in parts]), parts[0].names, int(offsets[-1]))
+
     def select(self, mask: np.ndarray) -> "Detections":
         """The subset of rows where ``mask`` is true (frame order is kept)."""
         return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names,
@@ -86,26 +107,17 @@ class Detections:
         return self.select(self.score >= min_score)
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (temp file + rename), so an interrupted run never leaves a bad cache."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    frame=self.frame,
-                    xyxy=self.xyxy,
-                    score=self.score,
-                    cls=self.cls,
-                    n_frames=np.int64(self.n_frames),
-                    image_size=np.asarray(self.image_size or (0, 0), np.int64),
-                    names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write atomically, so an interrupted run never leaves a bad cache."""
+        write_atomic(path, lambda f: np.savez(
+            f,
+            frame=self.frame,
+            xyxy=self.xyxy,
+            score=self.score,
+            cls=self.cls,
+            n_frames=np.int64(self.n_frames),
+            image_size=np.asarray(self.image_size or (0, 0), np.int64),
+            names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
+        ))
 
     @classmethod
     def load(cls, path: str | Path) -> "Detections":
@@ -139,13 +151,18 @@ class Detections:
         per_frame = []
         for entry in predictions_list:
             preds = entry["predictions"]
-            xywh = np.asarray([p["bbox"] for p in preds], np.float64).reshape(-1, 4)
-            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+            xyxy = xywh_to_xyxy(np.asarray([p["bbox"] for p in preds], np.float64))
             per_frame.append((xyxy, [p.get("score", 1.0) for p in preds], [p["category_id"] for p in preds]))
         if names is None:
             ids = sorted({int(p["category_id"]) for e in predictions_list for p in e["predictions"]})
             names = {i: str(i) for i in ids}
         return cls.from_frames(per_frame, names)
+
+
+def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    """``[x, y, w, h]`` rows to ``[x0, y0, x1, y1]`` in the input's float dtype."""
+    xywh = np.asarray(xywh).reshape(-1, 4)
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
 
 
 def lightly_xywh(xyxy: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -23,9 +23,15 @@ from typing import Literal
 
 import numpy as np
 
-from core.detections import Detections
+from core.detections import Detections, xywh_to_xyxy
 
 Mode = Literal["reference", "improved"]
+MODES = ("reference", "improved")
+# The one set of default thresholds (app, CLI, export). The tutorial's *function* defaults to a
+# tracking IoU of 0.9, which the drop-in keeps; its walkthrough runs it at 0.8 / 0.6.
+DEFAULT_IOU_TRACK = 0.8
+DEFAULT_IOU_ASSERT = 0.6
+TUTORIAL_FUNCTION_IOU_TRACK = 0.9
 _PAIRS_PER_CHUNK = 1 << 21  # bounds the transient memory of the all-pairs expansion
 
 
@@ -51,6 +57,16 @@ class FlickerOptions:
     def improved(cls, class_aware: bool = True, one_to_one: bool = True, window: int = 2,
                  empty_window_median: bool = True) -> "FlickerOptions":
         return cls("improved", class_aware, one_to_one, window, empty_window_median)
+
+    @classmethod
+    def from_mode(cls, mode: str, **toggles) -> "FlickerOptions":
+        """The options for a mode name: reference takes no toggles; improved starts from its
+        defaults (:meth:`improved`) and applies the given ones."""
+        if mode == "reference":
+            return cls()
+        if mode == "improved":
+            return cls.improved(**toggles)
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,8 @@ class FlickerResult:
         return self.imputed_cls[lo:hi]
 
 
-def compute_flickering_assertion(predictions_list, iou_thresh_tracking=0.9, iou_thresh_assertion=0.6):
+def compute_flickering_assertion(predictions_list, iou_thresh_tracking=TUTORIAL_FUNCTION_IOU_TRACK,
+                                 iou_thresh_assertion=DEFAULT_IOU_ASSERT):
     """Drop-in for the tutorial's function: same input, same output, value for value.
 
     Returns ``(flags, imputed)``: one bool per frame, and per frame a list of imputed boxes, each
@@ -109,9 +126,7 @@ def compute_flickering_assertion(predictions_list, iou_thresh_tracking=0.9, iou_
 def tutorial_xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
     """The tutorial's ``bbox_converter`` then ``torch.tensor(..., dtype=torch.int)``:
     ``[x, y, x + w, y + h]`` computed in float64, truncated toward zero to int32."""
-    xyxy = np.array(xywh, np.float64).reshape(-1, 4)
-    xyxy[:, 2:] += xyxy[:, :2]
-    return xyxy.astype(np.int32)  # float -> int conversion truncates toward zero, like torch
+    return xywh_to_xyxy(np.asarray(xywh, np.float64)).astype(np.int32)  # float -> int truncates toward zero, like torch
 
 
 def _check_threshold(name: str, value: float) -> float:
@@ -120,9 +135,11 @@ def _check_threshold(name: str, value: float) -> float:
     return float(value)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlickerIndex:
     """Everything about a video's boxes that does not depend on the IoU thresholds.
+
+    Frozen, arrays read-only: one index is shared by every browser tab and thread.
 
     One row per candidate track pair ``(frame i, lag j, box a in i-j, box b in i+j)`` with
     IoU(a, b) > 0 (pairs with IoU 0 can never pass a threshold in [0, 1]), sorted by
@@ -140,6 +157,14 @@ class FlickerIndex:
     pair_cls: np.ndarray  # (P,) int32
     empty_window: np.ndarray = field(repr=False)  # (n_frames,) bool: all frames of the window are empty
 
+    def __post_init__(self) -> None:
+        for array in self._arrays():
+            array.flags.writeable = False
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.pair_frame, self.pair_lag, self.pair_iou, self.pair_best, self.pair_mean, self.pair_cls,
+                self.empty_window)
+
     @classmethod
     def from_predictions_list(cls, predictions_list: list[dict], options: FlickerOptions | None = None) -> "FlickerIndex":
         """From the tutorial's list of ``{"file_name", "predictions": [{"category_id", "bbox", "score"}]}``."""
@@ -152,7 +177,7 @@ class FlickerIndex:
         if options.mode == "reference":
             boxes = tutorial_xyxy_from_xywh(xywh)
         else:
-            boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+            boxes = xywh_to_xyxy(xywh).astype(np.float32)
         return cls.build(counts, boxes, classes, options)
 
     @classmethod
@@ -192,10 +217,9 @@ class FlickerIndex:
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.pair_frame, self.pair_lag, self.pair_iou, self.pair_best, self.pair_mean, self.pair_cls, self.empty_window)
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in self._arrays())
 
-    def evaluate(self, iou_track: float = 0.9, iou_assert: float = 0.6) -> FlickerResult:
+    def evaluate(self, iou_track: float = DEFAULT_IOU_TRACK, iou_assert: float = DEFAULT_IOU_ASSERT) -> FlickerResult:
         """Flags and imputed boxes for these thresholds: a filter over the precomputed pairs.
 
         Comparisons happen in float32, as torchvision's IoU (a float32 tensor compared with a

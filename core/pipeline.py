@@ -10,15 +10,25 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import orjson
 
 from core.detect import DEFAULT_CONF, Progress, detect_video, load_detector
 from core.detections import Detections
 from core.errors import UserError, VideoError
-from core.export import ExportSummary, VideoPredictions, export_datasource
-from core.flicker import FlickerIndex, FlickerOptions, FlickerResult
-from core.lightly_format import import_predictions
-from core.samples import SAMPLE_VIDEO
-from core.video import FrameReader, VideoInfo, lightly_frame_name, lightly_frame_namer, probe
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerOptions, FlickerResult
+from core.lightly.datasource import Datasource, frame_name, frame_namer
+from core.lightly.export import (
+    DEFAULT_TASK,
+    ExportSummary,
+    VideoPredictions,
+    export_datasource,
+    flickering_values,
+    read_manifest,
+    read_tasks,
+)
+from core.lightly.validate import import_predictions
+from core.paths import SAMPLE_VIDEO, write_atomic
+from core.video import FrameReader, VideoInfo, probe
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 
@@ -34,9 +44,9 @@ class RunConfig:
     conf: float = DEFAULT_CONF
     classes: tuple[str, ...] | None = None  # names or ids
     mode: str = "reference"
-    iou_track: float = 0.8
-    iou_assert: float = 0.6
-    task: str = "yolov8_detection"
+    iou_track: float = DEFAULT_IOU_TRACK
+    iou_assert: float = DEFAULT_IOU_ASSERT
+    task: str = DEFAULT_TASK
     flickering: str = "binary"
     imputed_task: str | None = None
     cache_dir: Path | None = None
@@ -63,7 +73,7 @@ class RunSummary:
         for run in self.videos:
             lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
                          f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes")
-        lines.append(f"Lightly datasource written to {self.export.root / '.lightly'} "
+        lines.append(f"Lightly datasource written to {Datasource(self.export.root).lightly} "
                      f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
         return "\n".join(lines)
 
@@ -108,11 +118,10 @@ def resolve_classes(requested: Sequence[str] | None, names: dict[int, str]) -> l
 
 
 def flicker_options(mode: str) -> FlickerOptions:
-    if mode == "reference":
-        return FlickerOptions()
-    if mode == "improved":
-        return FlickerOptions.improved()
-    raise UserError(f"--mode must be reference or improved, got {mode!r}")
+    try:
+        return FlickerOptions.from_mode(mode)
+    except ValueError as exc:
+        raise UserError(f"--{exc}") from None
 
 
 def _progress_printer(label: str):
@@ -200,26 +209,22 @@ class LocalSelection:
 
 def _export_sources(export_dir: Path, task: str | None) -> tuple[list[tuple[VideoInfo, str, Detections]], np.ndarray]:
     """Videos, imported detections and exported flickering values of an export folder."""
-    import orjson
-
-    from core.export import read_manifest
-
+    datasource = Datasource(export_dir)
     manifest = read_manifest(export_dir)
     if not manifest:
         raise UserError(f"{export_dir} does not say which videos it was made from: export it again")
-    tasks_file = export_dir / ".lightly" / "predictions" / "tasks.json"
-    task = task or orjson.loads(tasks_file.read_bytes())[0]
-    videos, flickering = [], []
+    task = task or read_tasks(export_dir)[0]
+    videos, values = [], []
     for entry in manifest:
         info = probe(entry["source"])
-        detections = import_predictions(export_dir / ".lightly" / "predictions" / task, entry["relpath"],
-                                        info.frame_count, (info.width, info.height))
+        detections = import_predictions(datasource.task_dir(task), entry["relpath"], info.frame_count,
+                                        (info.width, info.height))
         videos.append((info, entry["relpath"], detections))
-        namer = lightly_frame_namer(entry["relpath"], info.frame_count)
+        name_of = frame_namer(entry["relpath"], info.frame_count)
         for frame in range(info.frame_count):
-            metadata = export_dir / ".lightly" / "metadata" / f"{namer(frame)}.json"
-            flickering.append(orjson.loads(metadata.read_bytes())["metadata"]["flickering"] if metadata.is_file() else 0.5)
-    return videos, np.asarray(flickering)
+            metadata = datasource.metadata_file(name_of(frame))
+            values.append(orjson.loads(metadata.read_bytes())["metadata"]["flickering"] if metadata.is_file() else 0.5)
+    return videos, np.asarray(values)
 
 
 def run_local_selection(source: Path, config_path: Path, out: Path, n: int | None = None, weights: str | None = None,
@@ -229,28 +234,27 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     flickering metadata) or on a video (detected and asserted here), picks written as PNG."""
     import cv2
 
-    from core.export import flickering_values
-    from core.selection import build_inputs, frame_embeddings, load_config, run_selection
+    from core.lightly.config import load_config
+    from core.lightly.selection import build_inputs, frame_embeddings, run_selection
 
     config = load_config(config_path)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     detector = load_detector(weights, device)
-    if (source / ".lightly").is_dir():
-        videos, flickering = _export_sources(source, task)
+    if Datasource(source).exists():
+        videos, values = _export_sources(source, task)
     else:
-        videos, flickering = [], []
+        videos, values = [], []
         for path, relpath in find_videos(source):
             info = probe(path)
             detections = detect_video(info, detector, conf=conf, cache_dir=cache_dir)
-            flicker = FlickerIndex.from_detections(detections).evaluate(0.8, 0.6)
+            flicker = FlickerIndex.from_detections(detections).evaluate()
             videos.append((info, relpath, detections))
-            flickering.extend(flickering_values(flicker, "binary").tolist())
-        flickering = np.asarray(flickering)
-    merged = _concatenate([d for _, _, d in videos])
+            values.extend(flickering_values(flicker, "binary").tolist())
+        values = np.asarray(values)
+    merged = Detections.merge([d for _, _, d in videos])
     embeddings = frame_embeddings(*[info.path for info, _, _ in videos], detector=detector)
-    inputs = build_inputs(merged, flickering, embeddings)
-    picked = run_selection(config, inputs, n)
+    picked = run_selection(config, build_inputs(merged, values, embeddings), n)
     starts = np.cumsum([0] + [info.frame_count for info, _, _ in videos])
     which = np.searchsorted(starts, picked, side="right") - 1
     frames_dir = out / "frames"
@@ -258,7 +262,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     for k, video_index in zip(picked.tolist(), which.tolist()):
         info, relpath, _ = videos[video_index]
         frame = k - int(starts[video_index])
-        names.append(lightly_frame_name(relpath, frame, info.frame_count, ".png"))
+        names.append(frame_name(relpath, frame, info.frame_count, ".png"))
         relpaths.append(relpath)
         indices.append(frame)
     readers = {}
@@ -268,21 +272,8 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
         target = frames_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), cv2.cvtColor(reader.get(frame), cv2.COLOR_RGB2BGR))
-    flagged = int((flickering[picked] >= 1.0).sum()) if len(picked) else 0
+    flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
     listing = [{"file_name": name, "video": relpath, "frame": frame}
                for name, relpath, frame in zip(names, relpaths, indices)]
-    partial = out / ".selected.json.partial"
-    partial.write_text(json.dumps(listing, indent=2))
-    partial.replace(out / "selected.json")
+    write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
     return LocalSelection(names, relpaths, indices, flagged, out)
-
-
-def _concatenate(parts: list[Detections]) -> Detections:
-    """Detections of several videos as one, frame indices running on from video to video."""
-    offset, frames = 0, []
-    for part in parts:
-        frames.append(part.frame + offset)
-        offset += part.n_frames
-    return Detections(np.concatenate(frames), np.concatenate([p.xyxy for p in parts]),
-                      np.concatenate([p.score for p in parts]), np.concatenate([p.cls for p in parts]),
-                      parts[0].names, offset)

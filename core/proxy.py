@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 
-from core.detect import default_cache_dir
+from core import paths
 from core.video import FrameReader, VideoInfo, open_video, probe
 
 PROXY_GOP = 12
@@ -23,7 +23,7 @@ _builds_lock = threading.Lock()
 
 
 def proxy_path(info: VideoInfo, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or default_cache_dir()) / "proxies" / f"{info.fingerprint}-{info.frame_count}.mp4"
+    return (cache_dir or paths.cache_dir()) / "proxies" / f"{info.fingerprint}-{info.frame_count}.mp4"
 
 
 def build_seek_proxy(info: VideoInfo, target: Path, cancel: threading.Event | None = None) -> Path | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.detections import FrameDetections
+
 # Tableau-like colours (RGB), readable on video; imputed boxes get their own colour.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194),
            (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232)]
@@ -39,18 +41,16 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color, scale: float = 0
 
 def render_frame(
     frame: np.ndarray,
-    xyxy: np.ndarray,
-    score: np.ndarray,
-    cls: np.ndarray,
+    boxes: FrameDetections,
     names: dict[int, str],
     imputed_xyxy: np.ndarray | None = None,
     flagged: bool = False,
     caption: str | None = None,
     thickness: int = 2,
 ) -> np.ndarray:
-    """A copy of the RGB ``frame`` with predictions (solid) and imputed boxes (dashed) drawn on it."""
+    """A copy of the RGB ``frame`` with one frame's predictions (solid) and imputed boxes (dashed) drawn on it."""
     image = np.ascontiguousarray(frame).copy()
-    for box, s, c in zip(np.asarray(xyxy), np.asarray(score), np.asarray(cls)):
+    for box, s, c in zip(boxes.xyxy, boxes.score, boxes.cls):
         color = class_color(c)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)

@@ -12,7 +12,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator
 
 import av
@@ -49,24 +49,6 @@ class VideoInfo:
 
 class TruncatedVideoWarning(UserWarning):
     """The file ends early; the frames before the damage are used."""
-
-
-def lightly_frame_name(video_relpath: str | PurePosixPath, frame: int, n_frames: int, suffix: str = "") -> str:
-    """Lightly's name for a video frame: ``{VIDEO}-{FRAME:0{len(str(n_frames))}d}-{EXT}{suffix}``.
-
-    ``video_relpath`` is the video's path relative to the input datasource root (POSIX
-    separators); e.g. ``("sub/cars.mp4", 99, 200, ".png") -> "sub/cars-099-mp4.png"``.
-    """
-    if not 0 <= frame < n_frames:
-        raise ValueError(f"frame {frame} is outside a video of {n_frames} frames")
-    return lightly_frame_namer(video_relpath, n_frames)(frame) + suffix
-
-
-def lightly_frame_namer(video_relpath: str | PurePosixPath, n_frames: int):
-    """The same rule as :func:`lightly_frame_name`, as a fast ``frame -> name`` function for loops."""
-    path = PurePosixPath(video_relpath)
-    stem, ext, width = str(path.with_suffix("")), path.suffix[1:], len(str(n_frames))
-    return lambda frame: f"{stem}-{frame:0{width}d}-{ext}"
 
 
 def fingerprint_file(path: Path) -> str:

@@ -1,82 +1,51 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
 import sys
-import warnings
 from pathlib import Path
 
 import streamlit as st
 
 from core.detect import BUILTIN_HOG, DEFAULT_CONF, cached_detections, detect_video
-from core.errors import UserError
+from core.paths import SAMPLE_VIDEO
 from core.pipeline import VIDEO_EXTENSIONS
-from core.samples import SAMPLE_VIDEO
-from core.video import probe
 from ui import state
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 
 
-def load_video(path: Path, relpath: str | None = None) -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            info = probe(path)
-        except UserError as exc:
-            st.error(str(exc))
-            return
-    for warning in caught:
-        st.warning(str(warning.message))
-    st.session_state[state.VIDEO] = state.LoadedVideo(info, relpath or info.path.name)
-    for key in (state.DETECTIONS, state.DETECTION_ID, state.EXPORT_RESULT, state.SELECTED):
-        st.session_state.pop(key, None)
-    st.session_state[state.FRAME] = 0
-
-
-def use_detections(detections, detection_id: str, conf: float, detector_spec: tuple) -> None:
-    st.session_state[state.DETECTIONS] = detections
-    st.session_state[state.DETECTOR_SPEC] = detector_spec
-    st.session_state[state.DETECTION_ID] = detection_id
-    st.session_state[state.MIN_SCORE] = conf
-    st.session_state[state.FRAME] = 0
-    st.session_state.pop(state.EXPORT_RESULT, None)
-
-
-state.init_defaults()
-if "--sample" in sys.argv and state.VIDEO not in st.session_state and not st.session_state.get("_sample_offered"):
-    st.session_state["_sample_offered"] = True
-    load_video(SAMPLE_VIDEO)
-
-st.title("Load & detect")
-video_column, model_column = st.columns(2, gap="large")
-
-with video_column:
+def video_panel() -> None:
     st.subheader("Video")
     source = st.segmented_control("Source", SOURCES, default=SOURCES[0], key="source", persist_state="session")
     if source == "Bundled sample":
         st.caption("`vtest.avi` from OpenCV's sample data: pedestrians on a path, 795 frames at 10 fps.")
         if st.button("Load the sample", icon=":material/play_circle:"):
-            load_video(SAMPLE_VIDEO)
+            state.set_video(SAMPLE_VIDEO)
     elif source == "Upload":
         upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
         if upload is not None and st.button("Load upload"):
-            load_video(state.save_upload(upload.name, upload.getvalue()), upload.name)
+            state.set_video(state.save_upload(upload.name, upload.getvalue()), upload.name)
     elif source == "Local path":
         path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
         if st.button("Load file") and path:
-            load_video(Path(path).expanduser())
+            state.set_video(Path(path).expanduser())
+    video_facts(state.loaded_video())
 
-    loaded = st.session_state.get(state.VIDEO)
-    if loaded is not None:
-        info = loaded.info
-        st.markdown(f"**{loaded.relpath}**")
-        first, second = st.columns(2), st.columns(2)
-        first[0].metric("Resolution", f"{info.width} x {info.height}")
-        first[1].metric("Frames (as PyAV decodes them)", f"{info.frame_count:,}")
-        second[0].metric("Frame rate", f"{info.fps:.2f} fps")
-        second[1].metric("Duration", f"{info.duration_s:.1f} s")
-        st.caption(f"codec {info.codec}, {len(info.keyframes)} keyframes")
 
-with model_column:
+def video_facts(loaded) -> None:
+    if loaded is None:
+        return
+    info = loaded.info
+    st.markdown(f"**{loaded.relpath}**")
+    first, second = st.columns(2), st.columns(2)
+    first[0].metric("Resolution", f"{info.width} x {info.height}")
+    first[1].metric("Frames (as PyAV decodes them)", f"{info.frame_count:,}")
+    second[0].metric("Frame rate", f"{info.fps:.2f} fps")
+    second[1].metric("Duration", f"{info.duration_s:.1f} s")
+    st.caption(f"codec {info.codec}, {len(info.keyframes)} keyframes")
+
+
+def model_panel():
+    """The chosen detector (None until one loads), its weights spec, the floor and the classes."""
     st.subheader("Model")
     model_choice = st.radio("Detector", MODELS, key="model_choice", persist_state="session")
     weights = BUILTIN_HOG
@@ -90,55 +59,67 @@ with model_column:
     conf = st.number_input("Confidence floor", 0.0, 1.0, DEFAULT_CONF, 0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "
                                 "page filters above it without running the model again.")
-    detector = None
+    detector, classes = None, None
     if weights:
-        try:
+        with state.error_boundary():
             detector = state.detector(weights, device)
-        except UserError as exc:
-            st.error(str(exc))
     if detector is not None:
-        st.caption(f"running on **{detector.device}** · {len(detector.names)} classes")
+        st.caption(f"running on **{detector.device}** · {len(detector.names)} "
+                   f"class{'es' if len(detector.names) != 1 else ''}")
         names = detector.names
         chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
         classes = sorted(i for i, name in names.items() if name in chosen) or None
+    return detector, (weights, device), conf, classes
 
-loaded = st.session_state.get(state.VIDEO)
-ready = loaded is not None and detector is not None
-st.divider()
-if not ready:
-    st.info("Load a video and choose a model to run detection.")
-    st.stop()
 
-detection_id = f"{loaded.info.fingerprint}|{detector.fingerprint}|{conf}|{classes}"
-if st.session_state.get(state.DETECTION_ID) != detection_id:
-    cached = cached_detections(loaded.info, detector, conf, classes)
-    if cached is not None:
-        use_detections(cached, detection_id, conf, (weights, device))
+def detection_panel(loaded, detector, spec, conf, classes) -> None:
+    detection_id = f"{loaded.info.fingerprint}|{detector.fingerprint}|{conf}|{classes}"
+    if state.detections_for(detection_id) is None:
+        cached = cached_detections(loaded.info, detector, conf, classes)
+        if cached is not None:
+            state.use_detections(cached, detection_id, conf, spec)
+    run_column, cancel_column, _ = st.columns([1, 1, 4])
+    run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
+    # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
+    cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection")
+    if run:
+        bar = st.progress(0.0, text="Starting...")
 
-run_column, cancel_column, _ = st.columns([1, 1, 4])
-run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
-# Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
-cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection")
-if run:
-    bar = st.progress(0.0, text="Starting...")
+        def show(progress) -> None:
+            bar.progress(progress.done / max(progress.total, 1),
+                         text=f"{progress.done:,} / {progress.total:,} frames · {progress.fps:.1f} fps · "
+                              f"ETA {progress.eta_s:.0f} s")
 
-    def show(progress) -> None:
-        bar.progress(progress.done / max(progress.total, 1),
-                     text=f"{progress.done:,} / {progress.total:,} frames · {progress.fps:.1f} fps · ETA {progress.eta_s:.0f} s")
+        with state.error_boundary("Detection failed"):
+            state.use_detections(detect_video(loaded.info, detector, conf=conf, classes=classes, progress=show),
+                                 detection_id, conf, spec)
+    detection_summary(state.detections_for(detection_id))
 
-    try:
-        detections = detect_video(loaded.info, detector, conf=conf, classes=classes, progress=show)
-    except UserError as exc:
-        st.error(str(exc))
-    except MemoryError:
-        st.error("Out of memory: try a smaller model, a smaller image size or a shorter video")
-    else:
-        use_detections(detections, detection_id, conf, (weights, device))
 
-detections = st.session_state.get(state.DETECTIONS)
-if detections is not None and st.session_state.get(state.DETECTION_ID) == detection_id:
+def detection_summary(detections) -> None:
+    if detections is None:
+        return
     per_frame = detections.counts_per_frame()
     st.success(f"{len(detections):,} boxes on {int((per_frame > 0).sum()):,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
     st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
+
+
+state.init_defaults()
+if "--sample" in sys.argv:
+    state.open_sample_once()
+
+st.title("Load & detect")
+video_column, model_column = st.columns(2, gap="large")
+with video_column:
+    video_panel()
+with model_column:
+    detector, spec, conf, classes = model_panel()
+
+st.divider()
+loaded = state.loaded_video()
+if loaded is None or detector is None:
+    st.info("Load a video and choose a model to run detection.")
+    st.stop()
+detection_panel(loaded, detector, spec, conf, classes)

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from core.samples import SAMPLE_VIDEO  # noqa: E402
+from core.paths import ROOT, SAMPLE_VIDEO  # noqa: E402
 from core.video import iter_frames  # noqa: E402
 
 

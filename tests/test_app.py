@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.review import ReviewStore
+from core.verdicts import VerdictStore
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert frame > 0
     click(app, "True miss")
     fingerprint = app.session_state["video"].info.fingerprint
-    assert ReviewStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
+    assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
 
     export_from_app(app, tmp_path / "export")
     assert "Valid Lightly datasource" in app.success[0].value
@@ -179,7 +179,7 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
 
 
 def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
-    from core.lightly_recorder import GOOD_TOKEN, RUN_ID, LightlyRecorder
+    from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
 
     load_and_detect(app, tiny_slice)
     export_from_app(app, tmp_path / "export")
@@ -192,9 +192,9 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     app.text_input(key="s3_role_arn").input("arn:aws:iam::123456789012:role/lightly-access")
     app.text_input(key="s3_external_id").input("flicker-external-id")
     app.text_input(key="lightly_token").input(GOOD_TOKEN)
-    app.slider(key="flickering_strength").set_value(2.5)
+    app.slider(key="flicker_strength").set_value(2.5)
     app.run()
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         click(app, "Schedule Lightly selection")
     assert RUN_ID in app.success[-1].value
@@ -209,8 +209,9 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     app.number_input(key="local_n").set_value(3)
     app.run()
     click(app, "Run local selection")
-    config, picked = app.session_state["selected_frames"]
-    assert len(picked) == 3 and config["n_samples"] == 3
+    selection = app.session_state["local_selection"]
+    picked = selection.frames
+    assert len(picked) == 3 and selection.config["n_samples"] == 3
     assert any("3 frames selected" in m.value for m in app.markdown)
     show = [b for b in app.button if b.key == f"show_{sorted(picked)[-1]}"][0]
     show.click()

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 from core.flicker import compute_flickering_assertion
-from core.lightly_format import validate_datasource
+from core.lightly.validate import validate_datasource
 
 
 def run_cli(*args, cache_dir=None):

@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from core.detections import Detections
-from core.export import ExportError, VideoPredictions, export_datasource, flickering_values
+from core.lightly.export import ExportError, VideoPredictions, export_datasource, flickering_values
 from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
-from core.lightly_format import PredictionFormatError, import_predictions, validate_datasource
+from core.lightly.validate import PredictionFormatError, import_predictions, validate_datasource
 
 NAMES = {0: "person", 1: "bicycle", 2: "car"}
 

@@ -1,12 +1,13 @@
 import numpy as np
 
-from core.plots import flicker_timeline
+from core.detections import FrameDetections
 from core.render import IMPUTED_COLOR, class_color, render_frame
+from ui.plots import flicker_timeline
 
 
 def test_render_draws_solid_predictions_and_dashed_imputed_boxes():
     frame = np.zeros((120, 160, 3), np.uint8)
-    out = render_frame(frame, np.array([[10, 20, 60, 100]]), np.array([0.9]), np.array([2]), {2: "car"},
+    out = render_frame(frame, FrameDetections(np.array([[10, 20, 60, 100]]), np.array([0.9]), np.array([2])), {2: "car"},
                        imputed_xyxy=np.array([[80, 20, 150, 100]]), flagged=True)
     assert frame.sum() == 0, "the input frame is not modified"
     right_edge = out[30:90, 60]  # solid: every pixel of the left box's right edge is coloured
@@ -19,7 +20,7 @@ def test_render_draws_solid_predictions_and_dashed_imputed_boxes():
 
 def test_render_without_boxes_is_the_frame():
     frame = np.random.default_rng(0).integers(0, 255, (50, 60, 3), dtype=np.uint8)
-    assert np.array_equal(render_frame(frame, np.empty((0, 4)), np.empty(0), np.empty(0), {}), frame)
+    assert np.array_equal(render_frame(frame, FrameDetections(np.empty((0, 4)), np.empty(0), np.empty(0)), {}), frame)
 
 
 def test_timeline_marks_flagged_frames_and_current_frame():

@@ -7,16 +7,10 @@ import sys
 import pytest
 
 from conftest import ROOT
-from core.schedule import (
-    S3DelegatedAccess,
-    ScheduleError,
-    ScheduleRequest,
-    build_selection_config,
-    planned_calls,
-    schedule,
-    validate_selection_config,
-)
-from core.lightly_recorder import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, LightlyRecorder
+from core.errors import ScheduleError, SelectionError
+from core.lightly.config import build_selection_config, validate_selection_config
+from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, planned_calls, schedule
+from fake_lightly import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, FakeLightly
 
 ACCESS = S3DelegatedAccess("eu-central-1", "arn:aws:iam::123456789012:role/lightly-access", "flicker-external-id")
 
@@ -27,7 +21,7 @@ def request(config=None, name="flicker-demo"):
 
 
 def test_config_builder_follows_the_tutorial():
-    config = build_selection_config(100, "yolov8_detection", diversity=1.0, least_confidence=0.5, flickering=2.0)
+    config = build_selection_config(100, "yolov8_detection", diversity=1.0, least_confidence=0.5, flicker_strength=2.0)
     assert config == {"n_samples": 100, "strategies": [
         {"input": {"type": "EMBEDDINGS", "task": "yolov8_detection"}, "strategy": {"type": "DIVERSITY", "strength": 1.0}},
         {"input": {"type": "SCORES", "task": "yolov8_detection", "score": "objectness_least_confidence"},
@@ -59,12 +53,12 @@ def test_config_builder_follows_the_tutorial():
     ],
 )
 def test_bad_configs_are_rejected_offline(config, message):
-    with pytest.raises(ScheduleError, match=message):
+    with pytest.raises(SelectionError, match=message):
         validate_selection_config(config)
 
 
 def test_schedule_creates_dataset_datasources_and_run(monkeypatch):
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
     calls = [(r["method"], r["path"]) for r in fake.requests]
@@ -95,7 +89,7 @@ def test_schedule_creates_dataset_datasources_and_run(monkeypatch):
 
 
 def test_an_existing_dataset_is_reused(monkeypatch):
-    with LightlyRecorder(existing_datasets=["flicker-demo"]) as fake:
+    with FakeLightly(existing_datasets=["flicker-demo"]) as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert schedule(request(), GOOD_TOKEN) == (DATASET_ID, RUN_ID)
     assert ("POST", "/v1/datasets") not in [(r["method"], r["path"]) for r in fake.requests]
@@ -103,7 +97,7 @@ def test_an_existing_dataset_is_reused(monkeypatch):
 
 def test_bad_token_is_a_clear_message_without_the_token(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError, match="rejected the token") as info:
             schedule(request(), "wrong-token-never-shown")
@@ -121,7 +115,7 @@ def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, ca
 
 
 def test_client_side_name_check_is_one_readable_line(monkeypatch):
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError, match="DatasetCreateRequest name") as info:
             schedule(request(name="d"), GOOD_TOKEN)
@@ -131,7 +125,7 @@ def test_client_side_name_check_is_one_readable_line(monkeypatch):
 def test_client_side_checks_surface_as_messages(monkeypatch):
     bad_arn = ScheduleRequest("d", "s3://b/i/", "s3://b/l/", S3DelegatedAccess("eu-central-1", "not-an-arn", "short"),
                               build_selection_config(10, "t"))
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError) as info:
             schedule(bad_arn, GOOD_TOKEN)
@@ -147,7 +141,7 @@ def test_missing_token(monkeypatch):
 def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
     calls = planned_calls(request())
     assert [name for name, _ in calls][1:] == ["set_s3_delegated_access_config"] * 2 + ["schedule_compute_worker_run"]
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         env = {"LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url",
@@ -161,7 +155,7 @@ def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
 
 
 def test_dry_run_records_exact_requests_and_masks_secrets(monkeypatch):
-    from core.schedule import S3Keys, dry_run
+    from core.lightly.schedule import S3Keys, dry_run
 
     monkeypatch.delenv("LIGHTLY_SERVER_LOCATION", raising=False)
     keys = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", "very-secret-key"),
@@ -175,7 +169,7 @@ def test_dry_run_records_exact_requests_and_masks_secrets(monkeypatch):
 
 
 def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
-    with LightlyRecorder() as fake:
+    with FakeLightly() as fake:
         env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",
@@ -188,15 +182,16 @@ def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
 
 
 def test_run_state_and_selected_frames(monkeypatch):
-    from core.schedule import run_state, selected_frames
-    from core.lightly_recorder import DATASET_ID as dataset_id
+    from core.lightly.schedule import run_state, selected_frames
 
-    with LightlyRecorder() as fake:
+    dataset_id = DATASET_ID
+
+    with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         state, message = run_state(dataset_id, RUN_ID, GOOD_TOKEN)
     assert state == "OPEN" and "Lightly Worker" in message
     names = ["vtest-016-avi.png", "vtest-233-avi.png"]
-    with LightlyRecorder(worker_state="COMPLETED", selected=names) as fake:
+    with FakeLightly(worker_state="COMPLETED", selected=names) as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         assert run_state(dataset_id, RUN_ID, GOOD_TOKEN)[0] == "COMPLETED"
         frames = selected_frames(dataset_id, token=GOOD_TOKEN)
@@ -206,7 +201,7 @@ def test_run_state_and_selected_frames(monkeypatch):
 
 def test_cli_waits_for_the_run_and_writes_the_selection(tmp_path):
     out = tmp_path / "selected.json"
-    with LightlyRecorder(worker_state="COMPLETED", selected=["vtest-016-avi.png"]) as fake:
+    with FakeLightly(worker_state="COMPLETED", selected=["vtest-016-avi.png"]) as fake:
         env = {**__import__("os").environ, "LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",

@@ -7,13 +7,12 @@ import pytest
 
 from conftest import ROOT
 from core.detections import Detections
-from core.schedule import build_selection_config
-from core.selection import (
-    SelectionError,
+from core.errors import SelectionError
+from core.lightly.config import build_selection_config, load_config
+from core.lightly.selection import (
     build_inputs,
     embedding_map,
     frame_embeddings,
-    load_config,
     mean_nearest_neighbour_distance,
     objectness_least_confidence,
     run_selection,
@@ -39,7 +38,7 @@ def test_objectness_least_confidence_is_one_minus_mean_score():
 
 
 def test_flickering_weights_pick_flagged_frames(inputs):
-    picked = run_selection(build_selection_config(10, "t", diversity=0, least_confidence=0, flickering=1.0), inputs)
+    picked = run_selection(build_selection_config(10, "t", diversity=0, least_confidence=0, flicker_strength=1.0), inputs)
     flagged = inputs.metadata["flickering"][picked] == 1.0
     assert flagged.sum() == min(10, int((inputs.metadata["flickering"] == 1.0).sum()))
 

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import sample_frames, write_video
 from core.errors import VideoError
-from core.video import FrameReader, TruncatedVideoWarning, fingerprint_file, iter_frames, lightly_frame_name, probe
+from core.video import FrameReader, TruncatedVideoWarning, fingerprint_file, iter_frames, probe
 
 
 def test_probe_sample_matches_pyav_decode(sample_video):
@@ -88,26 +88,3 @@ def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
     with pytest.raises(VideoError, match=message) as info:
         probe(bad_files[kind])
     assert "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "n_frames, frame, expected",
-    [
-        (9, 0, "data/cars-0-mp4"),
-        (9, 8, "data/cars-8-mp4"),
-        (10, 3, "data/cars-03-mp4"),
-        (99, 98, "data/cars-98-mp4"),
-        (100, 7, "data/cars-007-mp4"),
-        (200, 99, "data/cars-099-mp4"),
-        (1000, 99, "data/cars-0099-mp4"),
-        (1000, 999, "data/cars-0999-mp4"),
-    ],
-)
-def test_lightly_frame_names(n_frames, frame, expected):
-    assert lightly_frame_name("data/cars.mp4", frame, n_frames) == expected
-    assert lightly_frame_name("data/cars.mp4", frame, n_frames, ".png") == expected + ".png"
-
-
-def test_lightly_frame_name_rejects_frames_outside_the_video():
-    with pytest.raises(ValueError):
-        lightly_frame_name("a.mp4", 10, 10)

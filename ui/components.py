@@ -6,7 +6,7 @@ from ui import state
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
 STRENGTHS = (("Diversity strength", state.DIVERSITY), ("Least-confidence strength", state.LEAST_CONFIDENCE),
-             ("Flickering strength", state.FLICKERING_STRENGTH))
+             ("Flickering strength", state.FLICKER_STRENGTH))
 
 
 def selection_strengths(containers) -> tuple[float, float, float]:

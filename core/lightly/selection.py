@@ -13,7 +13,6 @@ Inputs per frame:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +21,14 @@ import numpy as np
 
 from core.detect import batches
 from core.detections import Detections
-from core.errors import UserError
+from core.errors import SelectionError
+from core.flicker import FlickerResult
+from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
+from core.lightly.export import flickering_values
 from core.video import iter_frames
 
 EMBEDDING_SIZE = (128, 96)  # width, height of the frame the descriptor is computed on
 EMBEDDING_DIMS = 32
-SUPPORTED_SCORES = ("objectness_least_confidence",)
-
-
-class SelectionError(UserError):
-    """The selection config cannot be run locally."""
 
 
 @dataclass(frozen=True)
@@ -92,35 +89,14 @@ def _frames_of(videos, pixel_format: str):
     return (frame for video in videos for _, frame in iter_frames(video, pixel_format=pixel_format))
 
 
-def build_inputs(detections: Detections, flickering: np.ndarray, embeddings: np.ndarray) -> FrameInputs:
-    if not (len(embeddings) == len(flickering) == detections.n_frames):
-        raise SelectionError(f"{len(embeddings)} embeddings, {len(flickering)} flickering values and "
+def build_inputs(detections: Detections, flickering_values: np.ndarray, embeddings: np.ndarray) -> FrameInputs:
+    if not (len(embeddings) == len(flickering_values) == detections.n_frames):
+        raise SelectionError(f"{len(embeddings)} embeddings, {len(flickering_values)} flickering values and "
                              f"{detections.n_frames} frames: they must agree")
     distributions, classes = class_distributions(detections)
-    return FrameInputs(embeddings, {"objectness_least_confidence": objectness_least_confidence(detections)},
-                       {"flickering": np.asarray(flickering, np.float64)}, distributions,
+    return FrameInputs(embeddings, {LEAST_CONFIDENCE: objectness_least_confidence(detections)},
+                       {"flickering": np.asarray(flickering_values, np.float64)}, distributions,
                        [detections.names[c] for c in classes])
-
-
-def load_config(path: str | Path) -> dict:
-    """A selection config from JSON or YAML (the same dict the schedule step sends)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SelectionError(f"Cannot read {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        else:
-            config = json.loads(text)
-    except Exception as exc:  # yaml and json raise their own types
-        raise SelectionError(f"{path} is not valid {path.suffix[1:].upper() or 'JSON'}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(config, dict):
-        raise SelectionError(f"{path} must hold a mapping with n_samples and strategies")
-    return config
 
 
 def _input_values(entry: dict, k: int, inputs: FrameInputs) -> tuple[str, np.ndarray]:
@@ -207,6 +183,30 @@ def run_selection(config: dict, inputs: FrameInputs, n: int | None = None) -> np
     """Frame indices picked by the config, in the order the engine picked them (deterministic)."""
     count = samples_to_select(config, inputs.n, n)
     return np.asarray(make_selection(config, inputs).run_selection([], inputs.n, count), np.int64)
+
+
+@dataclass(frozen=True)
+class VideoSelection:
+    """What the tutorial's config picks in one video, and how diverse and how flagged the picks are."""
+
+    config: dict
+    frames: np.ndarray  # picked frame indices, in the order the engine picked them
+    flagged: int  # how many picks are flagged frames
+    diversity: float  # mean nearest-neighbour distance of the picks' embeddings
+
+    def text(self) -> str:
+        return (f"{len(self.frames)} frames selected, {self.flagged} of them flagged; mean nearest-neighbour "
+                f"distance {self.diversity:.3f} (higher: more diverse)")
+
+
+def select_in_video(detections: Detections, flicker: FlickerResult, embeddings: np.ndarray, n: int,
+                    diversity: float = 1.0, least_confidence: float = 1.0, flicker_strength: float = 1.0) -> VideoSelection:
+    """The tutorial's selection config with these strengths, run locally on one reviewed video (its
+    flags as the binary flickering metadata the export would write)."""
+    config = build_selection_config(n, "local", diversity, least_confidence, flicker_strength)
+    picked = run_selection(config, build_inputs(detections, flickering_values(flicker, "binary"), embeddings))
+    return VideoSelection(config, picked, int(flicker.flag_array[picked].sum()),
+                          mean_nearest_neighbour_distance(embeddings[picked]))
 
 
 def mean_nearest_neighbour_distance(embeddings: np.ndarray) -> float:

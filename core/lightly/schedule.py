@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import UserError
+from core.errors import ScheduleError
+from core.lightly.config import validate_selection_config
 
 os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background version check on import
 
@@ -41,73 +42,8 @@ class _ScrubTokens(logging.Filter):
 for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "lightly"):
     logging.getLogger(_name).addFilter(_ScrubTokens())
 
-LEAST_CONFIDENCE = "objectness_least_confidence"
 # states after which a run changes no more (lightly's DockerRunState, plus "not found")
 TERMINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "ABORTED", "CANCELED_OR_NOT_EXISTING"}
-
-
-class ScheduleError(UserError):
-    """The selection cannot be scheduled."""
-
-
-def build_selection_config(
-    n_samples: int,
-    task: str,
-    diversity: float = 1.0,
-    least_confidence: float = 1.0,
-    flickering: float = 1.0,
-    extra_strategies: list[dict] | None = None,
-) -> dict:
-    """The tutorial's three strategies with user-set strengths (0 leaves one out), plus any extra
-    strategy dicts as they are."""
-    strategies = []
-    if diversity:
-        strategies.append({"input": {"type": "EMBEDDINGS", "task": task},
-                           "strategy": {"type": "DIVERSITY", "strength": float(diversity)}})
-    if least_confidence:
-        strategies.append({"input": {"type": "SCORES", "task": task, "score": LEAST_CONFIDENCE},
-                           "strategy": {"type": "WEIGHTS", "strength": float(least_confidence)}})
-    if flickering:
-        strategies.append({"input": {"type": "METADATA", "key": "flickering"},
-                           "strategy": {"type": "WEIGHTS", "strength": float(flickering)}})
-    strategies.extend(extra_strategies or [])
-    return {"n_samples": n_samples, "strategies": strategies}
-
-
-def validate_selection_config(config: dict) -> None:
-    """Offline checks: lightly's own pydantic model (unknown keys, bad types, bad enums) plus what it
-    lets through (a non-positive n_samples, a SCORES input without a score, ...)."""
-    from lightly.api.api_workflow_compute_worker import selection_config_from_dict
-
-    if not isinstance(config, dict):
-        raise ScheduleError("The selection config must be a mapping")
-    n_samples, proportion = config.get("n_samples"), config.get("proportion_samples")
-    if n_samples is None and proportion is None:
-        raise ScheduleError("The selection config needs n_samples (or proportion_samples)")
-    if n_samples is not None and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
-        raise ScheduleError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if proportion is not None and not (isinstance(proportion, (int, float)) and 0 < proportion <= 1):
-        raise ScheduleError(f"proportion_samples must be in (0, 1], got {proportion!r}")
-    strategies = config.get("strategies")
-    if not isinstance(strategies, list) or not strategies:
-        raise ScheduleError("The selection config needs at least one strategy")
-    for k, entry in enumerate(strategies):
-        source = entry.get("input", {}) if isinstance(entry, dict) else {}
-        kind = source.get("type")
-        if kind == "SCORES" and not (source.get("task") and source.get("score")):
-            raise ScheduleError(f"strategies[{k}]: a SCORES input needs a task and a score")
-        if kind in ("EMBEDDINGS", "PREDICTIONS") and source.get("task") == "":
-            raise ScheduleError(f"strategies[{k}]: the task name is empty")
-        if kind == "METADATA" and not source.get("key"):
-            raise ScheduleError(f"strategies[{k}]: a METADATA input needs a key")
-        strength = (entry.get("strategy") or {}).get("strength") if isinstance(entry, dict) else None
-        if strength is not None and not isinstance(strength, (int, float)):
-            raise ScheduleError(f"strategies[{k}]: strength must be a number")
-    try:
-        selection_config_from_dict(config)
-    except Exception as exc:  # pydantic's ValidationError: keep its first line, which names the field
-        first = " ".join(str(exc).split("\n")[:3])
-        raise ScheduleError(f"Invalid selection config: {first}") from None
 
 
 @dataclass(frozen=True)
@@ -287,17 +223,10 @@ def _server_location(url: str):
 def dry_run(request: ScheduleRequest) -> list[dict]:
     """The exact HTTP requests a run would send, from the real client talking to a local recorder
     (nothing leaves this machine); the token and secret fields are masked."""
-    from core.lightly_recorder import LightlyRecorder
+    from core.lightly.recorder import LightlyRecorder
 
     validate_selection_config(request.selection_config)
-    with LightlyRecorder(check_token=False) as recorder, _server_location(recorder.url):
+    with LightlyRecorder() as recorder, _server_location(recorder.url):
         schedule(request, token="dry-run-token")
     return [{"method": r["method"], "path": r["path"], "query": r["query"], "body": _mask(r["body"])}
             for r in recorder.requests]
-
-
-def describe(config: Any) -> str:
-    """A selection config as indented JSON, for the app and the dry run."""
-    import json
-
-    return json.dumps(config, indent=2)

@@ -9,16 +9,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import orjson
 
-from core.detections import Detections
-from core.errors import UserError
-from core.video import lightly_frame_name
+from core.detections import Detections, xywh_to_xyxy
+from core.errors import PredictionFormatError
+from core.lightly.datasource import SCHEMA, Datasource, frame_name
 
 TASK_TYPES = ("classification", "object-detection", "keypoint-detection", "instance-segmentation", "semantic-segmentation")
 METADATA_TYPES = ("NUMERIC_FLOAT", "NUMERIC_INT", "CATEGORICAL_STRING", "CATEGORICAL_INT", "CATEGORICAL_BOOLEAN")
-
-
-class PredictionFormatError(UserError):
-    """A prediction or metadata file does not follow the Lightly format."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +100,12 @@ def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = 
     """Check ``root/.lightly`` against every rule of seed 004 for object-detection tasks and the
     metadata files. ``frame_counts`` maps video relpaths to PyAV frame counts; when given, every
     frame of every video must have its prediction and metadata file, padded correctly."""
-    root = Path(root)
-    lightly = root / ".lightly"
+    datasource = Datasource(root)
+    root = datasource.root
     violations: list[Violation] = []
     report = _reporter(root, violations)
 
-    tasks_file = lightly / "predictions" / "tasks.json"
+    tasks_file = datasource.tasks_file
     if not tasks_file.is_file():
         report(tasks_file, "tasks.json is missing: only tasks listed there are read")
         tasks = []
@@ -119,8 +115,8 @@ def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = 
             report(tasks_file, "tasks.json must be a list of task names")
             tasks = []
     for task in tasks:
-        violations.extend(_validate_task(root, lightly / "predictions" / task, frame_counts))
-    metadata_dir = lightly / "metadata"
+        violations.extend(_validate_task(root, datasource.task_dir(task), frame_counts))
+    metadata_dir = datasource.metadata
     if metadata_dir.exists():
         violations.extend(_validate_metadata(root, metadata_dir, frame_counts))
     return violations
@@ -138,7 +134,7 @@ def _validate_task(root: Path, task_dir: Path, frame_counts) -> list[Violation]:
     violations: list[Violation] = []
     report = _reporter(root, violations)
 
-    schema_file = task_dir / "schema.json"
+    schema_file = task_dir / SCHEMA
     if not schema_file.is_file():
         report(schema_file, "every task in tasks.json needs a schema.json")
         return violations
@@ -172,7 +168,7 @@ def _validate_metadata(root: Path, metadata_dir: Path, frame_counts) -> list[Vio
     violations: list[Violation] = []
     report = _reporter(root, violations)
 
-    schema_file = metadata_dir / "schema.json"
+    schema_file = metadata_dir / SCHEMA
     schema = _try_load(schema_file, report) if schema_file.is_file() else None
     if schema_file.is_file() and schema is None:
         return violations
@@ -213,7 +209,7 @@ def _missing_frames(root: Path, folder: Path, frame_counts) -> list[Violation]:
     violations = []
     for relpath, n in frame_counts.items():
         for frame in range(n):
-            path = folder / lightly_frame_name(relpath, frame, n, ".json")
+            path = folder / frame_name(relpath, frame, n, ".json")
             if not path.is_file():
                 violations.append(Violation(str(path.relative_to(root)), f"frame {frame} of {relpath} has no file"))
                 break  # one line per video is enough to act on
@@ -230,7 +226,7 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
     task_dir = Path(task_dir)
     if not task_dir.is_dir():
         raise PredictionFormatError(f"Prediction folder not found: {task_dir}")
-    schema_file = task_dir / "schema.json"
+    schema_file = task_dir / SCHEMA
     if not schema_file.is_file():
         raise PredictionFormatError(f"{schema_file}: missing (every prediction task needs a schema.json)")
     schema = _load_json(schema_file)
@@ -242,7 +238,7 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
     names = {c["id"]: c["name"] for c in schema["categories"]}
     per_frame = []
     for frame in range(n_frames):
-        path = task_dir / lightly_frame_name(video_relpath, frame, n_frames, ".json")
+        path = task_dir / frame_name(video_relpath, frame, n_frames, ".json")
         if not path.is_file():
             raise PredictionFormatError(f"{path}: missing (frame {frame} of {n_frames} of {video_relpath})")
         data = _load_json(path)
@@ -253,8 +249,7 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
             if problems:
                 raise PredictionFormatError(f"{path}: predictions[{k}]: {problems[0]}")
         preds = data["predictions"]
-        xywh = np.asarray([p["bbox"] for p in preds], np.float32).reshape(-1, 4)
-        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        xyxy = xywh_to_xyxy(np.asarray([p["bbox"] for p in preds], np.float32))
         per_frame.append((xyxy, [p["score"] for p in preds], [p["category_id"] for p in preds]))
     return Detections.from_frames(per_frame, names, image_size=image_size)
 

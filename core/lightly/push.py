@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.errors import UserError
-from core.export import read_manifest
+from core.errors import CloudError
+from core.lightly.datasource import Datasource
+from core.lightly.export import read_manifest
 
 BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
 SMALL_FILE = 8 << 20  # read into memory and sent in one request; larger files stream with put_file
-
-
-class CloudError(UserError):
-    """The bucket cannot be reached or written."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +75,11 @@ def _join(url: str, relative: str) -> str:
 def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) -> list[PushItem]:
     """Every file to send: ``export_dir/.lightly/**`` under ``url/.lightly/``, and with ``input_url``
     the export's videos under ``input_url/<relpath>`` (the paths their frames' file_names expect)."""
-    export_dir = Path(export_dir)
-    lightly = export_dir / ".lightly"
-    if not lightly.is_dir():
+    datasource = Datasource(export_dir)
+    if not datasource.exists():
         raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
-    items = [PushItem(path, _join(url, path.relative_to(export_dir).as_posix()), path.stat().st_size)
-             for path in sorted(lightly.rglob("*")) if path.is_file()]
+    items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size)
+             for path in datasource.files()]
     if input_url is not None:
         videos = read_manifest(export_dir)
         if not videos:

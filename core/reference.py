@@ -1,10 +1,11 @@
-"""Test oracle: the flickering assertion as a plain loop, written from the tutorial's description.
+"""The reference: the flickering assertion as a plain loop, written from the tutorial (seed 001).
 
 For every frame i whose neighbours i-1 and i+1 both have boxes: convert boxes to int xyxy; every
 pair (p in i-1, n in i+1) with IoU above the tracking threshold is one object; its mean box,
 truncated to int, is where the object should be in frame i; if frame i has no box, or every box
 of frame i has IoU below the assertion threshold with the mean box, the frame is flagged and the
-mean box imputed. IoUs use torchvision's own ``box_iou`` on int tensors, as the tutorial does.
+mean box imputed. IoUs use torchvision's own ``box_iou`` on int tensors, as the tutorial does. Tests check the
+fast engine against it and bench/flicker.py times it.
 """
 import torch
 from torchvision.ops import box_iou

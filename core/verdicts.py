@@ -6,21 +6,21 @@ shared between threads. Verdicts survive restarts and re-detections of the same 
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
 
+from core import paths
+
 VERDICTS = ("miss", "false_alarm")
 
 
 def default_store_path() -> Path:
-    base = Path(os.environ.get("FLICKER_DATA_DIR", Path.home() / ".local" / "share" / "flicker-review"))
-    return base / "verdicts.sqlite"
+    return paths.data_dir() / "verdicts.sqlite"
 
 
-class ReviewStore:
+class VerdictStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)

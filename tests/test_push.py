@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, free_port
-from core.cloud import CloudError, plan_push, push
+from core.lightly.push import CloudError, plan_push, push
 from core.detections import Detections
-from core.export import VideoPredictions, export_datasource
+from core.lightly.export import VideoPredictions, export_datasource
 from core.flicker import FlickerIndex
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -1,0 +1,98 @@
+"""Lightly selection configs: the tutorial's config built from strengths, configs read from files,
+and offline validation. Local selection (``selection``) and scheduling (``schedule``) both use it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import SelectionError
+
+LEAST_CONFIDENCE = "objectness_least_confidence"  # Lightly's object-detection uncertainty score
+FLICKERING_KEY = "flickering"  # the metadata key the export writes
+
+
+def build_selection_config(
+    n_samples: int,
+    task: str,
+    diversity: float = 1.0,
+    least_confidence: float = 1.0,
+    flicker_strength: float = 1.0,
+    extra_strategies: list[dict] | None = None,
+) -> dict:
+    """The tutorial's three strategies with user-set strengths (0 leaves one out), plus any extra
+    strategy dicts as they are."""
+    strategies = []
+    if diversity:
+        strategies.append({"input": {"type": "EMBEDDINGS", "task": task},
+                           "strategy": {"type": "DIVERSITY", "strength": float(diversity)}})
+    if least_confidence:
+        strategies.append({"input": {"type": "SCORES", "task": task, "score": LEAST_CONFIDENCE},
+                           "strategy": {"type": "WEIGHTS", "strength": float(least_confidence)}})
+    if flicker_strength:
+        strategies.append({"input": {"type": "METADATA", "key": FLICKERING_KEY},
+                           "strategy": {"type": "WEIGHTS", "strength": float(flicker_strength)}})
+    strategies.extend(extra_strategies or [])
+    return {"n_samples": n_samples, "strategies": strategies}
+
+
+def load_config(path: str | Path) -> dict:
+    """A selection config from JSON or YAML (the same dict the schedule step sends)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SelectionError(f"Cannot read {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            config = yaml.safe_load(text)
+        else:
+            config = json.loads(text)
+    except Exception as exc:  # yaml and json raise their own types
+        raise SelectionError(f"{path} is not valid {path.suffix[1:].upper() or 'JSON'}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise SelectionError(f"{path} must hold a mapping with n_samples and strategies")
+    return config
+
+
+def validate_selection_config(config: Any) -> None:
+    """Offline checks: lightly's own pydantic model (unknown keys, bad types, bad enums) plus what it
+    lets through (a non-positive n_samples, a SCORES input without a score, ...)."""
+    from lightly.api.api_workflow_compute_worker import selection_config_from_dict
+
+    if not isinstance(config, dict):
+        raise SelectionError("The selection config must be a mapping")
+    n_samples, proportion = config.get("n_samples"), config.get("proportion_samples")
+    if n_samples is None and proportion is None:
+        raise SelectionError("The selection config needs n_samples (or proportion_samples)")
+    if n_samples is not None and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
+        raise SelectionError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if proportion is not None and not (isinstance(proportion, (int, float)) and 0 < proportion <= 1):
+        raise SelectionError(f"proportion_samples must be in (0, 1], got {proportion!r}")
+    strategies = config.get("strategies")
+    if not isinstance(strategies, list) or not strategies:
+        raise SelectionError("The selection config needs at least one strategy")
+    for k, entry in enumerate(strategies):
+        source = entry.get("input", {}) if isinstance(entry, dict) else {}
+        kind = source.get("type")
+        if kind == "SCORES" and not (source.get("task") and source.get("score")):
+            raise SelectionError(f"strategies[{k}]: a SCORES input needs a task and a score")
+        if kind in ("EMBEDDINGS", "PREDICTIONS") and source.get("task") == "":
+            raise SelectionError(f"strategies[{k}]: the task name is empty")
+        if kind == "METADATA" and not source.get("key"):
+            raise SelectionError(f"strategies[{k}]: a METADATA input needs a key")
+        strength = (entry.get("strategy") or {}).get("strength") if isinstance(entry, dict) else None
+        if strength is not None and not isinstance(strength, (int, float)):
+            raise SelectionError(f"strategies[{k}]: strength must be a number")
+    try:
+        selection_config_from_dict(config)
+    except Exception as exc:  # pydantic's ValidationError: keep its first line, which names the field
+        first = " ".join(str(exc).split("\n")[:3])
+        raise SelectionError(f"Invalid selection config: {first}") from None
+
+
+def describe(config: Any) -> str:
+    """A selection config as indented JSON, for the app and the dry run."""
+    return json.dumps(config, indent=2)

@@ -1,4 +1,0 @@
-"""Where the bundled, offline sample lives."""
-from pathlib import Path
-
-SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "samples" / "vtest.avi"
