@@ -41,19 +41,20 @@ Measured against simulated ground truth by ``bench/qa.py``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from core.detections import Detections
+from core.detections import Detections, xywh_to_xyxy
 from core.errors import UserError
-from core.flicker import FlickerIndex
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex
 
 GRID_STEPS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 DEFAULT_GRID: tuple[tuple[float, float], ...] = tuple((t, a) for t in GRID_STEPS for a in GRID_STEPS)
-APP_THRESHOLDS = (0.8, 0.6)  # the app's and CLI's defaults: the suggestion when nothing can be estimated
+APP_THRESHOLDS = (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT)  # the suggestion while nothing can be estimated
 N_BANDS = 10
 MIN_VERDICTS_PER_STRATUM = 2  # a within-stratum variance needs two
 FEW_VERDICTS = 10
@@ -392,7 +393,9 @@ def read_mot_ground_truth(path: str | Path) -> GroundTruth:
         raise UserError(f"Ground truth not found: {path}")
     expected = "a MOT ground-truth file (rows frame,id,x,y,w,h,conf,... with frames from 1 and positive sizes)"
     try:
-        table = np.loadtxt(path, delimiter=",", ndmin=2)
+        with warnings.catch_warnings():  # an empty file: the error below says it
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
     except (ValueError, UnicodeDecodeError) as error:
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise UserError(f"{path} is not {expected}: {first_line}") from None
@@ -401,11 +404,10 @@ def read_mot_ground_truth(path: str | Path) -> GroundTruth:
     if table.shape[1] > 6:
         table = table[table[:, 6] != 0]
     table = table[np.argsort(table[:, 0], kind="stable")]
-    xywh = table[:, 2:6]
     return GroundTruth(
         frame=table[:, 0].astype(np.int32) - 1,
         track_id=table[:, 1].astype(np.int64),
-        xyxy=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32),
+        xyxy=xywh_to_xyxy(table[:, 2:6]).astype(np.float32),
         n_frames=int(table[:, 0].max()) if len(table) else 0,
     )
 
@@ -508,6 +510,6 @@ def evaluate_flags(index: FlickerIndex, truth: np.ndarray, grid: Grid = DEFAULT_
         precision = np.where(n_flagged > 0, hits / n_flagged, np.nan)
         recall = np.where(n_true > 0, hits / n_true, np.nan)
         f1 = np.where(n_flagged + n_true > 0, 2 * hits / (n_flagged + n_true), 0.0)
-    rows = tuple(ThresholdScore(float(t), float(a), float(precision[g]), float(recall[g]), float(f1[g]), int(n_flagged[g]), int(hits[g]))
-                 for g, (t, a) in enumerate(grid))
+    rows = tuple(ThresholdScore(float(t), float(a), float(precision[g]), float(recall[g]), float(f1[g]), int(n_flagged[g]),
+                                int(hits[g])) for g, (t, a) in enumerate(grid))
     return FlagEvaluation(rows, rows[_best_index(f1, grid, APP_THRESHOLDS)], n_true)
