@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VIDEO = ROOT / "samples" / "vtest.avi"
-_HASH_CHUNK = 1 << 22
 
 
 def cache_dir() -> Path:
@@ -28,13 +27,32 @@ def data_dir() -> Path:
     return Path(os.environ.get("FLICKER_DATA_DIR") or Path.home() / ".local" / "share" / "flicker-review")
 
 
-def hash_file(path: Path, digest_size: int = 16) -> str:
-    """BLAKE2b of the whole file's content (hex)."""
-    digest = hashlib.blake2b(digest_size=digest_size)
+def hash_file(path: Path) -> str:
+    """SHA-256 of the whole file's content (hex): collision-proof, and the fastest full-content hash
+    here (SHA instructions: ~1 GB/s, 3x BLAKE2b)."""
     with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def content_key(path: Path) -> str:
+    """:func:`hash_file`, remembered on disk per (path, device, inode, size, mtime, ctime): any
+    write to the file changes ctime, so a remembered key is never stale."""
+    path = Path(path)
+    status = path.stat()
+    identity = f"{path.resolve()}|{status.st_dev}|{status.st_ino}|{status.st_size}|{status.st_mtime_ns}|{status.st_ctime_ns}"
+    memo = cache_dir() / "content-keys" / hashlib.sha256(identity.encode()).hexdigest()[:32]
+    try:
+        key = memo.read_text()
+        if len(key) == 64:
+            return key
+    except OSError:
+        pass
+    key = hash_file(path)
+    try:
+        write_atomic(memo, key.encode())
+    except OSError:  # a read-only cache only costs speed
+        pass
+    return key
 
 
 def write_atomic(path: str | Path, data: bytes | Callable[[object], None], durable: bool = False) -> Path:
@@ -80,3 +98,52 @@ def staged_dir(parent: Path, prefix: str) -> Iterator[Path]:
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def exclusive_lock(folder: Path, what: str) -> Iterator[None]:
+    """(``folder`` must exist.) Hold an OS lock on ``folder`` itself for the duration (no lock file left behind; released
+    even by ``kill -9``). A second writer gets one clear line instead of a half-merged folder."""
+    import fcntl
+
+    from core.errors import UserError
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"Another process is writing {what} in {folder}; wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def fault_point(name: str) -> None:
+    """Crash tests: the process kills itself (SIGKILL, like ``kill -9``) when ``FLICKER_FAULT_POINT``
+    names this point. Marks the moments where a crash could tear the user's data."""
+    if os.environ.get("FLICKER_FAULT_POINT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def allowed_roots() -> list[Path] | None:
+    """``FLICKER_ROOTS`` (``os.pathsep``-separated folders): when set, the app reads and writes local
+    paths only under them (for an app served beyond localhost). None: no limit."""
+    value = os.environ.get("FLICKER_ROOTS", "").strip()
+    if not value:
+        return None
+    return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
+
+
+def check_allowed(path: str | Path) -> Path:
+    """``path`` resolved (symlinks followed), or a UserError when it lies outside ``FLICKER_ROOTS``.
+    The message never says whether the path exists, so it cannot be used to probe the server."""
+    from core.errors import UserError
+
+    resolved = Path(path).expanduser().resolve()
+    roots = allowed_roots()
+    if roots is not None and not any(resolved == root or root in resolved.parents for root in roots):
+        raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)")
+    return resolved

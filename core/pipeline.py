@@ -28,9 +28,8 @@ from core.lightly.export import (
 )
 from core.lightly.validate import import_predictions
 from core.paths import SAMPLE_VIDEO, write_atomic
-from core.video import FrameReader, VideoInfo, probe
+from core.video import VIDEO_EXTENSIONS, FrameReader, VideoInfo, probe
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     classes = resolve_classes(config.classes, runs[0].detections.names)
     export = export_datasource(
         config.out,
-        [VideoPredictions(r.relpath, r.detections, r.flicker, r.info.path) for r in runs],
+        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker) for r in runs],
         task=config.task,
         classes=classes,
         flickering=config.flickering,

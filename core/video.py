@@ -6,7 +6,6 @@ product (detection, review, export) comes from PyAV too: frame i is the i-th dec
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 import threading
 import warnings
@@ -18,9 +17,10 @@ from typing import Iterator
 import av
 import numpy as np
 
+from core import paths
 from core.errors import VideoError
 
-_FINGERPRINT_CHUNK = 1 << 20
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 _KEEP_BEFORE_TARGET = 2  # frames before a seek target kept for the i-1 of the review strip
 
 
@@ -52,18 +52,11 @@ class TruncatedVideoWarning(UserWarning):
 
 
 def fingerprint_file(path: Path) -> str:
-    """A content fingerprint: size plus the first, middle and last MiB, hashed.
-
-    Reading three chunks keeps probing a multi-GB file instant while still telling apart
-    re-encodes, trims and edits (which change size or the bytes at both ends).
-    """
-    size = path.stat().st_size
-    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
-    with path.open("rb") as f:
-        for offset in sorted({0, max(0, size // 2 - _FINGERPRINT_CHUNK // 2), max(0, size - _FINGERPRINT_CHUNK)}):
-            f.seek(offset)
-            digest.update(f.read(_FINGERPRINT_CHUNK))
-    return digest.hexdigest()
+    """The video's content key (it keys the detection cache and the verdicts): SHA-256 of every
+    byte, so two files that differ anywhere never share results. Hashing runs at ~1 GB/s here,
+    small next to decoding the same file; the digest is remembered per (file, size, mtime, ctime),
+    so reopening a video does not read it again."""
+    return paths.content_key(path)
 
 
 def _check_file(path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from core.paths import ROOT, SAMPLE_VIDEO  # noqa: E402
+from core.paths import ROOT, SAMPLE_VIDEO  # noqa: E402,F401  (ROOT: re-exported to tests)
 from core.video import iter_frames  # noqa: E402
 
 

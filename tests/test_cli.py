@@ -5,7 +5,7 @@ import sys
 import orjson
 import pytest
 
-from conftest import ROOT
+from core.paths import ROOT
 from core.flicker import compute_flickering_assertion
 from core.lightly.validate import validate_datasource
 

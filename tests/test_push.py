@@ -11,11 +11,13 @@ import boto3
 import numpy as np
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import free_port
+from core.paths import ROOT
 from core.lightly.push import CloudError, plan_push, push
 from core.detections import Detections
 from core.lightly.export import VideoPredictions, export_datasource
 from core.flicker import FlickerIndex
+from core.video import probe
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -65,7 +67,8 @@ def export(tmp_path, sample_slice):
     xy = rng.uniform(0, 600, (counts.sum(), 2))
     det = Detections(np.repeat(np.arange(40), counts), np.concatenate([xy, xy + 50], 1), rng.uniform(0.2, 1, counts.sum()),
                      np.zeros(counts.sum()), {0: "person"}, 40, (768, 576))
-    video = VideoPredictions("day1/walk.mp4", det, FlickerIndex.from_detections(det).evaluate(0.5, 0.6), sample_slice)
+    flicker = FlickerIndex.from_detections(det).evaluate(0.5, 0.6)
+    video = VideoPredictions.of_video(probe(sample_slice), "day1/walk.mp4", det, flicker)
     export_datasource(tmp_path / "export", [video], task="det")
     return tmp_path / "export"
 

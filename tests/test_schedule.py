@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from core.paths import ROOT
 from core.errors import ScheduleError, SelectionError
 from core.lightly.config import build_selection_config, validate_selection_config
 from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, planned_calls, schedule

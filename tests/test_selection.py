@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from core.paths import ROOT
 from core.detections import Detections
 from core.errors import SelectionError
 from core.lightly.config import build_selection_config, load_config

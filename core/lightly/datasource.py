@@ -11,6 +11,7 @@ Every path of an export is named here and nowhere else::
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -91,5 +92,17 @@ class Datasource:
         return self.lightly.is_dir()
 
     def files(self) -> list[Path]:
-        """Every file under .lightly, sorted."""
-        return sorted(p for p in self.lightly.rglob("*") if p.is_file())
+        """Every file under .lightly, sorted. An export holds only regular files it wrote: a symbolic
+        link anywhere in it (which could point at any file on the machine) is refused."""
+        from core.errors import ExportError
+
+        if self.lightly.is_symlink():
+            raise ExportError(f"{self.lightly} is a symbolic link; refusing to read through it")
+        found = []
+        for folder, dirs, files in os.walk(self.lightly):
+            for name in dirs + files:
+                path = Path(folder) / name
+                if path.is_symlink():
+                    raise ExportError(f"{path} is a symbolic link; an export holds only regular files: refusing it")
+            found.extend(Path(folder) / name for name in files)
+        return sorted(found)

@@ -1,7 +1,14 @@
 """Write the Lightly datasource files (seed 004): predictions and flickering metadata.
 
-The whole tree is built beside the target and swapped in with renames, so an interrupted export
-never leaves a half-written datasource and never destroys the previous one. Paths come from
+Crash safety. The tree and its manifest are built together in a staging folder beside the target,
+validated, marked complete, then swapped in by renames, under a lock on the output folder::
+
+    OUT/.lightly.partial-X/{.lightly, flicker_export.json, COMPLETE}   built, validated, marked
+    OUT/.lightly.previous-X/{.lightly, flicker_export.json}           the old export, moved aside
+
+A crash (even ``kill -9``) at any point leaves either the old export or the new one once the next
+writer (export or push) runs :func:`recover_export`: a complete staging folder is rolled forward,
+an incomplete one deleted, the old export restored if nothing replaced it. Paths come from
 :class:`~core.lightly.datasource.Datasource`.
 """
 from __future__ import annotations
@@ -10,9 +17,10 @@ import io
 import os
 import shutil
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import orjson
@@ -20,14 +28,20 @@ import orjson
 from core.detections import Detections, lightly_xywh
 from core.errors import ExportError
 from core.flicker import FlickerResult
-from core.lightly.datasource import LIGHTLY_DIR, Datasource, frame_namer, image_name
+from core.lightly.datasource import LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
-from core.paths import staged_dir, write_atomic
+from core.paths import exclusive_lock, fault_point, staged_dir, write_atomic
+from core.video import VideoInfo
 
 MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds (CLI --flickering)
 METADATA_SCHEMA = [{"name": "Flickering", "path": "flickering", "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
 FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
+MAX_TASK_NAME = 128
+STAGING_PREFIX = f"{LIGHTLY_DIR}.partial-"
+PREVIOUS_PREFIX = f"{LIGHTLY_DIR}.previous-"
+COMPLETE = "COMPLETE"
+SWAPPED = (LIGHTLY_DIR, MANIFEST)  # what an export replaces, together
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,17 @@ class VideoPredictions:
     detections: Detections
     flicker: FlickerResult
     source: Path | None = None  # the video file, recorded so `push --input` can upload it
+    frame_count: int | None = None  # as probe() decodes the video; the export is checked against it
+    fingerprint: str | None = None  # the video's content key, so push can tell the source is unchanged
+
+    @classmethod
+    def of_video(cls, info: VideoInfo, relpath: str, detections: Detections, flicker: FlickerResult) -> "VideoPredictions":
+        """A probed video's part: its file, decoded frame count and content key come from ``info``."""
+        return cls(relpath, detections, flicker, info.path, info.frame_count, info.fingerprint)
+
+    @property
+    def frames(self) -> int:
+        return self.detections.n_frames if self.frame_count is None else self.frame_count
 
 
 @dataclass(frozen=True)
@@ -73,50 +98,157 @@ def export_datasource(
     check_task_name(task)
     if imputed_task is not None:
         check_task_name(imputed_task)
+    if imputed_task == task:
+        raise ExportError(f"The imputed boxes need their own task name, not {task!r}")
     if not videos:
         raise ExportError("Nothing to export: no videos")
     for video in videos:
-        parts = PurePosixPath(video.relpath).parts
-        if not parts or video.relpath.startswith("/") or ".." in parts:
+        if not is_safe_relpath(video.relpath):
             raise ExportError(f"Video path {video.relpath!r} must be relative to the input datasource root")
+    for video in videos:
+        if video.frames != video.detections.n_frames:
+            raise ExportError(f"The detections of {video.relpath} cover {video.detections.n_frames} frames but the "
+                              f"video decodes to {video.frames}: run detection again")
     names = videos[0].detections.names
     kept = sorted(classes) if classes is not None else sorted(names)
     target = Datasource(out_dir)
-    with staged_dir(target.root, prefix=".lightly.partial-") as staging_root:
-        staging = Datasource(staging_root)
-        files = _write_tree(staging, videos, task, kept, names, flickering, imputed_task)
-        # Validate before the swap: a bad export never replaces a good one.
-        violations = validate_datasource(staging.root, {v.relpath: v.detections.n_frames for v in videos})
-        if violations:
-            raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
-        _swap_in(staging.lightly, target.lightly)
-    _write_manifest(target, videos)
+    try:
+        files = _export_locked(target, videos, task, kept, names, flickering, imputed_task)
+    except OSError as exc:  # read-only folder, full disk, a file where a folder should be, ...
+        raise ExportError(f"Cannot write the export to {target.root}: {exc.strerror or exc}") from None
     tasks = (task,) if imputed_task is None else (task, imputed_task)
     return ExportSummary(
         root=target.root,
         tasks=tasks,
-        frames=sum(v.detections.n_frames for v in videos),
+        frames=sum(v.frames for v in videos),
         boxes=sum(int(np.isin(v.detections.cls, kept).sum()) for v in videos),
         flagged=sum(v.flicker.n_flagged for v in videos),
         files=files,
     )
 
 
+def _export_locked(target: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
+    target.root.mkdir(parents=True, exist_ok=True)
+    with writing(target.root):
+        with staged_dir(target.root, prefix=STAGING_PREFIX) as staging_root:
+            staging = Datasource(staging_root)
+            files = _write_tree(staging, videos, task, kept, names, flickering, imputed_task)
+            _write_manifest(staging, videos)
+            # Validate before the swap: a bad export never replaces a good one.
+            violations = validate_datasource(staging.root, {v.relpath: v.frames for v in videos})
+            if violations:
+                raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
+            _swap_in(staging.root, target.root)
+    return files
+
+
+@contextmanager
+def writing(out_dir: Path):
+    """The lock every writer of an export folder holds; an interrupted earlier swap is finished (or
+    rolled back) first."""
+    with exclusive_lock(Path(out_dir), "an export"):
+        recover_export(out_dir)
+        yield
+
+
 def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions]) -> None:
-    entries = [{"relpath": v.relpath, "frames": v.detections.n_frames,
+    entries = [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
                 "source": str(Path(v.source).resolve()) if v.source else None} for v in videos]
     write_atomic(datasource.manifest, orjson.dumps({"videos": entries}, option=orjson.OPT_INDENT_2), durable=True)
 
 
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Mark the staged export complete (from here on a crash rolls forward), move the old one aside,
+    move the new one in, drop the old one."""
+    write_atomic(staging / COMPLETE, b"", durable=True)
+    fault_point("export-marked-complete")
+    _roll_forward(staging, out_dir)
+
+
+def _roll_forward(staging: Path, out_dir: Path) -> None:
+    previous = out_dir / (PREVIOUS_PREFIX + staging.name[len(STAGING_PREFIX):])
+    previous.mkdir(exist_ok=True)
+    for name in SWAPPED:
+        if not (staging / name).exists():
+            continue  # moved in before a crash
+        if (out_dir / name).exists():
+            os.replace(out_dir / name, previous / name)
+        fault_point("export-old-moved-aside")
+        os.replace(staging / name, out_dir / name)
+        fault_point("export-half-swapped")
+    shutil.rmtree(previous, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover_export(out_dir: str | Path) -> None:
+    """Finish or undo what an interrupted export left in ``out_dir`` (call with the lock held)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    for staging in sorted(out_dir.glob(STAGING_PREFIX + "*")):
+        if (staging / COMPLETE).is_file():
+            _roll_forward(staging, out_dir)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+    for previous in sorted(out_dir.glob(PREVIOUS_PREFIX + "*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        _restore_if_missing(previous, out_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _restore_if_missing(previous: Path, out_dir: Path) -> None:
+    """A crash between moving the old export aside and moving nothing in: put the old one back.
+    (Exports before this layout kept the old tree itself as ``.lightly.previous-PID``.)"""
+    legacy = (previous / "predictions").is_dir() or (previous / "metadata").is_dir()
+    if legacy and not (out_dir / LIGHTLY_DIR).exists():
+        os.replace(previous, out_dir / LIGHTLY_DIR)
+        return
+    for name in SWAPPED:
+        if (previous / name).exists() and not (out_dir / name).exists():
+            os.replace(previous / name, out_dir / name)
+
+
+MAX_MANIFEST_BYTES = 64 << 20
+
+
 def read_manifest(out_dir: str | Path) -> list[dict]:
-    """The videos of an export: ``[{"relpath", "frames", "source"}]`` (empty for older exports)."""
+    """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint"}]`` (empty for
+    older exports). The file is untrusted input: every entry is checked."""
     path = Datasource(out_dir).manifest
     if not path.is_file():
         return []
+    if path.is_symlink() or path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ExportError(f"{path} is not a manifest this tool wrote (a link, or too large); export again")
     try:
-        return list(orjson.loads(path.read_bytes())["videos"])
+        entries = orjson.loads(path.read_bytes())["videos"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         raise ExportError(f"{path} is damaged; export again to recreate it") from None
+    if not isinstance(entries, list):
+        raise ExportError(f"{path} is damaged; export again to recreate it")
+    for k, entry in enumerate(entries):
+        problem = _manifest_entry_problem(entry)
+        if problem:
+            raise ExportError(f"{path}: videos[{k}] {problem}; export again to recreate it")
+    return entries
+
+
+def _manifest_entry_problem(entry) -> str | None:
+    if not isinstance(entry, dict):
+        return "is not an object"
+    relpath = entry.get("relpath")
+    if not isinstance(relpath, str) or not is_safe_relpath(relpath):
+        return f"has an unsafe relpath {str(relpath)[:80]!r} (it must stay inside the input datasource)"
+    if not isinstance(entry.get("frames"), int) or isinstance(entry.get("frames"), bool) or entry["frames"] < 1:
+        return "has no frame count"
+    for key in ("source", "fingerprint"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            return f"has a {key} that is not a string"
+    return None
+
+
+def is_safe_relpath(relpath: str) -> bool:
+    """A video path relative to the input datasource root that cannot climb out of it."""
+    parts = PurePosixPath(relpath).parts
+    return bool(parts) and not relpath.startswith("/") and ".." not in parts and "\\" not in relpath and len(relpath) <= 1024
 
 
 def read_tasks(out_dir: str | Path) -> list[str]:
@@ -132,19 +264,10 @@ def read_tasks(out_dir: str | Path) -> list[str]:
 
 
 def check_task_name(task: str) -> None:
-    if not task or task.startswith(".") or any(c in task for c in "/\\\0") or task != task.strip():
-        raise ExportError(f"Invalid task name {task!r}: use a plain folder name such as {DEFAULT_TASK}")
-
-
-def _swap_in(staged: Path, target: Path) -> None:
-    previous = None
-    if target.exists():
-        previous = target.with_name(f"{LIGHTLY_DIR}.previous-{os.getpid()}")
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(target, previous)
-    os.replace(staged, target)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+    if (not task or task.startswith(".") or any(c in task for c in "/\\\0") or task != task.strip()
+            or len(task) > MAX_TASK_NAME or task.endswith(".json")):
+        raise ExportError(f"Invalid task name {task[:40]!r}: use a plain folder name of at most {MAX_TASK_NAME} "
+                          f"characters, such as {DEFAULT_TASK}")
 
 
 def _write_tree(staging: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
@@ -160,7 +283,7 @@ def _write_tree(staging: Datasource, videos, task, kept, names, flickering, impu
 
     writes: list[tuple[Path, bytes]] = []
     for video in videos:
-        writes.extend(_video_files(staging, video, task, kept, flickering, imputed_task))
+        writes.extend(video_files(staging, video, task, kept, flickering, imputed_task))
     for folder in {path.parent for path, _ in writes}:
         folder.mkdir(parents=True, exist_ok=True)
     for path, data in writes:
@@ -178,7 +301,9 @@ def _write_new_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _video_files(staging: Datasource, video: VideoPredictions, task, kept, flickering, imputed_task):
+def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept: Sequence[int], flickering: MetadataStyle,
+                imputed_task: str | None) -> Iterator[tuple[Path, bytes]]:
+    """Every per-frame file of one video (prediction, metadata, imputed) as (path, bytes), paths under ``datasource``."""
     det = video.detections
     n = det.n_frames
     keep = np.isin(det.cls, kept).tolist()
@@ -196,13 +321,13 @@ def _video_files(staging: Datasource, video: VideoPredictions, task, kept, flick
         file_name = image_name(stem)
         predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
                        for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
-        yield staging.prediction_file(task, stem), orjson.dumps({"file_name": file_name, "predictions": predictions})
+        yield datasource.prediction_file(task, stem), orjson.dumps({"file_name": file_name, "predictions": predictions})
         metadata = {"file_name": file_name, "type": "frame", "metadata": {"flickering": values[frame]}}
-        yield staging.metadata_file(stem), orjson.dumps(metadata)
+        yield datasource.metadata_file(stem), orjson.dumps(metadata)
         if imputed_task is not None:
             boxes = [{"category_id": imputed_cls[k], "bbox": imputed_bbox[k], "score": 1.0}
                      for k in range(imputed_rows[frame], imputed_rows[frame + 1]) if imputed_cls[k] in kept]
-            yield staging.prediction_file(imputed_task, stem), orjson.dumps({"file_name": file_name, "predictions": boxes})
+            yield datasource.prediction_file(imputed_task, stem), orjson.dumps({"file_name": file_name, "predictions": boxes})
 
 
 def sample_files(out_dir: str | Path, task: str) -> tuple[Path, Path] | None:

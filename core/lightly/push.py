@@ -18,7 +18,9 @@ from typing import Callable
 
 from core.errors import CloudError
 from core.lightly.datasource import Datasource
-from core.lightly.export import read_manifest
+from core.lightly.export import read_manifest, writing
+from core.secrets import mask
+from core.video import VIDEO_EXTENSIONS, fingerprint_file, open_video
 
 BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
 SMALL_FILE = 8 << 20  # read into memory and sent in one request; larger files stream with put_file
@@ -50,6 +52,21 @@ class PushReport:
                 f"{len(self.skipped)} already there with the same content")
 
 
+def check_target(url: str | None, what: str) -> str:
+    """A target URL a push may write to: s3://, gs://, az:// (and their aliases) or a local folder."""
+    url = (url or "").strip()
+    if not url:
+        raise CloudError(f"Give the {what} URL: s3://bucket/prefix/, gs://bucket/prefix/, az://container/prefix/ "
+                         "or a local folder")
+    protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if protocol not in BACKENDS and protocol != "file":
+        raise CloudError(f"The {what} URL {url!r} uses {protocol}://, which push does not support: use s3://, gs://, "
+                         "az:// or a local folder")
+    if protocol != "file" and not url.split("://", 1)[1].strip("/"):
+        raise CloudError(f"The {what} URL {url!r} names no bucket")
+    return url
+
+
 def _filesystem(url: str):
     """fsspec filesystem and root path for a URL, with a clear message when its backend is missing."""
     import fsspec
@@ -75,21 +92,37 @@ def _join(url: str, relative: str) -> str:
 def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) -> list[PushItem]:
     """Every file to send: ``export_dir/.lightly/**`` under ``url/.lightly/``, and with ``input_url``
     the export's videos under ``input_url/<relpath>`` (the paths their frames' file_names expect)."""
+    url = check_target(url, "Lightly datasource")
     datasource = Datasource(export_dir)
     if not datasource.exists():
         raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
     items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size)
              for path in datasource.files()]
     if input_url is not None:
+        input_url = check_target(input_url, "input datasource")
         videos = read_manifest(export_dir)
         if not videos:
             raise CloudError(f"{export_dir} does not say which videos it was made from: export again, then push")
         for video in videos:
-            source = Path(video["source"] or "")
-            if not source.is_file():
-                raise CloudError(f"Video {video['relpath']} is no longer at {source}")
+            source = _verified_source(video)
             items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size))
     return items
+
+
+def _verified_source(video: dict) -> Path:
+    """The video file an export was made from, checked to be that very video: the manifest is
+    untrusted, so a ``source`` that names any other file (or a changed video) is refused."""
+    relpath = video["relpath"]
+    source = Path(video.get("source") or "")
+    if not video.get("source") or not source.is_file():
+        raise CloudError(f"Video {relpath} is no longer at {source}: export again, then push")
+    if source.suffix.lower() not in VIDEO_EXTENSIONS or not video.get("fingerprint"):
+        raise CloudError(f"The export does not record {relpath} as a video it was made from: export again, then push")
+    if fingerprint_file(source) != video["fingerprint"]:
+        raise CloudError(f"{source} changed since the export (or is not the exported video): export again, then push")
+    with open_video(source):  # a video container, not a renamed file
+        pass
+    return source
 
 
 def _md5(path: Path) -> str:
@@ -139,15 +172,24 @@ def _listing(fs, root: str) -> dict[str, dict]:
 
 def _explain(exc: BaseException, url: str) -> CloudError:
     """One line a user can act on, without credentials or signed URLs in it."""
-    text = str(exc)
+    text, kind = mask(str(exc)), type(exc).__name__
     if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
         return CloudError(f"Bucket not found for {url}: check its name (and region)")
+    if kind in ("NoCredentialsError", "PartialCredentialsError") or "credentials" in text.lower() and "no " in text.lower():
+        return CloudError(f"No credentials for {url}: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                          "(GOOGLE_APPLICATION_CREDENTIALS for gs://, AZURE_STORAGE_ACCOUNT_NAME and a key or SAS token "
+                          "for az://)")
     if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
         return CloudError(f"Access denied to {url}: check the credentials and the bucket's permissions")
-    if isinstance(exc, (ConnectionError, TimeoutError)) or "Could not connect" in text or "Connect" in type(exc).__name__:
+    if kind == "InvalidUrlClientError" or "Invalid endpoint" in text:
+        return CloudError(f"The storage endpoint for {url} is not a valid URL: check AWS_ENDPOINT_URL "
+                          "(e.g. http://localhost:9000)")
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return CloudError(f"Cannot write under {url}: part of that path is a file, not a folder; choose a folder")
+    if isinstance(exc, (ConnectionError, TimeoutError)) or "Could not connect" in text or "Connect" in kind:
         return CloudError(f"Cannot reach the storage endpoint for {url}: check the network "
                           "(and AWS_ENDPOINT_URL for S3-compatible stores)")
-    return CloudError(f"Upload to {url} failed: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300])
+    return CloudError(f"Upload to {url} failed: {kind}: {text.splitlines()[0] if text else ''}"[:300])
 
 
 def _check_reachable(fs, root: str, url: str) -> None:
@@ -186,8 +228,17 @@ def push(
     retries: int = 3,
     progress: Callable[[int, int], None] | None = None,
 ) -> PushReport:
-    """Upload what :func:`plan_push` lists, skipping files already there with the same content."""
+    """Upload what :func:`plan_push` lists, skipping files already there with the same content. The
+    export folder is locked meanwhile, so an export cannot swap it half-way through the upload."""
+    if not Datasource(export_dir).root.is_dir():
+        raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
+    with writing(Path(export_dir)):
+        return _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress)
+
+
+def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress) -> PushReport:
     planned = plan_push(export_dir, url, input_url)
+    url, input_url = url.strip(), input_url.strip() if input_url else None
     report = PushReport(planned=planned, dry_run=dry_run)
     start = time.perf_counter()
     for target_url in {url} | ({input_url} if input_url else set()):

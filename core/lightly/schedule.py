@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from core.errors import ScheduleError
+from core.secrets import mask, mask_structure
 from core.lightly.config import validate_selection_config
 
 os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background version check on import
 
 
-_TOKEN_IN_URL = re.compile(r"token=[^&\s'\"]+")
-
-
-def _scrub(text: str, token: str = "") -> str:
-    """``text`` without the token: neither as a ``?token=`` URL parameter nor anywhere else."""
-    text = _TOKEN_IN_URL.sub("token=***", text)
-    return text.replace(token, "***") if token else text
-
-
 class _ScrubTokens(logging.Filter):
-    """urllib3 logs retried URLs, and the client puts the token in the URL: scrub it from records."""
+    """urllib3 logs retried URLs, and the client puts the token in the URL: mask secrets in records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = _scrub(message), ()
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
         return True
 
 
@@ -105,6 +96,12 @@ def _datasource_call(request: ScheduleRequest, purpose: str, url: str) -> tuple[
 SECRET_ARGUMENTS = ("secret_access_key", "credentials", "sas_token")
 
 
+def secret_values(request: ScheduleRequest) -> list[str]:
+    """Every secret the client may send for this request (masked by value wherever it appears)."""
+    return [str(getattr(request.credentials, name)) for name in SECRET_ARGUMENTS
+            if getattr(request.credentials, name, None)]
+
+
 def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
     """The client calls a run makes, in order (what ``--dry-run`` prints, secrets masked)."""
     calls: list[tuple[str, dict]] = [
@@ -116,18 +113,19 @@ def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
                                          "selection_config": request.selection_config,
                                          "lightly_config": request.lightly_config}),
     ]
-    return [(name, {k: ("***" if k in SECRET_ARGUMENTS else v) for k, v in args.items()}) for name, args in calls]
+    masked = [(name, {k: ("***" if k in SECRET_ARGUMENTS else v) for k, v in args.items()}) for name, args in calls]
+    return mask_structure(masked, secret_values(request))
 
 
-def _explain(exc: BaseException, token: str) -> ScheduleError:
+def _explain(exc: BaseException, secrets: list[str]) -> ScheduleError:
     from lightly.openapi_generated.swagger_client.rest import ApiException
 
     if isinstance(exc, ApiException):
         if exc.status in (401, 403):
             return ScheduleError("Lightly rejected the token (check LIGHTLY_TOKEN or the token field)")
-        reason = _scrub(str(exc.body or exc.reason or "")[:200], token)
+        reason = mask(str(exc.body or exc.reason or ""), secrets)[:200]
         return ScheduleError(f"The Lightly API refused the request (HTTP {exc.status}): {reason}")
-    text = _scrub(str(exc), token)
+    text = mask(str(exc), secrets)
     if "Max retries" in text or "Connection" in type(exc).__name__ or isinstance(exc, (ConnectionError, TimeoutError)):
         return ScheduleError("Cannot reach the Lightly API (check the network, or LIGHTLY_SERVER_LOCATION)")
     return ScheduleError(f"Scheduling failed: {text.splitlines()[0] if text else type(exc).__name__}"[:300])
@@ -138,6 +136,7 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
     Returns ``(dataset_id, scheduled_run_id)``."""
     validate_selection_config(request.selection_config)
     client, token = _client(token)
+    secrets = [token, *secret_values(request)]
     try:
         from lightly.openapi_generated.swagger_client import DatasetType, DatasourcePurpose
 
@@ -157,10 +156,10 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
     except ScheduleError:
         raise
     except ValueError as exc:  # the client's own checks (role ARN, external id, name length, ...)
-        lines = [line.strip() for line in _scrub(str(exc), token).splitlines() if line.strip()]
+        lines = [line.strip() for line in mask(str(exc), secrets).splitlines() if line.strip()]
         raise ScheduleError(" ".join(lines[:3])) from None
     except Exception as exc:
-        raise _explain(exc, token) from None
+        raise _explain(exc, secrets) from None
 
 
 def _client(token: str | None, dataset_id: str | None = None):
@@ -179,7 +178,7 @@ def run_state(dataset_id: str, run_id: str, token: str | None = None) -> tuple[s
     try:
         info = client.get_compute_worker_run_info(run_id)
     except Exception as exc:
-        raise _explain(exc, token) from None
+        raise _explain(exc, [token]) from None
     state = getattr(info.state, "value", info.state)
     return str(state), info.message or ""
 
@@ -191,20 +190,9 @@ def selected_frames(dataset_id: str, tag_name: str = "initial-tag", token: str |
     try:
         return client.export_filenames_and_read_urls_by_tag_name(tag_name=tag_name)
     except ValueError as exc:  # no such tag
-        raise ScheduleError(_scrub(str(exc), token).splitlines()[0]) from None
+        raise ScheduleError(mask(str(exc), [token]).splitlines()[0]) from None
     except Exception as exc:
-        raise _explain(exc, token) from None
-
-
-SECRET_FIELDS = re.compile(r"secret|credential|sas|token|password", re.IGNORECASE)
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("***" if SECRET_FIELDS.search(k) else _mask(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return value
+        raise _explain(exc, [token]) from None
 
 
 @contextmanager
@@ -222,11 +210,12 @@ def _server_location(url: str):
 
 def dry_run(request: ScheduleRequest) -> list[dict]:
     """The exact HTTP requests a run would send, from the real client talking to a local recorder
-    (nothing leaves this machine); the token and secret fields are masked."""
+    (nothing leaves this machine); the token and every secret the request holds are masked by value."""
     from core.lightly.recorder import LightlyRecorder
 
     validate_selection_config(request.selection_config)
     with LightlyRecorder() as recorder, _server_location(recorder.url):
         schedule(request, token="dry-run-token")
-    return [{"method": r["method"], "path": r["path"], "query": r["query"], "body": _mask(r["body"])}
+    secrets = ["dry-run-token", *secret_values(request)]
+    return [mask_structure({"method": r["method"], "path": r["path"], "query": r["query"], "body": r["body"]}, secrets)
             for r in recorder.requests]
