@@ -251,7 +251,7 @@ def _caveats(sample: _Verdicts, n_frames: int) -> str:
         notes.append(f"only {len(sample.frames)} verdicts: a rough guide")
     if sample.unrepresented:
         notes.append(f"{sample.unrepresented} of {n_frames} frames lie in suspicion bands without a verdict and are "
-                     "assumed to miss nothing, so recall may be overstated; the plan's spot checks cover them")
+                     "assumed to miss nothing, so recall may be overstated; review_plan's spot checks cover them")
     return "; ".join(notes)
 
 
@@ -267,6 +267,9 @@ def _post_stratify(index: FlickerIndex, verdicts: Mapping[int, bool]) -> _Verdic
     frames = np.fromiter((int(f) for f in verdicts), np.int64, len(verdicts))
     if len(frames) and (frames.min() < 0 or frames.max() >= index.n_frames):
         raise ValueError(f"verdicts name frames outside 0..{index.n_frames - 1}")
+    if any(isinstance(v, str) for v in verdicts.values()):  # bool("false_alarm") would read as a miss
+        raise TypeError("verdicts map frames to True (really misses an object) or False; convert stored labels first, "
+                        "e.g. {frame: label == 'miss'}")
     truth = np.fromiter((bool(verdicts[f]) for f in verdicts), np.float64, len(verdicts))
     band = suspicion_bands(flag_matrix(index, DEFAULT_GRID))
     stratum_of_band = _merged_strata(np.bincount(band[frames], minlength=N_BANDS + 1))
@@ -301,10 +304,10 @@ def _estimate(flags: np.ndarray, sample: _Verdicts, grid: Grid) -> list[Threshol
     n_flagged = flags.sum(axis=1)
     true_flags = flags @ sample.miss_probability
     misses = float(sample.miss_probability.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where((n_flagged > 0) & (len(sample.frames) > 0), true_flags / n_flagged, np.nan)
-        recall = np.where(misses > 0, true_flags / misses, np.nan)
-        f1 = np.where(n_flagged + misses > 0, 2 * true_flags / (n_flagged + misses), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # clipped: float sums can land a hair past 1
+        precision = np.clip(np.where((n_flagged > 0) & (len(sample.frames) > 0), true_flags / n_flagged, np.nan), 0, 1)
+        recall = np.clip(np.where(misses > 0, true_flags / misses, np.nan), 0, 1)
+        f1 = np.clip(np.where(n_flagged + misses > 0, 2 * true_flags / (n_flagged + misses), 0.0), 0, 1)
     reviewed_flags = flags[:, sample.frames].astype(np.float64)
     hits = reviewed_flags * sample.truth
     precision_ci = _ratio_intervals(precision, hits, reviewed_flags, sample, exact=reviewed_flags.sum(axis=1) == n_flagged)

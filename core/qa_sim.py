@@ -53,7 +53,7 @@ def motmetrics_ground_truth(sequence: str) -> GroundTruth:
 
 @dataclass(frozen=True)
 class DetectorProfile:
-    """How the simulated detector errs. Rates are per ground-truth box and frame."""
+    """How the simulated detector errs: drop and gap rates per ground-truth box and frame, false-box rates per frame."""
 
     drop_rate: float = 0.06  # single-frame misses: what the assertion is for
     gap_rate: float = 0.01  # starts of longer misses (2..max_gap_length frames)

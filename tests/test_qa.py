@@ -136,10 +136,12 @@ def test_reviewing_every_frame_gives_the_exact_values(video):
         assert row.recall == pytest.approx(exact.recall) and row.recall_ci == pytest.approx((exact.recall,) * 2)
 
 
-def test_verdicts_outside_the_video_are_refused(video):
+def test_verdicts_outside_the_video_or_given_as_labels_are_refused(video):
     index, _, _ = video
     with pytest.raises(ValueError, match="outside"):
         suggest_thresholds(index, {index.n_frames: True})
+    with pytest.raises(TypeError, match="miss"):
+        precision_recall(index, {0: "false_alarm"})
 
 
 # ---------------------------------------------------------------------------------------- ground truth
