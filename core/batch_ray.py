@@ -1,0 +1,264 @@
+"""The Ray engine of ``python -m core batch``: decoding on CPU workers, detection in an actor pool,
+results gathered by the driver (which then asserts and exports, as with the local engine)::
+
+    driver ─ decode_video(source)    CPU task, a streaming generator: stage, probe, decode with PyAV;
+       │                             yields the VideoInfo, then shipments of detector batches
+       ├─ DetectorActor.detect(...)  one detector per GPU (num_gpus=1), CPU actors without GPUs;
+       │                             any actor takes any shipment, so one long video uses them all
+       └─ boxes in frame order ─> Detections (cached like detect_video's) ─> core.batch
+
+Backpressure: a decode task pauses once ``SHIPMENTS_AHEAD`` of its shipments wait unclaimed, and the
+driver claims one only for an idle actor, so the object store holds a few batches per video in
+flight, whatever the length of the videos. Without ``RAY_ADDRESS`` a local Ray is started (and
+stopped at the end); with it, the existing cluster is joined (see docs/batch.md for runtime_env).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import ray
+
+from core.backends import FrameBoxes
+from core.batch import BatchProgress, Detected, VideoSource, failure_message, local_copy
+from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections, load_detector
+from core.detections import Detections
+from core.errors import UserError
+from core.pipeline import RunConfig
+from core.video import VideoInfo, iter_frames, probe
+
+SHIPMENT_FRAMES = 32  # frames per actor call: amortises Ray's per-call cost when a CPU model runs batches of 1
+SHIPMENTS_AHEAD = 2  # decoded shipments per video waiting for a detector
+VIDEOS_PER_WORKER = 4  # videos decoding at once per detector: a GPU outruns one PyAV decoder
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """The workers' detector as the driver needs it: for the cache key and the batch size."""
+
+    names: dict[int, str]
+    fingerprint: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Shipment:
+    batches: list[np.ndarray]  # detector batches as decode_video cut them, each (B, H, W, 3) BGR
+    decode_s: float
+
+
+class DetectorActor:
+    """One detector, loaded on first use so that a bad model comes back as the DetectorError it is."""
+
+    def __init__(self, weights: str | None, device: str, cache_dir: Path | None):
+        self._arguments = (weights, device, cache_dir)
+
+    @cached_property
+    def detector(self):
+        weights, device, cache_dir = self._arguments
+        return load_detector(weights, device, cache_dir=cache_dir)
+
+    def spec(self) -> DetectorSpec:
+        return DetectorSpec(self.detector.names, self.detector.fingerprint, self.detector.batch_size)
+
+    def detect(self, shipment: Shipment, conf: float, classes: list[int] | None) -> tuple[list[FrameBoxes], float, float]:
+        start = time.perf_counter()
+        boxes = [frame for batch in shipment.batches for frame in self.detector.detect(batch, conf, classes)]
+        return boxes, shipment.decode_s, time.perf_counter() - start
+
+
+def decode_video(source: VideoSource, spec: DetectorSpec, cache_dir: Path | None) -> Iterator[VideoInfo | Shipment]:
+    """Stage and probe the video, yield its VideoInfo, then its frames cut into the same detector
+    batches :func:`detect_video` would use (so both engines give identical boxes)."""
+    with local_copy(source, cache_dir) as path:
+        info = probe(path)
+        yield info
+        clock = StageClock()
+        frames = clock.timed("decode", (frame for _, frame in iter_frames(path, pixel_format="bgr24")))
+        group: list[np.ndarray] = []
+        for batch in batches(frames, _batch_size(spec, info)):
+            group.append(np.stack(batch))
+            if sum(map(len, group)) >= SHIPMENT_FRAMES:
+                yield Shipment(group, clock.seconds.pop("decode", 0.0))
+                group = []
+        if group:
+            yield Shipment(group, clock.seconds.pop("decode", 0.0))
+
+
+@dataclass(eq=False)
+class _VideoRun:
+    """The driver's view of one video in flight."""
+
+    source: VideoSource
+    generator: object  # ray.ObjectRefGenerator
+    info: VideoInfo | None = None
+    boxes: dict[int, list[FrameBoxes]] = field(default_factory=dict)  # by shipment index
+    sent: int = 0
+    exhausted: bool = False  # no more shipments will come
+    cached: Detections | None = None
+    error: str = ""
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.exhausted and len(self.boxes) == self.sent
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = self.error or failure_message(exc)
+        self.stop()
+
+    def stop(self) -> None:
+        if not self.exhausted:
+            ray.cancel(self.generator)  # its finally clause deletes a staged download
+            self.exhausted = True
+
+
+class RayEngine:
+    def __init__(self, options: RunConfig, workers: int | None = None):
+        self.options = options
+        self._started_ray = _connect()
+        try:
+            self.actors = _start_actors(options, workers)
+            self.spec = _describe(self.actors)
+        except BaseException:
+            self.close()
+            raise
+        self.names = self.spec.names
+        self.fingerprint = self.spec.fingerprint
+        self._decode = ray.remote(num_cpus=1)(decode_video).options(_generator_backpressure_num_objects=SHIPMENTS_AHEAD)
+
+    def close(self) -> None:
+        if self._started_ray:
+            ray.shutdown()
+
+    def detect(self, sources: Sequence[VideoSource], classes: list[int] | None, progress: BatchProgress) -> Iterator[Detected]:
+        waiting = deque(sources)
+        runs: list[_VideoRun] = []
+        in_flight: dict[object, tuple[_VideoRun, int, object]] = {}  # result ref -> (run, shipment index, actor)
+        idle = list(self.actors)
+        cache_dir = _absolute(self.options.cache_dir)
+        while waiting or runs:
+            while waiting and len(runs) < VIDEOS_PER_WORKER * len(self.actors):
+                source = waiting.popleft()
+                runs.append(_VideoRun(source, self._decode.remote(source, self.spec, cache_dir)))
+            # Claim a shipment only for an idle actor (backpressure); a header is always welcome.
+            by_generator = {id(run.generator): run for run in runs if not run.exhausted and (idle or run.info is None)}
+            ready, _ = ray.wait([*in_flight, *(run.generator for run in by_generator.values())], num_returns=1)
+            if ready[0] in in_flight:
+                run, index, actor = in_flight.pop(ready[0])
+                idle.append(actor)
+                self._collect(run, index, ready[0], progress)
+            else:
+                run = by_generator[id(ready[0])]
+                shipment = self._advance(run, classes, progress)
+                if shipment is not None:
+                    actor = idle.pop()
+                    in_flight[actor.detect.remote(shipment, self.options.conf, classes)] = (run, run.sent, actor)
+                    run.sent += 1
+            for run in [run for run in runs if run.finished]:
+                runs.remove(run)
+                yield self._result(run, classes)
+
+    def _advance(self, run: _VideoRun, classes: list[int] | None, progress: BatchProgress):
+        """Take the next item of a video's generator: its header (probe result) or a shipment ref."""
+        try:
+            ref = next(run.generator)
+        except StopIteration:
+            run.exhausted = True
+            return None
+        if run.info is not None:
+            return ref
+        try:
+            run.info = ray.get(ref)
+        except Exception as exc:  # the video cannot be staged or probed
+            run.fail(exc)
+            return None
+        progress.probed(run.info.frame_count)
+        run.cached = cached_detections(run.info, self.spec, self.options.conf, classes, self.options.cache_dir)
+        if run.cached is not None:
+            progress.detected(run.info.frame_count)
+            run.stop()
+        return None
+
+    def _collect(self, run: _VideoRun, index: int, result, progress: BatchProgress) -> None:
+        try:
+            boxes, decode_s, detect_s = ray.get(result)
+        except Exception as exc:  # a decode or detector error on this video only
+            run.boxes[index] = []
+            run.fail(exc)
+            return
+        run.boxes[index] = boxes
+        run.decode_s += decode_s
+        run.detect_s += detect_s
+        progress.detected(len(boxes))
+
+    def _result(self, run: _VideoRun, classes: list[int] | None) -> Detected:
+        if run.error:
+            return Detected(run.source, error=run.error)
+        if run.cached is not None:
+            return Detected(run.source, run.info, run.cached)
+        per_frame = [frame for index in range(run.sent) for frame in run.boxes[index]]
+        detections = _detections(per_frame, run.info, self.names)
+        detections.save(_cache_file(run.info, self.spec, self.options.conf, classes, self.options.cache_dir))
+        return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s)
+
+
+def _detections(per_frame: list[FrameBoxes], info: VideoInfo, names: dict[int, str]) -> Detections:
+    """Boxes clipped to the frame, as :func:`core.detect.detect_video` stores them."""
+    size = (info.width, info.height)
+    bounds = np.asarray([*size, *size], np.float32)
+    return Detections.from_frames([(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame], names,
+                                  image_size=size)
+
+
+def _connect() -> bool:
+    """Join the cluster at ``RAY_ADDRESS``, or start a local Ray; True when this call started one."""
+    if ray.is_initialized():
+        return False
+    quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**quiet)
+        return False
+    ray.init(include_dashboard=False, **quiet)
+    return True
+
+
+def _start_actors(options: RunConfig, workers: int | None) -> list:
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    on_gpu = gpus > 0 and options.device != "cpu"
+    count = workers or (gpus if on_gpu else max(1, cpus - 1))
+    if on_gpu and count > gpus:
+        raise UserError(f"--workers {count}: the Ray cluster has {gpus} GPUs, one detector each")
+    if count >= cpus:
+        raise UserError(f"--workers {count}: the Ray cluster has {cpus} CPUs; each detector takes one and at least "
+                        "one must be left to decode")
+    actor = ray.remote(DetectorActor).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=2)
+    weights = options.weights if options.weights is None or not Path(options.weights).is_file() else _absolute(options.weights)
+    return [actor.remote(weights, options.device, _absolute(options.cache_dir)) for _ in range(count)]
+
+
+def _describe(actors: list) -> DetectorSpec:
+    """Load every detector now (a bad model fails here, once, as a UserError) and check they agree."""
+    try:
+        specs = ray.get([actor.spec.remote() for actor in actors])
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, UserError):
+            raise exc.cause from None
+        raise
+    if len({spec.fingerprint for spec in specs}) > 1:
+        raise UserError("The Ray workers load different detectors (mixed GPU and CPU nodes?): pin --device")
+    return specs[0]
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    """Workers do not share the driver's working directory."""
+    return None if path is None else Path(path).absolute()
