@@ -17,18 +17,34 @@ from core.detect import DEFAULT_CONF
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.export import DEFAULT_TASK
+from core.secrets import mask
 
 EXIT_USER_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr like every other user error."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def folder(text: str) -> Path:
+    """A folder argument: an empty string would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name is not allowed")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Flicker review engine, headless.")
+    parser = _Parser(prog="python -m core", description="Flicker review engine, headless.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="decode -> detect (cached) -> flicker -> export")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("video", nargs="?", type=Path, help="video file to process")
     source.add_argument("--demo", action="store_true", help="use the bundled sample and the offline HOG detector")
-    run.add_argument("--out", type=Path, required=True, help="output folder (the Lightly datasource root)")
+    run.add_argument("--out", type=folder, required=True, help="output folder (the Lightly datasource root)")
     model = run.add_mutually_exclusive_group()
     model.add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
                        "default: the built-in offline HOG people detector")
@@ -46,11 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--flickering", choices=("binary", "score"), default="binary",
                      help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
     run.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
-    run.add_argument("--cache-dir", type=Path, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
+    run.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    batch = commands.add_parser("batch", help="run over many videos (folders, globs, bucket URLs), locally or on Ray")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="a video, a folder (recursive), a glob, or a bucket URL (s3://, gs://, az://)")
+    batch.add_argument("--out", type=folder, required=True, help="output folder: the combined Lightly datasource and summary.csv")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process; ray: a local Ray, or the cluster at RAY_ADDRESS")
+    batch.add_argument("--workers", type=int, help="Ray detector workers (default: one per GPU, else CPUs - 1)")
+    batch.add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
+                       "default: the built-in offline HOG people detector")
+    batch.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    batch.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF})")
+    batch.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
+    batch.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
+    batch.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK, help=f"default {DEFAULT_IOU_TRACK}")
+    batch.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT, help=f"default {DEFAULT_IOU_ASSERT}")
+    batch.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
+    batch.add_argument("--flickering", choices=("binary", "score"), default="binary", help="metadata value, as in run")
+    batch.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
+    batch.add_argument("--cache-dir", type=folder, help="detection cache and bucket staging (default ~/.cache/flicker-review)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bars")
+
     push = commands.add_parser("push", help="upload an export (and its videos) to a bucket in one step")
-    push.add_argument("export_dir", type=Path, help="folder holding .lightly (the --out of run)")
+    push.add_argument("export_dir", type=folder, help="folder holding .lightly (the --out of run)")
     push.add_argument("url", help="Lightly datasource URL: s3://, gs://, az:// or a local path")
     push.add_argument("--input", dest="input_url", help="input datasource URL: the videos go there too")
     push.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
@@ -61,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("source", type=Path, help="an export folder (from run) or a video / folder of videos")
     select.add_argument("--config", type=Path, required=True, help="selection config, JSON or YAML (as sent to Lightly)")
     select.add_argument("--n", type=int, help="frames to select (overrides the config's n_samples)")
-    select.add_argument("--out", type=Path, required=True, help="folder for selected.json and the frames as PNG")
+    select.add_argument("--out", type=folder, required=True, help="folder for selected.json and the frames as PNG")
     select.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
     select.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
     select.add_argument("--device", default="auto")
@@ -96,18 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Cloud SDKs log their retries and tracebacks; the CLI reports failures itself, in one line.
-    logging.basicConfig(level=logging.CRITICAL)
+    # Cloud SDKs and the Lightly client log retries and tracebacks (some install their own handlers);
+    # the CLI reports every failure itself, in one line.
+    logging.disable(logging.ERROR)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = _run(args)
         for warning in caught:
             if issubclass(warning.category, UserWarning) and warning.category.__module__.startswith("core"):
-                print(f"warning: {warning.message}", file=sys.stderr)
+                print(f"warning: {mask(str(warning.message))}", file=sys.stderr)
         return code
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
@@ -115,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "batch":
+        return _batch(args)
     if args.command == "push":
         return _push(args)
     if args.command == "schedule":
@@ -150,6 +190,24 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_pipeline(config, progress_bar=not args.quiet)
     print(summary.text())
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from core.batch import BatchConfig, run_batch
+    from core.pipeline import RunConfig
+
+    options = RunConfig(out=args.out, weights=args.weights, device=args.device, conf=args.conf,
+                        classes=tuple(args.classes) if args.classes else None, mode=args.mode, iou_track=args.iou_track,
+                        iou_assert=args.iou_assert, task=args.task, flickering=args.flickering,
+                        imputed_task=args.imputed_task, cache_dir=args.cache_dir)
+    try:
+        report = run_batch(BatchConfig(tuple(args.inputs), options, args.engine, args.workers), quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
+              "do the rest", file=sys.stderr)
+        return 130
+    print(report.text())
+    return report.exit_code
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -201,15 +259,15 @@ def _credentials(args: argparse.Namespace):
 
 def _schedule(args: argparse.Namespace) -> int:
     import json
+    import math
 
-    from core.lightly.config import build_selection_config, describe, validate_selection_config
+    from core.lightly.config import build_selection_config, describe, load_config, validate_selection_config
     from core.lightly.schedule import ScheduleRequest, dry_run, planned_calls, schedule
 
+    if not (math.isfinite(args.poll_seconds) and 0.05 <= args.poll_seconds <= 3600):
+        raise UserError(f"--poll-seconds must be between 0.05 and 3600, got {args.poll_seconds}")
     if args.config is not None:
-        try:
-            config = json.loads(args.config.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"Cannot read the selection config {args.config}: {exc}") from None
+        config = load_config(args.config)
     else:
         try:
             extra = [json.loads(text) for text in args.extra_strategy]

@@ -119,6 +119,24 @@ def exclusive_lock(folder: Path, what: str) -> Iterator[None]:
         os.close(fd)
 
 
+def check_output_folder(path: Path, what: str) -> Path:
+    """A folder this tool may create and write: not empty, not a file, not under a file, writable.
+    Checked before any work starts, so a typo costs a second, not a detection run."""
+    from core.errors import UserError
+
+    if not str(path).strip():
+        raise UserError(f"{what} is empty: give a folder")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} exists and is not a folder")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{what} {path} lies under {existing}, which is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: {existing} is not writable")
+    return path
+
+
 def fault_point(name: str) -> None:
     """Crash tests: the process kills itself (SIGKILL, like ``kill -9``) when ``FLICKER_FAULT_POINT``
     names this point. Marks the moments where a crash could tear the user's data."""

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import orjson
 
-from core.detect import DEFAULT_CONF, Progress, detect_video, load_detector
+from core.detect import BUILTIN_HOG, DEFAULT_CONF, Progress, detect_video, load_detector, resolve_device
 from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerOptions, FlickerResult
@@ -23,11 +23,12 @@ from core.lightly.export import (
     VideoPredictions,
     export_datasource,
     flickering_values,
+    check_task_name,
     read_manifest,
     read_tasks,
 )
 from core.lightly.validate import import_predictions
-from core.paths import SAMPLE_VIDEO, write_atomic
+from core.paths import SAMPLE_VIDEO, check_output_folder, write_atomic
 from core.video import VIDEO_EXTENSIONS, FrameReader, VideoInfo, probe
 
 
@@ -89,14 +90,29 @@ def find_videos(path: Path) -> list[tuple[Path, str]]:
 
 def _check_config(config: RunConfig) -> None:
     for name, value in (("--iou-track", config.iou_track), ("--iou-assert", config.iou_assert), ("--conf", config.conf)):
-        if not 0.0 <= value <= 1.0:
+        if not 0.0 <= value <= 1.0:  # NaN fails too
             raise UserError(f"{name} must be in [0, 1], got {value}")
-    if config.out.exists() and not config.out.is_dir():
-        raise UserError(f"--out {config.out} exists and is not a folder")
+    check_output_folder(config.out, "--out")
+    if config.cache_dir is not None:
+        check_output_folder(config.cache_dir, "--cache-dir")
+    check_task_name(config.task)
+    if config.imputed_task is not None:
+        check_task_name(config.imputed_task)
+        if config.imputed_task == config.task:
+            raise UserError("--imputed-task needs its own name, not the --task name")
+    if config.predictions is None:
+        check_device(config.device, config.weights)
     if config.video is None and not config.demo:
         raise UserError("Give a video (file or folder) or --demo")
     if config.weights is not None and config.predictions is not None:
         raise UserError("Use either --weights or --predictions, not both")
+
+
+def check_device(device: str, weights: str | None) -> None:
+    """A device that cannot be used fails here, before anything runs; it is never silently ignored."""
+    resolved = resolve_device(device)
+    if (weights is None or weights == BUILTIN_HOG) and resolved != "cpu" and device != "auto":
+        raise UserError(f"The offline HOG detector runs on the CPU only; drop --device {device} or pass --weights")
 
 
 def resolve_classes(requested: Sequence[str] | None, names: dict[int, str]) -> list[int] | None:
@@ -233,12 +249,12 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     flickering metadata) or on a video (detected and asserted here), picks written as PNG."""
     import cv2
 
-    from core.lightly.config import load_config
+    from core.lightly.config import load_config, validate_selection_config
     from core.lightly.selection import build_inputs, frame_embeddings, run_selection
 
     config = load_config(config_path)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+    validate_selection_config(config)
+    check_output_folder(out, "--out")
     detector = load_detector(weights, device)
     if Datasource(source).exists():
         videos, values = _export_sources(source, task)

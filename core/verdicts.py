@@ -1,8 +1,16 @@
-"""Review verdicts (true miss / false alarm) per flagged frame, kept in SQLite.
+"""Review verdicts, kept in SQLite: the user's work, so it survives restarts, crashes and several
+writers (browser tabs, processes) at once.
 
-One row per (video fingerprint, frame). WAL mode and a busy timeout make it safe for several app
-sessions (browser tabs) writing at once; each call opens its own connection, so the store can be
-shared between threads. Verdicts survive restarts and re-detections of the same video.
+A verdict answers "does this frame really miss an object?":
+
+* ``miss``: yes (a true miss when the frame is flagged; a miss the assertion did not flag on a
+  spot check), ``false_alarm``: nothing is missing, ``unsure``: kept, but left out of estimates.
+
+Rows are keyed by the video's content key, the frame and ``box`` (-1: the frame as a whole; k: the
+k-th imputed box of a flagged frame with several). Each change also goes to ``history`` with the
+annotator and time, which is what ``undo`` reverts. WAL mode, a busy timeout and one short
+transaction per change make concurrent writers safe; SQLite's journal makes a killed writer
+lose at most its own unfinished change.
 """
 from __future__ import annotations
 
@@ -10,10 +18,24 @@ import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Iterator
 
 from core import paths
+from core.errors import VerdictError
 
-VERDICTS = ("miss", "false_alarm")
+VERDICTS = ("miss", "false_alarm", "unsure")
+WHOLE_FRAME = -1
+SCHEMA_VERSION = 2
+MAX_NOTE = 2000
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, box INTEGER NOT NULL, "
+    "verdict TEXT NOT NULL, annotator TEXT NOT NULL, note TEXT NOT NULL, updated REAL NOT NULL, "
+    "PRIMARY KEY (video, frame, box))",
+    "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, video TEXT NOT NULL, "
+    "frame INTEGER NOT NULL, box INTEGER NOT NULL, verdict TEXT, previous TEXT, annotator TEXT NOT NULL, "
+    "at REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0)",
+)
 
 
 def default_store_path() -> Path:
@@ -24,30 +46,132 @@ class VerdictStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, "
-                "verdict TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (video, frame))"
-            )
+        try:
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent; outside any transaction
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc) from None
+        with self._transaction() as db:
+            version = self._version(db)
+            if version > SCHEMA_VERSION:
+                raise VerdictError(f"{self.path} was written by a newer version of this tool (schema {version})")
+            if version == 1:
+                _migrate_from_v1(db)
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10.0)
+        return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
 
-    def set(self, video: str, frame: int, verdict: str | None) -> None:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        return _Transaction(self)
+
+    @staticmethod
+    def _version(db: sqlite3.Connection) -> int:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" in tables:
+            return int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        return 1 if "verdicts" in tables else SCHEMA_VERSION
+
+    def set(self, video: str, frame: int, verdict: str | None, box: int = WHOLE_FRAME, annotator: str = "",
+            note: str = "") -> None:
         """Record a verdict, or clear it with ``None``."""
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS} or None, got {verdict!r}")
-        with closing(self._connect()) as db, db:
+        key = (video, int(frame), int(box))
+        with self._transaction() as db:
+            row = db.execute("SELECT verdict FROM verdicts WHERE video = ? AND frame = ? AND box = ?", key).fetchone()
+            previous = row[0] if row else None
             if verdict is None:
-                db.execute("DELETE FROM verdicts WHERE video = ? AND frame = ?", (video, int(frame)))
+                db.execute("DELETE FROM verdicts WHERE video = ? AND frame = ? AND box = ?", key)
             else:
-                db.execute(
-                    "INSERT INTO verdicts (video, frame, verdict, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (video, frame) DO UPDATE SET verdict = excluded.verdict, updated = excluded.updated",
-                    (video, int(frame), verdict, time.time()),
-                )
+                db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (*key, verdict, annotator[:200], note[:MAX_NOTE], time.time()))
+            db.execute("INSERT INTO history (video, frame, box, verdict, previous, annotator, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (*key, verdict, previous, annotator[:200], time.time()))
+
+    def undo(self, video: str, annotator: str | None = None) -> int | None:
+        """Revert the latest change not yet undone on this video (by ``annotator`` when given);
+        returns its frame, or None when there is nothing to undo."""
+        with self._transaction() as db:
+            query = "SELECT id, frame, box, previous FROM history WHERE video = ? AND undone = 0"
+            args: tuple = (video,)
+            if annotator is not None:
+                query, args = query + " AND annotator = ?", (video, annotator)
+            row = db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            if row is None:
+                return None
+            change, frame, box, previous = row
+            if previous is None:
+                db.execute("DELETE FROM verdicts WHERE video = ? AND frame = ? AND box = ?", (video, frame, box))
+            else:
+                db.execute("INSERT OR REPLACE INTO verdicts (video, frame, box, verdict, annotator, note, updated) "
+                           "VALUES (?, ?, ?, ?, ?, '', ?)", (video, frame, box, previous, annotator or "", time.time()))
+            db.execute("UPDATE history SET undone = 1 WHERE id = ?", (change,))
+            return frame
 
     def all(self, video: str) -> dict[int, str]:
-        with closing(self._connect()) as db:
-            return dict(db.execute("SELECT frame, verdict FROM verdicts WHERE video = ? ORDER BY frame", (video,)))
+        """Whole-frame verdicts of a video: ``{frame: verdict}``."""
+        with self._transaction() as db:
+            return dict(db.execute("SELECT frame, verdict FROM verdicts WHERE video = ? AND box = ? ORDER BY frame",
+                                   (video, WHOLE_FRAME)))
+
+    def boxes(self, video: str) -> dict[tuple[int, int], str]:
+        """Per imputed box verdicts: ``{(frame, box): verdict}``."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT frame, box, verdict FROM verdicts WHERE video = ? AND box >= 0", (video,))
+            return {(frame, box): verdict for frame, box, verdict in rows}
+
+    def truth(self, video: str) -> dict[int, bool]:
+        """What the estimates use, per frame: does it really miss an object? A whole-frame verdict
+        decides; otherwise any imputed box judged a miss makes it True, all judged false alarms
+        False. Unsure verdicts are left out."""
+        truth: dict[int, bool] = {}
+        for (frame, _), verdict in self.boxes(video).items():
+            if verdict != "unsure":
+                truth[frame] = truth.get(frame, False) or verdict == "miss"
+        for frame, verdict in self.all(video).items():
+            if verdict != "unsure":
+                truth[frame] = verdict == "miss"
+        return truth
+
+
+class _Transaction:
+    """One connection, one immediate transaction (writers queue on SQLite's lock instead of
+    failing mid-way); any SQLite failure becomes one VerdictError line."""
+
+    def __init__(self, store: VerdictStore):
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db = self.store._connect()
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.store.path, exc) from None
+        return self.db
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        with closing(self.db):
+            if kind is None:
+                self.db.execute("COMMIT")
+                return False
+            self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise _damaged(self.store.path, exc) from None
+        return False
+
+
+def _damaged(path: Path, exc: Exception) -> VerdictError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return VerdictError(f"{path} stayed locked by another writer for 30 s; try again")
+    return VerdictError(f"{path} is not a readable verdicts database ({exc}); move it aside to start a new one")
+
+
+def _migrate_from_v1(db: sqlite3.Connection) -> None:
+    """Schema 1 had one row per (video, frame) and no box, annotator or note."""
+    db.execute("ALTER TABLE verdicts RENAME TO verdicts_v1")
+    db.execute(_SCHEMA[1])
+    db.execute("INSERT INTO verdicts SELECT video, frame, -1, verdict, '', '', updated FROM verdicts_v1")
+    db.execute("DROP TABLE verdicts_v1")

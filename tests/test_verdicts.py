@@ -38,3 +38,72 @@ def test_two_sessions_writing_at_once_lose_nothing(tmp_path):
     verdicts = VerdictStore(path).all("video")
     assert len(verdicts) == 400
     assert all(v == ("miss" if f % 3 else "false_alarm") for f, v in verdicts.items())
+
+
+def test_box_verdicts_annotator_note_and_truth(tmp_path):
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("v", 5, "miss", box=0, annotator="ana", note="cyclist behind the pole")
+    store.set("v", 5, "false_alarm", box=1, annotator="ana")
+    store.set("v", 9, "false_alarm", box=0)
+    store.set("v", 11, "unsure")
+    store.set("v", 12, "miss")
+    assert store.boxes("v") == {(5, 0): "miss", (5, 1): "false_alarm", (9, 0): "false_alarm"}
+    assert store.truth("v") == {5: True, 9: False, 12: True}  # unsure is left out
+
+
+def test_undo_reverts_the_latest_change_of_an_annotator(tmp_path):
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("v", 3, "miss", annotator="ana")
+    store.set("v", 3, "false_alarm", annotator="ana")
+    store.set("v", 4, "miss", annotator="bo")
+    assert store.undo("v", annotator="ana") == 3
+    assert store.all("v") == {3: "miss", 4: "miss"}
+    assert store.undo("v", annotator="ana") == 3
+    assert store.all("v") == {4: "miss"}
+    assert store.undo("v", annotator="ana") is None
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "v.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, verdict TEXT NOT NULL, "
+                   "updated REAL NOT NULL, PRIMARY KEY (video, frame))")
+        db.execute("INSERT INTO verdicts VALUES ('v', 7, 'miss', 0)")
+    assert VerdictStore(path).all("v") == {7: "miss"}
+    assert VerdictStore(path).truth("v") == {7: True}
+
+
+def test_a_damaged_database_is_one_clear_error(tmp_path):
+    from core.errors import VerdictError
+
+    path = tmp_path / "v.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    with pytest.raises(VerdictError, match="not a readable verdicts database"):
+        VerdictStore(path)
+
+
+def test_two_processes_and_a_killed_writer_lose_nothing_committed(tmp_path):
+    """Two processes write at once; a third is killed with SIGKILL in the middle of its writes.
+    Every change a writer finished is there, and the database opens cleanly afterwards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "v.sqlite"
+    VerdictStore(path)
+    script = ("import sys\nfrom core.verdicts import VerdictStore\ns = VerdictStore(sys.argv[1])\n"
+              "for f in range(int(sys.argv[2]), int(sys.argv[3]), 1):\n    s.set('video', f, 'miss')\n"
+              "    print(f, flush=True)\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), str(a), str(a + 150)], stdout=subprocess.PIPE,
+                                text=True) for a in (0, 1000)]
+    victim = subprocess.Popen([sys.executable, "-c", script, str(path), "5000", "100000"], stdout=subprocess.PIPE, text=True)
+    done_by_victim = [int(victim.stdout.readline()) for _ in range(30)]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    verdicts = VerdictStore(path).all("video")
+    assert set(range(150)) | set(range(1000, 1150)) | set(done_by_victim) <= set(verdicts)

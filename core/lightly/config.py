@@ -3,6 +3,7 @@ and offline validation. Local selection (``selection``) and scheduling (``schedu
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +70,14 @@ def validate_selection_config(config: Any) -> None:
         raise SelectionError("The selection config needs n_samples (or proportion_samples)")
     if n_samples is not None and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
         raise SelectionError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if proportion is not None and not (isinstance(proportion, (int, float)) and 0 < proportion <= 1):
+    if proportion is not None and not (_is_finite_number(proportion) and 0 < proportion <= 1):
         raise SelectionError(f"proportion_samples must be in (0, 1], got {proportion!r}")
     strategies = config.get("strategies")
     if not isinstance(strategies, list) or not strategies:
         raise SelectionError("The selection config needs at least one strategy")
     for k, entry in enumerate(strategies):
-        source = entry.get("input", {}) if isinstance(entry, dict) else {}
+        _check_strategy_shape(k, entry)
+        source = entry["input"]
         kind = source.get("type")
         if kind == "SCORES" and not (source.get("task") and source.get("score")):
             raise SelectionError(f"strategies[{k}]: a SCORES input needs a task and a score")
@@ -83,14 +85,31 @@ def validate_selection_config(config: Any) -> None:
             raise SelectionError(f"strategies[{k}]: the task name is empty")
         if kind == "METADATA" and not source.get("key"):
             raise SelectionError(f"strategies[{k}]: a METADATA input needs a key")
-        strength = (entry.get("strategy") or {}).get("strength") if isinstance(entry, dict) else None
-        if strength is not None and not isinstance(strength, (int, float)):
-            raise SelectionError(f"strategies[{k}]: strength must be a number")
+        strength = entry["strategy"].get("strength")
+        if strength is not None and not _is_finite_number(strength):
+            raise SelectionError(f"strategies[{k}]: strength must be a number, got {strength!r}")
+        seed = source.get("random_seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise SelectionError(f"strategies[{k}]: random_seed must be an integer, got {seed!r}")
     try:
         selection_config_from_dict(config)
     except Exception as exc:  # pydantic's ValidationError: keep its first line, which names the field
         first = " ".join(str(exc).split("\n")[:3])
         raise SelectionError(f"Invalid selection config: {first}") from None
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_strategy_shape(k: int, entry: Any) -> None:
+    """Each strategy is ``{"input": {...}, "strategy": {...}}``: anything else is refused here, before
+    it reaches a selection engine (the local one panics on a non-mapping input)."""
+    if not isinstance(entry, dict):
+        raise SelectionError(f"strategies[{k}] must be a mapping with input and strategy, got {str(entry)[:40]!r}")
+    for part in ("input", "strategy"):
+        if not isinstance(entry.get(part), dict):
+            raise SelectionError(f"strategies[{k}]: {part} must be a mapping, got {str(entry.get(part))[:40]!r}")
 
 
 def describe(config: Any) -> str:

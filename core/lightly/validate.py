@@ -26,9 +26,25 @@ class Violation:
         return f"{self.file}: {self.rule}"
 
 
+MAX_FILE_BYTES = 16 << 20  # one frame's predictions; far above any real frame, far below a RAM problem
+MAX_CATEGORY_ID = 2**31 - 1  # ids are stored as int32
+
+
+def _read_capped(path: Path) -> bytes:
+    """The bytes of a file this tool did not write: a link or an oversized file is refused before
+    anything is read into memory."""
+    if path.is_symlink():
+        raise PredictionFormatError(f"{path}: is a symbolic link; refusing to read through it")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise PredictionFormatError(f"{path}: {size / 1e6:.0f} MB is too large for one file of the format "
+                                    f"(limit {MAX_FILE_BYTES >> 20} MiB)")
+    return path.read_bytes()
+
+
 def _load_json(path: Path):
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(_read_capped(path))
     except orjson.JSONDecodeError as exc:
         raise PredictionFormatError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
@@ -48,8 +64,8 @@ def check_detection_singleton(pred, category_ids: set[int]) -> list[str]:
     if not isinstance(pred, dict):
         return ["a prediction must be an object"]
     errors = []
-    if not _is_int(pred.get("category_id")):
-        errors.append("category_id must be an integer")
+    if not _is_int(pred.get("category_id")) or not 0 <= pred["category_id"] <= MAX_CATEGORY_ID:
+        errors.append(f"category_id must be an integer in 0..{MAX_CATEGORY_ID}")
     elif pred["category_id"] not in category_ids:
         errors.append(f"category_id {pred['category_id']} is not in schema.json")
     bbox = pred.get("bbox")
@@ -81,8 +97,9 @@ def _check_schema(schema) -> list[str]:
     categories = schema.get("categories")
     if not isinstance(categories, list) or not categories:
         errors.append("categories must be a non-empty list")
-    elif not all(isinstance(c, dict) and _is_int(c.get("id")) and isinstance(c.get("name"), str) for c in categories):
-        errors.append("each category needs an integer id and a string name")
+    elif not all(isinstance(c, dict) and _is_int(c.get("id")) and 0 <= c["id"] <= MAX_CATEGORY_ID
+                 and isinstance(c.get("name"), str) for c in categories):
+        errors.append(f"each category needs an integer id in 0..{MAX_CATEGORY_ID} and a string name")
     elif len({c["id"] for c in categories}) != len(categories):
         errors.append("category ids must be unique")
     return errors
@@ -124,10 +141,12 @@ def validate_datasource(root: str | Path, frame_counts: dict[str, int] | None = 
 
 def _try_load(path: Path, report):
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(_read_capped(path))
+    except PredictionFormatError as exc:
+        report(path, str(exc).split(": ", 1)[-1])
     except (orjson.JSONDecodeError, OSError):
         report(path, "not valid JSON")
-        return None
+    return None
 
 
 def _validate_task(root: Path, task_dir: Path, frame_counts) -> list[Violation]:
@@ -250,6 +269,18 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
                 raise PredictionFormatError(f"{path}: predictions[{k}]: {problems[0]}")
         preds = data["predictions"]
         xyxy = xywh_to_xyxy(np.asarray([p["bbox"] for p in preds], np.float32))
+        _check_inside(path, xyxy, image_size)
         per_frame.append((xyxy, [p["score"] for p in preds], [p["category_id"] for p in preds]))
     return Detections.from_frames(per_frame, names, image_size=image_size)
+
+
+def _check_inside(path: Path, xyxy: np.ndarray, image_size: tuple[int, int] | None) -> None:
+    """A box that does not touch the image is a broken file, not a detection to clip into a 1x1 box."""
+    if image_size is None or not len(xyxy):
+        return
+    width, height = image_size
+    outside = (xyxy[:, 0] >= width) | (xyxy[:, 1] >= height) | (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0)
+    if outside.any():
+        k = int(np.flatnonzero(outside)[0])
+        raise PredictionFormatError(f"{path}: predictions[{k}]: the box lies entirely outside the {width}x{height} frame")
 

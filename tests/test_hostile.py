@@ -1,0 +1,340 @@
+"""What the tool refuses: hostile and careless input, one test per rule (issue 13).
+
+Read top to bottom, this file is the list: secrets never in clear, nothing written outside its
+target, no symlink followed out of an export, every bad input one line (exit 2), no torn export
+after a crash (a real SIGKILL at the dangerous moment), bounded memory on huge files.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import orjson
+import pytest
+
+from core.cli import main
+from core.detections import Detections
+from core.errors import ExportError, PredictionFormatError, UserError
+from core.flicker import FlickerIndex
+from core.lightly.datasource import Datasource
+from core.lightly.export import VideoPredictions, export_datasource, read_manifest
+from core.lightly.push import plan_push, push
+from core.lightly.schedule import AzureCredentials, S3Keys, ScheduleRequest, dry_run, planned_calls
+from core.lightly.validate import import_predictions, validate_datasource
+from core.lightly.config import build_selection_config
+from core.paths import ROOT, check_allowed, exclusive_lock
+from core.secrets import mask
+from core.video import fingerprint_file, probe
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """Run the CLI in this process; returns the exit code and stderr."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(code: int, err: str, fragment: str = "") -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert fragment in lines[0], err
+
+
+def boxes(n_frames: int, seed: int = 0, size=(768, 576)) -> Detections:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 4, n_frames)
+    xy = rng.uniform(0, 500, (counts.sum(), 2))
+    return Detections(np.repeat(np.arange(n_frames), counts), np.concatenate([xy, xy + 60], 1),
+                      rng.uniform(0.2, 1, counts.sum()), np.zeros(counts.sum()), {0: "person"}, n_frames, size)
+
+
+@pytest.fixture
+def export(tmp_path, sample_slice):
+    info = probe(sample_slice)
+    det = boxes(info.frame_count)
+    out = tmp_path / "export"
+    export_datasource(out, [VideoPredictions.of_video(info, "walk.mp4", det, FlickerIndex.from_detections(det).evaluate())],
+                      task="det")
+    return out
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+def test_an_azure_sas_token_never_appears_in_a_dry_run():
+    sas = "sv=2024-01-01&ss=b&srt=co&sp=rl&sig=Zm9vYmFyYmF6c2VjcmV0JTJGJTNE"
+    request = ScheduleRequest("flicker-d", "az://container/in/", "az://container/lightly/", AzureCredentials("acct", sas),
+                              build_selection_config(5, "t"))
+    printed = json.dumps(dry_run(request)) + json.dumps(planned_calls(request))
+    assert "Zm9vYmFyYmF6c2VjcmV0" not in printed and sas not in printed
+    assert "acct" in printed  # the account name is not a secret
+
+
+def test_a_secret_echoed_anywhere_is_masked_by_value(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY")
+    text = "SignatureDoesNotMatch: expected wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCY for key; url ?token=abc&X-Amz-Signature=ff00"
+    masked = mask(text, ["very-secret-value"])
+    assert "wJalrXUtnFEMI" not in masked and "abc" not in masked and "ff00" not in masked
+    request = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", "very-secret-value"),
+                              build_selection_config(5, "t"))
+    assert "very-secret-value" not in json.dumps(dry_run(request))
+
+
+def test_cli_errors_never_print_a_secret(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("LIGHTLY_TOKEN", "tok-1234567890")
+    code, err = cli(capsys, "push", tmp_path / "nothing-here-tok-1234567890", "s3://b/")
+    assert code == 2 and "tok-1234567890" not in err and "***" in err
+
+
+# --- nothing written or read outside the target ----------------------------------------------------
+
+def rewrite_manifest(export, **changes):
+    manifest = Datasource(export).manifest
+    data = orjson.loads(manifest.read_bytes())
+    data["videos"][0].update(changes)
+    manifest.write_bytes(orjson.dumps(data))
+
+
+@pytest.mark.parametrize("relpath", ["../escape.mp4", "/abs/walk.mp4", "a/../../b.mp4", "..\\win.mp4", ""])
+def test_push_refuses_a_manifest_relpath_that_climbs_out(export, tmp_path, relpath):
+    rewrite_manifest(export, relpath=relpath)
+    with pytest.raises(ExportError, match="unsafe relpath"):
+        plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+    assert not (tmp_path / "escape.mp4").exists()
+
+
+def test_push_refuses_a_manifest_source_that_is_not_the_exported_video(export, tmp_path):
+    secret = tmp_path / "passwords.mp4"
+    secret.write_text("root:x:0:0")
+    rewrite_manifest(export, source=str(secret))
+    with pytest.raises(UserError, match="not the exported video|changed since"):
+        plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+    rewrite_manifest(export, source=None)
+    with pytest.raises(UserError, match="no longer at"):
+        plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+
+
+def test_push_refuses_symlinks_inside_the_export(export, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("private")
+    os.symlink(outside, Datasource(export).metadata / "zz-link.json")
+    with pytest.raises(ExportError, match="symbolic link"):
+        push(export, str(tmp_path / "bucket"))
+    assert not (tmp_path / "bucket").exists()
+
+
+@pytest.mark.parametrize("url, message", [("", "Give the Lightly datasource URL"), ("   ", "Give the"),
+                                          ("memory://x", "does not support"), ("ftp://host/x", "does not support"),
+                                          ("http://host/x", "does not support"), ("s3://", "names no bucket")])
+def test_push_refuses_empty_and_unsupported_targets(export, capsys, url, message):
+    code, err = cli(capsys, "push", export, url)
+    assert_one_line(code, err, message)
+
+
+def test_empty_out_is_an_error_not_the_current_folder(capsys):
+    code, err = cli(capsys, "run", "--demo", "--out", "")
+    assert_one_line(code, err, "empty folder name")
+
+
+def test_local_paths_are_limited_to_the_configured_roots(tmp_path, monkeypatch):
+    inside = tmp_path / "videos" / "a.mp4"
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "videos"))
+    assert check_allowed(inside) == inside.resolve()
+    for outside in ("/etc/passwd", tmp_path / "videos" / ".." / "x.mp4", "/nonexistent/dir"):
+        with pytest.raises(UserError, match="outside the folders") as info:
+            check_allowed(outside)
+        assert "No such" not in str(info.value) and "directory" not in str(info.value)
+    os.symlink("/etc", tmp_path / "videos-link")
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "videos") + os.pathsep + str(tmp_path / "other"))
+    with pytest.raises(UserError):
+        check_allowed(tmp_path / "videos-link" / "passwd")
+
+
+# --- no torn export after a crash -----------------------------------------------------------------
+
+def export_in_subprocess(out, slice_path, seed, fault=None):
+    script = (
+        "import sys, numpy as np\n"
+        "from core.detections import Detections\nfrom core.flicker import FlickerIndex\n"
+        "from core.lightly.export import VideoPredictions, export_datasource\nfrom core.video import probe\n"
+        "sys.path.insert(0, sys.argv[3])\nfrom test_hostile import boxes\n"
+        "info = probe(sys.argv[1]); det = boxes(info.frame_count, int(sys.argv[2]))\n"
+        "export_datasource(sys.argv[4], [VideoPredictions.of_video(info, f'walk{sys.argv[2]}.mp4', det, "
+        "FlickerIndex.from_detections(det).evaluate())], task='det')\n")
+    env = dict(os.environ, **({"FLICKER_FAULT_POINT": fault} if fault else {}))
+    return subprocess.run([sys.executable, "-c", script, str(slice_path), str(seed), str(ROOT / "tests"), str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def export_state(out):
+    """Which video the manifest names and which video the prediction files are for (must agree)."""
+    manifest = read_manifest(out)[0]["relpath"]
+    names = {p.name.split("-")[0] for p in Datasource(out).task_dir("det").glob("walk*.json")}
+    return manifest, names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["export-marked-complete", "export-old-moved-aside", "export-half-swapped"])
+def test_kill_9_during_the_swap_never_leaves_a_torn_export(tmp_path, sample_slice, fault):
+    out = tmp_path / "out"
+    assert export_in_subprocess(out, sample_slice, 1).returncode == 0
+    killed = export_in_subprocess(out, sample_slice, 2, fault=fault)
+    assert killed.returncode == -9, killed.stderr  # really killed at that point
+    assert export_in_subprocess(out, sample_slice, 3).returncode == 0  # the next run repairs, then writes
+    assert export_state(out) == ("walk3.mp4", {"walk3"})
+    assert sorted(p.name for p in out.iterdir()) == [".lightly", "flicker_export.json"]
+    assert not validate_datasource(out, {"walk3.mp4": probe(sample_slice).frame_count})
+
+
+@pytest.mark.slow
+def test_a_kill_before_the_next_run_is_repaired_by_push_too(tmp_path, sample_slice):
+    out = tmp_path / "out"
+    export_in_subprocess(out, sample_slice, 1)
+    assert export_in_subprocess(out, sample_slice, 2, fault="export-old-moved-aside").returncode == -9
+    push(out, str(tmp_path / "bucket"))  # rolls the complete export forward before reading it
+    assert export_state(out) == ("walk2.mp4", {"walk2"})
+    assert {p.name.split("-")[0] for p in (tmp_path / "bucket/.lightly/predictions/det").glob("walk*")} == {"walk2"}
+
+
+def test_a_second_writer_gets_one_line_not_a_traceback(export, capsys):
+    with exclusive_lock(export, "an export"):
+        code, err = cli(capsys, "push", export, str(export.parent / "bucket"))
+    assert_one_line(code, err, "Another process is writing")
+
+
+# --- every bad input is one line ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "tasks.json"], "Invalid task name"),
+    (["--task", "t", "--imputed-task", "t"], "its own name"),
+    (["--task", "x" * 300], "at most 128"),
+    (["--iou-assert", "nan"], "--iou-assert must be in [0, 1]"),
+    (["--device", "cuda"], "no CUDA GPU"),
+    (["--device", "tpu"], "Unknown device"),
+])
+def test_bad_run_options_are_one_line(capsys, tmp_path, args, message):
+    code, err = cli(capsys, "run", "--demo", "--out", tmp_path / "out", "--quiet", *args)
+    assert_one_line(code, err, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_and_cache_under_a_file_are_one_line(capsys, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert_one_line(*cli(capsys, "run", "--demo", "--out", a_file / "sub", "--quiet"), "which is a file")
+    assert_one_line(*cli(capsys, "run", "--demo", "--out", tmp_path / "o", "--cache-dir", a_file, "--quiet"),
+                    "not a folder")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": float("nan")}}]},
+     "strength must be a number"),
+    ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": "3"}}]},
+     "strength must be a number"),
+    ({"proportion_samples": "0.5", "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]},
+     "proportion_samples"),
+    ({"proportion_samples": 2, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]},
+     "proportion_samples"),
+    ({"n_samples": True, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]}, "n_samples"),
+    ({"n_samples": 5, "strategies": [{"input": 5, "strategy": {"type": "WEIGHTS"}}]}, "input must be a mapping"),
+    ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM"}, "strategy": "WEIGHTS"}]}, "strategy must be a mapping"),
+    ({"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "random_seed": "x"}, "strategy": {"type": "WEIGHTS"}}]},
+     "random_seed"),
+])
+def test_bad_selection_configs_are_one_line(capsys, tmp_path, export, config, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code, err = cli(capsys, "select", export, "--config", path, "--out", tmp_path / "picked")
+    assert_one_line(code, err, message)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--extra-strategy", '{"input": 5}'], "input must be a mapping"),
+    (["--extra-strategy", "5"], "must be a mapping"),
+    (["--poll-seconds", "-1", "--wait"], "--poll-seconds"),
+    (["--poll-seconds", "nan", "--wait"], "--poll-seconds"),
+    (["--poll-seconds", "0", "--wait"], "--poll-seconds"),
+])
+def test_bad_schedule_options_fail_before_anything_is_sent(capsys, monkeypatch, args, message):
+    monkeypatch.setenv("LIGHTLY_TOKEN", "tok-1234567890")
+    monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")  # nothing listens: nothing can be sent
+    code, err = cli(capsys, "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url", "s3://b/l/",
+                    "--region", "eu-central-1", "--s3-role-arn", "arn:aws:iam::123456789012:role/x",
+                    "--s3-external-id", "external-id-1", *args)
+    assert_one_line(code, err, message)
+
+
+def test_an_unreachable_lightly_api_is_exactly_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("LIGHTLY_TOKEN", "tok-1234567890")
+    monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")
+    code, err = cli(capsys, "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url", "s3://b/l/",
+                    "--region", "eu-central-1", "--s3-role-arn", "arn:aws:iam::123456789012:role/x",
+                    "--s3-external-id", "external-id-1")
+    assert_one_line(code, err, "Cannot reach the Lightly API")
+
+
+def write_task(tmp_path, predictions, n_frames=3, categories=({"id": 0, "name": "person"},)):
+    task = tmp_path / ".lightly/predictions/det"
+    task.mkdir(parents=True)
+    (task / "schema.json").write_text(json.dumps({"task_type": "object-detection", "categories": list(categories)}))
+    for frame in range(n_frames):
+        (task / f"v-{frame}-mp4.json").write_text(json.dumps({"file_name": f"v-{frame}-mp4.png",
+                                                              "predictions": predictions if frame == 1 else []}))
+    return task
+
+
+@pytest.mark.parametrize("prediction, message", [
+    ({"category_id": 0, "bbox": [900, 10, 20, 20], "score": 0.5}, "entirely outside the 640x480 frame"),
+    ({"category_id": 0, "bbox": [-50, -50, 20, 20], "score": 0.5}, "x, y must be >= 0"),
+    ({"category_id": -1, "bbox": [1, 1, 20, 20], "score": 0.5}, "category_id must be an integer in 0.."),
+    ({"category_id": 2**31, "bbox": [1, 1, 20, 20], "score": 0.5}, "category_id must be an integer in 0.."),
+])
+def test_imported_predictions_that_cannot_be_real_are_refused_with_the_file_named(tmp_path, prediction, message):
+    task = write_task(tmp_path, [prediction])
+    with pytest.raises(PredictionFormatError, match="v-1-mp4.json") as info:
+        import_predictions(task, "v.mp4", 3, (640, 480))
+    assert message in str(info.value)
+
+
+def test_a_category_id_too_large_in_the_schema_is_refused(tmp_path):
+    task = write_task(tmp_path, [], categories=({"id": 2**40, "name": "x"},))
+    with pytest.raises(PredictionFormatError, match="schema.json"):
+        import_predictions(task, "v.mp4", 3)
+
+
+def test_a_huge_prediction_file_is_refused_before_it_is_read(tmp_path):
+    task = write_task(tmp_path, [])
+    with open(task / "v-1-mp4.json", "wb") as f:
+        f.truncate(3 << 30)  # 3 GB, sparse: refusing it must not read it
+    with pytest.raises(PredictionFormatError, match="too large"):
+        import_predictions(task, "v.mp4", 3)
+
+
+def test_a_symlinked_prediction_file_is_refused(tmp_path):
+    task = write_task(tmp_path, [])
+    (task / "v-1-mp4.json").unlink()
+    os.symlink("/etc/hostname", task / "v-1-mp4.json")
+    with pytest.raises(PredictionFormatError, match="symbolic link"):
+        import_predictions(task, "v.mp4", 3)
+
+
+def test_detections_that_disagree_with_the_decoded_frame_count_are_not_exported(tmp_path, sample_slice):
+    info = probe(sample_slice)
+    short = boxes(10)  # a cache entry claiming 10 frames for a 40-frame video
+    with pytest.raises(ExportError, match="cover 10 frames but the video decodes to 40"):
+        export_datasource(tmp_path / "out", [VideoPredictions.of_video(info, "walk.mp4", short,
+                                                                       FlickerIndex.from_detections(short).evaluate())],
+                          task="det")
+    assert not (tmp_path / "out" / ".lightly").exists()
+
+
+def test_same_size_files_differing_in_the_middle_get_different_keys(tmp_path):
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 5 << 20, dtype=np.uint8).tobytes())
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    first.write_bytes(data)
+    data[(5 << 20) // 2 + 1234567] ^= 1  # one bit, far from the ends and from the middle MiB
+    second.write_bytes(data)
+    assert fingerprint_file(first) != fingerprint_file(second)
+    assert fingerprint_file(first) == fingerprint_file(first)
