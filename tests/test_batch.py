@@ -1,0 +1,202 @@
+"""Batch mode: inputs, the live export (valid after every video), resume, failure isolation, bucket
+input (moto S3 server), and the Ray engine against the local one (a real local Ray, 2 CPUs)."""
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+
+from conftest import ROOT, free_port, sample_frames, write_video
+from core.batch import SUMMARY_CSV, TIMING_COLUMNS, BatchConfig, BatchProgress, find_sources, run_batch
+from core.cli import main
+from core.errors import UserError
+from core.lightly.datasource import Datasource
+from core.lightly.export import read_manifest
+from core.lightly.validate import validate_datasource
+from core.pipeline import RunConfig
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """Two short real clips (one in a sub-folder) and a corrupt file."""
+    folder = tmp_path_factory.mktemp("videos")
+    frames = sample_frames(16)
+    write_video(folder / "a.mp4", frames[:8])
+    (folder / "sub").mkdir()
+    write_video(folder / "sub" / "b.mp4", frames[8:])
+    (folder / "bad.mp4").write_bytes(os.urandom(20_000))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One detection cache for the local runs of this module: each clip is detected once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def config(inputs, out, cache_dir, engine="local", **options) -> BatchConfig:
+    return BatchConfig(tuple(map(str, inputs)), RunConfig(out=out, cache_dir=cache_dir, **options), engine)
+
+
+class ValidAfterEveryVideo(BatchProgress):
+    """Checks the export under --out each time a video finishes; can stop the run like a kill would."""
+
+    def __init__(self, out, stop_after_done=None):
+        self.out, self.stop_after_done, self.finished_rows = out, stop_after_done, []
+
+    def finished(self, row):
+        self.finished_rows.append(row)
+        listed = {entry["relpath"]: entry["frames"] for entry in read_manifest(self.out)}
+        if listed:
+            assert validate_datasource(self.out, listed) == []
+        if sum(r.status == "done" for r in self.finished_rows) == self.stop_after_done:
+            raise KeyboardInterrupt
+
+
+def summary_rows(out, drop_timings=True):
+    rows = list(csv.DictReader(io.StringIO((out / SUMMARY_CSV).read_text())))
+    return [{k: v for k, v in row.items() if not (drop_timings and k in TIMING_COLUMNS)} for row in rows]
+
+
+def test_inputs_are_found_in_folders_and_globs_with_relpaths_below_them(videos):
+    assert [s.relpath for s in find_sources([videos])] == ["a.mp4", "bad.mp4", "sub/b.mp4"]
+    assert [s.relpath for s in find_sources([f"{videos}/*/*.mp4", videos / "a.mp4"])] == ["sub/b.mp4", "a.mp4"]
+    with pytest.raises(UserError, match="both export as 'a.mp4'"):
+        find_sources([videos, videos / "a.mp4"])
+    with pytest.raises(UserError, match="No such file or folder"):
+        find_sources([videos / "nope"])
+    with pytest.raises(UserError, match="No video files"):
+        find_sources([f"{videos}/*.txt"])
+
+
+def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_every_video(videos, cache, tmp_path):
+    out = tmp_path / "out"
+    killed = ValidAfterEveryVideo(out, stop_after_done=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(config([videos], out, cache), killed)
+    assert [e["relpath"] for e in read_manifest(out)] == ["a.mp4"]
+
+    resumed = ValidAfterEveryVideo(out)
+    report = run_batch(config([videos], out, cache), resumed)
+    assert [r.relpath for r in resumed.finished_rows] == ["bad.mp4", "sub/b.mp4"]  # a.mp4 was not redone
+    assert [(r.relpath, r.status) for r in report.rows] == [("a.mp4", "skipped"), ("bad.mp4", "failed"),
+                                                             ("sub/b.mp4", "done")]
+    assert report.exit_code == 3 and "bad.mp4 is not a video FFmpeg can read" in report.rows[1].error
+    assert [e["relpath"] for e in read_manifest(out)] == ["a.mp4", "sub/b.mp4"]
+    assert validate_datasource(out, {"a.mp4": 8, "sub/b.mp4": 8}) == []
+    rows = summary_rows(out, drop_timings=False)
+    assert [(r["relpath"], r["status"], r["frames"]) for r in rows] == [("a.mp4", "skipped", "8"), ("bad.mp4", "failed", "0"),
+                                                                      ("sub/b.mp4", "done", "8")]
+    assert int(rows[0]["boxes"]) > 0 and float(rows[2]["detect_s"]) > 0
+
+    # New thresholds redo every video, with detections from the cache.
+    report = run_batch(config([videos], out, cache, iou_track=0.5))
+    assert [r.status for r in report.rows] == ["done", "failed", "done"]
+    assert all(r.detect_s == 0.0 for r in report.rows)
+
+
+def test_a_video_replaced_by_a_shorter_one_leaves_no_stale_frame_files(videos, tiny_slice, cache, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "x.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    (folder / "x.mp4").write_bytes(tiny_slice.read_bytes())  # 6 frames instead of 8
+    report = run_batch(config([folder], out, cache))
+    assert report.rows[0].status == "done" and report.rows[0].frames == 6
+    names = {p.name for p in Datasource(out).files()}
+    assert "x-5-mp4.json" in names and "x-6-mp4.json" not in names and "x-7-mp4.json" not in names
+    assert validate_datasource(out, {"x.mp4": 6}) == []
+
+
+def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_ray(videos, cache, tmp_path):
+    script = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "
+              "print('exit', code, 'ray imported' if 'ray' in sys.modules else 'no ray')")
+    result = subprocess.run([sys.executable, "-c", script, "batch", str(videos), "--out", str(tmp_path / "out"), "--quiet",
+                             "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "exit 3 no ray" in result.stdout, result.stderr
+    assert "failed: bad.mp4: bad.mp4 is not a video" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{videos}", "{videos}/a.mp4"], "both export as 'a.mp4'"),
+    (["{videos}", "--workers", "2"], "--workers is the number of Ray detector workers"),
+    (["{videos}", "--iou-track", "2"], "--iou-track must be in [0, 1]"),
+    (["{videos}/nothing-here"], "No such file or folder"),
+    (["{videos}", "--task", "a/b"], "Invalid task name"),
+])
+def test_user_errors_are_one_line_and_exit_2(videos, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    code = main(["batch", *(a.format(videos=videos) for a in args), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def s3(cache):
+    from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    S3FileSystem.clear_instance_cache()  # an instance cached by another test module points at another server
+    client = boto3.client("s3", endpoint_url=endpoint)
+    bucket = f"cams-{time.time_ns()}"
+    client.create_bucket(Bucket=bucket)
+    yield client, bucket
+    for key, value in saved.items():
+        os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+def test_bucket_prefix_input_is_staged_one_video_at_a_time_and_resumes(s3, videos, cache, tmp_path):
+    client, bucket = s3
+    client.upload_file(str(videos / "a.mp4"), bucket, "cams/day1/a.mp4")
+    client.upload_file(str(videos / "sub" / "b.mp4"), bucket, "cams/day2/b.mp4")
+    out = tmp_path / "out"
+    report = run_batch(config([f"s3://{bucket}/cams"], out, cache), ValidAfterEveryVideo(out))
+    assert [(r.relpath, r.status) for r in report.rows] == [("day1/a.mp4", "done"), ("day2/b.mp4", "done")]
+    assert [e["source"] for e in read_manifest(out)] == [f"s3://{bucket}/cams/day1/a.mp4", f"s3://{bucket}/cams/day2/b.mp4"]
+    assert not any((cache / "batch-staging").iterdir())  # every download deleted once its video was done
+    report = run_batch(config([f"s3://{bucket}/cams/"], out, cache))
+    assert [r.status for r in report.rows] == ["skipped", "skipped"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_engine_writes_the_same_export_as_the_local_engine(local_ray, videos, cache, tmp_path):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    run_batch(config([videos], local, cache))
+    report = run_batch(config([videos], remote, tmp_path / "ray-cache", engine="ray"), ValidAfterEveryVideo(remote))
+    assert [r.status for r in report.rows] == ["done", "failed", "done"] and report.rows[2].detect_s > 0
+    files = [p.relative_to(local) for p in Datasource(local).files()]
+    assert files == [p.relative_to(remote) for p in Datasource(remote).files()] and len(files) > 30
+    for relative in files:
+        assert (local / relative).read_bytes() == (remote / relative).read_bytes(), relative
+    assert Datasource(local).manifest.read_bytes() == Datasource(remote).manifest.read_bytes()
+    assert summary_rows(local) == summary_rows(remote)
+
+
+@pytest.mark.slow
+def test_ray_engine_reports_a_bad_model_in_one_line(local_ray, videos, tmp_path):
+    with pytest.raises(UserError, match="Weights file not found"):
+        run_batch(config([videos], tmp_path / "out", tmp_path / "cache", engine="ray", weights=str(tmp_path / "no.pt")))
