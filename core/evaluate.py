@@ -1,0 +1,183 @@
+"""``python -m core evaluate``: how good the flickering assertion is on a video whose ground truth
+you have; the assertion's counterpart of FiftyOne's ``evaluate_detections``.
+
+The ground truth is a MOTChallenge ``gt.txt`` (:func:`core.qa.read_mot_ground_truth`: MOT frame k
+is video frame k - 1; annotations past the video's last frame are ignored). A frame *truly misses*
+an object when an annotated object is matched by a detection (IoU >= 0.5) just before and just
+after a stretch of at most the assertion's half window, and not inside it
+(:func:`core.qa.true_misses`). Every threshold pair of :data:`core.qa.DEFAULT_GRID` is then scored:
+precision, recall and F1 of the flags against those frames, and the best pair.
+
+Detections come from the source, as for ``select``: an export folder's prediction task (its
+videos are probed from the paths its manifest records), or a video run through the detector here
+(cached). COCO-video and YouTube-VIS ground truth are not read yet.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.detect import DEFAULT_CONF, detect_video, load_detector
+from core.detections import Detections
+from core.errors import UserError
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, TUTORIAL_FUNCTION_IOU_TRACK, FlickerIndex
+from core.lightly.datasource import Datasource
+from core.paths import check_output_folder, write_atomic
+from core.pipeline import _export_sources, _probe_all, _progress_printer, check_device, find_videos, flicker_options
+from core.qa import APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, read_mot_ground_truth, true_misses
+from core.video import VideoInfo
+
+MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
+TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function defaults to 0.9 / 0.6
+    "tutorial walkthrough": (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT),
+    "tutorial function": (TUTORIAL_FUNCTION_IOU_TRACK, DEFAULT_IOU_ASSERT),
+}
+TOP_N = 10
+CSV_COLUMNS = ("iou_track", "iou_assert", "precision", "recall", "f1", "n_flagged", "true_positives")
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """One video of a source, with its detections."""
+
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    flickering: np.ndarray | None  # an export's metadata value per frame; None for a video detected here
+
+
+def load_sources(source: Path, task: str | None = None, weights: str | None = None, device: str = "auto",
+                 conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> list[SourceVideo]:
+    """The videos of an export folder (its prediction ``task``, default the first, and its recorded
+    flickering values), or of a video file or folder run through the detector (cached)."""
+    source = Path(source)
+    if Datasource(source).exists():
+        videos, values = _export_sources(source, task)
+        ends = np.cumsum([info.frame_count for info, _, _ in videos])
+        return [SourceVideo(info, relpath, detections, values[end - info.frame_count:end])
+                for (info, relpath, detections), end in zip(videos, ends)]
+    check_device(device, weights)
+    if cache_dir is not None:
+        check_output_folder(cache_dir, "--cache-dir")
+    videos = _probe_all(find_videos(source))
+    detector = load_detector(weights, device)
+    return [SourceVideo(info, relpath, _detect(info, relpath, detector, conf, cache_dir, progress_bar), None)
+            for info, relpath in videos]
+
+
+def _detect(info: VideoInfo, relpath: str, detector, conf: float, cache_dir: Path | None, progress_bar: bool) -> Detections:
+    update, bar = _progress_printer(f"detect {relpath}") if progress_bar else (None, None)
+    try:
+        return detect_video(info, detector, conf=conf, cache_dir=cache_dir, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def choose_video(videos: list[SourceVideo], relpath: str | None) -> SourceVideo:
+    """The one video to compare with a ground truth file: the only one, or the one named."""
+    names = ", ".join(v.relpath for v in videos)
+    if relpath is not None:
+        for video in videos:
+            if video.relpath == relpath:
+                return video
+        raise UserError(f"No video {relpath!r} in the source; it holds: {names}")
+    if len(videos) > 1:
+        raise UserError(f"Ground truth belongs to one video and the source holds {len(videos)} ({names}): "
+                        "pick one with --video RELPATH")
+    return videos[0]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The assertion on one video against its ground truth, at every threshold pair."""
+
+    relpath: str
+    n_frames: int
+    ground_truth: Path
+    annotated_frames: int  # one past the last frame the ground truth annotates
+    mode: str
+    scores: FlagEvaluation
+
+    def at(self, iou_track: float, iou_assert: float) -> ThresholdScore:
+        return next(r for r in self.scores.rows
+                    if math.isclose(r.iou_track, iou_track) and math.isclose(r.iou_assert, iou_assert))
+
+    def top(self, n: int = TOP_N) -> list[ThresholdScore]:
+        """The ``n`` best pairs by F1; among equals, nearest the app's thresholds first (as for the best)."""
+        return sorted(self.scores.rows, key=lambda r: (-r.f1, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))[:n]
+
+    def text(self) -> str:
+        lines = [f"{self.relpath}: {self.n_frames} frames, {self.scores.n_true_misses} true misses "
+                 f"(ground truth {self.ground_truth.name}, matched at IoU >= {MATCH_IOU}; {self.mode} mode)"]
+        lines += self._notes()
+        lines.append(f"{'':22} {'track':>5} {'assert':>6} {'precision':>9} {'recall':>6} {'F1':>5} "
+                     f"{'flagged':>7} {'hits':>4}")
+        lines.append(_row("best", self.scores.best))
+        lines += [_row(name, self.at(*pair)) for name, pair in TUTORIAL_PAIRS.items()]
+        lines.append(f"top {TOP_N} by F1:")
+        lines += [_row(f"  {k}", row) for k, row in enumerate(self.top(), start=1)]
+        return "\n".join(lines)
+
+    def _notes(self) -> list[str]:
+        notes = []
+        if self.annotated_frames > self.n_frames:
+            notes.append(f"note: the ground truth annotates {self.annotated_frames} frames and the video has "
+                         f"{self.n_frames}: annotations past frame {self.n_frames} are ignored")
+        if not self.scores.n_true_misses:
+            notes.append("note: the ground truth shows no single miss of the detector: recall is undefined and "
+                         "every flag is a false alarm")
+        return notes
+
+    def csv_bytes(self) -> bytes:
+        """Every threshold pair as CSV (undefined values as ``nan``)."""
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in self.scores.rows:
+            writer.writerow([r.iou_track, r.iou_assert, _number(r.precision), _number(r.recall), _number(r.f1),
+                             r.n_flagged, r.true_positives])
+        return text.getvalue().encode()
+
+
+def _row(label: str, r: ThresholdScore) -> str:
+    return (f"{label:22} {r.iou_track:5.2f} {r.iou_assert:6.2f} {_shown(r.precision):>9} {_shown(r.recall):>6} "
+            f"{_shown(r.f1):>5} {r.n_flagged:7d} {r.true_positives:4d}")
+
+
+def _shown(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.6g}"
+
+
+def score_flags(detections: Detections, ground_truth: GroundTruth, mode: str = "reference") -> FlagEvaluation:
+    """Precision, recall and F1 of the assertion's flags at every grid pair against the true misses."""
+    options = flicker_options(mode)
+    index = FlickerIndex.from_detections(detections, options)
+    truth = true_misses(detections, ground_truth, iou=MATCH_IOU, max_gap=options.window)
+    return evaluate_flags(index, truth)
+
+
+def evaluate_source(source: Path, ground_truth: Path, mode: str = "reference", video: str | None = None,
+                    task: str | None = None, weights: str | None = None, device: str = "auto",
+                    conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> Evaluation:
+    """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt``."""
+    flicker_options(mode)  # a bad mode or ground truth file fails before any detection runs
+    gt = read_mot_ground_truth(ground_truth)
+    chosen = choose_video(load_sources(source, task, weights, device, conf, cache_dir, progress_bar), video)
+    scores = score_flags(chosen.detections, gt, mode)
+    return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)
+
+
+def write_csv(evaluation: Evaluation, path: Path) -> None:
+    if Path(path).is_dir():
+        raise UserError(f"--out {path} is a folder; give a file name such as scores.csv")
+    write_atomic(path, evaluation.csv_bytes())
