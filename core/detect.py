@@ -2,37 +2,62 @@
 PyAV, results in one columnar :class:`Detections`, cached on disk.
 
 Frames come from :func:`core.video.iter_frames`, never from Ultralytics' own video reader, so frame
-i here is frame i in review and export. Decoding runs in a background thread so that it overlaps
-inference.
+i here is frame i in review and export. Three stages run at once, so the slowest sets the pace:
+decoding (a thread, at most ``PREFETCH_BYTES`` ahead), preparing batches (letterbox and
+normalise, a second thread) and inference (the caller's thread).
+
+YOLO models run on a backend (:mod:`core.backends`): ``torch`` (the network on its device, FP16 on
+CUDA) or ``onnx`` (an ONNX Runtime session on an export cached per weights). ``auto`` picks ONNX
+on the CPU, where it is about twice as fast, and PyTorch otherwise. The two backends' outputs differ
+in the last float digits, so each has its own detector fingerprint (and detection cache entries).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
+import pickle
+import re
+import sys
 import threading
 import time
-from dataclasses import dataclass
+import warnings
+from collections import deque
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 
+from core import paths
+from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, describe, export_onnx, onnx_export_path,
+                           onnxruntime_available)
 from core.detections import Detections
 from core.errors import DetectionCancelled, DetectorError
-from core import paths
 from core.video import VideoInfo, iter_frames
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never let Ultralytics probe the network
 os.environ.setdefault("YOLO_VERBOSE", "False")
+# Ultralytics' own weights_only loading and eval-free yaml parsing, for every load in this process
+# (it takes effect when core.detect is imported before ultralytics; check_checkpoint holds either way)
+os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
 DEFAULT_CONF = 0.1  # the tutorial's floor: low, to surface likely false negatives
 BUILTIN_HOG = "builtin:hog-people"
 MODEL_SUFFIXES = (".pt", ".onnx", ".yaml", ".yml")
+BACKENDS = ("auto", "torch", "onnx")
 CACHE_VERSION = "2"
+PREFETCH_BYTES = 256 << 20  # decoded frames queued for the model: 41 at 1080p, 5 at 4096x4096
+BATCH_BYTES = 512 << 20  # a GPU batch of 32 frames is capped to this many bytes of frames
+PREPARED_BATCHES = 2  # letterboxed batches queued for inference
 
 _HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
-FrameBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (K, 4), score (K,), cls (K,)
+T = TypeVar("T")
+
+
+class BackendFallbackWarning(UserWarning):
+    """The ONNX backend could not be built; the model runs on PyTorch instead."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +66,7 @@ class Progress:
     total: int
     fps: float
     eta_s: float
+    stage_fps: Mapping[str, float] = field(default_factory=dict)  # decode / prepare / infer, each alone
 
 
 class Detector(Protocol):
@@ -49,21 +75,75 @@ class Detector(Protocol):
     batch_size: int
     device: str
 
+    def prepare(self, frames: Sequence[np.ndarray]) -> object:
+        """CPU work on a batch of same-sized BGR frames; runs in its own thread, ahead of ``infer``."""
+
+    def infer(self, prepared: object, conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
+        """Boxes for a prepared batch."""
+
     def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
-        """Boxes for a batch of BGR frames."""
+        """Boxes for a batch of BGR frames: ``infer(prepare(frames))``."""
 
 
 def resolve_device(device: str = "auto") -> str:
     """``auto`` picks the first CUDA GPU when one is present, else the CPU."""
+    if device == "cpu" or (device == "auto" and _no_gpu_driver()):
+        return "cpu"  # without importing torch (3 s here), which the ONNX backend does not need
     import torch
 
     if device == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DetectorError(f"Device {device!r} asked for, but no CUDA GPU is available here")
-    if device != "cpu" and not device.startswith("cuda"):
+    if not device.startswith("cuda"):
         raise DetectorError(f"Unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     return device
+
+
+def _no_gpu_driver() -> bool:
+    """On Linux, torch sees a GPU only through the NVIDIA (or ROCm) kernel driver."""
+    return sys.platform.startswith("linux") and not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd"))
+
+
+def resolve_backend(backend: str, suffix: str, device: str) -> str:
+    """``auto``: ONNX Runtime on the CPU when it is installed, PyTorch otherwise; an ``.onnx`` file
+    always runs on ONNX Runtime."""
+    if backend not in BACKENDS:
+        raise DetectorError(f"Unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+    if suffix == ".onnx":
+        if backend == "torch":
+            raise DetectorError("An .onnx model runs on ONNX Runtime: use --backend auto or onnx")
+        return "onnx"
+    if backend == "auto":
+        return "onnx" if device == "cpu" and onnxruntime_available() else "torch"
+    return backend
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a ``.pt`` that would run code when unpickled, before anything unpickles it freely.
+
+    The check is a real load with torch's ``weights_only`` unpickler against Ultralytics' allow-list
+    of checkpoint classes (its own safe-load mode): model layers, tensors and plain data pass;
+    anything else (``os.system``, ``eval``, ...) is refused with the global that asked for it.
+    """
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # Ultralytics would load unsafely
+        raise DetectorError(f"Loading {path.name} safely needs torch >= 2.6 (this is {torch.__version__})")
+    try:
+        torch_safe_load(str(path), safe_only=True)
+    except TypeError as exc:
+        if not isinstance(exc.__cause__, pickle.UnpicklingError):
+            raise
+        detail = str(exc.__cause__)
+        found = re.search(r"GLOBAL (\S+)", detail)
+        if found:
+            raise DetectorError(f"flicker-review refuses to load {path.name}: it contains code (pickle global "
+                                f"{found.group(1)}), not just model weights; use weights from a source you trust") from None
+        lines = [line.strip() for line in detail.splitlines() if line.strip()]
+        reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
+        raise DetectorError(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
 
 
 class YoloDetector:
@@ -71,65 +151,102 @@ class YoloDetector:
 
     A ``.yaml`` (a file, or a name Ultralytics ships such as ``yolov8n.yaml``) builds the network
     with random weights, seeded so that the same yaml always gives the same model: the real code
-    path, without downloads.
+    path, without downloads. ``backend`` is ``auto``, ``torch`` or ``onnx`` (see the module doc);
+    ONNX exports are cached under ``cache_dir/onnx``.
     """
 
-    def __init__(self, weights: str | Path, device: str = "auto", imgsz: int = 640, batch_size: int | None = None):
-        weights = str(weights)
-        suffix = Path(weights).suffix.lower()
-        if suffix not in MODEL_SUFFIXES:
-            raise DetectorError(f"Unsupported model file {Path(weights).name!r}: expected one of {', '.join(MODEL_SUFFIXES)}")
-        local = Path(weights).expanduser()
-        if suffix in (".pt", ".onnx") and not local.is_file():
-            # Ultralytics would try to download a missing .pt by name; we never go online.
-            raise DetectorError(f"Weights file not found: {weights} (weights cannot be downloaded here; pass a local path)")
+    def __init__(self, weights: str | Path, device: str = "auto", imgsz: int = 640, batch_size: int | None = None,
+                 backend: str = "auto", cache_dir: Path | None = None):
+        self.weights = str(weights)
+        self._suffix = Path(self.weights).suffix.lower()
+        self._local = Path(self.weights).expanduser()
+        _check_weights_path(self.weights, self._local, self._suffix)
         self.device = resolve_device(device)
-        self.half = self.device.startswith("cuda") and suffix == ".pt"
         self.imgsz = imgsz
         # CPU: batching buys nothing (measured in bench/detect.py) and delays the progress bar
         self.batch_size = batch_size or (32 if self.device.startswith("cuda") else 1)
-        self.model = self._load(weights, local, suffix)
-        self.names = {int(k): str(v) for k, v in self.model.names.items()}
-        content = paths.hash_file(local) if local.is_file() else f"ultralytics-cfg:{weights}"
-        self.fingerprint = f"yolo:{content}:seed0:imgsz{imgsz}:half{int(self.half)}"
+        content = paths.hash_file(self._local) if self._local.is_file() else f"ultralytics-cfg:{self.weights}"
+        self._cache_dir = cache_dir or paths.cache_dir()
+        requested = resolve_backend(backend, self._suffix, self.device)
+        self.backend = self._open_onnx(content, fall_back=backend == "auto") if requested == "onnx" else self._torch()
+        self.half = isinstance(self.backend, TorchBackend) and self.device.startswith("cuda")
+        self.names = self.backend.names
+        self.fingerprint = f"yolo:{content}:seed0:imgsz{imgsz}:{self.backend.fingerprint}"
 
-    @staticmethod
-    def _load(weights: str, local: Path, suffix: str):
-        import torch
-        from ultralytics import YOLO
+    @cached_property
+    def model(self):
+        """The Ultralytics model, loaded (safely) on first use: an ONNX run needs it only to export."""
+        return _load_yolo(self.weights, self._local, self._suffix)
 
-        if suffix in (".yaml", ".yml"):
-            torch.manual_seed(0)
+    def _torch(self) -> TorchBackend:
+        half = self.device.startswith("cuda")
+        return TorchBackend(self.model.model, self.device, half, self.imgsz)
+
+    def _open_onnx(self, content: str, fall_back: bool) -> OnnxBackend | TorchBackend:
+        name = Path(self.weights).name
         try:
-            model = YOLO(str(local) if local.is_file() else weights, task="detect")
-        except Exception as exc:  # Ultralytics raises many types for a bad file
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DetectorError(f"Could not load model {Path(weights).name}: {reason}") from None
-        if model.task != "detect":
-            raise DetectorError(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
-        return model
+            if self._suffix == ".onnx":
+                return OnnxBackend(self._local, self.device, self.imgsz)
+            return self._cached_onnx(content)
+        except DetectorError:
+            raise
+        except Exception as exc:  # exporter and runtime raise many types
+            if not fall_back:
+                raise DetectorError(f"Could not run {name} on ONNX Runtime: {describe(exc)}") from None
+            warnings.warn(f"ONNX export of {name} failed ({describe(exc)}); running it on PyTorch instead",
+                          BackendFallbackWarning, stacklevel=3)
+            return self._torch()
+
+    def _cached_onnx(self, content: str) -> OnnxBackend:
+        target = onnx_export_path(self._cache_dir, content, self.imgsz)
+        if target.is_file():
+            try:
+                return OnnxBackend(target, self.device, self.imgsz)
+            except Exception:
+                target.unlink(missing_ok=True)  # a damaged cache entry is exported again
+        export_onnx(self.model.model, target, self.imgsz)
+        return OnnxBackend(target, self.device, self.imgsz)
 
     def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """The network's own features for a batch of BGR frames, pooled per frame (Ultralytics' embed)."""
         vectors = self.model.embed(list(frames), imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)
         return np.stack([v.float().cpu().numpy() for v in vectors])
 
+    def prepare(self, frames: Sequence[np.ndarray]) -> object:
+        return self.backend.prepare(frames)
+
+    def infer(self, prepared: object, conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
+        return self.backend.infer(prepared, conf, classes)
+
     def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
-        results = self.model.predict(
-            list(frames),
-            conf=conf,
-            classes=list(classes) if classes else None,
-            device=self.device,
-            half=self.half,
-            imgsz=self.imgsz,
-            batch=len(frames),
-            verbose=False,
-        )
-        out = []
-        for result in results:
-            boxes = result.boxes
-            out.append((boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy().astype(np.int32)))
-        return out
+        return [boxes for run in batches(frames, len(frames)) for boxes in self.infer(self.prepare(run), conf, classes)]
+
+
+def _check_weights_path(weights: str, local: Path, suffix: str) -> None:
+    if suffix not in MODEL_SUFFIXES:
+        raise DetectorError(f"Unsupported model file {Path(weights).name!r}: expected one of {', '.join(MODEL_SUFFIXES)}")
+    if suffix in (".pt", ".onnx") and not local.is_file():
+        # Ultralytics would try to download a missing .pt by name; we never go online.
+        raise DetectorError(f"Weights file not found: {weights} (weights cannot be downloaded here; pass a local path)")
+
+
+def _load_yolo(weights: str, local: Path, suffix: str):
+    import torch
+    from ultralytics import YOLO
+
+    if suffix in (".yaml", ".yml"):
+        torch.manual_seed(0)
+    try:
+        if suffix == ".pt":
+            check_checkpoint(local)
+        model = YOLO(str(local) if local.is_file() else weights, task="detect")
+    except DetectorError:
+        raise
+    except Exception as exc:  # Ultralytics raises many types for a bad file
+        raise DetectorError(f"Could not load model {Path(weights).name}: {describe(exc)}") from None
+    if model.task != "detect":
+        raise DetectorError(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
+    return model
 
 
 class HogPeopleDetector:
@@ -153,7 +270,10 @@ class HogPeopleDetector:
         self._kwargs = dict(winStride=(win_stride, win_stride), padding=(8, 8), scale=scale)
         self.fingerprint = f"hog-people:cv{cv2.__version__}:levels{pyramid_levels}:scale{scale}:stride{win_stride}"
 
-    def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
+    def prepare(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        return frames  # the pyramid is the work, and it belongs to detectMultiScale
+
+    def infer(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
         out = []
         for frame in frames:
             if frame.shape[0] < _HOG_WINDOW[1] or frame.shape[1] < _HOG_WINDOW[0]:
@@ -170,12 +290,16 @@ class HogPeopleDetector:
             out.append((xyxy[keep], score[keep], np.zeros(int(keep.sum()), np.int32)))
         return out
 
+    def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
+        return self.infer(self.prepare(frames), conf, classes)
 
-def load_detector(weights: str | Path | None = None, device: str = "auto", imgsz: int = 640) -> Detector:
+
+def load_detector(weights: str | Path | None = None, device: str = "auto", imgsz: int = 640, backend: str = "auto",
+                  cache_dir: Path | None = None) -> Detector:
     """``None`` or ``builtin:hog-people`` gives the offline HOG detector; anything else is a model path."""
     if weights is None or str(weights) == BUILTIN_HOG:
         return HogPeopleDetector()
-    return YoloDetector(weights, device=device, imgsz=imgsz)
+    return YoloDetector(weights, device=device, imgsz=imgsz, backend=backend, cache_dir=cache_dir)
 
 
 def cache_key(video: VideoInfo, detector: Detector, conf: float, classes: Sequence[int] | None) -> str:
@@ -226,68 +350,150 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
         return None
 
 
+_DONE = object()  # end of a stream
+
+
+class StageClock:
+    """Busy seconds and frames per pipeline stage (each stage is timed by the one thread running it)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.frames: dict[str, int] = {}
+
+    @contextmanager
+    def stage(self, name: str, frames: int) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self._book(name, time.perf_counter() - start, frames)
+
+    def timed(self, name: str, items: Iterable[T]) -> Iterator[T]:
+        """``items``, with the time spent producing each one booked to ``name``."""
+        iterator = iter(items)
+        while True:
+            start = time.perf_counter()
+            item = next(iterator, _DONE)
+            if item is _DONE:
+                return
+            self._book(name, time.perf_counter() - start, 1)
+            yield item
+
+    def _book(self, name: str, seconds: float, frames: int) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.frames[name] = self.frames.get(name, 0) + frames
+
+    def fps(self) -> dict[str, float]:
+        return {name: self.frames[name] / s for name, s in self.seconds.items() if s > 0}
+
+
 def _run(video, detector, conf, classes, progress, cancel) -> Detections:
+    clock = StageClock()
+    decoded = _in_background(clock.timed("decode", _bgr_frames(video.path)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
+    prepared = _in_background(_prepared(detector, batches(decoded, _batch_size(detector, video)), clock),
+                              PREPARED_BATCHES)
     per_frame: list[FrameBoxes] = []
     start = time.perf_counter()
-    for batch in batches(_prefetch(iter_frames(video.path, pixel_format="bgr24")), detector.batch_size):
-        if cancel is not None and cancel.is_set():
-            raise DetectionCancelled(f"Detection on {video.name} cancelled after {len(per_frame)} frames")
-        try:
-            per_frame.extend(detector.detect(batch, conf, classes))
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise DetectorError("The GPU ran out of memory: pick a smaller model or image size") from None
-            raise
-        if progress:
-            elapsed = time.perf_counter() - start
-            fps = len(per_frame) / elapsed if elapsed > 0 else 0.0
-            remaining = max(video.frame_count - len(per_frame), 0)
-            progress(Progress(len(per_frame), video.frame_count, fps, remaining / fps if fps else 0.0))
+    with closing(decoded), closing(prepared):  # stops both threads, also on cancel or error
+        for count, batch in prepared:
+            if cancel is not None and cancel.is_set():
+                raise DetectionCancelled(f"Detection on {video.name} cancelled after {len(per_frame)} frames")
+            with clock.stage("infer", count):
+                per_frame.extend(_infer(detector, batch, conf, classes))
+            if progress:
+                elapsed = time.perf_counter() - start
+                fps = len(per_frame) / elapsed if elapsed > 0 else 0.0
+                remaining = max(video.frame_count - len(per_frame), 0)
+                progress(Progress(len(per_frame), video.frame_count, fps, remaining / fps if fps else 0.0, clock.fps()))
     size = (video.width, video.height)
     bounds = np.asarray([*size, *size], np.float32)
     per_frame = [(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame]
     return Detections.from_frames(per_frame, detector.names, image_size=size)
 
 
-def _prefetch(frames: Iterator[tuple[int, np.ndarray]], depth: int = 64) -> Iterator[np.ndarray]:
-    """Decode in a background thread (PyAV releases the GIL) while the model runs."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
+def _bgr_frames(path: Path) -> Iterator[np.ndarray]:
+    return (frame for _, frame in iter_frames(path, pixel_format="bgr24"))
+
+
+def _batch_size(detector: Detector, video: VideoInfo) -> int:
+    return max(1, min(detector.batch_size, BATCH_BYTES // max(video.width * video.height * 3, 1)))
+
+
+def _prepared(detector: Detector, frame_batches: Iterable[list[np.ndarray]], clock: StageClock) -> Iterator[tuple]:
+    for batch in frame_batches:
+        with clock.stage("prepare", len(batch)):
+            prepared = detector.prepare(batch)
+        yield len(batch), prepared
+
+
+def _infer(detector: Detector, prepared: object, conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
+    try:
+        return detector.infer(prepared, conf, classes)
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise DetectorError("The GPU ran out of memory: pick a smaller model or image size") from None
+        raise
+
+
+def _in_background(items: Iterator[T], budget: int, cost: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
+    """Produce ``items`` in a thread (PyAV, OpenCV and the runtimes release the GIL) at most ``budget``
+    ahead of the consumer, counted in ``cost`` units (one item always fits, however costly).
+    An exception in the producer is raised in the consumer; closing the consumer stops the producer."""
+    ready: deque = deque()
+    condition = threading.Condition()
+    queued = 0
+    stop = False
+
+    def put(item, size: int) -> bool:
+        nonlocal queued
+        with condition:
+            condition.wait_for(lambda: stop or not ready or queued + size <= budget)
+            if stop:
+                return False
+            ready.append((item, size))
+            queued += size
+            condition.notify_all()
+            return True
 
     def produce() -> None:
+        outcome: object = _DONE
         try:
-            for _, frame in frames:
-                if stop.is_set():
+            for item in items:
+                if not put(item, cost(item)):
                     return
-                buffer.put(frame)
-            buffer.put(done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
+            outcome = exc
+        finally:
+            getattr(items, "close", lambda: None)()  # stops an upstream stage from this, its thread
+        put(outcome, 0)
 
     worker = threading.Thread(target=produce, daemon=True)
     worker.start()
     try:
-        while (item := buffer.get()) is not done:
+        while True:
+            with condition:
+                condition.wait_for(lambda: ready)
+                item, size = ready.popleft()
+                queued -= size
+                condition.notify_all()
+            if item is _DONE:
+                return
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
+        with condition:
+            stop = True
+            condition.notify_all()
+        worker.join()
 
 
-def batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    """Consecutive lists of ``size`` frames (the last one shorter)."""
+def batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive lists of up to ``size`` frames; a list also ends where the frame size changes,
+    so every batch stacks into one array."""
     batch: list[np.ndarray] = []
     for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
+        if batch and (len(batch) == size or frame.shape != batch[0].shape):
             yield batch
             batch = []
+        batch.append(frame)
     if batch:
         yield batch

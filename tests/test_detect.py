@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 
@@ -9,6 +10,8 @@ from core.detect import (
     DetectionCancelled,
     HogPeopleDetector,
     YoloDetector,
+    _in_background,
+    batches,
     detect_video,
     load_detector,
     resolve_device,
@@ -19,11 +22,11 @@ from core.video import iter_frames, probe
 
 @pytest.fixture(scope="module")
 def yolo():
-    return YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+    return YoloDetector("yolov8n.yaml", device="cpu", imgsz=320, backend="torch")
 
 
 def test_yaml_model_builds_the_same_random_weights_every_time(yolo):
-    again = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+    again = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320, backend="torch")
     assert again.fingerprint == yolo.fingerprint
     first = next(iter(yolo.model.model.parameters())).detach().numpy()
     assert np.array_equal(first, next(iter(again.model.model.parameters())).detach().numpy())
@@ -39,6 +42,7 @@ def test_yolo_detection_runs_real_inference_and_caches(yolo, tiny_slice, tmp_pat
     assert detections.score.min() >= 0.0001
     assert (detections.xyxy >= 0).all() and (detections.xyxy[:, [0, 2]] <= 384).all() and (detections.xyxy[:, [1, 3]] <= 288).all()
     assert seen[-1].done == seen[-1].total == 6
+    assert set(seen[-1].stage_fps) == {"decode", "prepare", "infer"} and min(seen[-1].stage_fps.values()) > 0
     # batches of frames must give what frame-by-frame prediction gives
     frames = [f for _, f in iter_frames(tiny_slice, pixel_format="bgr24")]
     one = yolo.model.predict(frames[2], conf=0.0001, imgsz=320, device="cpu", verbose=False)[0].boxes
@@ -80,6 +84,7 @@ def test_hog_survives_frames_smaller_than_its_window():
 
 def test_cancel_stops_and_caches_nothing(yolo, sample_slice, tmp_path):
     cancel = threading.Event()
+    threads_before = threading.active_count()
 
     def stop_after_first_batch(progress):
         cancel.set()
@@ -87,6 +92,37 @@ def test_cancel_stops_and_caches_nothing(yolo, sample_slice, tmp_path):
     with pytest.raises(DetectionCancelled, match="cancelled after"):
         detect_video(probe(sample_slice), yolo, cache_dir=tmp_path, progress=stop_after_first_batch, cancel=cancel)
     assert not (tmp_path / "detections").exists() or not list((tmp_path / "detections").iterdir())
+    assert threading.active_count() == threads_before, "the decode and prepare threads have stopped"
+
+
+def test_read_ahead_is_bounded_in_bytes():
+    produced = []
+
+    def frames():
+        for index in range(40):
+            produced.append(index)
+            yield np.zeros(1 << 20, np.uint8)  # 1 MiB each
+
+    consumed = 0
+    for _ in _in_background(frames(), budget=4 << 20, cost=lambda frame: frame.nbytes):
+        time.sleep(0.002)  # a slow model
+        consumed += 1
+        assert len(produced) - consumed <= 5, "4 MiB queued plus the one being put"
+    assert consumed == 40
+
+
+def test_one_item_passes_however_large_and_errors_reach_the_consumer():
+    def items():
+        yield np.zeros(10, np.uint8)
+        raise ValueError("decoder broke")
+
+    with pytest.raises(ValueError, match="decoder broke"):
+        list(_in_background(items(), budget=1, cost=lambda item: item.nbytes))
+
+
+def test_batches_end_where_the_frame_size_changes():
+    frames = [np.zeros((4, 4, 3))] * 3 + [np.zeros((8, 8, 3))] * 2
+    assert [len(b) for b in batches(frames, 2)] == [2, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -108,6 +144,54 @@ def test_corrupt_weights_file_gets_clear_error(tmp_path):
     with pytest.raises(DetectorError, match="Could not load model broken.pt") as info:
         load_detector(bad, device="cpu")
     assert "\n" not in str(info.value)
+
+
+def write_malicious_checkpoint(path, marker):
+    """A .pt whose unpickling runs a shell command (what a booby-trapped weights file does)."""
+    import torch
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"model": RunsCode()}, path)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_weights_that_run_code_are_refused_before_they_run(tmp_path, monkeypatch, backend):
+    from ultralytics.nn import tasks
+
+    monkeypatch.setattr(tasks, "SAFE_LOAD", False)  # the check must not depend on Ultralytics' own switch
+    marker = tmp_path / "PWNED"
+    write_malicious_checkpoint(tmp_path / "evil.pt", marker)
+    with pytest.raises(DetectorError, match=r"refuses to load evil.pt: it contains code "
+                                            r"\(pickle global (posix|nt|os).system\)") as info:
+        load_detector(tmp_path / "evil.pt", device="cpu", backend=backend, cache_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    assert not marker.exists(), "nothing in the file was executed"
+
+
+def test_real_checkpoints_load_and_detect(tmp_path, tiny_slice):
+    """Both ways Ultralytics writes checkpoints: ``model.save`` and the trainer's dictionary."""
+    import copy
+
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    model = YOLO("yolov8n.yaml")
+    model.save(tmp_path / "saved.pt")
+    optimizer = torch.optim.SGD(model.model.parameters(), lr=0.01)
+    torch.save({"epoch": 3, "best_fitness": 0.5, "model": None, "ema": copy.deepcopy(model.model).half(),
+                "updates": 10, "optimizer": optimizer.state_dict(),
+                "train_args": {"model": "yolov8n.yaml", "imgsz": 640, "save_dir": tmp_path / "runs"},
+                "train_metrics": {"metrics/mAP50(B)": 0.1}, "date": "2025-01-01T00:00:00", "version": "8.4.190"},
+               tmp_path / "trained.pt")
+    frames = [frame for _, frame in iter_frames(tiny_slice, pixel_format="bgr24")][:2]
+    for name in ("saved.pt", "trained.pt"):
+        detector = load_detector(tmp_path / name, device="cpu", imgsz=320, backend="torch")
+        assert len(detector.names) == 80
+        assert all(len(score) > 0 for _, score, _ in detector.detect(frames, conf=0.0001, classes=None))
 
 
 def test_device_resolution_on_a_cpu_machine():
