@@ -128,7 +128,47 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--poll-seconds", type=float, default=30.0, help="how often --wait asks (default 30 s)")
     sched.add_argument("--selected-out", type=Path, help="with --wait: write the selected frames' file names and "
                        "signed read URLs to this JSON file")
+    _add_evaluate_parser(commands)
+    _add_prelabels_parser(commands)
     return parser
+
+
+def _add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """Where the boxes come from when the source is a video, as in run."""
+    parser.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
+    parser.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF})")
+    parser.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="precision, recall and F1 of the flags against ground truth, per threshold pair")
+    evaluate.add_argument("source", type=Path, help="an export folder (from run) or a video")
+    evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt")
+    evaluate.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
+    evaluate.add_argument("--video", help="which video of a multi-video export (its relative path)")
+    evaluate.add_argument("--out", type=Path, help="also write every threshold pair's scores to this CSV file")
+    _add_detector_options(evaluate)
+
+
+def _add_prelabels_parser(commands) -> None:
+    from core.prelabels import FORMATS, SELECTIONS
+
+    prelabels = commands.add_parser("prelabels", help="frames with detected and imputed boxes, ready for a labelling tool")
+    prelabels.add_argument("source", type=Path, help="an export folder (from run) or a video / folder of videos")
+    prelabels.add_argument("--out", type=folder, required=True, help="new folder for the frames and labels")
+    prelabels.add_argument("--format", choices=FORMATS, required=True, help="labelling tool format")
+    prelabels.add_argument("--only", choices=SELECTIONS, default="confirmed",
+                           help="confirmed: frames reviewed as true misses (default); flagged: every flagged frame")
+    prelabels.add_argument("--verdicts", type=Path, help="verdict store (default: the app's)")
+    prelabels.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode (imputed boxes)")
+    prelabels.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK, help=f"default {DEFAULT_IOU_TRACK}")
+    prelabels.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT, help=f"default {DEFAULT_IOU_ASSERT}")
+    prelabels.add_argument("--video-url-prefix", default="",
+                           help="labelstudio: prefixed to each video's relative path to make the task's video URL")
+    _add_detector_options(prelabels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "prelabels":
+        return _prelabels(args)
     if args.command == "batch":
         return _batch(args)
     if args.command == "push":
@@ -208,6 +252,30 @@ def _batch(args: argparse.Namespace) -> int:
         return 130
     print(report.text())
     return report.exit_code
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from core.evaluate import check_csv_path, evaluate_source, write_csv
+
+    if args.out is not None:
+        check_csv_path(args.out)
+    evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, args.weights, args.device,
+                                 args.conf, args.cache_dir, progress_bar=not args.quiet)
+    print(evaluation.text())
+    if args.out is not None:
+        write_csv(evaluation, args.out)
+        print(f"every threshold pair written to {args.out}")
+    return 0
+
+
+def _prelabels(args: argparse.Namespace) -> int:
+    from core.prelabels import PrelabelConfig, prelabels_from_source
+
+    config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task, args.weights,
+                            args.device, args.conf, args.cache_dir, args.mode, args.iou_track, args.iou_assert,
+                            args.video_url_prefix)
+    print(prelabels_from_source(config, progress_bar=not args.quiet).text())
+    return 0
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -177,7 +177,12 @@ def evaluate_source(source: Path, ground_truth: Path, mode: str = "reference", v
     return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)
 
 
-def write_csv(evaluation: Evaluation, path: Path) -> None:
+def check_csv_path(path: Path) -> None:
+    """Checked before the evaluation runs, so a typo costs a second, not a detection run."""
     if Path(path).is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as scores.csv")
+
+
+def write_csv(evaluation: Evaluation, path: Path) -> None:
+    check_csv_path(path)
     write_atomic(path, evaluation.csv_bytes())
