@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.detect import DEFAULT_CONF, detect_video, load_detector
+from core.detect import DEFAULT_CONF, Detector, detect_video, load_detector
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, TUTORIAL_FUNCTION_IOU_TRACK, FlickerIndex
@@ -70,7 +70,8 @@ def load_sources(source: Path, task: str | None = None, weights: str | None = No
             for info, relpath in videos]
 
 
-def _detect(info: VideoInfo, relpath: str, detector, conf: float, cache_dir: Path | None, progress_bar: bool) -> Detections:
+def _detect(info: VideoInfo, relpath: str, detector: Detector, conf: float, cache_dir: Path | None,
+            progress_bar: bool) -> Detections:
     update, bar = _progress_printer(f"detect {relpath}") if progress_bar else (None, None)
     try:
         return detect_video(info, detector, conf=conf, cache_dir=cache_dir, progress=update)

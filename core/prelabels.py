@@ -35,13 +35,15 @@ Every format also gets ``prelabels.json``: per frame its file name, video, frame
 pycocotools and CVAT read, so they are added; it has no YouTube-VIS *box* writer, so boxes go
 through its track writer as rectangle polygons (``segmentations`` hold the rectangles) and each
 video's ``file_names`` are set to the frames written (it would name them ``NAME/00000.jpg``).
-Category ids are 0..n-1 in the order of the model's class ids (the model's own ids when those are
-contiguous, as for YOLO and the HOG detector). Boxes are clipped to the frame.
+Categories follow the model's class ids in order, numbered 0..n-1 for YOLO (which needs exactly
+that) and 1..n for the others (COCO's convention; some COCO importers read 0 as "no label"). Boxes
+are clipped to the frame.
 
 **Label Studio** (no library writer): one task per video, ``{"data": {"video", "fps"},
 "predictions": [{"model_version", "result"}]}``, for the config in ``label_config.xml`` (``Video``
 ``video`` with ``frameRate="$fps"``, ``VideoRectangle`` ``box``, ``Labels``). Each box is one
-``videorectangle`` region with a single keyframe: ``frame`` 1-based, ``time`` = frame / fps,
+``videorectangle`` region with a single keyframe: ``frame`` 1-based, ``time`` = frame / fps (as in
+Label Studio's own examples: frame 1 at 24 fps is 0.0417 s),
 ``x``/``y``/``width``/``height`` in percent of the frame, ``enabled`` false so the box lives on that
 frame only (no tracker links boxes across the scattered frames pre-labelled). ``data.video`` is
 ``--video-url-prefix`` + the video's relative path: point it where Label Studio serves the videos
@@ -145,7 +147,8 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
     frames = _frames(videos, names)
     if not frames:
         raise ExportError("No frames to pre-label")
-    categories = [Category(k, names[class_id]) for k, class_id in enumerate(sorted(names))]
+    first_id = 0 if fmt == "yolo" else 1
+    categories = [Category(first_id + k, names[class_id]) for k, class_id in enumerate(sorted(names))]
     try:
         with staged_dir(out.parent, prefix=f".{out.name}.partial-") as staging:
             tree = staging / "prelabels"

@@ -61,6 +61,8 @@ def assert_boxes(found: dict[str, list], expected: dict) -> None:
 
 
 def read_labelformat(labels) -> dict[str, list]:
+    labels = list(labels)
+    assert {obj.category.name for label in labels for obj in label.objects} == {"person"}
     return {label.image.filename: [obj.box.to_format(BoundingBoxFormat.XYXY) for obj in label.objects] for label in labels}
 
 
@@ -125,7 +127,9 @@ def check_label_studio(tasks, config: str, info) -> dict[str, list]:
 def imputed_marks(fmt: str, out) -> int:
     """How many boxes the format's own files mark as imputed."""
     if fmt == "coco":
-        annotations = json.loads((out / "annotations.json").read_text())["annotations"]
+        data = json.loads((out / "annotations.json").read_text())
+        assert data["categories"] == [{"id": 1, "name": "person"}]  # COCO ids start at 1
+        annotations = data["annotations"]
         assert [a["id"] for a in annotations] == list(range(1, len(annotations) + 1))
         assert all(a["area"] == pytest.approx(a["bbox"][2] * a["bbox"][3]) and a["iscrowd"] == 0 for a in annotations)
         marked = [a for a in annotations if a["attributes"]["imputed"]]
