@@ -43,6 +43,7 @@ from core.flicker import FlickerIndex
 from core.lightly.datasource import Datasource, frame_namer
 from core.lightly.export import VideoPredictions, check_task_name, export_datasource, read_manifest, read_tasks, writing
 from core.lightly.push import _filesystem
+from core.secrets import mask
 from core.pipeline import VIDEO_EXTENSIONS, RunConfig, find_videos, flicker_options, resolve_classes
 from core.video import VideoInfo, probe
 
@@ -244,14 +245,11 @@ def _static_prefix(pattern: str) -> str:
 
 
 def _glob_sources(pattern: str) -> list[VideoSource]:
+    """The video files a glob matches (``**`` goes down folders), as buckets glob."""
     base = Path(_static_prefix(pattern) or ".")
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-    sources = []
-    for match in matches:
-        if match.is_dir():
-            sources += [_local_source(file, (match / relpath).relative_to(base).as_posix()) for file, relpath in find_videos(match)]
-        elif match.suffix.lower() in VIDEO_EXTENSIONS:
-            sources.append(_local_source(match, match.relative_to(base).as_posix()))
+    sources = [_local_source(match, match.relative_to(base).as_posix()) for match in matches
+               if match.is_file() and match.suffix.lower() in VIDEO_EXTENSIONS]
     if not sources:
         raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) match {pattern}")
     return sources
@@ -302,9 +300,9 @@ def local_copy(source: VideoSource, cache_dir: Path | None = None) -> Iterator[P
 
 
 def failure_message(exc: BaseException) -> str:
-    """One line for summary.csv; a Ray task's error is reported as the exception it wraps."""
+    """One line for summary.csv, secrets masked; a Ray task's error is reported as the exception it wraps."""
     cause = getattr(exc, "cause", None) or exc
-    return describe(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {describe(cause)}"
+    return mask(describe(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {describe(cause)}")
 
 
 # --- the local engine ---------------------------------------------------------------------------
@@ -366,7 +364,7 @@ class LiveExport:
         self.datasource = Datasource(options.out)
         self.tasks = [options.task] + ([options.imputed_task] if options.imputed_task else [])
         self.classes = classes
-        self.entries = {entry["relpath"]: entry for entry in read_manifest(options.out)}
+        self.entries = _manifest_entries(options.out)
         for leftover in options.out.glob(STAGING_PREFIX + "*"):  # a killed run's half-moved video
             shutil.rmtree(leftover, ignore_errors=True)
         if self.datasource.exists():
@@ -381,8 +379,11 @@ class LiveExport:
         kept = sorted(self.classes) if self.classes is not None else sorted(names)
         expected = [(i, names[i]) for i in kept]
         for task in found:
-            schema = orjson.loads(self.datasource.task_schema(task).read_bytes())
-            if [(c.get("id"), c.get("name")) for c in schema.get("categories", [])] != expected:
+            try:
+                categories = [(c["id"], c["name"]) for c in orjson.loads(self.datasource.task_schema(task).read_bytes())["categories"]]
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+                categories = None  # missing or damaged: not the schema this run would write either
+            if categories != expected:
                 raise ExportError(f"{self.datasource.root} holds an export of other classes (task {task}): use the "
                                   "same --weights/--classes, or another --out")
 
@@ -428,6 +429,13 @@ class LiveExport:
 
 def _relpath(entry: dict) -> str:
     return entry["relpath"]
+
+
+def _manifest_entries(out: Path) -> dict[str, dict]:
+    entries = read_manifest(out)
+    if not all(isinstance(e, dict) and isinstance(e.get("relpath"), str) and isinstance(e.get("frames"), int) for e in entries):
+        raise ExportError(f"{Datasource(out).manifest} is damaged: move --out aside and run again")
+    return {entry["relpath"]: entry for entry in entries}
 
 
 class DoneMarkers:
@@ -498,10 +506,10 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
         config.out.mkdir(parents=True, exist_ok=True)
         with writing(config.out):
             rows = _run_locked(config, engine, sources, classes, progress, quiet)
+            report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
+            paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
     finally:
         engine.close()
-    report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
-    paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
     return report
 
 

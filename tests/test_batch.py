@@ -65,6 +65,7 @@ def summary_rows(out, drop_timings=True):
 def test_inputs_are_found_in_folders_and_globs_with_relpaths_below_them(videos):
     assert [s.relpath for s in find_sources([videos])] == ["a.mp4", "bad.mp4", "sub/b.mp4"]
     assert [s.relpath for s in find_sources([f"{videos}/*/*.mp4", videos / "a.mp4"])] == ["sub/b.mp4", "a.mp4"]
+    assert [s.relpath for s in find_sources([f"{videos}/s*/**"])] == ["sub/b.mp4"]
     with pytest.raises(UserError, match="both export as 'a.mp4'"):
         find_sources([videos, videos / "a.mp4"])
     with pytest.raises(UserError, match="No such file or folder"):
