@@ -20,17 +20,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from core.detect import DEFAULT_CONF, Detector, detect_video, load_detector
+from core.detect import DEFAULT_CONF
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, TUTORIAL_FUNCTION_IOU_TRACK, FlickerIndex
-from core.lightly.datasource import Datasource
-from core.paths import check_output_folder, write_atomic
-from core.pipeline import _export_sources, _probe_all, _progress_printer, check_device, find_videos, flicker_options
+from core.paths import write_atomic
+from core.pipeline import SourceVideo, flicker_options, load_sources
 from core.qa import APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, read_mot_ground_truth, true_misses
-from core.video import VideoInfo
 
 MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
 TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function defaults to 0.9 / 0.6
@@ -39,45 +35,6 @@ TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function de
 }
 TOP_N = 10
 CSV_COLUMNS = ("iou_track", "iou_assert", "precision", "recall", "f1", "n_flagged", "true_positives")
-
-
-@dataclass(frozen=True)
-class SourceVideo:
-    """One video of a source, with its detections."""
-
-    info: VideoInfo
-    relpath: str
-    detections: Detections
-    flickering: np.ndarray | None  # an export's metadata value per frame; None for a video detected here
-
-
-def load_sources(source: Path, task: str | None = None, weights: str | None = None, device: str = "auto",
-                 conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> list[SourceVideo]:
-    """The videos of an export folder (its prediction ``task``, default the first, and its recorded
-    flickering values), or of a video file or folder run through the detector (cached)."""
-    source = Path(source)
-    if Datasource(source).exists():
-        videos, values = _export_sources(source, task)
-        ends = np.cumsum([info.frame_count for info, _, _ in videos])
-        return [SourceVideo(info, relpath, detections, values[end - info.frame_count:end])
-                for (info, relpath, detections), end in zip(videos, ends)]
-    check_device(device, weights)
-    if cache_dir is not None:
-        check_output_folder(cache_dir, "--cache-dir")
-    videos = _probe_all(find_videos(source))
-    detector = load_detector(weights, device)
-    return [SourceVideo(info, relpath, _detect(info, relpath, detector, conf, cache_dir, progress_bar), None)
-            for info, relpath in videos]
-
-
-def _detect(info: VideoInfo, relpath: str, detector: Detector, conf: float, cache_dir: Path | None,
-            progress_bar: bool) -> Detections:
-    update, bar = _progress_printer(f"detect {relpath}") if progress_bar else (None, None)
-    try:
-        return detect_video(info, detector, conf=conf, cache_dir=cache_dir, progress=update)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def choose_video(videos: list[SourceVideo], relpath: str | None) -> SourceVideo:

@@ -19,6 +19,7 @@ from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, Fl
 from core.lightly.datasource import Datasource, frame_name, frame_namer
 from core.lightly.export import (
     DEFAULT_TASK,
+    UNFLAGGED_VALUE,
     ExportSummary,
     VideoPredictions,
     export_datasource,
@@ -139,7 +140,7 @@ def flicker_options(mode: str) -> FlickerOptions:
         raise UserError(f"--{exc}") from None
 
 
-def _progress_printer(label: str):
+def progress_printer(label: str):
     from tqdm import tqdm
 
     bar = tqdm(total=None, desc=label, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=None)
@@ -156,7 +157,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     _check_config(config)
     options = flicker_options(config.mode)
     source = SAMPLE_VIDEO if config.demo else Path(config.video)
-    videos = _probe_all(find_videos(source))
+    videos = probe_all(find_videos(source))
     detector = None if config.predictions else load_detector(config.weights, config.device)
     runs = []
     for info, relpath in videos:
@@ -177,7 +178,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     return RunSummary(tuple(runs), export)
 
 
-def _probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:
+def probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:
     """Probe every video; in a folder, an unreadable one is skipped with a warning, not fatal."""
     if len(found) == 1:
         return [(probe(found[0][0]), found[0][1])]
@@ -200,10 +201,16 @@ def _detections_for(config: RunConfig, detector, info: VideoInfo, relpath: str, 
     if config.predictions is not None:
         imported = import_predictions(config.predictions, relpath, info.frame_count, (info.width, info.height))
         return imported.above(config.conf)
-    update, bar = _progress_printer(f"detect {relpath}") if progress_bar else (None, None)
+    classes = resolve_classes(config.classes, detector.names)
+    return detect_with_progress(info, relpath, detector, config.conf, classes, config.cache_dir, progress_bar)
+
+
+def detect_with_progress(info: VideoInfo, relpath: str, detector, conf: float, classes: Sequence[int] | None,
+                         cache_dir: Path | None, progress_bar: bool) -> Detections:
+    """:func:`detect_video` (cached) with a tqdm bar on stderr when asked."""
+    update, bar = progress_printer(f"detect {relpath}") if progress_bar else (None, None)
     try:
-        classes = resolve_classes(config.classes, detector.names)
-        return detect_video(info, detector, conf=config.conf, classes=classes, cache_dir=config.cache_dir, progress=update)
+        return detect_video(info, detector, conf=conf, classes=classes, cache_dir=cache_dir, progress=update)
     finally:
         if bar is not None:
             bar.close()
@@ -222,24 +229,58 @@ class LocalSelection:
                 f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
 
 
-def _export_sources(export_dir: Path, task: str | None) -> tuple[list[tuple[VideoInfo, str, Detections]], np.ndarray]:
+@dataclass(frozen=True)
+class SourceVideo:
+    """One video of a source (an export folder or videos), with its detections."""
+
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    flickering: np.ndarray | None  # an export's metadata value per frame; None for a video detected here
+
+
+def load_sources(source: Path, task: str | None = None, weights: str | None = None, device: str = "auto",
+                 conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> list[SourceVideo]:
+    """The videos of an export folder (its prediction ``task``, default the first, and its recorded
+    flickering values), or of a video file or folder run through the detector (cached). What
+    ``select``, ``evaluate`` and ``prelabels`` read."""
+    source = Path(source)
+    if Datasource(source).exists():
+        return export_sources(source, task)
+    check_device(device, weights)
+    if cache_dir is not None:
+        check_output_folder(cache_dir, "--cache-dir")
+    videos = probe_all(find_videos(source))
+    detector = load_detector(weights, device)
+    return [SourceVideo(info, relpath, detect_with_progress(info, relpath, detector, conf, None, cache_dir, progress_bar), None)
+            for info, relpath in videos]
+
+
+def export_sources(export_dir: Path, task: str | None = None) -> list[SourceVideo]:
     """Videos, imported detections and exported flickering values of an export folder."""
     datasource = Datasource(export_dir)
     manifest = read_manifest(export_dir)
     if not manifest:
         raise UserError(f"{export_dir} does not say which videos it was made from: export it again")
     task = task or read_tasks(export_dir)[0]
-    videos, values = [], []
+    videos = []
     for entry in manifest:
+        if not entry.get("source"):
+            raise UserError(f"{export_dir} does not record where {entry['relpath']} is: export it again")
         info = probe(entry["source"])
         detections = import_predictions(datasource.task_dir(task), entry["relpath"], info.frame_count,
                                         (info.width, info.height))
-        videos.append((info, entry["relpath"], detections))
         name_of = frame_namer(entry["relpath"], info.frame_count)
-        for frame in range(info.frame_count):
-            metadata = datasource.metadata_file(name_of(frame))
-            values.append(orjson.loads(metadata.read_bytes())["metadata"]["flickering"] if metadata.is_file() else 0.5)
-    return videos, np.asarray(values)
+        values = [_flickering_value(datasource.metadata_file(name_of(frame))) for frame in range(info.frame_count)]
+        videos.append(SourceVideo(info, entry["relpath"], detections, np.asarray(values)))
+    return videos
+
+
+def _flickering_value(metadata: Path) -> float:
+    if not metadata.is_file():
+        return UNFLAGGED_VALUE
+    value = orjson.loads(metadata.read_bytes()).get("metadata", {}).get("flickering", UNFLAGGED_VALUE)
+    return float(value) if isinstance(value, (int, float)) else UNFLAGGED_VALUE
 
 
 def run_local_selection(source: Path, config_path: Path, out: Path, n: int | None = None, weights: str | None = None,
@@ -255,34 +296,27 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
+    sources = load_sources(source, task, weights, device, conf, cache_dir)
+    values = np.concatenate([video.flickering if video.flickering is not None else
+                             flickering_values(FlickerIndex.from_detections(video.detections).evaluate(), "binary")
+                             for video in sources])
+    merged = Detections.merge([video.detections for video in sources])
     detector = load_detector(weights, device)
-    if Datasource(source).exists():
-        videos, values = _export_sources(source, task)
-    else:
-        videos, values = [], []
-        for path, relpath in find_videos(source):
-            info = probe(path)
-            detections = detect_video(info, detector, conf=conf, cache_dir=cache_dir)
-            flicker = FlickerIndex.from_detections(detections).evaluate()
-            videos.append((info, relpath, detections))
-            values.extend(flickering_values(flicker, "binary").tolist())
-        values = np.asarray(values)
-    merged = Detections.merge([d for _, _, d in videos])
-    embeddings = frame_embeddings(*[info.path for info, _, _ in videos], detector=detector)
+    embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, values, embeddings), n)
-    starts = np.cumsum([0] + [info.frame_count for info, _, _ in videos])
+    starts = np.cumsum([0] + [video.info.frame_count for video in sources])
     which = np.searchsorted(starts, picked, side="right") - 1
     frames_dir = out / "frames"
     names, relpaths, indices = [], [], []
     for k, video_index in zip(picked.tolist(), which.tolist()):
-        info, relpath, _ = videos[video_index]
+        info, relpath = sources[video_index].info, sources[video_index].relpath
         frame = k - int(starts[video_index])
         names.append(frame_name(relpath, frame, info.frame_count, ".png"))
         relpaths.append(relpath)
         indices.append(frame)
     readers = {}
     for name, video_index, frame in zip(names, which.tolist(), indices):
-        info = videos[video_index][0]
+        info = sources[video_index].info
         reader = readers.setdefault(video_index, FrameReader(info))
         target = frames_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)

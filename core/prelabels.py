@@ -74,7 +74,7 @@ from labelformat.model.video import Video
 from core.detect import DEFAULT_CONF
 from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
-from core.evaluate import SourceVideo, load_sources
+from core.pipeline import SourceVideo, load_sources
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerResult
 from core.lightly.datasource import frame_name
 from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE

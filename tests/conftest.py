@@ -86,3 +86,14 @@ def shared_cache(tmp_path_factory) -> Path:
     """A detection cache shared by the slow end-to-end tests, so the HOG run on the whole sample
     is paid once per test session."""
     return tmp_path_factory.mktemp("shared-detection-cache")
+
+
+@pytest.fixture(scope="session")
+def walk_hog(tmp_path_factory, shared_cache):
+    """20 frames of the sample (from frame 10) and the offline HOG detector's boxes on them: one
+    detection run per test session, shared by the QA, evaluate and pre-label tests."""
+    from core.detect import detect_video, load_detector
+    from core.video import probe
+
+    info = probe(write_video(tmp_path_factory.mktemp("walk") / "walk.mp4", sample_frames(20, start=10)))
+    return info, detect_video(info, load_detector(None), cache_dir=shared_cache)

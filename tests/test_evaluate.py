@@ -9,15 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from conftest import sample_frames, write_video
 from core.cli import main
-from core.detect import detect_video, load_detector
 from core.errors import UserError
-from core.evaluate import TOP_N, TUTORIAL_PAIRS, SourceVideo, choose_video, evaluate_source
+from core.evaluate import TOP_N, TUTORIAL_PAIRS, choose_video, evaluate_source
+from core.pipeline import SourceVideo
 from core.flicker import FlickerIndex
 from core.lightly.export import VideoPredictions, export_datasource
 from core.qa import DEFAULT_GRID
-from core.video import probe
 
 REMOVED_PER_VIDEO = 3
 
@@ -74,11 +72,9 @@ def removable_rows(detections, track_ids) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory, shared_cache):
-    """20 frames of the sample (the same clip as test_prelabels: one HOG run through the shared cache),
-    the detector's boxes on it and their tracks."""
-    info = probe(write_video(tmp_path_factory.mktemp("walk") / "walk.mp4", sample_frames(20, start=10)))
-    detections = detect_video(info, load_detector(None), cache_dir=shared_cache)
+def walk(walk_hog):
+    """The shared 20-frame clip, the detector's boxes on it and their tracks."""
+    info, detections = walk_hog
     return info, detections, link_tracks(detections)
 
 

@@ -10,27 +10,23 @@ from labelformat.formats import (COCOObjectDetectionInput, CVATObjectDetectionIn
                                  YouTubeVISObjectDetectionTrackInput)
 from labelformat.model.bounding_box import BoundingBoxFormat
 
-from conftest import sample_frames, write_video
 from core.cli import main
-from core.detect import detect_video, load_detector
 from core.errors import ExportError, UserError
 from core.flicker import FlickerIndex
 from core.lightly.datasource import frame_name
 from core.lightly.export import VideoPredictions, export_datasource
 from core.prelabels import FORMATS, IMPUTED_NOTE, MANIFEST, write_prelabels
 from core.verdicts import VerdictStore
-from core.video import FrameReader, probe
+from core.video import FrameReader
 
 LOOSE = (0.5, 0.6)  # thresholds that flag frames 11, 14 (two imputed boxes) and 17 of the clip
 FRAMES = (0, 11, 14, 17)  # an unflagged frame and the flagged ones
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory, shared_cache):
-    """20 frames of the sample (the same clip as test_evaluate: one HOG run through the shared cache),
-    the detector's boxes and the flicker result at LOOSE thresholds."""
-    info = probe(write_video(tmp_path_factory.mktemp("walk") / "walk.mp4", sample_frames(20, start=10)))
-    detections = detect_video(info, load_detector(None), cache_dir=shared_cache)
+def walk(walk_hog):
+    """The shared 20-frame clip, the detector's boxes and the flicker result at LOOSE thresholds."""
+    info, detections = walk_hog
     flicker = FlickerIndex.from_detections(detections).evaluate(*LOOSE)
     assert np.flatnonzero(flicker.flag_array).tolist() == [11, 14, 17] and len(flicker.imputed_for(14)) == 2
     return info, detections, flicker
