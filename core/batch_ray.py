@@ -151,7 +151,9 @@ class RayEngine:
                 runs.append(_VideoRun(source, self._decode.remote(source, self.spec, cache_dir)))
             # Claim a shipment only for an idle actor (backpressure); a header is always welcome.
             by_generator = {id(run.generator): run for run in runs if not run.exhausted and (idle or run.info is None)}
-            ready, _ = ray.wait([*in_flight, *(run.generator for run in by_generator.values())], num_returns=1)
+            # fetch_local=False: a ready shipment stays where it was decoded until an actor reads it
+            ready, _ = ray.wait([*in_flight, *(run.generator for run in by_generator.values())], num_returns=1,
+                                fetch_local=False)
             if ready[0] in in_flight:
                 run, index, actor = in_flight.pop(ready[0])
                 idle.append(actor)
