@@ -41,8 +41,16 @@ from core.detections import Detections
 from core.errors import CloudError, ExportError, UserError
 from core.flicker import FlickerIndex
 from core.lightly.datasource import Datasource, frame_namer
-from core.lightly.export import VideoPredictions, check_task_name, export_datasource, read_manifest, read_tasks, writing
-from core.lightly.push import _filesystem
+from core.lightly.export import (
+    VideoPredictions,
+    check_task_name,
+    export_datasource,
+    read_manifest,
+    read_tasks,
+    write_manifest,
+    writing,
+)
+from core.lightly.push import filesystem
 from core.secrets import mask
 from core.pipeline import VIDEO_EXTENSIONS, RunConfig, find_videos, flicker_options, resolve_classes
 from core.video import VideoInfo, probe
@@ -257,7 +265,7 @@ def _glob_sources(pattern: str) -> list[VideoSource]:
 
 def _bucket_sources(url: str) -> list[VideoSource]:
     """A bucket prefix (recursive), one object, or a glob, listed once with sizes and ETags."""
-    fs, root = _filesystem(url)
+    fs, root = filesystem(url)
     try:
         if _GLOB_MAGIC.search(root):
             base, listing = _static_prefix(root), fs.glob(root, detail=True)
@@ -289,7 +297,7 @@ def local_copy(source: VideoSource, cache_dir: Path | None = None) -> Iterator[P
     if not source.remote:
         yield Path(source.location)
         return
-    fs, key = _filesystem(source.location)
+    fs, key = filesystem(source.location)
     with paths.staged_dir((cache_dir or paths.cache_dir()) / "batch-staging", prefix="video-") as folder:
         target = folder / PurePosixPath(source.relpath).name  # error messages name the video as the user knows it
         try:
@@ -403,8 +411,7 @@ class LiveExport:
             entry["source"] = source.location  # the staged download is gone; the bucket object is the video
         previous = self.entries.get(video.relpath)
         self.entries[video.relpath] = entry
-        paths.write_atomic(self.datasource.manifest, orjson.dumps({"videos": sorted(self.entries.values(), key=_relpath)},
-                                                                   option=orjson.OPT_INDENT_2), durable=True)
+        write_manifest(self.datasource, sorted(self.entries.values(), key=_relpath))
         if previous is not None:
             self._remove_stale_frames(video.relpath, previous["frames"], entry["frames"])
 

@@ -37,33 +37,48 @@ def folder(text: str) -> Path:
     return Path(text)
 
 
+def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
+    """Which detector, where it runs and which boxes it keeps (run, batch, select, evaluate, prelabels)."""
+    (model or parser).add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
+                                   "default: the built-in offline HOG people detector")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF,
+                        help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
+    parser.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_flicker_options(parser: argparse.ArgumentParser, thresholds: bool = True) -> None:
+    parser.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode (docs/flicker.md)")
+    if thresholds:
+        parser.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK,
+                            help=f"IoU above which boxes in i-1 and i+1 are one object (default {DEFAULT_IOU_TRACK})")
+        parser.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT,
+                            help=f"IoU below which frame i misses the object (default {DEFAULT_IOU_ASSERT})")
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
+    parser.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
+    parser.add_argument("--flickering", choices=("binary", "score"), default="binary",
+                        help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
+    parser.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Flicker review engine, headless.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="decode -> detect (cached) -> flicker -> export")
     source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("video", nargs="?", type=Path, help="video file to process")
+    source.add_argument("video", nargs="?", type=Path, help="video file (or folder of videos) to process")
     source.add_argument("--demo", action="store_true", help="use the bundled sample and the offline HOG detector")
     run.add_argument("--out", type=folder, required=True, help="output folder (the Lightly datasource root)")
     model = run.add_mutually_exclusive_group()
-    model.add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
-                       "default: the built-in offline HOG people detector")
     model.add_argument("--predictions", type=Path,
                        help="review existing predictions instead: a DIR/.lightly/predictions/TASK folder")
-    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    run.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
-    run.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
-    run.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
-    run.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK,
-                     help=f"IoU above which boxes in i-1 and i+1 are one object (default {DEFAULT_IOU_TRACK})")
-    run.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT,
-                     help=f"IoU below which frame i misses the object (default {DEFAULT_IOU_ASSERT})")
-    run.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
-    run.add_argument("--flickering", choices=("binary", "score"), default="binary",
-                     help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
-    run.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
-    run.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(run, model)
+    _add_flicker_options(run)
+    _add_export_options(run)
 
     batch = commands.add_parser("batch", help="run over many videos (folders, globs, bucket URLs), locally or on Ray")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -72,19 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: this process; ray: a local Ray, or the cluster at RAY_ADDRESS")
     batch.add_argument("--workers", type=int, help="Ray detector workers (default: one per GPU, else CPUs - 1)")
-    batch.add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
-                       "default: the built-in offline HOG people detector")
-    batch.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    batch.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF})")
-    batch.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
-    batch.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
-    batch.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK, help=f"default {DEFAULT_IOU_TRACK}")
-    batch.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT, help=f"default {DEFAULT_IOU_ASSERT}")
-    batch.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
-    batch.add_argument("--flickering", choices=("binary", "score"), default="binary", help="metadata value, as in run")
-    batch.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
-    batch.add_argument("--cache-dir", type=folder, help="detection cache and bucket staging (default ~/.cache/flicker-review)")
-    batch.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_model_options(batch)
+    _add_flicker_options(batch)
+    _add_export_options(batch)
 
     push = commands.add_parser("push", help="upload an export (and its videos) to a bucket in one step")
     push.add_argument("export_dir", type=folder, help="folder holding .lightly (the --out of run)")
@@ -99,10 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--config", type=Path, required=True, help="selection config, JSON or YAML (as sent to Lightly)")
     select.add_argument("--n", type=int, help="frames to select (overrides the config's n_samples)")
     select.add_argument("--out", type=folder, required=True, help="folder for selected.json and the frames as PNG")
-    select.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
-    select.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
-    select.add_argument("--device", default="auto")
-    select.add_argument("--conf", type=float, default=DEFAULT_CONF)
+    _add_source_options(select)
 
     sched = commands.add_parser("schedule", help="schedule a Lightly selection run (token from LIGHTLY_TOKEN)")
     sched.add_argument("--dataset", required=True, help="Lightly dataset name (created as a VIDEOS dataset if new)")
@@ -133,24 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_detector_options(parser: argparse.ArgumentParser) -> None:
-    """Where the boxes come from when the source is a video, as in run."""
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """Where the boxes come from: an export's prediction task, or a detector run on a video."""
     parser.add_argument("--task", help="prediction task of an export (default: the first in tasks.json)")
-    parser.add_argument("--weights", help="model for a video source (default: the offline HOG detector)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--conf", type=float, default=DEFAULT_CONF, help=f"confidence floor (default {DEFAULT_CONF})")
-    parser.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(parser)
 
 
 def _add_evaluate_parser(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="precision, recall and F1 of the flags against ground truth, per threshold pair")
     evaluate.add_argument("source", type=Path, help="an export folder (from run) or a video")
     evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt")
-    evaluate.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode")
+    _add_flicker_options(evaluate, thresholds=False)
     evaluate.add_argument("--video", help="which video of a multi-video export (its relative path)")
     evaluate.add_argument("--out", type=Path, help="also write every threshold pair's scores to this CSV file")
-    _add_detector_options(evaluate)
+    _add_source_options(evaluate)
 
 
 def _add_prelabels_parser(commands) -> None:
@@ -163,12 +161,10 @@ def _add_prelabels_parser(commands) -> None:
     prelabels.add_argument("--only", choices=SELECTIONS, default="confirmed",
                            help="confirmed: frames reviewed as true misses (default); flagged: every flagged frame")
     prelabels.add_argument("--verdicts", type=Path, help="verdict store (default: the app's)")
-    prelabels.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode (imputed boxes)")
-    prelabels.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK, help=f"default {DEFAULT_IOU_TRACK}")
-    prelabels.add_argument("--iou-assert", type=float, default=DEFAULT_IOU_ASSERT, help=f"default {DEFAULT_IOU_ASSERT}")
+    _add_flicker_options(prelabels)
     prelabels.add_argument("--video-url-prefix", default="",
                            help="labelstudio: prefixed to each video's relative path to make the task's video URL")
-    _add_detector_options(prelabels)
+    _add_source_options(prelabels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
         result = run_local_selection(args.source, args.config, args.out, args.n, args.weights, args.device, args.conf,
-                                     args.task)
+                                     args.task, args.cache_dir)
         print(result.text())
         return 0
     from core.pipeline import RunConfig, run_pipeline

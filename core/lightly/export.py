@@ -152,8 +152,12 @@ def writing(out_dir: Path):
 
 
 def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions]) -> None:
-    entries = [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
-                "source": str(Path(v.source).resolve()) if v.source else None} for v in videos]
+    write_manifest(datasource, [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
+                                 "source": str(Path(v.source).resolve()) if v.source else None} for v in videos])
+
+
+def write_manifest(datasource: Datasource, entries: list[dict]) -> None:
+    """The list of videos an export holds (what :func:`read_manifest` reads), written durably."""
     write_atomic(datasource.manifest, orjson.dumps({"videos": entries}, option=orjson.OPT_INDENT_2), durable=True)
 
 

@@ -67,7 +67,7 @@ def check_target(url: str | None, what: str) -> str:
     return url
 
 
-def _filesystem(url: str):
+def filesystem(url: str):
     """fsspec filesystem and root path for a URL, with a clear message when its backend is missing."""
     import fsspec
 
@@ -242,7 +242,7 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     report = PushReport(planned=planned, dry_run=dry_run)
     start = time.perf_counter()
     for target_url in {url} | ({input_url} if input_url else set()):
-        fs, root = _filesystem(target_url)
+        fs, root = filesystem(target_url)
         _check_reachable(fs, root, target_url)
         existing = _listing(fs, root)
         todo = []
