@@ -1,16 +1,24 @@
-"""Detection throughput: our pipeline vs Ultralytics' own video loop, same model, video and device.
+"""Detection throughput: each backend against Ultralytics' own video loop, same model, video and device.
 
-    python bench/detect.py [--weights yolov8n.yaml] [--frames 200] [--device auto] [--batch N]
+    python bench/detect.py [--weights yolov8n.yaml] [--frames 200] [--device auto] [--batch N] [--imgsz 640]
+                           [--process-frames 300 | --process-frames 0]
 
-Baseline: ``model.predict(source=VIDEO, stream=True)`` (Ultralytics decodes with OpenCV, batch 1;
-on CUDA also its best setting, ``half=True, batch=16``). Ours: ``detect_video`` (PyAV decode in a
-background thread, batched inference, FP16 on CUDA), cache disabled. Both see the first
-``--frames`` frames of the bundled sample, re-encoded to a temporary file so both read the same
-bytes. Prints fps and the ratio.
+In one process: ``model.predict(source=VIDEO, stream=True)`` (Ultralytics decodes with OpenCV, batch 1;
+on CUDA also its best setting, ``half=True, batch=16``) is timed before and after our backends, and
+each backend's ``detect_video`` (PyAV decode, letterbox and inference overlapped; cache off) is
+reported as fps end to end, fps of each stage alone (its busy time) and the ratio to the mean of the
+two baseline runs. ONNX exports happen before any timing, into a temporary cache.
+
+As a user feels it: the whole ``python -m core run CLIP --weights W --out DIR`` process on a
+``--process-frames`` clip, its ONNX export cached by an earlier run on another clip, against a
+process that loads the same weights and runs ``predict(stream=True)`` over the same clip. Clips are
+the bundled sample's frames, re-encoded so that every reader decodes the same bytes.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,44 +27,105 @@ from pathlib import Path
 
 import av
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core.backends import onnxruntime_available
+from core.detect import Progress, YoloDetector, detect_video, resolve_device
+from core.paths import SAMPLE_VIDEO
+from core.video import iter_frames, probe
 
-from core.detect import YoloDetector, detect_video  # noqa: E402
-from core.samples import SAMPLE_VIDEO  # noqa: E402
-from core.video import iter_frames, probe  # noqa: E402
+PREDICT_PROCESS = """
+import sys, torch
+from ultralytics import YOLO
+weights, clip, device, frames = sys.argv[1:]
+if weights.endswith((".yaml", ".yml")):
+    torch.manual_seed(0)  # the weights YoloDetector builds
+count = sum(1 for _ in YOLO(weights).predict(source=clip, stream=True, conf=0.1, device=device, verbose=False))
+assert count == int(frames), (count, frames)
+"""
 
 
-def write_slice(frames: int, folder: Path) -> Path:
-    path = folder / "slice.mp4"
+def write_clip(frames: int, path: Path) -> Path:
+    """The first ``frames`` frames of the sample (looping it if needed) as MPEG-4."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=10)
         stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
         stream.options = {"qscale": "2"}
-        for index, frame in iter_frames(SAMPLE_VIDEO):
-            if index >= frames:
-                break
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
+        written = 0
+        while written < frames:
+            for _, frame in islice(iter_frames(SAMPLE_VIDEO), frames - written):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    out.mux(packet)
+                written += 1
         for packet in stream.encode():
             out.mux(packet)
     return path
 
 
-def ultralytics_fps(detector: YoloDetector, video: Path, n: int, **options) -> float:
+def predict_fps(model, video: Path, n: int, device: str, imgsz: int, **options) -> float:
     start = time.perf_counter()
-    count = sum(1 for _ in detector.model.predict(source=str(video), stream=True, conf=0.1, device=detector.device,
-                                                  imgsz=detector.imgsz, verbose=False, **options))
+    count = sum(1 for _ in model.predict(source=str(video), stream=True, conf=0.1, device=device, imgsz=imgsz,
+                                         verbose=False, **options))
     assert count == n, (count, n)
     return count / (time.perf_counter() - start)
 
 
-def ours_fps(detector: YoloDetector, video: Path, n: int, cache: Path) -> float:
+def ours(detector: YoloDetector, video: Path, n: int, cache: Path) -> tuple[float, Progress]:
     info = probe(video)
+    seen: list[Progress] = []
     start = time.perf_counter()
-    detections = detect_video(info, detector, conf=0.1, cache_dir=cache / str(time.time_ns()))
-    assert detections.n_frames == n
-    return n / (time.perf_counter() - start)
+    detections = detect_video(info, detector, conf=0.1, cache_dir=cache / str(time.time_ns()), progress=seen.append)
+    elapsed = time.perf_counter() - start
+    assert detections.n_frames == n and seen[-1].done == n
+    return n / elapsed, seen[-1]
+
+
+def warm(detector: YoloDetector, video: Path) -> None:
+    frames = [frame for _, frame in islice(iter_frames(video, pixel_format="bgr24"), detector.batch_size)]
+    detector.detect(frames, 0.1, None)  # fuse, allocate, autotune
+
+
+def in_process(args, device: str, video: Path, cache: Path) -> None:
+    backends = ["torch"] + (["onnx"] if device == "cpu" and onnxruntime_available() else [])
+    detectors = {b: YoloDetector(args.weights, device=device, imgsz=args.imgsz, batch_size=args.batch, backend=b,
+                                 cache_dir=cache) for b in backends}
+    for detector in detectors.values():
+        warm(detector, video)
+    model = detectors["torch"].model
+    print(f"model {args.weights}, device {device}, imgsz {args.imgsz}, {args.frames} frames of 768x576")
+    best = "half=True, batch=16" if device.startswith("cuda") else "batch 1"
+    options = dict(half=True, batch=16) if device.startswith("cuda") else {}
+    before = predict_fps(model, video, args.frames, device, args.imgsz, **options)
+    results = {b: ours(d, video, args.frames, cache) for b, d in detectors.items()}
+    after = predict_fps(model, video, args.frames, device, args.imgsz, **options)
+    base = (before + after) / 2
+    print(f"ultralytics predict(stream=True), {best}: {before:.1f} fps before, {after:.1f} fps after")
+    for backend, (fps, last) in results.items():
+        stages = ", ".join(f"{name} {value:.0f}" for name, value in last.stage_fps.items())
+        print(f"ours, {backend:5s} (batch {detectors[backend].batch_size}): {fps:6.1f} fps end to end "
+              f"= {fps / base:.2f}x predict; stages alone (fps): {stages}")
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def whole_process(args, device: str, folder: Path) -> None:
+    clip = write_clip(args.process_frames, folder / "clip.mp4")
+    earlier = write_clip(5, folder / "earlier.mp4")
+    env = {**os.environ, "FLICKER_CACHE_DIR": str(folder / "cache"), "YOLO_OFFLINE": "1"}
+    run = [sys.executable, "-m", "core", "run", "--weights", args.weights, "--device", device, "--quiet"]
+    timed(run + [str(earlier), "--out", str(folder / "earlier-out")], env)  # exports (and caches) the model
+    ours_s, summary = timed(run + [str(clip), "--out", str(folder / "out")], env)
+    assert f"{args.process_frames} frames" in summary, summary
+    theirs_s, _ = timed([sys.executable, "-c", PREDICT_PROCESS, args.weights, str(clip), device,
+                         str(args.process_frames)], env)
+    print(f"whole process, {args.process_frames} frames at imgsz 640: python -m core run {ours_s:.1f} s "
+          f"(detect, flicker, export, validate) vs a predict(stream=True) process {theirs_s:.1f} s "
+          f"= {theirs_s / ours_s:.2f}x")
 
 
 def main() -> None:
@@ -66,23 +135,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int)
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--process-frames", type=int, default=300, help="0 skips the whole-process comparison")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        video = write_slice(args.frames, Path(tmp))
-        detector = YoloDetector(args.weights, device=args.device, imgsz=args.imgsz, batch_size=args.batch)
-        warm = [frame for _, frame in islice(iter_frames(video, pixel_format="bgr24"), detector.batch_size)]
-        detector.detect(warm, 0.1, None)  # warm-up: fuse, allocate, cudnn autotune
-        print(f"model {args.weights}, device {detector.device}, FP16 {detector.half}, batch {detector.batch_size}, "
-              f"imgsz {args.imgsz}, {args.frames} frames of 768x576")
-        base = ultralytics_fps(detector, video, args.frames)
-        print(f"ultralytics predict(stream=True), batch 1:     {base:7.1f} fps")
-        best = base
-        if detector.device.startswith("cuda"):
-            best = ultralytics_fps(detector, video, args.frames, half=True, batch=16)
-            print(f"ultralytics predict(stream=True), half, b16: {best:7.1f} fps")
-        ours = ours_fps(detector, video, args.frames, Path(tmp))
-        print(f"ours (PyAV thread + batched):                {ours:7.1f} fps")
-        print(f"ratio ours / ultralytics best: {ours / best:.2f}x")
+        folder = Path(tmp)
+        in_process(args, device, write_clip(args.frames, folder / "slice.mp4"), folder / "cache")
+        if args.process_frames:
+            whole_process(args, device, folder)
 
 
 if __name__ == "__main__":
