@@ -8,9 +8,9 @@ import streamlit as st
 from core.errors import SelectionError
 from core.lightly.config import build_selection_config, describe, validate_selection_config
 from core.lightly.datasource import Datasource
-from core.lightly.export import DEFAULT_TASK, VideoPredictions, export_datasource, sample_files, zip_datasource
+from core.lightly.export import VideoPredictions, export_datasource, sample_files, zip_datasource
 from core.lightly.push import push
-from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, schedule
+from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, dry_run, schedule
 from ui import state
 from ui.components import selection_strengths
 
@@ -19,7 +19,9 @@ def export_panel(view: state.FlickerView, stem: str) -> str:
     """The export form; returns the task name (the schedule's config names it)."""
     out_dir = st.text_input("Output folder (the Lightly datasource root)", value=str(Path.cwd() / "exports" / stem),
                             key="export_dir", persist_state="session")
-    task = st.text_input("Prediction task name", value=DEFAULT_TASK, key="export_task", persist_state="session").strip()
+    st.session_state.setdefault(state.EXPORT_TASK, state.default_task_name())
+    task = st.text_input("Prediction task name", key=state.EXPORT_TASK, persist_state="session",
+                         help="Named after the detector; the selection config below names it too.").strip()
     flickering = st.radio("Flickering metadata", ("binary", "score"), key="export_flickering", persist_state="session",
                           horizontal=True, format_func={"binary": "1.0 flagged / 0.5 (tutorial)",
                                                         "score": "continuous: 0.5 + 0.5 x score"}.get)
@@ -29,7 +31,7 @@ def export_panel(view: state.FlickerView, stem: str) -> str:
         video = view.video
         with state.error_boundary("Export failed"):
             state.set_export_result(export_datasource(
-                out_dir, [VideoPredictions(video.relpath, view.detections, view.flicker, video.info.path)], task=task,
+                out_dir, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
                 flickering=flickering, imputed_task=f"{task}_imputed" if imputed else None))
     return task
 
@@ -128,18 +130,28 @@ def schedule_panel(stem: str, task: str) -> None:
             st.code(describe(config), language="json")
     fields = (input_url, lightly_url, role_arn, external_id)
     ready = config is not None and all(field.strip() for field in fields)
-    if st.button("Schedule Lightly selection", icon=":material/rocket_launch:", disabled=not ready):
-        request = ScheduleRequest(dataset_name.strip(), input_url.strip(), lightly_url.strip(),
-                                  S3DelegatedAccess(region.strip(), role_arn.strip(), external_id.strip()), config)
+    request = ScheduleRequest(dataset_name.strip(), input_url.strip(), lightly_url.strip(),
+                              S3DelegatedAccess(region.strip(), role_arn.strip(), external_id.strip()), config)
+    send, rehearse, _ = st.columns([1, 1, 2])
+    if send.button("Schedule Lightly selection", icon=":material/rocket_launch:", disabled=not ready):
         with state.error_boundary("Scheduling failed"), st.spinner("Talking to Lightly..."):
             dataset_id, run_id = schedule(request, token or None)
             st.success(f"Scheduled run {run_id} on dataset {dataset_name} ({dataset_id}). "
                        "Start a Lightly Worker to process it.")
+    if rehearse.button("Dry run", icon=":material/preview:", disabled=not ready,
+                       help="The exact requests a run would send, from the real client talking to a local recorder: "
+                            "nothing leaves this machine and no token is needed (secrets are masked)."):
+        with state.error_boundary("Dry run failed"), st.spinner("Recording the requests..."):
+            requests = dry_run(request)
+            st.success(f"Dry run: scheduling sends these {len(requests)} requests (nothing was sent).")
+            st.code(json.dumps(requests, indent=2), language="json")
 
 
 state.init_defaults()
+state.restore_from_url()
 st.title("Export & schedule")
 view = state.require_view()
+state.sync_url(view)
 stem = Path(view.video.relpath).stem
 st.caption(f"{view.video.relpath}: {view.flicker.n_flagged} flagged frames at IoU tracking {view.iou_track:.2f}, "
            f"assertion {view.iou_assert:.2f}, mode {view.options.mode}, minimum score {view.min_score:.2f}.")

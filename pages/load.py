@@ -1,6 +1,5 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
 import sys
-from pathlib import Path
 
 import streamlit as st
 
@@ -23,11 +22,12 @@ def video_panel() -> None:
     elif source == "Upload":
         upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
         if upload is not None and st.button("Load upload"):
-            state.set_video(state.save_upload(upload.name, upload.getvalue()), upload.name)
+            state.open_upload(upload.name, upload.getvalue())
     elif source == "Local path":
-        path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
-        if st.button("Load file") and path:
-            state.set_video(Path(path).expanduser())
+        with st.form("local_path", border=False):  # a form, so Enter in the box loads the file
+            path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
+            if st.form_submit_button("Load file") and path.strip():
+                state.open_video(path)
     video_facts(state.loaded_video())
 
 
@@ -73,27 +73,38 @@ def model_panel():
 
 
 def detection_panel(loaded, detector, spec, conf, classes) -> None:
-    detection_id = f"{loaded.info.fingerprint}|{detector.fingerprint}|{conf}|{classes}"
+    detection_id = state.detection_id(loaded.info, detector, conf, classes)
     if state.detections_for(detection_id) is None:
         cached = cached_detections(loaded.info, detector, conf, classes)
         if cached is not None:
-            state.use_detections(cached, detection_id, conf, spec)
+            state.use_detections(cached, detection_id, (*spec, conf, classes))
     run_column, cancel_column, _ = st.columns([1, 1, 4])
     run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
     # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
-    cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection")
+    if cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection"):
+        cancelled(state.pop_detection_progress())
     if run:
         bar = st.progress(0.0, text="Starting...")
 
         def show(progress) -> None:
+            state.set_detection_progress(progress.done, progress.total)
             bar.progress(progress.done / max(progress.total, 1),
                          text=f"{progress.done:,} / {progress.total:,} frames · {progress.fps:.1f} fps · "
                               f"ETA {progress.eta_s:.0f} s")
 
         with state.error_boundary("Detection failed"):
             state.use_detections(detect_video(loaded.info, detector, conf=conf, classes=classes, progress=show),
-                                 detection_id, conf, spec)
+                                 detection_id, (*spec, conf, classes))
+        state.pop_detection_progress()
     detection_summary(state.detections_for(detection_id))
+
+
+def cancelled(progress) -> None:
+    if progress is None:
+        st.info("No detection is running.")
+    else:
+        st.warning(f"Detection cancelled after {progress[0]:,} of {progress[1]:,} frames. Nothing was kept: "
+                   "*Run detection* starts again from the first frame.", icon=":material/stop_circle:")
 
 
 def detection_summary(detections) -> None:

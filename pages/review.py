@@ -1,154 +1,115 @@
 """Review: scrub the video with predictions and dashed imputed boxes, retune thresholds live, look
-at the flicker timeline, mark flagged frames as true misses or false alarms."""
+at the flicker timeline, mark flagged frames as true misses or false alarms, try a local selection."""
+import csv
+import io
+import json
+
 import numpy as np
 import streamlit as st
 
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK
+from core.lightly.datasource import frame_name
 from core.lightly.selection import select_in_video
 from core.proxy import proxy_building
-from core.render import render_frame
 from ui import state
 from ui.components import selection_strengths
-from ui.plots import embedding_map_figure, flicker_timeline
+from ui.plots import embedding_map_figure
+from ui.viewer import frame_viewer
 
-VERDICT_LABELS = {"miss": "true miss", "false_alarm": "false alarm"}
-
-
-def threshold_sidebar() -> None:
-    with st.sidebar:
-        st.header("Flicker assertion")
-        st.radio("Mode", ("reference", "improved"), key=state.MODE, persist_state="session", horizontal=True,
-                 help="reference: the tutorial's code, value for value. improved: class-aware, one-to-one matching, "
-                      "wider window (see docs/flicker.md).")
-        st.slider("IoU tracking", 0.0, 1.0, step=0.01, key=state.IOU_TRACK, persist_state="session",
-                  help="Boxes in frames i-k and i+k overlapping more than this are one object.")
-        st.slider("IoU assertion", 0.0, 1.0, step=0.01, key=state.IOU_ASSERT, persist_state="session",
-                  help="Frame i misses the object when none of its boxes overlaps the interpolated box this much.")
-        if st.session_state.get(state.MODE) == "improved":
-            st.toggle("Class-aware matching", key=state.CLASS_AWARE, persist_state="session")
-            st.toggle("One-to-one matching", key=state.ONE_TO_ONE, persist_state="session")
-            st.slider("Half window k", 1, 5, key=state.WINDOW, persist_state="session",
-                      help="Also look for objects seen in i-j and i+j for j up to k (catches gaps of several frames).")
-            st.toggle("Median score for empty windows", key=state.EMPTY_MEDIAN, persist_state="session")
-        detections = st.session_state.get(state.DETECTIONS)
-        if detections is not None:
-            floor = float(detections.score.min()) if len(detections) else 0.0
-            st.slider("Minimum score", 0.0, 1.0, step=0.01, key=state.MIN_SCORE, persist_state="session",
-                      help="Filters detections above the floor used when detecting, without running the model again.")
-            if st.session_state[state.MIN_SCORE] < floor - 1e-6:
-                st.caption(f"Detections start at score {floor:.2f}.")
+GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 
 
 def counts_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
-    top = st.columns(5)
-    top[0].metric("Flagged frames", f"{len(flagged):,}")
-    top[1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
-    top[2].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
-    top[3].metric("Boxes kept", f"{len(view.detections):,}")
-    top[4].metric("Reviewed", f"{sum(1 for f in verdicts if f < n and flicker.flag_array[f])} / {len(flagged)}")
+    rows = st.columns(2), st.columns(2), st.columns(2)
+    rows[0][0].metric("Flagged frames", f"{len(flagged):,}")
+    rows[0][1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
+    rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
+    rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
+    rows[2][0].metric("Reviewed", f"{sum(1 for f in verdicts if f < n and flicker.flag_array[f])} / {len(flagged)}")
 
 
-def navigation_panel(view: state.FlickerView, frame: int) -> None:
-    n, flagged = view.n_frames, view.flagged_frames
-
-    def step(delta: int) -> None:
-        state.go_to(state.current_frame(n) + delta, n)
-
-    def flagged_neighbour(direction: int) -> None:
-        current = state.current_frame(n)
-        candidates = flagged[flagged > current] if direction > 0 else flagged[flagged < current][::-1]
-        if len(candidates):
-            state.go_to(candidates[0], n)
-
-    nav = st.columns(2)
-    nav[0].button("Previous", icon=":material/chevron_left:", on_click=step, args=(-1,), shortcut="Left",
-                  width="stretch", help="Left arrow")
-    nav[1].button("Next", icon=":material/chevron_right:", icon_position="right", on_click=step, args=(1,),
-                  shortcut="Right", width="stretch", help="Right arrow")
-    nav = st.columns(2)
-    nav[0].button("Flagged", key="prev_flagged", icon=":material/skip_previous:", on_click=flagged_neighbour,
-                  args=(-1,), shortcut="J", width="stretch", help="Previous flagged frame (J)")
-    nav[1].button("Flagged", key="next_flagged", icon=":material/skip_next:", icon_position="right",
-                  on_click=flagged_neighbour, args=(1,), shortcut="K", width="stretch", help="Next flagged frame (K)")
-    st.session_state.setdefault(state.JUMP_TO, frame)
-    st.number_input("Jump to frame", 0, n - 1, step=1, key=state.JUMP_TO,
-                    on_change=lambda: state.go_to(st.session_state[state.JUMP_TO], n))
+def thresholds_panel(view: state.FlickerView) -> None:
+    st.slider("IoU tracking", 0.0, 1.0, step=0.01, key=state.IOU_TRACK, persist_state="session",
+              help="Boxes in frames i-k and i+k overlapping more than this are one object.")
+    st.slider("IoU assertion", 0.0, 1.0, step=0.01, key=state.IOU_ASSERT, persist_state="session",
+              help="Frame i misses the object when none of its boxes overlaps the interpolated box this much.")
+    floor = float(state.detections().score.min()) if len(state.detections()) else 0.0
+    st.slider("Minimum score", 0.0, 1.0, step=0.01, key=state.MIN_SCORE, persist_state="session",
+              help="Filters detections above the floor used when detecting, without running the model again.")
+    if view.min_score < floor - 1e-6:
+        st.caption(f"Detections start at score {floor:.2f}.")
+    at_tutorial = (view.iou_track, view.iou_assert) == (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT)
+    st.button(f"Tutorial thresholds ({DEFAULT_IOU_TRACK} / {DEFAULT_IOU_ASSERT})", icon=":material/restart_alt:",
+              on_click=state.reset_thresholds, disabled=at_tutorial, type="tertiary")
+    st.radio("Mode", ("reference", "improved"), key=state.MODE, persist_state="session", horizontal=True,
+             help="reference: the tutorial's code, value for value. improved: class-aware, one-to-one matching, "
+                  "wider window (see docs/flicker.md).")
+    if view.options.mode == "improved":
+        improved_options_panel(view)
 
 
-def verdict_panel(view: state.FlickerView, frame: int, verdicts: dict[int, str]) -> None:
-    store, fingerprint = state.verdict_store(), view.video.info.fingerprint
-
-    def set_verdict(verdict) -> None:
-        store.set(fingerprint, frame, verdict)
-
-    st.markdown("**Verdict**")
-    current = verdicts.get(frame)
-    st.caption(f"Now: {VERDICT_LABELS.get(current, 'not reviewed')}")
-    columns = st.columns(2)
-    columns[0].button("True miss", key="verdict_miss", on_click=set_verdict, args=("miss",),
-                      type="primary" if current == "miss" else "secondary", shortcut="M",
-                      width="stretch", help="M: the detector really missed an object")
-    columns[1].button("False alarm", key="verdict_false", on_click=set_verdict, args=("false_alarm",),
-                      type="primary" if current == "false_alarm" else "secondary", shortcut="F",
-                      width="stretch", help="F: nothing is missing here")
-    if current:
-        st.button("Clear verdict", key="verdict_clear", on_click=set_verdict, args=(None,), type="tertiary")
+def improved_options_panel(view: state.FlickerView) -> None:
+    """The improved mode's toggles, each saying when it cannot change anything here and why."""
+    st.toggle("Class-aware matching", key=state.CLASS_AWARE, persist_state="session")
+    if len(np.unique(view.detections.cls)) <= 1:
+        st.caption("One class in these detections: matching within classes cannot change anything.")
+    elif no_difference(view, class_aware=not view.options.class_aware):
+        st.caption("Same flags either way at these thresholds.")
+    st.toggle("One-to-one matching", key=state.ONE_TO_ONE, persist_state="session")
+    if no_difference(view, one_to_one=not view.options.one_to_one):
+        st.caption("Same flags either way at these thresholds: it only matters where one box in frame i-k "
+                   "overlaps several in frame i+k above the tracking IoU.")
+    st.slider("Half window k", *state.WINDOW_RANGE, key=state.WINDOW, persist_state="session",
+              help="Also look for objects seen in i-j and i+j for j up to k (catches gaps of several frames).")
+    st.toggle("Median score for empty windows", key=state.EMPTY_MEDIAN, persist_state="session",
+              help="Changes the flicker scores (the map's colours, the score export), never the flags.")
 
 
-def frame_side_panel(view: state.FlickerView, frame: int, verdicts: dict[int, str]) -> None:
-    flicker = view.flicker
-    st.markdown(f"### Frame {frame:,} / {view.n_frames - 1:,}")
-    is_flagged = bool(flicker.flag_array[frame])
-    if is_flagged:
-        st.error(f"Flagged: {len(flicker.imputed_for(frame))} object(s) seen in the neighbours are missing here",
-                 icon=":material/flag:")
-    else:
-        st.success("No flicker on this frame", icon=":material/check_circle:")
-    navigation_panel(view, frame)
-    if is_flagged:
-        verdict_panel(view, frame, verdicts)
-    st.caption("Keys: ← → frames · J K flagged frames · M F verdicts")
+def no_difference(view: state.FlickerView, **toggle) -> bool:
+    return bool(np.array_equal(state.flags_with(view, **toggle), view.flicker.flag_array))
+
+
+def jump_panel(view: state.FlickerView) -> None:
+    n = view.n_frames
+    with st.form("jump", border=False):  # Enter jumps; the box keeps what was typed, apart from the viewer
+        field, go = st.columns([3, 1], vertical_alignment="bottom")
+        field.number_input("Jump to frame", 0, n - 1, step=1, key=state.JUMP_TO)
+        go.form_submit_button("Go", on_click=lambda: state.go_to(st.session_state[state.JUMP_TO], n))
     if proxy_building(view.video.info):
         st.caption(":material/hourglass_top: Preparing fast seeking for this video...")
 
 
-def draw(view: state.FlickerView, index: int, caption: str | None = None) -> np.ndarray:
-    image = state.frame_reader(view.video.info).get(index)
-    return render_frame(image, view.detections.at(index), view.detections.names, view.flicker.imputed_for(index),
-                        bool(view.flicker.flag_array[index]), caption)
+def per_class_panel(view: state.FlickerView) -> None:
+    with st.expander("Imputed boxes per class"):
+        flicker = view.flicker
+        if len(flicker.imputed_frame):
+            classes, counts = np.unique(flicker.imputed_cls, return_counts=True)
+            st.table({"class": [view.detections.names.get(int(c), str(c)) for c in classes],
+                      "imputed boxes": counts.tolist()})
+        else:
+            st.write("No imputed boxes at these thresholds.")
 
 
-def viewer_panel(view: state.FlickerView, frame: int) -> None:
-    n = view.n_frames
-    caption = f"frame {frame}" + (" - FLAGGED" if view.flicker.flag_array[frame] else "")
-    st.image(draw(view, frame, caption), output_format="JPEG", width="stretch")
-    st.session_state.setdefault(state.FRAME_SLIDER, frame)
-    st.slider("Frame", 0, n - 1, key=state.FRAME_SLIDER, label_visibility="collapsed",
-              on_change=lambda: state.go_to(st.session_state[state.FRAME_SLIDER], n))
+@st.fragment
+def workspace() -> None:
+    """The frame with its timeline and strip, beside the thresholds and the counts they change. A
+    fragment: a threshold move, a verdict or a settled frame reruns this, not the selection below."""
+    view = state.current_view()
+    verdicts = state.verdict_store().all(view.video.info.fingerprint)
+    selection, _ = state.selection()
+    viewer_column, side = st.columns([2.6, 1], gap="medium")
+    with side:  # first, so the counts are on screen by the time the viewer redraws
+        counts_panel(view, verdicts)
+        thresholds_panel(view)
+        jump_panel(view)
+        per_class_panel(view)
+    with viewer_column:
+        frame_viewer(view, verdicts, selection.frames if selection else None)
+    state.sync_url(view)
 
 
-def strip_panel(view: state.FlickerView, frame: int) -> None:
-    strip = st.columns(3)
-    for column, index, label in zip(strip, (frame - 1, frame, frame + 1), ("i-1", "i", "i+1")):
-        if 0 <= index < view.n_frames:
-            column.image(draw(view, index, f"{label}: frame {index}"), output_format="JPEG", width="stretch")
-
-
-def timeline_panel(view: state.FlickerView, frame: int, verdicts: dict[int, str]) -> None:
-    def from_timeline() -> None:
-        points = st.session_state[state.TIMELINE].selection.points
-        if points:
-            state.go_to(points[0]["x"], view.n_frames)
-
-    selection = state.selection()
-    imputed_counts = np.bincount(view.flicker.imputed_frame, minlength=view.n_frames)
-    figure = flicker_timeline(view.detections.counts_per_frame(), view.flicker.flag_array, imputed_counts, frame,
-                              verdicts, selection.frames if selection else None)
-    st.plotly_chart(figure, key=state.TIMELINE, on_select=from_timeline, selection_mode="points",
-                    config={"displaylogo": False})
-
-
-def local_selection_panel(view: state.FlickerView, frame: int) -> None:
+def local_selection_panel(view: state.FlickerView) -> None:
     st.subheader("Local selection")
     st.caption("The tutorial's selection config, run here with Lightly's open selection engine (lightly_mundig): see "
                "what a Lightly Worker run would pick before paying for one.")
@@ -160,59 +121,76 @@ def local_selection_panel(view: state.FlickerView, frame: int) -> None:
         vectors, _ = state.video_embeddings(view.video)
         with state.error_boundary("Local selection failed"):
             state.set_selection(select_in_video(view.detections, view.flicker, vectors, int(n_pick), diversity,
-                                                least_confidence, flicker_strength))
+                                                least_confidence, flicker_strength), view)
             st.rerun()
-    selection = state.selection()
+    selection, settings = state.selection()
     if selection is not None:
-        selection_results(view, frame, selection)
+        selection_results(view, selection, settings)
 
 
-def selection_results(view: state.FlickerView, frame: int, selection) -> None:
+def selection_listing(view: state.FlickerView, frames: np.ndarray) -> list[dict]:
+    """The picks as `python -m core select` lists them in selected.json."""
+    relpath = view.video.relpath
+    return [{"file_name": frame_name(relpath, frame, view.n_frames, ".png"), "video": relpath, "frame": frame}
+            for frame in sorted(frames.tolist())]
+
+
+def selection_results(view: state.FlickerView, selection, settings: tuple) -> None:
+    st.markdown(f"**{selection.text()}.**")
+    if settings != view.settings:
+        track, assert_, score, chosen = settings
+        st.caption(f"Picked with the flags of IoU {track:.2f} / {assert_:.2f}, minimum score {score:.2f}, {chosen.mode} "
+                   "mode; the settings have changed since: run it again to pick with the current flags.")
+    listing = selection_listing(view, selection.frames)
+    stem = view.video.info.path.stem
+    csv_text = io.StringIO()
+    writer = csv.DictWriter(csv_text, fieldnames=["file_name", "video", "frame"])
+    writer.writeheader()
+    writer.writerows(listing)
+    downloads = st.columns([1, 1, 3])
+    downloads[0].download_button("Selected frames (JSON)", json.dumps(listing, indent=2), f"{stem}-selected.json",
+                                 "application/json", icon=":material/download:")
+    downloads[1].download_button("Selected frames (CSV)", csv_text.getvalue(), f"{stem}-selected.csv", "text/csv",
+                                 icon=":material/download:")
+    map_column, gallery_column = st.columns([1, 1], gap="medium")
+    with map_column:
+        embedding_map_panel(view, selection)
+    with gallery_column:
+        gallery_panel(view, selection)
+
+
+def embedding_map_panel(view: state.FlickerView, selection) -> None:
     def from_embedding_plot() -> None:
         points = st.session_state[state.EMBEDDING_PLOT].selection.points
         if points:
-            state.go_to(points[0]["customdata"], view.n_frames)
+            state.go_to(points[0]["customdata"], view.n_frames, reveal=True)
 
     _, xy = state.video_embeddings(view.video)
-    st.markdown(f"**{selection.text()}.**")
-    map_column, gallery_column = st.columns([1, 1], gap="medium")
-    with map_column:
-        st.plotly_chart(embedding_map_figure(xy, view.flicker.score, selection.frames, frame), key=state.EMBEDDING_PLOT,
-                        on_select=from_embedding_plot, selection_mode="points", config={"displaylogo": False})
-    with gallery_column:
-        grid = st.columns(4)
-        for position, index in enumerate(sorted(selection.frames.tolist())[:24]):
-            with grid[position % 4]:
-                caption = f"{index}{' flagged' if view.flicker.flag_array[index] else ''}"
-                st.image(state.thumbnail(view.video.info.fingerprint, index, view.video.info), caption=caption,
-                         width="stretch")
-                st.button("Show", key=f"show_{index}", on_click=state.go_to, args=(index, view.n_frames),
-                          type="tertiary")
+    st.plotly_chart(embedding_map_figure(xy, view.flicker.score, selection.frames), key=state.EMBEDDING_PLOT,
+                    on_select=from_embedding_plot, selection_mode="points", config={"displaylogo": False})
+    st.caption("Click a point to show its frame in the viewer above.")
 
 
-def per_class_panel(view: state.FlickerView) -> None:
-    with st.expander("Flagged frames per class"):
-        flicker = view.flicker
-        if len(flicker.imputed_frame):
-            classes, counts = np.unique(flicker.imputed_cls, return_counts=True)
-            st.table({"class": [view.detections.names.get(int(c), str(c)) for c in classes],
-                      "imputed boxes": counts.tolist()})
-        else:
-            st.write("No imputed boxes at these thresholds.")
+def gallery_panel(view: state.FlickerView, selection) -> None:
+    picks = sorted(selection.frames.tolist())
+    shown = picks
+    if len(picks) > GALLERY_SIZE:
+        show_all = st.toggle(f"Show all {len(picks)} picks", key="gallery_all")
+        shown = picks if show_all else picks[:GALLERY_SIZE]
+        st.caption(f"{len(shown)} of {len(picks)} picks, in frame order.")
+    grid = st.columns(4)
+    for position, index in enumerate(shown):
+        with grid[position % 4]:
+            st.image(state.thumbnail(view.video.info.fingerprint, index, view.video.info), width="stretch")
+            st.button(f"{index}{' · flagged' if view.flicker.flag_array[index] else ''}", key=f"show_{index}",
+                      on_click=state.go_to, args=(index, view.n_frames, True), type="tertiary",
+                      icon=":material/visibility:", help="Show this frame in the viewer above")
 
 
 state.init_defaults()
-threshold_sidebar()
+state.restore_from_url()
+st.title("Review")
 view = state.require_view()
-frame = state.current_frame(view.n_frames)
-verdicts = state.verdict_store().all(view.video.info.fingerprint)
-counts_panel(view, verdicts)
-viewer, side = st.columns([2.2, 1], gap="medium")
-with side:
-    frame_side_panel(view, frame, verdicts)
-with viewer:
-    viewer_panel(view, frame)
-strip_panel(view, frame)
-timeline_panel(view, frame, verdicts)
-local_selection_panel(view, frame)
-per_class_panel(view)
+workspace()
+st.divider()
+local_selection_panel(view)

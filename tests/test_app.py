@@ -1,6 +1,9 @@
 """The app under streamlit.testing.v1.AppTest: every page runs, widgets drive real work."""
+import json
+
 import numpy as np
 import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from core.verdicts import VerdictStore
@@ -51,6 +54,26 @@ def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
 
+def viewer_data(at) -> dict:
+    """What the review page sent to the frame viewer component."""
+    return json.loads(at.get("bidi_component")[0].proto.json)
+
+
+def viewer_sends(at, trigger: dict | None = None, **values) -> None:
+    """Rerun as if the viewer (JS that AppTest cannot run) had sent ``values`` (its state: frame,
+    need) or ``trigger`` (an event such as a verdict), the way the browser sends them."""
+    viewer_id = at.get("bidi_component")[0].proto.id
+    states = at._tree.get_widget_states()
+    if values:
+        old = next((json.loads(w.json_value) for w in states.widgets if w.id == viewer_id), {})
+        states.widgets.append(WidgetState(id=viewer_id, json_value=json.dumps({**old, **values})))
+    if trigger:
+        states.widgets.append(WidgetState(id=f"$$STREAMLIT_INTERNAL_KEY_{viewer_id}__events",
+                                          json_trigger_value=json.dumps([trigger])))
+    at._run(states)
+    assert not at.exception, at.exception
+
+
 def test_pages_without_a_video_explain_what_to_do(app):
     for page in ("pages/review.py", "pages/export.py"):
         app.switch_page(page)
@@ -94,37 +117,95 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.switch_page("pages/review.py")
     app.run()
     assert not app.exception
+    assert app.title[0].value == "Review"
     assert metric(app, "Boxes kept") != "0"
     app.slider(key="iou_track").set_value(0.3)
     app.slider(key="iou_assert").set_value(0.9)
     app.run()
     flagged = int(metric(app, "Flagged frames"))
-    click(app, "Next")
-    assert app.session_state["frame"] == 1
-    app.number_input(key="jump_to").set_value(4)
-    app.run()
-    assert app.session_state["frame"] == 4
+    assert viewer_data(app)["view"]["flags"].count("1") == flagged, "the viewer draws the flags the counts count"
+    viewer_sends(app, need={"first": 1, "last": 3, "id": 1})  # the viewer asks for frames ahead of the hand
+    sent = viewer_data(app)
+    assert sorted(sent["frames"]) == ["1", "2", "3"] and sent["served"] == 1
+    assert sent["frames"]["2"]["src"].startswith("data:image/jpeg;base64,")
     app.slider(key="iou_assert").set_value(0.0)
     app.run()
     assert int(metric(app, "Flagged frames")) == 0  # nothing has IoU below 0
+    assert viewer_data(app)["frames"] == {}, "a threshold move re-sends no frames"
     app.slider(key="iou_assert").set_value(0.9)
     app.run()
     assert int(metric(app, "Flagged frames")) == flagged
     assert flagged > 0, "random weights at a tiny floor flicker a lot"
-    app.session_state["frame"] = 0
-    click(app, "Flagged")  # previous flagged frame: there is none before frame 0
-    assert app.session_state["frame"] == 0
-    [b for b in app.button if b.key == "next_flagged"][0].click()
-    app.run()
-    frame = app.session_state["frame"]
-    assert frame > 0
-    click(app, "True miss")
+    viewer_sends(app, frame=1)  # the viewer settled on frame 1
+    assert app.session_state["frame"] == 1 and app.query_params["frame"] == "1"
+    app.number_input(key="jump_to").set_value(4)
+    click(app, "Go")
+    assert app.session_state["frame"] == 4
+    assert viewer_data(app)["seek"] == [1, 4, False] and "4" in viewer_data(app)["frames"]
+
+    frame = viewer_data(app)["view"]["flags"].index("1")
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
     fingerprint = app.session_state["video"].info.fingerprint
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
+    assert metric(app, "Reviewed") == f"1 / {flagged}"
+    assert viewer_data(app)["view"]["verdicts"] == {str(frame): "miss"}
 
     export_from_app(app, tmp_path / "export")
     assert "Valid Lightly datasource" in app.success[0].value
-    assert len(list((tmp_path / "export/.lightly/predictions/yolov8_detection").glob("tiny-*-mp4.json"))) == 6
+    task = app.text_input(key="export_task").value
+    assert task == "yolov8n_detection", "the task is named after the detector"
+    assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
+
+
+def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/review.py")
+    app.run()
+    app.slider(key="iou_track").set_value(0.42)
+    app.radio(key="mode").set_value("improved")
+    app.run()
+    viewer_sends(app, frame=3)
+    url = dict(app.query_params)
+    assert url["video"] == str(tiny_slice) and url["frame"] == "3" and url["iou_track"] == "0.42"
+
+    reloaded = AppTest.from_file("../app.py", default_timeout=180)  # a new session, as after a reload
+    reloaded.switch_page("pages/review.py")
+    reloaded.query_params = url
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.error
+    assert reloaded.slider(key="iou_track").value == pytest.approx(0.42)
+    assert reloaded.radio(key="mode").value == "improved"
+    assert reloaded.session_state["frame"] == 3 and viewer_data(reloaded)["seek"][1] == 3
+    assert metric(reloaded, "Flagged frames") == metric(app, "Flagged frames"), "detections came back from the cache"
+
+
+def test_a_link_is_untrusted_input(app, tiny_slice, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "allowed"))
+    app.switch_page("pages/review.py")
+    app.query_params = {"video": str(tiny_slice), "weights": "builtin:hog-people", "frame": "zzz", "iou_track": "7"}
+    app.run()
+    assert not app.exception
+    assert "outside the folders this app may use" in app.error[0].value
+    assert "No detections yet" in app.info[0].value
+
+
+def test_a_failed_load_forgets_the_previous_video(app, tiny_slice, bad_files):
+    load_and_detect(app, tiny_slice)
+    assert app.success, "detections of the loaded video are shown"
+    app.text_input[0].input(str(bad_files["text"]))
+    click(app, "Load file")
+    assert "not a video" in app.error[0].value
+    assert not app.success and not app.metric, "nothing of the previous video is left on screen"
+
+
+def test_a_rejected_upload_is_not_kept(app, tmp_path):
+    app.segmented_control(key="source").set_value("Upload")
+    app.run()
+    app.file_uploader[0].upload("notes.mp4", b"a shopping list, not a video")
+    app.run()
+    click(app, "Load upload")
+    assert "not a video" in app.error[0].value
+    assert not list((tmp_path / "data").rglob("notes.mp4"))
 
 
 def test_improved_mode_options_update_the_result(app, tiny_slice):
@@ -201,6 +282,12 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     selection = fake.requests[-2]["body"]["config"]["selection"]
     assert selection["strategies"][2]["strategy"]["strength"] == 2.5
 
+    click(app, "Dry run")
+    assert "nothing was sent" in app.success[-1].value
+    scheduled = next(r["body"] for r in json.loads(app.code[-1].value) if "config" in (r["body"] or {}))
+    assert scheduled["config"]["selection"]["strategies"][2]["strategy"]["strength"] == 2.5
+    assert GOOD_TOKEN not in app.code[-1].value
+
 
 def test_local_selection_on_the_review_page(app, tiny_slice):
     load_and_detect(app, tiny_slice)
@@ -209,7 +296,7 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     app.number_input(key="local_n").set_value(3)
     app.run()
     click(app, "Run local selection")
-    selection = app.session_state["local_selection"]
+    selection, _ = app.session_state["local_selection"]
     picked = selection.frames
     assert len(picked) == 3 and selection.config["n_samples"] == 3
     assert any("3 frames selected" in m.value for m in app.markdown)
@@ -217,3 +304,7 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     show.click()
     app.run()
     assert app.session_state["frame"] == sorted(picked)[-1]
+    assert viewer_data(app)["seek"][2] is True, "a seek from the gallery brings the viewer into view"
+    assert viewer_data(app)["view"]["selected"] == sorted(picked.tolist())
+    downloads = [d.proto.label for d in app.get("download_button")]
+    assert downloads == ["Selected frames (JSON)", "Selected frames (CSV)"]

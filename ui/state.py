@@ -1,13 +1,17 @@
-"""Session state, cached resources and the error boundary, named in one place.
+"""Session state, cached resources, the review's URL and the error boundary, named in one place.
 
-Pages never write session keys directly: they call the functions here (``set_video``,
+Pages never write session keys directly: they call the functions here (``open_video``,
 ``use_detections``, ``go_to``, ...). Per-tab state lives in ``st.session_state`` (so two browser
 tabs never interfere); expensive, immutable things (frame readers, flicker indexes, loaded models)
 are ``st.cache_resource`` and shared between tabs, which is safe because readers lock and indexes
-are frozen.
+are frozen. The review itself (video, detector, thresholds, frame) is mirrored in the URL, so a
+reload, a bookmark or a link opens the same frame with the same settings.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,9 +22,11 @@ import numpy as np
 import streamlit as st
 
 from core import paths
+from core.detect import BUILTIN_HOG, DEFAULT_CONF, cached_detections
 from core.detections import Detections
 from core.errors import UserError
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerOptions, FlickerResult
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES, FlickerIndex, FlickerOptions, FlickerResult
+from core.lightly.export import DEFAULT_TASK
 from core.proxy import proxy_path, reader_for_display
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo, probe
@@ -29,10 +35,14 @@ from core.video import FrameReader, VideoInfo, probe
 VIDEO = "video"  # LoadedVideo
 DETECTIONS = "detections"  # Detections of the loaded video
 DETECTION_ID = "detection_id"  # names the video + model + floor the detections came from
-DETECTOR_SPEC = "detector_spec"  # (weights, device) of the model behind the detections
+DETECTOR_SPEC = "detector_spec"  # (weights, device, conf, classes) of the run behind the detections
 FRAME = "frame"  # the frame on screen
+SEEK = "seek"  # (count, reveal): moves made from Python (see seek())
+FRAMES_WANTED = "frames_wanted"  # (first, last): frames to send with the next run, once
+VIEWER_REQUEST = "viewer_request"  # id of the viewer's latest request for frames
 EXPORT_RESULT = "export_result"
-SELECTION = "local_selection"  # VideoSelection of the last local selection run
+SELECTION = "local_selection"  # (VideoSelection, the settings its flags came from)
+DETECTION_PROGRESS = "detection_progress"  # (done, total) of the run in progress: Cancel reports it
 _SAMPLE_OFFERED = "_sample_offered"
 
 # widget keys (values persist across page switches with persist_state="session")
@@ -44,10 +54,10 @@ CLASS_AWARE = "class_aware"
 ONE_TO_ONE = "one_to_one"
 WINDOW = "window"
 EMPTY_MEDIAN = "empty_median"
-FRAME_SLIDER = "frame_slider"
 JUMP_TO = "jump_to"
-TIMELINE = "timeline"
+VIEWER = "viewer"  # the frame viewer component
 EMBEDDING_PLOT = "embedding_plot"
+EXPORT_TASK = "export_task"
 DIVERSITY = "diversity"  # selection strengths, shared by the local and the scheduled selection
 LEAST_CONFIDENCE = "least_confidence"
 FLICKER_STRENGTH = "flicker_strength"
@@ -56,6 +66,8 @@ _IMPROVED = FlickerOptions.improved()
 DEFAULTS = {IOU_TRACK: DEFAULT_IOU_TRACK, IOU_ASSERT: DEFAULT_IOU_ASSERT, MODE: "reference",
             CLASS_AWARE: _IMPROVED.class_aware, ONE_TO_ONE: _IMPROVED.one_to_one, WINDOW: _IMPROVED.window,
             EMPTY_MEDIAN: _IMPROVED.empty_window_median}
+WINDOW_RANGE = (1, 5)
+FRAMES_AROUND_SEEK = (4, 20)  # frames sent with a move made from Python, before the viewer asks
 
 
 @dataclass(frozen=True)
@@ -83,20 +95,18 @@ def init_defaults() -> None:
         st.session_state.setdefault(key, value)
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded file under the data folder, named by content so re-uploads are free."""
-    import hashlib
-
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    target = paths.data_dir() / "uploads" / digest / Path(name).name
-    if not target.is_file():
-        paths.write_atomic(target, data)
-    return target
+def _forget_video() -> None:
+    for key in (VIDEO, DETECTIONS, DETECTION_ID, DETECTOR_SPEC, EXPORT_RESULT, SELECTION, SEEK, FRAMES_WANTED,
+                VIEWER_REQUEST):
+        st.session_state.pop(key, None)
+    st.session_state[FRAME] = 0
 
 
 def set_video(path: Path, relpath: str | None = None) -> bool:
-    """Probe and open a video for review (warnings shown); forgets the previous video's results.
-    Returns False (with the error shown) when the file cannot be used."""
+    """Probe and open a video for review (warnings shown); forgets the previous video and its
+    results either way, so a failed load never leaves the old video on screen. Returns False (with
+    the error shown) when the file cannot be used."""
+    _forget_video()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         info = None
@@ -107,10 +117,41 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
     if info is None:
         return False
     st.session_state[VIDEO] = LoadedVideo(info, relpath or info.path.name)
-    for key in (DETECTIONS, DETECTION_ID, EXPORT_RESULT, SELECTION):
-        st.session_state.pop(key, None)
-    st.session_state[FRAME] = 0
     return True
+
+
+def open_video(path_text: str) -> bool:
+    """A video named by the user (the path box, or a link's URL): outside ``FLICKER_ROOTS`` it is
+    refused before anything touches the file."""
+    allowed = None
+    with error_boundary():
+        allowed = paths.check_allowed(path_text.strip())
+    if allowed is None:
+        _forget_video()
+        return False
+    return set_video(Path(path_text.strip()).expanduser())
+
+
+def open_upload(name: str, data: bytes) -> bool:
+    """Keep an uploaded video under the data folder, named by content so re-uploads are free; a file
+    that is not a usable video is deleted again."""
+    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    target = paths.data_dir() / "uploads" / digest / Path(name).name
+    if not target.is_file():
+        paths.write_atomic(target, data)
+    if set_video(target, name):
+        return True
+    shutil.rmtree(target.parent, ignore_errors=True)
+    return False
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep uploaded weights under the data folder, named by content."""
+    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    target = paths.data_dir() / "uploads" / digest / Path(name).name
+    if not target.is_file():
+        paths.write_atomic(target, data)
+    return target
 
 
 def open_sample_once() -> None:
@@ -125,13 +166,42 @@ def loaded_video() -> LoadedVideo | None:
     return st.session_state.get(VIDEO)
 
 
-def use_detections(detections: Detections, detection_id: str, conf: float, detector_spec: tuple) -> None:
+@st.cache_resource(show_spinner="Loading model...", max_entries=4)
+def _detector(weights: str, device: str):
+    """Loaded models are shared by every tab (loading a .pt takes seconds)."""
+    from core.detect import load_detector
+
+    return load_detector(weights, device=device)
+
+
+def detector(weights: str, device: str):
+    """The model for a weights spec (the built-in detector, a model name Ultralytics ships, or a
+    file): a file outside ``FLICKER_ROOTS`` is refused before it is read."""
+    if weights != BUILTIN_HOG and (Path(weights).suffix.lower() in (".pt", ".onnx") or "/" in weights):
+        paths.check_allowed(weights)
+    return _detector(weights, device)
+
+
+def detection_id(info: VideoInfo, model, conf: float, classes: list[int] | None) -> str:
+    return f"{info.fingerprint}|{model.fingerprint}|{conf}|{classes}"
+
+
+def use_detections(detections: Detections, detection_id: str, spec: tuple) -> None:
+    """Review these detections; ``spec`` is ``(weights, device, conf, classes)``, the run that made them."""
+    if st.session_state.get(DETECTOR_SPEC, spec)[0] != spec[0]:
+        st.session_state.pop(EXPORT_TASK, None)  # the task name follows the detector
     st.session_state[DETECTIONS] = detections
-    st.session_state[DETECTOR_SPEC] = detector_spec
+    st.session_state[DETECTOR_SPEC] = spec
     st.session_state[DETECTION_ID] = detection_id
-    st.session_state[MIN_SCORE] = conf
+    st.session_state[MIN_SCORE] = spec[2]
     st.session_state[FRAME] = 0
-    st.session_state.pop(EXPORT_RESULT, None)
+    for key in (EXPORT_RESULT, SELECTION, SEEK, FRAMES_WANTED, VIEWER_REQUEST):
+        st.session_state.pop(key, None)
+
+
+def detections() -> Detections | None:
+    """The tab's detections, every box above the detection floor."""
+    return st.session_state.get(DETECTIONS)
 
 
 def detections_for(detection_id: str) -> Detections | None:
@@ -141,16 +211,64 @@ def detections_for(detection_id: str) -> Detections | None:
     return st.session_state.get(DETECTIONS)
 
 
+def set_detection_progress(done: int, total: int) -> None:
+    st.session_state[DETECTION_PROGRESS] = (done, total)
+
+
+def pop_detection_progress() -> tuple[int, int] | None:
+    return st.session_state.pop(DETECTION_PROGRESS, None)
+
+
+def default_task_name() -> str:
+    """The export's prediction task, named after the detector: ``hog_people_detection`` for the
+    built-in one, ``<weights stem>_detection`` for a model file, the tutorial's name otherwise."""
+    spec = st.session_state.get(DETECTOR_SPEC)
+    if spec is None:
+        return DEFAULT_TASK
+    stem = "hog_people" if spec[0] == BUILTIN_HOG else re.sub(r"[^a-z0-9_]+", "_", Path(spec[0]).stem.lower())
+    return f"{stem.strip('_') or 'model'}_detection"
+
+
 def current_frame(n_frames: int) -> int:
     return int(np.clip(st.session_state.get(FRAME, 0), 0, max(n_frames - 1, 0)))
 
 
-def go_to(frame: int, n_frames: int) -> None:
-    """Show ``frame`` (clipped to the video): every widget that shows the position follows."""
-    frame = int(np.clip(frame, 0, n_frames - 1))
+def frame_shown(frame: int) -> None:
+    """The viewer settled on ``frame`` (it is already on screen): remember it, move nothing."""
     st.session_state[FRAME] = frame
-    st.session_state[FRAME_SLIDER] = frame
-    st.session_state[JUMP_TO] = frame
+
+
+def go_to(frame: int, n_frames: int, reveal: bool = False) -> None:
+    """Move the viewer to ``frame`` (clipped to the video), sending the frames around it with the
+    move. ``reveal`` scrolls the viewer into view, for seeks made further down the page."""
+    frame = int(np.clip(frame, 0, n_frames - 1))
+    st.session_state[SEEK] = (seek()[0] + 1, reveal)
+    want_frames(frame - FRAMES_AROUND_SEEK[0], frame + FRAMES_AROUND_SEEK[1])
+    frame_shown(frame)
+
+
+def seek() -> tuple[int, bool]:
+    """How many moves Python has made (the viewer makes each once, however often the page reruns),
+    and whether the last one asked to scroll the viewer into view."""
+    return st.session_state.get(SEEK, (0, False))
+
+
+def want_frames(first: int, last: int, request: int | None = None) -> None:
+    st.session_state[FRAMES_WANTED] = (first, last)
+    if request is not None:
+        st.session_state[VIEWER_REQUEST] = request
+
+
+def frames_wanted() -> tuple[int, int, int | None] | None:
+    """The frames to send with this run and the viewer's request they answer. Each is sent once (the
+    viewer keeps what it got), so a threshold move or a settled frame re-sends no frames."""
+    wanted = st.session_state.get(FRAMES_WANTED)
+    return None if wanted is None else (*wanted, st.session_state.get(VIEWER_REQUEST))
+
+
+def frames_sent() -> None:
+    """Called once the viewer has been sent its frames (a run cut short before that sends them next run)."""
+    st.session_state.pop(FRAMES_WANTED, None)
 
 
 def set_export_result(summary) -> None:
@@ -161,12 +279,19 @@ def export_result():
     return st.session_state.get(EXPORT_RESULT)
 
 
-def set_selection(selection) -> None:
-    st.session_state[SELECTION] = selection
+def set_selection(selection, view: "FlickerView") -> None:
+    st.session_state[SELECTION] = (selection, view.settings)
 
 
 def selection():
-    return st.session_state.get(SELECTION)
+    """The last local selection and the settings (thresholds, mode, floor) its flags came from."""
+    return st.session_state.get(SELECTION, (None, None))
+
+
+def reset_thresholds() -> None:
+    """Back to the tutorial's walkthrough thresholds (a button callback)."""
+    st.session_state[IOU_TRACK] = DEFAULT_IOU_TRACK
+    st.session_state[IOU_ASSERT] = DEFAULT_IOU_ASSERT
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -232,6 +357,11 @@ class FlickerView:
     def flagged_frames(self) -> np.ndarray:
         return np.flatnonzero(self.flicker.flag_array)
 
+    @property
+    def settings(self) -> tuple:
+        """Everything the flags depend on: equal settings give equal flags."""
+        return self.iou_track, self.iou_assert, self.min_score, self.options
+
 
 def current_view() -> FlickerView | None:
     """The detections and flicker result for the thresholds on screen (None before detection)."""
@@ -246,6 +376,18 @@ def current_view() -> FlickerView | None:
     return FlickerView(video, kept, index.evaluate(iou_track, iou_assert), min_score, iou_track, iou_assert, chosen)
 
 
+def flags_with(view: FlickerView, **changes) -> np.ndarray:
+    """The flags the current thresholds give with some options changed (to tell whether a toggle matters)."""
+    other = FlickerOptions.from_mode(view.options.mode, **{**_toggles(view.options), **changes})
+    _, index = flicker_index(st.session_state[DETECTION_ID], view.min_score, other, st.session_state[DETECTIONS])
+    return index.evaluate(view.iou_track, view.iou_assert).flag_array
+
+
+def _toggles(chosen: FlickerOptions) -> dict:
+    return {"class_aware": chosen.class_aware, "one_to_one": chosen.one_to_one, "window": chosen.window,
+            "empty_window_median": chosen.empty_window_median}
+
+
 def require_view() -> FlickerView:
     """The current view, or a pointer to the load page and a stop."""
     view = current_view()
@@ -256,12 +398,68 @@ def require_view() -> FlickerView:
     return view
 
 
-@st.cache_resource(show_spinner="Loading model...", max_entries=4)
-def detector(weights: str | None, device: str):
-    """Loaded models are shared by every tab (loading a .pt takes seconds)."""
-    from core.detect import load_detector
+# The review in the URL. Every value read back is untrusted: paths go through the load page's
+# checks, numbers are parsed and clipped, anything unreadable falls back to its default.
+_URL_TOGGLES = {CLASS_AWARE: "class_aware", ONE_TO_ONE: "one_to_one", EMPTY_MEDIAN: "empty_median"}
 
-    return load_detector(weights, device=device)
+
+def sync_url(view: FlickerView) -> None:
+    """Mirror the review in the URL (written only when something changed)."""
+    weights, device, conf, classes = st.session_state[DETECTOR_SPEC]
+    params = {"video": str(view.video.info.path), "weights": weights, "device": device, "conf": str(conf),
+              "frame": str(current_frame(view.n_frames)), "mode": view.options.mode,
+              "iou_track": str(view.iou_track), "iou_assert": str(view.iou_assert),
+              "min_score": str(view.min_score)}
+    if classes:
+        params["classes"] = ",".join(map(str, classes))
+    if view.options.mode == "improved":
+        params["window"] = str(view.options.window)
+        params.update({name: str(int(st.session_state[key])) for key, name in _URL_TOGGLES.items()})
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def _number(text: str | None, default: float, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return default
+    return float(np.clip(value, low, high)) if np.isfinite(value) else default
+
+
+def restore_from_url() -> None:
+    """A reload, bookmark or link reopens the review it names, when this tab has none yet. Nothing
+    runs: the detections come from the disk cache, or the page says to run detection."""
+    params = st.query_params
+    if st.session_state.get(DETECTIONS) is not None or "video" not in params:
+        return
+    with error_boundary("Cannot reopen the review in this link"):
+        if not open_video(params["video"]):
+            return
+        weights, device = params.get("weights", BUILTIN_HOG), params.get("device", "auto")
+        conf = _number(params.get("conf"), DEFAULT_CONF, 0.0, 1.0)
+        classes = sorted({int(c) for c in params.get("classes", "").split(",") if c.strip().isdigit()}) or None
+        model = detector(weights, device)
+        info = st.session_state[VIDEO].info
+        detections = cached_detections(info, model, conf, classes)
+        if detections is None:
+            st.info(f"{info.path.name} is loaded, but its detections for this link are not cached here: "
+                    "run detection on Load & detect.")
+            return
+        use_detections(detections, detection_id(info, model, conf, classes), (weights, device, conf, classes))
+        _restore_settings(params, detections.n_frames)
+
+
+def _restore_settings(params, n_frames: int) -> None:
+    if params.get("mode") in MODES:
+        st.session_state[MODE] = params["mode"]
+    for key in (IOU_TRACK, IOU_ASSERT, MIN_SCORE):
+        st.session_state[key] = _number(params.get(key), st.session_state.get(key, DEFAULTS.get(key, 0.0)), 0.0, 1.0)
+    st.session_state[WINDOW] = int(_number(params.get("window"), DEFAULTS[WINDOW], *WINDOW_RANGE))
+    for key, name in _URL_TOGGLES.items():
+        if params.get(name) in ("0", "1"):
+            st.session_state[key] = params[name] == "1"
+    go_to(int(_number(params.get("frame"), 0, 0, n_frames - 1)), n_frames)
 
 
 @st.cache_resource(show_spinner="Computing frame embeddings...", max_entries=4)
@@ -270,10 +468,11 @@ def embeddings(fingerprint: str, detector_spec: tuple | None, _info: VideoInfo):
     once per video and model."""
     from core.lightly.selection import embedding_map, frame_embeddings
 
-    model = detector(*detector_spec) if detector_spec else None
+    model = _detector(*detector_spec[:2]) if detector_spec else None
     vectors = frame_embeddings(_info.path, detector=model)
     return vectors, embedding_map(vectors)
 
 
 def video_embeddings(video: LoadedVideo):
-    return embeddings(video.info.fingerprint, st.session_state.get(DETECTOR_SPEC), video.info)
+    spec = st.session_state.get(DETECTOR_SPEC)
+    return embeddings(video.info.fingerprint, spec[:2] if spec else None, video.info)

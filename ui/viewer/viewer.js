@@ -1,0 +1,612 @@
+// The review page's frame viewer (st.components.v2, plain JS, no build step).
+//
+// Python sends JPEG frames in chunks (with their boxes) and, for the whole video, everything the
+// thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames. Steps,
+// playback, the timeline, the i-k..i+k strip and zoom all run here, so a frame step never waits for
+// the server. Python hears three things: the frame the viewer settled on, the frames it needs next
+// (asked for ahead of the hand), and verdicts, each with its frame, so "K then M" marks the frame
+// that is on screen.
+
+const SETTLE_MS = 250; // report the frame once the hand has rested this long
+const AHEAD = 32; // frames kept ready in the direction of travel...
+const BEHIND = 8; // ...and behind it
+const CHUNK = 24; // frames per request (about 2 MB of JPEG at 768 x 576)
+const REQUEST_TIMEOUT_MS = 1500; // ask again when an answer is this late (a rerun cut short)
+const CACHE_FRAMES = 360;
+const ZOOMS = [1, 1.5, 2, 3, 4, 6];
+const TIMELINE_HEIGHT = 80;
+const STRIP_HEIGHT = 120;
+const CURSOR_COLOR = "#ff7f0e";
+const COUNT_COLOR = "#1f77b4";
+const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f" };
+const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm" };
+const PICK_COLOR = "#9467bd";
+const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
+  "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
+
+export default function (component) {
+  const host = component.parentElement;
+  if (!host.flickerViewer) host.flickerViewer = new Viewer(host);
+  host.flickerViewer.update(component);
+  // Streamlit calls this on unmount, but also right away for a render superseded by newer data:
+  // tear down only once the viewer has really left the page.
+  return () => setTimeout(() => {
+    if (!host.isConnected && host.flickerViewer) {
+      host.flickerViewer.destroy();
+      delete host.flickerViewer;
+    }
+  }, 0);
+}
+
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+const number = (value) => value.toLocaleString("en-US");
+const rgb = (color) => `rgb(${color.join(",")})`;
+
+class Viewer {
+  constructor(host) {
+    const part = (name) => host.querySelector(`.fv-${name}`);
+    this.root = part("root");
+    this.canvas = part("frame");
+    this.stage = part("stage");
+    this.loading = part("loading");
+    this.label = part("label");
+    this.status = part("status");
+    this.verdictBox = part("verdict");
+    this.verdictNow = part("verdict-now");
+    this.playButton = part("play");
+    this.playText = part("play-text");
+    this.zoomText = part("zoom");
+    this.timeline = part("timeline");
+    this.tip = part("tip");
+    this.strip = part("strip");
+    this.frames = new Map(); // frame -> {image, boxes, ready}
+    this.video = null;
+    this.current = 0;
+    this.direction = 1;
+    this.seekCount = null;
+    this.requests = 0;
+    this.request = null; // the frames asked for and not yet received
+    this.reported = null;
+    this.playing = false;
+    this.zoom = { level: 0, cx: 0, cy: 0 };
+    this.size = { width: 0, height: 0 };
+    this.offs = [];
+    this.listen(window, "keydown", (event) => this.onKey(event));
+    this.listen(window, "resize", () => this.layout());
+    this.listen(this.root, "click", (event) => this.onClick(event));
+    this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
+    this.listenTimeline();
+    this.listenFrame();
+    this.resize = new ResizeObserver(() => this.layout());
+    this.resize.observe(this.root);
+  }
+
+  listen(target, type, handler, options) {
+    target.addEventListener(type, handler, options);
+    this.offs.push(() => target.removeEventListener(type, handler, options));
+  }
+
+  destroy() {
+    this.pause();
+    clearTimeout(this.settleTimer);
+    this.resize.disconnect();
+    this.offs.forEach((off) => off());
+  }
+
+  // ---- data from Python ------------------------------------------------------------------
+
+  update({ data, setStateValue, setTriggerValue }) {
+    this.setState = setStateValue;
+    this.trigger = setTriggerValue;
+    if (this.video?.key !== data.video.key) this.reset(data.video);
+    this.setView(data.view);
+    if (!this.size.width) this.layout();
+    for (const [frame, entry] of Object.entries(data.frames)) this.add(Number(frame), entry);
+    if (this.request && data.served === this.request.id) this.request = null;
+    const [count, frame, reveal] = data.seek;
+    if (count !== this.seekCount) {
+      this.seekCount = count;
+      this.reported = frame;
+      this.goTo(frame, false);
+      if (reveal) this.root.scrollIntoView({ block: "start", behavior: "smooth" });
+    } else {
+      this.render();
+    }
+    this.prefetch();
+  }
+
+  reset(video) {
+    this.pause();
+    this.video = video;
+    this.frames.clear();
+    this.request = null;
+    this.current = 0;
+    this.zoom = { level: 0, cx: video.width / 2, cy: video.height / 2 };
+    this.size = { width: 0, height: 0 };
+  }
+
+  setView(view) {
+    this.view = view;
+    this.flags = Uint8Array.from(view.flags, (c) => c === "1");
+    this.flagCount = this.flags.reduce((sum, flag) => sum + flag, 0);
+    this.imputed = new Map(Object.entries(view.imputed).map(([frame, boxes]) => [Number(frame), boxes]));
+    this.verdicts = { ...view.verdicts };
+    this.picks = new Set(view.selected);
+    this.timelineBase = null;
+  }
+
+  add(frame, { src, boxes }) {
+    const known = this.frames.get(frame);
+    if (known) return;
+    const entry = { image: new Image(), boxes, ready: false };
+    this.frames.set(frame, entry);
+    entry.image.src = src;
+    entry.image.decode().then(() => {
+      entry.ready = true;
+      if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
+    }, () => this.frames.delete(frame));
+    if (this.frames.size > CACHE_FRAMES) this.evict();
+  }
+
+  evict() {
+    const far = [...this.frames.keys()].sort((a, b) => Math.abs(b - this.current) - Math.abs(a - this.current));
+    far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.frames.delete(frame));
+  }
+
+  ready(frame) {
+    return this.frames.get(frame)?.ready === true;
+  }
+
+  // Keep the frames around the hand ready: one request at a time, the nearest missing frame first,
+  // looking the way the hand moves, so a held key or playback finds its next frames already here.
+  prefetch() {
+    if (!this.video || (this.request && performance.now() - this.request.at < REQUEST_TIMEOUT_MS)) return;
+    const n = this.video.n, at = this.current, forward = this.direction >= 0;
+    const low = Math.max(0, at - (forward ? BEHIND : AHEAD)), high = Math.min(n - 1, at + (forward ? AHEAD : BEHIND));
+    let start = -1;
+    for (let distance = 0; start < 0 && distance <= AHEAD; distance++) {
+      for (const frame of forward ? [at + distance, at - distance] : [at - distance, at + distance]) {
+        if (frame >= low && frame <= high && !this.frames.has(frame)) {
+          start = frame;
+          break;
+        }
+      }
+    }
+    if (start < 0) return;
+    let first = start, last = start;
+    if (start >= at) while (last + 1 < Math.min(n, start + CHUNK) && !this.frames.has(last + 1)) last++;
+    else while (first - 1 > Math.max(-1, start - CHUNK) && !this.frames.has(first - 1)) first--;
+    this.request = { id: ++this.requests, at: performance.now() };
+    this.setState("need", { first, last, id: this.request.id });
+  }
+
+  // ---- moving ----------------------------------------------------------------------------
+
+  goTo(frame, report = true) {
+    frame = clamp(Math.round(frame), 0, this.video.n - 1);
+    if (frame !== this.current) this.direction = frame > this.current ? 1 : -1;
+    this.current = frame;
+    this.render();
+    this.prefetch();
+    if (report) this.settleSoon();
+  }
+
+  // A held key moves only onto frames that are here: it waits for the rest instead of queueing
+  // steps, so letting go stops the video at once.
+  step(delta, held) {
+    const target = clamp(this.current + delta, 0, this.video.n - 1);
+    if (target === this.current) return;
+    if (held && !this.ready(target)) {
+      this.direction = Math.sign(delta);
+      this.prefetch();
+      return;
+    }
+    this.goTo(target);
+  }
+
+  flagged(direction) {
+    for (let frame = this.current + direction; frame >= 0 && frame < this.video.n; frame += direction) {
+      if (this.flags[frame]) return this.goTo(frame);
+    }
+  }
+
+  settleSoon() {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      if (!this.playing && this.current !== this.reported) {
+        this.reported = this.current;
+        this.setState("frame", this.current);
+      }
+    }, SETTLE_MS);
+  }
+
+  togglePlay() {
+    if (this.playing) this.pause();
+    else this.play();
+  }
+
+  play() {
+    if (this.current >= this.video.n - 1) this.goTo(0, false);
+    this.playing = true;
+    this.direction = 1;
+    this.playButton.classList.add("fv-playing");
+    this.playText.textContent = "Pause";
+    const interval = 1000 / (this.video.fps || 10);
+    let due = performance.now() + interval;
+    const tick = () => {
+      if (!this.playing) return;
+      if (this.ready(this.current + 1)) this.goTo(this.current + 1, false);
+      else this.prefetch(); // buffering: wait for the next frame rather than skip it
+      if (this.current >= this.video.n - 1) return this.pause();
+      due = Math.max(due + interval, performance.now());
+      this.playTimer = setTimeout(tick, due - performance.now());
+    };
+    this.playTimer = setTimeout(tick, interval);
+  }
+
+  pause() {
+    if (!this.playing) return;
+    this.playing = false;
+    clearTimeout(this.playTimer);
+    this.playButton.classList.remove("fv-playing");
+    this.playText.textContent = "Play";
+    this.settleSoon();
+  }
+
+  setVerdict(verdict) {
+    const frame = this.current;
+    if (!this.flags[frame]) return;
+    if (verdict) this.verdicts[frame] = verdict;
+    else delete this.verdicts[frame];
+    this.timelineBase = null;
+    this.render();
+    this.trigger("verdict", { frame, verdict });
+  }
+
+  // ---- input -----------------------------------------------------------------------------
+
+  onKey(event) {
+    if (!this.video || !this.root.isConnected || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target instanceof Element ? event.target : null;
+    if (target?.closest(TYPING) || (event.key === " " && target?.closest("button, a") && !this.root.contains(target))) return;
+    const n = this.video.n;
+    const actions = {
+      ArrowRight: () => this.step(event.shiftKey ? 10 : 1, event.repeat),
+      ArrowLeft: () => this.step(event.shiftKey ? -10 : -1, event.repeat),
+      Home: () => this.goTo(0),
+      End: () => this.goTo(n - 1),
+      " ": () => this.togglePlay(),
+      j: () => this.flagged(-1),
+      k: () => this.flagged(1),
+      m: () => this.setVerdict("miss"),
+      f: () => this.setVerdict("false_alarm"),
+      "+": () => this.zoomBy(1),
+      "=": () => this.zoomBy(1),
+      "-": () => this.zoomBy(-1),
+      0: () => this.zoomBy(-ZOOMS.length),
+    };
+    const action = actions[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (!action) return;
+    event.preventDefault();
+    action();
+  }
+
+  onClick(event) {
+    const slot = event.target.closest(".fv-slot");
+    if (slot) return this.goTo(Number(slot.dataset.frame));
+    const action = event.target.closest("[data-action]")?.dataset.action;
+    const actions = {
+      prev: () => this.step(-1, false),
+      next: () => this.step(1, false),
+      "prev-flagged": () => this.flagged(-1),
+      "next-flagged": () => this.flagged(1),
+      play: () => this.togglePlay(),
+      miss: () => this.setVerdict("miss"),
+      false_alarm: () => this.setVerdict("false_alarm"),
+      clear: () => this.setVerdict(null),
+      "zoom-in": () => this.zoomBy(1),
+      "zoom-out": () => this.zoomBy(-1),
+      "zoom-fit": () => this.zoomBy(-ZOOMS.length),
+    };
+    actions[action]?.();
+  }
+
+  listenTimeline() {
+    const frameAt = (event) => {
+      const box = this.timeline.getBoundingClientRect();
+      return clamp(Math.floor(((event.clientX - box.left) / box.width) * this.video.n), 0, this.video.n - 1);
+    };
+    this.listen(this.timeline, "pointerdown", (event) => {
+      this.timeline.setPointerCapture(event.pointerId);
+      this.scrubbing = true;
+      this.goTo(frameAt(event));
+    });
+    this.listen(this.timeline, "pointermove", (event) => {
+      if (!this.video) return;
+      const frame = frameAt(event);
+      if (this.scrubbing) this.goTo(frame);
+      this.showTip(frame, event);
+    });
+    this.listen(this.timeline, "pointerup", () => (this.scrubbing = false));
+    this.listen(this.timeline, "pointerleave", () => (this.tip.hidden = true));
+  }
+
+  showTip(frame, event) {
+    const parts = [`frame ${number(frame)}`, `${this.view.counts[frame]} boxes`];
+    if (this.flags[frame]) parts.push(`flagged (${(this.imputed.get(frame) || []).length} imputed)`);
+    if (this.verdicts[frame]) parts.push(VERDICT_NAMES[this.verdicts[frame]]);
+    if (this.picks.has(frame)) parts.push("selected");
+    this.tip.textContent = parts.join(" · ");
+    const box = this.timeline.getBoundingClientRect();
+    this.tip.style.left = `${clamp(event.clientX - box.left, 80, box.width - 80)}px`;
+    this.tip.hidden = false;
+  }
+
+  listenFrame() {
+    let pan = null;
+    this.listen(this.canvas, "dblclick", (event) => {
+      const [x, y] = this.canvasPoint(event);
+      this.zoomBy(this.zoom.level === ZOOMS.length - 1 ? -ZOOMS.length : 1, x, y);
+    });
+    this.listen(this.canvas, "wheel", (event) => {
+      if (!event.ctrlKey) return; // plain wheel scrolls the page
+      event.preventDefault();
+      const [x, y] = this.canvasPoint(event);
+      this.zoomBy(event.deltaY < 0 ? 1 : -1, x, y);
+    }, { passive: false });
+    this.listen(this.canvas, "pointerdown", (event) => {
+      if (this.zoom.level === 0) return;
+      this.canvas.setPointerCapture(event.pointerId);
+      pan = { x: event.clientX, y: event.clientY, cx: this.zoom.cx, cy: this.zoom.cy };
+      this.canvas.classList.add("fv-panning");
+    });
+    this.listen(this.canvas, "pointermove", (event) => {
+      if (!pan) return;
+      const scale = this.scale() / this.dpr;
+      this.zoom.cx = pan.cx - (event.clientX - pan.x) / scale;
+      this.zoom.cy = pan.cy - (event.clientY - pan.y) / scale;
+      this.render();
+    });
+    this.listen(this.canvas, "pointerup", () => {
+      pan = null;
+      this.canvas.classList.remove("fv-panning");
+    });
+  }
+
+  canvasPoint(event) {
+    const box = this.canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * this.dpr, (event.clientY - box.top) * this.dpr];
+  }
+
+  // ---- zoom: ZOOMS[level] times the whole-frame scale, centred on (cx, cy) in video pixels ----
+
+  scale() {
+    return (this.canvas.width / this.video.width) * ZOOMS[this.zoom.level];
+  }
+
+  origin() {
+    const scale = this.scale(), width = this.canvas.width / scale, height = this.canvas.height / scale;
+    this.zoom.cx = clamp(this.zoom.cx, width / 2, this.video.width - width / 2);
+    this.zoom.cy = clamp(this.zoom.cy, height / 2, this.video.height - height / 2);
+    return [this.zoom.cx - width / 2, this.zoom.cy - height / 2];
+  }
+
+  zoomBy(steps, x = this.canvas.width / 2, y = this.canvas.height / 2) {
+    const [x0, y0] = this.origin(), before = this.scale();
+    const pointX = x0 + x / before, pointY = y0 + y / before; // stays under the pointer
+    this.zoom.level = clamp(this.zoom.level + steps, 0, ZOOMS.length - 1);
+    const after = this.scale();
+    this.zoom.cx = pointX - x / after + this.canvas.width / after / 2;
+    this.zoom.cy = pointY - y / after + this.canvas.height / after / 2;
+    this.zoomText.textContent = `${Math.round(ZOOMS[this.zoom.level] * 100)}%`;
+    this.canvas.classList.toggle("fv-zoomed", this.zoom.level > 0);
+    this.render();
+  }
+
+  // ---- layout and drawing ----------------------------------------------------------------
+
+  // The frame gets what the viewport leaves below the page's top (title, header) once the
+  // controls, timeline and strip have their room: the frame, its timeline and its neighbours are
+  // on screen together when the page opens.
+  layout() {
+    if (!this.video || !this.view) return;
+    const width = this.root.clientWidth;
+    if (!width || (width === this.size.width && window.innerHeight === this.size.height)) return;
+    this.size = { width, height: window.innerHeight };
+    this.dpr = window.devicePixelRatio || 1;
+    this.setCanvasSize(this.timeline, width, TIMELINE_HEIGHT);
+    this.buildSlots(Math.min(2 * this.view.k + 1, this.video.n));
+    const aspect = this.video.height / this.video.width;
+    const above = this.root.getBoundingClientRect().top + window.scrollY;
+    const others = this.root.offsetHeight - this.stage.offsetHeight;
+    const height = Math.round(Math.min(width * aspect, Math.max(240, window.innerHeight - above - others - 16)));
+    this.setCanvasSize(this.canvas, Math.round(height / aspect), height);
+    this.timelineBase = null;
+    this.render();
+  }
+
+  setCanvasSize(canvas, width, height) {
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+    canvas.width = Math.round(width * this.dpr);
+    canvas.height = Math.round(height * this.dpr);
+  }
+
+  render() {
+    if (!this.video || !this.view || !this.canvas.width) return;
+    const frame = this.current, entry = this.frames.get(frame);
+    this.label.textContent = `Frame ${number(frame)} / ${number(this.video.n - 1)}`;
+    if (entry?.ready) {
+      const [x0, y0] = this.origin();
+      this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
+      this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
+    }
+    this.loading.hidden = entry?.ready === true;
+    this.renderStatus(frame);
+    this.renderStrip();
+    this.drawTimeline();
+    this.root.dataset.view = this.view.id;
+    this.root.dataset.flagged = this.flagCount;
+  }
+
+  renderStatus(frame) {
+    const flagged = this.flags[frame] === 1, missing = (this.imputed.get(frame) || []).length;
+    this.status.className = `fv-status ${flagged ? "fv-flagged" : "fv-clean"}`;
+    this.status.textContent = flagged
+      ? `Flagged: ${missing} object${missing === 1 ? "" : "s"} seen in the neighbours ${missing === 1 ? "is" : "are"} missing here`
+      : "No flicker on this frame";
+    this.verdictBox.hidden = !flagged;
+    const verdict = this.verdicts[frame];
+    this.verdictNow.textContent = `Verdict: ${VERDICT_NAMES[verdict] || "not reviewed"}`;
+    for (const button of this.verdictBox.querySelectorAll("button")) {
+      button.classList.toggle("fv-chosen", button.dataset.action === verdict);
+      button.hidden = button.dataset.action === "clear" && !verdict;
+    }
+  }
+
+  // One frame with its boxes onto ``canvas``: video pixels (x, y) land at ((x - x0) * scale, (y - y0) * scale).
+  draw(canvas, entry, frame, scale, x0, y0, ink) {
+    const context = canvas.getContext("2d"), view = this.view, dpr = this.dpr * ink;
+    const image = entry.image, sx = image.naturalWidth / this.video.width;
+    context.setTransform(1, 0, 0, 1, 0, 0);
+    context.imageSmoothingEnabled = scale / this.dpr < 2; // zoomed in, pixels stay pixels
+    context.drawImage(image, x0 * sx, y0 * sx, (canvas.width / scale) * sx, (canvas.height / scale) * sx,
+      0, 0, canvas.width, canvas.height);
+    const place = ([ax, ay, bx, by]) => [(ax - x0) * scale, (ay - y0) * scale, (bx - ax) * scale, (by - ay) * scale];
+    for (const [ax, ay, bx, by, score, cls] of entry.boxes) {
+      if (score < view.min_score) continue;
+      const color = rgb(view.palette[cls % view.palette.length]);
+      const [x, y, w, h] = place([ax, ay, bx, by]);
+      context.setLineDash([]);
+      context.lineWidth = 2 * dpr;
+      context.strokeStyle = color;
+      context.strokeRect(x, y, w, h);
+      if (ink === 1) this.tag(context, `${view.names[cls] ?? cls} ${score.toFixed(2)}`, x, y, view.palette[cls % view.palette.length]);
+    }
+    for (const box of this.imputed.get(frame) || []) {
+      const [x, y, w, h] = place(box);
+      context.setLineDash([9 * dpr, 9 * dpr]);
+      context.lineWidth = 3 * dpr;
+      context.strokeStyle = rgb(view.imputed_color);
+      context.strokeRect(x, y, w, h);
+      context.setLineDash([]);
+      if (ink === 1) this.tag(context, "imputed", x, y + h + 18 * dpr, view.imputed_color);
+    }
+    if (ink === 1 && this.flags[frame]) {
+      context.lineWidth = 6 * dpr;
+      context.strokeStyle = rgb(view.flagged_color);
+      context.strokeRect(0, 0, canvas.width, canvas.height);
+    }
+  }
+
+  tag(context, text, x, bottom, color) {
+    const dpr = this.dpr, size = 12 * dpr;
+    context.font = `${size}px sans-serif`;
+    const width = context.measureText(text).width + 6 * dpr, top = Math.max(0, bottom - size - 5 * dpr);
+    context.fillStyle = rgb(color);
+    context.fillRect(x, top, width, size + 5 * dpr);
+    const light = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150;
+    context.fillStyle = light ? "#000" : "#fff";
+    context.fillText(text, x + 3 * dpr, top + size);
+  }
+
+  // i-k .. i+k (k is the assertion's half window), kept inside the video: no empty slots at the ends.
+  renderStrip() {
+    const n = this.video.n, count = Math.min(2 * this.view.k + 1, n);
+    const first = clamp(this.current - this.view.k, 0, n - count);
+    if (!this.slots || this.slots.length !== count) this.buildSlots(count);
+    this.slots.forEach(({ slot, canvas, label }, position) => {
+      const frame = first + position, offset = frame - this.current;
+      slot.dataset.frame = frame;
+      slot.classList.toggle("fv-current", offset === 0);
+      slot.classList.toggle("fv-flagged", this.flags[frame] === 1);
+      label.textContent = `${offset === 0 ? "i" : `i${offset > 0 ? "+" : "-"}${Math.abs(offset)}`} · frame ${number(frame)}`;
+      const entry = this.frames.get(frame), context = canvas.getContext("2d");
+      if (entry?.ready) this.draw(canvas, entry, frame, canvas.width / this.video.width, 0, 0, 0.6);
+      else {
+        context.fillStyle = "#e6e8ee";
+        context.fillRect(0, 0, canvas.width, canvas.height);
+      }
+    });
+  }
+
+  buildSlots(count) {
+    const gap = 8, aspect = this.video.width / this.video.height;
+    const width = Math.floor(Math.min(STRIP_HEIGHT * aspect, (this.root.clientWidth - gap * (count - 1)) / count - 6));
+    this.strip.replaceChildren();
+    this.slots = Array.from({ length: count }, () => {
+      const slot = document.createElement("div"), canvas = document.createElement("canvas"), label = document.createElement("div");
+      slot.className = "fv-slot";
+      slot.title = "Show this frame";
+      label.className = "fv-slot-label";
+      this.setCanvasSize(canvas, width, Math.round(width / aspect));
+      slot.append(canvas, label);
+      this.strip.append(slot);
+      return { slot, canvas, label };
+    });
+  }
+
+  frameX(frame, width) {
+    return ((frame + 0.5) / this.video.n) * width;
+  }
+
+  drawTimeline() {
+    const canvas = this.timeline, context = canvas.getContext("2d");
+    if (!this.timelineBase) this.timelineBase = this.timelineLayer(canvas.width, canvas.height);
+    context.setTransform(1, 0, 0, 1, 0, 0);
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(this.timelineBase, 0, 0);
+    const x = this.frameX(this.current, canvas.width);
+    context.fillStyle = CURSOR_COLOR;
+    context.fillRect(x - this.dpr, 0, 2 * this.dpr, canvas.height);
+  }
+
+  // Everything but the cursor, drawn once per change of thresholds, verdicts or size: boxes per
+  // frame (max per pixel column when frames outnumber pixels), flags and picks above, verdicts below.
+  timelineLayer(width, height) {
+    const layer = document.createElement("canvas");
+    layer.width = width;
+    layer.height = height;
+    const context = layer.getContext("2d"), n = this.video.n, dpr = this.dpr, counts = this.view.counts;
+    const top = 16 * dpr, bottom = height - 14 * dpr, most = counts.reduce((a, b) => Math.max(a, b), 1);
+    context.fillStyle = "rgba(128, 132, 149, 0.09)";
+    context.fillRect(0, 0, width, height);
+    const columns = Math.min(n, Math.floor(width));
+    context.beginPath();
+    for (let column = 0; column < columns; column++) {
+      const from = Math.floor((column * n) / columns), to = Math.max(from + 1, Math.floor(((column + 1) * n) / columns));
+      let value = 0;
+      for (let frame = from; frame < to; frame++) value = Math.max(value, counts[frame]);
+      const x = ((column + 0.5) / columns) * width, y = bottom - (value / most) * (bottom - top);
+      if (column === 0) context.moveTo(x, y);
+      else context.lineTo(x, y);
+    }
+    context.strokeStyle = COUNT_COLOR;
+    context.lineWidth = 1.5 * dpr;
+    context.stroke();
+    context.font = `${10 * dpr}px sans-serif`;
+    context.fillStyle = "rgba(80, 84, 96, 0.8)";
+    context.fillText(`${most} boxes`, 4 * dpr, top + 10 * dpr);
+    const mark = (frame, y, color, radius) => {
+      context.fillStyle = color;
+      context.beginPath();
+      context.arc(this.frameX(frame, width), y, radius * dpr, 0, 2 * Math.PI);
+      context.fill();
+    };
+    for (let frame = 0; frame < n; frame++) {
+      if (this.flags[frame]) {
+        const x = this.frameX(frame, width);
+        context.fillStyle = "#d62728";
+        context.beginPath();
+        context.moveTo(x - 4 * dpr, 0);
+        context.lineTo(x + 4 * dpr, 0);
+        context.lineTo(x, 9 * dpr);
+        context.fill();
+        context.fillRect(x - 0.5 * dpr, 0, Math.max(1, dpr), bottom);
+      }
+      if (this.picks.has(frame)) mark(frame, 12 * dpr, PICK_COLOR, 2.5);
+      if (this.verdicts[frame]) mark(frame, height - 6 * dpr, VERDICT_COLORS[this.verdicts[frame]], 4);
+    }
+    return layer;
+  }
+}
