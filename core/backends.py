@@ -7,9 +7,9 @@ model's forward pass, and reproduce what ``model.predict`` does at its defaults 
 
 * ``onnx`` (CPU): OpenCV letterbox, ONNX Runtime, and NMS and rescaling ported to numpy, so that a
   run never imports torch (3 s here, 6 s with torchvision: a tenth of a 300-frame run).
-* ``torch`` (any device; FP16 on CUDA): the letterbox as tensor code (:func:`letterbox_tensor`, which
-  repeats OpenCV's fixed-point arithmetic) on the model's device, then Ultralytics' own
-  ``non_max_suppression`` there.
+* ``torch`` (any device; FP16 on CUDA): on a GPU the letterbox runs there as tensor code
+  (:func:`letterbox_tensor`, which repeats OpenCV's fixed-point arithmetic), then Ultralytics' own
+  ``non_max_suppression`` on the same device.
 
 Every backend splits a batch into ``prepare`` (CPU work on decoded frames, run in its own thread by
 ``core.detect``) and ``infer`` (the model and NMS), so that the two overlap.
@@ -203,13 +203,15 @@ def _frame_shape(frames: Sequence[np.ndarray]) -> tuple[int, int]:
 
 
 class TorchBackend:
-    """The Ultralytics PyTorch network on its device (FP16 on CUDA), letterboxing on that device."""
+    """The Ultralytics PyTorch network on its device (FP16 on CUDA). A GPU letterboxes its own input
+    (:func:`letterbox_tensor`); on the CPU, OpenCV's SIMD resize in the prepare thread is faster."""
 
-    def __init__(self, network, device: str, half: bool, imgsz: int):
+    def __init__(self, network, device: str, half: bool, imgsz: int, letterbox_on_device: bool | None = None):
         import torch
 
         self.device = torch.device(device)
         self.dtype = torch.float16 if half else torch.float32
+        self.letterbox_on_device = self.device.type != "cpu" if letterbox_on_device is None else letterbox_on_device
         self.network = network.fuse().eval().to(self.device, self.dtype)
         self.stride = int(max(network.stride))
         self.target_hw = square_input(imgsz, self.stride)
@@ -218,10 +220,13 @@ class TorchBackend:
         self.fingerprint = f"torch-{'fp16' if half else 'fp32'}"
 
     def prepare(self, frames: Sequence[np.ndarray]):
-        """Stack the frames as uint8 (pinned on CUDA, so the upload overlaps)."""
+        """The network input, or for the device to letterbox: the frames stacked as uint8 (pinned on
+        CUDA, so that the upload overlaps)."""
         import torch
 
         box = Letterbox.fit(_frame_shape(frames), self.target_hw, self.stride, True)
+        if not self.letterbox_on_device:
+            return torch.from_numpy(letterbox_array(frames, box)), box
         batch = torch.empty((len(frames), *frames[0].shape), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
         np.stack(frames, out=batch.numpy())
         return batch, box
@@ -233,7 +238,8 @@ class TorchBackend:
 
         batch, box = prepared
         with torch.inference_mode():
-            images = letterbox_tensor(batch.to(self.device, non_blocking=True), box, self.dtype)
+            batch = batch.to(self.device, non_blocking=True)
+            images = letterbox_tensor(batch, box, self.dtype) if self.letterbox_on_device else batch.to(self.dtype)
             preds = self.network(images)
             preds = preds[0] if isinstance(preds, (list, tuple)) else preds
             kept = non_max_suppression(preds.float(), conf, NMS_IOU, list(classes) if classes else None,
