@@ -191,6 +191,8 @@ class YoloDetector:
         except DetectorError:
             raise
         except Exception as exc:  # exporter and runtime raise many types
+            if self._suffix == ".onnx":
+                raise DetectorError(f"Could not load model {name}: {describe(exc)}") from None
             if not fall_back:
                 raise DetectorError(f"Could not run {name} on ONNX Runtime: {describe(exc)}") from None
             warnings.warn(f"ONNX export of {name} failed ({describe(exc)}); running it on PyTorch instead",

@@ -216,6 +216,9 @@ def test_an_onnx_file_runs_on_onnx_runtime(onnx_yolo, onnx_cache, tmp_path):
     assert detector.fingerprint.endswith(":onnx") and detector.fingerprint != onnx_yolo.fingerprint
     with pytest.raises(DetectorError, match="runs on ONNX Runtime"):
         YoloDetector(user_file, device="cpu", backend="torch")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(DetectorError, match="Could not load model broken.onnx: "):
+        YoloDetector(tmp_path / "broken.onnx", device="cpu")
 
 
 def test_backend_choice():
