@@ -11,6 +11,7 @@ navigation = st.navigation(
     [
         st.Page("pages/load.py", title="Load & detect", icon=":material/movie:", default=True),
         st.Page("pages/review.py", title="Review", icon=":material/flag:"),
+        st.Page("pages/qa.py", title="Verdicts & thresholds", icon=":material/fact_check:"),
         st.Page("pages/export.py", title="Export & schedule", icon=":material/cloud_upload:"),
     ]
 )

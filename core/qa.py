@@ -50,7 +50,7 @@ import numpy as np
 
 from core.detections import Detections, xywh_to_xyxy
 from core.errors import UserError
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerResult
 
 GRID_STEPS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 DEFAULT_GRID: tuple[tuple[float, float], ...] = tuple((t, a) for t in GRID_STEPS for a in GRID_STEPS)
@@ -516,3 +516,25 @@ def evaluate_flags(index: FlickerIndex, truth: np.ndarray, grid: Grid = DEFAULT_
     rows = tuple(ThresholdScore(float(t), float(a), float(precision[g]), float(recall[g]), float(f1[g]), int(n_flagged[g]),
                                 int(hits[g])) for g, (t, a) in enumerate(grid))
     return FlagEvaluation(rows, rows[_best_index(f1, grid, APP_THRESHOLDS)], n_true)
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    frames: list[int]  # the plan's frames first, then the other flagged frames
+    planned: int  # how many of them come from the plan
+
+    def next_unreviewed(self, reviewed: Mapping[int, object]) -> int | None:
+        return next((frame for frame in self.frames if frame not in reviewed), None)
+
+    def planned_done(self, reviewed: Mapping[int, object]) -> int:
+        return sum(1 for frame in self.frames[:self.planned] if frame in reviewed)
+
+
+def review_queue(index: FlickerIndex, flicker: FlickerResult, n: int = 30, seed: int = 0) -> ReviewQueue:
+    """What a reviewer sees, in order: the frames :func:`review_plan` picks (the estimates rest on
+    them), then the other frames flagged at the current thresholds, worst (highest score) first."""
+    planned = review_plan(index, n, seed)
+    seen = set(planned)
+    flagged = np.flatnonzero(flicker.flag_array)
+    worst_first = flagged[np.argsort(-flicker.score[flagged], kind="stable")]
+    return ReviewQueue(planned + [int(frame) for frame in worst_first if int(frame) not in seen], len(planned))

@@ -217,3 +217,18 @@ def test_evaluate_flags_scores_every_pair_and_names_the_best():
     assert evaluation.best == strict and evaluation.n_true_misses == 1
     with pytest.raises(ValueError):
         evaluate_flags(index, truth[:3])
+
+
+def test_review_queue_puts_the_plan_first_then_flagged_frames_worst_first(stadtmitte):
+    from core.qa import review_queue
+
+    index = FlickerIndex.from_detections(stadtmitte[1])
+    flicker = index.evaluate(0.5, 0.6)
+    queue = review_queue(index, flicker, n=10, seed=3)
+    plan = review_plan(index, 10, seed=3)
+    assert queue.frames[:queue.planned] == plan and len(set(queue.frames)) == len(queue.frames)
+    rest = queue.frames[queue.planned:]
+    assert set(rest) == set(np.flatnonzero(flicker.flag_array).tolist()) - set(plan)
+    assert list(flicker.score[rest]) == sorted(flicker.score[rest], reverse=True)
+    reviewed = {plan[0]: True, plan[2]: False}
+    assert queue.next_unreviewed(reviewed) == plan[1] and queue.planned_done(reviewed) == 2

@@ -29,3 +29,29 @@ def embedding_map_figure(xy: np.ndarray, score: np.ndarray, selected: np.ndarray
                          legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, xaxis={"visible": False},
                          yaxis={"visible": False})
     return figure
+
+
+def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[float, float] | None,
+                  height: int = 380) -> go.Figure:
+    """Estimated F1 over the threshold grid (from verdicts), the current thresholds and the suggested
+    ones marked; hover shows precision and recall with their 90% intervals."""
+    tracks = sorted({e.iou_track for e in estimates})
+    asserts = sorted({e.iou_assert for e in estimates})
+    at = {(e.iou_track, e.iou_assert): e for e in estimates}
+    f1 = [[at[t, a].f1 for t in tracks] for a in asserts]
+    text = [[(f"P {at[t, a].precision:.2f} [{at[t, a].precision_ci[0]:.2f}, {at[t, a].precision_ci[1]:.2f}]<br>"
+              f"R {at[t, a].recall:.2f} [{at[t, a].recall_ci[0]:.2f}, {at[t, a].recall_ci[1]:.2f}]<br>"
+              f"{at[t, a].n_flagged} flagged") for t in tracks] for a in asserts]
+    figure = go.Figure(go.Heatmap(x=tracks, y=asserts, z=f1, text=text, colorscale="Viridis", zmin=0, zmax=1,
+                                  colorbar={"title": "est. F1"},
+                                  hovertemplate="track %{x:.2f} / assert %{y:.2f}<br>F1 %{z:.2f}<br>%{text}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[current[0]], y=[current[1]], mode="markers", name="current",
+                                marker={"size": 14, "color": "#ff7f0e", "symbol": "x"}))
+    if suggested is not None:
+        figure.add_trace(go.Scatter(x=[suggested[0]], y=[suggested[1]], mode="markers", name="suggested",
+                                    marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "#d62728", "width": 3},
+                                            "symbol": "circle"}))
+    figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 40},
+                         xaxis={"title": "IoU tracking"}, yaxis={"title": "IoU assertion"},
+                         legend={"orientation": "h", "y": 1.08, "x": 0})
+    return figure

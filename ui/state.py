@@ -310,9 +310,16 @@ def thumbnail(fingerprint: str, frame: int, _info: VideoInfo) -> np.ndarray:
     return np.ascontiguousarray(frame_reader(_info).get(frame)[::4, ::4])
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _verdict_store(path: str) -> VerdictStore:
+    return VerdictStore(path)
+
+
 def verdict_store() -> VerdictStore:
-    return VerdictStore()
+    """The store under the data folder (one per path: FLICKER_DATA_DIR may change between tests)."""
+    from core.verdicts import default_store_path
+
+    return _verdict_store(str(default_store_path()))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -476,3 +483,24 @@ def embeddings(fingerprint: str, detector_spec: tuple | None, _info: VideoInfo):
 def video_embeddings(video: LoadedVideo):
     spec = st.session_state.get(DETECTOR_SPEC)
     return embeddings(video.info.fingerprint, spec[:2] if spec else None, video.info)
+
+
+# Verdicts and thresholds (the QA page).
+ANNOTATOR = "annotator"
+QA_PLAN_SIZE = "qa_plan_size"
+QA_SEED = "qa_seed"
+
+
+def current_index(view: FlickerView) -> FlickerIndex:
+    """The index behind the view (threshold-free), for the QA estimates."""
+    return flicker_index(st.session_state[DETECTION_ID], view.min_score, view.options, st.session_state[DETECTIONS])[1]
+
+
+def use_thresholds(iou_track: float, iou_assert: float) -> None:
+    """Move the threshold sliders (a button callback: "use suggested thresholds")."""
+    st.session_state[IOU_TRACK] = round(float(iou_track), 2)
+    st.session_state[IOU_ASSERT] = round(float(iou_assert), 2)
+
+
+def annotator() -> str:
+    return str(st.session_state.get(ANNOTATOR, "")).strip()

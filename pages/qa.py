@@ -1,0 +1,169 @@
+"""Verdicts & thresholds: a review queue chosen so a few dozen verdicts tell how good the flags are,
+precision and recall estimated from them, thresholds suggested from evidence, confirmed misses
+exported as pre-labels."""
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.paths import check_allowed
+from core.prelabels import FORMATS, write_prelabels
+from core.qa import ReviewQueue, precision_recall, review_queue, suggest_thresholds
+from core.render import render_frame
+from core.verdicts import VERDICTS
+from ui import state
+from ui.plots import f1_map_figure
+
+VERDICT_BUTTONS = (  # (verdict, label, key) — the same keys for flagged frames and spot checks
+    ("miss", "An object is missing", "M"),
+    ("false_alarm", "Nothing missing", "N"),
+    ("unsure", "Unsure", "U"),
+)
+VERDICT_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
+
+
+def queue_settings_panel() -> tuple[int, int]:
+    with st.sidebar:
+        st.header("Review queue")
+        st.text_input("Annotator", key=state.ANNOTATOR, persist_state="session", placeholder="your name",
+                      help="Recorded with every verdict; Undo reverts your own latest one.")
+        size = st.number_input("Frames in the plan", 5, 500, 30, 5, key=state.QA_PLAN_SIZE, persist_state="session",
+                               help="A few dozen verdicts on these frames make the estimates reliable.")
+        seed = st.number_input("Plan seed", 0, 10_000, 0, key=state.QA_SEED, persist_state="session")
+    return int(size), int(seed)
+
+
+def progress_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
+    done = queue.planned_done(verdicts)
+    st.progress(done / max(queue.planned, 1), text=f"{done} / {queue.planned} planned frames reviewed · "
+                                                   f"{len(queue.frames) - queue.planned} more flagged frames after the plan")
+
+
+def frame_panel(view: state.FlickerView, frame: int, planned: bool) -> None:
+    flagged = bool(view.flicker.flag_array[frame])
+    image = render_frame(state.frame_reader(view.video.info).get(frame), view.detections.at(frame),
+                         view.detections.names, view.flicker.imputed_for(frame), flagged, f"frame {frame}")
+    st.image(image, output_format="JPEG", width="stretch")
+    why = "in the review plan" if planned else "flagged, after the plan"
+    if flagged:
+        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · flagged: {len(view.flicker.imputed_for(frame))} "
+                    f"dashed box(es) where the neighbours saw an object · {why}")
+    else:
+        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · not flagged: a spot check. Is an object the "
+                    f"detector should have found missing here? · {why}")
+
+
+def verdict_panel(view: state.FlickerView, frame: int) -> None:
+    store, video = state.verdict_store(), view.video.info.fingerprint
+    note = st.text_input("Note (optional)", key=f"qa_note_{frame}", max_chars=500)
+
+    def record(verdict: str) -> None:
+        store.set(video, frame, verdict, annotator=state.annotator(), note=note)
+
+    columns = st.columns(len(VERDICT_BUTTONS) + 1)
+    for column, (verdict, label, key) in zip(columns, VERDICT_BUTTONS):
+        column.button(label, key=f"qa_{verdict}", on_click=record, args=(verdict,), shortcut=key, width="stretch",
+                      type="primary" if verdict == "miss" else "secondary", help=f"{key}")
+    columns[-1].button("Undo", key="qa_undo", icon=":material/undo:", shortcut="Z", width="stretch",
+                       on_click=lambda: store.undo(video, state.annotator() or None), help="Z: revert your latest verdict")
+    imputed = view.flicker.imputed_for(frame)
+    if len(imputed) > 1:
+        box_verdict_panel(store, video, frame, imputed)
+
+
+def box_verdict_panel(store, video: str, frame: int, imputed: np.ndarray) -> None:
+    """Several dashed boxes on one frame: which of them are real misses."""
+    labels = [f"box {k + 1}: x {int(b[0])}-{int(b[2])}, y {int(b[1])}-{int(b[3])}" for k, b in enumerate(imputed)]
+    real = st.multiselect("Which dashed boxes are real misses?", range(len(labels)), format_func=labels.__getitem__,
+                          key=f"qa_boxes_{frame}")
+    if st.button("Save box verdicts", key="qa_save_boxes"):
+        for k in range(len(labels)):
+            store.set(video, frame, "miss" if k in real else "false_alarm", box=k, annotator=state.annotator())
+        st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
+
+
+def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
+    index = state.current_index(view)
+    suggestion = suggest_thresholds(index, truth, current=(view.iou_track, view.iou_assert))
+    st.subheader("How good are the flags?")
+    if suggestion.fallback:
+        st.info(suggestion.note or "No estimate yet: review frames of the queue first.")
+    else:
+        cells = st.columns(3)
+        cells[0].metric("Precision", f"{suggestion.precision:.2f}",
+                        help=f"90% interval {suggestion.precision_ci[0]:.2f}-{suggestion.precision_ci[1]:.2f}")
+        cells[1].metric("Recall", f"{suggestion.recall:.2f}",
+                        help=f"90% interval {suggestion.recall_ci[0]:.2f}-{suggestion.recall_ci[1]:.2f}")
+        cells[2].metric("F1", f"{suggestion.f1:.2f}")
+        st.caption(f"At the suggested thresholds **{suggestion.iou_track:.2f} / {suggestion.iou_assert:.2f}** "
+                   f"(now {view.iou_track:.2f} / {view.iou_assert:.2f}), from {suggestion.n_verdicts} verdicts; "
+                   f"precision {suggestion.precision_ci[0]:.2f}-{suggestion.precision_ci[1]:.2f}, "
+                   f"recall {suggestion.recall_ci[0]:.2f}-{suggestion.recall_ci[1]:.2f} (90%). {suggestion.note or ''}")
+        st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
+                  on_click=state.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
+                  disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
+                  == (round(view.iou_track, 2), round(view.iou_assert, 2)))
+    estimates = precision_recall(index, truth)
+    suggested = None if suggestion.fallback else (suggestion.iou_track, suggestion.iou_assert)
+    st.plotly_chart(f1_map_figure(estimates, (view.iou_track, view.iou_assert), suggested), key="qa_f1_map",
+                    config={"displaylogo": False})
+
+
+def reviewed_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
+    st.subheader("Reviewed frames")
+    shown = st.segmented_control("Show", ("all", *VERDICTS), default="all", key="qa_filter",
+                                 format_func=lambda v: VERDICT_NAMES.get(v, v))
+    frames = sorted(f for f, v in verdicts.items() if shown in (None, "all", v) and f < view.n_frames)
+    if not frames:
+        st.caption("Nothing here yet.")
+        return
+    for frame in frames[:50]:
+        left, right = st.columns([3, 1])
+        flagged = "flagged" if view.flicker.flag_array[frame] else "not flagged"
+        left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
+        if right.button("Open in Review", key=f"qa_open_{frame}", type="tertiary"):
+            state.go_to(frame, view.n_frames, reveal=True)
+            st.switch_page("pages/review.py")
+    if len(frames) > 50:
+        st.caption(f"The first 50 of {len(frames)} shown.")
+
+
+def prelabels_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
+    confirmed = sorted(f for f, real in truth.items() if real and f < view.n_frames)
+    with st.expander(f"Pre-labels from the {len(confirmed)} confirmed misses"):
+        st.caption("The frames as PNG with the detector's boxes and the dashed boxes, ready to import into a "
+                   "labelling tool (COCO, YOLO, CVAT, YouTube-VIS through Lightly's labelformat; Label Studio video).")
+        fmt = st.selectbox("Format", FORMATS, key="qa_prelabel_format", persist_state="session")
+        out = st.text_input("Output folder", value=str(Path.cwd() / "prelabels" / Path(view.video.relpath).stem),
+                            key="qa_prelabel_out", persist_state="session")
+        if st.button("Write pre-labels", icon=":material/label:", disabled=not confirmed):
+            with state.error_boundary("Pre-labels failed"):
+                summary = write_prelabels(view.video.info, view.video.relpath, view.detections, view.flicker, confirmed,
+                                          check_allowed(out), fmt)
+                st.success(f"{summary.frames} frames, {summary.boxes} boxes ({summary.imputed} imputed) as {fmt} "
+                           f"in {summary.out}")
+
+
+state.init_defaults()
+st.title("Verdicts & thresholds")
+view = state.require_view()
+size, seed = queue_settings_panel()
+with state.error_boundary("Verdicts"):
+    store = state.verdict_store()
+    verdicts = store.all(view.video.info.fingerprint)
+    truth = store.truth(view.video.info.fingerprint)
+    queue = review_queue(state.current_index(view), view.flicker, size, seed)
+    progress_panel(queue, verdicts)
+    left, right = st.columns([1.4, 1], gap="large")
+    with left:
+        frame = queue.next_unreviewed(verdicts)
+        if frame is None:
+            st.success("Every frame of the queue has a verdict. The estimates on the right use them all.")
+        else:
+            frame_panel(view, frame, planned=frame in queue.frames[:queue.planned])
+            verdict_panel(view, frame)
+        st.caption("Keys: M object missing · N nothing missing · U unsure · Z undo")
+    with right:
+        estimate_panel(view, truth)
+    reviewed_panel(view, verdicts)
+    prelabels_panel(view, truth)

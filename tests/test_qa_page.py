@@ -1,0 +1,49 @@
+"""The Verdicts & thresholds page under AppTest: the queue, verdict keys, undo, estimates, pre-labels."""
+import json
+
+from core.verdicts import VerdictStore
+from test_app import app, click, load_and_detect  # noqa: F401  (app is a fixture)
+
+
+def progress_text(at) -> str:
+    return at.get("progress")[0].proto.text
+
+
+def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):  # noqa: F811
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/qa.py")
+    app.run()
+    assert not app.exception
+    app.number_input(key="qa_plan_size").set_value(5)
+    app.text_input(key="annotator").input("ana")
+    app.run()
+    assert progress_text(app).startswith("0 / ")
+    planned = int(progress_text(app).split(" / ")[1].split()[0])
+    click(app, "Nothing missing")
+    assert progress_text(app).startswith(f"1 / {planned}")
+    click(app, "Undo")
+    assert progress_text(app).startswith(f"0 / {planned}")
+    for label in ("An object is missing", "Nothing missing", "An object is missing"):
+        click(app, label)
+    assert progress_text(app).startswith(f"{min(3, planned)} / {planned}")
+    fingerprint = app.session_state["video"].info.fingerprint
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+    truth = store.truth(fingerprint)
+    assert sorted(truth.values()) == [False, True, True]
+    assert "Reviewed frames" in [h.value for h in app.subheader]
+    app.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
+    app.run()
+    click(app, "Write pre-labels")
+    assert any("2 frames" in s.value for s in app.success), [s.value for s in app.success]
+    written = json.loads((tmp_path / "prelabels" / "prelabels.json").read_text())
+    assert written
+
+
+def test_a_damaged_verdict_database_is_one_line_on_the_page(app, tiny_slice, tmp_path):  # noqa: F811
+    load_and_detect(app, tiny_slice)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "verdicts.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    app.switch_page("pages/qa.py")
+    app.run()
+    assert not app.exception
+    assert any("not a readable verdicts database" in e.value for e in app.error)
