@@ -22,6 +22,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -54,6 +55,7 @@ PREPARED_BATCHES = 2  # letterboxed batches queued for inference
 
 _HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BackendFallbackWarning(UserWarning):
@@ -66,13 +68,14 @@ class Progress:
     total: int
     fps: float
     eta_s: float
-    stage_fps: Mapping[str, float] = field(default_factory=dict)  # decode / prepare / infer, each alone
+    stage_fps: Mapping[str, float] = field(default_factory=dict)  # decode / prepare / infer (per worker), each alone
 
 
 class Detector(Protocol):
     names: dict[int, str]
     fingerprint: str  # changes whenever the model's outputs could change
     batch_size: int
+    workers: int  # batches inferred at once
     device: str
 
     def prepare(self, frames: Sequence[np.ndarray]) -> object:
@@ -170,6 +173,7 @@ class YoloDetector:
         requested = resolve_backend(backend, self._suffix, self.device)
         self.backend = self._open_onnx(content, fall_back=backend == "auto") if requested == "onnx" else self._torch()
         self.half = isinstance(self.backend, TorchBackend) and self.device.startswith("cuda")
+        self.workers = self.backend.workers
         self.names = self.backend.names
         self.fingerprint = f"yolo:{content}:seed0:imgsz{imgsz}:{self.backend.fingerprint}"
 
@@ -263,6 +267,7 @@ class HogPeopleDetector:
     names = {0: "person"}  # COCO id 0, as in YOLO models, so exports from both agree
     device = "cpu"
     batch_size = 1
+    workers = 1
 
     def __init__(self, pyramid_levels: int = 16, scale: float = 1.05, win_stride: int = 8):
         import cv2
@@ -356,11 +361,13 @@ _DONE = object()  # end of a stream
 
 
 class StageClock:
-    """Busy seconds and frames per pipeline stage (each stage is timed by the one thread running it)."""
+    """Busy seconds and frames per pipeline stage; a stage run by several workers adds up their
+    seconds, so its fps is one worker's."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.frames: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str, frames: int) -> Iterator[None]:
@@ -380,8 +387,9 @@ class StageClock:
             yield item
 
     def _book(self, name: str, seconds: float, frames: int) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        self.frames[name] = self.frames.get(name, 0) + frames
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            self.frames[name] = self.frames.get(name, 0) + frames
 
     def fps(self) -> dict[str, float]:
         return {name: self.frames[name] / s for name, s in self.seconds.items() if s > 0}
@@ -392,14 +400,20 @@ def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     decoded = _in_background(clock.timed("decode", _bgr_frames(video.path)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
     prepared = _in_background(_prepared(detector, batches(decoded, _batch_size(detector, video)), clock),
                               PREPARED_BATCHES)
+
+    def infer(item: tuple[int, object]) -> list[FrameBoxes]:
+        count, batch = item
+        with clock.stage("infer", count):
+            return _infer(detector, batch, conf, classes)
+
     per_frame: list[FrameBoxes] = []
     start = time.perf_counter()
-    with closing(decoded), closing(prepared):  # stops both threads, also on cancel or error
-        for count, batch in prepared:
+    # on exit: wait for running batches, then stop the prepare and decode threads (also on cancel or error)
+    with closing(decoded), closing(prepared), ThreadPoolExecutor(detector.workers, "infer") as pool:
+        for boxes in _in_order(pool, infer, prepared, detector.workers):
             if cancel is not None and cancel.is_set():
                 raise DetectionCancelled(f"Detection on {video.name} cancelled after {len(per_frame)} frames")
-            with clock.stage("infer", count):
-                per_frame.extend(_infer(detector, batch, conf, classes))
+            per_frame.extend(boxes)
             if progress:
                 elapsed = time.perf_counter() - start
                 fps = len(per_frame) / elapsed if elapsed > 0 else 0.0
@@ -409,6 +423,17 @@ def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     bounds = np.asarray([*size, *size], np.float32)
     per_frame = [(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame]
     return Detections.from_frames(per_frame, detector.names, image_size=size)
+
+
+def _in_order(pool: ThreadPoolExecutor, work: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``work`` over ``items`` on ``pool``, ``workers`` at a time plus one queued; results in order."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) > workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _bgr_frames(path: Path) -> Iterator[np.ndarray]:
