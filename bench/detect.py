@@ -6,8 +6,8 @@
 In one process: ``model.predict(source=VIDEO, stream=True)`` (Ultralytics decodes with OpenCV, batch 1;
 on CUDA also its best setting, ``half=True, batch=16``) is timed before and after our backends, and
 each backend's ``detect_video`` (PyAV decode, letterbox and inference overlapped; cache off) is
-reported as fps end to end, fps of each stage alone (its busy time) and the ratio to the mean of the
-two baseline runs. ONNX exports happen before any timing, into a temporary cache.
+reported as fps end to end, fps of each stage alone (its busy time; inference per worker, ONNX runs
+one per core) and the ratio to the mean of the two baseline runs. ONNX exports happen before any timing, into a temporary cache.
 
 As a user feels it: the whole ``python -m core run CLIP --weights W --out DIR`` process on a
 ``--process-frames`` clip, its ONNX export cached by an earlier run on another clip, against a
@@ -100,8 +100,9 @@ def in_process(args, device: str, video: Path, cache: Path) -> None:
     print(f"ultralytics predict(stream=True), {best}: {before:.1f} fps before, {after:.1f} fps after")
     for backend, (fps, last) in results.items():
         stages = ", ".join(f"{name} {value:.0f}" for name, value in last.stage_fps.items())
-        print(f"ours, {backend:5s} (batch {detectors[backend].batch_size}): {fps:6.1f} fps end to end "
-              f"= {fps / base:.2f}x predict; stages alone (fps): {stages}")
+        detector = detectors[backend]
+        print(f"ours, {backend:5s} (batch {detector.batch_size}, {detector.workers} inference workers): {fps:6.1f} fps "
+              f"end to end = {fps / base:.2f}x predict; stages alone (fps, inference per worker): {stages}")
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
