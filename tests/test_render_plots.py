@@ -2,7 +2,7 @@ import numpy as np
 
 from core.detections import FrameDetections
 from core.render import IMPUTED_COLOR, class_color, render_frame
-from ui.plots import flicker_timeline
+from ui.plots import f1_map_figure
 
 
 def test_render_draws_solid_predictions_and_dashed_imputed_boxes():
@@ -23,13 +23,13 @@ def test_render_without_boxes_is_the_frame():
     assert np.array_equal(render_frame(frame, FrameDetections(np.empty((0, 4)), np.empty(0), np.empty(0)), {}), frame)
 
 
-def test_timeline_marks_flagged_frames_and_current_frame():
-    counts = np.array([2, 3, 0, 3, 2] * 5000)  # 25,000 frames
-    flags = np.zeros(len(counts), bool)
-    flags[[2, 7, 24_000]] = True
-    figure = flicker_timeline(counts, flags, flags.astype(int), current=7, verdicts={7: "miss", 2: "false_alarm"})
-    traces = {trace.name: trace for trace in figure.data}
-    assert traces["boxes per frame"].type == "scattergl" and len(traces["boxes per frame"].x) == 25_000
-    assert list(traces["flagged (flicker)"].x) == [2, 7, 24_000]
-    assert list(traces["true miss"].x) == [7] and list(traces["false alarm"].x) == [2]
-    assert figure.layout.shapes[0].x0 == 7
+def test_f1_map_marks_current_and_suggested_thresholds():
+    from core.qa import ThresholdEstimate
+
+    estimates = [ThresholdEstimate(t, a, 0.8, (0.6, 0.9), 0.5, (0.3, 0.7), 2 * 0.4 / 1.3, 7)
+                 for t in (0.5, 0.8) for a in (0.4, 0.6)]
+    figure = f1_map_figure(estimates, current=(0.8, 0.6), suggested=(0.5, 0.4))
+    heatmap, current, suggested = figure.data
+    assert list(heatmap.x) == [0.5, 0.8] and list(heatmap.y) == [0.4, 0.6]
+    assert "P 0.80 [0.60, 0.90]" in heatmap.text[0][0]
+    assert (current.x[0], current.y[0]) == (0.8, 0.6) and (suggested.x[0], suggested.y[0]) == (0.5, 0.4)
