@@ -4,7 +4,7 @@ PyAV, results in one columnar :class:`Detections`, cached on disk.
 Frames come from :func:`core.video.iter_frames`, never from Ultralytics' own video reader, so frame
 i here is frame i in review and export. Three stages run at once, so the slowest sets the pace:
 decoding (a thread, at most ``PREFETCH_BYTES`` ahead), preparing batches (letterbox and
-normalise, a second thread) and inference (the caller's thread).
+normalise, a second thread) and inference (``detector.workers`` threads; results kept in order).
 
 YOLO models run on a backend (:mod:`core.backends`): ``torch`` (the network on its device, FP16 on
 CUDA) or ``onnx`` (an ONNX Runtime session on an export cached per weights). ``auto`` picks ONNX
