@@ -8,7 +8,7 @@ normalise, a second thread) and inference (``detector.workers`` threads; results
 
 YOLO models run on a backend (:mod:`core.backends`): ``torch`` (the network on its device, FP16 on
 CUDA) or ``onnx`` (an ONNX Runtime session on an export cached per weights). ``auto`` picks ONNX
-on the CPU, where it is about twice as fast, and PyTorch otherwise. The two backends' outputs differ
+on the CPU, where it is faster (bench/detect.py), and PyTorch otherwise. The two backends' outputs differ
 in the last float digits, so each has its own detector fingerprint (and detection cache entries).
 """
 from __future__ import annotations
