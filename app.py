@@ -6,6 +6,9 @@
 import streamlit as st
 
 st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
+# Less blank space above each page's title than Streamlit's default: the review page needs the height
+# to show the frame, its timeline and its neighbours on one screen.
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
 
 navigation = st.navigation(
     [

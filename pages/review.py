@@ -41,7 +41,8 @@ def thresholds_panel(view: state.FlickerView) -> None:
         st.caption(f"Detections start at score {floor:.2f}.")
     at_tutorial = (view.iou_track, view.iou_assert) == (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT)
     st.button(f"Tutorial thresholds ({DEFAULT_IOU_TRACK} / {DEFAULT_IOU_ASSERT})", icon=":material/restart_alt:",
-              on_click=state.reset_thresholds, disabled=at_tutorial, type="tertiary")
+              on_click=state.use_thresholds, args=(DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT), disabled=at_tutorial,
+              type="tertiary")
     st.radio("Mode", ("reference", "improved"), key=state.MODE, persist_state="session", horizontal=True,
              help="reference: the tutorial's code, value for value. improved: class-aware, one-to-one matching, "
                   "wider window (see docs/flicker.md).")

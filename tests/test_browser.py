@@ -1,6 +1,5 @@
 """End to end in a real browser: `streamlit run app.py` driven by headless Chromium (Selenium)."""
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -85,68 +84,114 @@ def metric_value(browser, label):
     return None
 
 
-def test_sample_detect_seek_retune_in_chromium(server, browser, tmp_path):
+def shown_frame(browser) -> int | None:
+    """The frame whose image the viewer has on screen."""
+    frame = browser.find_element("css selector", ".fv-root").get_attribute("data-frame")
+    return int(frame) if frame is not None else None
+
+
+def press(browser, keys: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(browser).send_keys(keys).perform()
+
+
+def click_at(browser, element, fraction_x: float, fraction_y: float = 0.5) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    size = element.size
+    ActionChains(browser).move_to_element_with_offset(
+        element, int(size["width"] * (fraction_x - 0.5)), int(size["height"] * (fraction_y - 0.5))).click().perform()
+
+
+def in_view(browser, element) -> bool:
+    return browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                  "return r.top >= -1 && r.top < window.innerHeight / 2;", element)
+
+
+def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from core.paths import SAMPLE_VIDEO
+    from core.verdicts import VerdictStore
+    from core.video import fingerprint_file
+
     browser.get(server)
     wait_for(browser, lambda: "795" in browser.find_element("tag name", "body").text, 60, "the sample to load")
-    wait_for(browser, lambda: button(browser, "Run detection"), 60, "the run button").click()
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    if "Review flickering frames" not in body():  # not cached yet: cancel a run, then run it through
+        wait_for(browser, lambda: button(browser, "Run detection"), 60, "the run button").click()
+        wait_for(browser, lambda: " / 795 frames" in body(), 120, "detection progress")
+        button(browser, "Cancel").click()
+        wait_for(browser, lambda: "Detection cancelled after" in body(), 30, "Cancel to say what it did")
+        wait_for(browser, lambda: button(browser, "Run detection"), 60, "the run button").click()
     link = wait_for(browser, lambda: browser.find_element("partial link text", "Review flickering frames"), 400,
                     "detection to finish")
     link.click()
     wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 60, "the review page")
+    assert browser.find_element("tag name", "h1").text == "Review"
+    wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
     before = int(metric_value(browser, "Flagged frames"))
     assert before > 0
 
-    wait_for(browser, lambda: button(browser, "Flagged"), 30, "navigation buttons")
-    next_flagged = [b for b in browser.find_elements("tag name", "button") if "Flagged" in b.text][1]
-    next_flagged.click()
-    def shown_frame():
-        match = re.search(r"Frame (\d+) / 794", browser.find_element("tag name", "body").text)
-        return int(match.group(1)) if match else 0
-
-    assert wait_for(browser, shown_frame, 30, "a seek to the first flagged frame") > 0
-    wait_for(browser, lambda: "Flagged:" in browser.find_element("tag name", "body").text, 30, "the flagged notice")
-
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
+    press(browser, "k")  # next flagged frame, found in the browser
+    flagged = wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")
+    assert f"Frame {flagged} / 794" in body() and "Flagged:" in body()
+    press(browser, "m")  # true miss, sent with the frame it was given on
+    verdicts = browser.find_element("css selector", ".fv-verdict")
+    wait_for(browser, lambda: verdicts.get_attribute("data-verdict") == "miss", 10, "the verdict on screen")
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+    wait_for(browser, lambda: store.all(fingerprint_file(SAMPLE_VIDEO)) == {flagged: "miss"}, 30, "the stored verdict")
+    wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
+    press(browser, Keys.RIGHT)
+    wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
 
     slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
     browser.execute_script("arguments[0].focus();", slider)
     ActionChains(browser).send_keys(Keys.LEFT * 30).perform()  # lower the tracking threshold from 0.80 to 0.50
     wait_for(browser, lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
              .get_attribute("aria-valuetext") == "0.50", 30, "the slider to reach 0.50")
-    wait_for(browser, lambda: int(metric_value(browser, "Flagged frames")) != before, 30, "the flagged count to change")
-    time.sleep(2)  # let the reruns queued by the key presses finish before clicking on the page
-    after = int(metric_value(browser, "Flagged frames"))
+    wait_for(browser, lambda: "0.5 0.6" in browser.find_element("css selector", ".fv-root").get_attribute("data-view"),
+             30, "the viewer to redraw at the new thresholds")
+    after = int(wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 10, "the count"))
     assert after > before  # a looser tracking threshold tracks more objects, so more frames are flagged
+    assert browser.find_element("css selector", ".fv-root").get_attribute("data-flagged") == str(after)
 
-    def click_timeline_quarter() -> bool:  # re-found on each try: a rerun may replace the plot
-        plot_area = browser.find_element("css selector", ".js-plotly-plot .nsewdrag")
-        browser.execute_script("arguments[0].scrollIntoView();", plot_area)
-        width = plot_area.size["width"]
-        ActionChains(browser).move_to_element_with_offset(plot_area, int(width * 0.25) - width // 2, 0).click().perform()
-        return True
+    timeline = browser.find_element("css selector", ".fv-timeline")
+    click_at(browser, timeline, 0.25)
+    seeked = wait_for(browser, lambda: 150 < (shown_frame(browser) or 0) < 250 and shown_frame(browser), 30,
+                      "a timeline click to seek")
+    wait_for(browser, lambda: f"frame={seeked}" in browser.current_url, 10, "the frame in the URL")
 
-    wait_for(browser, click_timeline_quarter, 30, "the timeline to take a click")
-    seeked = wait_for(browser, lambda: 150 < shown_frame() < 250 and shown_frame(), 30, "a timeline click to seek")
-    assert 150 < seeked < 250  # a quarter into the 795-frame timeline
+    browser.refresh()  # a reload opens the same frame with the same settings
+    wait_for(browser, lambda: shown_frame(browser) == seeked, 60, "the same frame after a reload")
+    assert browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]') \
+        .get_attribute("aria-valuetext") == "0.50"
+    assert int(metric_value(browser, "Flagged frames")) == after
 
     button(browser, "Run local selection").click()
-    wait_for(browser, lambda: "frames selected" in browser.find_element("tag name", "body").text, 120, "the local selection")
+    wait_for(browser, lambda: "frames selected" in body(), 120, "the local selection")
 
     def click_frame_300_on_the_map() -> bool:
-        embedding_plot = browser.find_elements("css selector", ".js-plotly-plot")[1]
+        embedding_plot = browser.find_element("css selector", ".js-plotly-plot")
         browser.execute_script("arguments[0].scrollIntoView();", embedding_plot)
         x, y = browser.execute_script(
-            "const gd = arguments[0], t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;"
-            "return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];", embedding_plot)
+            "const gd = arguments[0], t = gd._fullData.find((d) => d.name === 'frames'), xa = gd._fullLayout.xaxis,"
+            "ya = gd._fullLayout.yaxis; return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];",
+            embedding_plot)
         size = embedding_plot.size
         ActionChains(browser).move_to_element_with_offset(embedding_plot, int(x - size["width"] / 2),
                                                           int(y - size["height"] / 2)).click().perform()
         return True
 
     wait_for(browser, click_frame_300_on_the_map, 30, "the embedding map to take a click")
-    assert wait_for(browser, lambda: shown_frame() == 300, 30, "a click on the embedding map to seek to frame 300")
+    assert wait_for(browser, lambda: shown_frame(browser) == 300, 30, "a click on the embedding map to seek to frame 300")
+    viewer = browser.find_element("css selector", ".fv-root")
+    wait_for(browser, lambda: in_view(browser, viewer), 10, "the viewer to scroll into view")
     time.sleep(1.5)
     shot = Path(os.environ.get("FLICKER_SCREENSHOT", tmp_path / "review.png"))
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 50_000
+

@@ -123,35 +123,30 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
 def open_video(path_text: str) -> bool:
     """A video named by the user (the path box, or a link's URL): outside ``FLICKER_ROOTS`` it is
     refused before anything touches the file."""
-    allowed = None
+    path = Path(path_text.strip()).expanduser()
     with error_boundary():
-        allowed = paths.check_allowed(path_text.strip())
-    if allowed is None:
-        _forget_video()
-        return False
-    return set_video(Path(path_text.strip()).expanduser())
-
-
-def open_upload(name: str, data: bytes) -> bool:
-    """Keep an uploaded video under the data folder, named by content so re-uploads are free; a file
-    that is not a usable video is deleted again."""
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    target = paths.data_dir() / "uploads" / digest / Path(name).name
-    if not target.is_file():
-        paths.write_atomic(target, data)
-    if set_video(target, name):
-        return True
-    shutil.rmtree(target.parent, ignore_errors=True)
+        paths.check_allowed(path)
+        return set_video(path)
+    _forget_video()
     return False
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """Keep uploaded weights under the data folder, named by content."""
+    """Keep an uploaded file under the data folder, named by content so re-uploads are free."""
     digest = hashlib.blake2b(data, digest_size=8).hexdigest()
     target = paths.data_dir() / "uploads" / digest / Path(name).name
     if not target.is_file():
         paths.write_atomic(target, data)
     return target
+
+
+def open_upload(name: str, data: bytes) -> bool:
+    """Keep an uploaded video and open it; a file that is not a usable video is deleted again."""
+    target = save_upload(name, data)
+    if set_video(target, name):
+        return True
+    shutil.rmtree(target.parent, ignore_errors=True)
+    return False
 
 
 def open_sample_once() -> None:
@@ -286,12 +281,6 @@ def set_selection(selection, view: "FlickerView") -> None:
 def selection():
     """The last local selection and the settings (thresholds, mode, floor) its flags came from."""
     return st.session_state.get(SELECTION, (None, None))
-
-
-def reset_thresholds() -> None:
-    """Back to the tutorial's walkthrough thresholds (a button callback)."""
-    st.session_state[IOU_TRACK] = DEFAULT_IOU_TRACK
-    st.session_state[IOU_ASSERT] = DEFAULT_IOU_ASSERT
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

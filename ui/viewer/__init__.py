@@ -27,14 +27,18 @@ _mount = st.components.v2.component(
     "flicker_review.viewer", html=(_HERE / "viewer.html").read_text(), css=(_HERE / "viewer.css").read_text(),
     js=(_HERE / "viewer.js").read_text(), isolate_styles=False)
 MAX_REQUEST = 48  # frames one request may ask for (the viewer asks for 24)
+DISPLAY_SIDE = 1920  # longer sides are scaled down: detail to zoom into in HD, not 4K-sized messages
 JPEG_QUALITY = 80  # ~75 KB for a 768 x 576 frame
 
 
-@st.cache_data(show_spinner=False, max_entries=600)
+@st.cache_data(show_spinner=False, max_entries=400)
 def frame_jpeg(fingerprint: str, index: int, _info: VideoInfo) -> str:
     """Frame ``index`` as a JPEG data URL, decoded and encoded once however often it is asked for."""
-    image = state.frame_reader(_info).get(index)
-    _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    image = cv2.cvtColor(state.frame_reader(_info).get(index), cv2.COLOR_RGB2BGR)
+    scale = DISPLAY_SIDE / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
 
 
@@ -91,7 +95,7 @@ def frame_viewer(view: state.FlickerView, verdicts: dict[int, str], selected: np
     def on_verdict() -> None:
         verdict = event("verdict")
         if verdict.get("verdict") in (*VERDICTS, None) and 0 <= int(verdict.get("frame", -1)) < n:
-            store.set(info.fingerprint, int(verdict["frame"]), verdict.get("verdict"))
+            store.set(info.fingerprint, int(verdict["frame"]), verdict.get("verdict"), annotator=state.annotator())
 
     count, reveal = state.seek()
     wanted = state.frames_wanted()

@@ -18,8 +18,8 @@ const TIMELINE_HEIGHT = 80;
 const STRIP_HEIGHT = 120;
 const CURSOR_COLOR = "#ff7f0e";
 const COUNT_COLOR = "#1f77b4";
-const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f" };
-const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm" };
+const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f", unsure: "#bcbd22" };
+const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
 const PICK_COLOR = "#9467bd";
 const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
   "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
@@ -52,7 +52,6 @@ class Viewer {
     this.label = part("label");
     this.status = part("status");
     this.verdictBox = part("verdict");
-    this.verdictNow = part("verdict-now");
     this.playButton = part("play");
     this.playText = part("play-text");
     this.zoomText = part("zoom");
@@ -159,9 +158,12 @@ class Viewer {
 
   // Keep the frames around the hand ready: one request at a time, the nearest missing frame first,
   // looking the way the hand moves, so a held key or playback finds its next frames already here.
+  // With those here, the neighbourhoods of the next and previous flagged frames, so J and K land
+  // on frames that are here too.
   prefetch() {
-    if (!this.video || (this.request && performance.now() - this.request.at < REQUEST_TIMEOUT_MS)) return;
-    const n = this.video.n, at = this.current, forward = this.direction >= 0;
+    const n = this.video?.n, at = this.current, forward = this.direction >= 0, request = this.request;
+    const waiting = request && performance.now() - request.at < REQUEST_TIMEOUT_MS;
+    if (!n || (waiting && at >= request.first - AHEAD && at <= request.last + AHEAD)) return; // a jump elsewhere asks anew
     const low = Math.max(0, at - (forward ? BEHIND : AHEAD)), high = Math.min(n - 1, at + (forward ? AHEAD : BEHIND));
     let start = -1;
     for (let distance = 0; start < 0 && distance <= AHEAD; distance++) {
@@ -172,12 +174,28 @@ class Viewer {
         }
       }
     }
+    if (start < 0) start = this.missingNearFlagged();
     if (start < 0) return;
     let first = start, last = start;
     if (start >= at) while (last + 1 < Math.min(n, start + CHUNK) && !this.frames.has(last + 1)) last++;
     else while (first - 1 > Math.max(-1, start - CHUNK) && !this.frames.has(first - 1)) first--;
-    this.request = { id: ++this.requests, at: performance.now() };
+    this.request = { id: ++this.requests, at: performance.now(), first, last };
     this.setState("need", { first, last, id: this.request.id });
+  }
+
+  // A missing frame of the strip around the next flagged frame (then the previous one), or -1.
+  missingNearFlagged() {
+    const k = this.view.k, n = this.video.n;
+    for (const direction of [this.direction >= 0 ? 1 : -1, this.direction >= 0 ? -1 : 1]) {
+      let flagged = this.current + direction;
+      while (flagged >= 0 && flagged < n && !this.flags[flagged]) flagged += direction;
+      if (flagged < 0 || flagged >= n) continue;
+      const near = direction > 0 ? flagged - k : flagged + k; // the side the chunk grows from
+      for (let frame = near; Math.abs(frame - near) <= 2 * k; frame += direction) {
+        if (frame >= 0 && frame < n && !this.frames.has(frame)) return frame;
+      }
+    }
+    return -1;
   }
 
   // ---- moving ----------------------------------------------------------------------------
@@ -280,6 +298,7 @@ class Viewer {
       k: () => this.flagged(1),
       m: () => this.setVerdict("miss"),
       f: () => this.setVerdict("false_alarm"),
+      u: () => this.setVerdict("unsure"),
       "+": () => this.zoomBy(1),
       "=": () => this.zoomBy(1),
       "-": () => this.zoomBy(-1),
@@ -303,6 +322,7 @@ class Viewer {
       play: () => this.togglePlay(),
       miss: () => this.setVerdict("miss"),
       false_alarm: () => this.setVerdict("false_alarm"),
+      unsure: () => this.setVerdict("unsure"),
       clear: () => this.setVerdict(null),
       "zoom-in": () => this.zoomBy(1),
       "zoom-out": () => this.zoomBy(-1),
@@ -417,12 +437,20 @@ class Viewer {
     this.setCanvasSize(this.timeline, width, TIMELINE_HEIGHT);
     this.buildSlots(Math.min(2 * this.view.k + 1, this.video.n));
     const aspect = this.video.height / this.video.width;
-    const above = this.root.getBoundingClientRect().top + window.scrollY;
     const others = this.root.offsetHeight - this.stage.offsetHeight;
-    const height = Math.round(Math.min(width * aspect, Math.max(240, window.innerHeight - above - others - 16)));
+    const height = Math.round(Math.min(width * aspect, Math.max(240, this.room() - others - 16)));
     this.setCanvasSize(this.canvas, Math.round(height / aspect), height);
     this.timelineBase = null;
     this.render();
+  }
+
+  // The height from the viewer's top to the bottom of the screen with the page scrolled to its top
+  // (Streamlit scrolls its main section, not the window).
+  room() {
+    let box = this.root.parentElement;
+    while (box && !/(auto|scroll)/.test(getComputedStyle(box).overflowY)) box = box.parentElement;
+    if (!box) return window.innerHeight - this.root.getBoundingClientRect().top - window.scrollY;
+    return box.getBoundingClientRect().bottom - this.root.getBoundingClientRect().top - box.scrollTop;
   }
 
   setCanvasSize(canvas, width, height) {
@@ -442,6 +470,7 @@ class Viewer {
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
     }
     this.loading.hidden = entry?.ready === true;
+    this.canvas.classList.toggle("fv-stale", entry?.ready !== true);
     this.renderStatus(frame);
     this.renderStrip();
     this.drawTimeline();
@@ -452,14 +481,14 @@ class Viewer {
   renderStatus(frame) {
     const flagged = this.flags[frame] === 1, missing = (this.imputed.get(frame) || []).length;
     this.status.className = `fv-status ${flagged ? "fv-flagged" : "fv-clean"}`;
-    this.status.textContent = flagged
-      ? `Flagged: ${missing} object${missing === 1 ? "" : "s"} seen in the neighbours ${missing === 1 ? "is" : "are"} missing here`
-      : "No flicker on this frame";
-    this.verdictBox.hidden = !flagged;
+    this.status.textContent = flagged ? `Flagged: ${missing} object${missing === 1 ? "" : "s"} missing` : "No flicker";
+    this.status.title = flagged ? "Seen in the frames around this one (dashed boxes), but not detected here" : "";
+    this.verdictBox.classList.toggle("fv-off", !flagged);
     const verdict = this.verdicts[frame];
-    this.verdictNow.textContent = `Verdict: ${VERDICT_NAMES[verdict] || "not reviewed"}`;
+    this.verdictBox.dataset.verdict = verdict || "";
     for (const button of this.verdictBox.querySelectorAll("button")) {
       button.classList.toggle("fv-chosen", button.dataset.action === verdict);
+      button.setAttribute("aria-pressed", button.dataset.action === verdict);
       button.hidden = button.dataset.action === "clear" && !verdict;
     }
   }
@@ -596,13 +625,14 @@ class Viewer {
     for (let frame = 0; frame < n; frame++) {
       if (this.flags[frame]) {
         const x = this.frameX(frame, width);
+        context.fillStyle = "rgba(214, 39, 40, 0.25)";
+        context.fillRect(x - 0.5 * dpr, 0, Math.max(1, dpr), bottom);
         context.fillStyle = "#d62728";
         context.beginPath();
         context.moveTo(x - 4 * dpr, 0);
         context.lineTo(x + 4 * dpr, 0);
-        context.lineTo(x, 9 * dpr);
+        context.lineTo(x, 8 * dpr);
         context.fill();
-        context.fillRect(x - 0.5 * dpr, 0, Math.max(1, dpr), bottom);
       }
       if (this.picks.has(frame)) mark(frame, 12 * dpr, PICK_COLOR, 2.5);
       if (this.verdicts[frame]) mark(frame, height - 6 * dpr, VERDICT_COLORS[this.verdicts[frame]], 4);
