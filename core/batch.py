@@ -322,7 +322,7 @@ class LocalEngine:
 
     def __init__(self, options: RunConfig):
         self.options = options
-        self.detector = load_detector(options.weights, options.device, cache_dir=options.cache_dir)
+        self.detector = load_detector(options.weights, options.device, backend=options.backend, cache_dir=options.cache_dir)
         self.names = self.detector.names
         self.fingerprint = self.detector.fingerprint
 

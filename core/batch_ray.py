@@ -57,13 +57,13 @@ class Shipment:
 class DetectorActor:
     """One detector, loaded on first use so that a bad model comes back as the DetectorError it is."""
 
-    def __init__(self, weights: str | None, device: str, cache_dir: Path | None):
-        self._arguments = (weights, device, cache_dir)
+    def __init__(self, weights: str | None, device: str, backend: str, cache_dir: Path | None):
+        self._arguments = (weights, device, backend, cache_dir)
 
     @cached_property
     def detector(self):
-        weights, device, cache_dir = self._arguments
-        return load_detector(weights, device, cache_dir=cache_dir)
+        weights, device, backend, cache_dir = self._arguments
+        return load_detector(weights, device, backend=backend, cache_dir=cache_dir)
 
     def spec(self) -> DetectorSpec:
         return DetectorSpec(self.detector.names, self.detector.fingerprint, self.detector.batch_size)
@@ -245,7 +245,7 @@ def _start_actors(options: RunConfig, workers: int | None) -> list:
                         "one must be left to decode")
     actor = ray.remote(DetectorActor).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=2)
     weights = options.weights if options.weights is None or not Path(options.weights).is_file() else _absolute(options.weights)
-    return [actor.remote(weights, options.device, _absolute(options.cache_dir)) for _ in range(count)]
+    return [actor.remote(weights, options.device, options.backend, _absolute(options.cache_dir)) for _ in range(count)]
 
 
 def _describe(actors: list) -> DetectorSpec:

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from core.detect import DEFAULT_CONF
+from core.detect import BACKENDS, DEFAULT_CONF
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.export import DEFAULT_TASK
@@ -42,6 +42,8 @@ def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
     (model or parser).add_argument("--weights", help="model path (.pt, .onnx, or a model .yaml for random weights); "
                                    "default: the built-in offline HOG people detector")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: ONNX Runtime on the CPU (the weights exported once, cached), PyTorch on a GPU")
     parser.add_argument("--conf", type=float, default=DEFAULT_CONF,
                         help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
     parser.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
@@ -205,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
         result = run_local_selection(args.source, args.config, args.out, args.n, args.weights, args.device, args.conf,
-                                     args.task, args.cache_dir)
+                                     args.task, args.cache_dir, args.backend)
         print(result.text())
         return 0
     from core.pipeline import RunConfig, run_pipeline
@@ -226,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
         flickering=args.flickering,
         imputed_task=args.imputed_task,
         cache_dir=args.cache_dir,
+        backend=args.backend,
     )
     summary = run_pipeline(config, progress_bar=not args.quiet)
     print(summary.text())
@@ -239,7 +242,7 @@ def _batch(args: argparse.Namespace) -> int:
     options = RunConfig(out=args.out, weights=args.weights, device=args.device, conf=args.conf,
                         classes=tuple(args.classes) if args.classes else None, mode=args.mode, iou_track=args.iou_track,
                         iou_assert=args.iou_assert, task=args.task, flickering=args.flickering,
-                        imputed_task=args.imputed_task, cache_dir=args.cache_dir)
+                        imputed_task=args.imputed_task, cache_dir=args.cache_dir, backend=args.backend)
     try:
         report = run_batch(BatchConfig(tuple(args.inputs), options, args.engine, args.workers), quiet=args.quiet)
     except KeyboardInterrupt:
@@ -256,7 +259,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_csv_path(args.out)
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, args.weights, args.device,
-                                 args.conf, args.cache_dir, progress_bar=not args.quiet)
+                                 args.conf, args.cache_dir, progress_bar=not args.quiet, backend=args.backend)
     print(evaluation.text())
     if args.out is not None:
         write_csv(evaluation, args.out)
@@ -269,7 +272,7 @@ def _prelabels(args: argparse.Namespace) -> int:
 
     config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task, args.weights,
                             args.device, args.conf, args.cache_dir, args.mode, args.iou_track, args.iou_assert,
-                            args.video_url_prefix)
+                            args.video_url_prefix, args.backend)
     print(prelabels_from_source(config, progress_bar=not args.quiet).text())
     return 0
 

@@ -346,15 +346,19 @@ def _cache_file(video, detector, conf, classes, cache_dir) -> Path:
 
 def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAULT_CONF,
                       classes: Sequence[int] | None = None, cache_dir: Path | None = None) -> Detections | None:
-    """The result of an identical earlier run, or None."""
+    """The result of an identical earlier run, or None. An entry that is damaged, or that does not
+    cover every frame the video decodes to, is dropped and recomputed, never trusted."""
     cache_file = _cache_file(video, detector, conf, classes, cache_dir)
     if not cache_file.is_file():
         return None
     try:
-        return Detections.load(cache_file)
+        detections = Detections.load(cache_file)
     except (OSError, ValueError, KeyError):
-        cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed, not fatal
+        detections = None
+    if detections is None or detections.n_frames != video.frame_count:
+        cache_file.unlink(missing_ok=True)
         return None
+    return detections
 
 
 _DONE = object()  # end of a stream

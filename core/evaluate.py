@@ -126,11 +126,12 @@ def score_flags(detections: Detections, ground_truth: GroundTruth, mode: str = "
 
 def evaluate_source(source: Path, ground_truth: Path, mode: str = "reference", video: str | None = None,
                     task: str | None = None, weights: str | None = None, device: str = "auto",
-                    conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> Evaluation:
+                    conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False,
+                    backend: str = "auto") -> Evaluation:
     """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt``."""
     flicker_options(mode)  # a bad mode or ground truth file fails before any detection runs
     gt = read_mot_ground_truth(ground_truth)
-    chosen = choose_video(load_sources(source, task, weights, device, conf, cache_dir, progress_bar), video)
+    chosen = choose_video(load_sources(source, task, weights, device, conf, cache_dir, progress_bar, backend), video)
     scores = score_flags(chosen.detections, gt, mode)
     return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)
 

@@ -51,6 +51,7 @@ class RunConfig:
     flickering: str = "binary"
     imputed_task: str | None = None
     cache_dir: Path | None = None
+    backend: str = "auto"  # auto, torch or onnx (core.detect.BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     options = flicker_options(config.mode)
     source = SAMPLE_VIDEO if config.demo else Path(config.video)
     videos = probe_all(find_videos(source))
-    detector = None if config.predictions else load_detector(config.weights, config.device)
+    detector = None if config.predictions else load_detector(config.weights, config.device, backend=config.backend,
+                                                             cache_dir=config.cache_dir)
     runs = []
     for info, relpath in videos:
         detections = _detections_for(config, detector, info, relpath, progress_bar)
@@ -240,7 +242,8 @@ class SourceVideo:
 
 
 def load_sources(source: Path, task: str | None = None, weights: str | None = None, device: str = "auto",
-                 conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False) -> list[SourceVideo]:
+                 conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False,
+                 backend: str = "auto") -> list[SourceVideo]:
     """The videos of an export folder (its prediction ``task``, default the first, and its recorded
     flickering values), or of a video file or folder run through the detector (cached). What
     ``select``, ``evaluate`` and ``prelabels`` read."""
@@ -251,7 +254,7 @@ def load_sources(source: Path, task: str | None = None, weights: str | None = No
     if cache_dir is not None:
         check_output_folder(cache_dir, "--cache-dir")
     videos = probe_all(find_videos(source))
-    detector = load_detector(weights, device)
+    detector = load_detector(weights, device, backend=backend, cache_dir=cache_dir)
     return [SourceVideo(info, relpath, detect_with_progress(info, relpath, detector, conf, None, cache_dir, progress_bar), None)
             for info, relpath in videos]
 
@@ -285,7 +288,7 @@ def _flickering_value(metadata: Path) -> float:
 
 def run_local_selection(source: Path, config_path: Path, out: Path, n: int | None = None, weights: str | None = None,
                         device: str = "auto", conf: float = DEFAULT_CONF, task: str | None = None,
-                        cache_dir: Path | None = None) -> LocalSelection:
+                        cache_dir: Path | None = None, backend: str = "auto") -> LocalSelection:
     """``python -m core select``: the config run locally on an export folder (its predictions and
     flickering metadata) or on a video (detected and asserted here), picks written as PNG."""
     import cv2
@@ -296,12 +299,12 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
-    sources = load_sources(source, task, weights, device, conf, cache_dir)
+    sources = load_sources(source, task, weights, device, conf, cache_dir, backend=backend)
     values = np.concatenate([video.flickering if video.flickering is not None else
                              flickering_values(FlickerIndex.from_detections(video.detections).evaluate(), "binary")
                              for video in sources])
     merged = Detections.merge([video.detections for video in sources])
-    detector = load_detector(weights, device)
+    detector = load_detector(weights, device, backend=backend, cache_dir=cache_dir)
     embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, values, embeddings), n)
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])

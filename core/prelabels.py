@@ -191,6 +191,7 @@ class PrelabelConfig:
     iou_track: float = DEFAULT_IOU_TRACK
     iou_assert: float = DEFAULT_IOU_ASSERT
     video_url_prefix: str = ""
+    backend: str = "auto"
 
 
 class FlagMismatchWarning(UserWarning):
@@ -205,7 +206,7 @@ def prelabels_from_source(config: PrelabelConfig, progress_bar: bool = False) ->
     store = open_verdicts(config.verdicts) if config.only == "confirmed" else None
     chosen = []
     for video in load_sources(config.source, config.task, config.weights, config.device, config.conf,
-                              config.cache_dir, progress_bar):
+                              config.cache_dir, progress_bar, config.backend):
         flicker = FlickerIndex.from_detections(video.detections, options).evaluate(config.iou_track, config.iou_assert)
         frames = confirmed_frames(video, store) if store is not None else flagged_frames(video, flicker)
         if len(frames):

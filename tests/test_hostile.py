@@ -338,3 +338,12 @@ def test_same_size_files_differing_in_the_middle_get_different_keys(tmp_path):
     second.write_bytes(data)
     assert fingerprint_file(first) != fingerprint_file(second)
     assert fingerprint_file(first) == fingerprint_file(first)
+
+
+def test_a_cache_entry_for_fewer_frames_than_the_video_decodes_is_recomputed(tmp_path, sample_slice):
+    from core.detect import _cache_file, cached_detections, load_detector
+
+    info, detector = probe(sample_slice), load_detector(None)
+    boxes(10).save(_cache_file(info, detector, 0.1, None, tmp_path))  # claims 10 frames of a 40-frame video
+    assert cached_detections(info, detector, 0.1, None, tmp_path) is None
+    assert not _cache_file(info, detector, 0.1, None, tmp_path).exists()

@@ -146,7 +146,7 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
 def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):
     from core.detect import YoloDetector
 
-    detector = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320)
+    detector = YoloDetector("yolov8n.yaml", device="cpu", imgsz=320, backend="torch")  # embeds only: no ONNX export
     embeddings = frame_embeddings(tiny_slice, detector=detector)
     assert embeddings.shape == (6, 6)  # 6 frames: at most 6 principal components
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
