@@ -1,6 +1,7 @@
 """How fast the review page keeps up with the hand, measured in headless Chromium on the bundled sample.
 
-    python bench/latency.py [--app-dir DIR] [--steps 40] [--hold-s 3] [--threshold-steps 12] [--idle-s 10]
+    python bench/latency.py [--app-dir DIR] [--option KEY=VALUE] [--steps 40] [--hold-s 3] [--threshold-steps 12]
+                            [--idle-s 10]
 
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
@@ -8,6 +9,7 @@ minutes), opens the review page as a user would and prints:
 
 * frame step: Right arrow pressed -> the next frame's image and its number on screen (p50 / p95);
 * Next button: a click -> the same;
+* ten quick Right presses (10 per second): how long after the last press its frame is on screen;
 * held Right arrow: key repeat at 30 Hz for a few seconds: frames shown per second while held, and
   how far the video kept moving after the key was let go (a queue shows up there);
 * threshold step: IoU tracking slider +0.01 (arrow key) -> flags, counts and imputed boxes redrawn;
@@ -53,8 +55,10 @@ if (!window.__bench) {
     }
     const heading = [...document.querySelectorAll("h3")].map((h) => h.textContent.match(/Frame ([\\d,]+) \\//)).find(Boolean);
     const image = document.querySelector('[data-testid="stImage"] img');
+    const app = document.querySelector("[data-test-script-state]");
     return {frame: heading ? Number(heading[1].replace(/,/g, "")) : null, token: image && image.src,
-            ready: !!image && image.complete, view: image && image.src, flagged: null, metric: metric("Flagged frames")};
+            ready: !!image && image.complete, view: null, flagged: null, metric: metric("Flagged frames"),
+            script: app && app.getAttribute("data-test-script-state")};
   };
   let last = "";
   const loop = () => {
@@ -73,10 +77,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(app_dir: Path, port: int, data_dir: Path, log: Path) -> subprocess.Popen:
+def start_server(app_dir: Path, port: int, data_dir: Path, log: Path, options: list[str]) -> subprocess.Popen:
     env = dict(os.environ, FLICKER_DATA_DIR=str(data_dir))
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                "--", "--sample"], cwd=app_dir, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                                *(f"--{option}" for option in options), "--", "--sample"],
+                               cwd=app_dir, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -159,15 +164,19 @@ def shown(browser) -> dict:
     return browser.execute_script("return __bench.events[__bench.events.length - 1]")
 
 
-def wait_shown(browser, start: int, done, timeout: float = 10.0) -> dict:
-    """The first recorded state after event ``start`` for which ``done(state)`` holds."""
+def wait_shown(browser, start: int, done, timeout: float = 10.0, required: bool = True) -> dict | None:
+    """The first recorded state after event ``start`` for which ``done(state)`` holds (each state
+    is looked at once, in order); None after ``timeout`` unless ``required``."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for event in events_since(browser, start):
+            start += 1
             if done(event):
                 return event
         time.sleep(0.01)
-    raise SystemExit(f"timed out: last state {shown(browser)}")
+    if required:
+        raise SystemExit(f"timed out: last state {shown(browser)}")
+    return None
 
 
 def last_input(browser) -> float:
@@ -222,19 +231,47 @@ def held_key(browser, keyboard: Keyboard, seconds: float, rate_hz: float = 30.0)
         (after[-1]["t"] - released if after else 0.0)
 
 
+def quick_presses(browser, keyboard: Keyboard, count: int = 10, rate_hz: float = 10.0) -> str:
+    """``count`` separate Right presses at ``rate_hz``: how long after the last one the last frame
+    is on screen (a queue of reruns shows up here), or how far the page got in 30 s."""
+    blur(browser)
+    before, start = shown(browser), len(browser.execute_script("return __bench.events"))
+    began = time.perf_counter()
+    for number in range(count):
+        keyboard.press("ArrowRight")
+        time.sleep(max(0.0, began + (number + 1) / rate_hz - time.perf_counter()))
+    target = before["frame"] + count
+    event = wait_shown(browser, start, lambda e: e["frame"] == target and e["ready"] and e["token"] != before["token"],
+                       30, required=False)
+    if event is None:
+        return f"only {shown(browser)['frame'] - before['frame']} of {count} steps made it to the screen (30 s later)"
+    return f"the last frame on screen {event['t'] - last_input(browser):.0f} ms after the last press"
+
+
+def redrawn(before: dict):
+    """When a threshold step is on screen: the viewer drew the new settings and the flagged-frames
+    count beside it agrees with its flags (the older page has no viewer: when its rerun finished)."""
+    started = False
+
+    def done(event: dict) -> bool:
+        nonlocal started
+        if "script" not in event:
+            return event["view"] != before["view"] and event["ready"] and event["metric"] == event["flagged"]
+        started = started or event["script"] == "running"
+        return started and event["script"] != "running"
+    return done
+
+
 def threshold_steps(browser, keyboard: Keyboard, steps: int) -> list[float]:
-    """IoU tracking +0.01 by arrow key on the focused slider, until the page shows the new flags: the
-    viewer's settings and flag count, and the flagged-frames count beside it (older page: the frame
-    image redrawn)."""
+    """IoU tracking +0.01 by arrow key on the focused slider, until flags, counts and imputed boxes
+    are redrawn (see ``redrawn``)."""
     times = []
     for _ in range(steps):
         slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
         browser.execute_script("arguments[0].focus()", slider)
-        before = shown(browser)
-        start = len(browser.execute_script("return __bench.events"))
+        before, start = shown(browser), len(browser.execute_script("return __bench.events"))
         keyboard.press("ArrowRight")
-        event = wait_shown(browser, start, lambda e: e["view"] != before["view"] and e["ready"]
-                           and (e["flagged"] is None or e["metric"] == e["flagged"]))
+        event = wait_shown(browser, start, redrawn(before))
         times.append(event["t"] - last_input(browser))
         time.sleep(0.6)
     blur(browser)
@@ -273,13 +310,15 @@ def main() -> None:
     parser.add_argument("--hold-s", type=float, default=3.0)
     parser.add_argument("--threshold-steps", type=int, default=12)
     parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Streamlit option for the server, e.g. server.fileWatcherType=auto (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(args.app_dir, free_port(), Path(tmp) / "data", Path(tmp) / "server.log")
+        port = free_port()
+        server = start_server(args.app_dir, port, Path(tmp) / "data", Path(tmp) / "server.log", args.option)
         browser = start_browser()
         try:
-            url = f"http://127.0.0.1:{server.args[server.args.index('--server.port') + 1]}/"
-            open_review(browser, url)
+            open_review(browser, f"http://127.0.0.1:{port}/")
             time.sleep(3)  # the seek proxy builds in the background on first view
             blur(browser)
             keyboard = Keyboard(browser)
@@ -289,6 +328,8 @@ def main() -> None:
                 "xpath", "//button[@data-action='next'] | //button[.//p[normalize-space()='Next']]")
             clicks = frame_steps(browser, max(args.steps // 4, 5), next_button.click)
             print(f"Next button: {percentiles(clicks)}", flush=True)
+            print(f"ten quick Right presses (10 per second): {quick_presses(browser, keyboard)}", flush=True)
+            time.sleep(1)
             keys, rate, after, drain = held_key(browser, keyboard, args.hold_s)
             print(f"held Right arrow ({args.hold_s:g} s, key repeat delivered at {keys:.0f} Hz): {rate:.1f} frames/s "
                   f"shown; after release {after} more frames over {drain:.0f} ms", flush=True)
