@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Protocol, Sequence
 
-import numpy as np
 import orjson
 
 from core import paths
@@ -550,7 +549,7 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
     source = detected.source
     if detected.error:
         return VideoRow(source.relpath, source.location, "failed", detected.error)
-    detections = in_canonical_order(detected.detections)
+    detections = detected.detections.in_canonical_order()  # the Ray engine builds its own Detections
     flicker = FlickerIndex.from_detections(detections, flicker_options(options.mode)).evaluate(options.iou_track,
                                                                                                options.iou_assert)
     try:
@@ -559,15 +558,6 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
         return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
     return VideoRow(source.relpath, source.location, "done", "", detections.n_frames, len(detections), flicker.n_flagged,
                     detected.decode_s, detected.detect_s)
-
-
-def in_canonical_order(detections: Detections) -> Detections:
-    """The boxes of each frame by score (highest first), then position. OpenCV's HOG runs its scales
-    in parallel and returns boxes in the order its threads finish, which would make two runs (or
-    two engines) write the same boxes in different orders."""
-    d = detections
-    order = np.lexsort((*d.xyxy.T[::-1], -d.score, d.frame))
-    return Detections(d.frame[order], d.xyxy[order], d.score[order], d.cls[order], d.names, d.n_frames, d.image_size)
 
 
 def summary_csv(rows: Sequence[VideoRow]) -> bytes:

@@ -358,7 +358,7 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
     if detections is None or detections.n_frames != video.frame_count:
         cache_file.unlink(missing_ok=True)
         return None
-    return detections
+    return detections.in_canonical_order()  # entries written before boxes were sorted
 
 
 _DONE = object()  # end of a stream
@@ -426,7 +426,7 @@ def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     size = (video.width, video.height)
     bounds = np.asarray([*size, *size], np.float32)
     per_frame = [(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame]
-    return Detections.from_frames(per_frame, detector.names, image_size=size)
+    return Detections.from_frames(per_frame, detector.names, image_size=size).in_canonical_order()
 
 
 def _in_order(pool: ThreadPoolExecutor, work: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

@@ -98,8 +98,15 @@ class Detections:
                    np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]),
                    np.concatenate([p.cls for p in parts]), parts[0].names, int(offsets[-1]))
 
+    def in_canonical_order(self) -> "Detections":
+        """The boxes of each frame by score (highest first), then position. OpenCV's HOG runs its
+        scales in parallel and returns boxes in the order its threads finish; sorting makes two runs
+        (or two batch engines) write the same files byte for byte."""
+        order = np.lexsort((*self.xyxy.T[::-1], -self.score, self.frame))
+        return self.select(order)
+
     def select(self, mask: np.ndarray) -> "Detections":
-        """The subset of rows where ``mask`` is true (frame order is kept)."""
+        """The rows where a boolean ``mask`` is true, or the rows an index array names (in frame order)."""
         return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names,
                           self.n_frames, self.image_size)
 
