@@ -128,6 +128,9 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     sent = viewer_data(app)
     assert sorted(sent["frames"]) == ["1", "2", "3"] and sent["served"] == 1
     assert sent["frames"]["2"]["src"].startswith("data:image/jpeg;base64,")
+    app.run()
+    assert sorted(viewer_data(app)["frames"]) == ["1", "2", "3"], "sent again until the viewer has them"
+    viewer_sends(app, have=sent["chunk"])
     app.slider(key="iou_assert").set_value(0.0)
     app.run()
     assert int(metric(app, "Flagged frames")) == 0  # nothing has IoU below 0
@@ -196,6 +199,12 @@ def test_a_failed_load_forgets_the_previous_video(app, tiny_slice, bad_files):
     click(app, "Load file")
     assert "not a video" in app.error[0].value
     assert not app.success and not app.metric, "nothing of the previous video is left on screen"
+
+
+def test_cancel_says_what_it_did(app):
+    click(app, "Load the sample")
+    click(app, "Cancel")  # the browser test cancels a real run; here nothing is running
+    assert "No detection is running" in app.info[0].value
 
 
 def test_a_rejected_upload_is_not_kept(app, tmp_path):

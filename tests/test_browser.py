@@ -147,6 +147,10 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
     press(browser, Keys.RIGHT)
     wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
+    press(browser, Keys.SPACE)  # play at the video's 10 frames per second, pause after 1.5 s
+    time.sleep(1.5)
+    press(browser, Keys.SPACE)
+    assert 5 <= shown_frame(browser) - (flagged + 1) <= 20
 
     slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
     browser.execute_script("arguments[0].focus();", slider)

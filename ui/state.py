@@ -38,7 +38,7 @@ DETECTION_ID = "detection_id"  # names the video + model + floor the detections 
 DETECTOR_SPEC = "detector_spec"  # (weights, device, conf, classes) of the run behind the detections
 FRAME = "frame"  # the frame on screen
 SEEK = "seek"  # (count, reveal): moves made from Python (see seek())
-FRAMES_WANTED = "frames_wanted"  # (first, last): frames to send with the next run, once
+FRAMES = "viewer_frames"  # (count, first, last, received): the frames the viewer is sent, numbered
 VIEWER_REQUEST = "viewer_request"  # id of the viewer's latest request for frames
 EXPORT_RESULT = "export_result"
 SELECTION = "local_selection"  # (VideoSelection, the settings its flags came from)
@@ -96,8 +96,7 @@ def init_defaults() -> None:
 
 
 def _forget_video() -> None:
-    for key in (VIDEO, DETECTIONS, DETECTION_ID, DETECTOR_SPEC, EXPORT_RESULT, SELECTION, SEEK, FRAMES_WANTED,
-                VIEWER_REQUEST):
+    for key in (VIDEO, DETECTIONS, DETECTION_ID, DETECTOR_SPEC, EXPORT_RESULT, SELECTION, SEEK):
         st.session_state.pop(key, None)
     st.session_state[FRAME] = 0
 
@@ -190,7 +189,7 @@ def use_detections(detections: Detections, detection_id: str, spec: tuple) -> No
     st.session_state[DETECTION_ID] = detection_id
     st.session_state[MIN_SCORE] = spec[2]
     st.session_state[FRAME] = 0
-    for key in (EXPORT_RESULT, SELECTION, SEEK, FRAMES_WANTED, VIEWER_REQUEST):
+    for key in (EXPORT_RESULT, SELECTION, SEEK):
         st.session_state.pop(key, None)
 
 
@@ -249,21 +248,25 @@ def seek() -> tuple[int, bool]:
 
 
 def want_frames(first: int, last: int, request: int | None = None) -> None:
-    st.session_state[FRAMES_WANTED] = (first, last)
+    """Send the viewer frames ``first..last`` (answering its ``request``, when it asked)."""
+    count = st.session_state.get(FRAMES, (0,))[0] + 1
+    st.session_state[FRAMES] = (count, first, last, False)
     if request is not None:
         st.session_state[VIEWER_REQUEST] = request
 
 
-def frames_wanted() -> tuple[int, int, int | None] | None:
-    """The frames to send with this run and the viewer's request they answer. Each is sent once (the
-    viewer keeps what it got), so a threshold move or a settled frame re-sends no frames."""
-    wanted = st.session_state.get(FRAMES_WANTED)
-    return None if wanted is None else (*wanted, st.session_state.get(VIEWER_REQUEST))
+def frames_wanted() -> tuple[int, int, int, int | None] | None:
+    """``(count, first, last, request)`` of the frames to send with this run. They go with every run
+    until the viewer says it has them (an update can be dropped when reruns overlap), and with none
+    after that, so a threshold move or a settled frame re-sends no frames."""
+    count, first, last, received = st.session_state.get(FRAMES, (0, 0, 0, True))
+    return None if received else (count, first, last, st.session_state.get(VIEWER_REQUEST))
 
 
-def frames_sent() -> None:
-    """Called once the viewer has been sent its frames (a run cut short before that sends them next run)."""
-    st.session_state.pop(FRAMES_WANTED, None)
+def frames_received(count: int) -> None:
+    frames = st.session_state.get(FRAMES)
+    if frames is not None and frames[0] == count:
+        st.session_state[FRAMES] = (*frames[:3], True)
 
 
 def set_export_result(summary) -> None:

@@ -81,29 +81,36 @@ def frame_viewer(view: state.FlickerView, verdicts: dict[int, str], selected: np
     info, n = view.video.info, view.n_frames
     store = state.verdict_store()
 
-    def event(name: str):
-        return st.session_state[state.VIEWER].get(name) or {}
+    def sent(name: str):
+        """What the viewer sent (None when a run lost the component's state: nothing to do then)."""
+        return st.session_state[state.VIEWER].get(name)
 
     def on_need() -> None:
-        need = event("need")
-        first = int(np.clip(need.get("first", 0), 0, n - 1))
-        state.want_frames(first, min(int(need.get("last", first)), first + MAX_REQUEST - 1), int(need.get("id", 0)))
+        if need := sent("need"):
+            first = int(np.clip(need["first"], 0, n - 1))
+            state.want_frames(first, min(int(need["last"]), first + MAX_REQUEST - 1), int(need["id"]))
+
+    def on_have() -> None:
+        if (chunk := sent("have")) is not None:
+            state.frames_received(chunk)
 
     def on_frame() -> None:
-        state.frame_shown(int(np.clip(st.session_state[state.VIEWER].get("frame") or 0, 0, n - 1)))
+        if (frame := sent("frame")) is not None:
+            state.frame_shown(int(np.clip(frame, 0, n - 1)))
 
     def on_verdict() -> None:
-        verdict = event("verdict")
+        verdict = sent("verdict") or {}
         if verdict.get("verdict") in (*VERDICTS, None) and 0 <= int(verdict.get("frame", -1)) < n:
-            store.set(info.fingerprint, int(verdict["frame"]), verdict.get("verdict"), annotator=state.annotator())
+            store.set(info.fingerprint, int(verdict["frame"]), verdict["verdict"], annotator=state.annotator())
 
     count, reveal = state.seek()
-    wanted = state.frames_wanted()
-    _mount(key=state.VIEWER, on_need_change=on_need, on_frame_change=on_frame, on_verdict_change=on_verdict, data={
-        "video": {"key": info.fingerprint, "n": n, "fps": info.fps, "width": info.width, "height": info.height},
-        "view": view_payload(view, verdicts, selected),
-        "seek": [count, state.current_frame(n), reveal],
-        "frames": frames_payload(info, state.detections(), *wanted[:2]) if wanted else {},
-        "served": wanted[2] if wanted else None,
-    })
-    state.frames_sent()
+    chunk, first, last, request = state.frames_wanted() or (None, 0, -1, None)
+    _mount(key=state.VIEWER, on_need_change=on_need, on_have_change=on_have, on_frame_change=on_frame,
+           on_verdict_change=on_verdict, data={
+               "video": {"key": info.fingerprint, "n": n, "fps": info.fps, "width": info.width, "height": info.height},
+               "view": view_payload(view, verdicts, selected),
+               "seek": [count, state.current_frame(n), reveal],
+               "frames": frames_payload(info, state.detections(), first, last),
+               "chunk": chunk,
+               "served": request,
+           })

@@ -3,9 +3,10 @@
 // Python sends JPEG frames in chunks (with their boxes) and, for the whole video, everything the
 // thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames. Steps,
 // playback, the timeline, the i-k..i+k strip and zoom all run here, so a frame step never waits for
-// the server. Python hears three things: the frame the viewer settled on, the frames it needs next
-// (asked for ahead of the hand), and verdicts, each with its frame, so "K then M" marks the frame
-// that is on screen.
+// the server. Python hears four things: the frame the viewer settled on, the frames it needs next
+// (asked for ahead of the hand), that it has received them (until then they come with every rerun:
+// one update can be dropped when reruns overlap), and verdicts, each with its frame, so "K then M"
+// marks the frame that is on screen.
 
 const SETTLE_MS = 250; // report the frame once the hand has rested this long
 const AHEAD = 32; // frames kept ready in the direction of travel...
@@ -63,6 +64,7 @@ class Viewer {
     this.current = 0;
     this.direction = 1;
     this.seekCount = null;
+    this.received = null; // the last chunk of frames received, as Python numbered it
     this.requests = 0;
     this.request = null; // the frames asked for and not yet received
     this.reported = null;
@@ -101,6 +103,10 @@ class Viewer {
     this.setView(data.view);
     if (!this.size.width) this.layout();
     for (const [frame, entry] of Object.entries(data.frames)) this.add(Number(frame), entry);
+    if (data.chunk !== null && data.chunk !== this.received) {
+      this.received = data.chunk;
+      this.setState("have", data.chunk);
+    }
     if (this.request && data.served === this.request.id) this.request = null;
     const [count, frame, reveal] = data.seek;
     if (count !== this.seekCount) {
@@ -119,8 +125,11 @@ class Viewer {
     this.video = video;
     this.frames.clear();
     this.request = null;
+    this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
     this.zoom = { level: 0, cx: video.width / 2, cy: video.height / 2 };
+    this.zoomText.textContent = "100%";
+    this.canvas.classList.remove("fv-zoomed");
     this.size = { width: 0, height: 0 };
   }
 
