@@ -22,7 +22,7 @@ def video_panel() -> None:
     elif source == "Upload":
         upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
         if upload is not None and st.button("Load upload"):
-            state.open_upload(upload.name, upload.getvalue())
+            state.open_upload(upload.name, upload)
     elif source == "Local path":
         with st.form("local_path", border=False):  # a form, so Enter in the box loads the file
             path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
@@ -54,7 +54,7 @@ def model_panel():
                                 placeholder="/models/yolov8x.pt", persist_state="session").strip()
     elif model_choice == "Upload weights":
         upload = st.file_uploader("Weights file", type=["pt", "onnx"])
-        weights = str(state.save_upload(upload.name, upload.getvalue())) if upload is not None else ""
+        weights = str(state.save_upload(upload.name, upload)) if upload is not None else ""
     device = st.selectbox("Device", ("auto", "cpu", "cuda"), key="device", persist_state="session")
     conf = st.number_input("Confidence floor", 0.0, 1.0, DEFAULT_CONF, 0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "

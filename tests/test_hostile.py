@@ -347,3 +347,22 @@ def test_a_cache_entry_for_fewer_frames_than_the_video_decodes_is_recomputed(tmp
     boxes(10).save(_cache_file(info, detector, 0.1, None, tmp_path))  # claims 10 frames of a 40-frame video
     assert cached_detections(info, detector, 0.1, None, tmp_path) is None
     assert not _cache_file(info, detector, 0.1, None, tmp_path).exists()
+
+
+def test_uploads_are_copied_to_disk_in_chunks_and_named_by_content(tmp_path, monkeypatch):
+    import io
+
+    from ui.state import save_upload
+
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path))
+
+    class ChunksOnly(io.BytesIO):
+        def getvalue(self):  # the whole upload as one bytes object is never asked for
+            raise AssertionError("read in chunks, please")
+
+    data = np.random.default_rng(0).integers(0, 256, 9 << 20, dtype=np.uint8).tobytes()
+    first = save_upload("../../evil name.mp4", ChunksOnly(data))
+    again = save_upload("../../evil name.mp4", ChunksOnly(data))
+    assert first == again and first.read_bytes() == data
+    assert first.parent.parent == tmp_path / "uploads" and first.name == "evil name.mp4"
+    assert not any((tmp_path / "uploads" / ".incoming").iterdir())

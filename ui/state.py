@@ -10,13 +10,15 @@ reload, a bookmark or a link opens the same frame with the same settings.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import streamlit as st
@@ -130,16 +132,24 @@ def open_video(path_text: str) -> bool:
     return False
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded file under the data folder, named by content so re-uploads are free."""
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    target = paths.data_dir() / "uploads" / digest / Path(name).name
-    if not target.is_file():
-        paths.write_atomic(target, data)
+def save_upload(name: str, upload: BinaryIO) -> Path:
+    """Keep an uploaded file under the data folder, named by content so re-uploads are free. It is
+    copied to disk in chunks (never a second whole copy in memory) while its content key is taken."""
+    staging = paths.data_dir() / "uploads" / ".incoming"
+    staging.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=staging, delete=False) as out:
+        upload.seek(0)
+        for chunk in iter(lambda: upload.read(1 << 22), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    target = paths.data_dir() / "uploads" / digest.hexdigest()[:16] / Path(name).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(out.name, target)
     return target
 
 
-def open_upload(name: str, data: bytes) -> bool:
+def open_upload(name: str, data: BinaryIO) -> bool:
     """Keep an uploaded video and open it; a file that is not a usable video is deleted again."""
     target = save_upload(name, data)
     if set_video(target, name):
