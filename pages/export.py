@@ -11,6 +11,7 @@ from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, export_datasource, sample_files, zip_datasource
 from core.lightly.push import push
 from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, dry_run, schedule
+from core.paths import check_allowed
 from ui import state
 from ui.components import selection_strengths
 
@@ -31,7 +32,7 @@ def export_panel(view: state.FlickerView, stem: str) -> str:
         video = view.video
         with state.error_boundary("Export failed"):
             state.set_export_result(export_datasource(
-                out_dir, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
+                check_allowed(out_dir), [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
                 flickering=flickering, imputed_task=f"{task}_imputed" if imputed else None))
     return task
 
@@ -71,6 +72,9 @@ def push_panel(summary) -> None:
         bar = st.progress(0.0, text="Checking the bucket...")
         report = None
         with state.error_boundary("Push failed"):
+            for url in (lightly_url, input_url):
+                if url.strip() and "://" not in url:  # a local folder target
+                    check_allowed(url.strip())
             report = push(summary.root, lightly_url.strip(), input_url.strip() or None, dry_run=dry_run,
                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,} files"))
         bar.empty()

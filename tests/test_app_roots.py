@@ -1,0 +1,25 @@
+"""An app served beyond localhost (FLICKER_ROOTS set) reads and writes only under those folders."""
+import shutil
+
+from test_app import app, click, export_from_app, load_and_detect  # noqa: F401  (app is a fixture)
+
+
+def test_paths_outside_the_roots_are_refused_without_saying_whether_they_exist(app, tiny_slice, tmp_path,  # noqa: F811
+                                                                               monkeypatch):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    inside = shutil.copy(tiny_slice, videos / "tiny.mp4")
+    monkeypatch.setenv("FLICKER_ROOTS", f"{videos}:{tmp_path / 'exports'}")
+    for outside in ("/etc/passwd", "/etc", str(tmp_path / "nothing.mp4")):
+        app.segmented_control(key="source").set_value("Local path")
+        app.run()
+        app.text_input[0].input(outside)
+        click(app, "Load file")
+        assert app.error and "outside the folders" in app.error[0].value
+        assert "directory" not in app.error[0].value and "No such" not in app.error[0].value
+    load_and_detect(app, inside)
+    export_from_app(app, tmp_path / "elsewhere")
+    assert any("outside the folders" in e.value for e in app.error)
+    assert not (tmp_path / "elsewhere").exists()
+    export_from_app(app, tmp_path / "exports" / "ok")
+    assert (tmp_path / "exports" / "ok" / ".lightly").is_dir()
