@@ -148,7 +148,7 @@ def schedule_panel(stem: str, task: str) -> None:
         with state.error_boundary("Dry run failed"), st.spinner("Recording the requests..."):
             requests = dry_run(request)
             st.success(f"Dry run: scheduling sends these {len(requests)} requests (nothing was sent).")
-            st.code(json.dumps(requests, indent=2), language="json")
+            st.json(requests, expanded=2)  # method and path of each; query and body a click away
 
 
 state.init_defaults()

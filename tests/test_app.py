@@ -293,9 +293,9 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
 
     click(app, "Dry run")
     assert "nothing was sent" in app.success[-1].value
-    scheduled = next(r["body"] for r in json.loads(app.code[-1].value) if "config" in (r["body"] or {}))
+    scheduled = next(r["body"] for r in json.loads(app.json[-1].value) if "config" in (r["body"] or {}))
     assert scheduled["config"]["selection"]["strategies"][2]["strategy"]["strength"] == 2.5
-    assert GOOD_TOKEN not in app.code[-1].value
+    assert GOOD_TOKEN not in app.json[-1].value
 
 
 def test_local_selection_on_the_review_page(app, tiny_slice):
