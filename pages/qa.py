@@ -16,7 +16,7 @@ from ui.plots import f1_map_figure
 
 VERDICT_BUTTONS = (  # (verdict, label, key) — the same keys for flagged frames and spot checks
     ("miss", "An object is missing", "M"),
-    ("false_alarm", "Nothing missing", "N"),
+    ("false_alarm", "Nothing missing", "F"),  # F as on the Review page (false alarm)
     ("unsure", "Unsure", "U"),
 )
 VERDICT_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
@@ -162,7 +162,7 @@ with state.error_boundary("Verdicts"):
         else:
             frame_panel(view, frame, planned=frame in queue.frames[:queue.planned])
             verdict_panel(view, frame)
-        st.caption("Keys: M object missing · N nothing missing · U unsure · Z undo")
+        st.caption("Keys: M object missing · F nothing missing (false alarm) · U unsure · Z undo")
     with right:
         estimate_panel(view, truth)
     reviewed_panel(view, verdicts)
