@@ -97,3 +97,16 @@ def walk_hog(tmp_path_factory, shared_cache):
 
     info = probe(write_video(tmp_path_factory.mktemp("walk") / "walk.mp4", sample_frames(20, start=10)))
     return info, detect_video(info, load_detector(None), cache_dir=shared_cache)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The whole app under streamlit's AppTest, with its own cache and data folders."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at

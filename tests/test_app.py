@@ -9,16 +9,6 @@ from streamlit.testing.v1 import AppTest
 from core.verdicts import VerdictStore
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
-    at = AppTest.from_file("../app.py", default_timeout=180)
-    at.run()
-    assert not at.exception
-    return at
-
-
 def click(at, label):
     matches = [b for b in at.button if b.label == label]
     assert matches, f"no button {label!r} in {[b.label for b in at.button]}"

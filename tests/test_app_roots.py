@@ -1,10 +1,10 @@
 """An app served beyond localhost (FLICKER_ROOTS set) reads and writes only under those folders."""
 import shutil
 
-from test_app import app, click, export_from_app, load_and_detect  # noqa: F401  (app is a fixture)
+from test_app import click, export_from_app, load_and_detect
 
 
-def test_paths_outside_the_roots_are_refused_without_saying_whether_they_exist(app, tiny_slice, tmp_path,  # noqa: F811
+def test_paths_outside_the_roots_are_refused_without_saying_whether_they_exist(app, tiny_slice, tmp_path,
                                                                                monkeypatch):
     videos = tmp_path / "videos"
     videos.mkdir()

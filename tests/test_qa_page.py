@@ -2,14 +2,14 @@
 import json
 
 from core.verdicts import VerdictStore
-from test_app import app, click, load_and_detect  # noqa: F401  (app is a fixture)
+from test_app import click, load_and_detect
 
 
 def progress_text(at) -> str:
     return at.get("progress")[0].proto.text
 
 
-def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):  # noqa: F811
+def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     load_and_detect(app, tiny_slice)
     app.switch_page("pages/qa.py")
     app.run()
@@ -39,7 +39,7 @@ def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     assert written
 
 
-def test_a_damaged_verdict_database_is_one_line_on_the_page(app, tiny_slice, tmp_path):  # noqa: F811
+def test_a_damaged_verdict_database_is_one_line_on_the_page(app, tiny_slice, tmp_path):
     load_and_detect(app, tiny_slice)
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "verdicts.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
