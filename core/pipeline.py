@@ -16,7 +16,7 @@ from core.detect import BUILTIN_HOG, DEFAULT_CONF, Progress, detect_video, load_
 from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerOptions, FlickerResult
-from core.lightly.datasource import Datasource, frame_name, frame_namer
+from core.lightly.datasource import Datasource, frame_namer
 from core.lightly.export import (
     DEFAULT_TASK,
     UNFLAGGED_VALUE,
@@ -243,10 +243,10 @@ class SourceVideo:
 
 def load_sources(source: Path, task: str | None = None, weights: str | None = None, device: str = "auto",
                  conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False,
-                 backend: str = "auto") -> list[SourceVideo]:
+                 backend: str = "auto", detector=None) -> list[SourceVideo]:
     """The videos of an export folder (its prediction ``task``, default the first, and its recorded
     flickering values), or of a video file or folder run through the detector (cached). What
-    ``select``, ``evaluate`` and ``prelabels`` read."""
+    ``select``, ``evaluate`` and ``prelabels`` read. ``detector``: one the caller already loaded."""
     source = Path(source)
     if Datasource(source).exists():
         return export_sources(source, task)
@@ -254,7 +254,7 @@ def load_sources(source: Path, task: str | None = None, weights: str | None = No
     if cache_dir is not None:
         check_output_folder(cache_dir, "--cache-dir")
     videos = probe_all(find_videos(source))
-    detector = load_detector(weights, device, backend=backend, cache_dir=cache_dir)
+    detector = detector or load_detector(weights, device, backend=backend, cache_dir=cache_dir)
     return [SourceVideo(info, relpath, detect_with_progress(info, relpath, detector, conf, None, cache_dir, progress_bar), None)
             for info, relpath in videos]
 
@@ -294,38 +294,31 @@ def run_local_selection(source: Path, config_path: Path, out: Path, n: int | Non
     import cv2
 
     from core.lightly.config import load_config, validate_selection_config
-    from core.lightly.selection import build_inputs, frame_embeddings, run_selection
+    from core.lightly.selection import build_inputs, frame_embeddings, run_selection, selection_listing
 
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
-    sources = load_sources(source, task, weights, device, conf, cache_dir, backend=backend)
+    check_device(device, weights)
+    detector = load_detector(weights, device, backend=backend, cache_dir=cache_dir)  # once: sources and embeddings
+    sources = load_sources(source, task, weights, device, conf, cache_dir, backend=backend, detector=detector)
     values = np.concatenate([video.flickering if video.flickering is not None else
                              flickering_values(FlickerIndex.from_detections(video.detections).evaluate(), "binary")
                              for video in sources])
     merged = Detections.merge([video.detections for video in sources])
-    detector = load_detector(weights, device, backend=backend, cache_dir=cache_dir)
     embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, values, embeddings), n)
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])
     which = np.searchsorted(starts, picked, side="right") - 1
-    frames_dir = out / "frames"
-    names, relpaths, indices = [], [], []
-    for k, video_index in zip(picked.tolist(), which.tolist()):
-        info, relpath = sources[video_index].info, sources[video_index].relpath
-        frame = k - int(starts[video_index])
-        names.append(frame_name(relpath, frame, info.frame_count, ".png"))
-        relpaths.append(relpath)
-        indices.append(frame)
+    listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
+                                for k, v in zip(picked.tolist(), which.tolist()))
     readers = {}
-    for name, video_index, frame in zip(names, which.tolist(), indices):
-        info = sources[video_index].info
-        reader = readers.setdefault(video_index, FrameReader(info))
-        target = frames_dir / name
+    for entry, video_index in zip(listing, which.tolist()):
+        reader = readers.setdefault(video_index, FrameReader(sources[video_index].info))
+        target = out / "frames" / entry["file_name"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(target), cv2.cvtColor(reader.get(frame), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(target), cv2.cvtColor(reader.get(entry["frame"]), cv2.COLOR_RGB2BGR))
     flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
-    listing = [{"file_name": name, "video": relpath, "frame": frame}
-               for name, relpath, frame in zip(names, relpaths, indices)]
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
-    return LocalSelection(names, relpaths, indices, flagged, out)
+    return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
+                          flagged, out)

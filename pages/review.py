@@ -8,8 +8,7 @@ import numpy as np
 import streamlit as st
 
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK
-from core.lightly.datasource import frame_name
-from core.lightly.selection import select_in_video
+from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
 from ui import state
 from ui.components import selection_strengths
@@ -129,20 +128,13 @@ def local_selection_panel(view: state.FlickerView) -> None:
         selection_results(view, selection, settings)
 
 
-def selection_listing(view: state.FlickerView, frames: np.ndarray) -> list[dict]:
-    """The picks as `python -m core select` lists them in selected.json."""
-    relpath = view.video.relpath
-    return [{"file_name": frame_name(relpath, frame, view.n_frames, ".png"), "video": relpath, "frame": frame}
-            for frame in sorted(frames.tolist())]
-
-
 def selection_results(view: state.FlickerView, selection, settings: tuple) -> None:
     st.markdown(f"**{selection.text()}.**")
     if settings != view.settings:
         track, assert_, score, chosen = settings
         st.caption(f"Picked with the flags of IoU {track:.2f} / {assert_:.2f}, minimum score {score:.2f}, {chosen.mode} "
                    "mode; the settings have changed since: run it again to pick with the current flags.")
-    listing = selection_listing(view, selection.frames)
+    listing = selection_listing((view.video.relpath, frame, view.n_frames) for frame in sorted(selection.frames.tolist()))
     stem = view.video.info.path.stem
     csv_text = io.StringIO()
     writer = csv.DictWriter(csv_text, fieldnames=["file_name", "video", "frame"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from core.detections import Detections
 from core.errors import SelectionError
 from core.flicker import FlickerResult
 from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
+from core.lightly.datasource import frame_name
 from core.lightly.export import flickering_values
 from core.video import iter_frames
 
@@ -207,6 +209,13 @@ def select_in_video(detections: Detections, flicker: FlickerResult, embeddings: 
     picked = run_selection(config, build_inputs(detections, flickering_values(flicker, "binary"), embeddings))
     return VideoSelection(config, picked, int(flicker.flag_array[picked].sum()),
                           mean_nearest_neighbour_distance(embeddings[picked]))
+
+
+def selection_listing(picks: Iterable[tuple[str, int, int]]) -> list[dict]:
+    """Picked frames as ``select`` writes them to selected.json (and the app downloads them): for each
+    ``(video relpath, frame, the video's frame count)``, Lightly's frame name, the video and the frame."""
+    return [{"file_name": frame_name(relpath, frame, n_frames, ".png"), "video": relpath, "frame": frame}
+            for relpath, frame, n_frames in picks]
 
 
 def mean_nearest_neighbour_distance(embeddings: np.ndarray) -> float:
