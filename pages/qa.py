@@ -60,12 +60,12 @@ def verdict_panel(view: state.FlickerView, frame: int) -> None:
     def record(verdict: str) -> None:
         store.set(video, frame, verdict, annotator=state.annotator(), note=note)
 
-    columns = st.columns(len(VERDICT_BUTTONS) + 1)
+    columns = st.columns(len(VERDICT_BUTTONS))  # a row of their own: the labels fit without truncation
     for column, (verdict, label, key) in zip(columns, VERDICT_BUTTONS):
         column.button(label, key=f"qa_{verdict}", on_click=record, args=(verdict,), shortcut=key, width="stretch",
                       type="primary" if verdict == "miss" else "secondary", help=f"{key}")
-    columns[-1].button("Undo", key="qa_undo", icon=":material/undo:", shortcut="Z", width="stretch",
-                       on_click=lambda: store.undo(video, state.annotator() or None), help="Z: revert your latest verdict")
+    st.button("Undo", key="qa_undo", icon=":material/undo:", shortcut="Z", type="tertiary",
+              on_click=lambda: store.undo(video, state.annotator() or None), help="Z: revert your latest verdict")
     imputed = view.flicker.imputed_for(frame)
     if len(imputed) > 1:
         box_verdict_panel(store, video, frame, imputed)
@@ -103,10 +103,10 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
                   on_click=state.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
                   == (round(view.iou_track, 2), round(view.iou_assert, 2)))
-    estimates = precision_recall(index, truth)
-    suggested = None if suggestion.fallback else (suggestion.iou_track, suggestion.iou_assert)
-    st.plotly_chart(f1_map_figure(estimates, (view.iou_track, view.iou_assert), suggested), key="qa_f1_map",
-                    config={"displaylogo": False})
+        estimates = precision_recall(index, truth)  # no map before there is an estimate: it would be all zeros
+        st.plotly_chart(f1_map_figure(estimates, (view.iou_track, view.iou_assert),
+                                      (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
+                        config={"displaylogo": False})
 
 
 def reviewed_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
