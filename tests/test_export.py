@@ -47,6 +47,24 @@ def test_layout_names_and_contents(tmp_path):
     assert validate_datasource(tmp_path, {"cars.mp4": 120}) == []
 
 
+def test_schema_and_tasks_files_are_what_lightlys_own_writers_write(tmp_path):
+    """We write schema.json and tasks.json ourselves (importing lightly costs every run seconds);
+    they must stay byte-identical to lightly.utils.io's writers, non-ASCII names included."""
+    from lightly.utils.io import save_schema, save_tasks
+
+    names = {0: "person", 2: "car", 7: "Straßenbahn \"tram\""}
+    det = random_detections(5, seed=0)
+    det = Detections(det.frame, det.xyxy, det.score, det.cls, names, det.n_frames, det.image_size)
+    video = VideoPredictions("cars.mp4", det, FlickerIndex.from_detections(det).evaluate(0.3, 0.6))
+    export_datasource(tmp_path / "ours", [video], task="det", classes=[0, 2, 7], imputed_task="det_imputed")
+    save_schema(str(tmp_path / "schema.json"), "object-detection", [0, 2, 7], [names[i] for i in (0, 2, 7)])
+    save_tasks(str(tmp_path / "tasks.json"), ["det", "det_imputed"])
+    predictions = tmp_path / "ours/.lightly/predictions"
+    assert (predictions / "tasks.json").read_bytes() == (tmp_path / "tasks.json").read_bytes()
+    for task in ("det", "det_imputed"):
+        assert (predictions / task / "schema.json").read_bytes() == (tmp_path / "schema.json").read_bytes()
+
+
 def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):
     video = video_export("walk.avi", 200, seed=4)
     export_datasource(tmp_path, [video], task="t")

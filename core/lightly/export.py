@@ -14,6 +14,7 @@ an incomplete one deleted, the old export restored if nothing replaced it. Paths
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import zipfile
@@ -274,14 +275,24 @@ def check_task_name(task: str) -> None:
                           f"characters, such as {DEFAULT_TASK}")
 
 
-def _write_tree(staging: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
-    from lightly.utils.io import save_schema, save_tasks
+def prediction_schema(kept: Sequence[int], names: Sequence[str]) -> bytes:
+    """A task's ``schema.json``, byte for byte what ``lightly.utils.io.save_schema`` writes (a test
+    holds them equal). Written here because importing ``lightly`` costs every run seconds."""
+    return json.dumps({"task_type": "object-detection",
+                       "categories": [{"id": i, "name": names[i]} for i in kept]}).encode()
 
+
+def prediction_tasks(tasks: Sequence[str]) -> bytes:
+    """``tasks.json``, as ``lightly.utils.io.save_tasks`` writes it."""
+    return json.dumps(list(tasks)).encode()
+
+
+def _write_tree(staging: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
     tasks = [task] if imputed_task is None else [task, imputed_task]
     for name in tasks:
         staging.task_dir(name).mkdir(parents=True)
-        save_schema(str(staging.task_schema(name)), "object-detection", kept, [names[i] for i in kept])
-    save_tasks(str(staging.tasks_file), tasks)
+        _write_new_file(staging.task_schema(name), prediction_schema(kept, names))
+    _write_new_file(staging.tasks_file, prediction_tasks(tasks))
     staging.metadata.mkdir(parents=True)
     staging.metadata_schema.write_bytes(orjson.dumps(METADATA_SCHEMA, option=orjson.OPT_INDENT_2))
 
