@@ -146,7 +146,8 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
 def _add_evaluate_parser(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="precision, recall and F1 of the flags against ground truth, per threshold pair")
     evaluate.add_argument("source", type=Path, help="an export folder (from run) or a video")
-    evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt")
+    evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt, or a YouTube-VIS .json "
+                          "(boxes per track; of several videos, the one named like the video)")
     _add_flicker_options(evaluate, thresholds=False)
     evaluate.add_argument("--video", help="which video of a multi-video export (its relative path)")
     evaluate.add_argument("--out", type=Path, help="also write every threshold pair's scores to this CSV file")

@@ -2,7 +2,9 @@
 you have; the assertion's counterpart of FiftyOne's ``evaluate_detections``.
 
 The ground truth is a MOTChallenge ``gt.txt`` (:func:`core.qa.read_mot_ground_truth`: MOT frame k
-is video frame k - 1; annotations past the video's last frame are ignored). A frame *truly misses*
+is video frame k - 1) or a YouTube-VIS ``.json`` (:func:`core.qa.read_youtube_vis_ground_truth`,
+through ``labelformat``; of a file with several videos, the one named like the video's file).
+Annotations past the video's last frame are ignored. A frame *truly misses*
 an object when an annotated object is matched by a detection (IoU >= 0.5) just before and just
 after a stretch of at most the assertion's half window, and not inside it
 (:func:`core.qa.true_misses`). Every threshold pair of :data:`core.qa.DEFAULT_GRID` is then scored:
@@ -10,7 +12,7 @@ precision, recall and F1 of the flags against those frames, and the best pair.
 
 Detections come from the source, as for ``select``: an export folder's prediction task (its
 videos are probed from the paths its manifest records), or a video run through the detector here
-(cached). COCO-video and YouTube-VIS ground truth are not read yet.
+(cached).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, TUTORIAL_FUNCTION_IOU_TRACK, FlickerIndex
 from core.paths import write_atomic
 from core.pipeline import SourceVideo, flicker_options, load_sources
-from core.qa import APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, read_mot_ground_truth, true_misses
+from core.qa import (APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
+                     read_ground_truth, true_misses)
 
 MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
 TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function defaults to 0.9 / 0.6
@@ -128,10 +131,12 @@ def evaluate_source(source: Path, ground_truth: Path, mode: str = "reference", v
                     task: str | None = None, weights: str | None = None, device: str = "auto",
                     conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False,
                     backend: str = "auto") -> Evaluation:
-    """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt``."""
+    """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt`` or a
+    YouTube-VIS ``.json``."""
     flicker_options(mode)  # a bad mode or ground truth file fails before any detection runs
-    gt = read_mot_ground_truth(ground_truth)
+    truths = read_ground_truth(ground_truth)
     chosen = choose_video(load_sources(source, task, weights, device, conf, cache_dir, progress_bar, backend), video)
+    gt = ground_truth_for(truths, chosen.relpath, ground_truth)
     scores = score_flags(chosen.detections, gt, mode)
     return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -59,6 +59,7 @@ N_BANDS = 10
 MIN_VERDICTS_PER_STRATUM = 2  # a within-stratum variance needs two
 FEW_VERDICTS = 10
 Z90 = 1.6448536269514722  # two-sided 90%
+MAX_GROUND_TRUTH_BYTES = 512 * 2**20  # a 10-minute video with 50 tracks is ~30 MB of YouTube-VIS
 
 Grid = Sequence[tuple[float, float]]
 
@@ -391,9 +392,7 @@ def read_mot_ground_truth(path: str | Path) -> GroundTruth:
     (class and visibility in MOT16+, world coordinates in MOT15) are not used. Frame k of the
     file is frame k - 1 of the video.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Ground truth not found: {path}")
+    path = _ground_truth_file(path)
     expected = "a MOT ground-truth file (rows frame,id,x,y,w,h,conf,... with frames from 1 and positive sizes)"
     try:
         with warnings.catch_warnings():  # an empty file: the error below says it
@@ -413,6 +412,67 @@ def read_mot_ground_truth(path: str | Path) -> GroundTruth:
         xyxy=xywh_to_xyxy(table[:, 2:6]).astype(np.float32),
         n_frames=int(table[:, 0].max()) if len(table) else 0,
     )
+
+
+def read_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
+    """Ground truth per video name: a YouTube-VIS ``.json`` (through Lightly's ``labelformat``;
+    the names are its videos' folder names) or otherwise a MOT ``gt.txt`` (one video, named "")."""
+    if Path(path).suffix.lower() == ".json":
+        return read_youtube_vis_ground_truth(path)
+    return {"": read_mot_ground_truth(path)}
+
+
+def ground_truth_for(truths: Mapping[str, GroundTruth], relpath: str, source: str | Path = "the ground truth") -> GroundTruth:
+    """The ground truth of the video at ``relpath``: the file's only video, or the one named like
+    the video's file (``walk`` or ``walk.mp4`` for ``clips/walk.mp4``)."""
+    if len(truths) == 1:
+        return next(iter(truths.values()))
+    name = PurePosixPath(relpath)
+    for key in (relpath, name.name, name.stem):
+        if key in truths:
+            return truths[key]
+    listed = ", ".join(sorted(truths)[:10]) + (", ..." if len(truths) > 10 else "")
+    raise UserError(f"{source} holds {len(truths)} videos and none is named {name.stem!r}: {listed}")
+
+
+def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
+    """A YouTube-VIS annotation file: per video, each annotation is one track with a box (or
+    ``null``) per frame. Read with ``labelformat``'s own reader; every video of the file."""
+    from labelformat.formats import YouTubeVISObjectDetectionTrackInput
+
+    path = _ground_truth_file(path)
+    expected = "a YouTube-VIS annotation file (videos, categories, annotations with per-frame bboxes)"
+    try:
+        videos = list(YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels())
+        truths = {str(v.video.filename): _track_ground_truth(v) for v in videos}
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
+        reason = (str(error).splitlines() or [""])[0][:200] or type(error).__name__
+        raise UserError(f"{path} is not {expected}: {reason}") from None
+    if not truths:
+        raise UserError(f"{path} is not {expected}: it lists no video")
+    return truths
+
+
+def _track_ground_truth(video) -> GroundTruth:
+    """One labelformat ``VideoObjectDetectionTrack`` as boxes per frame, one track per object."""
+    rows = [(f, track, box.xmin, box.ymin, box.xmax, box.ymax)
+            for track, obj in enumerate(video.objects, start=1) for f, box in enumerate(obj.boxes) if box is not None]
+    table = np.array(rows, np.float64).reshape(-1, 6)
+    if not np.all(np.isfinite(table)) or np.any(table[:, 4:6] <= table[:, 2:4]):
+        raise ValueError(f"video {video.video.filename!r} has a box with no area or a non-numeric coordinate")
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    return GroundTruth(table[:, 0].astype(np.int32), table[:, 1].astype(np.int64), table[:, 2:].astype(np.float32),
+                       int(video.video.number_of_frames))
+
+
+def _ground_truth_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Ground truth not found: {path}")
+    if path.stat().st_size > MAX_GROUND_TRUTH_BYTES:
+        raise UserError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB; ground truth files are read up to "
+                        f"{MAX_GROUND_TRUTH_BYTES // 2**20} MiB")
+    return path
 
 
 def true_misses(detections: Detections, ground_truth: GroundTruth, iou: float = 0.5, max_gap: int = 1) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""``python -m core evaluate``: the flags scored against MOT ground truth built from real boxes.
+"""``python -m core evaluate``: the flags scored against MOT and YouTube-VIS ground truth built from real boxes.
 
 The ground truth is the HOG detector's own boxes on the sample slice, linked into tracks by a
 small tracker written here; boxes removed from the detections then make known single-frame misses.
 """
 import csv
+import json
 import math
 
 import numpy as np
@@ -52,6 +53,24 @@ def write_mot(path, detections, track_ids, extra_rows=()) -> None:
     lines = [f"{f + 1},{t},{a},{b},{c - a},{d - b},1,-1,-1,-1"
              for f, t, a, b, c, d in zip(detections.frame, track_ids, x0, y0, x1, y1)]
     path.write_text("\n".join([*lines, *extra_rows]) + "\n")
+
+
+def write_youtube_vis(path, videos) -> None:
+    """A YouTube-VIS file (the documented layout) of (name, detections, track ids) videos: one
+    annotation per track, a box or null per frame."""
+    data = {"info": {}, "categories": [{"id": 1, "name": "person", "supercategory": "person"}], "videos": [], "annotations": []}
+    for video_id, (name, detections, track_ids) in enumerate(videos, start=1):
+        width, height = detections.image_size
+        data["videos"].append({"id": video_id, "width": width, "height": height, "length": detections.n_frames,
+                               "file_names": [f"{name}/{k:05d}.jpg" for k in range(detections.n_frames)]})
+        for track in np.unique(track_ids):
+            boxes = [None] * detections.n_frames
+            for row in np.flatnonzero(track_ids == track):
+                x0, y0, x1, y1 = detections.xyxy[row].tolist()
+                boxes[detections.frame[row]] = [x0, y0, x1 - x0, y1 - y0]
+            data["annotations"].append({"id": len(data["annotations"]) + 1, "video_id": video_id, "category_id": 1,
+                                        "iscrowd": 0, "bboxes": boxes, "areas": [None] * detections.n_frames})
+    path.write_text(json.dumps(data))
 
 
 def removable_rows(detections, track_ids) -> list[int]:
@@ -121,6 +140,44 @@ def test_removed_boxes_are_the_true_misses_and_every_pair_is_scored_against_them
         assert same(row.precision, precision) and same(row.recall, recall), pair
     assert best.f1 == max(r.f1 for r in evaluation.scores.rows) and best.recall > 0
     assert "annotates 500 frames and the video has 20" in evaluation.text()
+
+
+def test_youtube_vis_ground_truth_scores_exactly_as_the_same_truth_in_mot(case, walk, tmp_path):
+    """The same tracks written as YouTube-VIS (read through labelformat), in a file that also holds
+    another video: the video named like ours is picked and every pair scores as with the MOT file."""
+    export, gt, _, _ = case
+    _, detections, track_ids = walk
+    other = detections.select(detections.frame < 5)
+    vis = tmp_path / "instances.json"
+    write_youtube_vis(vis, [("other", other, track_ids[detections.frame < 5]), ("walk", detections, track_ids)])
+    from_mot, from_vis = evaluate_source(export, gt), evaluate_source(export, vis)
+    assert from_vis.scores.n_true_misses == REMOVED_PER_VIDEO
+    assert from_vis.csv_bytes() == from_mot.csv_bytes() and from_vis.scores.best == from_mot.scores.best  # (NaN != NaN in rows)
+    assert from_vis.annotated_frames == 20  # the declared length (the MOT file has a row at frame 500)
+
+    write_youtube_vis(vis, [("other", other, track_ids[detections.frame < 5]), ("town", detections, track_ids)])
+    with pytest.raises(UserError, match="holds 2 videos and none is named 'walk': other, town"):
+        evaluate_source(export, vis)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("{not json", "Expecting property name"),
+    ('{"videos": []}', "'categories'"),
+    ('{"categories": [], "videos": [], "annotations": []}', "lists no video"),
+    ('{"categories": [{"id": 1, "name": "p"}], "videos": [{"id": 1, "width": 9, "height": 9, "length": 2, '
+     '"file_names": ["v/0.jpg", "v/1.jpg"]}], "annotations": [{"video_id": 1, "category_id": 1, "bboxes": [[1, 1, 2, 2]]}]}',
+     "does not match the number of frames"),
+    ('{"categories": [{"id": 1, "name": "p"}], "videos": [{"id": 1, "width": 9, "height": 9, "length": 1, '
+     '"file_names": ["v/0.jpg"]}], "annotations": [{"video_id": 1, "category_id": 1, "bboxes": [[1, 1, 0, 2]]}]}',
+     "no area"),
+])
+def test_malformed_youtube_vis_is_one_line_and_exit_2(case, tmp_path, capsys, content, reason):
+    gt = tmp_path / "gt.json"
+    gt.write_text(content)
+    assert main(["evaluate", str(case[0]), "--gt", str(gt)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {gt} is not a YouTube-VIS annotation file") and reason in lines[0]
 
 
 def test_cli_prints_best_tutorial_and_top_pairs_and_writes_every_pair_as_csv(case, tmp_path, capsys):
