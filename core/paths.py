@@ -88,6 +88,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def exchange_dirs(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``), so that a crash
+    leaves one or the other in place, never neither. False where the call is not available (other
+    systems, old kernels, some file systems): the caller then falls back to two renames."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (38, 22, 95):  # ENOSYS, EINVAL, EOPNOTSUPP: no exchange here
+        return False
+    raise OSError(error, os.strerror(error), str(a), None, str(b))
+
+
 @contextmanager
 def staged_dir(parent: Path, prefix: str) -> Iterator[Path]:
     """A fresh, uniquely named folder inside ``parent`` to build a tree in; removed on failure (and

@@ -78,7 +78,7 @@ from core.pipeline import SourceVideo, load_sources
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerResult
 from core.lightly.datasource import frame_name
 from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE
-from core.paths import check_output_folder, staged_dir
+from core.paths import check_output_folder, exchange_dirs, staged_dir
 from core.pipeline import flicker_options
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
@@ -325,15 +325,18 @@ def _manifest(fmt: str, frames: list[_Frame], categories: list[Category], videos
 
 
 def _publish(tree: Path, out: Path) -> None:
-    """Swap the finished tree in. An earlier pre-label folder is moved aside first and removed after."""
+    """Swap the finished tree in: an earlier pre-label folder is exchanged with it in one atomic step
+    (or, where that is not available, moved aside first) and removed after."""
     check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
-    if out.is_dir() and any(out.iterdir()):
+    if not (out.is_dir() and any(out.iterdir())):
+        os.replace(tree, out)  # rename(2) replaces an empty folder
+    elif exchange_dirs(tree, out):
+        shutil.rmtree(tree, ignore_errors=True)  # now the earlier folder
+    else:
         aside = tree.parent / "previous"
         os.replace(out, aside)
         os.replace(tree, out)
         shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(tree, out)  # rename(2) replaces an empty folder
 
 
 # ---------------------------------------------------------------------------------------- formats
