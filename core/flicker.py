@@ -197,23 +197,16 @@ class FlickerIndex:
         counts = np.asarray(counts, np.int64)
         n = len(counts)
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        parts = [_pairs_for_lag(lag, counts, offsets, boxes, classes, options) for lag in range(1, options.window + 1)]
-        columns = [np.concatenate([p[k] for p in parts]) for k in range(6)]
-        frame, lag, prev, iou, best, mean = columns
-        order = np.lexsort((np.arange(len(frame)), lag, frame))  # (i, j) major; (a, b) order already kept
+        columns = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
+        classes = np.asarray(classes, np.int32)
+        chunks = [_pairs_for_frames(lo, hi, counts, offsets, boxes, columns, classes, options)
+                  for lo, hi in _frame_chunks(counts, options.window)]
+        mean_dtype = np.int32 if options.mode == "reference" else np.float32
+        frame, lag, iou, best, mean, pair_cls = _concatenated(chunks, _empty_pairs(mean_dtype))
         k = options.window
         window_total = offsets[np.minimum(np.arange(n) + k + 1, n)] - offsets[np.maximum(np.arange(n) - k, 0)]
-        return cls(
-            n_frames=n,
-            options=options,
-            pair_frame=frame[order].astype(np.int32),
-            pair_lag=lag[order].astype(np.int16),
-            pair_iou=iou[order],
-            pair_best=best[order],
-            pair_mean=mean[order],
-            pair_cls=np.asarray(classes, np.int32)[prev[order]] if len(prev) else np.empty(0, np.int32),
-            empty_window=window_total == 0,
-        )
+        return cls(n_frames=n, options=options, pair_frame=frame, pair_lag=lag, pair_iou=iou, pair_best=best,
+                   pair_mean=mean, pair_cls=pair_cls, empty_window=window_total == 0)
 
     @property
     def nbytes(self) -> int:
@@ -270,22 +263,53 @@ class FlickerIndex:
         return missing[keep]
 
 
-def _pairs_for_lag(lag, counts, offsets, boxes, classes, options):
-    """All candidate pairs (a in i-lag, b in i+lag) for every centre frame i, in chunks."""
+def _frame_chunks(counts: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """Centre frames cut into ranges [lo, hi) of bounded work. Each pair is compared with every box
+    of its centre frame, so both expansions are budgeted: frames crowded with overlapping boxes
+    cannot blow the transient memory up."""
     n = len(counts)
-    centres = np.arange(lag, n - lag)
-    centres = centres[(counts[centres - lag] > 0) & (counts[centres + lag] > 0)]
-    # Each pair is later compared with every box of its centre frame: budget both expansions, so
-    # frames crowded with overlapping boxes cannot blow the memory up (measured: 5 GB -> bounded).
-    per_centre = counts[centres - lag] * counts[centres + lag] * (1 + counts[centres])
-    chunks = np.split(centres, np.flatnonzero(np.diff(np.cumsum(per_centre) // _ROWS_PER_CHUNK)) + 1) if len(centres) else []
-    columns = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
-    results = [_pairs_for_centres(c, lag, counts, offsets, boxes, columns, classes, options) for c in chunks if len(c)]
-    if not results:
-        mean_dtype = np.int32 if options.mode == "reference" else np.float32
-        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32),
-                np.empty(0, np.float32), np.empty((0, 4), mean_dtype))
-    return tuple(np.concatenate([r[k] for r in results]) for k in range(6))
+    work = np.zeros(n, np.int64)
+    for lag in range(1, window + 1):
+        centres = np.arange(lag, n - lag)
+        work[centres] += counts[centres - lag] * counts[centres + lag] * (1 + counts[centres])
+    cuts = np.flatnonzero(np.diff(np.cumsum(work) // _ROWS_PER_CHUNK)) + 1
+    bounds = [0, *cuts.tolist(), n]
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if work[lo:hi].any()]
+
+
+def _pairs_for_frames(lo, hi, counts, offsets, boxes, columns, classes, options) -> list[np.ndarray]:
+    """The index rows of centre frames lo..hi-1 in their final order (i, j, a, b) and dtypes:
+    frame, lag, IoU, best centre IoU, mean box, class."""
+    n = len(counts)
+    parts = []
+    for lag in range(1, options.window + 1):
+        centres = np.arange(max(lo, lag), min(hi, n - lag))
+        centres = centres[(counts[centres - lag] > 0) & (counts[centres + lag] > 0)]
+        if len(centres):
+            parts.append(_pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, options))
+    frame, lag, prev, iou, best, mean = (np.concatenate([p[k] for p in parts]) for k in range(6))
+    if len(parts) > 1:  # lags come one after the other: interleave them by frame, keeping (a, b) order
+        order = np.lexsort((lag, frame))
+        frame, lag, prev, iou, best, mean = (a[order] for a in (frame, lag, prev, iou, best, mean))
+    return [frame.astype(np.int32), lag, iou, best, mean, classes[prev]]
+
+
+def _empty_pairs(mean_dtype) -> list[np.ndarray]:
+    return [np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.float32), np.empty(0, np.float32),
+            np.empty((0, 4), mean_dtype), np.empty(0, np.int32)]
+
+
+def _concatenated(chunks: list[list[np.ndarray]], empty: list[np.ndarray]) -> list[np.ndarray]:
+    """The chunks joined column by column, each chunk's piece dropped once copied: the peak is the
+    index plus one column's pieces, not twice the index."""
+    if not chunks:
+        return empty
+    joined = []
+    for k in range(len(empty)):
+        joined.append(np.concatenate([chunk[k] for chunk in chunks]))
+        for chunk in chunks:
+            chunk[k] = None
+    return joined
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -336,7 +360,7 @@ def _pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, o
     else:
         mean = ((boxes[a] + boxes[b]) / 2).astype(np.float32)
     best = _best_centre_iou(mean, centre, a, counts, offsets, boxes, columns, classes, options)
-    return centre, np.full(len(centre), lag), a, iou, best, mean
+    return centre, np.full(len(centre), lag, np.int16), a, iou, best, mean
 
 
 def _area(boxes: np.ndarray) -> np.ndarray:

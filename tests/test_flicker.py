@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.detections import Detections
-from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
+from core.flicker import FlickerIndex, FlickerOptions, _frame_chunks, compute_flickering_assertion
 from core.reference import oracle_flickering
 
 THRESHOLDS = [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.8, 0.6), (0.9, 0.6), (0.5, 0.5), (0.3, 0.9)]
@@ -141,6 +141,24 @@ def test_index_memory_is_linear_in_boxes():
 
     small, large = index_for(500), index_for(4000)
     assert large.nbytes / small.nbytes == pytest.approx(8, rel=0.15)
+
+
+@pytest.mark.parametrize("options", [FlickerOptions(), FlickerOptions.improved(window=1), FlickerOptions.improved(window=3)])
+def test_an_index_built_in_tiny_chunks_equals_one_built_whole(monkeypatch, options):
+    """The build cuts centre frames into chunks of bounded work; every cut (one per few frames here)
+    must give the same rows in the same order as one chunk."""
+    rng = np.random.default_rng(5)
+    n = 80
+    counts = rng.integers(0, 6, n)
+    xy = rng.uniform(0, 60, (counts.sum(), 2))
+    det = Detections(np.repeat(np.arange(n), counts), np.concatenate([xy, xy + rng.uniform(5, 60, (counts.sum(), 2))], 1),
+                     rng.uniform(0.1, 1, counts.sum()), rng.integers(0, 2, counts.sum()), {0: "a", 1: "b"}, n, (200, 200))
+    whole = FlickerIndex.from_detections(det, options)
+    monkeypatch.setattr("core.flicker._ROWS_PER_CHUNK", 40)
+    chunked = FlickerIndex.from_detections(det, options)
+    assert len(whole.pair_frame) > 40 and len(_frame_chunks(det.counts_per_frame(), options.window)) > 20
+    for mine, theirs in zip(chunked._arrays(), whole._arrays()):
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
 
 
 # ---- improved mode ----
