@@ -67,7 +67,9 @@ def improved_options_panel(view: state.FlickerView) -> None:
 
 
 def no_difference(view: state.FlickerView, **toggle) -> bool:
-    return bool(np.array_equal(state.flags_with(view, **toggle), view.flicker.flag_array))
+    """Whether the toggle leaves the flags as they are (False when that is too costly to know)."""
+    other = state.flags_with(view, **toggle)
+    return other is not None and bool(np.array_equal(other, view.flicker.flag_array))
 
 
 def jump_panel(view: state.FlickerView) -> None:

@@ -307,3 +307,31 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     assert viewer_data(app)["view"]["selected"] == sorted(picked.tolist())
     downloads = [d.proto.label for d in app.get("download_button")]
     assert downloads == ["Selected frames (JSON)", "Selected frames (CSV)"]
+
+
+def test_index_cache_keeps_indexes_within_a_byte_budget_newest_first():
+    """Every score floor or option builds an index; the cache drops the least recently used once
+    they hold more than the budget, keeps the newest whatever its size, and builds each once."""
+    from core.detections import Detections
+    from core.flicker import FlickerOptions
+    from ui.state import IndexCache
+
+    rng = np.random.default_rng(0)
+    n, counts = 200, rng.integers(1, 6, 200)
+    xy = rng.uniform(0, 50, (counts.sum(), 2))
+    detections = Detections(np.repeat(np.arange(n), counts), np.concatenate([xy, xy + 40], 1),
+                            rng.uniform(0, 1, counts.sum()), np.zeros(counts.sum(), np.int32), {0: "a"}, n, (100, 100))
+    options = FlickerOptions()
+    one = IndexCache(budget=10**12).get(("d", 0.0, options), detections)
+    size = one[1].nbytes + sum(a.nbytes for a in (one[0].frame, one[0].xyxy, one[0].score, one[0].cls))
+    cache = IndexCache(budget=2 * size)  # room for the full index and one smaller
+    first = cache.get(("d", 0.0, options), detections)
+    assert cache.get(("d", 0.0, options), detections) is first  # built once
+    cache.get(("d", 0.1, options), detections)
+    cache.get(("d", 0.0, options), detections)  # used again: now the newest
+    cache.get(("d", 0.2, options), detections)  # over budget: the least recently used (0.1) goes
+    assert list(cache._entries) == [("d", 0.0, options), ("d", 0.2, options)]
+    assert cache.get(("d", 0.0, options), detections) is first
+    tiny = IndexCache(budget=1)
+    kept = tiny.get(("d", 0.5, options), detections)
+    assert len(kept[0]) < len(detections) and list(tiny._entries) == [("d", 0.5, options)]  # the newest stays

@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,7 @@ DEFAULTS = {IOU_TRACK: DEFAULT_IOU_TRACK, IOU_ASSERT: DEFAULT_IOU_ASSERT, MODE: 
             CLASS_AWARE: _IMPROVED.class_aware, ONE_TO_ONE: _IMPROVED.one_to_one, WINDOW: _IMPROVED.window,
             EMPTY_MEDIAN: _IMPROVED.empty_window_median}
 WINDOW_RANGE = (1, 5)
+INDEX_CACHE_BYTES = 768 * 2**20  # flicker indexes kept for reruns and tabs (one always stays, whatever its size)
 FRAMES_AROUND_SEEK = (4, 20)  # frames sent with a move made from Python, before the viewer asks
 
 
@@ -324,13 +327,43 @@ def verdict_store() -> VerdictStore:
     return _verdict_store(str(default_store_path()))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+class IndexCache:
+    """Flicker indexes shared by every tab, least recently used dropped once together they hold more
+    than ``budget`` bytes (the newest always stays). A count limit would not do: on a long, crowded
+    video one index can take hundreds of MB, and every score-floor or option change builds another."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[tuple, tuple[Detections, FlickerIndex]] = OrderedDict()
+        self._lock = threading.Lock()  # held while building too: two tabs never build the same index twice
+
+    def get(self, key: tuple, detections: Detections) -> tuple[Detections, FlickerIndex]:
+        detection_id, min_score, options = key
+        with self._lock:
+            if key not in self._entries:
+                kept = detections.above(min_score)
+                self._entries[key] = kept, FlickerIndex.from_detections(kept, options)
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and sum(map(_entry_bytes, self._entries.values())) > self.budget:
+                self._entries.popitem(last=False)
+            return self._entries[key]
+
+
+def _entry_bytes(entry: tuple[Detections, FlickerIndex]) -> int:
+    kept, index = entry
+    return index.nbytes + sum(a.nbytes for a in (kept.frame, kept.xyxy, kept.score, kept.cls))
+
+
+@st.cache_resource(show_spinner=False)
+def _index_cache() -> IndexCache:
+    return IndexCache(INDEX_CACHE_BYTES)
+
+
 def flicker_index(detection_id: str, min_score: float, options: FlickerOptions,
-                  _detections: Detections) -> tuple[Detections, FlickerIndex]:
+                  detections: Detections) -> tuple[Detections, FlickerIndex]:
     """The detections above ``min_score`` and their index, built once per detections x score floor x
     options; every threshold move is then an evaluate()."""
-    kept = _detections.above(min_score)
-    return kept, FlickerIndex.from_detections(kept, options)
+    return _index_cache().get((detection_id, float(min_score), options), detections)
 
 
 def options() -> FlickerOptions:
@@ -385,10 +418,14 @@ def current_view() -> FlickerView | None:
     return FlickerView(video, kept, index.evaluate(iou_track, iou_assert), min_score, iou_track, iou_assert, chosen)
 
 
-def flags_with(view: FlickerView, **changes) -> np.ndarray:
-    """The flags the current thresholds give with some options changed (to tell whether a toggle matters)."""
+def flags_with(view: FlickerView, **changes) -> np.ndarray | None:
+    """The flags the current thresholds give with some options changed (to tell whether a toggle
+    matters); None when the index is too large to keep another beside it."""
+    detection_id, detections = st.session_state[DETECTION_ID], st.session_state[DETECTIONS]
+    if flicker_index(detection_id, view.min_score, view.options, detections)[1].nbytes > INDEX_CACHE_BYTES // 4:
+        return None
     other = FlickerOptions.from_mode(view.options.mode, **{**_toggles(view.options), **changes})
-    _, index = flicker_index(st.session_state[DETECTION_ID], view.min_score, other, st.session_state[DETECTIONS])
+    _, index = flicker_index(detection_id, view.min_score, other, detections)
     return index.evaluate(view.iou_track, view.iou_assert).flag_array
 
 
