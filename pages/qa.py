@@ -41,13 +41,15 @@ def progress_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
 
 def frame_panel(view: state.FlickerView, frame: int, planned: bool) -> None:
     flagged = bool(view.flicker.flag_array[frame])
+    imputed = view.flicker.imputed_for(frame)
     image = render_frame(state.frame_reader(view.video.info).get(frame), view.detections.at(frame),
-                         view.detections.names, view.flicker.imputed_for(frame), flagged, f"frame {frame}")
+                         view.detections.names, imputed, flagged, f"frame {frame}")
     st.image(image, output_format="JPEG", width="stretch")
     why = "in the review plan" if planned else "flagged, after the plan"
     if flagged:
-        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · flagged: {len(view.flicker.imputed_for(frame))} "
-                    f"dashed box(es) where the neighbours saw an object · {why}")
+        boxes = "1 dashed box" if len(imputed) == 1 else f"{len(imputed)} dashed boxes"
+        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · flagged: {boxes} where the neighbours saw an "
+                    f"object · {why}")
     else:
         st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · not flagged: a spot check. Is an object the "
                     f"detector should have found missing here? · {why}")
@@ -89,16 +91,11 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
     if suggestion.fallback:
         st.info(suggestion.note or "No estimate yet: review frames of the queue first.")
     else:
-        cells = st.columns(3)
-        cells[0].metric("Precision", f"{suggestion.precision:.2f}",
-                        help=f"90% interval {suggestion.precision_ci[0]:.2f}-{suggestion.precision_ci[1]:.2f}")
-        cells[1].metric("Recall", f"{suggestion.recall:.2f}",
-                        help=f"90% interval {suggestion.recall_ci[0]:.2f}-{suggestion.recall_ci[1]:.2f}")
-        cells[2].metric("F1", f"{suggestion.f1:.2f}")
-        st.caption(f"At the suggested thresholds **{suggestion.iou_track:.2f} / {suggestion.iou_assert:.2f}** "
-                   f"(now {view.iou_track:.2f} / {view.iou_assert:.2f}), from {suggestion.n_verdicts} verdicts; "
-                   f"precision {suggestion.precision_ci[0]:.2f}-{suggestion.precision_ci[1]:.2f}, "
-                   f"recall {suggestion.recall_ci[0]:.2f}-{suggestion.recall_ci[1]:.2f} (90%). {suggestion.note or ''}")
+        now = precision_recall(index, truth, [(view.iou_track, view.iou_assert)])[0]
+        estimate_row(f"Now · {view.iou_track:.2f} / {view.iou_assert:.2f}", now)
+        estimate_row(f"Suggested · {suggestion.iou_track:.2f} / {suggestion.iou_assert:.2f}", suggestion, compared_to=now)
+        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
+                   f"{_sentence(suggestion.note)}")
         st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
                   on_click=state.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
@@ -107,6 +104,25 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
         st.plotly_chart(f1_map_figure(estimates, (view.iou_track, view.iou_assert),
                                       (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
                         config={"displaylogo": False})
+
+
+def estimate_row(label: str, estimate, compared_to=None) -> None:
+    """One labelled row of estimates (precision, recall, F1), with the change from ``compared_to``."""
+    cells = st.columns([1.3, 1, 1, 1], vertical_alignment="center")
+    cells[0].markdown(f"**{label}**")
+    for cell, name, value, interval in (
+        (cells[1], "Precision", estimate.precision, estimate.precision_ci),
+        (cells[2], "Recall", estimate.recall, estimate.recall_ci),
+        (cells[3], "F1", estimate.f1, None),
+    ):
+        before = getattr(compared_to, name.lower(), None)
+        delta = None if before is None or np.isnan(before) or np.isnan(value) else f"{value - before:+.2f}"
+        cell.metric(name, "-" if np.isnan(value) else f"{value:.2f}", delta=delta if delta != "+0.00" else None,
+                    help=None if interval is None else f"90% interval {interval[0]:.2f}-{interval[1]:.2f}")
+
+
+def _sentence(note: str) -> str:
+    return f"{note[0].upper()}{note[1:]}." if note else ""
 
 
 def reviewed_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:

@@ -76,10 +76,19 @@ def jump_panel(view: state.FlickerView) -> None:
     n = view.n_frames
     with st.form("jump", border=False):  # Enter jumps; the box keeps what was typed, apart from the viewer
         field, go = st.columns([3, 1], vertical_alignment="bottom")
-        field.number_input("Jump to frame", 0, n - 1, step=1, key=state.JUMP_TO)
-        go.form_submit_button("Go", on_click=lambda: state.go_to(st.session_state[state.JUMP_TO], n))
+        # Empty after each jump: a number left in the box would soon disagree with the frame on screen.
+        field.number_input("Jump to frame", 0, n - 1, value=None, step=1, key=state.JUMP_TO,
+                           placeholder=f"0 - {n - 1:,}")
+        go.form_submit_button("Go", on_click=jump, args=(n,))
     if proxy_building(view.video.info):
         st.caption(":material/hourglass_top: Preparing fast seeking for this video...")
+
+
+def jump(n_frames: int) -> None:
+    target = st.session_state.get(state.JUMP_TO)
+    if target is not None:
+        state.go_to(target, n_frames)
+        st.session_state[state.JUMP_TO] = None
 
 
 def per_class_panel(view: state.FlickerView) -> None:

@@ -133,7 +133,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert app.session_state["frame"] == 1 and app.query_params["frame"] == "1"
     app.number_input(key="jump_to").set_value(4)
     click(app, "Go")
-    assert app.session_state["frame"] == 4
+    assert app.session_state["frame"] == 4 and app.number_input(key="jump_to").value is None  # emptied: never stale
     assert viewer_data(app)["seek"] == [1, 4, False] and "4" in viewer_data(app)["frames"]
 
     frame = viewer_data(app)["view"]["flags"].index("1")
@@ -182,13 +182,15 @@ def test_a_link_is_untrusted_input(app, tiny_slice, tmp_path, monkeypatch):
     assert "No detections yet" in app.info[0].value
 
 
-def test_a_failed_load_forgets_the_previous_video(app, tiny_slice, bad_files):
+def test_a_failed_load_keeps_the_previous_video_open_and_says_so(app, tiny_slice, bad_files):
     load_and_detect(app, tiny_slice)
-    assert app.success, "detections of the loaded video are shown"
+    loaded = app.session_state["video"]
     app.text_input[0].input(str(bad_files["text"]))
     click(app, "Load file")
     assert "not a video" in app.error[0].value
-    assert not app.success and not app.metric, "nothing of the previous video is left on screen"
+    assert app.info[0].value == f"{loaded.relpath} is still open."
+    assert app.session_state["video"] is loaded and app.session_state["detections"] is not None
+    assert app.success, "its detections are still shown"
 
 
 def test_cancel_says_what_it_did(app):

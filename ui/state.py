@@ -107,10 +107,9 @@ def _forget_video() -> None:
 
 
 def set_video(path: Path, relpath: str | None = None) -> bool:
-    """Probe and open a video for review (warnings shown); forgets the previous video and its
-    results either way, so a failed load never leaves the old video on screen. Returns False (with
-    the error shown) when the file cannot be used."""
-    _forget_video()
+    """Probe and open a video for review (warnings shown), replacing the previous video and its
+    results. Returns False (with the error shown) when the file cannot be used: the previous video
+    then stays open, and the page says so."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         info = None
@@ -119,9 +118,16 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
     for warning in caught:
         st.warning(str(warning.message))
     if info is None:
+        _say_still_open()
         return False
+    _forget_video()
     st.session_state[VIDEO] = LoadedVideo(info, relpath or info.path.name)
     return True
+
+
+def _say_still_open() -> None:
+    if (previous := loaded_video()) is not None:
+        st.info(f"{previous.relpath} is still open.", icon=":material/info:")
 
 
 def open_video(path_text: str) -> bool:
@@ -131,7 +137,7 @@ def open_video(path_text: str) -> bool:
     with error_boundary():
         paths.check_allowed(path)
         return set_video(path)
-    _forget_video()
+    _say_still_open()
     return False
 
 
