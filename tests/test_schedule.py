@@ -7,9 +7,10 @@ import sys
 import pytest
 
 from core.paths import ROOT
-from core.errors import ScheduleError, SelectionError
+from core.errors import ScheduleError, SelectionError, validation_line
 from core.lightly.config import build_selection_config, validate_selection_config
-from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, planned_calls, schedule
+from core.lightly.schedule import (S3DelegatedAccess, ScheduleRequest, check_fields, missing_fields, planned_calls,
+                                   schedule)
 from fake_lightly import CONFIG_ID, DATASET_ID, GOOD_TOKEN, RUN_ID, FakeLightly
 
 ACCESS = S3DelegatedAccess("eu-central-1", "arn:aws:iam::123456789012:role/lightly-access", "flicker-external-id")
@@ -114,27 +115,72 @@ def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, ca
     assert "token=***" in caplog.text  # urllib3 logged the retried URL, scrubbed
 
 
-def test_client_side_name_check_is_one_readable_line(monkeypatch):
-    with FakeLightly() as fake:
-        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
-        with pytest.raises(ScheduleError, match="DatasetCreateRequest name") as info:
-            schedule(request(name="d"), GOOD_TOKEN)
-    assert "\n" not in str(info.value)
-
-
-def test_client_side_checks_surface_as_messages(monkeypatch):
-    bad_arn = ScheduleRequest("d", "s3://b/i/", "s3://b/l/", S3DelegatedAccess("eu-central-1", "not-an-arn", "short"),
-                              build_selection_config(10, "t"))
+def test_lightly_field_rules_are_checked_before_anything_is_sent(monkeypatch):
     with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         with pytest.raises(ScheduleError) as info:
-            schedule(bad_arn, GOOD_TOKEN)
-    assert "\n" not in str(info.value)
+            schedule(request(name="d"), GOOD_TOKEN)
+    assert str(info.value) == "Dataset name must be at least 3 characters (Lightly's rule)"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("access, message", [
+    (S3DelegatedAccess("eu-central-1", ACCESS.role_arn, "short"),
+     "External ID must be at least 10 characters (Lightly's rule)"),
+    (S3DelegatedAccess("eu-central-1", "arn:aws:iam::12:role/x", ACCESS.external_id),
+     "Role ARN must look like arn:aws:iam::123456789012:role/NAME (Lightly's rule)"),
+    (S3DelegatedAccess("eu-central-1", ACCESS.role_arn, "flicker external id"),
+     "External ID may hold only letters, digits and _+=,.@:/- (Lightly's rule)"),
+    (S3DelegatedAccess("mars-north-1", "not-an-arn", "short"),
+     "Bucket region must be one of 30 values such as us-east-2, us-east-1, us-west-1; External ID must be at least "
+     "10 characters; Role ARN must be at least 12 characters (Lightly's rules)"),
+])
+def test_field_rules_are_one_line_naming_the_field(access, message):
+    bad = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", access, build_selection_config(10, "t"))
+    with pytest.raises(ScheduleError) as info:
+        check_fields(bad)
+    assert str(info.value) == message
+
+
+def test_missing_fields_are_named_in_one_line(monkeypatch):
+    monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
+    empty = ScheduleRequest("flicker-d", "", " ", S3DelegatedAccess("eu-central-1", "", ""), build_selection_config(10, "t"))
+    assert missing_fields(empty) == ["Input datasource URL", "Lightly datasource URL", "Role ARN", "External ID"]
+    assert missing_fields(request(), token_needed=True) == ["Lightly token (or set LIGHTLY_TOKEN)"]
+    assert missing_fields(request(), token="t", token_needed=True) == []
+    monkeypatch.setenv("LIGHTLY_TOKEN", "from-the-environment")
+    assert missing_fields(request(), token_needed=True) == []
+    with pytest.raises(ScheduleError, match="^Missing: Input datasource URL, Lightly datasource URL, Role ARN, External ID$"):
+        check_fields(empty)
+
+
+def test_the_client_own_checks_would_have_said_the_same(monkeypatch):
+    """Offline checks build the body lightly's client sends: equal to what it records in a dry run."""
+    from core.lightly.schedule import _api_datasource, dry_run
+
+    sent = [r["body"] for r in dry_run(request()) if r["method"] == "PUT"]
+    assert [{k: v for k, v in body.items() if k != "thumbSuffix"} for body in sent] == [
+        _api_datasource(request(), purpose, url) for purpose, url in
+        (("INPUT", "s3://bucket/flicker_input/"), ("LIGHTLY", "s3://bucket/flicker_lightly/"))]
+
+
+def test_a_pydantic_error_from_the_client_is_one_line_naming_the_field():
+    from lightly.openapi_generated.swagger_client.models import DatasourceConfigS3DelegatedAccess
+
+    with pytest.raises(ValueError) as info:
+        DatasourceConfigS3DelegatedAccess(purpose="INPUT", type="S3DelegatedAccess", fullPath="s3://b/", s3Region="eu-central-1",
+                                          s3ExternalId="short", s3ARN=ACCESS.role_arn)
+    line = validation_line(info.value, {"s3ExternalId": "External ID"})
+    assert line == "External ID must be at least 10 characters (Lightly's rule)"
+    with pytest.raises(SelectionError) as info:
+        validate_selection_config({"n_samples": 3, "strategies": [{"input": {"type": "FOO"}, "strategy": {"type": "WEIGHTS"}}]})
+    assert str(info.value) == ("Invalid selection config: type must be one of EMBEDDINGS, SCORES, METADATA, PREDICTIONS, "
+                               "RANDOM (Lightly's rule)")
 
 
 def test_missing_token(monkeypatch):
     monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
-    with pytest.raises(ScheduleError, match="No Lightly token"):
+    with pytest.raises(ScheduleError, match="Missing: Lightly token"):
         schedule(request())
 
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.errors import SelectionError
+from core.errors import SelectionError, validation_line
 
 LEAST_CONFIDENCE = "objectness_least_confidence"  # Lightly's object-detection uncertainty score
 FLICKERING_KEY = "flickering"  # the metadata key the export writes
@@ -93,9 +93,8 @@ def validate_selection_config(config: Any) -> None:
             raise SelectionError(f"strategies[{k}]: random_seed must be an integer, got {seed!r}")
     try:
         selection_config_from_dict(config)
-    except Exception as exc:  # pydantic's ValidationError: keep its first line, which names the field
-        first = " ".join(str(exc).split("\n")[:3])
-        raise SelectionError(f"Invalid selection config: {first}") from None
+    except Exception as exc:  # pydantic's ValidationError: one line naming the field
+        raise SelectionError(f"Invalid selection config: {validation_line(exc)}") from None
 
 
 def _is_finite_number(value: Any) -> bool:

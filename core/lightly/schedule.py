@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from core.errors import ScheduleError
+from core.errors import ScheduleError, rules_line, validation_line, validation_problems
 from core.secrets import mask, mask_structure
 from core.lightly.config import validate_selection_config
 
@@ -95,6 +95,77 @@ def _datasource_call(request: ScheduleRequest, purpose: str, url: str) -> tuple[
 
 SECRET_ARGUMENTS = ("secret_access_key", "credentials", "sas_token")
 
+# What the user calls each field of a request (the app's labels; messages name fields by these).
+LABELS = {"dataset_name": "Dataset name", "input_url": "Input datasource URL", "lightly_url": "Lightly datasource URL",
+          "region": "Bucket region", "role_arn": "Role ARN", "external_id": "External ID", "access_key": "S3 access key",
+          "secret_access_key": "S3 secret key", "project_id": "GCS project", "credentials": "GCS credentials",
+          "account_name": "Azure account", "sas_token": "Azure SAS token"}
+# The same fields as Lightly's API models name them, and what their regular expressions want.
+API_LABELS = {"name": LABELS["dataset_name"], "fullPath": "Datasource URL", "s3Region": LABELS["region"],
+              "s3ARN": LABELS["role_arn"], "s3ExternalId": LABELS["external_id"], "s3AccessKeyId": LABELS["access_key"],
+              "s3SecretAccessKey": LABELS["secret_access_key"], "gcsProjectId": LABELS["project_id"],
+              "gcsCredentials": LABELS["credentials"], "accountName": LABELS["account_name"],
+              "accountKey": LABELS["sas_token"]}
+API_HINTS = {"name": "must start with a letter or digit and hold only letters, digits, spaces, _ and -",
+             "s3ARN": "must look like arn:aws:iam::123456789012:role/NAME",
+             "s3ExternalId": "may hold only letters, digits and _+=,.@:/-"}
+TOKEN_LABEL = "Lightly token"
+
+
+def missing_fields(request: ScheduleRequest, token: str | None = None, token_needed: bool = False) -> list[str]:
+    """Labels of the required fields left empty, in the order the app shows them (the token too when
+    it is needed and neither given nor in ``LIGHTLY_TOKEN``)."""
+    values = {"dataset_name": request.dataset_name, "input_url": request.input_url, "lightly_url": request.lightly_url}
+    values.update({f.name: getattr(request.credentials, f.name) for f in fields(request.credentials)})
+    missing = [LABELS[name] for name, value in values.items() if not str(value or "").strip()]
+    if token_needed and not (token or os.environ.get("LIGHTLY_TOKEN")):
+        missing.append(f"{TOKEN_LABEL} (or set LIGHTLY_TOKEN)")
+    return missing
+
+
+def _api_datasource(request: ScheduleRequest, purpose: str, url: str) -> dict:
+    """The datasource body lightly's ``set_*_config`` builds (lightly 1.5.26), to check it with
+    lightly's own model before anything is sent; a test holds it equal to the recorded request."""
+    c = request.credentials
+    if isinstance(c, S3DelegatedAccess):
+        fields_ = {"type": "S3DelegatedAccess", "s3Region": c.region, "s3ARN": c.role_arn, "s3ExternalId": c.external_id}
+    elif isinstance(c, S3Keys):
+        fields_ = {"type": "S3", "s3Region": c.region, "s3AccessKeyId": c.access_key,
+                   "s3SecretAccessKey": c.secret_access_key}
+    elif isinstance(c, GcsCredentials):
+        fields_ = {"type": "GCS", "gcsProjectId": c.project_id, "gcsCredentials": c.credentials}
+    else:
+        fields_ = {"type": "AZURE", "accountName": c.account_name, "accountKey": c.sas_token}
+        url = url.split("://", 1)[-1]
+    return {**fields_, "fullPath": url, "purpose": purpose}
+
+
+def check_fields(request: ScheduleRequest, token: str | None = None, token_needed: bool = False) -> None:
+    """Every field rule checked offline, before the client sends anything: required fields (all the
+    missing ones named in one line), then Lightly's own field rules (its API models: dataset name,
+    region, role ARN, external id, ...) in one line naming each field."""
+    missing = missing_fields(request, token, token_needed)
+    if missing:
+        raise ScheduleError(f"Missing: {', '.join(missing)}")
+    from lightly.openapi_generated.swagger_client.models import DatasetCreateRequest, DatasourceConfig
+
+    problems = []
+    for check in (lambda: DatasetCreateRequest(name=request.dataset_name, type="Videos"),
+                  lambda: DatasourceConfig.from_dict(_api_datasource(request, "INPUT", request.input_url)),
+                  lambda: DatasourceConfig.from_dict(_api_datasource(request, "LIGHTLY", request.lightly_url))):
+        try:
+            check()
+        except ValueError as exc:  # pydantic's ValidationError
+            problems += validation_problems(exc, API_LABELS, API_HINTS)
+    if problems:
+        raise ScheduleError(mask(rules_line(problems), secret_values(request)))
+
+
+def check_request(request: ScheduleRequest, token: str | None = None, token_needed: bool = False) -> None:
+    """:func:`check_fields`, then the selection config: all a run is checked against before it is sent."""
+    check_fields(request, token, token_needed)
+    validate_selection_config(request.selection_config)
+
 
 def secret_values(request: ScheduleRequest) -> list[str]:
     """Every secret the client may send for this request (masked by value wherever it appears)."""
@@ -134,7 +205,7 @@ def _explain(exc: BaseException, secrets: list[str]) -> ScheduleError:
 def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, str]:
     """Create (or reuse) the VIDEOS dataset, configure both datasources and schedule the run.
     Returns ``(dataset_id, scheduled_run_id)``."""
-    validate_selection_config(request.selection_config)
+    check_request(request, token, token_needed=True)
     client, token = _client(token)
     secrets = [token, *secret_values(request)]
     try:
@@ -155,9 +226,8 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
         return client.dataset_id, run_id
     except ScheduleError:
         raise
-    except ValueError as exc:  # the client's own checks (role ARN, external id, name length, ...)
-        lines = [line.strip() for line in mask(str(exc), secrets).splitlines() if line.strip()]
-        raise ScheduleError(" ".join(lines[:3])) from None
+    except ValueError as exc:  # the client's own checks (pydantic): one line naming the field
+        raise ScheduleError(mask(validation_line(exc, API_LABELS, API_HINTS), secrets)) from None
     except Exception as exc:
         raise _explain(exc, secrets) from None
 
@@ -213,7 +283,6 @@ def dry_run(request: ScheduleRequest) -> list[dict]:
     (nothing leaves this machine); the token and every secret the request holds are masked by value."""
     from core.lightly.recorder import LightlyRecorder
 
-    validate_selection_config(request.selection_config)
     with LightlyRecorder() as recorder, _server_location(recorder.url):
         schedule(request, token="dry-run-token")
     secrets = ["dry-run-token", *secret_values(request)]
