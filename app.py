@@ -5,17 +5,39 @@
 """
 import streamlit as st
 
-st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
-# Less blank space above each page's title than Streamlit's default: the review page needs the height
-# to show the frame, its timeline and its neighbours on one screen.
-st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
+if __name__ != "__main__":
+    # Imported, not run as a page: `streamlit run app.py` finds the `st.App` below and imports this file
+    # once, in the server process, before any browser connects. Every browser session still runs this
+    # file as `__main__` (the `else` branch).
+    #
+    # Why: with a `pages/` folder next to this file, Streamlit starts in its old pages-directory mode
+    # (PagesManager.uses_pages_directory) and leaves it only when st.navigation below runs. Until then a
+    # bookmarked /review or /export ran pages/review.py alone: the sidebar listed the file names
+    # ("app, export, load, qa, review"), set_page_config never ran (narrow layout), and it stayed so for
+    # the life of the server until someone opened "/". Pages are only ever declared by st.navigation
+    # here, so the server starts in that mode. (tests/test_deeplink.py opens a cold deep link.)
+    from contextlib import asynccontextmanager
 
-navigation = st.navigation(
-    [
-        st.Page("pages/load.py", title="Load & detect", icon=":material/movie:", default=True),
-        st.Page("pages/review.py", title="Review", icon=":material/flag:"),
-        st.Page("pages/qa.py", title="Verdicts & thresholds", icon=":material/fact_check:"),
-        st.Page("pages/export.py", title="Export & schedule", icon=":material/cloud_upload:"),
-    ]
-)
-navigation.run()
+    from streamlit.runtime.pages_manager import PagesManager
+
+    @asynccontextmanager
+    async def _pages_from_navigation_only(_app):
+        PagesManager.uses_pages_directory = False
+        yield
+
+    app = st.App(__file__, lifespan=_pages_from_navigation_only)
+else:
+    st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
+    # Less blank space above each page's title than Streamlit's default: the review page needs the
+    # height to show the frame, its timeline and its neighbours on one screen.
+    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
+
+    navigation = st.navigation(
+        [
+            st.Page("pages/load.py", title="Load & detect", icon=":material/movie:", default=True),
+            st.Page("pages/review.py", title="Review", icon=":material/flag:"),
+            st.Page("pages/qa.py", title="Verdicts & thresholds", icon=":material/fact_check:"),
+            st.Page("pages/export.py", title="Export & schedule", icon=":material/cloud_upload:"),
+        ]
+    )
+    navigation.run()
