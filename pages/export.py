@@ -1,25 +1,52 @@
 """Export & schedule: write the Lightly datasource for the current review, validate it, download it,
 push it to a bucket and schedule a Lightly selection."""
+import dataclasses
 import json
 from pathlib import Path
 
 import streamlit as st
 
-from core.errors import SelectionError
+from core.errors import CloudError, ExportError, SelectionError, UserError
+from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, describe, validate_selection_config
 from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, export_datasource, sample_files, zip_datasource
 from core.lightly.push import push
-from core.lightly.schedule import S3DelegatedAccess, ScheduleRequest, dry_run, schedule
+from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
+                                   missing_fields, schedule)
 from core.paths import check_allowed
 from ui import state
 from ui.components import selection_strengths
 
 
+EXPORT_DIR = "export_dir"
+_EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
+
+
+def local_folder(text: str, what: str, error: type[UserError] = ExportError, alternative: str = "") -> Path:
+    """A folder on this machine named by the user: absolute (a relative one would land wherever the
+    server was started, e.g. in the app's checkout), inside FLICKER_ROOTS, symlinks resolved."""
+    text = text.strip()
+    path = Path(text[len("file://"):] if text.lower().startswith("file://") else text).expanduser()
+    if not path.is_absolute():
+        raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
+    return check_allowed(path)
+
+
+def output_folder(view: state.FlickerView, stem: str) -> str:
+    """The output folder field: for each video, the folder last exported to (kept in the data
+    folder, so it survives reloads and restarts), else one under the data folder."""
+    video_key = view.video.info.fingerprint
+    if st.session_state.get(_EXPORT_DIR_VIDEO) != video_key:
+        st.session_state[EXPORT_DIR] = str(export_dir_for(video_key, stem))
+        st.session_state[_EXPORT_DIR_VIDEO] = video_key
+    return st.text_input("Output folder (the Lightly datasource root)", key=EXPORT_DIR, persist_state="session",
+                         help="Remembered per video. The default lies in the app's data folder (FLICKER_DATA_DIR).")
+
+
 def export_panel(view: state.FlickerView, stem: str) -> str:
     """The export form; returns the task name (the schedule's config names it)."""
-    out_dir = st.text_input("Output folder (the Lightly datasource root)", value=str(Path.cwd() / "exports" / stem),
-                            key="export_dir", persist_state="session")
+    out_dir = output_folder(view, stem)
     st.session_state.setdefault(state.EXPORT_TASK, state.default_task_name())
     task = st.text_input("Prediction task name", key=state.EXPORT_TASK, persist_state="session",
                          help="Named after the detector; the selection config below names it too.").strip()
@@ -31,9 +58,11 @@ def export_panel(view: state.FlickerView, stem: str) -> str:
     if st.button("Export", type="primary", icon=":material/save:"):
         video = view.video
         with state.error_boundary("Export failed"):
+            folder = local_folder(out_dir, "Output folder")
             state.set_export_result(export_datasource(
-                check_allowed(out_dir), [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
+                folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
                 flickering=flickering, imputed_task=f"{task}_imputed" if imputed else None))
+            remember_export_dir(video.info.fingerprint, folder)
     return task
 
 
@@ -72,10 +101,9 @@ def push_panel(summary) -> None:
         bar = st.progress(0.0, text="Checking the bucket...")
         report = None
         with state.error_boundary("Push failed"):
-            for url in (lightly_url, input_url):
-                if url.strip() and "://" not in url:  # a local folder target
-                    check_allowed(url.strip())
-            report = push(summary.root, lightly_url.strip(), input_url.strip() or None, dry_run=dry_run,
+            target, input_target = (push_target(url, what) for url, what in
+                                    ((lightly_url, "Lightly datasource URL"), (input_url, "Input datasource URL")))
+            report = push(summary.root, target, input_target or None, dry_run=dry_run,
                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,} files"))
         bar.empty()
         if report is not None:
@@ -84,17 +112,30 @@ def push_panel(summary) -> None:
                 st.code("\n".join(f"{item.local} -> {item.remote}" for item in report.uploaded[:200]), language=None)
 
 
-def selection_config_panel(task: str) -> dict | None:
-    """The tutorial's config from the strengths (plus extra strategies), validated offline."""
+def push_target(url: str, what: str) -> str:
+    """A bucket URL as typed, or a local folder checked by :func:`local_folder` ("" stays "")."""
+    url = url.strip()
+    if not url or ("://" in url and not url.lower().startswith("file://")):
+        return url
+    return str(local_folder(url, what, CloudError, " or a bucket URL (s3://, gs://, az://)"))
+
+
+def selection_inputs() -> tuple[int, tuple[float, float, float], str]:
+    """Frames to select, the three strengths and the extra strategies (JSON), as typed."""
     n_samples = st.number_input("Frames to select", 1, 1_000_000, 100, key="n_samples", persist_state="session")
-    diversity, least_confidence, flicker_strength = selection_strengths([st] * 3)
+    strengths = selection_strengths([st] * 3)
     extra = st.text_area("Extra strategies (JSON list, optional)", key="extra_strategies", persist_state="session",
                          placeholder='[{"input": {"type": "RANDOM", "random_seed": 42}, "strategy": {"type": "WEIGHTS"}}]')
-    config = None
-    with state.error_boundary("Selection config"):
-        config = build_selection_config(int(n_samples), task, diversity, least_confidence, flicker_strength,
-                                        parse_extra_strategies(extra))
+    return int(n_samples), strengths, extra
+
+
+def selection_config(task: str, n_samples: int, strengths: tuple[float, float, float], extra: str) -> dict:
+    """The tutorial's config from the strengths (plus extra strategies), validated offline."""
+    try:
+        config = build_selection_config(n_samples, task, *strengths, parse_extra_strategies(extra))
         validate_selection_config(config)
+    except SelectionError as exc:
+        raise SelectionError(f"Selection config: {exc}") from None
     return config
 
 
@@ -110,43 +151,65 @@ def parse_extra_strategies(text: str) -> list:
     return strategies
 
 
+def access_inputs(stem: str) -> tuple[ScheduleRequest, str]:
+    """Where the datasources are and how Lightly reaches them, as a request (its selection config
+    still empty), and the token typed (empty: LIGHTLY_TOKEN is used)."""
+    dataset_name = st.text_input(LABELS["dataset_name"], value=f"flicker-{stem}", key="dataset_name",
+                                 persist_state="session")
+    input_url = st.text_input(LABELS["input_url"], key="schedule_input_url", persist_state="session",
+                              value=st.session_state.get("push_input_url", ""), placeholder="s3://my-bucket/flicker_input/")
+    lightly_url = st.text_input(LABELS["lightly_url"], key="schedule_lightly_url", persist_state="session",
+                                value=st.session_state.get("push_url", ""), placeholder="s3://my-bucket/flicker_lightly/")
+    region = st.text_input(LABELS["region"], "eu-central-1", key="s3_region", persist_state="session")
+    role_arn = st.text_input(f"{LABELS['role_arn']} (S3 delegated access)", key="s3_role_arn", persist_state="session",
+                             placeholder="arn:aws:iam::123456789012:role/lightly-access")
+    external_id = st.text_input(LABELS["external_id"], key="s3_external_id", persist_state="session",
+                                help="The external id of the role's trust policy: at least 10 characters.")
+    token = st.text_input(TOKEN_LABEL, type="password", key="lightly_token",
+                          help="Or set LIGHTLY_TOKEN before starting the app. Kept in this tab's memory only; "
+                               "the dry run needs none.")
+    request = ScheduleRequest(dataset_name.strip(), input_url.strip(), lightly_url.strip(),
+                              S3DelegatedAccess(region.strip(), role_arn.strip(), external_id.strip()), {})
+    return request, token
+
+
 def schedule_panel(stem: str, task: str) -> None:
     st.subheader("Schedule a Lightly selection")
     st.caption("The tutorial's selection: diverse frames (embeddings of the task), uncertain frames "
                "(objectness least confidence) and flickering frames (the metadata exported above).")
-    config_column, access_column = st.columns(2, gap="large")
-    with config_column:
-        config = selection_config_panel(task)
-    with access_column:
-        dataset_name = st.text_input("Lightly dataset", value=f"flicker-{stem}", key="dataset_name", persist_state="session")
-        input_url = st.text_input("Input datasource URL", key="schedule_input_url", persist_state="session",
-                                  value=st.session_state.get("push_input_url", ""))
-        lightly_url = st.text_input("Lightly datasource URL", key="schedule_lightly_url", persist_state="session",
-                                    value=st.session_state.get("push_url", ""))
-        region = st.text_input("Bucket region", "eu-central-1", key="s3_region", persist_state="session")
-        role_arn = st.text_input("S3 role ARN (delegated access)", key="s3_role_arn", persist_state="session",
-                                 placeholder="arn:aws:iam::123456789012:role/lightly-access")
-        external_id = st.text_input("S3 external id", key="s3_external_id", persist_state="session")
-        token = st.text_input("Lightly token", type="password", key="lightly_token",
-                              help="Or set LIGHTLY_TOKEN before starting the app. Kept in this tab's memory only.")
-    if config is not None:
+    # A form: pressing a button commits every field as it is on screen (a field left with Tab, e.g. to
+    # the token's eye button, is not committed otherwise). No Enter-to-submit: Enter must not schedule.
+    with st.form("schedule", border=False, enter_to_submit=False):
+        config_column, access_column = st.columns(2, gap="large")
+        with config_column:
+            selection = selection_inputs()
+        with access_column:
+            request, token = access_inputs(stem)
+        send, rehearse, _ = st.columns([1, 1, 2])
+        scheduled = send.form_submit_button("Schedule Lightly selection", icon=":material/rocket_launch:")
+        rehearsed = rehearse.form_submit_button(
+            "Dry run", icon=":material/preview:",
+            help="The exact requests a run would send, from the real client talking to a local recorder: "
+                 "nothing leaves this machine and no token is needed (secrets are masked).")
+    if not (scheduled or rehearsed):
+        return
+    missing = missing_fields(request, token, token_needed=scheduled)
+    if missing:
+        st.error(f"Fill in {', '.join(missing)} first.")
+        return
+    with state.error_boundary("Scheduling failed" if scheduled else "Dry run failed"):
+        check_fields(request)
+        request = dataclasses.replace(request, selection_config=selection_config(task, *selection))
         with st.expander("Selection config (validated offline)"):
-            st.code(describe(config), language="json")
-    fields = (input_url, lightly_url, role_arn, external_id)
-    ready = config is not None and all(field.strip() for field in fields)
-    request = ScheduleRequest(dataset_name.strip(), input_url.strip(), lightly_url.strip(),
-                              S3DelegatedAccess(region.strip(), role_arn.strip(), external_id.strip()), config)
-    send, rehearse, _ = st.columns([1, 1, 2])
-    if send.button("Schedule Lightly selection", icon=":material/rocket_launch:", disabled=not ready):
-        with state.error_boundary("Scheduling failed"), st.spinner("Talking to Lightly..."):
-            dataset_id, run_id = schedule(request, token or None)
-            st.success(f"Scheduled run {run_id} on dataset {dataset_name} ({dataset_id}). "
+            st.code(describe(request.selection_config), language="json")
+        if scheduled:
+            with st.spinner("Talking to Lightly..."):
+                dataset_id, run_id = schedule(request, token or None)
+            st.success(f"Scheduled run {run_id} on dataset {request.dataset_name} ({dataset_id}). "
                        "Start a Lightly Worker to process it.")
-    if rehearse.button("Dry run", icon=":material/preview:", disabled=not ready,
-                       help="The exact requests a run would send, from the real client talking to a local recorder: "
-                            "nothing leaves this machine and no token is needed (secrets are masked)."):
-        with state.error_boundary("Dry run failed"), st.spinner("Recording the requests..."):
-            requests = dry_run(request)
+        else:
+            with st.spinner("Recording the requests..."):
+                requests = dry_run(request)
             st.success(f"Dry run: scheduling sends these {len(requests)} requests (nothing was sent).")
             st.json(requests, expanded=2)  # method and path of each; query and body a click away
 

@@ -260,25 +260,31 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     assert app.error, "pushing into a file path gives a clear error"
 
 
+def fill_schedule_form(app, **values):
+    """Type into the schedule form's fields without rerunning: a form sends them on submit."""
+    fields = {"schedule_input_url": "s3://bucket/input/", "schedule_lightly_url": "s3://bucket/lightly/",
+              "s3_role_arn": "arn:aws:iam::123456789012:role/lightly-access", "s3_external_id": "flicker-external-id"}
+    for key, value in {**fields, **values}.items():
+        app.text_input(key=key).set_value(value)
+
+
 def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
 
+    monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
     load_and_detect(app, tiny_slice)
     export_from_app(app, tmp_path / "export")
-    app.text_area(key="extra_strategies").input("{not json")
-    app.run()
-    assert any("Selection config" in e.value for e in app.error)
-    app.text_area(key="extra_strategies").input("")
-    app.text_input(key="schedule_input_url").input("s3://bucket/input/")
-    app.text_input(key="schedule_lightly_url").input("s3://bucket/lightly/")
-    app.text_input(key="s3_role_arn").input("arn:aws:iam::123456789012:role/lightly-access")
-    app.text_input(key="s3_external_id").input("flicker-external-id")
-    app.text_input(key="lightly_token").input(GOOD_TOKEN)
+    fill_schedule_form(app)
+    app.text_area(key="extra_strategies").set_value("{not json")
+    click(app, "Dry run")
+    assert any("Dry run failed: Selection config: extra strategies are not valid JSON" in e.value for e in app.error)
+    app.text_area(key="extra_strategies").set_value("")
     app.slider(key="flicker_strength").set_value(2.5)
-    app.run()
+    app.text_input(key="lightly_token").set_value(GOOD_TOKEN)  # typed, never committed by a rerun: the submit sends it
     with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
         click(app, "Schedule Lightly selection")
+    assert not app.error, [e.value for e in app.error]
     assert RUN_ID in app.success[-1].value
     selection = fake.requests[-2]["body"]["config"]["selection"]
     assert selection["strategies"][2]["strategy"]["strength"] == 2.5
@@ -288,6 +294,66 @@ def test_schedule_from_the_app(app, tiny_slice, tmp_path, monkeypatch):
     scheduled = next(r["body"] for r in json.loads(app.json[-1].value) if "config" in (r["body"] or {}))
     assert scheduled["config"]["selection"]["strategies"][2]["strategy"]["strength"] == 2.5
     assert GOOD_TOKEN not in app.json[-1].value
+
+
+def test_schedule_buttons_say_which_fields_are_missing(app, tiny_slice, tmp_path, monkeypatch):
+    monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, tmp_path / "export")
+    buttons = {b.label: b for b in app.button}
+    assert not buttons["Dry run"].disabled and not buttons["Schedule Lightly selection"].disabled
+    click(app, "Dry run")
+    assert [e.value for e in app.error] == [
+        "Fill in Input datasource URL, Lightly datasource URL, Role ARN, External ID first."]
+    fill_schedule_form(app, s3_role_arn="")
+    click(app, "Schedule Lightly selection")
+    assert [e.value for e in app.error] == ["Fill in Role ARN, Lightly token (or set LIGHTLY_TOKEN) first."]
+
+
+def test_lightly_field_rules_are_one_line_before_anything_is_sent(app, tiny_slice, tmp_path):
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, tmp_path / "export")
+    fill_schedule_form(app, s3_external_id="short")
+    click(app, "Dry run")
+    assert [e.value for e in app.error] == ["Dry run failed: External ID must be at least 10 characters (Lightly's rule)"]
+    fill_schedule_form(app, s3_region="mars-1", s3_role_arn="arn:aws:iam::12:role/x")
+    click(app, "Dry run")
+    assert "validation error" not in app.error[0].value and "\n" not in app.error[0].value
+    assert "Bucket region must be one of" in app.error[0].value and "Role ARN must look like" in app.error[0].value
+
+
+def test_output_folder_defaults_to_the_data_folder_and_is_remembered(app, tiny_slice, tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/export.py")
+    app.run()
+    default = tmp_path / "data" / "exports" / "tiny"
+    assert app.text_input(key="export_dir").value == str(default)
+    export_from_app(app, tmp_path / "mine")
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)  # a reload: a new session
+    reloaded.run()
+    load_and_detect(reloaded, tiny_slice)
+    reloaded.switch_page("pages/export.py")
+    reloaded.run()
+    assert reloaded.text_input(key="export_dir").value == str(tmp_path / "mine")
+    reloaded.text_input(key="export_dir").input("relative/folder")
+    reloaded.run()
+    click(reloaded, "Export")
+    assert "relative path" in reloaded.error[0].value
+    assert not (ROOT / "relative").exists()
+
+
+def test_push_refuses_a_relative_folder(app, tiny_slice, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, tmp_path / "export")
+    app.text_input(key="push_url").input("relative/folder")
+    app.run()
+    click(app, "Push")
+    assert app.error[0].value == ("Push failed: Lightly datasource URL 'relative/folder' is a relative path: give an "
+                                  "absolute folder (like /data/flicker) or a bucket URL (s3://, gs://, az://)")
+    assert not (tmp_path / "relative").exists()
 
 
 def test_local_selection_on_the_review_page(app, tiny_slice):
