@@ -237,9 +237,14 @@ class FlickerIndex:
     def _scores(self, active: np.ndarray) -> np.ndarray:
         """Per frame, the worst miss among its tracked objects: ``1 - best IoU`` (1 when the centre
         frame has no candidate box). Frames with no tracked object score 0."""
-        severity = 1.0 - np.clip(np.nan_to_num(self.pair_best[active], posinf=1.0, neginf=0.0), 0.0, 1.0)
+        best = self.pair_best[active]  # the one copy: cleaned in place (long videos hold tens of millions of pairs)
+        frames = self.pair_frame[active]
         score = np.zeros(self.n_frames, np.float32)
-        np.maximum.at(score, self.pair_frame[active], severity.astype(np.float32))
+        if len(best):
+            np.nan_to_num(best, copy=False, posinf=1.0, neginf=0.0)
+            np.clip(best, 0.0, 1.0, out=best)
+            starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])  # pairs are sorted by frame
+            score[frames[starts]] = 1.0 - np.minimum.reduceat(best, starts)  # = max of 1 - best: 1 - x is monotone
         if self.options.empty_window_median:
             checked = ~self.empty_window
             score[self.empty_window] = np.median(score[checked]) if checked.any() else 0.0
@@ -300,15 +305,21 @@ def _empty_pairs(mean_dtype) -> list[np.ndarray]:
 
 
 def _concatenated(chunks: list[list[np.ndarray]], empty: list[np.ndarray]) -> list[np.ndarray]:
-    """The chunks joined column by column, each chunk's piece dropped once copied: the peak is the
-    index plus one column's pieces, not twice the index."""
+    """The chunks joined column by column into arrays of ``empty``'s dtypes, each piece released as
+    soon as it is copied: the pages of the result are committed as the pieces are freed, so the peak
+    stays near one index, not two."""
     if not chunks:
         return empty
     joined = []
-    for k in range(len(empty)):
-        joined.append(np.concatenate([chunk[k] for chunk in chunks]))
+    for k, template in enumerate(empty):
+        out = np.empty((sum(len(chunk[k]) for chunk in chunks), *template.shape[1:]), template.dtype)
+        at = 0
         for chunk in chunks:
-            chunk[k] = None
+            piece, chunk[k] = chunk[k], None
+            out[at:at + len(piece)] = piece
+            at += len(piece)
+            del piece
+        joined.append(out)
     return joined
 
 
