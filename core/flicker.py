@@ -32,7 +32,7 @@ MODES = ("reference", "improved")
 DEFAULT_IOU_TRACK = 0.8
 DEFAULT_IOU_ASSERT = 0.6
 TUTORIAL_FUNCTION_IOU_TRACK = 0.9
-_ROWS_PER_CHUNK = 1 << 21  # bounds the transient memory of the all-pairs and centre-candidate expansions
+_ROWS_PER_CHUNK = 1 << 19  # bounds the transient memory of the all-pairs and centre-candidate expansions
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,26 @@ def compute_flickering_assertion(predictions_list, iou_thresh_tracking=TUTORIAL_
     Returns ``(flags, imputed)``: one bool per frame, and per frame a list of imputed boxes, each
     ``[[x0, y0, x1, y1]]`` of ints.
     """
-    result = FlickerIndex.from_predictions_list(predictions_list).evaluate(iou_thresh_tracking, iou_thresh_assertion)
+    track = _check_threshold("iou_thresh_tracking", iou_thresh_tracking)
+    columns = _tutorial_columns(predictions_list, "reference", with_classes=False)
+    result = FlickerIndex.build(*columns, FlickerOptions(), min_iou_track=track).evaluate(track, iou_thresh_assertion)
     return result.flags, result.imputed
+
+
+def _tutorial_columns(predictions_list: list[dict], mode: Mode, with_classes: bool = True):
+    """Boxes per frame, xyxy boxes and classes from the tutorial's nested lists (without classes:
+    zeros, for the drop-in, whose output has none; reading them is a tenth of its time)."""
+    per_frame = list(map(itemgetter("predictions"), predictions_list))
+    counts = np.fromiter(map(len, per_frame), np.int64, len(per_frame))
+    n_boxes = int(counts.sum())
+    bboxes = map(itemgetter("bbox"), chain.from_iterable(per_frame))
+    xywh = np.fromiter(chain.from_iterable(bboxes), np.float64, 4 * n_boxes).reshape(-1, 4)
+    if with_classes:
+        classes = np.fromiter(map(itemgetter("category_id"), chain.from_iterable(per_frame)), np.int32, n_boxes)
+    else:
+        classes = np.zeros(n_boxes, np.int32)
+    boxes = tutorial_xyxy_from_xywh(xywh) if mode == "reference" else xywh_to_xyxy(xywh).astype(np.float32)
+    return counts, boxes, classes
 
 
 def tutorial_xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
@@ -156,6 +174,7 @@ class FlickerIndex:
     pair_mean: np.ndarray  # (P, 4): the imputed box
     pair_cls: np.ndarray  # (P,) int32
     empty_window: np.ndarray = field(repr=False)  # (n_frames,) bool: all frames of the window are empty
+    min_iou_track: float = 0.0  # pairs with IoU at or below it were left out: evaluate takes tracking IoUs >= it
 
     def __post_init__(self) -> None:
         for array in self._arrays():
@@ -166,19 +185,11 @@ class FlickerIndex:
                 self.empty_window)
 
     @classmethod
-    def from_predictions_list(cls, predictions_list: list[dict], options: FlickerOptions | None = None) -> "FlickerIndex":
+    def from_predictions_list(cls, predictions_list: list[dict], options: FlickerOptions | None = None,
+                              min_iou_track: float = 0.0) -> "FlickerIndex":
         """From the tutorial's list of ``{"file_name", "predictions": [{"category_id", "bbox", "score"}]}``."""
         options = options or FlickerOptions()
-        per_frame = list(map(itemgetter("predictions"), predictions_list))
-        counts = np.fromiter(map(len, per_frame), np.int64, len(per_frame))
-        preds = list(chain.from_iterable(per_frame))
-        xywh = np.fromiter(chain.from_iterable(map(itemgetter("bbox"), preds)), np.float64, 4 * len(preds)).reshape(-1, 4)
-        classes = np.fromiter(map(itemgetter("category_id"), preds), np.int32, len(preds))
-        if options.mode == "reference":
-            boxes = tutorial_xyxy_from_xywh(xywh)
-        else:
-            boxes = xywh_to_xyxy(xywh).astype(np.float32)
-        return cls.build(counts, boxes, classes, options)
+        return cls.build(*_tutorial_columns(predictions_list, options.mode), options, min_iou_track)
 
     @classmethod
     def from_detections(cls, detections: Detections, options: FlickerOptions | None = None) -> "FlickerIndex":
@@ -193,20 +204,21 @@ class FlickerIndex:
         return cls.build(detections.counts_per_frame(), boxes, detections.cls, options)
 
     @classmethod
-    def build(cls, counts: np.ndarray, boxes: np.ndarray, classes: np.ndarray, options: FlickerOptions) -> "FlickerIndex":
-        counts = np.asarray(counts, np.int64)
-        n = len(counts)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        columns = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
-        classes = np.asarray(classes, np.int32)
-        chunks = [_pairs_for_frames(lo, hi, counts, offsets, boxes, columns, classes, options)
+    def build(cls, counts: np.ndarray, boxes: np.ndarray, classes: np.ndarray, options: FlickerOptions,
+              min_iou_track: float = 0.0) -> "FlickerIndex":
+        """``min_iou_track`` > 0 leaves out the pairs no tracking threshold at or above it can use: a
+        one-shot evaluation (the drop-in) then skips their centre-frame comparisons."""
+        min_iou_track = _check_threshold("min_iou_track", min_iou_track)
+        video = _Boxes.of(counts, boxes, classes)
+        counts, offsets, n = video.counts, video.offsets, len(video.counts)
+        chunks = [_pairs_for_frames(lo, hi, video, options, np.float32(min_iou_track))
                   for lo, hi in _frame_chunks(counts, options.window)]
         mean_dtype = np.int32 if options.mode == "reference" else np.float32
         frame, lag, iou, best, mean, pair_cls = _concatenated(chunks, _empty_pairs(mean_dtype))
         k = options.window
         window_total = offsets[np.minimum(np.arange(n) + k + 1, n)] - offsets[np.maximum(np.arange(n) - k, 0)]
         return cls(n_frames=n, options=options, pair_frame=frame, pair_lag=lag, pair_iou=iou, pair_best=best,
-                   pair_mean=mean, pair_cls=pair_cls, empty_window=window_total == 0)
+                   pair_mean=mean, pair_cls=pair_cls, empty_window=window_total == 0, min_iou_track=min_iou_track)
 
     @property
     def nbytes(self) -> int:
@@ -219,6 +231,8 @@ class FlickerIndex:
         Python float) does in the tutorial.
         """
         track = np.float32(_check_threshold("iou_track", iou_track))
+        if track < np.float32(self.min_iou_track):
+            raise ValueError(f"iou_track {iou_track} is below {self.min_iou_track}, the least this index was built for")
         assert_ = np.float32(_check_threshold("iou_assert", iou_assert))
         active = self.pair_iou > track
         missing = np.flatnonzero(active & (self.pair_best < assert_))
@@ -268,6 +282,25 @@ class FlickerIndex:
         return missing[keep]
 
 
+@dataclass(frozen=True)
+class _Boxes:
+    """A video's boxes laid out for the pair search, once per index build."""
+
+    counts: np.ndarray  # (n_frames,) boxes per frame
+    offsets: np.ndarray  # (n_frames + 1,) where each frame's boxes start
+    boxes: np.ndarray  # (K, 4) xyxy
+    columns: tuple[np.ndarray, ...]  # the four coordinates, each contiguous (fast gathers)
+    classes: np.ndarray  # (K,) int32
+    all_positive_area: bool  # then only a degenerate mean box can make a reference IoU 0/0
+
+    @classmethod
+    def of(cls, counts, boxes: np.ndarray, classes) -> "_Boxes":
+        counts = np.asarray(counts, np.int64)
+        return cls(counts, np.concatenate([[0], np.cumsum(counts)]), boxes,
+                   tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4)), np.asarray(classes, np.int32),
+                   bool(np.all(_area(boxes) > 0)))
+
+
 def _frame_chunks(counts: np.ndarray, window: int) -> list[tuple[int, int]]:
     """Centre frames cut into ranges [lo, hi) of bounded work. Each pair is compared with every box
     of its centre frame, so both expansions are budgeted: frames crowded with overlapping boxes
@@ -282,21 +315,21 @@ def _frame_chunks(counts: np.ndarray, window: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if work[lo:hi].any()]
 
 
-def _pairs_for_frames(lo, hi, counts, offsets, boxes, columns, classes, options) -> list[np.ndarray]:
+def _pairs_for_frames(lo: int, hi: int, video: _Boxes, options: FlickerOptions, min_iou: np.float32) -> list[np.ndarray]:
     """The index rows of centre frames lo..hi-1 in their final order (i, j, a, b) and dtypes:
     frame, lag, IoU, best centre IoU, mean box, class."""
-    n = len(counts)
+    counts, n = video.counts, len(video.counts)
     parts = []
     for lag in range(1, options.window + 1):
         centres = np.arange(max(lo, lag), min(hi, n - lag))
         centres = centres[(counts[centres - lag] > 0) & (counts[centres + lag] > 0)]
         if len(centres):
-            parts.append(_pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, options))
+            parts.append(_pairs_for_centres(centres, lag, video, options, min_iou))
     frame, lag, prev, iou, best, mean = (np.concatenate([p[k] for p in parts]) for k in range(6))
     if len(parts) > 1:  # lags come one after the other: interleave them by frame, keeping (a, b) order
         order = np.lexsort((lag, frame))
         frame, lag, prev, iou, best, mean = (a[order] for a in (frame, lag, prev, iou, best, mean))
-    return [frame.astype(np.int32), lag, iou, best, mean, classes[prev]]
+    return [frame.astype(np.int32), lag, iou, best, mean, video.classes[prev]]
 
 
 def _empty_pairs(mean_dtype) -> list[np.ndarray]:
@@ -349,8 +382,9 @@ def _overlapping(columns_a, a, columns_b, b) -> np.ndarray:
     return k[(ay0[a] < by1[b]) & (by0[b] < ay1[a])]
 
 
-def _pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, options):
+def _pairs_for_centres(centres: np.ndarray, lag: int, video: _Boxes, options: FlickerOptions, min_iou: np.float32):
     reference = options.mode == "reference"
+    counts, offsets, boxes, columns, classes = video.counts, video.offsets, video.boxes, video.columns, video.classes
     centre, a, b = _expand(centres, counts[centres - lag], counts[centres + lag], offsets[centres - lag], offsets[centres + lag])
     # Boxes that do not intersect have IoU 0 (or NaN), which never passes a threshold in [0, 1]:
     # dropping them first keeps the exact IoU arithmetic for the few pairs that matter.
@@ -360,7 +394,7 @@ def _pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, o
         same = classes[a] == classes[b]
         centre, a, b = centre[same], a[same], b[same]
     iou = _iou_reference(boxes[a], boxes[b]) if reference else _iou_float(boxes[a], boxes[b]).astype(np.float32)
-    keep = iou > 0
+    keep = iou > min_iou  # at 0: pairs that can pass some threshold in [0, 1]
     centre, a, b, iou = centre[keep], a[keep], b[keep], iou[keep]
     if options.one_to_one:
         matched = _greedy_one_to_one(centre, a, b, iou)
@@ -370,7 +404,7 @@ def _pairs_for_centres(centres, lag, counts, offsets, boxes, columns, classes, o
         mean = np.trunc((boxes[a].astype(np.float32) + boxes[b].astype(np.float32)) / np.float32(2)).astype(np.int32)
     else:
         mean = ((boxes[a] + boxes[b]) / 2).astype(np.float32)
-    best = _best_centre_iou(mean, centre, a, counts, offsets, boxes, columns, classes, options)
+    best = _best_centre_iou(mean, centre, a, video, options)
     return centre, np.full(len(centre), lag, np.int16), a, iou, best, mean
 
 
@@ -378,13 +412,14 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _best_centre_iou(mean, centre, prev, counts, offsets, boxes, columns, classes, options):
+def _best_centre_iou(mean: np.ndarray, centre: np.ndarray, prev: np.ndarray, video: _Boxes, options: FlickerOptions):
     """Per pair, the highest IoU between its mean box and a box of the centre frame.
 
     -inf when there is no candidate (the tutorial's empty-frame branch imputes). A candidate that
     does not intersect the mean box has IoU 0, except in reference mode when both areas sum to 0:
     then torchvision gives NaN, ``torch.all(iou < t)`` is false and nothing is imputed (+inf).
     """
+    counts, offsets, boxes, columns, classes = video.counts, video.offsets, video.boxes, video.columns, video.classes
     n_pairs = len(centre)
     pair = np.repeat(np.arange(n_pairs), counts[centre])
     cand = _ranges(offsets[centre], counts[centre])
@@ -398,17 +433,21 @@ def _best_centre_iou(mean, centre, prev, counts, offsets, boxes, columns, classe
     mean_columns = tuple(np.ascontiguousarray(mean[:, k]) for k in range(4))
     hit = _overlapping(columns, cand, mean_columns, pair)
     if options.mode == "reference":
-        box_area, mean_area = _area(boxes), _area(mean)
-        if (box_area <= 0).any() or (mean_area <= 0).any():  # only degenerate boxes can give 0/0
+        mean_area = _area(mean)
+        if not video.all_positive_area or (mean_area <= 0).any():  # only degenerate boxes can give 0/0
             missed = np.ones(len(cand), bool)
             missed[hit] = False
-            union_is_zero = missed & (box_area[cand] + mean_area[pair] == 0)
+            union_is_zero = missed & (_area(boxes[cand]) + mean_area[pair] == 0)
             best[pair[union_is_zero]] = np.inf
         iou = _iou_reference(boxes[cand[hit]], mean[pair[hit]])
         iou = np.where(np.isnan(iou), np.float32(np.inf), iou)
     else:
         iou = _iou_float(boxes[cand[hit]], mean[pair[hit]]).astype(np.float32)
-    np.maximum.at(best, pair[hit], iou)
+    by_pair = pair[hit]  # non-decreasing: candidates were expanded pair by pair
+    if len(by_pair):
+        starts = np.flatnonzero(np.r_[True, by_pair[1:] != by_pair[:-1]])
+        first = by_pair[starts]
+        best[first] = np.maximum(best[first], np.maximum.reduceat(iou, starts))
     return best
 
 

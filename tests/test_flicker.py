@@ -161,6 +161,21 @@ def test_an_index_built_in_tiny_chunks_equals_one_built_whole(monkeypatch, optio
         assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
 
 
+@pytest.mark.parametrize("options", [FlickerOptions(), FlickerOptions.improved(window=2)])
+def test_an_index_built_above_a_tracking_iou_evaluates_as_the_full_one_there(options):
+    """The drop-in builds only the pairs its one tracking threshold can use; at and above that
+    threshold everything (flags, imputed boxes, scores) equals the full index, below it is refused."""
+    predictions_list = load_mot("TUD-Stadtmitte", drop_every=7)
+    full = FlickerIndex.from_predictions_list(predictions_list, options)
+    lean = FlickerIndex.from_predictions_list(predictions_list, options, min_iou_track=0.5)
+    assert 0 < len(lean.pair_iou) < len(full.pair_iou)
+    for track, assertion in [(0.5, 0.6), (0.7, 0.3), (0.9, 0.9)]:
+        a, b = lean.evaluate(track, assertion), full.evaluate(track, assertion)
+        assert (a.flags, a.imputed) == (b.flags, b.imputed) and np.array_equal(a.score, b.score)
+    with pytest.raises(ValueError, match="below 0.5"):
+        lean.evaluate(0.4, 0.6)
+
+
 # ---- improved mode ----
 
 def improved(**overrides):
