@@ -89,11 +89,11 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
     suggestion = suggest_thresholds(index, truth, current=(view.iou_track, view.iou_assert))
     st.subheader("How good are the flags?")
     if suggestion.fallback:
-        st.info(suggestion.note or "No estimate yet: review frames of the queue first.")
+        st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
     else:
         now = precision_recall(index, truth, [(view.iou_track, view.iou_assert)])[0]
-        estimate_row(f"Now · {view.iou_track:.2f} / {view.iou_assert:.2f}", now)
-        estimate_row(f"Suggested · {suggestion.iou_track:.2f} / {suggestion.iou_assert:.2f}", suggestion, compared_to=now)
+        estimate_row("Now", (view.iou_track, view.iou_assert), now)
+        estimate_row("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, compared_to=now)
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
                    f"{_sentence(suggestion.note)}")
         st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
@@ -106,10 +106,10 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
                         config={"displaylogo": False})
 
 
-def estimate_row(label: str, estimate, compared_to=None) -> None:
+def estimate_row(label: str, thresholds: tuple[float, float], estimate, compared_to=None) -> None:
     """One labelled row of estimates (precision, recall, F1), with the change from ``compared_to``."""
-    cells = st.columns([1.3, 1, 1, 1], vertical_alignment="center")
-    cells[0].markdown(f"**{label}**")
+    cells = st.columns([1.1, 1, 1, 1], vertical_alignment="center")
+    cells[0].markdown(f"**{label}**  \n{thresholds[0]:.2f} / {thresholds[1]:.2f}")
     for cell, name, value, interval in (
         (cells[1], "Precision", estimate.precision, estimate.precision_ci),
         (cells[2], "Recall", estimate.recall, estimate.recall_ci),

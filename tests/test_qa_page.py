@@ -33,8 +33,8 @@ def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     assert "Reviewed frames" in [h.value for h in app.subheader]
     # two confirmed misses: estimates at the thresholds in use and at the suggested ones, each row labelled
     assert [m.label for m in app.metric] == ["Precision", "Recall", "F1"] * 2
-    rows = [md.value for md in app.markdown if md.value.startswith(("**Now · ", "**Suggested · "))]
-    assert [r.split(" · ")[0] for r in rows] == ["**Now", "**Suggested"] and rows[0] == "**Now · 0.80 / 0.60**"
+    rows = [md.value for md in app.markdown if md.value.startswith(("**Now**", "**Suggested**"))]
+    assert [r.split("  \n")[0] for r in rows] == ["**Now**", "**Suggested**"] and rows[0] == "**Now**  \n0.80 / 0.60"
     app.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
     app.run()
     click(app, "Write pre-labels")
