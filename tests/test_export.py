@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from core.detections import Detections
-from core.lightly.export import ExportError, VideoPredictions, export_datasource, flickering_values
+from core.lightly.export import ExportError, VideoPredictions, export_datasource, flickering_values, sample_files
 from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
 from core.lightly.validate import PredictionFormatError, import_predictions, validate_datasource
 
@@ -63,6 +63,18 @@ def test_schema_and_tasks_files_are_what_lightlys_own_writers_write(tmp_path):
     assert (predictions / "tasks.json").read_bytes() == (tmp_path / "tasks.json").read_bytes()
     for task in ("det", "det_imputed"):
         assert (predictions / task / "schema.json").read_bytes() == (tmp_path / "schema.json").read_bytes()
+
+
+def test_the_sample_shown_after_an_export_is_a_flagged_frame_with_boxes(tmp_path):
+    video = video_export("cars.mp4", 120)
+    assert video.flicker.n_flagged and not video.flicker.flag_array[0]
+    export_datasource(tmp_path, [video], task="det")
+    prediction, metadata = sample_files(tmp_path, "det")
+    assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
+    assert orjson.loads(prediction.read_bytes())["predictions"] and prediction.name == metadata.name
+    first_with_boxes = min(int(p.name.split("-")[1]) for p in (tmp_path / ".lightly/predictions/det").glob("cars-*.json")
+                           if orjson.loads(p.read_bytes())["predictions"])
+    assert sample_files(tmp_path, "det", search=0)[0].name == f"cars-{first_with_boxes:03d}-mp4.json"
 
 
 def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):

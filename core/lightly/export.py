@@ -345,14 +345,23 @@ def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept
             yield datasource.prediction_file(imputed_task, stem), orjson.dumps({"file_name": file_name, "predictions": boxes})
 
 
-def sample_files(out_dir: str | Path, task: str) -> tuple[Path, Path] | None:
-    """The first prediction file with boxes and its metadata file, to show a user what was written."""
+def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Path, Path] | None:
+    """A prediction file with boxes and its metadata file, to show a user what was written: the first
+    flagged frame among the first ``search`` files with boxes, else the first frame with boxes."""
     datasource = Datasource(out_dir)
     task_dir = datasource.task_dir(task)
+    first = None
     for path in sorted(task_dir.rglob("*.json")):
-        if path.name != "schema.json" and orjson.loads(path.read_bytes())["predictions"]:
-            return path, datasource.metadata / path.relative_to(task_dir)
-    return None
+        if path.name == "schema.json" or not orjson.loads(path.read_bytes())["predictions"]:
+            continue
+        pair = path, datasource.metadata / path.relative_to(task_dir)
+        first = first or pair
+        if search <= 0:
+            break
+        search -= 1
+        if pair[1].is_file() and orjson.loads(pair[1].read_bytes())["metadata"]["flickering"] == FLAGGED_VALUE:
+            return pair
+    return first
 
 
 def zip_datasource(out_dir: str | Path) -> bytes:
