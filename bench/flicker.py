@@ -84,7 +84,11 @@ def main() -> None:
     if not args.skip_oracle:
         t_oracle, oracle = timed(lambda: oracle_flickering(video, 0.8, 0.6))
         assert oracle == expected
-    t_dropin, got = timed(lambda: compute_flickering_assertion(video, 0.8, 0.6), repeat=3)
+    dropin_runs = []
+    for _ in range(9):  # best of 9, and the median: a run that meets a full GC pass of the caller's lists is slower
+        seconds, got = timed(lambda: compute_flickering_assertion(video, 0.8, 0.6))
+        dropin_runs.append(seconds)
+    t_dropin = min(dropin_runs)
     assert got == expected, "drop-in disagrees with the per-frame loop"
     t_build, index = timed(lambda: FlickerIndex.from_predictions_list(video), repeat=3)
     t_eval, result = timed(lambda: index.evaluate(0.8, 0.6), repeat=20)
@@ -109,6 +113,8 @@ def main() -> None:
     print(f"{'step':45s} {'time':>12s} {'speed-up vs loop':>18s}")
     for name, seconds in rows:
         print(f"{name:45s} {seconds * 1e3:10.2f} ms {t_loop / seconds:17.0f}x")
+    print(f"drop-in median of {len(dropin_runs)} runs: {np.median(dropin_runs) * 1e3:.2f} ms = "
+          f"{t_loop / np.median(dropin_runs):.0f}x")
     print(f"flagged frames: {result.n_flagged}; imputed boxes: {len(result.imputed_frame)}")
     print(f"index memory: {index.nbytes / 1e6:.2f} MB = {index.nbytes / n_boxes:.1f} bytes per box "
           f"({len(index.pair_frame)} candidate pairs, {len(index.pair_frame) / n_boxes:.2f} per box)")

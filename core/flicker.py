@@ -211,10 +211,11 @@ class FlickerIndex:
         min_iou_track = _check_threshold("min_iou_track", min_iou_track)
         video = _Boxes.of(counts, boxes, classes)
         counts, offsets, n = video.counts, video.offsets, len(video.counts)
-        chunks = [_pairs_for_frames(lo, hi, video, options, np.float32(min_iou_track))
-                  for lo, hi in _frame_chunks(counts, options.window)]
-        mean_dtype = np.int32 if options.mode == "reference" else np.float32
-        frame, lag, iou, best, mean, pair_cls = _concatenated(chunks, _empty_pairs(mean_dtype))
+        columns = _GrowingColumns(_empty_pairs(np.int32 if options.mode == "reference" else np.float32))
+        chunks = _frame_chunks(counts, options.window)
+        for done, (lo, hi) in enumerate(chunks, start=1):
+            columns.append(_pairs_for_frames(lo, hi, video, options, np.float32(min_iou_track)), done / len(chunks))
+        frame, lag, iou, best, mean, pair_cls = columns.finished()
         k = options.window
         window_total = offsets[np.minimum(np.arange(n) + k + 1, n)] - offsets[np.maximum(np.arange(n) - k, 0)]
         return cls(n_frames=n, options=options, pair_frame=frame, pair_lag=lag, pair_iou=iou, pair_best=best,
@@ -337,23 +338,32 @@ def _empty_pairs(mean_dtype) -> list[np.ndarray]:
             np.empty((0, 4), mean_dtype), np.empty(0, np.int32)]
 
 
-def _concatenated(chunks: list[list[np.ndarray]], empty: list[np.ndarray]) -> list[np.ndarray]:
-    """The chunks joined column by column into arrays of ``empty``'s dtypes, each piece released as
-    soon as it is copied: the pages of the result are committed as the pieces are freed, so the peak
-    stays near one index, not two."""
-    if not chunks:
-        return empty
-    joined = []
-    for k, template in enumerate(empty):
-        out = np.empty((sum(len(chunk[k]) for chunk in chunks), *template.shape[1:]), template.dtype)
-        at = 0
-        for chunk in chunks:
-            piece, chunk[k] = chunk[k], None
-            out[at:at + len(piece)] = piece
-            at += len(piece)
-            del piece
-        joined.append(out)
-    return joined
+class _GrowingColumns:
+    """The index columns, grown chunk by chunk in place. ``ndarray.resize`` reallocates, and the C
+    library remaps large blocks instead of copying them, so the build holds one copy of its pairs
+    plus one chunk. (Joining a list of chunks at the end held about two: the chunks, once freed,
+    stayed in the heap.)"""
+
+    def __init__(self, empty: list[np.ndarray]) -> None:
+        self.arrays = [array.copy() for array in empty]
+        self.length = 0
+
+    def append(self, pieces: list[np.ndarray], done: float) -> None:
+        """Add a chunk's rows; ``done`` is the share of the work behind the rows so far (chunks
+        hold equal work), so the first growth is usually the only one."""
+        end = self.length + len(pieces[0])
+        if end > len(self.arrays[0]):
+            capacity = max(int(end / done * 1.1) + 1024, int(len(self.arrays[0]) * 1.5))
+            for array in self.arrays:
+                array.resize((capacity, *array.shape[1:]), refcheck=False)
+        for array, piece in zip(self.arrays, pieces):
+            array[self.length:end] = piece
+        self.length = end
+
+    def finished(self) -> list[np.ndarray]:
+        for array in self.arrays:
+            array.resize((self.length, *array.shape[1:]), refcheck=False)
+        return self.arrays
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
