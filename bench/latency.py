@@ -297,8 +297,9 @@ def open_review(browser, url: str) -> None:
     if not browser.find_elements("partial link text", "Review flickering frames"):
         print("running detection on the sample (cached afterwards)...", flush=True)
         run.click()
-    wait_for(browser, lambda: browser.find_element("partial link text", "Review flickering frames"), 900,
-             "detection").click()
+    # find and click together, retried: the page re-renders the link while the run finishes (stale element)
+    wait_for(browser, lambda: browser.find_element("partial link text", "Review flickering frames").click() or True, 900,
+             "detection")
     wait_for(browser, lambda: browser.execute_script(RECORDER + "return __bench.events.some((e) => e.ready && e.frame !== null)"),
              60, "the review page")
 
