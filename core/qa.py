@@ -59,7 +59,7 @@ N_BANDS = 10
 MIN_VERDICTS_PER_STRATUM = 2  # a within-stratum variance needs two
 FEW_VERDICTS = 10
 Z90 = 1.6448536269514722  # two-sided 90%
-MAX_GROUND_TRUTH_BYTES = 512 * 2**20  # a 10-minute video with 50 tracks is ~30 MB of YouTube-VIS
+MAX_GROUND_TRUTH_BYTES = 128 * 2**20  # a 10-minute video with 50 tracks is ~30 MB of YouTube-VIS; JSON parses to ~10x in objects
 
 Grid = Sequence[tuple[float, float]]
 
