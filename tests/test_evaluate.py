@@ -243,3 +243,12 @@ def test_ground_truth_needs_one_video(walk):
         choose_video(videos, None)
     with pytest.raises(UserError, match="No video 'c.mp4'.*a.mp4, b.mp4"):
         choose_video(videos, "c.mp4")
+
+
+def test_an_oversized_ground_truth_file_is_refused_before_it_is_parsed(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("core.qa.MAX_GROUND_TRUTH_BYTES", 1024)
+    for name in ("gt.txt", "gt.json"):
+        gt = tmp_path / name
+        gt.write_bytes(b" " * 2048)
+        assert main(["evaluate", str(case[0]), "--gt", str(gt)]) == 2
+        assert "ground truth files are read up to" in capsys.readouterr().err
