@@ -1,5 +1,6 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
 import sys
+from pathlib import Path
 
 import streamlit as st
 
@@ -17,8 +18,10 @@ def video_panel() -> None:
     source = st.segmented_control("Source", SOURCES, default=SOURCES[0], key="source", persist_state="session")
     if source == "Bundled sample":
         st.caption("`vtest.avi` from OpenCV's sample data: pedestrians on a path, 795 frames at 10 fps.")
-        if st.button("Load the sample", icon=":material/play_circle:"):
-            state.set_video(SAMPLE_VIDEO)
+        loaded = state.loaded_video()  # (a click opens it in a callback, so this run already sees it)
+        is_open = loaded is not None and Path(loaded.info.path) == Path(SAMPLE_VIDEO)
+        st.button("Load the sample", icon=":material/play_circle:", disabled=is_open, on_click=state.set_video,
+                  args=(SAMPLE_VIDEO,), help="The sample is open." if is_open else None)
     elif source == "Upload":
         upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
         if upload is not None and st.button("Load upload"):

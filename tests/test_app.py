@@ -195,6 +195,7 @@ def test_a_failed_load_keeps_the_previous_video_open_and_says_so(app, tiny_slice
 
 def test_cancel_says_what_it_did(app):
     click(app, "Load the sample")
+    assert next(b for b in app.button if b.label == "Load the sample").disabled, "not offered again while open"
     click(app, "Cancel")  # the browser test cancels a real run; here nothing is running
     assert "No detection is running" in app.info[0].value
 
