@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -75,10 +81,61 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
     return files
 
 
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")  # the browser tests' Debian packages
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(folder: Path, cache_dir: Path, *app_args: str) -> Iterator[str]:
+    """`streamlit run app.py [-- app_args]` on a free port, its log and data under ``folder``; yields
+    the base URL once the port accepts connections (no HTTP probe: no session is opened)."""
+    port = free_port()
+    env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir), FLICKER_DATA_DIR=str(folder / "data"))
+    log_path = folder / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command + (["--", *app_args] if app_args else []), cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    raise AssertionError(f"the server did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1500,1400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,10 @@ With a `pages/` folder next to app.py, Streamlit stays in its old pages-director
 has run once: a cold /review or /export ran that page file alone, with the file names in the sidebar
 ("app, export, load, qa, review") and without app.py's wide layout, until someone opened "/".
 """
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 
-from conftest import ROOT, free_port
-from test_browser import CHROMEDRIVER, CHROMIUM, browser, wait_for  # noqa: F401  (browser: a fixture)
+from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server
+from test_browser import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,30 +20,8 @@ TITLES = ["Load & detect", "Review", "Verdicts & thresholds", "Export & schedule
 @pytest.fixture
 def fresh_server(tmp_path):
     """`streamlit run app.py` as a user starts it (no --sample), with nobody connected yet."""
-    port = free_port()
-    env = dict(os.environ, FLICKER_CACHE_DIR=str(tmp_path / "cache"), FLICKER_DATA_DIR=str(tmp_path / "data"))
-    log_path = tmp_path / "streamlit.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:  # wait for the port only: an HTTP probe is no browser session, but keep it cold anyway
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"the server did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with streamlit_server(tmp_path, tmp_path / "cache") as url:
+        yield url
 
 
 def navigation_labels(browser) -> list[str]:
@@ -58,7 +30,7 @@ def navigation_labels(browser) -> list[str]:
 
 
 @pytest.mark.parametrize("path, heading", [("/review?frame=3", "Review"), ("/export", "Export & schedule")])
-def test_cold_deep_link_gets_the_navigation_titles_and_wide_layout(fresh_server, browser, path, heading):  # noqa: F811
+def test_cold_deep_link_gets_the_navigation_titles_and_wide_layout(fresh_server, browser, path, heading):
     browser.get(fresh_server + path)
     wait_for(browser, lambda: browser.find_element("tag name", "h1").text == heading, 60, f"the {heading} page")
     labels = wait_for(browser, lambda: navigation_labels(browser), 30, "the navigation")  # sent in one message
