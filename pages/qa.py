@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
-from core.qa import ReviewQueue, precision_recall, review_queue, suggest_thresholds
+from core.qa import DEFAULT_GRID, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.render import render_frame
 from core.verdicts import VERDICTS
 from ui import state
@@ -86,13 +86,15 @@ def box_verdict_panel(store, video: str, frame: int, imputed: np.ndarray) -> Non
 
 def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
     index = state.current_index(view)
-    suggestion = suggest_thresholds(index, truth, current=(view.iou_track, view.iou_assert))
+    current = (view.iou_track, view.iou_assert)
+    suggestion = suggest_thresholds(index, truth, current=current)
     st.subheader("How good are the flags?")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
     else:
-        now = precision_recall(index, truth, [(view.iou_track, view.iou_assert)])[0]
-        estimate_row("Now", (view.iou_track, view.iou_assert), now)
+        # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
+        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current))
+        estimate_row("Now", current, now)
         estimate_row("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, compared_to=now)
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
                    f"{_sentence(suggestion.note)}")
@@ -100,8 +102,8 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
                   on_click=state.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
                   == (round(view.iou_track, 2), round(view.iou_assert, 2)))
-        estimates = precision_recall(index, truth)  # no map before there is an estimate: it would be all zeros
-        st.plotly_chart(f1_map_figure(estimates, (view.iou_track, view.iou_assert),
+        # no map before there is an estimate: it would be all zeros
+        st.plotly_chart(f1_map_figure(grid, current,
                                       (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
                         config={"displaylogo": False})
 

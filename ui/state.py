@@ -344,7 +344,7 @@ class IndexCache:
         self._lock = threading.Lock()  # held while building too: two tabs never build the same index twice
 
     def get(self, key: tuple, detections: Detections) -> tuple[Detections, FlickerIndex]:
-        detection_id, min_score, options = key
+        _, min_score, options = key  # (detection id, score floor, options)
         with self._lock:
             if key not in self._entries:
                 kept = detections.above(min_score)
