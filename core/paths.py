@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -105,7 +106,7 @@ def exchange_dirs(a: Path, b: Path) -> bool:
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True
     error = ctypes.get_errno()
-    if error in (38, 22, 95):  # ENOSYS, EINVAL, EOPNOTSUPP: no exchange here
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # no exchange on this kernel or file system
         return False
     raise OSError(error, os.strerror(error), str(a), None, str(b))
 
