@@ -56,29 +56,39 @@ def content_key(path: Path) -> str:
     return key
 
 
-def write_atomic(path: str | Path, data: bytes | Callable[[object], None], durable: bool = False) -> Path:
-    """Write ``data`` (bytes, or a function that writes to a binary file object) to ``path`` through
-    a uniquely named temporary file beside it and one rename. ``durable`` fsyncs the file and its
-    folder, for the user's work (verdicts, manifests); caches skip it."""
+@contextmanager
+def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial") -> Iterator[Path]:
+    """A uniquely named temporary path beside ``path`` for the caller to write (by name, so any
+    writer works: numpy, a muxer, a library); renamed onto ``path`` in one step when the block
+    ends normally, removed when it raises. ``durable`` fsyncs the file and its folder, for the
+    user's work (verdicts, manifests); caches skip it. ``suffix`` keeps an extension some writers
+    read the format from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            if durable:
-                f.flush()
+        yield tmp
+        if durable:
+            with tmp.open("rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     if durable:
         _fsync_dir(path.parent)
-    return path
+
+
+def write_atomic(path: str | Path, data: bytes | Callable[[object], None], durable: bool = False) -> Path:
+    """Write ``data`` (bytes, or a function that writes to a binary file object) to ``path``
+    through :func:`atomic_path`: a reader (or a crash) sees the old file or the new one."""
+    with atomic_path(path, durable) as tmp, tmp.open("wb") as f:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
+    return Path(path)
 
 
 def _fsync_dir(folder: Path) -> None:

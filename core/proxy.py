@@ -1,69 +1,128 @@
 """Seek proxies: a short-GOP H.264 copy of a video, so scrubbing to any frame is fast.
 
 Jumping to frame i decodes from the keyframe before it; real-world videos often have GOPs of
-hundreds of frames (the bundled sample: 250), which makes a random jump cost ~75 ms. The proxy
-has a keyframe every 12 frames and the same frame count and order (checked after the build), at
-visually lossless quality (CRF 18: ~40 dB PSNR on the sample). It is used for display only;
-detection and export always read the original.
+hundreds of frames (the bundled sample: 250; libx264's default: up to 250), which makes a random
+jump cost ~75 ms or more. The proxy has a keyframe every 12 frames, the same frame count, order
+and size, and frame i stamped with presentation time i (whatever the original's timing: variable
+frame rates and B-frames included), at visually lossless quality (CRF 18: ~40 dB PSNR on the
+sample). It is used for display only; detection and export always read the original.
+
+A proxy is trusted only after it proved itself: its structure (frame count, size, one timestamp
+per frame, a keyframe every ``PROXY_GOP`` frames) and sampled frames, read back through random
+seeks, against the original's (PSNR >= ``MIN_PSNR_DB``). One that fails is never written.
 """
 from __future__ import annotations
 
-import os
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from core import paths
+from core.errors import VideoError
 from core.video import FrameReader, VideoInfo, open_video, probe
 
 PROXY_GOP = 12
+PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
+MIN_PSNR_DB = 35.0
+CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
 
 def proxy_path(info: VideoInfo, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or paths.cache_dir()) / "proxies" / f"{info.fingerprint}-{info.frame_count}.mp4"
+    name = f"{info.fingerprint}-{info.frame_count}-v{PROXY_VERSION}.mp4"
+    return (cache_dir or paths.cache_dir()) / "proxies" / name
 
 
 def build_seek_proxy(info: VideoInfo, target: Path, cancel: threading.Event | None = None) -> Path | None:
-    """Transcode ``info`` to ``target`` (atomically). Returns None when cancelled or when the
-    proxy would not match the original frame for frame."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial.mp4")
+    """Transcode ``info`` to ``target`` (atomically). Returns None when cancelled, when the video
+    cannot be transcoded, or when the proxy would not match the original frame for frame."""
+    checked = _checked_indices(info.frame_count)
     try:
-        with open_video(info.path) as source, av.open(str(partial), "w") as out:
-            stream = out.add_stream("libx264", rate=max(int(round(info.fps)), 1))
-            stream.width, stream.height, stream.pix_fmt = info.width - info.width % 2, info.height - info.height % 2, "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "fastdecode", "crf": "18", "g": str(PROXY_GOP), "bf": "0"}
-            decoded = source.streams.video[0]
-            decoded.thread_type = "AUTO"
-            for frame in source.decode(decoded):
-                if cancel is not None and cancel.is_set():
-                    return None
-                frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                frame.pts = None
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-        if probe(partial).frame_count != info.frame_count:
-            return None
-        os.replace(partial, target)
-        return target
-    except (av.error.FFmpegError, OSError):
+        with paths.atomic_path(target, suffix=".mp4") as partial:
+            originals = _transcode(info, partial, checked, cancel)
+            if originals is None or not proxy_matches(info, probe(partial), originals):
+                raise _Rejected
+    except (_Rejected, av.error.FFmpegError, OSError, VideoError):
         return None
+    return target
+
+
+class _Rejected(Exception):
+    """The build was cancelled or its result does not match the original."""
+
+
+def _checked_indices(frame_count: int) -> tuple[int, ...]:
+    return tuple(sorted({int(i) for i in np.linspace(0, frame_count - 1, CHECKED_FRAMES)}))
+
+
+def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
+               cancel: threading.Event | None) -> dict[int, np.ndarray] | None:
+    """Encode every decoded frame of the original, frame i at pts i; returns the original's RGB
+    frames at ``checked`` (to compare the proxy with), or None when cancelled."""
+    rate = max(int(round(info.fps)), 1)
+    time_base = Fraction(1, rate)
+    originals: dict[int, np.ndarray] = {}
+    with open_video(info.path) as source, av.open(str(partial), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height = info.width, info.height
+        # 4:2:0 needs even sizes; odd ones keep every pixel in 4:4:4 rather than crop or scale.
+        even = info.width % 2 == 0 and info.height % 2 == 0
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        stream.options = {"preset": "ultrafast", "tune": "fastdecode", "crf": "18", "g": str(PROXY_GOP), "bf": "0"}
+        decoded = source.streams.video[0]
+        decoded.thread_type = "AUTO"
+        for index, frame in enumerate(source.decode(decoded)):
+            if cancel is not None and cancel.is_set():
+                return None
+            if index in checked:
+                originals[index] = frame.to_ndarray(format="rgb24")
+            frame = frame.reformat(format=stream.pix_fmt)
+            frame.pts, frame.time_base = index, time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return originals
+
+
+def proxy_matches(original: VideoInfo, proxy: VideoInfo, originals: dict[int, np.ndarray] | None = None) -> bool:
+    """Whether ``proxy`` can stand in for ``original`` on screen: same frame count and size, one
+    distinct timestamp per frame, dense keyframes, and (when given) the original's frames at some
+    indices equal to the proxy's frames there, read through random seeks, at PSNR >= MIN_PSNR_DB."""
+    if (proxy.frame_count, proxy.width, proxy.height) != (original.frame_count, original.width, original.height):
+        return False
+    if len(proxy.frame_pts) != proxy.frame_count or len(proxy.keyframes) < -(-proxy.frame_count // PROXY_GOP):
+        return False
+    if not originals:
+        return True
+    reader = FrameReader(proxy, cache_frames=4)
+    try:
+        return all(psnr(reader.get(index), image) >= MIN_PSNR_DB for index, image in reversed(originals.items()))
     finally:
-        partial.unlink(missing_ok=True)
+        reader.close()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when identical)."""
+    error = np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)
+    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
 def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bool = True) -> FrameReader:
-    """A FrameReader on the seek proxy when it exists; otherwise on the original, after starting
-    the proxy build in a background thread (once per video), so later calls get the fast one."""
+    """A FrameReader on the seek proxy when one that matches exists; otherwise on the original,
+    after starting the proxy build in a background thread (once per video), so later calls get
+    the fast one."""
     target = proxy_path(info, cache_dir)
     if target.is_file():
-        proxy = probe(target)
-        if proxy.frame_count == info.frame_count and (proxy.width, proxy.height) == (info.width, info.height):
+        try:
+            proxy = probe(target)
+        except VideoError:
+            proxy = None
+        if proxy is not None and proxy_matches(info, proxy):
             return FrameReader(proxy)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:

@@ -1,33 +1,108 @@
+import random
+import shutil
 import threading
 import time
+from fractions import Fraction
+from pathlib import Path
 
+import av
+import cv2
 import numpy as np
+import pytest
 
-from core.proxy import PROXY_GOP, build_seek_proxy, proxy_building, proxy_path, reader_for_display
-from core.video import iter_frames, probe
+from core.proxy import (
+    MIN_PSNR_DB,
+    PROXY_GOP,
+    build_seek_proxy,
+    proxy_building,
+    proxy_matches,
+    proxy_path,
+    psnr,
+    reader_for_display,
+)
+from core.video import FrameReader, iter_frames, probe
+from conftest import sample_frames
+
+FRAMES = 130  # more than one long GOP
 
 
-def test_display_reader_builds_a_seek_proxy_with_every_frame_in_order(sample_video, tmp_path):
-    info = probe(sample_video)  # 250-frame GOPs: worth a proxy
-    reader = reader_for_display(info, tmp_path)
-    assert reader.info.path == info.path  # the original serves while the proxy is built in the background
-    deadline = time.time() + 120
-    while proxy_building(info, tmp_path) and time.time() < deadline:
-        time.sleep(0.2)
-    proxy_info = probe(proxy_path(info, tmp_path))
-    assert proxy_info.frame_count == info.frame_count
-    assert len(proxy_info.keyframes) >= info.frame_count // PROXY_GOP
+def _encode(path: Path, codec: str, options: dict[str, str], size: tuple[int, int], pix_fmt: str = "yuv420p",
+            variable_rate: bool = False) -> Path:
+    """Sample frames encoded the way users' cameras and editors do: long GOPs, B-frames, and with
+    ``variable_rate`` irregular frame durations (1 to 3 ticks of 1/90 s)."""
+    frames = [cv2.resize(f, size) for f in sample_frames(FRAMES, start=200)]
+    ticks = np.cumsum([0] + [1 + (i * 7) % 3 for i in range(FRAMES - 1)]) if variable_rate else np.arange(FRAMES) * 3
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], pix_fmt
+        stream.options = options
+        stream.codec_context.time_base = Fraction(1, 90)
+        for frame, tick in zip(frames, ticks):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts, video_frame.time_base = int(tick), Fraction(1, 90)
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+X264_LONG_GOP = {"g": "120", "keyint_min": "120", "bf": "3", "crf": "20"}
+CASES = {
+    "h264-mp4-bframes": ("clip.mp4", "libx264", X264_LONG_GOP, (384, 288), "yuv420p", False),
+    "h265-mkv": ("clip.mkv", "libx265", {"x265-params": "keyint=120:min-keyint=120:bframes=4:log-level=error"},
+                 (384, 288), "yuv420p", False),
+    "h264-mov-vfr": ("clip.mov", "libx264", X264_LONG_GOP, (384, 288), "yuv420p", True),
+    "h264-mp4-odd-size": ("odd.mp4", "libx264", X264_LONG_GOP, (383, 215), "yuv444p", False),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def long_gop_video(request, tmp_path_factory) -> Path:
+    name, codec, options, size, pix_fmt, variable_rate = CASES[request.param]
+    return _encode(tmp_path_factory.mktemp(request.param) / name, codec, options, size, pix_fmt, variable_rate)
+
+
+def _wait_for_proxy(info, cache_dir: Path) -> None:
+    deadline = time.time() + 300  # polls the build, which finishes in seconds on a quiet machine
+    while proxy_building(info, cache_dir) and time.time() < deadline:
+        time.sleep(0.1)
+
+
+def test_every_frame_shown_through_the_proxy_is_the_original_frame(long_gop_video, tmp_path):
+    info = probe(long_gop_video)
+    assert len(info.keyframes) * PROXY_GOP < info.frame_count == FRAMES  # long GOPs: worth a proxy
+    assert reader_for_display(info, tmp_path).info.path == info.path  # the original serves while it builds
+    _wait_for_proxy(info, tmp_path)
     reader = reader_for_display(info, tmp_path)
     assert reader.info.path == proxy_path(info, tmp_path)
-    wanted = (0, 299, 300, 301, 794)
-    original = dict((i, f) for i, f in iter_frames(sample_video) if i in wanted)
-    for index in wanted:
-        shown = reader.get(index).astype(float)
-        psnr = 10 * np.log10(255**2 / ((shown - original[index]) ** 2).mean())
-        assert psnr > 35, (index, psnr)
-    for index in (299, 300, 301):  # frame i of the proxy is frame i, not a neighbour
-        error = ((reader.get(index).astype(float) - original[index]) ** 2).mean()
-        assert all(error < ((reader.get(j).astype(float) - original[index]) ** 2).mean() for j in (index - 1, index + 1))
+    assert len(reader.info.keyframes) >= FRAMES // PROXY_GOP
+    original = [frame for _, frame in iter_frames(long_gop_video)]
+    in_order = [reader.get(i) for i in range(FRAMES)]
+    seeks = random.Random(0).sample(range(FRAMES), 40)
+    at_random = {i: FrameReader(reader.info, cache_frames=2).get(i) for i in seeks[:5]}
+    jumping = FrameReader(reader.info, cache_frames=2)
+    at_random.update({i: jumping.get(i) for i in seeks})
+    for index, shown in [*enumerate(in_order), *at_random.items()]:
+        assert shown.shape == original[index].shape
+        own = psnr(shown, original[index])
+        assert own >= MIN_PSNR_DB, (index, own)
+        neighbours = [psnr(shown, original[j]) for j in (index - 1, index + 1) if 0 <= j < FRAMES]
+        assert all(own > other for other in neighbours), (index, own, neighbours)  # frame i, not a neighbour
+
+
+def test_a_proxy_that_does_not_match_is_never_used(sample_video, tmp_path):
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (384, 288)))
+    target = proxy_path(info, tmp_path)
+    target.parent.mkdir(parents=True)
+    shutil.copy(info.path, target)  # same frames, but the original's long GOPs
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    target.write_bytes(info.path.read_bytes()[:5000])  # a torn file
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    other = probe(_encode(tmp_path / "other.mp4", "libx264", {"g": "12"}, (384, 288), variable_rate=True))
+    assert other.frame_count == info.frame_count and proxy_matches(info, other)  # structure alone agrees...
+    wrong_frames = {0: np.zeros((288, 384, 3), np.uint8), FRAMES - 1: np.full((288, 384, 3), 255, np.uint8)}
+    assert not proxy_matches(info, other, wrong_frames)  # ...the content does not
 
 
 def test_short_gop_videos_need_no_proxy(sample_slice, tmp_path):
