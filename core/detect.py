@@ -36,6 +36,7 @@ from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, describe, expo
                            onnxruntime_available)
 from core.detections import Detections
 from core.errors import DetectionCancelled, DetectorError
+from core.settings import BACKENDS, BUILTIN_HOG, DEFAULT_CONF  # noqa: F401  (BACKENDS: checked in resolve_backend)
 from core.video import VideoInfo, iter_frames
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never let Ultralytics probe the network
@@ -44,10 +45,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 # (it takes effect when core.detect is imported before ultralytics; check_checkpoint holds either way)
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
-DEFAULT_CONF = 0.1  # the tutorial's floor: low, to surface likely false negatives
-BUILTIN_HOG = "builtin:hog-people"
 MODEL_SUFFIXES = (".pt", ".onnx", ".yaml", ".yml")
-BACKENDS = ("auto", "torch", "onnx")
 CACHE_VERSION = "2"
 PREFETCH_BYTES = 256 << 20  # decoded frames queued for the model: 41 at 1080p, 5 at 4096x4096
 BATCH_BYTES = 512 << 20  # a GPU batch of 32 frames is capped to this many bytes of frames

@@ -27,6 +27,7 @@ from core.detections import Detections, xywh_to_xyxy
 
 Mode = Literal["reference", "improved"]
 MODES = ("reference", "improved")
+DEFAULT_MODE: Mode = "reference"  # the tutorial, exactly
 # The one set of default thresholds (app, CLI, export). The tutorial's *function* defaults to a
 # tracking IoU of 0.9, which the drop-in keeps; its walkthrough runs it at 0.8 / 0.6.
 DEFAULT_IOU_TRACK = 0.8
@@ -39,7 +40,7 @@ _ROWS_PER_CHUNK = 1 << 19  # bounds the transient memory of the all-pairs and ce
 class FlickerOptions:
     """Threshold-independent choices; each one changes what the index precomputes."""
 
-    mode: Mode = "reference"
+    mode: Mode = DEFAULT_MODE
     class_aware: bool = False  # match prev/next and centre boxes of the same class only
     one_to_one: bool = False  # each prev box matches at most one next box (greedy by IoU)
     window: int = 1  # half window k: pairs (i-j, i+j) for j = 1..k; the tutorial's window of 3 is k=1
