@@ -30,7 +30,8 @@ from core.detections import Detections
 from core.lightly.datasource import Datasource
 from core.lightly.validate import validate_datasource
 from core.paths import SAMPLE_VIDEO
-from core.pipeline import RunConfig
+from core.run import ExportOptions, RunConfig
+from core.settings import DetectorSpec
 from core.video import VideoInfo, iter_frames
 
 ENGINES = (("local", None), ("ray", 1), ("ray", 2))
@@ -55,7 +56,7 @@ def write_clips(folder: Path, clips: int, frames: int) -> None:
 
 def timed_run(videos: Path, out: Path, cache: Path, weights: str | None, engine: str, workers: int | None):
     shutil.rmtree(cache / "detections", ignore_errors=True)  # detect again; keep the ONNX export
-    options = RunConfig(out=out, weights=weights, cache_dir=cache)
+    options = RunConfig(out=out, detector=DetectorSpec.of(weights, cache_dir=cache))
     report = run_batch(BatchConfig((str(videos),), options, engine, workers))
     if any(row.status != "done" for row in report.rows):
         raise SystemExit(f"{engine} x{workers}: not every clip was exported: {report.text()}")
@@ -99,7 +100,7 @@ def time_commit(out: Path, frames: int) -> float:
     detections = synthetic_detections(frames)
     source = VideoSource("drive.mp4", "drive.mp4", "v1")
     start = time.perf_counter()
-    _finish(Detected(source, _info(frames), detections), LiveExport(RunConfig(out=out), None, detections.names), RunConfig(out=out))
+    _finish(Detected(source, _info(frames), detections), LiveExport(out, ExportOptions(), None, detections.names), RunConfig(out=out))
     seconds = time.perf_counter() - start
     if validate_datasource(out, {"drive.mp4": frames}):
         raise SystemExit("the committed video does not validate")

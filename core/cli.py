@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from core.detect import BACKENDS, DEFAULT_CONF
 from core.errors import UserError
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
 from core.lightly.export import DEFAULT_TASK
 from core.secrets import mask
+from core.settings import BACKENDS, DEFAULT_CONF, DetectorSpec, FlickerSettings
 
 EXIT_USER_ERROR = 2
 
@@ -51,7 +51,7 @@ def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
 
 
 def _add_flicker_options(parser: argparse.ArgumentParser, thresholds: bool = True) -> None:
-    parser.add_argument("--mode", choices=MODES, default="reference", help="flicker engine mode (docs/flicker.md)")
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="flicker engine mode (docs/flicker.md)")
     if thresholds:
         parser.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK,
                             help=f"IoU above which boxes in i-1 and i+1 are one object (default {DEFAULT_IOU_TRACK})")
@@ -203,49 +203,44 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "schedule":
         return _schedule(args)
     if args.command == "select":
-        from core.pipeline import run_local_selection
+        from core.select import run_local_selection
 
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
-        result = run_local_selection(args.source, args.config, args.out, args.n, args.weights, args.device, args.conf,
-                                     args.task, args.cache_dir, args.backend)
-        print(result.text())
+        print(run_local_selection(args.source, args.config, args.out, _detector_spec(args), args.n, args.task).text())
         return 0
-    from core.pipeline import RunConfig, run_pipeline
+    from core.run import run_pipeline
 
-    config = RunConfig(
-        video=None if args.demo else args.video,
-        demo=args.demo,
-        out=args.out,
-        weights=args.weights,
-        predictions=args.predictions,
-        device=args.device,
-        conf=args.conf,
-        classes=tuple(args.classes) if args.classes else None,
-        mode=args.mode,
-        iou_track=args.iou_track,
-        iou_assert=args.iou_assert,
-        task=args.task,
-        flickering=args.flickering,
-        imputed_task=args.imputed_task,
-        cache_dir=args.cache_dir,
-        backend=args.backend,
-    )
-    summary = run_pipeline(config, progress_bar=not args.quiet)
+    summary = run_pipeline(_run_config(args), progress_bar=not args.quiet)
     print(summary.text())
     return 0
 
 
+def _detector_spec(args: argparse.Namespace) -> DetectorSpec:
+    """Which detector, from the model options every verb that detects shares."""
+    return DetectorSpec.of(args.weights, device=args.device, conf=args.conf, backend=args.backend,
+                           cache_dir=args.cache_dir, classes=getattr(args, "classes", None))
+
+
+def _flicker_settings(args: argparse.Namespace) -> FlickerSettings:
+    return FlickerSettings.of_mode(args.mode, args.iou_track, args.iou_assert)
+
+
+def _run_config(args: argparse.Namespace):
+    """run's and batch's options: the detector, the flags and how they are exported."""
+    from core.run import ExportOptions, RunConfig
+
+    return RunConfig(out=args.out, video=None if getattr(args, "demo", False) else getattr(args, "video", None),
+                     demo=getattr(args, "demo", False), detector=_detector_spec(args), flicker=_flicker_settings(args),
+                     export=ExportOptions(args.task, args.flickering, args.imputed_task),
+                     predictions=getattr(args, "predictions", None))
+
+
 def _batch(args: argparse.Namespace) -> int:
     from core.batch import BatchConfig, run_batch
-    from core.pipeline import RunConfig
 
-    options = RunConfig(out=args.out, weights=args.weights, device=args.device, conf=args.conf,
-                        classes=tuple(args.classes) if args.classes else None, mode=args.mode, iou_track=args.iou_track,
-                        iou_assert=args.iou_assert, task=args.task, flickering=args.flickering,
-                        imputed_task=args.imputed_task, cache_dir=args.cache_dir, backend=args.backend)
     try:
-        report = run_batch(BatchConfig(tuple(args.inputs), options, args.engine, args.workers), quiet=args.quiet)
+        report = run_batch(BatchConfig(tuple(args.inputs), _run_config(args), args.engine, args.workers), quiet=args.quiet)
     except KeyboardInterrupt:
         print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
               "do the rest", file=sys.stderr)
@@ -259,8 +254,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_csv_path(args.out)
-    evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, args.weights, args.device,
-                                 args.conf, args.cache_dir, progress_bar=not args.quiet, backend=args.backend)
+    evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),
+                                 progress_bar=not args.quiet)
     print(evaluation.text())
     if args.out is not None:
         write_csv(evaluation, args.out)
@@ -271,9 +266,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _prelabels(args: argparse.Namespace) -> int:
     from core.prelabels import PrelabelConfig, prelabels_from_source
 
-    config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task, args.weights,
-                            args.device, args.conf, args.cache_dir, args.mode, args.iou_track, args.iou_assert,
-                            args.video_url_prefix, args.backend)
+    config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task,
+                            _detector_spec(args), _flicker_settings(args), args.video_url_prefix)
     print(prelabels_from_source(config, progress_bar=not args.quiet).text())
     return 0
 

@@ -22,12 +22,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.detect import DEFAULT_CONF
 from core.detections import Detections
 from core.errors import UserError
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, TUTORIAL_FUNCTION_IOU_TRACK, FlickerIndex
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, TUTORIAL_FUNCTION_IOU_TRACK
 from core.paths import write_atomic
-from core.pipeline import SourceVideo, flicker_options, load_sources
+from core.settings import DetectorSpec, FlickerSettings
+from core.sources import SourceVideo, load_sources
 from core.qa import (APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
                      read_ground_truth, true_misses)
 
@@ -119,23 +119,21 @@ def _number(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.6g}"
 
 
-def score_flags(detections: Detections, ground_truth: GroundTruth, mode: str = "reference") -> FlagEvaluation:
+def score_flags(detections: Detections, ground_truth: GroundTruth, mode: str = DEFAULT_MODE) -> FlagEvaluation:
     """Precision, recall and F1 of the assertion's flags at every grid pair against the true misses."""
-    options = flicker_options(mode)
-    index = FlickerIndex.from_detections(detections, options)
-    truth = true_misses(detections, ground_truth, iou=MATCH_IOU, max_gap=options.window)
-    return evaluate_flags(index, truth)
+    settings = FlickerSettings.of_mode(mode)
+    truth = true_misses(detections, ground_truth, iou=MATCH_IOU, max_gap=settings.options.window)
+    return evaluate_flags(settings.index(detections), truth)
 
 
-def evaluate_source(source: Path, ground_truth: Path, mode: str = "reference", video: str | None = None,
-                    task: str | None = None, weights: str | None = None, device: str = "auto",
-                    conf: float = DEFAULT_CONF, cache_dir: Path | None = None, progress_bar: bool = False,
-                    backend: str = "auto") -> Evaluation:
+def evaluate_source(source: Path, ground_truth: Path, mode: str = DEFAULT_MODE, video: str | None = None,
+                    task: str | None = None, detector: DetectorSpec = DetectorSpec(),
+                    progress_bar: bool = False) -> Evaluation:
     """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt`` or a
     YouTube-VIS ``.json``."""
-    flicker_options(mode)  # a bad mode or ground truth file fails before any detection runs
+    FlickerSettings.of_mode(mode)  # a bad mode or ground truth file fails before any detection runs
     truths = read_ground_truth(ground_truth)
-    chosen = choose_video(load_sources(source, task, weights, device, conf, cache_dir, progress_bar, backend), video)
+    chosen = choose_video(load_sources(source, detector, task, progress_bar), video)
     gt = ground_truth_for(truths, chosen.relpath, ground_truth)
     scores = score_flags(chosen.detections, gt, mode)
     return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)

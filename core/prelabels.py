@@ -71,15 +71,14 @@ from labelformat.model.multipolygon import MultiPolygon
 from labelformat.model.object_detection import ImageObjectDetection, ObjectDetectionInput, SingleObjectDetection
 from labelformat.model.video import Video
 
-from core.detect import DEFAULT_CONF
 from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
-from core.pipeline import SourceVideo, load_sources
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerResult
+from core.flicker import FlickerResult
 from core.lightly.datasource import frame_name
 from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE
 from core.paths import check_output_folder, exchange_dirs, staged_dir
-from core.pipeline import flicker_options
+from core.settings import DetectorSpec, FlickerSettings
+from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
 
@@ -183,15 +182,9 @@ class PrelabelConfig:
     only: str = "confirmed"
     verdicts: Path | None = None  # the verdict store; default: the app's
     task: str | None = None  # an export's prediction task; default: the first in tasks.json
-    weights: str | None = None
-    device: str = "auto"
-    conf: float = DEFAULT_CONF
-    cache_dir: Path | None = None
-    mode: str = "reference"
-    iou_track: float = DEFAULT_IOU_TRACK
-    iou_assert: float = DEFAULT_IOU_ASSERT
+    detector: DetectorSpec = DetectorSpec()
+    flicker: FlickerSettings = FlickerSettings()
     video_url_prefix: str = ""
-    backend: str = "auto"
 
 
 class FlagMismatchWarning(UserWarning):
@@ -202,12 +195,10 @@ def prelabels_from_source(config: PrelabelConfig, progress_bar: bool = False) ->
     """Pick the frames (confirmed or flagged), impute the missed boxes and write the pre-labels.
     Every option and the verdict store are checked before any detection runs."""
     _check_config(config)
-    options = flicker_options(config.mode)
     store = open_verdicts(config.verdicts) if config.only == "confirmed" else None
     chosen = []
-    for video in load_sources(config.source, config.task, config.weights, config.device, config.conf,
-                              config.cache_dir, progress_bar, config.backend):
-        flicker = FlickerIndex.from_detections(video.detections, options).evaluate(config.iou_track, config.iou_assert)
+    for video in load_sources(config.source, config.detector, config.task, progress_bar):
+        flicker = config.flicker.evaluate(video.detections)
         frames = confirmed_frames(video, store) if store is not None else flagged_frames(video, flicker)
         if len(frames):
             chosen.append(PrelabelVideo(video.info, video.relpath, video.detections, flicker, tuple(frames.tolist())))
@@ -222,9 +213,7 @@ def _check_config(config: PrelabelConfig) -> None:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {config.format!r}")
     if config.only not in SELECTIONS:
         raise UserError(f"--only must be one of {', '.join(SELECTIONS)}, got {config.only!r}")
-    for name, value in (("--iou-track", config.iou_track), ("--iou-assert", config.iou_assert)):
-        if not 0.0 <= value <= 1.0:  # NaN fails too
-            raise UserError(f"{name} must be in [0, 1], got {value}")
+    config.flicker.check()
     check_prelabel_folder(config.out)
 
 

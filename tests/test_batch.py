@@ -11,13 +11,15 @@ import boto3
 import pytest
 
 from conftest import ROOT, free_port, sample_frames, write_video
-from core.batch import SUMMARY_CSV, TIMING_COLUMNS, BatchConfig, BatchProgress, find_sources, run_batch
+from core.batch import SUMMARY_CSV, BatchConfig, BatchProgress, find_sources, run_batch
+from core.batch.sources import TIMING_COLUMNS
 from core.cli import main
 from core.errors import UserError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest
 from core.lightly.validate import validate_datasource
-from core.pipeline import RunConfig
+from core.run import RunConfig
+from core.settings import DetectorSpec, FlickerSettings
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,10 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-def config(inputs, out, cache_dir, engine="local", **options) -> BatchConfig:
-    return BatchConfig(tuple(map(str, inputs)), RunConfig(out=out, cache_dir=cache_dir, **options), engine)
+def config(inputs, out, cache_dir, engine="local", weights=None, iou_track=FlickerSettings().iou_track) -> BatchConfig:
+    options = RunConfig(out=out, detector=DetectorSpec.of(weights, cache_dir=cache_dir),
+                        flicker=FlickerSettings(iou_track=iou_track))
+    return BatchConfig(tuple(map(str, inputs)), options, engine)
 
 
 class ValidAfterEveryVideo(BatchProgress):

@@ -13,7 +13,7 @@ import pytest
 from core.cli import main
 from core.errors import UserError
 from core.evaluate import TOP_N, TUTORIAL_PAIRS, choose_video, evaluate_source
-from core.pipeline import SourceVideo
+from core.sources import SourceVideo
 from core.flicker import FlickerIndex
 from core.lightly.export import VideoPredictions, export_datasource
 from core.qa import DEFAULT_GRID

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SelectionError, validation_line
+from core.lightly.datasource import FLICKERING_KEY
 
 LEAST_CONFIDENCE = "objectness_least_confidence"  # Lightly's object-detection uncertainty score
-FLICKERING_KEY = "flickering"  # the metadata key the export writes
 
 
 def build_selection_config(

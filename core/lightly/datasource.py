@@ -20,6 +20,7 @@ LIGHTLY_DIR = ".lightly"
 MANIFEST = "flicker_export.json"  # beside .lightly, never inside it: the datasource stays pure
 SCHEMA = "schema.json"
 TASKS = "tasks.json"
+FLICKERING_KEY = "flickering"  # the per-frame metadata key of the flicker assertion
 
 
 def frame_namer(video_relpath: str | PurePosixPath, n_frames: int) -> Callable[[int], str]:

@@ -29,13 +29,13 @@ import orjson
 from core.detections import Detections, lightly_xywh
 from core.errors import ExportError
 from core.flicker import FlickerResult
-from core.lightly.datasource import LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
+from core.lightly.datasource import FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
 from core.paths import exclusive_lock, fault_point, staged_dir, write_atomic
 from core.video import VideoInfo
 
 MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds (CLI --flickering)
-METADATA_SCHEMA = [{"name": "Flickering", "path": "flickering", "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
+METADATA_SCHEMA = [{"name": "Flickering", "path": FLICKERING_KEY, "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
 FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
@@ -337,7 +337,7 @@ def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept
         predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
                        for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
         yield datasource.prediction_file(task, stem), orjson.dumps({"file_name": file_name, "predictions": predictions})
-        metadata = {"file_name": file_name, "type": "frame", "metadata": {"flickering": values[frame]}}
+        metadata = {"file_name": file_name, "type": "frame", "metadata": {FLICKERING_KEY: values[frame]}}
         yield datasource.metadata_file(stem), orjson.dumps(metadata)
         if imputed_task is not None:
             boxes = [{"category_id": imputed_cls[k], "bbox": imputed_bbox[k], "score": 1.0}
@@ -359,7 +359,7 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
         if search <= 0:
             break
         search -= 1
-        if pair[1].is_file() and orjson.loads(pair[1].read_bytes())["metadata"]["flickering"] == FLAGGED_VALUE:
+        if pair[1].is_file() and orjson.loads(pair[1].read_bytes())["metadata"][FLICKERING_KEY] == FLAGGED_VALUE:
             return pair
     return first
 

@@ -25,7 +25,7 @@ from core.detections import Detections
 from core.errors import SelectionError
 from core.flicker import FlickerResult
 from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
-from core.lightly.datasource import frame_name
+from core.lightly.datasource import FLICKERING_KEY, frame_name
 from core.lightly.export import flickering_values
 from core.video import iter_frames
 
@@ -97,7 +97,7 @@ def build_inputs(detections: Detections, flickering_values: np.ndarray, embeddin
                              f"{detections.n_frames} frames: they must agree")
     distributions, classes = class_distributions(detections)
     return FrameInputs(embeddings, {LEAST_CONFIDENCE: objectness_least_confidence(detections)},
-                       {"flickering": np.asarray(flickering_values, np.float64)}, distributions,
+                       {FLICKERING_KEY: np.asarray(flickering_values, np.float64)}, distributions,
                        [detections.names[c] for c in classes])
 
 

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,11 +27,11 @@ import numpy as np
 import ray
 
 from core.backends import FrameBoxes
-from core.batch import BatchProgress, Detected, VideoSource, failure_message, local_copy
-from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections, load_detector
+from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, local_copy
+from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections
 from core.detections import Detections
 from core.errors import UserError
-from core.pipeline import RunConfig
+from core.settings import DetectorSpec
 from core.video import VideoInfo, iter_frames, probe
 
 SHIPMENT_FRAMES = 32  # frames per actor call: amortises Ray's per-call cost when a CPU model runs batches of 1
@@ -40,7 +40,7 @@ VIDEOS_PER_WORKER = 4  # videos decoding at once per detector: a GPU outruns one
 
 
 @dataclass(frozen=True)
-class DetectorSpec:
+class WorkerDetector:
     """The workers' detector as the driver needs it: for the cache key and the batch size."""
 
     names: dict[int, str]
@@ -57,16 +57,15 @@ class Shipment:
 class DetectorActor:
     """One detector, loaded on first use so that a bad model comes back as the DetectorError it is."""
 
-    def __init__(self, weights: str | None, device: str, backend: str, cache_dir: Path | None):
-        self._arguments = (weights, device, backend, cache_dir)
+    def __init__(self, spec: DetectorSpec):
+        self._spec = spec
 
     @cached_property
     def detector(self):
-        weights, device, backend, cache_dir = self._arguments
-        return load_detector(weights, device, backend=backend, cache_dir=cache_dir)
+        return self._spec.load()
 
-    def spec(self) -> DetectorSpec:
-        return DetectorSpec(self.detector.names, self.detector.fingerprint, self.detector.batch_size)
+    def describe(self) -> WorkerDetector:
+        return WorkerDetector(self.detector.names, self.detector.fingerprint, self.detector.batch_size)
 
     def detect(self, shipment: Shipment, conf: float, classes: list[int] | None) -> tuple[list[FrameBoxes], float, float]:
         start = time.perf_counter()
@@ -74,7 +73,7 @@ class DetectorActor:
         return boxes, shipment.decode_s, time.perf_counter() - start
 
 
-def decode_video(source: VideoSource, spec: DetectorSpec, cache_dir: Path | None) -> Iterator[VideoInfo | Shipment]:
+def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | None) -> Iterator[VideoInfo | Shipment]:
     """Stage and probe the video, yield its VideoInfo, then its frames cut into the same detector
     batches :func:`detect_video` would use (so both engines give identical boxes)."""
     with local_copy(source, cache_dir) as path:
@@ -83,7 +82,7 @@ def decode_video(source: VideoSource, spec: DetectorSpec, cache_dir: Path | None
         clock = StageClock()
         frames = clock.timed("decode", (frame for _, frame in iter_frames(path, pixel_format="bgr24")))
         group: list[np.ndarray] = []
-        for batch in batches(frames, _batch_size(spec, info)):
+        for batch in batches(frames, _batch_size(worker, info)):
             group.append(np.stack(batch))
             if sum(map(len, group)) >= SHIPMENT_FRAMES:
                 yield Shipment(group, clock.seconds.pop("decode", 0.0))
@@ -122,17 +121,17 @@ class _VideoRun:
 
 
 class RayEngine:
-    def __init__(self, options: RunConfig, workers: int | None = None):
-        self.options = options
+    def __init__(self, spec: DetectorSpec, workers: int | None = None):
+        self.spec = spec
         self._started_ray = _connect()
         try:
-            self.actors = _start_actors(options, workers)
-            self.spec = _describe(self.actors)
+            self.actors = _start_actors(spec, workers)
+            self.worker = _describe(self.actors)
         except BaseException:
             self.close()
             raise
-        self.names = self.spec.names
-        self.fingerprint = self.spec.fingerprint
+        self.names = self.worker.names
+        self.fingerprint = self.worker.fingerprint
         self._decode = ray.remote(num_cpus=1)(decode_video).options(_generator_backpressure_num_objects=SHIPMENTS_AHEAD)
 
     def close(self) -> None:
@@ -144,11 +143,11 @@ class RayEngine:
         runs: list[_VideoRun] = []
         in_flight: dict[object, tuple[_VideoRun, int, object]] = {}  # result ref -> (run, shipment index, actor)
         idle = list(self.actors)
-        cache_dir = _absolute(self.options.cache_dir)
+        cache_dir = _absolute(self.spec.cache_dir)
         while waiting or runs:
             while waiting and len(runs) < VIDEOS_PER_WORKER * len(self.actors):
                 source = waiting.popleft()
-                runs.append(_VideoRun(source, self._decode.remote(source, self.spec, cache_dir)))
+                runs.append(_VideoRun(source, self._decode.remote(source, self.worker, cache_dir)))
             # Claim a shipment only for an idle actor (backpressure); a header is always welcome.
             by_generator = {id(run.generator): run for run in runs if not run.exhausted and (idle or run.info is None)}
             # fetch_local=False: a ready shipment stays where it was decoded until an actor reads it
@@ -163,7 +162,7 @@ class RayEngine:
                 shipment = self._advance(run, classes, progress)
                 if shipment is not None:
                     actor = idle.pop()
-                    in_flight[actor.detect.remote(shipment, self.options.conf, classes)] = (run, run.sent, actor)
+                    in_flight[actor.detect.remote(shipment, self.spec.conf, classes)] = (run, run.sent, actor)
                     run.sent += 1
             for run in [run for run in runs if run.finished]:
                 runs.remove(run)
@@ -184,7 +183,7 @@ class RayEngine:
             run.fail(exc)
             return None
         progress.probed(run.info.frame_count)
-        run.cached = cached_detections(run.info, self.spec, self.options.conf, classes, self.options.cache_dir)
+        run.cached = cached_detections(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir)
         if run.cached is not None:
             progress.detected(run.info.frame_count)
             run.stop()
@@ -209,7 +208,7 @@ class RayEngine:
             return Detected(run.source, run.info, run.cached)
         per_frame = [frame for index in range(run.sent) for frame in run.boxes[index]]
         detections = _detections(per_frame, run.info, self.names)
-        detections.save(_cache_file(run.info, self.spec, self.options.conf, classes, self.options.cache_dir))
+        detections.save(_cache_file(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir))
         return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s)
 
 
@@ -233,10 +232,10 @@ def _connect() -> bool:
     return True
 
 
-def _start_actors(options: RunConfig, workers: int | None) -> list:
+def _start_actors(spec: DetectorSpec, workers: int | None) -> list:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
-    on_gpu = gpus > 0 and options.device != "cpu"
+    on_gpu = gpus > 0 and spec.device != "cpu"
     count = workers or (gpus if on_gpu else max(1, cpus - 1))
     if on_gpu and count > gpus:
         raise UserError(f"--workers {count}: the Ray cluster has {gpus} GPUs, one detector each")
@@ -244,14 +243,15 @@ def _start_actors(options: RunConfig, workers: int | None) -> list:
         raise UserError(f"--workers {count}: the Ray cluster has {cpus} CPUs; each detector takes one and at least "
                         "one must be left to decode")
     actor = ray.remote(DetectorActor).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=2)
-    weights = options.weights if options.weights is None or not Path(options.weights).is_file() else _absolute(options.weights)
-    return [actor.remote(weights, options.device, options.backend, _absolute(options.cache_dir)) for _ in range(count)]
+    weights = str(_absolute(spec.weights)) if Path(spec.weights).is_file() else spec.weights
+    spec = replace(spec, weights=weights, cache_dir=_absolute(spec.cache_dir))
+    return [actor.remote(spec) for _ in range(count)]
 
 
-def _describe(actors: list) -> DetectorSpec:
+def _describe(actors: list) -> WorkerDetector:
     """Load every detector now (a bad model fails here, once, as a UserError) and check they agree."""
     try:
-        specs = ray.get([actor.spec.remote() for actor in actors])
+        specs = ray.get([actor.describe.remote() for actor in actors])
     except ray.exceptions.RayTaskError as exc:
         if isinstance(exc.cause, UserError):
             raise exc.cause from None

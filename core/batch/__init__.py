@@ -1,0 +1,199 @@
+"""``python -m core batch``: the run pipeline over many videos (folders, globs, bucket prefixes), on
+this machine or on a Ray cluster (:mod:`core.batch.ray_engine`), resumable and one video at a time safe.
+
+The driver (this module) owns everything that touches ``--out``; an engine only turns video sources
+into :class:`Detected` (frame count, detections, timings or an error). Per video the driver then
+runs the flicker assertion and adds the video to the live export::
+
+    OUT/.lightly/...              the combined Lightly datasource, valid after every video
+    OUT/flicker_export.json       the manifest: the videos the export holds (rewritten per video)
+    OUT/.batch/done/RELPATH.json  done markers: parameters + source version + the summary row
+    OUT/summary.csv               every video of the last run: status, error, figures, timings
+
+A video is added by exporting it alone into a staging folder beside the export (written and
+validated by :func:`export_datasource`), renaming its per-frame files into the live tree, then
+rewriting the manifest atomically: a crash at any point leaves a valid datasource whose manifest
+lists only complete videos. This module never imports Ray: the local engine runs without it.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from core import paths
+from core.batch.live import DoneMarkers, LiveExport, parameters_key
+from core.batch.local import LocalEngine
+from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine, VideoRow, VideoSource,
+                                failure_message, find_sources)
+from core.errors import UserError
+from core.lightly.datasource import Datasource
+from core.lightly.export import VideoPredictions, writing
+from core.run import RunConfig
+from core.settings import check_unit_interval
+
+ENGINES = ("local", "ray")
+SUMMARY_CSV = "summary.csv"
+EXIT_SOME_FAILED = 3
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    inputs: tuple[str, ...]  # videos, folders, globs, bucket URLs
+    options: RunConfig  # run's detector, flicker and export options; options.out is the export root
+    engine: str = "local"
+    workers: int | None = None  # Ray detector actors (default: one per GPU, or CPUs - 1 without GPUs)
+
+    @property
+    def out(self) -> Path:
+        return self.options.out
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    rows: tuple[VideoRow, ...]  # in input order
+    out: Path
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if any(r.status == "failed" for r in self.rows) else 0
+
+    def text(self) -> str:
+        """The final table: per status, videos, frames, boxes, flagged share and busy seconds."""
+        lines = [f"{'status':<8} {'videos':>7} {'frames':>9} {'boxes':>9} {'flagged':>8} {'decode s':>9} {'detect s':>9}"]
+        for status in ("done", "skipped", "failed", "total"):
+            rows = [r for r in self.rows if status in (r.status, "total")]
+            if not rows:
+                continue
+            frames, flagged = sum(r.frames for r in rows), sum(r.flagged for r in rows)
+            share = f"{flagged / frames:.1%}" if frames else "-"
+            lines.append(f"{status:<8} {len(rows):>7} {frames:>9} {sum(r.boxes for r in rows):>9} {share:>8} "
+                         f"{sum(r.decode_s for r in rows):>9.1f} {sum(r.detect_s for r in rows):>9.1f}")
+        done = [r for r in self.rows if r.status == "done"]
+        rate = (f"{len(done) / self.seconds:.2f} videos/s, {sum(r.frames for r in done) / self.seconds:.1f} frames/s"
+                if self.seconds > 0 else "-")
+        lines.append(f"{len(done)} videos processed in {self.seconds:.1f} s ({rate}); "
+                     f"summary in {self.out / SUMMARY_CSV}, Lightly datasource in {Datasource(self.out).lightly}")
+        lines.extend(f"failed: {r.relpath}: {r.error}" for r in self.rows if r.status == "failed")
+        return "\n".join(lines)
+
+
+class TqdmProgress(BatchProgress):
+    """Two bars on stderr: videos, and frames (whose total grows as videos are opened)."""
+
+    def __init__(self, videos: int, already_done: int, disable: bool | None = None):
+        from tqdm import tqdm
+
+        common = dict(file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=disable)
+        self.videos = tqdm(total=videos, initial=already_done, desc="videos", unit="video", position=0, **common)
+        self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **common)
+        self.failed = 0
+
+    def probed(self, frames: int) -> None:
+        self.frames.total += frames
+        self.frames.refresh()
+
+    def detected(self, frames: int) -> None:
+        self.frames.update(frames)
+
+    def finished(self, row: VideoRow) -> None:
+        self.failed += row.status == "failed"
+        self.videos.set_postfix_str(f"{self.failed} failed", refresh=False)
+        self.videos.update(1)
+
+    def close(self) -> None:
+        self.frames.close()
+        self.videos.close()
+
+
+def open_engine(config: BatchConfig) -> Engine:
+    if config.engine == "ray":
+        from core.batch.ray_engine import RayEngine
+
+        return RayEngine(config.options.detector, config.workers)
+    return LocalEngine(config.options.detector)
+
+
+def check_config(config: BatchConfig) -> None:
+    options = config.options
+    options.flicker.check()
+    check_unit_interval("--conf", options.detector.conf)
+    if config.engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {config.engine!r}")
+    if config.workers is not None and (config.engine != "ray" or config.workers < 1):
+        raise UserError("--workers is the number of Ray detector workers: use it with --engine ray, at least 1")
+    if options.out.exists() and not options.out.is_dir():
+        raise UserError(f"--out {options.out} exists and is not a folder")
+    options.export.check()
+
+
+def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet: bool = True) -> BatchReport:
+    """Detect, assert and export every video the inputs name; videos already done with the same
+    parameters are skipped. ``progress`` defaults to bars on stderr (none when ``quiet``)."""
+    check_config(config)
+    sources = find_sources(config.inputs)
+    start = time.perf_counter()
+    engine = open_engine(config)
+    try:
+        classes = config.options.detector.class_ids(engine.names)
+        config.out.mkdir(parents=True, exist_ok=True)
+        with writing(config.out):
+            rows = _run_locked(config, engine, sources, classes, progress, quiet)
+            report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
+            paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
+    finally:
+        engine.close()
+    return report
+
+
+def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource], classes: list[int] | None,
+                progress: BatchProgress | None, quiet: bool) -> dict[str, VideoRow]:
+    export = LiveExport(config.out, config.options.export, classes, engine.names)
+    markers = DoneMarkers(config.out, parameters_key(config.options, engine.fingerprint, classes))
+    rows: dict[str, VideoRow] = {}
+    for source in sources:
+        row = markers.done_row(source, listed=source.relpath in export.entries)
+        if row is not None:
+            rows[source.relpath] = row
+    todo = [s for s in sources if s.relpath not in rows]
+    bars = TqdmProgress(len(sources), len(rows), disable=True if quiet else None) if progress is None else None
+    report_to = progress or bars
+    try:
+        for detected in engine.detect(todo, classes, report_to):
+            row = _finish(detected, export, config.options)
+            if row.status == "done":
+                markers.mark(detected.source, row)
+            rows[row.relpath] = row
+            report_to.finished(row)
+    finally:
+        if bars is not None:
+            bars.close()
+    return rows
+
+
+def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> VideoRow:
+    """Flicker assertion and export of one detected video; a video the export refuses fails alone."""
+    source = detected.source
+    if detected.error:
+        return VideoRow(source.relpath, source.location, "failed", detected.error)
+    detections = detected.detections.in_canonical_order()  # the Ray engine builds its own Detections
+    flicker = options.flicker.evaluate(detections)
+    try:
+        export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker), source)
+    except UserError as exc:
+        return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
+    return VideoRow(source.relpath, source.location, "done", "", detections.n_frames, len(detections), flicker.n_flagged,
+                    detected.decode_s, detected.detect_s)
+
+
+def summary_csv(rows: Sequence[VideoRow]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row.csv_fields() for row in rows)
+    return buffer.getvalue().encode()

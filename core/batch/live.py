@@ -1,0 +1,137 @@
+"""The combined export under ``--out``, grown one video at a time and valid after every one, and the
+done markers that make a batch resumable."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import orjson
+
+from core import paths
+from core.batch.sources import VideoRow, VideoSource
+from core.errors import ExportError
+from core.lightly.datasource import Datasource, frame_namer
+from core.lightly.export import VideoPredictions, export_datasource, read_manifest, read_tasks, write_manifest
+from core.run import ExportOptions, RunConfig
+
+STATE_DIR = ".batch"  # beside .lightly: the datasource itself stays pure
+STAGING_PREFIX = ".batch.partial-"
+
+
+class LiveExport:
+    """The datasource under ``--out``, grown one video at a time and valid after every one."""
+
+    def __init__(self, out: Path, options: ExportOptions, classes: list[int] | None, names: dict[int, str]):
+        self.options = options
+        self.datasource = Datasource(out)
+        self.tasks = [options.task] + ([options.imputed_task] if options.imputed_task else [])
+        self.classes = classes
+        self.entries = _manifest_entries(out)
+        for leftover in out.glob(STAGING_PREFIX + "*"):  # a killed run's half-moved video
+            shutil.rmtree(leftover, ignore_errors=True)
+        if self.datasource.exists():
+            self._check_compatible(names)
+
+    def _check_compatible(self, names: dict[int, str]) -> None:
+        """The live tasks.json and schemas are written once: later videos must fit them."""
+        found = read_tasks(self.datasource.root)
+        if found != self.tasks:
+            raise ExportError(f"{self.datasource.root} holds an export of tasks {found}, not {self.tasks}: "
+                              "use the same --task/--imputed-task, or another --out")
+        kept = sorted(self.classes) if self.classes is not None else sorted(names)
+        expected = [(i, names[i]) for i in kept]
+        for task in found:
+            try:
+                categories = [(c["id"], c["name"]) for c in orjson.loads(self.datasource.task_schema(task).read_bytes())["categories"]]
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+                categories = None  # missing or damaged: not the schema this run would write either
+            if categories != expected:
+                raise ExportError(f"{self.datasource.root} holds an export of other classes (task {task}): use the "
+                                  "same --weights/--classes, or another --out")
+
+    def add(self, video: VideoPredictions, source: VideoSource) -> None:
+        """Export the video alone beside the live tree (validated), rename its frame files in, then
+        list it in the manifest."""
+        with paths.staged_dir(self.datasource.root, prefix=STAGING_PREFIX) as staging_root:
+            export_datasource(staging_root, [video], self.options.task, self.classes, self.options.metadata_style,
+                              self.options.imputed_task)
+            staged = Datasource(staging_root)
+            entry = read_manifest(staging_root)[0]
+            if not self.datasource.exists():
+                os.replace(staged.lightly, self.datasource.lightly)  # the first video brings tasks.json and schemas
+            else:
+                self._move_frame_files(staged)
+        if source.remote:
+            entry["source"] = source.location  # the staged download is gone; the bucket object is the video
+        previous = self.entries.get(video.relpath)
+        self.entries[video.relpath] = entry
+        write_manifest(self.datasource, sorted(self.entries.values(), key=_relpath))
+        if previous is not None:
+            self._remove_stale_frames(video.relpath, previous["frames"], entry["frames"])
+
+    def _move_frame_files(self, staged: Datasource) -> None:
+        layout = {staged.tasks_file, staged.metadata_schema, *(staged.task_schema(task) for task in self.tasks)}
+        for path in staged.files():
+            if path in layout:
+                continue
+            target = self.datasource.root / path.relative_to(staged.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+
+    def _remove_stale_frames(self, relpath: str, old_frames: int, new_frames: int) -> None:
+        """A video that changed length: drop the files of frames (or zero-padded names) it no longer has."""
+        new_names = {frame_namer(relpath, new_frames)(i) for i in range(new_frames)}
+        old_name = frame_namer(relpath, old_frames)
+        for stem in {old_name(i) for i in range(old_frames)} - new_names:
+            for task in self.tasks:
+                self.datasource.prediction_file(task, stem).unlink(missing_ok=True)
+            self.datasource.metadata_file(stem).unlink(missing_ok=True)
+
+
+def _relpath(entry: dict) -> str:
+    return entry["relpath"]
+
+
+def _manifest_entries(out: Path) -> dict[str, dict]:
+    entries = read_manifest(out)
+    if not all(isinstance(e, dict) and isinstance(e.get("relpath"), str) and isinstance(e.get("frames"), int) for e in entries):
+        raise ExportError(f"{Datasource(out).manifest} is damaged: move --out aside and run again")
+    return {entry["relpath"]: entry for entry in entries}
+
+
+class DoneMarkers:
+    """``OUT/.batch/done/RELPATH.json``: which videos an earlier run finished, and with what."""
+
+    def __init__(self, out: Path, params: str):
+        self.folder = out / STATE_DIR / "done"
+        self.params = params
+
+    def _path(self, relpath: str) -> Path:
+        return self.folder / f"{relpath}.json"
+
+    def done_row(self, source: VideoSource, listed: bool) -> VideoRow | None:
+        """The earlier row of a video done with these parameters, still unchanged and still in the export."""
+        path = self._path(source.relpath)
+        if not listed or not path.is_file():
+            return None
+        try:
+            marker = orjson.loads(path.read_bytes())
+            if marker["params"] != self.params or marker["version"] != source.version:
+                return None
+            return replace(VideoRow(**marker["row"]), status="skipped")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None  # a damaged marker only costs a re-run of that video
+
+    def mark(self, source: VideoSource, row: VideoRow) -> None:
+        marker = {"params": self.params, "version": source.version, "row": asdict(row)}
+        paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
+
+
+def parameters_key(options: RunConfig, fingerprint: str, classes: list[int] | None) -> str:
+    """Everything that changes a video's exported files."""
+    values = [fingerprint, options.detector.conf, classes, repr(options.flicker), options.export.task,
+              options.export.metadata_style, options.export.imputed_task]
+    return hashlib.blake2b(orjson.dumps(values), digest_size=16).hexdigest()

@@ -1,0 +1,126 @@
+"""``python -m core run``: decode -> detect (cached) -> flicker -> export -> validate. Every input
+is checked before anything is written to the output folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.detect import Detector
+from core.detections import Detections
+from core.errors import UserError
+from core.flicker import FlickerResult
+from core.lightly.datasource import Datasource
+from core.lightly.export import (
+    DEFAULT_TASK,
+    ExportSummary,
+    MetadataStyle,
+    VideoPredictions,
+    check_task_name,
+    export_datasource,
+)
+from core.lightly.validate import import_predictions
+from core.paths import SAMPLE_VIDEO, check_output_folder
+from core.settings import DetectorSpec, FlickerSettings
+from core.sources import detect_with_progress, find_videos, probe_all
+from core.video import VideoInfo
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How the flags and boxes are written: the prediction task, the metadata style and the
+    optional task of imputed boxes (run and batch)."""
+
+    task: str = DEFAULT_TASK
+    metadata_style: MetadataStyle = "binary"  # CLI --flickering: the tutorial's 1.0 / 0.5, or scores
+    imputed_task: str | None = None
+
+    def check(self) -> None:
+        check_task_name(self.task)
+        if self.imputed_task is not None:
+            check_task_name(self.imputed_task)
+            if self.imputed_task == self.task:
+                raise UserError("--imputed-task needs its own name, not the --task name")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: Path
+    video: Path | None = None  # a video file or a folder of videos
+    demo: bool = False
+    detector: DetectorSpec = DetectorSpec()
+    flicker: FlickerSettings = FlickerSettings()
+    export: ExportOptions = ExportOptions()
+    predictions: Path | None = None  # an existing .lightly/predictions/<task> folder instead of a model
+
+    def check(self) -> None:
+        """Every input a user gives, before anything runs or is written."""
+        self.flicker.check()
+        self.export.check()
+        check_output_folder(self.out, "--out")
+        if self.predictions is None:
+            self.detector.check()
+        if self.video is None and not self.demo:
+            raise UserError("Give a video (file or folder) or --demo")
+
+
+@dataclass(frozen=True)
+class VideoRun:
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    flicker: FlickerResult
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    videos: tuple[VideoRun, ...]
+    export: ExportSummary
+
+    def text(self) -> str:
+        frames = self.export.frames
+        share = self.export.flagged / frames if frames else 0.0
+        lines = [f"{len(self.videos)} video(s), {frames} frames, {self.export.boxes} boxes kept, "
+                 f"{self.export.flagged} flagged frames ({share:.1%})"]
+        for run in self.videos:
+            lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
+                         f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes")
+        lines.append(f"Lightly datasource written to {Datasource(self.export.root).lightly} "
+                     f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
+        return "\n".join(lines)
+
+
+def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
+    config.check()
+    source = SAMPLE_VIDEO if config.demo else Path(config.video)
+    videos = probe_all(find_videos(source))
+    detector = None if config.predictions else config.detector.load()
+    runs = []
+    for info, relpath in videos:
+        detections = _detections_for(config, detector, info, relpath, progress_bar)
+        kept = _kept_classes(config.detector, detections)
+        runs.append(VideoRun(info, relpath, kept, config.flicker.evaluate(kept)))
+    export = export_datasource(
+        config.out,
+        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker) for r in runs],
+        task=config.export.task,
+        classes=config.detector.class_ids(runs[0].detections.names),
+        flickering=config.export.metadata_style,
+        imputed_task=config.export.imputed_task,
+    )
+    return RunSummary(tuple(runs), export)
+
+
+def _kept_classes(spec: DetectorSpec, detections: Detections) -> Detections:
+    """Imported predictions hold every class: keep those the spec names (detection already did)."""
+    classes = spec.class_ids(detections.names)
+    return detections if classes is None else detections.select(np.isin(detections.cls, classes))
+
+
+def _detections_for(config: RunConfig, detector: Detector | None, info: VideoInfo, relpath: str,
+                    progress_bar: bool) -> Detections:
+    if config.predictions is not None:
+        imported = import_predictions(config.predictions, relpath, info.frame_count, (info.width, info.height))
+        return imported.above(config.detector.conf)
+    return detect_with_progress(config.detector, detector, info, relpath, progress_bar)

@@ -1,0 +1,76 @@
+"""``python -m core select``: a Lightly selection config run locally (Lightly's open engine,
+``lightly_mundig``) on an export folder or on videos detected here; the picks saved as PNG frames
+with their Lightly names."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.detections import Detections
+from core.lightly.export import flickering_values
+from core.paths import check_output_folder, write_atomic
+from core.settings import DetectorSpec, FlickerSettings
+from core.sources import SourceVideo, load_sources
+from core.video import FrameReader
+
+
+@dataclass(frozen=True)
+class LocalSelection:
+    names: list[str]  # Lightly frame names (.png), in the order picked
+    videos: list[str]  # relpath of each pick
+    frames: list[int]  # frame index of each pick
+    flagged: int  # how many picks are flagged frames
+    out: Path
+
+    def text(self) -> str:
+        return (f"selected {len(self.names)} frames ({self.flagged} of them flagged by the flicker assertion); "
+                f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
+
+
+def run_local_selection(source: Path, config_path: Path, out: Path, spec: DetectorSpec, n: int | None = None,
+                        task: str | None = None) -> LocalSelection:
+    """The config run on an export folder (its predictions and flickering metadata) or on a video
+    (detected and asserted here, default settings), picks written as PNG."""
+    from core.lightly.config import load_config, validate_selection_config
+    from core.lightly.selection import build_inputs, frame_embeddings, run_selection, selection_listing
+
+    config = load_config(config_path)
+    validate_selection_config(config)
+    check_output_folder(out, "--out")
+    spec.check()
+    detector = spec.load()  # once: sources and embeddings
+    sources = load_sources(source, spec, task, detector=detector)
+    values = np.concatenate([_flickering_of(video) for video in sources])
+    merged = Detections.merge([video.detections for video in sources])
+    embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
+    picked = run_selection(config, build_inputs(merged, values, embeddings), n)
+    starts = np.cumsum([0] + [video.info.frame_count for video in sources])
+    which = np.searchsorted(starts, picked, side="right") - 1
+    listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
+                                for k, v in zip(picked.tolist(), which.tolist()))
+    _write_frames(sources, listing, which.tolist(), out / "frames")
+    flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
+    write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
+    return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
+                          flagged, out)
+
+
+def _flickering_of(video: SourceVideo) -> np.ndarray:
+    """The export's recorded metadata values, or the tutorial's for a video detected here."""
+    if video.flickering is not None:
+        return video.flickering
+    return flickering_values(FlickerSettings().evaluate(video.detections), "binary")
+
+
+def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], folder: Path) -> None:
+    import cv2
+
+    readers: dict[int, FrameReader] = {}
+    for entry, video_index in zip(listing, which):
+        reader = readers.setdefault(video_index, FrameReader(sources[video_index].info))
+        target = folder / entry["file_name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), cv2.cvtColor(reader.get(entry["frame"]), cv2.COLOR_RGB2BGR))

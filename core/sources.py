@@ -1,0 +1,127 @@
+"""Where a verb's boxes come from: the videos of a file or folder, probed, and their detections
+(run here, cached) or the predictions and flickering values an export recorded. What ``run``,
+``select``, ``evaluate`` and ``prelabels`` read."""
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from core.detect import Detector, Progress
+from core.detections import Detections
+from core.errors import UserError, VideoError
+from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
+from core.lightly.export import UNFLAGGED_VALUE, read_manifest, read_tasks
+from core.lightly.validate import import_predictions
+from core.settings import DetectorSpec
+from core.video import VIDEO_EXTENSIONS, VideoInfo, probe
+
+
+class SkippedVideoWarning(UserWarning):
+    """A video in a folder could not be read and was left out."""
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """One video of a source (an export folder or videos), with its detections."""
+
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    flickering: np.ndarray | None  # an export's metadata value per frame; None for a video detected here
+
+
+def find_videos(path: Path) -> list[tuple[Path, str]]:
+    """``(file, relpath)`` for a single video, or every video under a folder (sub-folders kept)."""
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not found:
+            raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
+        return [(p, p.relative_to(path).as_posix()) for p in found]
+    return [(path, path.name)]
+
+
+def probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:
+    """Probe every video; in a folder, an unreadable one is skipped with a warning, not fatal."""
+    if len(found) == 1:
+        return [(probe(found[0][0]), found[0][1])]
+    videos = []
+    for path, relpath in found:
+        try:
+            videos.append((probe(path), relpath))
+        except VideoError as exc:
+            warnings.warn(f"skipped {relpath}: {exc}", SkippedVideoWarning, stacklevel=2)
+    if not videos:
+        raise UserError("None of the videos in the folder can be read")
+    return videos
+
+
+def progress_printer(label: str):
+    """A tqdm bar on stderr and the callback that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=label, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=None)
+
+    def update(progress: Progress) -> None:
+        bar.total = progress.total
+        bar.n = progress.done
+        bar.set_postfix_str(f"{progress.fps:.1f} fps, ETA {progress.eta_s:.0f}s", refresh=True)
+
+    return update, bar
+
+
+def detect_with_progress(spec: DetectorSpec, detector: Detector, info: VideoInfo, relpath: str,
+                         progress_bar: bool) -> Detections:
+    """:meth:`DetectorSpec.detect` (cached) with a tqdm bar on stderr when asked."""
+    update, bar = progress_printer(f"detect {relpath}") if progress_bar else (None, None)
+    try:
+        return spec.detect(info, detector, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def load_sources(source: Path, spec: DetectorSpec, task: str | None = None, progress_bar: bool = False,
+                 detector: Detector | None = None) -> list[SourceVideo]:
+    """The videos of an export folder (its prediction ``task``, default the first, and its recorded
+    flickering values), or of a video file or folder run through the detector (cached; every class
+    the spec keeps). ``detector``: one the caller already loaded from ``spec``."""
+    source = Path(source)
+    if Datasource(source).exists():
+        return export_sources(source, task)
+    spec.check()
+    videos = probe_all(find_videos(source))
+    detector = detector or spec.load()
+    return [SourceVideo(info, relpath, detect_with_progress(spec, detector, info, relpath, progress_bar), None)
+            for info, relpath in videos]
+
+
+def export_sources(export_dir: Path, task: str | None = None) -> list[SourceVideo]:
+    """Videos, imported detections and exported flickering values of an export folder."""
+    datasource = Datasource(export_dir)
+    manifest = read_manifest(export_dir)
+    if not manifest:
+        raise UserError(f"{export_dir} does not say which videos it was made from: export it again")
+    task = task or read_tasks(export_dir)[0]
+    videos = []
+    for entry in manifest:
+        if not entry.get("source"):
+            raise UserError(f"{export_dir} does not record where {entry['relpath']} is: export it again")
+        info = probe(entry["source"])
+        detections = import_predictions(datasource.task_dir(task), entry["relpath"], info.frame_count,
+                                        (info.width, info.height))
+        name_of = frame_namer(entry["relpath"], info.frame_count)
+        values = [_flickering_value(datasource.metadata_file(name_of(frame))) for frame in range(info.frame_count)]
+        videos.append(SourceVideo(info, entry["relpath"], detections, np.asarray(values)))
+    return videos
+
+
+def _flickering_value(metadata: Path) -> float:
+    if not metadata.is_file():
+        return UNFLAGGED_VALUE
+    value = orjson.loads(metadata.read_bytes()).get("metadata", {}).get(FLICKERING_KEY, UNFLAGGED_VALUE)
+    return float(value) if isinstance(value, (int, float)) else UNFLAGGED_VALUE
