@@ -1,0 +1,59 @@
+"""Files uploaded through the app, kept under the data folder in a folder named by their content.
+
+Named by content so that uploading the same file again finds the copy already kept; written through
+``paths.atomic_path`` so that an upload that fails half-way leaves nothing behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from core import paths
+
+CHUNK = 1 << 22  # read in pieces: an upload of several GB is never a second whole copy in memory
+
+
+def uploads_dir() -> Path:
+    return paths.data_dir() / "uploads"
+
+
+def save_upload(name: str, upload: BinaryIO) -> Path:
+    """Keep ``upload`` as ``uploads/<content key>/<name>`` (only the last part of ``name`` is used)
+    and return that path. The content is read twice, once for its key and once to copy it, because
+    the file's name depends on its content and the copy is written in place under that name."""
+    digest = hashlib.sha256()
+    for chunk in _chunks(upload):
+        digest.update(chunk)
+    target = uploads_dir() / digest.hexdigest()[:16] / _file_name(name)
+    if target.is_file():
+        return target
+    try:
+        with paths.atomic_path(target) as partial, partial.open("wb") as out:
+            for chunk in _chunks(upload):
+                out.write(chunk)
+    except BaseException:
+        with suppress(OSError):
+            target.parent.rmdir()  # the folder made for it, when nothing else is kept there
+        raise
+    return target
+
+
+def discard_upload(path: Path) -> None:
+    """Delete a file kept by :func:`save_upload` (one the app cannot use), with its content folder."""
+    if path.parent.parent == uploads_dir():
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _chunks(upload: BinaryIO) -> Iterator[bytes]:
+    upload.seek(0)
+    return iter(lambda: upload.read(CHUNK), b"")
+
+
+def _file_name(name: str) -> str:
+    """The last part of an uploaded name (a hostile client may send ``../../x``); a name that is no
+    file name (``..``) becomes ``upload``."""
+    base = Path(name).name
+    return base if base not in ("", ".", "..") else "upload"

@@ -1,0 +1,54 @@
+"""Uploads kept under the data folder: named by content, read in chunks, nothing left on failure."""
+import io
+
+import numpy as np
+import pytest
+
+from core.uploads import discard_upload, save_upload, uploads_dir
+
+
+class ChunksOnly(io.BytesIO):
+    def getvalue(self):  # the whole upload as one bytes object is never asked for
+        raise AssertionError("read in chunks, please")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_uploads_are_named_by_content_and_kept_once(data_dir):
+    data = np.random.default_rng(0).integers(0, 256, 9 << 20, dtype=np.uint8).tobytes()
+    first = save_upload("../../evil name.mp4", ChunksOnly(data))
+    again = save_upload("../../evil name.mp4", ChunksOnly(data))
+    assert first == again and first.read_bytes() == data
+    assert first.parent.parent == data_dir / "uploads" and first.name == "evil name.mp4"
+    assert [p.name for p in uploads_dir().rglob("*")] == [first.parent.name, first.name]  # no temporary files
+    assert save_upload("..", io.BytesIO(b"x")).name == "upload"
+
+
+def test_an_upload_that_fails_half_way_leaves_nothing_behind(data_dir):
+    class Breaks(io.BytesIO):
+        reads = 0
+
+        def read(self, size=-1):
+            self.reads += 1
+            if self.reads > 4:  # the key takes 3 reads (two chunks, then the end); the copy fails after one chunk
+                raise OSError("connection reset")
+            return super().read(size)
+
+    with pytest.raises(OSError, match="connection reset"):
+        save_upload("clip.mp4", Breaks(b"x" * (5 << 20)))
+    assert not list(uploads_dir().iterdir())
+
+
+def test_a_discarded_upload_goes_with_its_folder(data_dir):
+    kept = save_upload("notes.mp4", io.BytesIO(b"a shopping list"))
+    discard_upload(kept)
+    assert not list(uploads_dir().iterdir())
+    outside = data_dir / "mine" / "clip.mp4"
+    outside.parent.mkdir()
+    outside.write_bytes(b"x")
+    discard_upload(outside)  # only what save_upload kept
+    assert outside.is_file()
