@@ -2,19 +2,22 @@
 
 * ``cache_dir()``: detections and seek proxies, safe to delete (``FLICKER_CACHE_DIR``).
 * ``data_dir()``: uploads and verdicts, the user's work (``FLICKER_DATA_DIR``).
-* ``write_atomic`` / ``staged_dir``: a reader (or a crash) sees the old file or the new one, never
+* ``atomic_path`` / ``write_atomic``: a reader (or a crash) sees the old file or the new one, never
   half of one. Temporary names are unique per call, so two processes never collide.
+* ``staged_dir`` + ``swap_in``: a tree built beside its target and swapped in whole, a crash at any
+  point finished by ``recover_swaps``.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VIDEO = ROOT / "samples" / "vtest.avi"
@@ -99,10 +102,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def exchange_dirs(a: Path, b: Path) -> bool:
-    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``), so that a crash
-    leaves one or the other in place, never neither. False where the call is not available (other
-    systems, old kernels, some file systems): the caller then falls back to two renames."""
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two files or folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``), so that
+    a crash leaves one or the other in place, never neither. False where the call is not available
+    (other systems, old kernels, some file systems): :func:`swap_in` then falls back to two renames."""
     import ctypes
     import sys
 
@@ -119,6 +122,60 @@ def exchange_dirs(a: Path, b: Path) -> bool:
     if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # no exchange on this kernel or file system
         return False
     raise OSError(error, os.strerror(error), str(a), None, str(b))
+
+
+SWAP_MARKER = "SWAP"  # in a staging folder: its entries are complete and are being swapped in
+
+
+def swap_in(staging: Path, target_dir: Path, names: Sequence[str]) -> None:
+    """Replace ``target_dir/NAME`` with ``staging/NAME`` for every name (files or folders), then
+    delete ``staging``. A durable marker first records each new entry's inode, so that a crash
+    (even ``kill -9``) at any later point is finished by :func:`recover_swaps` whatever the order
+    of renames it interrupted: an entry whose target already has the recorded inode is in place.
+    Each entry is exchanged in one atomic step where the OS can, else moved aside and replaced."""
+    inodes = {name: (staging / name).lstat().st_ino for name in names}
+    write_atomic(staging / SWAP_MARKER, json.dumps(inodes).encode(), durable=True)
+    fault_point("swap-marked")
+    _roll_forward(staging, target_dir, inodes)
+
+
+def _roll_forward(staging: Path, target_dir: Path, inodes: dict[str, int]) -> None:
+    for name, inode in inodes.items():
+        new, old = staging / name, target_dir / name
+        if _inode(old) == inode or _inode(new) != inode:
+            continue  # swapped in before a crash; ``new`` (if present) is the old entry
+        if not os.path.lexists(old) or _empty_dir(old):
+            os.replace(new, old)
+        elif not exchange_paths(new, old):
+            os.replace(old, staging / f"{name}.replaced")
+            fault_point("swap-old-moved-aside")
+            os.replace(new, old)
+        fault_point("swap-one-entry-done")
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.lstat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def recover_swaps(target_dir: Path, staging_prefix: str) -> None:
+    """Finish what interrupted :func:`swap_in` calls left in ``target_dir``'s staging folders
+    (those named ``staging_prefix*`` in it): a marked one is rolled forward, an unmarked one (its
+    build never completed) deleted. Call with the writers' lock held."""
+    for staging in sorted(Path(target_dir).glob(staging_prefix + "*")):
+        try:
+            inodes = json.loads((staging / SWAP_MARKER).read_bytes())
+        except (OSError, ValueError):
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
+        _roll_forward(staging, Path(target_dir), inodes)
 
 
 @contextmanager

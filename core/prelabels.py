@@ -52,8 +52,6 @@ frame only (no tracker links boxes across the scattered frames pre-labelled). ``
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +74,7 @@ from core.errors import ExportError, UserError, VerdictError
 from core.flicker import FlickerResult
 from core.lightly.datasource import frame_name
 from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE
-from core.paths import check_output_folder, exchange_dirs, staged_dir
+from core.paths import check_output_folder, recover_swaps, staged_dir, swap_in
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
@@ -148,13 +146,16 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
         raise ExportError("No frames to pre-label")
     first_id = 0 if fmt == "yolo" else 1
     categories = [Category(first_id + k, names[class_id]) for k, class_id in enumerate(sorted(names))]
+    staging_prefix = f".{out.name}.partial-"
     try:
-        with staged_dir(out.parent, prefix=f".{out.name}.partial-") as staging:
-            tree = staging / "prelabels"
+        recover_swaps(out.parent, staging_prefix)  # a run killed while swapping its folder in
+        with staged_dir(out.parent, prefix=staging_prefix) as staging:
+            tree = staging / out.name
             tree.mkdir()
             _write_format(tree, fmt, frames, categories, videos, video_url_prefix)
             (tree / MANIFEST).write_bytes(_manifest(fmt, frames, categories, videos))
-            _publish(tree, out)
+            check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
+            swap_in(staging, out.parent, [out.name])
     except OSError as exc:
         raise ExportError(f"Cannot write the pre-labels to {out}: {exc.strerror or exc}") from None
     imputed = sum(int(f.imputed.sum()) for f in frames)
@@ -311,21 +312,6 @@ def _manifest(fmt: str, frames: list[_Frame], categories: list[Category], videos
                 "boxes": [{"xyxy": box, "label": categories[c].name, "score": s, "imputed": i} for box, c, s, i in _boxes(f)]}
                for f in frames]
     return json.dumps({"format": fmt, "frames": entries}, indent=1).encode()
-
-
-def _publish(tree: Path, out: Path) -> None:
-    """Swap the finished tree in: an earlier pre-label folder is exchanged with it in one atomic step
-    (or, where that is not available, moved aside first) and removed after."""
-    check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
-    if not (out.is_dir() and any(out.iterdir())):
-        os.replace(tree, out)  # rename(2) replaces an empty folder
-    elif exchange_dirs(tree, out):
-        shutil.rmtree(tree, ignore_errors=True)  # now the earlier folder
-    else:
-        aside = tree.parent / "previous"
-        os.replace(out, aside)
-        os.replace(tree, out)
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------- formats

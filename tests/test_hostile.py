@@ -154,9 +154,11 @@ def test_local_paths_are_limited_to_the_configured_roots(tmp_path, monkeypatch):
 
 # --- no torn export after a crash -----------------------------------------------------------------
 
-def export_in_subprocess(out, slice_path, seed, fault=None):
+def export_in_subprocess(out, slice_path, seed, fault=None, exchange=True):
     script = (
         "import sys, numpy as np\n"
+        + ("" if exchange else "import core.paths; core.paths.exchange_paths = lambda a, b: False\n")
+        +
         "from core.detections import Detections\nfrom core.flicker import FlickerIndex\n"
         "from core.lightly.export import VideoPredictions, export_datasource\nfrom core.video import probe\n"
         "sys.path.insert(0, sys.argv[3])\nfrom test_hostile import boxes\n"
@@ -176,11 +178,12 @@ def export_state(out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["export-marked-complete", "export-old-moved-aside", "export-half-swapped"])
-def test_kill_9_during_the_swap_never_leaves_a_torn_export(tmp_path, sample_slice, fault):
+@pytest.mark.parametrize("fault, exchange", [("swap-marked", True), ("swap-one-entry-done", True),
+                                             ("swap-old-moved-aside", False), ("swap-one-entry-done", False)])
+def test_kill_9_during_the_swap_never_leaves_a_torn_export(tmp_path, sample_slice, fault, exchange):
     out = tmp_path / "out"
     assert export_in_subprocess(out, sample_slice, 1).returncode == 0
-    killed = export_in_subprocess(out, sample_slice, 2, fault=fault)
+    killed = export_in_subprocess(out, sample_slice, 2, fault=fault, exchange=exchange)
     assert killed.returncode == -9, killed.stderr  # really killed at that point
     assert export_in_subprocess(out, sample_slice, 3).returncode == 0  # the next run repairs, then writes
     assert export_state(out) == ("walk3.mp4", {"walk3"})
@@ -192,7 +195,7 @@ def test_kill_9_during_the_swap_never_leaves_a_torn_export(tmp_path, sample_slic
 def test_a_kill_before_the_next_run_is_repaired_by_push_too(tmp_path, sample_slice):
     out = tmp_path / "out"
     export_in_subprocess(out, sample_slice, 1)
-    assert export_in_subprocess(out, sample_slice, 2, fault="export-old-moved-aside").returncode == -9
+    assert export_in_subprocess(out, sample_slice, 2, fault="swap-one-entry-done").returncode == -9
     push(out, str(tmp_path / "bucket"))  # rolls the complete export forward before reading it
     assert export_state(out) == ("walk2.mp4", {"walk2"})
     assert {p.name.split("-")[0] for p in (tmp_path / "bucket/.lightly/predictions/det").glob("walk*")} == {"walk2"}
@@ -352,7 +355,7 @@ def test_a_cache_entry_for_fewer_frames_than_the_video_decodes_is_recomputed(tmp
 def test_uploads_are_copied_to_disk_in_chunks_and_named_by_content(tmp_path, monkeypatch):
     import io
 
-    from ui.state import save_upload
+    from core.uploads import save_upload
 
     monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path))
 
@@ -365,4 +368,4 @@ def test_uploads_are_copied_to_disk_in_chunks_and_named_by_content(tmp_path, mon
     again = save_upload("../../evil name.mp4", ChunksOnly(data))
     assert first == again and first.read_bytes() == data
     assert first.parent.parent == tmp_path / "uploads" and first.name == "evil name.mp4"
-    assert not any((tmp_path / "uploads" / ".incoming").iterdir())
+    assert [p.name for p in (tmp_path / "uploads").rglob("*") if p.is_file()] == ["evil name.mp4"]  # no temp file left

@@ -1,7 +1,6 @@
 """Pre-labels: every format read back by an independent reader (labelformat's, or Label Studio's
 schema checked here), boxes to the pixel and frame names as Lightly names them."""
 import json
-import sys
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -16,7 +15,6 @@ from core.errors import ExportError, UserError
 from core.flicker import FlickerIndex
 from core.lightly.datasource import frame_name
 from core.lightly.export import VideoPredictions, export_datasource
-from core.paths import exchange_dirs
 from core.prelabels import FORMATS, IMPUTED_NOTE, MANIFEST, write_prelabels
 from core.verdicts import VerdictStore
 from core.video import FrameReader
@@ -197,20 +195,6 @@ def test_writing_again_replaces_an_earlier_prelabel_folder(walk, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["annotations.xml", "images", MANIFEST]
     assert [p.name for p in (out / "images").iterdir()] == ["walk-17-mp4.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
-def test_the_earlier_folder_is_exchanged_in_one_atomic_step(tmp_path):
-    """No moment with neither folder in place: renameat2(RENAME_EXCHANGE) swaps them."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    (a / "sub").mkdir(parents=True)
-    (a / "sub" / "x").write_text("new")
-    b.mkdir()
-    (b / "y").write_text("old")
-    assert exchange_dirs(a, b)
-    assert (b / "sub" / "x").read_text() == "new" and (a / "y").read_text() == "old"
-    with pytest.raises(FileNotFoundError):
-        exchange_dirs(a, tmp_path / "missing")
 
 
 @pytest.fixture()

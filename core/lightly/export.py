@@ -1,22 +1,19 @@
 """Write the Lightly datasource files (seed 004): predictions and flickering metadata.
 
 Crash safety. The tree and its manifest are built together in a staging folder beside the target,
-validated, marked complete, then swapped in by renames, under a lock on the output folder::
+validated, then swapped in together (:func:`core.paths.swap_in`), under a lock on the output folder::
 
-    OUT/.lightly.partial-X/{.lightly, flicker_export.json, COMPLETE}   built, validated, marked
-    OUT/.lightly.previous-X/{.lightly, flicker_export.json}           the old export, moved aside
+    OUT/.lightly.partial-X/{.lightly, flicker_export.json, SWAP}   built, validated, marked
 
 A crash (even ``kill -9``) at any point leaves either the old export or the new one once the next
-writer (export or push) runs :func:`recover_export`: a complete staging folder is rolled forward,
-an incomplete one deleted, the old export restored if nothing replaced it. Paths come from
-:class:`~core.lightly.datasource.Datasource`.
+writer (export or push) runs :func:`recover_export`: a marked staging folder is rolled forward, an
+unmarked one deleted. Paths come from :class:`~core.lightly.datasource.Datasource`.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import shutil
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +28,7 @@ from core.errors import ExportError
 from core.flicker import FlickerResult
 from core.lightly.datasource import FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
-from core.paths import exclusive_lock, fault_point, staged_dir, write_atomic
+from core.paths import exclusive_lock, recover_swaps, staged_dir, swap_in, write_atomic
 from core.video import VideoInfo
 
 MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds (CLI --flickering)
@@ -40,8 +37,6 @@ FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
 STAGING_PREFIX = f"{LIGHTLY_DIR}.partial-"
-PREVIOUS_PREFIX = f"{LIGHTLY_DIR}.previous-"
-COMPLETE = "COMPLETE"
 SWAPPED = (LIGHTLY_DIR, MANIFEST)  # what an export replaces, together
 
 
@@ -139,7 +134,7 @@ def _export_locked(target: Datasource, videos, task, kept, names, flickering, im
             violations = validate_datasource(staging.root, {v.relpath: v.frames for v in videos})
             if violations:
                 raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
-            _swap_in(staging.root, target.root)
+            swap_in(staging.root, target.root, SWAPPED)
     return files
 
 
@@ -162,54 +157,11 @@ def write_manifest(datasource: Datasource, entries: list[dict]) -> None:
     write_atomic(datasource.manifest, orjson.dumps({"videos": entries}, option=orjson.OPT_INDENT_2), durable=True)
 
 
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Mark the staged export complete (from here on a crash rolls forward), move the old one aside,
-    move the new one in, drop the old one."""
-    write_atomic(staging / COMPLETE, b"", durable=True)
-    fault_point("export-marked-complete")
-    _roll_forward(staging, out_dir)
-
-
-def _roll_forward(staging: Path, out_dir: Path) -> None:
-    previous = out_dir / (PREVIOUS_PREFIX + staging.name[len(STAGING_PREFIX):])
-    previous.mkdir(exist_ok=True)
-    for name in SWAPPED:
-        if not (staging / name).exists():
-            continue  # moved in before a crash
-        if (out_dir / name).exists():
-            os.replace(out_dir / name, previous / name)
-        fault_point("export-old-moved-aside")
-        os.replace(staging / name, out_dir / name)
-        fault_point("export-half-swapped")
-    shutil.rmtree(previous, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 def recover_export(out_dir: str | Path) -> None:
-    """Finish or undo what an interrupted export left in ``out_dir`` (call with the lock held)."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return
-    for staging in sorted(out_dir.glob(STAGING_PREFIX + "*")):
-        if (staging / COMPLETE).is_file():
-            _roll_forward(staging, out_dir)
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
-    for previous in sorted(out_dir.glob(PREVIOUS_PREFIX + "*"), key=lambda p: p.stat().st_mtime, reverse=True):
-        _restore_if_missing(previous, out_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-
-
-def _restore_if_missing(previous: Path, out_dir: Path) -> None:
-    """A crash between moving the old export aside and moving nothing in: put the old one back.
-    (Exports before this layout kept the old tree itself as ``.lightly.previous-PID``.)"""
-    legacy = (previous / "predictions").is_dir() or (previous / "metadata").is_dir()
-    if legacy and not (out_dir / LIGHTLY_DIR).exists():
-        os.replace(previous, out_dir / LIGHTLY_DIR)
-        return
-    for name in SWAPPED:
-        if (previous / name).exists() and not (out_dir / name).exists():
-            os.replace(previous / name, out_dir / name)
+    """Finish what an interrupted export left in ``out_dir`` (call with the lock held): a staged
+    export marked for the swap is rolled forward, an unfinished one deleted."""
+    if Path(out_dir).is_dir():
+        recover_swaps(Path(out_dir), STAGING_PREFIX)
 
 
 MAX_MANIFEST_BYTES = 64 << 20
