@@ -10,16 +10,19 @@ from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, describe, validate_selection_config
 from core.lightly.datasource import Datasource
-from core.lightly.export import VideoPredictions, export_datasource, sample_files, zip_datasource
+from core.lightly.export import DEFAULT_TASK, VideoPredictions, export_datasource, sample_files, zip_datasource
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
                                    missing_fields, schedule)
 from core.paths import check_allowed
-from ui import state
+from ui import flags, session
+from ui.boundary import error_boundary
 from ui.components import selection_strengths
-
+from ui.flicker_view import FlickerView, require_view
+from ui.url import restore_from_url, sync_url
 
 EXPORT_DIR = "export_dir"
+EXPORT_TASK = "export_task"
 _EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
 
 
@@ -33,7 +36,7 @@ def local_folder(text: str, what: str, error: type[UserError] = ExportError, alt
     return check_allowed(path)
 
 
-def output_folder(view: state.FlickerView, stem: str) -> str:
+def output_folder(view: FlickerView, stem: str) -> str:
     """The output folder field: for each video, the folder last exported to (kept in the data
     folder, so it survives reloads and restarts), else one under the data folder."""
     video_key = view.video.info.fingerprint
@@ -44,12 +47,12 @@ def output_folder(view: state.FlickerView, stem: str) -> str:
                          help="Remembered per video. The default lies in the app's data folder (FLICKER_DATA_DIR).")
 
 
-def export_panel(view: state.FlickerView, stem: str) -> str:
+def export_panel(view: FlickerView, stem: str) -> str:
     """The export form; returns the task name (the schedule's config names it)."""
     out_dir = output_folder(view, stem)
-    st.session_state.setdefault(state.EXPORT_TASK, state.default_task_name())
-    task = st.text_input("Prediction task name", key=state.EXPORT_TASK, persist_state="session",
-                         help="Named after the detector; the selection config below names it too.").strip()
+    # The CLI's default (core's DEFAULT_TASK): the app and `python -m core run` export the same task.
+    task = st.text_input("Prediction task name", DEFAULT_TASK, key=EXPORT_TASK, persist_state="session",
+                         help="The selection config below names it too.").strip()
     flickering = st.radio("Flickering metadata", ("binary", "score"), key="export_flickering", persist_state="session",
                           horizontal=True, format_func={"binary": "1.0 flagged / 0.5 (tutorial)",
                                                         "score": "continuous: 0.5 + 0.5 x score"}.get)
@@ -57,9 +60,9 @@ def export_panel(view: state.FlickerView, stem: str) -> str:
                           persist_state="session")
     if st.button("Export", type="primary", icon=":material/save:"):
         video = view.video
-        with state.error_boundary("Export failed"):
+        with error_boundary("Export failed"):
             folder = local_folder(out_dir, "Output folder")
-            state.set_export_result(export_datasource(
+            session.set_export_result(export_datasource(
                 folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
                 flickering=flickering, imputed_task=f"{task}_imputed" if imputed else None))
             remember_export_dir(video.info.fingerprint, folder)
@@ -100,7 +103,7 @@ def push_panel(summary) -> None:
     if st.button("Push", icon=":material/cloud_upload:", disabled=not lightly_url.strip()):
         bar = st.progress(0.0, text="Checking the bucket...")
         report = None
-        with state.error_boundary("Push failed"):
+        with error_boundary("Push failed"):
             target, input_target = (push_target(url, what) for url, what in
                                     ((lightly_url, "Lightly datasource URL"), (input_url, "Input datasource URL")))
             report = push(summary.root, target, input_target or None, dry_run=dry_run,
@@ -197,7 +200,7 @@ def schedule_panel(stem: str, task: str) -> None:
     if missing:
         st.error(f"Fill in {', '.join(missing)} first.")
         return
-    with state.error_boundary("Scheduling failed" if scheduled else "Dry run failed"):
+    with error_boundary("Scheduling failed" if scheduled else "Dry run failed"):
         check_fields(request)
         request = dataclasses.replace(request, selection_config=selection_config(task, *selection))
         with st.expander("Selection config (validated offline)"):
@@ -214,19 +217,20 @@ def schedule_panel(stem: str, task: str) -> None:
             st.json(requests, expanded=2)  # method and path of each; query and body a click away
 
 
-state.init_defaults()
-state.restore_from_url()
+flags.init_defaults()
+restore_from_url()
 st.title("Export & schedule")
-view = state.require_view()
-state.sync_url(view)
+view = require_view()
+sync_url(view)
 stem = Path(view.video.relpath).stem
-st.caption(f"{view.video.relpath}: {view.flicker.n_flagged} flagged frames at IoU tracking {view.iou_track:.2f}, "
-           f"assertion {view.iou_assert:.2f}, mode {view.options.mode}, minimum score {view.min_score:.2f}.")
+settings = view.settings
+st.caption(f"{view.video.relpath}: {view.flicker.n_flagged} flagged frames at IoU tracking {settings.iou_track:.2f}, "
+           f"assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score {settings.min_score:.2f}.")
 left, right = st.columns(2, gap="large")
 with left:
     task = export_panel(view, stem)
 with right:
-    export_result_panel(state.export_result(), stem)
+    export_result_panel(session.export_result(), stem)
 st.divider()
-push_panel(state.export_result())
+push_panel(session.export_result())
 schedule_panel(stem, task)

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.detect import BUILTIN_HOG, DEFAULT_CONF, cached_detections, detect_video
+from core.detect import Detector
 from core.paths import SAMPLE_VIDEO
-from core.pipeline import VIDEO_EXTENSIONS
-from ui import state
+from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
+from core.uploads import save_upload
+from core.video import VIDEO_EXTENSIONS
+from ui import flags, resources, session
+from ui.boundary import error_boundary
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
@@ -18,20 +21,20 @@ def video_panel() -> None:
     source = st.segmented_control("Source", SOURCES, default=SOURCES[0], key="source", persist_state="session")
     if source == "Bundled sample":
         st.caption("`vtest.avi` from OpenCV's sample data: pedestrians on a path, 795 frames at 10 fps.")
-        loaded = state.loaded_video()  # (a click opens it in a callback, so this run already sees it)
+        loaded = session.loaded_video()  # (a click opens it in a callback, so this run already sees it)
         is_open = loaded is not None and Path(loaded.info.path) == Path(SAMPLE_VIDEO)
-        st.button("Load the sample", icon=":material/play_circle:", disabled=is_open, on_click=state.set_video,
+        st.button("Load the sample", icon=":material/play_circle:", disabled=is_open, on_click=session.set_video,
                   args=(SAMPLE_VIDEO,), help="The sample is open." if is_open else None)
     elif source == "Upload":
         upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
         if upload is not None and st.button("Load upload"):
-            state.open_upload(upload.name, upload)
+            session.open_upload(upload.name, upload)
     elif source == "Local path":
         with st.form("local_path", border=False):  # a form, so Enter in the box loads the file
             path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
             if st.form_submit_button("Load file") and path.strip():
-                state.open_video(path)
-    video_facts(state.loaded_video())
+                session.open_video(path)
+    video_facts(session.loaded_video())
 
 
 def video_facts(loaded) -> None:
@@ -47,8 +50,8 @@ def video_facts(loaded) -> None:
     st.caption(f"codec {info.codec}, {len(info.keyframes)} keyframes")
 
 
-def model_panel():
-    """The chosen detector (None until one loads), its weights spec, the floor and the classes."""
+def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
+    """The chosen detector and its spec (None until one loads)."""
     st.subheader("Model")
     model_choice = st.radio("Detector", MODELS, key="model_choice", persist_state="session")
     weights = BUILTIN_HOG
@@ -57,49 +60,50 @@ def model_panel():
                                 placeholder="/models/yolov8x.pt", persist_state="session").strip()
     elif model_choice == "Upload weights":
         upload = st.file_uploader("Weights file", type=["pt", "onnx"])
-        weights = str(state.save_upload(upload.name, upload)) if upload is not None else ""
+        weights = str(save_upload(upload.name, upload)) if upload is not None else ""
     device = st.selectbox("Device", ("auto", "cpu", "cuda"), key="device", persist_state="session")
     conf = st.number_input("Confidence floor", 0.0, 1.0, DEFAULT_CONF, 0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "
                                 "page filters above it without running the model again.")
-    detector, classes = None, None
+    detector = None
     if weights:
-        with state.error_boundary():
-            detector = state.detector(weights, device)
-    if detector is not None:
-        st.caption(f"running on **{detector.device}** · {len(detector.names)} "
-                   f"class{'es' if len(detector.names) != 1 else ''}")
-        names = detector.names
-        chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
-        classes = sorted(i for i, name in names.items() if name in chosen) or None
-    return detector, (weights, device), conf, classes
+        with error_boundary():
+            detector = resources.detector(DetectorSpec(weights, device))
+    if detector is None:
+        return None, None
+    st.caption(f"running on **{detector.device}** · {len(detector.names)} "
+               f"class{'es' if len(detector.names) != 1 else ''}")
+    names = detector.names
+    chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
+    # kept as ids (the URL writes classes=0,2), in the strings DetectorSpec holds
+    classes = tuple(str(i) for i, name in sorted(names.items()) if name in chosen) or None
+    return detector, DetectorSpec(weights, device, conf, classes)
 
 
-def detection_panel(loaded, detector, spec, conf, classes) -> None:
-    detection_id = state.detection_id(loaded.info, detector, conf, classes)
-    if state.detections_for(detection_id) is None:
-        cached = cached_detections(loaded.info, detector, conf, classes)
+def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: DetectorSpec) -> None:
+    detection_id = spec.cache_key(loaded.info, detector)
+    if session.detections_for(detection_id) is None:
+        cached = spec.cached(loaded.info, detector)
         if cached is not None:
-            state.use_detections(cached, detection_id, (*spec, conf, classes))
+            session.use_detections(cached, spec, detection_id)
     run_column, cancel_column, _ = st.columns([1, 1, 4])
     run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
     # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
     if cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection"):
-        cancelled(state.pop_detection_progress())
+        cancelled(session.pop_detection_progress())
     if run:
         bar = st.progress(0.0, text="Starting...")
 
         def show(progress) -> None:
-            state.set_detection_progress(progress.done, progress.total)
+            session.set_detection_progress(progress.done, progress.total)
             bar.progress(progress.done / max(progress.total, 1),
                          text=f"{progress.done:,} / {progress.total:,} frames · {progress.fps:.1f} fps · "
                               f"ETA {progress.eta_s:.0f} s")
 
-        with state.error_boundary("Detection failed"):
-            state.use_detections(detect_video(loaded.info, detector, conf=conf, classes=classes, progress=show),
-                                 detection_id, (*spec, conf, classes))
-        state.pop_detection_progress()
-    detection_summary(state.detections_for(detection_id))
+        with error_boundary("Detection failed"):
+            session.use_detections(spec.detect(loaded.info, detector, progress=show), spec, detection_id)
+        session.pop_detection_progress()
+    detection_summary(session.detections_for(detection_id))
 
 
 def cancelled(progress) -> None:
@@ -120,20 +124,20 @@ def detection_summary(detections) -> None:
     st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
 
 
-state.init_defaults()
+flags.init_defaults()
 if "--sample" in sys.argv:
-    state.open_sample_once()
+    session.open_sample_once()
 
 st.title("Load & detect")
 video_column, model_column = st.columns(2, gap="large")
 with video_column:
     video_panel()
 with model_column:
-    detector, spec, conf, classes = model_panel()
+    detector, spec = model_panel()
 
 st.divider()
-loaded = state.loaded_video()
+loaded = session.loaded_video()
 if loaded is None or detector is None:
     st.info("Load a video and choose a model to run detection.")
     st.stop()
-detection_panel(loaded, detector, spec, conf, classes)
+detection_panel(loaded, detector, spec)

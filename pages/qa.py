@@ -11,8 +11,11 @@ from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.render import render_frame
 from core.verdicts import VERDICTS
-from ui import state
+from ui import flags, resources, session
+from ui.boundary import error_boundary
+from ui.flicker_view import FlickerView, require_view
 from ui.plots import f1_map_figure
+from ui.viewer import handshake
 
 VERDICT_BUTTONS = (  # (verdict, label, key) — the same keys for flagged frames and spot checks
     ("miss", "An object is missing", "M"),
@@ -20,16 +23,18 @@ VERDICT_BUTTONS = (  # (verdict, label, key) — the same keys for flagged frame
     ("unsure", "Unsure", "U"),
 )
 VERDICT_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
+QA_PLAN_SIZE = "qa_plan_size"
+QA_SEED = "qa_seed"
 
 
 def queue_settings_panel() -> tuple[int, int]:
     with st.sidebar:
         st.header("Review queue")
-        st.text_input("Annotator", key=state.ANNOTATOR, persist_state="session", placeholder="your name",
+        st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
                       help="Recorded with every verdict; Undo reverts your own latest one.")
-        size = st.number_input("Frames in the plan", 5, 500, 30, 5, key=state.QA_PLAN_SIZE, persist_state="session",
+        size = st.number_input("Frames in the plan", 5, 500, 30, 5, key=QA_PLAN_SIZE, persist_state="session",
                                help="A few dozen verdicts on these frames make the estimates reliable.")
-        seed = st.number_input("Plan seed", 0, 10_000, 0, key=state.QA_SEED, persist_state="session")
+        seed = st.number_input("Plan seed", 0, 10_000, 0, key=QA_SEED, persist_state="session")
     return int(size), int(seed)
 
 
@@ -39,10 +44,10 @@ def progress_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                                                    f"{len(queue.frames) - queue.planned} more flagged frames after the plan")
 
 
-def frame_panel(view: state.FlickerView, frame: int, planned: bool) -> None:
+def frame_panel(view: FlickerView, frame: int, planned: bool) -> None:
     flagged = bool(view.flicker.flag_array[frame])
     imputed = view.flicker.imputed_for(frame)
-    image = render_frame(state.frame_reader(view.video.info).get(frame), view.detections.at(frame),
+    image = render_frame(resources.frame_reader(view.video.info).get(frame), view.detections.at(frame),
                          view.detections.names, imputed, flagged, f"frame {frame}")
     st.image(image, output_format="JPEG", width="stretch")
     why = "in the review plan" if planned else "flagged, after the plan"
@@ -55,19 +60,19 @@ def frame_panel(view: state.FlickerView, frame: int, planned: bool) -> None:
                     f"detector should have found missing here? · {why}")
 
 
-def verdict_panel(view: state.FlickerView, frame: int) -> None:
-    store, video = state.verdict_store(), view.video.info.fingerprint
+def verdict_panel(view: FlickerView, frame: int) -> None:
+    store, video = resources.verdict_store(), view.video.info.fingerprint
     note = st.text_input("Note (optional)", key=f"qa_note_{frame}", max_chars=500)
 
     def record(verdict: str) -> None:
-        store.set(video, frame, verdict, annotator=state.annotator(), note=note)
+        store.set(video, frame, verdict, annotator=session.annotator(), note=note)
 
     columns = st.columns(len(VERDICT_BUTTONS))  # a row of their own: the labels fit without truncation
     for column, (verdict, label, key) in zip(columns, VERDICT_BUTTONS):
         column.button(label, key=f"qa_{verdict}", on_click=record, args=(verdict,), shortcut=key, width="stretch",
                       type="primary" if verdict == "miss" else "secondary", help=f"{key}")
     st.button("Undo", key="qa_undo", icon=":material/undo:", shortcut="Z", type="tertiary",
-              on_click=lambda: store.undo(video, state.annotator() or None), help="Z: revert your latest verdict")
+              on_click=lambda: store.undo(video, session.annotator() or None), help="Z: revert your latest verdict")
     imputed = view.flicker.imputed_for(frame)
     if len(imputed) > 1:
         box_verdict_panel(store, video, frame, imputed)
@@ -80,13 +85,13 @@ def box_verdict_panel(store, video: str, frame: int, imputed: np.ndarray) -> Non
                           key=f"qa_boxes_{frame}")
     if st.button("Save box verdicts", key="qa_save_boxes"):
         for k in range(len(labels)):
-            store.set(video, frame, "miss" if k in real else "false_alarm", box=k, annotator=state.annotator())
+            store.set(video, frame, "miss" if k in real else "false_alarm", box=k, annotator=session.annotator())
         st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
 
 
-def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
-    index = state.current_index(view)
-    current = (view.iou_track, view.iou_assert)
+def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
+    index = view.index
+    current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current)
     st.subheader("How good are the flags?")
     if suggestion.fallback:
@@ -99,9 +104,9 @@ def estimate_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
                    f"{_sentence(suggestion.note)}")
         st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
-                  on_click=state.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
+                  on_click=flags.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
-                  == (round(view.iou_track, 2), round(view.iou_assert, 2)))
+                  == tuple(round(threshold, 2) for threshold in current))
         # no map before there is an estimate: it would be all zeros
         st.plotly_chart(f1_map_figure(grid, current,
                                       (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
@@ -127,7 +132,7 @@ def _sentence(note: str) -> str:
     return f"{note[0].upper()}{note[1:]}." if note else ""
 
 
-def reviewed_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
+def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     st.subheader("Reviewed frames")
     shown = st.segmented_control("Show", ("all", *VERDICTS), default="all", key="qa_filter",
                                  format_func=lambda v: VERDICT_NAMES.get(v, v))
@@ -140,13 +145,13 @@ def reviewed_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
         flagged = "flagged" if view.flicker.flag_array[frame] else "not flagged"
         left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
         if right.button("Open in Review", key=f"qa_open_{frame}", type="tertiary"):
-            state.go_to(frame, view.n_frames, reveal=True)
+            handshake.go_to(frame, view.n_frames, reveal=True)
             st.switch_page("pages/review.py")
     if len(frames) > 50:
         st.caption(f"The first 50 of {len(frames)} shown.")
 
 
-def prelabels_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
+def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
     confirmed = sorted(f for f, real in truth.items() if real and f < view.n_frames)
     with st.expander(f"Pre-labels from the {len(confirmed)} confirmed misses"):
         st.caption("The frames as PNG with the detector's boxes and the dashed boxes, ready to import into a "
@@ -155,22 +160,22 @@ def prelabels_panel(view: state.FlickerView, truth: dict[int, bool]) -> None:
         out = st.text_input("Output folder", value=str(Path.cwd() / "prelabels" / Path(view.video.relpath).stem),
                             key="qa_prelabel_out", persist_state="session")
         if st.button("Write pre-labels", icon=":material/label:", disabled=not confirmed):
-            with state.error_boundary("Pre-labels failed"):
+            with error_boundary("Pre-labels failed"):
                 summary = write_prelabels(view.video.info, view.video.relpath, view.detections, view.flicker, confirmed,
                                           check_allowed(out), fmt)
                 st.success(f"{summary.frames} frames, {summary.boxes} boxes ({summary.imputed} imputed) as {fmt} "
                            f"in {summary.out}")
 
 
-state.init_defaults()
+flags.init_defaults()
 st.title("Verdicts & thresholds")
-view = state.require_view()
+view = require_view()
 size, seed = queue_settings_panel()
-with state.error_boundary("Verdicts"):
-    store = state.verdict_store()
+with error_boundary("Verdicts"):
+    store = resources.verdict_store()
     verdicts = store.all(view.video.info.fingerprint)
     truth = store.truth(view.video.info.fingerprint)
-    queue = review_queue(state.current_index(view), view.flicker, size, seed)
+    queue = review_queue(view.index, view.flicker, size, seed)
     progress_panel(queue, verdicts)
     left, right = st.columns([1.4, 1], gap="large")
     with left:

@@ -7,18 +7,25 @@ import json
 import numpy as np
 import streamlit as st
 
-from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK
+from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
-from ui import state
+from core.settings import FlickerSettings
+from ui import flags, resources, session
+from ui.boundary import error_boundary
 from ui.components import selection_strengths
+from ui.flicker_view import FlickerView, current_view, flags_with, require_view
 from ui.plots import embedding_map_figure
-from ui.viewer import frame_viewer
+from ui.url import restore_from_url, sync_url
+from ui.viewer import handshake
+from ui.viewer.component import frame_viewer
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
+JUMP_TO = "jump_to"
+EMBEDDING_PLOT = "embedding_plot"
 
 
-def counts_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
+def counts_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
     rows = st.columns(2), st.columns(2), st.columns(2)
     rows[0][0].metric("Flagged frames", f"{len(flagged):,}")
@@ -28,56 +35,59 @@ def counts_panel(view: state.FlickerView, verdicts: dict[int, str]) -> None:
     rows[2][0].metric("Reviewed", f"{sum(1 for f in verdicts if f < n and flicker.flag_array[f])} / {len(flagged)}")
 
 
-def thresholds_panel(view: state.FlickerView) -> None:
-    st.slider("IoU tracking", 0.0, 1.0, step=0.01, key=state.IOU_TRACK, persist_state="session",
+def thresholds_panel(view: FlickerView) -> None:
+    st.slider("IoU tracking", 0.0, 1.0, step=0.01, key=flags.IOU_TRACK, persist_state="session",
               help="Boxes in frames i-k and i+k overlapping more than this are one object.")
-    st.slider("IoU assertion", 0.0, 1.0, step=0.01, key=state.IOU_ASSERT, persist_state="session",
+    st.slider("IoU assertion", 0.0, 1.0, step=0.01, key=flags.IOU_ASSERT, persist_state="session",
               help="Frame i misses the object when none of its boxes overlaps the interpolated box this much.")
-    floor = float(state.detections().score.min()) if len(state.detections()) else 0.0
-    st.slider("Minimum score", 0.0, 1.0, step=0.01, key=state.MIN_SCORE, persist_state="session",
+    detections = session.detections()
+    floor = float(detections.score.min()) if len(detections) else 0.0
+    st.slider("Minimum score", 0.0, 1.0, step=0.01, key=flags.MIN_SCORE, persist_state="session",
               help="Filters detections above the floor used when detecting, without running the model again.")
-    if view.min_score < floor - 1e-6:
+    settings = view.settings
+    if settings.min_score < floor - 1e-6:
         st.caption(f"Detections start at score {floor:.2f}.")
-    at_tutorial = (view.iou_track, view.iou_assert) == (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT)
+    at_tutorial = (settings.iou_track, settings.iou_assert) == (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT)
     st.button(f"Tutorial thresholds ({DEFAULT_IOU_TRACK} / {DEFAULT_IOU_ASSERT})", icon=":material/restart_alt:",
-              on_click=state.use_thresholds, args=(DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT), disabled=at_tutorial,
+              on_click=flags.use_thresholds, args=(DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT), disabled=at_tutorial,
               type="tertiary")
-    st.radio("Mode", ("reference", "improved"), key=state.MODE, persist_state="session", horizontal=True,
+    st.radio("Mode", MODES, key=flags.MODE, persist_state="session", horizontal=True,
              help="reference: the tutorial's code, value for value. improved: class-aware, one-to-one matching, "
                   "wider window (see docs/flicker.md).")
-    if view.options.mode == "improved":
+    if settings.mode == "improved":
         improved_options_panel(view)
 
 
-def improved_options_panel(view: state.FlickerView) -> None:
+def improved_options_panel(view: FlickerView) -> None:
     """The improved mode's toggles, each saying when it cannot change anything here and why."""
-    st.toggle("Class-aware matching", key=state.CLASS_AWARE, persist_state="session")
+    options = view.settings.options
+    st.toggle("Class-aware matching", key=flags.CLASS_AWARE, persist_state="session")
     if len(np.unique(view.detections.cls)) <= 1:
         st.caption("One class in these detections: matching within classes cannot change anything.")
-    elif no_difference(view, class_aware=not view.options.class_aware):
+    elif no_difference(view, class_aware=not options.class_aware):
         st.caption("Same flags either way at these thresholds.")
-    st.toggle("One-to-one matching", key=state.ONE_TO_ONE, persist_state="session")
-    if no_difference(view, one_to_one=not view.options.one_to_one):
+    st.toggle("One-to-one matching", key=flags.ONE_TO_ONE, persist_state="session")
+    if no_difference(view, one_to_one=not options.one_to_one):
         st.caption("Same flags either way at these thresholds: it only matters where one box in frame i-k "
                    "overlaps several in frame i+k above the tracking IoU.")
-    st.slider("Half window k", *state.WINDOW_RANGE, key=state.WINDOW, persist_state="session",
+    st.slider("Half window k", *flags.WINDOW_RANGE, key=flags.WINDOW, persist_state="session",
               help="Also look for objects seen in i-j and i+j for j up to k (catches gaps of several frames).")
-    st.toggle("Median score for empty windows", key=state.EMPTY_MEDIAN, persist_state="session",
+    st.toggle("Median score for empty windows", key=flags.EMPTY_MEDIAN, persist_state="session",
               help="Changes the flicker scores (the map's colours, the score export), never the flags.")
 
 
-def no_difference(view: state.FlickerView, **toggle) -> bool:
+def no_difference(view: FlickerView, **toggle) -> bool:
     """Whether the toggle leaves the flags as they are (False when that is too costly to know)."""
-    other = state.flags_with(view, **toggle)
+    other = flags_with(view, **toggle)
     return other is not None and bool(np.array_equal(other, view.flicker.flag_array))
 
 
-def jump_panel(view: state.FlickerView) -> None:
+def jump_panel(view: FlickerView) -> None:
     n = view.n_frames
     with st.form("jump", border=False):  # Enter jumps; the box keeps what was typed, apart from the viewer
         field, go = st.columns([3, 1], vertical_alignment="bottom")
         # Empty after each jump: a number left in the box would soon disagree with the frame on screen.
-        field.number_input("Jump to frame", 0, n - 1, value=None, step=1, key=state.JUMP_TO,
+        field.number_input("Jump to frame", 0, n - 1, value=None, step=1, key=JUMP_TO,
                            placeholder=f"0 - {n - 1:,}")
         go.form_submit_button("Go", on_click=jump, args=(n,))
     if proxy_building(view.video.info):
@@ -85,13 +95,13 @@ def jump_panel(view: state.FlickerView) -> None:
 
 
 def jump(n_frames: int) -> None:
-    target = st.session_state.get(state.JUMP_TO)
+    target = st.session_state.get(JUMP_TO)
     if target is not None:
-        state.go_to(target, n_frames)
-        st.session_state[state.JUMP_TO] = None
+        handshake.go_to(target, n_frames)
+        st.session_state[JUMP_TO] = None
 
 
-def per_class_panel(view: state.FlickerView) -> None:
+def per_class_panel(view: FlickerView) -> None:
     with st.expander("Imputed boxes per class"):
         flicker = view.flicker
         if len(flicker.imputed_frame):
@@ -106,9 +116,9 @@ def per_class_panel(view: state.FlickerView) -> None:
 def workspace() -> None:
     """The frame with its timeline and strip, beside the thresholds and the counts they change. A
     fragment: a threshold move, a verdict or a settled frame reruns this, not the selection below."""
-    view = state.current_view()
-    verdicts = state.verdict_store().all(view.video.info.fingerprint)
-    selection, _ = state.selection()
+    view = current_view()
+    verdicts = resources.verdict_store().all(view.video.info.fingerprint)
+    selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
     with side:  # first, so the counts are on screen by the time the viewer redraws
         counts_panel(view, verdicts)
@@ -117,10 +127,10 @@ def workspace() -> None:
         per_class_panel(view)
     with viewer_column:
         frame_viewer(view, verdicts, selection.frames if selection else None)
-    state.sync_url(view)
+    sync_url(view)
 
 
-def local_selection_panel(view: state.FlickerView) -> None:
+def local_selection_panel(view: FlickerView) -> None:
     st.subheader("Local selection")
     st.caption("The tutorial's selection config, run here with Lightly's open selection engine (lightly_mundig): see "
                "what a Lightly Worker run would pick before paying for one.")
@@ -129,22 +139,22 @@ def local_selection_panel(view: state.FlickerView) -> None:
     n_pick = knobs[0].number_input("Frames to select", 1, n, min(50, n), key="local_n", persist_state="session")
     diversity, least_confidence, flicker_strength = selection_strengths(knobs[1:])
     if st.button("Run local selection", icon=":material/auto_awesome:"):
-        vectors, _ = state.video_embeddings(view.video)
-        with state.error_boundary("Local selection failed"):
-            state.set_selection(select_in_video(view.detections, view.flicker, vectors, int(n_pick), diversity,
-                                                least_confidence, flicker_strength), view)
+        vectors, _ = resources.embeddings(view.video.info, session.detector_spec())
+        with error_boundary("Local selection failed"):
+            session.set_selection(select_in_video(view.detections, view.flicker, vectors, int(n_pick), diversity,
+                                                  least_confidence, flicker_strength), view.settings)
             st.rerun()
-    selection, settings = state.selection()
+    selection, settings = session.selection()
     if selection is not None:
         selection_results(view, selection, settings)
 
 
-def selection_results(view: state.FlickerView, selection, settings: tuple) -> None:
+def selection_results(view: FlickerView, selection, settings: FlickerSettings) -> None:
     st.markdown(f"**{selection.text()}.**")
     if settings != view.settings:
-        track, assert_, score, chosen = settings
-        st.caption(f"Picked with the flags of IoU {track:.2f} / {assert_:.2f}, minimum score {score:.2f}, {chosen.mode} "
-                   "mode; the settings have changed since: run it again to pick with the current flags.")
+        st.caption(f"Picked with the flags of IoU {settings.iou_track:.2f} / {settings.iou_assert:.2f}, minimum score "
+                   f"{settings.min_score:.2f}, {settings.mode} mode; the settings have changed since: run it again "
+                   "to pick with the current flags.")
     listing = selection_listing((view.video.relpath, frame, view.n_frames) for frame in sorted(selection.frames.tolist()))
     stem = view.video.info.path.stem
     csv_text = io.StringIO()
@@ -163,19 +173,19 @@ def selection_results(view: state.FlickerView, selection, settings: tuple) -> No
         gallery_panel(view, selection)
 
 
-def embedding_map_panel(view: state.FlickerView, selection) -> None:
+def embedding_map_panel(view: FlickerView, selection) -> None:
     def from_embedding_plot() -> None:
-        points = st.session_state[state.EMBEDDING_PLOT].selection.points
+        points = st.session_state[EMBEDDING_PLOT].selection.points
         if points:
-            state.go_to(points[0]["customdata"], view.n_frames, reveal=True)
+            handshake.go_to(points[0]["customdata"], view.n_frames, reveal=True)
 
-    _, xy = state.video_embeddings(view.video)
-    st.plotly_chart(embedding_map_figure(xy, view.flicker.score, selection.frames), key=state.EMBEDDING_PLOT,
+    _, xy = resources.embeddings(view.video.info, session.detector_spec())
+    st.plotly_chart(embedding_map_figure(xy, view.flicker.score, selection.frames), key=EMBEDDING_PLOT,
                     on_select=from_embedding_plot, selection_mode="points", config={"displaylogo": False})
     st.caption("Click a point to show its frame in the viewer above.")
 
 
-def gallery_panel(view: state.FlickerView, selection) -> None:
+def gallery_panel(view: FlickerView, selection) -> None:
     picks = sorted(selection.frames.tolist())
     shown = picks
     if len(picks) > GALLERY_SIZE:
@@ -185,16 +195,16 @@ def gallery_panel(view: state.FlickerView, selection) -> None:
     grid = st.columns(4)
     for position, index in enumerate(shown):
         with grid[position % 4]:
-            st.image(state.thumbnail(view.video.info.fingerprint, index, view.video.info), width="stretch")
+            st.image(resources.thumbnail(view.video.info.fingerprint, index, view.video.info), width="stretch")
             st.button(f"{index}{' · flagged' if view.flicker.flag_array[index] else ''}", key=f"show_{index}",
-                      on_click=state.go_to, args=(index, view.n_frames, True), type="tertiary",
+                      on_click=handshake.go_to, args=(index, view.n_frames, True), type="tertiary",
                       icon=":material/visibility:", help="Show this frame in the viewer above")
 
 
-state.init_defaults()
-state.restore_from_url()
+flags.init_defaults()
+restore_from_url()
 st.title("Review")
-view = state.require_view()
+view = require_view()
 workspace()
 st.divider()
 local_selection_panel(view)

@@ -6,6 +6,7 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
+from core.lightly.export import DEFAULT_TASK
 from core.verdicts import VerdictStore
 
 
@@ -138,7 +139,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
 
     frame = viewer_data(app)["view"]["flags"].index("1")
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
-    fingerprint = app.session_state["video"].info.fingerprint
+    fingerprint = app.session_state["review"].video.info.fingerprint
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
     assert metric(app, "Reviewed") == f"1 / {flagged}"
     assert viewer_data(app)["view"]["verdicts"] == {str(frame): "miss"}
@@ -146,7 +147,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     export_from_app(app, tmp_path / "export")
     assert "Valid Lightly datasource" in app.success[0].value
     task = app.text_input(key="export_task").value
-    assert task == "yolov8n_detection", "the task is named after the detector"
+    assert task == DEFAULT_TASK, "the app exports the task the CLI exports"
     assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
 
 
@@ -184,12 +185,12 @@ def test_a_link_is_untrusted_input(app, tiny_slice, tmp_path, monkeypatch):
 
 def test_a_failed_load_keeps_the_previous_video_open_and_says_so(app, tiny_slice, bad_files):
     load_and_detect(app, tiny_slice)
-    loaded = app.session_state["video"]
+    review = app.session_state["review"]
     app.text_input[0].input(str(bad_files["text"]))
     click(app, "Load file")
     assert "not a video" in app.error[0].value
-    assert app.info[0].value == f"{loaded.relpath} is still open."
-    assert app.session_state["video"] is loaded and app.session_state["detections"] is not None
+    assert app.info[0].value == f"{review.video.relpath} is still open."
+    assert app.session_state["review"] is review and review.detections is not None
     assert app.success, "its detections are still shown"
 
 
@@ -364,7 +365,8 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     app.number_input(key="local_n").set_value(3)
     app.run()
     click(app, "Run local selection")
-    selection, _ = app.session_state["local_selection"]
+    selection, settings = app.session_state["review"].selection
+    assert (settings.iou_track, settings.iou_assert) == (0.8, 0.6)
     picked = selection.frames
     assert len(picked) == 3 and selection.config["n_samples"] == 3
     assert any("3 frames selected" in m.value for m in app.markdown)
@@ -382,25 +384,28 @@ def test_index_cache_keeps_indexes_within_a_byte_budget_newest_first():
     """Every score floor or option builds an index; the cache drops the least recently used once
     they hold more than the budget, keeps the newest whatever its size, and builds each once."""
     from core.detections import Detections
-    from core.flicker import FlickerOptions
-    from ui.state import IndexCache
+    from core.settings import FlickerSettings
+    from ui.resources import IndexCache
 
     rng = np.random.default_rng(0)
     n, counts = 200, rng.integers(1, 6, 200)
     xy = rng.uniform(0, 50, (counts.sum(), 2))
     detections = Detections(np.repeat(np.arange(n), counts), np.concatenate([xy, xy + 40], 1),
                             rng.uniform(0, 1, counts.sum()), np.zeros(counts.sum(), np.int32), {0: "a"}, n, (100, 100))
-    options = FlickerOptions()
-    one = IndexCache(budget=10**12).get(("d", 0.0, options), detections)
+    def floor(min_score: float) -> FlickerSettings:
+        return FlickerSettings(min_score=min_score)
+
+    one = IndexCache(budget=10**12).get("d", floor(0.0), detections)
     size = one[1].nbytes + sum(a.nbytes for a in (one[0].frame, one[0].xyxy, one[0].score, one[0].cls))
     cache = IndexCache(budget=2 * size)  # room for the full index and one smaller
-    first = cache.get(("d", 0.0, options), detections)
-    assert cache.get(("d", 0.0, options), detections) is first  # built once
-    cache.get(("d", 0.1, options), detections)
-    cache.get(("d", 0.0, options), detections)  # used again: now the newest
-    cache.get(("d", 0.2, options), detections)  # over budget: the least recently used (0.1) goes
-    assert list(cache._entries) == [("d", 0.0, options), ("d", 0.2, options)]
-    assert cache.get(("d", 0.0, options), detections) is first
+    first = cache.get("d", floor(0.0), detections)
+    assert cache.get("d", floor(0.0), detections) is first  # built once
+    assert cache.get("d", floor(0.0).with_thresholds(0.3, 0.9), detections) is first  # thresholds: the same index
+    cache.get("d", floor(0.1), detections)
+    cache.get("d", floor(0.0), detections)  # used again: now the newest
+    cache.get("d", floor(0.2), detections)  # over budget: the least recently used (0.1) goes
+    assert [score for _, score, _ in cache._entries] == [0.0, 0.2]
+    assert cache.get("d", floor(0.0), detections) is first
     tiny = IndexCache(budget=1)
-    kept = tiny.get(("d", 0.5, options), detections)
-    assert len(kept[0]) < len(detections) and list(tiny._entries) == [("d", 0.5, options)]  # the newest stays
+    kept = tiny.get("d", floor(0.5), detections)
+    assert len(kept[0]) < len(detections) and len(tiny._entries) == 1  # the newest stays

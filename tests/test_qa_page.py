@@ -26,7 +26,7 @@ def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     for label in ("An object is missing", "Nothing missing", "An object is missing"):
         click(app, label)
     assert progress_text(app).startswith(f"{min(3, planned)} / {planned}")
-    fingerprint = app.session_state["video"].info.fingerprint
+    fingerprint = app.session_state["review"].video.info.fingerprint
     store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
     truth = store.truth(fingerprint)
     assert sorted(truth.values()) == [False, True, True]

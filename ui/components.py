@@ -1,12 +1,10 @@
 """Widgets more than one page shows."""
 from __future__ import annotations
 
-from ui import state
-
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
-STRENGTHS = (("Diversity strength", state.DIVERSITY), ("Least-confidence strength", state.LEAST_CONFIDENCE),
-             ("Flickering strength", state.FLICKER_STRENGTH))
+STRENGTHS = (("Diversity strength", "diversity"), ("Least-confidence strength", "least_confidence"),
+             ("Flickering strength", "flicker_strength"))
 
 
 def selection_strengths(containers) -> tuple[float, float, float]:

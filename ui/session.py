@@ -1,0 +1,169 @@
+"""One tab's review, typed, in one session key, changed only through the functions here.
+
+Per-tab state lives in ``st.session_state`` (two browser tabs never interfere). The review is one
+:class:`Review` under :data:`REVIEW`: the open video and, once detection ran, its detections, the
+:class:`~core.settings.DetectorSpec` they came from and their id (core's detection cache key), the
+last export and the last local selection. Widgets keep their values under their own keys.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import streamlit as st
+
+from core import paths
+from core.detections import Detections
+from core.settings import DetectorSpec, FlickerSettings
+from core.uploads import discard_upload, save_upload
+from core.video import VideoInfo, probe
+from ui import flags
+from ui.boundary import error_boundary
+from ui.viewer import handshake
+
+if TYPE_CHECKING:  # the export and selection modules load on the pages that use them
+    from core.lightly.export import ExportSummary
+    from core.lightly.selection import VideoSelection
+
+REVIEW = "review"  # the Review
+DETECTION_PROGRESS = "detection_progress"  # (done, total) of the run in progress: Cancel reports it
+ANNOTATOR = "annotator"  # widget: who gives the verdicts
+_SAMPLE_OFFERED = "_sample_offered"
+
+
+@dataclass(frozen=True)
+class LoadedVideo:
+    info: VideoInfo
+    relpath: str  # name used in Lightly file names (relative to the input datasource root)
+
+
+@dataclass(frozen=True, eq=False)
+class Review:
+    """What this tab reviews. ``detections``, ``detector`` and ``detection_id`` are set together."""
+
+    video: LoadedVideo
+    detections: Detections | None = None  # every box above the detection floor
+    detector: DetectorSpec | None = None  # the run that made them
+    detection_id: str | None = None  # ``DetectorSpec.cache_key``: names the video + model + floor + classes
+    export: ExportSummary | None = None  # the last export of these detections
+    selection: tuple[VideoSelection, FlickerSettings] | None = None  # the last local selection, with its flags' settings
+
+
+def review() -> Review | None:
+    return st.session_state.get(REVIEW)
+
+
+def _update(**changes) -> None:
+    st.session_state[REVIEW] = replace(st.session_state[REVIEW], **changes)
+
+
+def set_video(path: Path, relpath: str | None = None) -> bool:
+    """Probe and open a video for review (warnings shown), replacing the previous review. Returns
+    False (with the error shown) when the file cannot be used: the previous video then stays open,
+    and the page says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = None
+        with error_boundary():
+            info = probe(path)
+    for warning in caught:
+        st.warning(str(warning.message))
+    if info is None:
+        _say_still_open()
+        return False
+    st.session_state[REVIEW] = Review(LoadedVideo(info, relpath or info.path.name))
+    handshake.reset()
+    return True
+
+
+def _say_still_open() -> None:
+    if (previous := loaded_video()) is not None:
+        st.info(f"{previous.relpath} is still open.", icon=":material/info:")
+
+
+def open_video(path_text: str) -> bool:
+    """A video named by the user (the path box, or a link's URL): outside ``FLICKER_ROOTS`` it is
+    refused before anything touches the file."""
+    path = Path(path_text.strip()).expanduser()
+    with error_boundary():
+        paths.check_allowed(path)
+        return set_video(path)
+    _say_still_open()
+    return False
+
+
+def open_upload(name: str, data: BinaryIO) -> bool:
+    """Keep an uploaded video and open it; a file that is not a usable video is deleted again."""
+    target = save_upload(name, data)
+    if set_video(target, name):
+        return True
+    discard_upload(target)
+    return False
+
+
+def open_sample_once() -> None:
+    """``streamlit run app.py -- --sample``: the tab opens with the bundled sample loaded (once, so
+    loading another video sticks)."""
+    if review() is None and not st.session_state.get(_SAMPLE_OFFERED):
+        st.session_state[_SAMPLE_OFFERED] = True
+        set_video(paths.SAMPLE_VIDEO)
+
+
+def loaded_video() -> LoadedVideo | None:
+    return current.video if (current := review()) is not None else None
+
+
+def use_detections(detections: Detections, detector: DetectorSpec, detection_id: str) -> None:
+    """Review these detections of the open video, made by ``detector``; ``detection_id`` is
+    ``detector.cache_key(video, model)``. The minimum score starts at the detection floor."""
+    st.session_state[REVIEW] = Review(review().video, detections, detector, detection_id)
+    flags.start_at_floor(detector.conf)
+    handshake.reset()
+
+
+def detections() -> Detections | None:
+    """The tab's detections, every box above the detection floor."""
+    return current.detections if (current := review()) is not None else None
+
+
+def detections_for(detection_id: str) -> Detections | None:
+    """The tab's detections when they came from this video + model + floor + classes."""
+    current = review()
+    return current.detections if current is not None and current.detection_id == detection_id else None
+
+
+def detector_spec() -> DetectorSpec | None:
+    """The detector behind the tab's detections."""
+    return current.detector if (current := review()) is not None else None
+
+
+def set_detection_progress(done: int, total: int) -> None:
+    st.session_state[DETECTION_PROGRESS] = (done, total)
+
+
+def pop_detection_progress() -> tuple[int, int] | None:
+    return st.session_state.pop(DETECTION_PROGRESS, None)
+
+
+def set_export_result(summary: ExportSummary) -> None:
+    _update(export=summary)
+
+
+def export_result() -> ExportSummary | None:
+    return current.export if (current := review()) is not None else None
+
+
+def set_selection(selection: VideoSelection, settings: FlickerSettings) -> None:
+    _update(selection=(selection, settings))
+
+
+def selection() -> tuple[VideoSelection, FlickerSettings] | tuple[None, None]:
+    """The last local selection and the settings (thresholds, mode, floor) its flags came from."""
+    current = review()
+    return current.selection if current is not None and current.selection is not None else (None, None)
+
+
+def annotator() -> str:
+    return str(st.session_state.get(ANNOTATOR, "")).strip()

@@ -1,0 +1,84 @@
+"""The review mirrored in the URL, so a reload, a bookmark or a link opens the same frame with the
+same detector and settings.
+
+Every value read back is untrusted: paths go through the load page's checks, numbers are parsed and
+clipped, anything unreadable falls back to its default.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.flicker import MODES
+from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
+from ui import flags, resources, session
+from ui.boundary import error_boundary
+from ui.flicker_view import FlickerView
+from ui.viewer import handshake
+
+_TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
+
+
+def sync_url(view: FlickerView) -> None:
+    """Mirror the review in the URL (written only when something changed)."""
+    spec, settings = session.detector_spec(), view.settings
+    params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device, "conf": str(spec.conf),
+              "frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
+              "iou_track": str(settings.iou_track), "iou_assert": str(settings.iou_assert),
+              "min_score": str(settings.min_score)}
+    if spec.classes:
+        params["classes"] = ",".join(spec.classes)
+    if settings.mode == "improved":
+        options = settings.options
+        params.update(window=str(options.window), class_aware=str(int(options.class_aware)),
+                      one_to_one=str(int(options.one_to_one)), empty_median=str(int(options.empty_window_median)))
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def restore_from_url() -> None:
+    """A reload, bookmark or link reopens the review it names, when this tab has none yet. Nothing
+    runs: the detections come from the disk cache, or the page says to run detection."""
+    params = st.query_params
+    if session.detections() is not None or "video" not in params:
+        return
+    with error_boundary("Cannot reopen the review in this link"):
+        if not session.open_video(params["video"]):
+            return
+        spec = _detector_spec(params)
+        model = resources.detector(spec)
+        info = session.loaded_video().info
+        detections = spec.cached(info, model)
+        if detections is None:
+            st.info(f"{info.path.name} is loaded, but its detections for this link are not cached here: "
+                    "run detection on Load & detect.")
+            return
+        session.use_detections(detections, spec, spec.cache_key(info, model))
+        _restore_settings(params, detections.n_frames)
+
+
+def _detector_spec(params) -> DetectorSpec:
+    classes = sorted({int(c) for c in params.get("classes", "").split(",") if c.strip().isdigit()})
+    return DetectorSpec.of(params.get("weights", BUILTIN_HOG), device=params.get("device", "auto"),
+                           conf=_number(params.get("conf"), DEFAULT_CONF, 0.0, 1.0), classes=classes)
+
+
+def _number(text: str | None, default: float, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return default
+    return float(np.clip(value, low, high)) if np.isfinite(value) else default
+
+
+def _restore_settings(params, n_frames: int) -> None:
+    if params.get("mode") in MODES:
+        st.session_state[flags.MODE] = params["mode"]
+    for key in (flags.IOU_TRACK, flags.IOU_ASSERT, flags.MIN_SCORE):
+        st.session_state[key] = _number(params.get(key), st.session_state.get(key, flags.DEFAULTS.get(key, 0.0)), 0.0, 1.0)
+    st.session_state[flags.WINDOW] = int(_number(params.get("window"), flags.DEFAULTS[flags.WINDOW], *flags.WINDOW_RANGE))
+    for key, name in _TOGGLES.items():
+        if params.get(name) in ("0", "1"):
+            st.session_state[key] = params[name] == "1"
+    handshake.go_to(int(_number(params.get("frame"), 0, 0, n_frames - 1)), n_frames)
+
