@@ -15,7 +15,7 @@ from torchvision.ops import box_iou
 
 
 from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
-from core.reference import oracle_flickering
+from testkit.reference import oracle_flickering
 
 
 def synthetic_video(n_frames: int, n_objects: int, seed: int = 0) -> list[dict]:

@@ -2,7 +2,7 @@
 
 Ground truth: the real pedestrian tracks that ship with motmetrics (TUD-Campus, TUD-Stadtmitte)
 seen by a simulated detector (jitter, single-frame drops, longer gaps, false boxes and blinking
-false tracks; core/qa_sim.py), 5 seeds each: 10 videos per flicker mode. A frame is a true miss
+false tracks; testkit/qa_sim.py), 5 seeds each: 10 videos per flicker mode. A frame is a true miss
 per :func:`core.qa.true_misses` with the mode's window (single-frame misses for reference).
 
 For each video: ``review_plan`` picks 30 frames, an oracle answers from the truth, and
@@ -28,7 +28,7 @@ import numpy as np
 
 from core.flicker import FlickerIndex, FlickerOptions
 from core.qa import DEFAULT_GRID, FlagEvaluation, evaluate_flags, precision_recall, review_plan, suggest_thresholds, true_misses
-from core.qa_sim import SimulatedVideo, simulated_videos
+from testkit.qa_sim import SimulatedVideo, simulated_videos
 
 TUTORIAL_PAIRS = ((0.9, 0.6), (0.8, 0.6))
 

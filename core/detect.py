@@ -46,7 +46,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
 MODEL_SUFFIXES = (".pt", ".onnx", ".yaml", ".yml")
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 PREFETCH_BYTES = 256 << 20  # decoded frames queued for the model: 41 at 1080p, 5 at 4096x4096
 BATCH_BYTES = 512 << 20  # a GPU batch of 32 frames is capped to this many bytes of frames
 PREPARED_BATCHES = 2  # letterboxed batches queued for inference
@@ -356,7 +356,7 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
     if detections is None or detections.n_frames != video.frame_count:
         cache_file.unlink(missing_ok=True)
         return None
-    return detections.in_canonical_order()  # entries written before boxes were sorted
+    return detections
 
 
 _DONE = object()  # end of a stream

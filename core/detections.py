@@ -190,3 +190,16 @@ def lightly_xywh(xyxy: np.ndarray, image_size: tuple[int, int] | None = None) ->
         xywh[:, 3] = np.minimum(xywh[:, 3], height - xywh[:, 1])
     xywh[:, 2:] = np.maximum(xywh[:, 2:], 1)
     return xywh
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xyxy boxes, row-wise or broadcast (``box_iou(a[:, None], b[None])`` is the matrix), in
+    float64; degenerate boxes give 0, not NaN. (Reference mode keeps the tutorial's own arithmetic.)"""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

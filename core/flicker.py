@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.detections import Detections, xywh_to_xyxy
+from core.detections import Detections, box_iou, xywh_to_xyxy
 
 Mode = Literal["reference", "improved"]
 MODES = ("reference", "improved")
@@ -278,7 +278,7 @@ class FlickerIndex:
         _, u, v = _expand(starts[multi], sizes[multi], sizes[multi], starts[multi], starts[multi])
         nearer = self.pair_lag[missing[u]] < self.pair_lag[missing[v]]
         u, v = u[nearer], v[nearer]
-        overlap = _iou_float(self.pair_mean[missing[u]], self.pair_mean[missing[v]]) > track
+        overlap = box_iou(self.pair_mean[missing[u]], self.pair_mean[missing[v]]) > track
         keep = np.ones(len(missing), bool)
         keep[v[overlap]] = False
         return missing[keep]
@@ -404,7 +404,7 @@ def _pairs_for_centres(centres: np.ndarray, lag: int, video: _Boxes, options: Fl
     if options.class_aware:
         same = classes[a] == classes[b]
         centre, a, b = centre[same], a[same], b[same]
-    iou = _iou_reference(boxes[a], boxes[b]) if reference else _iou_float(boxes[a], boxes[b]).astype(np.float32)
+    iou = _iou_reference(boxes[a], boxes[b]) if reference else box_iou(boxes[a], boxes[b]).astype(np.float32)
     keep = iou > min_iou  # at 0: pairs that can pass some threshold in [0, 1]
     centre, a, b, iou = centre[keep], a[keep], b[keep], iou[keep]
     if options.one_to_one:
@@ -453,7 +453,7 @@ def _best_centre_iou(mean: np.ndarray, centre: np.ndarray, prev: np.ndarray, vid
         iou = _iou_reference(boxes[cand[hit]], mean[pair[hit]])
         iou = np.where(np.isnan(iou), np.float32(np.inf), iou)
     else:
-        iou = _iou_float(boxes[cand[hit]], mean[pair[hit]]).astype(np.float32)
+        iou = box_iou(boxes[cand[hit]], mean[pair[hit]]).astype(np.float32)
     by_pair = pair[hit]  # non-decreasing: candidates were expanded pair by pair
     if len(by_pair):
         starts = np.flatnonzero(np.r_[True, by_pair[1:] != by_pair[:-1]])
@@ -474,18 +474,6 @@ def _iou_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a + area_b - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter.astype(np.float32) / union.astype(np.float32)
-
-
-def _iou_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise (or broadcast) IoU in float64 with degenerate boxes giving 0, not NaN."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _greedy_one_to_one(centre: np.ndarray, a: np.ndarray, b: np.ndarray, iou: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from core.detections import Detections, xywh_to_xyxy
+from core.detections import Detections, box_iou, xywh_to_xyxy
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, FlickerIndex, FlickerResult
 
@@ -502,16 +502,8 @@ def _matched_rows(detections: Detections, ground_truth: GroundTruth, iou: float)
         lo, hi = bounds[i], bounds[i + 1]
         boxes = detections.xyxy[detections.rows(i)]
         if hi > lo and len(boxes):
-            matched[lo:hi] = _greedy_matches(_iou_matrix(ground_truth.xyxy[lo:hi], boxes), iou)
+            matched[lo:hi] = _greedy_matches(box_iou(ground_truth.xyxy[lo:hi, None], boxes[None]), iou)
     return matched
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
-    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), -1) + np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), -1) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _greedy_matches(iou: np.ndarray, threshold: float) -> np.ndarray:

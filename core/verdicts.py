@@ -53,10 +53,9 @@ class VerdictStore:
             raise _damaged(self.path, exc) from None
         with self._transaction() as db:
             version = self._version(db)
-            if version > SCHEMA_VERSION:
-                raise VerdictError(f"{self.path} was written by a newer version of this tool (schema {version})")
-            if version == 1:
-                _migrate_from_v1(db)
+            if version != SCHEMA_VERSION:
+                raise VerdictError(f"{self.path} holds verdicts in a layout this version does not read (schema "
+                                   f"{version}, this version writes {SCHEMA_VERSION}); move it aside to start a new one")
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -72,7 +71,7 @@ class VerdictStore:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" in tables:
             return int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-        return 1 if "verdicts" in tables else SCHEMA_VERSION
+        return 0 if "verdicts" in tables else SCHEMA_VERSION  # a verdicts table this tool did not write
 
     def set(self, video: str, frame: int, verdict: str | None, box: int = WHOLE_FRAME, annotator: str = "",
             note: str = "") -> None:
@@ -167,11 +166,3 @@ def _damaged(path: Path, exc: Exception) -> VerdictError:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return VerdictError(f"{path} stayed locked by another writer for 30 s; try again")
     return VerdictError(f"{path} is not a readable verdicts database ({exc}); move it aside to start a new one")
-
-
-def _migrate_from_v1(db: sqlite3.Connection) -> None:
-    """Schema 1 had one row per (video, frame) and no box, annotator or note."""
-    db.execute("ALTER TABLE verdicts RENAME TO verdicts_v1")
-    db.execute(_SCHEMA[1])
-    db.execute("INSERT INTO verdicts SELECT video, frame, -1, verdict, '', '', updated FROM verdicts_v1")
-    db.execute("DROP TABLE verdicts_v1")

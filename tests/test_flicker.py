@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from core.detections import Detections
 from core.flicker import FlickerIndex, FlickerOptions, _frame_chunks, compute_flickering_assertion
-from core.reference import oracle_flickering
+from testkit.reference import oracle_flickering
 
 THRESHOLDS = [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.8, 0.6), (0.9, 0.6), (0.5, 0.5), (0.3, 0.9)]
 

@@ -7,7 +7,7 @@ from core.errors import UserError
 from core.flicker import FlickerIndex, FlickerOptions
 from core.qa import (APP_THRESHOLDS, DEFAULT_GRID, GroundTruth, evaluate_flags, flag_matrix, plan_review, precision_recall,
                      read_mot_ground_truth, review_plan, suggest_thresholds, suspicion_bands, true_misses)
-from core.qa_sim import motmetrics_ground_truth, simulate_detections
+from testkit.qa_sim import motmetrics_ground_truth, simulate_detections
 
 MODES = {"reference": FlickerOptions(), "improved": FlickerOptions.improved()}
 

@@ -63,16 +63,19 @@ def test_undo_reverts_the_latest_change_of_an_annotator(tmp_path):
     assert store.undo("v", annotator="ana") is None
 
 
-def test_a_version_1_database_is_migrated_in_place(tmp_path):
+def test_a_store_in_another_layout_is_refused_in_one_line_and_left_as_it_is(tmp_path):
     import sqlite3
+
+    from core.errors import VerdictError
 
     path = tmp_path / "v.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, verdict TEXT NOT NULL, "
-                   "updated REAL NOT NULL, PRIMARY KEY (video, frame))")
-        db.execute("INSERT INTO verdicts VALUES ('v', 7, 'miss', 0)")
-    assert VerdictStore(path).all("v") == {7: "miss"}
-    assert VerdictStore(path).truth("v") == {7: True}
+        db.execute("CREATE TABLE verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, verdict TEXT NOT NULL)")
+        db.execute("INSERT INTO verdicts VALUES ('v', 7, 'miss')")
+    with pytest.raises(VerdictError, match="layout this version does not read"):
+        VerdictStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT * FROM verdicts").fetchall() == [("v", 7, "miss")]
 
 
 def test_a_damaged_database_is_one_clear_error(tmp_path):

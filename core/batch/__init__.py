@@ -181,7 +181,7 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
     source = detected.source
     if detected.error:
         return VideoRow(source.relpath, source.location, "failed", detected.error)
-    detections = detected.detections.in_canonical_order()  # the Ray engine builds its own Detections
+    detections = detected.detections
     flicker = options.flicker.evaluate(detections)
     try:
         export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker), source)

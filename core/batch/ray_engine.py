@@ -213,11 +213,11 @@ class RayEngine:
 
 
 def _detections(per_frame: list[FrameBoxes], info: VideoInfo, names: dict[int, str]) -> Detections:
-    """Boxes clipped to the frame, as :func:`core.detect.detect_video` stores them."""
+    """Boxes clipped to the frame and in canonical order, as :func:`core.detect.detect_video` stores them."""
     size = (info.width, info.height)
     bounds = np.asarray([*size, *size], np.float32)
     return Detections.from_frames([(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame], names,
-                                  image_size=size)
+                                  image_size=size).in_canonical_order()
 
 
 def _connect() -> bool:
