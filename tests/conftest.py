@@ -121,6 +121,39 @@ def streamlit_server(folder: Path, cache_dir: Path, *app_args: str) -> Iterator[
             process.wait()
 
 
+def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
+    """Poll ``condition`` until it gives a true value, and return that value. ``timeout`` is how
+    long the page may stand still: any change to it (its text, such as a progress bar's count, or
+    whether the app's script runs) starts the clock again, so a machine slowed down by other work
+    makes a wait longer, not a failure. A page that keeps changing still fails after ten timeouts."""
+    start = still_since = time.time()
+    seen = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception:  # the page re-renders under us; try again
+            pass
+        now, looks = time.time(), page_state(browser)
+        if looks != seen:
+            seen, still_since = looks, now
+        if now - still_since > timeout or now - start > 10 * timeout:
+            raise AssertionError(f"timed out waiting for {what} ({now - still_since:.0f} s without a change, "
+                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}")
+        time.sleep(0.25)
+
+
+def page_state(browser) -> tuple[str | None, str]:
+    """Whether the app's script runs, and the page's text: what changes while the app works."""
+    try:
+        return browser.execute_script(
+            "const app = document.querySelector('[data-test-script-state]');"
+            "return [app && app.getAttribute('data-test-script-state'), document.body.innerText];")
+    except Exception:  # between two pages
+        return None, ""
+
+
 @pytest.fixture
 def browser():
     from selenium import webdriver
@@ -140,8 +173,8 @@ def browser():
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """A detection cache shared by the slow end-to-end tests, so the HOG run on the whole sample
-    is paid once per test session."""
+    """A detection cache shared by the app tests and the slow end-to-end tests, so each detection
+    (the HOG run on the whole sample above all) is paid once per test session."""
     return tmp_path_factory.mktemp("shared-detection-cache")
 
 
@@ -157,11 +190,13 @@ def walk_hog(tmp_path_factory, shared_cache):
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    """The whole app under streamlit's AppTest, with its own cache and data folders."""
+def app(tmp_path, monkeypatch, shared_cache):
+    """The whole app under streamlit's AppTest, with its own data folder (verdicts, uploads, exports).
+    The detection cache is shared: no app test is about a cold cache, and each would otherwise run
+    the same detection again."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()

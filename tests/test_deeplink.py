@@ -6,8 +6,7 @@ has run once: a cold /review or /export ran that page file alone, with the file 
 """
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server
-from test_browser import wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
 
 pytestmark = [
     pytest.mark.slow,
