@@ -182,7 +182,9 @@ def test_bucket_prefix_input_is_staged_one_video_at_a_time_and_resumes(s3, video
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from core.batch.ray_engine import _start_loopback_ray
+
+    _start_loopback_ray(dict(num_cpus=2, log_to_driver=False))  # as batch starts it: on 127.0.0.1 only
     yield ray
     ray.shutdown()
 

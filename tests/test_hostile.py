@@ -369,3 +369,37 @@ def test_uploads_are_copied_to_disk_in_chunks_and_named_by_content(tmp_path, mon
     assert first == again and first.read_bytes() == data
     assert first.parent.parent == tmp_path / "uploads" and first.name == "evil name.mp4"
     assert [p.name for p in (tmp_path / "uploads").rglob("*") if p.is_file()] == ["evil name.mp4"]  # no temp file left
+
+
+# --- closed to the network (issue 24) -------------------------------------------------------------
+
+RAY_LISTENERS = """
+import json, psutil, ray
+from core.batch.ray_engine import _connect
+assert _connect()
+ray.get(ray.remote(lambda: 1).remote())  # a worker process is listening too
+me = psutil.Process()
+found = set()
+for proc in [me, *me.children(recursive=True)]:
+    try:
+        found |= {(c.laddr.ip, proc.name()) for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    except psutil.NoSuchProcess:
+        pass
+print(json.dumps({"listening": sorted(found), "gcs": ray.get_runtime_context().gcs_address}))
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only_with_no_dashboard(tmp_path):
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, "-c", RAY_LISTENERS], capture_output=True, text=True, timeout=300,
+                            env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["gcs"].startswith("127.0.0.1:")
+    names = {name for _, name in seen["listening"]}
+    assert {"gcs_server", "raylet"} <= names  # the servers were really seen
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip, _ in seen["listening"]), seen
+    assert not any("dashboard" in name for name in names)

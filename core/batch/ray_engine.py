@@ -9,8 +9,9 @@ results gathered by the driver (which then asserts and exports, as with the loca
 
 Backpressure: a decode task pauses once ``SHIPMENTS_AHEAD`` of its shipments wait unclaimed, and the
 driver claims one only for an idle actor, so the object store holds a few batches per video in
-flight, whatever the length of the videos. Without ``RAY_ADDRESS`` a local Ray is started (and
-stopped at the end); with it, the existing cluster is joined (see docs/batch.md for runtime_env).
+flight, whatever the length of the videos. Without ``RAY_ADDRESS`` a local Ray is started on
+127.0.0.1 only, without a dashboard or job API (and stopped at the end); with it, the existing cluster
+is joined (see docs/batch.md for runtime_env and what such a cluster must be).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from core.video import VideoInfo, iter_frames, probe
 SHIPMENT_FRAMES = 32  # frames per actor call: amortises Ray's per-call cost when a CPU model runs batches of 1
 SHIPMENTS_AHEAD = 2  # decoded shipments per video waiting for a detector
 VIDEOS_PER_WORKER = 4  # videos decoding at once per detector: a GPU outruns one PyAV decoder
+LOOPBACK = "127.0.0.1"  # the only address a local Ray listens on
 
 
 @dataclass(frozen=True)
@@ -221,15 +223,40 @@ def _detections(per_frame: list[FrameBoxes], info: VideoInfo, names: dict[int, s
 
 
 def _connect() -> bool:
-    """Join the cluster at ``RAY_ADDRESS``, or start a local Ray; True when this call started one."""
+    """Join the cluster the user named in ``RAY_ADDRESS``, or start a local Ray closed to the network;
+    True when this call started one. Ray has no authentication: whoever reaches its ports runs code."""
     if ray.is_initialized():
         return False
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(**quiet)
+    if os.environ.get("RAY_ADDRESS", "").strip() not in ("", "local"):
+        ray.init(**quiet)  # the user's explicit choice (docs/batch.md: what such a cluster must be)
         return False
-    ray.init(include_dashboard=False, **quiet)
+    _start_loopback_ray(quiet)
     return True
+
+
+def _start_loopback_ray(options: dict) -> None:
+    """A new local Ray whose every server listens on 127.0.0.1 only, with no dashboard or job API.
+
+    Ray's C++ servers bind 127.0.0.1 (not 0.0.0.0) when the node's address is the loopback one, but
+    ``ray.init`` on Linux swaps a loopback ``_node_ip_address`` for the LAN address; with clusters
+    off (Ray's own setting on macOS and Windows) it keeps 127.0.0.1. The result is checked, not
+    trusted: a Ray that still names another address is stopped before any task runs.
+    """
+    from ray._private import ray_constants
+
+    clusters = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = clusters
+    addresses = {ray.get_runtime_context().gcs_address.rsplit(":", 1)[0],
+                 *(node["NodeManagerAddress"] for node in ray.nodes())}
+    if addresses != {LOOPBACK}:
+        ray.shutdown()
+        raise UserError(f"The local Ray would listen on {', '.join(sorted(addresses - {LOOPBACK}))}, not only on "
+                        f"{LOOPBACK}: refusing to run it (set RAY_ADDRESS to use a cluster you secured)")
 
 
 def _start_actors(spec: DetectorSpec, workers: int | None) -> list:
