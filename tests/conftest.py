@@ -147,9 +147,9 @@ def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
 def page_state(browser) -> tuple[str | None, str]:
     """Whether the app's script runs, and the page's text: what changes while the app works."""
     try:
-        return browser.execute_script(
+        return tuple(browser.execute_script(
             "const app = document.querySelector('[data-test-script-state]');"
-            "return [app && app.getAttribute('data-test-script-state'), document.body.innerText];")
+            "return [app && app.getAttribute('data-test-script-state'), document.body.innerText];"))
     except Exception:  # between two pages
         return None, ""
 

@@ -173,6 +173,33 @@ def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path
     assert metric(reloaded, "Flagged frames") == metric(app, "Flagged frames"), "detections came back from the cache"
 
 
+def test_kept_classes_go_in_the_url_as_ids_and_a_link_brings_them_back(app, tiny_slice):
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(0.0001)
+    app.run()
+    app.multiselect(key="classes").set_value(["0", "2"])  # a model built from its YAML names classes by number
+    app.run()
+    click(app, "Run detection")
+    review = app.session_state["review"]
+    assert review.detector.classes == ("0", "2") and set(review.detections.cls.tolist()) <= {0, 2}
+    app.switch_page("pages/review.py")
+    app.run()
+    assert app.query_params["classes"] == "0,2"
+
+    reloaded = AppTest.from_file("../app.py", default_timeout=180)
+    reloaded.switch_page("pages/review.py")
+    reloaded.query_params = dict(app.query_params)
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.error
+    assert reloaded.session_state["review"].detection_id == review.detection_id  # core's cache key, the same run
+
+
 def test_a_link_is_untrusted_input(app, tiny_slice, tmp_path, monkeypatch):
     monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "allowed"))
     app.switch_page("pages/review.py")
