@@ -51,7 +51,8 @@ def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[floa
         figure.add_trace(go.Scatter(x=[suggested[0]], y=[suggested[1]], mode="markers", name="suggested",
                                     marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "#d62728", "width": 3},
                                             "symbol": "circle"}))
-    figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 70},  # legend under the axis: above, the toolbar covered it
+    # The legend sits under the axis: above it, it covered the toolbar.
+    figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 70},
                          xaxis={"title": "IoU tracking"}, yaxis={"title": "IoU assertion"},
                          legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
     return figure

@@ -28,9 +28,10 @@ if TYPE_CHECKING:  # the export and selection modules load on the pages that use
     from core.lightly.selection import VideoSelection
 
 REVIEW = "review"  # the Review
+# Beside the review, not part of it: they outlive a change of video or detections.
 DETECTION_PROGRESS = "detection_progress"  # (done, total) of the run in progress: Cancel reports it
 ANNOTATOR = "annotator"  # widget: who gives the verdicts
-_SAMPLE_OFFERED = "_sample_offered"
+_SAMPLE_OFFERED = "_sample_offered"  # --sample opens the sample once per tab
 
 
 @dataclass(frozen=True)
