@@ -186,9 +186,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {mask(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # the machine's refusal (disk full, name too long, ...), not a bug: one line too
+        print(f"error: {mask(_os_error_line(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``strerror: filename`` with a long name cut, so the line stays one short line."""
+    name = str(exc.filename or "")
+    shown = name if len(name) <= 120 else f"{name[:60]}...{name[-40:]} ({len(name):,} characters)"
+    return f"{exc.strerror or type(exc).__name__}" + (f": {shown}" if shown else "")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -251,9 +261,11 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import check_csv_path, evaluate_source, write_csv
+    from core.paths import check_output_folder
 
-    if args.out is not None:
+    if args.out is not None:  # before the evaluation: a typo costs a second, not a detection run
         check_csv_path(args.out)
+        check_output_folder(args.out.absolute().parent, "--out's folder")
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),
                                  progress_bar=not args.quiet)
     print(evaluation.text())
@@ -323,6 +335,7 @@ def _schedule(args: argparse.Namespace) -> int:
     import json
     import math
 
+    from core.bounded import load_json
     from core.lightly.config import build_selection_config, describe, load_config, validate_selection_config
     from core.lightly.schedule import ScheduleRequest, dry_run, planned_calls, schedule
 
@@ -331,10 +344,7 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.config is not None:
         config = load_config(args.config)
     else:
-        try:
-            extra = [json.loads(text) for text in args.extra_strategy]
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--extra-strategy is not valid JSON: {exc}") from None
+        extra = [load_json(text, "--extra-strategy") for text in args.extra_strategy]
         config = build_selection_config(args.n_samples, args.task, args.diversity, args.least_confidence,
                                         args.flickering, extra)
     validate_selection_config(config)

@@ -217,9 +217,12 @@ def check_output_folder(path: Path, what: str) -> Path:
     if not str(path).strip():
         raise UserError(f"{what} is empty: give a folder")
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{what} {path} exists and is not a folder")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{what} {path} exists and is not a folder")
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    except OSError as exc:  # a name longer than the file system allows, a loop of links, ...
+        raise UserError(f"{what} {str(path)[:80]}{'...' if len(str(path)) > 80 else ''}: {exc.strerror}") from None
     if not existing.is_dir():
         raise UserError(f"{what} {path} lies under {existing}, which is a file")
     if not os.access(existing, os.W_OK | os.X_OK):

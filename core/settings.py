@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from core.bounded import brief
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, FlickerIndex, FlickerOptions, FlickerResult
@@ -110,11 +111,11 @@ def resolve_classes(requested: Sequence[str] | None, names: dict[int, str]) -> l
         item = str(item)
         if item.lower() in by_name:
             ids.append(by_name[item.lower()])
-        elif item.isdigit() and int(item) in names:
+        elif item.isascii() and item.isdigit() and len(item) <= 18 and int(item) in names:  # int() of 5,000 digits raises
             ids.append(int(item))
         else:
             sample = ", ".join(list(names.values())[:8])
-            raise UserError(f"Unknown class {item!r}; the model's classes include: {sample}")
+            raise UserError(f"Unknown class {brief(item)}; the model's classes include: {sample}")
     return sorted(set(ids))
 
 

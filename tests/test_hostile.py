@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -403,3 +404,91 @@ def test_a_local_ray_listens_on_loopback_only_with_no_dashboard(tmp_path):
     assert {"gcs_server", "raylet"} <= names  # the servers were really seen
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip, _ in seen["listening"]), seen
     assert not any("dashboard" in name for name in names)
+
+
+# --- bounded reads, one line (issue 24) -----------------------------------------------------------
+
+def cli_process(*args, memory_bytes: int = 3 << 30, timeout: int = 120) -> tuple[int, str]:
+    """The CLI in a subprocess with an address-space limit: an unbounded read dies there, not here."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    result = subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT, preexec_fn=limit)
+    return result.returncode, result.stderr
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")) + "n_samples: *i\n"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("zero", None, "not a regular file"),  # /dev/zero: endless
+    ("bomb.yaml", BILLION_LAUGHS, "expands to more than"),
+    ("deep.json", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
+    ("deep.yaml", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
+    ("self.yaml", "a: &a [1, *a]\nn_samples: 1\n", "refers to itself"),
+    ("latin1.json", '{"n_samples": 5, "name": "caf\xe9"}', "not UTF-8"),
+    ("big.json", " " * (2 << 20) + "{}", "at most"),
+])
+def test_selection_configs_are_read_with_bounds(tmp_path, export, name, content, message):
+    path = Path("/dev/zero") if content is None else tmp_path / name
+    if content is not None:
+        path.write_bytes(content.encode("latin-1") if "latin1" in name else content.encode())
+    code, err = cli_process("select", export, "--config", path, "--out", tmp_path / "picked")
+    assert_one_line(code, err, message)
+    assert len(err) < 400 and "lol" not in err  # the structure is never echoed
+
+
+def test_a_bad_value_in_a_config_is_described_not_printed(capsys, tmp_path, export):
+    path = tmp_path / "config.json"
+    path.write_text('{"n_samples": ' + json.dumps(list(range(100_000))) + ', "strategies": []}')
+    code, err = cli(capsys, "select", export, "--config", path, "--out", tmp_path / "picked")
+    assert_one_line(code, err, "a list of 100000 items")
+    path.write_text('{"n_samples": -' + "9" * 4000 + ', "strategies": []}')
+    code, err = cli(capsys, "select", export, "--config", path, "--out", tmp_path / "picked")
+    assert_one_line(code, err, "an integer of")
+    assert len(err) < 300
+
+
+def test_an_extra_strategy_nested_50000_deep_is_one_line(monkeypatch):
+    monkeypatch.setenv("LIGHTLY_TOKEN", "tok-1234567890")
+    code, err = cli_process("schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url", "s3://b/l/",
+                            "--region", "eu-central-1", "--s3-role-arn", "arn:aws:iam::123456789012:role/x",
+                            "--s3-external-id", "external-id-1", "--dry-run",
+                            "--extra-strategy", "[" * 50_000 + "]" * 50_000)
+    assert_one_line(code, err, "--extra-strategy nests deeper than")
+
+
+def test_a_10000_character_out_and_a_5000_digit_class_are_one_line(capsys, tmp_path):
+    code, err = cli(capsys, "run", "--demo", "--quiet", "--out", tmp_path / ("x" * 10_000))
+    assert_one_line(code, err, "File name too long")
+    assert len(err) < 300
+    code, err = cli(capsys, "run", "--demo", "--quiet", "--out", tmp_path / "o", "--classes", "9" * 5000)
+    assert_one_line(code, err, "Unknown class")
+    assert len(err) < 300 and not (tmp_path / "o").exists()
+    code, err = cli(capsys, "run", "--demo", "--quiet", "--out", tmp_path / "o", "--classes", "²")
+    assert_one_line(code, err, "Unknown class")
+
+
+def test_batch_out_under_a_file_and_an_ftp_input_are_one_line(capsys, tmp_path, sample_slice):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert_one_line(*cli(capsys, "batch", sample_slice, "--quiet", "--out", a_file / "sub"), "which is a file")
+    assert_one_line(*cli(capsys, "batch", "ftp://127.0.0.1:9/x.mp4", "--quiet", "--out", tmp_path / "o"),
+                    "ftp:// is not a bucket")
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_out_under_a_file_is_refused_before_the_work(capsys, tmp_path, sample_slice, monkeypatch):
+    import core.evaluate
+
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,10,10,50,80,1,1,1\n")
+    monkeypatch.setattr(core.evaluate, "evaluate_source", lambda *a, **k: pytest.fail("the evaluation ran"))
+    code, err = cli(capsys, "evaluate", sample_slice, "--gt", gt, "--out", a_file / "scores.csv")
+    assert_one_line(code, err, "is not a folder")

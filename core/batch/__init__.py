@@ -127,8 +127,7 @@ def check_config(config: BatchConfig) -> None:
         raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {config.engine!r}")
     if config.workers is not None and (config.engine != "ray" or config.workers < 1):
         raise UserError("--workers is the number of Ray detector workers: use it with --engine ray, at least 1")
-    if options.out.exists() and not options.out.is_dir():
-        raise UserError(f"--out {options.out} exists and is not a folder")
+    paths.check_output_folder(options.out, "--out")
     options.export.check()
 
 

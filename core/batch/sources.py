@@ -13,7 +13,7 @@ from core import paths
 from core.backends import describe
 from core.detections import Detections
 from core.errors import CloudError, UserError
-from core.lightly.push import filesystem
+from core.lightly.push import BACKENDS, filesystem
 from core.secrets import mask
 from core.sources import find_videos
 from core.video import VIDEO_EXTENSIONS, VideoInfo
@@ -151,6 +151,9 @@ def _glob_sources(pattern: str) -> list[VideoSource]:
 
 def _bucket_sources(url: str) -> list[VideoSource]:
     """A bucket prefix (recursive), one object, or a glob, listed once with sizes and ETags."""
+    protocol = url.split("://", 1)[0].lower()
+    if protocol not in BACKENDS:
+        raise UserError(f"{protocol}:// is not a bucket batch reads: give s3://, gs:// or az:// URLs, or local paths")
     fs, root = filesystem(url)
     try:
         if _GLOB_MAGIC.search(root):

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.errors import SelectionError, validation_line
+from core.bounded import brief, read_config
+from core.errors import SelectionError, UserError, validation_line
 from core.lightly.datasource import FLICKERING_KEY
 
 LEAST_CONFIDENCE = "objectness_least_confidence"  # Lightly's object-detection uncertainty score
@@ -38,21 +39,12 @@ def build_selection_config(
 
 
 def load_config(path: str | Path) -> dict:
-    """A selection config from JSON or YAML (the same dict the schedule step sends)."""
-    path = Path(path)
+    """A selection config from JSON or YAML (the same dict the schedule step sends), read with
+    bounds (size, depth, alias expansion): it is a file this tool did not write."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SelectionError(f"Cannot read {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        else:
-            config = json.loads(text)
-    except Exception as exc:  # yaml and json raise their own types
-        raise SelectionError(f"{path} is not valid {path.suffix[1:].upper() or 'JSON'}: {str(exc).splitlines()[0]}") from None
+        config = read_config(path, "The selection config")
+    except UserError as exc:
+        raise SelectionError(str(exc)) from None
     if not isinstance(config, dict):
         raise SelectionError(f"{path} must hold a mapping with n_samples and strategies")
     return config
@@ -69,9 +61,9 @@ def validate_selection_config(config: Any) -> None:
     if n_samples is None and proportion is None:
         raise SelectionError("The selection config needs n_samples (or proportion_samples)")
     if n_samples is not None and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
-        raise SelectionError(f"n_samples must be a positive integer, got {n_samples!r}")
+        raise SelectionError(f"n_samples must be a positive integer, got {brief(n_samples)}")
     if proportion is not None and not (_is_finite_number(proportion) and 0 < proportion <= 1):
-        raise SelectionError(f"proportion_samples must be in (0, 1], got {proportion!r}")
+        raise SelectionError(f"proportion_samples must be in (0, 1], got {brief(proportion)}")
     strategies = config.get("strategies")
     if not isinstance(strategies, list) or not strategies:
         raise SelectionError("The selection config needs at least one strategy")
@@ -87,10 +79,10 @@ def validate_selection_config(config: Any) -> None:
             raise SelectionError(f"strategies[{k}]: a METADATA input needs a key")
         strength = entry["strategy"].get("strength")
         if strength is not None and not _is_finite_number(strength):
-            raise SelectionError(f"strategies[{k}]: strength must be a number, got {strength!r}")
+            raise SelectionError(f"strategies[{k}]: strength must be a number, got {brief(strength)}")
         seed = source.get("random_seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise SelectionError(f"strategies[{k}]: random_seed must be an integer, got {seed!r}")
+            raise SelectionError(f"strategies[{k}]: random_seed must be an integer, got {brief(seed)}")
     try:
         selection_config_from_dict(config)
     except Exception as exc:  # pydantic's ValidationError: one line naming the field
@@ -105,10 +97,10 @@ def _check_strategy_shape(k: int, entry: Any) -> None:
     """Each strategy is ``{"input": {...}, "strategy": {...}}``: anything else is refused here, before
     it reaches a selection engine (the local one panics on a non-mapping input)."""
     if not isinstance(entry, dict):
-        raise SelectionError(f"strategies[{k}] must be a mapping with input and strategy, got {str(entry)[:40]!r}")
+        raise SelectionError(f"strategies[{k}] must be a mapping with input and strategy, got {brief(entry)}")
     for part in ("input", "strategy"):
         if not isinstance(entry.get(part), dict):
-            raise SelectionError(f"strategies[{k}]: {part} must be a mapping, got {str(entry.get(part))[:40]!r}")
+            raise SelectionError(f"strategies[{k}]: {part} must be a mapping, got {brief(entry.get(part))}")
 
 
 def describe(config: Any) -> str:
