@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -35,14 +36,15 @@ from core import paths
 from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, describe, export_onnx, onnx_export_path,
                            onnxruntime_available)
 from core.detections import Detections
-from core.errors import DetectionCancelled, DetectorError
+from core.errors import DetectionCancelled, DetectorError, UserError
 from core.settings import BACKENDS, BUILTIN_HOG, DEFAULT_CONF  # noqa: F401  (BACKENDS: checked in resolve_backend)
 from core.video import VideoInfo, iter_frames
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never let Ultralytics probe the network
 os.environ.setdefault("YOLO_VERBOSE", "False")
 # Ultralytics' own weights_only loading and eval-free yaml parsing, for every load in this process
-# (it takes effect when core.detect is imported before ultralytics; check_checkpoint holds either way)
+# (it takes effect when core.detect is imported before ultralytics). Only a default: check_checkpoint
+# and check_model_yaml hold whatever the user's environment says.
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
 MODEL_SUFFIXES = (".pt", ".onnx", ".yaml", ".yml")
@@ -238,19 +240,107 @@ def _load_yolo(weights: str, local: Path, suffix: str):
     import torch
     from ultralytics import YOLO
 
-    if suffix in (".yaml", ".yml"):
-        torch.manual_seed(0)
     try:
-        if suffix == ".pt":
-            check_checkpoint(local)
-        model = YOLO(str(local) if local.is_file() else weights, task="detect")
-    except DetectorError:
+        if suffix in (".yaml", ".yml"):
+            torch.manual_seed(0)
+            with _checked_model_yaml(weights, local) as path:
+                model = YOLO(path, task="detect")
+        else:
+            if suffix == ".pt":
+                check_checkpoint(local)
+            model = YOLO(str(local) if local.is_file() else weights, task="detect")
+    except UserError:  # DetectorError included
         raise
     except Exception as exc:  # Ultralytics raises many types for a bad file
         raise DetectorError(f"Could not load model {Path(weights).name}: {describe(exc)}") from None
     if model.task != "detect":
         raise DetectorError(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
     return model
+
+
+MAX_MODEL_YAML_BYTES = 1 << 20
+MODEL_YAML_LIMITS = {"layers": 1000, "repeats": 64, "number": 8192, "nc": 10_000, "gain": 4}  # real: 400, 9, 2048, 80, 1.5
+_ACTIVATION = re.compile(r"(?:torch\.)?nn\.([A-Za-z]\w*)\(\)")
+
+
+@contextmanager
+def _checked_model_yaml(weights: str, local: Path) -> Iterator[str]:
+    """The model YAML Ultralytics is to build, checked first (:func:`check_model_yaml`); a local
+    file is handed over as a private copy of the bytes checked, under its own name (the name gives
+    the scale), so it cannot change between the check and the build. A bare name is a YAML shipped
+    inside Ultralytics (read by its own loader, checked all the same)."""
+    if not local.is_file():
+        from ultralytics.nn.tasks import yaml_model_load
+
+        check_model_yaml(yaml_model_load(weights), Path(weights).name)
+        yield weights
+        return
+    from core.bounded import decode_utf8, load_yaml, read_capped
+
+    data = read_capped(local, MAX_MODEL_YAML_BYTES, "Model file")
+    check_model_yaml(load_yaml(decode_utf8(data, f"Model file {local.name}"), f"Model file {local.name}"), local.name)
+    with tempfile.TemporaryDirectory(prefix="model-yaml-") as folder:
+        copy = Path(folder) / local.name
+        copy.write_bytes(data)
+        yield str(copy)
+
+
+def check_model_yaml(config: object, name: str) -> None:
+    """Refuse a model YAML that Ultralytics would turn into code, whatever ``ULTRALYTICS_SAFE_LOAD``
+    says: with it off, ``activation:`` is passed to ``eval`` and a layer's module name is looked up
+    among all of Ultralytics' globals (its loaders included) and called with the YAML's arguments.
+    Allowed: an activation ``nn.<Layer>()`` without arguments, and layer modules that are torch
+    ``nn.Module`` classes (``Conv``, ``nn.Upsample``, ...); numbers within bounds real models keep."""
+    import torch
+    import ultralytics.nn.tasks as tasks
+
+    def refuse(problem: str) -> DetectorError:
+        return DetectorError(f"flicker-review refuses to build {name}: {problem}")
+
+    if not isinstance(config, dict):
+        raise refuse("it is not a model definition (a mapping with backbone and head)")
+    activation = config.get("activation")
+    if activation is not None:
+        found = _ACTIVATION.fullmatch(activation) if isinstance(activation, str) else None
+        layer = getattr(torch.nn, found.group(1), None) if found else None
+        if not (isinstance(layer, type) and issubclass(layer, torch.nn.Module)):
+            raise refuse("its activation is not a plain nn.<Layer>() (it would be evaluated as Python code)")
+    layers = config.get("backbone"), config.get("head")
+    if not all(isinstance(part, list) for part in layers) or sum(map(len, layers)) > MODEL_YAML_LIMITS["layers"]:
+        raise refuse(f"backbone and head must be lists of at most {MODEL_YAML_LIMITS['layers']} layers")
+    nc = config.get("nc", 80)
+    if not (isinstance(nc, int) and 0 < nc <= MODEL_YAML_LIMITS["nc"]):
+        raise refuse(f"nc must be a class count in 1..{MODEL_YAML_LIMITS['nc']}")
+    scales = config.get("scales") or {}
+    gains = [config.get("depth_multiple", 1.0), config.get("width_multiple", 1.0),
+             *(gain for triple in (scales.values() if isinstance(scales, dict) else [None]) for gain in
+               (triple[:2] if isinstance(triple, list) and len(triple) == 3 else [None]))]
+    if not all(isinstance(g, (int, float)) and 0 < g <= MODEL_YAML_LIMITS["gain"] for g in gains):
+        raise refuse(f"depth and width gains must be numbers in (0, {MODEL_YAML_LIMITS['gain']}]")
+    for k, layer in enumerate(layers[0] + layers[1]):
+        if not (isinstance(layer, list) and len(layer) == 4 and isinstance(layer[2], str) and isinstance(layer[3], list)):
+            raise refuse(f"layer {k} is not [from, repeats, module, args]")
+        _from, repeats, module, args = layer
+        if not _is_model_layer(module, torch, tasks):
+            raise refuse(f"layer {k}'s module is not a model layer (only torch nn.Module classes are built)")
+        if not (isinstance(repeats, int) and 0 < repeats <= MODEL_YAML_LIMITS["repeats"]):
+            raise refuse(f"layer {k} repeats must be in 1..{MODEL_YAML_LIMITS['repeats']}")
+        if any(isinstance(a, (int, float)) and not abs(a) <= MODEL_YAML_LIMITS["number"] for a in args):
+            raise refuse(f"layer {k} has an argument beyond {MODEL_YAML_LIMITS['number']}")
+
+
+def _is_model_layer(module: str, torch, tasks) -> bool:
+    """How Ultralytics' parse_model resolves a module name, without calling anything."""
+    for prefix, namespace in (("nn.", torch.nn), ("torchvision.ops.", None)):
+        if module.startswith(prefix):
+            name = module[len(prefix):]
+            if namespace is None:
+                import torchvision.ops as namespace
+            break
+    else:
+        name, namespace = module, tasks
+    found = getattr(namespace, name, None) if name.isidentifier() and not name.startswith("_") else None
+    return isinstance(found, type) and issubclass(found, torch.nn.Module)
 
 
 class HogPeopleDetector:

@@ -492,3 +492,47 @@ def test_evaluate_out_under_a_file_is_refused_before_the_work(capsys, tmp_path, 
     monkeypatch.setattr(core.evaluate, "evaluate_source", lambda *a, **k: pytest.fail("the evaluation ran"))
     code, err = cli(capsys, "evaluate", sample_slice, "--gt", gt, "--out", a_file / "scores.csv")
     assert_one_line(code, err, "is not a folder")
+
+
+# --- no code from a model YAML, whatever the environment says (issue 24) ----------------------------
+
+def model_yaml(tmp_path, name: str, **changes) -> Path:
+    """Ultralytics' own yolov8.yaml with some keys (or one head layer) changed."""
+    import yaml
+    from ultralytics.utils.checks import check_yaml
+
+    config = yaml.safe_load(Path(check_yaml("yolov8.yaml")).read_text())
+    layer = changes.pop("head_layer", None)
+    if layer is not None:
+        config["head"].insert(0, layer)
+    config.update(changes)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"activation": "__import__('pathlib').Path('{marker}').write_text('x') or nn.SiLU()"}, "activation is not a plain"),
+    ({"activation": "nn.LeakyReLU(__import__('pathlib').Path('{marker}').write_text('x'))"}, "activation is not a plain"),
+    ({"head_layer": [-1, 1, "attempt_load_one_weight", ["{marker}.pt"]]}, "not a model layer"),
+    ({"head_layer": [-1, 1, "nn.__class__", []]}, "not a model layer"),
+    ({"nc": 10**9}, "nc must be"),
+    ({"width_multiple": 1e6}, "gains"),
+])
+def test_a_model_yaml_never_runs_code_even_with_ultralytics_safe_load_off(tmp_path, capsys, changes, message):
+    marker = tmp_path / "PWNED"
+    changes = json.loads(json.dumps(changes).replace("{marker}", str(marker)))
+    weights = model_yaml(tmp_path, "yolov8n.yaml", **changes)
+    env = dict(os.environ, ULTRALYTICS_SAFE_LOAD="0")
+    result = subprocess.run([sys.executable, "-m", "core", "run", "--demo", "--weights", str(weights), "--device", "cpu",
+                             "--backend", "torch", "--quiet", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert_one_line(result.returncode, result.stderr, message)
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_plain_model_yamls_still_build(tmp_path):
+    from core.detect import YoloDetector
+
+    weights = model_yaml(tmp_path, "yolov8n.yaml", activation="torch.nn.ReLU()")
+    assert len(YoloDetector(weights, device="cpu", imgsz=64, backend="torch").names) == 80
