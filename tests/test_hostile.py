@@ -536,3 +536,44 @@ def test_plain_model_yamls_still_build(tmp_path):
 
     weights = model_yaml(tmp_path, "yolov8n.yaml", activation="torch.nn.ReLU()")
     assert len(YoloDetector(weights, device="cpu", imgsz=64, backend="torch").names) == 80
+
+
+# --- push never writes through a link planted in its target (issue 24) ----------------------------
+
+def test_push_refuses_a_target_whose_lightly_folder_is_a_link(export, tmp_path):
+    elsewhere, target = tmp_path / "elsewhere", tmp_path / "bucket"
+    elsewhere.mkdir()
+    target.mkdir()
+    os.symlink(elsewhere, target / ".lightly")
+    with pytest.raises(UserError, match="symbolic link"):
+        push(export, str(target))
+    assert not any(elsewhere.iterdir())
+    (target / ".lightly").unlink()
+    (target / ".lightly").mkdir()
+    os.symlink(elsewhere, target / ".lightly" / "metadata")  # deeper down
+    with pytest.raises(UserError, match="metadata is a symbolic link"):
+        push(export, str(target))
+    assert not any(elsewhere.iterdir())
+
+
+def test_push_replaces_a_file_link_in_the_target_and_never_writes_through_it(export, tmp_path):
+    target = tmp_path / "bucket"
+    push(export, str(target))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = sorted((target / ".lightly" / "metadata").glob("*.json"))[-1]
+    planted.unlink()
+    os.symlink(victim, planted)
+    report = push(export, str(target))
+    assert victim.read_text() == "precious"
+    assert not planted.is_symlink() and planted.read_bytes() == (Datasource(export).metadata / planted.name).read_bytes()
+    assert len(report.uploaded) == 1  # only the planted link was replaced; the rest had the same content
+    assert not [p for p in target.rglob("*.partial")]
+
+
+def test_push_dry_run_and_pushing_into_the_export_itself_write_nothing(export, tmp_path):
+    report = push(export, str(tmp_path / "bucket"), dry_run=True)
+    assert report.uploaded and not (tmp_path / "bucket").exists()
+    with pytest.raises(UserError, match="own .lightly"):
+        push(export, str(Datasource(export).lightly))
+    assert not (Datasource(export).lightly / ".lightly").exists()

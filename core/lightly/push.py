@@ -9,7 +9,12 @@ Files already there with the same content are skipped; uploads run concurrently 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
+import os
+import secrets
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -96,6 +101,10 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
     datasource = Datasource(export_dir)
     if not datasource.exists():
         raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
+    if "://" not in url:
+        target, own = Path(url).expanduser().resolve(), datasource.lightly.resolve()
+        if target == own or own in target.parents:
+            raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
     items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size)
              for path in datasource.files()]
     if input_url is not None:
@@ -152,15 +161,82 @@ def _is_local(fs) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
-def _same_content(item: PushItem, info: dict | None, fs) -> bool:
+def _same_content(item: PushItem, info: dict | None) -> bool:
     if info is None or int(info.get("size", -1)) != item.size:
         return False
     remote = _remote_md5(info)
-    if remote is not None:
-        return remote == _md5(item.local)
-    if _is_local(fs):
-        return _md5(Path(info["name"])) == _md5(item.local)
-    return False
+    return remote is not None and remote == _md5(item.local)
+
+
+# A local target is written without following a link planted in it: every folder below the target
+# is opened with O_NOFOLLOW from its parent's descriptor (a link or a file there is refused), and a
+# file is written beside its name and renamed over it (a link in its place is replaced, never written
+# through). The target folder itself is the user's choice, followed like any path they give.
+
+def _target_folder(root: str, parts: tuple[str, ...], url: str, create: bool) -> int | None:
+    """A descriptor of ``root/parts...`` reached without following links; None when it does not exist
+    and ``create`` is off."""
+    if create:
+        os.makedirs(root, exist_ok=True)
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    for depth, part in enumerate(parts):
+        try:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        except FileNotFoundError:
+            os.close(fd)
+            if create:
+                raise
+            return None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise CloudError(f"Cannot write under {url}: {'/'.join(parts[:depth + 1])} is a symbolic link or a "
+                                 "file, not a folder; push never writes through links") from None
+            raise
+        os.close(fd)
+        fd = child
+    return fd
+
+
+def _same_local_content(item: PushItem, root: str, path: str, url: str) -> bool:
+    *parts, name = Path(path).relative_to(root).parts
+    fd = _target_folder(root, tuple(parts), url, create=False)
+    if fd is None:
+        return False
+    try:
+        status = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(status.st_mode) or status.st_size != item.size:
+            return False  # a link in a file's place is replaced, never read
+        with os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd), "rb") as f:
+            return hashlib.file_digest(f, "md5").hexdigest() == _md5(item.local)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _upload_local(item: PushItem, root: str, path: str, url: str) -> None:
+    *parts, name = Path(path).relative_to(root).parts
+    fd = _target_folder(root, tuple(parts), url, create=True)
+    partial = f".{name}.{secrets.token_hex(6)}.partial"
+    try:
+        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        with os.fdopen(out, "wb") as f, item.local.open("rb") as source:
+            while chunk := source.read(1 << 22):
+                f.write(chunk)
+        os.rename(partial, name, src_dir_fd=fd, dst_dir_fd=fd)  # replaces a link in its place
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial, dir_fd=fd)
+        raise
+    finally:
+        os.close(fd)
 
 
 def _listing(fs, root: str) -> dict[str, dict]:
@@ -243,12 +319,13 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     start = time.perf_counter()
     for target_url in {url} | ({input_url} if input_url else set()):
         fs, root = filesystem(target_url)
+        local = _is_local(fs)
         _check_reachable(fs, root, target_url)
-        existing = _listing(fs, root)
+        existing = {} if local else _listing(fs, root)
         todo = []
         for item in (i for i in planned if i.remote.startswith(target_url.rstrip("/") + "/")):
             path = fs._strip_protocol(item.remote)
-            if _same_content(item, existing.get(path), fs):
+            if (_same_local_content(item, root, path, target_url) if local else _same_content(item, existing.get(path))):
                 report.skipped.append(item)
             else:
                 todo.append((item, path))
@@ -256,14 +333,15 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
             report.uploaded.extend(item for item, _ in todo)
             continue
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_upload, fs, item, path, retries): item for item, path in todo}
+            futures = {(pool.submit(_upload_local, item, root, path, target_url) if local
+                        else pool.submit(_upload, fs, item, path, retries)): item for item, path in todo}
             for future in as_completed(futures):
                 try:
                     future.result()
                 except Exception as exc:
                     for pending in futures:
                         pending.cancel()
-                    raise _explain(exc, target_url) from None
+                    raise exc if isinstance(exc, CloudError) else _explain(exc, target_url) from None
                 report.uploaded.append(futures[future])
                 if progress:
                     progress(len(report.uploaded) + len(report.skipped), len(planned))
