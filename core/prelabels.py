@@ -30,7 +30,8 @@ labelstudio   tasks.json, label_config.xml                ``score`` 1.0 and ``me
 ============  ==========================================  =============================================
 
 Every format also gets ``prelabels.json``: per frame its file name, video, frame index and boxes
-(pixels, label, score, ``imputed``). COCO, YOLO, CVAT and YouTube-VIS files are written by Lightly's
+(pixels, label, score, ``imputed``), and under ``files`` every entry written beside it: a later run
+replaces the folder only when it holds nothing else. COCO, YOLO, CVAT and YouTube-VIS files are written by Lightly's
 ``labelformat``. Its COCO writer leaves out the annotation ``id``, ``area`` and ``iscrowd`` that
 pycocotools and CVAT read, so they are added; it has no YouTube-VIS *box* writer, so boxes go
 through its track writer as rectangle polygons (``segmentations`` hold the rectangles) and each
@@ -52,6 +53,7 @@ frame only (no tracker links boxes across the scattered frames pre-labelled). ``
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ from typing import Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+import orjson
 from labelformat.model.bounding_box import BoundingBox
 from labelformat.model.category import Category
 from labelformat.model.image import Image
@@ -69,6 +72,7 @@ from labelformat.model.multipolygon import MultiPolygon
 from labelformat.model.object_detection import ImageObjectDetection, ObjectDetectionInput, SingleObjectDetection
 from labelformat.model.video import Video
 
+from core.bounded import brief, read_capped
 from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
 from core.flicker import FlickerResult
@@ -83,6 +87,7 @@ from core.video import FrameReader, VideoInfo
 FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio")
 SELECTIONS = ("confirmed", "flagged")
 MANIFEST = "prelabels.json"
+MAX_MANIFEST_BYTES = 256 << 20  # ~1 million boxes
 IMAGES = "images"
 IMPUTED_NOTE = "imputed by the flickering assertion"
 LABEL_STUDIO_BOX, LABEL_STUDIO_VIDEO = "box", "video"  # from_name / to_name, as in label_config.xml
@@ -153,7 +158,8 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
             tree = staging / out.name
             tree.mkdir()
             _write_format(tree, fmt, frames, categories, videos, video_url_prefix)
-            (tree / MANIFEST).write_bytes(_manifest(fmt, frames, categories, videos))
+            written = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*"))
+            (tree / MANIFEST).write_bytes(_manifest(fmt, frames, categories, videos, written))
             check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
             swap_in(staging, out.parent, [out.name])
     except OSError as exc:
@@ -163,11 +169,34 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
 
 
 def check_prelabel_folder(out_dir: str | Path) -> Path:
-    """A folder pre-labels may be written to: new, empty, or an earlier pre-label folder (replaced)."""
+    """A folder pre-labels may be written to: new, empty, or an earlier pre-label folder holding
+    only what this tool wrote there (its ``prelabels.json`` lists it), which is replaced whole. A
+    folder with anything else in it (a file of the user's, a link) is refused: nothing of theirs is
+    ever deleted."""
     out = check_output_folder(Path(out_dir), "--out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ExportError(f"--out {out} already holds other files; give a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    written = _written_entries(out)
+    for folder, dirs, files in os.walk(out):  # links are listed, never followed
+        for name in dirs + files:
+            entry = (Path(folder) / name).relative_to(out).as_posix()
+            if entry not in written or (Path(folder) / name).is_symlink():
+                raise ExportError(f"--out {out} holds {brief(entry)}, which pre-labels did not write: give a new or "
+                                  "empty folder (an earlier pre-label folder is replaced only when it holds nothing else)")
     return out
+
+
+def _written_entries(out: Path) -> set[str]:
+    """What an earlier run wrote into ``out``, as its manifest lists it (the manifest is untrusted
+    input: read with bounds, never through a link); an empty set when it lists nothing usable."""
+    try:
+        manifest = orjson.loads(read_capped(out / MANIFEST, MAX_MANIFEST_BYTES, "pre-label manifest", follow_symlinks=False))
+    except (UserError, orjson.JSONDecodeError):
+        manifest = None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        raise ExportError(f"--out {out} already holds other files; give a new or empty folder")
+    return {MANIFEST, *(entry for entry in files if isinstance(entry, str))}
 
 
 # ---------------------------------------------------------------------------------------- from a source
@@ -307,11 +336,14 @@ def _write_images(folder: Path, frames: list[_Frame], videos: Sequence[PrelabelV
             reader.close()
 
 
-def _manifest(fmt: str, frames: list[_Frame], categories: list[Category], videos: Sequence[PrelabelVideo]) -> bytes:
+def _manifest(fmt: str, frames: list[_Frame], categories: list[Category], videos: Sequence[PrelabelVideo],
+              written: list[str]) -> bytes:
+    """``prelabels.json``: the frames and boxes, and ``files``, every entry written beside it (what a
+    later run may replace)."""
     entries = [{"file_name": f.file_name, "video": videos[f.video].relpath, "frame": f.frame,
                 "boxes": [{"xyxy": box, "label": categories[c].name, "score": s, "imputed": i} for box, c, s, i in _boxes(f)]}
                for f in frames]
-    return json.dumps({"format": fmt, "frames": entries}, indent=1).encode()
+    return json.dumps({"format": fmt, "frames": entries, "files": written}, indent=1).encode()
 
 
 # ---------------------------------------------------------------------------------------- formats

@@ -577,3 +577,50 @@ def test_push_dry_run_and_pushing_into_the_export_itself_write_nothing(export, t
     with pytest.raises(UserError, match="own .lightly"):
         push(export, str(Datasource(export).lightly))
     assert not (Datasource(export).lightly / ".lightly").exists()
+
+
+# --- pre-labels never delete a file of the user's (issue 24) ---------------------------------------
+
+@pytest.fixture
+def flickering_export(tmp_path, sample_slice):
+    """An export of the sample slice whose one box goes missing in frames 5 and 20: two flags."""
+    info = probe(sample_slice)
+    frames = np.array([f for f in range(info.frame_count) if f not in (5, 20)])
+    det = Detections(frames, np.tile([100.0, 100.0, 200.0, 300.0], (len(frames), 1)), np.full(len(frames), 0.9),
+                     np.zeros(len(frames)), {0: "person"}, info.frame_count, (info.width, info.height))
+    out = tmp_path / "flickering"
+    export_datasource(out, [VideoPredictions.of_video(info, "walk.mp4", det, FlickerIndex.from_detections(det).evaluate())],
+                      task="det")
+    return out
+
+
+def test_prelabels_onto_an_earlier_folder_holding_the_users_files_is_refused(flickering_export, tmp_path, capsys):
+    out = tmp_path / "labels"
+    args = ["prelabels", flickering_export, "--out", out, "--format", "coco", "--only", "flagged", "--quiet"]
+    assert cli(capsys, *args)[0] == 0
+    (out / "notes.txt").write_text("my notes")
+    (out / "images" / "mine.png").write_bytes(b"my image")
+    result = subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert_one_line(result.returncode, result.stderr, "which pre-labels did not write")
+    assert (out / "notes.txt").read_text() == "my notes" and (out / "images" / "mine.png").read_bytes() == b"my image"
+    (out / "notes.txt").unlink()
+    (out / "images" / "mine.png").unlink()
+    assert cli(capsys, *args)[0] == 0  # only what it wrote: replaced
+
+
+def test_prelabels_refuse_a_planted_link_or_a_manifest_that_lists_nothing(flickering_export, tmp_path, capsys):
+    out = tmp_path / "labels"
+    args = ["prelabels", flickering_export, "--out", out, "--format", "yolo", "--only", "flagged", "--quiet"]
+    assert cli(capsys, *args)[0] == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    image = sorted((out / "images").iterdir())[0]
+    image.unlink()
+    os.symlink(victim, image)  # a name the manifest lists, now a link
+    assert_one_line(*cli(capsys, *args), "which pre-labels did not write")
+    image.unlink()
+    manifest = json.loads((out / "prelabels.json").read_text())
+    (out / "prelabels.json").write_text(json.dumps({"format": "yolo", "frames": manifest["frames"]}))
+    assert_one_line(*cli(capsys, *args), "already holds other files")
+    assert victim.read_text() == "precious" and (out / "data.yaml").exists()
