@@ -3,6 +3,8 @@
 ``select``, ``evaluate`` and ``prelabels`` read."""
 from __future__ import annotations
 
+import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -11,14 +13,18 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from core.bounded import read_capped
 from core.detect import Detector, Progress
 from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
-from core.lightly.export import UNFLAGGED_VALUE, read_manifest, read_tasks
+from core.lightly.export import UNFLAGGED_VALUE, check_task_name, read_manifest, read_tasks, writing
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec
 from core.video import VIDEO_EXTENSIONS, VideoInfo, probe
+
+
+MAX_METADATA_BYTES = 1 << 20  # one frame's metadata: a few dozen bytes when this tool writes it
 
 
 class SkippedVideoWarning(UserWarning):
@@ -101,12 +107,24 @@ def load_sources(source: Path, spec: DetectorSpec, task: str | None = None, prog
 
 
 def export_sources(export_dir: Path, task: str | None = None) -> list[SourceVideo]:
-    """Videos, imported detections and exported flickering values of an export folder."""
+    """Videos, imported detections and exported flickering values of an export folder, read under
+    the writers' lock: a swap a crash interrupted is finished first (as every writer does), and no
+    writer swaps the folder mid-read. Every file in it is untrusted: no link is followed."""
+    with writing(Path(export_dir)):
+        return _read_export(Path(export_dir), task)
+
+
+def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
     datasource = Datasource(export_dir)
     manifest = read_manifest(export_dir)
     if not manifest:
         raise UserError(f"{export_dir} does not say which videos it was made from: export it again")
+    if task is not None:
+        check_task_name(task)
     task = task or read_tasks(export_dir)[0]
+    for folder in (datasource.lightly, datasource.predictions, datasource.task_dir(task), datasource.metadata):
+        if folder.is_symlink():
+            raise UserError(f"{folder} is a symbolic link; links in an export are never followed: export again")
     videos = []
     for entry in manifest:
         if not entry.get("source"):
@@ -121,7 +139,13 @@ def export_sources(export_dir: Path, task: str | None = None) -> list[SourceVide
 
 
 def _flickering_value(metadata: Path) -> float:
-    if not metadata.is_file():
+    """A frame's recorded value; a missing file is an unflagged frame, a link or a damaged file an error."""
+    if not os.path.lexists(metadata):
         return UNFLAGGED_VALUE
-    value = orjson.loads(metadata.read_bytes()).get("metadata", {}).get(FLICKERING_KEY, UNFLAGGED_VALUE)
-    return float(value) if isinstance(value, (int, float)) else UNFLAGGED_VALUE
+    try:
+        record = orjson.loads(read_capped(metadata, MAX_METADATA_BYTES, "Metadata file", follow_symlinks=False))
+    except orjson.JSONDecodeError:
+        raise UserError(f"{metadata} is not valid JSON: export again") from None
+    value = record.get("metadata") if isinstance(record, dict) else None
+    value = value.get(FLICKERING_KEY, UNFLAGGED_VALUE) if isinstance(value, dict) else UNFLAGGED_VALUE
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else UNFLAGGED_VALUE

@@ -624,3 +624,45 @@ def test_prelabels_refuse_a_planted_link_or_a_manifest_that_lists_nothing(flicke
     (out / "prelabels.json").write_text(json.dumps({"format": "yolo", "frames": manifest["frames"]}))
     assert_one_line(*cli(capsys, *args), "already holds other files")
     assert victim.read_text() == "precious" and (out / "data.yaml").exists()
+
+
+# --- readers of an export follow nothing out of it (issue 24) --------------------------------------
+
+def prelabels_of(export, tmp_path, capsys):
+    return cli(capsys, "prelabels", export, "--out", tmp_path / "labels", "--format", "coco", "--only", "flagged", "--quiet")
+
+
+def test_a_metadata_file_that_is_a_link_is_one_line(flickering_export, tmp_path, capsys):
+    planted = sorted(Datasource(flickering_export).metadata.glob("walk-*.json"))[3]
+    planted.unlink()
+    os.symlink("/dev/zero", planted)
+    assert_one_line(*prelabels_of(flickering_export, tmp_path, capsys), "symbolic link")
+    planted.unlink()
+    planted.write_bytes(b"\xff not json")
+    assert_one_line(*prelabels_of(flickering_export, tmp_path, capsys), "not valid JSON")
+
+
+@pytest.mark.parametrize("tasks", [["/etc"], ["../../elsewhere"], ["det/../../x"], [".."]])
+def test_a_tasks_json_naming_a_path_out_of_the_export_is_one_line(flickering_export, tmp_path, capsys, tasks):
+    Datasource(flickering_export).tasks_file.write_text(json.dumps(tasks))
+    assert_one_line(*prelabels_of(flickering_export, tmp_path, capsys), "not a plain folder name")
+
+
+def test_a_task_folder_that_is_a_link_is_refused(flickering_export, tmp_path, capsys):
+    import shutil
+
+    task = Datasource(flickering_export).task_dir("det")
+    shutil.move(task, tmp_path / "det-elsewhere")
+    os.symlink(tmp_path / "det-elsewhere", task)
+    assert_one_line(*prelabels_of(flickering_export, tmp_path, capsys), "symbolic link")
+
+
+@pytest.mark.slow
+def test_readers_finish_a_torn_export_before_reading_it(tmp_path, sample_slice):
+    from core.sources import export_sources
+
+    out = tmp_path / "out"
+    export_in_subprocess(out, sample_slice, 1)
+    assert export_in_subprocess(out, sample_slice, 2, fault="swap-one-entry-done").returncode == -9
+    assert [video.relpath for video in export_sources(out)] == ["walk2.mp4"]
+    assert export_state(out) == ("walk2.mp4", {"walk2"})

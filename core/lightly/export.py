@@ -23,8 +23,9 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import orjson
 
+from core.bounded import read_capped
 from core.detections import Detections, lightly_xywh
-from core.errors import ExportError
+from core.errors import ExportError, UserError
 from core.flicker import FlickerResult
 from core.lightly.datasource import FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
@@ -212,11 +213,16 @@ def read_tasks(out_dir: str | Path) -> list[str]:
     """The prediction tasks an export lists in tasks.json."""
     path = Datasource(out_dir).tasks_file
     try:
-        tasks = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        raise ExportError(f"{path} is missing or damaged; export again to recreate it") from None
+        tasks = orjson.loads(read_capped(path, MAX_MANIFEST_BYTES, "tasks.json", follow_symlinks=False))
+    except (UserError, orjson.JSONDecodeError):
+        raise ExportError(f"{path} is missing, damaged or a link; export again to recreate it") from None
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
         raise ExportError(f"{path} must list the prediction tasks")
+    for task in tasks:  # a name like ../../elsewhere or /abs would lead a reader out of the export
+        try:
+            check_task_name(task)
+        except ExportError:
+            raise ExportError(f"{path} names a task that is not a plain folder name; export again") from None
     return tasks
 
 
