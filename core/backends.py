@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from core import paths
+from core.errors import DetectorError
 
 FrameBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (K, 4), score (K,), cls (K,)
 
@@ -271,6 +272,7 @@ class OnnxBackend:
         self.minimal = None in fixed
         self.target_hw = square_input(imgsz, self.stride) if self.minimal else tuple(fixed)
         self.end2end = meta.get("end2end") == "True" or "'nms': True" in meta.get("args", "")
+        _check_detection_graph(model_path, model_input.shape, self.session.get_outputs()[0].shape, self.end2end)
         self.names = _onnx_names(meta, self.session)
         self.fingerprint = "onnx"
 
@@ -281,6 +283,7 @@ class OnnxBackend:
     def infer(self, prepared, conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
         images, box = prepared
         preds = self.session.run(None, {self.input_name: images})[0]
+        _check_detection_graph("the ONNX model", images.shape, preds.shape, self.end2end)  # dynamic axes, as run
         return [(box.to_frame(xyxy), score, cls) for xyxy, score, cls in select_boxes(preds, conf, classes, self.end2end)]
 
 
@@ -307,9 +310,31 @@ def _session(model_path: Path, device: str, threads: int):
     return ort.InferenceSession(str(model_path), options, providers=providers)
 
 
+def _check_detection_graph(model: Path | str, input_shape: Sequence, output_shape: Sequence, end2end: bool) -> None:
+    """A YOLO detection graph: images (B, 3, H, W) in, (B, 4 + classes, anchors) out, or (B, boxes, 6)
+    for an NMS-free head. Anything else (a classifier, a segmenter's extra output first, a graph
+    of another shape) is refused in one line instead of failing deep in the box decoding."""
+    def known(dim) -> int | None:
+        return dim if isinstance(dim, int) else None
+
+    name = getattr(model, "name", model)
+    if len(input_shape) != 4 or known(input_shape[1]) not in (3, None):
+        raise DetectorError(f"{name} is not a YOLO detection model: its input is not a batch of colour images")
+    ok = len(output_shape) == 3 and (
+        known(output_shape[-1]) in (6, None) if end2end
+        else known(output_shape[1]) is None or known(output_shape[1]) >= 5 or known(output_shape[-1]) == 6)
+    if not ok:
+        raise DetectorError(f"{name} is not a YOLO detection model: its output has shape {list(output_shape)}, not "
+                            "(batch, 4 + classes, anchors) or (batch, boxes, 6)")
+
+
 def _onnx_names(meta: dict[str, str], session) -> dict[int, str]:
     if "names" in meta:
-        return {int(k): str(v) for k, v in ast.literal_eval(meta["names"]).items()}
+        try:
+            names = ast.literal_eval(meta["names"][:1 << 20])
+            return {int(k): str(v)[:200] for k, v in names.items()}
+        except (ValueError, TypeError, SyntaxError, AttributeError, RecursionError, MemoryError):
+            raise DetectorError("The ONNX model's class names (metadata 'names') are not a mapping of ids to names") from None
     channels = session.get_outputs()[0].shape[1]  # (B, 4 + classes, anchors) without Ultralytics metadata
     return {i: f"class{i}" for i in range(channels - 4)} if isinstance(channels, int) else {}
 

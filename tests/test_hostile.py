@@ -666,3 +666,37 @@ def test_readers_finish_a_torn_export_before_reading_it(tmp_path, sample_slice):
     assert export_in_subprocess(out, sample_slice, 2, fault="swap-one-entry-done").returncode == -9
     assert [video.relpath for video in export_sources(out)] == ["walk2.mp4"]
     assert export_state(out) == ("walk2.mp4", {"walk2"})
+
+
+# --- an ONNX model that is not a YOLO detector (issue 24) -----------------------------------------
+
+def onnx_model(path: Path, kind: str) -> Path:
+    """A real ONNX graph over (B, 3, H, W) images: a classifier's (B, 3) output, or a (B, 3, H*W)
+    output whose shape is only known when it runs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    if kind == "classifier":
+        nodes = [helper.make_node("ReduceMean", ["images"], ["out"], axes=[2, 3], keepdims=0)]
+        out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", 3])
+        initializers = []
+    else:
+        nodes = [helper.make_node("Reshape", ["images", "shape"], ["out"])]
+        out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", "c", "n"])
+        initializers = [helper.make_tensor("shape", TensorProto.INT64, [3], [0, 3, -1])]
+    graph = helper.make_graph(nodes, "not-yolo", [images], [out], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["classifier", "three-channels-out"])
+def test_an_onnx_model_that_is_not_a_yolo_detector_is_one_line(capsys, tmp_path, sample_slice, kind):
+    pytest.importorskip("onnxruntime")
+    weights = onnx_model(tmp_path / f"{kind}.onnx", kind)
+    code, err = cli(capsys, "run", sample_slice, "--weights", weights, "--quiet", "--out", tmp_path / "out",
+                    "--cache-dir", tmp_path / "cache")
+    assert_one_line(code, err, "is not a YOLO detection model")
+    assert not (tmp_path / "out").exists()
