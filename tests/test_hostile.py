@@ -700,3 +700,19 @@ def test_an_onnx_model_that_is_not_a_yolo_detector_is_one_line(capsys, tmp_path,
                     "--cache-dir", tmp_path / "cache")
     assert_one_line(code, err, "is not a YOLO detection model")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_disk_that_refuses_writes_is_one_line(tmp_path, sample_slice):
+    """A full disk, simulated by a 4 KiB file-size limit (EFBIG instead of ENOSPC: the same OSError path)."""
+    import resource
+    import signal
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    result = subprocess.run([sys.executable, "-m", "core", "run", str(sample_slice), "--quiet", "--out", str(tmp_path / "out"),
+                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT, preexec_fn=small_files)
+    assert_one_line(result.returncode, result.stderr, "File too large")
+    assert not (tmp_path / "out" / ".lightly").exists()
