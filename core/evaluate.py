@@ -1,13 +1,13 @@
 """``python -m core evaluate``: how good the flickering assertion is on a video whose ground truth
 you have; the assertion's counterpart of FiftyOne's ``evaluate_detections``.
 
-The ground truth is a MOTChallenge ``gt.txt`` (:func:`core.qa.read_mot_ground_truth`: MOT frame k
-is video frame k - 1) or a YouTube-VIS ``.json`` (:func:`core.qa.read_youtube_vis_ground_truth`,
+The ground truth is a MOTChallenge ``gt.txt`` (:func:`core.ground_truth.read_mot_ground_truth`: MOT frame k
+is video frame k - 1) or a YouTube-VIS ``.json`` (:func:`core.ground_truth.read_youtube_vis_ground_truth`,
 through ``labelformat``; of a file with several videos, the one named like the video's file).
 Annotations past the video's last frame are ignored. A frame *truly misses*
 an object when an annotated object is matched by a detection (IoU >= 0.5) just before and just
 after a stretch of at most the assertion's half window, and not inside it
-(:func:`core.qa.true_misses`). Every threshold pair of :data:`core.qa.DEFAULT_GRID` is then scored:
+(:func:`core.ground_truth.true_misses`). Every threshold pair of :data:`core.qa.DEFAULT_GRID` is then scored:
 precision, recall and F1 of the flags against those frames, and the best pair.
 
 Detections come from the source, as for ``select``: an export folder's prediction task (its
@@ -26,10 +26,11 @@ from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, TUTORIAL_FUNCTION_IOU_TRACK
 from core.paths import write_atomic
+from core.ground_truth import (FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
+                               read_ground_truth, true_misses)
+from core.qa import APP_THRESHOLDS
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
-from core.qa import (APP_THRESHOLDS, FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
-                     read_ground_truth, true_misses)
 
 MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
 TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function defaults to 0.9 / 0.6

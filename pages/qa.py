@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
-from core.qa import DEFAULT_GRID, ReviewQueue, precision_recall, review_queue, suggest_thresholds
+from core.qa import DEFAULT_GRID, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.render import render_frame
 from core.verdicts import VERDICTS
 from ui import flags, resources, session
@@ -103,6 +103,7 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
         estimate_row("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, compared_to=now)
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
                    f"{_sentence(suggestion.note)}")
+        suggestion_preview(view, suggestion)
         st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
                   on_click=flags.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
@@ -111,6 +112,18 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
         st.plotly_chart(f1_map_figure(grid, current,
                                       (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
                         config={"displaylogo": False})
+
+
+def suggestion_preview(view: FlickerView, suggestion) -> None:
+    """What "Use suggested thresholds" would do, in plain words, before it is pressed."""
+    share = suggestion.n_flagged / max(view.n_frames, 1)
+    (p_low, p_high), (r_low, r_high) = suggestion.precision_ci, suggestion.recall_ci
+    st.markdown(f"The suggested thresholds flag **{suggestion.n_flagged} of {view.n_frames} frames** ({share:.0%}; "
+                f"{view.flicker.n_flagged} now). Between {p_low:.0%} and {p_high:.0%} of those frames really miss an "
+                f"object, and they hold between {r_low:.0%} and {r_high:.0%} of the frames that do (90% intervals).")
+    if share > LARGE_FLAGGED_SHARE:
+        st.warning(f"These thresholds flag {share:.0%} of the video: flags on most frames say little. Review more "
+                   "frames of the queue before using them.", icon=":material/warning:")
 
 
 def estimate_row(label: str, thresholds: tuple[float, float], estimate, compared_to=None) -> None:

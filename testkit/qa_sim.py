@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.detections import Detections
-from core.qa import GroundTruth, read_mot_ground_truth
+from core.ground_truth import GroundTruth, read_mot_ground_truth
 
 MOT_SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")
 IMAGE_SIZE = (640, 480)  # both TUD sequences
@@ -62,6 +62,11 @@ class DetectorProfile:
     false_positive_rate: float = 0.05  # scattered one-frame false boxes per frame
     spurious_track_rate: float = 0.03  # starts of short false tracks per frame
     spurious_blink_rate: float = 0.3  # a spurious track's chance to vanish in each of its frames
+    occlusion_drop: float = 0.0  # extra drop probability per unit of a box's overlap with the boxes in front of it
+    hard_tracks: float = 0.0  # > 0: each track gets a hardness; its boxes drop when a noisy score falls under a floor
+    misplaced: float = 0.0  # extra jitter for hard tracks (a box half on the object)
+    ghost_rate: float = 0.0  # one-frame false boxes per frame, next to a real person
+    min_jitter_px: float = 0.0  # jitter floor in pixels: small objects are located no better than a few pixels
 
     @classmethod
     def for_seed(cls, seed: int) -> "DetectorProfile":
@@ -80,33 +85,79 @@ def simulate_detections(truth: GroundTruth, seed: int, profile: DetectorProfile 
     """The boxes a flawed detector would report on the video ``truth`` annotates (class 0, person)."""
     profile = profile or DetectorProfile.for_seed(seed)
     rng = np.random.default_rng(seed)
-    kept = _detected_mask(truth, profile, rng)
-    boxes = _jittered(truth.xyxy[kept], profile.jitter, rng)
+    hardness = _track_hardness(truth, profile, rng)
+    kept = _detected_mask(truth, profile, hardness, rng)
+    jitter = profile.jitter * (1 + profile.misplaced * hardness[kept])
+    boxes = _jittered(truth.xyxy[kept], jitter, rng, profile.min_jitter_px)
     frames = [truth.frame[kept], _false_positive_frames(truth.n_frames, profile, rng)]
     false_boxes = _random_boxes(len(frames[1]), rng)
     spurious_frames, spurious_boxes = _spurious_tracks(truth.n_frames, profile, rng)
-    frame = np.concatenate([*frames, spurious_frames])
-    xyxy = np.concatenate([boxes, false_boxes, spurious_boxes])
+    ghost_frames, ghost_boxes = _ghosts(truth, profile, rng)
+    frame = np.concatenate([*frames, spurious_frames, ghost_frames])
+    xyxy = np.concatenate([boxes, false_boxes, spurious_boxes, ghost_boxes])
     order = np.argsort(frame, kind="stable")
     score = rng.uniform(0.3, 0.95, len(frame))
     return Detections(frame[order], xyxy[order], score, np.zeros(len(frame)), {0: "person"}, truth.n_frames, IMAGE_SIZE)
 
 
-def _detected_mask(truth: GroundTruth, profile: DetectorProfile, rng: np.random.Generator) -> np.ndarray:
-    """Per ground-truth row, whether the detector sees it: independent single drops plus gaps."""
-    kept = rng.random(len(truth.frame)) >= profile.drop_rate
+def _track_hardness(truth: GroundTruth, profile: DetectorProfile, rng: np.random.Generator) -> np.ndarray:
+    """Per ground-truth row, its track's hardness in [0, 1] (0 for every row without hard tracks)."""
+    if not profile.hard_tracks:
+        return np.zeros(len(truth.frame))
+    ids, of_row = np.unique(truth.track_id, return_inverse=True)
+    return rng.beta(0.6, 1.4, len(ids))[of_row]
+
+
+def _detected_mask(truth: GroundTruth, profile: DetectorProfile, hardness: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per ground-truth row, whether the detector sees it: single drops (more for occluded boxes),
+    longer gaps, and for hard tracks a noisy score that falls under the floor in clusters."""
+    drop = profile.drop_rate + profile.occlusion_drop * _occlusion(truth)
+    kept = rng.random(len(truth.frame)) >= np.clip(drop, 0, 0.95)
     for rows in truth.rows_per_track():
         starts = np.flatnonzero(rng.random(len(rows)) < profile.gap_rate)
         for start, length in zip(starts, rng.integers(2, profile.max_gap_length + 1, len(starts))):
             kept[rows[start:start + length]] = False
+        if profile.hard_tracks:  # AR(1) score noise: misses come in clusters on hard objects
+            noise = np.zeros(len(rows))
+            for k in range(1, len(rows)):
+                noise[k] = 0.6 * noise[k - 1] + rng.normal(0, 0.15)
+            score = 0.85 - profile.hard_tracks * hardness[rows] + noise
+            kept[rows[score < 0.35]] = False
     return kept
 
 
-def _jittered(xyxy: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
+def _occlusion(truth: GroundTruth) -> np.ndarray:
+    """Per row, the largest share of its box covered by a box lower in the image (nearer the camera)."""
+    covered = np.zeros(len(truth.frame))
+    bounds = np.searchsorted(truth.frame, np.arange(truth.n_frames + 1))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi - lo < 2:
+            continue
+        a, b = truth.xyxy[lo:hi, None].astype(np.float64), truth.xyxy[None, lo:hi].astype(np.float64)
+        wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+        area = np.prod(a[..., 2:] - a[..., :2], axis=-1)
+        share = wh[..., 0] * wh[..., 1] / np.maximum(area, 1)
+        in_front = b[..., 3] > a[..., 3]
+        covered[lo:hi] = np.max(np.where(in_front, share, 0), axis=1)
+    return covered
+
+
+def _jittered(xyxy: np.ndarray, jitter, rng: np.random.Generator, min_px: float = 0.0) -> np.ndarray:
     size = xyxy[:, 2:] - xyxy[:, :2]
-    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2 + rng.normal(0, jitter, size.shape) * size
-    size = size * np.exp(rng.normal(0, jitter, size.shape))
+    jitter = np.broadcast_to(np.asarray(jitter, np.float64).reshape(-1, 1), size.shape)
+    spread = np.maximum(jitter * size, min_px)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2 + rng.normal(0, 1, size.shape) * spread
+    size = size * np.exp(rng.normal(0, 1, size.shape) * spread / np.maximum(size, 1))
     return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+
+
+def _ghosts(truth: GroundTruth, profile: DetectorProfile, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One-frame false boxes next to a real person (a shadow, a reflection, a double detection)."""
+    rows = np.flatnonzero(rng.random(len(truth.frame)) < profile.ghost_rate)
+    boxes = truth.xyxy[rows].astype(np.float64)
+    width = boxes[:, 2] - boxes[:, 0]
+    shift = width * rng.uniform(0.4, 0.9, len(rows)) * rng.choice([-1, 1], len(rows))
+    return truth.frame[rows], boxes + np.stack([shift, np.zeros_like(shift), shift, np.zeros_like(shift)], axis=1)
 
 
 def _false_positive_frames(n_frames: int, profile: DetectorProfile, rng: np.random.Generator) -> np.ndarray:
@@ -148,3 +199,115 @@ def ping_pong(truth: GroundTruth, n_frames: int) -> GroundTruth:
     counts = [len(r) for r in rows]
     rows = np.concatenate(rows)
     return GroundTruth(np.repeat(np.arange(n_frames), counts).astype(np.int32), truth.track_id[rows], truth.xyxy[rows], n_frames)
+
+
+# ---------------------------------------------------------------------------------------- harder footage
+
+FOOTAGE = ("mild", "crowd", "fast", "small", "hard", "rare", "mixed")
+
+
+def footage_videos(kind: str, seeds: range = range(5)) -> list[SimulatedVideo]:
+    """Videos of one kind of footage, one per motmetrics sequence and seed (``mixed``: one per seed):
+
+    * ``mild``: today's bench (the tracks as they are, a plausible detector per seed);
+    * ``crowd``: the people duplicated side by side and behind each other; misses driven by occlusion;
+    * ``fast``: every third frame (low frame-to-frame IoU) and camera jolts that move every box;
+    * ``small``: far-away people (boxes a third of the size) located to a few pixels;
+    * ``hard``: score-dependent misses clustered on hard objects, misplaced boxes, one-frame ghosts;
+    * ``rare``: 3,000-frame videos where the detector rarely drops a box;
+    * ``mixed``: segments of the kinds above one after the other, with scene cuts between them.
+    """
+    if kind == "mixed":
+        return [_mixed(seed) for seed in seeds]
+    videos = []
+    for sequence in MOT_SEQUENCES:
+        for seed in seeds:
+            truth, profile = _footage(kind, motmetrics_ground_truth(sequence), seed)
+            name = f"{kind}-{sequence.removeprefix('TUD-')}-{seed}"
+            videos.append(SimulatedVideo(name, simulate_detections(truth, seed, profile), truth))
+    return videos
+
+
+def _footage(kind: str, truth: GroundTruth, seed: int) -> tuple[GroundTruth, DetectorProfile]:
+    rng = np.random.default_rng([seed, 11])
+    profile = DetectorProfile.for_seed(seed)
+    if kind == "mild":
+        return truth, profile
+    if kind == "crowd":
+        crowd = _crowded(ping_pong(truth, 300), rng, copies=1)
+        return crowd, replace(profile, drop_rate=profile.drop_rate / 4, occlusion_drop=0.25)
+    if kind == "fast":
+        return _jolted(_every(ping_pong(truth, 900), 3), rng), profile
+    if kind == "small":
+        return _scaled(ping_pong(truth, 300), 0.35), replace(profile, min_jitter_px=1.5, drop_rate=profile.drop_rate * 1.5)
+    if kind == "hard":
+        return ping_pong(truth, 300), replace(profile, drop_rate=profile.drop_rate / 3, hard_tracks=0.45, misplaced=2.0,
+                                              ghost_rate=0.03)
+    if kind == "rare":
+        return ping_pong(truth, 3000), replace(profile, drop_rate=profile.drop_rate / 15, gap_rate=profile.gap_rate / 5,
+                                               false_positive_rate=profile.false_positive_rate / 3)
+    raise ValueError(f"unknown footage {kind!r}; one of {', '.join(FOOTAGE)}")
+
+
+def _mixed(seed: int) -> SimulatedVideo:
+    """Four segments (crowd, fast, small, hard) of alternating sequences, cut together; each segment's
+    detector errs in its own way."""
+    parts, truths = [], []
+    for k, kind in enumerate(("crowd", "fast", "small", "hard")):
+        truth, profile = _footage(kind, motmetrics_ground_truth(MOT_SEQUENCES[(seed + k) % 2]), seed * 10 + k)
+        truth = _first_frames(truth, 150)
+        truths.append(truth)
+        parts.append(simulate_detections(truth, seed * 10 + k, profile))
+    return SimulatedVideo(f"mixed-{seed}", Detections.merge(parts), _concatenated(truths))
+
+
+def _every(truth: GroundTruth, step: int) -> GroundTruth:
+    keep = truth.frame % step == 0
+    return GroundTruth(truth.frame[keep] // step, truth.track_id[keep], truth.xyxy[keep], (truth.n_frames + step - 1) // step)
+
+
+def _jolted(truth: GroundTruth, rng: np.random.Generator, rate: float = 0.04, step_px: float = 25.0) -> GroundTruth:
+    """A hand-held camera: at random frames the view jumps (every box moves) and stays there."""
+    steps = np.where(rng.random((truth.n_frames, 1)) < rate, rng.normal(0, step_px, (truth.n_frames, 2)), 0.0)
+    offset = np.cumsum(steps, axis=0)
+    offset -= offset.mean(axis=0)
+    shift = np.tile(offset[truth.frame], 2)
+    return GroundTruth(truth.frame, truth.track_id, (truth.xyxy + shift).astype(np.float32), truth.n_frames)
+
+
+def _scaled(truth: GroundTruth, factor: float) -> GroundTruth:
+    centre = np.array(IMAGE_SIZE, np.float64) / 2
+    xyxy = (truth.xyxy.reshape(-1, 2, 2) - centre) * factor + centre
+    return GroundTruth(truth.frame, truth.track_id, xyxy.reshape(-1, 4).astype(np.float32), truth.n_frames)
+
+
+def _crowded(truth: GroundTruth, rng: np.random.Generator, copies: int = 2) -> GroundTruth:
+    """The same people two more times, shifted sideways by part of a body width and a little in
+    depth, and a few frames later: a crowd where people pass behind each other."""
+    parts = [truth]
+    for k in range(1, copies + 1):
+        dx, dy = rng.uniform(15, 45) * rng.choice([-1, 1]), rng.uniform(-15, 15)
+        lag = int(rng.integers(3, 20))
+        frame = (truth.frame + lag) % truth.n_frames
+        xyxy = truth.xyxy + np.array([dx, dy, dx, dy], np.float32)
+        parts.append(GroundTruth(frame, truth.track_id + 1000 * k, xyxy, truth.n_frames))
+    return _merged(parts, truth.n_frames)
+
+
+def _merged(parts: list[GroundTruth], n_frames: int) -> GroundTruth:
+    frame = np.concatenate([p.frame for p in parts])
+    order = np.argsort(frame, kind="stable")
+    return GroundTruth(frame[order], np.concatenate([p.track_id for p in parts])[order],
+                       np.concatenate([p.xyxy for p in parts])[order], n_frames)
+
+
+def _first_frames(truth: GroundTruth, n: int) -> GroundTruth:
+    keep = truth.frame < n
+    return GroundTruth(truth.frame[keep], truth.track_id[keep], truth.xyxy[keep], min(n, truth.n_frames))
+
+
+def _concatenated(truths: list[GroundTruth]) -> GroundTruth:
+    """Segments one after another (a scene cut between each): frames and track ids offset."""
+    offsets = np.cumsum([0] + [t.n_frames for t in truths])
+    parts = [GroundTruth(t.frame + offsets[k], t.track_id + 100_000 * k, t.xyxy, 0) for k, t in enumerate(truths)]
+    return _merged(parts, int(offsets[-1]))

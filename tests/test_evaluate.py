@@ -246,7 +246,7 @@ def test_ground_truth_needs_one_video(walk):
 
 
 def test_an_oversized_ground_truth_file_is_refused_before_it_is_parsed(case, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("core.qa.MAX_GROUND_TRUTH_BYTES", 1024)
+    monkeypatch.setattr("core.ground_truth.MAX_GROUND_TRUTH_BYTES", 1024)
     for name in ("gt.txt", "gt.json"):
         gt = tmp_path / name
         gt.write_bytes(b" " * 2048)

@@ -1,13 +1,13 @@
-"""QA estimation: the review plan, threshold suggestions with intervals, and ground truth."""
+"""QA estimation: the review plan, estimates that are unbiased at every threshold pair, honest
+intervals and a robust suggestion, checked against simulated ground truth."""
 import numpy as np
 import pytest
 
-from core.detections import Detections
-from core.errors import UserError
 from core.flicker import FlickerIndex, FlickerOptions
-from core.qa import (APP_THRESHOLDS, DEFAULT_GRID, GroundTruth, evaluate_flags, flag_matrix, plan_review, precision_recall,
-                     read_mot_ground_truth, review_plan, suggest_thresholds, suspicion_bands, true_misses)
-from testkit.qa_sim import motmetrics_ground_truth, simulate_detections
+from core.ground_truth import evaluate_flags, true_misses
+from core.qa import (APP_THRESHOLDS, DEFAULT_GRID, ReviewPlan, flag_matrix, precision_recall, review_plan, suggest_thresholds,
+                     suspicion_bands)
+from testkit.qa_sim import footage_videos, motmetrics_ground_truth, simulate_detections
 
 MODES = {"reference": FlickerOptions(), "improved": FlickerOptions.improved()}
 
@@ -70,7 +70,7 @@ def test_review_plan_covers_flagged_frames_looser_ones_and_spot_checks(video):
 def test_plan_weights_add_up_to_the_video(video):
     """Each verdict stands for 1/inclusion frames of its band: together, the whole video."""
     index, _, _ = video
-    plan = plan_review(index, 30, seed=1)
+    plan = ReviewPlan.draw(index, 30, seed=1)
     assert sum(plan.weights) == pytest.approx(index.n_frames)
     assert all(0 < p <= 1 for p in plan.inclusion)
 
@@ -87,12 +87,12 @@ def test_thirty_verdicts_suggest_near_best_thresholds_with_honest_intervals(vide
     assert suggestion.f1 == pytest.approx(2 * suggestion.precision * suggestion.recall / (suggestion.precision + suggestion.recall))
 
 
-def test_verdicts_in_review_order_still_give_a_suggestion_and_say_what_is_assumed(video):
+def test_verdicts_in_review_order_still_give_a_suggestion_and_say_what_is_guessed(video):
     index, truth, evaluation = video
     flagged = np.flatnonzero(flag_matrix(index, [(0.5, 0.5)])[0])[:20].tolist()
     suggestion = suggest_thresholds(index, oracle(truth, flagged))
     assert not suggestion.fallback and suggestion.n_verdicts == 20
-    assert "assumed to miss nothing" in suggestion.note
+    assert "without a verdict" in suggestion.note
     assert true_row(evaluation, suggestion).f1 >= 0.7 * evaluation.best.f1
 
 
@@ -136,87 +136,52 @@ def test_reviewing_every_frame_gives_the_exact_values(video):
         assert row.recall == pytest.approx(exact.recall) and row.recall_ci == pytest.approx((exact.recall,) * 2)
 
 
-def test_verdicts_outside_the_video_or_given_as_labels_are_refused(video):
+def test_verdicts_outside_the_video_are_refused(video):
     index, _, _ = video
     with pytest.raises(ValueError, match="outside"):
         suggest_thresholds(index, {index.n_frames: True})
-    with pytest.raises(TypeError, match="miss"):
-        precision_recall(index, {0: "false_alarm"})
 
 
-# ---------------------------------------------------------------------------------------- ground truth
-
-def test_read_mot_ground_truth_formats_and_ignored_rows(tmp_path):
-    mot16 = tmp_path / "gt.txt"
-    mot16.write_text("2,7,10,20,30,40,1,1,0.9\n1,7,12,20,30,40,1,1,1.0\n1,8,0,0,5,5,0,7,0.1\n")
-    truth = read_mot_ground_truth(mot16)
-    np.testing.assert_array_equal(truth.frame, [0, 1])  # 1-based frames, sorted; conf 0 row dropped
-    np.testing.assert_array_equal(truth.xyxy[1], [10, 20, 40, 60])
-    assert truth.n_frames == 2 and truth.track_id.tolist() == [7, 7]
-    campus = motmetrics_ground_truth("TUD-Campus")  # MOT15 layout: world coordinates after conf
-    assert campus.n_frames == 71 and len(campus.frame) == 359
-
-
-@pytest.mark.parametrize("content", ["frame,id,x,y,w,h\n", "1,2,3,4\n", "1,1,0,0,10,10\n1,1,0,0\n", "0,1,0,0,5,5,1\n",
-                                     "1,1,0,0,-5,5,1\n", ""])
-def test_malformed_ground_truth_is_one_user_error_line(tmp_path, content):
-    path = tmp_path / "gt.txt"
-    path.write_text(content)
-    with pytest.raises(UserError) as error:
-        read_mot_ground_truth(path)
-    assert "\n" not in str(error.value) and str(path) in str(error.value)
+def test_estimates_are_unbiased_at_every_pair_where_the_bands_hide_the_difference(video):
+    """Averaged over many plans, the estimated precision and recall equal the truth at every grid
+    pair, also at pairs that flag part of a band whose frames differ in how often they miss (where
+    giving every frame of a band the band's rate was biased, the more so with more verdicts)."""
+    index, truth, evaluation = video
+    estimates = np.array([[(r.precision, r.recall) for r in precision_recall(index, oracle(truth, review_plan(index, 60, s)))]
+                          for s in range(120)])
+    exact = np.array([(r.precision, r.recall) for r in evaluation.rows])
+    flagged = np.array([r.n_flagged for r in evaluation.rows]) >= 5
+    bias = np.abs(np.nanmean(estimates, axis=0) - exact)[flagged]
+    spread = np.nanstd(estimates, axis=0)[flagged] / np.sqrt(len(estimates))
+    assert np.nanmax(bias - 4 * spread) < 0.03, np.nanmax(bias)
 
 
-def test_missing_ground_truth_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="not found"):
-        read_mot_ground_truth(tmp_path / "nope.txt")
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, n", [("rare", 120), ("fast", 120)])
+def test_intervals_hold_the_truth_in_hard_footage(kind, n):
+    """Footage where the old band-rate estimate narrowed onto the wrong value (rare flicker: 4 of 10
+    intervals held the truth at 0.8 / 0.6 with 120 verdicts): the 90% intervals at that fixed pair
+    hold the true precision and recall on at least 8 of 10 videos, and the suggestion reaches 0.85
+    of the best F1 on average."""
+    held, ratios = 0, []
+    for simulated in footage_videos(kind, range(5)):
+        index = FlickerIndex.from_detections(simulated.detections)
+        truth = true_misses(simulated.detections, simulated.ground_truth)
+        evaluation = evaluate_flags(index, truth)
+        verdicts = oracle(truth, review_plan(index, n))
+        row, exact = precision_recall(index, verdicts, [(0.8, 0.6)])[0], evaluation.rows[DEFAULT_GRID.index((0.8, 0.6))]
+        held += all(np.isnan(value) or low - 1e-9 <= value <= high + 1e-9
+                    for value, (low, high) in ((exact.precision, row.precision_ci), (exact.recall, row.recall_ci)))
+        ratios.append(true_row(evaluation, suggest_thresholds(index, verdicts)).f1 / evaluation.best.f1)
+    assert held >= 8 and np.mean(ratios) >= 0.85, (held, ratios)
 
 
-def detections_of(boxes_per_frame):
-    return Detections.from_frames([(np.array(boxes, np.float32).reshape(-1, 4), np.ones(len(boxes)), np.zeros(len(boxes)))
-                                   for boxes in boxes_per_frame], {0: "person"})
-
-
-def ground_truth(rows):
-    """rows: (frame, track, x0, y0, x1, y1)."""
-    rows = np.array(sorted(rows), np.float64)
-    frame = rows[:, 0].astype(np.int32)
-    return GroundTruth(frame, rows[:, 1].astype(np.int64), rows[:, 2:].astype(np.float32), int(frame.max()) + 1)
-
-
-BOX_A, BOX_B = [0, 0, 10, 10], [50, 0, 60, 10]
-
-
-def test_true_misses_counts_single_frame_misses_bounded_by_matches():
-    gt = ground_truth([(i, 1, *BOX_A) for i in range(7)] + [(i, 2, *BOX_B) for i in range(7)])
-    shifted = [4, 0, 14, 10]  # IoU 0.43 with BOX_A: not a match
-    detections = detections_of([[], [BOX_A, BOX_B], [BOX_B], [BOX_A], [shifted], [], [BOX_A, BOX_B]])
-    # A: unmatched at 0 (track start), 2 (single), 4-5 (two frames); B: unmatched at 3-5 (three frames)
-    np.testing.assert_array_equal(true_misses(detections, gt), [0, 0, 1, 0, 0, 0, 0])
-    np.testing.assert_array_equal(true_misses(detections, gt, max_gap=2), [0, 0, 1, 0, 1, 1, 0])
-    np.testing.assert_array_equal(true_misses(detections, gt, max_gap=3), [0, 0, 1, 1, 1, 1, 0])
-    np.testing.assert_array_equal(true_misses(detections, gt, iou=0.4, max_gap=2), [0, 0, 1, 0, 0, 1, 0])
-
-
-def test_one_detection_matches_one_object_only():
-    other = [2, 0, 12, 10]  # overlaps BOX_A at IoU 0.67
-    gt = ground_truth([(i, t, *box) for i in range(3) for t, box in ((1, BOX_A), (2, other))])
-    detections = detections_of([[BOX_A, other], [BOX_A], [BOX_A, other]])
-    np.testing.assert_array_equal(true_misses(detections, gt), [0, 1, 0])
-
-
-def test_evaluate_flags_scores_every_pair_and_names_the_best():
-    boxes = [[BOX_A], [], [BOX_A], [BOX_A], [[1, 0, 11, 10]], [BOX_A]]  # a miss at 1; a shifted box at 4
-    index = FlickerIndex.from_detections(detections_of(boxes), FlickerOptions.improved(window=1))
-    truth = np.array([0, 1, 0, 0, 0, 0], bool)
-    evaluation = evaluate_flags(index, truth, [(0.5, 0.5), (0.5, 0.95)])
-    strict, loose = evaluation.rows
-    assert (strict.precision, strict.recall, strict.f1, strict.n_flagged) == (1.0, 1.0, 1.0, 1)
-    # the shifted box (IoU 0.82 with the others) is flagged at 0.95 in frame 4, and frame 3 by the imputed mean
-    assert (loose.precision, loose.recall, loose.n_flagged) == (pytest.approx(1 / 3), 1.0, 3)
-    assert evaluation.best == strict and evaluation.n_true_misses == 1
-    with pytest.raises(ValueError):
-        evaluate_flags(index, truth[:3])
+def test_a_suggestion_says_how_much_it_flags(video):
+    index, truth, _ = video
+    suggestion = suggest_thresholds(index, oracle(truth, review_plan(index, 30)))
+    assert suggestion.n_flagged == index.evaluate(suggestion.iou_track, suggestion.iou_assert).n_flagged
+    everything = suggest_thresholds(index, {f: True for f in range(index.n_frames)})
+    assert everything.n_flagged > index.n_frames / 2 and "flag" in everything.note
 
 
 def test_review_queue_puts_the_plan_first_then_flagged_frames_worst_first(stadtmitte):

@@ -35,6 +35,8 @@ def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     assert [m.label for m in app.metric] == ["Precision", "Recall", "F1"] * 2
     rows = [md.value for md in app.markdown if md.value.startswith(("**Now**", "**Suggested**"))]
     assert [r.split("  \n")[0] for r in rows] == ["**Now**", "**Suggested**"] and rows[0] == "**Now**  \n0.80 / 0.60"
+    preview = [md.value for md in app.markdown if md.value.startswith("The suggested thresholds flag")]
+    assert len(preview) == 1 and "90% intervals" in preview[0]  # what the button would do, before it is pressed
     app.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
     app.run()
     click(app, "Write pre-labels")
