@@ -16,7 +16,6 @@ MASK = "***"
 SECRET_ENVIRONMENT = ("LIGHTLY_TOKEN", "LIGHTLY_S3_SECRET_ACCESS_KEY", "LIGHTLY_AZURE_SAS_TOKEN", "AWS_SECRET_ACCESS_KEY",
                       "AWS_SESSION_TOKEN", "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN",
                       "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET")
-_MIN_SECRET = 6  # shorter values would mask ordinary words
 _CREDENTIAL_PARAMETERS = re.compile(r"(?i)\b(token|sig|x-amz-signature|x-amz-credential|x-amz-security-token|"
                                     r"accountkey|sharedaccesssignature)=[^&\s'\"]+")
 
@@ -33,9 +32,9 @@ def _forms(secret: str) -> set[str]:
         parsed = json.loads(secret)
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict):
+    if isinstance(parsed, dict):  # a credentials file: its long values are keys; short ones are names like "type"
         forms |= {v for v in parsed.values() if isinstance(v, str) and len(v) >= 20}
-    return {form for form in forms if len(form) >= _MIN_SECRET}
+    return {form for form in forms if form}  # however short: an over-masked line is fine, a leaked key is not
 
 
 def mask(text: str, secrets: Iterable[str] = ()) -> str:

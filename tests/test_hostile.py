@@ -716,3 +716,42 @@ def test_a_disk_that_refuses_writes_is_one_line(tmp_path, sample_slice):
                             cwd=ROOT, preexec_fn=small_files)
     assert_one_line(result.returncode, result.stderr, "File too large")
     assert not (tmp_path / "out" / ".lightly").exists()
+
+
+# --- medium and low (issue 24) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("secret", ["k3y", "abcde", "x"])
+def test_a_short_secret_is_masked_too(secret):
+    request = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", secret),
+                              build_selection_config(5, "t"))
+    printed = json.dumps(dry_run(request))
+    assert f'"{secret}"' not in printed and "***" in printed
+
+
+def test_batch_refuses_a_device_it_cannot_use_as_run_does(capsys, tmp_path, sample_slice):
+    assert_one_line(*cli(capsys, "batch", sample_slice, "--quiet", "--out", tmp_path / "o", "--device", "cuda:7",
+                         "--weights", "yolov8n.yaml"), "CUDA")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("task", ["a\nb", "tab\there", "nul\0", "bell\x07"])
+def test_control_characters_in_a_task_name_are_refused(capsys, tmp_path, task):
+    assert_one_line(*cli(capsys, "run", "--demo", "--quiet", "--out", tmp_path / "o", "--task", task), "Invalid task name")
+
+
+def test_a_nul_or_newline_in_a_manifest_relpath_is_refused_before_any_upload(export, tmp_path):
+    for relpath in ("walk\0.mp4", "walk\n.mp4"):
+        rewrite_manifest(export, relpath=relpath)
+        with pytest.raises(ExportError, match="unsafe relpath"):
+            push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+        assert not (tmp_path / "bucket").exists() and not (tmp_path / "input").exists()
+
+
+def test_summary_csv_cells_a_spreadsheet_would_evaluate_are_inert():
+    from core.batch import summary_csv
+    from core.batch.sources import VideoRow
+
+    text = summary_csv([VideoRow('=HYPERLINK("http://evil","x").mp4', "+cmd|' /C calc'!A0", "failed", "@SUM(1)")]).decode()
+    row = text.splitlines()[1]
+    assert "'=HYPERLINK" in row and "'+cmd" in row and "'@SUM" in row
+    assert not any(cell.startswith(("=", "+", "@", '"=')) for cell in row.split(","))

@@ -122,6 +122,7 @@ def open_engine(config: BatchConfig) -> Engine:
 def check_config(config: BatchConfig) -> None:
     options = config.options
     options.flicker.check()
+    options.detector.check()  # as run does: a device that cannot be used is refused, never ignored
     check_unit_interval("--conf", options.detector.conf)
     if config.engine not in ENGINES:
         raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {config.engine!r}")

@@ -64,10 +64,16 @@ class VideoRow:
         return self.flagged / self.frames if self.frames else 0.0
 
     def csv_fields(self) -> dict[str, str | int]:
-        values = asdict(self)
+        values = {name: _inert_cell(value) for name, value in asdict(self).items()}
         values["flagged_share"] = f"{self.flagged_share:.4f}"
         values.update({name: f"{values[name]:.3f}" for name in TIMING_COLUMNS})
         return values
+
+
+def _inert_cell(value):
+    """A text cell a spreadsheet would evaluate (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) starts with
+    a quote, so it is shown as text (OWASP's advice for CSV injection)."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 SUMMARY_COLUMNS = (*(f.name for f in fields(VideoRow) if f.name not in TIMING_COLUMNS), "flagged_share", *TIMING_COLUMNS)

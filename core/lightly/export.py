@@ -101,7 +101,8 @@ def export_datasource(
         raise ExportError("Nothing to export: no videos")
     for video in videos:
         if not is_safe_relpath(video.relpath):
-            raise ExportError(f"Video path {video.relpath!r} must be relative to the input datasource root")
+            raise ExportError(f"Video path {video.relpath[:200]!r} must be relative to the input datasource root, "
+                              "without control characters")
     for video in videos:
         if video.frames != video.detections.n_frames:
             raise ExportError(f"The detections of {video.relpath} cover {video.detections.n_frames} frames but the "
@@ -206,7 +207,8 @@ def _manifest_entry_problem(entry) -> str | None:
 def is_safe_relpath(relpath: str) -> bool:
     """A video path relative to the input datasource root that cannot climb out of it."""
     parts = PurePosixPath(relpath).parts
-    return bool(parts) and not relpath.startswith("/") and ".." not in parts and "\\" not in relpath and len(relpath) <= 1024
+    return (bool(parts) and not relpath.startswith("/") and ".." not in parts and "\\" not in relpath and len(relpath) <= 1024
+            and relpath.isprintable())  # no NUL, newline or control character: they end up in file names and lines
 
 
 def read_tasks(out_dir: str | Path) -> list[str]:
@@ -227,8 +229,8 @@ def read_tasks(out_dir: str | Path) -> list[str]:
 
 
 def check_task_name(task: str) -> None:
-    if (not task or task.startswith(".") or any(c in task for c in "/\\\0") or task != task.strip()
-            or len(task) > MAX_TASK_NAME or task.endswith(".json")):
+    if (not task or task.startswith(".") or any(c in task for c in "/\\") or not task.isprintable()
+            or task != task.strip() or len(task) > MAX_TASK_NAME or task.endswith(".json")):
         raise ExportError(f"Invalid task name {task[:40]!r}: use a plain folder name of at most {MAX_TASK_NAME} "
                           f"characters, such as {DEFAULT_TASK}")
 
