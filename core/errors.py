@@ -1,7 +1,7 @@
 """Every error whose message is written for the user: one line, no traceback needed.
 
 The CLI prints ``error: <message>`` and exits 2; the app shows the message in its error boundary
-(``ui.state.error_boundary``). Anything else that escapes is a bug.
+(``ui.boundary.error_boundary``). Anything else that escapes is a bug.
 """
 
 

@@ -369,10 +369,10 @@ def _write_format(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
         CVATObjectDetectionOutput(output_folder=tree).save(labels)
 
 
-class _ImageLabels(ObjectDetectionInput):
-    """Pre-labels as labelformat's input, so its writers produce the files."""
+class _InMemory:
+    """Pre-labels as one of labelformat's inputs, built in memory, so its writers produce the files."""
 
-    def __init__(self, categories: list[Category], labels: list[ImageObjectDetection]):
+    def __init__(self, categories: list[Category], labels: list):
         self._categories, self._labels = categories, labels
 
     @staticmethod
@@ -382,11 +382,13 @@ class _ImageLabels(ObjectDetectionInput):
     def get_categories(self) -> Iterable[Category]:
         return self._categories
 
+    def get_labels(self) -> Iterable:
+        return self._labels
+
+
+class _ImageLabels(_InMemory, ObjectDetectionInput):
     def get_images(self) -> Iterable[Image]:
         return [label.image for label in self._labels]
-
-    def get_labels(self) -> Iterable[ImageObjectDetection]:
-        return self._labels
 
 
 def _image_label(image_id: int, frame: _Frame, categories: list[Category],
@@ -408,24 +410,9 @@ def _complete_coco(path: Path, imputed: np.ndarray) -> None:
     path.write_bytes(json.dumps(data, indent=2).encode())
 
 
-class _VideoTracks(InstanceSegmentationTrackInput):
-    """Pre-labels as labelformat's track input, for its YouTube-VIS writer."""
-
-    def __init__(self, categories: list[Category], labels: list[VideoInstanceSegmentationTrack]):
-        self._categories, self._labels = categories, labels
-
-    @staticmethod
-    def add_cli_arguments(parser) -> None:
-        raise NotImplementedError("built in memory, never from a command line")
-
-    def get_categories(self) -> Iterable[Category]:
-        return self._categories
-
+class _VideoTracks(_InMemory, InstanceSegmentationTrackInput):
     def get_videos(self) -> Iterable[Video]:
         return [label.video for label in self._labels]
-
-    def get_labels(self) -> Iterable[VideoInstanceSegmentationTrack]:
-        return self._labels
 
 
 def _write_youtube_vis(path: Path, frames: list[_Frame], categories: list[Category],
