@@ -32,12 +32,13 @@ def read_capped(path: str | Path, limit: int, what: str, follow_symlinks: bool =
         if not follow_symlinks and os.path.islink(path):
             raise UserError(f"{what} {path} is a symbolic link, which is never followed") from None
         raise UserError(f"Cannot read {what} {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        status = os.fstat(fd)
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
+        os.close(fd)
         if not stat.S_ISREG(status.st_mode):
             raise UserError(f"{what} {path} is not a regular file")
-        if status.st_size > limit:
-            raise UserError(f"{what} {path} is {status.st_size:,} bytes; at most {limit:,} are read")
+        raise UserError(f"{what} {path} is {status.st_size:,} bytes; at most {limit:,} are read")
+    with os.fdopen(fd, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:  # it grew while being read
         raise UserError(f"{what} {path} is larger than {limit:,} bytes")

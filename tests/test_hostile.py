@@ -426,6 +426,7 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 
 @pytest.mark.parametrize("name, content, message", [
     ("zero", None, "not a regular file"),  # /dev/zero: endless
+    ("folder.json", "folder", "not a regular file"),
     ("bomb.yaml", BILLION_LAUGHS, "expands to more than"),
     ("deep.json", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
     ("deep.yaml", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
@@ -435,7 +436,9 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 ])
 def test_selection_configs_are_read_with_bounds(tmp_path, export, name, content, message):
     path = Path("/dev/zero") if content is None else tmp_path / name
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content.encode("latin-1") if "latin1" in name else content.encode())
     code, err = cli_process("select", export, "--config", path, "--out", tmp_path / "picked")
     assert_one_line(code, err, message)
