@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "signed read URLs to this JSON file")
     _add_evaluate_parser(commands)
     _add_prelabels_parser(commands)
+    _add_verdicts_parser(commands)
     return parser
 
 
@@ -152,6 +153,15 @@ def _add_evaluate_parser(commands) -> None:
     evaluate.add_argument("--video", help="which video of a multi-video export (its relative path)")
     evaluate.add_argument("--out", type=Path, help="also write every threshold pair's scores to this CSV file")
     _add_source_options(evaluate)
+
+
+def _add_verdicts_parser(commands) -> None:
+    verdicts = commands.add_parser("verdicts", help="every verdict given on a video, as JSON or CSV (an audit trail)")
+    verdicts.add_argument("source", type=Path, help="a video file, or an export folder (from run)")
+    verdicts.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
+    verdicts.add_argument("--video", help="which video of a multi-video export (its relative path)")
+    verdicts.add_argument("--verdicts", type=Path, help="verdict store (default: the app's)")
+    verdicts.add_argument("--out", type=Path, help="write to this file instead of printing")
 
 
 def _add_prelabels_parser(commands) -> None:
@@ -204,6 +214,8 @@ def _os_error_line(exc: OSError) -> str:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "verdicts":
+        return _verdicts(args)
     if args.command == "prelabels":
         return _prelabels(args)
     if args.command == "batch":
@@ -281,6 +293,22 @@ def _prelabels(args: argparse.Namespace) -> int:
     config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task,
                             _detector_spec(args), _flicker_settings(args), args.video_url_prefix)
     print(prelabels_from_source(config, progress_bar=not args.quiet).text())
+    return 0
+
+
+def _verdicts(args: argparse.Namespace) -> int:
+    from core.paths import write_atomic
+    from core.prelabels import open_verdicts
+    from core.verdict_listing import formatted, verdict_rows, video_key
+
+    text = formatted(verdict_rows(open_verdicts(args.verdicts), video_key(args.source, args.video)), args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        if args.out.is_dir():
+            raise UserError(f"--out {args.out} is a folder; give a file name")
+        write_atomic(args.out, text.encode())
+        print(f"verdicts written to {args.out}", file=sys.stderr)
     return 0
 
 

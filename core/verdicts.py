@@ -116,6 +116,13 @@ class VerdictStore:
             return dict(db.execute("SELECT frame, verdict FROM verdicts WHERE video = ? AND box = ? ORDER BY frame",
                                    (video, WHOLE_FRAME)))
 
+    def records(self, video: str) -> list[tuple[int, str, str, str, float]]:
+        """Whole-frame verdicts with who gave them, their note and when (epoch seconds), by frame:
+        ``[(frame, verdict, annotator, note, updated)]``, the audit trail ``python -m core verdicts`` prints."""
+        with self._transaction() as db:
+            return db.execute("SELECT frame, verdict, annotator, note, updated FROM verdicts WHERE video = ? AND box = ? "
+                              "ORDER BY frame", (video, WHOLE_FRAME)).fetchall()
+
     def boxes(self, video: str) -> dict[tuple[int, int], str]:
         """Per imputed box verdicts: ``{(frame, box): verdict}``."""
         with self._transaction() as db:

@@ -110,3 +110,45 @@ def test_two_processes_and_a_killed_writer_lose_nothing_committed(tmp_path):
         assert writer.wait(timeout=120) == 0
     verdicts = VerdictStore(path).all("video")
     assert set(range(150)) | set(range(1000, 1150)) | set(done_by_victim) <= set(verdicts)
+
+
+def test_the_verdicts_verb_lists_every_verdict_as_json_and_csv(tmp_path, sample_slice):
+    """``python -m core verdicts`` on a video and on an export made from it: the same audit trail,
+    with the contract's keys; a note a spreadsheet would run as a formula is quoted in CSV."""
+    import csv
+    import io
+    import json
+    import subprocess
+    import sys
+
+    from core.detections import Detections
+    from core.flicker import FlickerIndex
+    from core.lightly.export import VideoPredictions, export_datasource
+    from core.video import probe
+
+    info = probe(sample_slice)
+    store_path = tmp_path / "verdicts.sqlite"
+    store = VerdictStore(store_path)
+    store.set(info.fingerprint, 12, "miss", annotator="ana", note="=HYPERLINK(\"x\")")
+    store.set(info.fingerprint, 3, "false_alarm", annotator="bo", note="a shadow")
+    store.set("another video", 5, "miss")
+    detections = Detections.empty(info.frame_count, {0: "person"})
+    export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections,
+                                                                       FlickerIndex.from_detections(detections).evaluate())],
+                      task="det")
+
+    def verdicts(source, *options):
+        result = subprocess.run([sys.executable, "-m", "core", "verdicts", str(source), "--verdicts", str(store_path),
+                                 *options], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    listed = json.loads(verdicts(sample_slice))
+    assert [(r["frame"], r["verdict"], r["annotator"]) for r in listed] == [(3, "false_alarm", "bo"), (12, "miss", "ana")]
+    assert all(set(r) == {"frame", "verdict", "annotator", "note", "time"} and r["time"].endswith("+00:00") for r in listed)
+    assert json.loads(verdicts(tmp_path / "export")) == listed
+    rows = list(csv.DictReader(io.StringIO(verdicts(sample_slice, "--format", "csv"))))
+    assert [row["frame"] for row in rows] == ["3", "12"] and rows[1]["note"].startswith("'=")
+    missing = subprocess.run([sys.executable, "-m", "core", "verdicts", str(sample_slice), "--verdicts",
+                              str(tmp_path / "nope.sqlite")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr

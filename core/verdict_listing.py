@@ -1,0 +1,58 @@
+"""``python -m core verdicts``: every verdict given on a video, as an audit trail or to hand to
+another tool. JSON is a list of objects with the keys ``frame``, ``verdict``, ``annotator``,
+``note`` and ``time`` (ISO 8601, UTC); CSV has the same columns."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.errors import UserError
+from core.lightly.datasource import Datasource
+from core.lightly.export import read_manifest
+from core.paths import content_key
+from core.verdicts import VerdictStore
+
+COLUMNS = ("frame", "verdict", "annotator", "note", "time")
+FORMATS = ("json", "csv")
+
+
+def video_key(source: Path, relpath: str | None = None) -> str:
+    """The content key verdicts are stored under: of a video file, or of one video of an export
+    (the only one, or the one named ``relpath``) as its manifest records it."""
+    source = Path(source)
+    if not Datasource(source).exists():
+        if not source.is_file():
+            raise UserError(f"{source} is neither a video file nor an export folder")
+        return content_key(source)
+    entries = read_manifest(source)
+    names = ", ".join(entry["relpath"] for entry in entries)
+    chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
+    if len(chosen) != 1 or not chosen[0].get("fingerprint"):
+        raise UserError(f"{source} holds {len(entries)} videos ({names}): pick one with --video RELPATH"
+                        if relpath is None else f"No video {relpath!r} in {source}; it holds: {names}")
+    return chosen[0]["fingerprint"]
+
+
+def verdict_rows(store: VerdictStore, key: str) -> list[dict]:
+    return [{"frame": frame, "verdict": verdict, "annotator": annotator, "note": note,
+             "time": datetime.fromtimestamp(updated, timezone.utc).isoformat(timespec="seconds")}
+            for frame, verdict, annotator, note, updated in store.records(key)]
+
+
+def formatted(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "note": _spreadsheet_safe(row["note"]), "annotator": _spreadsheet_safe(row["annotator"])}
+                     for row in rows)
+    return buffer.getvalue()
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading '."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
