@@ -758,3 +758,20 @@ def test_summary_csv_cells_a_spreadsheet_would_evaluate_are_inert():
     row = text.splitlines()[1]
     assert "'=HYPERLINK" in row and "'+cmd" in row and "'@SUM" in row
     assert not any(cell.startswith(("=", "+", "@", '"=')) for cell in row.split(","))
+
+
+@pytest.mark.parametrize("frame, track, box, message", [
+    (np.nan, 1, [0, 0, 10, 10], "frame"), (np.inf, 1, [0, 0, 10, 10], "frame"), (2.0**31, 1, [0, 0, 10, 10], "frame"),
+    (-1, 1, [0, 0, 10, 10], "frame"), (1.5, 1, [0, 0, 10, 10], "frame"), (3, 1e300, [0, 0, 10, 10], "track id"),
+    (3, np.nan, [0, 0, 10, 10], "track id"), (3, 1, [0, np.nan, 10, 10], "box"), (3, 1, [0, 0, np.inf, 10], "box"),
+    (3, 1, [0, 0, 1e30, 10], "box"),
+])
+def test_ground_truth_rows_out_of_range_are_one_line(frame, track, box, message):
+    """core.bounded.check_ground_truth_rows, for the ground-truth readers (MOT nan/inf frames, YouTube-VIS 1e400)."""
+    from core.bounded import check_ground_truth_rows
+
+    good = np.array([[0, 1, 0, 0, 10, 10], [1, 1, 1, 1, 11, 11]], np.float64)
+    check_ground_truth_rows(good[:, 0], good[:, 1], good[:, 2:], "gt.txt")
+    rows = np.vstack([good, [frame, track, *box]])
+    with pytest.raises(UserError, match=f"gt.txt has a {message}.*row 3; 1 such rows"):
+        check_ground_truth_rows(rows[:, 0], rows[:, 1], rows[:, 2:], "gt.txt")
