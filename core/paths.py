@@ -253,6 +253,8 @@ def check_allowed(path: str | Path) -> Path:
     The message never says whether the path exists, so it cannot be used to probe the server."""
     from core.errors import UserError
 
+    if "\0" in str(path):  # the OS cannot name it; resolve() would raise ValueError
+        raise UserError(f"{str(path)[:80]!r} holds a NUL byte, which no file name can hold")
     resolved = Path(path).expanduser().resolve()
     roots = allowed_roots()
     if roots is not None and not any(resolved == root or root in resolved.parents for root in roots):

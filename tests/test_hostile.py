@@ -775,3 +775,13 @@ def test_ground_truth_rows_out_of_range_are_one_line(frame, track, box, message)
     rows = np.vstack([good, [frame, track, *box]])
     with pytest.raises(UserError, match=f"gt.txt has a {message}.*row 3; 1 such rows"):
         check_ground_truth_rows(rows[:, 0], rows[:, 1], rows[:, 2:], "gt.txt")
+
+
+def test_a_path_with_a_nul_byte_is_a_user_error(monkeypatch, tmp_path):
+    """What ?video= (the app's deep link) hands to check_allowed, with or without FLICKER_ROOTS."""
+    monkeypatch.delenv("FLICKER_ROOTS", raising=False)
+    with pytest.raises(UserError, match="NUL byte"):
+        check_allowed("/tmp/walk\0.mp4")
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path))
+    with pytest.raises(UserError, match="NUL byte"):
+        check_allowed(str(tmp_path / "walk\0.mp4"))
