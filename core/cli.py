@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from core.assertions import FLICKER, parse_assertions
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
 from core.lightly.export import DEFAULT_TASK
@@ -65,6 +66,9 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flickering", choices=("binary", "score"), default="binary",
                         help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
     parser.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
+    parser.add_argument("--assertions", default=FLICKER, metavar="LIST",
+                        help="comma list of flicker, ghost, class-flip: each its own per-frame metadata key "
+                             "(flickering, ghost, class_flip); default flicker")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,7 +249,8 @@ def _detector_spec(args: argparse.Namespace) -> DetectorSpec:
 
 
 def _flicker_settings(args: argparse.Namespace) -> FlickerSettings:
-    return FlickerSettings.of_mode(args.mode, args.iou_track, args.iou_assert)
+    assertions = parse_assertions(getattr(args, "assertions", FLICKER))
+    return FlickerSettings.of_mode(args.mode, args.iou_track, args.iou_assert, assertions=assertions)
 
 
 def _run_config(args: argparse.Namespace):

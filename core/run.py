@@ -71,6 +71,7 @@ class VideoRun:
     relpath: str
     detections: Detections
     flicker: FlickerResult
+    siblings: dict[str, np.ndarray]  # metadata key -> flags per frame of each enabled sibling assertion
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,9 @@ class RunSummary:
         lines = [f"{len(self.videos)} video(s), {frames} frames, {self.export.boxes} boxes kept, "
                  f"{self.export.flagged} flagged frames ({share:.1%})"]
         for run in self.videos:
+            siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
             lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
-                         f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes")
+                         f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes{siblings}")
         lines.append(f"Lightly datasource written to {Datasource(self.export.root).lightly} "
                      f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
         return "\n".join(lines)
@@ -100,10 +102,10 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     for info, relpath in videos:
         detections = _detections_for(config, detector, info, relpath, progress_bar)
         kept = _kept_classes(config.detector, detections)
-        runs.append(VideoRun(info, relpath, kept, config.flicker.evaluate(kept)))
+        runs.append(VideoRun(info, relpath, kept, config.flicker.evaluate(kept), config.flicker.siblings(kept)))
     export = export_datasource(
         config.out,
-        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker) for r in runs],
+        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings) for r in runs],
         task=config.export.task,
         classes=config.detector.class_ids(runs[0].detections.names),
         flickering=config.export.metadata_style,

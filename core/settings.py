@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from core.bounded import brief
+import numpy as np
+
+from core.assertions import FLICKER, METADATA_KEYS, NeighbourIndex
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, FlickerIndex, FlickerOptions, FlickerResult
@@ -127,16 +130,18 @@ class FlickerSettings:
     iou_assert: float = DEFAULT_IOU_ASSERT
     options: FlickerOptions = FlickerOptions()
     min_score: float = 0.0  # boxes below it are left out before the assertion (0: every detected box)
+    assertions: tuple[str, ...] = (FLICKER,)  # flicker and any of its siblings (core.assertions), canonical order
 
     @classmethod
     def of_mode(cls, mode: str = DEFAULT_MODE, iou_track: float = DEFAULT_IOU_TRACK,
-                iou_assert: float = DEFAULT_IOU_ASSERT, min_score: float = 0.0, **toggles) -> "FlickerSettings":
+                iou_assert: float = DEFAULT_IOU_ASSERT, min_score: float = 0.0, assertions: tuple[str, ...] = (FLICKER,),
+                **toggles) -> "FlickerSettings":
         """Settings for a mode name (reference takes no toggles; improved starts from its defaults)."""
         try:
             options = FlickerOptions.from_mode(mode, **toggles)
         except ValueError as exc:
             raise UserError(f"--{exc}") from None
-        return cls(float(iou_track), float(iou_assert), options, float(min_score))
+        return cls(float(iou_track), float(iou_assert), options, float(min_score), tuple(assertions))
 
     @property
     def mode(self) -> str:
@@ -161,3 +166,11 @@ class FlickerSettings:
 
     def evaluate(self, detections: Detections) -> FlickerResult:
         return self.index(detections).evaluate(self.iou_track, self.iou_assert)
+
+    def siblings(self, detections: Detections) -> dict[str, np.ndarray]:
+        """Per enabled sibling assertion, its metadata key and flags per frame at the tracking IoU."""
+        others = [name for name in self.assertions if name != FLICKER]
+        if not others:
+            return {}
+        index = NeighbourIndex.from_detections(self.kept(detections))
+        return {METADATA_KEYS[name]: index.flags(name, self.iou_track) for name in others}

@@ -85,8 +85,7 @@ def simulate_detections(truth: GroundTruth, seed: int, profile: DetectorProfile 
     """The boxes a flawed detector would report on the video ``truth`` annotates (class 0, person)."""
     profile = profile or DetectorProfile.for_seed(seed)
     rng = np.random.default_rng(seed)
-    hardness = _track_hardness(truth, profile, rng)
-    kept = _detected_mask(truth, profile, hardness, rng)
+    hardness, kept = _seen(truth, profile, rng)
     jitter = profile.jitter * (1 + profile.misplaced * hardness[kept])
     boxes = _jittered(truth.xyxy[kept], jitter, rng, profile.min_jitter_px)
     frames = [truth.frame[kept], _false_positive_frames(truth.n_frames, profile, rng)]
@@ -98,6 +97,26 @@ def simulate_detections(truth: GroundTruth, seed: int, profile: DetectorProfile 
     order = np.argsort(frame, kind="stable")
     score = rng.uniform(0.3, 0.95, len(frame))
     return Detections(frame[order], xyxy[order], score, np.zeros(len(frame)), {0: "person"}, truth.n_frames, IMAGE_SIZE)
+
+
+def _seen(truth: GroundTruth, profile: DetectorProfile, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per ground-truth row, its track's hardness and whether the detector sees it."""
+    hardness = _track_hardness(truth, profile, rng)
+    return hardness, _detected_mask(truth, profile, hardness, rng)
+
+
+def lone_detections(truth: GroundTruth, seed: int, profile: DetectorProfile) -> np.ndarray:
+    """Frames (1..n-2) where :func:`simulate_detections` sees a person it misses in the frames just
+    before and just after: in the detector's output an object that exists for one frame only."""
+    _, kept = _seen(truth, profile, np.random.default_rng(seed))
+    lone = np.zeros(truth.n_frames, bool)
+    for rows in truth.rows_per_track():
+        frames, seen = truth.frame[rows], kept[rows]
+        before = np.r_[False, seen[:-1] & (np.diff(frames) == 1)]
+        after = np.r_[seen[1:] & (np.diff(frames) == 1), False]
+        hits = frames[seen & ~before & ~after]
+        lone[hits[(hits > 0) & (hits < truth.n_frames - 1)]] = True
+    return lone
 
 
 def _track_hardness(truth: GroundTruth, profile: DetectorProfile, rng: np.random.Generator) -> np.ndarray:
@@ -311,3 +330,81 @@ def _concatenated(truths: list[GroundTruth]) -> GroundTruth:
     offsets = np.cumsum([0] + [t.n_frames for t in truths])
     parts = [GroundTruth(t.frame + offsets[k], t.track_id + 100_000 * k, t.xyxy, 0) for k, t in enumerate(truths)]
     return _merged(parts, int(offsets[-1]))
+
+
+# ---------------------------------------------------------------------------------------- planted ghosts and flips
+
+@dataclass(frozen=True)
+class PlantedVideo:
+    """Detections with one-frame ghost boxes and one-frame class flips planted where the truth is exact."""
+
+    name: str
+    detections: Detections
+    ghosts: np.ndarray  # (n_frames,) bool: a planted ghost box is in the frame
+    lone: np.ndarray  # (n_frames,) bool: a real person the detector sees in this frame only is in it (also a ghost)
+    flips: np.ndarray  # (n_frames,) bool: a planted class flip is in the frame
+
+
+def planted_videos(kind: str, seeds: range = range(5), rate: float = 0.05) -> list[PlantedVideo]:
+    """Footage of ``kind`` seen by a detector without one-frame false boxes of its own (so every
+    ghost is a planted one), with ghosts planted in ~``rate`` of the frames (a person-sized box
+    where no one stands, for one frame) and class flips in another ~``rate`` (a tracked person's box
+    turned to class 1 for one frame, where that person is detected just before and just after)."""
+    videos = []
+    for sequence in MOT_SEQUENCES:
+        for seed in seeds:
+            truth, profile = _footage(kind, motmetrics_ground_truth(sequence), seed)
+            profile = replace(profile, false_positive_rate=0.0, spurious_track_rate=0.0, ghost_rate=0.0)
+            rng = np.random.default_rng([seed, 23])
+            detected = simulate_detections(truth, seed, profile)
+            detections, ghosts = _plant_ghosts(detected, rate, rng)
+            detections, flips = _plant_flips(detections, rate, rng)
+            videos.append(PlantedVideo(f"{kind}-{sequence.removeprefix('TUD-')}-{seed}", detections, ghosts,
+                                       lone_detections(truth, seed, profile), flips))
+    return videos
+
+
+def _plant_ghosts(detections: Detections, rate: float, rng: np.random.Generator) -> tuple[Detections, np.ndarray]:
+    n = detections.n_frames
+    frames = np.flatnonzero(rng.random(n) < rate)
+    frames = frames[(frames > 0) & (frames < n - 1)]
+    boxes = _random_boxes(len(frames), rng)
+    near = [detections.xyxy[detections.rows(f - 1)].tolist() + detections.xyxy[detections.rows(f + 1)].tolist()
+            for f in frames]
+    clear = np.array([all(_overlap(box, other) == 0 for other in others) for box, others in zip(boxes, near)], bool)
+    frames, boxes = frames[clear], boxes[clear]  # where no one stands in either neighbour: exactly a ghost
+    frame = np.concatenate([detections.frame, frames])
+    order = np.argsort(frame, kind="stable")
+    merged = Detections(frame[order], np.concatenate([detections.xyxy, boxes])[order],
+                        np.concatenate([detections.score, np.full(len(frames), 0.5)])[order],
+                        np.concatenate([detections.cls, np.zeros(len(frames))])[order], detections.names, n,
+                        detections.image_size)
+    truth = np.zeros(n, bool)
+    truth[frames] = True
+    return merged.in_canonical_order(), truth
+
+
+def _plant_flips(detections: Detections, rate: float, rng: np.random.Generator) -> tuple[Detections, np.ndarray]:
+    """Flip one box of a frame whose every box is matched (IoU >= 0.5, one to one) in both neighbours."""
+    n = detections.n_frames
+    cls = detections.cls.copy()
+    truth = np.zeros(n, bool)
+    for frame in np.flatnonzero(rng.random(n) < rate):
+        if not 0 < frame < n - 1 or truth[frame - 1] or truth[frame + 1]:
+            continue
+        rows = np.arange(*detections.rows(frame).indices(len(detections)))
+        matched = [row for row in rows if all(max((_overlap(detections.xyxy[row], detections.xyxy[other])
+                                                   for other in range(*detections.rows(f).indices(len(detections)))),
+                                                  default=0.0) >= 0.5 for f in (frame - 1, frame + 1))]
+        if matched:
+            cls[rng.choice(matched)] = 1
+            truth[frame] = True
+    names = {**detections.names, 1: "bicycle"}
+    return Detections(detections.frame, detections.xyxy, detections.score, cls, names, n, detections.image_size), truth
+
+
+def _overlap(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union if union > 0 else 0.0

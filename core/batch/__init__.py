@@ -184,7 +184,8 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
     detections = detected.detections
     flicker = options.flicker.evaluate(detections)
     try:
-        export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker), source)
+        export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker,
+                                             options.flicker.siblings(detections)), source)
     except UserError as exc:
         return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
     return VideoRow(source.relpath, source.location, "done", "", detections.n_frames, len(detections), flicker.n_flagged,

@@ -18,7 +18,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -34,6 +34,7 @@ from core.video import VideoInfo
 
 MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds (CLI --flickering)
 METADATA_SCHEMA = [{"name": "Flickering", "path": FLICKERING_KEY, "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
+SIBLING_NAMES = {"ghost": "Ghost", "class_flip": "Class flip"}  # metadata key -> schema name of flicker's siblings
 FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
@@ -51,11 +52,14 @@ class VideoPredictions:
     source: Path | None = None  # the video file, recorded so `push --input` can upload it
     frame_count: int | None = None  # as probe() decodes the video; the export is checked against it
     fingerprint: str | None = None  # the video's content key, so push can tell the source is unchanged
+    siblings: tuple[tuple[str, np.ndarray], ...] = ()  # (metadata key, flag per frame) of ghost / class_flip
 
     @classmethod
-    def of_video(cls, info: VideoInfo, relpath: str, detections: Detections, flicker: FlickerResult) -> "VideoPredictions":
+    def of_video(cls, info: VideoInfo, relpath: str, detections: Detections, flicker: FlickerResult,
+                 siblings: Mapping[str, np.ndarray] | None = None) -> "VideoPredictions":
         """A probed video's part: its file, decoded frame count and content key come from ``info``."""
-        return cls(relpath, detections, flicker, info.path, info.frame_count, info.fingerprint)
+        return cls(relpath, detections, flicker, info.path, info.frame_count, info.fingerprint,
+                   tuple((siblings or {}).items()))
 
     @property
     def frames(self) -> int:
@@ -254,7 +258,7 @@ def _write_tree(staging: Datasource, videos, task, kept, names, flickering, impu
         _write_new_file(staging.task_schema(name), prediction_schema(kept, names))
     _write_new_file(staging.tasks_file, prediction_tasks(tasks))
     staging.metadata.mkdir(parents=True)
-    staging.metadata_schema.write_bytes(orjson.dumps(METADATA_SCHEMA, option=orjson.OPT_INDENT_2))
+    staging.metadata_schema.write_bytes(orjson.dumps(metadata_schema(videos), option=orjson.OPT_INDENT_2))
 
     writes: list[tuple[Path, bytes]] = []
     for video in videos:
@@ -264,6 +268,15 @@ def _write_tree(staging: Datasource, videos, task, kept, names, flickering, impu
     for path, data in writes:
         _write_new_file(path, data)
     return len(writes) + len(tasks) + 2
+
+
+def metadata_schema(videos: Sequence[VideoPredictions]) -> list[dict]:
+    """Flickering, then every sibling assertion the videos carry (all of them the same)."""
+    keys = [key for key, _ in videos[0].siblings]
+    if any([key for key, _ in video.siblings] != keys for video in videos):
+        raise ExportError("The videos of one export must carry the same assertions")
+    return METADATA_SCHEMA + [{"name": SIBLING_NAMES[key], "path": key, "defaultValue": 0.0, "valueDataType": "NUMERIC_FLOAT"}
+                              for key in keys]
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
@@ -287,6 +300,7 @@ def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept
     cls = det.cls.tolist()
     offsets = det.offsets.tolist()
     values = flickering_values(video.flicker, flickering).tolist()
+    siblings = [(key, np.where(flags, 1.0, 0.0).tolist()) for key, flags in video.siblings]
     imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1)).tolist()
     imputed_bbox = lightly_xywh(video.flicker.imputed_xyxy, det.image_size).tolist()
     imputed_cls = video.flicker.imputed_cls.tolist()
@@ -297,7 +311,8 @@ def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept
         predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
                        for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
         yield datasource.prediction_file(task, stem), orjson.dumps({"file_name": file_name, "predictions": predictions})
-        metadata = {"file_name": file_name, "type": "frame", "metadata": {FLICKERING_KEY: values[frame]}}
+        metadata = {"file_name": file_name, "type": "frame",
+                    "metadata": {FLICKERING_KEY: values[frame], **{key: flags[frame] for key, flags in siblings}}}
         yield datasource.metadata_file(stem), orjson.dumps(metadata)
         if imputed_task is not None:
             boxes = [{"category_id": imputed_cls[k], "bbox": imputed_bbox[k], "score": 1.0}
