@@ -34,7 +34,7 @@ def main() -> None:
     start = time.perf_counter()
     embeddings = frame_embeddings(SAMPLE_VIDEO)
     t_embed = time.perf_counter() - start
-    inputs = build_inputs(detections, flickering_values(flicker, "binary"), embeddings)
+    inputs = build_inputs(detections, {"flickering": flickering_values(flicker, "binary")}, embeddings)
     config = build_selection_config(args.n, "yolov8_detection")
     start = time.perf_counter()
     tutorial = run_selection(config, inputs)

@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--least-confidence", type=float, default=1.0,
                        help="strength of WEIGHTS on objectness_least_confidence (0: off)")
     sched.add_argument("--flickering", type=float, default=1.0, help="strength of WEIGHTS on the flickering metadata (0: off)")
+    sched.add_argument("--ghost", type=float, default=0.0,
+                       help="strength of WEIGHTS on the ghost metadata (an export made with --assertions ...ghost; 0: off)")
+    sched.add_argument("--class-flip", type=float, default=0.0,
+                       help="strength of WEIGHTS on the class_flip metadata (--assertions ...class-flip; 0: off)")
     sched.add_argument("--extra-strategy", action="append", default=[], metavar="JSON",
                        help="another strategy as a JSON object, added as it is (repeatable)")
     sched.add_argument("--config", type=Path, help="a whole selection config as JSON (replaces the options above)")
@@ -379,7 +383,7 @@ def _schedule(args: argparse.Namespace) -> int:
     else:
         extra = [load_json(text, "--extra-strategy") for text in args.extra_strategy]
         config = build_selection_config(args.n_samples, args.task, args.diversity, args.least_confidence,
-                                        args.flickering, extra)
+                                        args.flickering, extra, {"ghost": args.ghost, "class_flip": args.class_flip})
     validate_selection_config(config)
     request = ScheduleRequest(args.dataset, args.input_url, args.lightly_url, _credentials(args), config)
     if args.dry_run:

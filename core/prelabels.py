@@ -76,7 +76,7 @@ from core.bounded import brief, read_capped
 from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
 from core.flicker import FlickerResult
-from core.lightly.datasource import frame_name
+from core.lightly.datasource import FLICKERING_KEY, frame_name
 from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE
 from core.paths import check_output_folder, recover_swaps, staged_dir, swap_in
 from core.settings import DetectorSpec, FlickerSettings
@@ -269,7 +269,7 @@ def confirmed_frames(video: SourceVideo, store: VerdictStore) -> np.ndarray:
 def flagged_frames(video: SourceVideo, flicker: FlickerResult) -> np.ndarray:
     """The frames the source flags: an export's recorded binary flags, else ``flicker``'s (see the
     module docstring)."""
-    values = video.flickering
+    values = video.metadata.get(FLICKERING_KEY) if video.metadata is not None else None
     if values is None or not np.isin(values, (FLAGGED_VALUE, UNFLAGGED_VALUE)).all():
         return np.flatnonzero(flicker.flag_array)
     recorded = values == FLAGGED_VALUE

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.detections import Detections
+from core.lightly.datasource import FLICKERING_KEY
 from core.lightly.export import flickering_values
 from core.paths import check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
@@ -43,10 +44,11 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     spec.check()
     detector = spec.load()  # once: sources and embeddings
     sources = load_sources(source, spec, task, detector=detector)
-    values = np.concatenate([_flickering_of(video) for video in sources])
+    metadata = _metadata(sources)
     merged = Detections.merge([video.detections for video in sources])
     embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
-    picked = run_selection(config, build_inputs(merged, values, embeddings), n)
+    picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
+    values = metadata[FLICKERING_KEY]
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])
     which = np.searchsorted(starts, picked, side="right") - 1
     listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
@@ -58,11 +60,14 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
                           flagged, out)
 
 
-def _flickering_of(video: SourceVideo) -> np.ndarray:
-    """The export's recorded metadata values, or the tutorial's for a video detected here."""
-    if video.flickering is not None:
-        return video.flickering
-    return flickering_values(FlickerSettings().evaluate(video.detections), "binary")
+def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:
+    """Per metadata key, its values over all the videos: the export's recorded ones (keys every
+    video has), or the tutorial's flickering values for videos detected here."""
+    per_video = [video.metadata if video.metadata is not None else
+                 {FLICKERING_KEY: flickering_values(FlickerSettings().evaluate(video.detections), "binary")}
+                 for video in sources]
+    keys = [key for key in per_video[0] if all(key in values for values in per_video)]
+    return {key: np.concatenate([values[key] for values in per_video]) for key in keys}
 
 
 def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], folder: Path) -> None:

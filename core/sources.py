@@ -38,7 +38,7 @@ class SourceVideo:
     info: VideoInfo
     relpath: str
     detections: Detections
-    flickering: np.ndarray | None  # an export's metadata value per frame; None for a video detected here
+    metadata: dict[str, np.ndarray] | None  # an export's metadata per key (flickering, ghost, ...) per frame; None if detected here
 
 
 def find_videos(path: Path) -> list[tuple[Path, str]]:
@@ -125,6 +125,7 @@ def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
     for folder in (datasource.lightly, datasource.predictions, datasource.task_dir(task), datasource.metadata):
         if folder.is_symlink():
             raise UserError(f"{folder} is a symbolic link; links in an export are never followed: export again")
+    defaults = _metadata_defaults(datasource)
     videos = []
     for entry in manifest:
         if not entry.get("source"):
@@ -133,19 +134,37 @@ def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
         detections = import_predictions(datasource.task_dir(task), entry["relpath"], info.frame_count,
                                         (info.width, info.height))
         name_of = frame_namer(entry["relpath"], info.frame_count)
-        values = [_flickering_value(datasource.metadata_file(name_of(frame))) for frame in range(info.frame_count)]
-        videos.append(SourceVideo(info, entry["relpath"], detections, np.asarray(values)))
+        values = [_metadata_values(datasource.metadata_file(name_of(frame)), defaults) for frame in range(info.frame_count)]
+        videos.append(SourceVideo(info, entry["relpath"], detections,
+                                  {key: np.asarray([v[k] for v in values]) for k, key in enumerate(defaults)}))
     return videos
 
 
-def _flickering_value(metadata: Path) -> float:
-    """A frame's recorded value; a missing file is an unflagged frame, a link or a damaged file an error."""
+def _metadata_defaults(datasource: Datasource) -> dict[str, float]:
+    """The numeric metadata keys the export declares, with their defaults (flickering always)."""
+    defaults = {FLICKERING_KEY: UNFLAGGED_VALUE}
+    try:
+        schema = orjson.loads(read_capped(datasource.metadata_schema, MAX_METADATA_BYTES, "Metadata schema",
+                                          follow_symlinks=False))
+    except (UserError, OSError, orjson.JSONDecodeError):
+        return defaults
+    for entry in schema if isinstance(schema, list) else []:
+        if isinstance(entry, dict) and entry.get("valueDataType") == "NUMERIC_FLOAT" and isinstance(entry.get("path"), str):
+            default = entry.get("defaultValue")
+            defaults.setdefault(entry["path"], float(default) if isinstance(default, (int, float)) else 0.0)
+    return defaults
+
+
+def _metadata_values(metadata: Path, defaults: dict[str, float]) -> list[float]:
+    """A frame's recorded value of each key; a missing file or key is the default, a link or a
+    damaged file an error."""
     if not os.path.lexists(metadata):
-        return UNFLAGGED_VALUE
+        return list(defaults.values())
     try:
         record = orjson.loads(read_capped(metadata, MAX_METADATA_BYTES, "Metadata file", follow_symlinks=False))
     except orjson.JSONDecodeError:
         raise UserError(f"{metadata} is not valid JSON: export again") from None
-    value = record.get("metadata") if isinstance(record, dict) else None
-    value = value.get(FLICKERING_KEY, UNFLAGGED_VALUE) if isinstance(value, dict) else UNFLAGGED_VALUE
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else UNFLAGGED_VALUE
+    values = record.get("metadata") if isinstance(record, dict) else None
+    values = values if isinstance(values, dict) else {}
+    return [float(value) if isinstance(value := values.get(key), (int, float)) and math.isfinite(value) else default
+            for key, default in defaults.items()]

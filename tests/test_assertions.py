@@ -103,3 +103,22 @@ def test_run_exports_one_metadata_key_per_assertion(tmp_path, sample_slice):
     assert len(metadata) == 40 and all(set(m) == {"flickering", "ghost", "class_flip"} for m in metadata)
     assert all(m["ghost"] in (0.0, 1.0) and m["class_flip"] in (0.0, 1.0) for m in metadata)
     assert validate_datasource(out, {"walk.mp4": 40}) == []
+    # the local selection reads every metadata key of the export: weights on ghost pick ghost frames
+    config = tmp_path / "ghosts.json"
+    config.write_text('{"n_samples": 3, "strategies": [{"input": {"type": "METADATA", "key": "ghost"}, '
+                      '"strategy": {"type": "WEIGHTS", "strength": 1.0}}]}')
+    picked = subprocess.run([sys.executable, "-m", "core", "select", str(out), "--config", str(config), "--out",
+                             str(tmp_path / "picked")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, FLICKER_CACHE_DIR=str(tmp_path / "cache")))
+    assert picked.returncode == 0, picked.stderr
+    ghost_frames = {k for k, m in enumerate(metadata) if m["ghost"] == 1.0}
+    assert len(ghost_frames) >= 3
+    assert {entry["frame"] for entry in orjson.loads((tmp_path / "picked/selected.json").read_bytes())} <= ghost_frames
+
+
+def test_the_schedule_config_weighs_each_assertion_field_it_is_given():
+    from core.lightly.config import build_selection_config
+
+    config = build_selection_config(50, "det", 1.0, 0.0, 2.0, sibling_strengths={"ghost": 1.5, "class_flip": 0.0})
+    metadata = [(s["input"]["key"], s["strategy"]["strength"]) for s in config["strategies"] if s["input"]["type"] == "METADATA"]
+    assert metadata == [("flickering", 2.0), ("ghost", 1.5)]

@@ -29,7 +29,7 @@ def inputs():
                      rng.choice([0, 2], counts.sum()), {0: "person", 2: "car"}, n)
     flickering = np.where(rng.random(n) < 0.1, 1.0, 0.5)
     embeddings = rng.normal(size=(n, 8)).astype(np.float32)
-    return build_inputs(det, flickering, embeddings)
+    return build_inputs(det, {"flickering": flickering}, embeddings)
 
 
 def test_objectness_least_confidence_is_one_minus_mean_score():

@@ -21,9 +21,11 @@ def build_selection_config(
     least_confidence: float = 1.0,
     flicker_strength: float = 1.0,
     extra_strategies: list[dict] | None = None,
+    sibling_strengths: dict[str, float] | None = None,
 ) -> dict:
-    """The tutorial's three strategies with user-set strengths (0 leaves one out), plus any extra
-    strategy dicts as they are."""
+    """The tutorial's three strategies with user-set strengths (0 leaves one out), one WEIGHTS
+    strategy per sibling assertion's metadata key with a strength (``{"ghost": 1.0}``), plus any
+    extra strategy dicts as they are."""
     strategies = []
     if diversity:
         strategies.append({"input": {"type": "EMBEDDINGS", "task": task},
@@ -34,6 +36,10 @@ def build_selection_config(
     if flicker_strength:
         strategies.append({"input": {"type": "METADATA", "key": FLICKERING_KEY},
                            "strategy": {"type": "WEIGHTS", "strength": float(flicker_strength)}})
+    for key, strength in (sibling_strengths or {}).items():
+        if strength:
+            strategies.append({"input": {"type": "METADATA", "key": key},
+                               "strategy": {"type": "WEIGHTS", "strength": float(strength)}})
     strategies.extend(extra_strategies or [])
     return {"n_samples": n_samples, "strategies": strategies}
 

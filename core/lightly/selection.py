@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import cv2
 import numpy as np
@@ -91,13 +91,16 @@ def _frames_of(videos, pixel_format: str):
     return (frame for video in videos for _, frame in iter_frames(video, pixel_format=pixel_format))
 
 
-def build_inputs(detections: Detections, flickering_values: np.ndarray, embeddings: np.ndarray) -> FrameInputs:
-    if not (len(embeddings) == len(flickering_values) == detections.n_frames):
-        raise SelectionError(f"{len(embeddings)} embeddings, {len(flickering_values)} flickering values and "
-                             f"{detections.n_frames} frames: they must agree")
+def build_inputs(detections: Detections, metadata: Mapping[str, np.ndarray], embeddings: np.ndarray) -> FrameInputs:
+    """What a config's strategies read, per frame: embeddings, Lightly's least-confidence score, the
+    export's metadata (``flickering`` and any sibling assertion's key) and class distributions."""
+    lengths = {len(embeddings), detections.n_frames, *(len(values) for values in metadata.values())}
+    if len(lengths) != 1:
+        raise SelectionError(f"{len(embeddings)} embeddings, metadata of {sorted(len(v) for v in metadata.values())} "
+                             f"frames and {detections.n_frames} frames: they must agree")
     distributions, classes = class_distributions(detections)
     return FrameInputs(embeddings, {LEAST_CONFIDENCE: objectness_least_confidence(detections)},
-                       {FLICKERING_KEY: np.asarray(flickering_values, np.float64)}, distributions,
+                       {key: np.asarray(values, np.float64) for key, values in metadata.items()}, distributions,
                        [detections.names[c] for c in classes])
 
 
@@ -206,7 +209,8 @@ def select_in_video(detections: Detections, flicker: FlickerResult, embeddings: 
     """The tutorial's selection config with these strengths, run locally on one reviewed video (its
     flags as the binary flickering metadata the export would write)."""
     config = build_selection_config(n, "local", diversity, least_confidence, flicker_strength)
-    picked = run_selection(config, build_inputs(detections, flickering_values(flicker, "binary"), embeddings))
+    picked = run_selection(config, build_inputs(detections, {FLICKERING_KEY: flickering_values(flicker, "binary")},
+                                                embeddings))
     return VideoSelection(config, picked, int(flicker.flag_array[picked].sum()),
                           mean_nearest_neighbour_distance(embeddings[picked]))
 
