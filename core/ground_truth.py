@@ -11,6 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
+from core.bounded import check_ground_truth_rows
 from core.detections import Detections, box_iou, xywh_to_xyxy
 from core.errors import UserError
 from core.flicker import FlickerIndex
@@ -54,6 +55,7 @@ def read_mot_ground_truth(path: str | Path) -> GroundTruth:
         raise UserError(f"{path} is not {expected}: {first_line}") from None
     if table.shape[1] < 6 or (len(table) and (table[:, 0].min() < 1 or (table[:, 4:6] <= 0).any())):
         raise UserError(f"{path} is not {expected}")
+    check_ground_truth_rows(table[:, 0] - 1, table[:, 1], table[:, 2:6], path)
     if table.shape[1] > 6:
         table = table[table[:, 6] != 0]
     table = table[np.argsort(table[:, 0], kind="stable")]
@@ -109,6 +111,7 @@ def _track_ground_truth(video) -> GroundTruth:
     rows = [(f, track, box.xmin, box.ymin, box.xmax, box.ymax)
             for track, obj in enumerate(video.objects, start=1) for f, box in enumerate(obj.boxes) if box is not None]
     table = np.array(rows, np.float64).reshape(-1, 6)
+    check_ground_truth_rows(table[:, 0], table[:, 1], table[:, 2:], video.video.filename)
     if not np.all(np.isfinite(table)) or np.any(table[:, 4:6] <= table[:, 2:4]):
         raise ValueError(f"video {video.video.filename!r} has a box with no area or a non-numeric coordinate")
     table = table[np.argsort(table[:, 0], kind="stable")]

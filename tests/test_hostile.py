@@ -785,3 +785,16 @@ def test_a_path_with_a_nul_byte_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path))
     with pytest.raises(UserError, match="NUL byte"):
         check_allowed(str(tmp_path / "walk\0.mp4"))
+
+
+def test_the_app_refuses_a_bare_model_name_read_from_outside_the_roots(tmp_path, monkeypatch):
+    """Under FLICKER_ROOTS a model named without a folder would be read from the server's working
+    folder: refused like any other path outside the roots (a name Ultralytics ships still works)."""
+    from core.settings import DetectorSpec
+    from ui.resources import detector
+
+    (tmp_path / "rt_outside.yaml").write_text("nc: 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "videos"))
+    with pytest.raises(UserError, match="outside the folders"):
+        detector(DetectorSpec("rt_outside.yaml"))

@@ -34,8 +34,10 @@ def _detector(weights: str, device: str) -> Detector:
 
 def detector(spec: DetectorSpec) -> Detector:
     """The model of a spec (the built-in detector, a model name Ultralytics ships, or a file): a file
-    outside ``FLICKER_ROOTS`` is refused before it is read."""
-    if not spec.builtin and (Path(spec.weights).suffix.lower() in (".pt", ".onnx") or "/" in spec.weights):
+    outside ``FLICKER_ROOTS`` is refused before it is read (a bare name too: it would be read from
+    the server's working folder)."""
+    local = Path(spec.weights)
+    if not spec.builtin and (local.suffix.lower() in (".pt", ".onnx") or "/" in spec.weights or local.exists()):
         paths.check_allowed(spec.weights)
     return _detector(spec.weights, spec.device)
 

@@ -58,7 +58,8 @@ def restore_from_url() -> None:
 
 
 def _detector_spec(params) -> DetectorSpec:
-    classes = sorted({int(c) for c in params.get("classes", "").split(",") if c.strip().isdigit()})
+    classes = sorted({int(c) for c in params.get("classes", "").split(",")
+                      if c.strip().isascii() and c.strip().isdigit() and len(c.strip()) <= 9})  # a class id, not 5,000 digits
     return DetectorSpec.of(params.get("weights", BUILTIN_HOG), device=params.get("device", "auto"),
                            conf=_number(params.get("conf"), DEFAULT_CONF, 0.0, 1.0), classes=classes)
 
