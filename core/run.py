@@ -108,7 +108,7 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
         [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings) for r in runs],
         task=config.export.task,
         classes=config.detector.class_ids(runs[0].detections.names),
-        flickering=config.export.metadata_style,
+        metadata_style=config.export.metadata_style,
         imputed_task=config.export.imputed_task,
     )
     return RunSummary(tuple(runs), export)

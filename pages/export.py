@@ -53,9 +53,10 @@ def export_panel(view: FlickerView, stem: str) -> str:
     # The CLI's default (core's DEFAULT_TASK): the app and `python -m core run` export the same task.
     task = st.text_input("Prediction task name", DEFAULT_TASK, key=EXPORT_TASK, persist_state="session",
                          help="The selection config below names it too.").strip()
-    flickering = st.radio("Flickering metadata", ("binary", "score"), key="export_flickering", persist_state="session",
-                          horizontal=True, format_func={"binary": "1.0 flagged / 0.5 (tutorial)",
-                                                        "score": "continuous: 0.5 + 0.5 x score"}.get)
+    metadata_style = st.radio("Flickering metadata", ("binary", "score"), key="export_flickering",
+                              persist_state="session", horizontal=True,
+                              format_func={"binary": "1.0 flagged / 0.5 (tutorial)",
+                                           "score": "continuous: 0.5 + 0.5 x score"}.get)
     imputed = st.checkbox("Also export the imputed boxes as a prediction task (pre-labels)", key="export_imputed",
                           persist_state="session")
     if st.button("Export", type="primary", icon=":material/save:"):
@@ -64,7 +65,7 @@ def export_panel(view: FlickerView, stem: str) -> str:
             folder = local_folder(out_dir, "Output folder")
             session.set_export_result(export_datasource(
                 folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
-                flickering=flickering, imputed_task=f"{task}_imputed" if imputed else None))
+                metadata_style=metadata_style, imputed_task=f"{task}_imputed" if imputed else None))
             remember_export_dir(video.info.fingerprint, folder)
     return task
 

@@ -122,7 +122,7 @@ def test_continuous_flickering_values(tmp_path):
     video = video_export("v.mp4", 80, 6, FlickerOptions.improved())
     values = flickering_values(video.flicker, "score")
     assert values.min() >= 0.5 and values.max() <= 1.0
-    export_datasource(tmp_path, [video], task="det", flickering="score")
+    export_datasource(tmp_path, [video], task="det", metadata_style="score")
     assert validate_datasource(tmp_path, {"v.mp4": 80}) == []
 
 

@@ -230,7 +230,7 @@ def test_flags_recorded_with_other_thresholds_warn_that_the_imputed_boxes_differ
 def test_a_score_style_export_has_its_flags_computed_again(walk, tmp_path, capsys):
     info, detections, flicker = walk
     export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections, flicker)], task="hog",
-                      flickering="score")
+                      metadata_style="score")
     assert cli(tmp_path / "export", "--out", tmp_path / "out", "--format", "cvat", "--only", "flagged") == 0
     n_boxes = len(detections.at(17).xyxy) + 1
     assert capsys.readouterr().out.startswith(f"1 frames pre-labelled with {n_boxes} boxes (1 imputed)")  # frame 17 at 0.8 / 0.6

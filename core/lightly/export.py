@@ -91,7 +91,7 @@ def export_datasource(
     videos: Sequence[VideoPredictions],
     task: str,
     classes: Sequence[int] | None = None,
-    flickering: MetadataStyle = "binary",
+    metadata_style: MetadataStyle = "binary",
     imputed_task: str | None = None,
 ) -> ExportSummary:
     """Write ``out_dir/.lightly`` for these videos, check it against every rule of the format, then
@@ -115,7 +115,7 @@ def export_datasource(
     kept = sorted(classes) if classes is not None else sorted(names)
     target = Datasource(out_dir)
     try:
-        files = _export_locked(target, videos, task, kept, names, flickering, imputed_task)
+        files = _export_locked(target, videos, task, kept, names, metadata_style, imputed_task)
     except OSError as exc:  # read-only folder, full disk, a file where a folder should be, ...
         raise ExportError(f"Cannot write the export to {target.root}: {exc.strerror or exc}") from None
     tasks = (task,) if imputed_task is None else (task, imputed_task)
@@ -129,12 +129,12 @@ def export_datasource(
     )
 
 
-def _export_locked(target: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
+def _export_locked(target: Datasource, videos, task, kept, names, metadata_style, imputed_task) -> int:
     target.root.mkdir(parents=True, exist_ok=True)
     with writing(target.root):
         with staged_dir(target.root, prefix=STAGING_PREFIX) as staging_root:
             staging = Datasource(staging_root)
-            files = _write_tree(staging, videos, task, kept, names, flickering, imputed_task)
+            files = _write_tree(staging, videos, task, kept, names, metadata_style, imputed_task)
             _write_manifest(staging, videos)
             # Validate before the swap: a bad export never replaces a good one.
             violations = validate_datasource(staging.root, {v.relpath: v.frames for v in videos})
@@ -251,7 +251,7 @@ def prediction_tasks(tasks: Sequence[str]) -> bytes:
     return json.dumps(list(tasks)).encode()
 
 
-def _write_tree(staging: Datasource, videos, task, kept, names, flickering, imputed_task) -> int:
+def _write_tree(staging: Datasource, videos, task, kept, names, metadata_style, imputed_task) -> int:
     tasks = [task] if imputed_task is None else [task, imputed_task]
     for name in tasks:
         staging.task_dir(name).mkdir(parents=True)
@@ -262,7 +262,7 @@ def _write_tree(staging: Datasource, videos, task, kept, names, flickering, impu
 
     writes: list[tuple[Path, bytes]] = []
     for video in videos:
-        writes.extend(video_files(staging, video, task, kept, flickering, imputed_task))
+        writes.extend(video_files(staging, video, task, kept, metadata_style, imputed_task))
     for folder in {path.parent for path, _ in writes}:
         folder.mkdir(parents=True, exist_ok=True)
     for path, data in writes:
@@ -289,7 +289,7 @@ def _write_new_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept: Sequence[int], flickering: MetadataStyle,
+def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept: Sequence[int], metadata_style: MetadataStyle,
                 imputed_task: str | None) -> Iterator[tuple[Path, bytes]]:
     """Every per-frame file of one video (prediction, metadata, imputed) as (path, bytes), paths under ``datasource``."""
     det = video.detections
@@ -299,7 +299,7 @@ def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept
     score = np.clip(det.score, 0.0, 1.0).astype(np.float64).tolist()
     cls = det.cls.tolist()
     offsets = det.offsets.tolist()
-    values = flickering_values(video.flicker, flickering).tolist()
+    values = flickering_values(video.flicker, metadata_style).tolist()
     siblings = [(key, np.where(flags, 1.0, 0.0).tolist()) for key, flags in video.siblings]
     imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1)).tolist()
     imputed_bbox = lightly_xywh(video.flicker.imputed_xyxy, det.image_size).tolist()
