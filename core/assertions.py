@@ -150,3 +150,44 @@ def _pairs(frames: np.ndarray, counts: np.ndarray, offsets: np.ndarray) -> tuple
     later = np.repeat(offsets[frames + 1], per_frame) + k % width
     by_later = start + (k % height) * width + k // height  # the k-th pair in later-major order
     return earlier, later, by_later
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """The assertions' weak labels (the Model Assertions paper's corrected stream): the boxes with
+    flicker's imputed boxes added, ghost boxes removed and flipped classes set to the class both
+    neighbours agree on, and one record per changed box, so nothing is silently invented."""
+
+    detections: Detections
+    changes: tuple[dict, ...]  # {"frame", "change": added | removed | reclassified, "xyxy", "class", "from_class"?}
+
+
+def corrected(detections: Detections, imputed_frame: np.ndarray, imputed_xyxy: np.ndarray, imputed_cls: np.ndarray,
+              index: NeighbourIndex | None, iou_track: float, assertions: tuple[str, ...]) -> Corrections:
+    """``detections`` corrected by every enabled assertion at ``iou_track`` (ghost and class flip
+    need ``index``); added boxes get score 1.0, as the imputed-box task writes them."""
+    keep = np.ones(len(detections), bool)
+    cls = detections.cls.astype(np.int64).copy()
+    changes: list[dict] = []
+    if GHOST in assertions:
+        for row in index.ghost_boxes(iou_track).tolist():
+            keep[row] = False
+            changes.append(_change(detections.frame[row], "removed", detections.xyxy[row], cls[row]))
+    if CLASS_FLIP in assertions:
+        for row in index.flipped_boxes(iou_track).tolist():
+            if keep[row]:
+                changes.append({**_change(detections.frame[row], "reclassified", detections.xyxy[row],
+                                          index.neighbour_class[row]), "from_class": int(cls[row])})
+                cls[row] = index.neighbour_class[row]
+    changes.extend(_change(f, "added", box, c) for f, box, c in zip(imputed_frame, imputed_xyxy, imputed_cls))
+    frame = np.concatenate([detections.frame[keep], imputed_frame]).astype(np.int64)
+    order = np.argsort(frame, kind="stable")
+    boxes = Detections(frame[order], np.concatenate([detections.xyxy[keep], imputed_xyxy])[order],
+                       np.concatenate([detections.score[keep], np.ones(len(imputed_frame))])[order],
+                       np.concatenate([cls[keep], imputed_cls])[order], detections.names, detections.n_frames,
+                       detections.image_size)
+    return Corrections(boxes, tuple(sorted(changes, key=lambda change: change["frame"])))
+
+
+def _change(frame, change: str, xyxy, cls) -> dict:
+    return {"frame": int(frame), "change": change, "xyxy": [round(float(v), 2) for v in xyxy], "class": int(cls)}

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(run, model)
     _add_flicker_options(run)
     _add_export_options(run)
+    run.add_argument("--corrected-task", help="also export the corrected boxes as this prediction task: imputed boxes "
+                     "added, ghost boxes removed, flipped classes set to their neighbours' (every change listed in "
+                     "flicker_corrections.json)")
 
     batch = commands.add_parser("batch", help="run over many videos (folders, globs, bucket URLs), locally or on Ray")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -263,7 +266,8 @@ def _run_config(args: argparse.Namespace):
 
     return RunConfig(out=args.out, video=None if getattr(args, "demo", False) else getattr(args, "video", None),
                      demo=getattr(args, "demo", False), detector=_detector_spec(args), flicker=_flicker_settings(args),
-                     export=ExportOptions(args.task, args.flickering, args.imputed_task),
+                     export=ExportOptions(args.task, args.flickering, args.imputed_task,
+                                          getattr(args, "corrected_task", None)),
                      predictions=getattr(args, "predictions", None))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.assertions import Corrections
 from core.detect import Detector
 from core.detections import Detections
 from core.errors import UserError
@@ -35,13 +36,14 @@ class ExportOptions:
     task: str = DEFAULT_TASK
     metadata_style: MetadataStyle = "binary"  # CLI --flickering: the tutorial's 1.0 / 0.5, or scores
     imputed_task: str | None = None
+    corrected_task: str | None = None  # run only: the corrected stream (core.assertions.Corrections)
 
     def check(self) -> None:
-        check_task_name(self.task)
-        if self.imputed_task is not None:
-            check_task_name(self.imputed_task)
-            if self.imputed_task == self.task:
-                raise UserError("--imputed-task needs its own name, not the --task name")
+        tasks = [name for name in (self.task, self.imputed_task, self.corrected_task) if name is not None]
+        for name in tasks:
+            check_task_name(name)
+        if len(set(tasks)) != len(tasks):
+            raise UserError("--task, --imputed-task and --corrected-task need names of their own")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class VideoRun:
     detections: Detections
     flicker: FlickerResult
     siblings: dict[str, np.ndarray]  # metadata key -> flags per frame of each enabled sibling assertion
+    corrections: Corrections | None  # the corrected stream, when a corrected task is exported
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,17 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     for info, relpath in videos:
         detections = _detections_for(config, detector, info, relpath, progress_bar)
         kept = _kept_classes(config.detector, detections)
-        runs.append(VideoRun(info, relpath, kept, config.flicker.evaluate(kept), config.flicker.siblings(kept)))
+        flicker = config.flicker.evaluate(kept)
+        corrections = config.flicker.corrections(kept, flicker) if config.export.corrected_task else None
+        runs.append(VideoRun(info, relpath, kept, flicker, config.flicker.siblings(kept), corrections))
     export = export_datasource(
         config.out,
-        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings) for r in runs],
+        [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings, r.corrections) for r in runs],
         task=config.export.task,
         classes=config.detector.class_ids(runs[0].detections.names),
         metadata_style=config.export.metadata_style,
         imputed_task=config.export.imputed_task,
+        corrected_task=config.export.corrected_task,
     )
     return RunSummary(tuple(runs), export)
 

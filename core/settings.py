@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from core.bounded import brief
 import numpy as np
 
-from core.assertions import FLICKER, METADATA_KEYS, NeighbourIndex
+from core.assertions import FLICKER, METADATA_KEYS, Corrections, NeighbourIndex, corrected
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, FlickerIndex, FlickerOptions, FlickerResult
@@ -166,6 +166,13 @@ class FlickerSettings:
 
     def evaluate(self, detections: Detections) -> FlickerResult:
         return self.index(detections).evaluate(self.iou_track, self.iou_assert)
+
+    def corrections(self, detections: Detections, flicker: FlickerResult) -> Corrections:
+        """The corrected stream of these detections (``flicker``: their result at these settings)."""
+        kept = self.kept(detections)
+        index = NeighbourIndex.from_detections(kept) if set(self.assertions) - {FLICKER} else None
+        return corrected(kept, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls, index, self.iou_track,
+                         self.assertions)
 
     def siblings(self, detections: Detections) -> dict[str, np.ndarray]:
         """Per enabled sibling assertion, its metadata key and flags per frame at the tracking IoU."""

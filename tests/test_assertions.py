@@ -122,3 +122,42 @@ def test_the_schedule_config_weighs_each_assertion_field_it_is_given():
     config = build_selection_config(50, "det", 1.0, 0.0, 2.0, sibling_strengths={"ghost": 1.5, "class_flip": 0.0})
     metadata = [(s["input"]["key"], s["strategy"]["strength"]) for s in config["strategies"] if s["input"]["type"] == "METADATA"]
     assert metadata == [("flickering", 2.0), ("ghost", 1.5)]
+
+
+def test_the_corrected_stream_adds_imputed_boxes_drops_ghosts_and_sets_flipped_classes():
+    from core.assertions import corrected
+    from core.flicker import FlickerIndex
+
+    box, lone, missing = [10, 10, 50, 90], [200, 10, 240, 90], [400, 10, 440, 90]
+    frames = [([box, missing], [0, 0]), ([box, lone], [1, 0]), ([box, missing], [0, 0])]  # frame 1: flip, ghost, miss
+    detections = Detections.from_frames([(np.array(b, np.float32), np.ones(len(c)), np.array(c)) for b, c in frames],
+                                        {0: "person", 1: "car"})
+    flicker = FlickerIndex.from_detections(detections).evaluate(0.5, 0.5)
+    result = corrected(detections, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
+                       NeighbourIndex.from_detections(detections), 0.5, (FLICKER, GHOST, CLASS_FLIP))
+    middle = result.detections.at(1)
+    assert sorted(map(tuple, middle.xyxy.astype(int).tolist())) == [tuple(box), tuple(missing)]
+    assert sorted(middle.cls.tolist()) == [0, 0]
+    assert sorted(change["change"] for change in result.changes) == ["added", "reclassified", "removed"]
+    reclassified = next(c for c in result.changes if c["change"] == "reclassified")
+    assert (reclassified["from_class"], reclassified["class"], reclassified["frame"]) == (1, 0, 1)
+
+
+def test_run_writes_the_corrected_task_and_lists_every_change(tmp_path, sample_slice):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "core", "run", str(sample_slice), "--out", str(out), "--quiet",
+                             "--iou-track", "0.5", "--assertions", "ghost", "--corrected-task", "fixed"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, FLICKER_CACHE_DIR=str(tmp_path / "cache")))
+    assert result.returncode == 0, result.stderr
+    changes = orjson.loads((out / "flicker_corrections.json").read_bytes())
+    assert changes["task"] == "fixed" and changes["videos"]["walk.mp4"]
+    count = {kind: sum(c["change"] == kind for c in changes["videos"]["walk.mp4"]) for kind in ("added", "removed")}
+    boxes = lambda task: sum(len(orjson.loads(p.read_bytes())["predictions"])  # noqa: E731
+                             for p in (out / ".lightly/predictions" / task).glob("walk-*.json"))
+    assert boxes("fixed") == boxes("yolov8_detection") - count["removed"] + count["added"]
+    assert validate_datasource(out, {"walk.mp4": 40}) == []
+    again = subprocess.run([sys.executable, "-m", "core", "run", str(sample_slice), "--out", str(out), "--quiet"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600,
+                           env=dict(os.environ, FLICKER_CACHE_DIR=str(tmp_path / "cache")))
+    assert again.returncode == 0 and not (out / "flicker_corrections.json").exists()  # no stale list of another export's

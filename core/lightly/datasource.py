@@ -18,6 +18,7 @@ from typing import Callable
 
 LIGHTLY_DIR = ".lightly"
 MANIFEST = "flicker_export.json"  # beside .lightly, never inside it: the datasource stays pure
+CORRECTIONS = "flicker_corrections.json"  # beside it too: every box the corrected task changed
 SCHEMA = "schema.json"
 TASKS = "tasks.json"
 FLICKERING_KEY = "flickering"  # the per-frame metadata key of the flicker assertion
@@ -88,6 +89,10 @@ class Datasource:
     @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def corrections(self) -> Path:
+        return self.root / CORRECTIONS
 
     def exists(self) -> bool:
         return self.lightly.is_dir()

@@ -27,7 +27,8 @@ from core.bounded import read_capped
 from core.detections import Detections, lightly_xywh
 from core.errors import ExportError, UserError
 from core.flicker import FlickerResult
-from core.lightly.datasource import FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
+from core.assertions import Corrections
+from core.lightly.datasource import CORRECTIONS, FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
 from core.paths import exclusive_lock, recover_swaps, staged_dir, swap_in, write_atomic
 from core.video import VideoInfo
@@ -39,7 +40,7 @@ FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
 STAGING_PREFIX = f"{LIGHTLY_DIR}.partial-"
-SWAPPED = (LIGHTLY_DIR, MANIFEST)  # what an export replaces, together
+SWAPPED = (LIGHTLY_DIR, MANIFEST)  # what an export replaces, together (and the corrections sidecar when there is one)
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,14 @@ class VideoPredictions:
     frame_count: int | None = None  # as probe() decodes the video; the export is checked against it
     fingerprint: str | None = None  # the video's content key, so push can tell the source is unchanged
     siblings: tuple[tuple[str, np.ndarray], ...] = ()  # (metadata key, flag per frame) of ghost / class_flip
+    corrections: Corrections | None = None  # the corrected stream, for a corrected task
 
     @classmethod
     def of_video(cls, info: VideoInfo, relpath: str, detections: Detections, flicker: FlickerResult,
-                 siblings: Mapping[str, np.ndarray] | None = None) -> "VideoPredictions":
+                 siblings: Mapping[str, np.ndarray] | None = None, corrections: Corrections | None = None) -> "VideoPredictions":
         """A probed video's part: its file, decoded frame count and content key come from ``info``."""
         return cls(relpath, detections, flicker, info.path, info.frame_count, info.fingerprint,
-                   tuple((siblings or {}).items()))
+                   tuple((siblings or {}).items()), corrections)
 
     @property
     def frames(self) -> int:
@@ -93,14 +95,20 @@ def export_datasource(
     classes: Sequence[int] | None = None,
     metadata_style: MetadataStyle = "binary",
     imputed_task: str | None = None,
+    corrected_task: str | None = None,
 ) -> ExportSummary:
     """Write ``out_dir/.lightly`` for these videos, check it against every rule of the format, then
-    swap it in (replacing an earlier export only once the new one is complete and valid)."""
-    check_task_name(task)
-    if imputed_task is not None:
-        check_task_name(imputed_task)
-    if imputed_task == task:
-        raise ExportError(f"The imputed boxes need their own task name, not {task!r}")
+    swap it in (replacing an earlier export only once the new one is complete and valid).
+    ``corrected_task``: also the videos' corrected boxes as this task, every change listed in
+    ``flicker_corrections.json`` beside ``.lightly``."""
+    roles = {"boxes": task, "imputed": imputed_task, "corrected": corrected_task}  # what each task holds
+    tasks = tuple(name for name in roles.values() if name is not None)
+    for name in tasks:
+        check_task_name(name)
+    if len(set(tasks)) != len(tasks):
+        raise ExportError(f"The imputed and corrected boxes need task names of their own, not {task!r} again")
+    if corrected_task is not None and any(video.corrections is None for video in videos):
+        raise ExportError("A corrected task needs the corrected boxes of every video")
     if not videos:
         raise ExportError("Nothing to export: no videos")
     for video in videos:
@@ -115,10 +123,9 @@ def export_datasource(
     kept = sorted(classes) if classes is not None else sorted(names)
     target = Datasource(out_dir)
     try:
-        files = _export_locked(target, videos, task, kept, names, metadata_style, imputed_task)
+        files = _export_locked(target, videos, roles, kept, names, metadata_style)
     except OSError as exc:  # read-only folder, full disk, a file where a folder should be, ...
         raise ExportError(f"Cannot write the export to {target.root}: {exc.strerror or exc}") from None
-    tasks = (task,) if imputed_task is None else (task, imputed_task)
     return ExportSummary(
         root=target.root,
         tasks=tasks,
@@ -129,18 +136,23 @@ def export_datasource(
     )
 
 
-def _export_locked(target: Datasource, videos, task, kept, names, metadata_style, imputed_task) -> int:
+def _export_locked(target: Datasource, videos, roles: dict[str, str | None], kept, names, metadata_style) -> int:
     target.root.mkdir(parents=True, exist_ok=True)
     with writing(target.root):
         with staged_dir(target.root, prefix=STAGING_PREFIX) as staging_root:
             staging = Datasource(staging_root)
-            files = _write_tree(staging, videos, task, kept, names, metadata_style, imputed_task)
+            files = _write_tree(staging, videos, roles, kept, names, metadata_style)
             _write_manifest(staging, videos)
+            if roles["corrected"] is not None:
+                write_atomic(staging.corrections, _corrections(roles["corrected"], videos))
             # Validate before the swap: a bad export never replaces a good one.
             violations = validate_datasource(staging.root, {v.relpath: v.frames for v in videos})
             if violations:
                 raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
-            swap_in(staging.root, target.root, SWAPPED)
+            swapped = SWAPPED + ((CORRECTIONS,) if staging.corrections.exists() else ())
+            swap_in(staging.root, target.root, swapped)
+            if len(swapped) == len(SWAPPED):
+                target.corrections.unlink(missing_ok=True)  # an earlier export's: it lists another export's changes
     return files
 
 
@@ -251,8 +263,13 @@ def prediction_tasks(tasks: Sequence[str]) -> bytes:
     return json.dumps(list(tasks)).encode()
 
 
-def _write_tree(staging: Datasource, videos, task, kept, names, metadata_style, imputed_task) -> int:
-    tasks = [task] if imputed_task is None else [task, imputed_task]
+def _corrections(task: str, videos: Sequence[VideoPredictions]) -> bytes:
+    return orjson.dumps({"task": task, "videos": {video.relpath: list(video.corrections.changes) for video in videos}},
+                        option=orjson.OPT_INDENT_2)
+
+
+def _write_tree(staging: Datasource, videos, roles: dict[str, str | None], kept, names, metadata_style) -> int:
+    tasks = [name for name in roles.values() if name is not None]
     for name in tasks:
         staging.task_dir(name).mkdir(parents=True)
         _write_new_file(staging.task_schema(name), prediction_schema(kept, names))
@@ -262,7 +279,7 @@ def _write_tree(staging: Datasource, videos, task, kept, names, metadata_style, 
 
     writes: list[tuple[Path, bytes]] = []
     for video in videos:
-        writes.extend(video_files(staging, video, task, kept, metadata_style, imputed_task))
+        writes.extend(video_files(staging, video, roles, kept, metadata_style))
     for folder in {path.parent for path, _ in writes}:
         folder.mkdir(parents=True, exist_ok=True)
     for path, data in writes:
@@ -289,35 +306,42 @@ def _write_new_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def video_files(datasource: Datasource, video: VideoPredictions, task: str, kept: Sequence[int], metadata_style: MetadataStyle,
-                imputed_task: str | None) -> Iterator[tuple[Path, bytes]]:
-    """Every per-frame file of one video (prediction, metadata, imputed) as (path, bytes), paths under ``datasource``."""
-    det = video.detections
-    n = det.n_frames
-    keep = np.isin(det.cls, kept).tolist()
-    bbox = lightly_xywh(det.xyxy, det.image_size).tolist()
-    score = np.clip(det.score, 0.0, 1.0).astype(np.float64).tolist()
-    cls = det.cls.tolist()
-    offsets = det.offsets.tolist()
+def video_files(datasource: Datasource, video: VideoPredictions, roles: dict[str, str | None], kept: Sequence[int],
+                metadata_style: MetadataStyle) -> Iterator[tuple[Path, bytes]]:
+    """Every per-frame file of one video as (path, bytes), paths under ``datasource``: each task's
+    predictions (the detections, and where named the imputed and the corrected boxes), metadata."""
+    n = video.detections.n_frames
+    flicker = video.flicker
+    boxes_of = {
+        "boxes": lambda: video.detections,
+        "imputed": lambda: Detections(flicker.imputed_frame, flicker.imputed_xyxy, np.ones(len(flicker.imputed_frame)),
+                                      flicker.imputed_cls, video.detections.names, n, video.detections.image_size),
+        "corrected": lambda: video.corrections.detections,
+    }
+    streams = [(name, _frame_predictions(boxes_of[role](), kept)) for role, name in roles.items() if name is not None]
     values = flickering_values(video.flicker, metadata_style).tolist()
     siblings = [(key, np.where(flags, 1.0, 0.0).tolist()) for key, flags in video.siblings]
-    imputed_rows = np.searchsorted(video.flicker.imputed_frame, np.arange(n + 1)).tolist()
-    imputed_bbox = lightly_xywh(video.flicker.imputed_xyxy, det.image_size).tolist()
-    imputed_cls = video.flicker.imputed_cls.tolist()
     name_of = frame_namer(video.relpath, n)
     for frame in range(n):
         stem = name_of(frame)
         file_name = image_name(stem)
-        predictions = [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
-                       for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
-        yield datasource.prediction_file(task, stem), orjson.dumps({"file_name": file_name, "predictions": predictions})
+        for task, predictions_of in streams:
+            yield datasource.prediction_file(task, stem), orjson.dumps({"file_name": file_name,
+                                                                         "predictions": predictions_of(frame)})
         metadata = {"file_name": file_name, "type": "frame",
                     "metadata": {FLICKERING_KEY: values[frame], **{key: flags[frame] for key, flags in siblings}}}
         yield datasource.metadata_file(stem), orjson.dumps(metadata)
-        if imputed_task is not None:
-            boxes = [{"category_id": imputed_cls[k], "bbox": imputed_bbox[k], "score": 1.0}
-                     for k in range(imputed_rows[frame], imputed_rows[frame + 1]) if imputed_cls[k] in kept]
-            yield datasource.prediction_file(imputed_task, stem), orjson.dumps({"file_name": file_name, "predictions": boxes})
+
+
+def _frame_predictions(detections: Detections, kept: Sequence[int]):
+    """A function giving one frame's Lightly predictions of the kept classes (columns converted once)."""
+    keep = np.isin(detections.cls, kept).tolist()
+    bbox = lightly_xywh(detections.xyxy, detections.image_size).tolist()
+    score = np.clip(detections.score, 0.0, 1.0).astype(np.float64).tolist()
+    cls = detections.cls.tolist()
+    offsets = detections.offsets.tolist()
+    return lambda frame: [{"category_id": cls[k], "bbox": bbox[k], "score": score[k]}
+                          for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
 
 
 def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Path, Path] | None:
