@@ -15,6 +15,7 @@ from typing import Sequence
 
 from core.assertions import FLICKER, parse_assertions
 from core.errors import UserError
+from core.label_formats import FORMATS as LABEL_FORMATS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
 from core.lightly.export import DEFAULT_TASK
 from core.secrets import mask
@@ -81,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=folder, required=True, help="output folder (the Lightly datasource root)")
     model = run.add_mutually_exclusive_group()
     model.add_argument("--predictions", type=Path,
-                       help="review existing predictions instead: a DIR/.lightly/predictions/TASK folder")
+                       help="review boxes made elsewhere instead: a Lightly task folder (DIR/.lightly/predictions/TASK), "
+                            "a COCO .json, a YOLO data.yaml, a CVAT .xml, a MOT .txt or a YouTube-VIS .json")
+    run.add_argument("--predictions-format", choices=LABEL_FORMATS, default="auto",
+                     help="format of --predictions (default auto: from the content)")
     _add_model_options(run, model)
     _add_flicker_options(run)
     _add_export_options(run)
@@ -268,7 +272,8 @@ def _run_config(args: argparse.Namespace):
                      demo=getattr(args, "demo", False), detector=_detector_spec(args), flicker=_flicker_settings(args),
                      export=ExportOptions(args.task, args.flickering, args.imputed_task,
                                           getattr(args, "corrected_task", None)),
-                     predictions=getattr(args, "predictions", None))
+                     predictions=getattr(args, "predictions", None),
+                     predictions_format=getattr(args, "predictions_format", "auto"))
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from core.lightly.export import (
     check_task_name,
     export_datasource,
 )
-from core.lightly.validate import import_predictions
+from core.label_formats import read_boxes
 from core.paths import SAMPLE_VIDEO, check_output_folder
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import detect_with_progress, find_videos, probe_all
@@ -54,7 +54,8 @@ class RunConfig:
     detector: DetectorSpec = DetectorSpec()
     flicker: FlickerSettings = FlickerSettings()
     export: ExportOptions = ExportOptions()
-    predictions: Path | None = None  # an existing .lightly/predictions/<task> folder instead of a model
+    predictions: Path | None = None  # boxes made elsewhere instead of a model (core.label_formats)
+    predictions_format: str = "auto"
 
     def check(self) -> None:
         """Every input a user gives, before anything runs or is written."""
@@ -129,6 +130,5 @@ def _kept_classes(spec: DetectorSpec, detections: Detections) -> Detections:
 def _detections_for(config: RunConfig, detector: Detector | None, info: VideoInfo, relpath: str,
                     progress_bar: bool) -> Detections:
     if config.predictions is not None:
-        imported = import_predictions(config.predictions, relpath, info.frame_count, (info.width, info.height))
-        return imported.above(config.detector.conf)
+        return read_boxes(config.predictions, info, relpath, config.predictions_format).above(config.detector.conf)
     return detect_with_progress(config.detector, detector, info, relpath, progress_bar)
