@@ -35,6 +35,7 @@ else:
     navigation = st.navigation(
         [
             st.Page("pages/load.py", title="Load & detect", icon=":material/movie:", default=True),
+            st.Page("pages/fleet.py", title="Fleet", icon=":material/view_list:", url_path="fleet"),
             st.Page("pages/review.py", title="Review", icon=":material/flag:"),
             st.Page("pages/qa.py", title="Verdicts & thresholds", icon=":material/fact_check:"),
             st.Page("pages/export.py", title="Export & schedule", icon=":material/cloud_upload:"),

@@ -4,8 +4,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import fleet
+from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
 from core.detect import Detector
-from core.paths import SAMPLE_VIDEO
+from core.errors import UserError
+from core.paths import SAMPLE_VIDEO, check_allowed
+from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from core.uploads import save_upload
 from core.video import VIDEO_EXTENSIONS
@@ -124,6 +128,65 @@ def detection_summary(detections) -> None:
     st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
 
 
+class BarsProgress(BatchProgress):
+    """A bar for the video being detected and one for the whole batch, and a line per finished video."""
+
+    def __init__(self, videos: int):
+        self.videos, self.finished_videos, self.frames, self.done = videos, 0, 0, 0
+        self.overall = st.progress(0.0, text=f"0 / {videos} videos")
+        self.current = st.progress(0.0, text="Opening the first video...")
+        self.log = st.empty()
+        self.lines: list[str] = []
+
+    def probed(self, frames: int) -> None:
+        self.frames, self.done = frames, 0
+        self.current.progress(0.0, text=f"video {self.finished_videos + 1}: 0 / {frames:,} frames")
+
+    def detected(self, frames: int) -> None:
+        self.done += frames
+        self.current.progress(min(self.done / max(self.frames, 1), 1.0),
+                              text=f"video {self.finished_videos + 1}: {self.done:,} / {self.frames:,} frames")
+
+    def finished(self, row: VideoRow) -> None:
+        self.finished_videos += 1
+        self.overall.progress(self.finished_videos / max(self.videos, 1), text=f"{self.finished_videos} / {self.videos} videos")
+        self.lines.append(f"- {row.relpath}: {row.status}" + (f" ({row.error})" if row.error else
+                                                               f", {row.flagged} of {row.frames} frames flagged"))
+        self.log.markdown("\n".join(self.lines[-8:]))
+
+
+def batch_panel(spec: DetectorSpec | None) -> None:
+    """Open a batch output folder on the Fleet page, or run a batch over a folder of videos here."""
+    with st.expander("Many videos: a batch", icon=":material/view_list:"):
+        with st.form("open_batch", border=False):
+            folder = st.text_input("Batch output folder", placeholder="/data/out/fleet", key="batch_open_dir")
+            if st.form_submit_button("Open on the Fleet page"):
+                with error_boundary():
+                    st.switch_page("pages/fleet.py", query_params={"dir": str(fleet.check_folder(folder))})
+        st.divider()
+        inputs = st.text_input("Folder of videos", placeholder="/data/cams", key="batch_inputs")
+        out = st.text_input("Output folder", placeholder="/data/out/fleet", key="batch_out")
+        st.caption("Runs the model chosen above at the thresholds set on Review; videos already done with the "
+                   "same settings are skipped.")
+        if st.button("Run batch", icon=":material/play_arrow:", disabled=spec is None, key="run_batch"):
+            run_batch_here(inputs, out, spec)
+
+
+def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
+    with error_boundary("Batch failed"):
+        if not inputs.strip() or not out.strip():
+            raise UserError("Give the folder of videos and the output folder")
+        source, target = check_allowed(inputs.strip()), check_allowed(out.strip())
+        settings = flags.on_screen(spec.conf)
+        config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
+        report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
+        fleet.write_settings(target, spec, settings)
+        failed = sum(r.status == "failed" for r in report.rows)
+        st.success(f"{len(report.rows)} videos in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
+        st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
+                     query_params={"dir": str(target)})
+
+
 flags.init_defaults()
 if "--sample" in sys.argv:
     session.open_sample_once()
@@ -134,6 +197,7 @@ with video_column:
     video_panel()
 with model_column:
     detector, spec = model_panel()
+batch_panel(spec)
 
 st.divider()
 loaded = session.loaded_video()

@@ -124,6 +124,32 @@ def use_detections(detections: Detections, detector: DetectorSpec, detection_id:
     handshake.reset()
 
 
+def open_from_batch(root: Path, relpath: str) -> bool:
+    """A video of a batch output folder, reviewed with the detections the batch exported (nothing is
+    detected again) at the settings the batch recorded; False (the error shown) when it cannot be."""
+    from core import fleet
+
+    with error_boundary(f"Cannot open {relpath}"):
+        video = fleet.open_video(root, relpath)
+        recorded = fleet.read_settings(root)
+        st.session_state[REVIEW] = Review(LoadedVideo(video.info, relpath))
+        use_detections(video.detections, recorded.detector if recorded else DetectorSpec(), video.detection_id)
+        if recorded is not None:
+            _show_settings(recorded.flicker)
+        return True
+    return False
+
+
+def _show_settings(settings: FlickerSettings) -> None:
+    """Put ``settings`` on the review's widgets (before they are drawn on this run)."""
+    st.session_state.update({flags.MODE: settings.mode, flags.MIN_SCORE: settings.min_score})
+    flags.use_thresholds(settings.iou_track, settings.iou_assert)
+    if settings.mode == "improved":
+        options = settings.options
+        st.session_state.update({flags.CLASS_AWARE: options.class_aware, flags.ONE_TO_ONE: options.one_to_one,
+                                 flags.WINDOW: options.window, flags.EMPTY_MEDIAN: options.empty_window_median})
+
+
 def detections() -> Detections | None:
     """The tab's detections, every box above the detection floor."""
     return current.detections if (current := review()) is not None else None

@@ -1,0 +1,262 @@
+"""A batch output folder read back as a fleet: one row per video (summary.csv, and while a batch
+still runs, the done markers it wrote since), the settings the batch used, verdict progress, and
+one video's detections re-imported from the combined datasource (nothing is detected again).
+
+Every file in the folder is untrusted input: sizes are capped, links in the export are never
+followed, the manifest's video paths are checked against ``FLICKER_ROOTS`` like any path.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import orjson
+
+from core import paths
+from core.bounded import read_capped
+from core.detections import Detections
+from core.errors import UserError
+from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
+from core.lightly.export import UNFLAGGED_VALUE, read_manifest, read_tasks
+from core.lightly.validate import import_predictions
+from core.settings import DetectorSpec, FlickerSettings
+from core.video import VideoInfo, probe
+
+SUMMARY_CSV = "summary.csv"  # core.batch.SUMMARY_CSV (not imported: that would load the batch engines)
+DONE_DIR = Path(".batch") / "done"
+SETTINGS_FILE = Path(".batch") / "settings.json"  # the detector and flicker settings of the last batch
+MAX_SUMMARY_BYTES = 256 << 20  # ~1 M videos
+MAX_MARKER_BYTES = 1 << 20
+_SPREADSHEET_QUOTED = ("=", "+", "-", "@", "\t", "\r")  # summary.csv quotes such cells with a leading '
+
+
+@dataclass(frozen=True)
+class FleetVideo:
+    relpath: str
+    source: str
+    status: str  # done, skipped (done by an earlier run), failed
+    error: str
+    frames: int
+    boxes: int
+    flagged: int
+
+    @property
+    def flagged_share(self) -> float:
+        return self.flagged / self.frames if self.frames else 0.0
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    root: Path
+    videos: tuple[FleetVideo, ...]  # summary.csv's order, then videos only the done markers know
+    running: bool  # a batch holds the folder's lock (or wrote markers summary.csv does not list yet)
+
+    @property
+    def flagged(self) -> int:
+        return sum(v.flagged for v in self.videos)
+
+    @property
+    def failed(self) -> int:
+        return sum(v.status == "failed" for v in self.videos)
+
+
+def check_folder(path_text: str | Path) -> Path:
+    """A batch output folder named by the user (or a URL): allowed, a folder, with a summary or done markers."""
+    if not str(path_text).strip():
+        raise UserError("Give the batch output folder (the --out of python -m core batch)")
+    root = paths.check_allowed(Path(str(path_text).strip()).expanduser())
+    if not root.is_dir() or not ((root / SUMMARY_CSV).is_file() or (root / DONE_DIR).is_dir()):
+        raise UserError(f"{path_text} is not a batch output folder (no {SUMMARY_CSV}): run python -m core batch "
+                        "INPUTS --out FOLDER first")
+    return root
+
+
+def read_fleet(root: Path) -> Fleet:
+    """The videos of a batch output folder: summary.csv (parsed once per version of the file), with
+    each done marker newer than it applied on top (a running or interrupted batch)."""
+    summary = root / SUMMARY_CSV
+    status = summary.stat() if summary.is_file() else None
+    rows = dict(_summary_rows(summary, status.st_mtime_ns, status.st_size)) if status else {}
+    newer = _newer_markers(root / DONE_DIR, status.st_mtime_ns if status else -1)
+    for relpath, marker in newer:
+        row = _marker_row(marker)
+        if row is not None and row.relpath == relpath:
+            rows[relpath] = row
+    return Fleet(root, tuple(rows.values()), batch_running(root) or bool(newer))
+
+
+@lru_cache(maxsize=8)
+def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, FleetVideo], ...]:
+    text = read_capped(path, MAX_SUMMARY_BYTES, "Summary", follow_symlinks=False).decode("utf-8", "replace")
+    rows = []
+    for record in csv.DictReader(io.StringIO(text)):
+        relpath = _cell(record.get("relpath"))
+        if relpath:
+            rows.append((relpath, FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",
+                                             _cell(record.get("error")), _count(record.get("frames")),
+                                             _count(record.get("boxes")), _count(record.get("flagged")))))
+    return tuple(rows)
+
+
+def _cell(value) -> str:
+    text = value if isinstance(value, str) else ""
+    return text[1:] if text[:1] == "'" and text[1:2] in _SPREADSHEET_QUOTED else text
+
+
+def _count(value) -> int:
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
+
+
+def _newer_markers(folder: Path, since_ns: int) -> list[tuple[str, dict]]:
+    """``(relpath, marker)`` of every done marker written after ``since_ns``."""
+    found = []
+    for directory, _, files in os.walk(folder):  # never follows links
+        for name in files:
+            path = Path(directory) / name
+            try:
+                if not name.endswith(".json") or path.lstat().st_mtime_ns <= since_ns:
+                    continue
+                marker = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Done marker", follow_symlinks=False))
+            except (OSError, UserError, orjson.JSONDecodeError):
+                continue  # a damaged marker: the batch itself runs that video again
+            found.append((path.relative_to(folder).as_posix()[: -len(".json")], marker))
+    return found
+
+
+def _marker_row(marker) -> FleetVideo | None:
+    row = marker.get("row") if isinstance(marker, dict) else None
+    if not isinstance(row, dict) or not isinstance(row.get("relpath"), str):
+        return None
+    return FleetVideo(row["relpath"], str(row.get("source", "")), "done", "", _count(str(row.get("frames", ""))),
+                      _count(str(row.get("boxes", ""))), _count(str(row.get("flagged", ""))))
+
+
+def batch_running(root: Path) -> bool:
+    """Whether a process holds the folder's writer lock (``core.paths.exclusive_lock``), read from
+    /proc/locks so that looking never takes the lock a starting batch needs."""
+    try:
+        status = root.stat()
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    lock_id = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    return any(fields[1:2] == ["FLOCK"] and lock_id in fields for fields in map(str.split, locks.splitlines()))
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    detector: DetectorSpec
+    flicker: FlickerSettings
+
+
+def write_settings(root: Path, detector: DetectorSpec, flicker: FlickerSettings) -> None:
+    """Record what a batch ran with, so the Fleet page reviews each video at the batch's settings."""
+    record = {"detector": {"weights": detector.weights, "device": detector.device, "conf": detector.conf,
+                           "classes": list(detector.classes or []), "backend": detector.backend},
+              "flicker": {"iou_track": flicker.iou_track, "iou_assert": flicker.iou_assert,
+                          "min_score": flicker.min_score, "assertions": list(flicker.assertions),
+                          "options": asdict(flicker.options)}}
+    paths.write_atomic(root / SETTINGS_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+
+
+def read_settings(root: Path) -> BatchSettings | None:
+    """The settings :func:`write_settings` recorded; None when there are none or they are unreadable."""
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Batch settings", follow_symlinks=False))
+        detector, flicker = record["detector"], record["flicker"]
+        options = dict(flicker["options"])
+        settings = FlickerSettings.of_mode(options.pop("mode"), flicker["iou_track"], flicker["iou_assert"],
+                                           flicker["min_score"], tuple(flicker["assertions"]), **options).check()
+        spec = DetectorSpec.of(detector["weights"], device=str(detector["device"]), conf=float(detector["conf"]),
+                               classes=[str(c) for c in detector["classes"]], backend=str(detector["backend"]))
+        return BatchSettings(spec, settings)
+    except (UserError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def fingerprints(root: Path) -> dict[str, str]:
+    """relpath -> the video's content key (what verdicts are keyed by), from the manifest."""
+    try:
+        return {e["relpath"]: e["fingerprint"] for e in read_manifest(root) if isinstance(e.get("fingerprint"), str)}
+    except UserError:
+        return {}
+
+
+def reviewed_flagged(fleet: Fleet, store_path: Path) -> dict[str, int]:
+    """relpath -> how many of its flagged frames (flagged in the export) have a verdict in the store."""
+    keys = {key: relpath for relpath, key in fingerprints(fleet.root).items()}
+    frames = {v.relpath: v.frames for v in fleet.videos if v.flagged}
+    judged: dict[str, set[int]] = {}
+    for video, frame in _judged_frames(store_path):
+        relpath = keys.get(video)
+        if relpath in frames and 0 <= frame < frames[relpath]:
+            judged.setdefault(relpath, set()).add(frame)
+    datasource = Datasource(fleet.root)
+    counts = {}
+    for relpath, judged_frames in judged.items():
+        name_of = frame_namer(relpath, frames[relpath])
+        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f))) for f in judged_frames)
+    return counts
+
+
+def _judged_frames(store_path: Path) -> list[tuple[str, int]]:
+    """Every (video key, frame) with a verdict, whole-frame or per box, read in one query."""
+    if not store_path.is_file():
+        return []
+    try:
+        with sqlite3.connect(f"{store_path.as_uri()}?mode=ro", uri=True, timeout=5.0) as db:
+            return db.execute("SELECT DISTINCT video, frame FROM verdicts").fetchall()
+    except sqlite3.Error:
+        return []  # no verdicts table yet, or a store the verdict pages report on
+
+
+def _flagged_in_export(metadata: Path) -> bool:
+    try:
+        record = orjson.loads(read_capped(metadata, MAX_MARKER_BYTES, "Metadata file", follow_symlinks=False))
+        value = record["metadata"][FLICKERING_KEY]
+        return isinstance(value, (int, float)) and value > UNFLAGGED_VALUE
+    except (UserError, orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+
+
+@dataclass(frozen=True)
+class BatchVideo:
+    info: VideoInfo
+    relpath: str
+    detections: Detections
+    detection_id: str  # names these detections (the app's index cache key)
+
+
+def open_video(root: Path, relpath: str) -> BatchVideo:
+    """One video of the batch with its detections read back from the combined datasource."""
+    entry = next((e for e in read_manifest(root) if e.get("relpath") == relpath), None)
+    if entry is None:
+        raise UserError(f"{relpath} is not in the batch's export (it failed, or the batch has not reached it)")
+    source = entry.get("source")
+    if not isinstance(source, str) or "://" in source:
+        raise UserError(f"{relpath} was read from {source or 'an unrecorded place'}: only a video on this machine "
+                        "can be reviewed; download it and load it on Load & detect")
+    info = probe(paths.check_allowed(source))
+    if entry.get("fingerprint") and info.fingerprint != entry["fingerprint"]:
+        raise UserError(f"{source} changed since the batch ran: run the batch again to review it")
+    datasource = Datasource(root)
+    task = read_tasks(root)[0]
+    for folder in (datasource.lightly, datasource.predictions, datasource.task_dir(task)):
+        if folder.is_symlink():
+            raise UserError(f"{folder} is a symbolic link; links in an export are never followed")
+    detections = import_predictions(datasource.task_dir(task), relpath, info.frame_count, (info.width, info.height))
+    manifest_version = datasource.manifest.stat().st_mtime_ns
+    return BatchVideo(info, relpath, detections, f"batch:{root}:{relpath}:{info.fingerprint}:{manifest_version}")

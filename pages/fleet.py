@@ -1,0 +1,130 @@
+"""Fleet: a whole batch output folder (``?dir=``), worst videos first; open any of them in Review with
+the detections the batch exported, at the batch's settings. A batch still running updates in place."""
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import fleet
+from core.verdicts import default_store_path
+from ui import flags, session
+from ui.boundary import error_boundary
+
+DIR = "dir"  # the URL parameter naming the batch output folder
+FILTER = "fleet_filter"
+CHOSEN = "fleet_video"
+LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
+CHART_VIDEOS = 30
+COLUMNS = {
+    "Video": st.column_config.TextColumn("Video", width="medium"),
+    "Status": st.column_config.TextColumn("Status", width="small"),
+    "Frames": st.column_config.NumberColumn("Frames", format="%d"),
+    "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames the batch flagged"),
+    "Flagged share": st.column_config.ProgressColumn("Flagged share", format="percent", min_value=0.0, max_value=1.0),
+    "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d", help="Flagged frames with a verdict"),
+    "Error": st.column_config.TextColumn("Error", width="large"),
+}
+
+
+def folder_panel() -> Path | None:
+    """The folder the URL names (or the one typed here), checked; None with one line when unusable."""
+    given = st.query_params.get(DIR, "")
+    with st.form("fleet_folder", border=False):
+        field, go = st.columns([5, 1], vertical_alignment="bottom")
+        typed = field.text_input("Batch output folder", value=given, placeholder="/data/out/fleet")
+        if go.form_submit_button("Open") and typed.strip() != given:
+            st.query_params[DIR] = given = typed.strip()
+    if not given:
+        st.info("Name a batch output folder (the --out of `python -m core batch`), or start a batch on Load & detect.")
+        return None
+    with error_boundary():
+        return fleet.check_folder(given)
+    return None
+
+
+def table(found: fleet.Fleet, reviewed: dict[str, int]) -> pd.DataFrame:
+    videos = found.videos
+    frame = pd.DataFrame({
+        "Video": [v.relpath for v in videos], "Status": [v.status for v in videos],
+        "Frames": [v.frames for v in videos], "Flagged": [v.flagged for v in videos],
+        "Flagged share": [v.flagged_share for v in videos],
+        "Reviewed": [reviewed.get(v.relpath, 0) for v in videos], "Error": [v.error for v in videos]})
+    return frame.sort_values(["Flagged share", "Video"], ascending=[False, True], kind="stable", ignore_index=True)
+
+
+def figures_panel(found: fleet.Fleet, rows: pd.DataFrame) -> None:
+    frames, flagged, reviewed = int(rows["Frames"].sum()), int(rows["Flagged"].sum()), int(rows["Reviewed"].sum())
+    columns = st.columns(4)
+    columns[0].metric("Videos", f"{len(rows):,}", f"{found.failed:,} failed" if found.failed else None,
+                      delta_color="inverse" if found.failed else "off")
+    columns[1].metric("Flagged frames", f"{flagged:,}")
+    columns[2].metric("Share of frames", f"{flagged / frames:.1%}" if frames else "-")
+    columns[3].metric("Flagged frames reviewed", f"{reviewed:,} / {flagged:,}")
+    st.progress(reviewed / flagged if flagged else 0.0,
+                text=f"Verdict progress across the fleet: {reviewed / flagged:.0%}" if flagged else "No flagged frames")
+    worst = rows[rows["Flagged"] > 0].head(CHART_VIDEOS)
+    if len(worst):
+        st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video with flags'})")
+        st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", height=min(60 + 18 * len(worst), 400))
+
+
+def settings_caption(root: Path) -> None:
+    recorded = fleet.read_settings(root)
+    if recorded is None:
+        st.caption("This batch did not record its settings: videos open at the thresholds set on Review.")
+        return
+    settings = recorded.flicker
+    st.caption(f"Videos open at the batch's settings: {settings.mode} mode, IoU tracking {settings.iou_track:g}, "
+               f"IoU assertion {settings.iou_assert:g}, minimum score {settings.min_score:g} "
+               f"({Path(recorded.detector.weights).name}, floor {recorded.detector.conf:g}).")
+
+
+def open_panel(root: Path, rows: pd.DataFrame, picked: str | None) -> None:
+    """Open a video in Review: the row picked in the table, or any video chosen by name."""
+    openable = rows.loc[rows["Status"] != "failed", "Video"].tolist()
+    if picked is not None and picked in openable:
+        if st.button(f"Open {picked} in Review", type="primary", icon=":material/flag:", key="open_picked"):
+            open_in_review(root, picked)
+    name, go = st.columns([4, 1], vertical_alignment="bottom")
+    chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
+                            help="In the table's order: worst first unless you sort it or filter it.")
+    if go.button("Open in Review", icon=":material/flag:", disabled=chosen is None) and chosen is not None:
+        open_in_review(root, chosen)
+
+
+def open_in_review(root: Path, relpath: str) -> None:
+    if session.open_from_batch(root, relpath):
+        st.switch_page("pages/review.py")
+
+
+def fleet_panel(root: Path, polling: bool) -> None:
+    """Everything read from the folder: re-read on every run (a cached parse per summary version).
+    While ``polling`` (a batch was running) this runs every few seconds on its own."""
+    found = fleet.read_fleet(root)
+    if polling and not found.running:
+        st.rerun()  # the batch ended: one full run shows its summary and stops the polling
+    reviewed = fleet.reviewed_flagged(found, default_store_path())
+    rows = table(found, reviewed)
+    if found.running:
+        st.info(f"A batch is writing this folder: {len(rows):,} videos so far, updated every "
+                f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
+    figures_panel(found, rows)
+    query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
+    shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows
+    if found.failed:
+        st.caption(f"{found.failed:,} video{'s' if found.failed != 1 else ''} failed: the Error column says why.")
+    event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, height=min(38 + 35 * len(shown), 420),
+                         on_select="rerun", selection_mode="single-row", key="fleet_table")
+    picked = event.selection.rows[0] if event.selection.rows else None
+    open_panel(root, shown, shown["Video"].iloc[picked] if picked is not None and picked < len(shown) else None)
+
+
+flags.init_defaults()
+st.title("Fleet")
+root = folder_panel()
+if root is None:
+    st.stop()
+settings_caption(root)
+running = fleet.read_fleet(root).running
+st.fragment(fleet_panel, run_every=LIVE_EVERY if running else None)(root, running)
