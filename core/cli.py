@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from core.assertions import FLICKER, parse_assertions
+from core.assertions import ASSERTIONS, FLICKER, parse_assertions
 from core.errors import UserError
 from core.label_formats import FORMATS as LABEL_FORMATS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
@@ -162,8 +162,15 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
 def _add_evaluate_parser(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="precision, recall and F1 of the flags against ground truth, per threshold pair")
     evaluate.add_argument("source", type=Path, help="an export folder (from run) or a video")
-    evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt, or a YouTube-VIS .json "
-                          "(boxes per track; of several videos, the one named like the video)")
+    evaluate.add_argument("--gt", type=Path, required=True, help="ground truth: a MOTChallenge gt.txt or a YouTube-VIS .json "
+                          "(tracks as annotated; of several videos, the one named like the video), or COCO, YOLO, CVAT "
+                          "or a Lightly task (boxes linked into tracks)")
+    evaluate.add_argument("--gt-format", choices=LABEL_FORMATS, default="auto", help="format of --gt (default: from the content)")
+    evaluate.add_argument("--labels", action="store_true",
+                          help="check the labels in --gt themselves: list the frames and boxes flicker, ghost and class "
+                               "flip find suspicious (no detector runs; --out writes them as CSV)")
+    evaluate.add_argument("--iou-track", type=float, help="--labels: tracking IoU (default 0.5)")
+    evaluate.add_argument("--iou-assert", type=float, help="--labels: assertion IoU (default 0.5)")
     _add_flicker_options(evaluate, thresholds=False)
     evaluate.add_argument("--video", help="which video of a multi-video export (its relative path)")
     evaluate.add_argument("--out", type=Path, help="also write every threshold pair's scores to this CSV file")
@@ -296,12 +303,31 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:  # before the evaluation: a typo costs a second, not a detection run
         check_csv_path(args.out)
         check_output_folder(args.out.absolute().parent, "--out's folder")
+    if args.labels:
+        return _audit_labels(args)
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),
-                                 progress_bar=not args.quiet)
+                                 progress_bar=not args.quiet, gt_format=args.gt_format)
     print(evaluation.text())
     if args.out is not None:
         write_csv(evaluation, args.out)
         print(f"every threshold pair written to {args.out}")
+    return 0
+
+
+def _audit_labels(args: argparse.Namespace) -> int:
+    from core.label_qa import LABEL_IOU, audit_labels
+    from core.paths import write_atomic
+    from core.sources import labelled_video
+
+    settings = FlickerSettings.of_mode(args.mode, args.iou_track if args.iou_track is not None else LABEL_IOU,
+                                       args.iou_assert if args.iou_assert is not None else LABEL_IOU,
+                                       assertions=ASSERTIONS).check()
+    info, relpath = labelled_video(args.source, args.video)
+    audit = audit_labels(args.gt, info, relpath, args.gt_format, settings)
+    print(audit.text())
+    if args.out is not None:
+        write_atomic(args.out, audit.csv_bytes())
+        print(f"every suspicious frame and box written to {args.out}")
     return 0
 
 

@@ -27,11 +27,13 @@ from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, TUTORIAL_FUNCTION_IOU_TRACK
 from core.paths import write_atomic
 from core.ground_truth import (FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
-                               read_ground_truth, true_misses)
+                               linked_ground_truth, read_ground_truth, true_misses)
+from core.label_formats import detect_format, read_boxes
 from core.qa import APP_THRESHOLDS
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 
+TRACK_FORMATS = ("mot", "youtubevis")  # ground truth that names its tracks
 MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
 TUTORIAL_PAIRS = {  # the tutorial's walkthrough runs 0.8 / 0.6; its function defaults to 0.9 / 0.6
     "tutorial walkthrough": (DEFAULT_IOU_TRACK, DEFAULT_IOU_ASSERT),
@@ -129,13 +131,18 @@ def score_flags(detections: Detections, ground_truth: GroundTruth, mode: str = D
 
 def evaluate_source(source: Path, ground_truth: Path, mode: str = DEFAULT_MODE, video: str | None = None,
                     task: str | None = None, detector: DetectorSpec = DetectorSpec(),
-                    progress_bar: bool = False) -> Evaluation:
-    """``python -m core evaluate``: an export folder or a video against a MOT ``gt.txt`` or a
-    YouTube-VIS ``.json``."""
+                    progress_bar: bool = False, gt_format: str = "auto") -> Evaluation:
+    """``python -m core evaluate``: an export folder or a video against ground truth: a MOT
+    ``gt.txt`` or a YouTube-VIS ``.json`` (tracks as annotated), or COCO, YOLO, CVAT or a Lightly
+    task (boxes linked into tracks by :func:`core.ground_truth.linked_ground_truth`)."""
     FlickerSettings.of_mode(mode)  # a bad mode or ground truth file fails before any detection runs
-    truths = read_ground_truth(ground_truth)
+    if not Path(ground_truth).exists():
+        raise UserError(f"Ground truth not found: {ground_truth}")
+    fmt = detect_format(Path(ground_truth)) if gt_format == "auto" else gt_format
+    truths = read_ground_truth(ground_truth) if fmt in TRACK_FORMATS else None
     chosen = choose_video(load_sources(source, detector, task, progress_bar), video)
-    gt = ground_truth_for(truths, chosen.relpath, ground_truth)
+    gt = (ground_truth_for(truths, chosen.relpath, ground_truth) if truths is not None else
+          linked_ground_truth(read_boxes(ground_truth, chosen.info, chosen.relpath, fmt)))
     scores = score_flags(chosen.detections, gt, mode)
     return Evaluation(chosen.relpath, chosen.detections.n_frames, Path(ground_truth), gt.n_frames, mode, scores)
 

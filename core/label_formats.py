@@ -60,8 +60,9 @@ def detect_format(path: Path) -> str:
     head = read_capped(path, MAX_LABEL_BYTES, "Predictions file")[:4096].lstrip()
     if head.startswith(b"<"):
         return "cvat"
-    if head.startswith(b"{"):
-        return "youtubevis" if b'"videos"' in read_capped(path, MAX_LABEL_BYTES, "Predictions file") else "coco"
+    if head.startswith(b"{"):  # COCO lists images; anything else a JSON holds is read as YouTube-VIS (videos)
+        data = read_capped(path, MAX_LABEL_BYTES, "Predictions file")
+        return "coco" if b'"images"' in data and b'"videos"' not in data else "youtubevis"
     return "mot"
 
 

@@ -91,6 +91,20 @@ def detect_with_progress(spec: DetectorSpec, detector: Detector, info: VideoInfo
             bar.close()
 
 
+def labelled_video(source: Path, relpath: str | None = None) -> tuple[VideoInfo, str]:
+    """The video labels belong to: a video file, or one video of an export (the only one, or the
+    one named ``relpath``), probed."""
+    source = Path(source)
+    if not Datasource(source).exists():
+        return probe(source), source.name
+    entries = read_manifest(source)
+    chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
+    if len(chosen) != 1 or not chosen[0].get("source"):
+        names = ", ".join(entry["relpath"] for entry in entries)
+        raise UserError(f"{source} holds {len(entries)} videos ({names}): pick one with --video RELPATH")
+    return probe(chosen[0]["source"]), chosen[0]["relpath"]
+
+
 def load_sources(source: Path, spec: DetectorSpec, task: str | None = None, progress_bar: bool = False,
                  detector: Detector | None = None) -> list[SourceVideo]:
     """The videos of an export folder (its prediction ``task``, default the first, and its recorded
