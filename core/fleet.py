@@ -96,7 +96,7 @@ def read_fleet(root: Path) -> Fleet:
 
 @lru_cache(maxsize=8)
 def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, FleetVideo], ...]:
-    text = read_capped(path, MAX_SUMMARY_BYTES, "Summary", follow_symlinks=False).decode("utf-8", "replace")
+    text = _read(path, MAX_SUMMARY_BYTES, "Summary", _size).decode("utf-8", "replace")
     rows = []
     for record in csv.DictReader(io.StringIO(text)):
         relpath = _cell(record.get("relpath"))
@@ -105,6 +105,12 @@ def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, Fl
                                              _cell(record.get("error")), _count(record.get("frames")),
                                              _count(record.get("boxes")), _count(record.get("flagged")))))
     return tuple(rows)
+
+
+def _read(path: Path, cap: int, what: str, size: int) -> bytes:
+    """:func:`read_capped` (no link followed) asking for no more than the file's size: it allocates its
+    whole limit up front, 256 MiB per read of a 90 KiB summary."""
+    return read_capped(path, min(size, cap), what, follow_symlinks=False)
 
 
 def _cell(value) -> str:
@@ -124,9 +130,10 @@ def _newer_markers(folder: Path, since_ns: int) -> list[tuple[str, dict]]:
         for name in files:
             path = Path(directory) / name
             try:
-                if not name.endswith(".json") or path.lstat().st_mtime_ns <= since_ns:
+                status = path.lstat()
+                if not name.endswith(".json") or status.st_mtime_ns <= since_ns:
                     continue
-                marker = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Done marker", follow_symlinks=False))
+                marker = orjson.loads(_read(path, MAX_MARKER_BYTES, "Done marker", status.st_size))
             except (OSError, UserError, orjson.JSONDecodeError):
                 continue  # a damaged marker: the batch itself runs that video again
             found.append((path.relative_to(folder).as_posix()[: -len(".json")], marker))
@@ -175,7 +182,7 @@ def read_settings(root: Path) -> BatchSettings | None:
     if not path.is_file():
         return None
     try:
-        record = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Batch settings", follow_symlinks=False))
+        record = orjson.loads(_read(path, MAX_MARKER_BYTES, "Batch settings", path.lstat().st_size))
         detector, flicker = record["detector"], record["flicker"]
         options = dict(flicker["options"])
         settings = FlickerSettings.of_mode(options.pop("mode"), flicker["iou_track"], flicker["iou_assert"],
@@ -183,7 +190,7 @@ def read_settings(root: Path) -> BatchSettings | None:
         spec = DetectorSpec.of(detector["weights"], device=str(detector["device"]), conf=float(detector["conf"]),
                                classes=[str(c) for c in detector["classes"]], backend=str(detector["backend"]))
         return BatchSettings(spec, settings)
-    except (UserError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+    except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -225,10 +232,10 @@ def _judged_frames(store_path: Path) -> list[tuple[str, int]]:
 
 def _flagged_in_export(metadata: Path) -> bool:
     try:
-        record = orjson.loads(read_capped(metadata, MAX_MARKER_BYTES, "Metadata file", follow_symlinks=False))
+        record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
         value = record["metadata"][FLICKERING_KEY]
         return isinstance(value, (int, float)) and value > UNFLAGGED_VALUE
-    except (UserError, orjson.JSONDecodeError, KeyError, TypeError):
+    except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError):
         return False
 
 
