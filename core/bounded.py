@@ -39,9 +39,9 @@ def read_capped(path: str | Path, limit: int, what: str, follow_symlinks: bool =
             raise UserError(f"{what} {path} is not a regular file")
         raise UserError(f"{what} {path} is {status.st_size:,} bytes; at most {limit:,} are read")
     with os.fdopen(fd, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:  # it grew while being read
-        raise UserError(f"{what} {path} is larger than {limit:,} bytes")
+        data = f.read(min(status.st_size, limit) + 1)  # not the whole limit: it is allocated up front
+    if len(data) > status.st_size:  # it grew while being read
+        raise UserError(f"{what} {path} changed while it was read (at most {limit:,} bytes are read)")
     return data
 
 

@@ -180,7 +180,6 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         settings = flags.on_screen(spec.conf)
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
         report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
-        fleet.write_settings(target, spec, settings)
         failed = sum(r.status == "failed" for r in report.rows)
         st.success(f"{len(report.rows)} videos in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",

@@ -13,7 +13,7 @@ pytestmark = [
     pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"),
 ]
 
-TITLES = ["Load & detect", "Review", "Verdicts & thresholds", "Export & schedule"]
+TITLES = ["Load & detect", "Fleet", "Review", "Verdicts & thresholds", "Export & schedule"]
 
 
 @pytest.fixture

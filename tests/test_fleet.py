@@ -31,8 +31,7 @@ def batch(tmp_path_factory) -> Path:
     spec = DetectorSpec(cache_dir=base / "cache")
     settings = FlickerSettings.of_mode("reference", *THRESHOLDS)
     out = base / "out"
-    run_batch(BatchConfig((str(videos),), RunConfig(out=out, detector=spec, flicker=settings)))
-    fleet.write_settings(out, spec, settings)  # what the Load page does after its batch
+    run_batch(BatchConfig((str(videos),), RunConfig(out=out, detector=spec, flicker=settings)))  # records its settings
     return out
 
 

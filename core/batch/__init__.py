@@ -31,6 +31,7 @@ from core.batch.local import LocalEngine
 from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine, VideoRow, VideoSource,
                                 failure_message, find_sources)
 from core.errors import UserError
+from core.fleet import write_settings
 from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, writing
 from core.run import RunConfig
@@ -143,6 +144,7 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
         classes = config.options.detector.class_ids(engine.names)
         config.out.mkdir(parents=True, exist_ok=True)
         with writing(config.out):
+            write_settings(config.out, config.options.detector, config.options.flicker)  # what the Fleet page reviews at
             rows = _run_locked(config, engine, sources, classes, progress, quiet)
             report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
             paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
