@@ -225,30 +225,10 @@ def evaluate_flags(index: FlickerIndex, truth: np.ndarray, grid: Grid = DEFAULT_
 
 
 def linked_ground_truth(labels: Detections, iou: float = 0.5, max_gap: int = 2) -> GroundTruth:
-    """Labels without track ids (COCO, YOLO, CVAT, a Lightly task) as tracks: each box joins the
-    track of the same class whose last box (at most ``max_gap`` frames back, so a track survives
-    the one-frame gaps the assertion is about) overlaps it most, at IoU >= ``iou``, one box per
-    track and frame (greedy, highest IoU first); otherwise it starts a track. A plain IoU tracker:
-    human boxes of one object overlap well from frame to frame, and there are no scores for a
-    detection tracker such as ByteTrack to work with."""
-    track_id = np.full(len(labels), -1, np.int64)
-    last_frame, last_box, last_cls = np.empty(0, np.int64), np.empty((0, 4), np.float32), np.empty(0, np.int64)
-    for frame in range(labels.n_frames):
-        rows = np.arange(*labels.rows(frame).indices(len(labels)))
-        live = np.flatnonzero(frame - last_frame <= max_gap + 1)
-        overlap = box_iou(labels.xyxy[rows][:, None], last_box[live][None]) if len(rows) and len(live) else np.zeros((len(rows), 0))
-        overlap[labels.cls[rows][:, None] != last_cls[live][None]] = 0.0
-        taken: set[int] = set()
-        for k in np.argsort(-overlap, axis=None, kind="stable").tolist() if overlap.size else []:
-            r, t = divmod(k, overlap.shape[1])
-            if overlap[r, t] < iou:
-                break
-            if track_id[rows[r]] < 0 and t not in taken:
-                track_id[rows[r]] = live[t]
-                taken.add(t)
-        for row in rows[track_id[rows] < 0]:  # new tracks
-            track_id[row] = len(last_frame)
-            last_frame, last_box = np.append(last_frame, frame), np.vstack([last_box, labels.xyxy[row]])
-            last_cls = np.append(last_cls, labels.cls[row])
-        last_frame[track_id[rows]], last_box[track_id[rows]] = frame, labels.xyxy[rows]
-    return GroundTruth(labels.frame.astype(np.int32), track_id, labels.xyxy.astype(np.float32), labels.n_frames)
+    """Labels without track ids (COCO, YOLO, CVAT, a Lightly task) as tracks
+    (:func:`core.tracks.link_tracks`; ``max_gap`` lets a track survive the short gaps the assertion
+    is about, and there are no scores for a detection tracker such as ByteTrack to work with)."""
+    from core.tracks import link_tracks
+
+    return GroundTruth(labels.frame.astype(np.int32), link_tracks(labels, iou, max_gap), labels.xyxy.astype(np.float32),
+                       labels.n_frames)

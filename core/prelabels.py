@@ -84,7 +84,8 @@ from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
 
-FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio")
+FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot")
+TRACK_FORMATS = ("cvat-video", "mot")  # whole videos as tracks (core.tracks), imputed boxes on the chosen frames
 SELECTIONS = ("confirmed", "flagged")
 MANIFEST = "prelabels.json"
 MAX_MANIFEST_BYTES = 256 << 20  # ~1 million boxes
@@ -353,6 +354,9 @@ def _write_format(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
     if fmt == "labelstudio":
         _write_label_studio(tree, frames, categories, videos, video_url_prefix)
         return
+    if fmt in TRACK_FORMATS:
+        _write_tracks(tree, fmt, frames, videos)
+        return
     _write_images(tree / IMAGES, frames, videos)
     if fmt == "youtubevis":
         _write_youtube_vis(tree / "annotations.json", frames, categories, videos)
@@ -441,6 +445,23 @@ def _write_youtube_vis(path: Path, frames: list[_Frame], categories: list[Catego
     for video in data["videos"]:
         video["file_names"] = names[video["id"]]
     path.write_bytes(json.dumps(data, indent=2).encode())
+
+
+def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], videos: Sequence[PrelabelVideo]) -> None:
+    """Per video, every detection and the imputed boxes of its chosen frames, linked into tracks:
+    ``VIDEO.xml`` (CVAT for video, keyframes only) or ``VIDEO.txt`` (MOT, every box)."""
+    from core.tracks import cvat_video_xml, mot_rows, video_boxes
+
+    for v, video in enumerate(videos):
+        chosen = np.array([f.frame for f in frames if f.video == v], np.int64)
+        flicker = video.flicker
+        boxes, imputed = video_boxes(video.detections, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
+                                     chosen)
+        target = tree / f"{video.relpath}.{'xml' if fmt == 'cvat-video' else 'txt'}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = (video.info.width, video.info.height)
+        target.write_bytes(cvat_video_xml(video.relpath, boxes, imputed, boxes.names, size) if fmt == "cvat-video"
+                           else mot_rows(boxes))
 
 
 def _write_label_studio(tree: Path, frames: list[_Frame], categories: list[Category],

@@ -15,7 +15,7 @@ from core.errors import ExportError, UserError
 from core.flicker import FlickerIndex
 from core.lightly.datasource import frame_name
 from core.lightly.export import VideoPredictions, export_datasource
-from core.prelabels import FORMATS, IMPUTED_NOTE, MANIFEST, write_prelabels
+from core.prelabels import FORMATS, IMPUTED_NOTE, MANIFEST, TRACK_FORMATS, write_prelabels
 from core.verdicts import VerdictStore
 from core.video import FrameReader
 
@@ -137,7 +137,7 @@ def imputed_marks(fmt: str, out) -> int:
     return len(marked)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt not in TRACK_FORMATS])  # tracks: tests/test_tracks.py
 def test_every_format_reads_back_with_the_same_boxes_and_frame_names(walk, tmp_path, fmt):
     info, detections, flicker = walk
     out = tmp_path / fmt

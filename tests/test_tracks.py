@@ -1,0 +1,85 @@
+"""Pre-labels as tracks: boxes linked across frames and written with sparse keyframes that give
+every box back, read with CVAT's documented XML schema and the MOT reader."""
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+
+from core.detections import box_iou
+from core.flicker import FlickerIndex
+from core.ground_truth import read_mot_ground_truth
+from core.prelabels import PrelabelVideo, write_prelabel_set
+from core.tracks import interpolated, keyframes, link_tracks, track_rows, video_boxes
+from testkit.qa_sim import motmetrics_ground_truth
+
+LOOSE = (0.3, 0.5)
+
+
+@pytest.mark.parametrize("sequence", ["TUD-Campus", "TUD-Stadtmitte"])
+def test_keyframes_of_real_tracks_give_every_box_back(sequence):
+    """Human-annotated tracks: a fraction of their boxes as keyframes, every box within IoU 0.9."""
+    truth = motmetrics_ground_truth(sequence)
+    kept = total = 0
+    for track in np.unique(truth.track_id):
+        rows = np.flatnonzero(truth.track_id == track)
+        frames, xyxy = truth.frame[rows].astype(float), truth.xyxy[rows].astype(float)
+        key = keyframes(frames, xyxy)
+        assert key[0] == 0 and key[-1] == len(rows) - 1
+        assert box_iou(interpolated(frames, xyxy, key), xyxy).min() >= 0.9
+        kept, total = kept + len(key), total + len(rows)
+    assert kept < 0.7 * total
+
+
+@pytest.fixture(scope="module")
+def walk(walk_hog):
+    info, detections = walk_hog
+    return info, detections, FlickerIndex.from_detections(detections).evaluate(*LOOSE)
+
+
+def all_boxes(walk):
+    info, detections, flicker = walk
+    return video_boxes(detections, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
+                       np.flatnonzero(flicker.flag_array))
+
+
+def test_imputed_boxes_join_the_track_they_fill(walk):
+    boxes, imputed = all_boxes(walk)
+    track = link_tracks(boxes)
+    assert imputed.any()
+    for row in np.flatnonzero(imputed):
+        same = np.flatnonzero(track == track[row])
+        assert {boxes.frame[row] - 1, boxes.frame[row] + 1} & set(boxes.frame[same].tolist())  # not a track of its own
+
+
+def test_cvat_video_tracks_interpolate_back_to_every_box(walk, tmp_path):
+    info, detections, flicker = walk
+    video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
+    write_prelabel_set([video], tmp_path / "cvat", "cvat-video")
+    root = ET.parse(tmp_path / "cvat" / "walk.mp4.xml").getroot()
+    assert root.findtext("version") == "1.1" and root.findtext("meta/task/mode") == "interpolation"
+    drawn = {}  # frame -> boxes CVAT draws there
+    n_keyframes = 0
+    for track in root.iter("track"):
+        shown = [b for b in track.iter("box") if b.get("outside") == "0"]
+        n_keyframes += len(shown)
+        frames = np.array([int(b.get("frame")) for b in shown], float)
+        xyxy = np.array([[float(b.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")] for b in shown])
+        everywhere = np.arange(frames[0], frames[-1] + 1)
+        for frame, box in zip(everywhere, interpolated(np.r_[frames, everywhere], np.r_[xyxy, np.zeros((len(everywhere), 4))],
+                                                       np.arange(len(frames)))[len(frames):]):
+            drawn.setdefault(int(frame), []).append(box)
+    boxes, imputed = all_boxes(walk)
+    for frame, box in zip(boxes.frame.tolist(), boxes.xyxy.astype(float)):
+        assert max(box_iou(np.asarray(drawn[frame]), box[None]).tolist()) >= 0.9, frame
+    assert n_keyframes <= len(boxes)
+    assert any(a.text == "true" for a in root.iter("attribute") if a.get("name") == "imputed")
+
+
+def test_mot_tracks_read_back_with_every_box_and_its_track(walk, tmp_path):
+    info, detections, flicker = walk
+    video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
+    write_prelabel_set([video], tmp_path / "mot", "mot")
+    read = read_mot_ground_truth(tmp_path / "mot" / "walk.mp4.txt")
+    boxes, _ = all_boxes(walk)
+    assert len(read.frame) == len(boxes)
+    assert len(np.unique(read.track_id)) == len(track_rows(link_tracks(boxes)))
