@@ -17,12 +17,12 @@ from ui.flicker_view import FlickerView, require_view
 from ui.plots import f1_map_figure
 from ui.viewer import handshake
 
-VERDICT_BUTTONS = (  # (verdict, label, key) — the same keys for flagged frames and spot checks
-    ("miss", "An object is missing", "M"),
-    ("false_alarm", "Nothing missing", "F"),  # F as on the Review page (false alarm)
+VERDICT_BUTTONS = (  # (verdict, label, key): the words and keys of the Review page's viewer, for every frame
+    ("miss", "True miss", "M"),
+    ("false_alarm", "False alarm", "F"),
     ("unsure", "Unsure", "U"),
 )
-VERDICT_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
+VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 
@@ -40,8 +40,12 @@ def queue_settings_panel() -> tuple[int, int]:
 
 def progress_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
     done = queue.planned_done(verdicts)
-    st.progress(done / max(queue.planned, 1), text=f"{done} / {queue.planned} planned frames reviewed · "
+    st.progress(done / max(queue.planned, 1), text=f"Reviewed {done} / {queue.planned} · "
                                                    f"{len(queue.frames) - queue.planned} more flagged frames after the plan")
+    if queue.planned and done == queue.planned:
+        st.success("The plan is done: the estimates below rest on it. Use the suggested thresholds if they look right, "
+                   "raise *Frames in the plan* for tighter intervals, or export on the Export page.",
+                   icon=":material/task_alt:")
 
 
 def frame_panel(view: FlickerView, frame: int, planned: bool) -> None:
@@ -62,10 +66,11 @@ def frame_panel(view: FlickerView, frame: int, planned: bool) -> None:
 
 def verdict_panel(view: FlickerView, frame: int) -> None:
     store, video = resources.verdict_store(), view.video.info.fingerprint
-    note = st.text_input("Note (optional)", key=f"qa_note_{frame}", max_chars=500)
+    note_key = f"qa_note_{frame}"
+    st.text_input("Note (optional)", key=note_key, max_chars=500)
 
-    def record(verdict: str) -> None:
-        store.set(video, frame, verdict, annotator=session.annotator(), note=note)
+    def record(verdict: str) -> None:  # the note as typed now: a value captured at render time would be the old one
+        store.set(video, frame, verdict, annotator=session.annotator(), note=st.session_state.get(note_key, ""))
 
     columns = st.columns(len(VERDICT_BUTTONS))  # a row of their own: the labels fit without truncation
     for column, (verdict, label, key) in zip(columns, VERDICT_BUTTONS):
@@ -153,10 +158,13 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     if not frames:
         st.caption("Nothing here yet.")
         return
+    notes = {frame: note for frame, _, _, note, _ in resources.verdict_store().records(view.video.info.fingerprint) if note}
     for frame in frames[:50]:
         left, right = st.columns([3, 1])
         flagged = "flagged" if view.flicker.flag_array[frame] else "not flagged"
         left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
+        if frame in notes:
+            left.caption(notes[frame])  # Streamlit escapes HTML in it: a note is whatever an annotator typed
         if right.button("Open in Review", key=f"qa_open_{frame}", type="tertiary"):
             handshake.go_to(frame, view.n_frames, reveal=True)
             st.switch_page("pages/review.py")
@@ -198,7 +206,7 @@ with error_boundary("Verdicts"):
         else:
             frame_panel(view, frame, planned=frame in queue.frames[:queue.planned])
             verdict_panel(view, frame)
-        st.caption("Keys: M object missing · F nothing missing (false alarm) · U unsure · Z undo")
+        st.caption("Keys: M true miss · F false alarm · U unsure · Z undo")
     with right:
         estimate_panel(view, truth)
     reviewed_panel(view, verdicts)

@@ -17,19 +17,23 @@ def test_queue_verdicts_undo_estimates_and_prelabels(app, tiny_slice, tmp_path):
     app.number_input(key="qa_plan_size").set_value(5)
     app.text_input(key="annotator").input("ana")
     app.run()
-    assert progress_text(app).startswith("0 / ")
+    assert progress_text(app).startswith("Reviewed 0 / ")
     planned = int(progress_text(app).split(" / ")[1].split()[0])
-    click(app, "Nothing missing")
-    assert progress_text(app).startswith(f"1 / {planned}")
+    click(app, "False alarm")
+    assert progress_text(app).startswith(f"Reviewed 1 / {planned}")
     click(app, "Undo")
-    assert progress_text(app).startswith(f"0 / {planned}")
-    for label in ("An object is missing", "Nothing missing", "An object is missing"):
+    assert progress_text(app).startswith(f"Reviewed 0 / {planned}")
+    note = next(t for t in app.text_input if t.label == "Note (optional)")
+    note.input("a cyclist behind the bus")  # typed, then the verdict clicked: one run delivers both
+    for label in ("True miss", "False alarm", "True miss"):
         click(app, label)
-    assert progress_text(app).startswith(f"{min(3, planned)} / {planned}")
+    assert progress_text(app).startswith(f"Reviewed {min(3, planned)} / {planned}")
     fingerprint = app.session_state["review"].video.info.fingerprint
     store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
     truth = store.truth(fingerprint)
     assert sorted(truth.values()) == [False, True, True]
+    assert "a cyclist behind the bus" in [note for *_, note, _ in store.records(fingerprint)]
+    assert "a cyclist behind the bus" in [c.value for c in app.caption]  # shown in the reviewed list
     assert "Reviewed frames" in [h.value for h in app.subheader]
     # two confirmed misses: estimates at the thresholds in use and at the suggested ones, each row labelled
     assert [m.label for m in app.metric] == ["Precision", "Recall", "F1"] * 2
