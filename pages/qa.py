@@ -15,6 +15,7 @@ from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView, require_view
 from ui.plots import f1_map_figure
+from ui.url import restore_from_url, restore_page_values, sync_url
 from ui.viewer import handshake
 
 VERDICT_BUTTONS = (  # (verdict, label, key): the words and keys of the Review page's viewer, for every frame
@@ -189,9 +190,12 @@ def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
 
 
 flags.init_defaults()
+restore_from_url()
+restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int), seed=(QA_SEED, int))
 st.title("Verdicts & thresholds")
 view = require_view()
 size, seed = queue_settings_panel()
+sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
 with error_boundary("Verdicts"):
     store = resources.verdict_store()
     verdicts = store.all(view.video.info.fingerprint)

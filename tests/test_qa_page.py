@@ -57,3 +57,26 @@ def test_a_damaged_verdict_database_is_one_line_on_the_page(app, tiny_slice, tmp
     app.run()
     assert not app.exception
     assert any("not a readable verdicts database" in e.value for e in app.error)
+
+
+def test_a_reload_reopens_the_same_video_queue_and_annotator(app, tiny_slice):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/qa.py")
+    app.run()
+    app.number_input(key="qa_plan_size").set_value(5)
+    app.text_input(key="annotator").input("ana")
+    app.run()
+    click(app, "False alarm")
+    link = {key: value[0] if isinstance(value, list) else value for key, value in app.query_params.items()}
+    assert link["annotator"] == "ana" and link["plan"] == "5"
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    reloaded.switch_page("pages/qa.py")
+    reloaded.query_params.update(link)
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.text_input(key="annotator").value == "ana"
+    assert progress_text(reloaded).startswith("Reviewed 1 / ")

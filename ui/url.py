@@ -19,8 +19,9 @@ from ui.viewer import handshake
 _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
 
 
-def sync_url(view: FlickerView) -> None:
-    """Mirror the review in the URL (written only when something changed)."""
+def sync_url(view: FlickerView, **page: str) -> None:
+    """Mirror the review in the URL (written only when something changed); ``page``: a page's own
+    parameters beside it (the Verdicts page's annotator and plan)."""
     spec, settings = session.detector_spec(), view.settings
     params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device, "conf": str(spec.conf),
               "frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
@@ -32,6 +33,7 @@ def sync_url(view: FlickerView) -> None:
         options = settings.options
         params.update(window=str(options.window), class_aware=str(int(options.class_aware)),
                       one_to_one=str(int(options.one_to_one)), empty_median=str(int(options.empty_window_median)))
+    params.update(page)
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
 
@@ -55,6 +57,19 @@ def restore_from_url() -> None:
             return
         session.use_detections(detections, spec, spec.cache_key(info, model))
         _restore_settings(params, detections.n_frames)
+
+
+def restore_page_values(**defaults: tuple[str, type]) -> None:
+    """A page's own URL parameters back into their widget keys (once per tab, when the keys are
+    still unset): ``name=(session key, type)``; a value that does not parse is left out."""
+    for name, (key, kind) in defaults.items():
+        text = st.query_params.get(name)
+        if text is None or key in st.session_state:
+            continue
+        if kind is int and text.isascii() and text.isdigit() and len(text) <= 6:
+            st.session_state[key] = int(text)
+        elif kind is str:
+            st.session_state[key] = text[:200]
 
 
 def _detector_spec(params) -> DetectorSpec:
