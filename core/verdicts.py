@@ -27,6 +27,7 @@ VERDICTS = ("miss", "false_alarm", "unsure")
 WHOLE_FRAME = -1
 SCHEMA_VERSION = 2
 MAX_NOTE = 2000
+SQLITE_HEADER = b"SQLite format 3\x00"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, box INTEGER NOT NULL, "
@@ -46,6 +47,7 @@ class VerdictStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_foreign_file(self.path)
         try:
             with closing(self._connect()) as db:
                 db.execute("PRAGMA journal_mode=WAL")  # persistent; outside any transaction
@@ -167,6 +169,20 @@ class _Transaction:
         if isinstance(exc, sqlite3.DatabaseError):
             raise _damaged(self.store.path, exc) from None
         return False
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """SQLite turns a file shorter than its header into a new database, overwriting it: a file that
+    is not empty and not SQLite is someone else's, and stays untouched."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise VerdictError(f"Cannot read the verdict store {path}: {exc.strerror or exc}") from None
+    if head and head != SQLITE_HEADER:
+        raise VerdictError(f"{path} is not a verdicts database (not SQLite); give another path, nothing was written")
 
 
 def _damaged(path: Path, exc: Exception) -> VerdictError:

@@ -152,3 +152,15 @@ def test_the_verdicts_verb_lists_every_verdict_as_json_and_csv(tmp_path, sample_
     missing = subprocess.run([sys.executable, "-m", "core", "verdicts", str(sample_slice), "--verdicts",
                               str(tmp_path / "nope.sqlite")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr
+
+
+def test_a_small_file_that_is_not_sqlite_is_refused_and_left_as_it_is(tmp_path):
+    from core.errors import VerdictError
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"x")
+    with pytest.raises(VerdictError, match="not a verdicts database"):
+        VerdictStore(path)
+    assert path.read_bytes() == b"x"
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    assert VerdictStore(tmp_path / "empty.sqlite").all("v") == {}  # an empty file is a new store
