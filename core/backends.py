@@ -358,8 +358,24 @@ def export_onnx(network, target: Path, imgsz: int) -> Path:
         settings = dict(format="onnx", dynamic=True, simplify=True, half=False, batch=1, imgsz=imgsz, device="cpu",
                         verbose=False)
         exported = Path(Exporter(overrides=settings)(model=network))
-        paths.write_atomic(target, exported.read_bytes())
+        data = exported.read_bytes()
+        paths.write_atomic(target, data)
+        paths.write_atomic(_digest_file(target), hashlib.sha256(data).hexdigest().encode())
     return target
+
+
+def cached_export_is_ours(target: Path) -> bool:
+    """Whether ``target`` is the file this tool exported (its SHA-256 recorded beside it at export
+    time): a model put in the cache under that name by anyone else is never run."""
+    try:
+        recorded = _digest_file(target).read_text().strip()
+        return target.is_file() and not target.is_symlink() and paths.hash_file(target) == recorded
+    except OSError:
+        return False
+
+
+def _digest_file(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
 
 
 def describe(exc: BaseException) -> str:

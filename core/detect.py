@@ -33,8 +33,8 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Ty
 import numpy as np
 
 from core import paths
-from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, describe, export_onnx, onnx_export_path,
-                           onnxruntime_available)
+from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, cached_export_is_ours, describe, export_onnx,
+                           onnx_export_path, onnxruntime_available)
 from core.detections import Detections
 from core.errors import DetectionCancelled, DetectorError, UserError
 from core.settings import BACKENDS, BUILTIN_HOG, DEFAULT_CONF  # noqa: F401  (BACKENDS: checked in resolve_backend)
@@ -205,11 +205,12 @@ class YoloDetector:
 
     def _cached_onnx(self, content: str) -> OnnxBackend:
         target = onnx_export_path(self._cache_dir, content, self.imgsz)
-        if target.is_file():
+        if cached_export_is_ours(target):
             try:
                 return OnnxBackend(target, self.device, self.imgsz)
             except Exception:
-                target.unlink(missing_ok=True)  # a damaged cache entry is exported again
+                pass  # a damaged cache entry is exported again
+        target.unlink(missing_ok=True)
         export_onnx(self.model.model, target, self.imgsz)
         return OnnxBackend(target, self.device, self.imgsz)
 

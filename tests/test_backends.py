@@ -173,7 +173,7 @@ def test_export_is_cached_and_fingerprints_are_stable(onnx_yolo, checkpoint, onn
     again = YoloDetector(checkpoint, device="cpu", imgsz=IMGSZ, backend="auto", cache_dir=onnx_cache)
     assert isinstance(again.backend, OnnxBackend) and again.fingerprint == onnx_yolo.fingerprint
     assert "model" not in again.__dict__, "a cached export needs no PyTorch model"
-    assert [p.suffix for p in onnx_cache.joinpath("onnx").iterdir()] == [".onnx"], "no staging leftovers"
+    assert sorted(p.suffix for p in onnx_cache.joinpath("onnx").iterdir()) == [".onnx", ".sha256"], "no staging leftovers"
     torch_one = YoloDetector(checkpoint, device="cpu", imgsz=IMGSZ, backend="torch")
     assert torch_one.fingerprint != onnx_yolo.fingerprint and torch_one.fingerprint.endswith(":torch-fp32")
 
@@ -191,10 +191,16 @@ def test_failed_export_falls_back_to_torch_with_one_warning(checkpoint, tmp_path
         YoloDetector(checkpoint, device="cpu", imgsz=IMGSZ, backend="onnx", cache_dir=tmp_path)
 
 
-def test_damaged_cached_export_is_exported_again(onnx_yolo, checkpoint, onnx_cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("planted", ["half a model", "a working model this tool did not export"])
+def test_a_cached_export_this_tool_did_not_write_is_exported_again(onnx_yolo, checkpoint, onnx_cache, tmp_path,
+                                                                  monkeypatch, planted):
     good = next(onnx_cache.joinpath("onnx").glob("*.onnx"))
     (tmp_path / "onnx").mkdir()
-    (tmp_path / "onnx" / good.name).write_bytes(b"half a model")
+    if planted == "half a model":
+        (tmp_path / "onnx" / good.name).write_bytes(b"half a model")
+    else:  # a real model put there by hand, with a digest file that does not describe it
+        shutil.copyfile(good, tmp_path / "onnx" / good.name)
+        (tmp_path / "onnx" / f"{good.name}.sha256").write_text("0" * 64)
     exports = []
 
     def copy_export(network, target, imgsz):
