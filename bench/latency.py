@@ -13,6 +13,10 @@ minutes), opens the review page as a user would and prints:
 * held Right arrow: key repeat at 30 Hz for a few seconds: frames shown per second while held, and
   how far the video kept moving after the key was let go (a queue shows up there);
 * threshold step: IoU tracking slider +0.01 (arrow key) -> flags, counts and imputed boxes redrawn;
+* long seeks, each to a frame far from any the page has shown (outside any buffer; see seek_rounds):
+  a timeline click, a timeline drag (from the release), K right after a jump, "Jump to frame" (from
+  Enter), a deep link ``?frame=N`` (from navigation, and from the viewer's first appearance) and a
+  click on the embedding map (with how many opened exactly the frame clicked): p50 / p95 each;
 * idle server CPU over a few seconds with the review page open, from /proc.
 
 Times are taken in the page (``performance.now()``): from the keydown event to the first animation
@@ -32,16 +36,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"ArrowRight": 39, "ArrowLeft": 37}
+KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "Enter": 13, "k": 75}
 
 # Records, once per animation frame, what the page shows: the frame number under the viewer's label
 # and a token that changes whenever the frame image is redrawn (the viewer's data-frame, or the src
 # of the image in the older page), plus the viewer's threshold settings and flag count.
 RECORDER = """
 if (!window.__bench) {
-  window.__bench = {events: [], keys: []};
+  window.__bench = {events: [], keys: [], inputs: []};
   window.addEventListener("keydown", (e) => __bench.keys.push(performance.now()), true);
   window.addEventListener("click", (e) => __bench.keys.push(performance.now()), true);
+  for (const type of ["keydown", "pointerdown", "pointerup", "mousedown"]) {
+    window.addEventListener(type, (e) => __bench.inputs.push([performance.now(), type]), true);
+  }
   const metric = (label) => {
     const box = [...document.querySelectorAll('[data-testid="stMetric"]')].find((m) => m.innerText.startsWith(label));
     return box ? box.innerText.split("\\n").filter((line) => line.trim())[1] : null;
@@ -51,7 +58,8 @@ if (!window.__bench) {
     if (viewer) {
       const label = viewer.querySelector(".fv-label").textContent.match(/Frame ([\\d,]+)/);
       return {frame: label ? Number(label[1].replace(/,/g, "")) : null, token: viewer.dataset.frame, ready: true,
-              view: viewer.dataset.view, flagged: viewer.dataset.flagged, metric: metric("Flagged frames")};
+              view: viewer.dataset.view, flagged: viewer.dataset.flagged, metric: metric("Flagged frames"),
+              quality: viewer.dataset.quality || null};
     }
     const heading = [...document.querySelectorAll("h3")].map((h) => h.textContent.match(/Frame ([\\d,]+) \\//)).find(Boolean);
     const image = document.querySelector('[data-testid="stImage"] img');
@@ -119,9 +127,10 @@ def wait_for(browser, condition, timeout: float, what: str):
 
 
 class Keyboard:
-    """Trusted key events, as a keyboard sends them: straight to the page over the DevTools socket,
-    without waiting for the page to take them (chromedriver's round trip of ~40 ms here would cap a
-    held key's repeat rate, and waiting would hide a queue that real key repeat builds up)."""
+    """Trusted key and mouse events, as a keyboard and a mouse send them: straight to the page over
+    the DevTools socket, without waiting for the page to take them (chromedriver's round trip of
+    ~40 ms here would cap a held key's repeat rate, and waiting would hide a queue that real key
+    repeat builds up)."""
 
     def __init__(self, browser):
         import json
@@ -135,16 +144,35 @@ class Keyboard:
         self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], suppress_origin=True)
         self.sent = 0
 
-    def send(self, kind: str, name: str, repeat: bool = False) -> None:
+    def command(self, method: str, params: dict) -> None:
         import json
 
         self.sent += 1
-        self.socket.send(json.dumps({"id": self.sent, "method": "Input.dispatchKeyEvent", "params": {
-            "type": kind, "key": name, "code": name, "windowsVirtualKeyCode": KEYS[name], "autoRepeat": repeat}}))
+        self.socket.send(json.dumps({"id": self.sent, "method": method, "params": params}))
+
+    def send(self, kind: str, name: str, repeat: bool = False) -> None:
+        code = f"Key{name.upper()}" if len(name) == 1 else name
+        self.command("Input.dispatchKeyEvent", {"type": kind, "key": name, "code": code,
+                                                "windowsVirtualKeyCode": KEYS[name], "autoRepeat": repeat})
 
     def press(self, name: str) -> None:
         self.send("rawKeyDown", name)
         self.send("keyUp", name)
+        self.drain()
+
+    def type(self, text: str) -> None:
+        self.command("Input.insertText", {"text": text})
+        self.drain()
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        """``kind``: mousePressed, mouseMoved or mouseReleased, at viewport pixels (x, y)."""
+        pressed = kind == "mousePressed" or kind == "mouseMoved"
+        self.command("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
+                                                  "buttons": 1 if pressed else 0, "clickCount": 1})
+
+    def click(self, x: float, y: float) -> None:
+        self.mouse("mousePressed", x, y)
+        self.mouse("mouseReleased", x, y)
         self.drain()
 
     def drain(self) -> None:
@@ -164,7 +192,7 @@ def shown(browser) -> dict:
     return browser.execute_script("return __bench.events[__bench.events.length - 1]")
 
 
-def wait_shown(browser, start: int, done, timeout: float = 10.0, required: bool = True) -> dict | None:
+def wait_shown(browser, start: int, done, timeout: float = 10.0, required: bool = True, what: str = "") -> dict | None:
     """The first recorded state after event ``start`` for which ``done(state)`` holds (each state
     is looked at once, in order); None after ``timeout`` unless ``required``."""
     deadline = time.time() + timeout
@@ -175,7 +203,7 @@ def wait_shown(browser, start: int, done, timeout: float = 10.0, required: bool 
                 return event
         time.sleep(0.01)
     if required:
-        raise SystemExit(f"timed out: last state {shown(browser)}")
+        raise SystemExit(f"timed out{' waiting for ' + what if what else ''}: last state {shown(browser)}")
     return None
 
 
@@ -278,6 +306,220 @@ def threshold_steps(browser, keyboard: Keyboard, steps: int) -> list[float]:
     return times
 
 
+SEEK_GAP = 40  # a seek target lies this far from every frame shown since the page opened: outside any buffer
+
+
+def inputs_since(browser, index: int) -> list[tuple[float, str]]:
+    return browser.execute_script("return __bench.inputs.slice(arguments[0])", index)
+
+
+def label_frame(browser) -> int:
+    text = browser.find_element("css selector", ".fv-label").text
+    return int(text.split()[1].replace(",", ""))
+
+
+def timed_seek(browser, act, target: int | str | None, since: str, timeout: float = 20) -> tuple[float, int] | None:
+    """Do ``act``; return the ms from its first ``since`` input (keydown, pointerdown, pointerup,
+    mousedown) to the first animation frame that shows the full image of the frame it led to, and
+    that frame. ``target``: the frame expected, "label" (the frame the viewer's label shows once
+    ``act`` returned: the hand's own moves; None is returned when it did not move), or None
+    (whichever frame the page moves to next)."""
+    before = shown(browser)
+    start = len(browser.execute_script("return __bench.events"))
+    inputs = len(browser.execute_script("return __bench.inputs"))
+    act()
+    if target == "label":
+        target = label_frame(browser)
+        if target == before["frame"]:
+            return None  # nothing to move to (K after the last flagged frame)
+
+    def full(event: dict) -> bool:
+        return event["quality"] in (None, "full") and event["token"] == str(event["frame"])
+
+    if target is None:
+        event = wait_shown(browser, start, lambda e: full(e) and e["frame"] != before["frame"], timeout,
+                           what=f"a move from frame {before['frame']}")
+    else:
+        event = wait_shown(browser, start, lambda e: full(e) and e["frame"] == target, timeout, what=f"frame {target}")
+    began = next(t for t, kind in inputs_since(browser, inputs) if kind == since)
+    return event["t"] - began, event["frame"]
+
+
+def cold_target(rng, n: int, avoid: set[int], candidates: list[int] | None = None) -> int:
+    """A random frame (of ``candidates``, default all) at least SEEK_GAP from every frame in
+    ``avoid``; failing that, the one farthest from them."""
+    pool = candidates if candidates is not None else range(n)
+    def distance(frame: int) -> int:
+        return min((abs(frame - other) for other in avoid), default=n)
+    for _ in range(200):
+        frame = rng.choice(pool)
+        if distance(frame) >= SEEK_GAP:
+            return frame
+    return max(pool, key=distance)
+
+
+def frames_seen(browser) -> set[int]:
+    """Every frame the page has shown, or moved its label to, since it opened."""
+    events = browser.execute_script("return __bench.events")
+    return {e["frame"] for e in events if e["frame"] is not None}
+
+
+def element_box(browser, selector: str) -> dict:
+    """The element's box in viewport pixels, scrolled into view first."""
+    return browser.execute_script(
+        "const e = document.querySelector(arguments[0]); e.scrollIntoView({block: 'center'});"
+        "const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height};",
+        selector)
+
+
+def timeline_x(box: dict, frame: int, n: int) -> float:
+    return box["left"] + (frame + 0.5) / n * box["width"]
+
+
+def timeline_click(browser, keyboard: Keyboard, frame: int, n: int) -> tuple[float, int]:
+    box = element_box(browser, ".fv-timeline")
+    return timed_seek(browser, lambda: keyboard.click(timeline_x(box, frame, n), box["top"] + box["height"] / 2),
+                      "label", "pointerdown")
+
+
+def timeline_drag(browser, keyboard: Keyboard, start: int, end: int, n: int, moves: int = 10) -> tuple[float, int]:
+    """Press on the timeline at ``start``, drag to ``end`` over ``moves`` moves 16 ms apart, let go:
+    timed from the release."""
+    box = element_box(browser, ".fv-timeline")
+    y = box["top"] + box["height"] / 2
+
+    def drag() -> None:
+        keyboard.mouse("mousePressed", timeline_x(box, start, n), y)
+        for move in range(1, moves + 1):
+            keyboard.mouse("mouseMoved", timeline_x(box, round(start + (end - start) * move / moves), n), y)
+            time.sleep(0.016)
+        keyboard.mouse("mouseReleased", timeline_x(box, end, n), y)
+        keyboard.drain()
+    return timed_seek(browser, drag, "label", "pointerup")
+
+
+def jump_to(browser, keyboard: Keyboard, frame: int) -> tuple[float, int]:
+    """Type the frame into "Jump to frame" and press Enter: timed from the Enter key."""
+    def typed() -> bool:  # typed into the box as a person would, at a person's pace (a rerun may redraw it)
+        field = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+        if field.get_attribute("value") != str(frame):
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();"
+                                   "arguments[0].select();", field)
+            keyboard.type(str(frame))
+        time.sleep(0.5)
+        return field.get_attribute("value") == str(frame)
+    wait_for(browser, typed, 10, "the frame typed into Jump to frame")
+
+    def enter() -> None:
+        keyboard.press("Enter")
+    result = timed_seek(browser, enter, frame, "keydown")
+    blur(browser)
+    return result
+
+
+def next_flagged(browser, keyboard: Keyboard) -> tuple[float, int] | None:
+    """K: None when no flagged frame follows (K then stays put)."""
+    blur(browser)
+    return timed_seek(browser, lambda: keyboard.press("k"), "label", "keydown")
+
+
+MAP_POINT = """
+const map = document.querySelector(".fm-root");
+if (map) {
+  map.scrollIntoView({block: "center"});
+  return map.pointOf(arguments[0]);
+}
+const gd = document.querySelector(".js-plotly-plot");  // the Plotly map of earlier checkouts
+gd.scrollIntoView({block: "center"});
+const t = gd._fullData.find((d) => d.name === "frames"), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+const i = t.customdata.indexOf(arguments[0]), box = gd.getBoundingClientRect();
+return [box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])];
+"""
+MAP_READY = """
+const map = document.querySelector(".fm-root"), gd = document.querySelector(".js-plotly-plot");
+return map ? !!map.pointOf : !!(gd && gd._fullData && gd._fullData.length);
+"""
+
+
+def map_click(browser, keyboard: Keyboard, frame: int) -> tuple[float, int]:
+    """Click frame's point on the embedding map: timed from the mouse press, with the frame it opened."""
+    x, y = browser.execute_script(MAP_POINT, frame)
+    time.sleep(0.3)  # the map has been scrolled to: let it settle as a person's eye would
+    x, y = browser.execute_script(MAP_POINT, frame)
+    keyboard.command("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})  # Plotly clicks what it hovers
+    keyboard.drain()
+    time.sleep(0.2)
+    return timed_seek(browser, lambda: keyboard.click(x, y), None, "mousedown")
+
+
+def deep_link(browser, url: str, frame: int) -> tuple[float, float]:
+    """Open the review at ``url`` with ``frame=frame`` (and the tutorial's thresholds): ms from
+    navigation start and from the viewer's first appearance to that frame's full image on screen."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query), frame=str(frame), iou_track="0.8", iou_assert="0.6")  # the tutorial's
+    browser.get(urlunsplit(parts._replace(query=urlencode(query))))
+    event = wait_shown(browser, 0, lambda e: e["frame"] == frame and e["token"] == str(frame)
+                       and e["quality"] in (None, "full"), 60)
+    mounted = next(e["t"] for e in events_since(browser, 0) if e["frame"] is not None)
+    return event["t"], event["t"] - mounted
+
+
+def seek_rounds(browser, keyboard: Keyboard, rounds: int, n: int, seed: int = 0) -> dict[str, list[float]]:
+    """``rounds`` times: open a deep link to a random frame (the reload empties the browser's frame
+    buffer), let the page settle as a person looks at it, then two timeline clicks, a drag, a jump
+    then K, and "Jump to frame", each to a frame far from any shown since the page opened."""
+    import random
+
+    rng, times = random.Random(seed), {}
+    url = browser.current_url
+    for _ in range(rounds):
+        from_start, from_viewer = deep_link(browser, url, cold_target(rng, n, set()))
+        times.setdefault("deep link ?frame=N (page load -> frame)", []).append(from_start)
+        times.setdefault("deep link ?frame=N (viewer shown -> frame)", []).append(from_viewer)
+        time.sleep(2.0)
+        for _ in range(2):
+            times.setdefault("timeline click", []).append(
+                timeline_click(browser, keyboard, cold_target(rng, n, frames_seen(browser)), n)[0])
+            time.sleep(0.5)
+        start = cold_target(rng, n, frames_seen(browser))
+        end = cold_target(rng, n, frames_seen(browser) | {start})
+        times.setdefault("timeline drag (from release)", []).append(timeline_drag(browser, keyboard, start, end, n)[0])
+        time.sleep(0.5)
+        timeline_click(browser, keyboard, cold_target(rng, n, frames_seen(browser), range(n * 3 // 4)), n)
+        time.sleep(0.3)  # a glance at where the jump landed, then K
+        if (moved := next_flagged(browser, keyboard)) is not None:
+            times.setdefault("K after a jump", []).append(moved[0])
+        time.sleep(0.5)
+        times.setdefault("Jump to frame", []).append(jump_to(browser, keyboard, cold_target(rng, n, frames_seen(browser)))[0])
+        time.sleep(0.5)
+    return times
+
+
+def map_clicks(browser, keyboard: Keyboard, clicks: int, n: int, seed: int = 1) -> tuple[list[float], int]:
+    """Run the local selection, then click ``clicks`` random points of the embedding map: the times,
+    and how many opened exactly the frame clicked."""
+    import random
+
+    rng, times, exact = random.Random(seed), [], 0
+    wait_for(browser, lambda: next(b for b in browser.find_elements("tag name", "button")
+                                   if "Run local selection" in b.text).click() or True, 30, "the selection button")
+    wait_for(browser, lambda: browser.execute_script(MAP_READY), 300, "the embedding map")
+    for _ in range(clicks):
+        target = cold_target(rng, n, frames_seen(browser))
+        took, landed = map_click(browser, keyboard, target)
+        times.append(took)
+        exact += landed == target
+        time.sleep(0.8)
+    return times, exact
+
+
+def seek_table(times: dict[str, list[float]]) -> str:
+    width = max(map(len, times))
+    return "\n".join(f"  {kind:<{width}}  {percentiles(values)}" for kind, values in times.items())
+
+
 def cpu_percent(pid: int, seconds: float) -> float:
     """CPU time of the server process (all threads) over ``seconds`` of wall time, from /proc."""
     def ticks() -> int:
@@ -304,6 +546,21 @@ def open_review(browser, url: str) -> None:
              60, "the review page")
 
 
+def wait_for_proxy(timeout: float = 300) -> None:
+    """The seek proxy builds in the background once the video is on screen: measure with it."""
+    sys.path.insert(0, str(ROOT))
+    from core.paths import SAMPLE_VIDEO
+    from core.proxy import PROXY_GOP, proxy_path
+    from core.video import probe
+
+    info, deadline = probe(SAMPLE_VIDEO), time.time() + timeout
+    if len(info.keyframes) * PROXY_GOP >= info.frame_count:
+        return  # short GOPs: no proxy
+    while not proxy_path(info).is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="checkout to serve (default: this one)")
@@ -311,6 +568,8 @@ def main() -> None:
     parser.add_argument("--hold-s", type=float, default=3.0)
     parser.add_argument("--threshold-steps", type=int, default=12)
     parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--seek-rounds", type=int, default=8, help="rounds of long seeks (see seek_rounds)")
+    parser.add_argument("--map-clicks", type=int, default=8)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a Streamlit option for the server, e.g. server.fileWatcherType=auto (repeatable)")
     args = parser.parse_args()
@@ -318,9 +577,10 @@ def main() -> None:
         port = free_port()
         server = start_server(args.app_dir, port, Path(tmp) / "data", Path(tmp) / "server.log", args.option)
         browser = start_browser()
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORDER})  # deep links
         try:
             open_review(browser, f"http://127.0.0.1:{port}/")
-            time.sleep(3)  # the seek proxy builds in the background on first view
+            wait_for_proxy()
             blur(browser)
             keyboard = Keyboard(browser)
             steps = frame_steps(browser, args.steps, lambda: keyboard.press("ArrowRight"))
@@ -336,6 +596,14 @@ def main() -> None:
                   f"shown; after release {after} more frames over {drain:.0f} ms", flush=True)
             thresholds = threshold_steps(browser, keyboard, args.threshold_steps)
             print(f"threshold step (IoU tracking +0.01): {percentiles(thresholds)}", flush=True)
+            n = int(browser.find_element("css selector", ".fv-label").text.split("/")[1].replace(",", "")) + 1
+            seeks = seek_rounds(browser, keyboard, args.seek_rounds, n)
+            if args.map_clicks:
+                clicks, exact = map_clicks(browser, keyboard, args.map_clicks, n)
+                seeks[f"map click ({exact} of {len(clicks)} opened the frame clicked)"] = clicks
+            print(f"long seeks, each to a frame >= {SEEK_GAP} frames from any shown since the page opened "
+                  f"(from the input to the frame's full image on screen):\n{seek_table(seeks)}", flush=True)
+            blur(browser)
             browser.execute_script("__bench.stopped = true")
             time.sleep(2)
             print(f"idle server CPU over {args.idle_s:g} s (review page open): "
