@@ -15,14 +15,13 @@ from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import selection_strengths
 from ui.flicker_view import FlickerView, current_view, flags_with, require_view
-from ui.plots import embedding_map_figure
 from ui.url import restore_from_url, sync_url
 from ui.viewer import handshake
 from ui.viewer.component import frame_viewer
+from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 JUMP_TO = "jump_to"
-EMBEDDING_PLOT = "embedding_plot"
 
 
 def counts_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
@@ -174,15 +173,9 @@ def selection_results(view: FlickerView, selection, settings: FlickerSettings) -
 
 
 def embedding_map_panel(view: FlickerView, selection) -> None:
-    def from_embedding_plot() -> None:
-        points = st.session_state[EMBEDDING_PLOT].selection.points
-        if points:
-            handshake.go_to(points[0]["customdata"], view.n_frames, reveal=True)
-
     _, xy = resources.embeddings(view.video.info, session.detector_spec())
-    st.plotly_chart(embedding_map_figure(xy, view.flicker.score, selection.frames), key=EMBEDDING_PLOT,
-                    on_select=from_embedding_plot, selection_mode="points", config={"displaylogo": False})
-    st.caption("Click a point to show its frame in the viewer above.")
+    embedding_map(view.video.info.fingerprint, xy, view.flicker.score, selection.frames,
+                  handshake.current_frame(view.n_frames))
 
 
 def gallery_panel(view: FlickerView, selection) -> None:

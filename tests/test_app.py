@@ -115,7 +115,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.run()
     flagged = int(metric(app, "Flagged frames"))
     assert viewer_data(app)["view"]["flags"].count("1") == flagged, "the viewer draws the flags the counts count"
-    viewer_sends(app, need={"first": 1, "last": 3, "id": 1})  # the viewer asks for frames ahead of the hand
+    viewer_sends(app, need={"frames": [3, 1, 2], "id": 1})  # the viewer asks for frames ahead of the hand
     sent = viewer_data(app)
     assert sorted(sent["frames"]) == ["1", "2", "3"] and sent["served"] == 1
     assert sent["frames"]["2"]["src"].startswith("data:image/jpeg;base64,")
@@ -135,7 +135,8 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.number_input(key="jump_to").set_value(4)
     click(app, "Go")
     assert app.session_state["frame"] == 4 and app.number_input(key="jump_to").value is None  # emptied: never stale
-    assert viewer_data(app)["seek"] == [1, 4, False] and "4" in viewer_data(app)["frames"]
+    assert viewer_data(app)["seek"] == [1, 4, False]
+    assert list(viewer_data(app)["frames"]) == ["4"], "a move sends its frame alone: the viewer asks for the rest"
 
     frame = viewer_data(app)["view"]["flags"].index("1")
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
@@ -149,6 +150,19 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     task = app.text_input(key="export_task").value
     assert task == DEFAULT_TASK, "the app exports the task the CLI exports"
     assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
+
+
+def test_the_viewer_gets_the_frames_it_asks_for_and_nothing_else(app, tiny_slice):
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/review.py")
+    app.run()
+    viewer_sends(app, need={"frames": [5, -1, 2, 2, "3", True, 10**9, 0.5], "id": 7})
+    sent = viewer_data(app)
+    assert list(sent["frames"]) == ["2", "5"] and sent["served"] == 7, "valid frames, each once, in frame order"
+    viewer_sends(app, need={"frames": list(range(6)) * 10, "id": "8"})  # not a request the viewer makes
+    assert viewer_data(app)["served"] == 7
+    viewer_sends(app, need=[1, 2])
+    assert viewer_data(app)["served"] == 7 and not app.exception
 
 
 def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):

@@ -3,6 +3,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
@@ -127,22 +128,31 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     button(browser, "Run local selection").click()
     wait_for(browser, lambda: "frames selected" in body(), 120, "the local selection")
 
-    def click_frame_300_on_the_map() -> bool:
-        embedding_plot = browser.find_element("css selector", ".js-plotly-plot")
-        browser.execute_script("arguments[0].scrollIntoView();", embedding_plot)
-        x, y = browser.execute_script(
-            "const gd = arguments[0], t = gd._fullData.find((d) => d.name === 'frames'), xa = gd._fullLayout.xaxis,"
-            "ya = gd._fullLayout.yaxis; return [xa.l2p(t.x[300]) + xa._offset, ya.l2p(t.y[300]) + ya._offset];",
-            embedding_plot)
-        size = embedding_plot.size
-        ActionChains(browser).move_to_element_with_offset(embedding_plot, int(x - size["width"] / 2),
-                                                          int(y - size["height"] / 2)).click().perform()
-        return True
+    embedding_map = browser.find_element("css selector", ".fm-root")
 
-    wait_for(browser, click_frame_300_on_the_map, 30, "the embedding map to take a click")
-    assert wait_for(browser, lambda: shown_frame(browser) == 300, 30, "a click on the embedding map to seek to frame 300")
+    def click_on_the_map(frame: int) -> None:
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", embedding_map)
+        x, y = browser.execute_script("return arguments[0].pointOf(arguments[1]);", embedding_map, frame)
+        actions = ActionBuilder(browser)
+        actions.pointer_action.move_to_location(round(x), round(y)).click()
+        actions.perform()
+
+    # Neighbouring frames lie together along a curve of similar frames: each opens exactly itself.
+    for frame in (300, 233, 234, 235):
+        click_on_the_map(frame)
+        wait_for(browser, lambda: shown_frame(browser) == frame, 30, f"a click on the map to show frame {frame}")
+        assert embedding_map.get_attribute("data-frame") == str(frame), "the map marks the frame in the viewer"
     viewer = browser.find_element("css selector", ".fv-root")
     wait_for(browser, lambda: in_view(browser, viewer), 10, "the viewer to scroll into view")
+    press(browser, Keys.RIGHT)
+    wait_for(browser, lambda: embedding_map.get_attribute("data-frame") == "236", 10, "the map's marker to follow a step")
+    drawn = np.array(browser.execute_script(
+        "const map = arguments[0]; map.scrollIntoView({block: 'center'});"
+        "return Array.from({length: 795}, (_, frame) => map.pointOf(frame)).filter((p) => p);", embedding_map))
+    gaps = np.linalg.norm(drawn[:, None] - drawn[None], axis=-1) + np.eye(len(drawn)) * 1e9
+    assert len(drawn) == 795 and gaps.min() >= 7, "no point hides another at the whole-map zoom"
     time.sleep(1.5)
     shot = Path(os.environ.get("FLICKER_SCREENSHOT", tmp_path / "review.png"))
     browser.save_screenshot(str(shot))

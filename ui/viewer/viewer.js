@@ -1,19 +1,23 @@
 // The review page's frame viewer (st.components.v2, plain JS, no build step).
 //
-// Python sends JPEG frames in chunks (with their boxes) and, for the whole video, everything the
+// Python sends JPEG frames (with their boxes) when asked and, for the whole video, everything the
 // thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames. Steps,
 // playback, the timeline, the i-k..i+k strip and zoom all run here, so a frame step never waits for
 // the server. Python hears four things: the frame the viewer settled on, the frames it needs next
 // (asked for ahead of the hand), that it has received them (until then they come with every rerun:
 // one update can be dropped when reruns overlap), and verdicts, each with its frame, so "K then M"
-// marks the frame that is on screen.
+// marks the frame that is on screen. Other parts of the page (the embedding map) move the viewer
+// with a "fv:seek" window event and hear where it is from "fv:frame".
 
 const SETTLE_MS = 250; // report the frame once the hand has rested this long
 const AHEAD = 32; // frames kept ready in the direction of travel...
 const BEHIND = 8; // ...and behind it
-const CHUNK = 24; // frames per request (about 2 MB of JPEG at 768 x 576)
+const FLAGGED_FRAMES = 180; // frames kept ready around the flagged frames nearest the hand (their i-k..i+k)
+// Frames per request: Python cannot be interrupted while it encodes a request's frames, so a seek
+// made meanwhile waits for them; 8 frames (~50 ms) keep that wait short.
+const CHUNK = 8;
 const REQUEST_TIMEOUT_MS = 1500; // ask again when an answer is this late (a rerun cut short)
-const CACHE_FRAMES = 360;
+const CACHE_FRAMES = 360; // more than AHEAD + BEHIND + FLAGGED_FRAMES: what prefetch wants is never evicted
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
 const TIMELINE_HEIGHT = 80;
 const STRIP_HEIGHT = 120;
@@ -74,6 +78,7 @@ class Viewer {
     this.offs = [];
     this.listen(window, "keydown", (event) => this.onKey(event));
     this.listen(window, "resize", () => this.layout());
+    this.listen(window, "fv:seek", (event) => this.onSeek(event.detail));
     this.listen(this.root, "click", (event) => this.onClick(event));
     this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
     this.listenTimeline();
@@ -127,6 +132,7 @@ class Viewer {
     this.request = null;
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
+    this.announced = null;
     this.zoom = { level: 0, cx: video.width / 2, cy: video.height / 2 };
     this.zoomText.textContent = "100%";
     this.canvas.classList.remove("fv-zoomed");
@@ -136,7 +142,8 @@ class Viewer {
   setView(view) {
     this.view = view;
     this.flags = Uint8Array.from(view.flags, (c) => c === "1");
-    this.flagCount = this.flags.reduce((sum, flag) => sum + flag, 0);
+    this.flagged = this.flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
+    this.flagCount = this.flagged.length;
     this.imputed = new Map(Object.entries(view.imputed).map(([frame, boxes]) => [Number(frame), boxes]));
     this.verdicts = { ...view.verdicts };
     this.picks = new Set(view.selected);
@@ -156,8 +163,11 @@ class Viewer {
     if (this.frames.size > CACHE_FRAMES) this.evict();
   }
 
+  // Farthest from the hand first, never a frame prefetch wants.
   evict() {
-    const far = [...this.frames.keys()].sort((a, b) => Math.abs(b - this.current) - Math.abs(a - this.current));
+    const wanted = new Set(this.wanted()), at = this.current;
+    const far = [...this.frames.keys()].filter((frame) => !wanted.has(frame))
+      .sort((a, b) => Math.abs(b - at) - Math.abs(a - at));
     far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.frames.delete(frame));
   }
 
@@ -165,46 +175,58 @@ class Viewer {
     return this.frames.get(frame)?.ready === true;
   }
 
-  // Keep the frames around the hand ready: one request at a time, the nearest missing frame first,
-  // looking the way the hand moves, so a held key or playback finds its next frames already here.
-  // With those here, the neighbourhoods of the next and previous flagged frames, so J and K land
-  // on frames that are here too.
+  // One request at a time. The frame under the hand comes first and alone when it is missing (one
+  // frame is on screen sooner than a chunk; a jump elsewhere asks anew at once), then the frames
+  // prefetch wants, CHUNK at a time.
   prefetch() {
-    const n = this.video?.n, at = this.current, forward = this.direction >= 0, request = this.request;
+    if (!this.video) return;
+    const request = this.request, at = this.current;
     const waiting = request && performance.now() - request.at < REQUEST_TIMEOUT_MS;
-    if (!n || (waiting && at >= request.first - AHEAD && at <= request.last + AHEAD)) return; // a jump elsewhere asks anew
-    const low = Math.max(0, at - (forward ? BEHIND : AHEAD)), high = Math.min(n - 1, at + (forward ? AHEAD : BEHIND));
-    let start = -1;
-    for (let distance = 0; start < 0 && distance <= AHEAD; distance++) {
-      for (const frame of forward ? [at + distance, at - distance] : [at - distance, at + distance]) {
-        if (frame >= low && frame <= high && !this.frames.has(frame)) {
-          start = frame;
-          break;
-        }
-      }
+    if (!this.frames.has(at)) {
+      if (!waiting || !request.frames.includes(at)) this.ask([at]);
+      return;
     }
-    if (start < 0) start = this.missingNearFlagged();
-    if (start < 0) return;
-    let first = start, last = start;
-    if (start >= at) while (last + 1 < Math.min(n, start + CHUNK) && !this.frames.has(last + 1)) last++;
-    else while (first - 1 > Math.max(-1, start - CHUNK) && !this.frames.has(first - 1)) first--;
-    this.request = { id: ++this.requests, at: performance.now(), first, last };
-    this.setState("need", { first, last, id: this.request.id });
+    if (waiting) return;
+    const frames = [];
+    for (const frame of this.wanted()) {
+      if (!this.frames.has(frame) && !frames.includes(frame)) frames.push(frame);
+      if (frames.length === CHUNK) break;
+    }
+    if (frames.length) this.ask(frames);
   }
 
-  // A missing frame of the strip around the next flagged frame (then the previous one), or -1.
-  missingNearFlagged() {
-    const k = this.view.k, n = this.video.n;
-    for (const direction of [this.direction >= 0 ? 1 : -1, this.direction >= 0 ? -1 : 1]) {
-      let flagged = this.current + direction;
-      while (flagged >= 0 && flagged < n && !this.flags[flagged]) flagged += direction;
-      if (flagged < 0 || flagged >= n) continue;
-      const near = direction > 0 ? flagged - k : flagged + k; // the side the chunk grows from
-      for (let frame = near; Math.abs(frame - near) <= 2 * k; frame += direction) {
-        if (frame >= 0 && frame < n && !this.frames.has(frame)) return frame;
-      }
+  ask(frames) {
+    this.request = { id: ++this.requests, at: performance.now(), frames };
+    this.setState("need", { frames, id: this.request.id });
+  }
+
+  // The frames to keep ready, most wanted first: around the hand, nearest first and looking the way
+  // it moves (a held key or playback finds its next frames here); then the i-k..i+k of the flagged
+  // frames nearest the hand, so J, K and any seek onto a flagged frame land on frames that are here.
+  *wanted() {
+    const n = this.video.n, at = this.current, way = this.direction >= 0 ? 1 : -1, k = this.view.k;
+    for (let distance = 0; distance <= AHEAD; distance++) {
+      if (at + way * distance >= 0 && at + way * distance < n) yield at + way * distance;
+      if (distance > 0 && distance <= BEHIND && at - way * distance >= 0 && at - way * distance < n) yield at - way * distance;
     }
-    return -1;
+    for (const flagged of this.nearestFlagged(Math.floor(FLAGGED_FRAMES / (2 * k + 1)))) {
+      for (let frame = Math.max(0, flagged - k); frame <= Math.min(n - 1, flagged + k); frame++) yield frame;
+    }
+  }
+
+  // Up to ``count`` flagged frames, nearest the hand first (ahead of it on a tie).
+  *nearestFlagged(count) {
+    const list = this.flagged, at = this.current;
+    let after = 0;
+    for (let high = list.length; after < high;) {
+      const middle = (after + high) >> 1;
+      if (list[middle] < at) after = middle + 1;
+      else high = middle;
+    }
+    for (let before = after - 1; count > 0 && (before >= 0 || after < list.length); count--) {
+      const ahead = after < list.length ? list[after] - at : Infinity, behind = before >= 0 ? at - list[before] : Infinity;
+      yield ahead < behind || (ahead === behind && this.direction >= 0) ? list[after++] : list[before--];
+    }
   }
 
   // ---- moving ----------------------------------------------------------------------------
@@ -231,10 +253,17 @@ class Viewer {
     this.goTo(target);
   }
 
-  flagged(direction) {
+  toFlagged(direction) {
     for (let frame = this.current + direction; frame >= 0 && frame < this.video.n; frame += direction) {
       if (this.flags[frame]) return this.goTo(frame);
     }
+  }
+
+  // A seek from elsewhere on the page (the embedding map), for this video only.
+  onSeek({ key, frame, reveal }) {
+    if (!this.video || key !== this.video.key) return;
+    this.goTo(frame);
+    if (reveal) this.root.scrollIntoView({ block: "start", behavior: "smooth" });
   }
 
   settleSoon() {
@@ -303,8 +332,8 @@ class Viewer {
       Home: () => this.goTo(0),
       End: () => this.goTo(n - 1),
       " ": () => this.togglePlay(),
-      j: () => this.flagged(-1),
-      k: () => this.flagged(1),
+      j: () => this.toFlagged(-1),
+      k: () => this.toFlagged(1),
       m: () => this.setVerdict("miss"),
       f: () => this.setVerdict("false_alarm"),
       u: () => this.setVerdict("unsure"),
@@ -326,8 +355,8 @@ class Viewer {
     const actions = {
       prev: () => this.step(-1, false),
       next: () => this.step(1, false),
-      "prev-flagged": () => this.flagged(-1),
-      "next-flagged": () => this.flagged(1),
+      "prev-flagged": () => this.toFlagged(-1),
+      "next-flagged": () => this.toFlagged(1),
       play: () => this.togglePlay(),
       miss: () => this.setVerdict("miss"),
       false_alarm: () => this.setVerdict("false_alarm"),
@@ -479,6 +508,10 @@ class Viewer {
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
     }
     this.loading.hidden = entry?.ready === true;
+    if (frame !== this.announced) {
+      this.announced = frame;
+      window.dispatchEvent(new CustomEvent("fv:frame", { detail: { key: this.video.key, frame } }));
+    }
     this.canvas.classList.toggle("fv-stale", entry?.ready !== true);
     this.renderStatus(frame);
     this.renderStrip();
