@@ -43,7 +43,7 @@ class ExportOptions:
         for name in tasks:
             check_task_name(name)
         if len(set(tasks)) != len(tasks):
-            raise UserError("--task, --imputed-task and --corrected-task need names of their own")
+            raise UserError("each of --task, --imputed-task and --corrected-task needs its own name")
 
 
 @dataclass(frozen=True)
