@@ -182,7 +182,7 @@ def _refuse_foreign_file(path: Path) -> None:
     except OSError as exc:
         raise VerdictError(f"Cannot read the verdict store {path}: {exc.strerror or exc}") from None
     if head and head != SQLITE_HEADER:
-        raise VerdictError(f"{path} is not a verdicts database (not SQLite); give another path, nothing was written")
+        raise VerdictError(f"{path} is not a readable verdicts database (not SQLite); give another path, nothing was written")
 
 
 def _damaged(path: Path, exc: Exception) -> VerdictError:

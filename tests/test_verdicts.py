@@ -159,7 +159,7 @@ def test_a_small_file_that_is_not_sqlite_is_refused_and_left_as_it_is(tmp_path):
 
     path = tmp_path / "notes.txt"
     path.write_bytes(b"x")
-    with pytest.raises(VerdictError, match="not a verdicts database"):
+    with pytest.raises(VerdictError, match="not a readable verdicts database"):
         VerdictStore(path)
     assert path.read_bytes() == b"x"
     (tmp_path / "empty.sqlite").write_bytes(b"")
