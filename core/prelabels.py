@@ -84,8 +84,8 @@ from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
 
-FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot")
-TRACK_FORMATS = ("cvat-video", "mot")  # whole videos as tracks (core.tracks), imputed boxes on the chosen frames
+FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot", "labelstudio-tracks")
+TRACK_FORMATS = ("cvat-video", "mot", "labelstudio-tracks")  # whole videos as tracks (core.tracks), imputed boxes on the chosen frames
 SELECTIONS = ("confirmed", "flagged")
 MANIFEST = "prelabels.json"
 MAX_MANIFEST_BYTES = 256 << 20  # ~1 million boxes
@@ -355,7 +355,7 @@ def _write_format(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
         _write_label_studio(tree, frames, categories, videos, video_url_prefix)
         return
     if fmt in TRACK_FORMATS:
-        _write_tracks(tree, fmt, frames, videos)
+        _write_tracks(tree, fmt, frames, categories, videos, video_url_prefix)
         return
     _write_images(tree / IMAGES, frames, videos)
     if fmt == "youtubevis":
@@ -447,21 +447,65 @@ def _write_youtube_vis(path: Path, frames: list[_Frame], categories: list[Catego
     path.write_bytes(json.dumps(data, indent=2).encode())
 
 
-def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], videos: Sequence[PrelabelVideo]) -> None:
+def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[Category],
+                  videos: Sequence[PrelabelVideo], video_url_prefix: str) -> None:
     """Per video, every detection and the imputed boxes of its chosen frames, linked into tracks:
-    ``VIDEO.xml`` (CVAT for video, keyframes only) or ``VIDEO.txt`` (MOT, every box)."""
+    ``VIDEO.xml`` (CVAT for video, keyframes only), ``VIDEO.txt`` (MOT, every box) or one Label
+    Studio task per video in ``tasks.json`` (a ``VideoRectangle`` sequence per track, keyframes only)."""
     from core.tracks import cvat_video_xml, mot_rows, video_boxes
 
+    tasks = []
     for v, video in enumerate(videos):
         chosen = np.array([f.frame for f in frames if f.video == v], np.int64)
         flicker = video.flicker
         boxes, imputed = video_boxes(video.detections, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
                                      chosen)
+        if fmt == "labelstudio-tracks":
+            tasks.append(_label_studio_tracks(video, boxes, imputed, video_url_prefix))
+            continue
         target = tree / f"{video.relpath}.{'xml' if fmt == 'cvat-video' else 'txt'}"
         target.parent.mkdir(parents=True, exist_ok=True)
         size = (video.info.width, video.info.height)
         target.write_bytes(cvat_video_xml(video.relpath, boxes, imputed, boxes.names, size) if fmt == "cvat-video"
                            else mot_rows(boxes))
+    if fmt == "labelstudio-tracks":
+        (tree / "tasks.json").write_bytes(json.dumps(tasks, indent=1).encode())
+        (tree / "label_config.xml").write_text(label_studio_config([c.name for c in categories]))
+
+
+def _label_studio_tracks(video: PrelabelVideo, boxes: Detections, imputed: np.ndarray, video_url_prefix: str) -> dict:
+    """One Label Studio task: per track a region whose sequence holds only its keyframes, each
+    interpolated to the next (``enabled``) but the last; the region id names the track."""
+    from core.tracks import keyframes, link_tracks, track_rows
+
+    info = video.info
+    if not info.fps > 0:
+        raise ExportError(f"{video.relpath} has no frame rate, which Label Studio needs to place boxes in time")
+    regions = []
+    for track_id, rows in enumerate(track_rows(link_tracks(boxes))):
+        frames = boxes.frame[rows].astype(np.float64)
+        key = keyframes(frames, boxes.xyxy[rows].astype(np.float64)).tolist()
+        sequence = [_keyframe(int(frames[k]), boxes.xyxy[rows[k]].tolist(), info, enabled=k != key[-1]) for k in key]
+        region = {"id": f"track{track_id}", "type": "videorectangle", "from_name": LABEL_STUDIO_BOX,
+                  "to_name": LABEL_STUDIO_VIDEO, "origin": "prediction",
+                  "score": float(np.clip(boxes.score[rows].mean(), 0, 1)),
+                  "value": {"sequence": sequence, "labels": [boxes.names[int(boxes.cls[rows[0]])]],
+                            "framesCount": info.frame_count, "duration": info.frame_count / info.fps}}
+        if imputed[rows].any():
+            region["meta"] = {"text": [f"{IMPUTED_NOTE} on frames "
+                                       + ", ".join(str(int(f) + 1) for f in boxes.frame[rows[imputed[rows]]])]}
+        regions.append(region)
+    return {"data": {LABEL_STUDIO_VIDEO: video_url_prefix + video.relpath, "fps": info.fps},
+            "predictions": [{"model_version": "flicker-review", "result": regions}]}
+
+
+def _keyframe(frame: int, box: list[float], info: VideoInfo, enabled: bool) -> dict:
+    """A Label Studio keyframe (1-based frame, percent of the image); ``enabled``: interpolate to the next."""
+    x0, y0, x1, y1 = box
+    return {"frame": frame + 1, "enabled": enabled, "rotation": 0,
+            "x": 100 * x0 / info.width, "y": 100 * y0 / info.height,
+            "width": 100 * (x1 - x0) / info.width, "height": 100 * (y1 - y0) / info.height,
+            "time": (frame + 1) / info.fps}
 
 
 def _write_label_studio(tree: Path, frames: list[_Frame], categories: list[Category],
@@ -483,11 +527,7 @@ def _write_label_studio(tree: Path, frames: list[_Frame], categories: list[Categ
 
 def _video_rectangle(frame: _Frame, k: int, box: list[float], label: str, score: float, imputed: bool,
                      info: VideoInfo) -> dict:
-    x0, y0, x1, y1 = box
-    keyframe = {"frame": frame.frame + 1, "enabled": False, "rotation": 0,
-                "x": 100 * x0 / info.width, "y": 100 * y0 / info.height,
-                "width": 100 * (x1 - x0) / info.width, "height": 100 * (y1 - y0) / info.height,
-                "time": (frame.frame + 1) / info.fps}
+    keyframe = _keyframe(frame.frame, box, info, enabled=False)
     region = {"id": f"f{frame.frame + 1}b{k}", "type": "videorectangle", "from_name": LABEL_STUDIO_BOX,
               "to_name": LABEL_STUDIO_VIDEO, "origin": "prediction", "score": score,
               "value": {"sequence": [keyframe], "labels": [label], "framesCount": info.frame_count,

@@ -83,3 +83,31 @@ def test_mot_tracks_read_back_with_every_box_and_its_track(walk, tmp_path):
     boxes, _ = all_boxes(walk)
     assert len(read.frame) == len(boxes)
     assert len(np.unique(read.track_id)) == len(track_rows(link_tracks(boxes)))
+
+
+def test_label_studio_track_sequences_interpolate_back_to_every_box(walk, tmp_path):
+    """Label Studio's video-tracking format: one region per track, its keyframes only, each
+    interpolated to the next but the last (``enabled``); the imputed frames named in the region."""
+    import json
+
+    info, detections, flicker = walk
+    video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
+    write_prelabel_set([video], tmp_path / "ls", "labelstudio-tracks")
+    (task,) = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    regions = task["predictions"][0]["result"]
+    boxes, imputed = all_boxes(walk)
+    assert len(regions) == len(track_rows(link_tracks(boxes))) and len({r["id"] for r in regions}) == len(regions)
+    drawn: dict[int, list] = {}
+    size = np.array([info.width, info.height] * 2, float)
+    for region in regions:
+        sequence = region["value"]["sequence"]
+        assert [key["enabled"] for key in sequence] == [True] * (len(sequence) - 1) + [False]
+        frames = np.array([key["frame"] - 1 for key in sequence], float)
+        xyxy = np.array([[key["x"], key["y"], key["x"] + key["width"], key["y"] + key["height"]] for key in sequence])
+        xyxy = xyxy / 100 * size
+        for frame in range(int(frames[0]), int(frames[-1]) + 1):
+            drawn.setdefault(frame, []).append([np.interp(frame, frames, xyxy[:, k]) for k in range(4)])
+    for frame, box in zip(boxes.frame.tolist(), boxes.xyxy.astype(float)):
+        assert max(box_iou(np.asarray(drawn[frame]), box[None]).tolist()) >= 0.9, frame
+    assert sum(len(r["value"]["sequence"]) for r in regions) < len(boxes)
+    assert any("imputed" in " ".join(r.get("meta", {}).get("text", [])) for r in regions)
