@@ -21,7 +21,6 @@ from ui.viewer.component import frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
-JUMP_TO = "jump_to"
 
 
 def counts_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
@@ -81,23 +80,9 @@ def no_difference(view: FlickerView, **toggle) -> bool:
     return other is not None and bool(np.array_equal(other, view.flicker.flag_array))
 
 
-def jump_panel(view: FlickerView) -> None:
-    n = view.n_frames
-    with st.form("jump", border=False):  # Enter jumps; the box keeps what was typed, apart from the viewer
-        field, go = st.columns([3, 1], vertical_alignment="bottom")
-        # Empty after each jump: a number left in the box would soon disagree with the frame on screen.
-        field.number_input("Jump to frame", 0, n - 1, value=None, step=1, key=JUMP_TO,
-                           placeholder=f"0 - {n - 1:,}")
-        go.form_submit_button("Go", on_click=jump, args=(n,))
+def seek_proxy_note(view: FlickerView) -> None:
     if proxy_building(view.video.info):
         st.caption(":material/hourglass_top: Preparing fast seeking for this video...")
-
-
-def jump(n_frames: int) -> None:
-    target = st.session_state.get(JUMP_TO)
-    if target is not None:
-        handshake.go_to(target, n_frames)
-        st.session_state[JUMP_TO] = None
 
 
 def per_class_panel(view: FlickerView) -> None:
@@ -122,7 +107,7 @@ def workspace() -> None:
     with side:  # first, so the counts are on screen by the time the viewer redraws
         counts_panel(view, verdicts)
         thresholds_panel(view)
-        jump_panel(view)
+        seek_proxy_note(view)
         per_class_panel(view)
     with viewer_column:
         frame_viewer(view, verdicts, selection.frames if selection else None)

@@ -95,6 +95,17 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
     press(browser, Keys.RIGHT)
     wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
+    jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+    jump.send_keys("612" + Keys.ENTER)  # the viewer's own box: no rerun before the move
+    wait_for(browser, lambda: shown_frame(browser) == 612, 10, "Jump to frame")
+    assert jump.get_attribute("value") == "", "emptied: a number left there would soon disagree with the frame"
+    wait_for(browser, lambda: "frame=612" in browser.current_url, 10, "the jump in the URL")
+    press(browser, Keys.LEFT)  # the box let go of the keys: the arrows step frames again
+    wait_for(browser, lambda: shown_frame(browser) == 611, 10, "a step after the jump")
+    press(browser, Keys.HOME + "k")
+    wait_for(browser, lambda: shown_frame(browser) == flagged, 10, "Home, then K to the first flagged frame")
+    press(browser, Keys.RIGHT)
+    wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
     press(browser, Keys.SPACE)  # play at the video's 10 frames per second, pause after 5 frames or more
     started = time.time()
     wait_for(browser, lambda: shown_frame(browser) >= flagged + 6, 10, "playback to pass 5 frames")

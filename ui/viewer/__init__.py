@@ -1,2 +1,2 @@
-"""The review page's frame viewer: the component (``component``) and what it and the page tell
-each other (``handshake``)."""
+"""The review page's frame viewer: the component (``component``), what it and the page tell each
+other (``handshake``), and the local selection's embedding map that moves it (``embedding_map``)."""

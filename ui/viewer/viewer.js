@@ -13,9 +13,10 @@ const SETTLE_MS = 250; // report the frame once the hand has rested this long
 const AHEAD = 32; // frames kept ready in the direction of travel...
 const BEHIND = 8; // ...and behind it
 const FLAGGED_FRAMES = 180; // frames kept ready around the flagged frames nearest the hand (their i-k..i+k)
-// Frames per request: Python cannot be interrupted while it encodes a request's frames, so a seek
-// made meanwhile waits for them; 8 frames (~50 ms) keep that wait short.
-const CHUNK = 8;
+// Frames per request: Python cannot be interrupted while it decodes and encodes a request's frames,
+// so a seek made meanwhile waits for them; 8 frames of 768 x 576 (~50 ms), fewer of larger frames,
+// keep that wait short.
+const CHUNK_PIXELS = 8 * 768 * 576;
 const REQUEST_TIMEOUT_MS = 1500; // ask again when an answer is this late (a rerun cut short)
 const CACHE_FRAMES = 360; // more than AHEAD + BEHIND + FLAGGED_FRAMES: what prefetch wants is never evicted
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
@@ -60,6 +61,7 @@ class Viewer {
     this.playButton = part("play");
     this.playText = part("play-text");
     this.zoomText = part("zoom");
+    this.jumpBox = part("jump");
     this.timeline = part("timeline");
     this.tip = part("tip");
     this.strip = part("strip");
@@ -81,6 +83,7 @@ class Viewer {
     this.listen(window, "fv:seek", (event) => this.onSeek(event.detail));
     this.listen(this.root, "click", (event) => this.onClick(event));
     this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
+    this.listen(this.jumpBox, "keydown", (event) => event.key === "Enter" && this.jump());
     this.listenTimeline();
     this.listenFrame();
     this.resize = new ResizeObserver(() => this.layout());
@@ -177,7 +180,7 @@ class Viewer {
 
   // One request at a time. The frame under the hand comes first and alone when it is missing (one
   // frame is on screen sooner than a chunk; a jump elsewhere asks anew at once), then the frames
-  // prefetch wants, CHUNK at a time.
+  // prefetch wants, a chunk at a time.
   prefetch() {
     if (!this.video) return;
     const request = this.request, at = this.current;
@@ -187,10 +190,10 @@ class Viewer {
       return;
     }
     if (waiting) return;
-    const frames = [];
+    const frames = [], chunk = clamp(Math.round(CHUNK_PIXELS / (this.video.width * this.video.height)), 1, 8);
     for (const frame of this.wanted()) {
       if (!this.frames.has(frame) && !frames.includes(frame)) frames.push(frame);
-      if (frames.length === CHUNK) break;
+      if (frames.length === chunk) break;
     }
     if (frames.length) this.ask(frames);
   }
@@ -257,6 +260,15 @@ class Viewer {
     for (let frame = this.current + direction; frame >= 0 && frame < this.video.n; frame += direction) {
       if (this.flags[frame]) return this.goTo(frame);
     }
+  }
+
+  // "Jump to frame": the box empties and lets go of the keys (a number left there would soon
+  // disagree with the frame on screen, and the arrows step frames again).
+  jump() {
+    const frame = Number.parseInt(this.jumpBox.value, 10);
+    this.jumpBox.value = "";
+    this.jumpBox.blur();
+    if (Number.isFinite(frame)) this.goTo(frame);
   }
 
   // A seek from elsewhere on the page (the embedding map), for this video only.
