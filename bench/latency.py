@@ -1,11 +1,13 @@
-"""How fast the review page keeps up with the hand, measured in headless Chromium on the bundled sample.
+"""How fast the review page keeps up with the hand, measured in headless Chromium on the bundled sample
+or another video.
 
-    python bench/latency.py [--app-dir DIR] [--option KEY=VALUE] [--steps 40] [--hold-s 3] [--threshold-steps 12]
-                            [--idle-s 10]
+    python bench/latency.py [--app-dir DIR] [--video PATH] [--option KEY=VALUE] [--steps 40] [--hold-s 3]
+                            [--threshold-steps 12] [--seek-rounds 8] [--map-clicks 8] [--idle-s 10]
 
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
-minutes), opens the review page as a user would and prints:
+minutes), opens the review page as a user would (or, with ``--video``, through a link: detect it
+first with ``python -m core run PATH --out DIR``), waits for the seek proxy and prints:
 
 * frame step: Right arrow pressed -> the next frame's image and its number on screen (p50 / p95);
 * Next button: a click -> the same;
@@ -531,7 +533,17 @@ def cpu_percent(pid: int, seconds: float) -> float:
     return 100 * (ticks() - before) / os.sysconf("SC_CLK_TCK") / (time.perf_counter() - start)
 
 
-def open_review(browser, url: str) -> None:
+def open_review(browser, url: str, video: Path | None) -> None:
+    """The review page of the sample, run through the load page as a user would, or a link to the
+    review of ``video`` (its detections by the built-in detector must be cached: ``python -m core run
+    VIDEO --out DIR`` caches them)."""
+    if video is not None:
+        from urllib.parse import urlencode
+
+        browser.get(f"{url}review?{urlencode({'video': str(video.resolve())})}")
+        wait_for(browser, lambda: browser.execute_script(
+            RECORDER + "return __bench.events.some((e) => e.ready && e.frame !== null)"), 120, "the review page")
+        return
     browser.get(url)
     wait_for(browser, lambda: "795" in browser.find_element("tag name", "body").text, 90, "the sample to load")
     run = wait_for(browser, lambda: next((b for b in browser.find_elements("tag name", "button")
@@ -546,14 +558,14 @@ def open_review(browser, url: str) -> None:
              60, "the review page")
 
 
-def wait_for_proxy(timeout: float = 300) -> None:
+def wait_for_proxy(video: Path | None, timeout: float = 600) -> None:
     """The seek proxy builds in the background once the video is on screen: measure with it."""
     sys.path.insert(0, str(ROOT))
     from core.paths import SAMPLE_VIDEO
     from core.proxy import PROXY_GOP, proxy_path
     from core.video import probe
 
-    info, deadline = probe(SAMPLE_VIDEO), time.time() + timeout
+    info, deadline = probe(video or SAMPLE_VIDEO), time.time() + timeout
     if len(info.keyframes) * PROXY_GOP >= info.frame_count:
         return  # short GOPs: no proxy
     while not proxy_path(info).is_file() and time.time() < deadline:
@@ -564,6 +576,8 @@ def wait_for_proxy(timeout: float = 300) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="checkout to serve (default: this one)")
+    parser.add_argument("--video", type=Path, help="a video whose detections by the built-in detector are cached "
+                                                   "(default: the bundled sample, detected through the load page)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--hold-s", type=float, default=3.0)
     parser.add_argument("--threshold-steps", type=int, default=12)
@@ -579,8 +593,8 @@ def main() -> None:
         browser = start_browser()
         browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORDER})  # deep links
         try:
-            open_review(browser, f"http://127.0.0.1:{port}/")
-            wait_for_proxy()
+            open_review(browser, f"http://127.0.0.1:{port}/", args.video)
+            wait_for_proxy(args.video)
             blur(browser)
             keyboard = Keyboard(browser)
             steps = frame_steps(browser, args.steps, lambda: keyboard.press("ArrowRight"))
