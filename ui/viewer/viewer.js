@@ -203,29 +203,43 @@ class Viewer {
     this.setState("need", { frames, id: this.request.id });
   }
 
-  // The frames to keep ready, most wanted first: around the hand, nearest first and looking the way
-  // it moves (a held key or playback finds its next frames here); then the i-k..i+k of the flagged
-  // frames nearest the hand, so J, K and any seek onto a flagged frame land on frames that are here.
+  // The frames to keep ready, most wanted first: the strip (i-k..i+k); the strips of the flagged
+  // frames J and K go to; the frames around the hand, nearest first and looking the way it moves
+  // (a held key or playback finds its next frames here); then the strips of the other flagged
+  // frames nearest the hand, so any seek onto a flagged frame lands on frames that are here.
   *wanted() {
     const n = this.video.n, at = this.current, way = this.direction >= 0 ? 1 : -1, k = this.view.k;
-    for (let distance = 0; distance <= AHEAD; distance++) {
+    const strip = function* (frame) {
+      for (let other = Math.max(0, frame - k); other <= Math.min(n - 1, frame + k); other++) yield other;
+    };
+    yield* strip(at);
+    const list = this.flagged, next = this.flaggedFrom(at + 1), previous = this.flaggedFrom(at) - 1;
+    for (const index of way > 0 ? [next, previous] : [previous, next]) {
+      if (index >= 0 && index < list.length) yield* strip(list[index]);
+    }
+    for (let distance = k + 1; distance <= AHEAD; distance++) {
       if (at + way * distance >= 0 && at + way * distance < n) yield at + way * distance;
-      if (distance > 0 && distance <= BEHIND && at - way * distance >= 0 && at - way * distance < n) yield at - way * distance;
+      if (distance <= BEHIND && at - way * distance >= 0 && at - way * distance < n) yield at - way * distance;
     }
-    for (const flagged of this.nearestFlagged(Math.floor(FLAGGED_FRAMES / (2 * k + 1)))) {
-      for (let frame = Math.max(0, flagged - k); frame <= Math.min(n - 1, flagged + k); frame++) yield frame;
+    for (const flagged of this.nearestFlagged(Math.floor(FLAGGED_FRAMES / (2 * k + 1)))) yield* strip(flagged);
+  }
+
+  // The index in this.flagged of the first flagged frame at or after ``frame`` (its length if none).
+  flaggedFrom(frame) {
+    const list = this.flagged;
+    let low = 0;
+    for (let high = list.length; low < high;) {
+      const middle = (low + high) >> 1;
+      if (list[middle] < frame) low = middle + 1;
+      else high = middle;
     }
+    return low;
   }
 
   // Up to ``count`` flagged frames, nearest the hand first (ahead of it on a tie).
   *nearestFlagged(count) {
     const list = this.flagged, at = this.current;
-    let after = 0;
-    for (let high = list.length; after < high;) {
-      const middle = (after + high) >> 1;
-      if (list[middle] < at) after = middle + 1;
-      else high = middle;
-    }
+    let after = this.flaggedFrom(at);
     for (let before = after - 1; count > 0 && (before >= 0 || after < list.length); count--) {
       const ahead = after < list.length ? list[after] - at : Infinity, behind = before >= 0 ? at - list[before] : Infinity;
       yield ahead < behind || (ahead === behind && this.direction >= 0) ? list[after++] : list[before--];
@@ -257,9 +271,8 @@ class Viewer {
   }
 
   toFlagged(direction) {
-    for (let frame = this.current + direction; frame >= 0 && frame < this.video.n; frame += direction) {
-      if (this.flags[frame]) return this.goTo(frame);
-    }
+    const index = direction > 0 ? this.flaggedFrom(this.current + 1) : this.flaggedFrom(this.current) - 1;
+    if (index >= 0 && index < this.flagged.length) this.goTo(this.flagged[index]);
   }
 
   // "Jump to frame": the box empties and lets go of the keys (a number left there would soon
