@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import sqlite3
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +24,7 @@ from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
 from core.lightly.export import UNFLAGGED_VALUE, read_manifest, read_tasks
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec, FlickerSettings
+from core.verdicts import judged_frames
 from core.video import VideoInfo, probe
 
 SUMMARY_CSV = "summary.csv"  # core.batch.SUMMARY_CSV (not imported: that would load the batch engines)
@@ -207,27 +207,16 @@ def reviewed_flagged(fleet: Fleet, store_path: Path) -> dict[str, int]:
     keys = {key: relpath for relpath, key in fingerprints(fleet.root).items()}
     frames = {v.relpath: v.frames for v in fleet.videos if v.flagged}
     judged: dict[str, set[int]] = {}
-    for video, frame in _judged_frames(store_path):
+    for video, frame in judged_frames(store_path):
         relpath = keys.get(video)
         if relpath in frames and 0 <= frame < frames[relpath]:
             judged.setdefault(relpath, set()).add(frame)
     datasource = Datasource(fleet.root)
     counts = {}
-    for relpath, judged_frames in judged.items():
+    for relpath, frames_judged in judged.items():
         name_of = frame_namer(relpath, frames[relpath])
-        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f))) for f in judged_frames)
+        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f))) for f in frames_judged)
     return counts
-
-
-def _judged_frames(store_path: Path) -> list[tuple[str, int]]:
-    """Every (video key, frame) with a verdict, whole-frame or per box, read in one query."""
-    if not store_path.is_file():
-        return []
-    try:
-        with sqlite3.connect(f"{store_path.as_uri()}?mode=ro", uri=True, timeout=5.0) as db:
-            return db.execute("SELECT DISTINCT video, frame FROM verdicts").fetchall()
-    except sqlite3.Error:
-        return []  # no verdicts table yet, or a store the verdict pages report on
 
 
 def _flagged_in_export(metadata: Path) -> bool:

@@ -145,6 +145,19 @@ class VerdictStore:
         return truth
 
 
+def judged_frames(path: Path) -> list[tuple[str, int]]:
+    """Every (video key, frame) with a verdict, whole-frame or per box, in one read-only query: what
+    a fleet view counts without creating a store where there is none. A missing or unreadable store
+    has no verdicts here; the verdict pages report its damage."""
+    if not path.is_file():
+        return []
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)) as db:
+            return db.execute("SELECT DISTINCT video, frame FROM verdicts").fetchall()
+    except sqlite3.Error:
+        return []
+
+
 class _Transaction:
     """One connection, one immediate transaction (writers queue on SQLite's lock instead of
     failing mid-way); any SQLite failure becomes one VerdictError line."""
