@@ -107,8 +107,9 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
         detections = _detections_for(config, detector, info, relpath, progress_bar)
         kept = _kept_classes(config.detector, detections)
         flicker = config.flicker.evaluate(kept)
-        corrections = config.flicker.corrections(kept, flicker) if config.export.corrected_task else None
-        runs.append(VideoRun(info, relpath, kept, flicker, config.flicker.siblings(kept), corrections))
+        neighbours = config.flicker.neighbours(kept)
+        corrections = config.flicker.corrections(kept, flicker, neighbours) if config.export.corrected_task else None
+        runs.append(VideoRun(info, relpath, kept, flicker, config.flicker.siblings(kept, neighbours), corrections))
     export = export_datasource(
         config.out,
         [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings, r.corrections) for r in runs],

@@ -167,17 +167,22 @@ class FlickerSettings:
     def evaluate(self, detections: Detections) -> FlickerResult:
         return self.index(detections).evaluate(self.iou_track, self.iou_assert)
 
-    def corrections(self, detections: Detections, flicker: FlickerResult) -> Corrections:
-        """The corrected stream of these detections (``flicker``: their result at these settings)."""
-        kept = self.kept(detections)
-        index = NeighbourIndex.from_detections(kept) if set(self.assertions) - {FLICKER} else None
-        return corrected(kept, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls, index, self.iou_track,
-                         self.assertions)
+    def neighbours(self, detections: Detections) -> NeighbourIndex | None:
+        """The sibling assertions' index of the kept boxes (None when flicker is the only one): build it
+        once per detections and hand it to :meth:`siblings` and :meth:`corrections`."""
+        return NeighbourIndex.from_detections(self.kept(detections)) if set(self.assertions) - {FLICKER} else None
 
-    def siblings(self, detections: Detections) -> dict[str, np.ndarray]:
+    def corrections(self, detections: Detections, flicker: FlickerResult,
+                    neighbours: NeighbourIndex | None = None) -> Corrections:
+        """The corrected stream of these detections (``flicker``: their result at these settings)."""
+        index = neighbours or self.neighbours(detections)
+        return corrected(self.kept(detections), flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
+                         index, self.iou_track, self.assertions)
+
+    def siblings(self, detections: Detections, neighbours: NeighbourIndex | None = None) -> dict[str, np.ndarray]:
         """Per enabled sibling assertion, its metadata key and flags per frame at the tracking IoU."""
         others = [name for name in self.assertions if name != FLICKER]
         if not others:
             return {}
-        index = NeighbourIndex.from_detections(self.kept(detections))
+        index = neighbours or self.neighbours(detections)
         return {METADATA_KEYS[name]: index.flags(name, self.iou_track) for name in others}
