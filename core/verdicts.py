@@ -1,14 +1,19 @@
 """Review verdicts, kept in SQLite: the user's work, so it survives restarts, crashes and several
 writers (browser tabs, processes) at once.
 
-A verdict answers "does this frame really miss an object?":
+A verdict answers one assertion's question about a frame (``assertion``: flicker, ghost or
+class-flip, :data:`core.assertions.ASSERTIONS`); for flicker "does this frame really miss an object?":
 
-* ``miss``: yes (a true miss when the frame is flagged; a miss the assertion did not flag on a
-  spot check), ``false_alarm``: nothing is missing, ``unsure``: kept, but left out of estimates.
+* ``miss``: yes, the detector erred as the assertion says (flicker: a true miss when the frame is
+  flagged, a miss the assertion did not flag on a spot check; ghost: the one-frame box is not an
+  object; class flip: the box's class is wrong), ``false_alarm``: no, ``unsure``: kept, but left
+  out of estimates.
 
-Rows are keyed by the video's content key, the frame and ``box`` (-1: the frame as a whole; k: the
-k-th imputed box of a flagged frame with several). Each change also goes to ``history`` with the
-annotator and time, which is what ``undo`` reverts. WAL mode, a busy timeout and one short
+Rows are keyed by the video's content key, the assertion, the frame and ``box`` (-1: the frame as a
+whole; k: the k-th imputed box of a flagged frame with several). Each change also goes to
+``history`` with the annotator and time, which is what ``undo`` reverts. Every reader and writer
+takes ``assertion`` and defaults to flicker, the only assertion of schema 2; a schema-2 store is
+migrated in place on open (its rows become flicker's, nothing is lost). WAL mode, a busy timeout and one short
 transaction per change make concurrent writers safe; SQLite's journal makes a killed writer
 lose at most its own unfinished change.
 """
@@ -21,22 +26,37 @@ from pathlib import Path
 from typing import Iterator
 
 from core import paths
+from core.assertions import ASSERTIONS, FLICKER
 from core.errors import VerdictError
 
 VERDICTS = ("miss", "false_alarm", "unsure")
 WHOLE_FRAME = -1
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: an assertion per verdict (2 had flicker's only; migrated on open)
 MAX_NOTE = 2000
 SQLITE_HEADER = b"SQLite format 3\x00"
+_VERDICTS_TABLE = ("CREATE TABLE IF NOT EXISTS {name} (video TEXT NOT NULL, assertion TEXT NOT NULL, "
+                   "frame INTEGER NOT NULL, box INTEGER NOT NULL, verdict TEXT NOT NULL, annotator TEXT NOT NULL, "
+                   "note TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (video, assertion, frame, box))")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS verdicts (video TEXT NOT NULL, frame INTEGER NOT NULL, box INTEGER NOT NULL, "
-    "verdict TEXT NOT NULL, annotator TEXT NOT NULL, note TEXT NOT NULL, updated REAL NOT NULL, "
-    "PRIMARY KEY (video, frame, box))",
+    _VERDICTS_TABLE.format(name="verdicts"),
     "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, video TEXT NOT NULL, "
     "frame INTEGER NOT NULL, box INTEGER NOT NULL, verdict TEXT, previous TEXT, annotator TEXT NOT NULL, "
-    "at REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0)",
+    "at REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0, assertion TEXT NOT NULL DEFAULT 'flicker')",
 )
+# Schema 2 -> 3, in the transaction that opens the store: the primary key gains the assertion, so
+# the verdicts are copied into a new table (every row flicker's); history gains a column.
+_FROM_SCHEMA_2 = (
+    _VERDICTS_TABLE.format(name="verdicts_3"),
+    "INSERT INTO verdicts_3 (video, assertion, frame, box, verdict, annotator, note, updated) "
+    f"SELECT video, '{FLICKER}', frame, box, verdict, annotator, note, updated FROM verdicts",
+    "DROP TABLE verdicts",
+    "ALTER TABLE verdicts_3 RENAME TO verdicts",
+    f"ALTER TABLE history ADD COLUMN assertion TEXT NOT NULL DEFAULT '{FLICKER}'",
+)
+
+
+_KEY = "video = ? AND assertion = ? AND frame = ? AND box = ?"
 
 
 def default_store_path() -> Path:
@@ -55,7 +75,10 @@ class VerdictStore:
             raise _damaged(self.path, exc) from None
         with self._transaction() as db:
             version = self._version(db)
-            if version != SCHEMA_VERSION:
+            if version == 2:
+                for statement in _FROM_SCHEMA_2:
+                    db.execute(statement)
+            elif version != SCHEMA_VERSION:
                 raise VerdictError(f"{self.path} holds verdicts in a layout this version does not read (schema "
                                    f"{version}, this version writes {SCHEMA_VERSION}); move it aside to start a new one")
             for statement in _SCHEMA:
@@ -76,70 +99,86 @@ class VerdictStore:
         return 0 if "verdicts" in tables else SCHEMA_VERSION  # a verdicts table this tool did not write
 
     def set(self, video: str, frame: int, verdict: str | None, box: int = WHOLE_FRAME, annotator: str = "",
-            note: str = "") -> None:
-        """Record a verdict, or clear it with ``None``."""
+            note: str = "", assertion: str = FLICKER) -> None:
+        """Record a verdict on what ``assertion`` says of the frame (or box), or clear it with ``None``."""
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS} or None, got {verdict!r}")
-        key = (video, int(frame), int(box))
+        if assertion not in ASSERTIONS:
+            raise ValueError(f"assertion must be one of {ASSERTIONS}, got {assertion!r}")
+        key = (video, assertion, int(frame), int(box))
         with self._transaction() as db:
-            row = db.execute("SELECT verdict FROM verdicts WHERE video = ? AND frame = ? AND box = ?", key).fetchone()
+            row = db.execute(f"SELECT verdict FROM verdicts WHERE {_KEY}", key).fetchone()
             previous = row[0] if row else None
             if verdict is None:
-                db.execute("DELETE FROM verdicts WHERE video = ? AND frame = ? AND box = ?", key)
+                db.execute(f"DELETE FROM verdicts WHERE {_KEY}", key)
             else:
-                db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, "
+                           "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (*key, verdict, annotator[:200], note[:MAX_NOTE], time.time()))
-            db.execute("INSERT INTO history (video, frame, box, verdict, previous, annotator, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (*key, verdict, previous, annotator[:200], time.time()))
+            db.execute("INSERT INTO history (video, assertion, frame, box, verdict, previous, annotator, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, verdict, previous, annotator[:200], time.time()))
 
     def undo(self, video: str, annotator: str | None = None) -> int | None:
-        """Revert the latest change not yet undone on this video (by ``annotator`` when given);
-        returns its frame, or None when there is nothing to undo."""
+        """Revert the latest change not yet undone on this video, whichever assertion it answered
+        (by ``annotator`` when given); returns its frame, or None when there is nothing to undo."""
         with self._transaction() as db:
-            query = "SELECT id, frame, box, previous FROM history WHERE video = ? AND undone = 0"
+            query = "SELECT id, assertion, frame, box, previous FROM history WHERE video = ? AND undone = 0"
             args: tuple = (video,)
             if annotator is not None:
                 query, args = query + " AND annotator = ?", (video, annotator)
             row = db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            change, frame, box, previous = row
+            change, assertion, frame, box, previous = row
             if previous is None:
-                db.execute("DELETE FROM verdicts WHERE video = ? AND frame = ? AND box = ?", (video, frame, box))
+                db.execute(f"DELETE FROM verdicts WHERE {_KEY}", (video, assertion, frame, box))
             else:
-                db.execute("INSERT OR REPLACE INTO verdicts (video, frame, box, verdict, annotator, note, updated) "
-                           "VALUES (?, ?, ?, ?, ?, '', ?)", (video, frame, box, previous, annotator or "", time.time()))
+                db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, "
+                           "updated) VALUES (?, ?, ?, ?, ?, ?, '', ?)",
+                           (video, assertion, frame, box, previous, annotator or "", time.time()))
             db.execute("UPDATE history SET undone = 1 WHERE id = ?", (change,))
             return frame
 
-    def all(self, video: str) -> dict[int, str]:
-        """Whole-frame verdicts of a video: ``{frame: verdict}``."""
+    def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
+        """Whole-frame verdicts on ``assertion``'s flags of a video: ``{frame: verdict}``."""
         with self._transaction() as db:
-            return dict(db.execute("SELECT frame, verdict FROM verdicts WHERE video = ? AND box = ? ORDER BY frame",
-                                   (video, WHOLE_FRAME)))
+            return dict(db.execute("SELECT frame, verdict FROM verdicts WHERE video = ? AND assertion = ? AND box = ? "
+                                   "ORDER BY frame", (video, assertion, WHOLE_FRAME)))
 
-    def records(self, video: str) -> list[tuple[int, str, str, str, float]]:
+    def by_assertion(self, video: str) -> dict[str, dict[int, str]]:
+        """Whole-frame verdicts of a video per assertion, in one read: ``{assertion: {frame: verdict}}``
+        (every assertion a key, judged or not)."""
+        verdicts: dict[str, dict[int, str]] = {name: {} for name in ASSERTIONS}
+        with self._transaction() as db:
+            rows = db.execute("SELECT assertion, frame, verdict FROM verdicts WHERE video = ? AND box = ? ORDER BY frame",
+                              (video, WHOLE_FRAME))
+            for assertion, frame, verdict in rows:
+                verdicts.setdefault(assertion, {})[frame] = verdict
+        return verdicts
+
+    def records(self, video: str, assertion: str = FLICKER) -> list[tuple[int, str, str, str, float]]:
         """Whole-frame verdicts with who gave them, their note and when (epoch seconds), by frame:
         ``[(frame, verdict, annotator, note, updated)]``, the audit trail ``python -m core verdicts`` prints."""
         with self._transaction() as db:
-            return db.execute("SELECT frame, verdict, annotator, note, updated FROM verdicts WHERE video = ? AND box = ? "
-                              "ORDER BY frame", (video, WHOLE_FRAME)).fetchall()
+            return db.execute("SELECT frame, verdict, annotator, note, updated FROM verdicts WHERE video = ? AND "
+                              "assertion = ? AND box = ? ORDER BY frame", (video, assertion, WHOLE_FRAME)).fetchall()
 
-    def boxes(self, video: str) -> dict[tuple[int, int], str]:
-        """Per imputed box verdicts: ``{(frame, box): verdict}``."""
+    def boxes(self, video: str, assertion: str = FLICKER) -> dict[tuple[int, int], str]:
+        """Per box verdicts (flicker: its imputed boxes): ``{(frame, box): verdict}``."""
         with self._transaction() as db:
-            rows = db.execute("SELECT frame, box, verdict FROM verdicts WHERE video = ? AND box >= 0", (video,))
+            rows = db.execute("SELECT frame, box, verdict FROM verdicts WHERE video = ? AND assertion = ? AND box >= 0",
+                              (video, assertion))
             return {(frame, box): verdict for frame, box, verdict in rows}
 
-    def truth(self, video: str) -> dict[int, bool]:
-        """What the estimates use, per frame: does it really miss an object? A whole-frame verdict
-        decides; otherwise any imputed box judged a miss makes it True, all judged false alarms
-        False. Unsure verdicts are left out."""
+    def truth(self, video: str, assertion: str = FLICKER) -> dict[int, bool]:
+        """What the estimates use, per frame: is ``assertion`` right about it (flicker: does it
+        really miss an object)? A whole-frame verdict decides; otherwise any box judged a miss makes
+        it True, all judged false alarms False. Unsure verdicts are left out."""
         truth: dict[int, bool] = {}
-        for (frame, _), verdict in self.boxes(video).items():
+        for (frame, _), verdict in self.boxes(video, assertion).items():
             if verdict != "unsure":
                 truth[frame] = truth.get(frame, False) or verdict == "miss"
-        for frame, verdict in self.all(video).items():
+        for frame, verdict in self.all(video, assertion).items():
             if verdict != "unsure":
                 truth[frame] = verdict == "miss"
         return truth

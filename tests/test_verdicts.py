@@ -1,4 +1,7 @@
+import shutil
+import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +167,74 @@ def test_a_small_file_that_is_not_sqlite_is_refused_and_left_as_it_is(tmp_path):
     assert path.read_bytes() == b"x"
     (tmp_path / "empty.sqlite").write_bytes(b"")
     assert VerdictStore(tmp_path / "empty.sqlite").all("v") == {}  # an empty file is a new store
+
+
+SCHEMA_2 = Path(__file__).parent / "data" / "verdicts-schema2.sqlite"  # written by the schema-2 store (1b002ed)
+
+
+def schema_2_copy(tmp_path) -> Path:
+    path = tmp_path / "verdicts.sqlite"
+    shutil.copyfile(SCHEMA_2, path)
+    return path
+
+
+def test_a_schema_2_store_is_migrated_in_place_every_verdict_flickers_and_history_still_undoes(tmp_path):
+    """A store the schema-2 code wrote (whole-frame and box verdicts, notes, a changed verdict, a
+    cleared one) opens as schema 3 with every row, annotator, note and time as it was, counted as
+    flicker's; its undo history still reverts, into flicker's rows."""
+    path = schema_2_copy(tmp_path)
+    with sqlite3.connect(path) as db:
+        before = sorted(db.execute("SELECT video, frame, box, verdict, annotator, note, updated FROM verdicts"))
+        history = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+    assert len(before) == 7 and history == 10
+    store = VerdictStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        after = sorted(db.execute("SELECT video, frame, box, verdict, annotator, note, updated FROM verdicts"))
+        assert {row[0] for row in db.execute("SELECT assertion FROM verdicts")} == {"flicker"}
+        assert db.execute("SELECT COUNT(*) FROM history WHERE assertion = 'flicker'").fetchone()[0] == history
+    assert after == before
+    assert store.all("video-a") == {12: "miss", 30: "false_alarm", 31: "unsure", 50: "false_alarm"}
+    assert store.truth("video-a") == {12: True, 30: False, 40: True, 50: False}
+    assert store.all("video-a", "ghost") == {} and store.truth("video-a", "class-flip") == {}
+    assert [note for *_, note, _ in store.records("video-a")] == ["cyclist behind the bus", "", "", "a shadow"]
+    assert store.undo("video-a", annotator="ana") == 50  # the schema-2 history: "a shadow" back to miss
+    assert store.all("video-a")[50] == "miss"
+    store.set("video-a", 12, "false_alarm", assertion="ghost")
+    assert VerdictStore(path).all("video-a")[12] == "miss", "reopening migrates nothing twice"
+    assert VerdictStore(path).all("video-a", "ghost") == {12: "false_alarm"}
+
+
+def test_two_processes_opening_a_schema_2_store_at_once_migrate_it_once(tmp_path):
+    import subprocess
+    import sys
+
+    path = schema_2_copy(tmp_path)
+    script = ("import sys\nfrom core.verdicts import VerdictStore\ns = VerdictStore(sys.argv[1])\n"
+              "s.set('video-c', int(sys.argv[2]), 'miss', assertion='ghost')\nprint(len(s.all('video-a')))\n")
+    openers = [subprocess.Popen([sys.executable, "-c", script, str(path), str(k)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for k in range(3)]
+    outputs = [opener.communicate(timeout=120) for opener in openers]
+    assert [opener.returncode for opener in openers] == [0, 0, 0], [err for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["4", "4", "4"]
+    store = VerdictStore(path)
+    assert store.all("video-c", "ghost") == {0: "miss", 1: "miss", 2: "miss"}
+    assert len(store.all("video-a")) == 4
+
+
+def test_each_assertion_keeps_its_own_verdict_on_the_same_frame(tmp_path):
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("v", 8, "miss", annotator="ana")
+    store.set("v", 8, "false_alarm", annotator="ana", assertion="ghost")
+    store.set("v", 9, "miss", annotator="ana", assertion="class-flip")
+    store.set("v", 10, "unsure", annotator="ana", assertion="class-flip")
+    assert store.all("v") == {8: "miss"}
+    assert store.by_assertion("v") == {"flicker": {8: "miss"}, "ghost": {8: "false_alarm"},
+                                       "class-flip": {9: "miss", 10: "unsure"}}
+    assert store.truth("v", "ghost") == {8: False} and store.truth("v", "class-flip") == {9: True}
+    assert store.undo("v", annotator="ana") == 10  # the latest change, whichever assertion it answered
+    assert store.undo("v", annotator="ana") == 9
+    assert store.undo("v", annotator="ana") == 8
+    assert store.by_assertion("v") == {"flicker": {8: "miss"}, "ghost": {}, "class-flip": {}}
+    with pytest.raises(ValueError, match="assertion must be one of"):
+        store.set("v", 1, "miss", assertion="wobble")
