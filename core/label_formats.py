@@ -10,18 +10,24 @@ Frames are matched to the video's frames: an image's file name by Lightly's fram
 (``walk-012-mp4.png``), else by the trailing number of its stem (``frame_000012.jpg``: frame 12,
 0-based); MOT by its 1-based frame column; YouTube-VIS by position in the video's frame list.
 Category names become the classes of the review and of the export's schema. Every file is
-untrusted: its size is capped, and a box that is not finite, has no area, or lies outside the
-image, a frame outside the video, or a name that is no frame is refused in one line.
+untrusted and refused in one line, before anything is written, when it is: not a regular file or
+larger than ``MAX_LABEL_BYTES``; nested too deep; a box that is not finite, has no area, lies
+wholly outside the image or reaches more than an image's size beyond it; a frame outside the video;
+a file name that is no frame, is absolute or climbs out (``..``); a class id that is not a whole
+number in 0..2**31-1 or a class name that is not short text; a MOT track id that is not a whole
+number in -1..2**53.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from core.bounded import read_capped
+from core.bounded import INT32_MAX, MAX_TRACK_ID, brief, read_capped
 from core.detections import Detections, xywh_to_xyxy
 from core.errors import PredictionFormatError
 from core.lightly.datasource import SCHEMA
@@ -29,6 +35,7 @@ from core.video import VideoInfo
 
 FORMATS = ("auto", "lightly", "coco", "yolo", "cvat", "mot", "youtubevis")
 MAX_LABEL_BYTES = 512 << 20
+MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$")  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
 
@@ -41,9 +48,19 @@ def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "aut
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise PredictionFormatError(f"Unknown predictions format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt != "lightly" and path.is_file() and path.stat().st_size > MAX_LABEL_BYTES:
-        raise PredictionFormatError(f"{path} is larger than {MAX_LABEL_BYTES >> 20} MiB")
+    if fmt not in ("lightly", "yolo"):
+        _check_regular_file(path)
     return _READERS[fmt](path, video, relpath)
+
+
+def _check_regular_file(path: Path) -> None:
+    """A label file is a regular file of bounded size: never a folder, a FIFO or ``/dev/zero``,
+    which a reader would wait on or read without end."""
+    status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise PredictionFormatError(f"{path} is not a regular file")
+    if status.st_size > MAX_LABEL_BYTES:
+        raise PredictionFormatError(f"{path} is larger than {MAX_LABEL_BYTES >> 20} MiB")
 
 
 def detect_format(path: Path) -> str:
@@ -67,8 +84,14 @@ def detect_format(path: Path) -> str:
 
 
 def frame_of(file_name: str, n_frames: int) -> int:
-    """The video frame an image file name stands for (see the module docstring)."""
-    name = PurePosixPath(str(file_name).replace("\\", "/")).name
+    """The video frame an image file name stands for (see the module docstring). An absolute name
+    or one with a ``..`` part is refused: it is never opened here, but a file that names frames
+    outside its own folder was not made for this video, or was made to mislead."""
+    posix = PurePosixPath(str(file_name).replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or re.match(r"[A-Za-z]:", posix.as_posix()):
+        raise PredictionFormatError(f"{brief(str(file_name), 80)} climbs out of its folder (absolute, or with '..'): "
+                                    "image names are relative to the labels")
+    name = posix.name
     match = _LIGHTLY_FRAME.search(name) or _TRAILING_NUMBER.search(PurePosixPath(name).stem)
     if match is None or len(match.group(1)) > 9:
         raise PredictionFormatError(f"{name[:80]!r} names no frame (expected e.g. walk-012-mp4.png or frame_000012.jpg)")
@@ -80,11 +103,16 @@ def frame_of(file_name: str, n_frames: int) -> int:
 
 def _from_rows(frames: list[int], xyxy: list, scores: list, classes: list, names: dict[int, str], video: VideoInfo,
                source: Path) -> Detections:
-    """Checked rows (one box each, any frame order) as Detections of the whole video."""
+    """Checked rows (one box each, any frame order) as Detections of the whole video. A box may
+    poke out of the image (it is clipped), but not lie wholly outside it or reach more than the
+    image's own size beyond it (``1e300`` is no detector's box)."""
+    _check_names(names, source)
     box = np.asarray(xyxy, np.float64).reshape(-1, 4)
     size = np.array([video.width, video.height, video.width, video.height], np.float64)
-    bad = ~np.isfinite(box).all(axis=1) | (box[:, 2] <= box[:, 0]) | (box[:, 3] <= box[:, 1])
-    bad |= (box[:, 2] <= 0) | (box[:, 3] <= 0) | (box[:, 0] >= size[0]) | (box[:, 1] >= size[1])
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(box).all(axis=1) | (box[:, 2] <= box[:, 0]) | (box[:, 3] <= box[:, 1])
+        bad |= (box[:, 2] <= 0) | (box[:, 3] <= 0) | (box[:, 0] >= size[0]) | (box[:, 1] >= size[1])
+        bad |= (box[:, :2] < -size[:2]).any(axis=1) | (box[:, 2:] > 2 * size[2:]).any(axis=1)
     score = np.asarray(scores, np.float64)
     bad |= ~np.isfinite(score) | (score < 0) | (score > 1)
     if bad.any():
@@ -95,6 +123,17 @@ def _from_rows(frames: list[int], xyxy: list, scores: list, classes: list, names
     detections = Detections(np.asarray(frames, np.int64)[order], np.clip(box, 0, size)[order], score[order],
                             np.asarray(classes, np.int64)[order], names, video.frame_count, (video.width, video.height))
     return detections.in_canonical_order()
+
+
+def _check_names(names: dict, source: Path) -> None:
+    """Class ids whole numbers in 0..2**31-1 (they become int64 columns and schema ids) and names
+    short text."""
+    for class_id, name in names.items():
+        if isinstance(class_id, bool) or not isinstance(class_id, int) or not 0 <= class_id <= INT32_MAX:
+            raise PredictionFormatError(f"{source}: class id {brief(class_id)} is not a whole number in 0..{INT32_MAX}")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
+            raise PredictionFormatError(f"{source}: the name of class {class_id} ({brief(name)}) is not printable text "
+                                        f"of 1..{MAX_NAME_CHARS} characters")
 
 
 def _lightly(path: Path, video: VideoInfo, relpath: str) -> Detections:
@@ -114,9 +153,13 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
     try:
         labels = list(reader(input_file=path).get_labels())
         categories = {category.id: category.name for category in reader(input_file=path).get_categories()}
-    except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise PredictionFormatError(f"{path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
+    except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError) as exc:
+        raise _unreadable(path, exc) from None
     for label in labels:
+        image_id = label.image.id
+        if isinstance(image_id, bool) or not isinstance(image_id, int) or not 0 <= image_id <= MAX_TRACK_ID:
+            raise PredictionFormatError(f"{path}: image id {brief(image_id)} is not a whole number in 0..2**53")
         frame = frame_of(label.image.filename, video.frame_count)
         for detected in label.objects:
             frames.append(frame)
@@ -151,7 +194,10 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     if not isinstance(names, dict) or not all(isinstance(k, int) and isinstance(v, str) for k, v in names.items()):
         raise PredictionFormatError(f"{data_yaml}: needs names, a list or a mapping of class id to name")
     frames, boxes, scores, classes = [], [], [], []
-    for text_file in sorted((data_yaml.parent / "labels").rglob("*.txt")):
+    labels = data_yaml.parent / "labels"
+    if labels.is_symlink():
+        raise PredictionFormatError(f"{labels} is a link; label folders are never followed out of the dataset")
+    for text_file in sorted(labels.rglob("*.txt")):  # rglob does not descend into linked folders
         if text_file.is_symlink():
             raise PredictionFormatError(f"{text_file} is a link; label files are never followed")
         frame = frame_of(text_file.name, video.frame_count)
@@ -160,7 +206,8 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
             values = line.split()
             if not values:
                 continue
-            if len(values) not in (5, 6) or not _numbers(values) or not values[0].isdigit() or int(values[0]) not in names:
+            if len(values) not in (5, 6) or not _numbers(values) or not values[0].isdigit() or len(values[0]) > 9 \
+                    or int(values[0]) not in names:
                 raise PredictionFormatError(f"{text_file}:{line_number}: expected 'class cx cy w h [score]' with a known class")
             cx, cy, w, h = (float(v) for v in values[1:5])
             frames.append(frame)
@@ -182,9 +229,12 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
             continue
         if len(values) < 6 or not _numbers(values[:7]):
             raise PredictionFormatError(f"{path}:{line_number}: expected frame,id,x,y,w,h[,score,...]")
-        frame = float(values[0])
+        frame, track_id = float(values[0]), float(values[1])
         if frame != int(frame) or not 1 <= frame <= video.frame_count:
             raise PredictionFormatError(f"{path}:{line_number}: frame {values[0][:20]} is not one of 1..{video.frame_count}")
+        if track_id != int(track_id) or not -1 <= track_id <= MAX_TRACK_ID:
+            raise PredictionFormatError(f"{path}:{line_number}: track id {values[1][:20]} is not a whole number in "
+                                        "-1..2**53 (-1: no track)")
         score = float(values[6]) if len(values) > 6 else 1.0
         frames.append(int(frame) - 1)
         boxes.append(xywh_to_xyxy(np.array([[float(v) for v in values[2:6]]]))[0].tolist())
@@ -202,11 +252,13 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
         tracks = list(reader.get_labels())
         categories = {category.id: category.name for category in reader.get_categories()}
     except (ParseError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        raise PredictionFormatError(f"{path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
+        raise _unreadable(path, exc) from None
     stem = PurePosixPath(relpath).stem
     chosen = [t for t in tracks if len(tracks) == 1 or str(t.video.filename) in (relpath, PurePosixPath(relpath).name, stem)]
     if len(chosen) != 1:
         raise PredictionFormatError(f"{path} holds {len(tracks)} videos and none is named {stem!r}")
+    if not 0 <= chosen[0].video.number_of_frames <= INT32_MAX:
+        raise PredictionFormatError(f"{path}: a video length of {brief(chosen[0].video.number_of_frames)} frames")
     frames, boxes, classes = [], [], []
     for track in chosen[0].objects:
         for frame, box in enumerate(track.boxes):
@@ -217,6 +269,16 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
                 boxes.append([box.xmin, box.ymin, box.xmax, box.ymax])
                 classes.append(track.category.id)
     return _from_rows(frames, boxes, [1.0] * len(frames), classes, categories, video, path)
+
+
+def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
+    """labelformat's reason in one line (a KeyError's reason is the bare key it missed)."""
+    if isinstance(exc, RecursionError):
+        return PredictionFormatError(f"{path} nests too deep to be a label file")
+    reason = (str(exc).splitlines() or [""])[0][:200]
+    if isinstance(exc, KeyError):
+        reason = f"refers to {reason} (missing, or an id it does not define)"
+    return PredictionFormatError(f"{path}: {reason or type(exc).__name__}")
 
 
 def _numbers(values: list[str]) -> bool:

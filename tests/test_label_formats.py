@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.detections import box_iou
-from core.errors import PredictionFormatError
+from core.errors import PredictionFormatError, UserError
 from core.flicker import FlickerIndex
 from core.label_formats import detect_format, frame_of, read_boxes
 from core.lightly.export import VideoPredictions, export_datasource
@@ -58,8 +58,10 @@ def test_the_same_boxes_come_back_from_every_format_with_the_same_flags(written,
 def test_frames_are_matched_by_lightly_names_or_trailing_numbers():
     assert frame_of("walk-012-mp4.png", 40) == 12
     assert frame_of("clips/frame_000012.jpg", 40) == 12
-    assert frame_of("../../etc/img7.png", 40) == 7  # only the number counts; the folders never do
-    for name, message in (("cover.png", "names no frame"), ("frame_000040.jpg", "the video has 40 frames")):
+    assert frame_of("clips\\walk\\img7.png", 40) == 7  # Windows separators: only the number counts
+    for name, message in (("cover.png", "names no frame"), ("frame_000040.jpg", "the video has 40 frames"),
+                          ("../../etc/img7.png", "climbs out"), ("/etc/frame_7.png", "climbs out"),
+                          ("C:\\frames\\frame_7.png", "climbs out"), ("a/..\\..\\frame_7.png", "climbs out")):
         with pytest.raises(PredictionFormatError, match=message):
             frame_of(name, 40)
 
@@ -116,3 +118,162 @@ def test_run_reviews_boxes_from_a_coco_file_like_its_own(written, tmp_path):
     summaries = [run_pipeline(RunConfig(out=tmp_path / fmt, video=info.path, predictions=paths[fmt])) for fmt in ("lightly", "coco")]
     assert summaries[0].videos[0].flicker.flags == summaries[1].videos[0].flicker.flags
     assert summaries[1].export.boxes == summaries[0].export.boxes
+
+
+def one_line_refusal(call, message):
+    with pytest.raises(PredictionFormatError, match=message) as error:
+        call()
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+    return str(error.value)
+
+
+def coco_file(tmp_path, categories=None, images=None, annotations=None):
+    data = {"images": images or [{"id": 1, "file_name": "walk-003-mp4.png", "width": 768, "height": 576}],
+            "categories": categories or [{"id": 0, "name": "person"}],
+            "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1, 5, 5]}]}
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def youtube_vis_file(tmp_path, category_id=1, length=2, bboxes=([1, 1, 5, 5], None), file_names=None):
+    data = {"videos": [{"id": 1, "file_names": file_names or [f"walk/{k:05d}.jpg" for k in range(max(length, 1))],
+                        "width": 768, "height": 576, "length": length}],
+            "categories": [{"id": category_id, "name": "person"}],
+            "annotations": [{"id": 1, "video_id": 1, "category_id": category_id, "bboxes": list(bboxes)}] if bboxes else []}
+    path = tmp_path / "vis.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("attack, message", [
+    (dict(categories=[{"id": 10**30, "name": "p"}], annotations=[{"id": 1, "image_id": 1, "category_id": 10**30, "bbox": [1, 1, 5, 5]}]),
+     "class id an integer of 100 bits"),
+    (dict(categories=[{"id": -5, "name": "p"}], annotations=[{"id": 1, "image_id": 1, "category_id": -5, "bbox": [1, 1, 5, 5]}]),
+     "class id -5"),
+    (dict(categories=[{"id": "a", "name": "p"}], annotations=[{"id": 1, "image_id": 1, "category_id": "a", "bbox": [1, 1, 5, 5]}]),
+     "class id 'a'"),
+    (dict(categories=[{"id": 0, "name": "x" * 100_000}]), "100,000 characters"),
+    (dict(categories=[{"id": 0, "name": ["x"]}]), "a list of 1 items"),
+    (dict(images=[{"id": 10**40, "file_name": "frame_3.png", "width": 768, "height": 576}],
+          annotations=[{"id": 1, "image_id": 10**40, "category_id": 0, "bbox": [1, 1, 5, 5]}]), "image id an integer of 133 bits"),
+    (dict(images=[{"id": 1, "file_name": "../../frame_3.png", "width": 768, "height": 576}]), "climbs out"),
+    (dict(annotations=[{"id": 1, "image_id": 7, "category_id": 0, "bbox": [1, 1, 5, 5]}]), "refers to 7"),
+    (dict(annotations=[{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1]}]), "out of range"),
+    (dict(annotations=[{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1, 1e300, 5]}]), "not a box inside"),
+])
+def test_hostile_coco_ids_names_and_paths_are_one_line(walk_hog, tmp_path, attack, message):
+    info, _ = walk_hog
+    one_line_refusal(lambda: read_boxes(coco_file(tmp_path, **attack), info, "walk.mp4"), message)
+
+
+@pytest.mark.parametrize("attack, message", [
+    (dict(category_id=10**30), "class id an integer of 100 bits"),
+    (dict(bboxes=[[float("nan"), 1, 5, 5], None]), "not a box inside"),
+    (dict(bboxes=[[-50, -50, 5, 5], None]), "not a box inside"),
+    (dict(length=10**12, file_names=["walk/0.jpg"]), "does not match the number of frames"),
+    (dict(length=-1, bboxes=[], file_names=["walk/0.jpg"]), "a video length of -1"),
+    (dict(length=30, bboxes=[None] * 29 + [[1, 1, 5, 5]]), "a box on frame 29; the video has 20 frames"),
+    (dict(bboxes=[[1, 1], None]), "out of range"),
+])
+def test_hostile_youtube_vis_files_are_one_line(walk_hog, tmp_path, attack, message):
+    info, _ = walk_hog
+    one_line_refusal(lambda: read_boxes(youtube_vis_file(tmp_path, **attack), info, "walk.mp4"), message)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("deep.json", '{"images": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests too deep"),
+    ("deep.xml", "<annotations>" + "<a>" * 100_000 + "</a>" * 100_000 + "</annotations>", "recursion"),
+    ("xxe.xml", '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotations><meta><task>'
+                "<labels><label><name>&x;</name></label></labels></task></meta></annotations>", "undefined entity"),
+    ("laughs.xml", '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+                   + "".join(f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(9))
+                   + "]><annotations><meta><task><labels><label><name>&j;</name></label></labels></task></meta></annotations>",
+     "amplification"),
+    ("climb.xml", '<annotations><meta><task><labels><label><name>p</name></label></labels></task></meta>'
+                  '<image id="0" name="../../../../etc/frame_3.png" width="768" height="576">'
+                  '<box label="p" xtl="1" ytl="1" xbr="5" ybr="5"/></image></annotations>', "climbs out"),
+    ("nan.xml", '<annotations><meta><task><labels><label><name>p</name></label></labels></task></meta>'
+                '<image id="0" name="frame_3.png" width="768" height="576">'
+                '<box label="p" xtl="nan" ytl="1" xbr="5" ybr="5"/></image></annotations>', "not a box inside"),
+])
+def test_deep_self_expanding_or_climbing_files_are_one_line(walk_hog, tmp_path, name, content, message):
+    info, _ = walk_hog
+    (tmp_path / name).write_text(content)
+    one_line_refusal(lambda: read_boxes(tmp_path / name, info, "walk.mp4"), message)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("1,99999999999999999999,1,1,5,5,1\n", "track id 99999999999999999999"),
+    ("1,2.5,1,1,5,5,1\n", "track id 2.5"),
+    ("1,1,1,1,5,5,nan\n", "expected frame,id"),
+    ("1,1,-100,-100,5,5\n", "not a box inside"),
+    ("1,1,1,1,1e300,5\n", "not a box inside"),
+    ("1e300,1,1,1,5,5\n", "is not one of 1..20"),
+])
+def test_hostile_mot_ids_and_boxes_are_one_line(walk_hog, tmp_path, content, message):
+    info, _ = walk_hog
+    (tmp_path / "det.txt").write_text(content)
+    one_line_refusal(lambda: read_boxes(tmp_path / "det.txt", info, "walk.mp4", "mot"), message)
+
+
+def test_a_file_that_never_ends_is_refused_unread(walk_hog, tmp_path):
+    import os
+
+    info, _ = walk_hog
+    os.mkfifo(tmp_path / "pipe")
+    for path, fmt in (("/dev/zero", "coco"), ("/dev/zero", "cvat"), (tmp_path / "pipe", "mot"), (tmp_path, "youtubevis")):
+        one_line_refusal(lambda: read_boxes(path, info, "walk.mp4", fmt), "not a regular file")
+
+
+def test_a_yolo_dataset_whose_labels_lead_elsewhere_is_one_line(walk_hog, tmp_path):
+    info, _ = walk_hog
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "frame_000003.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "data.yaml").write_text("names: [person]\n")
+    (dataset / "labels").symlink_to(elsewhere)
+    one_line_refusal(lambda: read_boxes(dataset / "data.yaml", info, "walk.mp4"), "is a link")
+    (dataset / "labels").unlink()
+    (dataset / "labels").mkdir()
+    (dataset / "labels" / "frame_000004.txt").symlink_to(elsewhere / "frame_000003.txt")
+    one_line_refusal(lambda: read_boxes(dataset / "data.yaml", info, "walk.mp4"), "is a link")
+
+
+@pytest.mark.parametrize("yaml_text, row, message", [
+    ("names: {99999999999999999999: a}\n", "99999999999999999999 0.5 0.5 0.1 0.1", "known class"),
+    ("names: {99999999: a}\n", "99999999 0.5 0.5 0.1 0.1", None),
+    ("names: {0: a, 9999999999: b}\n", "0 0.5 0.5 0.1 0.1", "class id 9999999999"),
+    ("names: [a]\n", "0 0.5 0.5 1e300 0.1", "not a box inside"),
+    ("names: [a]\n", "0 0.5 0.5 -0.1 0.1", "not a box inside"),
+    ("names: " + "[" * 1000 + "]" * 1000 + "\n", "0 0.5 0.5 0.1 0.1", "nests deeper"),
+])
+def test_hostile_yolo_classes_and_boxes_are_one_line(walk_hog, tmp_path, yaml_text, row, message):
+    info, _ = walk_hog
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text(yaml_text)
+    (tmp_path / "labels" / "frame_000003.txt").write_text(row + "\n")
+    if message is None:  # a large id that fits is read like any other
+        assert read_boxes(tmp_path / "data.yaml", info, "walk.mp4").cls.tolist() == [99999999]
+        return
+    with pytest.raises(UserError, match=message) as error:
+        read_boxes(tmp_path / "data.yaml", info, "walk.mp4")
+    assert "\n" not in str(error.value)
+
+
+def test_run_with_a_hostile_predictions_file_writes_nothing(walk_hog, tmp_path):
+    """The command line: exit 2, one line on stderr, no --out folder."""
+    import subprocess
+    import sys
+
+    from core.paths import ROOT
+
+    info, _ = walk_hog
+    labels = coco_file(tmp_path, images=[{"id": 1, "file_name": "../frame_3.png", "width": 768, "height": 576}])
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "core", "run", str(info.path), "--out", str(out), "--predictions", str(labels)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "climbs out" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
