@@ -29,6 +29,12 @@ youtubevis    images/, annotations.json                   not in the files: prel
 labelstudio   tasks.json, label_config.xml                ``score`` 1.0 and ``meta.text``
 ============  ==========================================  =============================================
 
+The track formats (``cvat-video``, ``mot``, ``labelstudio-tracks``, ``youtubevis-tracks``) write
+whole videos, no frames: every detection plus the imputed boxes of the chosen frames, linked into
+tracks by :mod:`core.tracks` (CVAT and Label Studio with keyframes only; MOT and YouTube-VIS every
+box, with its track id; the imputed frames in an ``imputed`` attribute, the region's note, or an
+annotation's ``imputed_frames``).
+
 Every format also gets ``prelabels.json``: per frame its file name, video, frame index and boxes
 (pixels, label, score, ``imputed``), and under ``files`` every entry written beside it: a later run
 replaces the folder only when it holds nothing else. COCO, YOLO, CVAT and YouTube-VIS files are written by Lightly's
@@ -56,7 +62,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
@@ -84,8 +90,9 @@ from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
 
-FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot", "labelstudio-tracks")
-TRACK_FORMATS = ("cvat-video", "mot", "labelstudio-tracks")  # whole videos as tracks (core.tracks), imputed boxes on the chosen frames
+FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot", "labelstudio-tracks",
+           "youtubevis-tracks")
+TRACK_FORMATS = ("cvat-video", "mot", "labelstudio-tracks", "youtubevis-tracks")  # whole videos as tracks (core.tracks), imputed boxes on the chosen frames
 SELECTIONS = ("confirmed", "flagged")
 MANIFEST = "prelabels.json"
 MAX_MANIFEST_BYTES = 256 << 20  # ~1 million boxes
@@ -450,11 +457,12 @@ def _write_youtube_vis(path: Path, frames: list[_Frame], categories: list[Catego
 def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[Category],
                   videos: Sequence[PrelabelVideo], video_url_prefix: str) -> None:
     """Per video, every detection and the imputed boxes of its chosen frames, linked into tracks:
-    ``VIDEO.xml`` (CVAT for video, keyframes only), ``VIDEO.txt`` (MOT, every box) or one Label
-    Studio task per video in ``tasks.json`` (a ``VideoRectangle`` sequence per track, keyframes only)."""
+    ``VIDEO.xml`` (CVAT for video, keyframes only), ``VIDEO.txt`` (MOT, every box), one Label
+    Studio task per video in ``tasks.json`` (a ``VideoRectangle`` sequence per track, keyframes
+    only) or one YouTube-VIS video per video in ``annotations.json`` (an annotation per track)."""
     from core.tracks import cvat_video_xml, mot_rows, video_boxes
 
-    tasks = []
+    tasks, vis_videos = [], []
     for v, video in enumerate(videos):
         chosen = np.array([f.frame for f in frames if f.video == v], np.int64)
         flicker = video.flicker
@@ -462,6 +470,9 @@ def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
                                      chosen)
         if fmt == "labelstudio-tracks":
             tasks.append(_label_studio_tracks(video, boxes, imputed, video_url_prefix))
+            continue
+        if fmt == "youtubevis-tracks":
+            vis_videos.append((video, boxes, imputed))
             continue
         target = tree / f"{video.relpath}.{'xml' if fmt == 'cvat-video' else 'txt'}"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -471,6 +482,44 @@ def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
     if fmt == "labelstudio-tracks":
         (tree / "tasks.json").write_bytes(json.dumps(tasks, indent=1).encode())
         (tree / "label_config.xml").write_text(label_studio_config([c.name for c in categories]))
+    if fmt == "youtubevis-tracks":
+        _write_youtube_vis_tracks(tree / "annotations.json", vis_videos, categories)
+
+
+def _write_youtube_vis_tracks(path: Path, videos: list[tuple[PrelabelVideo, Detections, np.ndarray]],
+                              categories: list[Category]) -> None:
+    """YouTube-VIS with track ids, through labelformat's writer: per video every frame (named
+    ``RELPATH/<Lightly frame name>``: labelformat names a video by the folder of its frames), per
+    linked track one annotation (``id`` the track, 1.. over the file) with its box on every frame
+    it covers and ``null`` elsewhere, as rectangle polygons (labelformat writes no bare boxes; the
+    ``bboxes`` are those rectangles'). No interpolation: every box is written. ``imputed_frames``
+    (beside the standard keys) lists the frames where the track's box is an imputed one."""
+    from labelformat.formats import YouTubeVISInstanceSegmentationTrackOutput
+
+    from core.tracks import link_tracks, track_rows
+
+    category_of = {class_id: categories[k] for k, class_id in enumerate(sorted(videos[0][1].names))} if videos else {}
+    labels, file_names, imputed_frames = [], {}, {}
+    for v, (video, boxes, imputed) in enumerate(videos, start=1):
+        n = video.info.frame_count
+        tracks = []
+        for rows in track_rows(link_tracks(boxes)):
+            masks: list[MultiPolygon | None] = [None] * n
+            for frame, (x0, y0, x1, y1) in zip(boxes.frame[rows].tolist(), boxes.xyxy[rows].astype(np.float64).tolist()):
+                masks[frame] = MultiPolygon([[(x0, y0), (x1, y0), (x1, y1), (x0, y1)]])
+            track_id = len(imputed_frames) + 1
+            imputed_frames[track_id] = boxes.frame[rows[imputed[rows]]].tolist()
+            tracks.append(SingleInstanceSegmentationTrack(category_of[int(boxes.cls[rows[0]])], masks, track_id))
+        labels.append(VideoInstanceSegmentationTrack(Video(v, video.relpath, video.info.width, video.info.height, n), tracks))
+        file_names[v] = [f"{video.relpath}/{PurePosixPath(frame_name(video.relpath, frame, n, '.png')).name}"
+                         for frame in range(n)]
+    YouTubeVISInstanceSegmentationTrackOutput(output_file=path).save(_VideoTracks(categories, labels))
+    data = json.loads(path.read_bytes())
+    for entry in data["videos"]:
+        entry["file_names"] = file_names[entry["id"]]
+    for annotation in data["annotations"]:
+        annotation["imputed_frames"] = imputed_frames[annotation["id"]]
+    path.write_bytes(json.dumps(data).encode())
 
 
 def _label_studio_tracks(video: PrelabelVideo, boxes: Detections, imputed: np.ndarray, video_url_prefix: str) -> dict:

@@ -111,3 +111,39 @@ def test_label_studio_track_sequences_interpolate_back_to_every_box(walk, tmp_pa
         assert max(box_iou(np.asarray(drawn[frame]), box[None]).tolist()) >= 0.9, frame
     assert sum(len(r["value"]["sequence"]) for r in regions) < len(boxes)
     assert any("imputed" in " ".join(r.get("meta", {}).get("text", [])) for r in regions)
+
+
+def test_youtube_vis_tracks_read_back_by_labelformat_with_every_box_and_its_track(walk, tmp_path):
+    """YouTube-VIS with track ids: labelformat's own reader finds one annotation per linked track,
+    its box on each frame it covers and None elsewhere; every box comes back (IoU > 0.99), the
+    imputed ones listed under their track; our reader and evaluate's read the same file."""
+    import json
+
+    from labelformat.formats import YouTubeVISObjectDetectionTrackInput
+
+    from core.ground_truth import read_youtube_vis_ground_truth
+    from core.label_formats import read_boxes
+
+    info, detections, flicker = walk
+    video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
+    write_prelabel_set([video], tmp_path / "vis", "youtubevis-tracks")
+    path = tmp_path / "vis" / "annotations.json"
+    boxes, imputed = all_boxes(walk)
+    linked = track_rows(link_tracks(boxes))
+    (read,) = YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels()
+    assert read.video.number_of_frames == info.frame_count and str(read.video.filename) == "walk.mp4"
+    assert len(read.objects) == len(linked)
+    assert sorted(t.object_track_id for t in read.objects) == list(range(1, len(linked) + 1))
+    assert {c.name for c in YouTubeVISObjectDetectionTrackInput(input_file=path).get_categories()} == set(detections.names.values())
+    for track, rows in zip(read.objects, linked):
+        present = [f for f, box in enumerate(track.boxes) if box is not None]
+        assert present == boxes.frame[rows].tolist()  # None wherever the track is absent
+        assert track.category.name == boxes.names[int(boxes.cls[rows[0]])]
+        back = np.array([[b.xmin, b.ymin, b.xmax, b.ymax] for b in track.boxes if b is not None])
+        assert box_iou(back, boxes.xyxy[rows].astype(float)).min() > 0.99
+    annotations = json.loads(path.read_text())["annotations"]
+    listed = sorted(f for a in annotations for f in a["imputed_frames"])
+    assert listed == sorted(boxes.frame[imputed].tolist()) and listed
+    np.testing.assert_array_equal(read_boxes(path, info, "walk.mp4").counts_per_frame(), boxes.counts_per_frame())
+    truth = read_youtube_vis_ground_truth(path)["walk.mp4"]
+    assert len(np.unique(truth.track_id)) == len(linked) and len(truth.frame) == len(boxes)
