@@ -19,10 +19,12 @@ number in -1..2**53.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -35,6 +37,7 @@ from core.video import VideoInfo
 
 FORMATS = ("auto", "lightly", "coco", "yolo", "cvat", "mot", "youtubevis")
 MAX_LABEL_BYTES = 512 << 20
+FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$")  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
@@ -51,6 +54,31 @@ def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "aut
     if fmt not in ("lightly", "yolo"):
         _check_regular_file(path)
     return _READERS[fmt](path, video, relpath)
+
+
+@dataclass(frozen=True)
+class ImportedBoxes:
+    """Boxes read for review (the app's Load page): what they are and a name for them."""
+
+    detections: Detections
+    format: str  # the format they were read as (never "auto")
+    source: str  # the file's name, as shown
+    detection_id: str  # names exactly these boxes on this video (the app's index cache key)
+
+
+def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto", shown_name: str = "") -> ImportedBoxes:
+    """:func:`read_boxes`, with the format resolved and an id made of the video and the boxes
+    themselves (the same boxes from another file or format share it; a changed file does not)."""
+    path = Path(path)
+    if not path.exists():
+        raise PredictionFormatError(f"Predictions not found: {path}")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    detections = read_boxes(path, video, relpath, fmt)
+    digest = hashlib.sha256(video.fingerprint.encode())
+    for column in (detections.frame, detections.xyxy, detections.score, detections.cls):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    digest.update(repr(sorted(detections.names.items())).encode())
+    return ImportedBoxes(detections, fmt, shown_name or path.name, FILE_ID_PREFIX + digest.hexdigest()[:32])
 
 
 def _check_regular_file(path: Path) -> None:

@@ -56,10 +56,14 @@ class LabelAudit:
 def audit_labels(labels_path: Path, video: VideoInfo, relpath: str, labels_format: str = "auto",
                  settings: FlickerSettings | None = None) -> LabelAudit:
     """Every frame and box the assertions find suspicious in the labels of ``video``."""
+    return audit_detections(read_boxes(labels_path, video, relpath, labels_format), Path(labels_path), settings)
+
+
+def audit_detections(labels: Detections, source: Path, settings: FlickerSettings | None = None) -> LabelAudit:
+    """The same, for labels already read (``source`` names them)."""
     settings = settings or FlickerSettings(LABEL_IOU, LABEL_IOU, assertions=ASSERTIONS)
-    labels = read_boxes(labels_path, video, relpath, labels_format)
-    return LabelAudit(Path(labels_path), labels.n_frames, tuple(sorted(_suspicions(labels, settings),
-                                                                      key=lambda s: (s.frame, s.assertion))))
+    return LabelAudit(Path(source), labels.n_frames, tuple(sorted(_suspicions(labels, settings),
+                                                                  key=lambda s: (s.frame, s.assertion))))
 
 
 def _suspicions(labels: Detections, settings: FlickerSettings) -> list[Suspicion]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from contextlib import suppress
+import tempfile
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -39,6 +40,22 @@ def save_upload(name: str, upload: BinaryIO) -> Path:
             target.parent.rmdir()  # the folder made for it, when nothing else is kept there
         raise
     return target
+
+
+@contextmanager
+def upload_as_file(name: str, upload: BinaryIO, limit: int) -> Iterator[Path]:
+    """``upload`` as a file named like it (last part only) in a private temporary folder, for a
+    reader that takes a path, removed again on leaving (nothing of it is kept, read or refused).
+    At most ``limit`` + 1 bytes are copied: a reader that caps at ``limit`` then refuses it."""
+    with tempfile.TemporaryDirectory(prefix="flicker-upload-") as folder:
+        target = Path(folder) / _file_name(name)
+        with target.open("wb") as out:
+            upload.seek(0)
+            left = limit + 1
+            while left > 0 and (chunk := upload.read(min(CHUNK, left))):
+                out.write(chunk)
+                left -= len(chunk)
+        yield target
 
 
 def discard_upload(path: Path) -> None:

@@ -8,15 +8,21 @@ from core import fleet
 from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
 from core.detect import Detector
 from core.errors import UserError
+from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes
+from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
-from core.uploads import save_upload
+from core.uploads import save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
+BOX_ORIGINS = ("Upload", "Local path")
+BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
+FILE_BOXES = DetectorSpec(conf=0.0)  # boxes from a file: no model ran, every box it holds is shown
+LABEL_AUDIT = "label_audit"  # (detection_id, LabelAudit) of the labels last checked in this tab
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 
 
@@ -86,7 +92,7 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
 
 def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: DetectorSpec) -> None:
     detection_id = spec.cache_key(loaded.info, detector)
-    if session.detections_for(detection_id) is None:
+    if session.detections_for(detection_id) is None and not showing_file_boxes():  # boxes from a file stay until a run
         cached = spec.cached(loaded.info, detector)
         if cached is not None:
             session.use_detections(cached, spec, detection_id)
@@ -126,6 +132,77 @@ def detection_summary(detections) -> None:
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
     st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
+
+
+def boxes_file_panel(loaded: session.LoadedVideo) -> None:
+    """Boxes made elsewhere beside the video, instead of a detector: predictions to review, or
+    human labels to check (their suspicious frames listed here, as on ``evaluate --labels``)."""
+    with st.expander("Boxes made elsewhere: a predictions or labels file", icon=":material/upload_file:",
+                     expanded=showing_file_boxes()):
+        st.caption("COCO or YouTube-VIS JSON, CVAT XML, MOT txt (upload or path); a YOLO dataset's data.yaml or a "
+                   "Lightly task folder (path). Frames are matched by Lightly's frame names (vtest-012-avi.png) or "
+                   "the file name's trailing number (frame_000012.jpg, from 0); MOT by its frame column (from 1).")
+        origin = st.segmented_control("From", BOX_ORIGINS, default=BOX_ORIGINS[0], key="boxes_origin",
+                                      persist_state="session")
+        purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
+        fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
+        imported = None
+        if origin == "Upload":
+            upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv"], key="boxes_upload")
+            if st.button("Use these boxes", disabled=upload is None, key="use_uploaded_boxes"):
+                with error_boundary("Cannot use these boxes"), upload_as_file(upload.name, upload, MAX_LABEL_BYTES) as path:
+                    imported = import_boxes(path, loaded.info, loaded.relpath, fmt, upload.name)
+        elif origin == "Local path":
+            with st.form("boxes_path_form", border=False):
+                path = st.text_input("Path on this machine", key="boxes_path", placeholder="/data/drive/gt/gt.txt")
+                submitted = st.form_submit_button("Use these boxes")
+            if submitted and path.strip():
+                with error_boundary("Cannot use these boxes"):
+                    imported = import_boxes(check_allowed(path.strip()), loaded.info, loaded.relpath, fmt)
+        if imported is not None:
+            use_file_boxes(imported, labels=purpose == BOX_PURPOSES[1])
+        file_boxes_summary()
+
+
+def showing_file_boxes() -> bool:
+    review = session.review()
+    return review is not None and (review.detection_id or "").startswith(FILE_ID_PREFIX)
+
+
+def use_file_boxes(imported: ImportedBoxes, labels: bool) -> None:
+    """Review these boxes; labels are also checked, at the label thresholds on Review too."""
+    session.use_detections(imported.detections, FILE_BOXES, imported.detection_id)
+    st.session_state.pop(LABEL_AUDIT, None)
+    if labels:
+        st.session_state[LABEL_AUDIT] = (imported.detection_id, audit_detections(imported.detections, imported.source))
+        flags.use_thresholds(LABEL_IOU, LABEL_IOU)
+    st.success(f"{len(imported.detections):,} boxes of {imported.source} ({imported.format}) on "
+               f"{int((imported.detections.counts_per_frame() > 0).sum()):,} of {imported.detections.n_frames:,} frames, "
+               f"classes: {', '.join(imported.detections.names.values())[:200]}")
+    st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
+
+
+def file_boxes_summary() -> None:
+    """The suspicious frames and boxes of the labels under review (kept across reruns)."""
+    detection_id, audit = st.session_state.get(LABEL_AUDIT, (None, None))
+    if audit is None or session.detections_for(detection_id) is None:
+        return
+    label_audit_table(audit)
+
+
+def label_audit_table(audit: LabelAudit) -> None:
+    counts = {}
+    for suspicion in audit.suspicions:
+        counts.setdefault(suspicion.assertion, set()).add(suspicion.frame)
+    st.markdown(f"**Suspicious labels** in {audit.source.name} (tracking and assertion IoU {LABEL_IOU}): "
+                + (", ".join(f"{len(frames)} {name} frames" for name, frames in counts.items()) or "none"))
+    if audit.suspicions:
+        st.dataframe({"frame": [s.frame for s in audit.suspicions], "assertion": [s.assertion for s in audit.suspicions],
+                      "class": [s.label for s in audit.suspicions],
+                      "box": [", ".join(f"{v:.0f}" for v in s.xyxy) for s in audit.suspicions],
+                      "why": [s.detail for s in audit.suspicions]}, hide_index=True, key="label_audit_table")
+        st.download_button("Download as CSV", audit.csv_bytes(), file_name=f"{audit.source.stem}-suspicious.csv",
+                           mime="text/csv", icon=":material/download:", key="label_audit_csv")
 
 
 class BarsProgress(BatchProgress):
@@ -200,6 +277,8 @@ batch_panel(spec)
 
 st.divider()
 loaded = session.loaded_video()
+if loaded is not None:
+    boxes_file_panel(loaded)
 if loaded is None or detector is None:
     st.info("Load a video and choose a model to run detection.")
     st.stop()

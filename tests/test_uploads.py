@@ -52,3 +52,19 @@ def test_a_discarded_upload_goes_with_its_folder(data_dir):
     outside.write_bytes(b"x")
     discard_upload(outside)  # only what save_upload kept
     assert outside.is_file()
+
+
+def test_an_upload_read_as_a_file_is_gone_afterwards_and_copied_only_past_the_limit(data_dir):
+    """Label files are read through a temporary copy: named like the upload (last part only),
+    never more than limit + 1 bytes (so a capped reader refuses it), removed even when the
+    reader fails."""
+    from core.uploads import upload_as_file
+
+    data = b"1,1,10,10,20,20\n" * 100
+    with upload_as_file("../../gt.txt", ChunksOnly(data), limit=1 << 20) as path:
+        assert path.name == "gt.txt" and path.read_bytes() == data and data_dir not in path.parents
+    assert not path.exists() and not path.parent.exists()
+    with pytest.raises(RuntimeError), upload_as_file("big.json", ChunksOnly(data), limit=100) as path:
+        assert path.stat().st_size == 101
+        raise RuntimeError("the reader refused it")
+    assert not path.parent.exists() and not any(data_dir.iterdir())

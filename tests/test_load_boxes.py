@@ -1,0 +1,94 @@
+"""The Load page takes boxes made elsewhere beside the video (issue 22): a COCO file uploaded as
+predictions and a MOT file given by path as labels, on the bundled sample, are reviewed without
+any detector run; the labels' suspicious frames are listed and offered as CSV; a hostile file is
+one red line and nothing of it is kept."""
+import json
+
+import numpy as np
+
+from core.lightly.datasource import frame_name
+from test_app import click, metric
+
+TRACK = 60  # frames 0..59 of the sample: one walker-sized box moving 2 px a frame
+DROPPED, GHOST = 20, 40  # the box is missing on frame 20; a one-frame box stands elsewhere on frame 40
+
+
+def planted_boxes() -> list[tuple[int, list[float]]]:
+    """(frame, xyxy) rows: a track with one frame missing, and a one-frame ghost."""
+    rows = [(f, [100.0 + 2 * f, 100.0, 160.0 + 2 * f, 260.0]) for f in range(TRACK) if f != DROPPED]
+    return rows + [(GHOST, [600.0, 400.0, 650.0, 500.0])]
+
+
+def coco_bytes() -> bytes:
+    rows = planted_boxes()
+    frames = sorted({f for f, _ in rows})
+    images = [{"id": k + 1, "file_name": frame_name("vtest.avi", f, 795, ".png"), "width": 768, "height": 576}
+              for k, f in enumerate(frames)]
+    image_of = {f: k + 1 for k, f in enumerate(frames)}
+    annotations = [{"id": k + 1, "image_id": image_of[f], "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0), "iscrowd": 0} for k, (f, (x0, y0, x1, y1)) in enumerate(rows)]
+    return json.dumps({"images": images, "categories": [{"id": 1, "name": "person"}], "annotations": annotations}).encode()
+
+
+def mot_text() -> str:
+    rows = planted_boxes()
+    return "".join(f"{f + 1},{1 if f != GHOST or x0 < 500 else 2},{x0},{y0},{x1 - x0},{y1 - y0},1,-1,-1,-1\n"
+                   for f, (x0, y0, x1, y1) in rows)
+
+
+def load_sample(app):
+    click(app, "Load the sample")
+    assert metric(app, "Frames (as PyAV decodes them)") == "795"
+
+
+def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_path):
+    load_sample(app)
+    app.file_uploader(key="boxes_upload").upload("predictions.json", coco_bytes(), "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    assert not app.error, [e.value for e in app.error]
+    assert any(f"{len(planted_boxes())} boxes of predictions.json (coco)" in s.value for s in app.success)
+    assert not list((tmp_path / "data").rglob("predictions.json"))  # read from a temporary copy, nothing kept
+    app.switch_page("pages/review.py")
+    app.run()
+    assert not app.exception
+    assert metric(app, "Boxes kept") == str(len(planted_boxes()))
+    assert metric(app, "Flagged frames") == "1" and metric(app, "Imputed boxes") == "1"  # the dropped frame, only
+
+    labels = tmp_path / "gt.txt"
+    labels.write_text(mot_text())
+    app.switch_page("pages/load.py")
+    app.run()
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.radio(key="boxes_purpose").set_value("Labels: check them")
+    app.run()
+    app.text_input(key="boxes_path").input(str(labels))
+    click(app, "Use these boxes")
+    assert not app.error, [e.value for e in app.error]
+    (table,) = [d.value for d in app.dataframe]
+    listed = set(zip(table["frame"].tolist(), table["assertion"].tolist()))
+    assert listed == {(DROPPED, "flicker"), (GHOST, "ghost")}
+    assert any("1 flicker frames, 1 ghost frames" in m.value for m in app.markdown)
+    assert [b for b in app.get("download_button") if b.proto.label == "Download as CSV"]
+    app.switch_page("pages/review.py")
+    app.run()
+    assert metric(app, "Boxes kept") == str(len(planted_boxes())) and metric(app, "Flagged frames") == "1"
+
+
+def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tmp_path):
+    load_sample(app)
+    app.file_uploader(key="boxes_upload").upload("good.json", coco_bytes(), "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    hostile = json.loads(coco_bytes())
+    hostile["images"][0]["file_name"] = "../../" + hostile["images"][0]["file_name"]
+    app.file_uploader(key="boxes_upload").upload("../evil.json", json.dumps(hostile).encode(), "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    (error,) = app.error
+    assert "climbs out" in error.value and "\n" not in error.value
+    assert not list((tmp_path / "data").rglob("*.json"))
+    app.switch_page("pages/review.py")
+    app.run()
+    assert metric(app, "Boxes kept") == str(len(planted_boxes()))
+    np.testing.assert_equal(len(app.error), 0)
