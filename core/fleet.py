@@ -58,7 +58,8 @@ class FleetVideo:
 class Fleet:
     root: Path
     videos: tuple[FleetVideo, ...]  # summary.csv's order, then videos only the done markers know
-    running: bool  # a batch holds the folder's lock (or wrote markers summary.csv does not list yet)
+    running: bool  # a batch holds the folder's lock
+    unsummarised: int = 0  # videos done after summary.csv was written (a batch running, or one that stopped)
 
     @property
     def flagged(self) -> int:
@@ -91,7 +92,7 @@ def read_fleet(root: Path) -> Fleet:
         row = _marker_row(marker)
         if row is not None and row.relpath == relpath:
             rows[relpath] = row
-    return Fleet(root, tuple(rows.values()), batch_running(root) or bool(newer))
+    return Fleet(root, tuple(rows.values()), batch_running(root), len(newer))
 
 
 @lru_cache(maxsize=8)
@@ -256,3 +257,62 @@ def open_video(root: Path, relpath: str) -> BatchVideo:
     detections = import_predictions(datasource.task_dir(task), relpath, info.frame_count, (info.width, info.height))
     manifest_version = datasource.manifest.stat().st_mtime_ns
     return BatchVideo(info, relpath, detections, f"batch:{root}:{relpath}:{info.fingerprint}:{manifest_version}")
+
+
+@dataclass(frozen=True)
+class CombinedDatasource:
+    """The batch's combined Lightly datasource as the Export page shows it before a push."""
+    root: Path
+    tasks: tuple[str, ...]
+    frame_counts: dict[str, int]  # relpath -> frames, of every video the manifest lists
+    flagged: int  # flagged frames of those videos (summary.csv and the done markers)
+    worst: str  # the listed video with the most flagged frames
+    remote: tuple[str, ...]  # sources of videos read from a bucket (the push cannot send them)
+    running: bool
+
+    @property
+    def frames(self) -> int:
+        return sum(self.frame_counts.values())
+
+
+def combined_datasource(root: Path) -> CombinedDatasource:
+    """What a push of the batch output folder sends: the videos its manifest lists, complete."""
+    found = read_fleet(root)
+    try:
+        entries, tasks = read_manifest(root), tuple(read_tasks(root))
+    except UserError:
+        entries, tasks = [], ()
+    if not entries or not tasks:
+        raise UserError(f"{root} holds no exported video yet: push it once the batch has finished one"
+                        if found.running else f"{root} holds no exported video: every video of the batch failed")
+    flagged = {v.relpath: v.flagged for v in found.videos if v.status != "failed"}
+    counts = {e["relpath"]: e["frames"] for e in entries}
+    remote = tuple(str(e.get("source")) for e in entries if "://" in str(e.get("source", "")))
+    worst = max(counts, key=lambda relpath: flagged.get(relpath, 0))
+    return CombinedDatasource(root, tasks, counts, sum(flagged.get(r, 0) for r in counts), worst, remote, found.running)
+
+
+def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple[str, dict]] | None:
+    """A flagged frame's prediction and metadata file of the worst video (among its first ``search``
+    frames; else its first frame), as (name under .lightly, content); None when unreadable. Looks at
+    one video's files, never lists the whole export (millions of files in a large batch)."""
+    datasource, relpath = Datasource(combined.root), combined.worst
+    name_of = frame_namer(relpath, combined.frame_counts[relpath])
+    flagged = (i for i in range(min(search, combined.frame_counts[relpath]))
+               if _flagged_in_export(datasource.metadata_file(name_of(i))))
+    stem = name_of(next(flagged, 0))
+    pair = datasource.prediction_file(combined.tasks[0], stem), datasource.metadata_file(stem)
+    try:
+        return [(path.relative_to(datasource.lightly).as_posix(),
+                 orjson.loads(_read(path, MAX_MARKER_BYTES, "Export file", path.lstat().st_size))) for path in pair]
+    except (OSError, UserError, orjson.JSONDecodeError):
+        return None
+
+
+def check_input_push(combined: CombinedDatasource) -> None:
+    """Videos read from a bucket are not on this machine to be pushed: say so in one line, before
+    a push that would stop at the first of them."""
+    if combined.remote:
+        raise UserError(f"{len(combined.remote):,} videos of this batch were read from a bucket ({combined.remote[0]}"
+                        f"{', ...' if len(combined.remote) > 1 else ''}): leave the input datasource URL empty; "
+                        "Lightly's input datasource is the bucket prefix the batch read them from")

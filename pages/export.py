@@ -1,11 +1,13 @@
 """Export & schedule: write the Lightly datasource for the current review, validate it, download it,
-push it to a bucket and schedule a Lightly selection."""
+push it to a bucket and schedule a Lightly selection. With ``?dir=`` (from the Fleet page): push and
+schedule a batch's combined datasource instead."""
 import dataclasses
 import json
 from pathlib import Path
 
 import streamlit as st
 
+from core import fleet
 from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, describe, validate_selection_config
@@ -14,6 +16,7 @@ from core.lightly.export import DEFAULT_TASK, VideoPredictions, export_datasourc
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
                                    missing_fields, schedule)
+from core.lightly.validate import validate_datasource
 from core.paths import check_allowed
 from ui import flags, session
 from ui.boundary import error_boundary
@@ -21,6 +24,7 @@ from ui.components import selection_strengths
 from ui.flicker_view import FlickerView, require_view
 from ui.url import restore_from_url, sync_url
 
+DIR = "dir"  # a batch output folder (pages/fleet.py's parameter)
 EXPORT_DIR = "export_dir"
 EXPORT_TASK = "export_task"
 _EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
@@ -88,9 +92,10 @@ def export_result_panel(summary, stem: str) -> None:
                        mime="application/zip", icon=":material/download:")
 
 
-def push_panel(summary) -> None:
+def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None) -> None:
+    """Push ``root`` (an export of this review, or a batch's combined datasource: ``batch``)."""
     st.subheader("Push to a bucket")
-    if summary is None:
+    if root is None:
         st.caption("Export first; the push sends that export.")
         return
     left, right = st.columns(2, gap="large")
@@ -107,7 +112,9 @@ def push_panel(summary) -> None:
         with error_boundary("Push failed"):
             target, input_target = (push_target(url, what) for url, what in
                                     ((lightly_url, "Lightly datasource URL"), (input_url, "Input datasource URL")))
-            report = push(summary.root, target, input_target or None, dry_run=dry_run,
+            if batch is not None and input_target:
+                fleet.check_input_push(batch)
+            report = push(root, target, input_target or None, dry_run=dry_run,
                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,} files"))
         bar.empty()
         if report is not None:
@@ -218,7 +225,59 @@ def schedule_panel(stem: str, task: str) -> None:
             st.json(requests, expanded=2)  # method and path of each; query and body a click away
 
 
+def batch_panel(combined: fleet.CombinedDatasource) -> None:
+    """What a push of the batch sends, and a full validation on demand (each video was validated
+    when the batch added it)."""
+    running = " so far (a batch is still writing it: push again when it ends, files already sent are skipped)"
+    st.info(f"The batch's combined Lightly datasource: {len(combined.frame_counts):,} videos, {combined.frames:,} "
+            f"frames, {combined.flagged:,} flagged frames{running if combined.running else ''}. Each video was "
+            "validated when the batch added it; failed videos are not in it.", icon=":material/dataset:")
+    st.code(str(Datasource(combined.root).lightly), language=None)
+    if st.button("Validate every file", icon=":material/rule:", help="Every rule of the format, on every file: "
+                 "about a second per 10,000 frames."):
+        with st.spinner("Validating..."):
+            violations = validate_datasource(combined.root, combined.frame_counts)
+        if violations:
+            st.error(f"{len(violations):,} problems, the first: {violations[0]}")
+        else:
+            st.success(f"Valid Lightly datasource: {combined.frames:,} frames of {len(combined.frame_counts):,} "
+                       "videos (every rule of the format checked)")
+
+
+def batch_sample_panel(combined: fleet.CombinedDatasource) -> None:
+    for label, (name, content) in zip(("Sample prediction", "Its metadata"), fleet.sample_files(combined) or []):
+        st.markdown(f"{label} `{name}`")
+        st.json(content, expanded=True)
+
+
+def batch_page(folder: str) -> None:
+    """The Export page on a batch output folder (``?dir=``, from the Fleet page): push and schedule
+    the combined datasource the batch wrote, with the same fields and checks as for one video."""
+    st.title("Export & schedule")
+    combined = None
+    with error_boundary():
+        combined = fleet.combined_datasource(fleet.check_folder(folder))
+    if combined is None:
+        st.page_link("pages/fleet.py", label="Back to the Fleet page", icon=":material/view_list:")
+        st.stop()
+    root = combined.root
+    st.caption(f"Batch output folder {root}: the datasource `python -m core batch` wrote, pushed as it is "
+               "(nothing is exported again; thresholds changed on Review apply to that one video's own export).")
+    st.page_link("pages/fleet.py", label="Back to the Fleet page", icon=":material/view_list:", query_params={DIR: str(root)})
+    left, right = st.columns(2, gap="large")
+    with left:
+        batch_panel(combined)
+    with right:
+        batch_sample_panel(combined)
+    st.divider()
+    push_panel(root, combined)
+    schedule_panel(root.name, combined.tasks[0])
+
+
 flags.init_defaults()
+if DIR in st.query_params:
+    batch_page(st.query_params[DIR])
+    st.stop()
 restore_from_url()
 st.title("Export & schedule")
 view = require_view()
@@ -233,5 +292,5 @@ with left:
 with right:
     export_result_panel(session.export_result(), stem)
 st.divider()
-push_panel(session.export_result())
+push_panel(summary.root if (summary := session.export_result()) is not None else None)
 schedule_panel(stem, task)

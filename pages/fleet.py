@@ -16,6 +16,7 @@ FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 CHART_VIDEOS = 30
+FAILED_LISTED = 5  # failed videos whose error is spelled out under the table
 COLUMNS = {
     "Video": st.column_config.TextColumn("Video", width="medium"),
     "Status": st.column_config.TextColumn("Status", width="small"),
@@ -57,16 +58,35 @@ def figures_panel(found: fleet.Fleet, rows: pd.DataFrame) -> None:
     frames, flagged, reviewed = int(rows["Frames"].sum()), int(rows["Flagged"].sum()), int(rows["Reviewed"].sum())
     columns = st.columns(4)
     columns[0].metric("Videos", f"{len(rows):,}", f"{found.failed:,} failed" if found.failed else None,
-                      delta_color="inverse" if found.failed else "off")
+                      delta_color="red", delta_arrow="off")
     columns[1].metric("Flagged frames", f"{flagged:,}")
     columns[2].metric("Share of frames", f"{flagged / frames:.1%}" if frames else "-")
     columns[3].metric("Flagged frames reviewed", f"{reviewed:,} / {flagged:,}")
     st.progress(reviewed / flagged if flagged else 0.0,
                 text=f"Verdict progress across the fleet: {reviewed / flagged:.0%}" if flagged else "No flagged frames")
+
+
+def chart_panel(rows: pd.DataFrame) -> None:
+    """Flagged frames of the worst videos, one bar each (a few dozen at most: the table has them all)."""
     worst = rows[rows["Flagged"] > 0].head(CHART_VIDEOS)
-    if len(worst):
-        st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video with flags'})")
-        st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", height=min(60 + 18 * len(worst), 400))
+    if not len(worst):
+        return
+    st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video with flags'})")
+    st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="Flagged frames", y_label="",
+                 height=60 + 24 * len(worst))
+
+
+def failed_panel(shown: pd.DataFrame) -> None:
+    """Each failed video's one-line error in full (the table's Error column is cut at the page's width)."""
+    failed = shown[shown["Status"] == "failed"]
+    if not len(failed):
+        return
+    lines = [f"- `{row.Video}`: {row.Error}" for row in failed.head(FAILED_LISTED).itertuples()]
+    if len(failed) > FAILED_LISTED:
+        lines.append(f"- ... and {len(failed) - FAILED_LISTED:,} more (filter by name to see them here)")
+    st.warning(f"**{len(failed):,} video{'s' if len(failed) != 1 else ''} failed** and {'are' if len(failed) != 1 else 'is'} "
+               "not in the export; fix the file and run the batch again (the videos done are skipped):\n"
+               + "\n".join(lines), icon=":material/error:")
 
 
 def settings_caption(root: Path) -> None:
@@ -81,16 +101,20 @@ def settings_caption(root: Path) -> None:
 
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None) -> None:
-    """Open a video in Review: the row picked in the table, or any video chosen by name."""
+    """Open a video in Review: the row picked in the table, or any video chosen by name; or the whole
+    batch on the Export page."""
     openable = rows.loc[rows["Status"] != "failed", "Video"].tolist()
     if picked is not None and picked in openable:
         if st.button(f"Open {picked} in Review", type="primary", icon=":material/flag:", key="open_picked"):
             open_in_review(root, picked)
-    name, go = st.columns([4, 1], vertical_alignment="bottom")
+    name, go, export = st.columns([4, 1.3, 1.7], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
                             help="In the table's order: worst first unless you sort it or filter it.")
     if go.button("Open in Review", icon=":material/flag:", disabled=chosen is None) and chosen is not None:
         open_in_review(root, chosen)
+    if export.button("Push & schedule the batch", icon=":material/cloud_upload:", key="export_batch",
+                     help="The Export page on this batch's combined Lightly datasource: every video done, in one push."):
+        st.switch_page("pages/export.py", query_params={DIR: str(root)})
 
 
 def open_in_review(root: Path, relpath: str) -> None:
@@ -109,15 +133,20 @@ def fleet_panel(root: Path, polling: bool) -> None:
     if found.running:
         st.info(f"A batch is writing this folder: {len(rows):,} videos so far, updated every "
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
+    elif found.unsummarised:
+        st.info(f"The last batch stopped before it finished: the {found.unsummarised:,} videos it did are shown. "
+                "Run the same batch again to resume it (videos done are skipped).", icon=":material/pause_circle:")
     figures_panel(found, rows)
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
     shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows
-    if found.failed:
-        st.caption(f"{found.failed:,} video{'s' if found.failed != 1 else ''} failed: the Error column says why.")
+    if query:
+        st.caption(f"{len(shown):,} of {len(rows):,} videos match.")
     event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, height=min(38 + 35 * len(shown), 420),
                          on_select="rerun", selection_mode="single-row", key="fleet_table")
     picked = event.selection.rows[0] if event.selection.rows else None
     open_panel(root, shown, shown["Video"].iloc[picked] if picked is not None and picked < len(shown) else None)
+    failed_panel(shown)
+    chart_panel(rows)
 
 
 flags.init_defaults()

@@ -1,7 +1,7 @@
-"""The Fleet page on a real batch: three clips of the sample and a broken file run through
-``core.batch.run_batch`` with the offline HOG detector at non-default thresholds."""
+"""The Fleet page on a real batch (tests/fleet_batch.py), and Review and Export opened from it."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,29 +10,12 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, sample_frames, write_video
 from core import fleet
-from core.batch import BatchConfig, run_batch
-from core.run import RunConfig
-from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import VerdictStore
-
-THRESHOLDS = (0.5, 0.5)  # not the tutorial's 0.8 / 0.6: the review must open at the batch's own
-
+from fleet_batch import THRESHOLDS, make_batch
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory) -> Path:
-    """A batch output folder: walk_c (4 of 20 frames flagged), walk_a (3), walk_b (0), broken (failed)."""
-    base = tmp_path_factory.mktemp("fleet")
-    videos = base / "videos"
-    videos.mkdir()
-    frames = sample_frames(60, start=10)
-    for k, name in enumerate(("walk_a", "walk_b", "walk_c")):
-        write_video(videos / f"{name}.mp4", frames[20 * k: 20 * (k + 1)])
-    (videos / "broken.mp4").write_bytes(b"not a video" * 200)
-    spec = DetectorSpec(cache_dir=base / "cache")
-    settings = FlickerSettings.of_mode("reference", *THRESHOLDS)
-    out = base / "out"
-    run_batch(BatchConfig((str(videos),), RunConfig(out=out, detector=spec, flicker=settings)))  # records its settings
-    return out
+    return make_batch(tmp_path_factory.mktemp("fleet"))
 
 
 @pytest.fixture
@@ -156,3 +139,123 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     assert any("1 videos" in s.value for s in at.success)
     assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == ["short.mp4"]
     assert fleet.read_settings(tmp_path / "out") is not None
+
+
+def no_detection(*args, **kwargs):
+    raise AssertionError("detection ran again")
+
+
+def open_row_in_review(at: AppTest, batch) -> AppTest:
+    at = open_fleet(at, batch)
+    next(b for b in at.button if b.label == "Open in Review").click().run()  # the worst first: walk_c.mp4
+    assert not at.exception, at.exception
+    return at
+
+
+def reload_review(query_params) -> AppTest:
+    """The review page opened from its URL in a new session, as after F5."""
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    reloaded.switch_page("pages/review.py")
+    reloaded.query_params = dict(query_params)
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.error, (reloaded.exception, reloaded.error)
+    return reloaded
+
+
+def test_a_reload_of_review_opened_from_a_row_reads_the_batch_output_again(fleet_app, batch, monkeypatch):
+    """F5 on Review: the URL names the batch folder and the video; the detections come from the batch's
+    export again (the detection cache is empty and detection may not run) at the batch's thresholds."""
+    import core.detect
+
+    monkeypatch.setattr(core.detect, "detect_video", no_detection)
+    at = open_row_in_review(fleet_app, batch)
+    url = dict(at.query_params)
+    assert url["batch"] == str(batch) and url["relpath"] == "walk_c.mp4" and "weights" not in url
+    reloaded = reload_review(url)
+    review = reloaded.session_state["review"]
+    assert review.batch == batch and review.video.relpath == "walk_c.mp4"
+    assert review.detection_id == at.session_state["review"].detection_id  # the batch's exported boxes
+    assert (reloaded.session_state["iou_track"], reloaded.session_state["iou_assert"]) == THRESHOLDS
+    assert next(m.value for m in reloaded.metric if m.label == "Flagged frames") == "4"
+
+    reloaded.slider(key="iou_track").set_value(0.3).run()  # the user's own threshold outlives a reload
+    again = reload_review(reloaded.query_params)
+    assert again.session_state["iou_track"] == pytest.approx(0.3) and again.session_state["iou_assert"] == 0.5
+
+
+def test_a_link_to_a_batch_video_is_checked_like_any_path(fleet_app, batch, tmp_path, monkeypatch):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/review.py")
+    at.query_params = {"batch": str(batch), "relpath": "../../etc/passwd"}
+    at.run()
+    assert not at.exception and "not in the batch's export" in at.error[0].value
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path))
+    at.query_params = {"batch": str(batch), "relpath": "walk_c.mp4"}
+    at.run()
+    assert "outside the folders" in at.error[0].value and "No detections yet" in at.info[-1].value
+
+
+def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app, batch, tmp_path):
+    """Ctrl-C leaves done markers newer than the summary and no lock: shown, said, not polled forever."""
+    stopped = tmp_path / "stopped"
+    shutil.copytree(batch, stopped)
+    (stopped / "summary.csv").unlink()
+    at = open_fleet(fleet_app, stopped)
+    assert sorted(shown_rows(at)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
+    assert not fleet.read_fleet(stopped).running
+    assert any("stopped before it finished" in i.value for i in at.info)
+    assert not any("A batch is writing" in i.value for i in at.info)
+
+
+def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch):
+    at = open_fleet(fleet_app, batch)
+    warning = at.warning[0].value
+    assert "1 video failed" in warning and "`broken.mp4`: broken.mp4 is not a video FFmpeg can read" in warning
+    assert "broken.mp4" not in at.selectbox(key="fleet_video").options  # nothing to review
+
+
+def export_page_on(at: AppTest, batch) -> AppTest:
+    """Fleet's "Push & schedule the batch" button, then the Export page it opens."""
+    at = open_fleet(at, batch)
+    next(b for b in at.button if b.label == "Push & schedule the batch").click().run()
+    assert not at.exception and dict(at.query_params) == {"dir": str(batch)}
+    at.switch_page("pages/export.py")  # AppTest reruns the page it was given, not the one switched to
+    at.run()
+    assert not at.exception and at.title[0].value == "Export & schedule", at.exception
+    return at
+
+
+def test_the_export_page_on_a_batch_describes_and_validates_its_combined_datasource(fleet_app, batch):
+    at = export_page_on(fleet_app, batch)
+    assert "3 videos, 60 frames, 7 flagged frames" in at.info[0].value
+    assert at.markdown[0].value.startswith("Sample prediction `predictions/yolov8_detection/walk_c-")
+    assert json.loads(at.json[1].value)["metadata"]["flickering"] == 1.0  # a flagged frame of the worst video
+    next(b for b in at.button if b.label == "Validate every file").click().run()
+    assert "Valid Lightly datasource: 60 frames of 3 videos" in at.success[0].value
+
+
+def test_schedule_the_combined_datasource_against_the_recorded_lightly_fake(fleet_app, batch, monkeypatch):
+    from fake_lightly import GOOD_TOKEN, RUN_ID, FakeLightly
+
+    monkeypatch.delenv("LIGHTLY_TOKEN", raising=False)
+    at = export_page_on(fleet_app, batch)
+    next(b for b in at.button if b.label == "Schedule Lightly selection").click().run()
+    assert [e.value for e in at.error] == [
+        "Fill in Input datasource URL, Lightly datasource URL, Role ARN, External ID, Lightly token (or set "
+        "LIGHTLY_TOKEN) first."]  # the same checks as for one video
+    fields = {"schedule_input_url": "s3://bucket/input/", "schedule_lightly_url": "s3://bucket/lightly/",
+              "s3_role_arn": "arn:aws:iam::123456789012:role/lightly-access", "s3_external_id": "short"}
+    for key, value in fields.items():
+        at.text_input(key=key).set_value(value)
+    next(b for b in at.button if b.label == "Dry run").click().run()
+    assert [e.value for e in at.error] == ["Dry run failed: External ID must be at least 10 characters (Lightly's rule)"]
+    at.text_input(key="s3_external_id").set_value("flicker-external-id")
+    at.text_input(key="lightly_token").set_value(GOOD_TOKEN)
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        next(b for b in at.button if b.label == "Schedule Lightly selection").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert RUN_ID in at.success[-1].value and f"flicker-{batch.name}" in at.success[-1].value
+    config = fake.requests[-2]["body"]["config"]
+    strategies = config["selection"]["strategies"]
+    assert {s["input"].get("task") for s in strategies} >= {"yolov8_detection"}  # the batch's own task

@@ -166,3 +166,74 @@ def test_cli_push_errors_are_one_line(export, tmp_path):
     result = subprocess.run([sys.executable, "-m", "core", "push", str(export), str(tmp_path / "b"), "--dry-run"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "dry run:" in result.stdout and not (tmp_path / "b").exists()
+
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    from fleet_batch import make_batch
+
+    return make_batch(tmp_path_factory.mktemp("fleet"))
+
+
+def export_page_on_batch(folder, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/export.py")
+    at.query_params = {"dir": str(folder)}
+    at.run()
+    return at
+
+@pytest.mark.slow
+def test_the_export_page_pushes_a_batchs_combined_datasource(s3, batch, tmp_path, monkeypatch):
+    """Fleet's "Push & schedule the batch" opens /export?dir=: the batch's own datasource and its
+    videos go to the bucket in one push, the same fields and messages as for one video."""
+    client, bucket = s3
+    at = export_page_on_batch(batch, tmp_path, monkeypatch)
+    at.text_input(key="push_url").input(f"s3://{bucket}/lightly")
+    at.text_input(key="push_input_url").input(f"s3://{bucket}/input")
+    at.run()
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    objects = remote_objects(client, bucket)
+    local = sorted(p.relative_to(batch).as_posix() for p in (batch / ".lightly").rglob("*") if p.is_file())
+    assert sorted(k[len("lightly/"):] for k in objects if k.startswith("lightly/")) == local
+    videos = {k: v for k, v in objects.items() if k.startswith("input/")}
+    assert sorted(videos) == ["input/walk_a.mp4", "input/walk_b.mp4", "input/walk_c.mp4"]  # not the failed one
+    for key, obj in videos.items():
+        source = batch.parent / "videos" / key[len("input/"):]
+        assert obj["ETag"].strip('"') == hashlib.md5(source.read_bytes()).hexdigest()
+    assert at.success[-1].value.startswith(f"uploaded {len(local) + 3} files")
+
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert at.success[-1].value.endswith(f"{len(local) + 3} already there with the same content")
+
+
+@pytest.mark.slow
+def test_a_batch_read_from_a_bucket_pushes_no_videos_and_says_why_in_one_line(s3, batch, tmp_path, monkeypatch):
+    import shutil
+
+    import orjson
+
+    client, bucket = s3
+    batch = shutil.copytree(batch, tmp_path / "from-a-bucket")
+    manifest = batch / "flicker_export.json"
+    entries = orjson.loads(manifest.read_bytes())
+    for entry in entries["videos"]:
+        entry["source"] = f"s3://cams/{entry['relpath']}"  # what a batch over s3://cams/ records
+    manifest.write_bytes(orjson.dumps(entries))
+    at = export_page_on_batch(batch, tmp_path, monkeypatch)
+    at.text_input(key="push_url").input(f"s3://{bucket}/lightly")
+    at.text_input(key="push_input_url").input(f"s3://{bucket}/input")
+    at.run()
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert [e.value for e in at.error] == [
+        "Push failed: 3 videos of this batch were read from a bucket (s3://cams/walk_a.mp4, ...): leave the input "
+        "datasource URL empty; Lightly's input datasource is the bucket prefix the batch read them from"]
+    assert remote_objects(client, bucket) == {}
+    at.text_input(key="push_input_url").input("")
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert not at.error and len(remote_objects(client, bucket)) == len(list((batch / ".lightly").rglob("*.json")))

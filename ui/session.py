@@ -49,6 +49,7 @@ class Review:
     detector: DetectorSpec | None = None  # the run that made them
     detection_id: str | None = None  # ``DetectorSpec.cache_key``: names the video + model + floor + classes
     export: ExportSummary | None = None  # the last export of these detections
+    batch: Path | None = None  # the batch output folder these detections were read from (None: detected here)
     selection: tuple[VideoSelection, FlickerSettings] | None = None  # the last local selection, with its flags' settings
 
 
@@ -134,10 +135,16 @@ def open_from_batch(root: Path, relpath: str) -> bool:
         recorded = fleet.read_settings(root)
         st.session_state[REVIEW] = Review(LoadedVideo(video.info, relpath))
         use_detections(video.detections, recorded.detector if recorded else DetectorSpec(), video.detection_id)
+        _update(batch=root)
         if recorded is not None:
             _show_settings(recorded.flicker)
         return True
     return False
+
+
+def batch_root() -> Path | None:
+    """The batch output folder the tab's detections were read from (None when detected here)."""
+    return current.batch if (current := review()) is not None else None
 
 
 def _show_settings(settings: FlickerSettings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core import fleet
 from core.flicker import MODES
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from ui import flags, resources, session
@@ -16,19 +17,27 @@ from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView
 from ui.viewer import handshake
 
+BATCH, RELPATH = "batch", "relpath"  # a video of a batch output folder (see pages/fleet.py)
 _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
 
 
 def sync_url(view: FlickerView, **page: str) -> None:
     """Mirror the review in the URL (written only when something changed); ``page``: a page's own
-    parameters beside it (the Verdicts page's annotator and plan)."""
-    spec, settings = session.detector_spec(), view.settings
-    params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device, "conf": str(spec.conf),
-              "frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
+    parameters beside it (the Verdicts page's annotator and plan). A video opened from a batch is
+    named by its batch output folder and relpath: a reload reads the batch's detections again."""
+    settings = view.settings
+    params = {"frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
               "iou_track": str(settings.iou_track), "iou_assert": str(settings.iou_assert),
               "min_score": str(settings.min_score)}
-    if spec.classes:
-        params["classes"] = ",".join(spec.classes)
+    batch = session.batch_root()
+    if batch is not None:
+        params = {BATCH: str(batch), RELPATH: view.video.relpath, **params}
+    else:
+        spec = session.detector_spec()
+        params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device,
+                  "conf": str(spec.conf), **params}
+        if spec.classes:
+            params["classes"] = ",".join(spec.classes)
     if settings.mode == "improved":
         options = settings.options
         params.update(window=str(options.window), class_aware=str(int(options.class_aware)),
@@ -40,11 +49,17 @@ def sync_url(view: FlickerView, **page: str) -> None:
 
 def restore_from_url() -> None:
     """A reload, bookmark or link reopens the review it names, when this tab has none yet. Nothing
-    runs: the detections come from the disk cache, or the page says to run detection."""
+    runs: the detections come from the batch output folder the link names, or from the disk cache,
+    or the page says to run detection."""
     params = st.query_params
-    if session.detections() is not None or "video" not in params:
+    if session.detections() is not None or ("video" not in params and BATCH not in params):
         return
     with error_boundary("Cannot reopen the review in this link"):
+        if BATCH in params:
+            if not session.open_from_batch(fleet.check_folder(params[BATCH]), params.get(RELPATH, "")):
+                return
+            _restore_settings(params, session.detections().n_frames)  # the batch's, unless changed since
+            return
         if not session.open_video(params["video"]):
             return
         spec = _detector_spec(params)
@@ -92,7 +107,8 @@ def _restore_settings(params, n_frames: int) -> None:
         st.session_state[flags.MODE] = params["mode"]
     for key in (flags.IOU_TRACK, flags.IOU_ASSERT, flags.MIN_SCORE):
         st.session_state[key] = _number(params.get(key), st.session_state.get(key, flags.DEFAULTS.get(key, 0.0)), 0.0, 1.0)
-    st.session_state[flags.WINDOW] = int(_number(params.get("window"), flags.DEFAULTS[flags.WINDOW], *flags.WINDOW_RANGE))
+    window = st.session_state.get(flags.WINDOW, flags.DEFAULTS[flags.WINDOW])  # a batch's own, where it set one
+    st.session_state[flags.WINDOW] = int(_number(params.get("window"), window, *flags.WINDOW_RANGE))
     for key, name in _TOGGLES.items():
         if params.get(name) in ("0", "1"):
             st.session_state[key] = params[name] == "1"
