@@ -112,10 +112,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
-def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bool = True) -> FrameReader:
-    """A FrameReader on the seek proxy when one that matches exists; otherwise on the original,
-    after starting the proxy build in a background thread (once per video), so later calls get
-    the fast one."""
+def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bool = True,
+                       cache_frames: int = 96) -> FrameReader:
+    """A FrameReader (keeping ``cache_frames`` decoded frames) on the seek proxy when one that
+    matches exists; otherwise on the original, after starting the proxy build in a background
+    thread (once per video), so later calls get the fast one."""
     target = proxy_path(info, cache_dir)
     if target.is_file():
         try:
@@ -123,7 +124,7 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
         except VideoError:
             proxy = None
         if proxy is not None and proxy_matches(info, proxy):
-            return FrameReader(proxy)
+            return FrameReader(proxy, cache_frames)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:
             if str(target) not in _builds:
@@ -131,7 +132,7 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
                                           name=f"seek-proxy-{info.name}")
                 _builds[str(target)] = thread
                 thread.start()
-    return FrameReader(info)
+    return FrameReader(info, cache_frames)
 
 
 def proxy_building(info: VideoInfo, cache_dir: Path | None = None) -> bool:

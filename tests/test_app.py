@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.lightly.export import DEFAULT_TASK
 from core.verdicts import VerdictStore
+from ui.viewer import frames
 
 
 def click(at, label):
@@ -18,8 +19,9 @@ def click(at, label):
     assert not at.exception, at.exception
 
 
-def load_and_detect(at, video):
-    """Load a local video and run a YOLO model built from its YAML (random weights, tiny floor)."""
+def load_and_detect(at, video, classes: list[str] | None = None):
+    """Load a local video and run a YOLO model built from its YAML (random weights, tiny floor),
+    keeping only ``classes`` when given."""
     at.segmented_control(key="source").set_value("Local path")
     at.run()
     at.text_input[0].input(str(video))
@@ -29,7 +31,20 @@ def load_and_detect(at, video):
     at.text_input(key="weights_path").input("yolov8n.yaml")
     at.number_input(key="conf").set_value(0.0001)
     at.run()
+    if classes is not None:
+        at.multiselect(key="classes").set_value(classes)
+        at.run()
     click(at, "Run detection")
+
+
+def reopen_review(query_params: dict) -> AppTest:
+    """The review page opened from a link in a new session, as after a reload."""
+    reloaded = AppTest.from_file("../app.py", default_timeout=180)
+    reloaded.switch_page("pages/review.py")
+    reloaded.query_params = dict(query_params)
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.error
+    return reloaded
 
 
 def export_from_app(at, folder):
@@ -51,8 +66,8 @@ def viewer_data(at) -> dict:
 
 
 def viewer_sends(at, trigger: dict | None = None, **values) -> None:
-    """Rerun as if the viewer (JS that AppTest cannot run) had sent ``values`` (its state: frame,
-    need) or ``trigger`` (an event such as a verdict), the way the browser sends them."""
+    """Rerun as if the viewer (JS that AppTest cannot run) had sent ``values`` (its state: the frame) or
+    ``trigger`` (an event such as a verdict), the way the browser sends them."""
     viewer_id = at.get("bidi_component")[0].proto.id
     states = at._tree.get_widget_states()
     if values:
@@ -115,17 +130,13 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.run()
     flagged = int(metric(app, "Flagged frames"))
     assert viewer_data(app)["view"]["flags"].count("1") == flagged, "the viewer draws the flags the counts count"
-    viewer_sends(app, need={"frames": [3, 1, 2], "id": 1})  # the viewer asks for frames ahead of the hand
-    sent = viewer_data(app)
-    assert sorted(sent["frames"]) == ["1", "2", "3"] and sent["served"] == 1
-    assert sent["frames"]["2"]["src"].startswith("data:image/jpeg;base64,")
-    app.run()
-    assert sorted(viewer_data(app)["frames"]) == ["1", "2", "3"], "sent again until the viewer has them"
-    viewer_sends(app, have=sent["chunk"])
+    review = app.session_state["review"]
+    video = viewer_data(app)["video"]  # the viewer fetches frames and boxes from these (tests/test_frames_http.py)
+    assert video["frames"] == frames.frames_url(review.video.info) == f"/api/viewer/frames/{review.video.info.fingerprint}/"
+    assert video["boxes"] == frames.boxes_url(review.detection_id, review.detections)
     app.slider(key="iou_assert").set_value(0.0)
     app.run()
     assert int(metric(app, "Flagged frames")) == 0  # nothing has IoU below 0
-    assert viewer_data(app)["frames"] == {}, "a threshold move re-sends no frames"
     app.slider(key="iou_assert").set_value(0.9)
     app.run()
     assert int(metric(app, "Flagged frames")) == flagged
@@ -147,19 +158,6 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
 
 
-def test_the_viewer_gets_the_frames_it_asks_for_and_nothing_else(app, tiny_slice):
-    load_and_detect(app, tiny_slice)
-    app.switch_page("pages/review.py")
-    app.run()
-    viewer_sends(app, need={"frames": [5, -1, 2, 2, "3", True, 10**9, 0.5], "id": 7})
-    sent = viewer_data(app)
-    assert list(sent["frames"]) == ["2", "5"] and sent["served"] == 7, "valid frames, each once, in frame order"
-    viewer_sends(app, need={"frames": list(range(6)) * 10, "id": "8"})  # not a request the viewer makes
-    assert viewer_data(app)["served"] == 7
-    viewer_sends(app, need=[1, 2])
-    assert viewer_data(app)["served"] == 7 and not app.exception
-
-
 def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):
     load_and_detect(app, tiny_slice)
     app.switch_page("pages/review.py")
@@ -171,42 +169,22 @@ def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path
     url = dict(app.query_params)
     assert url["video"] == str(tiny_slice) and url["frame"] == "3" and url["iou_track"] == "0.42"
 
-    reloaded = AppTest.from_file("../app.py", default_timeout=180)  # a new session, as after a reload
-    reloaded.switch_page("pages/review.py")
-    reloaded.query_params = url
-    reloaded.run()
-    assert not reloaded.exception and not reloaded.error
+    reloaded = reopen_review(url)
     assert reloaded.slider(key="iou_track").value == pytest.approx(0.42)
     assert reloaded.radio(key="mode").value == "improved"
     assert reloaded.session_state["frame"] == 3 and viewer_data(reloaded)["seek"][1] == 3
-    assert list(viewer_data(reloaded)["frames"]) == ["3"], "a move sends its frame alone: the viewer asks for the rest"
     assert metric(reloaded, "Flagged frames") == metric(app, "Flagged frames"), "detections came back from the cache"
 
 
 def test_kept_classes_go_in_the_url_as_ids_and_a_link_brings_them_back(app, tiny_slice):
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(0.0001)
-    app.run()
-    app.multiselect(key="classes").set_value(["0", "2"])  # a model built from its YAML names classes by number
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice, classes=["0", "2"])  # a model built from its YAML names classes by number
     review = app.session_state["review"]
     assert review.detector.classes == ("0", "2") and set(review.detections.cls.tolist()) <= {0, 2}
     app.switch_page("pages/review.py")
     app.run()
     assert app.query_params["classes"] == "0,2"
 
-    reloaded = AppTest.from_file("../app.py", default_timeout=180)
-    reloaded.switch_page("pages/review.py")
-    reloaded.query_params = dict(app.query_params)
-    reloaded.run()
-    assert not reloaded.exception and not reloaded.error
+    reloaded = reopen_review(app.query_params)
     assert reloaded.session_state["review"].detection_id == review.detection_id  # core's cache key, the same run
 
 

@@ -22,6 +22,10 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
 
+SEEK_READER_FRAMES = 8  # decoded frames the seek reader keeps (a seek's neighbours; JPEGs are cached apart)
+# Decoded frames the display reader keeps: ~128 MB of pixels, 96 frames of 768 x 576 but 21 of 1080p
+# (the viewer's JPEGs are cached apart, so these only spare decoding a GOP again).
+DISPLAY_READER_BYTES = 128 * 2**20
 INDEX_CACHE_BYTES = 768 * 2**20  # flicker indexes kept for reruns and tabs (one always stays, whatever its size)
 
 
@@ -44,12 +48,24 @@ def detector(spec: DetectorSpec) -> Detector:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _display_reader(fingerprint: str, proxy_ready: bool, _info: VideoInfo) -> FrameReader:
-    return reader_for_display(_info)
+    frames = DISPLAY_READER_BYTES // max(1, _info.width * _info.height * 3)
+    return reader_for_display(_info, cache_frames=int(np.clip(frames, SEEK_READER_FRAMES, 96)))
 
 
 def frame_reader(info: VideoInfo) -> FrameReader:
     """One reader per video, shared by every tab; it moves to the seek proxy once that is built."""
     return _display_reader(info.fingerprint, proxy_path(info).is_file(), info)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _seek_reader(fingerprint: str, proxy_ready: bool, _info: VideoInfo) -> FrameReader:
+    return reader_for_display(_info, cache_frames=SEEK_READER_FRAMES)
+
+
+def seek_reader(info: VideoInfo) -> FrameReader:
+    """A second reader per video for the frame under the hand: a reader decodes one frame at a
+    time, so a seek through :func:`frame_reader` would wait behind the frames fetched ahead."""
+    return _seek_reader(info.fingerprint, proxy_path(info).is_file(), info)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

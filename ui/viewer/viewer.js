@@ -1,23 +1,25 @@
 // The review page's frame viewer (st.components.v2, plain JS, no build step).
 //
-// Python sends JPEG frames (with their boxes) when asked and, for the whole video, everything the
+// Frames (JPEG) and the boxes of the whole video come over HTTP from the app's server (see
+// ui/viewer/frames.py), fetched ahead of the hand; Python sends, for the whole video, everything the
 // thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames. Steps,
-// playback, the timeline, the i-k..i+k strip and zoom all run here, so a frame step never waits for
-// the server. Python hears four things: the frame the viewer settled on, the frames it needs next
-// (asked for ahead of the hand), that it has received them (until then they come with every rerun:
-// one update can be dropped when reruns overlap), and verdicts, each with its frame, so "K then M"
-// marks the frame that is on screen. Other parts of the page (the embedding map) move the viewer
-// with a "fv:seek" window event and hear where it is from "fv:frame".
+// playback, seeks, the timeline, the i-k..i+k strip and zoom all run here, so neither a frame step
+// nor a seek waits for a rerun. Python hears two things: the frame the viewer settled on, and
+// verdicts, each with its frame, so "K then M" marks the frame that is on screen. Other parts of the
+// page (the embedding map) move the viewer with a "fv:seek" window event and hear where it is from
+// "fv:frame".
 
 const SETTLE_MS = 250; // report the frame once the hand has rested this long
 const AHEAD = 32; // frames kept ready in the direction of travel...
 const BEHIND = 8; // ...and behind it
 const FLAGGED_FRAMES = 180; // frames kept ready around the flagged frames nearest the hand (their i-k..i+k)
-// Frames per request: Python cannot be interrupted while it decodes and encodes a request's frames,
-// so a seek made meanwhile waits for them; 8 frames of 768 x 576 (~50 ms), fewer of larger frames,
-// keep that wait short.
-const CHUNK_PIXELS = 8 * 768 * 576;
-const REQUEST_TIMEOUT_MS = 1500; // ask again when an answer is this late (a rerun cut short)
+// Frames fetched ahead at once: the server decodes one video's frames one at a time, so a seek made
+// meanwhile waits behind at most these (the frame under the hand is fetched beside them).
+const LOADING = 3;
+// A frame or the boxes that failed to load are asked for again after this, doubled after each
+// failure up to MAX_RETRY_MS (a frame that cannot be decoded is not asked for every second).
+const RETRY_MS = 1000;
+const MAX_RETRY_MS = 30000;
 const CACHE_FRAMES = 360; // more than AHEAD + BEHIND + FLAGGED_FRAMES: what prefetch wants is never evicted
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
 const TIMELINE_HEIGHT = 80;
@@ -45,6 +47,7 @@ export default function (component) {
 }
 
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 
@@ -54,7 +57,7 @@ class Viewer {
     this.root = part("root");
     this.canvas = part("frame");
     this.stage = part("stage");
-    this.loading = part("loading");
+    this.loadingNote = part("loading");
     this.label = part("label");
     this.status = part("status");
     this.verdictBox = part("verdict");
@@ -65,14 +68,18 @@ class Viewer {
     this.timeline = part("timeline");
     this.tip = part("tip");
     this.strip = part("strip");
-    this.frames = new Map(); // frame -> {image, boxes, ready}
+    this.frames = new Map(); // frame -> {image, ready}
+    this.failures = new Map(); // frame -> how often it failed to load in a row
+    this.boxes = null; // every box of the video: {offsets, boxes} (see frames.boxes_json)
+    this.boxesUrl = null;
+    this.boxesAttempt = null;
+    this.boxesFailures = 0;
     this.video = null;
     this.current = 0;
     this.direction = 1;
     this.seekCount = null;
-    this.received = null; // the last chunk of frames received, as Python numbered it
-    this.requests = 0;
-    this.request = null; // the frames asked for and not yet received
+    this.loading = 0; // frames being fetched ahead
+    this.urgent = null; // the frame under the hand, being fetched first
     this.reported = null;
     this.playing = false;
     this.zoom = { level: 0, cx: 0, cy: 0 };
@@ -108,14 +115,10 @@ class Viewer {
     this.setState = setStateValue;
     this.trigger = setTriggerValue;
     if (this.video?.key !== data.video.key) this.reset(data.video);
+    if (this.boxesUrl !== data.video.boxes || this.boxesFailures) this.loadBoxes(data.video.boxes);
     this.setView(data.view);
+    this.retryFailed();
     if (!this.size.width) this.layout();
-    for (const [frame, entry] of Object.entries(data.frames)) this.add(Number(frame), entry);
-    if (data.chunk !== null && data.chunk !== this.received) {
-      this.received = data.chunk;
-      this.setState("have", data.chunk);
-    }
-    if (this.request && data.served === this.request.id) this.request = null;
     const [count, frame, reveal] = data.seek;
     if (count !== this.seekCount) {
       this.seekCount = count;
@@ -132,7 +135,8 @@ class Viewer {
     this.pause();
     this.video = video;
     this.frames.clear();
-    this.request = null;
+    this.failures.clear();
+    this.urgent = null;
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
     this.announced = null;
@@ -153,17 +157,73 @@ class Viewer {
     this.timelineBase = null;
   }
 
-  add(frame, { src, boxes }) {
-    const known = this.frames.get(frame);
-    if (known) return;
-    const entry = { image: new Image(), boxes, ready: false };
+  // Frame ``frame``'s JPEG, fetched and decoded; ``urgent``: the frame under the hand, asked for at
+  // once and first.
+  load(frame, urgent) {
+    const entry = { image: new Image(), ready: false };
     this.frames.set(frame, entry);
-    entry.image.src = src;
+    if (urgent) this.urgent = frame;
+    else this.loading++;
+    entry.image.fetchPriority = urgent ? "high" : "low";
+    entry.image.src = `${this.video.frames}${frame}.jpg${urgent ? "?now" : ""}`; // see frames.py
     entry.image.decode().then(() => {
       entry.ready = true;
+      this.failures.delete(frame);
       if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
-    }, () => this.frames.delete(frame));
+    }, () => this.forgetLater(frame, entry)).finally(() => {
+      if (urgent) this.urgent = null;
+      else this.loading--;
+      this.prefetch();
+    });
     if (this.frames.size > CACHE_FRAMES) this.evict();
+  }
+
+  // A frame that failed to load stays marked for a while (it is not asked for in a loop), then is
+  // asked for again.
+  forgetLater(frame, entry) {
+    const failures = (this.failures.get(frame) ?? 0) + 1;
+    this.failures.set(frame, failures);
+    entry.failed = true;
+    setTimeout(() => {
+      if (this.frames.get(frame) !== entry) return;
+      this.frames.delete(frame);
+      this.prefetch();
+    }, retryDelay(failures));
+  }
+
+  // Every frame that failed is asked for again now: the page ran, so its video is registered again
+  // (after a server restart, say) however long the last failure said to wait.
+  retryFailed() {
+    if (!this.failures.size) return;
+    for (const frame of this.failures.keys()) if (this.frames.get(frame)?.failed) this.frames.delete(frame);
+    this.failures.clear();
+    this.prefetch();
+  }
+
+  // Every box of the video; after a failure, asked for again later, or at once when the page runs.
+  loadBoxes(url, failures = 0) {
+    const attempt = (this.boxesAttempt = {});
+    this.boxesUrl = url;
+    this.boxes = null;
+    this.boxesFailures = failures;
+    const current = () => this.boxesAttempt === attempt;
+    fetch(url).then((response) => (response.ok ? response.json() : Promise.reject(response.status))).then((boxes) => {
+      if (!current()) return;
+      this.boxes = boxes;
+      this.boxesFailures = 0;
+      this.render();
+    }, () => {
+      if (!current()) return;
+      this.boxesFailures = failures + 1;
+      setTimeout(() => current() && this.loadBoxes(url, failures + 1), retryDelay(failures + 1));
+    });
+  }
+
+  // Frame ``frame``'s boxes: [x0, y0, x1, y1, score, class] each.
+  boxesOf(frame) {
+    const { offsets, boxes } = this.boxes, rows = [];
+    for (let row = offsets[frame]; row < offsets[frame + 1]; row++) rows.push(boxes.slice(6 * row, 6 * row + 6));
+    return rows;
   }
 
   // Farthest from the hand first, never a frame prefetch wants.
@@ -174,33 +234,21 @@ class Viewer {
     far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.frames.delete(frame));
   }
 
+  // A frame is ready to show once its image is decoded and the boxes are here.
   ready(frame) {
-    return this.frames.get(frame)?.ready === true;
+    return this.frames.get(frame)?.ready === true && this.boxes !== null;
   }
 
-  // One request at a time. The frame under the hand comes first and alone when it is missing (one
-  // frame is on screen sooner than a chunk; a jump elsewhere asks anew at once), then the frames
-  // prefetch wants, a chunk at a time.
+  // The frame under the hand first, one such fetch at a time (a drag over the timeline fetches the
+  // frame it rests on, not every frame it passed), then what prefetch wants, LOADING at a time.
   prefetch() {
-    if (!this.video) return;
-    const request = this.request, at = this.current;
-    const waiting = request && performance.now() - request.at < REQUEST_TIMEOUT_MS;
-    if (!this.frames.has(at)) {
-      if (!waiting || !request.frames.includes(at)) this.ask([at]);
-      return;
-    }
-    if (waiting) return;
-    const frames = [], chunk = clamp(Math.round(CHUNK_PIXELS / (this.video.width * this.video.height)), 1, 8);
+    if (!this.video || !this.view) return;
+    if (this.urgent === null && !this.frames.has(this.current)) this.load(this.current, true);
+    if (this.loading >= LOADING) return;
     for (const frame of this.wanted()) {
-      if (!this.frames.has(frame) && !frames.includes(frame)) frames.push(frame);
-      if (frames.length === chunk) break;
+      if (!this.frames.has(frame)) this.load(frame, false);
+      if (this.loading >= LOADING) return;
     }
-    if (frames.length) this.ask(frames);
-  }
-
-  ask(frames) {
-    this.request = { id: ++this.requests, at: performance.now(), frames };
-    this.setState("need", { frames, id: this.request.id });
   }
 
   // The frames to keep ready, most wanted first: the strip (i-k..i+k); the strips of the flagged
@@ -525,19 +573,19 @@ class Viewer {
 
   render() {
     if (!this.video || !this.view || !this.canvas.width) return;
-    const frame = this.current, entry = this.frames.get(frame);
+    const frame = this.current, entry = this.frames.get(frame), ready = this.ready(frame);
     this.label.textContent = `Frame ${number(frame)} / ${number(this.video.n - 1)}`;
-    if (entry?.ready) {
+    if (ready) {
       const [x0, y0] = this.origin();
       this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
     }
-    this.loading.hidden = entry?.ready === true;
+    this.loadingNote.hidden = ready;
     if (frame !== this.announced) {
       this.announced = frame;
       window.dispatchEvent(new CustomEvent("fv:frame", { detail: { key: this.video.key, frame } }));
     }
-    this.canvas.classList.toggle("fv-stale", entry?.ready !== true);
+    this.canvas.classList.toggle("fv-stale", !ready);
     this.renderStatus(frame);
     this.renderStrip();
     this.drawTimeline();
@@ -569,7 +617,7 @@ class Viewer {
     context.drawImage(image, x0 * sx, y0 * sx, (canvas.width / scale) * sx, (canvas.height / scale) * sx,
       0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [(ax - x0) * scale, (ay - y0) * scale, (bx - ax) * scale, (by - ay) * scale];
-    for (const [ax, ay, bx, by, score, cls] of entry.boxes) {
+    for (const [ax, ay, bx, by, score, cls] of this.boxesOf(frame)) {
       if (score < view.min_score) continue;
       const color = rgb(view.palette[cls % view.palette.length]);
       const [x, y, w, h] = place([ax, ay, bx, by]);
@@ -618,7 +666,7 @@ class Viewer {
       slot.classList.toggle("fv-flagged", this.flags[frame] === 1);
       label.textContent = `${offset === 0 ? "i" : `i${offset > 0 ? "+" : "-"}${Math.abs(offset)}`} · frame ${number(frame)}`;
       const entry = this.frames.get(frame), context = canvas.getContext("2d");
-      if (entry?.ready) this.draw(canvas, entry, frame, canvas.width / this.video.width, 0, 0, 0.6);
+      if (this.ready(frame)) this.draw(canvas, entry, frame, canvas.width / this.video.width, 0, 0, 0.6);
       else {
         context.fillStyle = "#e6e8ee";
         context.fillRect(0, 0, canvas.width, canvas.height);

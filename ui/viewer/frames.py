@@ -1,0 +1,167 @@
+"""Frames over HTTP: the viewer loads each frame's JPEG, and the boxes of the whole video, from
+routes of the app's own server (app.py mounts :func:`routes`).
+
+Why not through reruns: a frame the viewer lacked reached the screen 150-250 ms after a seek that
+way (the rerun's start, the fragment, its deltas, React's redraw, a base64 JPEG inside JSON), while
+a fetch takes ~30 ms, runs beside others, carries bytes and is cached by the browser (the URL names
+the content). A seek now waits for one small request and for no rerun.
+
+Only what a review page registered is served, named by content keys, never by a path: a video's
+frames by its fingerprint (:func:`frames_url`), boxes by a hash of the detections' id
+(:func:`boxes_url`). What a tab's session holds stays served; anything else under the prefix is 404.
+The frame under the hand is asked for with ``?now`` and decoded by a reader of its own, so a seek
+does not wait behind the frames the viewer fetches ahead.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.detections import Detections
+from core.errors import UserError
+from core.video import VideoInfo
+
+PREFIX = "/api/viewer"
+DISPLAY_SIDE = 1920  # longer sides are scaled down: detail to zoom into in HD, not 4K-sized images
+JPEG_QUALITY = 80  # ~75 KB for a 768 x 576 frame
+CACHE_BYTES = 256 * 2**20  # encoded frames kept for every tab (~3,400 frames of 768 x 576, ~1,000 of 1080p)
+RECENT = 4  # the last videos and detections registered stay served even when no session holds them
+# The URL names the content, so a browser may keep a response as long as it likes.
+HEADERS = {"Cache-Control": "private, max-age=604800, immutable", "X-Content-Type-Options": "nosniff"}
+_log = logging.getLogger(__name__)
+
+
+class _Registry:
+    """Values by key, shared by every tab and the routes' threads: served while a session holds them
+    (weakly referenced here, so a closed tab's detections are not kept alive) and the last
+    ``recent`` registered in any case."""
+
+    def __init__(self, recent: int) -> None:
+        self._alive: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[str, object] = OrderedDict()
+        self._size = recent
+        self._lock = threading.Lock()
+
+    def put(self, key: str, value: object) -> None:
+        with self._lock:
+            self._alive[key] = value
+            self._recent[key] = value
+            self._recent.move_to_end(key)
+            while len(self._recent) > self._size:
+                self._recent.popitem(last=False)
+
+    def get(self, key: str):
+        with self._lock:
+            return self._alive.get(key)
+
+
+class _JpegCache:
+    """Encoded frames by (video, frame), least recently used dropped beyond ``budget`` bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._jpegs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, info: VideoInfo, index: int, now: bool) -> bytes:
+        """Frame ``index`` of ``info``; ``now``: the frame under the hand, decoded by a reader of
+        its own rather than behind the frames fetched ahead."""
+        key = (info.fingerprint, index)
+        with self._lock:
+            if key in self._jpegs:
+                self._jpegs.move_to_end(key)
+                return self._jpegs[key]
+        # Imported here: app.py imports this module before Streamlit's runtime exists, and ui.resources
+        # declares its caches on import (they would not be the runtime's).
+        from ui import resources
+
+        reader = resources.seek_reader(info) if now else resources.frame_reader(info)
+        jpeg = encode(reader.get(index))  # outside the lock: tabs and readers encode side by side
+        with self._lock:
+            if key not in self._jpegs:
+                self._jpegs[key] = jpeg
+                self._bytes += len(jpeg)
+            while self._bytes > self.budget and len(self._jpegs) > 1:
+                self._bytes -= len(self._jpegs.popitem(last=False)[1])
+        return jpeg
+
+
+_videos = _Registry(RECENT)
+_detections = _Registry(RECENT)
+_jpegs = _JpegCache(CACHE_BYTES)
+
+
+def encode(rgb: np.ndarray) -> bytes:
+    """An RGB frame as the JPEG the viewer shows."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    scale = DISPLAY_SIDE / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+
+
+def frames_url(info: VideoInfo) -> str:
+    """Where the viewer fetches the frames of ``info`` (the frame index and ``.jpg`` appended),
+    serving them from now on."""
+    _videos.put(info.fingerprint, info)
+    return f"{PREFIX}/frames/{info.fingerprint}/"
+
+
+def boxes_url(detection_id: str, detections: Detections) -> str:
+    """Where the viewer fetches every box of ``detections``, serving them from now on. The URL holds
+    a hash of ``detection_id``: an id may hold a folder's path (a batch's), which neither fits in
+    one URL segment nor belongs in a URL."""
+    key = hashlib.sha256(detection_id.encode()).hexdigest()[:32]
+    _detections.put(key, detections)
+    return f"{PREFIX}/boxes/{key}.json"
+
+
+def boxes_json(detections: Detections) -> dict:
+    """Every box, flat: frame i's boxes are rows ``offsets[i]:offsets[i+1]`` of ``boxes``, each row
+    x0, y0, x1, y1, score, class (the viewer applies the minimum score, so moving that slider
+    fetches nothing)."""
+    rows = np.column_stack([np.round(detections.xyxy.astype(float), 1), detections.score.astype(float),
+                            detections.cls.astype(float)])
+    return {"offsets": detections.offsets.tolist(), "boxes": rows.ravel().tolist()}
+
+
+async def _frame(request: Request) -> Response:
+    info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
+    if info is None or not 0 <= index < info.frame_count:
+        return _not_found(request)
+    try:  # decoding blocks: in a worker thread
+        jpeg = await run_in_threadpool(_jpegs.get, info, index, "now" in request.query_params)
+    except (UserError, OSError) as error:  # a video that broke or went away since it was registered
+        _log.warning("viewer frame %d of %s: %s", index, info.name, error)
+        return Response(f"frame {index} could not be decoded", status_code=500, media_type="text/plain")
+    return Response(jpeg, media_type="image/jpeg", headers=HEADERS)
+
+
+async def _boxes(request: Request) -> Response:
+    detections = _detections.get(request.path_params["key"])
+    if detections is None:
+        return _not_found(request)
+    return JSONResponse(await run_in_threadpool(boxes_json, detections), headers=HEADERS)
+
+
+def _not_found(_request: Request) -> Response:
+    return Response("not found", status_code=404, media_type="text/plain")
+
+
+def routes() -> list[Route]:
+    """The routes for ``st.App(routes=...)``. The last one answers 404 for anything else under the
+    prefix (Streamlit would answer its page, with 200, for a path no route takes)."""
+    return [Route(PREFIX + "/frames/{key}/{index:int}.jpg", _frame, methods=["GET"]),
+            Route(PREFIX + "/boxes/{key}.json", _boxes, methods=["GET"]),
+            Route(PREFIX + "/{rest:path}", _not_found)]
