@@ -1,12 +1,15 @@
 """Review: scrub the video with predictions and dashed imputed boxes, retune thresholds live, look
-at the flicker timeline, mark flagged frames as true misses or false alarms, try a local selection."""
+at the timeline (a lane per enabled assertion: flicker, ghost, class flip), mark flagged frames as
+true or false alarms of the assertion that flagged them, try a local selection."""
 import csv
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
+from core.assertions import FLICKER
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
@@ -14,7 +17,7 @@ from core.settings import FlickerSettings
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import selection_strengths
-from ui.flicker_view import FlickerView, current_view, flags_with, require_view
+from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import handshake
 from ui.viewer.component import frame_viewer
@@ -23,17 +26,47 @@ from ui.viewer.embedding_map import embedding_map
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 
 
-def counts_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
+def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
+    """Flicker's counts, then each other enabled assertion's flagged and reviewed frames and the
+    frames any of them flags."""
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
     rows = st.columns(2), st.columns(2), st.columns(2)
-    rows[0][0].metric("Flagged frames", f"{len(flagged):,}")
+    rows[0][0].metric("Flagged frames", f"{len(flagged):,}", help="Flicker: " + ASSERTION_HELP[FLICKER])
     rows[0][1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
     rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
-    rows[2][0].metric("Reviewed", f"{sum(1 for f in verdicts if f < n and flicker.flag_array[f])} / {len(flagged)}")
+    every = view.assertion_flags
+    rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]))
+    if len(every) == 1:
+        return
+    rows[2][1].metric("Flagged by any", f"{int(np.logical_or.reduce(list(every.values())).sum()):,}",
+                      help="Frames at least one enabled assertion flags: where J / K go with 'all'.")
+    for name, flags_of in every.items():
+        if name != FLICKER:
+            columns = st.columns(2)
+            columns[0].metric(f"{assertion_label(name)} frames", f"{int(flags_of.sum()):,}",
+                              help=f"{assertion_label(name)}: {ASSERTION_HELP[name]}")
+            columns[1].metric(f"{assertion_label(name)} reviewed", reviewed(flags_of, verdicts[name]))
+
+
+def reviewed(flags_of: np.ndarray, verdicts: dict[int, str]) -> str:
+    """"judged / flagged" of one assertion: its verdicts on the frames it flags now."""
+    judged = sum(1 for frame in verdicts if frame < len(flags_of) and flags_of[frame])
+    return f"{judged} / {int(flags_of.sum())}"
+
+
+def assertions_panel() -> None:
+    """The choice ``--assertions`` makes on the command line: flicker always, ghost and class flip
+    when chosen; each gets its lane on the timeline and its counts."""
+    st.pills("Assertions beside flicker", flags.SIBLING_CHOICES, selection_mode="multi", key=flags.SIBLINGS,
+             format_func=assertion_label, persist_state="session",
+             help="Flicker always runs. " + " ".join(f"{assertion_label(name)}: {ASSERTION_HELP[name]}."
+                                                     for name in flags.SIBLING_CHOICES) +
+                  " Both use the tracking IoU (docs/assertions.md).")
 
 
 def thresholds_panel(view: FlickerView) -> None:
+    assertions_panel()
     st.slider("IoU tracking", 0.0, 1.0, step=0.01, key=flags.IOU_TRACK, persist_state="session",
               help="Boxes in frames i-k and i+k overlapping more than this are one object.")
     st.slider("IoU assertion", 0.0, 1.0, step=0.01, key=flags.IOU_ASSERT, persist_state="session",
@@ -101,7 +134,7 @@ def workspace() -> None:
     """The frame with its timeline and strip, beside the thresholds and the counts they change. A
     fragment: a threshold move, a verdict or a settled frame reruns this, not the selection below."""
     view = current_view()
-    verdicts = resources.verdict_store().all(view.video.info.fingerprint)
+    verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
     with side:  # first, so the counts are on screen by the time the viewer redraws
@@ -110,7 +143,7 @@ def workspace() -> None:
         seek_proxy_note(view)
         per_class_panel(view)
     with viewer_column:
-        frame_viewer(view, verdicts, selection.frames if selection else None)
+        frame_viewer(view, verdicts[FLICKER], selection.frames if selection else None)
     sync_url(view)
 
 
@@ -135,7 +168,7 @@ def local_selection_panel(view: FlickerView) -> None:
 
 def selection_results(view: FlickerView, selection, settings: FlickerSettings) -> None:
     st.markdown(f"**{selection.text()}.**")
-    if settings != view.settings:
+    if replace(settings, assertions=view.settings.assertions) != view.settings:  # it picks by flicker alone
         st.caption(f"Picked with the flags of IoU {settings.iou_track:.2f} / {settings.iou_assert:.2f}, minimum score "
                    f"{settings.min_score:.2f}, {settings.mode} mode; the settings have changed since: run it again "
                    "to pick with the current flags.")

@@ -1,5 +1,7 @@
 """The flicker view: the tab's detections seen through the settings on screen, as the review,
-verdicts and export pages show them."""
+verdicts and export pages show them: flicker's result and, when ghost or class flip are enabled,
+theirs (their :class:`~core.assertions.NeighbourIndex` is built once per detections and score
+floor, so a threshold move is a comparison per frame for them too)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -7,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import streamlit as st
 
+from core.assertions import CLASS_FLIP, FLICKER, GHOST, NeighbourIndex
 from core.detections import Detections
 from core.flicker import FlickerIndex, FlickerResult
 from core.settings import FlickerSettings
@@ -20,6 +23,7 @@ class FlickerView:
     index: FlickerIndex  # threshold-free: the QA estimates evaluate it at other thresholds
     flicker: FlickerResult  # the index at the settings' thresholds
     settings: FlickerSettings  # everything the flags depend on: equal settings give equal flags
+    neighbours: NeighbourIndex | None = None  # ghost and class flip's index (None: flicker alone)
 
     @property
     def n_frames(self) -> int:
@@ -28,6 +32,33 @@ class FlickerView:
     @property
     def flagged_frames(self) -> np.ndarray:
         return np.flatnonzero(self.flicker.flag_array)
+
+    @property
+    def assertions(self) -> tuple[str, ...]:
+        """The enabled assertions, flicker first (canonical order)."""
+        return self.settings.assertions
+
+    @property
+    def assertion_flags(self) -> dict[str, np.ndarray]:
+        """Per enabled assertion, its flags per frame at the settings on screen."""
+        flags = {FLICKER: self.flicker.flag_array}
+        for name in self.assertions:
+            if name != FLICKER:
+                flags[name] = self.neighbours.flags(name, self.settings.iou_track)
+        return flags
+
+    def ghost_rows(self) -> np.ndarray:
+        """Rows of :attr:`detections` that make their frame a ghost frame (none when ghost is off)."""
+        if GHOST not in self.assertions:
+            return np.empty(0, np.int64)
+        return self.neighbours.ghost_boxes(self.settings.iou_track)
+
+    def flip_rows(self) -> np.ndarray:
+        """Rows of :attr:`detections` whose class flips (``neighbours.neighbour_class``: the class
+        both neighbours agree on); none when class flip is off."""
+        if CLASS_FLIP not in self.assertions:
+            return np.empty(0, np.int64)
+        return self.neighbours.flipped_boxes(self.settings.iou_track)
 
 
 def current_view() -> FlickerView | None:
@@ -38,7 +69,27 @@ def current_view() -> FlickerView | None:
     all_boxes = review.detections
     settings = flags.on_screen(float(all_boxes.score.min()) if len(all_boxes) else 0.0)
     kept, index = resources.flicker_index(review.detection_id, settings, all_boxes)
-    return FlickerView(review.video, kept, index, index.evaluate(settings.iou_track, settings.iou_assert), settings)
+    neighbours = _neighbour_index(review.detection_id, settings.min_score, kept) if len(settings.assertions) > 1 else None
+    return FlickerView(review.video, kept, index, index.evaluate(settings.iou_track, settings.iou_assert), settings,
+                       neighbours)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _neighbour_index(detection_id: str, min_score: float, _kept: Detections) -> NeighbourIndex:
+    """Ghost and class flip's threshold-free index of the kept boxes, once per detections and score
+    floor (shared by every tab; flicker's options do not change it): a slider step only compares."""
+    return NeighbourIndex.from_detections(_kept)
+
+
+def assertion_label(name: str) -> str:
+    """How the app names an assertion: "Flicker", "Ghost", "Class flip"."""
+    return name.replace("-", " ").capitalize()
+
+
+ASSERTION_COLORS = {FLICKER: (214, 39, 40), GHOST: (0, 160, 190), CLASS_FLIP: (190, 60, 190)}  # lanes, drawn boxes
+ASSERTION_HELP = {FLICKER: "an object seen in the frames around one, missed in it",
+                  GHOST: "a box that no box in the frame before or after overlaps: there for one frame only",
+                  CLASS_FLIP: "a box whose matches in the frames before and after share another class"}
 
 
 def require_view() -> FlickerView:

@@ -1,0 +1,117 @@
+"""Ghost and class flip in the app: the choice on the Review page, their counts, lanes and verdicts,
+and precision per assertion from the verdicts given on each."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.assertion_verdicts import precision_of, precision_per_assertion
+from core.assertions import NeighbourIndex
+from core.verdicts import VerdictStore
+from test_app import click, metric
+
+
+def test_precision_per_assertion_counts_only_the_verdicts_on_that_assertions_flags(walk_hog, tmp_path):
+    """Real HOG boxes on 20 frames of the sample: ghost's flags at IoU 0.8 from its index; verdicts
+    on ghost, on flicker and on an unflagged frame each count only where they belong."""
+    info, detections = walk_hog
+    ghost = NeighbourIndex.from_detections(detections).ghost_flags(0.8)
+    flagged, clean = np.flatnonzero(ghost).tolist(), np.flatnonzero(~ghost).tolist()
+    assert len(flagged) >= 5, "HOG boxes on a crowd: several one-frame boxes"
+    store, key = VerdictStore(tmp_path / "v.sqlite"), info.fingerprint
+    for frame in flagged[:3]:
+        store.set(key, frame, "miss", assertion="ghost")
+    store.set(key, flagged[3], "false_alarm", assertion="ghost")
+    store.set(key, flagged[4], "unsure", assertion="ghost")
+    store.set(key, clean[0], "false_alarm", assertion="ghost")  # a frame ghost does not flag: no part of its precision
+    store.set(key, flagged[0], "false_alarm")  # flicker's verdict on the same frame: not ghost's
+    flicker = np.zeros(detections.n_frames, bool)
+    flicker[flagged[0]] = True
+    by_name = {p.assertion: p for p in precision_per_assertion(store, key, {"flicker": flicker, "ghost": ghost})}
+    assert list(by_name) == ["flicker", "ghost"]
+    shown = by_name["ghost"]
+    assert (shown.flagged, shown.right, shown.wrong, shown.unsure, shown.judged) == (len(flagged), 3, 1, 1, 4)
+    assert shown.precision == 0.75 and 0.3 < shown.low < 0.75 < shown.high < 1.0
+    assert (by_name["flicker"].right, by_name["flicker"].wrong, by_name["flicker"].precision) == (0, 1, 0.0)
+
+
+def test_precision_without_verdicts_is_unknown_and_box_verdicts_count_for_flicker():
+    flags = np.array([False, True, True, False])
+    nothing = precision_of("class-flip", flags, {})
+    assert nothing.precision is None and (nothing.low, nothing.high) == (0.0, 1.0) and nothing.flagged == 2
+    from_boxes = precision_of("flicker", flags, {1: True, 2: True})
+    assert from_boxes.precision == 1.0 and from_boxes.high == 1.0 and from_boxes.low > 0.4
+
+
+FIRST = 10  # walk_hog's frames are the sample's 10..29
+TRACK_IOU = 0.5  # the tracking IoU the planted flip is matched at
+
+
+def sample_predictions(walk_hog, folder) -> tuple[Path, int]:
+    """The HOG boxes of the sample's frames 10..29 as a COCO predictions file for the sample, every
+    box a person but one bicycle: the box of frame 20 that its neighbours overlap best (its class
+    flips there). Returns the file and the flipped frame."""
+    from core.lightly.datasource import frame_name
+
+    _, detections = walk_hog
+    index = NeighbourIndex.from_detections(detections)
+    prev_next = [(min(_best(detections, row, -1), _best(detections, row, 1)), row)
+                 for row in np.flatnonzero(detections.frame == 10)]
+    overlap, flipped_row = max(prev_next)
+    assert overlap >= TRACK_IOU and index.box_ghost[flipped_row] >= TRACK_IOU, "a steady walker to flip"
+    frames = range(detections.n_frames)
+    images = [{"id": f + 1, "file_name": frame_name("vtest.avi", FIRST + f, 795, ".png"), "width": 768, "height": 576}
+              for f in frames]
+    annotations = [{"id": row + 1, "image_id": int(f) + 1, "category_id": 2 if row == flipped_row else 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)}
+                   for row, (f, (x0, y0, x1, y1), score) in enumerate(zip(detections.frame.tolist(),
+                                                                          detections.xyxy.tolist(),
+                                                                          detections.score.tolist()))]
+    path = folder / "predictions.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}]}))
+    return path, FIRST + int(detections.frame[flipped_row])
+
+
+def _best(detections, row: int, step: int) -> float:
+    """The highest IoU of box ``row`` with a box of the frame ``step`` away."""
+    from core.detections import box_iou
+
+    other = detections.at(int(detections.frame[row]) + step)
+    return float(box_iou(detections.xyxy[row:row + 1], other.xyxy).max()) if len(other.xyxy) else 0.0
+
+
+def review_sample_boxes(app, walk_hog, folder) -> int:
+    """The sample on the Load page with those predictions, then the Review page; the flipped frame."""
+    path, flipped = sample_predictions(walk_hog, folder)
+    click(app, "Load the sample")
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.run()
+    app.text_input(key="boxes_path").input(str(path))
+    click(app, "Use these boxes")
+    assert not app.error, [e.value for e in app.error]
+    app.switch_page("pages/review.py")
+    app.run()
+    assert not app.exception
+    return flipped
+
+
+def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retunes_them(app, walk_hog, tmp_path):
+    """HOG boxes of the sample (one class flip planted): both siblings flag frames; their counts
+    follow the tracking IoU the way their index says, and flicker's do not move."""
+    flipped = review_sample_boxes(app, walk_hog, tmp_path)
+    assert "Ghost frames" not in [m.label for m in app.metric], "flicker alone by default, as --assertions"
+    flicker_flagged = metric(app, "Flagged frames")
+    app.pills(key="assertions").set_value(["ghost", "class-flip"])
+    app.run()
+    assert not app.exception, app.exception
+    assert metric(app, "Flagged frames") == flicker_flagged, "flicker's flags do not change when others are added"
+    index = NeighbourIndex.from_detections(app.session_state["review"].detections)
+    for iou in (0.8, TRACK_IOU):
+        app.slider(key="iou_track").set_value(iou)
+        app.run()
+        ghost, flip = index.ghost_flags(iou), index.class_flip_flags(iou)
+        assert metric(app, "Ghost frames") == f"{int(ghost.sum()):,}" and ghost.sum() > 3
+        assert metric(app, "Class flip frames") == f"{int(flip.sum()):,}"
+        assert metric(app, "Ghost reviewed") == f"0 / {int(ghost.sum())}"
+    assert np.flatnonzero(flip).tolist() == [flipped]
