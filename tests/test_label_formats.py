@@ -111,13 +111,21 @@ def test_a_yolo_row_with_an_unknown_class_is_one_line(walk_hog, tmp_path):
         read_boxes(tmp_path / "data.yaml", info, "walk.mp4")
 
 
-def test_run_reviews_boxes_from_a_coco_file_like_its_own(written, tmp_path):
+def test_run_reviews_boxes_from_every_format_like_its_own(written, tmp_path):
+    """The same boxes give the same flags and the same export whatever format they came in; the
+    category names go into the export's schema (MOT has none: "object")."""
+    from core.lightly.datasource import Datasource
+    from core.lightly.export import DEFAULT_TASK
     from core.run import RunConfig, run_pipeline
 
-    info, _, paths = written
-    summaries = [run_pipeline(RunConfig(out=tmp_path / fmt, video=info.path, predictions=paths[fmt])) for fmt in ("lightly", "coco")]
-    assert summaries[0].videos[0].flicker.flags == summaries[1].videos[0].flicker.flags
-    assert summaries[1].export.boxes == summaries[0].export.boxes
+    info, detections, paths = written
+    summaries = {fmt: run_pipeline(RunConfig(out=tmp_path / fmt, video=info.path, predictions=paths[fmt]))
+                 for fmt in ("lightly", "coco", "yolo", "cvat", "mot", "youtubevis")}
+    for fmt, summary in summaries.items():
+        assert summary.videos[0].flicker.flags == summaries["lightly"].videos[0].flicker.flags, fmt
+        assert summary.export.boxes == summaries["lightly"].export.boxes, fmt
+        schema = json.loads((Datasource(tmp_path / fmt).task_dir(DEFAULT_TASK) / "schema.json").read_text())
+        assert {c["name"] for c in schema["categories"]} == ({"object"} if fmt == "mot" else set(detections.names.values()))
 
 
 def one_line_refusal(call, message):
