@@ -22,7 +22,7 @@ SOURCES = ("Bundled sample", "Upload", "Local path")
 BOX_ORIGINS = ("Upload", "Local path")
 BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
 FILE_BOXES = DetectorSpec(conf=0.0)  # boxes from a file: no model ran, every box it holds is shown
-LABEL_AUDIT = "label_audit"  # (detection_id, LabelAudit) of the labels last checked in this tab
+FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of the boxes last read from a file
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 
 
@@ -172,22 +172,26 @@ def showing_file_boxes() -> bool:
 def use_file_boxes(imported: ImportedBoxes, labels: bool) -> None:
     """Review these boxes; labels are also checked, at the label thresholds on Review too."""
     session.use_detections(imported.detections, FILE_BOXES, imported.detection_id)
-    st.session_state.pop(LABEL_AUDIT, None)
+    audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
     if labels:
-        st.session_state[LABEL_AUDIT] = (imported.detection_id, audit_detections(imported.detections, imported.source))
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)
-    st.success(f"{len(imported.detections):,} boxes of {imported.source} ({imported.format}) on "
-               f"{int((imported.detections.counts_per_frame() > 0).sum()):,} of {imported.detections.n_frames:,} frames, "
-               f"classes: {', '.join(imported.detections.names.values())[:200]}")
-    st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
+    detections = imported.detections
+    note = (f"Reviewing {len(detections):,} boxes of {imported.source} ({imported.format}) on "
+            f"{int((detections.counts_per_frame() > 0).sum()):,} of {detections.n_frames:,} frames; classes: "
+            f"{', '.join(detections.names.values())[:200]}")
+    st.session_state[FILE_BOXES_STATE] = (imported.detection_id, note, audit)
 
 
 def file_boxes_summary() -> None:
-    """The suspicious frames and boxes of the labels under review (kept across reruns)."""
-    detection_id, audit = st.session_state.get(LABEL_AUDIT, (None, None))
-    if audit is None or session.detections_for(detection_id) is None:
+    """What the tab reviews from a file, and the suspicious frames and boxes of labels (kept across
+    reruns, gone once other boxes or another video are reviewed)."""
+    detection_id, note, audit = st.session_state.get(FILE_BOXES_STATE, (None, None, None))
+    if detection_id is None or session.detections_for(detection_id) is None:
         return
-    label_audit_table(audit)
+    st.success(note, icon=":material/upload_file:")
+    st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
+    if audit is not None:
+        label_audit_table(audit)
 
 
 def label_audit_table(audit: LabelAudit) -> None:

@@ -47,7 +47,7 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     app.run()
     click(app, "Use these boxes")
     assert not app.error, [e.value for e in app.error]
-    assert any(f"{len(planted_boxes())} boxes of predictions.json (coco)" in s.value for s in app.success)
+    assert any(f"Reviewing {len(planted_boxes())} boxes of predictions.json (coco)" in s.value for s in app.success)
     assert not list((tmp_path / "data").rglob("predictions.json"))  # read from a temporary copy, nothing kept
     app.switch_page("pages/review.py")
     app.run()
@@ -59,6 +59,7 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     labels.write_text(mot_text())
     app.switch_page("pages/load.py")
     app.run()
+    assert any("boxes of predictions.json" in s.value for s in app.success)  # still what the review shows
     app.segmented_control(key="boxes_origin").set_value("Local path")
     app.radio(key="boxes_purpose").set_value("Labels: check them")
     app.run()
