@@ -93,8 +93,11 @@ def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
     ``null``) per frame. Read with ``labelformat``'s own reader; every video of the file."""
     from labelformat.formats import YouTubeVISObjectDetectionTrackInput
 
+    from core.label_formats import check_youtube_vis_names
+
     path = _ground_truth_file(path)
     expected = "a YouTube-VIS annotation file (videos, categories, annotations with per-frame bboxes)"
+    check_youtube_vis_names(path)
     try:
         videos = list(YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels())
         truths = {str(v.video.filename): _track_ground_truth(v) for v in videos}

@@ -115,11 +115,7 @@ def frame_of(file_name: str, n_frames: int) -> int:
     """The video frame an image file name stands for (see the module docstring). An absolute name
     or one with a ``..`` part is refused: it is never opened here, but a file that names frames
     outside its own folder was not made for this video, or was made to mislead."""
-    posix = PurePosixPath(str(file_name).replace("\\", "/"))
-    if posix.is_absolute() or ".." in posix.parts or re.match(r"[A-Za-z]:", posix.as_posix()):
-        raise PredictionFormatError(f"{brief(str(file_name), 80)} climbs out of its folder (absolute, or with '..'): "
-                                    "image names are relative to the labels")
-    name = posix.name
+    name = relative_name(file_name).name
     match = _LIGHTLY_FRAME.search(name) or _TRAILING_NUMBER.search(PurePosixPath(name).stem)
     if match is None or len(match.group(1)) > 9:
         raise PredictionFormatError(f"{name[:80]!r} names no frame (expected e.g. walk-012-mp4.png or frame_000012.jpg)")
@@ -127,6 +123,31 @@ def frame_of(file_name: str, n_frames: int) -> int:
     if frame >= n_frames:
         raise PredictionFormatError(f"{name[:80]!r} is frame {frame}; the video has {n_frames} frames")
     return frame
+
+
+def relative_name(file_name: str) -> PurePosixPath:
+    """An image name from a label file as a relative POSIX path; absolute or climbing with ``..``
+    (either separator, or a drive letter) is refused."""
+    posix = PurePosixPath(str(file_name).replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or re.match(r"[A-Za-z]:", posix.as_posix()):
+        raise PredictionFormatError(f"{brief(str(file_name), 80)} climbs out of its folder (absolute, or with '..'): "
+                                    "image names are relative to the labels")
+    return posix
+
+
+def check_youtube_vis_names(path: Path) -> None:
+    """A YouTube-VIS file's frame names (its readers use positions, and the first name's folder as
+    the video's name, but never a name that climbs out); read with the depth bound first."""
+    from core.bounded import load_json
+
+    data = load_json(read_capped(path, MAX_LABEL_BYTES, "YouTube-VIS file"), f"YouTube-VIS file {path}")
+    videos = data.get("videos") if isinstance(data, dict) else None
+    for video in videos if isinstance(videos, list) else []:
+        names = video.get("file_names") if isinstance(video, dict) else None
+        for name in names if isinstance(names, list) else []:
+            if not isinstance(name, str):
+                raise PredictionFormatError(f"{path}: a frame name that is {brief(name)}, not text")
+            relative_name(name)
 
 
 def _from_rows(frames: list[int], xyxy: list, scores: list, classes: list, names: dict[int, str], video: VideoInfo,
@@ -275,6 +296,7 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
     from labelformat.types import ParseError
     from labelformat.formats import YouTubeVISObjectDetectionTrackInput
 
+    check_youtube_vis_names(path)
     try:
         reader = YouTubeVISObjectDetectionTrackInput(input_file=path)
         tracks = list(reader.get_labels())

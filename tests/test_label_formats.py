@@ -183,6 +183,9 @@ def test_hostile_coco_ids_names_and_paths_are_one_line(walk_hog, tmp_path, attac
     (dict(length=-1, bboxes=[], file_names=["walk/0.jpg"]), "a video length of -1"),
     (dict(length=30, bboxes=[None] * 29 + [[1, 1, 5, 5]]), "a box on frame 29; the video has 20 frames"),
     (dict(bboxes=[[1, 1], None]), "out of range"),
+    (dict(file_names=["walk/00000.jpg", "../../etc/00001.jpg"]), "climbs out"),
+    (dict(file_names=["/walk/00000.jpg", "/walk/00001.jpg"]), "climbs out"),
+    (dict(file_names=["walk/00000.jpg", 7]), "a frame name that is 7"),
 ])
 def test_hostile_youtube_vis_files_are_one_line(walk_hog, tmp_path, attack, message):
     info, _ = walk_hog
@@ -285,3 +288,14 @@ def test_run_with_a_hostile_predictions_file_writes_nothing(walk_hog, tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "climbs out" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_evaluate_reads_youtube_vis_truth_with_the_same_name_and_depth_checks(tmp_path):
+    from core.ground_truth import read_youtube_vis_ground_truth
+
+    climbing = youtube_vis_file(tmp_path, file_names=["../walk/00000.jpg", "../walk/00001.jpg"])
+    with pytest.raises(UserError, match="climbs out"):
+        read_youtube_vis_ground_truth(climbing)
+    (tmp_path / "deep.json").write_text('{"videos": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(UserError, match="nests deeper than 64 levels"):
+        read_youtube_vis_ground_truth(tmp_path / "deep.json")
