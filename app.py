@@ -25,10 +25,12 @@ if __name__ != "__main__":
         PagesManager.uses_pages_directory = False
         yield
 
+    from ui.verdict_queue import routes as verdict_routes
     from ui.viewer import frames
 
-    # The review page's viewer fetches frames and boxes over HTTP, not through reruns (ui/viewer/frames.py).
-    app = st.App(__file__, lifespan=_pages_from_navigation_only, routes=frames.routes())
+    # The review page's viewer fetches frames and boxes over HTTP, not through reruns (ui/viewer/frames.py);
+    # the Verdicts page's queue posts its verdicts the same way (ui/verdict_queue/routes.py).
+    app = st.App(__file__, lifespan=_pages_from_navigation_only, routes=[*frames.routes(), *verdict_routes.routes()])
 else:
     st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
     # Less blank space above each page's title than Streamlit's default: the review page needs the

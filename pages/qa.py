@@ -9,20 +9,15 @@ import streamlit as st
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
-from core.render import render_frame
 from core.verdicts import VERDICTS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, sync_url
+from ui.verdict_queue.component import verdict_queue
 from ui.viewer import handshake
 
-VERDICT_BUTTONS = (  # (verdict, label, key): the words and keys of the Review page's viewer, for every frame
-    ("miss", "True miss", "M"),
-    ("false_alarm", "False alarm", "F"),
-    ("unsure", "Unsure", "U"),
-)
 VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
@@ -39,60 +34,23 @@ def queue_settings_panel() -> tuple[int, int]:
     return int(size), int(seed)
 
 
-def progress_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
-    done = queue.planned_done(verdicts)
-    st.progress(done / max(queue.planned, 1), text=f"Reviewed {done} / {queue.planned} · "
-                                                   f"{len(queue.frames) - queue.planned} more flagged frames after the plan")
-    if queue.planned and done == queue.planned:
-        st.success("The plan is done: the estimates below rest on it. Use the suggested thresholds if they look right, "
-                   "raise *Frames in the plan* for tighter intervals, or export on the Export page.",
-                   icon=":material/task_alt:")
-
-
-def frame_panel(view: FlickerView, frame: int, planned: bool) -> None:
-    flagged = bool(view.flicker.flag_array[frame])
-    imputed = view.flicker.imputed_for(frame)
-    image = render_frame(resources.frame_reader(view.video.info).get(frame), view.detections.at(frame),
-                         view.detections.names, imputed, flagged, f"frame {frame}")
-    st.image(image, output_format="JPEG", width="stretch")
-    why = "in the review plan" if planned else "flagged, after the plan"
-    if flagged:
-        boxes = "1 dashed box" if len(imputed) == 1 else f"{len(imputed)} dashed boxes"
-        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · flagged: {boxes} where the neighbours saw an "
-                    f"object · {why}")
-    else:
-        st.markdown(f"**Frame {frame:,} / {view.n_frames - 1:,}** · not flagged: a spot check. Is an object the "
-                    f"detector should have found missing here? · {why}")
-
-
-def verdict_panel(view: FlickerView, frame: int) -> None:
-    store, video = resources.verdict_store(), view.video.info.fingerprint
-    note_key = f"qa_note_{frame}"
-    st.text_input("Note (optional)", key=note_key, max_chars=500)
-
-    def record(verdict: str) -> None:  # the note as typed now: a value captured at render time would be the old one
-        store.set(video, frame, verdict, annotator=session.annotator(), note=st.session_state.get(note_key, ""))
-
-    columns = st.columns(len(VERDICT_BUTTONS))  # a row of their own: the labels fit without truncation
-    for column, (verdict, label, key) in zip(columns, VERDICT_BUTTONS):
-        column.button(label, key=f"qa_{verdict}", on_click=record, args=(verdict,), shortcut=key, width="stretch",
-                      type="primary" if verdict == "miss" else "secondary", help=f"{key}")
-    st.button("Undo", key="qa_undo", icon=":material/undo:", shortcut="Z", type="tertiary",
-              on_click=lambda: store.undo(video, session.annotator() or None), help="Z: revert your latest verdict")
-    imputed = view.flicker.imputed_for(frame)
-    if len(imputed) > 1:
-        box_verdict_panel(store, video, frame, imputed)
-
-
-def box_verdict_panel(store, video: str, frame: int, imputed: np.ndarray) -> None:
-    """Several dashed boxes on one frame: which of them are real misses."""
-    labels = [f"box {k + 1}: x {int(b[0])}-{int(b[2])}, y {int(b[1])}-{int(b[3])}" for k, b in enumerate(imputed)]
-    real = st.multiselect("Which dashed boxes are real misses?", range(len(labels)), format_func=labels.__getitem__,
-                          key=f"qa_boxes_{frame}")
-    if st.button("Save box verdicts", key="qa_save_boxes"):
-        for k in range(len(labels)):
-            store.set(video, frame, "miss" if k in real else "false_alarm", box=k, annotator=session.annotator())
-        st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
+def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
+    """Queued frames with several dashed boxes: which of them are real misses, box by box."""
+    frames = [f for f in queue.frames if len(view.flicker.imputed_for(f)) > 1]
+    if not frames:
+        return
+    several = "1 queued frame has" if len(frames) == 1 else f"{len(frames)} queued frames have"
+    with st.expander(f"Judge dashed boxes one by one ({several} several)"):
+        frame = st.selectbox("Frame", frames, key="qa_boxes_frame", format_func=lambda f: f"frame {f:,}")
+        imputed = view.flicker.imputed_for(frame)
+        labels = [f"box {k + 1}: x {int(b[0])}-{int(b[2])}, y {int(b[1])}-{int(b[3])}" for k, b in enumerate(imputed)]
+        real = st.multiselect("Which dashed boxes are real misses?", range(len(labels)), format_func=labels.__getitem__,
+                              key=f"qa_boxes_{frame}")
+        if st.button("Save box verdicts", key="qa_save_boxes"):
+            for k in range(len(labels)):
+                store.set(view.video.info.fingerprint, frame, "miss" if k in real else "false_alarm", box=k,
+                          annotator=session.annotator())
+            st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
 
 
 def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
@@ -105,9 +63,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
     else:
         # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
         *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current))
-        estimate_row("Now", current, now)
-        estimate_row("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, compared_to=now)
-        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; hover a figure for its 90% interval. "
+        st.markdown(estimates_table([("Now", current, now, None),
+                                     ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
+        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets. "
                    f"{_sentence(suggestion.note)}")
         suggestion_preview(view, suggestion)
         st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
@@ -132,19 +90,26 @@ def suggestion_preview(view: FlickerView, suggestion) -> None:
                    "frames of the queue before using them.", icon=":material/warning:")
 
 
-def estimate_row(label: str, thresholds: tuple[float, float], estimate, compared_to=None) -> None:
-    """One labelled row of estimates (precision, recall, F1), with the change from ``compared_to``."""
-    cells = st.columns([1.1, 1, 1, 1], vertical_alignment="center")
-    cells[0].markdown(f"**{label}**  \n{thresholds[0]:.2f} / {thresholds[1]:.2f}")
-    for cell, name, value, interval in (
-        (cells[1], "Precision", estimate.precision, estimate.precision_ci),
-        (cells[2], "Recall", estimate.recall, estimate.recall_ci),
-        (cells[3], "F1", estimate.f1, None),
-    ):
-        before = getattr(compared_to, name.lower(), None)
-        delta = None if before is None or np.isnan(before) or np.isnan(value) else f"{value - before:+.2f}"
-        cell.metric(name, "-" if np.isnan(value) else f"{value:.2f}", delta=delta if delta != "+0.00" else None,
-                    help=None if interval is None else f"90% interval {interval[0]:.2f}-{interval[1]:.2f}")
+def estimates_table(rows) -> str:
+    """Precision, recall and F1 of each ``(label, thresholds, estimate, compared_to)`` row, with
+    their 90% intervals and the change from ``compared_to``: a table whose cells wrap in a narrow
+    column where metrics were cut to "0.…"."""
+    lines = ["| Thresholds | Precision | Recall | F1 |", "| :-- | :-- | :-- | :-- |"]
+    for label, (iou_track, iou_assert), estimate, compared_to in rows:
+        cells = [f"**{label}** {iou_track:.2f}\u00a0/\u00a0{iou_assert:.2f}"]  # no-break: a pair stays on one line
+        for name, interval in (("precision", estimate.precision_ci), ("recall", estimate.recall_ci), ("f1", None)):
+            cells.append(_figure(getattr(estimate, name), interval, getattr(compared_to, name, None)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _figure(value: float, interval: tuple[float, float] | None, before: float | None) -> str:
+    if np.isnan(value):
+        return "-"
+    # a no-break hyphen: an interval wraps as a whole, never as "(0.05-" over "0.38)"
+    text = f"**{value:.2f}**" + ("" if interval is None else f" ({interval[0]:.2f}\u2011{interval[1]:.2f})")
+    change = None if before is None or np.isnan(before) else value - before
+    return text if change is None or round(change, 2) == 0 else f"{text} {change:+.2f}"
 
 
 def _sentence(note: str) -> str:
@@ -201,16 +166,10 @@ with error_boundary("Verdicts"):
     verdicts = store.all(view.video.info.fingerprint)
     truth = store.truth(view.video.info.fingerprint)
     queue = review_queue(view.index, view.flicker, size, seed)
-    progress_panel(queue, verdicts)
     left, right = st.columns([1.4, 1], gap="large")
-    with left:
-        frame = queue.next_unreviewed(verdicts)
-        if frame is None:
-            st.success("Every frame of the queue has a verdict. The estimates on the right use them all.")
-        else:
-            frame_panel(view, frame, planned=frame in queue.frames[:queue.planned])
-            verdict_panel(view, frame)
-        st.caption("Keys: M true miss · F false alarm · U unsure · Z undo")
+    with left:  # verdicts without a rerun: the figures on the right catch up on the next one
+        verdict_queue(view, queue, verdicts, store, session.annotator())
+        several_boxes_panel(view, queue, store)
     with right:
         estimate_panel(view, truth)
     reviewed_panel(view, verdicts)

@@ -1,0 +1,162 @@
+"""The Verdicts page's queue: its verdict route (validated, written to a real SQLite store) and what
+the page sends the browser."""
+import json
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
+from core.qa import ReviewQueue
+from core.verdicts import VerdictStore
+from ui.verdict_queue.component import AFTER_PLAN, queue_frames
+from ui.verdict_queue.routes import MAX_BODY, NOTE_CHARS, PREFIX, QueueTarget, new_token, queue_url, routes
+
+
+@pytest.fixture
+def store(tmp_path) -> VerdictStore:
+    return VerdictStore(tmp_path / "verdicts.sqlite")
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(Starlette(routes=routes()))
+
+
+def register(store: VerdictStore, annotator: str = "ana", n_frames: int = 50) -> str:
+    return queue_url(new_token(), QueueTarget(store, "video-key", n_frames, annotator))
+
+
+def test_a_verdict_is_stored_with_the_registered_annotator_and_its_note(client, store):
+    url = register(store)
+    answer = client.post(f"{url}/verdict", json={"frame": 7, "verdict": "miss", "note": "  a cyclist behind the bus "})
+    assert answer.status_code == 200 and answer.json() == {"frame": 7, "verdict": "miss"}
+    assert answer.headers["cache-control"] == "no-store"
+    [(frame, verdict, annotator, note, _)] = store.records("video-key")
+    assert (frame, verdict, annotator, note) == (7, "miss", "ana", "a cyclist behind the bus")
+    client.post(f"{url}/verdict", json={"frame": 7, "verdict": "false_alarm"})  # a later verdict replaces it
+    assert store.all("video-key") == {7: "false_alarm"}
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"frame": 50, "verdict": "miss"}, 422, "from 0 to 49"),
+    ({"frame": -1, "verdict": "miss"}, 422, "from 0 to 49"),
+    ({"frame": "3", "verdict": "miss"}, 422, "whole number"),
+    ({"frame": True, "verdict": "miss"}, 422, "whole number"),
+    ({"frame": 3.0, "verdict": "miss"}, 422, "whole number"),
+    ({"frame": 3, "verdict": "An object is missing"}, 422, "miss, false_alarm, unsure"),
+    ({"frame": 3, "verdict": None}, 422, "miss, false_alarm, unsure"),
+    ({"frame": 3, "verdict": "miss", "note": "x" * (NOTE_CHARS + 1)}, 422, f"at most {NOTE_CHARS}"),
+    ({"frame": 3, "verdict": "miss", "note": ["not", "text"]}, 422, "text"),
+    ([3, "miss"], 400, "JSON object"),
+])
+def test_a_verdict_outside_the_rules_is_refused_and_nothing_is_written(client, store, body, status, says):
+    answer = client.post(f"{register(store)}/verdict", json=body)
+    assert answer.status_code == status and says in answer.json()["error"]
+    assert store.all("video-key") == {}
+
+
+def test_only_registered_queues_take_verdicts_and_only_as_json_of_bounded_size(client, store):
+    url = register(store)
+    assert client.post(f"{PREFIX}/{new_token()}/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.post(f"{PREFIX}/video-key/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.post(f"{PREFIX}/..%2F..%2Fetc%2Fpasswd/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.get(f"{url}/verdict").status_code in (404, 405)  # never the page Streamlit serves elsewhere
+    assert client.post(f"{url}/delete-everything", json={}).status_code == 404
+    # a form post, as another site's page could send without asking: refused
+    form = client.post(f"{url}/verdict", content='{"frame": 1, "verdict": "miss"}',
+                       headers={"content-type": "text/plain"})
+    assert form.status_code == 415
+    huge = client.post(f"{url}/verdict", content=json.dumps({"frame": 1, "verdict": "miss", "pad": "x" * MAX_BODY}),
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    broken = client.post(f"{url}/verdict", content=b"{\"frame\": 1, \xff", headers={"content-type": "application/json"})
+    assert broken.status_code == 400
+    assert store.all("video-key") == {}
+
+
+def test_registering_again_changes_the_annotator_under_the_same_token(client, store):
+    token = new_token()
+    url = queue_url(token, QueueTarget(store, "video-key", 50, "ana"))
+    assert queue_url(token, QueueTarget(store, "video-key", 50, "ben")) == url
+    client.post(f"{url}/verdict", json={"frame": 2, "verdict": "unsure"})
+    assert [annotator for _, _, annotator, _, _ in store.records("video-key")] == ["ben"]
+
+
+def test_undo_reverts_the_annotators_latest_verdict_and_answers_what_the_frame_holds_now(client, store):
+    ana, ben = register(store, "ana"), register(store, "ben")
+    client.post(f"{ana}/verdict", json={"frame": 4, "verdict": "miss"})
+    client.post(f"{ana}/verdict", json={"frame": 4, "verdict": "false_alarm"})
+    client.post(f"{ben}/verdict", json={"frame": 9, "verdict": "miss"})
+    assert client.post(f"{ana}/undo", json={}).json() == {"frame": 4, "verdict": "miss"}
+    assert client.post(f"{ana}/undo", json={}).json() == {"frame": 4, "verdict": None}
+    assert client.post(f"{ana}/undo", json={}).json() == {"frame": None, "verdict": None}
+    assert store.all("video-key") == {9: "miss"}  # ben's verdict stays
+
+
+def test_a_damaged_store_is_one_line_not_a_traceback(client, tmp_path):
+    store = VerdictStore(tmp_path / "verdicts.sqlite")
+    url = register(store)
+    (tmp_path / "verdicts.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    answer = client.post(f"{url}/verdict", json={"frame": 1, "verdict": "miss"})
+    assert answer.status_code == 503 and "not a readable verdicts database" in answer.json()["error"]
+
+
+def test_the_browser_gets_the_whole_plan_and_the_next_flagged_frames_after_it():
+    after = list(range(100, 100 + AFTER_PLAN + 50))
+    queue = ReviewQueue([5, 1, 9, *after], 3)
+    judged = {1: "miss", 100: "miss", 101: "false_alarm"}
+    frames = queue_frames(queue, judged)
+    assert frames[:3] == [5, 1, 9], "the plan, judged frames too (Undo shows them again without a rerun)"
+    assert frames[3:] == after[:AFTER_PLAN + 2], "judged frames after the plan, then AFTER_PLAN without a verdict"
+    assert queue_frames(ReviewQueue([5, 1], 2), {}) == [5, 1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(walk_hog, shared_cache, browser, tmp_path):
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    store_path = tmp_path / "data" / "verdicts.sqlite"
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'annotator': 'ana', 'plan': '5'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
+        shown = lambda: int(root.get_attribute("data-frame"))  # noqa: E731
+        runs = lambda: browser.execute_script("return window.__runs")  # noqa: E731
+        assert progress().startswith("Reviewed 0 / 5")
+        # count the page's reruns from here on: a verdict must not cause one
+        browser.execute_script("""window.__runs = 0; const app = document.querySelector('[data-test-script-state]');
+            new MutationObserver(() => app.getAttribute('data-test-script-state') === 'running' && window.__runs++)
+            .observe(app, {attributes: true});""")
+
+        def press(key: str) -> None:
+            browser.execute_script("document.activeElement && document.activeElement.blur()")
+            ActionChains(browser).send_keys(key).perform()
+
+        first = shown()
+        press("f")
+        wait_for(browser, lambda: progress().startswith("Reviewed 1 / 5") and shown() != first, 10, "the next frame")
+        second = shown()
+        note = root.find_element("css selector", ".vq-note")
+        note.send_keys("mum behind the van")  # typing in the note gives no verdict: M goes into the text
+        note.send_keys("m")
+        assert progress().startswith("Reviewed 1 / 5") and note.get_attribute("value") == "mum behind the vanm"
+        root.find_element("css selector", 'button[data-verdict="miss"]').click()
+        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 5") and shown() != second, 10, "the click's frame")
+        store = VerdictStore(store_path)
+        wait_for(browser, lambda: len(store.records(info.fingerprint)) == 2, 10, "both verdicts stored")
+        records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
+        assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", "mum behind the vanm")}
+        assert note.get_attribute("value") == "", "the note went with its verdict"
+        assert runs() == 0, "verdicts by key and click reran nothing"
+        press("z")
+        wait_for(browser, lambda: progress().startswith("Reviewed 1 / 5") and shown() == second, 10, "Undo")
+        wait_for(browser, lambda: second not in store.all(info.fingerprint), 10, "the undo stored")
+        body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+        assert f"frame {first} · false alarm" not in body()  # the reviewed list is the page's: it waits for a rerun
+        root.find_element("css selector", 'button[data-action="refresh"]').click()  # ...which the button asks for
+        wait_for(browser, lambda: runs() > 0 and f"frame {first} · false alarm" in body(), 60, "the page brought up to date")

@@ -1,0 +1,81 @@
+"""The Verdicts page's review queue: a small ``st.components.v2`` component in plain JS (queue.js).
+
+Why a component: a verdict given through Streamlit buttons reran the whole page (0.75-1.8 s) before
+the next frame appeared. Here the browser holds the queue (its frames' boxes, the verdicts given so
+far) and loads the JPEGs of the next frames ahead from the viewer's frame routes; a key or click
+draws the next queued frame at once and posts the verdict to this package's route (``routes``).
+The page's figures catch up on the next rerun, which the queue asks for when the plan is done or
+when the reviewer presses "Update the estimates".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.qa import ReviewQueue
+from core.render import FLAGGED_COLOR, IMPUTED_COLOR, PALETTE
+from core.verdicts import VerdictStore
+from ui.flicker_view import FlickerView
+from ui.verdict_queue.routes import NOTE_CHARS, QueueTarget, new_token, queue_url
+from ui.viewer.frames import frames_url
+
+_HERE = Path(__file__).parent
+_mount = st.components.v2.component(
+    "flicker_review.verdict_queue", html=(_HERE / "queue.html").read_text(), css=(_HERE / "queue.css").read_text(),
+    js=(_HERE / "queue.js").read_text(), isolate_styles=False)
+QUEUE = "verdict_queue"  # the component's key
+TOKEN = "verdict_queue_token"  # session key: this tab's queue token, the same on every rerun
+AFTER_PLAN = 200  # flagged frames after the plan sent with a run; the rest come with the next rerun
+
+
+def _rounded(boxes: np.ndarray) -> list[list[float]]:
+    return np.round(np.asarray(boxes, dtype=float).reshape(-1, 4), 1).tolist()
+
+
+def queue_frames(queue: ReviewQueue, verdicts: dict[int, str]) -> list[int]:
+    """The frames of the queue the browser gets with this run, in order: the whole plan (judged ones
+    too: Undo brings them back without a rerun), then the flagged frames after it up to the
+    AFTER_PLAN-th without a verdict (the rest come with a later rerun)."""
+    after, unjudged = queue.frames[queue.planned:], 0
+    for end, frame in enumerate(after):
+        unjudged += frame not in verdicts
+        if unjudged > AFTER_PLAN:
+            after = after[:end]
+            break
+    return [*queue.frames[:queue.planned], *after]
+
+
+def frame_entry(view: FlickerView, frame: int, planned: bool) -> dict:
+    """What the reviewer needs to judge ``frame``: the detector's boxes (with score and class), the
+    dashed boxes, whether it is flagged and whether it is one of the plan's."""
+    boxes = view.detections.at(frame)
+    rows = zip(_rounded(boxes.xyxy), boxes.score.astype(float).tolist(), boxes.cls.tolist())
+    return {"frame": int(frame), "planned": planned, "flagged": bool(view.flicker.flag_array[frame]),
+            "boxes": [[*xyxy, score, int(cls)] for xyxy, score, cls in rows],
+            "imputed": _rounded(view.flicker.imputed_for(frame))}
+
+
+def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str], store: VerdictStore,
+                  annotator: str) -> None:
+    """The queue, from its first frame without a verdict; verdicts go to ``store`` as ``annotator``'s."""
+    info = view.video.info
+    token = st.session_state.setdefault(TOKEN, new_token())
+    frames = queue_frames(queue, verdicts)
+    post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator))
+    _mount(key=QUEUE, on_refresh_change=lambda: None, data={
+        "video": {"key": info.fingerprint, "n": view.n_frames, "width": info.width, "height": info.height},
+        "frames_url": frames_url(info),
+        "post_url": post_url,
+        "annotator": annotator,
+        "planned": queue.planned,
+        "after_plan": len(queue.frames) - queue.planned,
+        "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(frames)],
+        "verdicts": {str(frame): verdicts[frame] for frame in frames if frame in verdicts},
+        "note_chars": NOTE_CHARS,
+        "names": {str(cls): name for cls, name in view.detections.names.items()},
+        "palette": [list(color) for color in PALETTE],
+        "imputed_color": list(IMPUTED_COLOR),
+        "flagged_color": list(FLAGGED_COLOR),
+    })

@@ -1,0 +1,322 @@
+// The Verdicts page's review queue (st.components.v2, plain JS, no build step).
+//
+// Python sends the queue (its frames in order, each with its boxes, and the verdicts given so far)
+// and two addresses: where the frames' JPEGs are (the viewer's frame routes) and where verdicts go
+// (ui/verdict_queue/routes.py). A verdict, by key or click, draws the next queued frame at once (its
+// JPEG was loaded ahead) and is posted in the background, one request after another, so an Undo
+// never overtakes the verdict it reverts. The page's figures catch up on a rerun: asked for with
+// "Update the estimates", and by itself once the plan is done.
+
+const PRELOAD = 6; // queued frames after the one on screen whose JPEGs are loaded ahead
+const KEEP_IMAGES = 40;
+const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
+const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
+const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
+  "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
+
+export default function (component) {
+  const host = component.parentElement;
+  if (!host.verdictQueue) host.verdictQueue = new Queue(host);
+  host.verdictQueue.update(component);
+  // Streamlit calls this on unmount, but also right away for a render superseded by newer data:
+  // tear down only once the queue has really left the page.
+  return () => setTimeout(() => {
+    if (!host.isConnected && host.verdictQueue) {
+      host.verdictQueue.destroy();
+      delete host.verdictQueue;
+    }
+  }, 0);
+}
+
+const number = (value) => value.toLocaleString("en-US");
+const rgb = (color) => `rgb(${color.join(",")})`;
+
+class Queue {
+  constructor(host) {
+    const part = (name) => host.querySelector(`.vq-${name}`);
+    this.root = part("root");
+    this.progressText = part("progress-text");
+    this.barFill = part("bar-fill");
+    this.done = part("done");
+    this.work = part("work");
+    this.label = part("label");
+    this.status = part("status");
+    this.why = part("why");
+    this.canvas = part("frame");
+    this.loading = part("loading");
+    this.note = part("note");
+    this.message = part("message");
+    this.images = new Map(); // frame -> {image, ready}
+    this.overlay = new Map(); // frame -> verdict (null: none) given here and not yet in Python's data
+    this.posts = Promise.resolve();
+    this.shown = null;
+    this.size = { width: 0, height: 0 };
+    this.offs = [];
+    this.listen(window, "keydown", (event) => this.onKey(event));
+    this.listen(window, "resize", () => this.layout());
+    this.listen(this.root, "click", (event) => this.onClick(event));
+    this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
+    this.listen(this.note, "keydown", (event) => event.key === "Escape" && this.note.blur());
+    this.resize = new ResizeObserver(() => this.layout());
+    this.resize.observe(this.root);
+  }
+
+  listen(target, type, handler) {
+    target.addEventListener(type, handler);
+    this.offs.push(() => target.removeEventListener(type, handler));
+  }
+
+  destroy() {
+    this.resize.disconnect();
+    this.offs.forEach((off) => off());
+  }
+
+  update({ data, setTriggerValue }) {
+    this.trigger = setTriggerValue;
+    if (this.data?.video.key !== data.video.key) {
+      this.images.clear();
+      this.overlay.clear();
+      this.size = { width: 0, height: 0 };
+    }
+    this.data = data;
+    this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));
+    this.order = data.queue.map((entry) => entry.frame);
+    for (const [frame, verdict] of this.overlay) { // Python has caught up with these
+      if ((data.verdicts[frame] ?? null) === verdict || !this.entries.has(frame)) this.overlay.delete(frame);
+    }
+    this.note.maxLength = data.note_chars;
+    this.layout();
+    this.show();
+  }
+
+  verdictOf(frame) {
+    return this.overlay.has(frame) ? this.overlay.get(frame) : (this.data.verdicts[frame] ?? null);
+  }
+
+  // ---- verdicts ----------------------------------------------------------------------------
+
+  give(verdict) {
+    const frame = this.shown;
+    if (frame === null) return;
+    const note = this.note.value.trim();
+    this.note.value = "";
+    this.overlay.set(frame, verdict);
+    this.show(); // the next frame now; the server hears of it meanwhile
+    this.post("verdict", { frame, verdict, note }).then(() => this.say(""), (error) => {
+      if (this.overlay.get(frame) === verdict) this.overlay.delete(frame);
+      if (!this.note.value) this.note.value = note;
+      this.say(`Frame ${number(frame)}: the verdict was not saved (${error.message}).`, true);
+      this.show();
+    });
+  }
+
+  undo() {
+    this.post("undo", {}).then(({ frame, verdict }) => {
+      if (frame === null) return this.say("Nothing of yours to undo on this video.");
+      if (!this.entries.has(frame)) { // a frame this run did not send (judged on Review, or far after the plan)
+        this.say(`Undone: frame ${number(frame)}.`);
+        return this.refresh();
+      }
+      this.overlay.set(frame, verdict ?? null);
+      this.say(`Undone: frame ${number(frame)}${verdict ? ` is ${VERDICT_NAMES[verdict]} again` : ""}.`);
+      this.show();
+    }, (error) => this.say(`Undo failed (${error.message}).`, true));
+  }
+
+  // One request at a time, in the order given; the address is read when it is sent (a rerun may
+  // have registered the queue anew meanwhile).
+  post(kind, body) {
+    const send = async () => {
+      const response = await fetch(`${this.data.post_url}/${kind}`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (response.status === 404) this.refresh(); // the server forgot this queue (a restart): register it again
+      if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+      return answer;
+    };
+    const result = this.posts.then(send, send);
+    this.posts = result.catch(() => {});
+    return result;
+  }
+
+  // A rerun of the page once every verdict given so far is stored: the figures then include them.
+  refresh() {
+    this.posts.then(() => this.trigger("refresh", Date.now()));
+  }
+
+  say(text, failed = false) {
+    this.message.textContent = text;
+    this.message.classList.toggle("vq-ok", !failed);
+  }
+
+  // ---- input -------------------------------------------------------------------------------
+
+  onKey(event) {
+    if (!this.data || !this.root.isConnected || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target instanceof Element ? event.target : null;
+    if (target?.closest(TYPING)) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (!(key in VERDICTS) && key !== "z") return;
+    event.preventDefault();
+    if (event.repeat) return; // a held key gives one verdict, not one per frame it would rush through
+    if (key === "z") this.undo();
+    else this.give(VERDICTS[key]);
+  }
+
+  onClick(event) {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.verdict) this.give(button.dataset.verdict);
+    else if (button.dataset.action === "undo") this.undo();
+    else if (button.dataset.action === "refresh") this.refresh();
+  }
+
+  // ---- showing -----------------------------------------------------------------------------
+
+  show() {
+    const frame = this.order.find((f) => this.verdictOf(f) === null) ?? null;
+    this.shown = frame;
+    this.showProgress();
+    this.work.hidden = frame === null;
+    if (frame !== null) {
+      this.showFrame(frame);
+      this.preload(frame);
+    }
+  }
+
+  showProgress() {
+    const planned = this.data.queue.filter((entry) => entry.planned);
+    const done = planned.filter((entry) => this.verdictOf(entry.frame) !== null).length, total = planned.length;
+    const after = this.data.after_plan;
+    this.progressText.textContent = `Reviewed ${done} / ${total}` +
+      (after ? ` · ${number(after)} more flagged frame${after === 1 ? "" : "s"} after the plan` : "");
+    this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
+    this.root.dataset.reviewed = done;
+    const complete = total > 0 && done === total;
+    this.done.hidden = !complete;
+    if (complete) {
+      this.done.textContent = this.shown === null
+        ? "Every frame of the queue has a verdict. The estimates use them all."
+        : "The plan is done: the estimates rest on it. Use the suggested thresholds if they look right, raise " +
+          "Frames in the plan for tighter intervals, or export on the Export page. Flagged frames after the plan follow.";
+      if (this.announced === false) this.refresh(); // just finished: the figures, once, with the whole plan in them
+    }
+    this.announced = complete;
+  }
+
+  showFrame(frame) {
+    const entry = this.entries.get(frame), missing = entry.imputed.length;
+    this.label.textContent = `Frame ${number(frame)} / ${number(this.data.video.n - 1)}`;
+    this.status.className = `vq-status ${entry.flagged ? "vq-flagged" : "vq-clean"}`;
+    this.status.textContent = (entry.flagged ? `Flagged: ${missing} dashed box${missing === 1 ? "" : "es"}` : "Not flagged") +
+      (entry.planned ? "" : " · after the plan");
+    // short enough for one line in the narrowest column: the buttons below never move between frames
+    this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
+      : "A spot check: is an object the detector should have found missing?";
+    const image = this.image(frame, true);
+    if (image.ready) this.draw(entry, image.image);
+    this.loading.hidden = image.ready;
+    this.canvas.classList.toggle("vq-stale", !image.ready);
+  }
+
+  image(frame, now = false) {
+    let known = this.images.get(frame);
+    if (!known) {
+      known = { image: new Image(), ready: false };
+      this.images.set(frame, known);
+      known.image.src = `${this.data.frames_url}${frame}.jpg${now ? "?now" : ""}`; // ?now: decoded before those fetched ahead
+      known.image.decode().then(() => {
+        known.ready = true;
+        if (this.shown === frame) this.showFrame(frame);
+      }, () => {
+        this.images.delete(frame);
+        if (this.shown === frame) setTimeout(() => this.shown === frame && this.showFrame(frame), 1000); // try again
+      });
+    }
+    return known;
+  }
+
+  preload(frame) {
+    const ahead = [];
+    for (let index = this.order.indexOf(frame) + 1; index < this.order.length && ahead.length < PRELOAD; index++) {
+      if (this.verdictOf(this.order[index]) === null) ahead.push(this.order[index]);
+    }
+    ahead.forEach((other) => this.image(other));
+    if (this.images.size > KEEP_IMAGES) {
+      const wanted = new Set([frame, ...ahead]);
+      for (const other of this.images.keys()) {
+        if (this.images.size <= KEEP_IMAGES) break;
+        if (!wanted.has(other)) this.images.delete(other);
+      }
+    }
+  }
+
+  // The frame gets what the screen leaves below the queue's top once its other parts have their
+  // room, so the buttons stay in view without scrolling.
+  layout() {
+    if (!this.data) return;
+    const width = this.root.clientWidth;
+    if (!width || (width === this.size.width && window.innerHeight === this.size.height)) return;
+    this.size = { width, height: window.innerHeight };
+    this.dpr = window.devicePixelRatio || 1;
+    const { width: videoWidth, height: videoHeight } = this.data.video, aspect = videoHeight / videoWidth;
+    const others = this.root.offsetHeight - this.canvas.offsetHeight;
+    const height = Math.round(Math.min(width * aspect, Math.max(200, this.room() - others - 16)));
+    this.canvas.style.width = `${Math.round(height / aspect)}px`;
+    this.canvas.style.height = `${height}px`;
+    this.canvas.width = Math.round((height / aspect) * this.dpr);
+    this.canvas.height = Math.round(height * this.dpr);
+    if (this.shown !== null) this.showFrame(this.shown);
+  }
+
+  // The height from the queue's top to the bottom of the screen with the page scrolled to its top
+  // (Streamlit scrolls its main section, not the window).
+  room() {
+    let box = this.root.parentElement;
+    while (box && !/(auto|scroll)/.test(getComputedStyle(box).overflowY)) box = box.parentElement;
+    if (!box) return window.innerHeight - this.root.getBoundingClientRect().top - window.scrollY;
+    return box.getBoundingClientRect().bottom - this.root.getBoundingClientRect().top - box.scrollTop;
+  }
+
+  draw(entry, image) {
+    const canvas = this.canvas, context = canvas.getContext("2d"), data = this.data, dpr = this.dpr;
+    const scale = canvas.width / data.video.width;
+    context.setTransform(1, 0, 0, 1, 0, 0);
+    context.drawImage(image, 0, 0, canvas.width, canvas.height);
+    const place = ([ax, ay, bx, by]) => [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale];
+    for (const [ax, ay, bx, by, score, cls] of entry.boxes) {
+      const color = data.palette[cls % data.palette.length], [x, y, w, h] = place([ax, ay, bx, by]);
+      context.setLineDash([]);
+      context.lineWidth = 2 * dpr;
+      context.strokeStyle = rgb(color);
+      context.strokeRect(x, y, w, h);
+      this.tag(context, `${data.names[cls] ?? cls} ${score.toFixed(2)}`, x, y, color);
+    }
+    for (const box of entry.imputed) {
+      const [x, y, w, h] = place(box);
+      context.setLineDash([9 * dpr, 9 * dpr]);
+      context.lineWidth = 3 * dpr;
+      context.strokeStyle = rgb(data.imputed_color);
+      context.strokeRect(x, y, w, h);
+      context.setLineDash([]);
+      this.tag(context, "imputed", x, y + h + 18 * dpr, data.imputed_color);
+    }
+    if (entry.flagged) {
+      context.lineWidth = 6 * dpr;
+      context.strokeStyle = rgb(data.flagged_color);
+      context.strokeRect(0, 0, canvas.width, canvas.height);
+    }
+    this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
+  }
+
+  tag(context, text, x, bottom, color) {
+    const size = 12 * this.dpr;
+    context.font = `${size}px sans-serif`;
+    const width = context.measureText(text).width + 6 * this.dpr, top = Math.max(0, bottom - size - 5 * this.dpr);
+    context.fillStyle = rgb(color);
+    context.fillRect(x, top, width, size + 5 * this.dpr);
+    context.fillStyle = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 ? "#000" : "#fff";
+    context.fillText(text, x + 3 * this.dpr, top + size);
+  }
+}

@@ -1,0 +1,165 @@
+"""Verdicts over HTTP: the Verdicts page's queue records each verdict with one small POST to a route
+of the app's own server (app.py mounts :func:`routes`) instead of a rerun of the whole page, so the
+next queued frame is on screen at once and the page's figures catch up on the next rerun.
+
+Only a queue a page registered is served, named by an unguessable token (never by a path or a
+video key alone: another site's page cannot guess it, so it cannot post verdicts through the
+reviewer's browser). The token stands for the video's content key, its frame count and the
+annotator the page shows; the body carries only the frame, the verdict and a note, each checked.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.errors import UserError
+from core.verdicts import VERDICTS, VerdictStore
+
+PREFIX = "/api/verdict-queue"
+MAX_BODY = 8 * 1024  # a verdict with the longest note is well under 4 KB
+NOTE_CHARS = 500  # what the queue's note field takes
+QUEUES = 256  # queues served at once (a tab's queue per video); the least recently registered go first
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@dataclass(frozen=True)
+class QueueTarget:
+    """Where a queue's verdicts go: ``store`` under the video's content key ``video`` (frames
+    0..n_frames-1), given by ``annotator``."""
+    store: VerdictStore
+    video: str
+    n_frames: int
+    annotator: str
+
+
+class _Registry:
+    """The last ``size`` queues registered, by token, shared by every tab and the routes' threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._targets: OrderedDict[str, QueueTarget] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, token: str, target: QueueTarget) -> None:
+        with self._lock:
+            self._targets[token] = target
+            self._targets.move_to_end(token)
+            while len(self._targets) > self.size:
+                self._targets.popitem(last=False)
+
+    def get(self, token: str) -> QueueTarget | None:
+        with self._lock:
+            return self._targets.get(token)
+
+
+_queues = _Registry(QUEUES)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def queue_url(token: str, target: QueueTarget) -> str:
+    """Where the queue posts its verdicts (``/verdict``) and undos (``/undo``), serving ``target``
+    under ``token`` from now on (registering again replaces it: a new annotator, other frames)."""
+    _queues.put(token, target)
+    return f"{PREFIX}/{token}"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
+
+
+async def _request_json(request: Request) -> dict:
+    """The body as a JSON object: sent as application/json (which another site's page cannot send
+    without the server's consent), at most MAX_BODY bytes however it is framed."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise _Refused(415, "send the verdict as application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _Refused(413, f"a verdict takes at most {MAX_BODY} bytes")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _Refused(400, "the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise _Refused(400, "the body is not a JSON object")
+    return value
+
+
+def checked_verdict(body: dict, target: QueueTarget) -> tuple[int, str, str]:
+    """``(frame, verdict, note)`` of a posted verdict, or _Refused naming what is wrong."""
+    frame, verdict, note = body.get("frame"), body.get("verdict"), body.get("note", "")
+    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < target.n_frames:
+        raise _Refused(422, f"frame must be a whole number from 0 to {target.n_frames - 1}")
+    if verdict not in VERDICTS:
+        raise _Refused(422, f"verdict must be one of {', '.join(VERDICTS)}")
+    if not isinstance(note, str) or len(note) > NOTE_CHARS:
+        raise _Refused(422, f"a note is text of at most {NOTE_CHARS} characters")
+    return frame, verdict, note.strip()
+
+
+def _target(request: Request) -> QueueTarget:
+    target = _queues.get(request.path_params["token"])
+    if target is None:  # never registered, or forgotten (a server restart, many tabs since)
+        raise _Refused(404, "this review queue is no longer open here: reload the page")
+    return target
+
+
+async def _verdict(request: Request) -> Response:
+    try:
+        target = _target(request)
+        frame, verdict, note = checked_verdict(await _request_json(request), target)
+        await run_in_threadpool(target.store.set, target.video, frame, verdict, annotator=target.annotator, note=note)
+    except _Refused as refused:
+        return _error(refused.status, str(refused))
+    except UserError as failure:  # the store is damaged or locked: one line for the page to show
+        return _error(503, str(failure))
+    return JSONResponse({"frame": frame, "verdict": verdict}, headers=NO_STORE)
+
+
+async def _undo(request: Request) -> Response:
+    """Revert the annotator's latest change on this video (anyone's when no annotator is named),
+    as the page's Undo does; answers the frame reverted and its verdict now (null: none)."""
+    try:
+        target = _target(request)
+        await _request_json(request)
+        frame, verdict = await run_in_threadpool(_undo_latest, target)
+    except _Refused as refused:
+        return _error(refused.status, str(refused))
+    except UserError as failure:
+        return _error(503, str(failure))
+    return JSONResponse({"frame": frame, "verdict": verdict}, headers=NO_STORE)
+
+
+def _undo_latest(target: QueueTarget) -> tuple[int | None, str | None]:
+    frame = target.store.undo(target.video, target.annotator or None)
+    return frame, None if frame is None else target.store.all(target.video).get(frame)
+
+
+async def _not_found(_request: Request) -> Response:
+    return _error(404, "no such route")
+
+
+def routes() -> list[Route]:
+    """The routes for ``st.App(routes=...)``. The last one answers 404 for anything else under the
+    prefix (Streamlit would answer its page, with 200, for a path no route takes)."""
+    return [Route(PREFIX + "/{token}/verdict", _verdict, methods=["POST"]),
+            Route(PREFIX + "/{token}/undo", _undo, methods=["POST"]),
+            Route(PREFIX + "/{rest:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
