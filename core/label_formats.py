@@ -190,7 +190,9 @@ def _lightly(path: Path, video: VideoInfo, relpath: str) -> Detections:
 
     if not path.is_dir():
         raise PredictionFormatError(f"{path}: Lightly predictions are a task folder (.lightly/predictions/TASK)")
-    return import_predictions(path, relpath, video.frame_count, (video.width, video.height))
+    detections = import_predictions(path, relpath, video.frame_count, (video.width, video.height))
+    _check_names(detections.names, path / SCHEMA)  # the format's own rules allow any string as a name
+    return detections
 
 
 def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:

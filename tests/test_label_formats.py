@@ -299,3 +299,15 @@ def test_evaluate_reads_youtube_vis_truth_with_the_same_name_and_depth_checks(tm
     (tmp_path / "deep.json").write_text('{"videos": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(UserError, match="nests deeper than 64 levels"):
         read_youtube_vis_ground_truth(tmp_path / "deep.json")
+
+
+def test_a_lightly_task_with_a_name_no_schema_should_hold_is_one_line(written, tmp_path):
+    import shutil
+
+    info, _, paths = written
+    task = tmp_path / "det"
+    shutil.copytree(paths["lightly"], task)
+    schema = json.loads((task / "schema.json").read_text())
+    schema["categories"][0]["name"] = "x" * 100_000
+    (task / "schema.json").write_text(json.dumps(schema))
+    one_line_refusal(lambda: read_boxes(task, info, "walk.mp4"), "100,000 characters")
