@@ -73,3 +73,13 @@ def test_labels_without_track_ids_are_linked_into_tracks_that_give_the_same_true
     linked = linked_ground_truth(read_boxes(anonymous, video, "stadtmitte.mp4", "mot"))
     detections = simulate_detections(truth, seed=2)
     np.testing.assert_array_equal(true_misses(detections, linked), true_misses(detections, truth))
+
+
+def test_hostile_labels_are_one_line_and_no_csv_is_written(tmp_path):
+    video = tud_video(tmp_path)
+    labels = write_mot(tmp_path / "gt.txt", [[1, 99999999999999999999, 5.0, 5.0, 40.0, 90.0]])
+    out = tmp_path / "suspicious.csv"
+    result = subprocess.run([sys.executable, "-m", "core", "evaluate", str(video.path), "--gt", str(labels), "--labels",
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "track id" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -93,3 +93,21 @@ def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tm
     app.run()
     assert metric(app, "Boxes kept") == str(len(planted_boxes()))
     np.testing.assert_equal(len(app.error), 0)
+
+
+def test_a_boxes_path_outside_the_roots_is_refused_unread(app, tmp_path, monkeypatch):
+    """Served beyond localhost (FLICKER_ROOTS), a labels path elsewhere is one line that does not
+    say whether the file exists, and the review holds no boxes."""
+    load_sample(app)
+    outside = tmp_path / "elsewhere" / "gt.txt"
+    outside.parent.mkdir()
+    outside.write_text(mot_text())
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "allowed"))
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.run()
+    for path in (outside, tmp_path / "elsewhere" / "missing.txt"):
+        app.text_input(key="boxes_path").input(str(path))
+        click(app, "Use these boxes")
+        (error,) = app.error
+        assert "outside the folders this app may use" in error.value
+    assert not any("Reviewing" in s.value for s in app.success)
