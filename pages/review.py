@@ -27,8 +27,8 @@ GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
-    """Flicker's counts, then each other enabled assertion's flagged and reviewed frames and the
-    frames any of them flags."""
+    """Flicker's counts; with other assertions enabled, a row each (flagged and reviewed frames)
+    and the frames any of them flags, where J / K go by default."""
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
     rows = st.columns(2), st.columns(2), st.columns(2)
     rows[0][0].metric("Flagged frames", f"{len(flagged):,}", help="Flicker: " + ASSERTION_HELP[FLICKER])
@@ -37,16 +37,12 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
     every = view.assertion_flags
     rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]))
-    if len(every) == 1:
-        return
-    rows[2][1].metric("Flagged by any", f"{int(np.logical_or.reduce(list(every.values())).sum()):,}",
-                      help="Frames at least one enabled assertion flags: where J / K go with 'all'.")
-    for name, flags_of in every.items():
-        if name != FLICKER:
-            columns = st.columns(2)
-            columns[0].metric(f"{assertion_label(name)} frames", f"{int(flags_of.sum()):,}",
-                              help=f"{assertion_label(name)}: {ASSERTION_HELP[name]}")
-            columns[1].metric(f"{assertion_label(name)} reviewed", reviewed(flags_of, verdicts[name]))
+    if len(every) > 1:
+        any_flags = np.logical_or.reduce(list(every.values()))
+        st.table({"Assertion": [*map(assertion_label, every), "Any"],
+                  "Flagged": [f"{int(flags_of.sum()):,}" for flags_of in [*every.values(), any_flags]],
+                  "Reviewed": [reviewed(flags_of, verdicts[name]) for name, flags_of in every.items()] + [""]},
+                 hide_index=True)
 
 
 def reviewed(flags_of: np.ndarray, verdicts: dict[int, str]) -> str:
@@ -143,7 +139,7 @@ def workspace() -> None:
         seek_proxy_note(view)
         per_class_panel(view)
     with viewer_column:
-        frame_viewer(view, verdicts[FLICKER], selection.frames if selection else None)
+        frame_viewer(view, verdicts, selection.frames if selection else None)
     sync_url(view)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from core.assertion_verdicts import precision_of, precision_per_assertion
 from core.assertions import NeighbourIndex
 from core.verdicts import VerdictStore
-from test_app import click, metric
+from test_app import click, metric, viewer_data
 
 
 def test_precision_per_assertion_counts_only_the_verdicts_on_that_assertions_flags(walk_hog, tmp_path):
@@ -96,11 +96,19 @@ def review_sample_boxes(app, walk_hog, folder) -> int:
     return flipped
 
 
+def counts(app) -> dict[str, tuple[str, str]]:
+    """The Review page's table of assertions: ``{assertion: (flagged, reviewed)}``; {} without one."""
+    tables = [t.value for t in app.table if "Assertion" in t.value.columns]
+    if not tables:
+        return {}
+    return {row["Assertion"]: (row["Flagged"], row["Reviewed"]) for _, row in tables[0].iterrows()}
+
+
 def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retunes_them(app, walk_hog, tmp_path):
     """HOG boxes of the sample (one class flip planted): both siblings flag frames; their counts
     follow the tracking IoU the way their index says, and flicker's do not move."""
     flipped = review_sample_boxes(app, walk_hog, tmp_path)
-    assert "Ghost frames" not in [m.label for m in app.metric], "flicker alone by default, as --assertions"
+    assert counts(app) == {}, "flicker alone by default, as --assertions"
     flicker_flagged = metric(app, "Flagged frames")
     app.pills(key="assertions").set_value(["ghost", "class-flip"])
     app.run()
@@ -111,7 +119,53 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
         app.slider(key="iou_track").set_value(iou)
         app.run()
         ghost, flip = index.ghost_flags(iou), index.class_flip_flags(iou)
-        assert metric(app, "Ghost frames") == f"{int(ghost.sum()):,}" and ghost.sum() > 3
-        assert metric(app, "Class flip frames") == f"{int(flip.sum()):,}"
-        assert metric(app, "Ghost reviewed") == f"0 / {int(ghost.sum())}"
+        flicker = np.array([c == "1" for c in viewer_data(app)["view"]["flags"]])
+        shown = counts(app)
+        assert shown["Ghost"] == (f"{int(ghost.sum()):,}", f"0 / {int(ghost.sum())}") and ghost.sum() > 3
+        assert shown["Class flip"] == (f"{int(flip.sum()):,}", f"0 / {int(flip.sum())}")
+        assert shown["Flicker"] == (metric(app, "Flagged frames"), f"0 / {int(flicker.sum())}")
+        assert shown["Any"][0] == f"{int((ghost | flip | flicker).sum()):,}"
     assert np.flatnonzero(flip).tolist() == [flipped]
+
+
+def test_the_viewer_gets_a_lane_and_the_firing_boxes_per_assertion_and_verdicts_answer_one(app, walk_hog, tmp_path):
+    """What the page sends the viewer: ghost's and class flip's flags beside flicker's, the ghost
+    boxes and the flipped box with both its classes; a verdict from the viewer is stored under the
+    assertion it answers, one for an assertion that is not enabled is dropped."""
+    from test_app import viewer_sends
+
+    flipped = review_sample_boxes(app, walk_hog, tmp_path)
+    assert viewer_data(app)["view"]["siblings"] == [], "flicker's lane alone by default"
+    app.pills(key="assertions").set_value(["ghost", "class-flip"])
+    app.slider(key="iou_track").set_value(TRACK_IOU)
+    app.run()
+    view = viewer_data(app)["view"]
+    kept = app.session_state["review"].detections
+    index = NeighbourIndex.from_detections(kept)
+    ghost, flip = index.ghost_flags(TRACK_IOU), index.class_flip_flags(TRACK_IOU)
+    assert [lane["name"] for lane in view["siblings"]] == ["ghost", "class-flip"]
+    assert view["siblings"][0]["flags"] == "".join("1" if f else "0" for f in ghost)
+    assert view["siblings"][1]["flags"] == "".join("1" if f else "0" for f in flip)
+    assert list(view["assertions"]) == ["flicker", "ghost", "class-flip"]
+    assert all(len(entry["color"]) == 3 and entry["label"] for entry in view["assertions"].values())
+    rows = index.ghost_boxes(TRACK_IOU)
+    assert sum(len(boxes) for boxes in view["ghosts"].values()) == len(rows)
+    first = int(rows[0])
+    assert view["ghosts"][str(kept.frame[first])][0] == np.round(kept.xyxy[first].astype(float), 1).tolist()
+    (flip_box,) = view["flips"][str(flipped)]
+    names = {int(k): v for k, v in view["names"].items()}
+    assert (names[flip_box[4]], names[flip_box[5]]) == ("bicycle", "person")
+
+    frame = int(np.flatnonzero(ghost)[0])
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss", "assertion": "ghost"}})
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": flipped, "verdict": "false_alarm",
+                                                             "assertion": "class-flip"}})
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+    key = app.session_state["review"].video.info.fingerprint
+    assert store.by_assertion(key) == {"flicker": {}, "ghost": {frame: "miss"}, "class-flip": {flipped: "false_alarm"}}
+    assert counts(app)["Ghost"][1] == f"1 / {int(ghost.sum())}"
+    assert viewer_data(app)["view"]["siblings"][0]["verdicts"] == {str(frame): "miss"}
+    app.pills(key="assertions").set_value(["ghost"])
+    app.run()
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": flipped, "verdict": "miss", "assertion": "class-flip"}})
+    assert store.all(key, "class-flip") == {flipped: "false_alarm"}, "class flip is off: its verdict is not taken"

@@ -12,6 +12,7 @@ import streamlit as st
 from core.assertions import CLASS_FLIP, FLICKER, GHOST, NeighbourIndex
 from core.detections import Detections
 from core.flicker import FlickerIndex, FlickerResult
+from core.render import FLAGGED_COLOR
 from core.settings import FlickerSettings
 from ui import flags, resources, session
 
@@ -86,7 +87,7 @@ def assertion_label(name: str) -> str:
     return name.replace("-", " ").capitalize()
 
 
-ASSERTION_COLORS = {FLICKER: (214, 39, 40), GHOST: (0, 160, 190), CLASS_FLIP: (190, 60, 190)}  # lanes, drawn boxes
+ASSERTION_COLORS = {FLICKER: FLAGGED_COLOR, GHOST: (0, 160, 190), CLASS_FLIP: (190, 60, 190)}  # lanes, drawn boxes
 ASSERTION_HELP = {FLICKER: "an object seen in the frames around one, missed in it",
                   GHOST: "a box that no box in the frame before or after overlaps: there for one frame only",
                   CLASS_FLIP: "a box whose matches in the frames before and after share another class"}

@@ -5,7 +5,12 @@ a frame step take about a second and a held arrow key queue reruns. Here the bro
 (JPEG, fetched over HTTP: see :mod:`ui.viewer.frames`) and the boxes, flags, imputed boxes and
 verdicts of the whole video, so steps, playback, seeks, the timeline and the i-k..i+k strip never
 wait for a rerun. Python hears where the viewer settled and verdicts, each with the frame it was
-given on, and moves it (:func:`ui.viewer.handshake.go_to`).
+given on and the assertion it answers, and moves it (:func:`ui.viewer.handshake.go_to`).
+
+Each enabled assertion is a lane: flicker's flags, imputed boxes and verdicts go where they always
+went (``flags``, ``imputed``, ``verdicts``); ghost and class flip add theirs under ``siblings``, with
+the boxes that fired (``ghosts``: the one-frame boxes; ``flips``: each flipped box with its class
+and the class its neighbours agree on).
 """
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.render import FLAGGED_COLOR, IMPUTED_COLOR, PALETTE
+from core.assertions import FLICKER
+from core.render import IMPUTED_COLOR, PALETTE
 from core.verdicts import VERDICTS
 from ui import resources, session
-from ui.flicker_view import FlickerView
+from ui.flicker_view import ASSERTION_COLORS, ASSERTION_HELP, FlickerView, assertion_label
 from ui.viewer import frames, handshake
 
 _HERE = Path(__file__).parent
@@ -27,29 +33,60 @@ _mount = st.components.v2.component(
 VIEWER = "viewer"  # the component's key
 
 
-def view_payload(view: FlickerView, verdicts: dict[int, str], selected: np.ndarray | None) -> dict:
-    """Everything the thresholds decide, for the whole video (small next to the frames)."""
+def view_payload(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None) -> dict:
+    """Everything the thresholds decide, for the whole video (small next to the frames);
+    ``verdicts``: per assertion, ``{frame: verdict}``."""
     flicker, settings = view.flicker, view.settings
-    imputed: dict[str, list] = {}
-    for frame, box in zip(flicker.imputed_frame.tolist(), np.round(flicker.imputed_xyxy.astype(float), 1).tolist()):
-        imputed.setdefault(str(frame), []).append(box)
+    every = view.assertion_flags
     return {
-        "id": f"{settings.iou_track:g} {settings.iou_assert:g} {settings.min_score:g} {settings.options}",
-        "flags": (flicker.flag_array.astype(np.uint8) + ord("0")).tobytes().decode(),
+        "id": f"{settings.iou_track:g} {settings.iou_assert:g} {settings.min_score:g} {settings.options} "
+              f"{','.join(settings.assertions)}",
+        "flags": _flag_text(flicker.flag_array),
         "counts": view.detections.counts_per_frame().tolist(),
-        "imputed": imputed,
-        "verdicts": {str(frame): verdict for frame, verdict in verdicts.items()},
+        "imputed": _by_frame(flicker.imputed_frame, flicker.imputed_xyxy),
+        "verdicts": _verdict_map(verdicts.get(FLICKER, {})),
+        "siblings": [{"name": name, "flags": _flag_text(flags_of), "verdicts": _verdict_map(verdicts.get(name, {}))}
+                     for name, flags_of in every.items() if name != FLICKER],
+        "ghosts": _by_frame(view.detections.frame[view.ghost_rows()], view.detections.xyxy[view.ghost_rows()]),
+        "flips": _flips(view),
+        "assertions": {name: {"label": assertion_label(name), "color": list(ASSERTION_COLORS[name]),
+                              "help": ASSERTION_HELP[name]} for name in every},
         "selected": [] if selected is None else sorted(selected.tolist()),
         "min_score": float(np.float32(settings.min_score)),  # the float32 the detections are filtered with
         "k": settings.options.window,
         "names": {str(cls): name for cls, name in view.detections.names.items()},
         "palette": [list(color) for color in PALETTE],
         "imputed_color": list(IMPUTED_COLOR),
-        "flagged_color": list(FLAGGED_COLOR),
     }
 
 
-def frame_viewer(view: FlickerView, verdicts: dict[int, str], selected: np.ndarray | None) -> None:
+def _flag_text(flags: np.ndarray) -> str:
+    """Flags per frame as "0101...": a byte each, small next to a JSON list."""
+    return (flags.astype(np.uint8) + ord("0")).tobytes().decode()
+
+
+def _verdict_map(verdicts: dict[int, str]) -> dict[str, str]:
+    return {str(frame): verdict for frame, verdict in verdicts.items()}
+
+
+def _by_frame(frame: np.ndarray, xyxy: np.ndarray, extra: np.ndarray | None = None) -> dict[str, list]:
+    """``{frame: [[x0, y0, x1, y1, *extra], ...]}`` (boxes rounded to 0.1 px)."""
+    rows = np.round(np.asarray(xyxy, float).reshape(-1, 4), 1).tolist()
+    extras = [[]] * len(rows) if extra is None else np.asarray(extra).reshape(len(rows), -1).tolist()
+    boxes: dict[str, list] = {}
+    for f, box, more in zip(np.asarray(frame).tolist(), rows, extras):
+        boxes.setdefault(str(f), []).append(box + more)
+    return boxes
+
+
+def _flips(view: FlickerView) -> dict[str, list]:
+    """Per frame, each flipped box as ``[x0, y0, x1, y1, its class, the class both neighbours agree on]``."""
+    rows, kept = view.flip_rows(), view.detections
+    classes = np.c_[kept.cls[rows].astype(np.int64), view.neighbours.neighbour_class[rows]] if len(rows) else None
+    return _by_frame(kept.frame[rows], kept.xyxy[rows], classes)
+
+
+def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None) -> None:
     """The viewer, moved when Python made a move since it last drew."""
     info, n = view.video.info, view.n_frames
     store = resources.verdict_store()
@@ -64,8 +101,11 @@ def frame_viewer(view: FlickerView, verdicts: dict[int, str], selected: np.ndarr
 
     def on_verdict() -> None:
         verdict = sent("verdict") or {}
-        if verdict.get("verdict") in (*VERDICTS, None) and 0 <= int(verdict.get("frame", -1)) < n:
-            store.set(info.fingerprint, int(verdict["frame"]), verdict["verdict"], annotator=session.annotator())
+        assertion = verdict.get("assertion", FLICKER)
+        if (verdict.get("verdict") in (*VERDICTS, None) and assertion in view.assertions
+                and 0 <= int(verdict.get("frame", -1)) < n):
+            store.set(info.fingerprint, int(verdict["frame"]), verdict["verdict"], annotator=session.annotator(),
+                      assertion=assertion)
 
     count, reveal = handshake.seek()
     review = session.review()

@@ -2,10 +2,12 @@
 //
 // Frames (JPEG) and the boxes of the whole video come over HTTP from the app's server (see
 // ui/viewer/frames.py), fetched ahead of the hand; Python sends, for the whole video, everything the
-// thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames. Steps,
+// thresholds decide: flags, imputed boxes, boxes per frame, verdicts and selected frames, for each
+// enabled assertion (flicker, ghost, class flip: one lane each on the timeline). Steps,
 // playback, seeks, the timeline, the i-k..i+k strip and zoom all run here, so neither a frame step
 // nor a seek waits for a rerun. Python hears two things: the frame the viewer settled on, and
-// verdicts, each with its frame, so "K then M" marks the frame that is on screen. Other parts of the
+// verdicts, each with its frame and the assertion it answers, so "K then M" marks the frame that
+// is on screen. J / K follow every lane or one (L, or a click on a lane's key, picks which). Other parts of the
 // page (the embedding map) move the viewer with a "fv:seek" window event and hear where it is from
 // "fv:frame".
 
@@ -22,12 +24,22 @@ const RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
 const CACHE_FRAMES = 360; // more than AHEAD + BEHIND + FLAGGED_FRAMES: what prefetch wants is never evicted
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
-const TIMELINE_HEIGHT = 80;
+const TIMELINE_HEIGHT = 80; // boxes per frame and picks; then a lane per assertion:
+const LANE_HEIGHT = 14;
 const STRIP_HEIGHT = 120;
 const CURSOR_COLOR = "#ff7f0e";
 const COUNT_COLOR = "#1f77b4";
 const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f", unsure: "#bcbd22" };
-const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
+const VERDICT_NAMES = { miss: "true", false_alarm: "false alarm", unsure: "unsure" };
+// What "M" says for each assertion (its flag is right: the detector erred the way it says).
+const YES = { flicker: "True miss", ghost: "True ghost", "class-flip": "True flip" };
+const YES_HELP = {
+  flicker: "M: the detector really missed an object here",
+  ghost: "M: the one-frame box is not an object (a false detection)",
+  "class-flip": "M: the box's class is wrong here (its neighbours' class is right)",
+};
+const SHORT = { flicker: "flicker", ghost: "ghost", "class-flip": "flip" }; // a chip's name for its assertion
+const ALL = "all"; // J / K over every lane
 const PICK_COLOR = "#9467bd";
 const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
   "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
@@ -50,6 +62,7 @@ const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
+const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
 
 class Viewer {
   constructor(host) {
@@ -82,6 +95,10 @@ class Viewer {
     this.urgent = null; // the frame under the hand, being fetched first
     this.reported = null;
     this.playing = false;
+    this.target = ALL; // the lane J / K follow
+    this.chosen = null; // {frame, name}: the assertion a verdict on that frame answers, picked by a click
+    this.lanesBox = part("lanes");
+    this.yes = part("yes");
     this.zoom = { level: 0, cx: 0, cy: 0 };
     this.size = { width: 0, height: 0 };
     this.offs = [];
@@ -148,13 +165,89 @@ class Viewer {
 
   setView(view) {
     this.view = view;
-    this.flags = Uint8Array.from(view.flags, (c) => c === "1");
-    this.flagged = this.flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
-    this.flagCount = this.flagged.length;
-    this.imputed = new Map(Object.entries(view.imputed).map(([frame, boxes]) => [Number(frame), boxes]));
-    this.verdicts = { ...view.verdicts };
+    const lane = (name, flags, verdicts) => {
+      const on = Uint8Array.from(flags, (c) => c === "1");
+      return { name, ...view.assertions[name], flags: on, flagged: frameList(on), verdicts: { ...verdicts } };
+    };
+    const before = this.lanes?.length;
+    this.lanes = [lane("flicker", view.flags, view.verdicts), ...view.siblings.map((s) => lane(s.name, s.flags, s.verdicts))];
+    this.lane = Object.fromEntries(this.lanes.map((each) => [each.name, each]));
+    this.flagCount = this.lane.flicker.flagged.length; // flicker's, as the page's "Flagged frames"
+    const any = new Uint8Array(this.video.n);
+    for (const each of this.lanes) each.flags.forEach((flag, frame) => flag && (any[frame] = 1));
+    this.anyFlagged = frameList(any);
+    const byFrame = (boxes) => new Map(Object.entries(boxes).map(([frame, rows]) => [Number(frame), rows]));
+    this.imputed = byFrame(view.imputed);
+    this.ghosts = byFrame(view.ghosts);
+    this.flips = byFrame(view.flips);
     this.picks = new Set(view.selected);
+    this.follow(this.lane[this.target] ? this.target : ALL);
+    this.renderLanes();
+    if (before !== undefined && before !== this.lanes.length) this.size = { width: 0, height: 0 }; // the timeline grows
     this.timelineBase = null;
+  }
+
+  // J / K (and prefetch of flagged frames) follow ``name``'s flags, or every lane's.
+  follow(name) {
+    this.target = name;
+    this.flagged = name === ALL ? this.anyFlagged : this.lane[name].flagged;
+    this.root.dataset.target = name;
+    for (const button of this.lanesBox.querySelectorAll("button")) {
+      button.classList.toggle("fv-chosen", button.dataset.lane === name);
+      button.setAttribute("aria-pressed", button.dataset.lane === name);
+    }
+  }
+
+  // L: the next lane for J / K (every lane, then each in turn).
+  followNext() {
+    if (this.lanes.length < 2) return;
+    const names = [ALL, ...this.lanes.map((each) => each.name)];
+    this.follow(names[(names.indexOf(this.target) + 1) % names.length]);
+    this.timelineBase = null;
+    this.render();
+    this.prefetch();
+  }
+
+  // The lanes' keys under the timeline: colour, name and flagged count; with several lanes, buttons
+  // that choose what J / K follow.
+  renderLanes() {
+    const several = this.lanes.length > 1;
+    const key = (name, text, color, title) => {
+      const item = document.createElement(several ? "button" : "span");
+      if (several) item.type = "button";
+      item.className = "fv-lane-key";
+      item.dataset.lane = name;
+      item.title = title;
+      if (color) {
+        const swatch = document.createElement("i");
+        swatch.className = "fv-swatch";
+        swatch.style.background = rgb(color);
+        item.append(swatch);
+      }
+      item.append(text);
+      return item;
+    };
+    const keys = this.lanes.map((each) => key(each.name, `${each.label} ${number(each.flagged.length)}`, each.color,
+      `${each.label}: ${each.help}${several ? " (J / K follow this lane)" : ""}`));
+    if (several) keys.unshift(key(ALL, `All ${number(this.anyFlagged.length)}`, null, "J / K go to frames any lane flags"));
+    const label = document.createElement("span");
+    label.className = "fv-hint";
+    label.textContent = several ? "J / K (L):" : "";
+    this.lanesBox.replaceChildren(...(several ? [label] : []), ...keys);
+    this.root.dataset.lanes = this.lanes.map((each) => each.name).join(",");
+    this.follow(this.target);
+  }
+
+  // The lanes that flag ``frame``, in order.
+  firing(frame) {
+    return this.lanes.filter((each) => each.flags[frame] === 1);
+  }
+
+  // The lane a verdict on ``frame`` answers: the one picked there by a click, else the lane J / K
+  // follow, else the first that flags it (null: none does).
+  answering(frame) {
+    const firing = this.firing(frame), named = (name) => firing.find((each) => each.name === name);
+    return (this.chosen?.frame === frame && named(this.chosen.name)) || named(this.target) || firing[0] || null;
   }
 
   // Frame ``frame``'s JPEG, fetched and decoded; ``urgent``: the frame under the hand, asked for at
@@ -383,13 +476,13 @@ class Viewer {
   }
 
   setVerdict(verdict) {
-    const frame = this.current;
-    if (!this.flags[frame]) return;
-    if (verdict) this.verdicts[frame] = verdict;
-    else delete this.verdicts[frame];
+    const frame = this.current, lane = this.answering(frame);
+    if (!lane) return;
+    if (verdict) lane.verdicts[frame] = verdict;
+    else delete lane.verdicts[frame];
     this.timelineBase = null;
     this.render();
-    this.trigger("verdict", { frame, verdict });
+    this.trigger("verdict", { frame, verdict, assertion: lane.name });
   }
 
   // ---- input -----------------------------------------------------------------------------
@@ -407,6 +500,7 @@ class Viewer {
       " ": () => this.togglePlay(),
       j: () => this.toFlagged(-1),
       k: () => this.toFlagged(1),
+      l: () => this.followNext(),
       m: () => this.setVerdict("miss"),
       f: () => this.setVerdict("false_alarm"),
       u: () => this.setVerdict("unsure"),
@@ -424,6 +518,18 @@ class Viewer {
   onClick(event) {
     const slot = event.target.closest(".fv-slot");
     if (slot) return this.goTo(Number(slot.dataset.frame));
+    const laneKey = event.target.closest("button.fv-lane-key");
+    if (laneKey) {
+      this.follow(laneKey.dataset.lane);
+      this.timelineBase = null;
+      this.render();
+      return this.prefetch();
+    }
+    const chip = event.target.closest(".fv-chip");
+    if (chip) {
+      this.chosen = { frame: this.current, name: chip.dataset.lane };
+      return this.render();
+    }
     const action = event.target.closest("[data-action]")?.dataset.action;
     const actions = {
       prev: () => this.step(-1, false),
@@ -464,8 +570,10 @@ class Viewer {
 
   showTip(frame, event) {
     const parts = [`frame ${number(frame)}`, `${this.view.counts[frame]} boxes`];
-    if (this.flags[frame]) parts.push(`flagged (${(this.imputed.get(frame) || []).length} imputed)`);
-    if (this.verdicts[frame]) parts.push(VERDICT_NAMES[this.verdicts[frame]]);
+    for (const lane of this.firing(frame)) {
+      const verdict = lane.verdicts[frame];
+      parts.push(`${lane.label}: ${this.describe(lane.name, frame)}${verdict ? ` (${VERDICT_NAMES[verdict]})` : ""}`);
+    }
     if (this.picks.has(frame)) parts.push("selected");
     this.tip.textContent = parts.join(" · ");
     const box = this.timeline.getBoundingClientRect();
@@ -545,7 +653,7 @@ class Viewer {
     if (!width || (width === this.size.width && window.innerHeight === this.size.height)) return;
     this.size = { width, height: window.innerHeight };
     this.dpr = window.devicePixelRatio || 1;
-    this.setCanvasSize(this.timeline, width, TIMELINE_HEIGHT);
+    this.setCanvasSize(this.timeline, width, TIMELINE_HEIGHT + LANE_HEIGHT * this.lanes.length);
     this.buildSlots(Math.min(2 * this.view.k + 1, this.video.n));
     const aspect = this.video.height / this.video.width;
     const others = this.root.offsetHeight - this.stage.offsetHeight;
@@ -593,14 +701,50 @@ class Viewer {
     this.root.dataset.flagged = this.flagCount;
   }
 
+  // What ``name``'s lane found on ``frame``, in a few words (``brief``: fewer, for a chip beside others).
+  describe(name, frame, brief = false) {
+    const plural = (count, word, many) => `${count} ${count === 1 ? word : many}`;
+    const missing = (this.imputed.get(frame) || []).length, ghosts = (this.ghosts.get(frame) || []).length;
+    if (name === "flicker") return brief ? `${missing} missing` : `${plural(missing, "object", "objects")} missing`;
+    if (name === "ghost") return brief ? plural(ghosts, "box", "boxes") : plural(ghosts, "one-frame box", "one-frame boxes");
+    const flips = (this.flips.get(frame) || []).map((box) => this.flipText(box));
+    return brief && flips.length > 1 ? `${flips[0]} +${flips.length - 1}` : flips.join(", ");
+  }
+
+  // A flipped box's classes: the one its neighbours agree on, then its own here.
+  flipText(box) {
+    const name = (cls) => this.view.names[cls] ?? cls;
+    return `${name(box[5])} \u2192 ${name(box[4])}`;
+  }
+
+  // "Flagged:" and a chip per lane that flags the frame (the one a verdict answers outlined; a
+  // click on another makes the verdict answer that one), or that nothing flags it.
   renderStatus(frame) {
-    const flagged = this.flags[frame] === 1, missing = (this.imputed.get(frame) || []).length;
-    this.status.className = `fv-status ${flagged ? "fv-flagged" : "fv-clean"}`;
-    this.status.textContent = flagged ? `Flagged: ${missing} object${missing === 1 ? "" : "s"} missing` : "No flicker";
-    this.status.title = flagged ? "Seen in the frames around this one (dashed boxes), but not detected here" : "";
-    this.verdictBox.classList.toggle("fv-off", !flagged);
-    const verdict = this.verdicts[frame];
+    const firing = this.firing(frame), answer = this.answering(frame);
+    this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}`;
+    if (!firing.length) this.status.textContent = this.lanes.length > 1 ? "Not flagged" : "No flicker";
+    else {
+      const several = this.lanes.length > 1; // then each chip names its assertion (and "Flagged:" would crowd the line)
+      this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...firing.map((lane) => {
+        const chip = document.createElement("span");
+        chip.className = `fv-chip${lane === answer ? " fv-answer" : ""}`;
+        chip.dataset.lane = lane.name;
+        chip.style.setProperty("--lane", rgb(lane.color));
+        chip.textContent = `${several ? `${SHORT[lane.name]} \u00b7 ` : ""}${this.describe(lane.name, frame, several)}`;
+        chip.title = `${lane.label}: ${this.describe(lane.name, frame)} (${lane.help})` +
+          (firing.length > 1 ? ". Click: the verdict answers this one" : "");
+        return chip;
+      }));
+    }
+    this.root.dataset.firing = firing.map((lane) => lane.name).join(",");
+    this.verdictBox.classList.toggle("fv-off", !answer);
+    const verdict = answer?.verdicts[frame];
     this.verdictBox.dataset.verdict = verdict || "";
+    this.verdictBox.dataset.assertion = answer?.name || "";
+    if (answer) {
+      this.yes.textContent = YES[answer.name];
+      this.yes.parentElement.title = YES_HELP[answer.name];
+    }
     for (const button of this.verdictBox.querySelectorAll("button")) {
       button.classList.toggle("fv-chosen", button.dataset.action === verdict);
       button.setAttribute("aria-pressed", button.dataset.action === verdict);
@@ -636,10 +780,38 @@ class Viewer {
       context.setLineDash([]);
       if (ink === 1) this.tag(context, "imputed", x, y + h + 18 * dpr, view.imputed_color);
     }
-    if (ink === 1 && this.flags[frame]) {
+    this.drawFired(context, frame, place, dpr, ink);
+    const answer = this.answering(frame);
+    if (ink === 1 && answer) {
       context.lineWidth = 6 * dpr;
-      context.strokeStyle = rgb(view.flagged_color);
+      context.strokeStyle = rgb(answer.color);
       context.strokeRect(0, 0, canvas.width, canvas.height);
+    }
+  }
+
+  // The boxes that made ghost and class flip fire: a ghost box outlined (dashed, a little outside
+  // its own box), a flipped box outlined with both class names under it.
+  drawFired(context, frame, place, dpr, ink) {
+    const around = 4 * dpr, outline = (box, color, dash) => {
+      const [x, y, w, h] = place(box);
+      context.setLineDash(dash);
+      context.lineWidth = 2.5 * dpr;
+      context.strokeStyle = rgb(color);
+      context.strokeRect(x - around, y - around, w + 2 * around, h + 2 * around);
+      context.setLineDash([]);
+      return [x - around, y - around, w + 2 * around, h + 2 * around];
+    };
+    if (this.lane.ghost) {
+      for (const box of this.ghosts.get(frame) || []) {
+        const [x, y, , h] = outline(box, this.lane.ghost.color, [5 * dpr, 4 * dpr]);
+        if (ink === 1) this.tag(context, "ghost", x, y + h + 18 * dpr, this.lane.ghost.color);
+      }
+    }
+    if (this.lane["class-flip"]) {
+      for (const box of this.flips.get(frame) || []) {
+        const [x, y, , h] = outline(box, this.lane["class-flip"].color, []);
+        if (ink === 1) this.tag(context, this.flipText(box), x, y + h + 18 * dpr, this.lane["class-flip"].color);
+      }
     }
   }
 
@@ -663,7 +835,9 @@ class Viewer {
       const frame = first + position, offset = frame - this.current;
       slot.dataset.frame = frame;
       slot.classList.toggle("fv-current", offset === 0);
-      slot.classList.toggle("fv-flagged", this.flags[frame] === 1);
+      const firing = this.firing(frame);
+      slot.classList.toggle("fv-flagged", firing.length > 0);
+      if (firing.length) slot.style.setProperty("--lane", rgb(firing[0].color));
       label.textContent = `${offset === 0 ? "i" : `i${offset > 0 ? "+" : "-"}${Math.abs(offset)}`} · frame ${number(frame)}`;
       const entry = this.frames.get(frame), context = canvas.getContext("2d");
       if (this.ready(frame)) this.draw(canvas, entry, frame, canvas.width / this.video.width, 0, 0, 0.6);
@@ -712,7 +886,8 @@ class Viewer {
     layer.width = width;
     layer.height = height;
     const context = layer.getContext("2d"), n = this.video.n, dpr = this.dpr, counts = this.view.counts;
-    const top = 16 * dpr, bottom = height - 14 * dpr, most = counts.reduce((a, b) => Math.max(a, b), 1);
+    const graph = TIMELINE_HEIGHT * dpr, top = 16 * dpr, bottom = graph - 6 * dpr;
+    const most = counts.reduce((a, b) => Math.max(a, b), 1);
     context.fillStyle = "rgba(128, 132, 149, 0.09)";
     context.fillRect(0, 0, width, height);
     const columns = Math.min(n, Math.floor(width));
@@ -737,21 +912,32 @@ class Viewer {
       context.arc(this.frameX(frame, width), y, radius * dpr, 0, 2 * Math.PI);
       context.fill();
     };
-    for (let frame = 0; frame < n; frame++) {
-      if (this.flags[frame]) {
-        const x = this.frameX(frame, width);
-        context.fillStyle = "rgba(214, 39, 40, 0.25)";
-        context.fillRect(x - 0.5 * dpr, 0, Math.max(1, dpr), bottom);
-        context.fillStyle = "#d62728";
-        context.beginPath();
-        context.moveTo(x - 4 * dpr, 0);
-        context.lineTo(x + 4 * dpr, 0);
-        context.lineTo(x, 8 * dpr);
-        context.fill();
-      }
-      if (this.picks.has(frame)) mark(frame, 12 * dpr, PICK_COLOR, 2.5);
-      if (this.verdicts[frame]) mark(frame, height - 6 * dpr, VERDICT_COLORS[this.verdicts[frame]], 4);
+    const followed = (frame) => (this.target === ALL ? this.firing(frame)[0] : this.lane[this.target]).color;
+    for (const frame of this.flagged) { // what J / K go to, faintly through the graph
+      context.fillStyle = `rgba(${followed(frame).join(",")}, 0.25)`;
+      context.fillRect(this.frameX(frame, width) - 0.5 * dpr, 0, Math.max(1, dpr), graph);
     }
+    for (const frame of this.picks) mark(frame, 12 * dpr, PICK_COLOR, 2.5);
+    this.lanes.forEach((lane, row) => this.drawLane(context, lane, graph + row * LANE_HEIGHT * dpr, width));
     return layer;
+  }
+
+  // One assertion's lane: its flagged frames as bars in its colour, its verdicts as dots on them.
+  drawLane(context, lane, y, width) {
+    const dpr = this.dpr, height = LANE_HEIGHT * dpr, followed = this.target === ALL || this.target === lane.name;
+    const color = lane.color.join(","), bar = Math.max(1.5 * dpr, width / this.video.n);
+    context.fillStyle = `rgba(${color}, ${followed ? 0.16 : 0.07})`;
+    context.fillRect(0, y + dpr, width, height - 2 * dpr);
+    context.fillStyle = `rgba(${color}, ${followed ? 1 : 0.55})`;
+    for (const frame of lane.flagged) context.fillRect(this.frameX(frame, width) - bar / 2, y + 2 * dpr, bar, height - 4 * dpr);
+    for (const [frame, verdict] of Object.entries(lane.verdicts)) {
+      context.beginPath();
+      context.arc(this.frameX(Number(frame), width), y + height / 2, 3.5 * dpr, 0, 2 * Math.PI);
+      context.fillStyle = VERDICT_COLORS[verdict];
+      context.fill();
+      context.lineWidth = dpr;
+      context.strokeStyle = "#fff";
+      context.stroke();
+    }
   }
 }
