@@ -152,10 +152,15 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
         assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", "mum behind the vanm")}
         assert note.get_attribute("value") == "", "the note went with its verdict"
+        third = shown()
+        ActionChains(browser).send_keys("u").perform()  # the click let go of the note: the next key is a verdict
+        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 5") and shown() != third, 10, "a key after a click")
+        assert note.get_attribute("value") == ""
         assert runs() == 0, "verdicts by key and click reran nothing"
         press("z")
-        wait_for(browser, lambda: progress().startswith("Reviewed 1 / 5") and shown() == second, 10, "Undo")
-        wait_for(browser, lambda: second not in store.all(info.fingerprint), 10, "the undo stored")
+        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 5") and shown() == third, 10, "Undo")
+        wait_for(browser, lambda: third not in store.all(info.fingerprint), 10, "the undo stored")
+        assert store.all(info.fingerprint) == {first: "false_alarm", second: "miss"}
         body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
         assert f"frame {first} · false alarm" not in body()  # the reviewed list is the page's: it waits for a rerun
         root.find_element("css selector", 'button[data-action="refresh"]').click()  # ...which the button asks for

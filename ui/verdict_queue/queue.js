@@ -100,6 +100,7 @@ class Queue {
     if (frame === null) return;
     const note = this.note.value.trim();
     this.note.value = "";
+    if (document.activeElement === this.note) this.note.blur(); // a click with the note focused: the keys work again
     this.overlay.set(frame, verdict);
     this.show(); // the next frame now; the server hears of it meanwhile
     this.post("verdict", { frame, verdict, note }).then(() => this.say(""), (error) => {
@@ -314,6 +315,7 @@ class Queue {
     const size = 12 * this.dpr;
     context.font = `${size}px sans-serif`;
     const width = context.measureText(text).width + 6 * this.dpr, top = Math.max(0, bottom - size - 5 * this.dpr);
+    x = Math.max(0, Math.min(x, context.canvas.width - width)); // a box at the frame's edge keeps its whole tag
     context.fillStyle = rgb(color);
     context.fillRect(x, top, width, size + 5 * this.dpr);
     context.fillStyle = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 ? "#000" : "#fff";
