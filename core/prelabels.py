@@ -116,13 +116,24 @@ class PrelabelVideo:
 class PrelabelSummary:
     out: Path
     format: str
-    frames: int
-    boxes: int
+    frames: int  # the frames chosen (track formats: whose imputed boxes join the tracks)
+    boxes: int  # boxes written (track formats: every box of the whole videos)
     imputed: int
+    tracks: int | None = None  # track formats: how many tracks
 
     def text(self) -> str:
+        if self.tracks is not None:
+            return (f"{self.tracks} tracks with {self.boxes} boxes ({self.imputed} imputed, on the {self.frames} frames "
+                    f"chosen) as {self.format} in {self.out}")
         return (f"{self.frames} frames pre-labelled with {self.boxes} boxes ({self.imputed} imputed) as "
                 f"{self.format} in {self.out}")
+
+
+@dataclass(frozen=True)
+class _TrackCounts:
+    boxes: int
+    imputed: int
+    tracks: int
 
 
 @dataclass(frozen=True)
@@ -165,13 +176,15 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
         with staged_dir(out.parent, prefix=staging_prefix) as staging:
             tree = staging / out.name
             tree.mkdir()
-            _write_format(tree, fmt, frames, categories, videos, video_url_prefix)
+            tracks = _write_format(tree, fmt, frames, categories, videos, video_url_prefix)
             written = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*"))
             (tree / MANIFEST).write_bytes(_manifest(fmt, frames, categories, videos, written))
             check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
             swap_in(staging, out.parent, [out.name])
     except OSError as exc:
         raise ExportError(f"Cannot write the pre-labels to {out}: {exc.strerror or exc}") from None
+    if tracks is not None:  # whole videos: every box of the tracks
+        return PrelabelSummary(out, fmt, len(frames), tracks.boxes, tracks.imputed, tracks.tracks)
     imputed = sum(int(f.imputed.sum()) for f in frames)
     return PrelabelSummary(out, fmt, len(frames), sum(len(f.xyxy) for f in frames), imputed)
 
@@ -357,17 +370,17 @@ def _manifest(fmt: str, frames: list[_Frame], categories: list[Category], videos
 # ---------------------------------------------------------------------------------------- formats
 
 def _write_format(tree: Path, fmt: str, frames: list[_Frame], categories: list[Category],
-                  videos: Sequence[PrelabelVideo], video_url_prefix: str) -> None:
+                  videos: Sequence[PrelabelVideo], video_url_prefix: str) -> _TrackCounts | None:
+    """The format's files; for track formats, what the tracks hold."""
     if fmt == "labelstudio":
         _write_label_studio(tree, frames, categories, videos, video_url_prefix)
-        return
+        return None
     if fmt in TRACK_FORMATS:
-        _write_tracks(tree, fmt, frames, categories, videos, video_url_prefix)
-        return
+        return _write_tracks(tree, fmt, frames, categories, videos, video_url_prefix)
     _write_images(tree / IMAGES, frames, videos)
     if fmt == "youtubevis":
         _write_youtube_vis(tree / "annotations.json", frames, categories, videos)
-        return
+        return None
     from labelformat.formats import COCOObjectDetectionOutput, CVATObjectDetectionOutput, YOLOv8ObjectDetectionOutput
 
     labels = _ImageLabels(categories, [_image_label(k, f, categories, videos) for k, f in enumerate(frames, start=1)])
@@ -378,6 +391,7 @@ def _write_format(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
         YOLOv8ObjectDetectionOutput(output_file=tree / "data.yaml", output_split="train").save(labels)
     else:
         CVATObjectDetectionOutput(output_folder=tree).save(labels)
+    return None
 
 
 class _InMemory:
@@ -455,19 +469,22 @@ def _write_youtube_vis(path: Path, frames: list[_Frame], categories: list[Catego
 
 
 def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[Category],
-                  videos: Sequence[PrelabelVideo], video_url_prefix: str) -> None:
+                  videos: Sequence[PrelabelVideo], video_url_prefix: str) -> _TrackCounts:
     """Per video, every detection and the imputed boxes of its chosen frames, linked into tracks:
     ``VIDEO.xml`` (CVAT for video, keyframes only), ``VIDEO.txt`` (MOT, every box), one Label
     Studio task per video in ``tasks.json`` (a ``VideoRectangle`` sequence per track, keyframes
     only) or one YouTube-VIS video per video in ``annotations.json`` (an annotation per track)."""
-    from core.tracks import cvat_video_xml, mot_rows, video_boxes
+    from core.tracks import cvat_video_xml, link_tracks, mot_rows, video_boxes
 
     tasks, vis_videos = [], []
+    counts = _TrackCounts(0, 0, 0)
     for v, video in enumerate(videos):
         chosen = np.array([f.frame for f in frames if f.video == v], np.int64)
         flicker = video.flicker
         boxes, imputed = video_boxes(video.detections, flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
                                      chosen)
+        counts = _TrackCounts(counts.boxes + len(boxes), counts.imputed + int(imputed.sum()),
+                              counts.tracks + len(np.unique(link_tracks(boxes))))
         if fmt == "labelstudio-tracks":
             tasks.append(_label_studio_tracks(video, boxes, imputed, video_url_prefix))
             continue
@@ -484,6 +501,7 @@ def _write_tracks(tree: Path, fmt: str, frames: list[_Frame], categories: list[C
         (tree / "label_config.xml").write_text(label_studio_config([c.name for c in categories]))
     if fmt == "youtubevis-tracks":
         _write_youtube_vis_tracks(tree / "annotations.json", vis_videos, categories)
+    return counts
 
 
 def _write_youtube_vis_tracks(path: Path, videos: list[tuple[PrelabelVideo, Detections, np.ndarray]],

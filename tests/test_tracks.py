@@ -126,10 +126,12 @@ def test_youtube_vis_tracks_read_back_by_labelformat_with_every_box_and_its_trac
 
     info, detections, flicker = walk
     video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
-    write_prelabel_set([video], tmp_path / "vis", "youtubevis-tracks")
+    summary = write_prelabel_set([video], tmp_path / "vis", "youtubevis-tracks")
     path = tmp_path / "vis" / "annotations.json"
     boxes, imputed = all_boxes(walk)
     linked = track_rows(link_tracks(boxes))
+    assert (summary.tracks, summary.boxes, summary.imputed) == (len(linked), len(boxes), int(imputed.sum()))
+    assert summary.text().startswith(f"{len(linked)} tracks with {len(boxes)} boxes")
     (read,) = YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels()
     assert read.video.number_of_frames == info.frame_count and str(read.video.filename) == "walk.mp4"
     assert len(read.objects) == len(linked)
