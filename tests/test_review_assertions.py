@@ -4,7 +4,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from conftest import CHROMEDRIVER, CHROMIUM
 from core.assertion_verdicts import precision_of, precision_per_assertion
 from core.assertions import NeighbourIndex
 from core.verdicts import VerdictStore
@@ -169,3 +171,73 @@ def test_the_viewer_gets_a_lane_and_the_firing_boxes_per_assertion_and_verdicts_
     app.run()
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": flipped, "verdict": "miss", "assertion": "class-flip"}})
     assert store.all(key, "class-flip") == {flipped: "false_alarm"}, "class flip is off: its verdict is not taken"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_ghost_frames(walk_hog, tmp_path,
+                                                                                          shared_cache, browser):
+    """The sample with HOG boxes of its frames 10..29 (a predictions file by path on the Load page):
+    ghost enabled on Review adds its lane (its key counts its frames, its row is drawn in its colour
+    at a ghost frame), K / K / J with J / K following ghost land on the first, second and first
+    ghost frames, the frame says ghost fired, and M there is a verdict on ghost."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from conftest import SAMPLE_VIDEO, streamlit_server, wait_for
+    from core.label_formats import import_boxes
+    from core.video import probe
+
+    path, _ = sample_predictions(walk_hog, tmp_path)
+    info = probe(SAMPLE_VIDEO)
+    ghosts = np.flatnonzero(NeighbourIndex.from_detections(import_boxes(path, info, "vtest.avi").detections)
+                            .ghost_flags(0.8)).tolist()
+    assert len(ghosts) >= 3
+
+    def press(keys: str) -> None:
+        browser.execute_script("document.activeElement && document.activeElement.blur()")
+        ActionChains(browser).send_keys(keys).perform()
+
+    def viewer(name: str) -> str | None:
+        return browser.find_element("css selector", ".fv-root").get_attribute(f"data-{name}")
+
+    def visible(selector: str, text: str, within=None):
+        return next(e for e in (within or browser).find_elements("css selector", selector)
+                    if e.is_displayed() and text in e.text)
+
+    with streamlit_server(tmp_path, shared_cache, "--sample") as url:
+        browser.get(url + "/")
+        wait_for(browser, lambda: "795" in browser.find_element("tag name", "body").text, 60, "the sample to load")
+        visible("summary", "Boxes made elsewhere").click()
+        panel = visible("details", "Boxes made elsewhere")
+        wait_for(browser, lambda: visible("button", "Local path", panel), 30, "the boxes panel").click()
+        box = wait_for(browser, lambda: panel.find_element("css selector", 'input[placeholder="/data/drive/gt/gt.txt"]'),
+                       30, "the path box")
+        box.send_keys(str(path))
+        visible("button", "Use these boxes", panel).click()
+        wait_for(browser, lambda: visible('[data-testid="stSidebarNav"] a', "Review"), 60, "the boxes to be used")
+        wait_for(browser, lambda: "boxes of predictions.json" in browser.find_element("tag name", "body").text, 60,
+                 "the boxes to be read")
+        visible('[data-testid="stSidebarNav"] a', "Review").click()
+        wait_for(browser, lambda: viewer("frame") == "0", 60, "the viewer on frame 0")
+        assert viewer("lanes") == "flicker", "flicker alone by default"
+        visible("button", "Ghost").click()
+        wait_for(browser, lambda: viewer("lanes") == "flicker,ghost", 60, "the ghost lane")
+        key = wait_for(browser, lambda: visible("button.fv-lane-key", "Ghost"), 10, "the ghost lane's key")
+        assert key.text == f"Ghost {len(ghosts)}"
+        key.click()
+        assert viewer("target") == "ghost"
+        row_y = 80 + 14 + 7  # the graph, flicker's lane, then the middle of ghost's
+        teal = browser.execute_script(
+            "const c = document.querySelector('.fv-timeline'), dpr = window.devicePixelRatio || 1;"
+            "const x = Math.floor((arguments[0] + 0.5) / 795 * c.width), y = Math.floor(arguments[1] * dpr);"
+            "return Array.from(c.getContext('2d').getImageData(x - 1, y, 3, 1).data);", ghosts[1], row_y)
+        assert any(abs(teal[i] - 0) < 40 and abs(teal[i + 1] - 160) < 40 and abs(teal[i + 2] - 190) < 40
+                   for i in (0, 4, 8)), f"the ghost lane's bar at frame {ghosts[1]}: {teal}"
+        for keys, frame in (("k", ghosts[0]), ("k", ghosts[1]), ("j", ghosts[0])):
+            press(keys)
+            wait_for(browser, lambda: viewer("frame") == str(frame), 30, f"{keys.upper()} to ghost frame {frame}")
+        assert "ghost" in viewer("firing").split(",")
+        press("m")
+        store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+        wait_for(browser, lambda: store.all(info.fingerprint, "ghost") == {ghosts[0]: "miss"}, 30, "the ghost verdict")
+        assert store.all(info.fingerprint) == {}, "not a verdict on flicker"
