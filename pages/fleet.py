@@ -72,7 +72,7 @@ def chart_panel(rows: pd.DataFrame) -> None:
     if not len(worst):
         return
     st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video with flags'})")
-    st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="Flagged frames", y_label="",
+    st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="", y_label="Flagged frames",
                  height=60 + 24 * len(worst))
 
 
@@ -107,12 +107,12 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None) -> None:
     if picked is not None and picked in openable:
         if st.button(f"Open {picked} in Review", type="primary", icon=":material/flag:", key="open_picked"):
             open_in_review(root, picked)
-    name, go, export = st.columns([4, 1.3, 1.7], vertical_alignment="bottom")
+    name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
                             help="In the table's order: worst first unless you sort it or filter it.")
     if go.button("Open in Review", icon=":material/flag:", disabled=chosen is None) and chosen is not None:
         open_in_review(root, chosen)
-    if export.button("Push & schedule the batch", icon=":material/cloud_upload:", key="export_batch",
+    if export.button("Push & schedule", icon=":material/cloud_upload:", key="export_batch",
                      help="The Export page on this batch's combined Lightly datasource: every video done, in one push."):
         st.switch_page("pages/export.py", query_params={DIR: str(root)})
 

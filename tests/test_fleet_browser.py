@@ -1,0 +1,162 @@
+"""The Fleet page in a real browser: `streamlit run app.py` driven by headless Chromium on a real batch
+output folder (tests/fleet_batch.py), with an empty detection cache: nothing may be detected again.
+
+Screenshots at 1280x720 and 1600x1000 go to $FLEET_SCREENSHOTS (default: the test's tmp folder)."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
+from core.paths import exclusive_lock
+from fleet_batch import make_batch
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"),
+]
+
+WORST_FIRST = ["walk_c.mp4", "walk_a.mp4", "broken.mp4", "walk_b.mp4"]  # 4, 3, 0 (failed), 0 flagged frames; ties by name
+GRID = '[data-testid="stDataFrame"]'
+ROW_HEIGHT = 35  # Streamlit's dataframe rows (and its header row)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory) -> Path:
+    return make_batch(tmp_path_factory.mktemp("fleet-browser"))
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The app with an empty detection cache of its own; yields (base URL, that cache)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with streamlit_server(tmp_path, cache) as url:
+        yield url, cache
+
+
+def body(browser) -> str:
+    return browser.find_element("tag name", "body").text
+
+
+def idle(browser) -> bool:
+    """The app is not running a script (Streamlit's status widget is away)."""
+    return not browser.find_elements("css selector", '[data-testid="stStatusWidget"]')
+
+
+def grid_rows(browser) -> list[list[str]]:
+    """The table's rows as the grid's accessible table lists them (the rows on screen)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' table tbody tr')]"
+        ".map(r => [...r.querySelectorAll('td')].map(c => c.textContent))", GRID)
+
+
+def videos(browser) -> list[str] | None:
+    rows = grid_rows(browser) if idle(browser) else None
+    return [row[0] for row in rows] if rows is not None else None
+
+
+def button(browser, text):
+    return next((b for b in browser.find_elements("tag name", "button") if text in b.text and b.is_displayed()), None)
+
+
+def metric_value(browser, label):
+    for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):
+        if element.text.startswith(label):
+            return element.text.split("\n")[1]
+    return None
+
+
+def click_row(browser, index: int) -> None:
+    """Tick the selection box of the table's row ``index`` (the grid is a canvas: clicked by position)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    grid = browser.find_element("css selector", GRID)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    size = grid.size
+    ActionChains(browser).move_to_element_with_offset(
+        grid, 16 - size["width"] // 2, ROW_HEIGHT * (index + 1) + ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+
+
+def filter_by(browser, text: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box = browser.find_element("css selector", 'input[aria-label="Filter by name"]')
+    box.send_keys(Keys.CONTROL, "a", Keys.NULL)  # a modifier is held until NULL
+    box.send_keys(Keys.DELETE, text, Keys.ENTER)
+
+
+def screenshot(browser, name: str, width: int, height: int) -> None:
+    """The viewport at exactly width x height (not the window: headless Chromium's includes no chrome,
+    but the emulated size is the one a reader of the screenshot expects)."""
+    folder = Path(os.environ.get("FLEET_SCREENSHOTS") or browser.shots)
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    wait_for(browser, lambda: idle(browser) and browser.execute_script("return window.innerWidth") == width, 30,
+             "the page at its new size")
+    browser.save_screenshot(str(folder / f"{name}-{width}x{height}.png"))
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browser, batch, tmp_path):
+    url, cache = served
+    browser.shots = tmp_path / "shots"
+    browser.get(f"{url}/fleet?dir={batch}")
+    assert wait_for(browser, lambda: videos(browser), 60, "the fleet table") == WORST_FIRST
+    assert metric_value(browser, "Flagged frames") == "7" and metric_value(browser, "Flagged frames reviewed") == "0 / 7"
+    broken = next(row for row in grid_rows(browser) if row[0] == "broken.mp4")
+    assert broken[1] == "failed" and "not a video FFmpeg can read" in broken[-1]
+    assert "1 video failed" in body(browser) and "broken.mp4: broken.mp4 is not a video FFmpeg can read" in body(browser)
+    screenshot(browser, "fleet", 1280, 720)
+    screenshot(browser, "fleet", 1600, 1000)
+
+    filter_by(browser, "WALK_")
+    wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_a.mp4", "walk_b.mp4"], 30, "the filter")
+    filter_by(browser, "_a")
+    wait_for(browser, lambda: videos(browser) == ["walk_a.mp4"], 30, "a narrower filter")
+    filter_by(browser, "")
+    wait_for(browser, lambda: videos(browser) == WORST_FIRST, 30, "every row back")
+
+    click_row(browser, 1)  # walk_a.mp4
+    wait_for(browser, lambda: button(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's button").click()
+    wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
+    assert browser.find_element("tag name", "h1").text == "Review"
+    wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL")
+    assert metric_value(browser, "Flagged frames") == "3"  # the batch's flags, at its thresholds
+    wait_for(browser, lambda: browser.find_element("css selector", 'input[aria-label="IoU tracking"]')
+             .get_attribute("aria-valuetext") == "0.50", 30, "the batch's tracking threshold on its slider")
+    screenshot(browser, "review-from-fleet", 1280, 720)
+
+    browser.refresh()  # F5: the batch's export is read again, the detection cache is still empty
+    wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page after a reload")
+    assert metric_value(browser, "Flagged frames") == "3" and "not cached" not in body(browser)
+    assert not list(cache.rglob("*.npz")), "nothing was detected"
+
+
+def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(served, browser, batch, tmp_path):
+    """A batch holding the folder's lock writes its done markers one by one: the open page lists each
+    video as it is done without a reload, and the full summary (the failed video too) once it ends."""
+    url, _ = served
+    browser.shots = tmp_path / "shots"
+    running = Path(shutil.copytree(batch, tmp_path / "running"))
+    markers = sorted((running / ".batch" / "done").glob("*.json"))
+    kept = {marker: marker.read_bytes() for marker in markers}
+    summary = (running / "summary.csv").read_bytes()
+    (running / "summary.csv").unlink()
+    for marker in markers:
+        marker.unlink()
+    with exclusive_lock(running, "a test batch"):
+        browser.get(f"{url}/fleet?dir={running}")
+        wait_for(browser, lambda: "A batch is writing this folder: 0 videos so far" in body(browser), 60, "the running batch")
+        browser.execute_script("window.sameDocument = true")  # gone after any reload
+        for count, marker in enumerate(markers, 1):
+            marker.write_bytes(kept[marker])
+            wait_for(browser, lambda: len(videos(browser) or []) == count, 30, f"{count} videos done")
+        assert sorted(videos(browser)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
+        screenshot(browser, "fleet-running", 1280, 720)
+        (running / "summary.csv").write_bytes(summary)
+    wait_for(browser, lambda: videos(browser) == WORST_FIRST and "A batch is writing" not in body(browser), 30,
+             "the summary once the batch ends")
+    assert browser.execute_script("return window.sameDocument") is True
