@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.assertion_verdicts import precision_per_assertion
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.verdicts import VERDICTS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.flicker_view import FlickerView, require_view
+from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, sync_url
 from ui.verdict_queue.component import verdict_queue
@@ -116,6 +117,24 @@ def _sentence(note: str) -> str:
     return f"{note[0].upper()}{note[1:]}." if note else ""
 
 
+def assertion_precision_panel(view: FlickerView, store) -> None:
+    """Each enabled assertion's precision from the verdicts on its own flags (given on Review), side by
+    side: a plain share of judged flagged frames, not the queue's weighted estimates above."""
+    st.subheader("How often is each check right?")
+    if len(view.assertions) == 1:
+        st.caption("Only flicker is checked. Turn on ghost and class flip on Review, give verdicts on their "
+                   "flags there, and each check's precision appears here.")
+        return
+    lines = ["| Check | Flags now | Judged | Precision |", "| :-- | --: | --: | :-- |"]
+    for row in precision_per_assertion(store, view.video.info.fingerprint, view.assertion_flags):
+        judged = f"{row.judged}" + (f" (+{row.unsure} unsure)" if row.unsure else "")
+        figure = "-" if row.precision is None else f"**{row.precision:.2f}** ({row.low:.2f}\u2011{row.high:.2f})"
+        lines.append(f"| {assertion_label(row.assertion)} | {row.flagged:,} | {judged} | {figure} |")
+    st.markdown("\n".join(lines))
+    st.caption("Among the frames each check flags at the thresholds in use, the share judged right (90% interval "
+               "in brackets). A fair guide when the judged frames are a fair sample of the flagged ones.")
+
+
 def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     st.subheader("Reviewed frames")
     shown = st.segmented_control("Show", ("all", *VERDICTS), default="all", key="qa_filter",
@@ -172,5 +191,6 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         estimate_panel(view, truth)
+        assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

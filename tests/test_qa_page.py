@@ -3,6 +3,7 @@ queue's route, undo, estimates, the reviewed list with notes, pre-labels, the pa
 import json
 import re
 
+import numpy as np
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -138,3 +139,34 @@ def test_a_reload_reopens_the_same_video_queue_and_annotator(qa_page):
     assert not reloaded.exception
     assert reloaded.text_input(key="annotator").value == "ana"
     assert reviewed(reloaded)[0] == 1 and queue_data(reloaded)["annotator"] == "ana"
+
+
+def test_each_checks_precision_comes_from_the_verdicts_on_its_own_flags(app, walk_hog, tmp_path):
+    """HOG boxes on frames 10..29 of the sample (test_review_assertions' file): with ghost turned on
+    on Review, the page lists flicker's and ghost's precision, each from the verdicts on its flags."""
+    from core.assertions import GHOST, NeighbourIndex
+    from test_review_assertions import review_sample_boxes
+
+    review_sample_boxes(app, walk_hog, tmp_path)
+    app.switch_page("pages/qa.py")
+    app.run()
+    assert any(c.value.startswith("Only flicker is checked") for c in app.caption)
+    app.switch_page("pages/review.py")
+    app.run()
+    app.pills(key="assertions").set_value([GHOST])
+    app.run()
+    app.switch_page("pages/qa.py")
+    app.run()
+    review = app.session_state["review"]
+    ghost = np.flatnonzero(NeighbourIndex.from_detections(review.detections).flags(GHOST, app.session_state["iou_track"]))
+    assert len(ghost) >= 2, "HOG boxes on a crowd: one-frame boxes"
+    store, key = VerdictStore(tmp_path / "data" / "verdicts.sqlite"), review.video.info.fingerprint
+    store.set(key, int(ghost[0]), "miss", assertion=GHOST)
+    store.set(key, int(ghost[1]), "false_alarm", assertion=GHOST)
+    store.set(key, int(ghost[0]), "false_alarm")  # flicker's verdict on the same frame: not ghost's
+    app.run()
+    assert not app.exception
+    [table] = [md.value for md in app.markdown if md.value.startswith("| Check | Flags now | Judged | Precision |")]
+    rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:5]] for row in table.splitlines()[2:]}
+    assert list(rows) == ["Flicker", "Ghost"]
+    assert rows["Ghost"][:2] == [f"{len(ghost):,}", "2"] and rows["Ghost"][2].startswith("**0.50** (")
