@@ -149,6 +149,16 @@ def _marker_row(marker) -> FleetVideo | None:
                       _count(str(row.get("boxes", ""))), _count(str(row.get("flagged", ""))))
 
 
+def folder_version(root: Path) -> tuple[bool, int]:
+    """What tells that a batch started, resumed or ended: whether one holds the folder's lock, and
+    summary.csv's mtime (-1 when none). Two stats and /proc/locks: cheap to poll."""
+    try:
+        summary = (root / SUMMARY_CSV).stat().st_mtime_ns
+    except OSError:
+        summary = -1
+    return batch_running(root), summary
+
+
 def batch_running(root: Path) -> bool:
     """Whether a process holds the folder's writer lock (``core.paths.exclusive_lock``), read from
     /proc/locks so that looking never takes the lock a starting batch needs."""

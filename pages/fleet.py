@@ -15,6 +15,7 @@ DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
+WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
 CHART_VIDEOS = 30
 FAILED_LISTED = 5  # failed videos whose error is spelled out under the table
 COLUMNS = {
@@ -134,7 +135,8 @@ def fleet_panel(root: Path, polling: bool) -> None:
         st.info(f"A batch is writing this folder: {len(rows):,} videos so far, updated every "
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
     elif found.unsummarised:
-        st.info(f"The last batch stopped before it finished: the {found.unsummarised:,} videos it did are shown. "
+        done = f"{found.unsummarised:,} video{'s' if found.unsummarised != 1 else ''}"
+        st.info(f"The last batch stopped before it finished; the {done} it did since the last summary are shown. "
                 "Run the same batch again to resume it (videos done are skipped).", icon=":material/pause_circle:")
     figures_panel(found, rows)
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
@@ -149,11 +151,21 @@ def fleet_panel(root: Path, polling: bool) -> None:
     chart_panel(rows)
 
 
+def watch(root: Path, seen: tuple[bool, int]) -> None:
+    """While no batch runs: a whole run of the page once one starts (or resumes) on this folder, or
+    its summary changes. Looks at two stats and /proc/locks, draws nothing."""
+    if fleet.folder_version(root) != seen:
+        st.rerun()
+
+
 flags.init_defaults()
 st.title("Fleet")
 root = folder_panel()
 if root is None:
     st.stop()
 settings_caption(root)
-running = fleet.read_fleet(root).running
+version = fleet.folder_version(root)
+running = version[0]
 st.fragment(fleet_panel, run_every=LIVE_EVERY if running else None)(root, running)
+if not running:
+    st.fragment(watch, run_every=WATCH_EVERY)(root, version)

@@ -203,7 +203,7 @@ def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app
     at = open_fleet(fleet_app, stopped)
     assert sorted(shown_rows(at)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
     assert not fleet.read_fleet(stopped).running
-    assert any("stopped before it finished" in i.value for i in at.info)
+    assert any("stopped before it finished; the 3 videos it did" in i.value for i in at.info)
     assert not any("A batch is writing" in i.value for i in at.info)
 
 

@@ -160,3 +160,11 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
     wait_for(browser, lambda: videos(browser) == WORST_FIRST and "A batch is writing" not in body(browser), 30,
              "the summary once the batch ends")
     assert browser.execute_script("return window.sameDocument") is True
+
+    with exclusive_lock(running, "the same batch, resumed"):  # the page notices it start, still without a reload
+        markers[0].write_bytes(kept[markers[0]])  # a video done again: newer than the summary
+        wait_for(browser, lambda: "A batch is writing this folder: 4 videos so far" in body(browser), 30,
+                 "the resumed batch")
+    wait_for(browser, lambda: "The last batch stopped before it finished; the 1 video it did" in body(browser), 30,
+             "the resumed batch, stopped before its summary")
+    assert browser.execute_script("return window.sameDocument") is True
