@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core.assertions import FLICKER
 from core.errors import UserError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest
@@ -36,10 +37,12 @@ def video_key(source: Path, relpath: str | None = None) -> str:
     return chosen[0]["fingerprint"]
 
 
-def verdict_rows(store: VerdictStore, key: str) -> list[dict]:
+def verdict_rows(store: VerdictStore, key: str, assertion: str = FLICKER) -> list[dict]:
+    """The whole-frame verdicts on ``assertion``'s flags (flicker's by default: the columns stay those
+    of the audit trail; ghost's and class flip's are listed one assertion at a time)."""
     return [{"frame": frame, "verdict": verdict, "annotator": annotator, "note": note,
              "time": datetime.fromtimestamp(updated, timezone.utc).isoformat(timespec="seconds")}
-            for frame, verdict, annotator, note, updated in store.records(key)]
+            for frame, verdict, annotator, note, updated in store.records(key, assertion)]
 
 
 def formatted(rows: list[dict], fmt: str) -> str:

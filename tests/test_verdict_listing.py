@@ -1,0 +1,15 @@
+"""The rows ``python -m core verdicts`` prints: one assertion's verdicts at a time."""
+from core.verdict_listing import COLUMNS, formatted, verdict_rows
+from core.verdicts import VerdictStore
+
+
+def test_rows_list_one_assertions_verdicts_flickers_by_default(tmp_path):
+    store = VerdictStore(tmp_path / "verdicts.sqlite")
+    store.set("key", 4, "miss", annotator="ana", note="=1+1")
+    store.set("key", 4, "false_alarm", annotator="ben", assertion="ghost")
+    store.set("key", 9, "unsure", annotator="ben", assertion="ghost")
+    flicker, ghost = verdict_rows(store, "key"), verdict_rows(store, "key", "ghost")
+    assert [(r["frame"], r["verdict"], r["annotator"]) for r in flicker] == [(4, "miss", "ana")]
+    assert [(r["frame"], r["verdict"], r["annotator"]) for r in ghost] == [(4, "false_alarm", "ben"), (9, "unsure", "ben")]
+    assert all(tuple(row) == COLUMNS for row in flicker + ghost)
+    assert formatted(flicker, "csv").splitlines()[1].split(",")[3] == "'=1+1"  # a spreadsheet shows it, never runs it
