@@ -36,6 +36,7 @@ from core.lightly.datasource import SCHEMA
 from core.video import VideoInfo
 
 FORMATS = ("auto", "lightly", "coco", "yolo", "cvat", "mot", "youtubevis")
+FOLDER_FORMATS = ("lightly", "yolo")  # read from a folder, never from one file
 MAX_LABEL_BYTES = 512 << 20
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
@@ -66,13 +67,18 @@ class ImportedBoxes:
     detection_id: str  # names exactly these boxes on this video (the app's index cache key)
 
 
-def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto", shown_name: str = "") -> ImportedBoxes:
+def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto", shown_name: str = "",
+                 single_file: bool = False) -> ImportedBoxes:
     """:func:`read_boxes`, with the format resolved and an id made of the video and the boxes
-    themselves (the same boxes from another file or format share it; a changed file does not)."""
+    themselves (the same boxes from another file or format share it; a changed file does not).
+    ``single_file`` (an upload): the formats that are folders are refused, not read as empty."""
     path = Path(path)
     if not path.exists():
         raise PredictionFormatError(f"Predictions not found: {path}")
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if single_file and fmt in FOLDER_FORMATS:
+        raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads the "
+                                    "labels/ beside it): give its path on this machine instead of uploading one file")
     detections = read_boxes(path, video, relpath, fmt)
     digest = hashlib.sha256(video.fingerprint.encode())
     for column in (detections.frame, detections.xyxy, detections.score, detections.cls):

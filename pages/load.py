@@ -148,10 +148,11 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
         imported = None
         if origin == "Upload":
-            upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv"], key="boxes_upload")
+            upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv", "yaml"],
+                                      key="boxes_upload")
             if st.button("Use these boxes", disabled=upload is None, key="use_uploaded_boxes"):
                 with error_boundary("Cannot use these boxes"), upload_as_file(upload.name, upload, MAX_LABEL_BYTES) as path:
-                    imported = import_boxes(path, loaded.info, loaded.relpath, fmt, upload.name)
+                    imported = import_boxes(path, loaded.info, loaded.relpath, fmt, upload.name, single_file=True)
         elif origin == "Local path":
             with st.form("boxes_path_form", border=False):
                 path = st.text_input("Path on this machine", key="boxes_path", placeholder="/data/drive/gt/gt.txt")

@@ -88,6 +88,11 @@ def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tm
     click(app, "Use these boxes")
     (error,) = app.error
     assert "climbs out" in error.value and "\n" not in error.value
+    app.file_uploader(key="boxes_upload").upload("data.yaml", b"names: [person]\n", "application/yaml")
+    app.run()
+    click(app, "Use these boxes")
+    (error,) = app.error
+    assert "a yolo dataset is a folder" in error.value  # not read as a dataset without labels
     assert not list((tmp_path / "data").rglob("*.json"))
     app.switch_page("pages/review.py")
     app.run()
