@@ -9,7 +9,7 @@ import streamlit as st
 from core.assertion_verdicts import precision_per_assertion
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
-from core.qa import DEFAULT_GRID, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
+from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.verdicts import VERDICTS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -89,6 +89,9 @@ def suggestion_preview(view: FlickerView, suggestion) -> None:
     if share > LARGE_FLAGGED_SHARE:
         st.warning(f"These thresholds flag {share:.0%} of the video: flags on most frames say little. Review more "
                    "frames of the queue before using them.", icon=":material/warning:")
+    if suggestion.n_verdicts < FEW_VERDICTS:
+        st.warning(f"This suggestion rests on {suggestion.n_verdicts} verdicts: a rough guide. Finish the plan before "
+                   "using it.", icon=":material/warning:")
 
 
 def estimates_table(rows) -> str:
