@@ -68,8 +68,8 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets. "
                    f"{_sentence(suggestion.note)}")
-        suggestion_preview(view, suggestion)
-        st.button("Use suggested thresholds", icon=":material/tune:", type="primary",
+        cautioned = suggestion_preview(view, suggestion)
+        st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
                   on_click=flags.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
                   disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
                   == tuple(round(threshold, 2) for threshold in current))
@@ -79,8 +79,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
                         config={"displaylogo": False})
 
 
-def suggestion_preview(view: FlickerView, suggestion) -> None:
-    """What "Use suggested thresholds" would do, in plain words, before it is pressed."""
+def suggestion_preview(view: FlickerView, suggestion) -> bool:
+    """What "Use suggested thresholds" would do, in plain words, before it is pressed; whether it
+    warned against it."""
     share = suggestion.n_flagged / max(view.n_frames, 1)
     (p_low, p_high), (r_low, r_high) = suggestion.precision_ci, suggestion.recall_ci
     st.markdown(f"The suggested thresholds flag **{suggestion.n_flagged} of {view.n_frames} frames** ({share:.0%}; "
@@ -92,6 +93,7 @@ def suggestion_preview(view: FlickerView, suggestion) -> None:
     if suggestion.n_verdicts < FEW_VERDICTS:
         st.warning(f"This suggestion rests on {suggestion.n_verdicts} verdicts: a rough guide. Finish the plan before "
                    "using it.", icon=":material/warning:")
+    return share > LARGE_FLAGGED_SHARE or suggestion.n_verdicts < FEW_VERDICTS
 
 
 def estimates_table(rows) -> str:

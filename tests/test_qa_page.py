@@ -101,6 +101,7 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     preview = [md.value for md in qa_page.markdown if md.value.startswith("The suggested thresholds flag")]
     assert len(preview) == 1 and "90% intervals" in preview[0]  # what the button would do, before it is pressed
     assert any(w.value.startswith("This suggestion rests on 3 verdicts") for w in qa_page.warning)
+    assert next(b for b in qa_page.button if b.label == "Use suggested thresholds").proto.type == "secondary"
     qa_page.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
     qa_page.run()
     click(qa_page, "Write pre-labels")
