@@ -2,7 +2,9 @@
 
 Prints the time of the test oracle (a plain loop), of a torchvision-per-frame loop like the
 tutorial's, of the drop-in ``compute_flickering_assertion``, of building the FlickerIndex and of
-one ``evaluate`` call (a live retune), with ratios, and the index's memory per box.
+one ``evaluate`` call (a live retune), with ratios, and the index's memory per box. Then, on the
+same video in the same run, flicker's siblings: their plain-loop oracles (testkit/reference.py),
+building their NeighbourIndex and one retune per assertion, each checked against its oracle.
 """
 from __future__ import annotations
 
@@ -14,12 +16,17 @@ import torch
 from torchvision.ops import box_iou
 
 
+from core.assertions import NeighbourIndex
+from core.detections import Detections, xywh_to_xyxy
 from core.flicker import FlickerIndex, FlickerOptions, compute_flickering_assertion
-from testkit.reference import oracle_flickering
+from testkit.reference import oracle_class_flip, oracle_flickering, oracle_ghost
+
+FLIP_RATE = 0.01  # boxes whose class is another for one frame (class 2 objects seen as 3)
 
 
 def synthetic_video(n_frames: int, n_objects: int, seed: int = 0) -> list[dict]:
-    """Objects moving on straight lines with jitter; the detector misses 8% of them at random."""
+    """Objects moving on straight lines with jitter; the detector misses 8% of them at random (a box
+    whose object it misses just before and just after is a ghost) and sees 1% as another class."""
     rng = np.random.default_rng(seed)
     start = rng.uniform(0, 1600, (n_objects, 2))
     velocity = rng.uniform(-2, 2, (n_objects, 2))
@@ -28,8 +35,9 @@ def synthetic_video(n_frames: int, n_objects: int, seed: int = 0) -> list[dict]:
     for i in range(n_frames):
         xy = (start + velocity * i) % 1700 + rng.normal(0, 1.0, (n_objects, 2))
         keep = rng.random(n_objects) > 0.08
-        preds = [{"category_id": 2, "bbox": [int(x), int(y), int(w), int(h)], "score": 0.5}
-                 for (x, y), (w, h), k in zip(xy, size, keep) if k]
+        flip = rng.random(n_objects) < FLIP_RATE
+        preds = [{"category_id": 3 if f else 2, "bbox": [int(x), int(y), int(w), int(h)], "score": 0.5}
+                 for (x, y), (w, h), k, f in zip(xy, size, keep, flip) if k]
         out.append({"file_name": f"v-{i:04d}-mp4.png", "predictions": preds})
     return out
 
@@ -58,6 +66,34 @@ def per_frame_torchvision_loop(predictions_list, iou_track, iou_assert):
                 flags[i] = True
                 imputed[i].append(mean.tolist())
     return flags, imputed
+
+
+def detections_of(video: list[dict]) -> Detections:
+    """The synthetic predictions as the columnar type the sibling assertions read (xywh -> xyxy)."""
+    frames = [(xywh_to_xyxy(np.array([p["bbox"] for p in f["predictions"]], np.float32).reshape(-1, 4)),
+               np.array([p["score"] for p in f["predictions"]]), np.array([p["category_id"] for p in f["predictions"]]))
+              for f in video]
+    return Detections.from_frames(frames, {2: "car", 3: "truck"})
+
+
+def sibling_rows(video: list[dict], with_oracle: bool) -> list[tuple[str, float]]:
+    """Ghost and class flip on the same video: oracle loops, index build, one retune each; the
+    index's flags equal the oracles' at the tutorial's tracking IoU and one lower."""
+    detections = detections_of(video)
+    t_build, index = timed(lambda: NeighbourIndex.from_detections(detections), repeat=3)
+    rows = [("NeighbourIndex build (ghost + class flip)", t_build)]
+    for name, oracle, flags_at in (("ghost", oracle_ghost, index.ghost_flags),
+                                   ("class flip", oracle_class_flip, index.class_flip_flags)):
+        t_retune = timed(lambda: [flags_at(t) for t in np.linspace(0.5, 0.95, 10)], repeat=20)[0] / 10
+        rows.append((f"{name}: retune, mean of 10 thresholds", t_retune))
+        if with_oracle:
+            t_oracle, expected = timed(lambda: oracle(detections, 0.8))
+            assert flags_at(0.8).tolist() == expected, f"{name}: the index disagrees with its plain loop"
+            assert flags_at(0.5).tolist() == oracle(detections, 0.5)
+            rows.append((f"{name}: plain loop (oracle)", t_oracle))
+    print(f"ghost frames {int(index.ghost_flags(0.8).sum())}, class-flip frames {int(index.class_flip_flags(0.8).sum())} "
+          f"at IoU 0.8")
+    return rows
 
 
 def timed(fn, repeat=1):
@@ -99,6 +135,7 @@ def main() -> None:
     t_build_improved, index_improved = timed(lambda: FlickerIndex.from_predictions_list(video, improved), repeat=3)
     t_eval_improved = timed(lambda: index_improved.evaluate(0.8, 0.6), repeat=20)[0]
 
+    siblings = sibling_rows(video, not args.skip_oracle)
     rows = [
         ("torchvision per-frame loop (tutorial style)", t_loop),
         *([("test oracle (plain loop)", t_oracle)] if t_oracle else []),
@@ -109,10 +146,11 @@ def main() -> None:
         ("evaluate + .flags/.imputed as lists", t_lists),
         ("FlickerIndex build (improved, window 2)", t_build_improved),
         ("evaluate, one retune (improved)", t_eval_improved),
+        *siblings,
     ]
     print(f"{'step':45s} {'time':>12s} {'speed-up vs loop':>18s}")
     for name, seconds in rows:
-        print(f"{name:45s} {seconds * 1e3:10.2f} ms {t_loop / seconds:17.0f}x")
+        print(f"{name:45s} {seconds * 1e3:10.3f} ms {t_loop / seconds:17.0f}x")
     print(f"drop-in median of {len(dropin_runs)} runs: {np.median(dropin_runs) * 1e3:.2f} ms = "
           f"{t_loop / np.median(dropin_runs):.0f}x")
     print(f"flagged frames: {result.n_flagged}; imputed boxes: {len(result.imputed_frame)}")

@@ -150,13 +150,20 @@ def test_the_viewer_gets_a_lane_and_the_firing_boxes_per_assertion_and_verdicts_
     assert view["siblings"][1]["flags"] == "".join("1" if f else "0" for f in flip)
     assert list(view["assertions"]) == ["flicker", "ghost", "class-flip"]
     assert all(len(entry["color"]) == 3 and entry["label"] for entry in view["assertions"].values())
-    rows = index.ghost_boxes(TRACK_IOU)
-    assert sum(len(boxes) for boxes in view["ghosts"].values()) == len(rows)
-    first = int(rows[0])
-    assert view["ghosts"][str(kept.frame[first])][0] == np.round(kept.xyxy[first].astype(float), 1).tolist()
-    (flip_box,) = view["flips"][str(flipped)]
+    served = app.session_state["review"].detections  # the boxes the viewer fetches: ghosts and flips are their rows
+    assert np.array_equal(served.xyxy[view["ghosts"]], kept.xyxy[index.ghost_boxes(TRACK_IOU)])
+    ((row, neighbours),) = view["flips"]
     names = {int(k): v for k, v in view["names"].items()}
-    assert (names[flip_box[4]], names[flip_box[5]]) == ("bicycle", "person")
+    assert served.frame[row] == flipped and (names[int(served.cls[row])], names[neighbours]) == ("bicycle", "person")
+    floor = round(float(np.median(served.score)), 2)  # half the boxes left out: kept rows are no longer served rows
+    app.slider(key="min_score").set_value(floor)
+    app.run()
+    above = served.above(floor)
+    assert 0 < len(above) < len(served)
+    assert np.array_equal(served.xyxy[viewer_data(app)["view"]["ghosts"]],
+                          above.xyxy[NeighbourIndex.from_detections(above).ghost_boxes(TRACK_IOU)])
+    app.slider(key="min_score").set_value(0.0)
+    app.run()
 
     frame = int(np.flatnonzero(ghost)[0])
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss", "assertion": "ghost"}})

@@ -9,8 +9,9 @@ given on and the assertion it answers, and moves it (:func:`ui.viewer.handshake.
 
 Each enabled assertion is a lane: flicker's flags, imputed boxes and verdicts go where they always
 went (``flags``, ``imputed``, ``verdicts``); ghost and class flip add theirs under ``siblings``, with
-the boxes that fired (``ghosts``: the one-frame boxes; ``flips``: each flipped box with its class
-and the class its neighbours agree on).
+the boxes that fired them as rows of the boxes the viewer fetched (``ghosts``: the one-frame boxes;
+``flips``: each flipped box and the class its neighbours agree on). Rows, not boxes: a jittery
+detector at a high tracking IoU makes most boxes ghosts, and a slider step must not rebuild them.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.assertions import FLICKER
+from core.assertions import CLASS_FLIP, FLICKER
+from core.detections import Detections
 from core.render import IMPUTED_COLOR, PALETTE
 from core.verdicts import VERDICTS
 from ui import resources, session
@@ -33,11 +35,14 @@ _mount = st.components.v2.component(
 VIEWER = "viewer"  # the component's key
 
 
-def view_payload(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None) -> dict:
+def view_payload(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None,
+                 served: Detections) -> dict:
     """Everything the thresholds decide, for the whole video (small next to the frames);
-    ``verdicts``: per assertion, ``{frame: verdict}``."""
+    ``verdicts``: per assertion, ``{frame: verdict}``; ``served``: the boxes the viewer fetches (every
+    box above the detection floor), which the rows of ``ghosts`` and ``flips`` index."""
     flicker, settings = view.flicker, view.settings
     every = view.assertion_flags
+    served_row = np.flatnonzero(served.score >= settings.min_score)  # kept row -> served row, as Detections.above keeps
     return {
         "id": f"{settings.iou_track:g} {settings.iou_assert:g} {settings.min_score:g} {settings.options} "
               f"{','.join(settings.assertions)}",
@@ -47,8 +52,9 @@ def view_payload(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
         "verdicts": _verdict_map(verdicts.get(FLICKER, {})),
         "siblings": [{"name": name, "flags": _flag_text(flags_of), "verdicts": _verdict_map(verdicts.get(name, {}))}
                      for name, flags_of in every.items() if name != FLICKER],
-        "ghosts": _by_frame(view.detections.frame[view.ghost_rows()], view.detections.xyxy[view.ghost_rows()]),
-        "flips": _flips(view),
+        "ghosts": served_row[view.ghost_rows()].tolist(),
+        "flips": np.c_[served_row[view.flip_rows()], view.neighbours.neighbour_class[view.flip_rows()]].tolist()
+                 if CLASS_FLIP in every else [],
         "assertions": {name: {"label": assertion_label(name), "color": list(ASSERTION_COLORS[name]),
                               "help": ASSERTION_HELP[name]} for name in every},
         "selected": [] if selected is None else sorted(selected.tolist()),
@@ -69,21 +75,12 @@ def _verdict_map(verdicts: dict[int, str]) -> dict[str, str]:
     return {str(frame): verdict for frame, verdict in verdicts.items()}
 
 
-def _by_frame(frame: np.ndarray, xyxy: np.ndarray, extra: np.ndarray | None = None) -> dict[str, list]:
-    """``{frame: [[x0, y0, x1, y1, *extra], ...]}`` (boxes rounded to 0.1 px)."""
-    rows = np.round(np.asarray(xyxy, float).reshape(-1, 4), 1).tolist()
-    extras = [[]] * len(rows) if extra is None else np.asarray(extra).reshape(len(rows), -1).tolist()
+def _by_frame(frame: np.ndarray, xyxy: np.ndarray) -> dict[str, list]:
+    """``{frame: [[x0, y0, x1, y1], ...]}`` (boxes rounded to 0.1 px)."""
     boxes: dict[str, list] = {}
-    for f, box, more in zip(np.asarray(frame).tolist(), rows, extras):
-        boxes.setdefault(str(f), []).append(box + more)
+    for f, box in zip(np.asarray(frame).tolist(), np.round(np.asarray(xyxy, float).reshape(-1, 4), 1).tolist()):
+        boxes.setdefault(str(f), []).append(box)
     return boxes
-
-
-def _flips(view: FlickerView) -> dict[str, list]:
-    """Per frame, each flipped box as ``[x0, y0, x1, y1, its class, the class both neighbours agree on]``."""
-    rows, kept = view.flip_rows(), view.detections
-    classes = np.c_[kept.cls[rows].astype(np.int64), view.neighbours.neighbour_class[rows]] if len(rows) else None
-    return _by_frame(kept.frame[rows], kept.xyxy[rows], classes)
 
 
 def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None) -> None:
@@ -112,6 +109,6 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
     _mount(key=VIEWER, on_frame_change=on_frame, on_verdict_change=on_verdict, data={
         "video": {"key": info.fingerprint, "n": n, "fps": info.fps, "width": info.width, "height": info.height,
                   "frames": frames.frames_url(info), "boxes": frames.boxes_url(review.detection_id, review.detections)},
-        "view": view_payload(view, verdicts, selected),
+        "view": view_payload(view, verdicts, selected, review.detections),
         "seek": [count, handshake.current_frame(n), reveal],
     })

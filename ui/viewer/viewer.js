@@ -178,8 +178,8 @@ class Viewer {
     this.anyFlagged = frameList(any);
     const byFrame = (boxes) => new Map(Object.entries(boxes).map(([frame, rows]) => [Number(frame), rows]));
     this.imputed = byFrame(view.imputed);
-    this.ghosts = byFrame(view.ghosts);
-    this.flips = byFrame(view.flips);
+    this.ghostRows = new Set(view.ghosts); // rows of this.boxes
+    this.flipRows = new Map(view.flips); // row of this.boxes -> the class its neighbours agree on
     this.picks = new Set(view.selected);
     this.follow(this.lane[this.target] ? this.target : ALL);
     this.renderLanes();
@@ -317,6 +317,19 @@ class Viewer {
     const { offsets, boxes } = this.boxes, rows = [];
     for (let row = offsets[frame]; row < offsets[frame + 1]; row++) rows.push(boxes.slice(6 * row, 6 * row + 6));
     return rows;
+  }
+
+  // The boxes of ``frame`` that made ghost and class flip fire: {ghosts: [box], flips: [[...box, from]]}
+  // (none until the boxes are here).
+  fired(frame) {
+    const ghosts = [], flips = [];
+    if (!this.boxes) return { ghosts, flips };
+    const { offsets, boxes } = this.boxes;
+    for (let row = offsets[frame]; row < offsets[frame + 1]; row++) {
+      if (this.ghostRows.has(row)) ghosts.push(boxes.slice(6 * row, 6 * row + 6));
+      if (this.flipRows.has(row)) flips.push([...boxes.slice(6 * row, 6 * row + 6), this.flipRows.get(row)]);
+    }
+    return { ghosts, flips };
   }
 
   // Farthest from the hand first, never a frame prefetch wants.
@@ -704,17 +717,19 @@ class Viewer {
   // What ``name``'s lane found on ``frame``, in a few words (``brief``: fewer, for a chip beside others).
   describe(name, frame, brief = false) {
     const plural = (count, word, many) => `${count} ${count === 1 ? word : many}`;
-    const missing = (this.imputed.get(frame) || []).length, ghosts = (this.ghosts.get(frame) || []).length;
+    const missing = (this.imputed.get(frame) || []).length;
     if (name === "flicker") return brief ? `${missing} missing` : `${plural(missing, "object", "objects")} missing`;
-    if (name === "ghost") return brief ? plural(ghosts, "box", "boxes") : plural(ghosts, "one-frame box", "one-frame boxes");
-    const flips = (this.flips.get(frame) || []).map((box) => this.flipText(box));
-    return brief && flips.length > 1 ? `${flips[0]} +${flips.length - 1}` : flips.join(", ");
+    if (!this.boxes) return "";
+    const { ghosts, flips } = this.fired(frame);
+    if (name === "ghost") return brief ? plural(ghosts.length, "box", "boxes") : plural(ghosts.length, "one-frame box", "one-frame boxes");
+    const texts = flips.map((box) => this.flipText(box));
+    return brief && texts.length > 1 ? `${texts[0]} +${texts.length - 1}` : texts.join(", ");
   }
 
-  // A flipped box's classes: the one its neighbours agree on, then its own here.
+  // A flipped box's classes ([..., class, from]): the one its neighbours agree on, then its own here.
   flipText(box) {
     const name = (cls) => this.view.names[cls] ?? cls;
-    return `${name(box[5])} \u2192 ${name(box[4])}`;
+    return `${name(box[6])} \u2192 ${name(box[5])}`;
   }
 
   // "Flagged:" and a chip per lane that flags the frame (the one a verdict answers outlined; a
@@ -730,7 +745,8 @@ class Viewer {
         chip.className = `fv-chip${lane === answer ? " fv-answer" : ""}`;
         chip.dataset.lane = lane.name;
         chip.style.setProperty("--lane", rgb(lane.color));
-        chip.textContent = `${several ? `${SHORT[lane.name]} \u00b7 ` : ""}${this.describe(lane.name, frame, several)}`;
+        const found = this.describe(lane.name, frame, several);
+        chip.textContent = several ? `${SHORT[lane.name]}${found ? ` \u00b7 ${found}` : ""}` : found;
         chip.title = `${lane.label}: ${this.describe(lane.name, frame)} (${lane.help})` +
           (firing.length > 1 ? ". Click: the verdict answers this one" : "");
         return chip;
@@ -801,14 +817,15 @@ class Viewer {
       context.setLineDash([]);
       return [x - around, y - around, w + 2 * around, h + 2 * around];
     };
+    const { ghosts, flips } = this.fired(frame);
     if (this.lane.ghost) {
-      for (const box of this.ghosts.get(frame) || []) {
+      for (const box of ghosts) {
         const [x, y, , h] = outline(box, this.lane.ghost.color, [5 * dpr, 4 * dpr]);
         if (ink === 1) this.tag(context, "ghost", x, y + h + 18 * dpr, this.lane.ghost.color);
       }
     }
     if (this.lane["class-flip"]) {
-      for (const box of this.flips.get(frame) || []) {
+      for (const box of flips) {
         const [x, y, , h] = outline(box, this.lane["class-flip"].color, []);
         if (ink === 1) this.tag(context, this.flipText(box), x, y + h + 18 * dpr, this.lane["class-flip"].color);
       }
