@@ -132,7 +132,7 @@ def fleet_panel(root: Path, polling: bool) -> None:
     reviewed = fleet.reviewed_flagged(found, default_store_path())
     rows = table(found, reviewed)
     if found.running:
-        st.info(f"A batch is writing this folder: {len(rows):,} videos so far, updated every "
+        st.info(f"A batch is writing this folder: {len(rows):,} video{'s' if len(rows) != 1 else ''} so far, updated every "
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
     elif found.unsummarised:
         done = f"{found.unsummarised:,} video{'s' if found.unsummarised != 1 else ''}"

@@ -195,6 +195,19 @@ def test_a_link_to_a_batch_video_is_checked_like_any_path(fleet_app, batch, tmp_
     assert "outside the folders" in at.error[0].value and "No detections yet" in at.info[-1].value
 
 
+def test_a_batch_that_has_just_started_is_a_batch_output_folder(fleet_app, batch, tmp_path):
+    """Before its first video is done a batch has written only its settings: the page says it runs."""
+    starting = tmp_path / "starting"
+    (starting / ".batch").mkdir(parents=True)
+    shutil.copy(batch / ".batch" / "settings.json", starting / ".batch" / "settings.json")
+    from core.paths import exclusive_lock
+
+    with exclusive_lock(starting, "a test batch"):
+        at = open_fleet(fleet_app, starting)
+        assert not at.error and shown_rows(at) == []
+        assert any("A batch is writing this folder: 0 videos so far" in i.value for i in at.info)
+
+
 def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app, batch, tmp_path):
     """Ctrl-C leaves done markers newer than the summary and no lock: shown, said, not polled forever."""
     stopped = tmp_path / "stopped"
