@@ -245,9 +245,14 @@ def batch_panel(combined: fleet.CombinedDatasource) -> None:
 
 
 def batch_sample_panel(combined: fleet.CombinedDatasource) -> None:
-    for label, (name, content) in zip(("Sample prediction", "Its metadata"), fleet.sample_files(combined) or []):
-        st.markdown(f"{label} `{name}`")
-        st.json(content, expanded=True)
+    """A flagged frame's two files, folded: the push below is what this page is for."""
+    sample = fleet.sample_files(combined)
+    if sample is None:
+        return
+    with st.expander(f"Sample files: a flagged frame of {combined.worst}", icon=":material/data_object:"):
+        for label, (name, content) in zip(("Prediction", "Its metadata"), sample):
+            st.markdown(f"{label} `{name}`")
+            st.json(content, expanded=2)
 
 
 def batch_page(folder: str) -> None:

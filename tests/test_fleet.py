@@ -241,7 +241,8 @@ def export_page_on(at: AppTest, batch) -> AppTest:
 def test_the_export_page_on_a_batch_describes_and_validates_its_combined_datasource(fleet_app, batch):
     at = export_page_on(fleet_app, batch)
     assert "3 videos, 60 frames, 7 flagged frames" in at.info[0].value
-    assert at.markdown[0].value.startswith("Sample prediction `predictions/yolov8_detection/walk_c-")
+    assert at.expander[0].label == "Sample files: a flagged frame of walk_c.mp4"
+    assert at.markdown[0].value.startswith("Prediction `predictions/yolov8_detection/walk_c-")
     assert json.loads(at.json[1].value)["metadata"]["flickering"] == 1.0  # a flagged frame of the worst video
     next(b for b in at.button if b.label == "Validate every file").click().run()
     assert "Valid Lightly datasource: 60 frames of 3 videos" in at.success[0].value
