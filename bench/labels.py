@@ -6,7 +6,7 @@
    written keyframes interpolated as the tool does: keyframes per track against boxes per track,
    and the lowest IoU of any box against its track's interpolation. On motmetrics' TUD-Campus and
    TUD-Stadtmitte labels, and on the HOG detector's boxes on the whole bundled sample with the
-   imputed boxes of every flagged frame.
+   imputed boxes of every flagged frame. The CVAT file is also read back as input (--predictions).
 2. Label QA: the assertions on the same real labels, read through the MOT importer: what they list
    on the labels as annotated, then with planted errors (boxes dropped inside tracks, one-frame
    ghost boxes, flipped classes), how many of the planted errors are found and what else is listed.
@@ -113,6 +113,11 @@ def round_trip(name: str, info, relpath: str, detections: Detections, flicker) -
             written = sum(len(f) for f, _ in tracks)
             print(f"  {fmt:20} {len(tracks):6d} {written:8d} {written / len(tracks):9.1f} {written / len(boxes):13.2f} "
                   f"{worst:8.3f}")
+            if fmt == "cvat-video":  # also as input: the tracks drawn on every frame, as CVAT draws them
+                drawn = read_boxes(out / f"{relpath}.xml", info, relpath)
+                same = np.array_equal(drawn.counts_per_frame(), boxes.counts_per_frame())
+                print(f"  {'':20} read back by --predictions: {len(drawn)} boxes, "
+                      f"the same count on every frame: {'yes' if same else 'NO'}")
 
 
 # ------------------------------------------------------------------------------------ label QA

@@ -2,8 +2,8 @@
 MOTChallenge or YouTube-VIS, read into :class:`~core.detections.Detections`.
 
 Library per format: COCO, CVAT (for images) and YouTube-VIS through Lightly's ``labelformat``
-readers; Lightly's own format through :func:`core.lightly.validate.import_predictions`; YOLO and
-MOT read here (YOLO's boxes are relative to the image, and the video's size is known without
+readers; Lightly's own format through :func:`core.lightly.validate.import_predictions`; CVAT for
+video (tracks with keyframes, which labelformat does not read), YOLO and MOT read here (YOLO's boxes are relative to the image, and the video's size is known without
 reading images, which labelformat's YOLO reader needs; MOT is a CSV of frame, id, box, score).
 
 Frames are matched to the video's frames: an image's file name by Lightly's frame naming
@@ -39,7 +39,8 @@ FORMATS = ("auto", "lightly", "coco", "yolo", "cvat", "mot", "youtubevis")
 FOLDER_FORMATS = ("lightly", "yolo")  # read from a folder, never from one file
 MAX_LABEL_BYTES = 512 << 20
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
-MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
+MAX_NAME_CHARS = 200
+MAX_INTERPOLATED_BOXES = 10_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$")  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
 
@@ -233,9 +234,61 @@ def _coco(path: Path, video: VideoInfo, relpath: str) -> Detections:
 
 
 def _cvat(path: Path, video: VideoInfo, relpath: str) -> Detections:
+    """CVAT for images through labelformat; CVAT for video (``<track>``s, which labelformat does
+    not read) here."""
     from labelformat.formats import CVATObjectDetectionInput
 
+    if b"<track" in read_capped(path, MAX_LABEL_BYTES, "CVAT file"):
+        return _cvat_video(path, video)
     return _image_labels(CVATObjectDetectionInput, path, video)
+
+
+def _cvat_video(path: Path, video: VideoInfo) -> Detections:
+    """CVAT for video 1.1: per ``<track label>`` its ``<box frame outside xtl ytl xbr ybr>``s; the
+    object is drawn on every frame from a box that is not ``outside`` up to the next box (exclusive;
+    to the video's end after the last), interpolated linearly towards a next box that is not
+    ``outside``, as CVAT draws it. Labels are the task's (``meta``), else those the tracks use."""
+    from xml.etree import ElementTree as ET
+
+    try:
+        root = ET.fromstring(read_capped(path, MAX_LABEL_BYTES, "CVAT file"))
+    except ET.ParseError as exc:
+        raise PredictionFormatError(f"{path}: not CVAT XML: {str(exc)[:200]}") from None
+    names = [label.findtext("name") for label in root.iterfind("meta/*/labels/label")]
+    names += sorted({str(t.get("label")) for t in root.iter("track")} - set(names))
+    class_of = {name: k for k, name in enumerate(names)}
+    frames, boxes, classes = [], [], []
+    for track in root.iter("track"):
+        keys = sorted(((_cvat_frame(path, box, video.frame_count), box) for box in track.iter("box")), key=lambda k: k[0])
+        for (frame, box), following in zip(keys, keys[1:] + [(video.frame_count, None)]):
+            end = following[0]
+            if box.get("outside") == "1" or end <= frame:
+                continue
+            start_xyxy = _cvat_xyxy(path, box)
+            end_xyxy = start_xyxy if following[1] is None or following[1].get("outside") == "1" else _cvat_xyxy(path, following[1])
+            span = np.arange(frame, end)
+            if len(frames) + len(span) > MAX_INTERPOLATED_BOXES:
+                raise PredictionFormatError(f"{path}: more than {MAX_INTERPOLATED_BOXES:,} boxes once its tracks are drawn")
+            weight = ((span - frame) / (end - frame))[:, None]
+            frames.extend(span.tolist())
+            boxes.extend(((1 - weight) * start_xyxy + weight * end_xyxy).tolist())
+            classes.extend([class_of[str(track.get("label"))]] * len(span))
+    return _from_rows(frames, boxes, [1.0] * len(frames), classes, dict(enumerate(names)), video, path)
+
+
+def _cvat_frame(path: Path, box, n_frames: int) -> int:
+    text = str(box.get("frame"))
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) < n_frames):
+        raise PredictionFormatError(f"{path}: a track box on frame {brief(text)}; the video's frames are 0..{n_frames - 1}")
+    return int(text)
+
+
+def _cvat_xyxy(path: Path, box) -> np.ndarray:
+    try:
+        return np.array([float(box.get(key)) for key in ("xtl", "ytl", "xbr", "ybr")])
+    except (TypeError, ValueError):
+        raise PredictionFormatError(f"{path}: a track box on frame {brief(box.get('frame'))} without numeric "
+                                    "xtl, ytl, xbr, ybr") from None
 
 
 def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:

@@ -542,8 +542,9 @@ def _write_youtube_vis_tracks(path: Path, videos: list[tuple[PrelabelVideo, Dete
 
 def _label_studio_tracks(video: PrelabelVideo, boxes: Detections, imputed: np.ndarray, video_url_prefix: str) -> dict:
     """One Label Studio task: per track a region whose sequence holds only its keyframes, each
-    interpolated to the next (``enabled``) but the last; the region id names the track."""
-    from core.tracks import keyframes, link_tracks, track_rows
+    interpolated to the next (``enabled``) but the last and those before a gap; the region id names
+    the track."""
+    from core.tracks import link_tracks, track_rows, written_keyframes
 
     info = video.info
     if not info.fps > 0:
@@ -551,8 +552,9 @@ def _label_studio_tracks(video: PrelabelVideo, boxes: Detections, imputed: np.nd
     regions = []
     for track_id, rows in enumerate(track_rows(link_tracks(boxes))):
         frames = boxes.frame[rows].astype(np.float64)
-        key = keyframes(frames, boxes.xyxy[rows].astype(np.float64)).tolist()
-        sequence = [_keyframe(int(frames[k]), boxes.xyxy[rows[k]].tolist(), info, enabled=k != key[-1]) for k in key]
+        key, stretch_ends = written_keyframes(frames, boxes.xyxy[rows].astype(np.float64))
+        sequence = [_keyframe(int(frames[k]), boxes.xyxy[rows[k]].tolist(), info, enabled=not ends)
+                    for k, ends in zip(key.tolist(), stretch_ends.tolist())]
         region = {"id": f"track{track_id}", "type": "videorectangle", "from_name": LABEL_STUDIO_BOX,
                   "to_name": LABEL_STUDIO_VIDEO, "origin": "prediction",
                   "score": float(np.clip(boxes.score[rows].mean(), 0, 1)),

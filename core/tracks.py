@@ -69,6 +69,15 @@ def keyframes(frames: np.ndarray, xyxy: np.ndarray, min_iou: float = KEYFRAME_IO
         key.add(worst)
 
 
+def written_keyframes(frames: np.ndarray, xyxy: np.ndarray, min_iou: float = KEYFRAME_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of one track a labelling tool gets as keyframes, and which of them end a visible
+    stretch: :func:`keyframes`, plus both sides of every gap the tracker bridged (a frame with no
+    box), so the tool hides the object there instead of drawing it through the gap."""
+    before_gap = np.flatnonzero(np.diff(frames) > 1)
+    key = np.union1d(keyframes(frames, xyxy, min_iou), np.r_[before_gap, before_gap + 1]).astype(np.int64)
+    return key, np.isin(key, np.r_[before_gap, len(frames) - 1])
+
+
 def track_rows(track: np.ndarray) -> list[np.ndarray]:
     """Row indices of each track, in order of appearance (rows are in frame order)."""
     order = np.argsort(track, kind="stable")
@@ -95,7 +104,8 @@ def video_boxes(detections: Detections, imputed_frame: np.ndarray, imputed_xyxy:
 
 def cvat_video_xml(name: str, boxes: Detections, imputed: np.ndarray, labels: dict[int, str], size: tuple[int, int]) -> bytes:
     """CVAT for video 1.1: one ``<track>`` per linked track, boxes only at its keyframes (CVAT
-    interpolates between them), an ``outside`` box after its last frame, an ``imputed`` attribute."""
+    interpolates between them), an ``outside`` box after its last frame and on the first frame of
+    each gap, an ``imputed`` attribute."""
     from xml.etree import ElementTree as ET
 
     root = ET.Element("annotations")
@@ -117,10 +127,11 @@ def cvat_video_xml(name: str, boxes: Detections, imputed: np.ndarray, labels: di
     for track_id, rows in enumerate(track_rows(link_tracks(boxes))):
         track = ET.SubElement(root, "track", id=str(track_id), label=labels[int(boxes.cls[rows[0]])], source="auto")
         frames = boxes.frame[rows].astype(np.float64)
-        for k in keyframes(frames, boxes.xyxy[rows].astype(np.float64)).tolist():
+        key, stretch_ends = written_keyframes(frames, boxes.xyxy[rows].astype(np.float64))
+        for k, ends in zip(key.tolist(), stretch_ends.tolist()):
             _cvat_box(track, int(frames[k]), boxes.xyxy[rows[k]], outside=False, imputed=bool(imputed[rows[k]]))
-        if frames[-1] + 1 < boxes.n_frames:
-            _cvat_box(track, int(frames[-1]) + 1, boxes.xyxy[rows[-1]], outside=True, imputed=False)
+            if ends and frames[k] + 1 < boxes.n_frames:  # hidden from the next frame (to the next keyframe)
+                _cvat_box(track, int(frames[k]) + 1, boxes.xyxy[rows[k]], outside=True, imputed=False)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 

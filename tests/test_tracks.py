@@ -101,14 +101,17 @@ def test_label_studio_track_sequences_interpolate_back_to_every_box(walk, tmp_pa
     size = np.array([info.width, info.height] * 2, float)
     for region in regions:
         sequence = region["value"]["sequence"]
-        assert [key["enabled"] for key in sequence] == [True] * (len(sequence) - 1) + [False]
+        assert sequence[-1]["enabled"] is False
         frames = np.array([key["frame"] - 1 for key in sequence], float)
         xyxy = np.array([[key["x"], key["y"], key["x"] + key["width"], key["y"] + key["height"]] for key in sequence])
         xyxy = xyxy / 100 * size
-        for frame in range(int(frames[0]), int(frames[-1]) + 1):
-            drawn.setdefault(frame, []).append([np.interp(frame, frames, xyxy[:, k]) for k in range(4)])
+        for k, key in enumerate(sequence):  # as Label Studio draws: to the next keyframe while enabled, else this frame only
+            last = int(frames[k + 1]) if key["enabled"] else int(frames[k]) + 1
+            for frame in range(int(frames[k]), last):
+                drawn.setdefault(frame, []).append([np.interp(frame, frames, xyxy[:, j]) for j in range(4)])
     for frame, box in zip(boxes.frame.tolist(), boxes.xyxy.astype(float)):
         assert max(box_iou(np.asarray(drawn[frame]), box[None]).tolist()) >= 0.9, frame
+    np.testing.assert_array_equal([len(drawn.get(f, [])) for f in range(info.frame_count)], boxes.counts_per_frame())
     assert sum(len(r["value"]["sequence"]) for r in regions) < len(boxes)
     assert any("imputed" in " ".join(r.get("meta", {}).get("text", [])) for r in regions)
 
@@ -149,3 +152,45 @@ def test_youtube_vis_tracks_read_back_by_labelformat_with_every_box_and_its_trac
     np.testing.assert_array_equal(read_boxes(path, info, "walk.mp4").counts_per_frame(), boxes.counts_per_frame())
     truth = read_youtube_vis_ground_truth(path)["walk.mp4"]
     assert len(np.unique(truth.track_id)) == len(linked) and len(truth.frame) == len(boxes)
+
+
+def test_cvat_video_tracks_are_read_back_as_every_box_they_stand_for(walk, tmp_path):
+    """CVAT for video as input (labels made in CVAT's interpolation mode): the written keyframes,
+    drawn on every frame as CVAT draws them, give back every box at IoU >= 0.9 and no other box."""
+    from core.label_formats import read_boxes
+
+    info, detections, flicker = walk
+    video = PrelabelVideo(info, "walk.mp4", detections, flicker, tuple(np.flatnonzero(flicker.flag_array).tolist()))
+    write_prelabel_set([video], tmp_path / "cvat", "cvat-video")
+    read = read_boxes(tmp_path / "cvat" / "walk.mp4.xml", info, "walk.mp4")
+    boxes, _ = all_boxes(walk)
+    np.testing.assert_array_equal(read.counts_per_frame(), boxes.counts_per_frame())
+    for frame in range(info.frame_count):
+        mine, theirs = boxes.at(frame).xyxy.astype(float), read.at(frame).xyxy.astype(float)
+        if len(mine):
+            assert box_iou(mine[:, None], theirs[None]).max(axis=1).min() >= 0.9, frame
+    assert set(read.names.values()) == set(detections.names.values())
+
+
+@pytest.mark.parametrize("box, message", [
+    ('frame="99999999999"', "a track box on frame '99999999999'"),
+    ('frame="25"', "a track box on frame '25'"),
+    ('frame="-1"', "a track box on frame '-1'"),
+    ('frame="3" xtl="nan"', "not a box inside"),
+    ('frame="3" xtl="a"', "without numeric"),
+])
+def test_hostile_cvat_video_tracks_are_one_line(walk, tmp_path, box, message):
+    from core.errors import PredictionFormatError
+    from core.label_formats import read_boxes
+
+    info = walk[0]
+    attributes = dict(frame="3", xtl="1", ytl="1", xbr="50", ybr="90")
+    for part in box.split():
+        key, value = part.split("=")
+        attributes[key] = value.strip('"')
+    shown = " ".join(f'{k}="{v}"' for k, v in attributes.items())
+    (tmp_path / "video.xml").write_text(f'<annotations><track id="0" label="person"><box {shown} outside="0"/></track>'
+                                        "</annotations>")
+    with pytest.raises(PredictionFormatError, match=message) as error:
+        read_boxes(tmp_path / "video.xml", info, "walk.mp4")
+    assert "\n" not in str(error.value)
