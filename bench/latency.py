@@ -2,7 +2,8 @@
 or another video.
 
     python bench/latency.py [--app-dir DIR] [--video PATH] [--option KEY=VALUE] [--steps 40] [--hold-s 3]
-                            [--threshold-steps 12] [--seek-rounds 8] [--map-clicks 8] [--idle-s 10]
+                            [--threshold-steps 12] [--seek-rounds 8] [--map-clicks 8] [--verdict-links 6]
+                            [--idle-s 10] [--browser-cache] [--server-log PATH]
 
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
@@ -16,9 +17,11 @@ first with ``python -m core run PATH --out DIR``), waits for the seek proxy and 
   how far the video kept moving after the key was let go (a queue shows up there);
 * threshold step: IoU tracking slider +0.01 (arrow key) -> flags, counts and imputed boxes redrawn;
 * long seeks, each to a frame far from any the page has shown (outside any buffer; see seek_rounds):
-  a timeline click, a timeline drag (from the release), K right after a jump, "Jump to frame" (from
-  Enter), a deep link ``?frame=N`` (from navigation, and from the viewer's first appearance) and a
-  click on the embedding map (with how many opened exactly the frame clicked): p50 / p95 each;
+  a timeline click, a timeline drag (from the release), K and J right after a jump, "Jump to frame"
+  (from Enter), a deep link ``?frame=N`` (from navigation, and from the viewer's first appearance;
+  how the Fleet page's links open Review), "Open in Review" on the Verdicts page and a click on the
+  embedding map (with how many opened exactly the frame clicked): p50 / p95 each. The browser's
+  cache is off (``--browser-cache`` turns it on), so a reload starts cold;
 * idle server CPU over a few seconds with the review page open, from /proc.
 
 Times are taken in the page (``performance.now()``): from the keydown event to the first animation
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "Enter": 13, "k": 75}
+KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "Enter": 13, "j": 74, "k": 75}
 
 # Records, once per animation frame, what the page shows: the frame number under the viewer's label
 # and a token that changes whenever the frame image is redrawn (the viewer's data-frame, or the src
@@ -336,7 +339,7 @@ def timed_seek(browser, act, target: int | str | None, since: str, timeout: floa
             return None  # nothing to move to (K after the last flagged frame)
 
     def full(event: dict) -> bool:
-        return event["quality"] in (None, "full") and event["token"] == str(event["frame"])
+        return event.get("quality") in (None, "full") and event["token"] == str(event["frame"])
 
     if target is None:
         event = wait_shown(browser, start, lambda e: full(e) and e["frame"] != before["frame"], timeout,
@@ -419,10 +422,10 @@ def jump_to(browser, keyboard: Keyboard, frame: int) -> tuple[float, int]:
     return result
 
 
-def next_flagged(browser, keyboard: Keyboard) -> tuple[float, int] | None:
-    """K: None when no flagged frame follows (K then stays put)."""
+def to_flagged(browser, keyboard: Keyboard, key: str) -> tuple[float, int] | None:
+    """K (next flagged frame) or J (previous): None when there is none that way (the key stays put)."""
     blur(browser)
-    return timed_seek(browser, lambda: keyboard.press("k"), "label", "keydown")
+    return timed_seek(browser, lambda: keyboard.press(key), "label", "keydown")
 
 
 MAP_POINT = """
@@ -489,11 +492,12 @@ def seek_rounds(browser, keyboard: Keyboard, rounds: int, n: int, seed: int = 0)
         end = cold_target(rng, n, frames_seen(browser) | {start})
         times.setdefault("timeline drag (from release)", []).append(timeline_drag(browser, keyboard, start, end, n)[0])
         time.sleep(0.5)
-        timeline_click(browser, keyboard, cold_target(rng, n, frames_seen(browser), range(n * 3 // 4)), n)
-        time.sleep(0.3)  # a glance at where the jump landed, then K
-        if (moved := next_flagged(browser, keyboard)) is not None:
-            times.setdefault("K after a jump", []).append(moved[0])
-        time.sleep(0.5)
+        for key, where in (("k", range(n * 3 // 4)), ("j", range(n // 4, n))):
+            timeline_click(browser, keyboard, cold_target(rng, n, frames_seen(browser), where), n)
+            time.sleep(0.3)  # a glance at where the jump landed, then K (or J)
+            if (moved := to_flagged(browser, keyboard, key)) is not None:
+                times.setdefault(f"{key.upper()} after a jump", []).append(moved[0])
+            time.sleep(0.5)
         times.setdefault("Jump to frame", []).append(jump_to(browser, keyboard, cold_target(rng, n, frames_seen(browser)))[0])
         time.sleep(0.5)
     return times
@@ -515,6 +519,36 @@ def map_clicks(browser, keyboard: Keyboard, clicks: int, n: int, seed: int = 1) 
         exact += landed == target
         time.sleep(0.8)
     return times, exact
+
+
+def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path | None, data_dir: Path,
+                  seed: int = 2) -> list[float]:
+    """``clicks`` times: a verdict on a frame far from any shown (written to the app's store as a
+    reviewer in another tab would), the Verdicts page opened from the sidebar, its "Open in Review"
+    on that frame clicked: timed from the mouse press to the frame's full image in Review."""
+    import random
+
+    sys.path.insert(0, str(ROOT))
+    from core.paths import SAMPLE_VIDEO
+    from core.verdicts import VerdictStore
+    from core.video import probe
+
+    rng, times = random.Random(seed), []
+    store, fingerprint = VerdictStore(data_dir / "verdicts.sqlite"), probe(video or SAMPLE_VIDEO).fingerprint
+    for _ in range(clicks):
+        frame = cold_target(rng, n, frames_seen(browser))
+        store.set(fingerprint, frame, "unsure", annotator="bench")
+        wait_for(browser, lambda: browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/qa"]')
+                 .click() or True, 30, "the Verdicts page link")
+        selector = f".st-key-qa_open_{frame} button"
+        wait_for(browser, lambda: browser.find_elements("css selector", selector), 60, f"Open in Review for frame {frame}")
+        box = element_box(browser, selector)
+        time.sleep(0.5)  # scrolled to it: a person finds the button
+        box = element_box(browser, selector)
+        times.append(timed_seek(browser, lambda: keyboard.click(box["left"] + box["width"] / 2,
+                                                                box["top"] + box["height"] / 2), frame, "mousedown")[0])
+        time.sleep(1.0)
+    return times
 
 
 def seek_table(times: dict[str, list[float]]) -> str:
@@ -584,14 +618,23 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=10.0)
     parser.add_argument("--seek-rounds", type=int, default=8, help="rounds of long seeks (see seek_rounds)")
     parser.add_argument("--map-clicks", type=int, default=8)
+    parser.add_argument("--verdict-links", type=int, default=6, help='"Open in Review" clicks on the Verdicts page')
+    parser.add_argument("--server-log", type=Path, help="keep the server's log here")
+    parser.add_argument("--browser-cache", action="store_true",
+                        help="let the browser keep frames across the benchmark's reloads (off: each deep link "
+                             "starts cold, as the older page did, so far seeks are not served from an earlier round)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a Streamlit option for the server, e.g. server.fileWatcherType=auto (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = start_server(args.app_dir, port, Path(tmp) / "data", Path(tmp) / "server.log", args.option)
+        data_dir = Path(tmp) / "data"
+        server = start_server(args.app_dir, port, data_dir, Path(tmp) / "server.log", args.option)
         browser = start_browser()
         browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORDER})  # deep links
+        if not args.browser_cache:
+            browser.execute_cdp_cmd("Network.enable", {})
+            browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
         try:
             open_review(browser, f"http://127.0.0.1:{port}/", args.video)
             wait_for_proxy(args.video)
@@ -612,6 +655,9 @@ def main() -> None:
             print(f"threshold step (IoU tracking +0.01): {percentiles(thresholds)}", flush=True)
             n = int(browser.find_element("css selector", ".fv-label").text.split("/")[1].replace(",", "")) + 1
             seeks = seek_rounds(browser, keyboard, args.seek_rounds, n)
+            if args.verdict_links:
+                seeks["Verdicts page: Open in Review"] = verdict_links(
+                    browser, keyboard, args.verdict_links, n, args.video, data_dir)
             if args.map_clicks:
                 clicks, exact = map_clicks(browser, keyboard, args.map_clicks, n)
                 seeks[f"map click ({exact} of {len(clicks)} opened the frame clicked)"] = clicks
@@ -626,6 +672,8 @@ def main() -> None:
             browser.quit()
             server.terminate()
             server.wait(timeout=20)
+            if args.server_log:
+                shutil.copy(Path(tmp) / "server.log", args.server_log)
 
 
 if __name__ == "__main__":

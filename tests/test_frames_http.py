@@ -5,19 +5,21 @@ import gc
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from urllib.parse import quote
 
 import cv2
 import httpx
 import numpy as np
 import pytest
+import streamlit as st
 from starlette.applications import Starlette
 
 from conftest import ROOT, sample_frames, streamlit_server, write_video
 from core.detections import Detections
 from core.proxy import psnr
 from core.video import iter_frames, probe
-from ui.viewer import frames
+from ui.viewer import frames, handshake
 
 SERVER = httpx.ASGITransport(app=Starlette(routes=frames.routes()))
 
@@ -119,11 +121,23 @@ def test_what_no_session_holds_is_served_only_while_among_the_last_registered(tm
 
 def test_a_video_that_went_away_after_it_was_registered_answers_one_line(tmp_path):
     video = write_video(tmp_path / "gone.mp4", sample_frames(3, start=300))
+    info = replace(probe(video), path=tmp_path / "moved.mp4")  # as if moved before any reader opened it
+    url = frames.frames_url(info)  # starts preparing frame 0 in the background: that fails too
+    for index in (1, 0):
+        response = get(f"{url}{index}.jpg")
+        assert response.status_code == 500 and response.text == f"frame {index} could not be decoded"
+
+
+def test_the_frame_a_move_from_python_shows_is_prepared_before_the_viewer_asks(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "moved.mp4", sample_frames(12, start=500))
+    originals = [image for _, image in iter_frames(video)]
+    monkeypatch.setitem(st.session_state, handshake.FRAME, 7)  # where the page's last move put the viewer
     url = frames.frames_url(info := probe(video))
-    video.unlink()
-    response = get(f"{url}1.jpg")
-    assert response.status_code == 500 and response.text == "frame 1 could not be decoded"
-    assert info.frame_count == 3
+    deadline = time.monotonic() + 30
+    while not frames.prepared(info, 7):
+        assert time.monotonic() < deadline, "frame 7 was never prepared"
+        time.sleep(0.02)
+    assert nearest_frame(decoded(get(f"{url}7.jpg?now")), originals) == 7
 
 
 def test_the_app_server_answers_404_under_the_prefix_not_its_page(tmp_path, shared_cache):

@@ -19,6 +19,7 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from core.detections import Detections
 from core.errors import UserError
 from core.video import VideoInfo
+from ui.viewer import handshake
 
 PREFIX = "/api/viewer"
 DISPLAY_SIDE = 1920  # longer sides are scaled down: detail to zoom into in HD, not 4K-sized images
@@ -66,13 +68,21 @@ class _Registry:
 
 
 class _JpegCache:
-    """Encoded frames by (video, frame), least recently used dropped beyond ``budget`` bytes."""
+    """Encoded frames by (video, frame), least recently used dropped beyond ``budget`` bytes. A
+    frame being encoded is encoded once: a second request for it waits for the first."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self._jpegs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._pending: dict[tuple[str, int], Future] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+
+    def has(self, info: VideoInfo, index: int, pending: bool = True) -> bool:
+        """Whether frame ``index`` is encoded (or, with ``pending``, being encoded)."""
+        key = (info.fingerprint, index)
+        with self._lock:
+            return key in self._jpegs or (pending and key in self._pending)
 
     def get(self, info: VideoInfo, index: int, now: bool) -> bytes:
         """Frame ``index`` of ``info``; ``now``: the frame under the hand, decoded by a reader of
@@ -82,24 +92,40 @@ class _JpegCache:
             if key in self._jpegs:
                 self._jpegs.move_to_end(key)
                 return self._jpegs[key]
-        # Imported here: app.py imports this module before Streamlit's runtime exists, and ui.resources
-        # declares its caches on import (they would not be the runtime's).
-        from ui import resources
-
-        reader = resources.seek_reader(info) if now else resources.frame_reader(info)
-        jpeg = encode(reader.get(index))  # outside the lock: tabs and readers encode side by side
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending[key] = mine = Future()
+        if pending is not None:
+            return pending.result()
+        try:
+            jpeg = encode(_reader(info, now).get(index))  # outside the lock: tabs and readers encode side by side
+        except BaseException as error:
+            with self._lock:
+                del self._pending[key]
+            mine.set_exception(error)
+            raise
         with self._lock:
-            if key not in self._jpegs:
-                self._jpegs[key] = jpeg
-                self._bytes += len(jpeg)
+            del self._pending[key]
+            self._jpegs[key] = jpeg
+            self._bytes += len(jpeg)
             while self._bytes > self.budget and len(self._jpegs) > 1:
                 self._bytes -= len(self._jpegs.popitem(last=False)[1])
+        mine.set_result(jpeg)
         return jpeg
+
+
+def _reader(info: VideoInfo, now: bool):
+    # Imported here: app.py imports this module before Streamlit's runtime exists, and ui.resources
+    # declares its caches on import (they would not be the runtime's).
+    from ui import resources
+
+    return resources.seek_reader(info) if now else resources.frame_reader(info)
 
 
 _videos = _Registry(RECENT)
 _detections = _Registry(RECENT)
 _jpegs = _JpegCache(CACHE_BYTES)
+_preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viewer-prepare")
 
 
 def encode(rgb: np.ndarray) -> bytes:
@@ -113,9 +139,31 @@ def encode(rgb: np.ndarray) -> bytes:
 
 def frames_url(info: VideoInfo) -> str:
     """Where the viewer fetches the frames of ``info`` (the frame index and ``.jpg`` appended),
-    serving them from now on."""
+    serving them from now on. The frame it is about to show is prepared at once, in the background
+    (see :func:`prepare`)."""
     _videos.put(info.fingerprint, info)
+    prepare(info, handshake.current_frame(info.frame_count))
     return f"{PREFIX}/frames/{info.fingerprint}/"
+
+
+def prepare(info: VideoInfo, index: int) -> None:
+    """Decode and encode frame ``index`` in the background unless it is cached already. After a
+    move made from Python (a link, the Verdicts page, the gallery) the page still runs for a while
+    after the viewer is sent; the frame is encoded meanwhile instead of once the viewer asks."""
+    if not _jpegs.has(info, index):
+        _preparing.submit(_prepare_now, info, index)
+
+
+def prepared(info: VideoInfo, index: int) -> bool:
+    """Whether frame ``index`` of ``info`` is encoded, ready to be served."""
+    return _jpegs.has(info, index, pending=False)
+
+
+def _prepare_now(info: VideoInfo, index: int) -> None:
+    try:
+        _jpegs.get(info, index, now=True)
+    except (UserError, OSError) as error:  # the viewer's own request answers it
+        _log.info("viewer frame %d of %s not prepared: %s", index, info.name, error)
 
 
 def boxes_url(detection_id: str, detections: Detections) -> str:
