@@ -40,7 +40,7 @@ FOLDER_FORMATS = ("lightly", "yolo")  # read from a folder, never from one file
 MAX_LABEL_BYTES = 512 << 20
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200
-MAX_INTERPOLATED_BOXES = 10_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
+MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$")  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
 
@@ -248,16 +248,14 @@ def _cvat_video(path: Path, video: VideoInfo) -> Detections:
     object is drawn on every frame from a box that is not ``outside`` up to the next box (exclusive;
     to the video's end after the last), interpolated linearly towards a next box that is not
     ``outside``, as CVAT draws it. Labels are the task's (``meta``), else those the tracks use."""
-    from xml.etree import ElementTree as ET
-
-    try:
-        root = ET.fromstring(read_capped(path, MAX_LABEL_BYTES, "CVAT file"))
-    except ET.ParseError as exc:
-        raise PredictionFormatError(f"{path}: not CVAT XML: {str(exc)[:200]}") from None
+    root = _parse_xml(path)
+    if any(not track.get("label") for track in root.iter("track")):
+        raise PredictionFormatError(f"{path}: a track without a label")
     names = [label.findtext("name") for label in root.iterfind("meta/*/labels/label")]
     names += sorted({str(t.get("label")) for t in root.iter("track")} - set(names))
     class_of = {name: k for k, name in enumerate(names)}
-    frames, boxes, classes = [], [], []
+    frames, boxes, classes = [], [], []  # numpy pieces, one per drawn stretch
+    drawn = 0
     for track in root.iter("track"):
         keys = sorted(((_cvat_frame(path, box, video.frame_count), box) for box in track.iter("box")), key=lambda k: k[0])
         for (frame, box), following in zip(keys, keys[1:] + [(video.frame_count, None)]):
@@ -267,13 +265,35 @@ def _cvat_video(path: Path, video: VideoInfo) -> Detections:
             start_xyxy = _cvat_xyxy(path, box)
             end_xyxy = start_xyxy if following[1] is None or following[1].get("outside") == "1" else _cvat_xyxy(path, following[1])
             span = np.arange(frame, end)
-            if len(frames) + len(span) > MAX_INTERPOLATED_BOXES:
+            drawn += len(span)
+            if drawn > MAX_INTERPOLATED_BOXES:
                 raise PredictionFormatError(f"{path}: more than {MAX_INTERPOLATED_BOXES:,} boxes once its tracks are drawn")
             weight = ((span - frame) / (end - frame))[:, None]
-            frames.extend(span.tolist())
-            boxes.extend(((1 - weight) * start_xyxy + weight * end_xyxy).tolist())
-            classes.extend([class_of[str(track.get("label"))]] * len(span))
-    return _from_rows(frames, boxes, [1.0] * len(frames), classes, dict(enumerate(names)), video, path)
+            frames.append(span)
+            boxes.append((1 - weight) * start_xyxy + weight * end_xyxy)
+            classes.append(np.full(len(span), class_of[str(track.get("label"))]))
+    return _from_rows(np.concatenate(frames or [np.empty(0, np.int64)]), np.concatenate(boxes or [np.empty((0, 4))]),
+                      np.ones(drawn), np.concatenate(classes or [np.empty(0, np.int64)]), dict(enumerate(names)), video, path)
+
+
+def _parse_xml(path: Path):
+    """The XML tree of ``path``, refused when not well-formed or nested deeper than ``MAX_DEPTH``
+    (expat refuses external entities and entity expansion past its amplification limit)."""
+    import io
+    from xml.etree import ElementTree as ET
+
+    from core.bounded import MAX_DEPTH
+
+    events = ET.iterparse(io.BytesIO(read_capped(path, MAX_LABEL_BYTES, "CVAT file")), events=("start", "end"))
+    depth = 0
+    try:
+        for event, _ in events:
+            depth += 1 if event == "start" else -1
+            if depth > MAX_DEPTH:
+                raise PredictionFormatError(f"{path} nests deeper than {MAX_DEPTH} levels")
+    except ET.ParseError as exc:
+        raise PredictionFormatError(f"{path}: not CVAT XML: {str(exc)[:200]}") from None
+    return events.root
 
 
 def _cvat_frame(path: Path, box, n_frames: int) -> int:

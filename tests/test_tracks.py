@@ -194,3 +194,26 @@ def test_hostile_cvat_video_tracks_are_one_line(walk, tmp_path, box, message):
     with pytest.raises(PredictionFormatError, match=message) as error:
         read_boxes(tmp_path / "video.xml", info, "walk.mp4")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("<annotations><track/>" + "<a>" * 100_000 + "</a>" * 100_000 + "</annotations>", "nests deeper than 64"),
+    ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+     + "".join(f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(9))
+     + ']><annotations><track id="0" label="&j;"></track></annotations>', "amplification"),
+    ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+     '<annotations><track id="0" label="&x;"></track></annotations>', "external entity"),
+    ('<annotations><track id="0"><box frame="0" outside="0" xtl="1" ytl="1" xbr="5" ybr="5"/></track></annotations>',
+     "a track without a label"),
+    ("<annotations>" + '<track id="0" label="p"><box frame="0" outside="0" xtl="1" ytl="1" xbr="50" ybr="90"/></track>' * 6
+     + "</annotations>", "more than 100 boxes once its tracks are drawn"),  # 6 tracks x 20 frames
+])
+def test_cvat_video_files_that_nest_expand_or_draw_without_end_are_one_line(walk, tmp_path, monkeypatch, text, message):
+    from core import label_formats
+    from core.errors import PredictionFormatError
+
+    monkeypatch.setattr(label_formats, "MAX_INTERPOLATED_BOXES", 100)
+    (tmp_path / "video.xml").write_text(text)
+    with pytest.raises(PredictionFormatError, match=message) as error:
+        label_formats.read_boxes(tmp_path / "video.xml", walk[0], "walk.mp4")
+    assert "\n" not in str(error.value)
