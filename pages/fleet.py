@@ -110,7 +110,8 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None) -> None:
             open_in_review(root, picked)
     name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
-                            help="In the table's order: worst first unless you sort it or filter it.")
+                            help="Worst first, as the table opens (a sort made by clicking a column stays in the table); "
+                                 "the filter narrows it.")
     if go.button("Open in Review", icon=":material/flag:", disabled=chosen is None) and chosen is not None:
         open_in_review(root, chosen)
     if export.button("Push & schedule", icon=":material/cloud_upload:", key="export_batch",

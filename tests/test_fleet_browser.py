@@ -79,6 +79,21 @@ def click_row(browser, index: int) -> None:
         grid, 16 - size["width"] // 2, ROW_HEIGHT * (index + 1) + ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
 
 
+def click_header(browser, column: int) -> None:
+    """Click a column's header (the grid sorts by it, ascending then descending)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    grid = browser.find_element("css selector", GRID)
+    header = browser.find_elements("css selector", f"{GRID} table thead th")[column]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    offset = browser.execute_script("const g = arguments[0].getBoundingClientRect(), h = arguments[1].getBoundingClientRect();"
+                                    "return h.width ? [h.x + h.width / 2 - g.x, 0] : null;", grid, header)
+    x = offset[0] if offset else 100  # the accessible header may have no layout: the first column starts ~40 px in
+    size = grid.size
+    ActionChains(browser).move_to_element_with_offset(grid, int(x - size["width"] / 2),
+                                                      ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+
+
 def filter_by(browser, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -119,7 +134,11 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     filter_by(browser, "")
     wait_for(browser, lambda: videos(browser) == WORST_FIRST, 30, "every row back")
 
-    click_row(browser, 1)  # walk_a.mp4
+    click_header(browser, 0)
+    click_header(browser, 0)  # by name, descending: sorted in the browser, the script not run
+    wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
+             "the table sorted by name")
+    click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
     wait_for(browser, lambda: button(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's button").click()
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
     assert browser.find_element("tag name", "h1").text == "Review"
