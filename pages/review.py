@@ -31,7 +31,7 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     and the frames any of them flags, where J / K go by default."""
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
     rows = st.columns(2), st.columns(2), st.columns(2)
-    rows[0][0].metric("Flagged frames", f"{len(flagged):,}", help="Flicker: " + ASSERTION_HELP[FLICKER])
+    rows[0][0].metric("Flagged frames", f"{len(flagged):,}")
     rows[0][1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
     rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")

@@ -745,8 +745,8 @@ class Viewer {
         chip.className = `fv-chip${lane === answer ? " fv-answer" : ""}`;
         chip.dataset.lane = lane.name;
         chip.style.setProperty("--lane", rgb(lane.color));
-        const found = this.describe(lane.name, frame, several);
-        chip.textContent = several ? `${SHORT[lane.name]}${found ? ` \u00b7 ${found}` : ""}` : found;
+        const found = this.describe(lane.name, frame, several); // beside others, only the answered chip says more
+        chip.textContent = !several ? found : `${SHORT[lane.name]}${found && lane === answer ? ` \u00b7 ${found}` : ""}`;
         chip.title = `${lane.label}: ${this.describe(lane.name, frame)} (${lane.help})` +
           (firing.length > 1 ? ". Click: the verdict answers this one" : "");
         return chip;
@@ -836,6 +836,7 @@ class Viewer {
     const dpr = this.dpr, size = 12 * dpr;
     context.font = `${size}px sans-serif`;
     const width = context.measureText(text).width + 6 * dpr, top = Math.max(0, bottom - size - 5 * dpr);
+    x = clamp(x, 0, context.canvas.width - width); // a box at the frame's edge keeps its whole tag
     context.fillStyle = rgb(color);
     context.fillRect(x, top, width, size + 5 * dpr);
     const light = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150;
