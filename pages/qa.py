@@ -54,6 +54,14 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
             st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
 
 
+def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
+    """What to do next once the plan is done (the queue asks for this rerun as its last verdict lands)."""
+    if queue.planned and queue.planned_done(verdicts) == queue.planned:
+        st.success("The plan is done: the estimates below rest on it. Use the suggested thresholds if they look right, "
+                   "raise *Frames in the plan* for tighter intervals, or export on the Export page.",
+                   icon=":material/task_alt:")
+
+
 def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
     index = view.index
     current = (view.settings.iou_track, view.settings.iou_assert)
@@ -195,6 +203,7 @@ with error_boundary("Verdicts"):
         verdict_queue(view, queue, verdicts, store, session.annotator())
         several_boxes_panel(view, queue, store)
     with right:
+        plan_done_panel(queue, verdicts)
         estimate_panel(view, truth)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)

@@ -109,6 +109,17 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     assert json.loads((tmp_path / "prelabels" / "prelabels.json").read_text())
 
 
+def test_when_the_plan_is_done_the_page_says_so_and_what_to_do_next(qa_page):
+    browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
+    for _ in range(planned - 1):
+        browser.give("false_alarm")
+    assert not [s for s in qa_page.success if s.value.startswith("The plan is done")]
+    browser.give("miss")
+    assert reviewed(qa_page) == (planned, planned)
+    [done] = [s.value for s in qa_page.success if s.value.startswith("The plan is done")]
+    assert "Use the suggested thresholds" in done and "Frames in the plan" in done
+
+
 def test_a_new_annotator_is_the_one_the_route_records(qa_page, tmp_path):
     qa_page.text_input(key="annotator").input("ben")
     qa_page.run()

@@ -118,6 +118,7 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
     from urllib.parse import urlencode
 
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     info, _ = walk_hog
     store_path = tmp_path / "data" / "verdicts.sqlite"
@@ -138,6 +139,13 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
             ActionChains(browser).send_keys(key).perform()
 
         first = shown()
+        label = lambda: root.find_element("css selector", ".vq-label").text  # noqa: E731
+        arrow, other, word = (Keys.ARROW_LEFT, first - 1, "before") if first else (Keys.ARROW_RIGHT, first + 1, "after")
+        ActionChains(browser).key_down(arrow).perform()  # held: the frame before (after), this one's dashed boxes on it
+        wait_for(browser, lambda: label() == f"Frame {other} ({word} {first})", 10, "the frame next door")
+        ActionChains(browser).key_up(arrow).perform()
+        wait_for(browser, lambda: label().startswith(f"Frame {first} /"), 10, "back on the queued frame")
+        assert shown() == first and progress().startswith("Reviewed 0 / 5"), "a look around gives no verdict"
         press("f")
         wait_for(browser, lambda: progress().startswith("Reviewed 1 / 5") and shown() != first, 10, "the next frame")
         second = shown()

@@ -5,10 +5,13 @@
 // (ui/verdict_queue/routes.py). A verdict, by key or click, draws the next queued frame at once (its
 // JPEG was loaded ahead) and is posted in the background, one request after another, so an Undo
 // never overtakes the verdict it reverts. The page's figures catch up on a rerun: asked for with
-// "Update the estimates", and by itself once the plan is done.
+// "Update the estimates", and by itself once the plan is done. Holding Left / Right (or the i-1 / i+1
+// buttons) shows the frame before / after with this frame's dashed boxes on it: where the neighbours
+// saw the object.
 
 const PRELOAD = 6; // queued frames after the one on screen whose JPEGs are loaded ahead
 const KEEP_IMAGES = 40;
+const PEEKS = { ArrowLeft: -1, ArrowRight: 1 };
 const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
 const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
 const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
@@ -50,9 +53,16 @@ class Queue {
     this.overlay = new Map(); // frame -> verdict (null: none) given here and not yet in Python's data
     this.posts = Promise.resolve();
     this.shown = null;
+    this.peek = 0; // -1 / 1 while the frame before / after is held on screen
     this.size = { width: 0, height: 0 };
     this.offs = [];
     this.listen(window, "keydown", (event) => this.onKey(event));
+    this.listen(window, "keyup", (event) => event.key in PEEKS && this.peekAt(0));
+    this.listen(window, "blur", () => this.peekAt(0));
+    for (const button of this.root.querySelectorAll("[data-peek]")) {
+      this.listen(button, "pointerdown", () => this.peekAt(Number(button.dataset.peek)));
+      for (const type of ["pointerup", "pointerleave", "pointercancel"]) this.listen(button, type, () => this.peekAt(0));
+    }
     this.listen(window, "resize", () => this.layout());
     this.listen(this.root, "click", (event) => this.onClick(event));
     this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
@@ -98,6 +108,7 @@ class Queue {
   give(verdict) {
     const frame = this.shown;
     if (frame === null) return;
+    this.peek = 0;
     const note = this.note.value.trim();
     this.note.value = "";
     if (document.activeElement === this.note) this.note.blur(); // a click with the note focused: the keys work again
@@ -158,9 +169,10 @@ class Queue {
     const target = event.target instanceof Element ? event.target : null;
     if (target?.closest(TYPING)) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    if (!(key in VERDICTS) && key !== "z") return;
+    if (!(key in VERDICTS) && key !== "z" && !(key in PEEKS)) return;
     event.preventDefault();
     if (event.repeat) return; // a held key gives one verdict, not one per frame it would rush through
+    if (key in PEEKS) return this.peekAt(PEEKS[key]);
     if (key === "z") this.undo();
     else this.give(VERDICTS[key]);
   }
@@ -175,11 +187,18 @@ class Queue {
 
   // ---- showing -----------------------------------------------------------------------------
 
+  peekAt(step) {
+    if (step === this.peek) return;
+    this.peek = step;
+    if (this.shown !== null) this.showFrame(this.shown);
+  }
+
   show() {
     const frame = this.order.find((f) => this.verdictOf(f) === null) ?? null;
     this.shown = frame;
     this.showProgress();
     this.work.hidden = frame === null;
+    this.root.querySelectorAll("[data-peek]").forEach((button) => (button.hidden = frame === null));
     if (frame !== null) {
       this.showFrame(frame);
       this.preload(frame);
@@ -197,10 +216,9 @@ class Queue {
     const complete = total > 0 && done === total;
     this.done.hidden = !complete;
     if (complete) {
-      this.done.textContent = this.shown === null
-        ? "Every frame of the queue has a verdict. The estimates use them all."
-        : "The plan is done: the estimates rest on it. Use the suggested thresholds if they look right, raise " +
-          "Frames in the plan for tighter intervals, or export on the Export page. Flagged frames after the plan follow.";
+      // one line (the frame keeps its room); what to do next is the page's, beside the figures
+      this.done.textContent = this.shown === null ? "Every frame of the queue has a verdict."
+        : "The plan is done. Flagged frames after it follow.";
       if (this.announced === false) this.refresh(); // just finished: the figures, once, with the whole plan in them
     }
     this.announced = complete;
@@ -215,10 +233,13 @@ class Queue {
     // short enough for one line in the narrowest column: the buttons below never move between frames
     this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
       : "A spot check: is an object the detector should have found missing?";
-    const image = this.image(frame, true);
-    if (image.ready) this.draw(entry, image.image);
+    const other = frame + this.peek, peeking = this.peek !== 0 && other >= 0 && other < this.data.video.n;
+    if (peeking) this.label.textContent = `Frame ${number(other)} (${this.peek < 0 ? "before" : "after"} ${number(frame)})`;
+    const image = this.image(peeking ? other : frame, true);
+    if (image.ready) this.draw(entry, image.image, peeking);
     this.loading.hidden = image.ready;
     this.canvas.classList.toggle("vq-stale", !image.ready);
+    this.root.classList.toggle("vq-peeking", peeking);
   }
 
   image(frame, now = false) {
@@ -229,23 +250,29 @@ class Queue {
       known.image.src = `${this.data.frames_url}${frame}.jpg${now ? "?now" : ""}`; // ?now: decoded before those fetched ahead
       known.image.decode().then(() => {
         known.ready = true;
-        if (this.shown === frame) this.showFrame(frame);
+        if (this.onScreen(frame)) this.showFrame(this.shown);
       }, () => {
         this.images.delete(frame);
-        if (this.shown === frame) setTimeout(() => this.shown === frame && this.showFrame(frame), 1000); // try again
+        if (this.onScreen(frame)) setTimeout(() => this.onScreen(frame) && this.showFrame(this.shown), 1000); // try again
       });
     }
     return known;
   }
 
+  onScreen(frame) {
+    return this.shown !== null && this.shown + this.peek === frame;
+  }
+
+  // The next queued frames, and the frames before and after this one (for a peek).
   preload(frame) {
     const ahead = [];
     for (let index = this.order.indexOf(frame) + 1; index < this.order.length && ahead.length < PRELOAD; index++) {
       if (this.verdictOf(this.order[index]) === null) ahead.push(this.order[index]);
     }
-    ahead.forEach((other) => this.image(other));
+    const around = [frame - 1, frame + 1].filter((other) => other >= 0 && other < this.data.video.n);
+    [...ahead, ...around].forEach((other) => this.image(other));
     if (this.images.size > KEEP_IMAGES) {
-      const wanted = new Set([frame, ...ahead]);
+      const wanted = new Set([frame, ...ahead, ...around]);
       for (const other of this.images.keys()) {
         if (this.images.size <= KEEP_IMAGES) break;
         if (!wanted.has(other)) this.images.delete(other);
@@ -257,12 +284,13 @@ class Queue {
   // room, so the buttons stay in view without scrolling.
   layout() {
     if (!this.data) return;
-    const width = this.root.clientWidth;
-    if (!width || (width === this.size.width && window.innerHeight === this.size.height)) return;
-    this.size = { width, height: window.innerHeight };
+    // ``others``: the height of everything but the frame (a message that appears, the plan-done note)
+    const width = this.root.clientWidth, others = this.root.offsetHeight - this.canvas.offsetHeight;
+    const size = { width, height: window.innerHeight, others };
+    if (!width || ["width", "height", "others"].every((name) => size[name] === this.size[name])) return;
+    this.size = size;
     this.dpr = window.devicePixelRatio || 1;
     const { width: videoWidth, height: videoHeight } = this.data.video, aspect = videoHeight / videoWidth;
-    const others = this.root.offsetHeight - this.canvas.offsetHeight;
     const height = Math.round(Math.min(width * aspect, Math.max(200, this.room() - others - 16)));
     this.canvas.style.width = `${Math.round(height / aspect)}px`;
     this.canvas.style.height = `${height}px`;
@@ -280,13 +308,14 @@ class Queue {
     return box.getBoundingClientRect().bottom - this.root.getBoundingClientRect().top - box.scrollTop;
   }
 
-  draw(entry, image) {
+  // ``entry``'s frame with its boxes, or (``peeking``) a neighbour's image with only entry's dashed boxes.
+  draw(entry, image, peeking = false) {
     const canvas = this.canvas, context = canvas.getContext("2d"), data = this.data, dpr = this.dpr;
     const scale = canvas.width / data.video.width;
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.drawImage(image, 0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale];
-    for (const [ax, ay, bx, by, score, cls] of entry.boxes) {
+    for (const [ax, ay, bx, by, score, cls] of peeking ? [] : entry.boxes) {
       const color = data.palette[cls % data.palette.length], [x, y, w, h] = place([ax, ay, bx, by]);
       context.setLineDash([]);
       context.lineWidth = 2 * dpr;
@@ -303,12 +332,12 @@ class Queue {
       context.setLineDash([]);
       this.tag(context, "imputed", x, y + h + 18 * dpr, data.imputed_color);
     }
-    if (entry.flagged) {
+    if (entry.flagged && !peeking) {
       context.lineWidth = 6 * dpr;
       context.strokeStyle = rgb(data.flagged_color);
       context.strokeRect(0, 0, canvas.width, canvas.height);
     }
-    this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
+    if (!peeking) this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
   }
 
   tag(context, text, x, bottom, color) {
