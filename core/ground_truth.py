@@ -93,11 +93,12 @@ def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
     ``null``) per frame. Read with ``labelformat``'s own reader; every video of the file."""
     from labelformat.formats import YouTubeVISObjectDetectionTrackInput
 
-    from core.label_formats import check_youtube_vis_names
+    from core.label_formats import youtube_vis_problem
 
     path = _ground_truth_file(path)
     expected = "a YouTube-VIS annotation file (videos, categories, annotations with per-frame bboxes)"
-    check_youtube_vis_names(path)
+    if (problem := youtube_vis_problem(path)) is not None:
+        raise UserError(f"{path} is not {expected}: {problem}")
     try:
         videos = list(YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels())
         truths = {str(v.video.filename): _track_ground_truth(v) for v in videos}

@@ -142,19 +142,25 @@ def relative_name(file_name: str) -> PurePosixPath:
     return posix
 
 
-def check_youtube_vis_names(path: Path) -> None:
-    """A YouTube-VIS file's frame names (its readers use positions, and the first name's folder as
-    the video's name, but never a name that climbs out); read with the depth bound first."""
+def youtube_vis_problem(path: Path) -> str | None:
+    """What makes a YouTube-VIS file unreadable before labelformat walks it (nested past the depth
+    bound, not JSON, a frame name that is not text or climbs out), or None. Its readers use frame
+    positions, and the first name's folder as the video's name, but never such a file."""
     from core.bounded import load_json
+    from core.errors import UserError
 
-    data = load_json(read_capped(path, MAX_LABEL_BYTES, "YouTube-VIS file"), f"YouTube-VIS file {path}")
-    videos = data.get("videos") if isinstance(data, dict) else None
-    for video in videos if isinstance(videos, list) else []:
-        names = video.get("file_names") if isinstance(video, dict) else None
-        for name in names if isinstance(names, list) else []:
-            if not isinstance(name, str):
-                raise PredictionFormatError(f"{path}: a frame name that is {brief(name)}, not text")
-            relative_name(name)
+    try:
+        data = load_json(read_capped(path, MAX_LABEL_BYTES, "YouTube-VIS file"), "the file")
+        videos = data.get("videos") if isinstance(data, dict) else None
+        for video in videos if isinstance(videos, list) else []:
+            names = video.get("file_names") if isinstance(video, dict) else None
+            for name in names if isinstance(names, list) else []:
+                if not isinstance(name, str):
+                    return f"a frame name that is {brief(name)}, not text"
+                relative_name(name)
+    except UserError as error:
+        return str(error)
+    return None
 
 
 def _from_rows(frames: list[int], xyxy: list, scores: list, classes: list, names: dict[int, str], video: VideoInfo,
@@ -377,7 +383,8 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
     from labelformat.types import ParseError
     from labelformat.formats import YouTubeVISObjectDetectionTrackInput
 
-    check_youtube_vis_names(path)
+    if (problem := youtube_vis_problem(path)) is not None:
+        raise PredictionFormatError(f"{path}: {problem}")
     try:
         reader = YouTubeVISObjectDetectionTrackInput(input_file=path)
         tracks = list(reader.get_labels())

@@ -297,7 +297,7 @@ def test_evaluate_reads_youtube_vis_truth_with_the_same_name_and_depth_checks(tm
     with pytest.raises(UserError, match="climbs out"):
         read_youtube_vis_ground_truth(climbing)
     (tmp_path / "deep.json").write_text('{"videos": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(UserError, match="nests deeper than 64 levels"):
+    with pytest.raises(UserError, match="is not a YouTube-VIS annotation file .*: the file nests deeper than 64 levels"):
         read_youtube_vis_ground_truth(tmp_path / "deep.json")
 
 
