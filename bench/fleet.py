@@ -126,8 +126,8 @@ def browser_figures(out: Path, small: Path, data: Path, videos: int) -> None:
         url = f"http://127.0.0.1:{port}/fleet?dir="
         open_in_browser(browser, url + str(small), 4, wait_for)
         rss_before = _rss_mib(server.pid)
-        seconds = [open_in_browser(browser, url + str(out), videos + 1, wait_for) for _ in range(3)]
         baseline = sorted(open_in_browser(browser, url + str(small), 4, wait_for) for _ in range(3))[1]
+        seconds = [open_in_browser(browser, url + str(out), videos + 1, wait_for) for _ in range(3)]
         heap = browser.execute_cdp_cmd("Performance.getMetrics", {}) if browser.execute_cdp_cmd("Performance.enable", {}) is not None else {}
         js_heap = next((m["value"] for m in heap.get("metrics", []) if m["name"] == "JSHeapUsedSize"), 0)
         intervals, first_row = scroll_table(browser)
