@@ -74,7 +74,7 @@ def chart_panel(rows: pd.DataFrame) -> None:
         return
     st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video with flags'})")
     st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="", y_label="Flagged frames",
-                 height=60 + 24 * len(worst))
+                 height=90 + 26 * len(worst))  # room for the axis and its title: a readable bar per video
 
 
 def failed_panel(shown: pd.DataFrame) -> None:
