@@ -60,16 +60,27 @@ def reviewed(at) -> tuple[int, int]:
     return sum(str(f) in data["verdicts"] for f in planned), len(planned)
 
 
-def test_the_queue_gets_the_plan_with_boxes_frame_urls_and_a_route_for_verdicts(qa_page):
+def test_the_queue_gets_the_plan_the_viewers_frame_and_box_urls_and_a_route_for_verdicts(qa_page):
+    from ui.viewer import frames
+
     data = queue_data(qa_page)
-    info = qa_page.session_state["review"].video.info
+    review = qa_page.session_state["review"]
+    info = review.video.info
     assert data["video"] == {"key": info.fingerprint, "n": info.frame_count, "width": info.width, "height": info.height}
-    assert data["frames_url"].endswith(f"/{info.fingerprint}/") and data["post_url"].startswith(routes.PREFIX)
-    assert data["annotator"] == "ana" and data["verdicts"] == {}
+    assert data["post_url"].startswith(routes.PREFIX) and data["annotator"] == "ana" and data["verdicts"] == {}
     assert 0 < data["planned"] == sum(e["planned"] for e in data["queue"]) <= 5
     for entry in data["queue"]:
-        assert 0 <= entry["frame"] < info.frame_count and all(len(box) == 6 for box in entry["boxes"])
-        assert all(len(box) == 4 for box in entry["imputed"]) and entry["flagged"] == bool(entry["imputed"])
+        assert 0 <= entry["frame"] < info.frame_count and entry["flagged"] == bool(entry["imputed"])
+        assert all(len(box) == 4 for box in entry["imputed"])
+    # the frames and boxes come from Review's routes, served for this video now
+    served = TestClient(Starlette(routes=frames.routes()))
+    frame = data["queue"][0]["frame"]
+    jpeg = served.get(f"{data['frames_url']}{frame}.jpg")
+    assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
+    boxes = served.get(data["boxes_url"]).json()
+    rows = np.reshape(boxes["boxes"], (-1, 6))[boxes["offsets"][frame]:boxes["offsets"][frame + 1]]
+    kept = rows[rows[:, 4] >= data["min_score"]]
+    assert np.allclose(kept[:, :4], review.detections.at(frame).xyxy, atol=0.05) and len(kept)
     assert not [b.label for b in qa_page.button if b.label in ("True miss", "False alarm", "Unsure")], \
         "verdicts go through the queue, not buttons that rerun the page"
 

@@ -1,8 +1,9 @@
 """The Verdicts page's review queue: a small ``st.components.v2`` component in plain JS (queue.js).
 
 Why a component: a verdict given through Streamlit buttons reran the whole page (0.75-1.8 s) before
-the next frame appeared. Here the browser holds the queue (its frames' boxes, the verdicts given so
-far) and loads the JPEGs of the next frames ahead from the viewer's frame routes; a key or click
+the next frame appeared. Here the browser holds the queue (its frames, their dashed boxes, the
+verdicts given so far), fetches the video's boxes once and the JPEGs of the next frames ahead from the
+viewer's routes (:mod:`ui.viewer.frames`, the same URLs as Review: the browser's cache serves both); a key or click
 draws the next queued frame at once and posts the verdict to this package's route (``routes``).
 The page's figures catch up on the next rerun, which the queue asks for when the plan is done or
 when the reviewer presses "Update the estimates".
@@ -17,9 +18,10 @@ import streamlit as st
 from core.qa import ReviewQueue
 from core.render import FLAGGED_COLOR, IMPUTED_COLOR, PALETTE
 from core.verdicts import VerdictStore
+from ui import session
 from ui.flicker_view import FlickerView
 from ui.verdict_queue.routes import NOTE_CHARS, QueueTarget, new_token, queue_url
-from ui.viewer.frames import frames_url
+from ui.viewer import frames
 
 _HERE = Path(__file__).parent
 _mount = st.components.v2.component(
@@ -48,31 +50,31 @@ def queue_frames(queue: ReviewQueue, verdicts: dict[int, str]) -> list[int]:
 
 
 def frame_entry(view: FlickerView, frame: int, planned: bool) -> dict:
-    """What the reviewer needs to judge ``frame``: the detector's boxes (with score and class), the
-    dashed boxes, whether it is flagged and whether it is one of the plan's."""
-    boxes = view.detections.at(frame)
-    rows = zip(_rounded(boxes.xyxy), boxes.score.astype(float).tolist(), boxes.cls.tolist())
+    """What the reviewer needs to judge ``frame`` beside its image and boxes: the dashed boxes,
+    whether it is flagged and whether it is one of the plan's."""
     return {"frame": int(frame), "planned": planned, "flagged": bool(view.flicker.flag_array[frame]),
-            "boxes": [[*xyxy, score, int(cls)] for xyxy, score, cls in rows],
             "imputed": _rounded(view.flicker.imputed_for(frame))}
 
 
 def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str], store: VerdictStore,
                   annotator: str) -> None:
     """The queue, from its first frame without a verdict; verdicts go to ``store`` as ``annotator``'s."""
-    info = view.video.info
+    info, review = view.video.info, session.review()
     token = st.session_state.setdefault(TOKEN, new_token())
-    frames = queue_frames(queue, verdicts)
+    queued = queue_frames(queue, verdicts)
     post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator))
     _mount(key=QUEUE, on_refresh_change=lambda: None, data={
         "video": {"key": info.fingerprint, "n": view.n_frames, "width": info.width, "height": info.height},
-        "frames_url": frames_url(info),
+        "frames_url": frames.frames_url(info),
+        # every box of the video, fetched once (the minimum score is applied in the browser, as on Review)
+        "boxes_url": frames.boxes_url(review.detection_id, review.detections),
+        "min_score": float(np.float32(view.settings.min_score)),  # the float32 the detections are filtered with
         "post_url": post_url,
         "annotator": annotator,
         "planned": queue.planned,
         "after_plan": len(queue.frames) - queue.planned,
-        "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(frames)],
-        "verdicts": {str(frame): verdicts[frame] for frame in frames if frame in verdicts},
+        "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],
+        "verdicts": {str(frame): verdicts[frame] for frame in queued if frame in verdicts},
         "note_chars": NOTE_CHARS,
         "names": {str(cls): name for cls, name in view.detections.names.items()},
         "palette": [list(color) for color in PALETTE],

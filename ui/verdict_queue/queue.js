@@ -1,8 +1,8 @@
 // The Verdicts page's review queue (st.components.v2, plain JS, no build step).
 //
-// Python sends the queue (its frames in order, each with its boxes, and the verdicts given so far)
-// and two addresses: where the frames' JPEGs are (the viewer's frame routes) and where verdicts go
-// (ui/verdict_queue/routes.py). A verdict, by key or click, draws the next queued frame at once (its
+// Python sends the queue (its frames in order, each with its dashed boxes, and the verdicts given so
+// far) and three addresses: the frames' JPEGs and the video's boxes (the viewer's routes, fetched as
+// Review fetches them) and where verdicts go (ui/verdict_queue/routes.py). A verdict, by key or click, draws the next queued frame at once (its
 // JPEG was loaded ahead) and is posted in the background, one request after another, so an Undo
 // never overtakes the verdict it reverts. The page's figures catch up on a rerun: asked for with
 // "Update the estimates", and by itself once the plan is done. Holding Left / Right (or the i-1 / i+1
@@ -11,6 +11,7 @@
 
 const PRELOAD = 6; // queued frames after the one on screen whose JPEGs are loaded ahead
 const KEEP_IMAGES = 40;
+const RETRY_MS = 1000; // the boxes, asked for again after a failure (doubled each time, up to 30 s)
 const PEEKS = { ArrowLeft: -1, ArrowRight: 1 };
 const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
 const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
@@ -52,6 +53,7 @@ class Queue {
     this.images = new Map(); // frame -> {image, ready}
     this.overlay = new Map(); // frame -> verdict (null: none) given here and not yet in Python's data
     this.posts = Promise.resolve();
+    this.boxes = null; // every box of the video: {offsets, boxes} (see ui/viewer/frames.boxes_json)
     this.shown = null;
     this.peek = 0; // -1 / 1 while the frame before / after is held on screen
     this.size = { width: 0, height: 0 };
@@ -89,6 +91,7 @@ class Queue {
       this.size = { width: 0, height: 0 };
     }
     this.data = data;
+    if (this.boxesUrl !== data.boxes_url) this.loadBoxes(data.boxes_url);
     this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));
     this.order = data.queue.map((entry) => entry.frame);
     for (const [frame, verdict] of this.overlay) { // Python has caught up with these
@@ -97,6 +100,28 @@ class Queue {
     this.note.maxLength = data.note_chars;
     this.layout();
     this.show();
+  }
+
+  loadBoxes(url, failures = 0) {
+    this.boxesUrl = url;
+    this.boxes = null;
+    fetch(url).then((response) => (response.ok ? response.json() : Promise.reject(response.status))).then((boxes) => {
+      if (this.boxesUrl !== url) return;
+      this.boxes = boxes;
+      if (this.shown !== null) this.showFrame(this.shown);
+    }, () => this.boxesUrl === url &&
+      setTimeout(() => this.boxesUrl === url && this.loadBoxes(url, failures + 1), Math.min(30000, RETRY_MS * 2 ** failures)));
+  }
+
+  // Frame ``frame``'s boxes above the minimum score: [x0, y0, x1, y1, score, class] each (none until
+  // the boxes are here).
+  boxesOf(frame) {
+    if (!this.boxes) return [];
+    const { offsets, boxes } = this.boxes, rows = [];
+    for (let row = offsets[frame]; row < offsets[frame + 1]; row++) {
+      if (boxes[6 * row + 4] >= this.data.min_score) rows.push(boxes.slice(6 * row, 6 * row + 6));
+    }
+    return rows;
   }
 
   verdictOf(frame) {
@@ -315,7 +340,7 @@ class Queue {
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.drawImage(image, 0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale];
-    for (const [ax, ay, bx, by, score, cls] of peeking ? [] : entry.boxes) {
+    for (const [ax, ay, bx, by, score, cls] of peeking ? [] : this.boxesOf(entry.frame)) {
       const color = data.palette[cls % data.palette.length], [x, y, w, h] = place([ax, ay, bx, by]);
       context.setLineDash([]);
       context.lineWidth = 2 * dpr;
