@@ -85,8 +85,9 @@ def failed_panel(shown: pd.DataFrame) -> None:
     lines = [f"- `{row.Video}`: {row.Error}" for row in failed.head(FAILED_LISTED).itertuples()]
     if len(failed) > FAILED_LISTED:
         lines.append(f"- ... and {len(failed) - FAILED_LISTED:,} more (filter by name to see them here)")
-    st.warning(f"**{len(failed):,} video{'s' if len(failed) != 1 else ''} failed** and {'are' if len(failed) != 1 else 'is'} "
-               "not in the export; fix the file and run the batch again (the videos done are skipped):\n"
+    many = len(failed) != 1
+    st.warning(f"**{len(failed):,} video{'s' if many else ''} failed** and {'are' if many else 'is'} not in the export; "
+               f"fix the file{'s' if many else ''} and run the batch again (the videos done are skipped):\n"
                + "\n".join(lines), icon=":material/error:")
 
 
