@@ -173,3 +173,13 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert f"frame {first} · false alarm" not in body()  # the reviewed list is the page's: it waits for a rerun
         root.find_element("css selector", 'button[data-action="refresh"]').click()  # ...which the button asks for
         wait_for(browser, lambda: runs() > 0 and f"frame {first} · false alarm" in body(), 60, "the page brought up to date")
+        # a key works with the focus on any widget but a text field: here the reviewed list's filter, just clicked
+        show = next(b for b in browser.find_elements("css selector", "[data-testid='stButtonGroup'] button")
+                    if b.text == "false alarm")
+        show.click()
+        idle = lambda: browser.execute_script(  # noqa: E731
+            "return document.querySelector('[data-test-script-state]').getAttribute('data-test-script-state')") != "running"
+        wait_for(browser, lambda: runs() > 1 and idle(), 30, "the filter's rerun")
+        assert browser.execute_script("return !!document.activeElement.closest(\"[role='radiogroup']\")")
+        ActionChains(browser).send_keys("u").perform()
+        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 5"), 10, "a key with the focus on a filter")

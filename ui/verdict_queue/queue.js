@@ -15,8 +15,12 @@ const RETRY_MS = 1000; // the boxes, asked for again after a failure (doubled ea
 const PEEKS = { ArrowLeft: -1, ArrowRight: 1 };
 const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
 const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
-const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
-  "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
+// Where a letter is text: verdict keys are left alone there (and only there). Arrows also belong to
+// the widgets that move with them.
+const TEXT_FIELDS = "input:not([type='checkbox']):not([type='radio']):not([type='range']):not([type='button'])" +
+  ":not([type='submit']), textarea, select, [contenteditable=''], [contenteditable='true'], [role='combobox'], " +
+  "[role='textbox'], [role='searchbox'], [role='spinbutton']";
+const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'], [role='radiogroup'], [role='tablist'], [role='menu']`;
 
 export default function (component) {
   const host = component.parentElement;
@@ -192,9 +196,9 @@ class Queue {
   onKey(event) {
     if (!this.data || !this.root.isConnected || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target instanceof Element ? event.target : null;
-    if (target?.closest(TYPING)) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     if (!(key in VERDICTS) && key !== "z" && !(key in PEEKS)) return;
+    if (target?.closest(key in PEEKS ? ARROW_WIDGETS : TEXT_FIELDS)) return;
     event.preventDefault();
     if (event.repeat) return; // a held key gives one verdict, not one per frame it would rush through
     if (key in PEEKS) return this.peekAt(PEEKS[key]);
