@@ -280,3 +280,17 @@ def test_schedule_the_combined_datasource_against_the_recorded_lightly_fake(flee
     config = fake.requests[-2]["body"]["config"]
     strategies = config["selection"]["strategies"]
     assert {s["input"].get("task") for s in strategies} >= {"yolov8_detection"}  # the batch's own task
+
+
+def test_a_link_to_the_verdicts_page_of_a_batch_video_reopens_it_from_the_batch(fleet_app, batch, monkeypatch):
+    import core.detect
+
+    monkeypatch.setattr(core.detect, "detect_video", no_detection)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/qa.py")
+    at.query_params = {"batch": str(batch), "relpath": "walk_a.mp4", "iou_track": "0.5", "iou_assert": "0.5"}
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    review = at.session_state["review"]
+    assert review.batch == batch and review.video.relpath == "walk_a.mp4" and len(review.detections) > 0
+    assert at.query_params["batch"] == str(batch) and "annotator" in at.query_params  # the page's own beside it
