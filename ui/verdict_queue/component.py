@@ -73,6 +73,7 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
         "annotator": annotator,
         "planned": queue.planned,
         "after_plan": len(queue.frames) - queue.planned,
+        "more": len(queued) < len(queue.frames),  # the rest come with a rerun, which the queue asks for when it runs dry
         "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],
         "verdicts": {str(frame): verdicts[frame] for frame in queued if frame in verdicts},
         "note_chars": NOTE_CHARS,

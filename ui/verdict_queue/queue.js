@@ -2,12 +2,13 @@
 //
 // Python sends the queue (its frames in order, each with its dashed boxes, and the verdicts given so
 // far) and three addresses: the frames' JPEGs and the video's boxes (the viewer's routes, fetched as
-// Review fetches them) and where verdicts go (ui/verdict_queue/routes.py). A verdict, by key or click, draws the next queued frame at once (its
-// JPEG was loaded ahead) and is posted in the background, one request after another, so an Undo
-// never overtakes the verdict it reverts. The page's figures catch up on a rerun: asked for with
-// "Update the estimates", and by itself once the plan is done. Holding Left / Right (or the i-1 / i+1
-// buttons) shows the frame before / after with this frame's dashed boxes on it: where the neighbours
-// saw the object.
+// Review fetches them) and where verdicts go (ui/verdict_queue/routes.py). A verdict, by key or
+// click, draws the next queued frame at once (its JPEG was loaded ahead) and is posted in the
+// background, one request after another, so an Undo never overtakes the verdict it reverts. The
+// page's figures catch up on a rerun: asked for with "Update the estimates", by itself once the plan
+// is done, and when the frames this run sent run out. Holding Left / Right (or the i-1 / i+1
+// buttons) shows the frame before / after with this frame's dashed boxes on it: where the
+// neighbours saw the object.
 
 const PRELOAD = 6; // queued frames after the one on screen whose JPEGs are loaded ahead
 const KEEP_IMAGES = 40;
@@ -227,6 +228,11 @@ class Queue {
     this.shown = frame;
     this.showProgress();
     this.work.hidden = frame === null;
+    if (frame === null && this.data.more && this.askedMore !== this.data) { // the frames this run did not send
+      this.askedMore = this.data;
+      this.say("Fetching the next frames of the queue...");
+      this.refresh();
+    }
     this.root.querySelectorAll("[data-peek]").forEach((button) => (button.hidden = frame === null));
     if (frame !== null) {
       this.showFrame(frame);
@@ -246,7 +252,7 @@ class Queue {
     this.done.hidden = !complete;
     if (complete) {
       // one line (the frame keeps its room); what to do next is the page's, beside the figures
-      this.done.textContent = this.shown === null ? "Every frame of the queue has a verdict."
+      this.done.textContent = this.shown === null ? (this.data.more ? "The plan is done." : "Every frame of the queue has a verdict.")
         : "The plan is done. Flagged frames after it follow.";
       if (this.announced === false) this.refresh(); // just finished: the figures, once, with the whole plan in them
     }
