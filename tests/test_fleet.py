@@ -294,3 +294,17 @@ def test_a_link_to_the_verdicts_page_of_a_batch_video_reopens_it_from_the_batch(
     review = at.session_state["review"]
     assert review.batch == batch and review.video.relpath == "walk_a.mp4" and len(review.detections) > 0
     assert at.query_params["batch"] == str(batch) and "annotator" in at.query_params  # the page's own beside it
+
+
+def test_the_load_page_opens_a_batch_output_folder_on_the_fleet_page(tmp_path, monkeypatch, batch):
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="batch_open_dir").input(str(tmp_path))  # not a batch output folder: one line, Load stays
+    next(b for b in at.button if b.label == "Open on the Fleet page").click().run()
+    assert [e.value for e in at.error] == [f"{tmp_path} is not a batch output folder (no summary.csv): run python -m "
+                                           "core batch INPUTS --out FOLDER first"]
+    at.text_input(key="batch_open_dir").input(str(batch))
+    next(b for b in at.button if b.label == "Open on the Fleet page").click().run()
+    assert not at.exception and not at.error and dict(at.query_params) == {"dir": str(batch)}
+    assert at.title[0].value == "Fleet" and shown_rows(at)[0] == "walk_c.mp4"
