@@ -106,7 +106,9 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None)
     input_url = right.text_input("Input datasource URL (optional: the videos go there)", key="push_input_url",
                                  persist_state="session", placeholder="s3://my-bucket/flicker_input/")
     dry_run = st.checkbox("Dry run: list what would be sent", key="push_dry_run")
-    if st.button("Push", icon=":material/cloud_upload:", disabled=not lightly_url.strip()):
+    running = batch is not None and batch.running  # the push takes the folder's lock the batch holds
+    if st.button("Push", icon=":material/cloud_upload:", disabled=not lightly_url.strip() or running,
+                 help="A batch is writing this folder: push once it ends." if running else None):
         bar = st.progress(0.0, text="Checking the bucket...")
         report = None
         with error_boundary("Push failed"):
@@ -228,7 +230,7 @@ def schedule_panel(stem: str, task: str) -> None:
 def batch_panel(combined: fleet.CombinedDatasource) -> None:
     """What a push of the batch sends, and a full validation on demand (each video was validated
     when the batch added it)."""
-    running = " so far (a batch is still writing it: push again when it ends, files already sent are skipped)"
+    running = " so far (a batch is still writing it: it can be pushed once the batch ends)"
     st.info(f"The batch's combined Lightly datasource: {len(combined.frame_counts):,} videos, {combined.frames:,} "
             f"frames, {combined.flagged:,} flagged frames{running if combined.running else ''}. Each video was "
             "validated when the batch added it; failed videos are not in it.", icon=":material/dataset:")

@@ -308,3 +308,17 @@ def test_the_load_page_opens_a_batch_output_folder_on_the_fleet_page(tmp_path, m
     next(b for b in at.button if b.label == "Open on the Fleet page").click().run()
     assert not at.exception and not at.error and dict(at.query_params) == {"dir": str(batch)}
     assert at.title[0].value == "Fleet" and shown_rows(at)[0] == "walk_c.mp4"
+
+
+def test_a_batch_still_running_is_pushed_once_it_ends(fleet_app, batch, tmp_path):
+    running = tmp_path / "running"
+    shutil.copytree(batch, running)
+    from core.paths import exclusive_lock
+
+    with exclusive_lock(running, "a test batch"):
+        at = export_page_on(fleet_app, running)
+        at.text_input(key="push_url").input(str(tmp_path / "bucket")).run()
+        push = next(b for b in at.button if b.label == "Push")
+        assert push.disabled and "a batch is still writing it" in at.info[0].value
+    at.run()
+    assert not next(b for b in at.button if b.label == "Push").disabled
