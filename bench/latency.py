@@ -522,10 +522,11 @@ def map_clicks(browser, keyboard: Keyboard, clicks: int, n: int, seed: int = 1) 
 
 
 def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path | None, data_dir: Path,
-                  seed: int = 2) -> list[float]:
+                  seed: int = 2) -> tuple[list[float], list[float]]:
     """``clicks`` times: a verdict on a frame far from any shown (written to the app's store as a
     reviewer in another tab would), the Verdicts page opened from the sidebar, its "Open in Review"
-    on that frame clicked: timed from the mouse press to the frame's full image in Review."""
+    on that frame clicked: timed from the mouse press to the frame's full image in Review, and from
+    the viewer's appearance to it (the rest is the page switch)."""
     import random
 
     sys.path.insert(0, str(ROOT))
@@ -533,7 +534,7 @@ def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path 
     from core.verdicts import VerdictStore
     from core.video import probe
 
-    rng, times = random.Random(seed), []
+    rng, times, after_mount = random.Random(seed), [], []
     store, fingerprint = VerdictStore(data_dir / "verdicts.sqlite"), probe(video or SAMPLE_VIDEO).fingerprint
     for _ in range(clicks):
         frame = cold_target(rng, n, frames_seen(browser))
@@ -545,10 +546,14 @@ def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path 
         box = element_box(browser, selector)
         time.sleep(0.5)  # scrolled to it: a person finds the button
         box = element_box(browser, selector)
+        start = len(browser.execute_script("return __bench.events"))
         times.append(timed_seek(browser, lambda: keyboard.click(box["left"] + box["width"] / 2,
                                                                 box["top"] + box["height"] / 2), frame, "mousedown")[0])
+        events = events_since(browser, start)
+        mounted = next(e["t"] for e in events if e["frame"] is not None)
+        after_mount.append(next(e["t"] for e in events if e["frame"] == frame and e["token"] == str(frame)) - mounted)
         time.sleep(1.0)
-    return times
+    return times, after_mount
 
 
 def seek_table(times: dict[str, list[float]]) -> str:
@@ -656,7 +661,7 @@ def main() -> None:
             n = int(browser.find_element("css selector", ".fv-label").text.split("/")[1].replace(",", "")) + 1
             seeks = seek_rounds(browser, keyboard, args.seek_rounds, n)
             if args.verdict_links:
-                seeks["Verdicts page: Open in Review"] = verdict_links(
+                seeks["Verdicts page: Open in Review"], seeks["  (viewer shown -> frame)"] = verdict_links(
                     browser, keyboard, args.verdict_links, n, args.video, data_dir)
             if args.map_clicks:
                 clicks, exact = map_clicks(browser, keyboard, args.map_clicks, n)
