@@ -14,6 +14,7 @@ from ui.boundary import error_boundary
 DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
+LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
 CHART_VIDEOS = 30
@@ -30,8 +31,11 @@ COLUMNS = {
 
 
 def folder_panel() -> Path | None:
-    """The folder the URL names (or the one typed here), checked; None with one line when unusable."""
-    given = st.query_params.get(DIR, "")
+    """The folder the URL names (or the one typed here), checked; None with one line when unusable.
+    Without one in the URL (the sidebar's link), the batch this tab last opened, or reviews a video of."""
+    given = st.query_params.get(DIR) or st.session_state.get(LAST_DIR) or str(session.batch_root() or "")
+    if given and DIR not in st.query_params:
+        st.query_params[DIR] = given
     with st.form("fleet_folder", border=False):
         field, go = st.columns([5, 1], vertical_alignment="bottom")
         typed = field.text_input("Batch output folder", value=given, placeholder="/data/out/fleet")
@@ -41,7 +45,9 @@ def folder_panel() -> Path | None:
         st.info("Name a batch output folder (the --out of `python -m core batch`), or start a batch on Load & detect.")
         return None
     with error_boundary():
-        return fleet.check_folder(given)
+        root = fleet.check_folder(given)
+        st.session_state[LAST_DIR] = str(root)
+        return root
     return None
 
 

@@ -5,6 +5,7 @@ Screenshots at 1280x720 and 1600x1000 go to $FLEET_SCREENSHOTS (default: the tes
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -102,6 +103,19 @@ def filter_by(browser, text: str) -> None:
     box.send_keys(Keys.DELETE, text, Keys.ENTER)
 
 
+def shown_frame(browser) -> int | None:
+    """The frame whose image the Review page's viewer has on screen."""
+    frame = browser.find_element("css selector", ".fv-root").get_attribute("data-frame")
+    return int(frame) if frame is not None else None
+
+
+def press(browser, keys: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(browser).send_keys(keys).perform()
+
+
 def screenshot(browser, name: str, width: int, height: int) -> None:
     """The viewport at exactly width x height (not the window: headless Chromium's includes no chrome,
     but the emulated size is the one a reader of the screenshot expects)."""
@@ -152,6 +166,16 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page after a reload")
     assert metric_value(browser, "Flagged frames") == "3" and "not cached" not in body(browser)
     assert not list(cache.rglob("*.npz")), "nothing was detected"
+
+    wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
+    press(browser, "k")  # the first flagged frame, then a verdict on it
+    wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")
+    press(browser, "m")
+    wait_for(browser, lambda: metric_value(browser, "Reviewed") == "1 / 3", 30, "the verdict counted")
+    browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/fleet"]').click()  # no ?dir=
+    wait_for(browser, lambda: videos(browser) == WORST_FIRST, 60, "the same batch back on the Fleet page")
+    assert next(row for row in grid_rows(browser) if row[0] == "walk_a.mp4")[5] == "1"
+    assert metric_value(browser, "Flagged frames reviewed") == "1 / 7" and f"dir={quote(str(batch), safe='')}" in browser.current_url
 
 
 def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(served, browser, batch, tmp_path):
