@@ -736,7 +736,7 @@ class Viewer {
   // click on another makes the verdict answer that one), or that nothing flags it.
   renderStatus(frame) {
     const firing = this.firing(frame), answer = this.answering(frame);
-    this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}`;
+    this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}${this.lanes.length > 1 ? " fv-several" : ""}`;
     if (!firing.length) this.status.textContent = this.lanes.length > 1 ? "Not flagged" : "No flicker";
     else {
       const several = this.lanes.length > 1; // then each chip names its assertion (and "Flagged:" would crowd the line)
