@@ -183,6 +183,8 @@ def _add_verdicts_parser(commands) -> None:
     verdicts.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
     verdicts.add_argument("--video", help="which video of a multi-video export (its relative path)")
     verdicts.add_argument("--verdicts", type=Path, help="verdict store (default: the app's)")
+    verdicts.add_argument("--assertion", choices=ASSERTIONS, default=FLICKER,
+                          help="whose flags the verdicts answer (default flicker)")
     verdicts.add_argument("--out", type=Path, help="write to this file instead of printing")
 
 
@@ -345,7 +347,8 @@ def _verdicts(args: argparse.Namespace) -> int:
     from core.prelabels import open_verdicts
     from core.verdict_listing import formatted, verdict_rows, video_key
 
-    text = formatted(verdict_rows(open_verdicts(args.verdicts), video_key(args.source, args.video)), args.format)
+    key = video_key(args.source, args.video)
+    text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), args.format)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -300,8 +300,8 @@ def _caveats(sample: _Verdicts, n_frames: int, n_flagged: int) -> str:
     if len(sample.frames) < FEW_VERDICTS:
         notes.append(f"only {len(sample.frames)} verdicts: a rough guide")
     if sample.unrepresented:
-        notes.append(f"{sample.unrepresented} of {n_frames} frames lie in suspicion bands without a verdict and are "
-                     "assumed to miss nothing, so recall may be overstated; the review plan's spot checks cover them")
+        notes.append(f"{sample.unrepresented} of {n_frames} frames are unlike any frame judged so far and are assumed "
+                     "to miss nothing, so recall may be overstated; finishing the review plan covers them")
     if n_flagged > LARGE_FLAGGED_SHARE * n_frames:
         notes.append(f"these thresholds flag {n_flagged} of {n_frames} frames ({n_flagged / n_frames:.0%})")
     return "; ".join(notes)

@@ -182,8 +182,7 @@ def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
             with error_boundary("Pre-labels failed"):
                 summary = write_prelabels(view.video.info, view.video.relpath, view.detections, view.flicker, confirmed,
                                           check_allowed(out), fmt)
-                st.success(f"{summary.frames} frames, {summary.boxes} boxes ({summary.imputed} imputed) as {fmt} "
-                           f"in {summary.out}")
+                st.success(summary.text())
 
 
 flags.init_defaults()
