@@ -49,10 +49,20 @@ FIRST = 10  # walk_hog's frames are the sample's 10..29
 TRACK_IOU = 0.5  # the tracking IoU the planted flip is matched at
 
 
+BOTH = 15  # on the sample's frame 25 a planted walker is missed (flicker) and a planted box stands alone (ghost)
+
+
+def planted_rows() -> list[tuple[int, list[float]]]:
+    """(frame of walk_hog, xyxy): a walker on the grass, 2 px a frame, missed on frame BOTH, and a
+    box on frame BOTH that no other frame has, away from everyone."""
+    walker = [(f, [20.0 + 2 * f, 380.0, 80.0 + 2 * f, 540.0]) for f in range(20) if f != BOTH]
+    return walker + [(BOTH, [330.0, 480.0, 380.0, 560.0])]
+
+
 def sample_predictions(walk_hog, folder) -> tuple[Path, int]:
     """The HOG boxes of the sample's frames 10..29 as a COCO predictions file for the sample, every
     box a person but one bicycle: the box of frame 20 that its neighbours overlap best (its class
-    flips there). Returns the file and the flipped frame."""
+    flips there); and :func:`planted_rows`. Returns the file and the flipped frame."""
     from core.lightly.datasource import frame_name
 
     _, detections = walk_hog
@@ -69,6 +79,8 @@ def sample_predictions(walk_hog, folder) -> tuple[Path, int]:
                    for row, (f, (x0, y0, x1, y1), score) in enumerate(zip(detections.frame.tolist(),
                                                                           detections.xyxy.tolist(),
                                                                           detections.score.tolist()))]
+    annotations += [{"id": len(annotations) + k + 1, "image_id": f + 1, "category_id": 1,
+                     "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.9} for k, (f, (x0, y0, x1, y1)) in enumerate(planted_rows())]
     path = folder / "predictions.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations,
                                 "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}]}))
@@ -194,11 +206,14 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
     from core.label_formats import import_boxes
     from core.video import probe
 
+    from core.settings import FlickerSettings
+
     path, _ = sample_predictions(walk_hog, tmp_path)
     info = probe(SAMPLE_VIDEO)
-    ghosts = np.flatnonzero(NeighbourIndex.from_detections(import_boxes(path, info, "vtest.avi").detections)
-                            .ghost_flags(0.8)).tolist()
-    assert len(ghosts) >= 3
+    boxes = import_boxes(path, info, "vtest.avi").detections
+    ghosts = np.flatnonzero(NeighbourIndex.from_detections(boxes).ghost_flags(0.8)).tolist()
+    both = FIRST + BOTH
+    assert len(ghosts) >= 3 and both in ghosts and FlickerSettings().evaluate(boxes).flag_array[both]
 
     def press(keys: str) -> None:
         browser.execute_script("document.activeElement && document.activeElement.blur()")
@@ -248,3 +263,17 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
         store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
         wait_for(browser, lambda: store.all(info.fingerprint, "ghost") == {ghosts[0]: "miss"}, 30, "the ghost verdict")
         assert store.all(info.fingerprint) == {}, "not a verdict on flicker"
+
+        # A frame both flag: the verdict answers the lane J / K follow, or the chip clicked.
+        jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+        jump.send_keys(f"{both}\n")
+        wait_for(browser, lambda: viewer("frame") == str(both), 30, f"a jump to frame {both}")
+        assert viewer("firing") == "flicker,ghost"
+        verdict_box = browser.find_element("css selector", ".fv-verdict")
+        assert verdict_box.get_attribute("data-assertion") == "ghost" and "True ghost" in verdict_box.text
+        browser.find_element("css selector", '.fv-chip[data-lane="flicker"]').click()
+        wait_for(browser, lambda: verdict_box.get_attribute("data-assertion") == "flicker", 10, "the flicker chip")
+        assert "True miss" in verdict_box.text
+        press("f")
+        wait_for(browser, lambda: store.all(info.fingerprint) == {both: "false_alarm"}, 30, "the flicker verdict")
+        assert store.all(info.fingerprint, "ghost") == {ghosts[0]: "miss"}

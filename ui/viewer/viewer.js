@@ -735,22 +735,30 @@ class Viewer {
   // "Flagged:" and a chip per lane that flags the frame (the one a verdict answers outlined; a
   // click on another makes the verdict answer that one), or that nothing flags it.
   renderStatus(frame) {
-    const firing = this.firing(frame), answer = this.answering(frame);
-    this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}${this.lanes.length > 1 ? " fv-several" : ""}`;
-    if (!firing.length) this.status.textContent = this.lanes.length > 1 ? "Not flagged" : "No flicker";
-    else {
-      const several = this.lanes.length > 1; // then each chip names its assertion (and "Flagged:" would crowd the line)
-      this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...firing.map((lane) => {
-        const chip = document.createElement("span");
-        chip.className = `fv-chip${lane === answer ? " fv-answer" : ""}`;
-        chip.dataset.lane = lane.name;
-        chip.style.setProperty("--lane", rgb(lane.color));
-        const found = this.describe(lane.name, frame, several); // beside others, only the answered chip says more
-        chip.textContent = !several ? found : `${SHORT[lane.name]}${found && lane === answer ? ` \u00b7 ${found}` : ""}`;
-        chip.title = `${lane.label}: ${this.describe(lane.name, frame)} (${lane.help})` +
-          (firing.length > 1 ? ". Click: the verdict answers this one" : "");
-        return chip;
-      }));
+    const firing = this.firing(frame), answer = this.answering(frame), several = this.lanes.length > 1;
+    this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}${several ? " fv-several" : ""}`;
+    // The chips are built anew only when they change: a click needs the same element under
+    // mousedown and mouseup, and render() runs whenever a frame or the boxes arrive.
+    const chips = firing.map((lane) => {
+      const found = this.describe(lane.name, frame, several); // beside others, only the answered chip says more
+      return { lane, answered: lane === answer, full: this.describe(lane.name, frame),
+               text: !several ? found : `${SHORT[lane.name]}${found && lane === answer ? ` \u00b7 ${found}` : ""}` };
+    });
+    const shown = JSON.stringify([several, chips.map(({ lane, answered, text, full }) => [lane.name, answered, text, full])]);
+    if (shown !== this.statusShown) {
+      this.statusShown = shown;
+      if (!firing.length) this.status.textContent = several ? "Not flagged" : "No flicker";
+      else {
+        this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...chips.map(({ lane, answered, text, full }) => {
+          const chip = document.createElement("span"); // "Flagged:" beside several chips would crowd the line
+          chip.className = `fv-chip${answered ? " fv-answer" : ""}`;
+          chip.dataset.lane = lane.name;
+          chip.style.setProperty("--lane", rgb(lane.color));
+          chip.textContent = text;
+          chip.title = `${lane.label}: ${full} (${lane.help})` + (firing.length > 1 ? ". Click: the verdict answers this one" : "");
+          return chip;
+        }));
+      }
     }
     this.root.dataset.firing = firing.map((lane) => lane.name).join(",");
     this.verdictBox.classList.toggle("fv-off", !answer);
