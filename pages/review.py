@@ -4,19 +4,18 @@ true or false alarms of the assertion that flagged them, try a local selection."
 import csv
 import io
 import json
-from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
-from core.assertions import FLICKER
+from core.assertions import FLICKER, METADATA_KEYS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
 from core.settings import FlickerSettings
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import selection_strengths
+from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import handshake
@@ -148,14 +147,17 @@ def local_selection_panel(view: FlickerView) -> None:
     st.caption("The tutorial's selection config, run here with Lightly's open selection engine (lightly_mundig): see "
                "what a Lightly Worker run would pick before paying for one.")
     n = view.n_frames
-    knobs = st.columns(4)
+    sibling_flags = {METADATA_KEYS[name]: flags for name, flags in view.assertion_flags.items() if name != FLICKER}
+    knobs = st.columns(4 + len(sibling_flags))
     n_pick = knobs[0].number_input("Frames to select", 1, n, min(50, n), key="local_n", persist_state="session")
-    diversity, least_confidence, flicker_strength = selection_strengths(knobs[1:])
+    diversity, least_confidence, flicker_strength = selection_strengths(knobs[1:4])
+    strengths = sibling_strengths(knobs[4:], sibling_flags)
     if st.button("Run local selection", icon=":material/auto_awesome:"):
         vectors, _ = resources.embeddings(view.video.info, session.detector_spec())
+        siblings = {key: (sibling_flags[key], strength) for key, strength in strengths.items()}
         with error_boundary("Local selection failed"):
             session.set_selection(select_in_video(view.detections, view.flicker, vectors, int(n_pick), diversity,
-                                                  least_confidence, flicker_strength), view.settings)
+                                                  least_confidence, flicker_strength, siblings), view.settings)
             st.rerun()
     selection, settings = session.selection()
     if selection is not None:
@@ -164,7 +166,7 @@ def local_selection_panel(view: FlickerView) -> None:
 
 def selection_results(view: FlickerView, selection, settings: FlickerSettings) -> None:
     st.markdown(f"**{selection.text()}.**")
-    if replace(settings, assertions=view.settings.assertions) != view.settings:  # it picks by flicker alone
+    if settings != view.settings:  # it picks by the flags of every enabled assertion
         st.caption(f"Picked with the flags of IoU {settings.iou_track:.2f} / {settings.iou_assert:.2f}, minimum score "
                    f"{settings.min_score:.2f}, {settings.mode} mode; the settings have changed since: run it again "
                    "to pick with the current flags.")

@@ -277,3 +277,12 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
         press("f")
         wait_for(browser, lambda: store.all(info.fingerprint) == {both: "false_alarm"}, 30, "the flicker verdict")
         assert store.all(info.fingerprint, "ghost") == {ghosts[0]: "miss"}
+
+
+def test_local_selection_offers_a_strength_per_enabled_sibling(app, walk_hog, tmp_path):
+    review_sample_boxes(app, walk_hog, tmp_path)
+    labels = lambda: [s.label for s in app.slider]  # noqa: E731
+    assert "Ghost strength" not in labels()
+    app.pills(key="assertions").set_value(["class-flip"])
+    app.run()
+    assert "Class-flip strength" in labels() and "Ghost strength" not in labels()

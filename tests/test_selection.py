@@ -151,3 +151,24 @@ def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):
     assert embeddings.shape == (6, 6)  # 6 frames: at most 6 principal components
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(embeddings, frame_embeddings(tiny_slice)[:, :6])
+
+
+def test_local_selection_weights_each_enabled_sibling_assertion(inputs):
+    """select_in_video reads a sibling assertion's flags as the export writes them (1.0 / 0.0) and
+    adds one WEIGHTS strategy on its key: a strong ghost strength picks ghost frames first."""
+    from core.flicker import FlickerIndex
+    from core.lightly.selection import select_in_video
+
+    rng = np.random.default_rng(3)
+    n = inputs.n
+    detections = Detections(np.arange(n), np.tile([10.0, 10.0, 50.0, 90.0], (n, 1)), np.full(n, 0.9), np.zeros(n, int),
+                            {0: "person"}, n)
+    flicker = FlickerIndex.from_detections(detections).evaluate()
+    ghost = rng.random(n) < 0.15
+    plain = select_in_video(detections, flicker, inputs.embeddings, 10, 1.0, 0.0, 0.0)
+    weighted = select_in_video(detections, flicker, inputs.embeddings, 10, 1.0, 0.0, 0.0, {"ghost": (ghost, 50.0)})
+    keys = [s["input"].get("key") for s in weighted.config["strategies"]]
+    assert keys == [None, "ghost"] and "ghost" not in [s["input"].get("key") for s in plain.config["strategies"]]
+    assert ghost[weighted.frames].sum() == min(10, ghost.sum()) > ghost[plain.frames].sum()
+    off = select_in_video(detections, flicker, inputs.embeddings, 10, 1.0, 0.0, 0.0, {"ghost": (ghost, 0.0)})
+    assert np.array_equal(off.frames, plain.frames), "strength 0 leaves the strategy out"

@@ -1,13 +1,28 @@
 """Widgets more than one page shows."""
 from __future__ import annotations
 
+from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
+
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
 STRENGTHS = (("Diversity strength", "diversity"), ("Least-confidence strength", "least_confidence"),
              ("Flickering strength", "flicker_strength"))
+# One WEIGHTS strategy per sibling assertion's metadata key (what `schedule --ghost / --class-flip` set).
+SIBLING_STRENGTHS = {METADATA_KEYS[GHOST]: ("Ghost strength", "ghost_strength"),
+                     METADATA_KEYS[CLASS_FLIP]: ("Class-flip strength", "class_flip_strength")}
 
 
 def selection_strengths(containers) -> tuple[float, float, float]:
     """Diversity, least-confidence and flickering strengths, one slider per container."""
     return tuple(container.slider(label, 0.0, 5.0, 1.0, 0.1, key=key, persist_state="session")
                  for container, (label, key) in zip(containers, STRENGTHS))
+
+
+def sibling_strengths(containers, keys) -> dict[str, float]:
+    """Per sibling assertion's metadata key in ``keys`` (ghost, class_flip), the strength of its
+    WEIGHTS strategy, one slider per container (0 leaves it out)."""
+    wanted = [key for key in SIBLING_STRENGTHS if key in keys]
+    return {key: container.slider(SIBLING_STRENGTHS[key][0], 0.0, 5.0, 1.0, 0.1, key=SIBLING_STRENGTHS[key][1],
+                                  persist_state="session",
+                                  help=f"Weights frames by the '{key}' metadata (1 where the assertion fires).")
+            for container, key in zip(containers, wanted)}

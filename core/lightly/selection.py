@@ -205,12 +205,18 @@ class VideoSelection:
 
 
 def select_in_video(detections: Detections, flicker: FlickerResult, embeddings: np.ndarray, n: int,
-                    diversity: float = 1.0, least_confidence: float = 1.0, flicker_strength: float = 1.0) -> VideoSelection:
+                    diversity: float = 1.0, least_confidence: float = 1.0, flicker_strength: float = 1.0,
+                    siblings: Mapping[str, tuple[np.ndarray, float]] | None = None) -> VideoSelection:
     """The tutorial's selection config with these strengths, run locally on one reviewed video (its
-    flags as the binary flickering metadata the export would write)."""
-    config = build_selection_config(n, "local", diversity, least_confidence, flicker_strength)
-    picked = run_selection(config, build_inputs(detections, {FLICKERING_KEY: flickering_values(flicker, "binary")},
-                                                embeddings))
+    flags as the binary flickering metadata the export would write). ``siblings``: per sibling
+    assertion's metadata key (``ghost``, ``class_flip``), its flags per frame and the strength of its
+    WEIGHTS strategy, read as the export writes them (1.0 flagged, 0.0 not)."""
+    siblings = siblings or {}
+    config = build_selection_config(n, "local", diversity, least_confidence, flicker_strength,
+                                    sibling_strengths={key: strength for key, (_, strength) in siblings.items()})
+    metadata = {FLICKERING_KEY: flickering_values(flicker, "binary"),
+                **{key: np.asarray(flags, bool).astype(np.float64) for key, (flags, _) in siblings.items()}}
+    picked = run_selection(config, build_inputs(detections, metadata, embeddings))
     return VideoSelection(config, picked, int(flicker.flag_array[picked].sum()),
                           mean_nearest_neighbour_distance(embeddings[picked]))
 
