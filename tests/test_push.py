@@ -237,3 +237,36 @@ def test_a_batch_read_from_a_bucket_pushes_no_videos_and_says_why_in_one_line(s3
     at.text_input(key="push_input_url").input("")
     next(b for b in at.button if b.label == "Push").click().run()
     assert not at.error and len(remote_objects(client, bucket)) == len(list((batch / ".lightly").rglob("*.json")))
+
+
+@pytest.mark.slow
+def test_cli_push_of_a_batch_read_from_a_bucket_says_what_the_app_says(batch, tmp_path):
+    """`push OUT --input ...` on a batch over s3://cams/: the app's one line (fleet.check_input_push),
+    not "Video walk_a.mp4 is no longer at s3:/cams/walk_a.mp4"; nothing is written; without --input
+    the .lightly tree alone goes."""
+    import shutil
+
+    import orjson
+
+    from core import fleet
+    from core.errors import UserError
+
+    batch = shutil.copytree(batch, tmp_path / "from-a-bucket")
+    manifest = batch / "flicker_export.json"
+    entries = orjson.loads(manifest.read_bytes())
+    for entry in entries["videos"]:
+        entry["source"] = f"s3://cams/{entry['relpath']}"
+    manifest.write_bytes(orjson.dumps(entries))
+    with pytest.raises(UserError) as app_says:
+        fleet.check_input_push(fleet.combined_datasource(batch))
+    target, videos = tmp_path / "lightly", tmp_path / "input"
+    result = subprocess.run([sys.executable, "-m", "core", "push", str(batch), str(target), "--input", str(videos)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == f"error: {app_says.value}\n", result.stderr
+    assert "3 videos of this batch were read from a bucket (s3://cams/walk_a.mp4, ...)" in result.stderr
+    assert not target.exists() and not videos.exists()
+    result = subprocess.run([sys.executable, "-m", "core", "push", str(batch), str(target), "--quiet"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (target / ".lightly" / "metadata").iterdir()) == \
+        sorted(p.name for p in (batch / ".lightly" / "metadata").iterdir())

@@ -112,10 +112,21 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
         videos = read_manifest(export_dir)
         if not videos:
             raise CloudError(f"{export_dir} does not say which videos it was made from: export again, then push")
+        check_local_sources([str(video.get("source") or "") for video in videos])
         for video in videos:
             source = _verified_source(video)
             items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size))
     return items
+
+
+def check_local_sources(sources: list[str]) -> None:
+    """Videos a batch read from a bucket are not on this machine to be pushed: one line that says
+    so (the app's Export page says the same, before a push that would stop at the first of them)."""
+    remote = [source for source in sources if "://" in source]
+    if remote:
+        raise CloudError(f"{len(remote):,} videos of this batch were read from a bucket ({remote[0]}"
+                         f"{', ...' if len(remote) > 1 else ''}): leave the input datasource URL empty; "
+                         "Lightly's input datasource is the bucket prefix the batch read them from")
 
 
 def _verified_source(video: dict) -> Path:
