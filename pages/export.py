@@ -8,11 +8,13 @@ from pathlib import Path
 import streamlit as st
 
 from core import fleet
+from core.assertions import FLICKER, METADATA_KEYS
 from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, describe, validate_selection_config
 from core.lightly.datasource import Datasource
 from core.lightly.export import DEFAULT_TASK, VideoPredictions, export_datasource, sample_files, zip_datasource
+from core.lightly.metadata_keys import declared_metadata_keys
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
                                    missing_fields, schedule)
@@ -20,7 +22,7 @@ from core.lightly.validate import validate_datasource
 from core.paths import check_allowed
 from ui import flags, session
 from ui.boundary import error_boundary
-from ui.components import selection_strengths
+from ui.components import SIBLING_STRENGTHS, selection_strengths, sibling_strengths
 from ui.flicker_view import FlickerView, require_view
 from ui.url import restore_from_url, sync_url
 
@@ -65,10 +67,13 @@ def export_panel(view: FlickerView, stem: str) -> str:
                           persist_state="session")
     if st.button("Export", type="primary", icon=":material/save:"):
         video = view.video
+        # each assertion enabled on Review is its own metadata field, as `run --assertions` writes it
+        siblings = {METADATA_KEYS[name]: flags_of for name, flags_of in view.assertion_flags.items() if name != FLICKER}
         with error_boundary("Export failed"):
             folder = local_folder(out_dir, "Output folder")
             session.set_export_result(export_datasource(
-                folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker)], task=task,
+                folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker, siblings)],
+                task=task,
                 metadata_style=metadata_style, imputed_task=f"{task}_imputed" if imputed else None))
             remember_export_dir(video.info.fingerprint, folder)
     return task
@@ -133,19 +138,23 @@ def push_target(url: str, what: str) -> str:
     return str(local_folder(url, what, CloudError, " or a bucket URL (s3://, gs://, az://)"))
 
 
-def selection_inputs() -> tuple[int, tuple[float, float, float], str]:
-    """Frames to select, the three strengths and the extra strategies (JSON), as typed."""
+def selection_inputs(keys: tuple[str, ...]) -> tuple[int, tuple[float, float, float], str, dict[str, float]]:
+    """Frames to select, the three strengths, the extra strategies (JSON) as typed, and a strength
+    per sibling assertion field among the export's metadata ``keys`` (ghost, class_flip)."""
     n_samples = st.number_input("Frames to select", 1, 1_000_000, 100, key="n_samples", persist_state="session")
     strengths = selection_strengths([st] * 3)
+    siblings = sibling_strengths([st] * len(keys), keys)
     extra = st.text_area("Extra strategies (JSON list, optional)", key="extra_strategies", persist_state="session",
                          placeholder='[{"input": {"type": "RANDOM", "random_seed": 42}, "strategy": {"type": "WEIGHTS"}}]')
-    return int(n_samples), strengths, extra
+    return int(n_samples), strengths, extra, siblings
 
 
-def selection_config(task: str, n_samples: int, strengths: tuple[float, float, float], extra: str) -> dict:
-    """The tutorial's config from the strengths (plus extra strategies), validated offline."""
+def selection_config(task: str, n_samples: int, strengths: tuple[float, float, float], extra: str,
+                     siblings: dict[str, float]) -> dict:
+    """The tutorial's config from the strengths, a WEIGHTS strategy per sibling field with a
+    strength (plus extra strategies), validated offline."""
     try:
-        config = build_selection_config(n_samples, task, *strengths, parse_extra_strategies(extra))
+        config = build_selection_config(n_samples, task, *strengths, parse_extra_strategies(extra), siblings)
         validate_selection_config(config)
     except SelectionError as exc:
         raise SelectionError(f"Selection config: {exc}") from None
@@ -186,16 +195,34 @@ def access_inputs(stem: str) -> tuple[ScheduleRequest, str]:
     return request, token
 
 
-def schedule_panel(stem: str, task: str) -> None:
+def metadata_fields(root: Path | None) -> tuple[str, ...]:
+    """The per-frame metadata keys the export at ``root`` declares, said on the page: the fields a
+    selection can weight by (none read: the tutorial's three strengths only)."""
+    if root is None:
+        st.caption("Export first: the schedule then offers a strength for each assertion field the export holds.")
+        return ()
+    keys = ()
+    with error_boundary("Cannot read the export's metadata fields"):
+        keys = declared_metadata_keys(root)
+    if keys:
+        weighted = [key for key in SIBLING_STRENGTHS if key in keys]
+        st.caption(f"Per-frame metadata in this export: {', '.join(f'`{key}`' for key in keys)}"
+                   + (f"; below, a strength for {' and '.join(weighted)}." if weighted else
+                      " (export with ghost or class flip on Review to weight frames by them too)."))
+    return keys
+
+
+def schedule_panel(stem: str, task: str, root: Path | None) -> None:
     st.subheader("Schedule a Lightly selection")
     st.caption("The tutorial's selection: diverse frames (embeddings of the task), uncertain frames "
                "(objectness least confidence) and flickering frames (the metadata exported above).")
+    keys = metadata_fields(root)
     # A form: pressing a button commits every field as it is on screen (a field left with Tab, e.g. to
     # the token's eye button, is not committed otherwise). No Enter-to-submit: Enter must not schedule.
     with st.form("schedule", border=False, enter_to_submit=False):
         config_column, access_column = st.columns(2, gap="large")
         with config_column:
-            selection = selection_inputs()
+            selection = selection_inputs(keys)
         with access_column:
             request, token = access_inputs(stem)
         send, rehearse, _ = st.columns([1, 1, 2])
@@ -278,7 +305,7 @@ def batch_page(folder: str) -> None:
         batch_sample_panel(combined)
     st.divider()
     push_panel(root, combined)
-    schedule_panel(root.name, combined.tasks[0])
+    schedule_panel(root.name, combined.tasks[0], root)
 
 
 flags.init_defaults()
@@ -299,5 +326,6 @@ with left:
 with right:
     export_result_panel(session.export_result(), stem)
 st.divider()
-push_panel(summary.root if (summary := session.export_result()) is not None else None)
-schedule_panel(stem, task)
+export_root = summary.root if (summary := session.export_result()) is not None else None
+push_panel(export_root)
+schedule_panel(stem, task, export_root)

@@ -124,6 +124,18 @@ def per_class_panel(view: FlickerView) -> None:
             st.write("No imputed boxes at these thresholds.")
 
 
+def boxes_source_caption() -> None:
+    """Where the boxes come from when no detector ran here: a batch (and back to its Fleet page) or a file."""
+    if (root := session.batch_root()) is not None:
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        left.caption(f"Boxes and settings from the batch output folder `{root}` (nothing was detected here).")
+        right.page_link("pages/fleet.py", label="Back to the batch on the Fleet page", icon=":material/view_list:",
+                        query_params={"dir": str(root)})
+    elif (boxes := session.boxes_file()) is not None:
+        origin = f"`{boxes.path}`" if boxes.path is not None else f"the upload {boxes.name}"
+        st.caption(f"Boxes read from {origin} ({boxes.format}), not detected here.")
+
+
 @st.fragment
 def workspace() -> None:
     """The frame with its timeline and strip, beside the thresholds and the counts they change. A
@@ -214,6 +226,7 @@ flags.init_defaults()
 restore_from_url()
 st.title("Review")
 view = require_view()
+boxes_source_caption()
 workspace()
 st.divider()
 local_selection_panel(view)

@@ -24,6 +24,7 @@ from ui.boundary import error_boundary
 from ui.viewer import handshake
 
 if TYPE_CHECKING:  # the export and selection modules load on the pages that use them
+    from core.label_formats import ImportedBoxes
     from core.lightly.export import ExportSummary
     from core.lightly.selection import VideoSelection
 
@@ -32,12 +33,23 @@ REVIEW = "review"  # the Review
 DETECTION_PROGRESS = "detection_progress"  # (done, total) of the run in progress: Cancel reports it
 ANNOTATOR = "annotator"  # widget: who gives the verdicts
 _SAMPLE_OFFERED = "_sample_offered"  # --sample opens the sample once per tab
+FILE_BOXES = DetectorSpec(conf=0.0)  # the "detector" of boxes read from a file: no model ran, every box is shown
 
 
 @dataclass(frozen=True)
 class LoadedVideo:
     info: VideoInfo
     relpath: str  # name used in Lightly file names (relative to the input datasource root)
+
+
+@dataclass(frozen=True)
+class BoxesFile:
+    """Where the review's boxes were read from, instead of a detector: a path on this machine (a link
+    reads it again) or an upload (``path`` None: gone once read, a link cannot bring it back)."""
+
+    path: Path | None
+    format: str  # as read (never "auto")
+    name: str  # as shown: the file's name
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +62,7 @@ class Review:
     detection_id: str | None = None  # ``DetectorSpec.cache_key``: names the video + model + floor + classes
     export: ExportSummary | None = None  # the last export of these detections
     batch: Path | None = None  # the batch output folder these detections were read from (None: detected here)
+    boxes_file: BoxesFile | None = None  # the file these detections were read from (None: a detector's)
     selection: tuple[VideoSelection, FlickerSettings] | None = None  # the last local selection, with its flags' settings
 
 
@@ -125,6 +138,25 @@ def use_detections(detections: Detections, detector: DetectorSpec, detection_id:
     handshake.reset()
 
 
+def use_file_boxes(imported: ImportedBoxes, path: Path | None) -> None:
+    """Review boxes read from a file (the Load page, or a link naming the file): ``path`` where a
+    link may read them again, None for an upload."""
+    use_detections(imported.detections, FILE_BOXES, imported.detection_id)
+    _update(boxes_file=BoxesFile(path, imported.format, imported.source))
+
+
+def boxes_from_file() -> bool:
+    """Whether the tab reviews boxes read from a file (a path or an upload) rather than a detector's."""
+    from core.label_formats import FILE_ID_PREFIX
+
+    return (current := review()) is not None and (current.detection_id or "").startswith(FILE_ID_PREFIX)
+
+
+def boxes_file() -> BoxesFile | None:
+    """The file the tab's boxes were read from (None: a detector's, or a batch's)."""
+    return current.boxes_file if (current := review()) is not None else None
+
+
 def open_from_batch(root: Path, relpath: str) -> bool:
     """A video of a batch output folder, reviewed with the detections the batch exported (nothing is
     detected again) at the settings the batch recorded; False (the error shown) when it cannot be."""
@@ -151,6 +183,7 @@ def _show_settings(settings: FlickerSettings) -> None:
     """Put ``settings`` on the review's widgets (before they are drawn on this run)."""
     st.session_state.update({flags.MODE: settings.mode, flags.MIN_SCORE: settings.min_score})
     flags.use_thresholds(settings.iou_track, settings.iou_assert)
+    flags.use_assertions(settings.assertions)  # a batch run with --assertions flicker,ghost opens with ghost on
     if settings.mode == "improved":
         options = settings.options
         st.session_state.update({flags.CLASS_AWARE: options.class_aware, flags.ONE_TO_ONE: options.one_to_one,

@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import fleet
+from core import fleet, paths
+from core.assertions import FLICKER, parse_assertions
+from core.errors import UserError
 from core.flicker import MODES
+from core.label_formats import FORMATS as BOX_FORMATS, import_boxes
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -18,13 +21,17 @@ from ui.flicker_view import FlickerView
 from ui.viewer import handshake
 
 BATCH, RELPATH = "batch", "relpath"  # a video of a batch output folder (see pages/fleet.py)
+BOXES, BOXES_FORMAT = "boxes", "boxes_format"  # boxes read from a file on this machine (the Load page)
+BOXES_UPLOADED = "boxes_uploaded"  # boxes from an upload: not kept, a link cannot read them again
+ASSERTIONS = "assertions"  # the siblings beside flicker that are on (ghost,class-flip); absent: none (a batch's: "flicker")
 _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
 
 
 def sync_url(view: FlickerView, **page: str) -> None:
     """Mirror the review in the URL (written only when something changed); ``page``: a page's own
     parameters beside it (the Verdicts page's annotator and plan). A video opened from a batch is
-    named by its batch output folder and relpath: a reload reads the batch's detections again."""
+    named by its batch output folder and relpath: a reload reads the batch's detections again; boxes
+    read from a file by its path and format (a reload reads the file again), or as uploaded."""
     settings = view.settings
     params = {"frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
               "iou_track": str(settings.iou_track), "iou_assert": str(settings.iou_assert),
@@ -32,12 +39,17 @@ def sync_url(view: FlickerView, **page: str) -> None:
     batch = session.batch_root()
     if batch is not None:
         params = {BATCH: str(batch), RELPATH: view.video.relpath, **params}
+    elif session.boxes_from_file():
+        params = {"video": str(view.video.info.path), **_boxes_params(session.boxes_file()), **params}
     else:
         spec = session.detector_spec()
         params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device,
                   "conf": str(spec.conf), **params}
         if spec.classes:
             params["classes"] = ",".join(spec.classes)
+    siblings = [name for name in settings.assertions if name != FLICKER]
+    if siblings or batch is not None:  # a batch's link: "flicker" alone, or a reload brings back the batch's own
+        params[ASSERTIONS] = ",".join(siblings) or FLICKER
     if settings.mode == "improved":
         options = settings.options
         params.update(window=str(options.window), class_aware=str(int(options.class_aware)),
@@ -62,6 +74,10 @@ def restore_from_url() -> None:
             return
         if not session.open_video(params["video"]):
             return
+        if BOXES in params or BOXES_UPLOADED in params:
+            if _restore_boxes(params):
+                _restore_settings(params, session.detections().n_frames)
+            return
         spec = _detector_spec(params)
         model = resources.detector(spec)
         info = session.loaded_video().info
@@ -72,6 +88,30 @@ def restore_from_url() -> None:
             return
         session.use_detections(detections, spec, spec.cache_key(info, model))
         _restore_settings(params, detections.n_frames)
+
+
+def _boxes_params(boxes: session.BoxesFile | None) -> dict[str, str]:
+    """A file on this machine is named with its format; an upload only says it was one (None: the
+    page that read them did not say where from, so they count as an upload: nothing pretends)."""
+    if boxes is None or boxes.path is None:
+        return {BOXES_UPLOADED: "1"}
+    return {BOXES: str(boxes.path), BOXES_FORMAT: boxes.format}
+
+
+def _restore_boxes(params) -> bool:
+    """The link's boxes file read again with the Load page's checks (FLICKER_ROOTS, every file
+    hostile); False when it cannot be (an upload, or the error shown)."""
+    if BOXES not in params:
+        st.info("The boxes of this review were uploaded, and uploads are not kept: upload them again under "
+                "*Boxes made elsewhere* on Load & detect.", icon=":material/upload_file:")
+        return False
+    fmt = params.get(BOXES_FORMAT, "auto")
+    if fmt not in BOX_FORMATS:
+        raise UserError(f"the boxes format in this link is not one of {', '.join(BOX_FORMATS)}")
+    path = paths.check_allowed(params[BOXES])
+    loaded = session.loaded_video()
+    session.use_file_boxes(import_boxes(path, loaded.info, loaded.relpath, fmt), path)
+    return True
 
 
 def restore_page_values(**defaults: tuple[str, type]) -> None:
@@ -112,5 +152,11 @@ def _restore_settings(params, n_frames: int) -> None:
     for key, name in _TOGGLES.items():
         if params.get(name) in ("0", "1"):
             st.session_state[key] = params[name] == "1"
+    if ASSERTIONS in params:  # absent: flicker alone, or the batch's own
+        try:
+            flags.use_assertions(parse_assertions(params[ASSERTIONS][:200]))
+        except UserError:  # its message repeats the unknown names: a link's text is not echoed
+            st.warning(f"The assertions in this link are not all known ({', '.join(flags.SIBLING_CHOICES)}): the "
+                       "review shows the ones set on this page.")
     handshake.go_to(int(_number(params.get("frame"), 0, 0, n_frames - 1)), n_frames)
 
