@@ -93,13 +93,15 @@ def test_boxes_json_holds_every_box_of_the_detections(walk_hog):
     detection_id = f"batch:{ROOT}/out:videos/walk.mp4:{info.fingerprint}:1"  # a batch's id holds paths
     url = frames.boxes_url(detection_id, detections)
     assert "/out" not in url and url.count("/") == 4, "one URL segment, no path"
-    served = get(url).json()
+    response = get(url)
+    assert response.headers["content-type"] == "application/json"
+    served = response.json()
     offsets, rows = served["offsets"], np.array(served["boxes"]).reshape(-1, 6)
     assert len(offsets) == info.frame_count + 1
     for index in range(info.frame_count):
         boxes, mine = detections.at(index), rows[offsets[index]:offsets[index + 1]]
         np.testing.assert_allclose(mine[:, :4], boxes.xyxy, atol=0.05)
-        np.testing.assert_allclose(mine[:, 4], boxes.score, rtol=1e-6)
+        assert mine[:, 4].tolist() == boxes.score.astype(float).tolist(), "exact: the viewer's minimum score agrees"
         assert mine[:, 5].tolist() == boxes.cls.tolist()
 
 

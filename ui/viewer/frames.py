@@ -23,9 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from core.detections import Detections
@@ -37,6 +38,7 @@ PREFIX = "/api/viewer"
 DISPLAY_SIDE = 1920  # longer sides are scaled down: detail to zoom into in HD, not 4K-sized images
 JPEG_QUALITY = 80  # ~75 KB for a 768 x 576 frame
 CACHE_BYTES = 256 * 2**20  # encoded frames kept for every tab (~3,400 frames of 768 x 576, ~1,000 of 1080p)
+BOXES_BYTES = 64 * 2**20  # the boxes' JSON kept for every tab (2.2 MB for 57,000 boxes)
 RECENT = 4  # the last videos and detections registered stay served even when no session holds them
 # The URL names the content, so a browser may keep a response as long as it likes.
 HEADERS = {"Cache-Control": "private, max-age=604800, immutable", "X-Content-Type-Options": "nosniff"}
@@ -67,31 +69,53 @@ class _Registry:
             return self._alive.get(key)
 
 
-class _JpegCache:
-    """Encoded frames by (video, frame), least recently used dropped beyond ``budget`` bytes. A
-    frame being encoded is encoded once: a second request for it waits for the first."""
+class _Lru:
+    """Bytes by key, least recently used dropped beyond ``budget`` bytes (the newest always stays)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self._jpegs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._pending: dict[tuple[str, int], Future] = {}
+        self._values: OrderedDict[object, bytes] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key) -> bytes | None:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+            return self._values.get(key)
+
+    def put(self, key, value: bytes) -> None:
+        with self._lock:
+            if key in self._values:
+                return
+            self._values[key] = value
+            self._bytes += len(value)
+            while self._bytes > self.budget and len(self._values) > 1:
+                self._bytes -= len(self._values.popitem(last=False)[1])
+
+
+class _JpegCache:
+    """Encoded frames by (video, frame). A frame being encoded is encoded once: a second request
+    for it waits for the first."""
+
+    def __init__(self, budget: int) -> None:
+        self._jpegs = _Lru(budget)
+        self._pending: dict[tuple[str, int], Future] = {}
         self._lock = threading.Lock()
 
     def has(self, info: VideoInfo, index: int, pending: bool = True) -> bool:
         """Whether frame ``index`` is encoded (or, with ``pending``, being encoded)."""
         key = (info.fingerprint, index)
         with self._lock:
-            return key in self._jpegs or (pending and key in self._pending)
+            return self._jpegs.get(key) is not None or (pending and key in self._pending)
 
     def get(self, info: VideoInfo, index: int, now: bool) -> bytes:
         """Frame ``index`` of ``info``; ``now``: the frame under the hand, decoded by a reader of
         its own rather than behind the frames fetched ahead."""
         key = (info.fingerprint, index)
         with self._lock:
-            if key in self._jpegs:
-                self._jpegs.move_to_end(key)
-                return self._jpegs[key]
+            if (jpeg := self._jpegs.get(key)) is not None:
+                return jpeg
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = mine = Future()
@@ -106,10 +130,7 @@ class _JpegCache:
             raise
         with self._lock:
             del self._pending[key]
-            self._jpegs[key] = jpeg
-            self._bytes += len(jpeg)
-            while self._bytes > self.budget and len(self._jpegs) > 1:
-                self._bytes -= len(self._jpegs.popitem(last=False)[1])
+            self._jpegs.put(key, jpeg)
         mine.set_result(jpeg)
         return jpeg
 
@@ -125,6 +146,7 @@ def _reader(info: VideoInfo, now: bool):
 _videos = _Registry(RECENT)
 _detections = _Registry(RECENT)
 _jpegs = _JpegCache(CACHE_BYTES)
+_box_jsons = _Lru(BOXES_BYTES)
 _preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viewer-prepare")
 
 
@@ -167,21 +189,30 @@ def _prepare_now(info: VideoInfo, index: int) -> None:
 
 
 def boxes_url(detection_id: str, detections: Detections) -> str:
-    """Where the viewer fetches every box of ``detections``, serving them from now on. The URL holds
-    a hash of ``detection_id``: an id may hold a folder's path (a batch's), which neither fits in
-    one URL segment nor belongs in a URL."""
+    """Where the viewer fetches every box of ``detections``, serving them from now on (their JSON
+    is written at once, in the background: the viewer needs it before it shows any frame). The URL
+    holds a hash of ``detection_id``: an id may hold a folder's path (a batch's), which neither fits
+    in one URL segment nor belongs in a URL."""
     key = hashlib.sha256(detection_id.encode()).hexdigest()[:32]
     _detections.put(key, detections)
+    if _box_jsons.get(key) is None:
+        _preparing.submit(_boxes_json_bytes, key, detections)
     return f"{PREFIX}/boxes/{key}.json"
 
 
-def boxes_json(detections: Detections) -> dict:
-    """Every box, flat: frame i's boxes are rows ``offsets[i]:offsets[i+1]`` of ``boxes``, each row
-    x0, y0, x1, y1, score, class (the viewer applies the minimum score, so moving that slider
-    fetches nothing)."""
-    rows = np.column_stack([np.round(detections.xyxy.astype(float), 1), detections.score.astype(float),
-                            detections.cls.astype(float)])
-    return {"offsets": detections.offsets.tolist(), "boxes": rows.ravel().tolist()}
+def boxes_json(detections: Detections) -> bytes:
+    """Every box as JSON, flat: frame i's boxes are rows ``offsets[i]:offsets[i+1]`` of ``boxes``,
+    each row x0, y0, x1, y1, score, class (the viewer applies the minimum score, so moving that
+    slider fetches nothing). orjson: ~10 ms for 57,000 boxes, where json took ~90 ms."""
+    rows = np.column_stack([np.round(detections.xyxy.astype(np.float64), 1), detections.score.astype(np.float64),
+                            detections.cls.astype(np.float64)])  # scores exact: the viewer's minimum score agrees with Python's
+    return orjson.dumps({"offsets": detections.offsets, "boxes": rows.ravel()}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _boxes_json_bytes(key: str, detections: Detections) -> bytes:
+    if (cached := _box_jsons.get(key)) is None:
+        _box_jsons.put(key, cached := boxes_json(detections))
+    return cached
 
 
 async def _frame(request: Request) -> Response:
@@ -197,10 +228,12 @@ async def _frame(request: Request) -> Response:
 
 
 async def _boxes(request: Request) -> Response:
-    detections = _detections.get(request.path_params["key"])
+    key = request.path_params["key"]
+    detections = _detections.get(key)
     if detections is None:
         return _not_found(request)
-    return JSONResponse(await run_in_threadpool(boxes_json, detections), headers=HEADERS)
+    return Response(await run_in_threadpool(_boxes_json_bytes, key, detections), media_type="application/json",
+                    headers=HEADERS)
 
 
 def _not_found(_request: Request) -> Response:
