@@ -21,7 +21,6 @@ from ui.boundary import error_boundary
 SOURCES = ("Bundled sample", "Upload", "Local path")
 BOX_ORIGINS = ("Upload", "Local path")
 BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
-FILE_BOXES = DetectorSpec(conf=0.0)  # boxes from a file: no model ran, every box it holds is shown
 FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of the boxes last read from a file
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 
@@ -146,7 +145,7 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
                                       persist_state="session")
         purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
         fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
-        imported = None
+        imported, where = None, None
         if origin == "Upload":
             upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv", "yaml"],
                                       key="boxes_upload")
@@ -159,9 +158,10 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
                 submitted = st.form_submit_button("Use these boxes")
             if submitted and path.strip():
                 with error_boundary("Cannot use these boxes"):
-                    imported = import_boxes(check_allowed(path.strip()), loaded.info, loaded.relpath, fmt)
+                    where = check_allowed(path.strip())
+                    imported = import_boxes(where, loaded.info, loaded.relpath, fmt)
         if imported is not None:
-            use_file_boxes(imported, labels=purpose == BOX_PURPOSES[1])
+            use_file_boxes(imported, where, labels=purpose == BOX_PURPOSES[1])
         file_boxes_summary()
 
 
@@ -170,9 +170,10 @@ def showing_file_boxes() -> bool:
     return review is not None and (review.detection_id or "").startswith(FILE_ID_PREFIX)
 
 
-def use_file_boxes(imported: ImportedBoxes, labels: bool) -> None:
-    """Review these boxes; labels are also checked, at the label thresholds on Review too."""
-    session.use_detections(imported.detections, FILE_BOXES, imported.detection_id)
+def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> None:
+    """Review these boxes (``path``: where a link may read them again; None for an upload); labels are
+    also checked, at the label thresholds on Review too."""
+    session.use_file_boxes(imported, path)
     audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
     if labels:
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)

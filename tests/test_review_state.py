@@ -173,8 +173,6 @@ def test_uploaded_boxes_are_not_pretended_in_the_url_and_a_reload_says_to_load_t
     assert reloaded.session_state["review"].detections is None  # the sample is open, no boxes pretended
 
 
-@pytest.mark.xfail(strict=True, reason="pages/load.py must call session.use_file_boxes(imported, path) for a path "
-                                       "(not its own session.use_detections): reported to the lead")
 def test_boxes_given_by_path_on_the_load_page_are_named_in_the_url(app, tmp_path):
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
