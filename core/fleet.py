@@ -22,6 +22,7 @@ from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
 from core.lightly.export import UNFLAGGED_VALUE, read_manifest, read_tasks
+from core.lightly.push import check_local_sources
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import judged_frames
@@ -325,9 +326,6 @@ def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple
 
 
 def check_input_push(combined: CombinedDatasource) -> None:
-    """Videos read from a bucket are not on this machine to be pushed: say so in one line, before
-    a push that would stop at the first of them."""
-    if combined.remote:
-        raise UserError(f"{len(combined.remote):,} videos of this batch were read from a bucket ({combined.remote[0]}"
-                        f"{', ...' if len(combined.remote) > 1 else ''}): leave the input datasource URL empty; "
-                        "Lightly's input datasource is the bucket prefix the batch read them from")
+    """Videos read from a bucket are not on this machine to be pushed: say so in one line (push's own
+    words), before a push that would stop at the first of them."""
+    check_local_sources(list(combined.remote))
