@@ -24,13 +24,13 @@ from ui.viewer import frames, handshake
 SERVER = httpx.ASGITransport(app=Starlette(routes=frames.routes()))
 
 
-async def _get_all(urls: list[str]) -> list[httpx.Response]:
+async def _get_all(urls: list[str], headers: dict | None = None) -> list[httpx.Response]:
     async with httpx.AsyncClient(transport=SERVER, base_url="http://127.0.0.1") as client:
-        return await asyncio.gather(*(client.get(url) for url in urls))
+        return await asyncio.gather(*(client.get(url, headers=headers) for url in urls))
 
 
-def get(url: str) -> httpx.Response:
-    return asyncio.run(_get_all([url]))[0]
+def get(url: str, headers: dict | None = None) -> httpx.Response:
+    return asyncio.run(_get_all([url], headers))[0]
 
 
 def decoded(response: httpx.Response) -> np.ndarray:
@@ -93,9 +93,11 @@ def test_boxes_json_holds_every_box_of_the_detections(walk_hog):
     detection_id = f"batch:{ROOT}/out:videos/walk.mp4:{info.fingerprint}:1"  # a batch's id holds paths
     url = frames.boxes_url(detection_id, detections)
     assert "/out" not in url and url.count("/") == 4, "one URL segment, no path"
-    response = get(url)
-    assert response.headers["content-type"] == "application/json"
+    response = get(url)  # as a browser asks: gzip accepted
+    assert response.headers["content-type"] == "application/json" and response.headers["content-encoding"] == "gzip"
     served = response.json()
+    plain = get(url, {"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == served
     offsets, rows = served["offsets"], np.array(served["boxes"]).reshape(-1, 6)
     assert len(offsets) == info.frame_count + 1
     for index in range(info.frame_count):
