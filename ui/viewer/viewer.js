@@ -314,6 +314,7 @@ class Viewer {
 
   // Frame ``frame``'s boxes: [x0, y0, x1, y1, score, class] each.
   boxesOf(frame) {
+    if (!this.boxes) return [];
     const { offsets, boxes } = this.boxes, rows = [];
     for (let row = offsets[frame]; row < offsets[frame + 1]; row++) rows.push(boxes.slice(6 * row, 6 * row + 6));
     return rows;
@@ -340,9 +341,10 @@ class Viewer {
     far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.frames.delete(frame));
   }
 
-  // A frame is ready to show once its image is decoded and the boxes are here.
+  // A frame is ready to show once its image is decoded: a link's frame is drawn before the video's
+  // boxes (megabytes on a long video) have arrived, and its boxes are drawn when they do.
   ready(frame) {
-    return this.frames.get(frame)?.ready === true && this.boxes !== null;
+    return this.frames.get(frame)?.ready === true;
   }
 
   // The frame under the hand first, one such fetch at a time (a drag over the timeline fetches the
@@ -700,6 +702,7 @@ class Viewer {
       const [x0, y0] = this.origin();
       this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
+      this.root.dataset.boxes = this.boxes ? "drawn" : "loading"; // and whether its boxes are drawn on it
     }
     this.loadingNote.hidden = ready;
     if (frame !== this.announced) {
