@@ -202,3 +202,17 @@ def app(tmp_path, monkeypatch, shared_cache):
     at.run()
     assert not at.exception
     return at
+
+
+def shown_frame(browser) -> int | None:
+    """The frame whose image the Review page's viewer has on screen."""
+    frame = browser.find_element("css selector", ".fv-root").get_attribute("data-frame")
+    return int(frame) if frame is not None else None
+
+
+def press(browser, keys: str) -> None:
+    """Keys typed with the focus on the page itself (no field), as a reviewer's shortcuts are."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(browser).send_keys(keys).perform()

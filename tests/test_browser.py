@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, press, shown_frame, streamlit_server, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,19 +29,6 @@ def metric_value(browser, label):
         if element.text.startswith(label):
             return element.text.split("\n")[1]
     return None
-
-
-def shown_frame(browser) -> int | None:
-    """The frame whose image the viewer has on screen."""
-    frame = browser.find_element("css selector", ".fv-root").get_attribute("data-frame")
-    return int(frame) if frame is not None else None
-
-
-def press(browser, keys: str) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    browser.execute_script("document.activeElement && document.activeElement.blur()")
-    ActionChains(browser).send_keys(keys).perform()
 
 
 def click_at(browser, element, fraction_x: float, fraction_y: float = 0.5) -> None:

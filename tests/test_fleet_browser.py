@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, press, shown_frame, streamlit_server, wait_for
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
 
@@ -101,19 +101,6 @@ def filter_by(browser, text: str) -> None:
     box = browser.find_element("css selector", 'input[aria-label="Filter by name"]')
     box.send_keys(Keys.CONTROL, "a", Keys.NULL)  # a modifier is held until NULL
     box.send_keys(Keys.DELETE, text, Keys.ENTER)
-
-
-def shown_frame(browser) -> int | None:
-    """The frame whose image the Review page's viewer has on screen."""
-    frame = browser.find_element("css selector", ".fv-root").get_attribute("data-frame")
-    return int(frame) if frame is not None else None
-
-
-def press(browser, keys: str) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    browser.execute_script("document.activeElement && document.activeElement.blur()")
-    ActionChains(browser).send_keys(keys).perform()
 
 
 def screenshot(browser, name: str, width: int, height: int) -> None:
