@@ -216,3 +216,16 @@ def press(browser, keys: str) -> None:
 
     browser.execute_script("document.activeElement && document.activeElement.blur()")
     ActionChains(browser).send_keys(keys).perform()
+
+
+def button(browser, text):
+    """The visible button whose text holds ``text`` (None while there is none)."""
+    return next((b for b in browser.find_elements("tag name", "button") if text in b.text and b.is_displayed()), None)
+
+
+def metric_value(browser, label):
+    """The value of the metric labelled ``label`` (None while there is none)."""
+    for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):
+        if element.text.startswith(label):
+            return element.text.split("\n")[1]
+    return None

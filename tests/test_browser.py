@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, press, shown_frame, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, button, metric_value, press, shown_frame, streamlit_server, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -18,17 +18,6 @@ pytestmark = [
 def server(tmp_path, shared_cache):
     with streamlit_server(tmp_path, shared_cache, "--sample") as url:
         yield url + "/"
-
-
-def button(browser, text):
-    return next((b for b in browser.find_elements("tag name", "button") if text in b.text and b.is_displayed()), None)
-
-
-def metric_value(browser, label):
-    for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):
-        if element.text.startswith(label):
-            return element.text.split("\n")[1]
-    return None
 
 
 def click_at(browser, element, fraction_x: float, fraction_y: float = 0.5) -> None:

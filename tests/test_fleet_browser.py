@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, press, shown_frame, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, button, metric_value, press, shown_frame, streamlit_server, wait_for
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
 
@@ -56,17 +56,6 @@ def grid_rows(browser) -> list[list[str]]:
 def videos(browser) -> list[str] | None:
     rows = grid_rows(browser) if idle(browser) else None
     return [row[0] for row in rows] if rows is not None else None
-
-
-def button(browser, text):
-    return next((b for b in browser.find_elements("tag name", "button") if text in b.text and b.is_displayed()), None)
-
-
-def metric_value(browser, label):
-    for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):
-        if element.text.startswith(label):
-            return element.text.split("\n")[1]
-    return None
 
 
 def click_row(browser, index: int) -> None:
