@@ -21,12 +21,13 @@ from core.verdicts import VerdictStore
 from ui import session
 from ui.flicker_view import FlickerView
 from ui.verdict_queue.routes import NOTE_CHARS, QueueTarget, new_token, queue_url
+from ui.js import component_js
 from ui.viewer import frames
 
 _HERE = Path(__file__).parent
 _mount = st.components.v2.component(
     "flicker_review.verdict_queue", html=(_HERE / "queue.html").read_text(), css=(_HERE / "queue.css").read_text(),
-    js=(_HERE / "queue.js").read_text(), isolate_styles=False)
+    js=component_js(_HERE / "queue.js"), isolate_styles=False)
 QUEUE = "verdict_queue"  # the component's key
 TOKEN = "verdict_queue_token"  # session key: this tab's queue token, the same on every rerun
 AFTER_PLAN = 200  # flagged frames after the plan sent with a run; the rest come with the next rerun

@@ -23,19 +23,7 @@ const TEXT_FIELDS = "input:not([type='checkbox']):not([type='radio']):not([type=
   "[role='textbox'], [role='searchbox'], [role='spinbutton']";
 const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'], [role='radiogroup'], [role='tablist'], [role='menu']`;
 
-export default function (component) {
-  const host = component.parentElement;
-  if (!host.verdictQueue) host.verdictQueue = new Queue(host);
-  host.verdictQueue.update(component);
-  // Streamlit calls this on unmount, but also right away for a render superseded by newer data:
-  // tear down only once the queue has really left the page.
-  return () => setTimeout(() => {
-    if (!host.isConnected && host.verdictQueue) {
-      host.verdictQueue.destroy();
-      delete host.verdictQueue;
-    }
-  }, 0);
-}
+export default (component) => mountOnce(component, "verdictQueue", (host) => new Queue(host));
 
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;

@@ -26,12 +26,13 @@ from core.render import IMPUTED_COLOR, PALETTE
 from core.verdicts import VERDICTS
 from ui import resources, session
 from ui.flicker_view import ASSERTION_COLORS, ASSERTION_HELP, FlickerView, assertion_label
+from ui.js import component_js
 from ui.viewer import frames, handshake
 
 _HERE = Path(__file__).parent
 _mount = st.components.v2.component(
     "flicker_review.viewer", html=(_HERE / "viewer.html").read_text(), css=(_HERE / "viewer.css").read_text(),
-    js=(_HERE / "viewer.js").read_text(), isolate_styles=False)
+    js=component_js(_HERE / "viewer.js"), isolate_styles=False)
 VIEWER = "viewer"  # the component's key
 
 

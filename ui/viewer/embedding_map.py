@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ui.js import component_js
+
 _HERE = Path(__file__).parent
 _mount = st.components.v2.component(
     "flicker_review.embedding_map", html=(_HERE / "map.html").read_text(), css=(_HERE / "map.css").read_text(),
-    js=(_HERE / "map.js").read_text(), isolate_styles=False)
+    js=component_js(_HERE / "map.js"), isolate_styles=False)
 
 
 def map_payload(video_key: str, xy: np.ndarray, score: np.ndarray, selected: np.ndarray, frame: int) -> dict:

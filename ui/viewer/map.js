@@ -23,17 +23,7 @@ const RING_COLOR = "#9467bd";
 const HERE_COLOR = "#ff7f0e";
 const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
-export default function (component) {
-  const host = component.parentElement;
-  if (!host.embeddingMap) host.embeddingMap = new EmbeddingMap(host);
-  host.embeddingMap.update(component.data);
-  return () => setTimeout(() => {
-    if (!host.isConnected && host.embeddingMap) {
-      host.embeddingMap.destroy();
-      delete host.embeddingMap;
-    }
-  }, 0);
-}
+export default (component) => mountOnce(component, "embeddingMap", (host) => new EmbeddingMap(host));
 
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 
@@ -73,7 +63,7 @@ class EmbeddingMap {
     this.offs.forEach((off) => off());
   }
 
-  update(data) {
+  update({ data }) {
     const other = this.data?.key !== data.key;
     this.data = data;
     this.picks = new Set(data.selected);

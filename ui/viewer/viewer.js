@@ -44,19 +44,7 @@ const PICK_COLOR = "#9467bd";
 const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
   "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
 
-export default function (component) {
-  const host = component.parentElement;
-  if (!host.flickerViewer) host.flickerViewer = new Viewer(host);
-  host.flickerViewer.update(component);
-  // Streamlit calls this on unmount, but also right away for a render superseded by newer data:
-  // tear down only once the viewer has really left the page.
-  return () => setTimeout(() => {
-    if (!host.isConnected && host.flickerViewer) {
-      host.flickerViewer.destroy();
-      delete host.flickerViewer;
-    }
-  }, 0);
-}
+export default (component) => mountOnce(component, "flickerViewer", (host) => new Viewer(host));
 
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
