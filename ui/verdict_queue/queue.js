@@ -18,10 +18,7 @@ const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
 const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
 // Where a letter is text: verdict keys are left alone there (and only there). Arrows also belong to
 // the widgets that move with them.
-const TEXT_FIELDS = "input:not([type='checkbox']):not([type='radio']):not([type='range']):not([type='button'])" +
-  ":not([type='submit']), textarea, select, [contenteditable=''], [contenteditable='true'], [role='combobox'], " +
-  "[role='textbox'], [role='searchbox'], [role='spinbutton']";
-const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'], [role='radiogroup'], [role='tablist'], [role='menu']`;
+// (TEXT_FIELDS and ARROW_WIDGETS: ui/mount.js, shared with the viewer.)
 
 export default (component) => mountOnce(component, "verdictQueue", (host) => new Queue(host));
 

@@ -18,6 +18,7 @@ const FLAGGED_FRAMES = 180; // frames kept ready around the flagged frames neare
 // Frames fetched ahead at once: the server decodes one video's frames one at a time, so a seek made
 // meanwhile waits behind at most these (the frame under the hand is fetched beside them).
 const LOADING = 3;
+const FAR = AHEAD; // a move farther than this leaves the frames being fetched ahead behind: they are dropped
 // A frame or the boxes that failed to load are asked for again after this, doubled after each
 // failure up to MAX_RETRY_MS (a frame that cannot be decoded is not asked for every second).
 const RETRY_MS = 1000;
@@ -41,8 +42,9 @@ const YES_HELP = {
 const SHORT = { flicker: "flicker", ghost: "ghost", "class-flip": "flip" }; // a chip's name for its assertion
 const ALL = "all"; // J / K over every lane
 const PICK_COLOR = "#9467bd";
-const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true'], [role='slider'], " +
-  "[role='spinbutton'], [role='combobox'], [role='textbox'], [role='listbox'], [role='radiogroup'], [role='switch']";
+const ARROWS = new Set(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End"]); // ARROW_WIDGETS' keys
+// Space on these, outside the viewer, is theirs (it presses a button, ticks a box, picks a radio).
+const SPACE_WIDGETS = "button, a, input[type='checkbox'], input[type='radio'], [role='switch'], [role='checkbox'], [role='radio']";
 
 export default (component) => mountOnce(component, "flickerViewer", (host) => new Viewer(host));
 
@@ -51,6 +53,15 @@ const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failure
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
+const GONE = 404; // what the routes answer for a video or boxes the server does not know (see frames.py)
+
+// A JPEG's bytes as a decoded image (the blob's URL is let go once decoded: the image keeps its data).
+const decodeImage = (blob) => {
+  const image = new Image(), url = URL.createObjectURL(blob);
+  image.src = url;
+  return image.decode().then(() => image).finally(() => URL.revokeObjectURL(url));
+};
+const fetched = (response) => (response.ok ? response : Promise.reject({ status: response.status }));
 
 class Viewer {
   constructor(host) {
@@ -59,6 +70,7 @@ class Viewer {
     this.canvas = part("frame");
     this.stage = part("stage");
     this.loadingNote = part("loading");
+    this.goneNote = part("gone");
     this.label = part("label");
     this.status = part("status");
     this.verdictBox = part("verdict");
@@ -69,7 +81,7 @@ class Viewer {
     this.timeline = part("timeline");
     this.tip = part("tip");
     this.strip = part("strip");
-    this.frames = new Map(); // frame -> {image, ready}
+    this.frames = new Map(); // frame -> {image, ready, urgent, controller (while in flight), failed}
     this.failures = new Map(); // frame -> how often it failed to load in a row
     this.boxes = null; // every box of the video: {offsets, boxes} (see frames.boxes_json)
     this.boxesUrl = null;
@@ -80,7 +92,8 @@ class Viewer {
     this.direction = 1;
     this.seekCount = null;
     this.loading = 0; // frames being fetched ahead
-    this.urgent = null; // the frame under the hand, being fetched first
+    this.urgent = null; // {frame, entry}: the frame under the hand, being fetched first
+    this.gone = false; // the server answered that it does not know this video (it was restarted)
     this.reported = null;
     this.playing = false;
     this.target = ALL; // the lane J / K follow
@@ -120,6 +133,7 @@ class Viewer {
     this.setState = setStateValue;
     this.trigger = setTriggerValue;
     if (this.video?.key !== data.video.key) this.reset(data.video);
+    if (this.gone) this.found();
     if (this.boxesUrl !== data.video.boxes || this.boxesFailures) this.loadBoxes(data.video.boxes);
     this.setView(data.view);
     this.retryFailed();
@@ -139,9 +153,8 @@ class Viewer {
   reset(video) {
     this.pause();
     this.video = video;
-    this.frames.clear();
+    [...this.frames.keys()].forEach((frame) => this.drop(frame));
     this.failures.clear();
-    this.urgent = null;
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
     this.announced = null;
@@ -239,24 +252,74 @@ class Viewer {
   }
 
   // Frame ``frame``'s JPEG, fetched and decoded; ``urgent``: the frame under the hand, asked for at
-  // once and first.
+  // once and first (``?now``: the server decodes it with a reader of its own). Fetched rather than
+  // set as an image's src: a fetch can be dropped (see drop) and says why it failed (see gone).
   load(frame, urgent) {
-    const entry = { image: new Image(), ready: false };
+    const entry = { image: null, ready: false, urgent, controller: new AbortController() };
     this.frames.set(frame, entry);
-    if (urgent) this.urgent = frame;
+    if (urgent) this.urgent = { frame, entry };
     else this.loading++;
-    entry.image.fetchPriority = urgent ? "high" : "low";
-    entry.image.src = `${this.video.frames}${frame}.jpg${urgent ? "?now" : ""}`; // see frames.py
-    entry.image.decode().then(() => {
-      entry.ready = true;
-      this.failures.delete(frame);
-      if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
-    }, () => this.forgetLater(frame, entry)).finally(() => {
-      if (urgent) this.urgent = null;
-      else this.loading--;
-      this.prefetch();
-    });
+    const url = `${this.video.frames}${frame}.jpg${urgent ? "?now" : ""}`; // see frames.py
+    fetch(url, { signal: entry.controller.signal, priority: urgent ? "high" : "low" })
+      .then(fetched).then((response) => response.blob()).then(decodeImage).then((image) => {
+        if (entry.dropped) return;
+        entry.image = image;
+        entry.ready = true;
+        this.failures.delete(frame);
+        if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
+      }, (error) => {
+        if (entry.dropped) return; // left behind by the hand, on purpose
+        if (error?.status === GONE) this.lost();
+        else this.forgetLater(frame, entry); // a frame that did not decode, or the server is away for now
+      }).finally(() => {
+        entry.controller = null;
+        if (!urgent) this.loading--;
+        else if (this.urgent?.entry === entry) this.urgent = null;
+        this.prefetch();
+      });
     if (this.frames.size > CACHE_FRAMES) this.evict();
+  }
+
+  // Forget ``frame``, and stop fetching it if it is on its way (a fetch the hand left behind is
+  // dropped, not waited for: the frame it moved to is asked for at once instead).
+  drop(frame) {
+    const entry = this.frames.get(frame);
+    if (!entry) return;
+    this.frames.delete(frame);
+    entry.dropped = true;
+    entry.controller?.abort();
+  }
+
+  // The frames being fetched ahead that the hand no longer wants (it moved far away).
+  dropStale() {
+    const wanted = new Set(this.wanted());
+    for (const [frame, entry] of this.frames) {
+      if (entry.controller && !entry.urgent && !wanted.has(frame)) this.drop(frame);
+    }
+  }
+
+  // The server does not know this video or its boxes: it was restarted (or this page's session
+  // ended), and only a reload registers them again. Said in one line instead of "Loading frame..."
+  // forever; the next run of the page (any widget) registers them again too (see found).
+  lost() {
+    if (this.gone) return;
+    this.gone = true;
+    [...this.frames].filter(([, entry]) => !entry.ready).forEach(([frame]) => this.drop(frame));
+    this.render();
+  }
+
+  found() {
+    this.gone = false;
+    this.render();
+    this.prefetch();
+  }
+
+  // A reload opens the frame on screen: the page's URL may still name an older one (the move was
+  // not heard: the server that would have heard it is gone).
+  reload() {
+    const url = new URL(window.location.href);
+    url.searchParams.set("frame", this.current);
+    window.location.assign(url.href);
   }
 
   // A frame that failed to load stays marked for a while (it is not asked for in a loop), then is
@@ -273,7 +336,7 @@ class Viewer {
   }
 
   // Every frame that failed is asked for again now: the page ran, so its video is registered again
-  // (after a server restart, say) however long the last failure said to wait.
+  // however long the last failure said to wait.
   retryFailed() {
     if (!this.failures.size) return;
     for (const frame of this.failures.keys()) if (this.frames.get(frame)?.failed) this.frames.delete(frame);
@@ -288,13 +351,14 @@ class Viewer {
     this.boxes = null;
     this.boxesFailures = failures;
     const current = () => this.boxesAttempt === attempt;
-    fetch(url).then((response) => (response.ok ? response.json() : Promise.reject(response.status))).then((boxes) => {
+    fetch(url).then(fetched).then((response) => response.json()).then((boxes) => {
       if (!current()) return;
       this.boxes = boxes;
       this.boxesFailures = 0;
       this.render();
-    }, () => {
+    }, (error) => {
       if (!current()) return;
+      if (error?.status === GONE) this.lost(); // asked for again when the page runs (update)
       this.boxesFailures = failures + 1;
       setTimeout(() => current() && this.loadBoxes(url, failures + 1), retryDelay(failures + 1));
     });
@@ -326,7 +390,7 @@ class Viewer {
     const wanted = new Set(this.wanted()), at = this.current;
     const far = [...this.frames.keys()].filter((frame) => !wanted.has(frame))
       .sort((a, b) => Math.abs(b - at) - Math.abs(a - at));
-    far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.frames.delete(frame));
+    far.slice(0, this.frames.size - CACHE_FRAMES).forEach((frame) => this.drop(frame));
   }
 
   // A frame is ready to show once its image is decoded: a link's frame is drawn before the video's
@@ -335,16 +399,30 @@ class Viewer {
     return this.frames.get(frame)?.ready === true;
   }
 
-  // The frame under the hand first, one such fetch at a time (a drag over the timeline fetches the
-  // frame it rests on, not every frame it passed), then what prefetch wants, LOADING at a time.
+  // The frame under the hand first, then what prefetch wants, LOADING at a time (none while the
+  // pointer drags over the timeline: the frames around a passing frame are not wanted for long).
   prefetch() {
-    if (!this.video || !this.view) return;
-    if (this.urgent === null && !this.frames.has(this.current)) this.load(this.current, true);
-    if (this.loading >= LOADING) return;
+    if (!this.video || !this.view || this.gone) return;
+    this.fetchCurrent();
+    if (this.scrubbing) return;
     for (const frame of this.wanted()) {
-      if (!this.frames.has(frame)) this.load(frame, false);
       if (this.loading >= LOADING) return;
+      if (!this.frames.has(frame)) this.load(frame, false);
     }
+  }
+
+  // The frame under the hand, asked for at once unless it is here or on its way as such. While the
+  // pointer drags over the timeline, one such fetch at a time: the frame it rests on is fetched
+  // when the one in flight is done, not every frame it passed. Any other move (the release among
+  // them) drops a fetch for a frame the hand left, and one made ahead of time for this frame
+  // (behind the others, on the server's other reader): the frame the hand landed on waits for none.
+  fetchCurrent() {
+    const entry = this.frames.get(this.current);
+    if (entry && (entry.ready || entry.urgent || entry.failed)) return;
+    if (this.urgent && this.scrubbing) return;
+    if (this.urgent) this.drop(this.urgent.frame);
+    this.drop(this.current);
+    this.load(this.current, true);
   }
 
   // The frames to keep ready, most wanted first: the strip (i-k..i+k); the strips of the flagged
@@ -395,7 +473,9 @@ class Viewer {
   goTo(frame, report = true) {
     frame = clamp(Math.round(frame), 0, this.video.n - 1);
     if (frame !== this.current) this.direction = frame > this.current ? 1 : -1;
+    const far = Math.abs(frame - this.current) > FAR;
     this.current = frame;
+    if (far) this.dropStale();
     this.render();
     this.prefetch();
     if (report) this.settleSoon();
@@ -492,8 +572,11 @@ class Viewer {
 
   onKey(event) {
     if (!this.video || !this.root.isConnected || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Letters are left alone only where they are text; arrows also where a widget moves with them
+    // (a slider, a radio group...): a click on any other widget leaves the keys to the viewer.
     const target = event.target instanceof Element ? event.target : null;
-    if (target?.closest(TYPING) || (event.key === " " && target?.closest("button, a") && !this.root.contains(target))) return;
+    if (target?.closest(ARROWS.has(event.key) ? ARROW_WIDGETS : TEXT_FIELDS)) return;
+    if (event.key === " " && target?.closest(SPACE_WIDGETS) && !this.root.contains(target)) return;
     const n = this.video.n;
     const actions = {
       ArrowRight: () => this.step(event.shiftKey ? 10 : 1, event.repeat),
@@ -547,6 +630,7 @@ class Viewer {
       "zoom-in": () => this.zoomBy(1),
       "zoom-out": () => this.zoomBy(-1),
       "zoom-fit": () => this.zoomBy(-ZOOMS.length),
+      reload: () => this.reload(),
     };
     actions[action]?.();
   }
@@ -567,7 +651,14 @@ class Viewer {
       if (this.scrubbing) this.goTo(frame);
       this.showTip(frame, event);
     });
-    this.listen(this.timeline, "pointerup", () => (this.scrubbing = false));
+    const release = (event) => {
+      if (!this.scrubbing) return;
+      this.scrubbing = false;
+      if (event.type === "pointerup") this.goTo(frameAt(event)); // the frame let go on, asked for at once...
+      this.prefetch(); // ...then the frames around it
+    };
+    this.listen(this.timeline, "pointerup", release);
+    this.listen(this.timeline, "pointercancel", release);
     this.listen(this.timeline, "pointerleave", () => (this.tip.hidden = true));
   }
 
@@ -692,7 +783,9 @@ class Viewer {
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
       this.root.dataset.boxes = this.boxes ? "drawn" : "loading"; // and whether its boxes are drawn on it
     }
-    this.loadingNote.hidden = ready;
+    this.loadingNote.hidden = ready || this.gone;
+    this.goneNote.hidden = !this.gone;
+    this.root.dataset.gone = this.gone;
     if (frame !== this.announced) {
       this.announced = frame;
       window.dispatchEvent(new CustomEvent("fv:frame", { detail: { key: this.video.key, frame } }));

@@ -1,0 +1,212 @@
+"""The Review viewer in headless Chromium against the real app: a timeline drag shows the frame it
+was let go on even while a stale fetch hangs, a server restart says to reload (with a button that
+does), and the reviewer's keys work after a click on a radio group or a slider."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from conftest import CHROMEDRIVER, CHROMIUM, ROOT, SAMPLE_VIDEO, free_port, metric_value, shown_frame, wait_for
+from test_review_assertions import sample_predictions
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver"),
+]
+N_FRAMES = 795  # the sample's
+
+
+@contextmanager
+def app_on(port: int, folder: Path, cache_dir: Path):
+    """`streamlit run app.py` on ``port`` (a restart must come back where the open tab looks for it)."""
+    env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir), FLICKER_DATA_DIR=str(folder / "data"))
+    log = (folder / f"streamlit-{time.monotonic_ns()}.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    raise AssertionError(f"the server did not start: {Path(log.name).read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def review_link(url: str, boxes: Path) -> str:
+    """Review of the sample with the HOG boxes of its frames 10..29, straight from a link."""
+    query = {"video": str(SAMPLE_VIDEO), "boxes": str(boxes), "boxes_format": "coco", "frame": "0"}
+    return f"{url}/review?{urlencode(query)}"
+
+
+def open_review(browser, url: str, boxes: Path) -> None:
+    browser.get(review_link(url, boxes))
+    wait_for(browser, lambda: shown_frame(browser) == 0, 90, "the viewer on frame 0")
+
+
+def viewer(browser, name: str) -> str | None:
+    return browser.find_element("css selector", ".fv-root").get_attribute(f"data-{name}")
+
+
+def timeline_offset(browser, frame: int) -> tuple[object, int]:
+    """The timeline and frame's x offset from its centre (Selenium's pointer offsets)."""
+    timeline = browser.find_element("css selector", ".fv-timeline")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", timeline)
+    width = timeline.size["width"]
+    return timeline, round((frame + 0.5) / N_FRAMES * width - width / 2)
+
+
+def click_timeline(browser, frame: int) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    timeline, x = timeline_offset(browser, frame)
+    ActionChains(browser).move_to_element_with_offset(timeline, x, 0).click().perform()
+
+
+LOG_FETCHES = """
+if (!window.__fetches) {
+  window.__fetches = [];
+  const fetch = window.fetch;
+  window.fetch = (url, options) => {
+    __fetches.push([String(url), !!window.__scrubbing]);
+    return fetch(url, options);
+  };
+  window.addEventListener('pointerdown', () => (window.__scrubbing = true), true);  // before the viewer hears them
+  window.addEventListener('pointerup', () => (window.__scrubbing = false), true);
+}
+"""
+
+
+def frames_fetched(browser) -> list[tuple[int, bool, bool]]:
+    """The frames the viewer fetched since LOG_FETCHES: (frame, urgent, while the pointer was down)."""
+    fetches = browser.execute_script("return window.__fetches")
+    return [(int(url.rsplit("/", 1)[1].split(".")[0]), url.endswith("?now"), scrubbing)
+            for url, scrubbing in fetches if "/frames/" in url]
+
+
+def test_a_drag_shows_the_frame_let_go_on_while_a_stale_fetch_hangs(walk_hog, tmp_path, shared_cache, browser):
+    """The press lands on frame 750, whose fetch never answers (Chromium holds frames 700..794: a
+    server stuck on them); the drag ends on frame 300. The viewer shows 300, and stays there, without waiting for 700;
+    while the pointer was down it asked for no frame but the one under the press."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    stuck, passed, released = 750, (600, 500, 400), 300
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        browser.execute_cdp_cmd("Fetch.enable", {"patterns": [{"urlPattern": "*/frames/*/7??.jpg*"}]})
+        browser.execute_script(LOG_FETCHES)
+        timeline, x = timeline_offset(browser, stuck)
+        drag = ActionChains(browser).move_to_element_with_offset(timeline, x, 0).click_and_hold()
+        for frame in (*passed, released):
+            drag = drag.move_to_element_with_offset(timeline, timeline_offset(browser, frame)[1], 0).pause(0.05)
+        drag.release().perform()
+        wait_for(browser, lambda: shown_frame(browser) == released, 30, f"frame {released} after the release")
+        assert browser.find_element("css selector", ".fv-label").text.startswith(f"Frame {released} /")
+        assert browser.find_element("css selector", ".fv-loading").get_attribute("hidden") is not None
+        fetched = frames_fetched(browser)
+        assert (released, True, False) in fetched, f"the frame let go on, asked for at once: {fetched}"
+        pressed = [frame for frame, _, down in fetched if down]
+        assert len(pressed) == 1 and abs(pressed[0] - stuck) <= 1, \
+            f"while the pointer was down, only the frame pressed on: {fetched}"
+        wait_for(browser, lambda: any(not down and not urgent for _, urgent, down in frames_fetched(browser)), 10,
+                 "the frames around it, fetched ahead once the pointer is up")
+        assert shown_frame(browser) == released
+        browser.execute_cdp_cmd("Fetch.disable", {})
+
+
+def test_after_a_server_restart_the_viewer_says_to_reload_and_its_button_does(walk_hog, tmp_path, shared_cache,
+                                                                                browser):
+    """While the server is down a far frame waits (the fetch is tried again later: a network
+    error passes); once it is back and answers 404 for a video it never registered, the viewer says
+    in one line that the app was restarted, and its Reload button opens the same review on that frame."""
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    port, far = free_port(), 600
+    with app_on(port, tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+    assert viewer(browser, "gone") == "false"
+    click_timeline(browser, far)  # the server is down: the fetch fails, and is tried again later
+    wait_for(browser, lambda: browser.find_element("css selector", ".fv-loading").is_displayed(), 10,
+             "Loading frame... while the server is away")
+    assert viewer(browser, "gone") == "false" and shown_frame(browser) == 0
+    with app_on(port, tmp_path, shared_cache) as url:
+        note = browser.find_element("css selector", ".fv-gone")
+        wait_for(browser, note.is_displayed, 30, "the restart note")
+        assert note.text.splitlines()[0] == "The app was restarted: reload the page to go on reviewing."
+        assert not browser.find_element("css selector", ".fv-loading").is_displayed()
+        assert shown_frame(browser) == 0 and f"Frame {far} /" in browser.find_element("css selector", ".fv-label").text
+        browser.save_screenshot(str(tmp_path / "restarted.png"))
+        note.find_element("css selector", "button[data-action='reload']").click()
+        wait_for(browser, lambda: shown_frame(browser) == far, 90, f"frame {far} after the reload")
+        assert viewer(browser, "gone") == "false"
+        assert f"frame={far}" in browser.current_url
+
+
+def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path, shared_cache, browser):
+    """K and M right after a click on the Mode radio (the option already chosen: the focus stays on
+    it) go to a flagged frame and record the verdict; after a click on a slider J / K still move the
+    viewer while the arrows move the slider and not the frame; in the Jump box letters are text."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from core.verdicts import VerdictStore
+    from core.video import fingerprint_file
+
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    keys = lambda text: ActionChains(browser).send_keys(text).perform()  # noqa: E731  (to what has the focus)
+    focused = lambda: browser.execute_script(  # noqa: E731
+        "const e = document.activeElement; return [e.tagName, e.type || '', e.getAttribute('role') || ''];")
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        flagged_count = int(wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 30, "the count"))
+        assert flagged_count > 0
+        radio = wait_for(browser, lambda: next(label for label in browser.find_elements(
+            "css selector", '[role="radiogroup"] label') if label.text == "reference"), 30, "the Mode radio")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", radio)
+        radio.click()
+        assert focused()[:2] == ["INPUT", "radio"], f"the focus is on the radio: {focused()}"
+        keys("k")
+        first = wait_for(browser, lambda: shown_frame(browser) or None, 30, "K to the first flagged frame")
+        keys("m")
+        store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+        fingerprint = fingerprint_file(SAMPLE_VIDEO)
+        wait_for(browser, lambda: store.all(fingerprint) == {first: "miss"}, 30, "M's verdict in the store")
+        assert browser.find_element("css selector", ".fv-verdict").get_attribute("data-verdict") == "miss"
+
+        slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+        ActionChains(browser).click(slider).perform()
+        value = slider.get_attribute("aria-valuetext")
+        assert focused()[:2] == ["INPUT", "range"], f"the focus is on the slider: {focused()}"
+        keys("k")
+        second = wait_for(browser, lambda: shown_frame(browser) != first and shown_frame(browser), 30,
+                          "K after a click on the slider")
+        assert second > first
+        keys(Keys.RIGHT)  # the slider's own key
+        wait_for(browser, lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')
+                 .get_attribute("aria-valuetext") != value, 30, "the slider to move")
+        assert shown_frame(browser) == second, "the arrow moved the slider, not the frame"
+
+        jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+        jump.click()
+        keys("jk")  # text, not moves (a number box takes no letters)
+        assert shown_frame(browser) == second
