@@ -10,10 +10,12 @@ Only what a review page registered is served, named by content keys, never by a 
 frames by its fingerprint (:func:`frames_url`), boxes by a hash of the detections' id
 (:func:`boxes_url`). What a tab's session holds stays served; anything else under the prefix is 404.
 The frame under the hand is asked for with ``?now`` and decoded by a reader of its own, so a seek
-does not wait behind the frames the viewer fetches ahead.
+does not wait behind the frames the viewer fetches ahead (nor behind a fetch ahead of that same frame).
+A request the viewer dropped (the hand moved on) before its turn to decode is not decoded.
 """
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import logging
@@ -41,6 +43,10 @@ JPEG_QUALITY = 80  # ~75 KB for a 768 x 576 frame
 CACHE_BYTES = 256 * 2**20  # encoded frames kept for every tab (~3,400 frames of 768 x 576, ~1,000 of 1080p)
 BOXES_BYTES = 64 * 2**20  # the boxes' gzipped JSON kept for every tab (~0.6 MB for 57,000 boxes)
 RECENT = 4  # the last videos and detections registered stay served even when no session holds them
+# Requests of one video and lane (the frame under the hand, or frames fetched ahead) past the wait
+# for their turn: one decoding, one encoding beside it (a reader decodes one frame at a time anyway).
+TURNS = 2
+CLIENT_GONE = 499  # answered to no one: the viewer dropped the request before its turn came
 # The URL names the content, so a browser may keep a response as long as it likes.
 HEADERS = {"Cache-Control": "private, max-age=604800, immutable", "X-Content-Type-Options": "nosniff"}
 _log = logging.getLogger(__name__)
@@ -97,11 +103,12 @@ class _Lru:
 
 class _JpegCache:
     """Encoded frames by (video, frame). A frame being encoded is encoded once: a second request
-    for it waits for the first."""
+    for it waits for the first, except that the frame under the hand waits only for another such
+    request (one fetched ahead may sit behind other frames fetched ahead, on the other reader)."""
 
     def __init__(self, budget: int) -> None:
         self._jpegs = _Lru(budget)
-        self._pending: dict[tuple[str, int], Future] = {}
+        self._pending: dict[tuple[str, int], dict[bool, Future]] = {}  # by whether it is the frame under the hand
         self._lock = threading.Lock()
 
     def has(self, info: VideoInfo, index: int, pending: bool = True) -> bool:
@@ -110,6 +117,10 @@ class _JpegCache:
         with self._lock:
             return self._jpegs.get(key) is not None or (pending and key in self._pending)
 
+    def cached(self, info: VideoInfo, index: int) -> bytes | None:
+        with self._lock:
+            return self._jpegs.get((info.fingerprint, index))
+
     def get(self, info: VideoInfo, index: int, now: bool) -> bytes:
         """Frame ``index`` of ``info``; ``now``: the frame under the hand, decoded by a reader of
         its own rather than behind the frames fetched ahead."""
@@ -117,23 +128,30 @@ class _JpegCache:
         with self._lock:
             if (jpeg := self._jpegs.get(key)) is not None:
                 return jpeg
-            pending = self._pending.get(key)
+            lanes = self._pending.setdefault(key, {})
+            pending = lanes.get(True) if now else next(iter(lanes.values()), None)
             if pending is None:
-                self._pending[key] = mine = Future()
+                lanes[now] = mine = Future()
         if pending is not None:
             return pending.result()
         try:
             jpeg = encode(_reader(info, now).get(index))  # outside the lock: tabs and readers encode side by side
         except BaseException as error:
-            with self._lock:
-                del self._pending[key]
+            self._done(key, now)
             mine.set_exception(error)
             raise
-        with self._lock:
-            del self._pending[key]
-            self._jpegs.put(key, jpeg)
+        self._done(key, now, jpeg)
         mine.set_result(jpeg)
         return jpeg
+
+    def _done(self, key: tuple[str, int], now: bool, jpeg: bytes | None = None) -> None:
+        with self._lock:
+            lanes = self._pending[key]
+            del lanes[now]
+            if not lanes:
+                del self._pending[key]
+            if jpeg is not None:
+                self._jpegs.put(key, jpeg)
 
 
 def _reader(info: VideoInfo, now: bool):
@@ -149,6 +167,14 @@ _detections = _Registry(RECENT)
 _jpegs = _JpegCache(CACHE_BYTES)
 _box_jsons = _Lru(BOXES_BYTES)
 _preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viewer-prepare")
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict] = weakref.WeakKeyDictionary()
+
+
+def _turn(info: VideoInfo, now: bool) -> asyncio.Semaphore:
+    """Where one video's requests of one lane wait for their turn to decode: in the event loop, not
+    in a worker thread, so a request dropped meanwhile is seen as such (and costs no thread)."""
+    turns = _turns.setdefault(asyncio.get_running_loop(), {})  # a lock belongs to one event loop
+    return turns.setdefault((info.fingerprint, now), asyncio.Semaphore(TURNS))
 
 
 def encode(rgb: np.ndarray) -> bytes:
@@ -222,11 +248,16 @@ async def _frame(request: Request) -> Response:
     info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
     if info is None or not 0 <= index < info.frame_count:
         return _not_found(request)
-    try:  # decoding blocks: in a worker thread
-        jpeg = await run_in_threadpool(_jpegs.get, info, index, "now" in request.query_params)
-    except (UserError, OSError) as error:  # a video that broke or went away since it was registered
-        _log.warning("viewer frame %d of %s: %s", index, info.name, error)
-        return Response(f"frame {index} could not be decoded", status_code=500, media_type="text/plain")
+    now = "now" in request.query_params
+    if (jpeg := _jpegs.cached(info, index)) is None:
+        async with _turn(info, now):
+            if await request.is_disconnected():  # dropped by the viewer while it waited: the hand moved on
+                return Response(status_code=CLIENT_GONE)
+            try:  # decoding blocks: in a worker thread
+                jpeg = await run_in_threadpool(_jpegs.get, info, index, now)
+            except (UserError, OSError) as error:  # a video that broke or went away since it was registered
+                _log.warning("viewer frame %d of %s: %s", index, info.name, error)
+                return Response(f"frame {index} could not be decoded", status_code=500, media_type="text/plain")
     return Response(jpeg, media_type="image/jpeg", headers=HEADERS)
 
 
