@@ -266,8 +266,10 @@ class _Cells:
 def precision_recall(index: FlickerIndex, verdicts: Truths, grid: Grid = DEFAULT_GRID) -> list[ThresholdEstimate]:
     """Estimated precision, recall and F1 with 90% intervals for every threshold pair of ``grid``
     (for a precision/recall-vs-threshold plot); see the module docstring."""
-    sample = _post_stratify(index, verdicts)
-    return _estimates(flag_matrix(index, grid), sample, grid).rows()
+    default_flags = flag_matrix(index, DEFAULT_GRID)
+    sample = _post_stratify(default_flags, verdicts)
+    flags = default_flags if _same_grid(grid, DEFAULT_GRID) else flag_matrix(index, grid)
+    return _estimates(flags, sample, grid).rows()
 
 
 def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[float, float] = APP_THRESHOLDS) -> Suggestion:
@@ -276,12 +278,12 @@ def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[flo
     error) averaged over the pair and its grid neighbours, among pairs that flag at least
     :data:`MIN_FLAGGED_VERDICTS` reviewed frames. Unsure frames are simply left out. ``current``
     (the thresholds in use) breaks ties and is the answer while nothing can be estimated."""
-    sample = _post_stratify(index, verdicts)
+    flags = flag_matrix(index, DEFAULT_GRID)
+    sample = _post_stratify(flags, verdicts)
     n_verdicts = len(sample.frames)
     if not sample.truth.any():
         reason = "no verdicts yet" if not n_verdicts else "no verdict confirms a miss yet"
         return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds; review more frames of the plan")
-    flags = flag_matrix(index, DEFAULT_GRID)
     estimates = _estimates(flags, sample, DEFAULT_GRID)
     supported = flags[:, sample.frames].sum(axis=1) >= min(MIN_FLAGGED_VERDICTS, int(sample.truth.sum()))
     score = np.where(supported, _plateau(estimates.f1 - LOWER_BOUND_Z * estimates.f1_se, DEFAULT_GRID), np.nan)
@@ -328,12 +330,18 @@ def best_index(scores: Sequence[float], grid: Grid, near: tuple[float, float]) -
     return int(ties[np.argmin(distance)])
 
 
-def _post_stratify(index: FlickerIndex, verdicts: Truths) -> _Verdicts:
+def _same_grid(grid: Grid, other: Grid) -> bool:
+    return grid is other or np.array_equal(np.asarray(grid, np.float64).reshape(-1, 2), np.asarray(other, np.float64))
+
+
+def _post_stratify(default_flags: np.ndarray, verdicts: Truths) -> _Verdicts:
+    """``verdicts`` post-stratified on the bands of ``default_flags`` (the flag matrix on DEFAULT_GRID)."""
+    n_frames = default_flags.shape[1]
     frames = np.fromiter((int(f) for f in verdicts), np.int64, len(verdicts))
-    if len(frames) and (frames.min() < 0 or frames.max() >= index.n_frames):
-        raise ValueError(f"verdicts name frames outside 0..{index.n_frames - 1}")
+    if len(frames) and (frames.min() < 0 or frames.max() >= n_frames):
+        raise ValueError(f"verdicts name frames outside 0..{n_frames - 1}")
     truth = np.fromiter((bool(verdicts[f]) for f in verdicts), np.float64, len(verdicts))
-    band = suspicion_bands(flag_matrix(index, DEFAULT_GRID))
+    band = suspicion_bands(default_flags)
     stratum_of_band = _merged_strata(np.bincount(band[frames], minlength=N_BANDS + 1))
     of_frame = stratum_of_band[band]
     n_strata = int(stratum_of_band.max()) + 1
