@@ -3,7 +3,8 @@ or another video.
 
     python bench/latency.py [--app-dir DIR] [--video PATH] [--option KEY=VALUE] [--steps 40] [--hold-s 3]
                             [--threshold-steps 12] [--seek-rounds 8] [--map-clicks 8] [--verdict-links 6]
-                            [--idle-s 10] [--browser-cache] [--server-log PATH]
+                            [--batch DIR] [--fleet-links 6] [--links-only] [--idle-s 10] [--browser-cache]
+                            [--server-log PATH]
 
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
@@ -19,8 +20,9 @@ first with ``python -m core run PATH --out DIR``), waits for the seek proxy and 
 * long seeks, each to a frame far from any the page has shown (outside any buffer; see seek_rounds):
   a timeline click, a timeline drag (from the release), K and J right after a jump, "Jump to frame"
   (from Enter), a deep link ``?frame=N`` (from navigation, and from the viewer's first appearance;
-  how the Fleet page's links open Review), "Open in Review" on the Verdicts page and a click on the
-  embedding map (with how many opened exactly the frame clicked): p50 / p95 each. The browser's
+  how a shared link opens Review), "Open in Review" on the Verdicts page, a click on the embedding map
+  (with how many opened exactly the frame clicked) and, given ``--batch`` (a batch output folder over
+  the video: ``python bench/long_video.py`` makes one), the Fleet page's "Open in Review": p50 / p95 each. The browser's
   cache is off (``--browser-cache`` turns it on), so a reload starts cold;
 * idle server CPU over a few seconds with the review page open, from /proc.
 
@@ -521,6 +523,16 @@ def map_clicks(browser, keyboard: Keyboard, clicks: int, n: int, seed: int = 1) 
     return times, exact
 
 
+OPEN_IN_REVIEW = """
+document.getElementById("bench-open")?.removeAttribute("id");
+const link = document.querySelector(`.st-key-qa_open_${arguments[0]} button`)
+  || [...document.querySelectorAll('a[data-testid="stPageLink-NavLink"]')]
+       .find((a) => new URL(a.href).searchParams.get("frame") === String(arguments[0]));
+if (link) link.id = "bench-open";
+return !!link;
+"""
+
+
 def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path | None, data_dir: Path,
                   seed: int = 2) -> tuple[list[float], list[float]]:
     """``clicks`` times: a verdict on a frame far from any shown (written to the app's store as a
@@ -541,10 +553,11 @@ def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path 
         store.set(fingerprint, frame, "unsure", annotator="bench")
         wait_for(browser, lambda: browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/qa"]')
                  .click() or True, 30, "the Verdicts page link")
-        selector = f".st-key-qa_open_{frame} button"
-        wait_for(browser, lambda: browser.find_elements("css selector", selector), 60, f"Open in Review for frame {frame}")
+        selector = "#bench-open"  # the frame's Open in Review: a button (older pages) or a link to Review
+        wait_for(browser, lambda: browser.execute_script(OPEN_IN_REVIEW, frame), 60, f"Open in Review for frame {frame}")
         box = element_box(browser, selector)
         time.sleep(0.5)  # scrolled to it: a person finds the button
+        browser.execute_script(OPEN_IN_REVIEW, frame)  # again: a rerun may have drawn it anew
         box = element_box(browser, selector)
         start = len(browser.execute_script("return __bench.events"))
         times.append(timed_seek(browser, lambda: keyboard.click(box["left"] + box["width"] / 2,
@@ -552,6 +565,37 @@ def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path 
         events = events_since(browser, start)
         mounted = next(e["t"] for e in events if e["frame"] is not None)
         after_mount.append(next(e["t"] for e in events if e["frame"] == frame and e["token"] == str(frame)) - mounted)
+        time.sleep(1.0)
+    return times, after_mount
+
+
+def fleet_links(browser, keyboard: Keyboard, clicks: int, url: str, batch: Path) -> tuple[list[float], list[float]]:
+    """``clicks`` times: the Fleet page of ``batch`` opened by its link (a new session, as a bookmark
+    or a colleague's link opens it), its "Open in Review" pressed on the first video: timed from the
+    mouse press to that video's first frame's full image in Review, and from the viewer's appearance
+    to it (the rest is the Fleet page's run, reading the batch's detections and the page switch)."""
+    from urllib.parse import urlencode
+
+    times, after_mount = [], []
+    selector = "[data-testid='stButton'] button"
+    for _ in range(clicks):
+        browser.get(f"{url}fleet?{urlencode({'dir': str(batch)})}")
+        wait_for(browser, lambda: browser.execute_script(RECORDER + "return true"), 10, "the recorder")
+
+        def open_button():
+            return next((b for b in browser.find_elements("css selector", selector) if b.text.splitlines()[-1:] == ["Open in Review"]
+                         and b.is_enabled()), None)
+        wait_for(browser, open_button, 60, "Open in Review on the Fleet page")
+        time.sleep(0.5)  # the page settles: a person finds the button
+        box = browser.execute_script(
+            "const e = arguments[0]; e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            "return {left: r.left, top: r.top, width: r.width, height: r.height};", open_button())
+        start = len(browser.execute_script("return __bench.events"))
+        times.append(timed_seek(browser, lambda: keyboard.click(box["left"] + box["width"] / 2,
+                                                                box["top"] + box["height"] / 2), 0, "mousedown", 60)[0])
+        events = events_since(browser, start)
+        mounted = next(e["t"] for e in events if e["frame"] is not None)
+        after_mount.append(next(e["t"] for e in events if e["frame"] == 0 and e["token"] == "0") - mounted)
         time.sleep(1.0)
     return times, after_mount
 
@@ -624,6 +668,11 @@ def main() -> None:
     parser.add_argument("--seek-rounds", type=int, default=8, help="rounds of long seeks (see seek_rounds)")
     parser.add_argument("--map-clicks", type=int, default=8)
     parser.add_argument("--verdict-links", type=int, default=6, help='"Open in Review" clicks on the Verdicts page')
+    parser.add_argument("--batch", type=Path, help="a batch output folder over the video (python -m core batch VIDEO "
+                                                   "--out DIR): times the Fleet page's Open in Review")
+    parser.add_argument("--fleet-links", type=int, default=6, help='"Open in Review" clicks on the Fleet page (--batch)')
+    parser.add_argument("--links-only", action="store_true",
+                        help="skip the frame steps, held key and threshold steps: long seeks and links only")
     parser.add_argument("--server-log", type=Path, help="keep the server's log here")
     parser.add_argument("--browser-cache", action="store_true",
                         help="let the browser keep frames across the benchmark's reloads (off: each deep link "
@@ -645,19 +694,20 @@ def main() -> None:
             wait_for_proxy(args.video)
             blur(browser)
             keyboard = Keyboard(browser)
-            steps = frame_steps(browser, args.steps, lambda: keyboard.press("ArrowRight"))
-            print(f"frame step (Right arrow): {percentiles(steps)}", flush=True)
-            next_button = browser.find_element(
-                "xpath", "//button[@data-action='next'] | //button[.//p[normalize-space()='Next']]")
-            clicks = frame_steps(browser, max(args.steps // 4, 5), next_button.click)
-            print(f"Next button: {percentiles(clicks)}", flush=True)
-            print(f"ten quick Right presses (10 per second): {quick_presses(browser, keyboard)}", flush=True)
-            time.sleep(1)
-            keys, rate, after, drain = held_key(browser, keyboard, args.hold_s)
-            print(f"held Right arrow ({args.hold_s:g} s, key repeat delivered at {keys:.0f} Hz): {rate:.1f} frames/s "
-                  f"shown; after release {after} more frames over {drain:.0f} ms", flush=True)
-            thresholds = threshold_steps(browser, keyboard, args.threshold_steps)
-            print(f"threshold step (IoU tracking +0.01): {percentiles(thresholds)}", flush=True)
+            if not args.links_only:
+                steps = frame_steps(browser, args.steps, lambda: keyboard.press("ArrowRight"))
+                print(f"frame step (Right arrow): {percentiles(steps)}", flush=True)
+                next_button = browser.find_element(
+                    "xpath", "//button[@data-action='next'] | //button[.//p[normalize-space()='Next']]")
+                clicks = frame_steps(browser, max(args.steps // 4, 5), next_button.click)
+                print(f"Next button: {percentiles(clicks)}", flush=True)
+                print(f"ten quick Right presses (10 per second): {quick_presses(browser, keyboard)}", flush=True)
+                time.sleep(1)
+                keys, rate, after, drain = held_key(browser, keyboard, args.hold_s)
+                print(f"held Right arrow ({args.hold_s:g} s, key repeat delivered at {keys:.0f} Hz): {rate:.1f} frames/s "
+                      f"shown; after release {after} more frames over {drain:.0f} ms", flush=True)
+                thresholds = threshold_steps(browser, keyboard, args.threshold_steps)
+                print(f"threshold step (IoU tracking +0.01): {percentiles(thresholds)}", flush=True)
             n = int(browser.find_element("css selector", ".fv-label").text.split("/")[1].replace(",", "")) + 1
             seeks = seek_rounds(browser, keyboard, args.seek_rounds, n)
             if args.verdict_links:
@@ -666,6 +716,9 @@ def main() -> None:
             if args.map_clicks:
                 clicks, exact = map_clicks(browser, keyboard, args.map_clicks, n)
                 seeks[f"map click ({exact} of {len(clicks)} opened the frame clicked)"] = clicks
+            if args.batch is not None and args.fleet_links:
+                seeks["Fleet page: Open in Review (frame 0)"], seeks["  (viewer shown -> frame, Fleet)"] = fleet_links(
+                    browser, keyboard, args.fleet_links, f"http://127.0.0.1:{port}/", args.batch)
             print(f"long seeks, each to a frame >= {SEEK_GAP} frames from any shown since the page opened "
                   f"(from the input to the frame's full image on screen):\n{seek_table(seeks)}", flush=True)
             blur(browser)

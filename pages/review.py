@@ -18,11 +18,12 @@ from ui.boundary import error_boundary
 from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
-from ui.viewer import handshake
-from ui.viewer.component import frame_viewer
+from ui.viewer import frames, handshake
+from ui.viewer.component import VIEWER, frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
+VIEWER_SENT = "review_viewer_sent"  # the move (and review) the viewer was last sent with: see workspace
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -144,13 +145,23 @@ def workspace() -> None:
     verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
-    with side:  # first, so the counts are on screen by the time the viewer redraws
+    # A run that moves the viewer (a link, Open in Review, a gallery pick) or shows it first sends it
+    # first: the side panels take 40-90 ms to draw before it. Other runs (a threshold move) send the
+    # counts first, so they are on screen by the time the viewer redraws with the new flags.
+    sent = (handshake.seek()[0], id(session.review()))
+    moves = VIEWER not in st.session_state or st.session_state.get(VIEWER_SENT) != sent
+    if moves:
+        with viewer_column:
+            frame_viewer(view, verdicts, selection.frames if selection else None)
+    with side:
         counts_panel(view, verdicts)
         thresholds_panel(view)
         seek_proxy_note(view)
         per_class_panel(view)
-    with viewer_column:
-        frame_viewer(view, verdicts, selection.frames if selection else None)
+    if not moves:
+        with viewer_column:
+            frame_viewer(view, verdicts, selection.frames if selection else None)
+    st.session_state[VIEWER_SENT] = sent
     sync_url(view)
 
 
@@ -222,8 +233,16 @@ def gallery_panel(view: FlickerView, selection) -> None:
                       icon=":material/visibility:", help="Show this frame in the viewer above")
 
 
+def prepare_current_frame() -> None:
+    """Start decoding the frame the viewer will show (a link's, Open in Review's, a Fleet video's
+    first) before anything is drawn: it is ready, or nearly, by the time the viewer asks for it."""
+    if (loaded := session.loaded_video()) is not None and session.detections() is not None:
+        frames.prepare(loaded.info, handshake.current_frame(session.detections().n_frames))
+
+
 flags.init_defaults()
 restore_from_url()
+prepare_current_frame()
 st.title("Review")
 view = require_view()
 boxes_source_caption()

@@ -1,5 +1,5 @@
 """Expensive, immutable things shared by every tab: loaded models, frame readers, thumbnails, the
-verdict store, embeddings and flicker indexes.
+verdict store, embeddings, flicker indexes, probed videos and the videos of batch output folders.
 
 ``st.cache_resource`` keeps one of each per server, which is safe because readers lock, indexes
 are frozen and the store serialises its writers. Everything per tab lives in :mod:`ui.session`.
@@ -7,8 +7,11 @@ are frozen and the store serialises its writers. Everything per tab lives in :mo
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -16,17 +19,22 @@ import streamlit as st
 from core import paths
 from core.detect import Detector
 from core.detections import Detections
+from core.errors import UserError
 from core.flicker import FlickerIndex
 from core.proxy import proxy_path, reader_for_display
 from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import VerdictStore
-from core.video import FrameReader, VideoInfo
+from core.video import FrameReader, VideoInfo, probe
+
+if TYPE_CHECKING:  # core.fleet loads on the pages that open batches
+    from core.fleet import BatchVideo
 
 SEEK_READER_FRAMES = 8  # decoded frames the seek reader keeps (a seek's neighbours; JPEGs are cached apart)
 # Decoded frames the display reader keeps: ~128 MB of pixels, 96 frames of 768 x 576 but 21 of 1080p
 # (the viewer's JPEGs are cached apart, so these only spare decoding a GOP again).
 DISPLAY_READER_BYTES = 128 * 2**20
 INDEX_CACHE_BYTES = 768 * 2**20  # flicker indexes kept for reruns and tabs (one always stays, whatever its size)
+FILES_KEPT = 16  # probed videos, and batch videos with their detections, kept for links and reruns
 
 
 @st.cache_resource(show_spinner="Loading model...", max_entries=4)
@@ -138,3 +146,92 @@ def flicker_index(detection_id: str, settings: FlickerSettings, detections: Dete
     """The detections (named by ``detection_id``) the settings keep and their index, built once per
     detections x score floor x options, whichever tab asks first."""
     return _index_cache().get(detection_id, settings, detections)
+
+
+def file_identity(path: Path) -> tuple:
+    """What changes whenever the file does (as :func:`core.paths.content_key` remembers keys by)."""
+    status = Path(path).stat()
+    return (str(Path(path).resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+            status.st_ctime_ns)
+
+
+class FileMemo:
+    """Values read from files, kept per key while the files they came from are unchanged (checked
+    with a stat each, on every use), the ``size`` most recently used; shared by every tab. One
+    value is read at a time: a tab asking for what another is reading waits for it rather than
+    reading it again (a link prepared in the background is then ready, not read twice)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[object, tuple[tuple, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, read, files):
+        """``read()``'s value for ``key``; ``files(value)``: the files it depends on."""
+        with self._lock:
+            if (entry := self._entries.get(key)) is not None:
+                identities, value = entry
+                try:
+                    if identities == tuple(map(file_identity, files(value))):
+                        self._entries.move_to_end(key)
+                        return value
+                except OSError:  # gone: read again, and say why there
+                    pass
+            value = read()
+            self._entries[key] = tuple(map(file_identity, files(value))), value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return value
+
+
+@st.cache_resource(show_spinner=False)
+def _probes() -> FileMemo:
+    return FileMemo(FILES_KEPT)
+
+
+def video_info(path: Path) -> tuple[VideoInfo, tuple[str, ...]]:
+    """``core.video.probe`` of the file, once while it is unchanged (a probe demuxes every packet:
+    ~0.2 s for 10 minutes of 1080p, paid by every link that opens it), with the warnings it gave."""
+    def read() -> tuple[VideoInfo, tuple[str, ...]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = probe(path)
+        return info, tuple(str(warning.message) for warning in caught)
+    return _probes().get(str(Path(path).resolve()), read, lambda value: [value[0].path])
+
+
+@st.cache_resource(show_spinner=False)
+def _batch_videos() -> FileMemo:
+    return FileMemo(FILES_KEPT)
+
+
+def batch_video(root: Path, relpath: str) -> BatchVideo:
+    """One video of a batch output folder with its detections (``core.fleet.open_video``), read once
+    while neither the batch's manifest nor the video changes: reading them back from the export is
+    ~0.3 s for the 795-frame sample and seconds for 18,000 frames, paid by every Fleet link. The
+    video is checked against ``FLICKER_ROOTS`` on every use."""
+    from core import fleet
+    from core.lightly.datasource import Datasource
+
+    manifest = Datasource(root).manifest
+    video = _batch_videos().get((str(root), relpath), lambda: fleet.open_video(root, relpath),
+                                lambda value: [manifest, value.info.path])
+    paths.check_allowed(video.info.path)
+    return video
+
+
+_warming = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-video-warm")
+
+
+def warm_batch_video(root: Path, relpath: str) -> None:
+    """Read a batch video and prepare its first frame in the background, before the link that opens
+    it is pressed (a failure is left for the link to say)."""
+    from ui.viewer import frames
+
+    def warm() -> None:
+        try:
+            frames.prepare(batch_video(root, relpath).info, 0)
+        except (UserError, OSError):
+            pass
+    _warming.submit(warm)

@@ -7,7 +7,6 @@ last export and the last local selection. Widgets keep their values under their 
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -18,8 +17,8 @@ from core import paths
 from core.detections import Detections
 from core.settings import DetectorSpec, FlickerSettings
 from core.uploads import discard_upload, save_upload
-from core.video import VideoInfo, probe
-from ui import flags
+from core.video import VideoInfo
+from ui import flags, resources
 from ui.boundary import error_boundary
 from ui.viewer import handshake
 
@@ -78,16 +77,15 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
     """Probe and open a video for review (warnings shown), replacing the previous review. Returns
     False (with the error shown) when the file cannot be used: the previous video then stays open,
     and the page says so."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        info = None
-        with error_boundary():
-            info = probe(path)
-    for warning in caught:
-        st.warning(str(warning.message))
-    if info is None:
+    probed = None
+    with error_boundary():
+        probed = resources.video_info(path)  # probed once while the file is unchanged
+    if probed is None:
         _say_still_open()
         return False
+    info, said = probed
+    for warning in said:
+        st.warning(warning)
     st.session_state[REVIEW] = Review(LoadedVideo(info, relpath or info.path.name))
     handshake.reset()
     return True
@@ -163,7 +161,7 @@ def open_from_batch(root: Path, relpath: str) -> bool:
     from core import fleet
 
     with error_boundary(f"Cannot open {relpath}"):
-        video = fleet.open_video(root, relpath)
+        video = resources.batch_video(root, relpath)  # read once while the batch and the video are unchanged
         recorded = fleet.read_settings(root)
         st.session_state[REVIEW] = Review(LoadedVideo(video.info, relpath))
         use_detections(video.detections, recorded.detector if recorded else DetectorSpec(), video.detection_id)

@@ -24,48 +24,75 @@ BATCH, RELPATH = "batch", "relpath"  # a video of a batch output folder (see pag
 BOXES, BOXES_FORMAT = "boxes", "boxes_format"  # boxes read from a file on this machine (the Load page)
 BOXES_UPLOADED = "boxes_uploaded"  # boxes from an upload: not kept, a link cannot read them again
 ASSERTIONS = "assertions"  # the siblings beside flicker that are on (ghost,class-flip); absent: none (a batch's: "flicker")
+LINK = "link"  # set by links from the app's other pages (review_link): they move this tab's review too
+# The parameters naming what is reviewed (not how, nor where): a link with these of this tab's review moves its frame.
+_SOURCE = ("video", BATCH, RELPATH, BOXES, BOXES_FORMAT, BOXES_UPLOADED, "weights", "device", "conf", "classes")
 _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
 
 
 def sync_url(view: FlickerView, **page: str) -> None:
     """Mirror the review in the URL (written only when something changed); ``page``: a page's own
-    parameters beside it (the Verdicts page's annotator and plan). A video opened from a batch is
-    named by its batch output folder and relpath: a reload reads the batch's detections again; boxes
-    read from a file by its path and format (a reload reads the file again), or as uploaded."""
+    parameters beside it (the Verdicts page's annotator and plan)."""
+    params = {**review_params(view, handshake.current_frame(view.n_frames)), **page}
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def review_params(view: FlickerView, frame: int) -> dict[str, str]:
+    """The review at ``frame`` as URL parameters. A video opened from a batch is named by its batch
+    output folder and relpath: a reload reads the batch's detections again; boxes read from a file by
+    its path and format (a reload reads the file again), or as uploaded."""
     settings = view.settings
-    params = {"frame": str(handshake.current_frame(view.n_frames)), "mode": settings.mode,
-              "iou_track": str(settings.iou_track), "iou_assert": str(settings.iou_assert),
-              "min_score": str(settings.min_score)}
-    batch = session.batch_root()
-    if batch is not None:
-        params = {BATCH: str(batch), RELPATH: view.video.relpath, **params}
-    elif session.boxes_from_file():
-        params = {"video": str(view.video.info.path), **_boxes_params(session.boxes_file()), **params}
-    else:
-        spec = session.detector_spec()
-        params = {"video": str(view.video.info.path), "weights": spec.weights, "device": spec.device,
-                  "conf": str(spec.conf), **params}
-        if spec.classes:
-            params["classes"] = ",".join(spec.classes)
+    params = {"frame": str(frame), "mode": settings.mode, "iou_track": str(settings.iou_track),
+              "iou_assert": str(settings.iou_assert), "min_score": str(settings.min_score)}
+    params = {**_source_params(view.video), **params}
     siblings = [name for name in settings.assertions if name != FLICKER]
-    if siblings or batch is not None:  # a batch's link: "flicker" alone, or a reload brings back the batch's own
+    if siblings or session.batch_root() is not None:  # a batch's link: "flicker" alone, or a reload brings back the batch's own
         params[ASSERTIONS] = ",".join(siblings) or FLICKER
     if settings.mode == "improved":
         options = settings.options
         params.update(window=str(options.window), class_aware=str(int(options.class_aware)),
                       one_to_one=str(int(options.one_to_one)), empty_median=str(int(options.empty_window_median)))
-    params.update(page)
-    if dict(st.query_params) != params:
-        st.query_params.from_dict(params)
+    return params
+
+
+def review_link(view: FlickerView, frame: int) -> dict[str, str]:
+    """The query parameters of a link from another page (``st.page_link("pages/review.py", ...,
+    query_params=review_link(view, frame))``) to ``frame`` of this review. In this tab it opens Review
+    at that frame at once: no run of the page the link is on comes first, as a button's would (the
+    Verdicts page's run is ~0.3 s on a 10-minute video). In a new tab it is a deep link like any."""
+    return {**review_params(view, frame), LINK: "1"}
+
+
+def _source_params(video: session.LoadedVideo) -> dict[str, str]:
+    """What the tab reviews (of ``_SOURCE``): the batch and relpath, the boxes file, or the video and
+    detector."""
+    if (batch := session.batch_root()) is not None:
+        return {BATCH: str(batch), RELPATH: video.relpath}
+    if session.boxes_from_file():
+        return {"video": str(video.info.path), **_boxes_params(session.boxes_file())}
+    spec = session.detector_spec()
+    params = {"video": str(video.info.path), "weights": spec.weights, "device": spec.device, "conf": str(spec.conf)}
+    if spec.classes:
+        params["classes"] = ",".join(spec.classes)
+    return params
 
 
 def restore_from_url() -> None:
-    """A reload, bookmark or link reopens the review it names, when this tab has none yet. Nothing
-    runs: the detections come from the batch output folder the link names, or from the disk cache,
-    or the page says to run detection."""
+    """A reload, bookmark or link reopens the review it names, when this tab has none yet, and a link
+    from another page of the app (``review_link``) moves this tab's review to its frame, or opens the
+    other review it names. Nothing runs: the detections come from the batch output folder the link
+    names, or from the disk cache, or the page says to run detection."""
     params = st.query_params
-    if session.detections() is not None or ("video" not in params and BATCH not in params):
+    if "video" not in params and BATCH not in params:
         return
+    if session.detections() is not None:
+        if LINK not in params:
+            return
+        if _names_this_review(params):
+            n_frames = session.detections().n_frames
+            handshake.go_to(int(_number(params.get("frame"), 0, 0, n_frames - 1)), n_frames, reveal=True)
+            return
     with error_boundary("Cannot reopen the review in this link"):
         if BATCH in params:
             if not session.open_from_batch(fleet.check_folder(params[BATCH]), params.get(RELPATH, "")):
@@ -88,6 +115,13 @@ def restore_from_url() -> None:
             return
         session.use_detections(detections, spec, spec.cache_key(info, model))
         _restore_settings(params, detections.n_frames)
+
+
+def _names_this_review(params) -> bool:
+    """Whether the URL names what this tab reviews (the same video with the same boxes)."""
+    review = session.review()
+    return {name: params.get(name) for name in _SOURCE} == \
+        {name: _source_params(review.video).get(name) for name in _SOURCE}
 
 
 def _boxes_params(boxes: session.BoxesFile | None) -> dict[str, str]:

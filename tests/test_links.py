@@ -1,0 +1,124 @@
+"""Links into Review (issue 26): a link from another page of the app moves this tab's review to its
+frame (or opens the other review it names) without a run of the page it is on; the Fleet page opens
+a video from what it read while the button was on screen; a video probed, and a batch video read,
+once while their files are unchanged."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, SAMPLE_VIDEO
+from core.errors import UserError
+from core.lightly.datasource import Datasource
+from fleet_batch import make_batch
+from ui import resources
+from ui.url import LINK
+from ui.viewer import frames
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    return make_batch(tmp_path_factory.mktemp("links"))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at
+
+
+def review_at(batch, relpath: str, frame: int) -> AppTest:
+    """Review of a batch video opened by a deep link, as a new tab opens it."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/review.py")
+    at.query_params = {"batch": str(batch), "relpath": relpath, "frame": str(frame)}
+    return run(at)
+
+
+def url(at: AppTest) -> dict:
+    return {key: value[0] if isinstance(value, list) else value for key, value in at.query_params.items()}
+
+
+def follow(at: AppTest, params: dict) -> AppTest:
+    """What a click on ``st.page_link("pages/review.py", query_params=params)`` does: Review runs in
+    this tab, with the link's parameters and this tab's session."""
+    at.switch_page("pages/review.py")
+    at.query_params = dict(params)
+    return run(at)
+
+
+def test_a_link_from_another_page_moves_this_tabs_review_and_a_stale_url_does_not(env, batch):
+    at = review_at(batch, "walk_c.mp4", 2)
+    assert at.session_state["frame"] == 2
+    # review_link(view, 15): the URL this review writes (review_params), at frame 15, marked as a link
+    link = {**url(at), "frame": "15", LINK: "1"}
+    at.switch_page("pages/qa.py")  # the link is on another page of the app, holding the same review
+    run(at)
+    at = follow(at, link)
+    assert at.session_state["frame"] == 15 and at.session_state["seek"][1] is True  # moved, viewer revealed
+    assert at.session_state["review"].video.relpath == "walk_c.mp4"
+    assert url(at)["frame"] == "15" and LINK not in url(at)  # the link's mark is not kept in the URL
+
+    at.query_params["frame"] = "7"  # a rerun carrying a URL written before the viewer moved: no jump back
+    at = run(at)
+    assert at.session_state["frame"] == 15
+
+
+def test_a_link_naming_another_review_opens_it_at_its_frame(env, batch):
+    at = review_at(batch, "walk_c.mp4", 2)
+    at = follow(at, {"batch": str(batch), "relpath": "walk_a.mp4", "frame": "6", LINK: "1"})
+    review = at.session_state["review"]
+    assert review.video.relpath == "walk_a.mp4" and at.session_state["frame"] == 6
+    assert url(at)["relpath"] == "walk_a.mp4" and url(at)["frame"] == "6"
+
+
+def test_fleet_open_in_review_opens_the_chosen_video_and_its_first_frame_is_prepared_while_the_button_shows(env, batch):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/fleet.py")
+    at.query_params["dir"] = str(batch)
+    run(at)
+    assert at.selectbox(key="fleet_video").value == "walk_c.mp4"  # the worst first
+    info = resources.batch_video(batch, "walk_c.mp4").info
+    deadline = time.time() + 60
+    while not frames.prepared(info, 0) and time.time() < deadline:  # warmed in the background
+        time.sleep(0.05)
+    assert frames.prepared(info, 0)
+    next(b for b in at.button if b.label == "Open in Review").click()
+    run(at)
+    assert at.session_state["review"].video.relpath == "walk_c.mp4"
+    assert any(m.label == "Imputed boxes" for m in at.metric)  # on Review
+
+
+def test_a_batch_video_is_read_once_while_its_batch_and_file_are_unchanged(env, batch, monkeypatch):
+    first = resources.batch_video(batch, "walk_a.mp4")
+    assert resources.batch_video(batch, "walk_a.mp4") is first
+    manifest = Datasource(batch).manifest
+    status = manifest.stat()
+    os.utime(manifest, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # the batch wrote its manifest again
+    again = resources.batch_video(batch, "walk_a.mp4")
+    assert again is not first and again.detection_id != first.detection_id
+    assert len(again.detections) == len(first.detections)
+    monkeypatch.setenv("FLICKER_ROOTS", str(SAMPLE_VIDEO.parent))  # the video is outside the roots now
+    with pytest.raises(UserError, match="outside"):
+        resources.batch_video(batch, "walk_a.mp4")
+
+
+def test_a_video_is_probed_once_while_unchanged_and_keeps_its_warnings(tmp_path):
+    video = tmp_path / "cut.avi"
+    video.write_bytes(SAMPLE_VIDEO.read_bytes()[:3_000_000])  # truncated: probe warns
+    info, said = resources.video_info(video)
+    assert 100 < info.frame_count < 795 and any("truncated" in line for line in said)
+    assert resources.video_info(video)[0] is info  # not probed again
+    assert resources.video_info(video)[1] == said  # and the warnings are said again where it is opened
+    video.write_bytes(SAMPLE_VIDEO.read_bytes())  # replaced by the whole video
+    whole, said = resources.video_info(video)
+    assert whole.frame_count == 795 and whole.fingerprint != info.fingerprint and not said
