@@ -19,11 +19,10 @@ from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
-from ui.viewer.component import VIEWER, frame_viewer
+from ui.viewer.component import frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
-VIEWER_SENT = "review_viewer_sent"  # the move (and review) the viewer was last sent with: see workspace
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -145,23 +144,16 @@ def workspace() -> None:
     verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
-    # A run that moves the viewer (a link, Open in Review, a gallery pick) or shows it first sends it
-    # first: the side panels take 40-90 ms to draw before it. Other runs (a threshold move) send the
-    # counts first, so they are on screen by the time the viewer redraws with the new flags.
-    sent = (handshake.seek()[0], id(session.review()))
-    moves = VIEWER not in st.session_state or st.session_state.get(VIEWER_SENT) != sent
-    if moves:
-        with viewer_column:
-            frame_viewer(view, verdicts, selection.frames if selection else None)
+    # Side first, so the counts are on screen by the time the viewer redraws. Also on a link's run: sent
+    # before the side panels, the viewer's frame reached the screen later, not sooner (Open in Review on
+    # the sample p50 290-300 ms against 219-244 at load 8-11): the browser drew those panels meanwhile.
     with side:
         counts_panel(view, verdicts)
         thresholds_panel(view)
         seek_proxy_note(view)
         per_class_panel(view)
-    if not moves:
-        with viewer_column:
-            frame_viewer(view, verdicts, selection.frames if selection else None)
-    st.session_state[VIEWER_SENT] = sent
+    with viewer_column:
+        frame_viewer(view, verdicts, selection.frames if selection else None)
     sync_url(view)
 
 
