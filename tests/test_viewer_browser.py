@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, ROOT, SAMPLE_VIDEO, free_port, metric_value, shown_frame, wait_for
+from conftest import (CHROMEDRIVER, CHROMIUM, ROOT, SAMPLE_VIDEO, free_port, metric_value, press, shown_frame,
+                      wait_for)
 from test_review_assertions import sample_predictions
 
 pytestmark = [
@@ -138,27 +139,50 @@ def test_after_a_server_restart_the_viewer_says_to_reload_and_its_button_does(wa
                                                                                 browser):
     """While the server is down a far frame waits (the fetch is tried again later: a network
     error passes); once it is back and answers 404 for a video it never registered, the viewer says
-    in one line that the app was restarted, and its Reload button opens the same review on that frame."""
+    in one line that the app was restarted, and its Reload button opens the same review on that frame.
+    After another restart a verdict (which the new server never hears) says at once that it was not
+    kept; after the reload it is given again and stored."""
+    from core.verdicts import VerdictStore
+    from core.video import fingerprint_file
+
     boxes, _ = sample_predictions(walk_hog, tmp_path)
     port, far = free_port(), 600
-    with app_on(port, tmp_path, shared_cache) as url:
-        open_review(browser, url, boxes)
+    store, fingerprint = VerdictStore(tmp_path / "data" / "verdicts.sqlite"), fingerprint_file(SAMPLE_VIDEO)
+    note = lambda: browser.find_element("css selector", ".fv-gone")  # noqa: E731
+    with app_on(port, tmp_path, shared_cache):
+        open_review(browser, boxes=boxes, url=f"http://127.0.0.1:{port}")
     assert viewer(browser, "gone") == "false"
     click_timeline(browser, far)  # the server is down: the fetch fails, and is tried again later
     wait_for(browser, lambda: browser.find_element("css selector", ".fv-loading").is_displayed(), 10,
              "Loading frame... while the server is away")
     assert viewer(browser, "gone") == "false" and shown_frame(browser) == 0
-    with app_on(port, tmp_path, shared_cache) as url:
-        note = browser.find_element("css selector", ".fv-gone")
-        wait_for(browser, note.is_displayed, 30, "the restart note")
-        assert note.text.splitlines()[0] == "The app was restarted: reload the page to go on reviewing."
+    with app_on(port, tmp_path, shared_cache):
+        wait_for(browser, lambda: note().is_displayed(), 30, "the restart note")
+        assert note().text.splitlines()[0] == "The app was restarted: reload the page to go on reviewing."
         assert not browser.find_element("css selector", ".fv-loading").is_displayed()
         assert shown_frame(browser) == 0 and f"Frame {far} /" in browser.find_element("css selector", ".fv-label").text
         browser.save_screenshot(str(tmp_path / "restarted.png"))
-        note.find_element("css selector", "button[data-action='reload']").click()
+        note().find_element("css selector", "button[data-action='reload']").click()
         wait_for(browser, lambda: shown_frame(browser) == far, 90, f"frame {far} after the reload")
-        assert viewer(browser, "gone") == "false"
-        assert f"frame={far}" in browser.current_url
+        assert viewer(browser, "gone") == "false" and f"frame={far}" in browser.current_url
+        press(browser, "j")  # the last flagged frame (the boxes are the sample's frames 10..29)
+        flagged = wait_for(browser, lambda: shown_frame(browser) != far and shown_frame(browser), 30, "J")
+        assert 10 <= flagged <= 29 and viewer(browser, "firing") == "flicker"
+    with app_on(port, tmp_path, shared_cache):
+        press(browser, "m")  # heard by no one: the server does not know this page's session
+        wait_for(browser, lambda: note().is_displayed(), 30, "the restart note after a verdict")
+        assert note().text.splitlines()[0] == (f"The app was restarted and did not keep the verdict on frame {flagged}: "
+                                               "reload the page and give it again.")
+        browser.save_screenshot(str(tmp_path / "verdict-not-kept.png"))
+        assert store.all(fingerprint) == {}
+        assert browser.find_element("css selector", ".fv-verdict").get_attribute("data-verdict") == "", \
+            "a verdict not kept is not shown as given"
+        note().find_element("css selector", "button[data-action='reload']").click()
+        wait_for(browser, lambda: shown_frame(browser) == flagged and viewer(browser, "gone") == "false", 90,
+                 f"frame {flagged} after the reload")
+        press(browser, "m")
+        wait_for(browser, lambda: store.all(fingerprint) == {flagged: "miss"}, 30, "the verdict given again, stored")
+        assert not note().is_displayed()
 
 
 def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path, shared_cache, browser):

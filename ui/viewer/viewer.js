@@ -71,6 +71,7 @@ class Viewer {
     this.stage = part("stage");
     this.loadingNote = part("loading");
     this.goneNote = part("gone");
+    this.goneText = part("gone-text");
     this.label = part("label");
     this.status = part("status");
     this.verdictBox = part("verdict");
@@ -154,6 +155,7 @@ class Viewer {
     this.pause();
     this.video = video;
     [...this.frames.keys()].forEach((frame) => this.drop(frame));
+    this.urgent = null;
     this.failures.clear();
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
@@ -280,12 +282,11 @@ class Viewer {
     if (this.frames.size > CACHE_FRAMES) this.evict();
   }
 
-  // Forget ``frame``, and stop fetching it if it is on its way (a fetch the hand left behind is
-  // dropped, not waited for: the frame it moved to is asked for at once instead).
-  drop(frame) {
-    const entry = this.frames.get(frame);
+  // Forget ``frame`` (or that fetch of it: ``entry``), and stop fetching it if it is on its way (a
+  // fetch the hand left behind is dropped, not waited for: the frame it moved to is asked for at once).
+  drop(frame, entry = this.frames.get(frame)) {
     if (!entry) return;
-    this.frames.delete(frame);
+    if (this.frames.get(frame) === entry) this.frames.delete(frame);
     entry.dropped = true;
     entry.controller?.abort();
   }
@@ -301,10 +302,14 @@ class Viewer {
   // The server does not know this video or its boxes: it was restarted (or this page's session
   // ended), and only a reload registers them again. Said in one line instead of "Loading frame..."
   // forever; the next run of the page (any widget) registers them again too (see found).
-  lost() {
-    if (this.gone) return;
+  // ``verdictOn``: the frame of a verdict that was not kept (said until the reload, whatever comes after).
+  lost(verdictOn = null) {
+    if (verdictOn !== null) {
+      this.goneText.textContent = `The app was restarted and did not keep the verdict on frame ${number(verdictOn)}: ` +
+        "reload the page and give it again.";
+    } else if (!this.gone) this.goneText.textContent = "The app was restarted: reload the page to go on reviewing.";
+    if (!this.gone) [...this.frames].filter(([, entry]) => !entry.ready).forEach(([frame]) => this.drop(frame));
     this.gone = true;
-    [...this.frames].filter(([, entry]) => !entry.ready).forEach(([frame]) => this.drop(frame));
     this.render();
   }
 
@@ -358,8 +363,8 @@ class Viewer {
       this.render();
     }, (error) => {
       if (!current()) return;
-      if (error?.status === GONE) this.lost(); // asked for again when the page runs (update)
       this.boxesFailures = failures + 1;
+      if (error?.status === GONE) return this.lost(); // asked for again when the page runs (update)
       setTimeout(() => current() && this.loadBoxes(url, failures + 1), retryDelay(failures + 1));
     });
   }
@@ -420,7 +425,7 @@ class Viewer {
     const entry = this.frames.get(this.current);
     if (entry && (entry.ready || entry.urgent || entry.failed)) return;
     if (this.urgent && this.scrubbing) return;
-    if (this.urgent) this.drop(this.urgent.frame);
+    if (this.urgent) this.drop(this.urgent.frame, this.urgent.entry);
     this.drop(this.current);
     this.load(this.current, true);
   }
@@ -559,13 +564,31 @@ class Viewer {
   }
 
   setVerdict(verdict) {
-    const frame = this.current, lane = this.answering(frame);
+    const frame = this.current, lane = this.answering(frame), before = lane?.verdicts[frame];
     if (!lane) return;
+    this.showVerdict(lane, frame, verdict);
+    this.trigger("verdict", { frame, verdict, assertion: lane.name });
+    this.checkServer(() => {
+      this.showVerdict(lane, frame, before); // not kept: not shown as given
+      this.lost(frame);
+    });
+  }
+
+  showVerdict(lane, frame, verdict) {
     if (verdict) lane.verdicts[frame] = verdict;
     else delete lane.verdicts[frame];
     this.timelineBase = null;
     this.render();
-    this.trigger("verdict", { frame, verdict, assertion: lane.name });
+  }
+
+  // A verdict reaches the server through a run of the page, which a restarted server does not make
+  // (it does not know this page's session, and says nothing): asked at each verdict (a HEAD of the
+  // boxes, past the browser's cache), so the note says at once that this one was not kept (``lost``).
+  checkServer(lost) {
+    if (this.gone) return lost(); // known already
+    if (!this.boxesUrl) return;
+    fetch(this.boxesUrl, { method: "HEAD", cache: "no-store" })
+      .then((response) => response.status === GONE && lost(), () => {}); // away for now: Streamlit says so
   }
 
   // ---- input -----------------------------------------------------------------------------
