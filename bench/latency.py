@@ -9,7 +9,8 @@ or another video.
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
 minutes), opens the review page as a user would (or, with ``--video``, through a link: detect it
-first with ``python -m core run PATH --out DIR``), waits for the seek proxy and prints:
+first with ``python -m core run PATH --out DIR``, or make the 10-minute 1080p one with
+``python bench/long_video.py``), waits for the seek proxy and prints:
 
 * frame step: Right arrow pressed -> the next frame's image and its number on screen (p50 / p95);
 * Next button: a click -> the same;
@@ -22,8 +23,9 @@ first with ``python -m core run PATH --out DIR``), waits for the seek proxy and 
   (from Enter), a deep link ``?frame=N`` (from navigation, and from the viewer's first appearance;
   how a shared link opens Review), "Open in Review" on the Verdicts page, a click on the embedding map
   (with how many opened exactly the frame clicked) and, given ``--batch`` (a batch output folder over
-  the video: ``python bench/long_video.py`` makes one), the Fleet page's "Open in Review": p50 / p95 each. The browser's
-  cache is off (``--browser-cache`` turns it on), so a reload starts cold;
+  the video: ``python bench/long_video.py`` makes one), the Fleet page's "Open in Review" (its first
+  video at frame 0, from a new session's Fleet page): p50 / p95 each. The browser's cache is off
+  (``--browser-cache`` turns it on), so a reload starts cold. ``--links-only`` skips the steps above;
 * idle server CPU over a few seconds with the review page open, from /proc.
 
 Times are taken in the page (``performance.now()``): from the keydown event to the first animation
