@@ -30,7 +30,7 @@ import numpy as np
 
 from core.flicker import FlickerIndex, FlickerOptions
 from core.ground_truth import FlagEvaluation, evaluate_flags, true_misses
-from core.qa import DEFAULT_GRID, precision_recall, review_plan, suggest_thresholds
+from core.qa import DEFAULT_GRID, ReviewPlan, precision_recall, review_plan, suggest_thresholds
 from testkit.qa_sim import FOOTAGE, SimulatedVideo, footage_videos
 
 MODES = {"reference": FlickerOptions(), "improved": FlickerOptions.improved()}
@@ -73,11 +73,25 @@ def judged(case: Case, pair: tuple[float, float], estimate) -> Outcome:
     return Outcome(row.f1 / best if best > 0 else 1.0, covered, widths, row.n_flagged / case.index.n_frames)
 
 
-def outcomes(case: Case, n: int, plan_seed: int) -> tuple[Outcome, Outcome]:
+def reviewed(case: Case, n: int, plan_seed: int, steered: bool = True) -> tuple[dict[int, bool], tuple[float, float] | None]:
+    """The verdicts an honest reviewer gives on the plan's ``n`` frames, and the pair it aimed at:
+    the first phase, then the second drawn from the first's verdicts (or, not ``steered``, the
+    plan by band alone)."""
+    if not steered:
+        return {f: bool(case.truth[f]) for f in review_plan(case.index, n, plan_seed)}, None
+    verdicts: dict[int, bool] = {}
+    while True:
+        plan = ReviewPlan.draw(case.index, n, plan_seed, verdicts)
+        verdicts |= {f: bool(case.truth[f]) for f in plan.frames if f not in verdicts}
+        if len(plan.frames) == plan.planned:
+            return verdicts, plan.focus
+
+
+def outcomes(case: Case, n: int, plan_seed: int, steered: bool = True) -> tuple[Outcome, Outcome]:
     """At the suggested pair, and at the fixed pair, from the same ``n`` planned verdicts."""
-    verdicts = {f: bool(case.truth[f]) for f in review_plan(case.index, n, plan_seed)}
-    suggestion = suggest_thresholds(case.index, verdicts)
-    fixed = precision_recall(case.index, verdicts, [FIXED_PAIR])[0]
+    verdicts, focus = reviewed(case, n, plan_seed, steered)
+    suggestion = suggest_thresholds(case.index, verdicts, focus=focus)
+    fixed = precision_recall(case.index, verdicts, [FIXED_PAIR], focus=focus)[0]
     return judged(case, (suggestion.iou_track, suggestion.iou_assert), suggestion), judged(case, FIXED_PAIR, fixed)
 
 
@@ -125,6 +139,7 @@ def main() -> None:
     parser.add_argument("--verdicts", type=int, nargs="+", default=[30, 120])
     parser.add_argument("--kinds", nargs="+", choices=FOOTAGE, default=list(FOOTAGE))
     parser.add_argument("--plan-seed", type=int, default=0)
+    parser.add_argument("--by-band", action="store_true", help="the plan by band alone (before the two phases), for comparison")
     args = parser.parse_args()
     start = time.perf_counter()
     print(f"seeds {args.seeds.start}-{args.seeds.stop - 1}, plan seed {args.plan_seed}")
@@ -135,7 +150,7 @@ def main() -> None:
         for mode, options in MODES.items():
             cases = [build_case(video, options) for video in videos]
             for n in args.verdicts:
-                pairs = [outcomes(case, n, args.plan_seed) for case in cases]
+                pairs = [outcomes(case, n, args.plan_seed, not args.by_band) for case in cases]
                 rows.append(Row(kind, mode, n, [p[0] for p in pairs], [p[1] for p in pairs]))
                 print(rows[-1].line(), flush=True)
     passed = sum(row.verdict() == "PASS" for row in rows)

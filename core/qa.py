@@ -53,8 +53,9 @@ kinds of footage: docs/qa.md. Measured against simulated ground truth by ``bench
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import math
+from dataclasses import dataclass, replace
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -70,6 +71,9 @@ LOWER_BOUND_Z = 1.0  # the suggestion maximises F1 minus this many standard erro
 MIN_FLAGGED_VERDICTS = 3  # a suggested pair flags at least this many reviewed frames
 LARGE_FLAGGED_SHARE = 0.5  # a suggestion flagging more of the video says so
 MIN_VERDICTS_PER_STRATUM = 2  # a within-stratum variance needs two
+FIRST_PHASE = 0.5  # share of a steered plan drawn by band before any verdict
+SECOND_PHASE_BY_BAND = 0.3  # share of the second phase that goes on by band, the rest aimed at the suggested pair
+PHASE_RATE_FLOOR = 0.05  # when aiming, a cell is taken to miss objects at a rate in [0.05, 0.95]
 CELL_PRIOR = 1.0  # pseudo-verdicts at its stratum's rate that a cell's own rate is shrunk with
 
 Grid = Sequence[tuple[float, float]]
@@ -125,35 +129,131 @@ def suspicion_bands(flags_on_default_grid: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ReviewPlan:
-    """Frames to review, in review order, with how each was chosen."""
+    """Frames to review, in review order, with how each was chosen.
+
+    A plan steered by verdicts (``draw(..., truths=...)``) comes in two phases: the first
+    :data:`FIRST_PHASE` of the frames by band; once they all have verdicts, the rest, aimed at the
+    pair those verdicts suggest (``focus``). Until then ``frames`` holds the first phase and ``size``
+    says how many frames the whole plan will hold.
+    """
 
     frames: tuple[int, ...]
     band: tuple[int, ...]  # suspicion band of each frame
-    inclusion: tuple[float, ...]  # probability that the plan picks that frame
+    inclusion: tuple[float, ...]  # probability that the plan picks that frame (in its cell, once aimed)
+    size: int = -1  # frames planned in all (-1: len(frames))
+    focus: tuple[float, float] | None = None  # the pair the second phase aims at; estimates cut their strata by it
 
     @property
     def weights(self) -> tuple[float, ...]:
         """Horvitz-Thompson weights: how many frames of the video each verdict stands for."""
         return tuple(1.0 / p for p in self.inclusion)
 
+    @property
+    def planned(self) -> int:
+        return len(self.frames) if self.size < 0 else self.size
+
     @classmethod
-    def draw(cls, index: FlickerIndex, n: int, seed: int = 0) -> "ReviewPlan":
-        """At most ``n`` distinct frames: every suspicion band gets an equal share (water-filled),
-        drawn at random inside it with a seeded generator, interleaved across bands."""
-        band = suspicion_bands(flag_matrix(index, DEFAULT_GRID))
-        sizes = np.bincount(band, minlength=N_BANDS + 1)
-        share = _equal_allocation(sizes, max(int(n), 0))
-        rng = np.random.default_rng(seed)
-        picks = [rng.permutation(np.flatnonzero(band == h))[:share[h]] for h in range(N_BANDS + 1)]
-        frames = [int(p[k]) for k in range(int(share.max(initial=0))) for p in reversed(picks) if k < len(p)]
-        return cls(frames=tuple(frames), band=tuple(int(band[f]) for f in frames),
-                   inclusion=tuple(float(share[band[f]] / sizes[band[f]]) for f in frames))
+    def draw(cls, index: FlickerIndex, n: int, seed: int = 0, truths: Truths | None = None,
+             unsure: Collection[int] = ()) -> "ReviewPlan":
+        """At most ``n`` distinct frames. Without ``truths``: every suspicion band gets an equal share
+        (water-filled), drawn at random inside it with a seeded generator, interleaved across bands.
+        With ``truths`` (and ``unsure``: frames judged neither way), the two phases of the class
+        docstring; the second phase depends only on the first phase's verdicts, so it is the same
+        on every rerun."""
+        flags = flag_matrix(index, DEFAULT_GRID)
+        if truths is None:
+            return _by_band(flags, n, seed)
+        size = min(max(int(n), 0), index.n_frames)
+        first = _by_band(flags, math.ceil(size * FIRST_PHASE), seed)
+        judged = set(truths) | set(unsure)
+        if len(first.frames) == size or not judged.issuperset(first.frames):
+            return replace(first, size=size)
+        return _second_phase(flags, first, size, seed, {f: truths[f] for f in first.frames if f in truths})
 
 
-def review_plan(index: FlickerIndex, n: int, seed: int = 0) -> list[int]:
-    """At most ``n`` distinct frames to review, the same for the same seed: every suspicion band
-    gets an equal share, drawn at random inside it (:meth:`ReviewPlan.draw`)."""
-    return list(ReviewPlan.draw(index, n, seed).frames)
+def review_plan(index: FlickerIndex, n: int, seed: int = 0, truths: Truths | None = None,
+                unsure: Collection[int] = ()) -> list[int]:
+    """At most ``n`` distinct frames to review, the same for the same seed (and first-phase verdicts):
+    by band, or in two phases once there are verdicts (:meth:`ReviewPlan.draw`)."""
+    return list(ReviewPlan.draw(index, n, seed, truths, unsure).frames)
+
+
+def _by_band(flags: np.ndarray, n: int, seed: int) -> ReviewPlan:
+    """Every band an equal share of ``n``, drawn at random inside it. The bands are permuted the
+    same way whatever ``n`` is, so a larger plan continues a smaller one inside every band."""
+    band = suspicion_bands(flags)
+    sizes = np.bincount(band, minlength=N_BANDS + 1)
+    share = _equal_allocation(sizes, max(int(n), 0))
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(band == h))[:share[h]] for h in range(N_BANDS + 1)]
+    frames = [int(p[k]) for k in range(int(share.max(initial=0))) for p in reversed(picks) if k < len(p)]
+    return ReviewPlan(frames=tuple(frames), band=tuple(int(band[f]) for f in frames),
+                      inclusion=tuple(float(share[band[f]] / sizes[band[f]]) for f in frames))
+
+
+def _second_phase(flags: np.ndarray, first: ReviewPlan, size: int, seed: int, truths: Truths) -> ReviewPlan:
+    """The first phase plus ``size - len(first.frames)`` frames: SECOND_PHASE_BY_BAND of them going on
+    by band (the spot checks recall rests on keep their pace), the rest allocated to the cells the
+    suggested pair cuts out of the bands (flagged by it or not), where one more verdict shrinks the
+    variance of its F1 most, and drawn at random inside each cell. Every frame of a cell is then as
+    likely to be picked as any other, so estimates post-stratified on these cells stay unbiased at
+    every pair, not only at the one aimed at."""
+    n_frames = flags.shape[1]
+    suggestion = _suggest(flags, truths, APP_THRESHOLDS, None)
+    n_second = size - len(first.frames)
+    taken = np.zeros(n_frames, bool)
+    taken[list(first.frames)] = True
+    n_by_band = n_second if suggestion.fallback else round(n_second * SECOND_PHASE_BY_BAND)
+    by_band = [f for f in _by_band(flags, n_frames, seed).frames if not taken[f]][:n_by_band]
+    taken[by_band] = True
+    focus = None if suggestion.fallback else (suggestion.iou_track, suggestion.iou_assert)
+    aimed = [] if focus is None else _aimed(flags, focus, suggestion, truths, taken, n_second - len(by_band), seed)
+    second = np.random.default_rng([seed, 1]).permutation(np.array(by_band + aimed, np.int64)).tolist()
+    frames = [*first.frames, *second]
+    band = suspicion_bands(flags)
+    cell = _cells_of(band, flags, focus)
+    planned = np.bincount(cell[frames], minlength=int(cell.max()) + 1)
+    sizes = np.bincount(cell, minlength=int(cell.max()) + 1)
+    return ReviewPlan(frames=tuple(int(f) for f in frames), band=tuple(int(band[f]) for f in frames),
+                      inclusion=tuple(float(planned[cell[f]] / sizes[cell[f]]) for f in frames), size=size, focus=focus)
+
+
+def _cells_of(band: np.ndarray, flags: np.ndarray, focus: tuple[float, float] | None) -> np.ndarray:
+    """Per frame, its band, cut in two by whether ``focus`` flags it (2 * band + flagged)."""
+    return band if focus is None else band * 2 + flags[DEFAULT_GRID.index(focus)]
+
+
+def _aimed(flags: np.ndarray, focus: tuple[float, float], suggestion: "Suggestion", truths: Truths, taken: np.ndarray,
+           n: int, seed: int) -> list[int]:
+    """``n`` frames not ``taken``, allocated greedily over the cells of ``focus`` (Neyman: where
+    size x coefficient x spread over the verdicts it would then hold is largest) and drawn at
+    random inside each. The spread comes from the first phase's rate in the cell, shrunk towards
+    its band's and kept off 0 and 1 (PHASE_RATE_FLOOR): a cell where no miss was seen yet may hold
+    some."""
+    band = suspicion_bands(flags)
+    cell = _cells_of(band, flags, focus)
+    n_cells = 2 * (N_BANDS + 1)
+    judged = np.fromiter(truths, np.int64, len(truths))
+    misses = np.fromiter((float(truths[f]) for f in truths), np.float64, len(truths))
+    seen, hits = np.bincount(cell[judged], minlength=n_cells), np.bincount(cell[judged], misses, minlength=n_cells)
+    band_rate = (np.bincount(band[judged], misses, minlength=N_BANDS + 1) + 0.5) / (np.bincount(band[judged], minlength=N_BANDS + 1) + 1)
+    rate = np.clip((hits + band_rate[np.arange(n_cells) // 2]) / (seen + 1), PHASE_RATE_FLOOR, 1 - PHASE_RATE_FLOOR)
+    # F1 = 2 TP / (flagged + misses), linearised: a miss counts (2 - F1) / D where the pair flags, -F1 / D elsewhere
+    flagged = max(int(flags[DEFAULT_GRID.index(focus)].sum()), 1)
+    precision, recall, f1 = (float(np.nan_to_num(v)) for v in (suggestion.precision, suggestion.recall, suggestion.f1))
+    denominator = flagged + max(flagged * precision / max(recall, 1e-3), 1.0)
+    coefficient = np.where(np.arange(n_cells) % 2 == 1, (2 - f1) / denominator, -f1 / denominator)
+    score = np.bincount(cell, minlength=n_cells) * np.abs(coefficient) * np.sqrt(rate * (1 - rate))
+    held = np.bincount(cell[taken], minlength=n_cells).astype(np.float64)
+    room = np.bincount(cell[~taken], minlength=n_cells)
+    share = np.zeros(n_cells, np.int64)
+    for _ in range(min(n, int(room.sum()))):
+        gain = np.where(share < room, score / np.sqrt((held + share + 1) * (held + share + 2)), -1.0)
+        if gain.max() <= 0:
+            gain = np.where(share < room, room - share, -1.0)  # nothing left to aim at: the largest cells
+        share[int(np.argmax(gain))] += 1
+    rng = np.random.default_rng([seed, 2])
+    return [int(f) for c in np.flatnonzero(share) for f in rng.permutation(np.flatnonzero((cell == c) & ~taken))[:share[c]]]
 
 
 def _equal_allocation(sizes: np.ndarray, n: int) -> np.ndarray:
@@ -263,23 +363,30 @@ class _Cells:
         return shrunk(self.hits_a, self.reviewed_a), shrunk(self.hits_b, self.reviewed_b)
 
 
-def precision_recall(index: FlickerIndex, verdicts: Truths, grid: Grid = DEFAULT_GRID) -> list[ThresholdEstimate]:
+def precision_recall(index: FlickerIndex, verdicts: Truths, grid: Grid = DEFAULT_GRID,
+                     focus: tuple[float, float] | None = None) -> list[ThresholdEstimate]:
     """Estimated precision, recall and F1 with 90% intervals for every threshold pair of ``grid``
-    (for a precision/recall-vs-threshold plot); see the module docstring."""
+    (for a precision/recall-vs-threshold plot); see the module docstring. ``focus``: the pair a
+    two-phase plan aimed at (:attr:`ReviewPlan.focus`), whose cells the strata are cut by."""
     default_flags = flag_matrix(index, DEFAULT_GRID)
-    sample = _post_stratify(default_flags, verdicts)
+    sample = _post_stratify(default_flags, verdicts, focus)
     flags = default_flags if _same_grid(grid, DEFAULT_GRID) else flag_matrix(index, grid)
     return _estimates(flags, sample, grid).rows()
 
 
-def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[float, float] = APP_THRESHOLDS) -> Suggestion:
+def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[float, float] = APP_THRESHOLDS,
+                       focus: tuple[float, float] | None = None) -> Suggestion:
     """A pair of :data:`DEFAULT_GRID` whose F1 is surely good, from verdicts (frame -> True when the
     frame really misses an object): the highest lower bound of F1 (estimate minus one standard
     error) averaged over the pair and its grid neighbours, among pairs that flag at least
     :data:`MIN_FLAGGED_VERDICTS` reviewed frames. Unsure frames are simply left out. ``current``
-    (the thresholds in use) breaks ties and is the answer while nothing can be estimated."""
-    flags = flag_matrix(index, DEFAULT_GRID)
-    sample = _post_stratify(flags, verdicts)
+    (the thresholds in use) breaks ties and is the answer while nothing can be estimated;
+    ``focus`` as in :func:`precision_recall`."""
+    return _suggest(flag_matrix(index, DEFAULT_GRID), verdicts, current, focus)
+
+
+def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], focus: tuple[float, float] | None) -> Suggestion:
+    sample = _post_stratify(flags, verdicts, focus)
     n_verdicts = len(sample.frames)
     if not sample.truth.any():
         reason = "no verdicts yet" if not n_verdicts else "no verdict confirms a miss yet"
@@ -289,7 +396,7 @@ def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[flo
     score = np.where(supported, _plateau(estimates.f1 - LOWER_BOUND_Z * estimates.f1_se, DEFAULT_GRID), np.nan)
     best = estimates.row(best_index(score, DEFAULT_GRID, current))
     return Suggestion(best.iou_track, best.iou_assert, best.precision, best.recall, best.f1, best.precision_ci, best.recall_ci,
-                      n_verdicts, note=_caveats(sample, index.n_frames, best.n_flagged), n_flagged=best.n_flagged)
+                      n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged)
 
 
 def _fallback(current: tuple[float, float], n_verdicts: int, note: str) -> Suggestion:
@@ -334,15 +441,18 @@ def _same_grid(grid: Grid, other: Grid) -> bool:
     return grid is other or np.array_equal(np.asarray(grid, np.float64).reshape(-1, 2), np.asarray(other, np.float64))
 
 
-def _post_stratify(default_flags: np.ndarray, verdicts: Truths) -> _Verdicts:
-    """``verdicts`` post-stratified on the bands of ``default_flags`` (the flag matrix on DEFAULT_GRID)."""
+def _post_stratify(default_flags: np.ndarray, verdicts: Truths, focus: tuple[float, float] | None = None) -> _Verdicts:
+    """``verdicts`` post-stratified on the bands of ``default_flags`` (the flag matrix on DEFAULT_GRID),
+    each cut in two by whether ``focus`` flags its frames when a plan aimed at that pair."""
     n_frames = default_flags.shape[1]
     frames = np.fromiter((int(f) for f in verdicts), np.int64, len(verdicts))
     if len(frames) and (frames.min() < 0 or frames.max() >= n_frames):
         raise ValueError(f"verdicts name frames outside 0..{n_frames - 1}")
     truth = np.fromiter((bool(verdicts[f]) for f in verdicts), np.float64, len(verdicts))
-    band = suspicion_bands(default_flags)
-    stratum_of_band = _merged_strata(np.bincount(band[frames], minlength=N_BANDS + 1))
+    if focus is not None and tuple(focus) not in DEFAULT_GRID:
+        raise ValueError(f"a plan's focus is a pair of the default grid, not {focus}")
+    band = _cells_of(suspicion_bands(default_flags), default_flags, None if focus is None else tuple(focus))
+    stratum_of_band = _merged_strata(np.bincount(band[frames], minlength=2 * (N_BANDS + 1)))
     of_frame = stratum_of_band[band]
     n_strata = int(stratum_of_band.max()) + 1
     sizes = np.bincount(of_frame[of_frame >= 0], minlength=n_strata).astype(np.float64)
@@ -465,7 +575,13 @@ def _wilson(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class ReviewQueue:
     frames: list[int]  # the plan's frames first, then the other flagged frames
-    planned: int  # how many of them come from the plan
+    planned: int  # how many of them come from the plan (the first phase alone while its verdicts are due)
+    size: int = -1  # frames the whole plan will hold (-1: planned)
+    focus: tuple[float, float] | None = None  # the pair the plan's second phase aims at (ReviewPlan.focus)
+
+    @property
+    def plan_size(self) -> int:
+        return self.planned if self.size < 0 else self.size
 
     def next_unreviewed(self, reviewed: Mapping[int, object]) -> int | None:
         return next((frame for frame in self.frames if frame not in reviewed), None)
@@ -473,12 +589,19 @@ class ReviewQueue:
     def planned_done(self, reviewed: Mapping[int, object]) -> int:
         return sum(1 for frame in self.frames[:self.planned] if frame in reviewed)
 
+    def plan_complete(self, reviewed: Mapping[int, object]) -> bool:
+        return self.plan_size > 0 and self.planned == self.plan_size and self.planned_done(reviewed) == self.planned
 
-def review_queue(index: FlickerIndex, flicker: FlickerResult, n: int = 30, seed: int = 0) -> ReviewQueue:
-    """What a reviewer sees, in order: the frames :func:`review_plan` picks (the estimates rest on
-    them), then the other frames flagged at the current thresholds, worst (highest score) first."""
-    planned = review_plan(index, n, seed)
+
+def review_queue(index: FlickerIndex, flicker: FlickerResult, n: int = 30, seed: int = 0, truths: Truths | None = None,
+                 unsure: Collection[int] = ()) -> ReviewQueue:
+    """What a reviewer sees, in order: the frames the two-phase plan picks given the verdicts so far
+    (:meth:`ReviewPlan.draw`; the estimates rest on them), then the other frames flagged at the
+    current thresholds, worst (highest score) first."""
+    plan = ReviewPlan.draw(index, n, seed, dict(truths or {}), unsure)
+    planned = list(plan.frames)
     seen = set(planned)
     flagged = np.flatnonzero(flicker.flag_array)
     worst_first = flagged[np.argsort(-flicker.score[flagged], kind="stable")]
-    return ReviewQueue(planned + [int(frame) for frame in worst_first if int(frame) not in seen], len(planned))
+    return ReviewQueue(planned + [int(frame) for frame in worst_first if int(frame) not in seen], len(planned),
+                       plan.planned, plan.focus)

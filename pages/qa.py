@@ -56,22 +56,23 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
 
 def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
     """What to do next once the plan is done (the queue asks for this rerun as its last verdict lands)."""
-    if queue.planned and queue.planned_done(verdicts) == queue.planned:
+    if queue.plan_complete(verdicts):
         st.success("The plan is done: the estimates below rest on it. Use the suggested thresholds if they look right, "
                    "raise *Frames in the plan* for tighter intervals, or export on the Export page.",
                    icon=":material/task_alt:")
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool]) -> None:
+def estimate_panel(view: FlickerView, truth: dict[int, bool], focus: tuple[float, float] | None) -> None:
+    """The estimates, post-stratified on the cells the plan's second phase aimed at (``focus``)."""
     index = view.index
     current = (view.settings.iou_track, view.settings.iou_assert)
-    suggestion = suggest_thresholds(index, truth, current=current)
+    suggestion = suggest_thresholds(index, truth, current=current, focus=focus)
     st.subheader("How good are the flags?")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
     else:
         # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
-        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current))
+        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus)
         st.markdown(estimates_table([("Now", current, now, None),
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets. "
@@ -196,14 +197,15 @@ with error_boundary("Verdicts"):
     store = resources.verdict_store()
     verdicts = store.all(view.video.info.fingerprint)
     truth = store.truth(view.video.info.fingerprint)
-    queue = review_queue(view.index, view.flicker, size, seed)
+    unsure = [frame for frame, verdict in verdicts.items() if verdict == "unsure"]
+    queue = review_queue(view.index, view.flicker, size, seed, truth, unsure)  # its second phase follows the first's verdicts
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
         verdict_queue(view, queue, verdicts, store, session.annotator())
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, verdicts)
-        estimate_panel(view, truth)
+        estimate_panel(view, truth, queue.focus)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

@@ -33,6 +33,17 @@ def oracle(truth, frames):
     return {f: bool(truth[f]) for f in frames}
 
 
+def steered(index, truth, n, seed=0):
+    """An honest reviewer through a two-phase plan: the first phase, then the second its verdicts
+    draw. Returns (verdicts, the pair the plan aimed at)."""
+    verdicts = {}
+    while True:
+        plan = ReviewPlan.draw(index, n, seed, verdicts)
+        verdicts |= oracle(truth, plan.frames)
+        if len(plan.frames) == plan.planned:
+            return verdicts, plan.focus
+
+
 def true_row(evaluation, suggestion):
     return evaluation.rows[DEFAULT_GRID.index((suggestion.iou_track, suggestion.iou_assert))]
 
@@ -168,11 +179,11 @@ def test_intervals_hold_the_truth_in_hard_footage(kind, n):
         index = FlickerIndex.from_detections(simulated.detections)
         truth = true_misses(simulated.detections, simulated.ground_truth)
         evaluation = evaluate_flags(index, truth)
-        verdicts = oracle(truth, review_plan(index, n))
-        row, exact = precision_recall(index, verdicts, [(0.8, 0.6)])[0], evaluation.rows[DEFAULT_GRID.index((0.8, 0.6))]
+        verdicts, focus = steered(index, truth, n)
+        row, exact = precision_recall(index, verdicts, [(0.8, 0.6)], focus)[0], evaluation.rows[DEFAULT_GRID.index((0.8, 0.6))]
         held += all(np.isnan(value) or low - 1e-9 <= value <= high + 1e-9
                     for value, (low, high) in ((exact.precision, row.precision_ci), (exact.recall, row.recall_ci)))
-        ratios.append(true_row(evaluation, suggest_thresholds(index, verdicts)).f1 / evaluation.best.f1)
+        ratios.append(true_row(evaluation, suggest_thresholds(index, verdicts, focus=focus)).f1 / evaluation.best.f1)
     assert held >= 8 and np.mean(ratios) >= 0.85, (held, ratios)
 
 
@@ -190,10 +201,51 @@ def test_review_queue_puts_the_plan_first_then_flagged_frames_worst_first(stadtm
     index = FlickerIndex.from_detections(stadtmitte[1])
     flicker = index.evaluate(0.5, 0.6)
     queue = review_queue(index, flicker, n=10, seed=3)
-    plan = review_plan(index, 10, seed=3)
-    assert queue.frames[:queue.planned] == plan and len(set(queue.frames)) == len(queue.frames)
+    first = review_plan(index, 10, seed=3, truths={})
+    assert len(first) == 5 and queue.plan_size == 10, "the first phase; the second waits for its verdicts"
+    assert queue.frames[:queue.planned] == first and len(set(queue.frames)) == len(queue.frames)
     rest = queue.frames[queue.planned:]
-    assert set(rest) == set(np.flatnonzero(flicker.flag_array).tolist()) - set(plan)
+    assert set(rest) == set(np.flatnonzero(flicker.flag_array).tolist()) - set(first)
     assert list(flicker.score[rest]) == sorted(flicker.score[rest], reverse=True)
-    reviewed = {plan[0]: True, plan[2]: False}
-    assert queue.next_unreviewed(reviewed) == plan[1] and queue.planned_done(reviewed) == 2
+    reviewed = {first[0]: True, first[2]: False}
+    assert queue.next_unreviewed(reviewed) == first[1] and queue.planned_done(reviewed) == 2
+    assert not queue.plan_complete(oracle(np.ones(index.n_frames, bool), first))
+
+
+def test_the_second_phase_follows_the_first_phases_verdicts_and_nothing_else(video):
+    index, truth, _ = video
+    first = ReviewPlan.draw(index, 30, seed=5, truths={})
+    assert len(first.frames) == 15 and first.planned == 30 and first.focus is None
+    assert ReviewPlan.draw(index, 30, 5, oracle(truth, first.frames[:-1])).frames == first.frames, "one verdict still due"
+    whole = ReviewPlan.draw(index, 30, 5, oracle(truth, first.frames))
+    assert whole.frames[:15] == first.frames and len(set(whole.frames)) == len(whole.frames) == 30
+    suggested = suggest_thresholds(index, oracle(truth, first.frames))
+    assert whole.focus == (suggested.iou_track, suggested.iou_assert)
+    assert ReviewPlan.draw(index, 30, 5, oracle(truth, whole.frames)).frames == whole.frames, "second-phase verdicts change nothing"
+    unsure = ReviewPlan.draw(index, 30, 5, oracle(truth, first.frames[1:]), unsure=first.frames[:1])
+    assert len(unsure.frames) == 30, "an unsure verdict is a verdict: the second phase comes"
+    by_band = [f for f in review_plan(index, index.n_frames, 5) if f not in first.frames][:15]
+    assert set(whole.frames[15:]) != set(by_band), "steered by the first phase's verdicts, not the bands alone"
+    assert sum(whole.weights) <= index.n_frames + 1e-6 and all(0 < p <= 1 for p in whole.inclusion)
+
+
+def test_two_phase_estimates_are_unbiased_at_every_pair(video):
+    """Drawn at random inside the cells the aimed pair cuts out of the bands, the second phase keeps
+    the post-stratified estimates unbiased at every grid pair, not only at the one it aims at."""
+    index, truth, evaluation = video
+    estimates = []
+    for seed in range(60):
+        verdicts, focus = steered(index, truth, 60, seed)
+        estimates.append([(r.precision, r.recall) for r in precision_recall(index, verdicts, focus=focus)])
+    estimates = np.array(estimates)
+    exact = np.array([(r.precision, r.recall) for r in evaluation.rows])
+    flagged = np.array([r.n_flagged for r in evaluation.rows]) >= 5
+    bias = np.abs(np.nanmean(estimates, axis=0) - exact)[flagged]
+    spread = np.nanstd(estimates, axis=0)[flagged] / np.sqrt(len(estimates))
+    assert np.nanmax(bias - 4 * spread) < 0.03, np.nanmax(bias)
+
+
+def test_a_focus_outside_the_grid_is_refused(video):
+    index, truth, _ = video
+    with pytest.raises(ValueError, match="focus"):
+        precision_recall(index, oracle(truth, range(10)), focus=(0.33, 0.6))

@@ -54,10 +54,11 @@ class Browser:
 
 
 def reviewed(at) -> tuple[int, int]:
-    """Reviewed N / M as the queue shows it: plan frames with a verdict, plan frames."""
+    """Reviewed N / M as the queue shows it: plan frames with a verdict, frames the whole plan holds
+    (its second phase comes once the first has its verdicts)."""
     data = queue_data(at)
     planned = [e["frame"] for e in data["queue"] if e["planned"]]
-    return sum(str(f) in data["verdicts"] for f in planned), len(planned)
+    return sum(str(f) in data["verdicts"] for f in planned), data["planned_total"]
 
 
 def test_the_queue_gets_the_plan_the_viewers_frame_and_box_urls_and_a_route_for_verdicts(qa_page):
@@ -122,8 +123,11 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
 
 def test_when_the_plan_is_done_the_page_says_so_and_what_to_do_next(qa_page):
     browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
+    in_queue = lambda: sum(e["planned"] for e in queue_data(qa_page)["queue"])  # noqa: E731
+    assert in_queue() == 3 < planned == 5, "the first phase; the second waits for its verdicts"
     for _ in range(planned - 1):
-        browser.give("false_alarm")
+        browser.give("false_alarm" if in_queue() == 5 else "miss")
+    assert in_queue() == 5 and queue_data(qa_page)["planned_total"] == 5, "the first phase's verdicts drew the second"
     assert not [s for s in qa_page.success if s.value.startswith("The plan is done")]
     browser.give("miss")
     assert reviewed(qa_page) == (planned, planned)

@@ -123,12 +123,12 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
     info, _ = walk_hog
     store_path = tmp_path / "data" / "verdicts.sqlite"
     with streamlit_server(tmp_path, shared_cache) as url:
-        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'annotator': 'ana', 'plan': '5'})}")
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'annotator': 'ana', 'plan': '8'})}")
         root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
         progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
         shown = lambda: int(root.get_attribute("data-frame"))  # noqa: E731
         runs = lambda: browser.execute_script("return window.__runs")  # noqa: E731
-        assert progress().startswith("Reviewed 0 / 5")
+        assert progress().startswith("Reviewed 0 / 8")
         # count the page's reruns from here on: a verdict must not cause one
         browser.execute_script("""window.__runs = 0; const app = document.querySelector('[data-test-script-state]');
             new MutationObserver(() => app.getAttribute('data-test-script-state') === 'running' && window.__runs++)
@@ -145,16 +145,16 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         wait_for(browser, lambda: label() == f"Frame {other} ({word} {first})", 10, "the frame next door")
         ActionChains(browser).key_up(arrow).perform()
         wait_for(browser, lambda: label().startswith(f"Frame {first} /"), 10, "back on the queued frame")
-        assert shown() == first and progress().startswith("Reviewed 0 / 5"), "a look around gives no verdict"
+        assert shown() == first and progress().startswith("Reviewed 0 / 8"), "a look around gives no verdict"
         press("f")
-        wait_for(browser, lambda: progress().startswith("Reviewed 1 / 5") and shown() != first, 10, "the next frame")
+        wait_for(browser, lambda: progress().startswith("Reviewed 1 / 8") and shown() != first, 10, "the next frame")
         second = shown()
         note = root.find_element("css selector", ".vq-note")
         note.send_keys("mum behind the van")  # typing in the note gives no verdict: M goes into the text
         note.send_keys("m")
-        assert progress().startswith("Reviewed 1 / 5") and note.get_attribute("value") == "mum behind the vanm"
+        assert progress().startswith("Reviewed 1 / 8") and note.get_attribute("value") == "mum behind the vanm"
         root.find_element("css selector", 'button[data-verdict="miss"]').click()
-        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 5") and shown() != second, 10, "the click's frame")
+        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 8") and shown() != second, 10, "the click's frame")
         store = VerdictStore(store_path)
         wait_for(browser, lambda: len(store.records(info.fingerprint)) == 2, 10, "both verdicts stored")
         records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
@@ -162,11 +162,11 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert note.get_attribute("value") == "", "the note went with its verdict"
         third = shown()
         ActionChains(browser).send_keys("u").perform()  # the click let go of the note: the next key is a verdict
-        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 5") and shown() != third, 10, "a key after a click")
+        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 8") and shown() != third, 10, "a key after a click")
         assert note.get_attribute("value") == ""
         assert runs() == 0, "verdicts by key and click reran nothing"
         press("z")
-        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 5") and shown() == third, 10, "Undo")
+        wait_for(browser, lambda: progress().startswith("Reviewed 2 / 8") and shown() == third, 10, "Undo")
         wait_for(browser, lambda: third not in store.all(info.fingerprint), 10, "the undo stored")
         assert store.all(info.fingerprint) == {first: "false_alarm", second: "miss"}
         body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
@@ -182,4 +182,12 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         wait_for(browser, lambda: runs() > 1 and idle(), 30, "the filter's rerun")
         assert browser.execute_script("return !!document.activeElement.closest(\"[role='radiogroup']\")")
         ActionChains(browser).send_keys("u").perform()
-        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 5"), 10, "a key with the focus on a filter")
+        wait_for(browser, lambda: progress().startswith("Reviewed 3 / 8"), 10, "a key with the focus on a filter")
+        # the fourth verdict ends the plan's first phase (4 of 8): one rerun draws the second from its verdicts
+        runs_before = runs()
+        fourth = shown()
+        press("m")
+        wait_for(browser, lambda: runs() > runs_before and progress().startswith("Reviewed 4 / 8") and root.get_attribute("data-frame")
+                 and shown() != fourth, 60, "the second phase")
+        store = VerdictStore(store_path)
+        assert shown() not in store.all(info.fingerprint), "a frame of the second phase, without a verdict"

@@ -73,6 +73,7 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
         "post_url": post_url,
         "annotator": annotator,
         "planned": queue.planned,
+        "planned_total": queue.plan_size,  # more than planned while the plan's second phase waits for the first's verdicts
         "after_plan": len(queue.frames) - queue.planned,
         "more": len(queued) < len(queue.frames),  # the rest come with a rerun, which the queue asks for when it runs dry
         "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],

@@ -22,6 +22,7 @@ const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "
 
 export default (component) => mountOnce(component, "verdictQueue", (host) => new Queue(host));
 
+const PHASE_MESSAGE = "Choosing the rest of the plan from your verdicts...";
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 
@@ -209,11 +210,19 @@ class Queue {
   }
 
   show() {
-    const frame = this.order.find((f) => this.verdictOf(f) === null) ?? null;
+    const phaseDue = this.secondPhaseDue();
+    const frame = phaseDue ? null : this.order.find((f) => this.verdictOf(f) === null) ?? null;
     this.shown = frame;
     this.showProgress();
     this.work.hidden = frame === null;
-    if (frame === null && this.data.more && this.askedMore !== this.data) { // the frames this run did not send
+    if (phaseDue && this.askedPhase !== this.data) { // the plan's second half is drawn from these verdicts
+      this.askedPhase = this.data;
+      this.say(PHASE_MESSAGE);
+      this.refresh();
+    } else if (!phaseDue && this.message.textContent === PHASE_MESSAGE) {
+      this.say("");
+    }
+    if (!phaseDue && frame === null && this.data.more && this.askedMore !== this.data) { // the frames this run did not send
       this.askedMore = this.data;
       this.say("Fetching the next frames of the queue...");
       this.refresh();
@@ -225,9 +234,15 @@ class Queue {
     }
   }
 
+  // Every frame of the plan's first phase judged, and the second not here yet: it comes with a rerun.
+  secondPhaseDue() {
+    const planned = this.data.queue.filter((entry) => entry.planned);
+    return planned.length < this.data.planned_total && planned.every((entry) => this.verdictOf(entry.frame) !== null);
+  }
+
   showProgress() {
     const planned = this.data.queue.filter((entry) => entry.planned);
-    const done = planned.filter((entry) => this.verdictOf(entry.frame) !== null).length, total = planned.length;
+    const done = planned.filter((entry) => this.verdictOf(entry.frame) !== null).length, total = this.data.planned_total;
     const after = this.data.after_plan;
     this.progressText.textContent = `Reviewed ${done} / ${total}` +
       (after ? ` · ${number(after)} more flagged frame${after === 1 ? "" : "s"} after the plan` : "");
