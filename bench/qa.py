@@ -8,8 +8,9 @@ far-away people, score-dependent misses clustered on hard objects with misplaced
 ghosts, rare flicker in 3,000-frame videos, and a mix of those with scene cuts. A frame is a true
 miss per :func:`core.ground_truth.true_misses` with the mode's window.
 
-For each video and verdict count: ``review_plan`` picks the frames, an oracle answers from the
-truth, ``suggest_thresholds`` proposes a pair. Per kind, mode and count it prints:
+For each video and verdict count: the two-phase plan (``ReviewPlan.draw``) picks the first phase,
+an oracle answers from the truth, the plan draws its second phase from those answers, the oracle
+answers again, ``suggest_thresholds`` proposes a pair (``--by-band``: the plan by band alone). Per kind, mode and count it prints:
 
 * F1 ratio: the true F1 at the suggested pair / the best true F1 on the grid (mean, worst);
 * how often the 90% intervals at the suggested pair hold the true precision and recall, and their

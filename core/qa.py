@@ -9,15 +9,23 @@ ones lower, frames no pair flags at 0). Depth depends on the index alone, not on
 the strata are the same whenever they are rebuilt. Frames are cut into *bands*: depth 0, then
 (0, 0.1], ..., (0.9, 1].
 
-**Plan.** :func:`review_plan` gives every non-empty band the same share of the verdicts (bands
-too small for their share give the rest to the others) and draws frames uniformly inside each
-band, with a seeded generator. Rare suspicious bands are thus sampled densely and the bulk of
-barely-flagged frames sparsely but always: those spot checks are what recall rests on. The
-frames come interleaved across bands, so a review stopped early is still balanced. A frame's
-inclusion probability is its band's share divided by the band's size (:class:`ReviewPlan`).
+**Plan.** :func:`review_plan` without verdicts gives every non-empty band the same share of the
+verdicts (bands too small for their share give the rest to the others) and draws frames uniformly
+inside each band, with a seeded generator: rare suspicious bands are sampled densely and the bulk
+of barely-flagged frames sparsely but always (those spot checks are what recall rests on). The
+frames come interleaved across bands, so a review stopped early is still balanced. Given the
+verdicts so far, the plan comes in two phases: the first :data:`FIRST_PHASE` of the frames as
+above; once they all have verdicts, the rest, of which :data:`SECOND_PHASE_BY_BAND` go on by band
+and the others are aimed at the pair the first phase's verdicts suggest (its *focus*): they are
+allocated over the *cells* that pair cuts out of the bands (the frames it flags and the rest, band
+by band) where one more verdict shrinks the variance of its F1 most, and drawn at random inside each
+cell. Picking by cell, never by frame, is what keeps the estimates honest at every other pair: every
+frame of a cell is as likely to be picked as any other, so post-stratifying on the cells (pass the
+plan's ``focus``) is as valid as on the bands. Aiming per verdict at whichever pair leads at the
+moment was tried and breaks that (docs/qa.md).
 
-**Weights.** :func:`suggest_thresholds` and :func:`precision_recall` do not need the plan: they
-rebuild the bands from the index and post-stratify whatever verdicts they get (a plan with any
+**Weights.** :func:`suggest_thresholds` and :func:`precision_recall` need of the plan only its
+focus: they rebuild the bands from the index (cut by the focus) and post-stratify whatever verdicts they get (a plan with any
 seed, a plan half done, frames picked by hand). Bands with fewer than 2 verdicts are merged with
 their neighbours in depth order; within a merged stratum every verdict stands for ``N_h / m_h``
 frames, which for a completed plan equals its inverse inclusion probability. Bands without any
