@@ -130,7 +130,8 @@ def main() -> None:
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="checkout to serve (default: this one)")
     parser.add_argument("--verdicts", type=int, default=40, help="verdicts by key per window size")
     parser.add_argument("--clicks", type=int, default=10, help="verdicts by click per window size")
-    parser.add_argument("--plan", type=int, default=150, help="frames in the plan (enough for every verdict given)")
+    parser.add_argument("--plan", type=int, default=250,
+                        help="frames in the plan (its first phase, half of them, holds every verdict given: no rerun between)")
     parser.add_argument("--sizes", nargs="+", default=["1280x720", "1600x1000"])
     parser.add_argument("--shots", type=Path, help="save a screenshot of each size here")
     args = parser.parse_args()
