@@ -215,7 +215,7 @@ def metadata_fields(root: Path | None) -> tuple[str, ...]:
 def schedule_panel(stem: str, task: str, root: Path | None) -> None:
     st.subheader("Schedule a Lightly selection")
     st.caption("The tutorial's selection: diverse frames (embeddings of the task), uncertain frames "
-               "(objectness least confidence) and flickering frames (the metadata exported above).")
+               "(objectness least confidence) and flickering frames (the export's per-frame metadata).")
     keys = metadata_fields(root)
     # A form: pressing a button commits every field as it is on screen (a field left with Tab, e.g. to
     # the token's eye button, is not committed otherwise). No Enter-to-submit: Enter must not schedule.
