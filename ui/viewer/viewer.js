@@ -54,13 +54,6 @@ const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
 const GONE = 404; // what the routes answer for a video or boxes the server does not know (see frames.py)
-
-// A JPEG's bytes as a decoded image (the blob's URL is let go once decoded: the image keeps its data).
-const decodeImage = (blob) => {
-  const image = new Image(), url = URL.createObjectURL(blob);
-  image.src = url;
-  return image.decode().then(() => image).finally(() => URL.revokeObjectURL(url));
-};
 const fetched = (response) => (response.ok ? response : Promise.reject({ status: response.status }));
 
 class Viewer {
@@ -82,7 +75,7 @@ class Viewer {
     this.timeline = part("timeline");
     this.tip = part("tip");
     this.strip = part("strip");
-    this.frames = new Map(); // frame -> {image, ready, urgent, controller (while in flight), failed}
+    this.frames = new Map(); // frame -> {image, ready, urgent, loading (while in flight), failed}
     this.failures = new Map(); // frame -> how often it failed to load in a row
     this.boxes = null; // every box of the video: {offsets, boxes} (see frames.boxes_json)
     this.boxesUrl = null;
@@ -254,48 +247,49 @@ class Viewer {
   }
 
   // Frame ``frame``'s JPEG, fetched and decoded; ``urgent``: the frame under the hand, asked for at
-  // once and first (``?now``: the server decodes it with a reader of its own). Fetched rather than
-  // set as an image's src: a fetch can be dropped (see drop) and says why it failed (see gone).
+  // once and first (``?now``: the server decodes it with a reader of its own). An image's src, not
+  // a fetch(): on a page still busy drawing itself (a link just opened) each step of a fetch, its
+  // blob and an image of it waited for the main thread (a link's frame came ~40 ms later).
   load(frame, urgent) {
-    const entry = { image: null, ready: false, urgent, controller: new AbortController() };
+    const image = new Image(), entry = { image, ready: false, urgent, loading: true };
     this.frames.set(frame, entry);
     if (urgent) this.urgent = { frame, entry };
     else this.loading++;
-    const url = `${this.video.frames}${frame}.jpg${urgent ? "?now" : ""}`; // see frames.py
-    fetch(url, { signal: entry.controller.signal, priority: urgent ? "high" : "low" })
-      .then(fetched).then((response) => response.blob()).then(decodeImage).then((image) => {
-        if (entry.dropped) return;
-        entry.image = image;
-        entry.ready = true;
-        this.failures.delete(frame);
-        if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
-      }, (error) => {
-        if (entry.dropped) return; // left behind by the hand, on purpose
-        if (error?.status === GONE) this.lost();
-        else this.forgetLater(frame, entry); // a frame that did not decode, or the server is away for now
-      }).finally(() => {
-        entry.controller = null;
-        if (!urgent) this.loading--;
-        else if (this.urgent?.entry === entry) this.urgent = null;
-        this.prefetch();
-      });
+    image.fetchPriority = urgent ? "high" : "low";
+    image.src = `${this.video.frames}${frame}.jpg${urgent ? "?now" : ""}`; // see frames.py
+    image.decode().then(() => {
+      if (entry.dropped) return;
+      entry.ready = true;
+      this.failures.delete(frame);
+      if (Math.abs(frame - this.current) <= this.view.k + 1) this.render();
+    }, () => {
+      if (entry.dropped) return; // left behind by the hand, on purpose
+      this.forgetLater(frame, entry); // a frame that did not decode, or the server is away for now...
+      this.checkServer(() => this.lost()); // ...or it was restarted: it does not know this video (404)
+    }).finally(() => {
+      entry.loading = false;
+      if (!urgent) this.loading--;
+      else if (this.urgent?.entry === entry) this.urgent = null;
+      this.prefetch();
+    });
     if (this.frames.size > CACHE_FRAMES) this.evict();
   }
 
   // Forget ``frame`` (or that fetch of it: ``entry``), and stop fetching it if it is on its way (a
-  // fetch the hand left behind is dropped, not waited for: the frame it moved to is asked for at once).
+  // fetch the hand left behind is dropped, not waited for: the frame it moved to is asked for at
+  // once). Chromium cancels an image's request once its src is gone.
   drop(frame, entry = this.frames.get(frame)) {
     if (!entry) return;
     if (this.frames.get(frame) === entry) this.frames.delete(frame);
     entry.dropped = true;
-    entry.controller?.abort();
+    if (entry.loading) entry.image.removeAttribute("src");
   }
 
   // The frames being fetched ahead that the hand no longer wants (it moved far away).
   dropStale() {
     const wanted = new Set(this.wanted());
     for (const [frame, entry] of this.frames) {
-      if (entry.controller && !entry.urgent && !wanted.has(frame)) this.drop(frame);
+      if (entry.loading && !entry.urgent && !wanted.has(frame)) this.drop(frame);
     }
   }
 
@@ -581,9 +575,11 @@ class Viewer {
     this.render();
   }
 
-  // A verdict reaches the server through a run of the page, which a restarted server does not make
-  // (it does not know this page's session, and says nothing): asked at each verdict (a HEAD of the
-  // boxes, past the browser's cache), so the note says at once that this one was not kept (``lost``).
+  // Whether the server still knows this page (a HEAD of the boxes, past the browser's cache): ``lost``
+  // runs when it does not (404). Asked when a frame fails (an image does not say why), and at each
+  // verdict: a verdict reaches the server through a run of the page, which a restarted server does
+  // not make (it does not know this page's session, and says nothing), so the note says at once that
+  // this one was not kept.
   checkServer(lost) {
     if (this.gone) return lost(); // known already
     if (!this.boxesUrl) return;
