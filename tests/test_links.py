@@ -73,6 +73,25 @@ def test_a_link_from_another_page_moves_this_tabs_review_and_a_stale_url_does_no
     assert at.session_state["frame"] == 15
 
 
+def test_review_link_is_the_review_in_the_url_at_its_frame_marked_as_a_link(env, batch):
+    def page():  # what a page holding the review builds its links to Review with
+        import streamlit as st
+
+        from ui.flicker_view import current_view
+        from ui.url import restore_from_url, review_link, sync_url
+
+        restore_from_url()
+        view = current_view()
+        sync_url(view)
+        st.session_state["link"] = review_link(view, 7)
+
+    at = AppTest.from_function(page, default_timeout=120)
+    at.query_params = {"batch": str(batch), "relpath": "walk_c.mp4", "frame": "2"}
+    run(at)
+    assert url(at)["frame"] == "2"
+    assert at.session_state["link"] == {**url(at), "frame": "7", LINK: "1"}
+
+
 def test_a_link_naming_another_review_opens_it_at_its_frame(env, batch):
     at = review_at(batch, "walk_c.mp4", 2)
     at = follow(at, {"batch": str(batch), "relpath": "walk_a.mp4", "frame": "6", LINK: "1"})
