@@ -19,6 +19,7 @@ from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
 from core.lightly.export import UNFLAGGED_VALUE, check_task_name, read_manifest, read_tasks, writing
+from core.lightly.metadata_keys import declared_metadata_fields
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec
 from core.video import VIDEO_EXTENSIONS, VideoInfo, probe
@@ -155,18 +156,13 @@ def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
 
 
 def _metadata_defaults(datasource: Datasource) -> dict[str, float]:
-    """The numeric metadata keys the export declares, with their defaults (flickering always)."""
-    defaults = {FLICKERING_KEY: UNFLAGGED_VALUE}
+    """The numeric metadata keys the export declares, with their defaults (flickering always, also
+    when the schema is missing or unreadable: the values files alone then say what they hold)."""
     try:
-        schema = orjson.loads(read_capped(datasource.metadata_schema, MAX_METADATA_BYTES, "Metadata schema",
-                                          follow_symlinks=False))
-    except (UserError, OSError, orjson.JSONDecodeError):
-        return defaults
-    for entry in schema if isinstance(schema, list) else []:
-        if isinstance(entry, dict) and entry.get("valueDataType") == "NUMERIC_FLOAT" and isinstance(entry.get("path"), str):
-            default = entry.get("defaultValue")
-            defaults.setdefault(entry["path"], float(default) if isinstance(default, (int, float)) else 0.0)
-    return defaults
+        fields = declared_metadata_fields(datasource.root)
+    except (UserError, OSError):
+        fields = {}
+    return {FLICKERING_KEY: UNFLAGGED_VALUE} | {key: value for key, value in fields.items() if key != FLICKERING_KEY}
 
 
 def _metadata_values(metadata: Path, defaults: dict[str, float]) -> list[float]:
