@@ -15,9 +15,8 @@ from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
-from ui.url import restore_from_url, restore_page_values, sync_url
+from ui.url import restore_from_url, restore_page_values, review_link, sync_url
 from ui.verdict_queue.component import verdict_queue
-from ui.viewer import handshake
 
 VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
@@ -164,9 +163,8 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
         left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
         if frame in notes:
             left.caption(notes[frame])  # Streamlit escapes HTML in it: a note is whatever an annotator typed
-        if right.button("Open in Review", key=f"qa_open_{frame}", type="tertiary"):
-            handshake.go_to(frame, view.n_frames, reveal=True)
-            st.switch_page("pages/review.py")
+        # a link, not a button: Review runs at once, without a run of this page first (ui.url.review_link)
+        right.page_link("pages/review.py", label="Open in Review", query_params=review_link(view, frame))
     if len(frames) > 50:
         st.caption(f"The first 50 of {len(frames)} shown.")
 
