@@ -128,7 +128,7 @@ class Viewer {
     this.trigger = setTriggerValue;
     if (this.video?.key !== data.video.key) this.reset(data.video);
     if (this.gone) this.found();
-    if (this.boxesUrl !== data.video.boxes || this.boxesFailures) this.loadBoxes(data.video.boxes);
+    if (this.boxesUrl !== data.video.boxes || this.boxesFailures) this.boxesWanted = data.video.boxes; // see prefetch
     this.setView(data.view);
     this.retryFailed();
     if (!this.size.width) this.layout();
@@ -403,7 +403,14 @@ class Viewer {
   prefetch() {
     if (!this.video || !this.view || this.gone) return;
     this.fetchCurrent();
-    if (this.scrubbing) return;
+    // The frame under the hand first, alone: its decode and draw do not share the page with the
+    // video's boxes (megabytes of JSON on a long video) or the frames around it.
+    if (this.scrubbing || (this.urgent && !this.ready(this.current))) return;
+    if (this.boxesWanted) {
+      const url = this.boxesWanted;
+      this.boxesWanted = null;
+      this.loadBoxes(url);
+    }
     for (const frame of this.wanted()) {
       if (this.loading >= LOADING) return;
       if (!this.frames.has(frame)) this.load(frame, false);
