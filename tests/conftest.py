@@ -91,12 +91,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(folder: Path, cache_dir: Path, *app_args: str) -> Iterator[str]:
-    """`streamlit run app.py [-- app_args]` on a free port, its log and data under ``folder``; yields
-    the base URL once the port accepts connections (no HTTP probe: no session is opened)."""
-    port = free_port()
+def streamlit_server(folder: Path, cache_dir: Path, *app_args: str, port: int | None = None) -> Iterator[str]:
+    """`streamlit run app.py [-- app_args]` on ``port`` (default: a free one; a restart passes the
+    port the open tab looks for), its log and data under ``folder``; yields the base URL once the
+    port accepts connections (no HTTP probe: no session is opened)."""
+    port = port or free_port()
     env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir), FLICKER_DATA_DIR=str(folder / "data"))
-    log_path = folder / "streamlit.log"
+    log_path = folder / f"streamlit-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     with log_path.open("w") as log:
         process = subprocess.Popen(command + (["--", *app_args] if app_args else []), cwd=ROOT, env=env, stdout=log,

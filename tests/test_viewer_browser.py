@@ -3,19 +3,13 @@ was let go on even while a stale fetch hangs, a server restart says to reload (w
 does), and the reviewer's keys work after a click on a radio group or a slider."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from conftest import (CHROMEDRIVER, CHROMIUM, ROOT, SAMPLE_VIDEO, free_port, metric_value, press, shown_frame,
-                      wait_for)
+from conftest import (CHROMEDRIVER, CHROMIUM, SAMPLE_VIDEO, free_port, metric_value, press, shown_frame,
+                      streamlit_server, wait_for)
 from test_review_assertions import sample_predictions
 
 pytestmark = [
@@ -25,32 +19,9 @@ pytestmark = [
 N_FRAMES = 795  # the sample's
 
 
-@contextmanager
 def app_on(port: int, folder: Path, cache_dir: Path):
-    """`streamlit run app.py` on ``port`` (a restart must come back where the open tab looks for it)."""
-    env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir), FLICKER_DATA_DIR=str(folder / "data"))
-    log = (folder / f"streamlit-{time.monotonic_ns()}.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"the server did not start: {Path(log.name).read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    """The app on ``port``: a restart must come back where the open tab looks for it."""
+    return streamlit_server(folder, cache_dir, port=port)
 
 
 def review_link(url: str, boxes: Path) -> str:
