@@ -84,7 +84,7 @@ def reviewed(case: Case, n: int, plan_seed: int, steered: bool = True) -> tuple[
     while True:
         plan = ReviewPlan.draw(case.index, n, plan_seed, verdicts)
         verdicts |= {f: bool(case.truth[f]) for f in plan.frames if f not in verdicts}
-        if len(plan.frames) == plan.planned:
+        if len(plan.frames) == plan.plan_size:
             return verdicts, plan.focus
 
 

@@ -157,7 +157,8 @@ class ReviewPlan:
         return tuple(1.0 / p for p in self.inclusion)
 
     @property
-    def planned(self) -> int:
+    def plan_size(self) -> int:
+        """Frames the whole plan holds (more than ``frames`` while the second phase is due)."""
         return len(self.frames) if self.size < 0 else self.size
 
     @classmethod
@@ -169,14 +170,15 @@ class ReviewPlan:
         docstring; the second phase depends only on the first phase's verdicts, so it is the same
         on every rerun."""
         flags = flag_matrix(index, DEFAULT_GRID)
+        band = suspicion_bands(flags)
         if truths is None:
-            return _by_band(flags, n, seed)
+            return _by_band(band, n, seed)
         size = min(max(int(n), 0), index.n_frames)
-        first = _by_band(flags, math.ceil(size * FIRST_PHASE), seed)
+        first = _by_band(band, math.ceil(size * FIRST_PHASE), seed)
         judged = set(truths) | set(unsure)
         if len(first.frames) == size or not judged.issuperset(first.frames):
             return replace(first, size=size)
-        return _second_phase(flags, first, size, seed, {f: truths[f] for f in first.frames if f in truths})
+        return _second_phase(flags, band, first, size, seed, {f: truths[f] for f in first.frames if f in truths})
 
 
 def review_plan(index: FlickerIndex, n: int, seed: int = 0, truths: Truths | None = None,
@@ -186,10 +188,10 @@ def review_plan(index: FlickerIndex, n: int, seed: int = 0, truths: Truths | Non
     return list(ReviewPlan.draw(index, n, seed, truths, unsure).frames)
 
 
-def _by_band(flags: np.ndarray, n: int, seed: int) -> ReviewPlan:
-    """Every band an equal share of ``n``, drawn at random inside it. The bands are permuted the
-    same way whatever ``n`` is, so a larger plan continues a smaller one inside every band."""
-    band = suspicion_bands(flags)
+def _by_band(band: np.ndarray, n: int, seed: int) -> ReviewPlan:
+    """Every band (``band``: each frame's) an equal share of ``n``, drawn at random inside it. The
+    bands are permuted the same way whatever ``n`` is, so a larger plan continues a smaller one
+    inside every band."""
     sizes = np.bincount(band, minlength=N_BANDS + 1)
     share = _equal_allocation(sizes, max(int(n), 0))
     rng = np.random.default_rng(seed)
@@ -199,7 +201,7 @@ def _by_band(flags: np.ndarray, n: int, seed: int) -> ReviewPlan:
                       inclusion=tuple(float(share[band[f]] / sizes[band[f]]) for f in frames))
 
 
-def _second_phase(flags: np.ndarray, first: ReviewPlan, size: int, seed: int, truths: Truths) -> ReviewPlan:
+def _second_phase(flags: np.ndarray, band: np.ndarray, first: ReviewPlan, size: int, seed: int, truths: Truths) -> ReviewPlan:
     """The first phase plus ``size - len(first.frames)`` frames: SECOND_PHASE_BY_BAND of them going on
     by band (the spot checks recall rests on keep their pace), the rest allocated to the cells the
     suggested pair cuts out of the bands (flagged by it or not), where one more verdict shrinks the
@@ -212,13 +214,12 @@ def _second_phase(flags: np.ndarray, first: ReviewPlan, size: int, seed: int, tr
     taken = np.zeros(n_frames, bool)
     taken[list(first.frames)] = True
     n_by_band = n_second if suggestion.fallback else round(n_second * SECOND_PHASE_BY_BAND)
-    by_band = [f for f in _by_band(flags, n_frames, seed).frames if not taken[f]][:n_by_band]
+    by_band = [f for f in _by_band(band, n_frames, seed).frames if not taken[f]][:n_by_band]
     taken[by_band] = True
     focus = None if suggestion.fallback else (suggestion.iou_track, suggestion.iou_assert)
-    aimed = [] if focus is None else _aimed(flags, focus, suggestion, truths, taken, n_second - len(by_band), seed)
+    aimed = [] if focus is None else _aimed(flags, band, focus, suggestion, truths, taken, n_second - len(by_band), seed)
     second = np.random.default_rng([seed, 1]).permutation(np.array(by_band + aimed, np.int64)).tolist()
     frames = [*first.frames, *second]
-    band = suspicion_bands(flags)
     cell = _cells_of(band, flags, focus)
     planned = np.bincount(cell[frames], minlength=int(cell.max()) + 1)
     sizes = np.bincount(cell, minlength=int(cell.max()) + 1)
@@ -231,14 +232,13 @@ def _cells_of(band: np.ndarray, flags: np.ndarray, focus: tuple[float, float] | 
     return band if focus is None else band * 2 + flags[DEFAULT_GRID.index(focus)]
 
 
-def _aimed(flags: np.ndarray, focus: tuple[float, float], suggestion: "Suggestion", truths: Truths, taken: np.ndarray,
-           n: int, seed: int) -> list[int]:
+def _aimed(flags: np.ndarray, band: np.ndarray, focus: tuple[float, float], suggestion: "Suggestion", truths: Truths,
+           taken: np.ndarray, n: int, seed: int) -> list[int]:
     """``n`` frames not ``taken``, allocated greedily over the cells of ``focus`` (Neyman: where
     size x coefficient x spread over the verdicts it would then hold is largest) and drawn at
     random inside each. The spread comes from the first phase's rate in the cell, shrunk towards
     its band's and kept off 0 and 1 (PHASE_RATE_FLOOR): a cell where no miss was seen yet may hold
     some."""
-    band = suspicion_bands(flags)
     cell = _cells_of(band, flags, focus)
     n_cells = 2 * (N_BANDS + 1)
     judged = np.fromiter(truths, np.int64, len(truths))
@@ -612,4 +612,4 @@ def review_queue(index: FlickerIndex, flicker: FlickerResult, n: int = 30, seed:
     flagged = np.flatnonzero(flicker.flag_array)
     worst_first = flagged[np.argsort(-flicker.score[flagged], kind="stable")]
     return ReviewQueue(planned + [int(frame) for frame in worst_first if int(frame) not in seen], len(planned),
-                       plan.planned, plan.focus)
+                       plan.plan_size, plan.focus)

@@ -40,7 +40,7 @@ def steered(index, truth, n, seed=0):
     while True:
         plan = ReviewPlan.draw(index, n, seed, verdicts)
         verdicts |= oracle(truth, plan.frames)
-        if len(plan.frames) == plan.planned:
+        if len(plan.frames) == plan.plan_size:
             return verdicts, plan.focus
 
 
@@ -215,7 +215,7 @@ def test_review_queue_puts_the_plan_first_then_flagged_frames_worst_first(stadtm
 def test_the_second_phase_follows_the_first_phases_verdicts_and_nothing_else(video):
     index, truth, _ = video
     first = ReviewPlan.draw(index, 30, seed=5, truths={})
-    assert len(first.frames) == 15 and first.planned == 30 and first.focus is None
+    assert len(first.frames) == 15 and first.plan_size == 30 and first.focus is None
     assert ReviewPlan.draw(index, 30, 5, oracle(truth, first.frames[:-1])).frames == first.frames, "one verdict still due"
     whole = ReviewPlan.draw(index, 30, 5, oracle(truth, first.frames))
     assert whole.frames[:15] == first.frames and len(set(whole.frames)) == len(whole.frames) == 30
