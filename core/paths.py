@@ -38,12 +38,18 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def file_identity(path: Path) -> tuple:
+    """(path, device, inode, size, mtime, ctime): what changes whenever the file does (any write
+    changes ctime), so a value remembered under it is never stale."""
+    status = Path(path).stat()
+    return (str(Path(path).resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+            status.st_ctime_ns)
+
+
 def content_key(path: Path) -> str:
-    """:func:`hash_file`, remembered on disk per (path, device, inode, size, mtime, ctime): any
-    write to the file changes ctime, so a remembered key is never stale."""
+    """:func:`hash_file`, remembered on disk per :func:`file_identity`."""
     path = Path(path)
-    status = path.stat()
-    identity = f"{path.resolve()}|{status.st_dev}|{status.st_ino}|{status.st_size}|{status.st_mtime_ns}|{status.st_ctime_ns}"
+    identity = "|".join(map(str, file_identity(path)))
     memo = cache_dir() / "content-keys" / hashlib.sha256(identity.encode()).hexdigest()[:32]
     try:
         key = memo.read_text()

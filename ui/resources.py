@@ -148,13 +148,6 @@ def flicker_index(detection_id: str, settings: FlickerSettings, detections: Dete
     return _index_cache().get(detection_id, settings, detections)
 
 
-def file_identity(path: Path) -> tuple:
-    """What changes whenever the file does (as :func:`core.paths.content_key` remembers keys by)."""
-    status = Path(path).stat()
-    return (str(Path(path).resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
-            status.st_ctime_ns)
-
-
 class FileMemo:
     """Values read from files, kept per key while the files they came from are unchanged (checked
     with a stat each, on every use), the ``size`` most recently used; shared by every tab. One
@@ -172,13 +165,13 @@ class FileMemo:
             if (entry := self._entries.get(key)) is not None:
                 identities, value = entry
                 try:
-                    if identities == tuple(map(file_identity, files(value))):
+                    if identities == tuple(map(paths.file_identity, files(value))):
                         self._entries.move_to_end(key)
                         return value
                 except OSError:  # gone: read again, and say why there
                     pass
             value = read()
-            self._entries[key] = tuple(map(file_identity, files(value))), value
+            self._entries[key] = tuple(map(paths.file_identity, files(value))), value
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
