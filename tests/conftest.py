@@ -98,6 +98,7 @@ def streamlit_server(folder: Path, cache_dir: Path, *app_args: str, port: int | 
     port = port or free_port()
     env = dict(os.environ, FLICKER_CACHE_DIR=str(cache_dir), FLICKER_DATA_DIR=str(folder / "data"))
     log_path = folder / f"streamlit-{time.monotonic_ns()}.log"
+    SERVER_LOGS.append(log_path)
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     with log_path.open("w") as log:
         process = subprocess.Popen(command + (["--", *app_args] if app_args else []), cwd=ROOT, env=env, stdout=log,
@@ -122,6 +123,16 @@ def streamlit_server(folder: Path, cache_dir: Path, *app_args: str, port: int | 
             process.wait()
 
 
+SERVER_LOGS: list[Path] = []  # every server this test session started, latest last
+
+
+def server_log_tail(chars: int = 3000) -> str:
+    """The latest server's log, to read beside a browser test's failure."""
+    if not SERVER_LOGS or not SERVER_LOGS[-1].exists():
+        return ""
+    return f"\n--- {SERVER_LOGS[-1].name}, its last {chars} characters ---\n{SERVER_LOGS[-1].read_text()[-chars:]}"
+
+
 def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
     """Poll ``condition`` until it gives a true value, and return that value. ``timeout`` is how
     long the page may stand still: any change to it (its text, such as a progress bar's count, or
@@ -141,7 +152,7 @@ def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
             seen, still_since = looks, now
         if now - still_since > timeout or now - start > 10 * timeout:
             raise AssertionError(f"timed out waiting for {what} ({now - still_since:.0f} s without a change, "
-                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}")
+                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}{server_log_tail()}")
         time.sleep(0.25)
 
 
@@ -151,8 +162,8 @@ def page_state(browser) -> tuple[str | None, str]:
         return tuple(browser.execute_script(
             "const app = document.querySelector('[data-test-script-state]');"
             "return [app && app.getAttribute('data-test-script-state'), document.body.innerText];"))
-    except Exception:  # between two pages
-        return None, ""
+    except Exception as error:  # between two pages, or the tab does not answer: a failure says which
+        return None, f"(no page: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]})"
 
 
 @pytest.fixture
