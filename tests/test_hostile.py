@@ -324,6 +324,28 @@ def test_a_symlinked_prediction_file_is_refused(tmp_path):
         import_predictions(task, "v.mp4", 3)
 
 
+def test_a_fifo_in_place_of_a_prediction_file_is_refused_without_blocking(tmp_path):
+    task = write_task(tmp_path, [])
+    (task / "v-1-mp4.json").unlink()
+    os.mkfifo(task / "v-1-mp4.json")  # nobody writes to it: a plain open for reading would wait forever
+    with pytest.raises(PredictionFormatError, match="v-1-mp4.json: is not a regular file"):
+        import_predictions(task, "v.mp4", 3)
+
+
+def test_predictions_outside_the_common_shape_go_through_every_rule(tmp_path):
+    """Probabilities, an integer score, a second class: valid, read by the full rules, not the fast check."""
+    categories = ({"id": 0, "name": "person"}, {"id": 3, "name": "car"})
+    task = write_task(tmp_path, [{"category_id": 3, "bbox": [1, 2, 30, 40], "score": 1, "probabilities": [0.25, 0.75]},
+                                 {"category_id": 0, "bbox": [5, 5, 10, 10], "score": 0.5}], categories=categories)
+    back = import_predictions(task, "v.mp4", 3, (640, 480))
+    assert back.frame.tolist() == [1, 1] and back.cls.tolist() == [3, 0] and back.score.tolist() == [1.0, 0.5]
+    assert back.xyxy.tolist() == [[1, 2, 31, 42], [5, 5, 15, 15]] and back.names == {0: "person", 3: "car"}
+    bad = write_task(tmp_path / "bad", [{"category_id": 0, "bbox": [1, 2, 30, 40], "score": 0.5, "probabilities": [0.5, 0.6]}],
+                     categories=categories)
+    with pytest.raises(PredictionFormatError, match=r"v-1-mp4.json: predictions\[0\]: probabilities must sum to 1"):
+        import_predictions(bad, "v.mp4", 3)
+
+
 def test_detections_that_disagree_with_the_decoded_frame_count_are_not_exported(tmp_path, sample_slice):
     info = probe(sample_slice)
     short = boxes(10)  # a cache entry claiming 10 frames for a 40-frame video
