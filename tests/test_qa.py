@@ -53,6 +53,10 @@ def test_flag_matrix_equals_evaluate_at_every_grid_pair(video):
     flags = flag_matrix(index)
     for row, (track, assertion) in zip(flags, DEFAULT_GRID):
         np.testing.assert_array_equal(row, index.evaluate(track, assertion).flag_array)
+    # computed once per index (the Verdicts page asks three times a rerun), shared read-only, equal to
+    # what the same grid given as another list gives
+    assert flag_matrix(index) is flags and not flags.flags.writeable
+    np.testing.assert_array_equal(flag_matrix(index, list(DEFAULT_GRID)), flags)
 
 
 def test_review_plan_is_deterministic_per_seed_distinct_and_bounded(video):
