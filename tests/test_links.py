@@ -141,3 +141,33 @@ def test_a_video_is_probed_once_while_unchanged_and_keeps_its_warnings(tmp_path)
     video.write_bytes(SAMPLE_VIDEO.read_bytes())  # replaced by the whole video
     whole, said = resources.video_info(video)
     assert whole.frame_count == 795 and whole.fingerprint != info.fingerprint and not said
+
+
+def test_a_file_memo_reads_one_key_once_at_a_time_and_other_keys_beside_it(tmp_path):
+    """A long read (an 18,000-frame batch video) holds up the tabs asking for the same key, which get
+    its value, not a second read; a tab asking for another key is answered meanwhile."""
+    import threading
+
+    source = tmp_path / "source.txt"
+    source.write_text("v")
+    memo, reads, release = resources.FileMemo(4), [], threading.Event()
+
+    def slow_read():
+        reads.append("slow")
+        assert release.wait(30)
+        return "slow value"
+
+    files = lambda value: [source]  # noqa: E731
+    results = []
+    waiting = [threading.Thread(target=lambda: results.append(memo.get("long", slow_read, files))) for _ in range(2)]
+    for thread in waiting:
+        thread.start()
+    deadline = time.time() + 30
+    while not reads and time.time() < deadline:  # the first of them is reading
+        time.sleep(0.01)
+    assert memo.get("short", lambda: "short value", files) == "short value"  # not held up by the long read
+    assert results == []
+    release.set()
+    for thread in waiting:
+        thread.join(30)
+    assert results == ["slow value", "slow value"] and reads == ["slow"]

@@ -150,31 +150,44 @@ def flicker_index(detection_id: str, settings: FlickerSettings, detections: Dete
 
 class FileMemo:
     """Values read from files, kept per key while the files they came from are unchanged (checked
-    with a stat each, on every use), the ``size`` most recently used; shared by every tab. One
-    value is read at a time: a tab asking for what another is reading waits for it rather than
-    reading it again (a link prepared in the background is then ready, not read twice)."""
+    with a stat each, on every use), the ``size`` most recently used; shared by every tab. One read
+    per key at a time: a tab asking for what another is reading waits for it rather than reading it
+    again (a link prepared in the background is then ready, not read twice), while other keys are
+    read beside it (a long batch video does not hold up the link to a short one)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._entries: OrderedDict[object, tuple[tuple, object]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _entries and _reading
+        self._reading: dict[object, threading.Lock] = {}
 
     def get(self, key, read, files):
         """``read()``'s value for ``key``; ``files(value)``: the files it depends on."""
         with self._lock:
-            if (entry := self._entries.get(key)) is not None:
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            with self._lock:
+                entry = self._entries.get(key)
+            if entry is not None:
                 identities, value = entry
                 try:
                     if identities == tuple(map(paths.file_identity, files(value))):
-                        self._entries.move_to_end(key)
+                        with self._lock:
+                            if key in self._entries:
+                                self._entries.move_to_end(key)
                         return value
                 except OSError:  # gone: read again, and say why there
                     pass
             value = read()
-            self._entries[key] = tuple(map(paths.file_identity, files(value))), value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            identities = tuple(map(paths.file_identity, files(value)))
+            with self._lock:
+                self._entries[key] = identities, value
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
+                    self._reading.pop(self._entries.popitem(last=False)[0], None)
+                if len(self._reading) > 2 * self.size:  # keys whose reads failed: none kept
+                    for stale in [k for k, lock in self._reading.items() if k not in self._entries and not lock.locked()]:
+                        del self._reading[stale]
             return value
 
 
