@@ -575,18 +575,18 @@ def fleet_links(browser, keyboard: Keyboard, clicks: int, url: str, batch: Path)
     """``clicks`` times: the Fleet page of ``batch`` opened by its link (a new session, as a bookmark
     or a colleague's link opens it), its "Open in Review" pressed on the first video: timed from the
     mouse press to that video's first frame's full image in Review, and from the viewer's appearance
-    to it (the rest is the Fleet page's run, reading the batch's detections and the page switch)."""
+    to it (the rest is the page switch and Review's run, opening what the Fleet page read ahead)."""
     from urllib.parse import urlencode
 
     times, after_mount = [], []
-    selector = "[data-testid='stButton'] button"
+    selector = 'a[data-testid="stPageLink-NavLink"]'
     for _ in range(clicks):
         browser.get(f"{url}fleet?{urlencode({'dir': str(batch)})}")
         wait_for(browser, lambda: browser.execute_script(RECORDER + "return true"), 10, "the recorder")
 
         def open_button():
             return next((b for b in browser.find_elements("css selector", selector) if b.text.splitlines()[-1:] == ["Open in Review"]
-                         and b.is_enabled()), None)
+                         and b.get_attribute("href")), None)
         wait_for(browser, open_button, 60, "Open in Review on the Fleet page")
         time.sleep(0.5)  # the page settles: a person finds the button
         box = browser.execute_script(

@@ -10,12 +10,12 @@ from core import fleet
 from core.verdicts import default_store_path
 from ui import flags, resources, session
 from ui.boundary import error_boundary
+from ui.url import batch_link
 
 DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
-SWITCH = "fleet_switch"  # a video was opened: Review is shown at the top of the next run
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
 CHART_VIDEOS = 30
@@ -111,45 +111,31 @@ def settings_caption(root: Path) -> None:
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -> None:
     """Open a video in Review: the row picked in the table, or any video chosen by name; or the whole
-    batch on the Export page. ``warm``: read the videos these buttons open in the background (not
-    while a batch writes the folder: each video done changes the manifest they are read from)."""
+    batch on the Export page. The openers are links (``ui.url.batch_link``): Review runs at once,
+    reading what ``warm`` read in the background while they were on screen (not while a batch
+    writes the folder: each video done changes the manifest they are read from)."""
     openable = rows.loc[rows["Status"] != "failed", "Video"].tolist()
     if picked is not None and picked in openable:
         if warm:
             resources.warm_batch_video(root, picked)
-        st.button(f"Open {picked} in Review", type="primary", icon=":material/flag:", key="open_picked",
-                  on_click=open_in_review, args=(root, picked))
+        st.page_link("pages/review.py", label=f"Open {picked} in Review", icon=":material/flag:",
+                     query_params=batch_link(root, picked))
     name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
                             help="Worst first, as the table opens (a sort made by clicking a column stays in the table); "
                                  "the filter narrows it.")
     if chosen is not None and warm:
         resources.warm_batch_video(root, chosen)
-    go.button("Open in Review", icon=":material/flag:", disabled=chosen is None, on_click=open_in_review,
-              args=(root, chosen))
+    go.page_link("pages/review.py", label="Open in Review", icon=":material/flag:", disabled=chosen is None,
+                 query_params=batch_link(root, chosen) if chosen is not None else None)
     if export.button("Push & schedule", icon=":material/cloud_upload:", key="export_batch",
                      help="The Export page on this batch's combined Lightly datasource: every video done, in one push."):
         st.switch_page("pages/export.py", query_params={DIR: str(root)})
 
 
-def open_in_review(root: Path, relpath: str) -> None:
-    """A button's callback: the video opened before the table's fragment runs again, and Review
-    switched to before it draws anything (``switch_to_review``) rather than after a whole run of it.
-    Opening reads nothing when the video was warmed (``resources.warm_batch_video``) while the button
-    was on screen."""
-    if session.open_from_batch(root, relpath):
-        st.session_state[SWITCH] = True
-
-
-def switch_to_review() -> None:
-    if st.session_state.pop(SWITCH, False):
-        st.switch_page("pages/review.py")
-
-
 def fleet_panel(root: Path, polling: bool) -> None:
     """Everything read from the folder: re-read on every run (a cached parse per summary version).
     While ``polling`` (a batch was running) this runs every few seconds on its own."""
-    switch_to_review()  # its buttons rerun this fragment alone
     found = fleet.read_fleet(root)
     if polling and not found.running:
         st.rerun()  # the batch ended: one full run shows its summary and stops the polling

@@ -235,6 +235,12 @@ def button(browser, text):
     return next((b for b in browser.find_elements("tag name", "button") if text in b.text and b.is_displayed()), None)
 
 
+def page_link(browser, text):
+    """The visible link to another page of the app (st.page_link) whose text holds ``text`` (None while there is none)."""
+    return next((a for a in browser.find_elements("css selector", 'a[data-testid="stPageLink-NavLink"]')
+                 if text in a.text and a.is_displayed()), None)
+
+
 def metric_value(browser, label):
     """The value of the metric labelled ``label`` (None while there is none)."""
     for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):

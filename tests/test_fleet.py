@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -38,6 +39,15 @@ def shown_rows(at: AppTest) -> list[str]:
     return at.dataframe[0].value["Video"].tolist()
 
 
+def follow_open_link(at: AppTest, label: str) -> AppTest:
+    """What a click on the Fleet page's link ``label`` does: Review runs in this tab with its parameters."""
+    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == label]
+    assert link.page == "review" and not link.disabled
+    at.switch_page("pages/review.py")
+    at.query_params = dict(parse_qsl(link.query_string))
+    return at.run()
+
+
 def test_one_row_per_video_worst_first_with_the_failed_videos_error(fleet_app, batch):
     at = open_fleet(fleet_app, batch)
     table = at.dataframe[0].value
@@ -70,7 +80,7 @@ def test_open_in_review_uses_the_batch_detections_and_thresholds_without_detecti
     monkeypatch.setattr(core.detect, "detect_video", no_detection)
     at = open_fleet(fleet_app, batch)
     assert at.selectbox(key="fleet_video").value == "walk_c.mp4"  # the worst first
-    next(b for b in at.button if b.label == "Open in Review").click().run()
+    follow_open_link(at, "Open in Review")
     assert not at.exception, at.exception
     assert (at.session_state["iou_track"], at.session_state["iou_assert"]) == THRESHOLDS
     review = at.session_state["review"]
@@ -153,8 +163,7 @@ def no_detection(*args, **kwargs):
 
 
 def open_row_in_review(at: AppTest, batch) -> AppTest:
-    at = open_fleet(at, batch)
-    next(b for b in at.button if b.label == "Open in Review").click().run()  # the worst first: walk_c.mp4
+    at = follow_open_link(open_fleet(at, batch), "Open in Review")  # the worst first: walk_c.mp4
     assert not at.exception, at.exception
     return at
 

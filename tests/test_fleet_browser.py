@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, button, metric_value, press, shown_frame, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, metric_value, page_link, press, shown_frame, streamlit_server, wait_for
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
 
@@ -129,7 +129,7 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
              "the table sorted by name")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
-    wait_for(browser, lambda: button(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's button").click()
+    wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link").click()
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
     assert browser.find_element("tag name", "h1").text == "Review"
     wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL")

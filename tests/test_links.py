@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -111,10 +112,13 @@ def test_fleet_open_in_review_opens_the_chosen_video_and_its_first_frame_is_prep
     while not frames.prepared(info, 0) and time.time() < deadline:  # warmed in the background
         time.sleep(0.05)
     assert frames.prepared(info, 0)
-    next(b for b in at.button if b.label == "Open in Review").click()
-    run(at)
-    assert at.session_state["review"].video.relpath == "walk_c.mp4"
+    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == "Open in Review"]
+    assert dict(parse_qsl(link.query_string)) == {"batch": str(batch), "relpath": "walk_c.mp4", LINK: "1"}
+    at = follow(at, dict(parse_qsl(link.query_string)))  # Review at once: no run of the Fleet page first
+    assert at.session_state["review"].video.relpath == "walk_c.mp4" and at.session_state["frame"] == 0
     assert any(m.label == "Imputed boxes" for m in at.metric)  # on Review
+    at = follow(at, {**dict(parse_qsl(link.query_string)), "relpath": "walk_a.mp4"})  # another video of the batch
+    assert at.session_state["review"].video.relpath == "walk_a.mp4" and url(at)["relpath"] == "walk_a.mp4"
 
 
 def test_a_batch_video_is_read_once_while_its_batch_and_file_are_unchanged(env, batch, monkeypatch):

@@ -64,6 +64,14 @@ def review_link(view: FlickerView, frame: int) -> dict[str, str]:
     return {**review_params(view, frame), LINK: "1"}
 
 
+def batch_link(root, relpath: str) -> dict[str, str]:
+    """The query parameters of a link from the Fleet page to a video of the batch output folder
+    ``root``: Review opens it at its first frame with the batch's detections and settings, without a
+    run of the Fleet page first (a button's callback made one, ~0.4 s before Review drew anything).
+    A link to the video this tab reviews already moves it to frame 0 and keeps its thresholds."""
+    return {BATCH: str(root), RELPATH: relpath, LINK: "1"}
+
+
 def _source_params(video: session.LoadedVideo) -> dict[str, str]:
     """What the tab reviews (of ``_SOURCE``): the batch and relpath, the boxes file, or the video and
     detector."""
