@@ -35,7 +35,11 @@ else:
     st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
     # Less blank space above each page's title than Streamlit's default: the review page needs the
     # height to show the frame, its timeline and its neighbours on one screen.
-    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
+    # Metrics in a narrow column (Review's side column at 1100 px with the sidebar open) shrink their
+    # figures rather than cut them to "2,..." (a cut label keeps its ellipsis).
+    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
+            "[data-testid='stMetric'] { container-type: inline-size; }"
+            "@container (max-width: 100px) { [data-testid='stMetricValue'] { font-size: 1.5rem; } }</style>")
 
     navigation = st.navigation(
         [
