@@ -28,11 +28,15 @@ def queue_settings_panel() -> tuple[int, int]:
         st.header("Review queue")
         st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
                       help="Recorded with every verdict; Undo reverts your own latest one.")
-        size = st.number_input("Frames in the plan", 5, 500, 30, 5, key=QA_PLAN_SIZE, persist_state="session",
+        # defaults put in the state, not passed to the widgets: a plan or seed from the URL is there already
+        # (restore_page_values), and a widget given both warns in the server's log
+        st.session_state.setdefault(QA_PLAN_SIZE, 30)
+        st.session_state.setdefault(QA_SEED, 0)
+        size = st.number_input("Frames in the plan", 5, 500, step=5, key=QA_PLAN_SIZE, persist_state="session",
                                help="A few dozen verdicts on these frames make the estimates reliable. The first "
                                     "half is spread over every kind of frame; the second is chosen from your verdicts "
                                     "on the first, where they still leave the thresholds most in doubt.")
-        seed = st.number_input("Plan seed", 0, 10_000, 0, key=QA_SEED, persist_state="session")
+        seed = st.number_input("Plan seed", 0, 10_000, key=QA_SEED, persist_state="session")
     return int(size), int(seed)
 
 

@@ -6,7 +6,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import CHROMEDRIVER, CHROMIUM, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, free_port, streamlit_server, wait_for
 from core.qa import ReviewQueue
 from core.verdicts import VerdictStore
 from ui.verdict_queue.component import AFTER_PLAN, queue_frames
@@ -191,3 +191,41 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
                  and shown() != fourth, 60, "the second phase")
         store = VerdictStore(store_path)
         assert shown() not in store.all(info.fingerprint), "a frame of the second phase, without a verdict"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cache, browser, tmp_path):
+    """The restarted server does not know the queue the page registered (404): the queue asks the
+    page to register it again and sends the verdict once more, so it is stored as the annotator's,
+    with its note, and nothing says it failed."""
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    store, port = VerdictStore(tmp_path / "data" / "verdicts.sqlite"), free_port()
+    link = f"http://127.0.0.1:{port}/qa?{urlencode({'video': str(info.path), 'annotator': 'ana', 'plan': '8'})}"
+    root = lambda: browser.find_element("css selector", ".vq-root[data-frame]")  # noqa: E731
+    shown = lambda: int(root().get_attribute("data-frame"))  # noqa: E731
+
+    def press(key: str) -> None:
+        browser.execute_script("document.activeElement && document.activeElement.blur()")
+        ActionChains(browser).send_keys(key).perform()
+
+    with streamlit_server(tmp_path, shared_cache, port=port):
+        browser.get(link)
+        wait_for(browser, root, 120, "the queue")
+        first = shown()
+        press("f")
+        wait_for(browser, lambda: store.all(info.fingerprint) == {first: "false_alarm"}, 30, "the first verdict stored")
+    with streamlit_server(tmp_path, shared_cache, port=port):
+        second = shown()
+        root().find_element("css selector", ".vq-note").send_keys("behind the lamp post")
+        press("m")
+        wait_for(browser, lambda: store.all(info.fingerprint) == {first: "false_alarm", second: "miss"}, 60,
+                 "the verdict given across the restart, stored")
+        records = {frame: (annotator, note) for frame, _, annotator, note, _ in store.records(info.fingerprint)}
+        assert records[second] == ("ana", "behind the lamp post")
+        wait_for(browser, lambda: root().get_attribute("data-frame") and shown() not in (first, second), 30, "the next frame")
+        assert root().find_element("css selector", ".vq-message").text == ""

@@ -23,6 +23,8 @@ const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "
 export default (component) => mountOnce(component, "verdictQueue", (host) => new Queue(host));
 
 const PHASE_MESSAGE = "Choosing the rest of the plan from your verdicts...";
+const REGISTER_WAIT_MS = 30000; // a restarted server's rerun of the page, which registers the queue again
+const REGISTER_ASK_MS = 2000;
 const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 
@@ -44,6 +46,7 @@ class Queue {
     this.images = new Map(); // frame -> {image, ready}
     this.overlay = new Map(); // frame -> verdict (null: none) given here and not yet in Python's data
     this.posts = Promise.resolve();
+    this.registrations = new Set(); // callbacks waiting for the page to register this queue again (see sentAgain)
     this.boxes = null; // every box of the video: {offsets, boxes} (see ui/viewer/frames.boxes_json)
     this.shown = null;
     this.peek = 0; // -1 / 1 while the frame before / after is held on screen
@@ -82,6 +85,7 @@ class Queue {
       this.size = { width: 0, height: 0 };
     }
     this.data = data;
+    this.registrations.forEach((heard) => heard());
     if (this.boxesUrl !== data.boxes_url) this.loadBoxes(data.boxes_url);
     this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));
     this.order = data.queue.map((entry) => entry.frame);
@@ -152,20 +156,52 @@ class Queue {
   }
 
   // One request at a time, in the order given; the address is read when it is sent (a rerun may
-  // have registered the queue anew meanwhile).
+  // have registered the queue anew meanwhile). A server that forgot the queue (404: it was
+  // restarted) gets it registered again by a rerun, and the request once more: a verdict given
+  // across a restart is stored, not lost.
   post(kind, body) {
-    const send = async () => {
-      const response = await fetch(`${this.data.post_url}/${kind}`, {
+    const send = async (again = true) => {
+      const url = this.data.post_url;
+      const response = await fetch(`${url}/${kind}`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       const answer = await response.json().catch(() => ({}));
-      if (response.status === 404) this.refresh(); // the server forgot this queue (a restart): register it again
+      if (response.status === 404 && again) {
+        await this.registeredAgain(url);
+        return send(false);
+      }
       if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
       return answer;
     };
-    const result = this.posts.then(send, send);
+    const result = this.posts.then(() => send(), () => send());
     this.posts = result.catch(() => {});
     return result;
+  }
+
+  // Resolves once a rerun has sent this queue under an address other than ``stale`` (rejects after
+  // REGISTER_WAIT_MS: the page is not running, or the app is down). The rerun is asked for again
+  // every REGISTER_ASK_MS: one asked before the page has reconnected to the restarted server is lost.
+  registeredAgain(stale) {
+    return new Promise((resolve, reject) => {
+      const ask = () => this.trigger("refresh", Date.now());
+      const asking = setInterval(ask, REGISTER_ASK_MS);
+      const stop = () => {
+        clearInterval(asking);
+        clearTimeout(timer);
+        this.registrations.delete(heard);
+      };
+      const heard = () => {
+        if (this.data.post_url === stale) return;
+        stop();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error("the app was restarted: reload the page"));
+      }, REGISTER_WAIT_MS);
+      this.registrations.add(heard);
+      ask();
+    });
   }
 
   // A rerun of the page once every verdict given so far is stored: the figures then include them.
