@@ -128,9 +128,10 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
         resources.warm_batch_video(root, chosen)
     go.page_link("pages/review.py", label="Open in Review", icon=":material/flag:", disabled=chosen is None,
                  query_params=batch_link(root, chosen) if chosen is not None else None)
-    if export.button("Push & schedule", icon=":material/cloud_upload:", key="export_batch",
-                     help="The Export page on this batch's combined Lightly datasource: every video done, in one push."):
-        st.switch_page("pages/export.py", query_params={DIR: str(root)})
+    # a link, as the openers: a switch_page from inside this fragment's rerun once left the next page blank
+    export.page_link("pages/export.py", label="Push & schedule", icon=":material/cloud_upload:",
+                     query_params={DIR: str(root)},
+                     help="The Export page on this batch's combined Lightly datasource: every video done, in one push.")
 
 
 def fleet_panel(root: Path, polling: bool) -> None:

@@ -133,6 +133,21 @@ def server_log_tail(chars: int = 3000) -> str:
     return f"\n--- {SERVER_LOGS[-1].name}, its last {chars} characters ---\n{SERVER_LOGS[-1].read_text()[-chars:]}"
 
 
+def browser_log_tail(browser, entries: int = 15) -> str:
+    """The tab's last console entries (its JS errors, React's, failed loads), to read beside a browser
+    test's failure; a line saying so when the tab does not answer within 15 s (a hung renderer)."""
+    import threading
+
+    box: list = []
+    reader = threading.Thread(target=lambda: box.append(browser.get_log("browser")), daemon=True)
+    reader.start()
+    reader.join(15)
+    if not box:
+        return "\n--- the browser's console did not answer in 15 s ---"
+    lines = [f"{entry['level']} {entry['message'][:300]}" for entry in box[0][-entries:]]
+    return "\n--- the browser's console, last entries ---\n" + "\n".join(lines)
+
+
 def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
     """Poll ``condition`` until it gives a true value, and return that value. ``timeout`` is how
     long the page may stand still: any change to it (its text, such as a progress bar's count, or
@@ -152,7 +167,8 @@ def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
             seen, still_since = looks, now
         if now - still_since > timeout or now - start > 10 * timeout:
             raise AssertionError(f"timed out waiting for {what} ({now - still_since:.0f} s without a change, "
-                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}{server_log_tail()}")
+                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}{browser_log_tail(browser)}"
+                                 f"{server_log_tail()}")
         time.sleep(0.25)
 
 
@@ -178,6 +194,7 @@ def browser():
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1500,1400"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for a failed wait to show
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
