@@ -183,7 +183,7 @@ class Queue {
   // every REGISTER_ASK_MS: one asked before the page has reconnected to the restarted server is lost.
   registeredAgain(stale) {
     return new Promise((resolve, reject) => {
-      const ask = () => this.trigger("refresh", Date.now());
+      const ask = () => this.root.isConnected && this.trigger("refresh", Date.now()); // not from a page left since
       const asking = setInterval(ask, REGISTER_ASK_MS);
       const stop = () => {
         clearInterval(asking);
