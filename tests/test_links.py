@@ -16,7 +16,7 @@ from core.errors import UserError
 from core.lightly.datasource import Datasource
 from fleet_batch import make_batch
 from ui import resources
-from ui.url import LINK
+from ui.url import LINK, batch_link
 from ui.viewer import frames
 
 
@@ -175,3 +175,14 @@ def test_a_file_memo_reads_one_key_once_at_a_time_and_other_keys_beside_it(tmp_p
     for thread in waiting:
         thread.join(30)
     assert results == ["slow value", "slow value"] and reads == ["slow"]
+
+
+def test_fleets_link_to_the_video_this_tab_reviews_moves_it_to_frame_0_and_keeps_its_thresholds(env, batch):
+    at = review_at(batch, "walk_c.mp4", 5)
+    at.slider(key="iou_track").set_value(0.3).run()  # the reviewer's own threshold, not the batch's 0.5
+    at.switch_page("pages/fleet.py")
+    at.query_params = {"dir": str(batch)}
+    run(at)
+    at = follow(at, batch_link(batch, "walk_c.mp4"))
+    assert at.session_state["frame"] == 0 and at.session_state["iou_track"] == pytest.approx(0.3)
+    assert at.session_state["review"].video.relpath == "walk_c.mp4"
