@@ -22,27 +22,53 @@ MAX_TRACK_ID = 2**53  # ids stored as float64 by the readers: above this they no
 MAX_COORDINATE = 1e7  # pixels: far beyond any video, far below float32's range
 
 
+class NotRegularFile(Exception):
+    """A device, FIFO or folder where a file was expected (see :func:`read_regular`)."""
+
+
+class TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class GrewWhileRead(Exception):
+    """The file got longer between its check and its read."""
+
+
+def read_regular(path: str | Path, limit: int, follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes: one non-blocking open (a FIFO would
+    block a plain one forever) and the checks on its descriptor, before anything is read. The open's
+    OSError is raised as it is (ELOOP: a symbolic link, when not followed); then NotRegularFile,
+    TooLarge or GrewWhileRead. Callers say which in their own words (:func:`read_capped`)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_symlinks else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
+        os.close(fd)  # checked before a file object is made: one on a folder cannot be
+        raise NotRegularFile(path) if not stat.S_ISREG(status.st_mode) else TooLarge(status.st_size)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(status.st_size + 1)  # not the whole limit: it is allocated up front
+    if len(data) > status.st_size:
+        raise GrewWhileRead(path)
+    return data
+
+
 def read_capped(path: str | Path, limit: int, what: str, follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; a device (``/dev/zero``), a FIFO, a
     folder, a larger file (or, without ``follow_symlinks``, a symbolic link) is one line, unread."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
+        return read_regular(path, limit, follow_symlinks)
     except OSError as exc:
         if not follow_symlinks and os.path.islink(path):
             raise UserError(f"{what} {path} is a symbolic link, which is never followed") from None
         raise UserError(f"Cannot read {what} {path}: {exc.strerror}") from None
-    status = os.fstat(fd)
-    if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
-        os.close(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise UserError(f"{what} {path} is not a regular file")
-        raise UserError(f"{what} {path} is {status.st_size:,} bytes; at most {limit:,} are read")
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(min(status.st_size, limit) + 1)  # not the whole limit: it is allocated up front
-    if len(data) > status.st_size:  # it grew while being read
-        raise UserError(f"{what} {path} changed while it was read (at most {limit:,} bytes are read)")
-    return data
+    except NotRegularFile:
+        raise UserError(f"{what} {path} is not a regular file") from None
+    except TooLarge as exc:
+        raise UserError(f"{what} {path} is {exc.size:,} bytes; at most {limit:,} are read") from None
+    except GrewWhileRead:
+        raise UserError(f"{what} {path} changed while it was read (at most {limit:,} bytes are read)") from None
 
 
 def decode_utf8(data: bytes, what: str) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import orjson
 
+from core.bounded import GrewWhileRead, NotRegularFile, TooLarge, read_regular
 from core.detections import Detections, xywh_to_xyxy
 from core.errors import PredictionFormatError
 from core.lightly.datasource import SCHEMA, Datasource, frame_name, frame_namer
@@ -34,23 +34,22 @@ MAX_CATEGORY_ID = 2**31 - 1  # ids are stored as int32
 
 
 def _read_capped(path: str | Path) -> bytes:
-    """The bytes of a file this tool did not write: a link, something other than a plain file (a FIFO
-    would block the read forever) or an oversized file is refused before anything is read into
-    memory. One open and one fstat: an import reads thousands of these."""
+    """The bytes of a file this tool did not write (:func:`core.bounded.read_regular`): a link,
+    something other than a plain file or an oversized file is refused before anything is read;
+    FileNotFoundError when there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(path, MAX_FILE_BYTES, follow_symlinks=False)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise PredictionFormatError(f"{path}: is a symbolic link; refusing to read through it") from None
         raise
-    with os.fdopen(fd, "rb") as file:
-        status = os.fstat(file.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise PredictionFormatError(f"{path}: is not a regular file")
-        if status.st_size > MAX_FILE_BYTES:
-            raise PredictionFormatError(f"{path}: {status.st_size / 1e6:.0f} MB is too large for one file of the format "
-                                        f"(limit {MAX_FILE_BYTES >> 20} MiB)")
-        return file.read(status.st_size + 1)  # what it held when checked (a buffer of MAX_FILE_BYTES per read costs more than the parse)
+    except NotRegularFile:
+        raise PredictionFormatError(f"{path}: is not a regular file") from None
+    except TooLarge as exc:
+        raise PredictionFormatError(f"{path}: {exc.size / 1e6:.0f} MB is too large for one file of the format "
+                                    f"(limit {MAX_FILE_BYTES >> 20} MiB)") from None
+    except GrewWhileRead:
+        raise PredictionFormatError(f"{path}: changed while it was read") from None
 
 
 def _load_json(path: str | Path):
