@@ -46,7 +46,7 @@ class Queue {
     this.images = new Map(); // frame -> {image, ready}
     this.overlay = new Map(); // frame -> verdict (null: none) given here and not yet in Python's data
     this.posts = Promise.resolve();
-    this.registrations = new Set(); // callbacks waiting for the page to register this queue again (see sentAgain)
+    this.registrations = new Set(); // callbacks waiting for the page to register this queue again (see registeredAgain)
     this.boxes = null; // every box of the video: {offsets, boxes} (see ui/viewer/frames.boxes_json)
     this.shown = null;
     this.peek = 0; // -1 / 1 while the frame before / after is held on screen
