@@ -75,6 +75,11 @@ class Queue {
   destroy() {
     this.resize.disconnect();
     this.offs.forEach((off) => off());
+    // Frames still on their way are dropped (Chromium cancels an image's request once its src is
+    // gone): a link out of this page (Open in Review) must not wait behind them on the server.
+    this.shown = null; // nothing is on screen any more: a dropped frame is not asked for again
+    for (const known of this.images.values()) if (!known.ready) known.image.removeAttribute("src");
+    this.images.clear();
   }
 
   update({ data, setTriggerValue }) {

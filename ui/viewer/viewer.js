@@ -119,6 +119,7 @@ class Viewer {
     clearTimeout(this.settleTimer);
     this.resize.disconnect();
     this.offs.forEach((off) => off());
+    for (const [frame, entry] of this.frames) if (entry.loading) this.drop(frame, entry); // see Queue.destroy
   }
 
   // ---- data from Python ------------------------------------------------------------------
