@@ -21,7 +21,7 @@ from core.proxy import (
     reader_for_display,
 )
 from core.video import FrameReader, iter_frames, probe
-from conftest import sample_frames
+from conftest import ENCODER_THREADS, sample_frames
 
 FRAMES = 130  # more than one long GOP
 
@@ -36,6 +36,7 @@ def _encode(path: Path, codec: str, options: dict[str, str], size: tuple[int, in
         stream = container.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], pix_fmt
         stream.options = options
+        stream.codec_context.thread_count = ENCODER_THREADS  # the same bits on any machine (see write_video)
         stream.codec_context.time_base = Fraction(1, 90)
         for frame, tick in zip(frames, ticks):
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
