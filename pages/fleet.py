@@ -1,5 +1,6 @@
 """Fleet: a whole batch output folder (``?dir=``), worst videos first; open any of them in Review with
 the detections the batch exported, at the batch's settings. A batch still running updates in place."""
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from ui.url import batch_link
 DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
+TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
+TICKED = "fleet_ticked"  # the video ticked in it, by name
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
@@ -154,13 +157,27 @@ def fleet_panel(root: Path, polling: bool) -> None:
     shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows
     if query:
         st.caption(f"{len(shown):,} of {len(rows):,} videos match.")
-    event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, height=min(38 + 35 * len(shown), 420),
-                         on_select="rerun", selection_mode="single-row", key="fleet_table")
-    picked = event.selection.rows[0] if event.selection.rows else None
-    open_panel(root, shown, shown["Video"].iloc[picked] if picked is not None and picked < len(shown) else None,
-               warm=not found.running)
+    open_panel(root, shown, ticked_video(shown), warm=not found.running)
     failed_panel(shown)
     chart_panel(rows)
+
+
+def ticked_video(shown: pd.DataFrame) -> str | None:
+    """The table, and the video ticked in it. The table's selection is a row's position, and rows
+    move while a batch writes (a video done sorts in, worst first), so the tick would land on a
+    neighbour: the table is keyed by the videos it lists (a new list starts unticked), and the video
+    ticked last stays picked, by name, while it is listed."""
+    listed = shown["Video"].tolist()
+    key = f"{TABLE}-{hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]}"
+    event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, height=min(38 + 35 * len(shown), 420),
+                         on_select="rerun", selection_mode="single-row", key=key)
+    rows = [row for row in event.selection.rows if row < len(listed)]
+    if rows:
+        st.session_state[TICKED] = listed[rows[0]]
+    elif st.session_state.get(TABLE) == key:  # the same list with no tick: unticked by hand
+        st.session_state.pop(TICKED, None)
+    st.session_state[TABLE] = key
+    return ticked if (ticked := st.session_state.get(TICKED)) in listed else None
 
 
 def watch(root: Path, seen: tuple[bool, int]) -> None:

@@ -175,9 +175,21 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
         browser.get(f"{url}/fleet?dir={running}")
         wait_for(browser, lambda: "A batch is writing this folder: 0 videos so far" in body(browser), 60, "the running batch")
         browser.execute_script("window.sameDocument = true")  # gone after any reload
+        ticked, moved = None, False
         for count, marker in enumerate(markers, 1):
             marker.write_bytes(kept[marker])
-            wait_for(browser, lambda: len(videos(browser) or []) == count, 30, f"{count} videos done")
+            listed = wait_for(browser, lambda: (shown := videos(browser)) and len(shown) == count and all(shown) and shown,
+                              30, f"{count} videos done")
+            if ticked is not None:  # rows move as videos are done (worst first): the pick stays with its video
+                moved |= listed.index(ticked) != ticked_at
+                wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} still picked")
+                assert not [video for video in listed if video != ticked and page_link(browser, f"Open {video} in Review")]
+            openable = [video for video in listed if video != "broken.mp4"]
+            if openable:  # tick the lowest row that opens: a video done later may sort in above it
+                ticked, ticked_at = openable[-1], listed.index(openable[-1])
+                click_row(browser, ticked_at)
+                wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} picked")
+        assert moved, "no ticked row moved: this batch did not test the tick"
         assert sorted(videos(browser)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
         screenshot(browser, "fleet-running", 1280, 720)
         (running / "summary.csv").write_bytes(summary)
