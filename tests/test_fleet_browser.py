@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, metric_value, page_link, page_state, press, shown_frame, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, metric_value, page_link, press, shown_frame, streamlit_server, wait_for
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
 
@@ -18,6 +18,20 @@ pytestmark = [
     pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"),
 ]
 
+# A verdict (M), then a click on the sidebar's link to ``arguments[0]`` as soon as the verdict's rerun
+# runs; answers how many clicks the app held for a run (see ui/mount.js).
+VERDICT_THEN_LEAVE = """
+const [path, done] = [arguments[0], arguments[arguments.length - 1]];
+const app = document.querySelector('[data-test-script-state]'), held = window.flickerNavigationHeld.held;
+const leave = () => {
+  watching.disconnect();
+  document.querySelector(`[data-testid="stSidebarNav"] a[href$="${path}"]`).click();
+  done(window.flickerNavigationHeld.held - held);
+};
+const watching = new MutationObserver(() => app.getAttribute('data-test-script-state') === 'running' && leave());
+watching.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}));
+"""
 WORST_FIRST = ["walk_c.mp4", "walk_a.mp4", "broken.mp4", "walk_b.mp4"]  # 4, 3, 0 (failed), 0 flagged frames; ties by name
 GRID = '[data-testid="stDataFrame"]'
 ROW_HEIGHT = 35  # Streamlit's dataframe rows (and its header row)
@@ -146,14 +160,11 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
     press(browser, "k")  # the first flagged frame, then a verdict on it
     wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")
-    press(browser, "m")
-    wait_for(browser, lambda: metric_value(browser, "Reviewed") == "1 / 3", 30, "the verdict counted")
-    # The verdict reruns Review's workspace fragment, whose side column (the count) is drawn first. A
-    # page switch while that rerun still sends its deltas blanks the page in Streamlit 1.67 ("Bad delta
-    # path index 4 (should be between [0, 0])" in the console, "Couldn't find fragment" in the server's
-    # log: seen in CI): this test is about Fleet's state, so it switches once the rerun is over.
-    wait_for(browser, lambda: page_state(browser)[0] == "notRunning", 30, "the verdict's rerun to end")
-    browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/fleet"]').click()  # no ?dir=
+    # The verdict reruns Review's workspace fragment. A page switch while that rerun still sends its
+    # elements blanks the page in Streamlit 1.67 ("Bad delta path index 4 (should be between [0, 0])" in
+    # the console, "Couldn't find fragment" in the server's log: seen in CI), so the app holds a click
+    # on a page link until the run is over (ui/mount.js). Here the click lands while the rerun runs.
+    assert browser.execute_async_script(VERDICT_THEN_LEAVE, "/fleet") == 1, "the click was not held"  # no ?dir=
     wait_for(browser, lambda: videos(browser) == WORST_FIRST, 60, "the same batch back on the Fleet page")
     assert next(row for row in grid_rows(browser) if row[0] == "walk_a.mp4")[5] == "1"
     assert metric_value(browser, "Flagged frames reviewed") == "1 / 7" and f"dir={quote(str(batch), safe='')}" in browser.current_url
@@ -175,7 +186,7 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
         browser.get(f"{url}/fleet?dir={running}")
         wait_for(browser, lambda: "A batch is writing this folder: 0 videos so far" in body(browser), 60, "the running batch")
         browser.execute_script("window.sameDocument = true")  # gone after any reload
-        ticked, moved = None, False
+        ticked, ticked_at, moved = None, -1, False
         for count, marker in enumerate(markers, 1):
             marker.write_bytes(kept[marker])
             listed = wait_for(browser, lambda: (shown := videos(browser)) and len(shown) == count and all(shown) and shown,

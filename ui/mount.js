@@ -21,3 +21,40 @@ const TEXT_FIELDS = "input:not([type='checkbox']):not([type='radio']):not([type=
   ":not([type='submit']), textarea, select, [contenteditable=''], [contenteditable='true'], [role='combobox'], " +
   "[role='textbox'], [role='searchbox'], [role='spinbutton']";
 const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'], [role='radiogroup'], [role='tablist'], [role='menu']`;
+
+// Streamlit 1.67 unmounts the whole app (a blank page, "Bad delta path index" in the console) when
+// a switch to another page lands while a fragment's rerun still sends its elements: a verdict or a
+// threshold moved on Review reruns its workspace fragment, and a click on the sidebar right after
+// it did this (seen in CI). So a click on a link to another page of the app, made while the script
+// runs, is held until the run is over (at most NAV_HOLD_MS: a long run of a whole page is stopped by
+// the switch as usual) and then made again. Installed once per page, by the first component drawn.
+const NAV_HOLD_MS = 2000;
+const NAV_LINKS = "a[data-testid='stSidebarNavLink'], a[data-testid='stPageLink-NavLink']";
+
+function holdNavigationWhileRunning() {
+  if (window.flickerNavigationHeld) return;
+  window.flickerNavigationHeld = { held: 0 }; // how many clicks were held (read by tests)
+  const running = () => ["running", "rerunRequested"].includes(
+    document.querySelector("[data-test-script-state]")?.getAttribute("data-test-script-state"));
+  let replay = null;
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest(NAV_LINKS) : null;
+    if (!link || event === replay || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey ||
+        event.altKey || !running()) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    window.flickerNavigationHeld.held++;
+    const href = link.getAttribute("href"), until = performance.now() + NAV_HOLD_MS;
+    const release = () => {
+      if (running() && performance.now() < until) return void setTimeout(release, 15);
+      // the run may have drawn the link anew: the same link, found by where it goes
+      const again = link.isConnected ? link : [...document.querySelectorAll(NAV_LINKS)].find((a) => a.getAttribute("href") === href);
+      if (!again) return; // the page no longer offers it
+      replay = new MouseEvent("click", { bubbles: true, cancelable: true, view: window, button: 0 });
+      again.dispatchEvent(replay);
+      replay = null;
+    };
+    setTimeout(release, 15);
+  }, true);
+}
+holdNavigationWhileRunning();
