@@ -26,25 +26,30 @@ const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'],
 // a switch to another page lands while a fragment's rerun still sends its elements: a verdict or a
 // threshold moved on Review reruns its workspace fragment, and a click on the sidebar right after
 // it did this (seen in CI). So a click on a link to another page of the app, made while the script
-// runs, is held until the run is over (at most NAV_HOLD_MS: a long run of a whole page is stopped by
-// the switch as usual) and then made again. Installed once per page, by the first component drawn.
+// runs, is held until the run is over and then made again; but never past NAV_HOLD_MS from the
+// run's start: a long run of a whole page (a detection) is stopped by the switch, as usual, at once.
+// Installed once per page, by the first component drawn.
 const NAV_HOLD_MS = 2000;
 const NAV_LINKS = "a[data-testid='stSidebarNavLink'], a[data-testid='stPageLink-NavLink']";
 
 function holdNavigationWhileRunning() {
-  if (window.flickerNavigationHeld) return;
+  const app = document.querySelector("[data-test-script-state]");
+  if (window.flickerNavigationHeld || !app) return;
   window.flickerNavigationHeld = { held: 0 }; // how many clicks were held (read by tests)
-  const running = () => ["running", "rerunRequested"].includes(
-    document.querySelector("[data-test-script-state]")?.getAttribute("data-test-script-state"));
-  let replay = null;
+  const running = () => ["running", "rerunRequested"].includes(app.getAttribute("data-test-script-state"));
+  let runSince = running() ? performance.now() : null, replay = null;
+  new MutationObserver(() => {
+    if (!running()) runSince = null;
+    else if (runSince === null) runSince = performance.now();
+  }).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
   document.addEventListener("click", (event) => {
     const link = event.target instanceof Element ? event.target.closest(NAV_LINKS) : null;
     if (!link || event === replay || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey ||
-        event.altKey || !running()) return;
+        event.altKey || !running() || performance.now() - (runSince ?? 0) >= NAV_HOLD_MS) return;
     event.preventDefault();
     event.stopImmediatePropagation();
     window.flickerNavigationHeld.held++;
-    const href = link.getAttribute("href"), until = performance.now() + NAV_HOLD_MS;
+    const href = link.getAttribute("href"), until = runSince + NAV_HOLD_MS;
     const release = () => {
       if (running() && performance.now() < until) return void setTimeout(release, 15);
       // the run may have drawn the link anew: the same link, found by where it goes
