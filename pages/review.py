@@ -19,10 +19,11 @@ from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
-from ui.viewer.component import frame_viewer
+from ui.viewer.component import VIEWER, frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
+SHOWN_WAIT_S = 0.6  # at most this long the page waits for a just-sent viewer to draw its frame (workspace)
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -144,17 +145,29 @@ def workspace() -> None:
     verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
-    # Side first, so the counts are on screen by the time the viewer redraws. Also on a link's run: sent
-    # before the side panels, the viewer's frame reached the screen later, not sooner (Open in Review on
-    # the sample p50 290-300 ms against 219-244 at load 8-11): the browser drew those panels meanwhile.
+    if VIEWER not in st.session_state and st.context.headers:
+        # The browser mounts the viewer anew (a link, a page switch, a reload): the viewer goes first,
+        # and the rest of the page once it says its frame is on screen. Drawn in the same go, the side
+        # panels and the selection below held the frame up: a link from Fleet showed it at p50 ~260 ms
+        # on the sample, ~120 ms this way. (No browser, as under AppTest: nothing would answer.)
+        with viewer_column:
+            frame_viewer(view, verdicts, selection.frames if selection else None, announce=True)
+        frames.wait_until_shown(view.video.info, handshake.current_frame(view.n_frames), SHOWN_WAIT_S)
+        side_panels(side, view, verdicts)
+    else:
+        # Side first, so the counts are on screen by the time the viewer redraws.
+        side_panels(side, view, verdicts)
+        with viewer_column:
+            frame_viewer(view, verdicts, selection.frames if selection else None)
+    sync_url(view)
+
+
+def side_panels(side, view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
     with side:
         counts_panel(view, verdicts)
         thresholds_panel(view)
         seek_proxy_note(view)
         per_class_panel(view)
-    with viewer_column:
-        frame_viewer(view, verdicts, selection.frames if selection else None)
-    sync_url(view)
 
 
 def local_selection_panel(view: FlickerView) -> None:

@@ -108,8 +108,9 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
 
     browser.refresh()  # a reload opens the same frame with the same settings
     wait_for(browser, lambda: shown_frame(browser) == seeked, 60, "the same frame after a reload")
-    assert browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]') \
-        .get_attribute("aria-valuetext") == "0.50"
+    # the frame first, the panels beside it once it is on screen (pages/review.py, workspace)
+    wait_for(browser, lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU tracking"]')
+             .get_attribute("aria-valuetext") == "0.50", 30, "the same threshold after a reload")
     assert int(metric_value(browser, "Flagged frames")) == after
 
     button(browser, "Run local selection").click()

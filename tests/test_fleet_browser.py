@@ -32,6 +32,16 @@ const watching = new MutationObserver(() => app.getAttribute('data-test-script-s
 watching.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}));
 """
+# Whether Review's side panels (their counts) were on the page when its viewer first drew a frame.
+WATCH_FIRST_FRAME = """
+window.panelsAtFirstFrame = null;
+const watching = new MutationObserver(() => {
+  if (!document.querySelector('.fv-root[data-frame]')) return;
+  window.panelsAtFirstFrame = document.body.innerText.includes('Imputed boxes');
+  watching.disconnect();
+});
+watching.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-frame'], childList: true});
+"""
 WORST_FIRST = ["walk_c.mp4", "walk_a.mp4", "broken.mp4", "walk_b.mp4"]  # 4, 3, 0 (failed), 0 flagged frames; ties by name
 GRID = '[data-testid="stDataFrame"]'
 ROW_HEIGHT = 35  # Streamlit's dataframe rows (and its header row)
@@ -143,8 +153,12 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
              "the table sorted by name")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
-    wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link").click()
+    opener = wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
+    browser.execute_script(WATCH_FIRST_FRAME)
+    opener.click()
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
+    # the frame first, the panels beside it once the viewer says it is on screen (pages/review.py, workspace)
+    assert browser.execute_script("return window.panelsAtFirstFrame") is False
     assert browser.find_element("tag name", "h1").text == "Review"
     wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL")
     assert metric_value(browser, "Flagged frames") == "3"  # the batch's flags, at its thresholds

@@ -144,6 +144,31 @@ def test_the_frame_a_move_from_python_shows_is_prepared_before_the_viewer_asks(t
     assert nearest_frame(decoded(get(f"{url}7.jpg?now")), originals) == 7
 
 
+def test_a_page_waiting_for_its_viewers_frame_hears_when_that_frame_is_shown(sample_slice):
+    """A viewer sent with ``announce`` POSTs ``<frame>/shown`` once it drew that frame: the wait for that
+    frame ends then (another frame's or video's POST does not end it), and without one it ends at its timeout."""
+    import concurrent.futures
+
+    info = probe(sample_slice)
+    url = frames.frames_url(info)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        start = time.monotonic()
+        waiting = pool.submit(frames.wait_until_shown, info, 9, 20.0)
+        time.sleep(0.2)  # the page waits...
+        assert asyncio.run(_post(f"{url}8/shown")).status_code == 204 and not waiting.done(), "another frame"
+        assert asyncio.run(_post("/api/viewer/frames/nosuchvideo/9/shown")).status_code == 404
+        assert asyncio.run(_post(f"{url}9/shown")).status_code == 204
+        assert waiting.result(timeout=5) is True and time.monotonic() - start < 5
+    start = time.monotonic()
+    assert frames.wait_until_shown(info, 9, 0.3) is False and 0.3 <= time.monotonic() - start < 2, "nobody answered"
+    assert get(f"{url}9/shown").status_code in (404, 405), "a GET does not say it"
+
+
+async def _post(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=SERVER, base_url="http://127.0.0.1") as client:
+        return await client.post(url)
+
+
 def test_the_app_server_answers_404_under_the_prefix_not_its_page(tmp_path, shared_cache):
     """Streamlit answers its page, with 200, for a path no route takes: the catch-all route stops that
     (a path that climbs, encoded or not, is refused by Streamlit itself, 400, before any route)."""

@@ -84,8 +84,10 @@ def _by_frame(frame: np.ndarray, xyxy: np.ndarray) -> dict[str, list]:
     return boxes
 
 
-def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None) -> None:
-    """The viewer, moved when Python made a move since it last drew."""
+def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None,
+                 announce: bool = False) -> None:
+    """The viewer, moved when Python made a move since it last drew; ``announce``: it says when it has
+    drawn the frame it is sent to (see :func:`ui.viewer.frames.wait_until_shown`)."""
     info, n = view.video.info, view.n_frames
     store = resources.verdict_store()
 
@@ -112,4 +114,5 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
                   "frames": frames.frames_url(info), "boxes": frames.boxes_url(review.detection_id, review.detections)},
         "view": view_payload(view, verdicts, selected, review.detections),
         "seek": [count, handshake.current_frame(n), reveal],
+        "announce": announce,
     })

@@ -215,6 +215,26 @@ def _prepare_now(info: VideoInfo, index: int) -> None:
         _log.info("viewer frame %d of %s not prepared: %s", index, info.name, error)
 
 
+def wait_until_shown(info: VideoInfo, index: int, timeout: float) -> bool:
+    """Block until a viewer says frame ``index`` of ``info`` is on screen (a POST to the frame's URL
+    with ``/shown`` appended, made by a viewer sent with ``announce``), at most ``timeout`` s; whether
+    it did. The review page waits so before drawing what sits beside a viewer that was just
+    sent: drawn together, the page's other widgets kept the browser from drawing the frame."""
+    key = (info.fingerprint, index)
+    with _shown_lock:
+        event = _shown_waits.setdefault(key, threading.Event())
+    try:
+        return event.wait(timeout)
+    finally:
+        with _shown_lock:
+            if _shown_waits.get(key) is event:
+                del _shown_waits[key]
+
+
+_shown_waits: dict[tuple[str, int], threading.Event] = {}
+_shown_lock = threading.Lock()
+
+
 def boxes_url(detection_id: str, detections: Detections) -> str:
     """Where the viewer fetches every box of ``detections``, serving them from now on (their JSON
     is written at once, in the background: the viewer needs it before it shows any frame). The URL
@@ -261,6 +281,17 @@ async def _frame(request: Request) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers=HEADERS)
 
 
+async def _shown(request: Request) -> Response:
+    info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
+    if info is None:
+        return _not_found(request)
+    with _shown_lock:
+        event = _shown_waits.get((info.fingerprint, index))
+    if event is not None:
+        event.set()
+    return Response(status_code=204)
+
+
 async def _boxes(request: Request) -> Response:
     key = request.path_params["key"]
     detections = _detections.get(key)
@@ -281,5 +312,6 @@ def routes() -> list[Route]:
     """The routes for ``st.App(routes=...)``. The last one answers 404 for anything else under the
     prefix (Streamlit would answer its page, with 200, for a path no route takes)."""
     return [Route(PREFIX + "/frames/{key}/{index:int}.jpg", _frame, methods=["GET"]),
+            Route(PREFIX + "/frames/{key}/{index:int}/shown", _shown, methods=["POST"]),
             Route(PREFIX + "/boxes/{key}.json", _boxes, methods=["GET"]),
             Route(PREFIX + "/{rest:path}", _not_found)]

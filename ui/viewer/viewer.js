@@ -85,6 +85,7 @@ class Viewer {
     this.current = 0;
     this.direction = 1;
     this.seekCount = null;
+    this.announcing = null; // the frame a page waits to hear is drawn (announceShown)
     this.loading = 0; // frames being fetched ahead
     this.urgent = null; // {frame, entry}: the frame under the hand, being fetched first
     this.gone = false; // the server answered that it does not know this video (it was restarted)
@@ -137,6 +138,7 @@ class Viewer {
     if (count !== this.seekCount) {
       this.seekCount = count;
       this.reported = frame;
+      this.announcing = data.announce ? frame : null; // the page waits to hear it is drawn (see render)
       this.goTo(frame, false);
       if (reveal) this.root.scrollIntoView({ block: "start", behavior: "smooth" });
     } else {
@@ -809,6 +811,7 @@ class Viewer {
       this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
       this.root.dataset.boxes = this.boxes ? "drawn" : "loading"; // and whether its boxes are drawn on it
+      if (frame === this.announcing) this.announceShown(frame);
     }
     this.loadingNote.hidden = ready || this.gone;
     this.goneNote.hidden = !this.gone;
@@ -823,6 +826,13 @@ class Viewer {
     this.drawTimeline();
     this.root.dataset.view = this.view.id;
     this.root.dataset.flagged = this.flagCount;
+  }
+
+  // Tell the server the frame a just-sent viewer was moved to is on screen: the page draws the rest
+  // of itself only then (ui/viewer/frames.wait_until_shown), so it does not hold up this frame.
+  announceShown(frame) {
+    this.announcing = null;
+    fetch(`${this.video.frames}${frame}/shown`, { method: "POST" }).catch(() => {}); // unheard: the page waits less long
   }
 
   // What ``name``'s lane found on ``frame``, in a few words (``brief``: fewer, for a chip beside others).
