@@ -309,6 +309,7 @@ def batch_page(folder: str) -> None:
 
 
 flags.init_defaults()
+session.note_page("export")
 if DIR in st.query_params:
     batch_page(st.query_params[DIR])
     st.stop()

@@ -188,6 +188,7 @@ def watch(root: Path, seen: tuple[bool, int]) -> None:
 
 
 flags.init_defaults()
+session.note_page("fleet")
 st.title("Fleet")
 root = folder_panel()
 if root is None:

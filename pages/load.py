@@ -270,6 +270,7 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
 
 
 flags.init_defaults()
+session.note_page("load")
 if "--sample" in sys.argv:
     session.open_sample_once()
 

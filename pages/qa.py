@@ -191,6 +191,7 @@ def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
 
 
 flags.init_defaults()
+session.note_page("qa")
 restore_from_url()
 restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int), seed=(QA_SEED, int))
 st.title("Verdicts & thresholds")

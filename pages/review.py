@@ -19,10 +19,11 @@ from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
-from ui.viewer.component import VIEWER, frame_viewer
+from ui.viewer.component import frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
+VIEWER_MOUNTS = "_viewer_mounts"  # this full run brings Review up: the browser mounts the viewer anew
 SHOWN_WAIT_S = 0.6  # at most this long the page waits for a just-sent viewer to draw its frame (workspace)
 
 
@@ -145,7 +146,7 @@ def workspace() -> None:
     verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
-    if VIEWER not in st.session_state and st.context.headers:
+    if st.session_state.pop(VIEWER_MOUNTS, False) and st.context.headers:
         # The browser mounts the viewer anew (a link, a page switch, a reload): the viewer goes first,
         # and the rest of the page once it says its frame is on screen. Drawn in the same go, the side
         # panels and the selection below held the frame up: a link from Fleet showed it at p50 ~260 ms
@@ -246,6 +247,8 @@ def prepare_current_frame() -> None:
 
 
 flags.init_defaults()
+session.note_page("review")
+st.session_state[VIEWER_MOUNTS] = session.arrived()  # read once, by this run's workspace (not by its reruns)
 restore_from_url()
 prepare_current_frame()
 st.title("Review")

@@ -186,3 +186,25 @@ def test_fleets_link_to_the_video_this_tab_reviews_moves_it_to_frame_0_and_keeps
     at = follow(at, batch_link(batch, "walk_c.mp4"))
     assert at.session_state["frame"] == 0 and at.session_state["iou_track"] == pytest.approx(0.3)
     assert at.session_state["review"].video.relpath == "walk_c.mp4"
+
+
+def test_review_waits_for_its_viewers_frame_on_the_run_that_brings_it_up_not_on_its_reruns(env, batch, monkeypatch):
+    """In a browser's session, the run that brings Review up (a link, a reload, a switch from another
+    page) sends the viewer, waits until it says its frame is on screen, then draws the side panels
+    (pages/review.py, workspace). A rerun of the page on screen never waits: its viewer is already
+    there and says nothing, so a threshold move would wait out the timeout every time."""
+    import streamlit as st
+
+    waits = []
+    monkeypatch.setattr(frames, "wait_until_shown", lambda info, index, timeout: waits.append(index) or True)
+    monkeypatch.setattr(type(st.context), "headers", property(lambda _: {"host": "127.0.0.1"}))  # a browser's
+    at = review_at(batch, "walk_a.mp4", 4)
+    assert waits == [4] and at.slider(key="iou_track") is not None, "once, and the side panels still drawn"
+    at.slider(key="iou_track").set_value(0.3)
+    run(at)
+    assert waits == [4], "a threshold move waited for a frame"
+    at.switch_page("pages/qa.py")
+    run(at)
+    at.switch_page("pages/review.py")
+    run(at)
+    assert waits == [4, 4], "back from another page: the viewer mounts anew"

@@ -31,6 +31,7 @@ REVIEW = "review"  # the Review
 # Beside the review, not part of it: they outlive a change of video or detections.
 DETECTION_PROGRESS = "detection_progress"  # (done, total) of the run in progress: Cancel reports it
 ANNOTATOR = "annotator"  # widget: who gives the verdicts
+_PAGE, _PREVIOUS_PAGE = "_page", "_previous_page"  # the page of this full run, and the last one's (note_page)
 _SAMPLE_OFFERED = "_sample_offered"  # --sample opens the sample once per tab
 FILE_BOXES = DetectorSpec(conf=0.0)  # the "detector" of boxes read from a file: no model ran, every box is shown
 
@@ -232,3 +233,15 @@ def selection() -> tuple[VideoSelection, FlickerSettings] | tuple[None, None]:
 
 def annotator() -> str:
     return str(st.session_state.get(ANNOTATOR, "")).strip()
+
+
+def note_page(name: str) -> None:
+    """Called at the top of every page (a full run, not a fragment's): the page this run shows."""
+    st.session_state[_PREVIOUS_PAGE] = st.session_state.get(_PAGE)
+    st.session_state[_PAGE] = name
+
+
+def arrived() -> bool:
+    """Whether this full run brings its page up: the session's first run (a link opened, a reload)
+    or a switch from another page, not a rerun of the page on screen."""
+    return st.session_state.get(_PREVIOUS_PAGE) != st.session_state.get(_PAGE)
