@@ -12,6 +12,11 @@ frames by its fingerprint (:func:`frames_url`), boxes by a hash of the detection
 The frame under the hand is asked for with ``?now`` and decoded by a reader of its own, so a seek
 does not wait behind the frames the viewer fetches ahead (nor behind a fetch ahead of that same frame).
 A request the viewer dropped (the hand moved on) before its turn to decode is not decoded.
+
+One route goes the other way: a viewer the page has just sent (a link, a page switch, a reload)
+POSTs ``<frame>/shown`` once that frame is painted, and the review page, waiting in
+:func:`wait_until_shown`, draws the rest of itself only then: drawn together, its other widgets held
+the frame up.
 """
 from __future__ import annotations
 
