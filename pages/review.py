@@ -149,8 +149,8 @@ def workspace() -> None:
     if st.session_state.pop(VIEWER_MOUNTS, False) and st.context.headers:
         # The browser mounts the viewer anew (a link, a page switch, a reload): the viewer goes first,
         # and the rest of the page once it says its frame is on screen. Drawn in the same go, the side
-        # panels and the selection below held the frame up: a link from Fleet showed it at p50 ~260 ms
-        # on the sample, ~120 ms this way. (No browser, as under AppTest: nothing would answer.)
+        # panels and the selection below held the frame up (bench/latency.py, the Fleet page's link on the
+        # sample: p50 336 -> 216 ms). No browser, as under AppTest: nothing would answer, nothing waits.
         with viewer_column:
             frame_viewer(view, verdicts, selection.frames if selection else None, announce=True)
         frames.wait_until_shown(view.video.info, handshake.current_frame(view.n_frames), SHOWN_WAIT_S)
