@@ -138,7 +138,7 @@ class Viewer {
     if (count !== this.seekCount) {
       this.seekCount = count;
       this.reported = frame;
-      this.announcing = data.announce ? frame : null; // the page waits to hear it is drawn (see render)
+      this.announcing = data.announce ? frame : null; // the page waits to hear a frame is drawn (see render)
       this.goTo(frame, false);
       if (reveal) this.root.scrollIntoView({ block: "start", behavior: "smooth" });
     } else {
@@ -811,7 +811,7 @@ class Viewer {
       this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
       this.root.dataset.boxes = this.boxes ? "drawn" : "loading"; // and whether its boxes are drawn on it
-      if (frame === this.announcing) this.announceShown(frame);
+      if (this.announcing !== null) this.announceShown(this.announcing); // the hand may have moved on: drawn is drawn
     }
     this.loadingNote.hidden = ready || this.gone;
     this.goneNote.hidden = !this.gone;
@@ -828,8 +828,9 @@ class Viewer {
     this.root.dataset.flagged = this.flagCount;
   }
 
-  // Tell the server the frame a just-sent viewer was moved to is on screen: the page draws the rest
-  // of itself only then (ui/viewer/frames.wait_until_shown), so it does not hold up this frame.
+  // Tell the server a just-sent viewer has its first frame on screen (named by the frame it was sent
+  // to, which the page waits on): the page draws the rest of itself only then
+  // (ui/viewer/frames.wait_until_shown), so it does not hold up this frame.
   announceShown(frame) {
     this.announcing = null;
     const url = `${this.video.frames}${frame}/shown`;
