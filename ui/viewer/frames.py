@@ -28,6 +28,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -227,16 +228,26 @@ def wait_until_shown(info: VideoInfo, index: int, timeout: float) -> bool:
     sent: drawn together, the page's other widgets kept the browser from drawing the frame."""
     key = (info.fingerprint, index)
     with _shown_lock:
-        event = _shown_waits.setdefault(key, threading.Event())
+        waiting = _shown_waits.setdefault(key, _Waiting(threading.Event()))
+        waiting.count += 1
     try:
-        return event.wait(timeout)
+        return waiting.event.wait(timeout)
     finally:
         with _shown_lock:
-            if _shown_waits.get(key) is event:
+            waiting.count -= 1
+            if not waiting.count and _shown_waits.get(key) is waiting:
                 del _shown_waits[key]
 
 
-_shown_waits: dict[tuple[str, int], threading.Event] = {}
+@dataclass
+class _Waiting:
+    """The pages waiting for one frame of one video (two tabs may open the same link at once)."""
+
+    event: threading.Event
+    count: int = 0
+
+
+_shown_waits: dict[tuple[str, int], _Waiting] = {}
 _shown_lock = threading.Lock()
 
 
@@ -291,9 +302,9 @@ async def _shown(request: Request) -> Response:
     if info is None:
         return _not_found(request)
     with _shown_lock:
-        event = _shown_waits.get((info.fingerprint, index))
-    if event is not None:
-        event.set()
+        waiting = _shown_waits.get((info.fingerprint, index))
+    if waiting is not None:
+        waiting.event.set()
     return Response(status_code=204)
 
 
