@@ -86,8 +86,8 @@ def _by_frame(frame: np.ndarray, xyxy: np.ndarray) -> dict[str, list]:
 
 def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None,
                  announce: bool = False) -> None:
-    """The viewer, moved when Python made a move since it last drew; ``announce``: it says when it has
-    drawn the frame it is sent to (see :func:`ui.viewer.frames.wait_until_shown`)."""
+    """The viewer, moved when Python made a move since it last drew; ``announce``: it says when its
+    first frame is on screen, naming the frame it is sent to (see :func:`ui.viewer.frames.wait_until_shown`)."""
     info, n = view.video.info, view.n_frames
     store = resources.verdict_store()
 
