@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -332,3 +333,68 @@ def test_a_batch_still_running_is_pushed_once_it_ends(fleet_app, batch, tmp_path
         assert push.disabled and "a batch is still writing it" in at.info[0].value
     at.run()
     assert not next(b for b in at.button if b.label == "Push").disabled
+
+
+def _task_dir(root: Path) -> Path:
+    from core.lightly.datasource import Datasource
+    return Datasource(root).task_dir(fleet.read_tasks(root)[0])
+
+
+def _frame_file(root: Path, relpath: str, frame: int) -> Path:
+    from core.lightly.datasource import frame_name
+    n = fleet.open_video(root, relpath).info.frame_count
+    return _task_dir(root) / frame_name(relpath, frame, n, ".json")
+
+
+def _cached_files(cache: Path) -> list[Path]:
+    return sorted((cache / fleet.PREDICTIONS_CACHE).glob("*.npz"))
+
+
+def test_a_batch_videos_predictions_are_read_from_disk_once_and_again_when_a_file_changes(batch, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "out"
+    shutil.copytree(batch, root, symlinks=True)
+    first = fleet.open_video(root, "walk_c.mp4").detections
+    (cached,) = _cached_files(tmp_path / "cache")
+
+    def no_import(*args, **kwargs):
+        raise AssertionError("the export was read again while its files were unchanged")
+    with monkeypatch.context() as patched:
+        patched.setattr(fleet, "import_predictions", no_import)
+        again = fleet.open_video(root, "walk_c.mp4").detections
+    assert np.array_equal(again.xyxy, first.xyxy) and np.array_equal(again.frame, first.frame)
+    assert np.array_equal(again.score, first.score) and again.names == first.names
+
+    # an annotator's edit of one frame's file (rewritten whole, as an editor saves): read again, edit included
+    path = _frame_file(root, "walk_c.mp4", 5)
+    data = json.loads(path.read_text())
+    data["predictions"] = [{"category_id": data["predictions"][0]["category_id"] if data["predictions"] else 0,
+                            "bbox": [1, 2, 30, 40], "score": 0.5}]
+    path.with_suffix(".tmp").write_text(json.dumps(data))
+    path.with_suffix(".tmp").replace(path)
+    edited = fleet.open_video(root, "walk_c.mp4").detections
+    assert edited.xyxy[edited.frame == 5].tolist() == [[1, 2, 31, 42]]
+    assert len(_cached_files(tmp_path / "cache")) == 2 and cached in _cached_files(tmp_path / "cache")
+
+
+def test_a_damaged_cache_file_is_replaced_and_a_link_in_the_export_is_never_cached(batch, tmp_path, monkeypatch):
+    from core.lightly.validate import PredictionFormatError
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "out"
+    shutil.copytree(batch, root, symlinks=True)
+    expected = fleet.open_video(root, "walk_a.mp4").detections
+    (cached,) = _cached_files(tmp_path / "cache")
+    cached.write_bytes(b"PK\x03\x04 not a zip")
+    assert np.array_equal(fleet.open_video(root, "walk_a.mp4").detections.xyxy, expected.xyxy)
+    assert np.array_equal(fleet.Detections.load(cached).xyxy, expected.xyxy)  # written again, whole
+
+    path = _frame_file(root, "walk_a.mp4", 3)
+    outside = tmp_path / "elsewhere.json"
+    shutil.copy(path, outside)
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(PredictionFormatError, match="symbolic link"):
+        fleet.open_video(root, "walk_a.mp4")
+    path.unlink()
+    with pytest.raises(PredictionFormatError, match="missing"):
+        fleet.open_video(root, "walk_a.mp4")

@@ -215,13 +215,14 @@ def _batch_videos() -> FileMemo:
 def batch_video(root: Path, relpath: str) -> BatchVideo:
     """One video of a batch output folder with its detections (``core.fleet.open_video``), read once
     while neither the batch's manifest nor the video changes: reading them back from the export is
-    ~0.3 s for the 795-frame sample and seconds for 18,000 frames, paid by every Fleet link. The
-    video is checked against ``FLICKER_ROOTS`` on every use."""
+    ~0.3 s for the 795-frame sample and seconds for 18,000 frames the first time, ~0.1 s once
+    ``core.fleet.read_predictions`` has them on disk. The probe is ``video_info``'s, shared with the
+    pages. The video is checked against ``FLICKER_ROOTS`` on every use."""
     from core import fleet
     from core.lightly.datasource import Datasource
 
     manifest = Datasource(root).manifest
-    video = _batch_videos().get((str(root), relpath), lambda: fleet.open_video(root, relpath),
+    video = _batch_videos().get((str(root), relpath), lambda: fleet.open_video(root, relpath, lambda path: video_info(path)[0]),
                                 lambda value: [manifest, value.info.path])
     paths.check_allowed(video.info.path)
     return video
