@@ -179,6 +179,11 @@ class Keyboard:
         self.command("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
                                                   "buttons": 1 if pressed else 0, "clickCount": 1})
 
+    def hover(self, x: float, y: float) -> None:
+        """The pointer moved to viewport pixels (x, y), no button held."""
+        self.command("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "none", "buttons": 0})
+        self.drain()
+
     def click(self, x: float, y: float) -> None:
         self.mouse("mousePressed", x, y)
         self.mouse("mouseReleased", x, y)
@@ -538,8 +543,8 @@ return !!link;
 def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path | None, data_dir: Path,
                   seed: int = 2) -> tuple[list[float], list[float]]:
     """``clicks`` times: a verdict on a frame far from any shown (written to the app's store as a
-    reviewer in another tab would), the Verdicts page opened from the sidebar, its "Open in Review"
-    on that frame clicked: timed from the mouse press to the frame's full image in Review, and from
+    reviewer in another tab would), the Verdicts page opened from the sidebar, the pointer moved onto
+    its "Open in Review" on that frame and, 0.5 s later, pressed: timed from the mouse press to the frame's full image in Review, and from
     the viewer's appearance to it (the rest is the page switch)."""
     import random
 
@@ -558,7 +563,8 @@ def verdict_links(browser, keyboard: Keyboard, clicks: int, n: int, video: Path 
         selector = "#bench-open"  # the frame's Open in Review: a button (older pages) or a link to Review
         wait_for(browser, lambda: browser.execute_script(OPEN_IN_REVIEW, frame), 60, f"Open in Review for frame {frame}")
         box = element_box(browser, selector)
-        time.sleep(0.5)  # scrolled to it: a person finds the button
+        keyboard.hover(box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)
+        time.sleep(0.5)  # scrolled to it: a person finds the button, the pointer on it, and presses
         browser.execute_script(OPEN_IN_REVIEW, frame)  # again: a rerun may have drawn it anew
         box = element_box(browser, selector)
         start = len(browser.execute_script("return __bench.events"))

@@ -205,3 +205,37 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
         jump.click()
         keys("jk")  # text, not moves (a number box takes no letters)
         assert shown_frame(browser) == second
+
+
+def test_a_pointer_resting_on_a_verdicts_open_in_review_link_asks_for_that_frame_before_the_press(
+        walk_hog, tmp_path, shared_cache, browser):
+    """On the Verdicts page, the reviewed list's "Open in Review" for a frame far from the queue: no
+    request for its JPEG while the pointer is elsewhere; once the pointer rests on the link, one (not
+    ``?now``: behind the frame under a hand); the press then opens Review on that frame."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from core.verdicts import VerdictStore
+    from core.video import fingerprint_file
+
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    far = 700
+    VerdictStore(tmp_path / "data" / "verdicts.sqlite").set(fingerprint_file(SAMPLE_VIDEO), far, "unsure", annotator="t")
+    asked = lambda: browser.execute_script(  # noqa: E731
+        "return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/frames/'))"
+        f".filter((n) => /\\/{far}\\.jpg(\\?now)?$/.test(n))")
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/qa"]').click()
+        link = f'a[data-testid="stPageLink-NavLink"][href*="frame={far}&"], a[data-testid="stPageLink-NavLink"][href$="frame={far}"]'
+        wait_for(browser, lambda: browser.find_elements("css selector", link), 60, f"Open in Review for frame {far}")
+        wait_for(browser, lambda: browser.find_elements("css selector", ".vq-root"), 30, "the verdict queue")
+        anchor = browser.find_element("css selector", link)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", anchor)
+        ActionChains(browser).move_to_element(browser.find_element("css selector", "h1")).perform()
+        assert asked() == [], "asked for before any pointer came near its link"
+        ActionChains(browser).move_to_element(anchor).pause(0.3).perform()
+        wait_for(browser, lambda: asked(), 10, f"frame {far}'s JPEG asked for while the pointer rests on its link")
+        assert all(not name.endswith("?now") for name in asked()), asked()
+        ActionChains(browser).click(anchor).perform()
+        wait_for(browser, lambda: browser.find_elements("css selector", ".fv-root") and shown_frame(browser) == far, 60,
+                 f"Review on frame {far}")
