@@ -38,8 +38,11 @@ objects far more often than the rest of their band (0.81 against 0.19 in one sim
 and more verdicts only narrow the interval onto that wrong value. So each pair cuts every stratum
 into two *cells*, the frames it flags and the rest, both known exactly, and estimates each cell
 from its own verdicts (a simple random sample of the cell, given how many landed there): an
-unreviewed frame of a cell is a miss at the cell's rate, shrunk towards its stratum's rate by
-:data:`CELL_PRIOR` pseudo-verdicts (a cell without verdicts takes the stratum's rate). For every
+unreviewed frame of a cell is a miss at the cell's rate, shrunk by :data:`CELL_PRIOR`
+pseudo-verdicts towards a target that a cell without verdicts takes: its stratum's rate for the
+frames a pair does not flag, and for those it flags the mean of that rate and a miss model's mean
+chance over the cell's frames (:func:`_miss_model`: a gentle logistic regression of the verdicts on
+where in the grid each frame is flagged). For every
 pair ``TP = sum over cells flagged`` and ``misses = TP + the same over the cells it does not
 flag``; precision ``TP / flagged``, recall ``TP / misses``, F1 ``2 TP / (flagged + misses)``. As
 verdicts grow every cell rests on its own frames and the estimate converges on the truth at every
@@ -83,7 +86,9 @@ MIN_VERDICTS_PER_STRATUM = 2  # a within-stratum variance needs two
 FIRST_PHASE = 0.5  # share of a steered plan drawn by band before any verdict
 SECOND_PHASE_BY_BAND = 0.3  # share of the second phase that goes on by band, the rest aimed at the suggested pair
 PHASE_RATE_FLOOR = 0.05  # when aiming, a cell is taken to miss objects at a rate in [0.05, 0.95]
-CELL_PRIOR = 1.0  # pseudo-verdicts at its stratum's rate that a cell's own rate is shrunk with
+CELL_PRIOR = 1.0  # pseudo-verdicts that a cell's own rate is shrunk with (towards its stratum's rate; see _Cells.rates)
+MODEL_RIDGE = 1.0  # L2 penalty of the miss model's standardised slopes (see _miss_model)
+MIN_MODEL_VERDICTS = 4  # verdicts on frames some pair flags, with both answers among them, before a miss model is fitted
 
 Grid = Sequence[tuple[float, float]]
 Truths = Mapping[int, bool]  # frame -> True when it really misses an object (VerdictStore.truth)
@@ -353,6 +358,7 @@ class _Verdicts:
     sizes: np.ndarray  # (H,) frames per stratum
     counts: np.ndarray  # (H,) verdicts per stratum
     hits: np.ndarray  # (H,) verdicts confirming a miss per stratum
+    modelled: np.ndarray | None = None  # (n_frames,) each frame's chance of a miss by _miss_model (None: too few verdicts)
 
     @property
     def unrepresented(self) -> int:
@@ -371,6 +377,7 @@ class _Cells:
     reviewed_b: np.ndarray
     hits_a: np.ndarray
     hits_b: np.ndarray
+    modelled_a: np.ndarray | None = None  # the miss model's mean chance over the frames of each cell A
 
     @classmethod
     def of(cls, flags: np.ndarray, sample: _Verdicts) -> "_Cells":
@@ -381,16 +388,28 @@ class _Cells:
         verdict_strata = np.zeros((len(sample.frames), n_strata))
         verdict_strata[np.arange(len(sample.frames)), sample.stratum] = 1.0
         reviewed = flags[:, sample.frames].astype(np.float64)
-        size_a, reviewed_a, hits_a = flags @ frame_strata, reviewed @ verdict_strata, (reviewed * sample.truth) @ verdict_strata
-        return cls(size_a, sample.sizes - size_a, reviewed_a, sample.counts - reviewed_a, hits_a, sample.hits - hits_a)
+        if sample.modelled is None:
+            size_a = flags @ frame_strata
+            modelled_a = None
+        else:  # one product for the cells' sizes and their modelled misses
+            size_a, chances = np.split(flags @ np.hstack([frame_strata, frame_strata * sample.modelled[:, None]]), 2, axis=1)
+            modelled_a = chances / np.maximum(size_a, 1)
+        reviewed_a, hits_a = reviewed @ verdict_strata, (reviewed * sample.truth) @ verdict_strata
+        return cls(size_a, sample.sizes - size_a, reviewed_a, sample.counts - reviewed_a, hits_a, sample.hits - hits_a,
+                   modelled_a)
 
     def rates(self, sample: _Verdicts) -> tuple[np.ndarray, np.ndarray]:
-        """Each cell's miss rate: its own verdicts', shrunk towards its stratum's by CELL_PRIOR
-        pseudo-verdicts; a cell without verdicts takes the stratum's. As verdicts grow, every cell
-        rests on its own frames: the band's rate no longer stands in for frames a pair singles out."""
+        """Each cell's miss rate: its own verdicts', shrunk by CELL_PRIOR pseudo-verdicts towards a
+        target that a cell without verdicts takes. The target of the frames a pair does not flag (B)
+        is their stratum's rate. That of the frames it flags (A) is the mean of the stratum's rate
+        and the miss model's mean chance over the cell's frames: a selective pair's few flagged frames
+        in a large band can miss an object every time while the band's rate is 0.07, and their flag
+        profiles say so where no verdict landed among them. As verdicts grow, every cell rests on its
+        own frames, so the estimate still converges on the truth at every pair."""
         band_rate = sample.hits / np.maximum(sample.counts, 1)
-        shrunk = lambda hits, reviewed: (hits + CELL_PRIOR * band_rate) / (reviewed + CELL_PRIOR)  # noqa: E731
-        return shrunk(self.hits_a, self.reviewed_a), shrunk(self.hits_b, self.reviewed_b)
+        target_a = band_rate if self.modelled_a is None else (band_rate + self.modelled_a) / 2
+        shrunk = lambda hits, reviewed, target: (hits + CELL_PRIOR * target) / (reviewed + CELL_PRIOR)  # noqa: E731
+        return shrunk(self.hits_a, self.reviewed_a, target_a), shrunk(self.hits_b, self.reviewed_b, band_rate)
 
 
 def precision_recall(index: FlickerIndex, verdicts: Truths, grid: Grid = DEFAULT_GRID,
@@ -489,7 +508,57 @@ def _post_stratify(default_flags: np.ndarray, verdicts: Truths, focus: tuple[flo
     stratum = of_frame[frames]
     counts = np.bincount(stratum, minlength=n_strata).astype(np.float64)
     hits = np.bincount(stratum, weights=truth, minlength=n_strata)
-    return _Verdicts(frames, truth, stratum, of_frame, sizes, counts, hits)
+    return _Verdicts(frames, truth, stratum, of_frame, sizes, counts, hits, _miss_model(default_flags, frames, truth))
+
+
+_PROFILES: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(default flags) -> _flag_profiles, while they live
+
+
+def _flag_profiles(default_flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, whether any pair of DEFAULT_GRID flags it, and the features the miss model reads
+    from where in the grid it is flagged (standardised over those frames, after a column of ones):
+    its depth and its square; the share of tracking thresholds that flag it at the loosest assertion
+    threshold (how well its neighbours' boxes match: pair IoU); the share of assertion thresholds
+    that flag it at the loosest tracking threshold (how far the nearest box is from the imputed
+    one: best centre IoU)."""
+    key = id(default_flags)
+    if key not in _PROFILES:
+        staircase = default_flags.reshape(len(GRID_STEPS), len(GRID_STEPS), -1)  # (tracking, assertion, frame)
+        flagged = staircase.any(axis=(0, 1))
+        depth = staircase[:, :, flagged].mean(axis=(0, 1))
+        columns = np.stack([depth, depth ** 2, staircase[:, -1, flagged].mean(axis=0), staircase[0, :, flagged].mean(axis=1)], 1)
+        columns = (columns - columns.mean(axis=0)) / np.maximum(columns.std(axis=0), 1e-9) if len(columns) else columns
+        features = np.zeros((len(flagged), columns.shape[1] + 1))
+        features[:, 0] = 1.0
+        features[flagged, 1:] = columns
+        _PROFILES[key] = flagged, features
+        weakref.finalize(default_flags, _PROFILES.pop, key, None)
+    return _PROFILES[key]
+
+
+def _miss_model(default_flags: np.ndarray, frames: np.ndarray, truth: np.ndarray) -> np.ndarray | None:
+    """Each frame's chance of a miss from its flag profile (:func:`_flag_profiles`): a logistic
+    regression on the verdicts of frames some pair flags, its slopes held back by an L2 penalty
+    (MODEL_RIDGE) so that a few verdicts give a gentle model; None until MIN_MODEL_VERDICTS such
+    verdicts hold both answers. Frames no pair flags get 0 (no pair's flagged cell holds them)."""
+    if default_flags.shape[0] != len(GRID_STEPS) ** 2:
+        return None
+    flagged, features = _flag_profiles(default_flags)
+    used = flagged[frames]
+    x, y = features[frames[used]], truth[used]
+    if len(y) < MIN_MODEL_VERDICTS or y.min() == y.max():
+        return None
+    penalty = np.full(x.shape[1], MODEL_RIDGE)
+    penalty[0] = 1e-6  # the intercept is free
+    weights = np.zeros(x.shape[1])
+    for _ in range(50):  # Newton's method: the penalised log-likelihood is strictly concave
+        chance = 1 / (1 + np.exp(-(x @ weights)))
+        step = np.linalg.solve((x * (chance * (1 - chance))[:, None]).T @ x + np.diag(penalty),
+                               x.T @ (chance - y) + penalty * weights)
+        weights -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return np.where(flagged, 1 / (1 + np.exp(-(features @ weights))), 0.0)
 
 
 def _merged_strata(verdicts_per_band: np.ndarray) -> np.ndarray:
