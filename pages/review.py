@@ -131,8 +131,9 @@ def boxes_source_caption() -> None:
     if (root := session.batch_root()) is not None:
         left, right = st.columns([3, 1], vertical_alignment="center")
         left.caption(f"Boxes and settings from the batch output folder `{root}` (nothing was detected here).")
-        right.page_link("pages/fleet.py", label="Back to the batch on the Fleet page", icon=":material/view_list:",
-                        query_params={"dir": str(root)})
+        # short enough for the column at 1280 px (the longer label was cut there)
+        right.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:",
+                        query_params={"dir": str(root)}, help="This batch's videos on the Fleet page")
     elif (boxes := session.boxes_file()) is not None:
         origin = f"`{boxes.path}`" if boxes.path is not None else f"the upload {boxes.name}"
         st.caption(f"Boxes read from {origin} ({boxes.format}), not detected here.")

@@ -107,7 +107,7 @@ def test_a_detector_review_writes_assertions_only_when_a_sibling_is_on(fresh, tm
 def test_review_of_a_batch_video_links_back_to_the_batchs_fleet_page(fresh, ghost_batch):
     at = review_link(fresh, {"batch": str(ghost_batch), "relpath": "walk_b.mp4"})
     assert any(f"batch output folder `{ghost_batch}`" in c.value for c in at.caption)
-    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == "Back to the batch on the Fleet page"]
+    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == "Back to the batch"]
     assert link.page == "fleet" and link.query_string == f"dir={ghost_batch}".replace("/", "%2F")
 
 
