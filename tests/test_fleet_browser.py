@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import CHROMEDRIVER, CHROMIUM, metric_value, page_link, press, shown_frame, streamlit_server, wait_for
+from core.fleet import PREDICTIONS_CACHE
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
 
@@ -169,7 +170,9 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     browser.refresh()  # F5: the batch's export is read again, the detection cache is still empty
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page after a reload")
     assert metric_value(browser, "Flagged frames") == "3" and "not cached" not in body(browser)
-    assert not list(cache.rglob("*.npz")), "nothing was detected"
+    kept = list(cache.rglob("*.npz"))
+    assert all(PREDICTIONS_CACHE in path.parts for path in kept), f"nothing was detected: {kept}"
+    assert kept, "the batch's predictions, kept for the next server (core.fleet.read_predictions)"
 
     wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
     press(browser, "k")  # the first flagged frame, then a verdict on it
