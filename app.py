@@ -33,13 +33,16 @@ if __name__ != "__main__":
     app = st.App(__file__, lifespan=_pages_from_navigation_only, routes=[*frames.routes(), *verdict_routes.routes()])
 else:
     st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
+    from ui.viewer.component import PRELOAD_KEY
     # Less blank space above each page's title than Streamlit's default: the review page needs the
     # height to show the frame, its timeline and its neighbours on one screen.
     # Metrics in a narrow column (Review's side column at 1100 px with the sidebar open) shrink their
     # figures rather than cut them to "2,..." (a cut label keeps its ellipsis).
     st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
             "[data-testid='stMetric'] { container-type: inline-size; }"
-            "@container (max-width: 100px) { [data-testid='stMetricValue'] { font-size: 1.5rem; } }</style>")
+            "@container (max-width: 100px) { [data-testid='stMetricValue'] { font-size: 1.5rem; } }"
+            # the viewer's preload draws nothing, and takes no room either (ui.viewer.component.preload_viewer)
+            f".st-key-{PRELOAD_KEY} {{ display: none; }}</style>")
 
     navigation = st.navigation(
         [

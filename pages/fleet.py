@@ -12,6 +12,7 @@ from core.verdicts import default_store_path
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.url import batch_link
+from ui.viewer.component import preload_viewer
 
 DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
@@ -189,6 +190,7 @@ def watch(root: Path, seen: tuple[bool, int]) -> None:
 
 flags.init_defaults()
 session.note_page("fleet")
+preload_viewer()  # this page links to Review
 st.title("Fleet")
 root = folder_panel()
 if root is None:

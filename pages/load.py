@@ -17,6 +17,7 @@ from core.uploads import save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
+from ui.viewer.component import preload_viewer
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
 BOX_ORIGINS = ("Upload", "Local path")
@@ -271,6 +272,7 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
 
 flags.init_defaults()
 session.note_page("load")
+preload_viewer()  # this page links to Review
 if "--sample" in sys.argv:
     session.open_sample_once()
 

@@ -266,6 +266,13 @@ def page_link(browser, text):
                  if text in a.text and a.is_displayed()), None)
 
 
+def components_code_loaded(browser) -> bool:
+    """Whether the page has fetched Streamlit's code for components (a lazily loaded script, fetched
+    when a page draws its first component; pages that link to Review draw one ahead: preload_viewer)."""
+    return browser.execute_script(
+        "return performance.getEntriesByType('resource').some((e) => /\\/BidiComponent\\.[\\w-]+\\.js$/.test(e.name))")
+
+
 def metric_value(browser, label):
     """The value of the metric labelled ``label`` (None while there is none)."""
     for element in browser.find_elements("css selector", '[data-testid="stMetric"]'):

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, button, metric_value, press, shown_frame, streamlit_server, wait_for
+from conftest import (CHROMEDRIVER, CHROMIUM, button, components_code_loaded,
+                      metric_value, press, shown_frame, streamlit_server, wait_for)
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,6 +54,7 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     # the progress bar's count changes with every few frames detected: 90 s without one is a stall
     link = wait_for(browser, lambda: browser.find_element("partial link text", "Review flickering frames"), 90,
                     "detection to finish")
+    assert components_code_loaded(browser), "Review's viewer would fetch Streamlit's component code after the click"
     link.click()
     wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 60, "the review page")
     assert browser.find_element("tag name", "h1").text == "Review"

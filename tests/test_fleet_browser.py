@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, metric_value, page_link, press, shown_frame, streamlit_server, wait_for
+from conftest import (CHROMEDRIVER, CHROMIUM, components_code_loaded,
+                      metric_value, page_link, press, shown_frame, streamlit_server, wait_for)
 from core.fleet import PREDICTIONS_CACHE
 from core.paths import exclusive_lock
 from fleet_batch import make_batch
@@ -155,6 +156,8 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
              "the table sorted by name")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
     opener = wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
+    # Streamlit's code for components is in the page already: Review's viewer mounts without fetching it
+    wait_for(browser, lambda: components_code_loaded(browser), 10, "the component code, before the link is pressed")
     browser.execute_script(WATCH_FIRST_FRAME)
     opener.click()
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
