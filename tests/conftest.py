@@ -208,6 +208,17 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_written_home(tmp_path_factory) -> Iterator[None]:
+    """The app's cache and data folders default to the user's home (core.paths); the tests use this
+    session's own, so they never fill (or read) a real cache, store or export there. A test that
+    needs others sets them itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLICKER_CACHE_DIR", str(tmp_path_factory.mktemp("home-cache")))
+        patch.setenv("FLICKER_DATA_DIR", str(tmp_path_factory.mktemp("home-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """A detection cache shared by the app tests and the slow end-to-end tests, so each detection
