@@ -159,6 +159,7 @@ def test_a_page_waiting_for_its_viewers_frame_hears_when_that_frame_is_shown(sam
         assert gives_up.result(timeout=5) is False
         assert asyncio.run(_post(f"{url}8/shown")).status_code == 204 and not waiting.done(), "another frame"
         assert asyncio.run(_post("/api/viewer/frames/nosuchvideo/9/shown")).status_code == 404
+        assert asyncio.run(_post(f"{url}{info.frame_count}/shown")).status_code == 404, "a frame past the end"
         assert asyncio.run(_post(f"{url}9/shown")).status_code == 204
         assert waiting.result(timeout=5) is True and time.monotonic() - start < 5
     start = time.monotonic()

@@ -299,7 +299,7 @@ async def _frame(request: Request) -> Response:
 
 async def _shown(request: Request) -> Response:
     info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
-    if info is None:
+    if info is None or not 0 <= index < info.frame_count:  # as the frame route: no such frame to have shown
         return _not_found(request)
     with _shown_lock:
         waiting = _shown_waits.get((info.fingerprint, index))
