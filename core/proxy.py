@@ -13,6 +13,10 @@ seeks, against the original's (PSNR >= ``MIN_PSNR_DB``). One that fails is never
 """
 from __future__ import annotations
 
+import math
+import os
+import re
+import stat
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +32,8 @@ PROXY_GOP = 12
 PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
 MIN_PSNR_DB = 35.0
 CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
+DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
+_PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+-v([0-9]+)\.mp4")
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
@@ -48,7 +54,66 @@ def build_seek_proxy(info: VideoInfo, target: Path, cancel: threading.Event | No
                 raise _Rejected
     except (_Rejected, av.error.FFmpegError, OSError, VideoError):
         return None
+    prune_proxies(target.parent, keep=target)
     return target
+
+
+def cache_limit_bytes() -> int:
+    """How much the proxies may take on disk: FLICKER_PROXY_CACHE_GB, else DEFAULT_CACHE_GB."""
+    text = os.environ.get("FLICKER_PROXY_CACHE_GB", "").strip()
+    try:
+        gigabytes = float(text) if text else DEFAULT_CACHE_GB
+    except ValueError:
+        gigabytes = DEFAULT_CACHE_GB
+    if not math.isfinite(gigabytes):  # "nan", "inf": not a size
+        gigabytes = DEFAULT_CACHE_GB
+    return int(max(gigabytes, 0.0) * 1024 ** 3)
+
+
+def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | None = None) -> list[Path]:
+    """Delete proxies until the rest fit in ``limit_bytes`` (default :func:`cache_limit_bytes`):
+    those of an older PROXY_VERSION first (never opened again), then the least recently used (a
+    proxy's mtime is renewed each time a reader opens it). ``keep`` (the one just built) stays
+    whatever its size. Only plain files named as proxies are counted or touched: no links, no
+    builds in progress. A reader that has a deleted proxy open reads on; the next one starts a new
+    build. Returns what was deleted."""
+    limit = cache_limit_bytes() if limit_bytes is None else limit_bytes
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _PROXY_NAME.fullmatch(entry.name)
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if match and stat.S_ISREG(status.st_mode):
+            found.append((int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns, status.st_size, Path(entry.path)))
+    total = sum(size for _, _, size, _ in found)
+    deleted = []
+    for current, _, size, path in sorted(found):  # older versions first, then oldest use first
+        if total <= limit and current:
+            break
+        if keep is not None and path == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        deleted.append(path)
+        with _builds_lock:
+            _builds.pop(str(path), None)  # so the next reader of that video builds it again
+    return deleted
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves; only its pruning order suffers
 
 
 class _Rejected(Exception):
@@ -124,6 +189,7 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
         except VideoError:
             proxy = None
         if proxy is not None and proxy_matches(info, proxy):
+            _mark_used(target)
             return FrameReader(proxy, cache_frames)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:

@@ -1,3 +1,4 @@
+import os
 import random
 import shutil
 import threading
@@ -11,12 +12,16 @@ import numpy as np
 import pytest
 
 from core.proxy import (
+    DEFAULT_CACHE_GB,
     MIN_PSNR_DB,
     PROXY_GOP,
+    PROXY_VERSION,
     build_seek_proxy,
+    cache_limit_bytes,
     proxy_building,
     proxy_matches,
     proxy_path,
+    prune_proxies,
     psnr,
     reader_for_display,
 )
@@ -119,3 +124,54 @@ def test_cancelled_build_leaves_nothing(sample_video, tmp_path):
     info = probe(sample_video)
     assert build_seek_proxy(info, proxy_path(info, tmp_path), cancel=cancel) is None
     assert not list((tmp_path / "proxies").iterdir())
+
+
+def _stale(folder: Path, name: str, size: int, mtime: float) -> Path:
+    path = folder / name
+    with open(path, "wb") as file:
+        file.truncate(size)  # sparse: the size counts, the disk is spared
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_proxies_are_pruned_to_the_limit_oldest_use_first_and_only_proxies(tmp_path):
+    folder = tmp_path / "proxies"
+    folder.mkdir()
+    old_version = _stale(folder, f"{'a' * 64}-130-v1.mp4", 10, 5_000)  # never opened again: goes whatever the room
+    oldest = _stale(folder, f"{'b' * 64}-130-v{PROXY_VERSION}.mp4", 100, 1_000)
+    older = _stale(folder, f"{'c' * 64}-130-v{PROXY_VERSION}.mp4", 100, 2_000)
+    recent = _stale(folder, f"{'d' * 64}-130-v{PROXY_VERSION}.mp4", 100, 3_000)
+    just_built = _stale(folder, f"{'e' * 64}-130-v{PROXY_VERSION}.mp4", 500, 500)  # kept whatever its size
+    building = _stale(folder, f".{'f' * 64}-130-v{PROXY_VERSION}.mp4.x1.mp4", 999, 1)  # a build in progress
+    foreign = _stale(folder, "notes.mp4", 999, 1)
+    (folder / f"{'9' * 64}-130-v{PROXY_VERSION}.mp4").symlink_to(foreign)  # a link is never followed or deleted
+
+    deleted = prune_proxies(folder, keep=just_built, limit_bytes=650)
+    assert deleted == [old_version, oldest, older]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [recent.name, just_built.name, building.name, foreign.name, f"{'9' * 64}-130-v{PROXY_VERSION}.mp4"])
+    assert prune_proxies(folder, keep=just_built, limit_bytes=650) == []  # within the limit now
+    assert prune_proxies(tmp_path / "none", limit_bytes=0) == []
+
+
+def test_the_proxy_cache_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FLICKER_PROXY_CACHE_GB", "0.5")
+    assert cache_limit_bytes() == 512 * 1024 ** 2
+    for text in ("", "lots", "nan", "inf", "-3"):
+        monkeypatch.setenv("FLICKER_PROXY_CACHE_GB", text)
+        assert cache_limit_bytes() == (0 if text == "-3" else int(DEFAULT_CACHE_GB * 1024 ** 3))
+
+
+def test_a_new_proxy_makes_room_and_a_proxy_in_use_counts_as_recent(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_PROXY_CACHE_GB", "0.000001")  # ~1 KB: only the proxy just built fits, by exception
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (192, 144)))
+    folder = tmp_path / "proxies"
+    folder.mkdir()
+    stale = _stale(folder, f"{'b' * 64}-130-v{PROXY_VERSION}.mp4", 100_000, 1_000)
+    assert reader_for_display(info, tmp_path).info.path == info.path  # builds in the background
+    _wait_for_proxy(info, tmp_path)
+    target = proxy_path(info, tmp_path)
+    assert target.is_file() and not stale.exists()
+    os.utime(target, (1_000, 1_000))
+    assert reader_for_display(info, tmp_path).info.path == target  # the proxy, opened: its use renewed
+    assert target.stat().st_mtime > time.time() - 60
