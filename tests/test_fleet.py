@@ -350,12 +350,20 @@ def _cached_files(cache: Path) -> list[Path]:
     return sorted((cache / fleet.PREDICTIONS_CACHE).glob("*.npz"))
 
 
-def test_a_batch_videos_predictions_are_read_from_disk_once_and_again_when_a_file_changes(batch, tmp_path, monkeypatch):
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture
+def batch_copy(batch, tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A copy of the batch to edit, and an empty cache folder of its own."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(cache))
     root = tmp_path / "out"
     shutil.copytree(batch, root, symlinks=True)
+    return root, cache
+
+
+def test_a_batch_videos_predictions_are_read_from_disk_once_and_again_when_a_file_changes(batch_copy, monkeypatch):
+    root, cache = batch_copy
     first = fleet.open_video(root, "walk_c.mp4").detections
-    (cached,) = _cached_files(tmp_path / "cache")
+    (cached,) = _cached_files(cache)
 
     def no_import(*args, **kwargs):
         raise AssertionError("the export was read again while its files were unchanged")
@@ -374,16 +382,14 @@ def test_a_batch_videos_predictions_are_read_from_disk_once_and_again_when_a_fil
     path.with_suffix(".tmp").replace(path)
     edited = fleet.open_video(root, "walk_c.mp4").detections
     assert edited.xyxy[edited.frame == 5].tolist() == [[1, 2, 31, 42]]
-    assert len(_cached_files(tmp_path / "cache")) == 2 and cached in _cached_files(tmp_path / "cache")
+    assert len(_cached_files(cache)) == 2 and cached in _cached_files(cache)
 
 
-def test_a_damaged_cache_file_is_replaced_and_a_link_in_the_export_is_never_cached(batch, tmp_path, monkeypatch):
+def test_a_damaged_cache_file_is_replaced_and_a_link_in_the_export_is_never_cached(batch_copy, tmp_path):
     from core.lightly.validate import PredictionFormatError
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "out"
-    shutil.copytree(batch, root, symlinks=True)
+    root, cache = batch_copy
     expected = fleet.open_video(root, "walk_a.mp4").detections
-    (cached,) = _cached_files(tmp_path / "cache")
+    (cached,) = _cached_files(cache)
     cached.write_bytes(b"PK\x03\x04 not a zip")
     assert np.array_equal(fleet.open_video(root, "walk_a.mp4").detections.xyxy, expected.xyxy)
     assert np.array_equal(fleet.Detections.load(cached).xyxy, expected.xyxy)  # written again, whole
