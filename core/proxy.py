@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +35,8 @@ MIN_PSNR_DB = 35.0
 CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
 DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
 _PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+-v([0-9]+)\.mp4")
+_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+-v[0-9]+\.mp4\..+\.mp4")  # paths.atomic_path's, while a build writes
+ABANDONED_BUILD_S = 3600  # a build's file untouched this long was left by a killed process
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
@@ -75,22 +78,28 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
     those of an older PROXY_VERSION first (never opened again), then the least recently used (a
     proxy's mtime is renewed each time a reader opens it). ``keep`` (the one just built) stays
     whatever its size. Only plain files named as proxies are counted or touched: no links, no
-    builds in progress. A reader that has a deleted proxy open reads on; the next one starts a new
-    build. Returns what was deleted."""
+    builds in progress; but a build's file untouched for ABANDONED_BUILD_S (its process was
+    killed mid-write) goes whatever the room. A reader that has a deleted proxy open reads on; the
+    next one starts a new build. Returns what was deleted."""
     limit = cache_limit_bytes() if limit_bytes is None else limit_bytes
     found = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return []
+    abandoned_before = time.time_ns() - ABANDONED_BUILD_S * 10 ** 9
     for entry in entries:
         match = _PROXY_NAME.fullmatch(entry.name)
         try:
             status = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if match and stat.S_ISREG(status.st_mode):
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        if match:
             found.append((int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns, status.st_size, Path(entry.path)))
+        elif _BUILD_NAME.fullmatch(entry.name) and status.st_mtime_ns < abandoned_before:
+            found.append((False, status.st_mtime_ns, status.st_size, Path(entry.path)))  # goes first, as an old version
     total = sum(size for _, _, size, _ in found)
     deleted = []
     for current, _, size, path in sorted(found):  # older versions first, then oldest use first

@@ -142,12 +142,13 @@ def test_proxies_are_pruned_to_the_limit_oldest_use_first_and_only_proxies(tmp_p
     older = _stale(folder, f"{'c' * 64}-130-v{PROXY_VERSION}.mp4", 100, 2_000)
     recent = _stale(folder, f"{'d' * 64}-130-v{PROXY_VERSION}.mp4", 100, 3_000)
     just_built = _stale(folder, f"{'e' * 64}-130-v{PROXY_VERSION}.mp4", 500, 500)  # kept whatever its size
-    building = _stale(folder, f".{'f' * 64}-130-v{PROXY_VERSION}.mp4.x1.mp4", 999, 1)  # a build in progress
+    building = _stale(folder, f".{'f' * 64}-130-v{PROXY_VERSION}.mp4.x1.mp4", 999, time.time())  # a build writing
+    abandoned = _stale(folder, f".{'f' * 64}-130-v{PROXY_VERSION}.mp4.x2.mp4", 999, 1)  # its process killed mid-write
     foreign = _stale(folder, "notes.mp4", 999, 1)
     (folder / f"{'9' * 64}-130-v{PROXY_VERSION}.mp4").symlink_to(foreign)  # a link is never followed or deleted
 
     deleted = prune_proxies(folder, keep=just_built, limit_bytes=650)
-    assert deleted == [old_version, oldest, older]
+    assert deleted == [abandoned, old_version, oldest, older]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [recent.name, just_built.name, building.name, foreign.name, f"{'9' * 64}-130-v{PROXY_VERSION}.mp4"])
     assert prune_proxies(folder, keep=just_built, limit_bytes=650) == []  # within the limit now
