@@ -232,6 +232,8 @@ class YoloDetector:
 def _check_weights_path(weights: str, local: Path, suffix: str) -> None:
     if suffix not in MODEL_SUFFIXES:
         raise DetectorError(f"Unsupported model file {Path(weights).name!r}: expected one of {', '.join(MODEL_SUFFIXES)}")
+    if os.path.lexists(local) and not local.is_file():
+        raise DetectorError(f"Model file {weights} is not a regular file")
     if suffix in (".pt", ".onnx") and not local.is_file():
         # Ultralytics would try to download a missing .pt by name; we never go online.
         raise DetectorError(f"Weights file not found: {weights} (weights cannot be downloaded here; pass a local path)")
@@ -269,8 +271,9 @@ def _checked_model_yaml(weights: str, local: Path) -> Iterator[str]:
     """The model YAML Ultralytics is to build, checked first (:func:`check_model_yaml`); a local
     file is handed over as a private copy of the bytes checked, under its own name (the name gives
     the scale), so it cannot change between the check and the build. A bare name is a YAML shipped
-    inside Ultralytics (read by its own loader, checked all the same)."""
-    if not local.is_file():
+    inside Ultralytics (read by its own loader, checked all the same). Anything at that path, a
+    FIFO or a device included, is read as a local file (and refused if it is not a regular one)."""
+    if not os.path.lexists(local):
         from ultralytics.nn.tasks import yaml_model_load
 
         check_model_yaml(yaml_model_load(weights), Path(weights).name)

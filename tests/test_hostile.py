@@ -563,6 +563,24 @@ def test_plain_model_yamls_still_build(tmp_path):
     assert len(YoloDetector(weights, device="cpu", imgsz=64, backend="torch").names) == 80
 
 
+
+@pytest.mark.parametrize("kind, name", [("fifo", "m.yaml"), ("zero", "z.yaml"), ("zero", "z.pt"), ("folder", "d.yaml")])
+def test_a_model_path_that_is_not_a_regular_file_is_one_line_never_read(tmp_path, kind, name):
+    """A FIFO named .yaml blocked forever and /dev/zero named .yaml filled the memory: anything at
+    the path was taken for a bare Ultralytics model name, whose loader reads without a bound."""
+    from core.detect import YoloDetector
+    from core.errors import DetectorError
+
+    path = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zero":
+        os.symlink("/dev/zero", path)
+    else:
+        path.mkdir()
+    with pytest.raises(DetectorError, match="is not a regular file"):
+        YoloDetector(str(path), device="cpu", imgsz=64, backend="torch")
+
 # --- push never writes through a link planted in its target (issue 24) ----------------------------
 
 def test_push_refuses_a_target_whose_lightly_folder_is_a_link(export, tmp_path):
