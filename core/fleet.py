@@ -194,7 +194,8 @@ def write_settings(root: Path, detector: DetectorSpec, flicker: FlickerSettings)
               "flicker": {"iou_track": flicker.iou_track, "iou_assert": flicker.iou_assert,
                           "min_score": flicker.min_score, "assertions": list(flicker.assertions),
                           "options": asdict(flicker.options)}}
-    paths.write_atomic(root / SETTINGS_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    target = paths.check_no_links(root, root / SETTINGS_FILE, "The batch's state")
+    paths.write_atomic(target, orjson.dumps(record, option=orjson.OPT_INDENT_2))
 
 
 def read_settings(root: Path) -> BatchSettings | None:

@@ -236,6 +236,21 @@ def check_output_folder(path: Path, what: str) -> Path:
     return path
 
 
+def check_no_links(root: Path, path: Path, what: str) -> Path:
+    """``path``, once no folder between ``root`` and it is a symbolic link: a file written there
+    (renamed onto its name, which replaces a link at the name itself) then stays inside ``root``,
+    whatever someone who could write to ``root`` planted in it."""
+    from core.errors import UserError
+
+    folder = Path(root)
+    for part in Path(path).relative_to(root).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise UserError(f"{what}: {folder} is a symbolic link, which is never followed (it could lead out of "
+                            f"{root}); remove it")
+    return path
+
+
 def fault_point(name: str) -> None:
     """Crash tests: the process kills itself (SIGKILL, like ``kill -9``) when ``FLICKER_FAULT_POINT``
     names this point. Marks the moments where a crash could tear the user's data."""

@@ -2,7 +2,9 @@
 input (moto S3 server), and the Ray engine against the local one (a real local Ray, 2 CPUs)."""
 import csv
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -117,6 +119,45 @@ def test_a_video_replaced_by_a_shorter_one_leaves_no_stale_frame_files(videos, t
     assert "x-5-mp4.json" in names and "x-6-mp4.json" not in names and "x-7-mp4.json" not in names
     assert validate_datasource(out, {"x.mp4": 6}) == []
 
+
+
+@pytest.mark.parametrize("planted", [".batch", ".batch/done", ".lightly/predictions/yolov8_detection", ".lightly/metadata"])
+def test_a_link_planted_in_the_batch_folder_is_refused_and_never_written_through(videos, cache, tmp_path, planted):
+    """Someone who can write to --out replaces a folder of it with a link to another: the next run
+    wrote its markers, settings or frame files wherever the link pointed (as root, into /etc)."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "x.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    run_batch(config([folder], out, cache))
+    (folder / "x.mp4").write_bytes((videos / "sub" / "b.mp4").read_bytes())  # a changed video: written again
+    victim = out / planted
+    shutil.copytree(victim, elsewhere, ignore=lambda _, names: [n for n in names if n != "schema.json"])
+    before = sorted(p.name for p in elsewhere.iterdir())  # an export's schema, so the run gets as far as writing
+    shutil.rmtree(victim)
+    victim.symlink_to(elsewhere)
+    try:
+        report = run_batch(config([folder], out, cache))
+    except UserError as exc:  # the batch's own state: the whole run stops
+        assert "is a symbolic link, which is never followed" in str(exc) and planted.startswith(".batch")
+    else:  # a folder of the export: that video fails alone, with the reason
+        assert report.rows[0].status == "failed" and "is a symbolic link" in report.rows[0].error
+    assert sorted(p.name for p in elsewhere.iterdir()) == before
+
+
+def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "x.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    marker = out / ".batch" / "done" / "x.mp4.json"
+    damaged = json.loads(marker.read_bytes())
+    damaged["row"].update(flagged=None, frames="abc")
+    marker.write_text(json.dumps(damaged))
+    report = run_batch(config([folder], out, cache))
+    assert report.rows[0].status == "done" and report.rows[0].frames == 8
+    assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"  # rewritten whole
 
 def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_ray(videos, cache, tmp_path):
     script = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "

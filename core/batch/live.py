@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import orjson
 
 from core import paths
 from core.batch.sources import VideoRow, VideoSource
-from core.errors import ExportError
+from core.bounded import read_capped
+from core.errors import ExportError, UserError
+from core.fleet import MAX_MARKER_BYTES
 from core.lightly.datasource import Datasource, frame_namer
 from core.lightly.export import VideoPredictions, export_datasource, read_manifest, read_tasks, write_manifest
 from core.run import ExportOptions, RunConfig
@@ -68,16 +70,21 @@ class LiveExport:
             entry["source"] = source.location  # the staged download is gone; the bucket object is the video
         previous = self.entries.get(video.relpath)
         self.entries[video.relpath] = entry
+        paths.check_no_links(self.datasource.root, self.datasource.manifest, "The batch's export")
         write_manifest(self.datasource, sorted(self.entries.values(), key=_relpath))
         if previous is not None:
             self._remove_stale_frames(video.relpath, previous["frames"], entry["frames"])
 
     def _move_frame_files(self, staged: Datasource) -> None:
         layout = {staged.tasks_file, staged.metadata_schema, *(staged.task_schema(task) for task in self.tasks)}
+        checked: set[Path] = set()
         for path in staged.files():
             if path in layout:
                 continue
             target = self.datasource.root / path.relative_to(staged.root)
+            if target.parent not in checked:  # a few folders for thousands of frame files
+                paths.check_no_links(self.datasource.root, target, "The batch's export")
+                checked.add(target.parent)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
 
@@ -106,11 +113,14 @@ class DoneMarkers:
     """``OUT/.batch/done/RELPATH.json``: which videos an earlier run finished, and with what."""
 
     def __init__(self, out: Path, params: str):
+        self.out = out
         self.folder = out / STATE_DIR / "done"
         self.params = params
 
     def _path(self, relpath: str) -> Path:
-        return self.folder / f"{relpath}.json"
+        """The marker's path, once no folder on the way from ``--out`` is a link (through a planted
+        one, the next run would write its markers wherever it points)."""
+        return paths.check_no_links(self.out, self.folder / f"{relpath}.json", "The batch's state")
 
     def done_row(self, source: VideoSource, listed: bool) -> VideoRow | None:
         """The earlier row of a video done with these parameters, still unchanged and still in the export."""
@@ -118,16 +128,27 @@ class DoneMarkers:
         if not listed or not path.is_file():
             return None
         try:
-            marker = orjson.loads(path.read_bytes())
+            marker = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Done marker", follow_symlinks=False))
             if marker["params"] != self.params or marker["version"] != source.version:
                 return None
-            return replace(VideoRow(**marker["row"]), status="skipped")
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return replace(_checked_row(marker["row"]), status="skipped")
+        except (UserError, orjson.JSONDecodeError, KeyError, TypeError):
             return None  # a damaged marker only costs a re-run of that video
 
     def mark(self, source: VideoSource, row: VideoRow) -> None:
         marker = {"params": self.params, "version": source.version, "row": asdict(row)}
         paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
+
+
+_ROW_TYPES = {f.name: (str,) if f.type == "str" else (int,) if f.type == "int" else (int, float) for f in fields(VideoRow)}
+
+
+def _checked_row(values: dict) -> VideoRow:
+    """A marker's summary row, each field of its own type (TypeError otherwise: a damaged marker)."""
+    if set(values) != set(_ROW_TYPES) or any(isinstance(values[name], bool) or not isinstance(values[name], types)
+                                             for name, types in _ROW_TYPES.items()):
+        raise TypeError("not a summary row")
+    return VideoRow(**values)
 
 
 def parameters_key(options: RunConfig, fingerprint: str, classes: list[int] | None) -> str:
