@@ -33,6 +33,7 @@ DEFAULT_MODE: Mode = "reference"  # the tutorial, exactly
 DEFAULT_IOU_TRACK = 0.8
 DEFAULT_IOU_ASSERT = 0.6
 TUTORIAL_FUNCTION_IOU_TRACK = 0.9
+MAX_BOXES_PER_FRAME = 1000  # Ultralytics keeps 300 per frame by default (max_det)
 _ROWS_PER_CHUNK = 1 << 19  # bounds the transient memory of the all-pairs and centre-candidate expansions
 
 
@@ -211,6 +212,7 @@ class FlickerIndex:
         one-shot evaluation (the drop-in) then skips their centre-frame comparisons."""
         min_iou_track = _check_threshold("min_iou_track", min_iou_track)
         video = _Boxes.of(counts, boxes, classes)
+        _check_crowding(video.counts)
         counts, offsets, n = video.counts, video.offsets, len(video.counts)
         columns = _GrowingColumns(_empty_pairs(np.int32 if options.mode == "reference" else np.float32))
         chunks = _frame_chunks(counts, options.window)
@@ -301,6 +303,19 @@ class _Boxes:
         return cls(counts, np.concatenate([[0], np.cumsum(counts)]), boxes,
                    tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4)), np.asarray(classes, np.int32),
                    bool(np.all(_area(boxes) > 0)))
+
+
+def _check_crowding(counts: np.ndarray) -> None:
+    """Refuse a frame with more than MAX_BOXES_PER_FRAME boxes: the comparisons grow with the cube
+    of a frame's boxes (a few KB of boxes stacked on one spot took minutes; memory stays bounded)."""
+    crowded = np.flatnonzero(counts > MAX_BOXES_PER_FRAME)
+    if len(crowded):
+        from core.errors import UserError
+
+        first = int(crowded[0])
+        raise UserError(f"Frame {first:,} holds {int(counts[first]):,} boxes ({len(crowded):,} frames hold more than "
+                        f"{MAX_BOXES_PER_FRAME:,}): the flickering assertion takes at most {MAX_BOXES_PER_FRAME:,} per "
+                        "frame (a detector keeps 300 by default); raise the score floor or check the boxes")
 
 
 def _frame_chunks(counts: np.ndarray, window: int) -> list[tuple[int, int]]:
@@ -424,6 +439,20 @@ def _area(boxes: np.ndarray) -> np.ndarray:
 
 
 def _best_centre_iou(mean: np.ndarray, centre: np.ndarray, prev: np.ndarray, video: _Boxes, options: FlickerOptions):
+    """Per pair, the highest IoU between its mean box and a box of the centre frame
+    (:func:`_best_centre_iou_of`), over blocks of pairs that each meet at most _ROWS_PER_CHUNK
+    candidate boxes: one frame crowded with overlapping boxes (b boxes in frames i-1, i and i+1 make
+    b^2 pairs and b^3 comparisons) then takes time, not all the memory."""
+    work = np.cumsum(video.counts[centre])
+    cuts = np.flatnonzero(np.diff(work // _ROWS_PER_CHUNK)) + 1 if len(work) else np.empty(0, np.int64)
+    if not len(cuts):
+        return _best_centre_iou_of(mean, centre, prev, video, options)
+    bounds = [0, *cuts.tolist(), len(centre)]
+    return np.concatenate([_best_centre_iou_of(mean[lo:hi], centre[lo:hi], prev[lo:hi], video, options)
+                           for lo, hi in zip(bounds, bounds[1:])])
+
+
+def _best_centre_iou_of(mean: np.ndarray, centre: np.ndarray, prev: np.ndarray, video: _Boxes, options: FlickerOptions):
     """Per pair, the highest IoU between its mean box and a box of the centre frame.
 
     -inf when there is no candidate (the tutorial's empty-frame branch imputes). A candidate that

@@ -143,6 +143,32 @@ def test_index_memory_is_linear_in_boxes():
     assert large.nbytes / small.nbytes == pytest.approx(8, rel=0.15)
 
 
+def crowded_spot(n_boxes: int, n_frames: int = 3):
+    """``n_boxes`` overlapping boxes on one spot in each of ``n_frames`` frames (a few KB in a label file)."""
+    counts = np.array([0, *[n_boxes] * n_frames, 0])
+    boxes = np.array([[100 + k % 50, 100, 150 + k % 50, 200] for _ in range(n_frames) for k in range(n_boxes)], np.float32)
+    return counts, boxes, np.zeros(len(boxes), np.int32)
+
+
+def test_a_frame_crowded_with_overlapping_boxes_takes_bounded_memory():
+    """b boxes on one spot in frames i-1, i, i+1 make b^2 pairs, each compared with b boxes: 200 took
+    700 MB before the comparisons were made block by block (600 took 18 GB)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    index = FlickerIndex.build(*crowded_spot(200), FlickerOptions())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(index.pair_iou) == 200 * 200 and peak < 150e6, peak
+
+
+def test_a_frame_with_more_boxes_than_the_assertion_takes_is_one_line():
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match=r"Frame 1 holds 1,001 boxes \(3 frames hold more than 1,000\)"):
+        FlickerIndex.build(*crowded_spot(1001), FlickerOptions())
+
+
 @pytest.mark.parametrize("options", [FlickerOptions(), FlickerOptions.improved(window=1), FlickerOptions.improved(window=3)])
 def test_an_index_built_in_tiny_chunks_equals_one_built_whole(monkeypatch, options):
     """The build cuts centre frames into chunks of bounded work; every cut (one per few frames here)
