@@ -270,9 +270,11 @@ def _check_config(config: PrelabelConfig) -> None:
 
 def open_verdicts(path: Path | None) -> VerdictStore:
     """The verdict store at ``path`` (which must exist: a typo must not start an empty one), or the app's."""
-    if path is not None and not Path(path).is_file():
+    if path is not None and not Path(path).exists():
         raise VerdictError(f"Verdict store not found: {path}")
-    return VerdictStore(path)
+    if path is not None and not Path(path).is_file():
+        raise VerdictError(f"Verdict store {path} is not a regular file")
+    return VerdictStore(path, create=path is None)
 
 
 def confirmed_frames(video: SourceVideo, store: VerdictStore) -> np.ndarray:

@@ -14,6 +14,7 @@ from core.errors import UserError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest
 from core.paths import content_key
+from core.video import open_video
 from core.verdicts import VerdictStore
 
 COLUMNS = ("frame", "verdict", "annotator", "note", "time")
@@ -27,6 +28,7 @@ def video_key(source: Path, relpath: str | None = None) -> str:
     if not Datasource(source).exists():
         if not source.is_file():
             raise UserError(f"{source} is neither a video file nor an export folder")
+        open_video(source).close()  # a file FFmpeg cannot read as a video is one line, not an empty list
         return content_key(source)
     entries = read_manifest(source)
     names = ", ".join(entry["relpath"] for entry in entries)
@@ -57,5 +59,6 @@ def formatted(rows: list[dict], fmt: str) -> str:
 
 
 def _spreadsheet_safe(text: str) -> str:
-    """A cell a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading '."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    """A cell a spreadsheet would run as a formula (=, +, -, @ first, or a tab or carriage return
+    before one) is quoted with a leading ', as summary.csv's cells are."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -64,10 +64,15 @@ def default_store_path() -> Path:
 
 
 class VerdictStore:
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, create: bool = True):
+        """The store at ``path`` (the app's by default). ``create=False``, for readers: the file must
+        already hold verdicts; anything else (an empty file, another tool's database) is refused
+        untouched instead of being turned into a store."""
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _refuse_foreign_file(self.path)
+        if not create:
+            _refuse_other_databases(self.path)
         try:
             with closing(self._connect()) as db:
                 db.execute("PRAGMA journal_mode=WAL")  # persistent; outside any transaction
@@ -84,6 +89,7 @@ class VerdictStore:
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            _refuse_damaged_rows(db, self.path)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -92,10 +98,13 @@ class VerdictStore:
         return _Transaction(self)
 
     @staticmethod
-    def _version(db: sqlite3.Connection) -> int:
+    def _version(db: sqlite3.Connection) -> int | str:
+        """The store's schema version (an int), or what stands in its place when it is not one."""
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" in tables:
-            return int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            value = str(row[0]) if row is not None else "missing"
+            return int(value) if value.isdecimal() and len(value) < 10 else f"{value[:20]!r}"
         return 0 if "verdicts" in tables else SCHEMA_VERSION  # a verdicts table this tool did not write
 
     def set(self, video: str, frame: int, verdict: str | None, box: int = WHOLE_FRAME, annotator: str = "",
@@ -235,6 +244,34 @@ def _refuse_foreign_file(path: Path) -> None:
         raise VerdictError(f"Cannot read the verdict store {path}: {exc.strerror or exc}") from None
     if head and head != SQLITE_HEADER:
         raise VerdictError(f"{path} is not a readable verdicts database (not SQLite); give another path, nothing was written")
+
+
+def _refuse_other_databases(path: Path) -> None:
+    """A reader's store must hold verdicts: checked read-only, so another tool's database (or an
+    empty file) is neither given our tables nor switched to WAL."""
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    if "verdicts" not in tables:
+        raise VerdictError(f"{path} holds no verdicts (it is not a verdict store); give the app's store or one "
+                           "written by it")
+
+
+# A row this tool would never write: hand-edited or damaged. Readers would fail on it mid-way.
+_DAMAGED_ROW = ("SELECT frame, box, verdict FROM verdicts WHERE typeof(frame) != 'integer' OR typeof(box) != 'integer' "
+                "OR verdict NOT IN ('miss', 'false_alarm', 'unsure') OR typeof(annotator) != 'text' "
+                "OR typeof(note) != 'text' OR typeof(updated) NOT IN ('real', 'integer') OR updated < 0 "
+                "OR updated > 253402300799 LIMIT 1")  # 253402300799: 9999-12-31, the last time Python can show
+
+
+def _refuse_damaged_rows(db: sqlite3.Connection, path: Path) -> None:
+    row = db.execute(_DAMAGED_ROW).fetchone()
+    if row is not None:
+        frame, box, verdict = (repr(value)[:40] for value in row)
+        raise VerdictError(f"{path} holds a verdict this tool did not write (frame {frame}, box {box}, verdict "
+                           f"{verdict}): it was edited by hand or is damaged; fix or remove that row")
 
 
 def _damaged(path: Path, exc: Exception) -> VerdictError:

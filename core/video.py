@@ -64,6 +64,8 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"No such file: {path}")
     if path.is_dir():
         raise VideoError(f"{path} is a directory, not a video file")
+    if not path.is_file():  # a device (/dev/zero reads as empty and endless), a FIFO (an open would wait forever)
+        raise VideoError(f"{path.name} is not a regular file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path.name} is empty (0 bytes)")
 

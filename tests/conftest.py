@@ -80,7 +80,11 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
         "header_only": folder / "header.mp4",
         "missing": folder / "missing.mp4",
         "directory": folder / "a_folder.mp4",
+        "device": folder / "zero.mp4",
+        "fifo": folder / "pipe.mp4",
     }
+    files["device"].symlink_to("/dev/zero")
+    os.mkfifo(files["fifo"])  # nobody writes to it: opening it to read would wait forever
     files["empty"].write_bytes(b"")
     files["random"].write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     files["text"].write_text("this is a shopping list, not a video\n")

@@ -1,4 +1,7 @@
-"""The rows ``python -m core verdicts`` prints: one assertion's verdicts at a time."""
+"""The rows ``python -m core verdicts`` prints: one assertion's verdicts at a time; what it refuses."""
+import pytest
+
+from core.errors import VerdictError
 from core.verdict_listing import COLUMNS, formatted, verdict_rows
 from core.verdicts import VerdictStore
 
@@ -36,3 +39,65 @@ def test_the_cli_lists_the_assertion_it_is_asked_for(tmp_path, sample_slice):
     assert listed() == [(4, "miss")]
     assert listed("--assertion", "class-flip") == [(7, "false_alarm")]
     assert listed("--assertion", "ghost") == []
+
+
+def listing(capsys, *args):
+    from core.cli import main
+
+    code = main(["verdicts", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err.strip()
+
+
+def test_a_file_that_is_not_a_video_is_one_line_not_an_empty_list(capsys, tmp_path):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    code, out, err = listing(capsys, tmp_path / "notes.mp4", "--verdicts", tmp_path / "v.sqlite")
+    assert code == 2 and out == "" and "is not a video FFmpeg can read" in err and len(err.splitlines()) == 1
+
+
+def test_a_reader_leaves_another_tools_database_and_an_empty_file_untouched(capsys, tmp_path, sample_slice):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE foo (x)")
+    before = other.read_bytes()
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    for store in (other, empty):
+        code, out, err = listing(capsys, sample_slice, "--verdicts", store)
+        assert code == 2 and "holds no verdicts (it is not a verdict store)" in err and len(err.splitlines()) == 1, err
+    assert other.read_bytes() == before and empty.stat().st_size == 0
+    assert not (tmp_path / "other.db-wal").exists()
+
+
+def hand_edited(tmp_path, statement, *values):
+    import sqlite3
+
+    path = tmp_path / "verdicts.sqlite"
+    VerdictStore(path).set("key", 4, "miss", annotator="ana")
+    with sqlite3.connect(path) as db:
+        db.execute(statement, values)
+    return path
+
+
+@pytest.mark.parametrize("value", ["abc", "9" * 5000, None])
+def test_a_damaged_schema_version_is_one_line(tmp_path, value):
+    statement = ("DELETE FROM meta WHERE key = 'schema_version' AND ? IS NULL" if value is None
+                 else "UPDATE meta SET value = ? WHERE key = 'schema_version'")
+    path = hand_edited(tmp_path, statement, value)
+    with pytest.raises(VerdictError, match="in a layout this version does not read"):
+        VerdictStore(path)
+
+
+@pytest.mark.parametrize("column, value", [("frame", "abc"), ("updated", 1e308), ("updated", "when"), ("verdict", "-2+3"),
+                                           ("note", b"\x00")])
+def test_a_hand_edited_row_is_one_line_naming_it(tmp_path, column, value):
+    path = hand_edited(tmp_path, f"UPDATE verdicts SET {column} = ?", value)
+    with pytest.raises(VerdictError, match=r"holds a verdict this tool did not write \(frame"):
+        VerdictStore(path)
+
+
+def test_a_note_opening_with_a_tab_is_inert_in_csv():
+    rows = [{"frame": 1, "verdict": "miss", "annotator": "ana", "note": "\t=1+1", "time": ""}]
+    assert formatted(rows, "csv").splitlines()[1].split(",")[3] == "'\t=1+1"

@@ -82,6 +82,8 @@ def test_truncated_video_decodes_what_it_can_and_warns(sample_video, tmp_path):
         ("random", "not a video"),
         ("text", "not a video"),
         ("header_only", "not a video"),
+        ("device", "is not a regular file"),
+        ("fifo", "is not a regular file"),
     ],
 )
 def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
