@@ -76,11 +76,17 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
     path = Path(path)
     if not path.exists():
         raise PredictionFormatError(f"Predictions not found: {path}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    if single_file and fmt in FOLDER_FORMATS:
-        raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads the "
-                                    "labels/ beside it): give its path on this machine instead of uploading one file")
-    detections = read_boxes(path, video, relpath, fmt)
+    try:
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        if single_file and fmt in FOLDER_FORMATS:
+            raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads "
+                                        "the labels/ beside it): give its path on this machine instead of uploading one file")
+        detections = read_boxes(path, video, relpath, fmt)
+    except PredictionFormatError as exc:
+        if not shown_name:
+            raise
+        # an upload lives in a temporary folder of the server: its path means nothing to the user
+        raise PredictionFormatError(str(exc).replace(str(path), shown_name)) from None
     digest = hashlib.sha256(video.fingerprint.encode())
     for column in (detections.frame, detections.xyxy, detections.score, detections.cls):
         digest.update(np.ascontiguousarray(column).tobytes())
@@ -96,6 +102,8 @@ def _check_regular_file(path: Path) -> None:
         raise PredictionFormatError(f"{path} is not a regular file")
     if status.st_size > MAX_LABEL_BYTES:
         raise PredictionFormatError(f"{path} is larger than {MAX_LABEL_BYTES >> 20} MiB")
+    if status.st_size == 0:
+        raise PredictionFormatError(f"{path.name} is empty: it holds no boxes, not even an empty list")
 
 
 def detect_format(path: Path) -> str:
@@ -109,12 +117,20 @@ def detect_format(path: Path) -> str:
                                     "YOLO dataset (data.yaml)")
     if path.name == "data.yaml":
         return "yolo"
-    head = read_capped(path, MAX_LABEL_BYTES, "Predictions file")[:4096].lstrip()
+    head = read_capped(path, MAX_LABEL_BYTES, "Predictions file")[:4096]
+    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise PredictionFormatError(f"{path.name} starts with a byte-order mark (UTF-16, or UTF-8 as some Windows tools "
+                                    "save it): save it as plain UTF-8")
+    head = head.lstrip()
+    if not head:
+        raise PredictionFormatError(f"{path.name} is empty: it holds no boxes, not even an empty list")
     if head.startswith(b"<"):
         return "cvat"
     if head.startswith(b"{"):  # COCO lists images; anything else a JSON holds is read as YouTube-VIS (videos)
         data = read_capped(path, MAX_LABEL_BYTES, "Predictions file")
         return "coco" if b'"images"' in data and b'"videos"' not in data else "youtubevis"
+    if head.startswith(b"[") or path.suffix.lower() == ".json":
+        raise PredictionFormatError(f"{path.name} is not a COCO or YouTube-VIS file: their JSON is one object ({{...}})")
     return "mot"
 
 
@@ -416,6 +432,8 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
     reason = (str(exc).splitlines() or [""])[0][:200]
     if isinstance(exc, KeyError):
         reason = f"refers to {reason} (missing, or an id it does not define)"
+    elif isinstance(exc, (TypeError, AttributeError, IndexError)):  # Python's words for a value of the wrong shape
+        reason = f"a field holds a value of the wrong type or shape ({reason})"
     return PredictionFormatError(f"{path}: {reason or type(exc).__name__}")
 
 

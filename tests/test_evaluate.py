@@ -247,8 +247,8 @@ def test_ground_truth_needs_one_video(walk):
 
 def test_an_oversized_ground_truth_file_is_refused_before_it_is_parsed(case, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("core.ground_truth.MAX_GROUND_TRUTH_BYTES", 1024)
-    for name in ("gt.txt", "gt.json"):
+    for name, head in (("gt.txt", b"1,1,1,1,5,5\n"), ("gt.json", b"{")):  # whitespace alone is an empty file
         gt = tmp_path / name
-        gt.write_bytes(b" " * 2048)
+        gt.write_bytes(head + b" " * 2048)
         assert main(["evaluate", str(case[0]), "--gt", str(gt)]) == 2
         assert "ground truth files are read up to" in capsys.readouterr().err

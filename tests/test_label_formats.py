@@ -228,6 +228,24 @@ def test_hostile_mot_ids_and_boxes_are_one_line(walk_hog, tmp_path, content, mes
     one_line_refusal(lambda: read_boxes(tmp_path / "det.txt", info, "walk.mp4", "mot"), message)
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.json", b"", "is empty: it holds no boxes"),
+    ("blank.xml", b" \n\t\n", "is empty: it holds no boxes"),
+    ("bom.json", b"\xef\xbb\xbf{}", "byte-order mark"),
+    ("utf16.txt", "1,1,1,1,5,5\n".encode("utf-16"), "byte-order mark"),
+    ("list.json", b"[[[[1]]]]", "is not a COCO or YouTube-VIS file"),
+    ("noise.json", bytes(range(7, 255)), "is not a COCO or YouTube-VIS file"),
+])
+def test_a_file_no_format_can_hold_is_named_for_what_it_is(walk_hog, tmp_path, name, content, message):
+    """An empty file was read as a file of no boxes (and the run went on with nothing to review);
+    a list, noise or a UTF-16 file was reported as a MOT file with a bad first line."""
+    info, _ = walk_hog
+    (tmp_path / name).write_bytes(content)
+    one_line_refusal(lambda: read_boxes(tmp_path / name, info, "walk.mp4"), message)
+    if not content:  # with the format named as well
+        one_line_refusal(lambda: read_boxes(tmp_path / name, info, "walk.mp4", "mot"), message)
+
+
 def test_a_file_that_never_ends_is_refused_unread(walk_hog, tmp_path):
     import os
 

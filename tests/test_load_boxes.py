@@ -93,6 +93,11 @@ def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tm
     click(app, "Use these boxes")
     (error,) = app.error
     assert "a yolo dataset is a folder" in error.value  # not read as a dataset without labels
+    app.file_uploader(key="boxes_upload").upload("bad.json", b'{"images": "x"}', "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    (error,) = app.error
+    assert "bad.json" in error.value and "flicker-upload" not in error.value  # the server's temporary folder is its own
     assert not list((tmp_path / "data").rglob("*.json"))
     app.switch_page("pages/review.py")
     app.run()
