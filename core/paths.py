@@ -65,6 +65,25 @@ def content_key(path: Path) -> str:
     return key
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (os.umask can only set it,
+    and setting it for a moment races with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Files written through atomic_path get the mode a plain open() would give them (mkstemp's is 0600:
+# an export, a CSV or a verdict listing would be unreadable to the group that pushes or reviews it).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial") -> Iterator[Path]:
     """A uniquely named temporary path beside ``path`` for the caller to write (by name, so any
@@ -75,6 +94,7 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     tmp = Path(name)
     try:

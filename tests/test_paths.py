@@ -23,6 +23,15 @@ def test_atomic_path_replaces_on_success_and_leaves_nothing_on_failure(tmp_path)
     assert target.read_bytes() == b"by function"
 
 
+def test_a_file_written_atomically_gets_the_mode_a_plain_open_gives(tmp_path):
+    """mkstemp's 0600 made every export, CSV and listing unreadable to the user's group."""
+    script = ("import os, stat, sys; os.umask(0o027); from core.paths import write_atomic; "
+              "p = write_atomic(sys.argv[1], b'x'); print(oct(stat.S_IMODE(os.stat(p).st_mode)))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out.csv")], capture_output=True, text=True,
+                          timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.stdout.strip() == "0o640", done.stderr  # 0666 less the umask, as open() would
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
 def test_exchange_swaps_folders_and_files_in_one_step(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
