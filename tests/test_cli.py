@@ -89,3 +89,15 @@ def test_a_bad_video_in_a_folder_is_skipped_with_a_warning(sample_slice, bad_fil
     assert result.returncode == 0, result.stderr
     assert "warning: skipped broken.mp4" in result.stderr and "good.mp4: 40 frames" in result.stdout
     assert (tmp_path / "out/.lightly/predictions/yolov8_detection/good-00-mp4.json").is_file()
+
+
+def test_control_characters_in_a_file_name_never_reach_the_terminal(tmp_path, capsys):
+    """A name with an escape sequence and a newline (a video someone else named) is shown escaped,
+    and the error stays one line."""
+    from core.cli import main
+
+    video = tmp_path / "ev\x1b[2J\nbad.mp4"
+    video.write_text("not a video")
+    assert main(["run", str(video), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and len(err.strip().splitlines()) == 1 and "ev\\x1b[2J\\nbad.mp4" in err, err
