@@ -97,6 +97,7 @@ def probe(path: str | Path) -> VideoInfo:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
+        _check_frame_size(path, width, height)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         header_frames = stream.frames
@@ -125,6 +126,17 @@ def probe(path: str | Path) -> VideoInfo:
         frame_pts=frame_pts,
         keyframes=keyframes,
     )
+
+
+MAX_FRAME_PIXELS = 40_000_000  # 8K UHD is 33 million; every frame is decoded, scaled and held in full
+
+
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    """A frame larger than any camera's (a 49 KB file of 8192 x 8192 frames took 4 GB and minutes
+    for 20 frames) is refused before anything decodes it."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(f"{path.name} has {width:,} x {height:,} frames; at most {MAX_FRAME_PIXELS // 1_000_000} "
+                         "million pixels per frame are read (8K is 33 million)")
 
 
 def _demux_index(container, stream) -> tuple[list, list[bool], bool]:

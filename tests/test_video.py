@@ -90,3 +90,10 @@ def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
     with pytest.raises(VideoError, match=message) as info:
         probe(bad_files[kind])
     assert "\n" not in str(info.value)
+
+
+def test_a_frame_larger_than_any_camera_makes_is_refused_before_decoding(sample_slice, monkeypatch):
+    monkeypatch.setattr("core.video.MAX_FRAME_PIXELS", 768 * 576 - 1)  # the sample's frames, less one pixel
+    with pytest.raises(VideoError, match=r"has 768 x 576 frames; at most 0 million pixels") as info:
+        probe(sample_slice)
+    assert "\n" not in str(info.value)
