@@ -85,8 +85,12 @@ def export_result_panel(summary, stem: str) -> None:
                 "replacing an earlier export there only once the new one is complete.")
         return
     datasource = Datasource(summary.root)
-    st.success(f"Valid Lightly datasource: {summary.files:,} files, {summary.frames:,} frames, "
-               f"{summary.boxes:,} boxes, {summary.flagged} flagged frames (every rule of the format checked)")
+    st.success(f"Exported to `{summary.root}`: a valid Lightly datasource of {summary.files:,} files, "
+               f"{summary.frames:,} frames, {summary.boxes:,} boxes, {summary.flagged} flagged frames (every rule of "
+               "the format checked)")
+    if not _same_folder(st.session_state.get(EXPORT_DIR, ""), summary.root):
+        st.caption("That is the last export that worked. The Output folder on the left names another folder, and "
+                   "nothing was written there: press Export to write it.")
     st.code(str(datasource.lightly), language=None)
     sample = sample_files(summary.root, summary.tasks[0])
     if sample is not None:
@@ -97,12 +101,20 @@ def export_result_panel(summary, stem: str) -> None:
                        mime="application/zip", icon=":material/download:")
 
 
+def _same_folder(text: str, root: Path) -> bool:
+    try:
+        return Path(text.strip()).expanduser().resolve() == Path(root).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
 def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None) -> None:
     """Push ``root`` (an export of this review, or a batch's combined datasource: ``batch``)."""
     st.subheader("Push to a bucket")
     if root is None:
         st.caption("Export first; the push sends that export.")
         return
+    st.caption(f"Sends `{Datasource(root).lightly}`.")
     left, right = st.columns(2, gap="large")
     lightly_url = left.text_input("Lightly datasource URL", key="push_url", persist_state="session",
                                   placeholder="s3://my-bucket/flicker_lightly/",

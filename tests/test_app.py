@@ -152,10 +152,19 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert viewer_data(app)["view"]["verdicts"] == {str(frame): "miss"}
 
     export_from_app(app, tmp_path / "export")
-    assert "Valid Lightly datasource" in app.success[0].value
+    assert "a valid Lightly datasource" in app.success[0].value
     task = app.text_input(key="export_task").value
     assert task == DEFAULT_TASK, "the app exports the task the CLI exports"
     assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
+    assert not any("nothing was written there" in c.value for c in app.caption)
+
+    (tmp_path / "a_file").write_text("")
+    export_from_app(app, tmp_path / "a_file" / "export")  # fails: under a file
+    (error,) = app.error
+    assert "Export failed" in error.value
+    assert str(tmp_path / "export") in app.success[0].value  # the last export that worked, named by its folder
+    assert any("nothing was written there" in c.value for c in app.caption)
+    assert any(f"Sends `{tmp_path / 'export' / '.lightly'}`" in c.value for c in app.caption)
 
 
 def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):
