@@ -21,6 +21,7 @@ from ui.verdict_queue.component import verdict_queue
 VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
+QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
 
 
 def queue_settings_panel() -> tuple[int, int]:
@@ -83,14 +84,24 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], focus: tuple[float
         st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets. "
                    f"{_sentence(suggestion.note)}")
         cautioned = suggestion_preview(view, suggestion)
+        suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
+        in_use = suggested == tuple(round(threshold, 2) for threshold in current)
         st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
-                  on_click=flags.use_thresholds, args=(suggestion.iou_track, suggestion.iou_assert),
-                  disabled=(round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
-                  == tuple(round(threshold, 2) for threshold in current))
+                  on_click=use_suggested, args=(suggested, current), disabled=in_use)
+        previous = st.session_state.get(QA_PREVIOUS)
+        if in_use and previous is not None and tuple(previous) != suggested:  # one click undoes it
+            st.button(f"Back to {previous[0]:.2f} / {previous[1]:.2f}", icon=":material/undo:",
+                      on_click=flags.use_thresholds, args=tuple(previous), help="The thresholds in use before the suggestion")
         # no map before there is an estimate: it would be all zeros
         st.plotly_chart(f1_map_figure(grid, current,
                                       (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
                         config={"displaylogo": False})
+
+
+def use_suggested(suggested: tuple[float, float], current: tuple[float, float]) -> None:
+    """Move the sliders to the suggestion, remembering the thresholds it replaces (the Back button)."""
+    st.session_state[QA_PREVIOUS] = (round(float(current[0]), 2), round(float(current[1]), 2))
+    flags.use_thresholds(*suggested)
 
 
 def suggestion_preview(view: FlickerView, suggestion) -> bool:

@@ -114,6 +114,13 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     assert len(preview) == 1 and "90% intervals" in preview[0]  # what the button would do, before it is pressed
     assert any(w.value.startswith("This suggestion rests on 3 verdicts") for w in qa_page.warning)
     assert next(b for b in qa_page.button if b.label == "Use suggested thresholds").proto.type == "secondary"
+    suggested = rows[1].split("**")[2].strip(" |").split("\u00a0/\u00a0")
+    click(qa_page, "Use suggested thresholds")  # applied despite the warning: one click takes it back
+    assert suggested != ["0.80", "0.60"]  # this sample's three verdicts suggest another pair
+    assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == tuple(map(float, suggested))
+    click(qa_page, "Back to 0.80 / 0.60")
+    assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == (0.8, 0.6)
+    assert not [b for b in qa_page.button if b.label.startswith("Back to")]
     qa_page.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
     qa_page.run()
     click(qa_page, "Write pre-labels")
