@@ -345,6 +345,7 @@ class Suggestion:
     fallback: bool = False
     note: str = ""
     n_flagged: int = -1  # frames the suggested pair flags (-1: not estimated)
+    n_unrepresented: int = 0  # frames unlike any judged (in bands without verdicts): assumed to miss nothing
 
 
 @dataclass(frozen=True)
@@ -445,7 +446,8 @@ def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], 
     score = np.where(supported, _plateau(estimates.f1 - LOWER_BOUND_Z * estimates.f1_se, DEFAULT_GRID), np.nan)
     best = estimates.row(best_index(score, DEFAULT_GRID, current))
     return Suggestion(best.iou_track, best.iou_assert, best.precision, best.recall, best.f1, best.precision_ci, best.recall_ci,
-                      n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged)
+                      n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged,
+                      n_unrepresented=sample.unrepresented)
 
 
 def _fallback(current: tuple[float, float], n_verdicts: int, note: str) -> Suggestion:

@@ -81,8 +81,11 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], focus: tuple[float
         *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus)
         st.markdown(estimates_table([("Now", current, now, None),
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
-        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets. "
-                   f"{_sentence(suggestion.note)}")
+        # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
+        unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
+                  "assumed to miss nothing, so recall may be overstated: finishing the plan covers them."
+                  if suggestion.n_unrepresented else "")
+        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets.{unlike}")
         cautioned = suggestion_preview(view, suggestion)
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)

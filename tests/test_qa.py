@@ -108,6 +108,7 @@ def test_verdicts_in_review_order_still_give_a_suggestion_and_say_what_is_guesse
     suggestion = suggest_thresholds(index, oracle(truth, flagged))
     assert not suggestion.fallback and suggestion.n_verdicts == 20
     assert "assumed to miss nothing" in suggestion.note
+    assert suggestion.n_unrepresented > 0 and f"{suggestion.n_unrepresented} of {index.n_frames}" in suggestion.note
     assert true_row(evaluation, suggestion).f1 >= 0.7 * evaluation.best.f1
 
 

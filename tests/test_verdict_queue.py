@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from conftest import CHROMEDRIVER, CHROMIUM, free_port, streamlit_server, wait_for
 from core.qa import ReviewQueue
 from core.verdicts import VerdictStore
-from ui.verdict_queue.component import AFTER_PLAN, queue_frames
+from ui.verdict_queue.component import AFTER_PLAN, unjudged_after_plan, queue_frames
 from ui.verdict_queue.routes import MAX_BODY, NOTE_CHARS, PREFIX, QueueTarget, new_token, queue_url, routes
 
 
@@ -110,6 +110,9 @@ def test_the_browser_gets_the_whole_plan_and_the_next_flagged_frames_after_it():
     assert frames[:3] == [5, 1, 9], "the plan, judged frames too (Undo shows them again without a rerun)"
     assert frames[3:] == after[:AFTER_PLAN + 2], "judged frames after the plan, then AFTER_PLAN without a verdict"
     assert queue_frames(ReviewQueue([5, 1], 2), {}) == [5, 1]
+    # the browser counts what is left after the plan from the frames it has, plus those a later run sends
+    judged[after[-1]] = "miss"
+    assert unjudged_after_plan(queue, judged, len(frames)) == len(after) - (AFTER_PLAN + 2) - 1
 
 
 @pytest.mark.slow

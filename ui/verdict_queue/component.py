@@ -50,6 +50,10 @@ def queue_frames(queue: ReviewQueue, verdicts: dict[int, str]) -> list[int]:
     return [*queue.frames[:queue.planned], *after]
 
 
+def unjudged_after_plan(queue: ReviewQueue, verdicts: dict[int, str], sent: int) -> int:
+    return sum(frame not in verdicts for frame in queue.frames[sent:])
+
+
 def frame_entry(view: FlickerView, frame: int, planned: bool) -> dict:
     """What the reviewer needs to judge ``frame`` beside its image and boxes: the dashed boxes,
     whether it is flagged and whether it is one of the plan's."""
@@ -74,7 +78,8 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
         "annotator": annotator,
         "planned": queue.planned,
         "planned_total": queue.plan_size,  # more than planned while the plan's second phase waits for the first's verdicts
-        "after_plan": len(queue.frames) - queue.planned,
+        # flagged frames after the plan without a verdict that this run does not send (the browser counts the sent ones)
+        "after_plan_unsent": unjudged_after_plan(queue, verdicts, len(queued)),
         "more": len(queued) < len(queue.frames),  # the rest come with a rerun, which the queue asks for when it runs dry
         "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],
         "verdicts": {str(frame): verdicts[frame] for frame in queued if frame in verdicts},

@@ -306,7 +306,9 @@ class Queue {
   showProgress() {
     const planned = this.data.queue.filter((entry) => entry.planned);
     const done = planned.filter((entry) => this.verdictOf(entry.frame) !== null).length, total = this.data.planned_total;
-    const after = this.data.after_plan;
+    // still to judge after the plan: those sent without a verdict here, and those a later run sends
+    const after = this.data.queue.filter((entry) => !entry.planned && this.verdictOf(entry.frame) === null).length +
+      this.data.after_plan_unsent;
     this.progressText.textContent = `Reviewed ${done} / ${total}` +
       (after ? ` · ${number(after)} more flagged frame${after === 1 ? "" : "s"} after the plan` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
@@ -315,8 +317,9 @@ class Queue {
     this.done.hidden = !complete;
     if (complete) {
       // one line (the frame keeps its room); what to do next is the page's, beside the figures
-      this.done.textContent = this.shown === null ? (this.data.more ? "The plan is done." : "Every frame of the queue has a verdict.")
-        : "The plan is done. Flagged frames after it follow.";
+      // (the page says the plan is done, and what to do next, beside the figures)
+      this.done.textContent = this.shown === null ? (this.data.more ? "Every planned frame has a verdict." : "Every frame of the queue has a verdict.")
+        : "Every planned frame has a verdict; flagged frames after the plan follow.";
       if (this.announced === false) this.refresh(); // just finished: the figures, once, with the whole plan in them
     }
     this.announced = complete;
