@@ -84,6 +84,8 @@ def check_folder(path_text: str | Path) -> Path:
     if not given.is_absolute():  # it would be looked for wherever the server was started
         raise UserError(f"{path_text} is a relative path: give the batch output folder as an absolute path")
     root = paths.check_allowed(given)
+    if not root.exists():
+        raise UserError(f"{path_text}: no such folder")
     started = (root / SETTINGS_FILE).is_file() or (root / DONE_DIR).is_dir()  # a batch's first act, then its first video
     if not root.is_dir() or not ((root / SUMMARY_CSV).is_file() or started):
         raise UserError(f"{path_text} is not a batch output folder (no {SUMMARY_CSV}): run python -m core batch "

@@ -265,7 +265,7 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
         report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
         failed = sum(r.status == "failed" for r in report.rows)
-        st.success(f"{len(report.rows)} videos in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
+        st.success(f"{len(report.rows)} video{'' if len(report.rows) == 1 else 's'} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})
 
@@ -289,6 +289,7 @@ loaded = session.loaded_video()
 if loaded is not None:
     boxes_file_panel(loaded)
 if loaded is None or detector is None:
-    st.info("Load a video and choose a model to run detection.")
+    st.info("Load a video and choose a model to run detection." if loaded is None else
+            "Choose a model that loads (see the model panel above) to run detection.")
     st.stop()
 detection_panel(loaded, detector, spec)

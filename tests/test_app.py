@@ -103,6 +103,9 @@ def test_missing_weights_show_an_error(app):
     app.run()
     assert not app.exception
     assert "Weights file not found" in app.error[0].value
+    click(app, "Load the sample")  # a video is open: the hint is about the model, not the video
+    assert "Weights file not found" in app.error[0].value
+    assert any(i.value.startswith("Choose a model that loads") for i in app.info), [i.value for i in app.info]
 
 
 def test_load_detect_review_export(app, tiny_slice, tmp_path):

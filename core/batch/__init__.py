@@ -78,7 +78,7 @@ class BatchReport:
         done = [r for r in self.rows if r.status == "done"]
         rate = (f"{len(done) / self.seconds:.2f} videos/s, {sum(r.frames for r in done) / self.seconds:.1f} frames/s"
                 if self.seconds > 0 else "-")
-        lines.append(f"{len(done)} videos processed in {self.seconds:.1f} s ({rate}); "
+        lines.append(f"{len(done)} video{'' if len(done) == 1 else 's'} processed in {self.seconds:.1f} s ({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, Lightly datasource in {Datasource(self.out).lightly}")
         lines.extend(f"failed: {r.relpath}: {r.error}" for r in self.rows if r.status == "failed")
         return "\n".join(lines)

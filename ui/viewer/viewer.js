@@ -51,6 +51,7 @@ export default (component) => mountOnce(component, "flickerViewer", (host) => ne
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
 const number = (value) => value.toLocaleString("en-US");
+const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;
 const rgb = (color) => `rgb(${color.join(",")})`;
 const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
 const GONE = 404; // what the routes answer for a video or boxes the server does not know (see frames.py)
@@ -692,7 +693,7 @@ class Viewer {
   }
 
   showTip(frame, event) {
-    const parts = [`frame ${number(frame)}`, `${this.view.counts[frame]} boxes`];
+    const parts = [`frame ${number(frame)}`, plural(this.view.counts[frame], "box", "boxes")];
     for (const lane of this.firing(frame)) {
       const verdict = lane.verdicts[frame];
       parts.push(`${lane.label}: ${this.describe(lane.name, frame)}${verdict ? ` (${VERDICT_NAMES[verdict]})` : ""}`);
@@ -841,7 +842,6 @@ class Viewer {
 
   // What ``name``'s lane found on ``frame``, in a few words (``brief``: fewer, for a chip beside others).
   describe(name, frame, brief = false) {
-    const plural = (count, word, many) => `${count} ${count === 1 ? word : many}`;
     const missing = (this.imputed.get(frame) || []).length;
     if (name === "flicker") return brief ? `${missing} missing` : `${plural(missing, "object", "objects")} missing`;
     if (!this.boxes) return "";
@@ -1056,7 +1056,7 @@ class Viewer {
     context.stroke();
     context.font = `${10 * dpr}px sans-serif`;
     context.fillStyle = "rgba(80, 84, 96, 0.8)";
-    context.fillText(`${most} boxes`, 4 * dpr, top + 10 * dpr);
+    context.fillText(plural(most, "box", "boxes"), 4 * dpr, top + 10 * dpr);
     const mark = (frame, y, color, radius) => {
       context.fillStyle = color;
       context.beginPath();
