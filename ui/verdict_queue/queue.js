@@ -333,7 +333,7 @@ class Queue {
       (entry.planned ? "" : " · after the plan");
     // short enough for one line in the narrowest column: the buttons below never move between frames
     this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
-      : "A spot check: is an object the detector should have found missing?";
+      : "Spot check: is an object missing? Yes: True miss. No: False alarm.";
     const other = frame + this.peek, peeking = this.peek !== 0 && other >= 0 && other < this.data.video.n;
     if (peeking) this.label.textContent = `Frame ${number(other)} (${this.peek < 0 ? "before" : "after"} ${number(frame)})`;
     const image = this.image(peeking ? other : frame, true);
