@@ -154,7 +154,7 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     at.text_input(key="batch_out").input(str(tmp_path / "out"))
     next(b for b in at.button if b.label == "Run batch").click().run()
     assert not at.exception, at.exception
-    assert any("1 videos" in s.value for s in at.success)
+    assert any("1 video in" in s.value for s in at.success)
     assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == ["short.mp4"]
     assert fleet.read_settings(tmp_path / "out") is not None
 

@@ -302,6 +302,18 @@ def test_imported_predictions_that_cannot_be_real_are_refused_with_the_file_name
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("file_name", ["../../v-1-mp4.png", "v-2-mp4.png", "", None, 7])
+def test_a_prediction_file_made_for_another_frame_is_refused(tmp_path, file_name):
+    """The frame comes from the file's own name; a file_name naming another image (or climbing out
+    of the folder) says the file was made for something else."""
+    task = write_task(tmp_path, [])
+    (task / "v-1-mp4.json").write_text(json.dumps({"file_name": file_name, "predictions": []}))
+    with pytest.raises(PredictionFormatError, match=r"v-1-mp4.json: file_name .* names another image"):
+        import_predictions(task, "v.mp4", 3, (640, 480))
+    (task / "v-1-mp4.json").write_text(json.dumps({"file_name": "v-1-mp4.jpg", "predictions": []}))
+    assert len(import_predictions(task, "v.mp4", 3, (640, 480))) == 0  # its own frame, any image extension
+
+
 def test_a_category_id_too_large_in_the_schema_is_refused(tmp_path):
     task = write_task(tmp_path, [], categories=({"id": 2**40, "name": "x"},))
     with pytest.raises(PredictionFormatError, match="schema.json"):

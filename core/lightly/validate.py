@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import orjson
 
-from core.bounded import GrewWhileRead, NotRegularFile, TooLarge, read_regular
+from core.bounded import GrewWhileRead, NotRegularFile, TooLarge, brief, read_regular
 from core.detections import Detections, xywh_to_xyxy
 from core.errors import PredictionFormatError
 from core.lightly.datasource import SCHEMA, Datasource, frame_name, frame_namer
@@ -280,6 +280,9 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
         predictions = data.get("predictions") if isinstance(data, dict) else None
         if not isinstance(predictions, list):
             raise PredictionFormatError(f"{path}: needs a file_name and a predictions list")
+        if not _names_its_frame(data.get("file_name"), name_of(frame)):
+            raise PredictionFormatError(f"{path}: file_name {brief(data.get('file_name'))} names another image than this "
+                                        f"file's frame ({name_of(frame)}.png): the file was made for another frame or video")
         for k, pred in enumerate(predictions):
             if not _plain_prediction(pred, category_ids) and (problems := check_detection_singleton(pred, category_ids)):
                 raise PredictionFormatError(f"{path}: predictions[{k}]: {problems[0]}")
@@ -293,6 +296,14 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
                                                   row - int(np.searchsorted(frame_of, frame_of[row]))))
     return Detections(frame=frame_of, xyxy=xyxy, score=np.asarray(scores, np.float32).reshape(-1),
                       cls=np.asarray(classes, np.int32).reshape(-1), names=names, n_frames=n_frames, image_size=image_size)
+
+
+def _names_its_frame(file_name, stem: str) -> bool:
+    """Whether a prediction file's ``file_name`` is its own frame's image (any image extension)."""
+    try:
+        return isinstance(file_name, str) and PurePosixPath(file_name).with_suffix("").as_posix() == stem
+    except ValueError:  # a name with no stem ("", ".", "/")
+        return False
 
 
 def _plain_prediction(pred, category_ids: set[int]) -> bool:
