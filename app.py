@@ -41,6 +41,9 @@ else:
     st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
             "[data-testid='stMetric'] { container-type: inline-size; }"
             "@container (max-width: 100px) { [data-testid='stMetricValue'] { font-size: 1.5rem; } }"
+            # tables of figures (Verdicts' estimates) fit a narrow column: less room around each cell
+            "[data-testid='stMarkdownContainer'] :is(th, td) { padding: 0.35rem 0.4rem; }"
+            "[data-testid='stMarkdownContainer'] table { font-size: 0.95em; }"
             # the viewer's preload draws nothing, and takes no room either (ui.viewer.component.preload_viewer)
             f".st-key-{PRELOAD_KEY} {{ display: none; }}</style>")
 

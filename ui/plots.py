@@ -25,7 +25,7 @@ def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[floa
                                     marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "#d62728", "width": 3},
                                             "symbol": "circle"}))
     # The legend sits under the axis: above it, it covered the toolbar.
-    figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 70},
-                         xaxis={"title": "IoU tracking"}, yaxis={"title": "IoU assertion"},
-                         legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 85},
+                         xaxis={"title": "IoU tracking", "dtick": 0.2}, yaxis={"title": "IoU assertion", "dtick": 0.2},
+                         legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
     return figure

@@ -867,19 +867,25 @@ class Viewer {
     const chips = firing.map((lane) => {
       const found = this.describe(lane.name, frame, several); // beside others, only the answered chip says more
       return { lane, answered: lane === answer, full: this.describe(lane.name, frame),
-               text: !several ? found : `${SHORT[lane.name]}${found && lane === answer ? ` \u00b7 ${found}` : ""}` };
+               text: !several ? found : SHORT[lane.name], detail: several && found && lane === answer ? ` \u00b7 ${found}` : "" };
     });
-    const shown = JSON.stringify([several, chips.map(({ lane, answered, text, full }) => [lane.name, answered, text, full])]);
+    const shown = JSON.stringify([several, chips.map(({ lane, answered, text, detail, full }) => [lane.name, answered, text, detail, full])]);
     if (shown !== this.statusShown) {
       this.statusShown = shown;
       if (!firing.length) this.status.textContent = several ? "Not flagged" : "No flicker";
       else {
-        this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...chips.map(({ lane, answered, text, full }) => {
+        this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...chips.map(({ lane, answered, text, detail, full }) => {
           const chip = document.createElement("span"); // "Flagged:" beside several chips would crowd the line
           chip.className = `fv-chip${answered ? " fv-answer" : ""}`;
           chip.dataset.lane = lane.name;
           chip.style.setProperty("--lane", rgb(lane.color));
           chip.textContent = text;
+          if (detail) { // what the answered lane found: left out where the line is narrow (viewer.css), never the names
+            const more = document.createElement("span");
+            more.className = "fv-chip-detail";
+            more.textContent = detail;
+            chip.append(more);
+          }
           chip.title = `${lane.label}: ${full} (${lane.help})` + (firing.length > 1 ? ". Click: the verdict answers this one" : "");
           return chip;
         }));
