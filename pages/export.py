@@ -63,8 +63,8 @@ def export_panel(view: FlickerView, stem: str) -> str:
                               persist_state="session", horizontal=True,
                               format_func={"binary": "1.0 flagged / 0.5 (tutorial)",
                                            "score": "continuous: 0.5 + 0.5 x score"}.get)
-    imputed = st.checkbox("Also export the imputed boxes as a prediction task (pre-labels)", key="export_imputed",
-                          persist_state="session")
+    imputed = st.checkbox("Also export the imputed boxes (pre-labels)", key="export_imputed", persist_state="session",
+                          help="As a prediction task of their own, named after the one above with _imputed")
     if st.button("Export", type="primary", icon=":material/save:"):
         video = view.video
         # each assertion enabled on Review is its own metadata field, as `run --assertions` writes it

@@ -206,11 +206,13 @@ def selection_results(view: FlickerView, selection, settings: FlickerSettings) -
     writer = csv.DictWriter(csv_text, fieldnames=["file_name", "video", "frame"])
     writer.writeheader()
     writer.writerows(listing)
-    downloads = st.columns([1, 1, 3])
-    downloads[0].download_button("Selected frames (JSON)", json.dumps(listing, indent=2), f"{stem}-selected.json",
-                                 "application/json", icon=":material/download:")
-    downloads[1].download_button("Selected frames (CSV)", csv_text.getvalue(), f"{stem}-selected.csv", "text/csv",
-                                 icon=":material/download:")
+    # short labels: in the 1280 px layout "Selected frames (JSON)" and "(CSV)" were both cut to "Selected frame..."
+    text, as_json, as_csv, _ = st.columns([2, 1, 1, 2], vertical_alignment="center")
+    text.markdown("Download the selected frames:")
+    as_json.download_button("JSON", json.dumps(listing, indent=2), f"{stem}-selected.json", "application/json",
+                            icon=":material/download:", help="The selected frames as JSON")
+    as_csv.download_button("CSV", csv_text.getvalue(), f"{stem}-selected.csv", "text/csv", icon=":material/download:",
+                           help="The selected frames as CSV")
     map_column, gallery_column = st.columns([1, 1], gap="medium")
     with map_column:
         embedding_map_panel(view, selection)

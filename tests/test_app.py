@@ -404,7 +404,7 @@ def test_local_selection_on_the_review_page(app, tiny_slice):
     assert viewer_data(app)["seek"][2] is True, "a seek from the gallery brings the viewer into view"
     assert viewer_data(app)["view"]["selected"] == sorted(picked.tolist())
     downloads = [d.proto.label for d in app.get("download_button")]
-    assert downloads == ["Selected frames (JSON)", "Selected frames (CSV)"]
+    assert downloads == ["JSON", "CSV"] and "Download the selected frames:" in [m.value for m in app.markdown]
 
 
 def test_index_cache_keeps_indexes_within_a_byte_budget_newest_first():
