@@ -61,6 +61,10 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
     before = int(metric_value(browser, "Flagged frames"))
     assert before > 0
+    press(browser, "m")  # frame 0 is never flagged (no frame before it): the key says why it does nothing
+    status = browser.find_element("css selector", ".fv-status")
+    wait_for(browser, lambda: status.text == "Nothing flagged to judge here", 10, "a word on the unanswered key")
+    wait_for(browser, lambda: status.text != "Nothing flagged to judge here", 10, "the status back")
 
     press(browser, "k")  # next flagged frame, found in the browser
     flagged = wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")

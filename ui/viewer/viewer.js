@@ -570,13 +570,23 @@ class Viewer {
 
   setVerdict(verdict) {
     const frame = this.current, lane = this.answering(frame), before = lane?.verdicts[frame];
-    if (!lane) return;
+    if (!lane) return this.nudge();
     this.showVerdict(lane, frame, verdict);
     this.trigger("verdict", { frame, verdict, assertion: lane.name });
     this.checkServer(() => {
       this.showVerdict(lane, frame, before); // not kept: not shown as given
       this.lost(frame);
     });
+  }
+
+  // M / F / U where nothing flags the frame: said for a moment in the status line (the key did
+  // nothing, and silence read as broken); the next render puts the status back.
+  nudge() {
+    this.status.textContent = "Nothing flagged to judge here";
+    this.status.title = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page";
+    this.statusShown = null;
+    clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = setTimeout(() => this.render(), 2500);
   }
 
   showVerdict(lane, frame, verdict) {
