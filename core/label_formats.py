@@ -11,7 +11,7 @@ Frames are matched to the video's frames: an image's file name by Lightly's fram
 0-based); MOT by its 1-based frame column; YouTube-VIS by position in the video's frame list.
 Category names become the classes of the review and of the export's schema. Every file is
 untrusted and refused in one line, before anything is written, when it is: not a regular file or
-larger than ``MAX_LABEL_BYTES``; nested too deep; a box that is not finite, has no area, lies
+larger than ``MAX_LABEL_BYTES`` (``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS); nested too deep; a box that is not finite, has no area, lies
 wholly outside the image or reaches more than an image's size beyond it; a frame outside the video;
 a file name that is no frame, is absolute or climbs out (``..``); a class id that is not a whole
 number in 0..2**31-1 or a class name that is not short text; a MOT track id that is not a whole
@@ -38,6 +38,10 @@ from core.video import VideoInfo
 FORMATS = ("auto", "lightly", "coco", "yolo", "cvat", "mot", "youtubevis")
 FOLDER_FORMATS = ("lightly", "yolo")  # read from a folder, never from one file
 MAX_LABEL_BYTES = 512 << 20
+# JSON parses to ~10x its size in Python objects (a 480 MB COCO file reached 5.8 GB): a lower bound
+# for COCO and YouTube-VIS; a 10-minute video with 50 boxes a frame is ~140 MB of COCO.
+MAX_JSON_LABEL_BYTES = 256 << 20
+JSON_FORMATS = ("coco", "youtubevis")
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200
 MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
@@ -54,7 +58,7 @@ def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "aut
     if fmt not in FORMATS:
         raise PredictionFormatError(f"Unknown predictions format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt not in ("lightly", "yolo"):
-        _check_regular_file(path)
+        _check_regular_file(path, MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_LABEL_BYTES)
     return _READERS[fmt](path, video, relpath)
 
 
@@ -94,14 +98,14 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
     return ImportedBoxes(detections, fmt, shown_name or path.name, FILE_ID_PREFIX + digest.hexdigest()[:32])
 
 
-def _check_regular_file(path: Path) -> None:
+def _check_regular_file(path: Path, limit: int) -> None:
     """A label file is a regular file of bounded size: never a folder, a FIFO or ``/dev/zero``,
     which a reader would wait on or read without end."""
     status = os.stat(path)
     if not stat.S_ISREG(status.st_mode):
         raise PredictionFormatError(f"{path} is not a regular file")
-    if status.st_size > MAX_LABEL_BYTES:
-        raise PredictionFormatError(f"{path} is larger than {MAX_LABEL_BYTES >> 20} MiB")
+    if status.st_size > limit:
+        raise PredictionFormatError(f"{path} is larger than {limit >> 20} MiB")
     if status.st_size == 0:
         raise PredictionFormatError(f"{path.name} is empty: it holds no boxes, not even an empty list")
 
@@ -117,7 +121,9 @@ def detect_format(path: Path) -> str:
                                     "YOLO dataset (data.yaml)")
     if path.name == "data.yaml":
         return "yolo"
-    head = read_capped(path, MAX_LABEL_BYTES, "Predictions file")[:4096]
+    _check_regular_file(path, MAX_LABEL_BYTES)
+    with path.open("rb") as f:  # a regular file (checked): no FIFO to wait on
+        head = f.read(4096)
     if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         raise PredictionFormatError(f"{path.name} starts with a byte-order mark (UTF-16, or UTF-8 as some Windows tools "
                                     "save it): save it as plain UTF-8")
@@ -127,7 +133,8 @@ def detect_format(path: Path) -> str:
     if head.startswith(b"<"):
         return "cvat"
     if head.startswith(b"{"):  # COCO lists images; anything else a JSON holds is read as YouTube-VIS (videos)
-        data = read_capped(path, MAX_LABEL_BYTES, "Predictions file")
+        _check_regular_file(path, MAX_JSON_LABEL_BYTES)
+        data = read_capped(path, MAX_JSON_LABEL_BYTES, "Predictions file")
         return "coco" if b'"images"' in data and b'"videos"' not in data else "youtubevis"
     if head.startswith(b"[") or path.suffix.lower() == ".json":
         raise PredictionFormatError(f"{path.name} is not a COCO or YouTube-VIS file: their JSON is one object ({{...}})")
@@ -166,7 +173,7 @@ def youtube_vis_problem(path: Path) -> str | None:
     from core.errors import UserError
 
     try:
-        data = load_json(read_capped(path, MAX_LABEL_BYTES, "YouTube-VIS file"), "the file")
+        data = load_json(read_capped(path, MAX_JSON_LABEL_BYTES, "YouTube-VIS file"), "the file")
         videos = data.get("videos") if isinstance(data, dict) else None
         for video in videos if isinstance(videos, list) else []:
             names = video.get("file_names") if isinstance(video, dict) else None

@@ -246,6 +246,15 @@ def test_a_file_no_format_can_hold_is_named_for_what_it_is(walk_hog, tmp_path, n
         one_line_refusal(lambda: read_boxes(tmp_path / name, info, "walk.mp4", "mot"), message)
 
 
+@pytest.mark.parametrize("content", [b'{"images": [], "annotations": [], "categories": []}', b'{"videos": []}'])
+def test_a_json_label_file_has_a_lower_size_bound_checked_before_parsing(walk_hog, tmp_path, monkeypatch, content):
+    """JSON parses to ~10 times its size in objects (a 480 MB COCO file reached 5.8 GB)."""
+    info, _ = walk_hog
+    monkeypatch.setattr("core.label_formats.MAX_JSON_LABEL_BYTES", 32)
+    (tmp_path / "big.json").write_bytes(content + b" " * 64)
+    one_line_refusal(lambda: read_boxes(tmp_path / "big.json", info, "walk.mp4"), "is larger than 0 MiB")
+
+
 def test_a_file_that_never_ends_is_refused_unread(walk_hog, tmp_path):
     import os
 
