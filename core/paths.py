@@ -93,7 +93,10 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
     read the format from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:  # named for the file the user asked for, not the temporary one beside it
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     tmp = Path(name)

@@ -23,6 +23,14 @@ def test_atomic_path_replaces_on_success_and_leaves_nothing_on_failure(tmp_path)
     assert target.read_bytes() == b"by function"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="/proc refuses new files on Linux")
+def test_a_refused_write_names_the_file_asked_for_not_the_temporary_one():
+    """(Even root cannot create a file in /proc.) The error said '.v.csv.v2losm4h.partial'."""
+    with pytest.raises(OSError) as info:
+        write_atomic("/proc/v.csv", b"x")
+    assert info.value.filename == "/proc/v.csv"
+
+
 def test_a_file_written_atomically_gets_the_mode_a_plain_open_gives(tmp_path):
     """mkstemp's 0600 made every export, CSV and listing unreadable to the user's group."""
     script = ("import os, stat, sys; os.umask(0o027); from core.paths import write_atomic; "
