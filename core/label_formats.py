@@ -45,8 +45,8 @@ JSON_FORMATS = ("coco", "youtubevis")
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200
 MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
-_LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$")  # walk-012-mp4.png, or .txt beside it
-_TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
+_LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$", re.ASCII)  # walk-012-mp4.png, or .txt beside it
+_TRAILING_NUMBER = re.compile(r"(\d+)\D*$", re.ASCII)  # ASCII: other scripts' digits are no frame numbers
 
 
 def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto") -> Detections:
