@@ -168,6 +168,16 @@ def read_config(path: str | Path, what: str, limit: int = MAX_CONFIG_BYTES) -> A
     return load_json(text, f"{what} {path}")
 
 
+def printable(text: str, lines: bool = False) -> str:
+    """``text`` safe to show: characters that are not printable (an escape sequence, a newline, a
+    right-to-left override in a name or note someone else wrote) become their escapes, so they can
+    neither drive a terminal nor rearrange what is shown; ``lines`` keeps the newlines between lines."""
+    def escaped(line: str) -> str:
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+
+    return "\n".join(map(escaped, text.split("\n"))) if lines else escaped(text)
+
+
 def brief(value: Any, width: int = 40) -> str:
     """A short description of a value for an error line: never the whole structure, never a
     conversion that can itself fail (an int of 5,000 digits has no ``str`` in Python 3.11+)."""

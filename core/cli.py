@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core.assertions import ASSERTIONS, FLICKER, parse_assertions
+from core.bounded import printable
 from core.errors import UserError
 from core.label_formats import FORMATS as LABEL_FORMATS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
@@ -28,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line on stderr like every other user error."""
 
     def error(self, message: str):
-        print(f"error: {shown(message)} (see {self.prog} --help)", file=sys.stderr)
+        print(f"error: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
 
 
@@ -215,26 +216,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _run(args)
         for warning in caught:
             if issubclass(warning.category, UserWarning) and warning.category.__module__.startswith("core"):
-                print(f"warning: {shown(mask(str(warning.message)))}", file=sys.stderr)
+                print(f"warning: {printable(mask(str(warning.message)))}", file=sys.stderr)
         return code
     except UserError as exc:
-        print(f"error: {shown(mask(str(exc)))}", file=sys.stderr)
+        print(f"error: {printable(mask(str(exc)))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:  # the machine's refusal (disk full, name too long, ...), not a bug: one line too
-        print(f"error: {shown(mask(_os_error_line(exc)))}", file=sys.stderr)
+        print(f"error: {printable(mask(_os_error_line(exc)))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
-
-
-def shown(text: str, lines: bool = False) -> str:
-    """``text`` safe for a terminal: control characters (an escape sequence or a newline in a file
-    name the user did not choose) are printed as escapes; ``lines`` keeps the newlines between lines."""
-    def escaped(line: str) -> str:
-        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
-
-    return "\n".join(map(escaped, text.split("\n"))) if lines else escaped(text)
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -263,12 +255,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
         selection = run_local_selection(args.source, args.config, args.out, _detector_spec(args), args.n, args.task)
-        print(shown(selection.text(), lines=True))
+        print(printable(selection.text(), lines=True))
         return 0
     from core.run import run_pipeline
 
     summary = run_pipeline(_run_config(args), progress_bar=not args.quiet)
-    print(shown(summary.text(), lines=True))
+    print(printable(summary.text(), lines=True))
     return 0
 
 
@@ -304,7 +296,7 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
               "do the rest", file=sys.stderr)
         return 130
-    print(shown(report.text(), lines=True))
+    print(printable(report.text(), lines=True))
     return report.exit_code
 
 
@@ -319,7 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _audit_labels(args)
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),
                                  progress_bar=not args.quiet, gt_format=args.gt_format)
-    print(shown(evaluation.text(), lines=True))
+    print(printable(evaluation.text(), lines=True))
     if args.out is not None:
         write_csv(evaluation, args.out)
         print(f"every threshold pair written to {args.out}")
@@ -336,7 +328,7 @@ def _audit_labels(args: argparse.Namespace) -> int:
                                        assertions=ASSERTIONS).check()
     info, relpath = labelled_video(args.source, args.video)
     audit = audit_labels(args.gt, info, relpath, args.gt_format, settings)
-    print(shown(audit.text(), lines=True))
+    print(printable(audit.text(), lines=True))
     if args.out is not None:
         write_atomic(args.out, audit.csv_bytes())
         print(f"every suspicious frame and box written to {args.out}")
@@ -348,7 +340,7 @@ def _prelabels(args: argparse.Namespace) -> int:
 
     config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task,
                             _detector_spec(args), _flicker_settings(args), args.video_url_prefix)
-    print(shown(prelabels_from_source(config, progress_bar=not args.quiet).text(), lines=True))
+    print(printable(prelabels_from_source(config, progress_bar=not args.quiet).text(), lines=True))
     return 0
 
 
@@ -359,8 +351,8 @@ def _verdicts(args: argparse.Namespace) -> int:
 
     key = video_key(args.source, args.video)
     text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), args.format)
-    if args.out is None:
-        sys.stdout.write(text)
+    if args.out is None:  # on a terminal, what annotators typed is shown escaped; piped, it goes out as given
+        sys.stdout.write(printable(text, lines=True) if sys.stdout.isatty() else text)
     else:
         if args.out.is_dir():
             raise UserError(f"--out {args.out} is a folder; give a file name")
@@ -383,7 +375,7 @@ def _push(args: argparse.Namespace) -> int:
             bar.refresh()
 
         report = push(args.export_dir, args.url, args.input_url, dry_run=args.dry_run, workers=args.workers, progress=show)
-    print(shown(report.text(), lines=True))
+    print(printable(report.text(), lines=True))
     return 0
 
 

@@ -13,6 +13,7 @@ from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue
 from core.verdicts import VERDICTS
 from ui import flags, resources, session
 from ui.boundary import error_boundary
+from ui.components import literal_caption
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, review_link, sync_url
@@ -182,7 +183,7 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
         flagged = "flagged" if view.flicker.flag_array[frame] else "not flagged"
         left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
         if frame in notes:
-            left.caption(notes[frame])  # Streamlit escapes HTML in it: a note is whatever an annotator typed
+            literal_caption(left, notes[frame])  # whatever an annotator typed, shown as typed
         # a link, not a button: Review runs at once, without a run of this page first (ui.url.review_link)
         right.page_link("pages/review.py", label="Open in Review", query_params=review_link(view, frame))
     if len(frames) > 50:

@@ -69,7 +69,8 @@ def test_frames_asked_for_at_once_from_many_threads_are_each_the_frame_asked_for
 
 
 @pytest.mark.parametrize("tail", ["40.jpg", "1000000000000.jpg", "-1.jpg", "x.jpg", "3.png", "3.jpg/x", "3",
-                                  "..%2F3.jpg", "%2E%2E/3.jpg", "../../app.py"])
+                                  "..%2F3.jpg", "%2E%2E/3.jpg", "../../app.py",
+                                  "1" * 4301 + ".jpg"])  # more digits than Python converts: it was a 500
 def test_a_frame_out_of_range_or_a_path_like_name_is_404(sample_slice, tail):
     url = frames.frames_url(probe(sample_slice))
     assert get(f"{url}{tail}").status_code == 404
@@ -160,6 +161,7 @@ def test_a_page_waiting_for_its_viewers_frame_hears_when_that_frame_is_shown(sam
         assert asyncio.run(_post(f"{url}8/shown")).status_code == 204 and not waiting.done(), "another frame"
         assert asyncio.run(_post("/api/viewer/frames/nosuchvideo/9/shown")).status_code == 404
         assert asyncio.run(_post(f"{url}{info.frame_count}/shown")).status_code == 404, "a frame past the end"
+        assert asyncio.run(_post(f"{url}{'9' * 4301}/shown")).status_code == 404, "more digits than Python converts"
         assert asyncio.run(_post(f"{url}9/shown")).status_code == 204
         assert waiting.result(timeout=5) is True and time.monotonic() - start < 5
     start = time.monotonic()

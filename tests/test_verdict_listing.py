@@ -101,3 +101,19 @@ def test_a_hand_edited_row_is_one_line_naming_it(tmp_path, column, value):
 def test_a_note_opening_with_a_tab_is_inert_in_csv():
     rows = [{"frame": 1, "verdict": "miss", "annotator": "ana", "note": "\t=1+1", "time": ""}]
     assert formatted(rows, "csv").splitlines()[1].split(",")[3] == "'\t=1+1"
+
+
+def test_on_a_terminal_what_annotators_typed_is_shown_escaped(capsys, monkeypatch, tmp_path, sample_slice):
+    """A note with an escape sequence set the terminal's title and cleared the screen; piped to a
+    file or another tool, the listing stays what was typed."""
+    import sys
+
+    from core.video import probe
+
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set(probe(sample_slice).fingerprint, 3, "miss", annotator="ana", note="\x1b]0;pwned\x07\x1b[2J\u202etxt")
+    code, piped, _ = listing(capsys, sample_slice, "--verdicts", tmp_path / "v.sqlite", "--format", "csv")
+    assert code == 0 and "\x1b[2J" in piped
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, shown, _ = listing(capsys, sample_slice, "--verdicts", tmp_path / "v.sqlite", "--format", "csv")
+    assert code == 0 and "\x1b" not in shown and "\u202e" not in shown and "\\x1b[2J" in shown

@@ -23,18 +23,21 @@ def client() -> TestClient:
     return TestClient(Starlette(routes=routes()))
 
 
+ON_VIDEO = {"video": "video-key"}  # the content key the page shows, sent with each request
+
+
 def register(store: VerdictStore, annotator: str = "ana", n_frames: int = 50) -> str:
     return queue_url(new_token(), QueueTarget(store, "video-key", n_frames, annotator))
 
 
 def test_a_verdict_is_stored_with_the_registered_annotator_and_its_note(client, store):
     url = register(store)
-    answer = client.post(f"{url}/verdict", json={"frame": 7, "verdict": "miss", "note": "  a cyclist behind the bus "})
+    answer = client.post(f"{url}/verdict", json={"video": "video-key", "frame": 7, "verdict": "miss", "note": "  a cyclist behind the bus "})
     assert answer.status_code == 200 and answer.json() == {"frame": 7, "verdict": "miss"}
     assert answer.headers["cache-control"] == "no-store"
     [(frame, verdict, annotator, note, _)] = store.records("video-key")
     assert (frame, verdict, annotator, note) == (7, "miss", "ana", "a cyclist behind the bus")
-    client.post(f"{url}/verdict", json={"frame": 7, "verdict": "false_alarm"})  # a later verdict replaces it
+    client.post(f"{url}/verdict", json={"video": "video-key", "frame": 7, "verdict": "false_alarm"})  # a later verdict replaces it
     assert store.all("video-key") == {7: "false_alarm"}
 
 
@@ -48,19 +51,24 @@ def test_a_verdict_is_stored_with_the_registered_annotator_and_its_note(client, 
     ({"frame": 3, "verdict": None}, 422, "miss, false_alarm, unsure"),
     ({"frame": 3, "verdict": "miss", "note": "x" * (NOTE_CHARS + 1)}, 422, f"at most {NOTE_CHARS}"),
     ({"frame": 3, "verdict": "miss", "note": ["not", "text"]}, 422, "text"),
+    ({"frame": 3, "verdict": "miss", "note": "\ud800x"}, 422, "text"),  # a lone surrogate: SQLite cannot store it
+    ({"frame": 3, "verdict": "miss", "video": "another-key"}, 409, "another video"),  # the tab moved on meanwhile
+    ({"frame": 3, "verdict": "miss", "video": None}, 409, "another video"),
     ([3, "miss"], 400, "JSON object"),
 ])
 def test_a_verdict_outside_the_rules_is_refused_and_nothing_is_written(client, store, body, status, says):
-    answer = client.post(f"{register(store)}/verdict", json=body)
+    body = ON_VIDEO | body if isinstance(body, dict) else body
+    answer = client.post(f"{register(store)}/verdict", content=json.dumps(body),  # \ud800 stays an escape, as sent
+                         headers={"content-type": "application/json"})
     assert answer.status_code == status and says in answer.json()["error"]
     assert store.all("video-key") == {}
 
 
 def test_only_registered_queues_take_verdicts_and_only_as_json_of_bounded_size(client, store):
     url = register(store)
-    assert client.post(f"{PREFIX}/{new_token()}/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
-    assert client.post(f"{PREFIX}/video-key/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
-    assert client.post(f"{PREFIX}/..%2F..%2Fetc%2Fpasswd/verdict", json={"frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.post(f"{PREFIX}/{new_token()}/verdict", json={"video": "video-key", "frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.post(f"{PREFIX}/video-key/verdict", json={"video": "video-key", "frame": 1, "verdict": "miss"}).status_code == 404
+    assert client.post(f"{PREFIX}/..%2F..%2Fetc%2Fpasswd/verdict", json={"video": "video-key", "frame": 1, "verdict": "miss"}).status_code == 404
     assert client.get(f"{url}/verdict").status_code in (404, 405)  # never the page Streamlit serves elsewhere
     assert client.post(f"{url}/delete-everything", json={}).status_code == 404
     # a form post, as another site's page could send without asking: refused
@@ -72,6 +80,10 @@ def test_only_registered_queues_take_verdicts_and_only_as_json_of_bounded_size(c
     assert huge.status_code == 413
     broken = client.post(f"{url}/verdict", content=b"{\"frame\": 1, \xff", headers={"content-type": "application/json"})
     assert broken.status_code == 400
+    for kind in ("verdict", "undo"):  # nested a thousand deep in 1 KB: Python's parser runs out of stack
+        deep = client.post(f"{url}/{kind}", content=b"[" * 1000, headers={"content-type": "application/json"})
+        assert deep.status_code == 400 and deep.json()["error"] == "the body is not JSON"
+    assert client.post(f"{url}/undo", json={"video": "another-key"}).status_code == 409
     assert store.all("video-key") == {}
 
 
@@ -79,18 +91,18 @@ def test_registering_again_changes_the_annotator_under_the_same_token(client, st
     token = new_token()
     url = queue_url(token, QueueTarget(store, "video-key", 50, "ana"))
     assert queue_url(token, QueueTarget(store, "video-key", 50, "ben")) == url
-    client.post(f"{url}/verdict", json={"frame": 2, "verdict": "unsure"})
+    client.post(f"{url}/verdict", json={"video": "video-key", "frame": 2, "verdict": "unsure"})
     assert [annotator for _, _, annotator, _, _ in store.records("video-key")] == ["ben"]
 
 
 def test_undo_reverts_the_annotators_latest_verdict_and_answers_what_the_frame_holds_now(client, store):
     ana, ben = register(store, "ana"), register(store, "ben")
-    client.post(f"{ana}/verdict", json={"frame": 4, "verdict": "miss"})
-    client.post(f"{ana}/verdict", json={"frame": 4, "verdict": "false_alarm"})
-    client.post(f"{ben}/verdict", json={"frame": 9, "verdict": "miss"})
-    assert client.post(f"{ana}/undo", json={}).json() == {"frame": 4, "verdict": "miss"}
-    assert client.post(f"{ana}/undo", json={}).json() == {"frame": 4, "verdict": None}
-    assert client.post(f"{ana}/undo", json={}).json() == {"frame": None, "verdict": None}
+    client.post(f"{ana}/verdict", json={"video": "video-key", "frame": 4, "verdict": "miss"})
+    client.post(f"{ana}/verdict", json={"video": "video-key", "frame": 4, "verdict": "false_alarm"})
+    client.post(f"{ben}/verdict", json={"video": "video-key", "frame": 9, "verdict": "miss"})
+    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": 4, "verdict": "miss"}
+    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": 4, "verdict": None}
+    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": None, "verdict": None}
     assert store.all("video-key") == {9: "miss"}  # ben's verdict stays
 
 
@@ -98,7 +110,7 @@ def test_a_damaged_store_is_one_line_not_a_traceback(client, tmp_path):
     store = VerdictStore(tmp_path / "verdicts.sqlite")
     url = register(store)
     (tmp_path / "verdicts.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
-    answer = client.post(f"{url}/verdict", json={"frame": 1, "verdict": "miss"})
+    answer = client.post(f"{url}/verdict", json={"video": "video-key", "frame": 1, "verdict": "miss"})
     assert answer.status_code == 503 and "not a readable verdicts database" in answer.json()["error"]
 
 
@@ -153,15 +165,17 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         wait_for(browser, lambda: progress().startswith("Reviewed 1 / 8") and shown() != first, 10, "the next frame")
         second = shown()
         note = root.find_element("css selector", ".vq-note")
-        note.send_keys("mum behind the van")  # typing in the note gives no verdict: M goes into the text
+        # Markdown in a note is shown as typed in the reviewed list: no link, no image from another host
+        typed = "mum *behind* the [van](http://127.0.0.1:9/x) ![t](http://127.0.0.1:9/b.png) :red[x] "
+        note.send_keys(typed)  # typing in the note gives no verdict: M goes into the text
         note.send_keys("m")
-        assert progress().startswith("Reviewed 1 / 8") and note.get_attribute("value") == "mum behind the vanm"
+        assert progress().startswith("Reviewed 1 / 8") and note.get_attribute("value") == typed + "m"
         root.find_element("css selector", 'button[data-verdict="miss"]').click()
         wait_for(browser, lambda: progress().startswith("Reviewed 2 / 8") and shown() != second, 10, "the click's frame")
         store = VerdictStore(store_path)
         wait_for(browser, lambda: len(store.records(info.fingerprint)) == 2, 10, "both verdicts stored")
         records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
-        assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", "mum behind the vanm")}
+        assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", (typed + "m").strip())}
         assert note.get_attribute("value") == "", "the note went with its verdict"
         third = shown()
         ActionChains(browser).send_keys("u").perform()  # the click let go of the note: the next key is a verdict
@@ -176,6 +190,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert f"frame {first} · false alarm" not in body()  # the reviewed list is the page's: it waits for a rerun
         root.find_element("css selector", 'button[data-action="refresh"]').click()  # ...which the button asks for
         wait_for(browser, lambda: runs() > 0 and f"frame {first} · false alarm" in body(), 60, "the page brought up to date")
+        assert (typed + "m").strip() in body()
+        assert not browser.find_elements("css selector", "[data-testid='stMain'] :is(img[src*='127.0.0.1:9'], a[href*='127.0.0.1:9'])")
         # a key works with the focus on any widget but a text field: here the reviewed list's filter, just clicked
         show = next(b for b in browser.find_elements("css selector", "[data-testid='stButtonGroup'] button")
                     if b.text == "false alarm")

@@ -1,7 +1,10 @@
 """Widgets more than one page shows."""
 from __future__ import annotations
 
+from html import escape
+
 from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
+from core.bounded import printable
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
@@ -26,3 +29,12 @@ def sibling_strengths(containers, keys) -> dict[str, float]:
                                   persist_state="session",
                                   help=f"Weights frames by the '{key}' metadata (1 where the assertion fires).")
             for container, key in zip(containers, wanted)}
+
+
+def literal_caption(container, text: str) -> None:
+    """``text`` someone else typed (a verdict's note) in ``container`` as a caption, shown exactly as
+    typed: as escaped HTML rather than Markdown, where a link, an image fetched from another host,
+    :color[...] or $math$ would come alive and a bare URL becomes a link; characters that are not
+    printable are shown as escapes."""
+    container.html(f'<p style="margin: 0; font-size: 0.875rem; white-space: pre-wrap; '
+                   f'color: var(--st-gray-text-color, #6b6f7b)">{escape(printable(text, lines=True))}</p>')

@@ -161,7 +161,8 @@ class Queue {
     if (document.activeElement === this.note) this.note.blur(); // a click with the note focused: the keys work again
     this.overlay.set(frame, verdict);
     this.show(); // the next frame now; the server hears of it meanwhile
-    this.post("verdict", { frame, verdict, note }).then(() => this.say(""), (error) => {
+    // the video it was given on: refused (409) if the tab has moved on to another video meanwhile
+    this.post("verdict", { frame, verdict, note, video: this.data.video.key }).then(() => this.say(""), (error) => {
       if (this.overlay.get(frame) === verdict) this.overlay.delete(frame);
       if (!this.note.value) this.note.value = note;
       this.say(`Frame ${number(frame)}: the verdict was not saved (${error.message}).`, true);
@@ -170,7 +171,7 @@ class Queue {
   }
 
   undo() {
-    this.post("undo", {}).then(({ frame, verdict }) => {
+    this.post("undo", { video: this.data.video.key }).then(({ frame, verdict }) => {
       if (frame === null) return this.say("Nothing of yours to undo on this video.");
       if (!this.entries.has(frame)) { // a frame this run did not send (judged on Review, or far after the plan)
         this.say(`Undone: frame ${number(frame)}.`);

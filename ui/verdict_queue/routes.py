@@ -5,7 +5,7 @@ next queued frame is on screen at once and the page's figures catch up on the ne
 Only a queue a page registered is served, named by an unguessable token (never by a path or a
 video key alone: another site's page cannot guess it, so it cannot post verdicts through the
 reviewer's browser). The token stands for the video's content key, its frame count and the
-annotator the page shows; the body carries only the frame, the verdict and a note, each checked.
+annotator the page shows; the body carries the frame, the verdict, a note and the video's key, each checked.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ async def _request_json(request: Request) -> dict:
             raise _Refused(413, f"a verdict takes at most {MAX_BODY} bytes")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested a thousand deep in 8 KB
         raise _Refused(400, "the body is not JSON") from None
     if not isinstance(value, dict):
         raise _Refused(400, "the body is not a JSON object")
@@ -105,14 +105,32 @@ async def _request_json(request: Request) -> dict:
 
 def checked_verdict(body: dict, target: QueueTarget) -> tuple[int, str, str]:
     """``(frame, verdict, note)`` of a posted verdict, or _Refused naming what is wrong."""
+    _check_video(body, target)
     frame, verdict, note = body.get("frame"), body.get("verdict"), body.get("note", "")
     if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < target.n_frames:
         raise _Refused(422, f"frame must be a whole number from 0 to {target.n_frames - 1}")
     if verdict not in VERDICTS:
         raise _Refused(422, f"verdict must be one of {', '.join(VERDICTS)}")
-    if not isinstance(note, str) or len(note) > NOTE_CHARS:
+    if not isinstance(note, str) or len(note) > NOTE_CHARS or not _encodable(note):
         raise _Refused(422, f"a note is text of at most {NOTE_CHARS} characters")
     return frame, verdict, note.strip()
+
+
+def _check_video(body: dict, target: QueueTarget) -> None:
+    """The video the page gave the verdict on (its content key) must be the one its token serves
+    now: a tab that moved on to another video registers its token anew, and a request sent just
+    before would otherwise land on the new video's frame of that number."""
+    if body.get("video") != target.video:
+        raise _Refused(409, "this page shows another video than its queue now serves: reload the page")
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON can carry a lone surrogate, which UTF-8 cannot store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _target(request: Request) -> QueueTarget:
@@ -139,7 +157,7 @@ async def _undo(request: Request) -> Response:
     as the page's Undo does; answers the frame reverted and its verdict now (null: none)."""
     try:
         target = _target(request)
-        await _request_json(request)
+        _check_video(await _request_json(request), target)
         frame, verdict = await run_in_threadpool(_undo_latest, target)
     except _Refused as refused:
         return _error(refused.status, str(refused))

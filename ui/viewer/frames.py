@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -324,10 +325,20 @@ def _not_found(_request: Request) -> Response:
     return Response("not found", status_code=404, media_type="text/plain")
 
 
+class _FrameNumber(IntegerConvertor):
+    """A frame number of at most 9 digits: Starlette's ``int`` took any length, and Python refuses
+    to convert more than 4,300 digits (a 500 with a traceback, before any key was checked)."""
+
+    regex = "[0-9]{1,9}"
+
+
+register_url_convertor("frame_number", _FrameNumber())
+
+
 def routes() -> list[Route]:
     """The routes for ``st.App(routes=...)``. The last one answers 404 for anything else under the
     prefix (Streamlit would answer its page, with 200, for a path no route takes)."""
-    return [Route(PREFIX + "/frames/{key}/{index:int}.jpg", _frame, methods=["GET"]),
-            Route(PREFIX + "/frames/{key}/{index:int}/shown", _shown, methods=["POST"]),
+    return [Route(PREFIX + "/frames/{key}/{index:frame_number}.jpg", _frame, methods=["GET"]),
+            Route(PREFIX + "/frames/{key}/{index:frame_number}/shown", _shown, methods=["POST"]),
             Route(PREFIX + "/boxes/{key}.json", _boxes, methods=["GET"]),
-            Route(PREFIX + "/{rest:path}", _not_found)]
+            Route(PREFIX + "/{rest:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
