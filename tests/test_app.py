@@ -207,7 +207,7 @@ def test_a_link_is_untrusted_input(app, tiny_slice, tmp_path, monkeypatch):
     app.run()
     assert not app.exception
     assert "outside the folders this app may use" in app.error[0].value
-    assert "No detections yet" in app.info[0].value
+    assert "this link names is not open here" in app.info[0].value
 
 
 def test_a_failed_load_keeps_the_previous_video_open_and_says_so(app, tiny_slice, bad_files):

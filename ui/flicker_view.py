@@ -97,7 +97,9 @@ def require_view() -> FlickerView:
     """The current view, or a pointer to the load page and a stop."""
     view = current_view()
     if view is None:
-        st.info("No detections yet: load a video and run detection first.")
+        linked = bool({"video", "batch"} & set(st.query_params))  # a link's review (ui.url's parameters)
+        st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
+                "detection." if linked else "No detections yet: load a video and run detection first.")
         st.page_link("pages/load.py", label="Go to Load & detect", icon=":material/movie:")
         st.stop()
     return view
