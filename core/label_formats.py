@@ -11,11 +11,11 @@ Frames are matched to the video's frames: an image's file name by Lightly's fram
 0-based); MOT by its 1-based frame column; YouTube-VIS by position in the video's frame list.
 Category names become the classes of the review and of the export's schema. Every file is
 untrusted and refused in one line, before anything is written, when it is: not a regular file or
-larger than ``MAX_LABEL_BYTES`` (``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS); nested too deep; a box that is not finite, has no area, lies
-wholly outside the image or reaches more than an image's size beyond it; a frame outside the video;
-a file name that is no frame, is absolute or climbs out (``..``); a class id that is not a whole
-number in 0..2**31-1 or a class name that is not short text; a MOT track id that is not a whole
-number in -1..2**53.
+larger than ``MAX_LABEL_BYTES`` (``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS); nested too
+deep; a box that is not finite, has no area, lies wholly outside the image or reaches more than an
+image's size beyond it; a frame outside the video; a file name that is no frame, is absolute or
+climbs out (``..``); a class id that is not a whole number in 0..2**31-1 or a class name that is
+not short text; a MOT track id that is not a whole number in -1..2**53.
 """
 from __future__ import annotations
 

@@ -265,7 +265,8 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
         report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
         failed = sum(r.status == "failed" for r in report.rows)
-        st.success(f"{len(report.rows)} video{'' if len(report.rows) == 1 else 's'} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
+        videos = f"{len(report.rows)} video{'' if len(report.rows) == 1 else 's'}"
+        st.success(f"{videos} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})
 

@@ -319,8 +319,8 @@ class Queue {
     if (complete) {
       // one line (the frame keeps its room); what to do next is the page's, beside the figures
       // (the page says the plan is done, and what to do next, beside the figures)
-      this.done.textContent = this.shown === null ? (this.data.more ? "Every planned frame has a verdict." : "Every frame of the queue has a verdict.")
-        : "Every planned frame has a verdict; flagged frames after the plan follow.";
+      this.done.textContent = this.shown !== null ? "Every planned frame has a verdict; flagged frames after the plan follow."
+        : this.data.more ? "Every planned frame has a verdict." : "Every frame of the queue has a verdict.";
       if (this.announced === false) this.refresh(); // just finished: the figures, once, with the whole plan in them
     }
     this.announced = complete;

@@ -879,7 +879,7 @@ class Viewer {
       return { lane, answered: lane === answer, full: this.describe(lane.name, frame),
                text: !several ? found : SHORT[lane.name], detail: several && found && lane === answer ? ` \u00b7 ${found}` : "" };
     });
-    const shown = JSON.stringify([several, chips.map(({ lane, answered, text, detail, full }) => [lane.name, answered, text, detail, full])]);
+    const shown = JSON.stringify([several, chips.map((c) => [c.lane.name, c.answered, c.text, c.detail, c.full])]);
     if (shown !== this.statusShown) {
       this.statusShown = shown;
       if (!firing.length) this.status.textContent = several ? "Not flagged" : "No flicker";
