@@ -248,3 +248,27 @@ def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cach
         assert records[second] == ("ana", "behind the lamp post")
         wait_for(browser, lambda: root().get_attribute("data-frame") and shown() not in (first, second), 30, "the next frame")
         assert root().find_element("css selector", ".vq-message").text == ""
+
+
+def test_a_body_that_never_ends_is_refused_in_bounded_time(store, monkeypatch):
+    """A client that sends headers and then a trickle (or nothing) held the request open for ever;
+    1,000 such requests would take 1,000 of the server's connections."""
+    import asyncio
+    import time
+
+    from starlette.requests import Request
+
+    from ui.verdict_queue import routes as queue_routes
+
+    monkeypatch.setattr(queue_routes, "BODY_SECONDS", 0.2)
+    url = register(store)
+
+    async def receive():  # the body's first bytes, then nothing more, ever
+        await asyncio.sleep(3600)
+
+    scope = {"type": "http", "method": "POST", "path": f"{url}/verdict", "headers": [(b"content-type", b"application/json")],
+             "path_params": {"token": url.rsplit("/", 1)[-1]}, "query_string": b""}
+    start = time.monotonic()
+    answer = asyncio.run(asyncio.wait_for(queue_routes._verdict(Request(scope, receive)), 5))  # fails, never hangs
+    assert answer.status_code == 408 and time.monotonic() - start < 2
+    assert store.all("video-key") == {}

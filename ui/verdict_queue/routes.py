@@ -9,6 +9,7 @@ annotator the page shows; the body carries the frame, the verdict, a note and th
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import threading
@@ -25,6 +26,7 @@ from core.verdicts import VERDICTS, VerdictStore
 
 PREFIX = "/api/verdict-queue"
 MAX_BODY = 8 * 1024  # a verdict with the longest note is well under 4 KB
+BODY_SECONDS = 10.0  # a verdict's body arrives in milliseconds; one still coming after this is refused
 NOTE_CHARS = 500  # what the queue's note field takes
 QUEUES = 256  # queues served at once (a tab's queue per video); the least recently registered go first
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -89,11 +91,10 @@ async def _request_json(request: Request) -> dict:
     without the server's consent), at most MAX_BODY bytes however it is framed."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise _Refused(415, "send the verdict as application/json")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise _Refused(413, f"a verdict takes at most {MAX_BODY} bytes")
+    try:  # a body that never ends would hold the request (and its connection) for as long as it likes
+        body = await asyncio.wait_for(_bounded_body(request), BODY_SECONDS)
+    except asyncio.TimeoutError:
+        raise _Refused(408, f"the verdict did not arrive within {BODY_SECONDS} s") from None
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested a thousand deep in 8 KB
@@ -101,6 +102,15 @@ async def _request_json(request: Request) -> dict:
     if not isinstance(value, dict):
         raise _Refused(400, "the body is not a JSON object")
     return value
+
+
+async def _bounded_body(request: Request) -> bytearray:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _Refused(413, f"a verdict takes at most {MAX_BODY} bytes")
+    return body
 
 
 def checked_verdict(body: dict, target: QueueTarget) -> tuple[int, str, str]:
