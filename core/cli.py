@@ -23,6 +23,8 @@ from core.secrets import mask
 from core.settings import BACKENDS, DEFAULT_CONF, DetectorSpec, FlickerSettings
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away
 
 
 class _Parser(argparse.ArgumentParser):
@@ -214,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = _run(args)
+            sys.stdout.flush()  # a reader gone away (BrokenPipeError) is heard here, not at the exit's flush
         for warning in caught:
             if issubclass(warning.category, UserWarning) and warning.category.__module__.startswith("core"):
                 print(f"warning: {printable(mask(str(warning.message)))}", file=sys.stderr)
@@ -221,12 +224,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {printable(mask(str(exc)))}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader went away (``| head``): nothing more to say to it, nor an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # the machine's refusal (disk full, name too long, ...), not a bug: one line too
         print(f"error: {printable(mask(_os_error_line(exc)))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -295,7 +301,7 @@ def _batch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
               "do the rest", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(printable(report.text(), lines=True))
     return report.exit_code
 
