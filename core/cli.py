@@ -183,7 +183,8 @@ def _add_evaluate_parser(commands) -> None:
 def _add_verdicts_parser(commands) -> None:
     verdicts = commands.add_parser("verdicts", help="every verdict given on a video, as JSON or CSV (an audit trail)")
     verdicts.add_argument("source", type=Path, help="a video file, or an export folder (from run)")
-    verdicts.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
+    verdicts.add_argument("--format", choices=("json", "csv"),
+                          help="output format (default: csv for an --out ending in .csv, else json)")
     verdicts.add_argument("--video", help="which video of a multi-video export (its relative path)")
     verdicts.add_argument("--verdicts", type=Path, help="verdict store (default: the app's)")
     verdicts.add_argument("--assertion", choices=ASSERTIONS, default=FLICKER,
@@ -356,7 +357,8 @@ def _verdicts(args: argparse.Namespace) -> int:
     from core.verdict_listing import formatted, verdict_rows, video_key
 
     key = video_key(args.source, args.video)
-    text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), args.format)
+    fmt = args.format or ("csv" if args.out is not None and args.out.suffix.lower() == ".csv" else "json")
+    text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), fmt)
     if args.out is None:  # on a terminal, what annotators typed is shown escaped; piped, it goes out as given
         sys.stdout.write(printable(text, lines=True) if sys.stdout.isatty() else text)
     else:

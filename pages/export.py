@@ -207,7 +207,7 @@ def access_inputs(stem: str) -> tuple[ScheduleRequest, str]:
     return request, token
 
 
-def metadata_fields(root: Path | None) -> tuple[str, ...]:
+def metadata_fields(root: Path | None, batch: bool = False) -> tuple[str, ...]:
     """The per-frame metadata keys the export at ``root`` declares, said on the page: the fields a
     selection can weight by (none read: the tutorial's three strengths only)."""
     if root is None:
@@ -218,17 +218,18 @@ def metadata_fields(root: Path | None) -> tuple[str, ...]:
         keys = declared_metadata_keys(root)
     if keys:
         weighted = [key for key in SIBLING_STRENGTHS if key in keys]
+        how = "run the batch with --assertions ghost,class-flip" if batch else "export with ghost or class flip on Review"
         st.caption(f"Per-frame metadata in this export: {', '.join(f'`{key}`' for key in keys)}"
                    + (f"; below, a strength for {' and '.join(weighted)}." if weighted else
-                      " (export with ghost or class flip on Review to weight frames by them too)."))
+                      f" ({how} to weight frames by them too)."))
     return keys
 
 
-def schedule_panel(stem: str, task: str, root: Path | None) -> None:
+def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False) -> None:
     st.subheader("Schedule a Lightly selection")
     st.caption("The tutorial's selection: diverse frames (embeddings of the task), uncertain frames "
                "(objectness least confidence) and flickering frames (the export's per-frame metadata).")
-    keys = metadata_fields(root)
+    keys = metadata_fields(root, batch)
     # A form: pressing a button commits every field as it is on screen (a field left with Tab, e.g. to
     # the token's eye button, is not committed otherwise). No Enter-to-submit: Enter must not schedule.
     with st.form("schedule", border=False, enter_to_submit=False):
@@ -317,7 +318,7 @@ def batch_page(folder: str) -> None:
         batch_sample_panel(combined)
     st.divider()
     push_panel(root, combined)
-    schedule_panel(root.name, combined.tasks[0], root)
+    schedule_panel(root.name, combined.tasks[0], root, batch=True)
 
 
 flags.init_defaults()

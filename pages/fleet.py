@@ -151,7 +151,8 @@ def fleet_panel(root: Path, polling: bool) -> None:
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
     elif found.unsummarised:
         done = f"{found.unsummarised:,} video{'s' if found.unsummarised != 1 else ''}"
-        st.info(f"The last batch stopped before it finished; the {done} it did since the last summary are shown. "
+        were = "was" if found.unsummarised == 1 else "were"
+        st.info(f"The last batch stopped before it finished; the {done} it did since the last summary {were} added. "
                 "Run the same batch again to resume it (videos done are skipped).", icon=":material/pause_circle:")
     figures_panel(found, rows)
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()

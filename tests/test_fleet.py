@@ -262,6 +262,7 @@ def test_the_export_page_on_a_batch_describes_and_validates_its_combined_datasou
     assert at.expander[0].label == "Sample files: a flagged frame of walk_c.mp4"
     assert at.markdown[0].value.startswith("Prediction `predictions/yolov8_detection/walk_c-")
     assert json.loads(at.json[1].value)["metadata"]["flickering"] == 1.0  # a flagged frame of the worst video
+    assert any("run the batch with --assertions ghost,class-flip" in c.value for c in at.caption)  # not Review's way
     next(b for b in at.button if b.label == "Validate every file").click().run()
     assert "Valid Lightly datasource: 60 frames of 3 videos" in at.success[0].value
 

@@ -117,3 +117,16 @@ def test_on_a_terminal_what_annotators_typed_is_shown_escaped(capsys, monkeypatc
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     code, shown, _ = listing(capsys, sample_slice, "--verdicts", tmp_path / "v.sqlite", "--format", "csv")
     assert code == 0 and "\x1b" not in shown and "\u202e" not in shown and "\\x1b[2J" in shown
+
+
+def test_an_out_file_named_csv_gets_csv_unless_a_format_is_given(capsys, tmp_path, sample_slice):
+    from core.video import probe
+
+    VerdictStore(tmp_path / "v.sqlite").set(probe(sample_slice).fingerprint, 3, "miss", annotator="ana")
+    store = ("--verdicts", tmp_path / "v.sqlite")
+    assert listing(capsys, sample_slice, *store, "--out", tmp_path / "v.csv")[0] == 0
+    assert (tmp_path / "v.csv").read_text().splitlines()[0] == "frame,verdict,annotator,note,time"
+    assert listing(capsys, sample_slice, *store, "--out", tmp_path / "v.txt")[0] == 0
+    assert (tmp_path / "v.txt").read_text().startswith("[")  # json, the default
+    assert listing(capsys, sample_slice, *store, "--out", tmp_path / "w.csv", "--format", "json")[0] == 0
+    assert (tmp_path / "w.csv").read_text().startswith("[")  # as asked
