@@ -65,6 +65,7 @@ class Fleet:
     videos: tuple[FleetVideo, ...]  # summary.csv's order, then videos only the done markers know
     running: bool  # a batch holds the folder's lock
     unsummarised: int = 0  # videos done after summary.csv was written (a batch running, or one that stopped)
+    mixed: bool = False  # those were done with other parameters than the videos before them
 
     @property
     def flagged(self) -> int:
@@ -99,12 +100,13 @@ def read_fleet(root: Path) -> Fleet:
     summary = root / SUMMARY_CSV
     status = summary.stat() if summary.is_file() else None
     rows = dict(_summary_rows(summary, status.st_mtime_ns, status.st_size)) if status else {}
-    newer = _newer_markers(root / DONE_DIR, status.st_mtime_ns if status else -1)
+    newer, earlier_params = _newer_markers(root / DONE_DIR, status.st_mtime_ns if status else -1)
     for relpath, marker in newer:
         row = _marker_row(marker)
         if row is not None and row.relpath == relpath:
             rows[relpath] = row
-    return Fleet(root, tuple(rows.values()), batch_running(root), len(newer))
+    mixed = earlier_params is not None and any(_params(marker) != earlier_params for _, marker in newer)
+    return Fleet(root, tuple(rows.values()), batch_running(root), len(newer), mixed)
 
 
 @lru_cache(maxsize=8)
@@ -136,21 +138,32 @@ def _count(value) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
 
 
-def _newer_markers(folder: Path, since_ns: int) -> list[tuple[str, dict]]:
-    """``(relpath, marker)`` of every done marker written after ``since_ns``."""
-    found = []
+def _newer_markers(folder: Path, since_ns: int) -> tuple[list[tuple[str, dict]], str | None]:
+    """``(relpath, marker)`` of every done marker written after ``since_ns``, and the parameters of
+    one marker written before (None: none), which tells whether the newer ones were made alike."""
+    found, earlier_params = [], None
     for directory, _, files in os.walk(folder):  # never follows links
         for name in files:
             path = Path(directory) / name
             try:
                 status = path.lstat()
-                if not name.endswith(".json") or status.st_mtime_ns <= since_ns:
+                newer = status.st_mtime_ns > since_ns
+                if not name.endswith(".json") or (not newer and earlier_params is not None):  # one earlier is enough
                     continue
                 marker = orjson.loads(_read(path, MAX_MARKER_BYTES, "Done marker", status.st_size))
             except (OSError, UserError, orjson.JSONDecodeError):
                 continue  # a damaged marker: the batch itself runs that video again
-            found.append((path.relative_to(folder).as_posix()[: -len(".json")], marker))
-    return found
+            if newer:
+                found.append((path.relative_to(folder).as_posix()[: -len(".json")], marker))
+            else:
+                earlier_params = _params(marker)
+    return found, earlier_params
+
+
+def _params(marker) -> str | None:
+    """What a done marker says its video was made with (a key of every parameter; core.batch.live)."""
+    params = marker.get("params") if isinstance(marker, dict) else None
+    return params if isinstance(params, str) else None
 
 
 def _marker_row(marker) -> FleetVideo | None:

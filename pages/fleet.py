@@ -154,6 +154,11 @@ def fleet_panel(root: Path, polling: bool) -> None:
         were = "was" if found.unsummarised == 1 else "were"
         st.info(f"The last batch stopped before it finished; the {done} it did since the last summary {were} added. "
                 "Run the same batch again to resume it (videos done are skipped).", icon=":material/pause_circle:")
+        if found.mixed:
+            st.warning("That batch ran with other settings than the run before it: the videos it has not reached yet "
+                       "hold that earlier run's flags in the table and in the export, while Review opens them at the "
+                       "last batch's settings. Run the same batch again before pushing this folder.",
+                       icon=":material/warning:")
     figures_panel(found, rows)
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
     shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows

@@ -12,6 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, sample_frames, write_video
 from core import fleet
+from core.batch import BatchConfig, run_batch
+from core.batch.sources import BatchProgress
+from core.run import RunConfig
+from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import VerdictStore
 from fleet_batch import THRESHOLDS, make_batch
 
@@ -405,3 +409,26 @@ def test_a_damaged_cache_file_is_replaced_and_a_link_in_the_export_is_never_cach
     path.unlink()
     with pytest.raises(PredictionFormatError, match="missing"):
         fleet.open_video(root, "walk_a.mp4")
+
+
+class StopAfterFirstVideo(BatchProgress):
+    def finished(self, row) -> None:
+        if row.status == "done":
+            raise KeyboardInterrupt
+
+
+def test_a_batch_stopped_after_a_change_of_settings_is_said_to_hold_two_runs(batch_copy, batch, fleet_app, monkeypatch):
+    """A batch rerun at other thresholds and stopped after one video: the other videos still hold the
+    run before's flags (rows, export), while Review would open them at the new settings."""
+    root, _ = batch_copy
+    assert not fleet.read_fleet(root).mixed
+    config = BatchConfig((str(batch.parent / "videos"),), RunConfig(
+        out=root, detector=DetectorSpec(cache_dir=batch.parent / "cache"), flicker=FlickerSettings.of_mode("reference", 0.3, 0.7)))
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(config, StopAfterFirstVideo())
+    found = fleet.read_fleet(root)
+    assert found.unsummarised == 1 and found.mixed
+    at = open_fleet(fleet_app, root)
+    assert any("ran with other settings than the run before it" in w.value for w in at.warning), [w.value for w in at.warning]
+    run_batch(config)  # finished: one run's settings again
+    assert not fleet.read_fleet(root).mixed
