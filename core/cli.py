@@ -422,7 +422,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
     from core.bounded import load_json
     from core.lightly.config import build_selection_config, describe, load_config, validate_selection_config
-    from core.lightly.schedule import ScheduleRequest, dry_run, planned_calls, schedule
+    from core.lightly.schedule import ScheduleRequest, check_fields, dry_run, planned_calls, schedule
 
     if not (math.isfinite(args.poll_seconds) and 0.05 <= args.poll_seconds <= 3600):
         raise UserError(f"--poll-seconds must be between 0.05 and 3600, got {args.poll_seconds}")
@@ -435,10 +435,12 @@ def _schedule(args: argparse.Namespace) -> int:
     validate_selection_config(config)
     request = ScheduleRequest(args.dataset, args.input_url, args.lightly_url, _credentials(args), config)
     if args.dry_run:
+        check_fields(request)  # a bad field is one line before any of the plan is printed
         print("selection config (validated offline):")
         print(describe(config))
         for name, arguments in planned_calls(request):
-            print(f"would call {name}({', '.join(f'{k}={v!r}' for k, v in arguments.items() if k != 'selection_config')})")
+            shown = {k: ("<the selection config above>" if k == "selection_config" else repr(v)) for k, v in arguments.items()}
+            print(f"would call {name}({', '.join(f'{k}={v}' for k, v in shown.items())})")
         print("requests the lightly client would send (recorded locally, nothing sent):")
         for sent in dry_run(request):
             query = "&".join(f"{k}={v[0]}" for k, v in sent["query"].items())

@@ -198,6 +198,12 @@ def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
     assert "would call schedule_compute_worker_run" in result.stdout and '"strength": 3.0' in result.stdout
     assert "POST /v1/docker/worker/config/vX" in result.stdout  # the exact requests, recorded locally
     assert fake.requests == [] and GOOD_TOKEN not in result.stdout and "token" not in result.stdout.lower()
+    assert "selection_config=<the selection config above>" in result.stdout
+    # a field Lightly would refuse is one line before any of the plan is printed
+    bad = subprocess.run([sys.executable, "-m", "core", "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/",
+                          "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+                          "--s3-external-id", "ext", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and "External ID" in bad.stderr, (bad.stdout, bad.stderr)
 
 
 def test_dry_run_records_exact_requests_and_masks_secrets(monkeypatch):
