@@ -93,6 +93,10 @@ class Evaluation:
         if self.annotated_frames > self.n_frames:
             notes.append(f"note: the ground truth annotates {self.annotated_frames} frames and the video has "
                          f"{self.n_frames}: annotations past frame {self.n_frames} are ignored")
+        elif self.annotated_frames < self.n_frames:
+            notes.append(f"note: the ground truth annotates {self.annotated_frames} frames and the video has "
+                         f"{self.n_frames}: frames past {self.annotated_frames - 1} count as holding no object, so "
+                         "no flag there is a true miss")
         if not self.scores.n_true_misses:
             notes.append("note: the ground truth shows no single miss of the detector: recall is undefined and "
                          "every flag is a false alarm")

@@ -25,9 +25,13 @@ class LocalSelection:
     frames: list[int]  # frame index of each pick
     flagged: int  # how many picks are flagged frames
     out: Path
+    asked: int | None = None  # the number of picks asked for (None: the config's)
+    available: int = 0  # frames the selection could pick from
 
     def text(self) -> str:
-        return (f"selected {len(self.names)} frames ({self.flagged} of them flagged by the flicker assertion); "
+        short = (f" (every frame: {self.asked:,} were asked for, and the videos hold {self.available:,})"
+                 if self.asked is not None and self.asked > len(self.names) and len(self.names) == self.available else "")
+        return (f"selected {len(self.names)} frames{short} ({self.flagged} of them flagged by the flicker assertion); "
                 f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
 
 
@@ -57,7 +61,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
-                          flagged, out)
+                          flagged, out, n, int(starts[-1]))
 
 
 def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:

@@ -252,3 +252,13 @@ def test_an_oversized_ground_truth_file_is_refused_before_it_is_parsed(case, tmp
         gt.write_bytes(head + b" " * 2048)
         assert main(["evaluate", str(case[0]), "--gt", str(gt)]) == 2
         assert "ground truth files are read up to" in capsys.readouterr().err
+
+
+def test_a_ground_truth_that_ends_before_the_video_is_noted(case, tmp_path):
+    """A ground truth of another, shorter video scored silently (71 annotated frames on an 80-frame clip)."""
+    export, gt, *_ = case
+    rows = [line for line in gt.read_text().splitlines() if int(line.split(",")[0]) <= 10]  # frames 1..10 (MOT: 1-based)
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(rows) + "\n")
+    text = evaluate_source(export, short).text()
+    assert "the ground truth annotates 10 frames and the video has 20: frames past 9 count as holding no object" in text

@@ -172,3 +172,12 @@ def test_local_selection_weights_each_enabled_sibling_assertion(inputs):
     assert ghost[weighted.frames].sum() == min(10, ghost.sum()) > ghost[plain.frames].sum()
     off = select_in_video(detections, flicker, inputs.embeddings, 10, 1.0, 0.0, 0.0, {"ghost": (ghost, 0.0)})
     assert np.array_equal(off.frames, plain.frames), "strength 0 leaves the strategy out"
+
+
+def test_a_selection_asked_for_more_frames_than_there_are_says_so(tmp_path):
+    from core.select import LocalSelection
+
+    every = LocalSelection(["a-0-mp4.png", "a-1-mp4.png"], ["a.mp4"] * 2, [0, 1], 1, tmp_path, asked=1000, available=2)
+    assert every.text().startswith("selected 2 frames (every frame: 1,000 were asked for, and the videos hold 2)")
+    some = LocalSelection(["a-0-mp4.png"], ["a.mp4"], [0], 1, tmp_path, asked=1, available=2)
+    assert some.text().startswith("selected 1 frames (1 of them")
