@@ -31,7 +31,8 @@ class LocalSelection:
     def text(self) -> str:
         short = (f" (every frame: {self.asked:,} were asked for, and the videos hold {self.available:,})"
                  if self.asked is not None and self.asked > len(self.names) and len(self.names) == self.available else "")
-        return (f"selected {len(self.names)} frames{short} ({self.flagged} of them flagged by the flicker assertion); "
+        frames = f"{len(self.names)} frame{'' if len(self.names) == 1 else 's'}"
+        return (f"selected {frames}{short} ({self.flagged} of them flagged by the flicker assertion); "
                 f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
 
 

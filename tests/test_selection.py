@@ -180,4 +180,4 @@ def test_a_selection_asked_for_more_frames_than_there_are_says_so(tmp_path):
     every = LocalSelection(["a-0-mp4.png", "a-1-mp4.png"], ["a.mp4"] * 2, [0, 1], 1, tmp_path, asked=1000, available=2)
     assert every.text().startswith("selected 2 frames (every frame: 1,000 were asked for, and the videos hold 2)")
     some = LocalSelection(["a-0-mp4.png"], ["a.mp4"], [0], 1, tmp_path, asked=1, available=2)
-    assert some.text().startswith("selected 1 frames (1 of them")
+    assert some.text().startswith("selected 1 frame (1 of them")
