@@ -1,6 +1,7 @@
 """Fleet: a whole batch output folder (``?dir=``), worst videos first; open any of them in Review with
 the detections the batch exported, at the batch's settings. A batch still running updates in place."""
 import hashlib
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +34,16 @@ COLUMNS = {
     "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d", help="Flagged frames with a verdict"),
     "Error": st.column_config.TextColumn("Error", width="large"),
 }
+
+
+def share_scaled(columns: dict, rows) -> dict:
+    """The columns with the flagged-share bars scaled to the largest share shown (a bar of 0-100%
+    left shares of a few percent looking empty), rounded up to a tenth, with one decimal."""
+    largest = float(rows["Flagged share"].max()) if len(rows) else 0.0
+    top = min(1.0, max(0.1, math.ceil(largest * 10) / 10))
+    bar = st.column_config.ProgressColumn("Flagged share", format="%.1f%%", min_value=0.0, max_value=top * 100,
+                                          help=f"Share of the video's frames flagged; the bars run from 0 to {top:.0%}")
+    return {**columns, "Flagged share": bar}
 
 
 def folder_panel() -> Path | None:
@@ -176,8 +187,9 @@ def ticked_video(shown: pd.DataFrame) -> str | None:
     ticked last stays picked, by name, while it is listed."""
     listed = shown["Video"].tolist()
     key = f"{TABLE}-{hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]}"
-    event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, height=min(38 + 35 * len(shown), 420),
-                         on_select="rerun", selection_mode="single-row", key=key)
+    percent = shown.assign(**{"Flagged share": shown["Flagged share"] * 100})  # shown with one decimal
+    event = st.dataframe(percent, column_config=share_scaled(COLUMNS, shown), hide_index=True,
+                         height=min(38 + 35 * len(shown), 420), on_select="rerun", selection_mode="single-row", key=key)
     rows = [row for row in event.selection.rows if row < len(listed)]
     if rows:
         st.session_state[TICKED] = listed[rows[0]]
