@@ -20,6 +20,7 @@ FILTER = "fleet_filter"
 CHOSEN = "fleet_video"
 TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
 TICKED = "fleet_ticked"  # the video ticked in it, by name
+SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
@@ -130,6 +131,9 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
     reading what ``warm`` read in the background while they were on screen (not while a batch
     writes the folder: each video done changes the manifest they are read from)."""
     openable = rows.loc[rows["Status"] != "failed", "Video"].tolist()
+    if picked is not None and picked in openable and st.session_state.get(SYNCED) != picked:
+        st.session_state[CHOSEN] = picked  # a new tick moves the chooser too: both openers name one video
+    st.session_state[SYNCED] = picked
     if picked is not None and picked in openable:
         if warm:
             resources.warm_batch_video(root, picked)

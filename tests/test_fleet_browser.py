@@ -154,6 +154,11 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     click_header(browser, 0)  # by name, descending: sorted in the browser, the script not run
     wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
              "the table sorted by name")
+    chooser = lambda: browser.execute_script(  # noqa: E731  the Video chooser's value (walk_a.mp4 since the filter)
+        "return [...document.querySelectorAll(\"[data-testid='stSelectbox'] input\")].map((i) => i.value)")
+    click_row(browser, 0)  # walk_c.mp4: the chooser moves with the tick, so both openers name one video
+    wait_for(browser, lambda: page_link(browser, "Open walk_c.mp4 in Review") and chooser() == ["walk_c.mp4"], 30,
+             f"the chooser moved to the ticked row ({chooser()})")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
     opener = wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
     # Streamlit's code for components is in the page already: Review's viewer mounts without fetching it
