@@ -884,7 +884,8 @@ class Viewer {
       this.statusShown = shown;
       if (!firing.length) this.status.textContent = several ? "Not flagged" : "No flicker";
       else {
-        this.status.replaceChildren(...(several ? [] : ["Flagged:"]), ...chips.map(({ lane, answered, text, detail, full }) => {
+        const word = Object.assign(document.createElement("span"), { className: "fv-flagged-word", textContent: "Flagged:" });
+        this.status.replaceChildren(...(several ? [] : [word]), ...chips.map(({ lane, answered, text, detail, full }) => {
           const chip = document.createElement("span"); // "Flagged:" beside several chips would crowd the line
           chip.className = `fv-chip${answered ? " fv-answer" : ""}`;
           chip.dataset.lane = lane.name;
