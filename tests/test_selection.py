@@ -181,3 +181,12 @@ def test_a_selection_asked_for_more_frames_than_there_are_says_so(tmp_path):
     assert every.text().startswith("selected 2 frames (every frame: 1,000 were asked for, and the videos hold 2)")
     some = LocalSelection(["a-0-mp4.png"], ["a.mp4"], [0], 1, tmp_path, asked=1, available=2)
     assert some.text().startswith("selected 1 frame (1 of them")
+
+
+def test_the_shipped_selection_config_is_the_tutorials_and_valid():
+    from core.lightly.config import validate_selection_config
+    from core.paths import ROOT
+
+    config = load_config(ROOT / "samples" / "selection.yaml")
+    validate_selection_config(config)
+    assert config == build_selection_config(100, "yolov8_detection", 1.0, 1.0, 2.0)
