@@ -168,6 +168,16 @@ def read_config(path: str | Path, what: str, limit: int = MAX_CONFIG_BYTES) -> A
     return load_json(text, f"{what} {path}")
 
 
+# A CSV cell that opens with one of these is run as a formula by a spreadsheet (=HYPERLINK(...)),
+# also after a tab or carriage return: such a cell is written with a leading ' (OWASP's advice).
+SPREADSHEET_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text, never runs."""
+    return "'" + text if text[:1] in SPREADSHEET_FORMULA_LEADS else text
+
+
 def printable(text: str, lines: bool = False) -> str:
     """``text`` safe to show: characters that are not printable (an escape sequence, a newline, a
     right-to-left override in a name or note someone else wrote) become their escapes, so they can

@@ -21,7 +21,7 @@ from typing import Callable
 import orjson
 
 from core import paths
-from core.bounded import read_capped
+from core.bounded import SPREADSHEET_FORMULA_LEADS, read_capped
 from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, SCHEMA, Datasource, frame_namer
@@ -37,7 +37,6 @@ DONE_DIR = Path(".batch") / "done"
 SETTINGS_FILE = Path(".batch") / "settings.json"  # the detector and flicker settings of the last batch
 MAX_SUMMARY_BYTES = 256 << 20  # ~1 M videos
 MAX_MARKER_BYTES = 1 << 20
-_SPREADSHEET_QUOTED = ("=", "+", "-", "@", "\t", "\r")  # summary.csv quotes such cells with a leading '
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def _read(path: Path, cap: int, what: str, size: int) -> bytes:
 
 def _cell(value) -> str:
     text = value if isinstance(value, str) else ""
-    return text[1:] if text[:1] == "'" and text[1:2] in _SPREADSHEET_QUOTED else text
+    return text[1:] if text[:1] == "'" and text[1:2] in SPREADSHEET_FORMULA_LEADS else text  # undoes inert_cell
 
 
 def _count(value) -> int:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.assertions import FLICKER
+from core.bounded import inert_cell
 from core.errors import UserError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest
@@ -53,12 +54,7 @@ def formatted(rows: list[dict], fmt: str) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({**row, "note": _spreadsheet_safe(row["note"]), "annotator": _spreadsheet_safe(row["annotator"])}
+    writer.writerows({**row, "note": inert_cell(row["note"]), "annotator": inert_cell(row["annotator"])}
                      for row in rows)
     return buffer.getvalue()
 
-
-def _spreadsheet_safe(text: str) -> str:
-    """A cell a spreadsheet would run as a formula (=, +, -, @ first, or a tab or carriage return
-    before one) is quoted with a leading ', as summary.csv's cells are."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

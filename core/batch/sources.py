@@ -11,6 +11,7 @@ from typing import Iterator, Protocol, Sequence
 
 from core import paths
 from core.backends import describe
+from core.bounded import inert_cell
 from core.detections import Detections
 from core.errors import CloudError, UserError
 from core.lightly.push import BACKENDS, filesystem
@@ -64,16 +65,10 @@ class VideoRow:
         return self.flagged / self.frames if self.frames else 0.0
 
     def csv_fields(self) -> dict[str, str | int]:
-        values = {name: _inert_cell(value) for name, value in asdict(self).items()}
+        values = {name: inert_cell(value) if isinstance(value, str) else value for name, value in asdict(self).items()}
         values["flagged_share"] = f"{self.flagged_share:.4f}"
         values.update({name: f"{values[name]:.3f}" for name in TIMING_COLUMNS})
         return values
-
-
-def _inert_cell(value):
-    """A text cell a spreadsheet would evaluate (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) starts with
-    a quote, so it is shown as text (OWASP's advice for CSV injection)."""
-    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 SUMMARY_COLUMNS = (*(f.name for f in fields(VideoRow) if f.name not in TIMING_COLUMNS), "flagged_share", *TIMING_COLUMNS)
