@@ -236,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _report(text: str) -> None:
+    """A verb's report on stdout, names in it escaped (a file or note someone else named)."""
+    print(printable(text, lines=True))
+
+
 def _os_error_line(exc: OSError) -> str:
     """``strerror: filename`` with a long name cut, so the line stays one short line."""
     name = str(exc.filename or "")
@@ -262,12 +267,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
         selection = run_local_selection(args.source, args.config, args.out, _detector_spec(args), args.n, args.task)
-        print(printable(selection.text(), lines=True))
+        _report(selection.text())
         return 0
     from core.run import run_pipeline
 
     summary = run_pipeline(_run_config(args), progress_bar=not args.quiet)
-    print(printable(summary.text(), lines=True))
+    _report(summary.text())
     return 0
 
 
@@ -303,7 +308,7 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
               "do the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(printable(report.text(), lines=True))
+    _report(report.text())
     return report.exit_code
 
 
@@ -318,7 +323,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _audit_labels(args)
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),
                                  progress_bar=not args.quiet, gt_format=args.gt_format)
-    print(printable(evaluation.text(), lines=True))
+    _report(evaluation.text())
     if args.out is not None:
         write_csv(evaluation, args.out)
         print(f"every threshold pair written to {args.out}")
@@ -335,7 +340,7 @@ def _audit_labels(args: argparse.Namespace) -> int:
                                        assertions=ASSERTIONS).check()
     info, relpath = labelled_video(args.source, args.video)
     audit = audit_labels(args.gt, info, relpath, args.gt_format, settings)
-    print(printable(audit.text(), lines=True))
+    _report(audit.text())
     if args.out is not None:
         write_atomic(args.out, audit.csv_bytes())
         print(f"every suspicious frame and box written to {args.out}")
@@ -347,7 +352,7 @@ def _prelabels(args: argparse.Namespace) -> int:
 
     config = PrelabelConfig(args.source, args.out, args.format, args.only, args.verdicts, args.task,
                             _detector_spec(args), _flicker_settings(args), args.video_url_prefix)
-    print(printable(prelabels_from_source(config, progress_bar=not args.quiet).text(), lines=True))
+    _report(prelabels_from_source(config, progress_bar=not args.quiet).text())
     return 0
 
 
@@ -383,7 +388,7 @@ def _push(args: argparse.Namespace) -> int:
             bar.refresh()
 
         report = push(args.export_dir, args.url, args.input_url, dry_run=args.dry_run, workers=args.workers, progress=show)
-    print(printable(report.text(), lines=True))
+    _report(report.text())
     return 0
 
 
