@@ -281,10 +281,16 @@ def _boxes_json_gzip(key: str, detections: Detections) -> bytes:
     return cached
 
 
-async def _frame(request: Request) -> Response:
+def _registered_frame(request: Request) -> tuple[VideoInfo, int] | None:
+    """The video and frame a route's path names: a video a page registered, a frame it has."""
     info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
-    if info is None or not 0 <= index < info.frame_count:
+    return (info, index) if info is not None and 0 <= index < info.frame_count else None
+
+
+async def _frame(request: Request) -> Response:
+    if (named := _registered_frame(request)) is None:
         return _not_found(request)
+    info, index = named
     now = "now" in request.query_params
     if (jpeg := _jpegs.cached(info, index)) is None:
         async with _turn(info, now):
@@ -299,9 +305,9 @@ async def _frame(request: Request) -> Response:
 
 
 async def _shown(request: Request) -> Response:
-    info, index = _videos.get(request.path_params["key"]), request.path_params["index"]
-    if info is None or not 0 <= index < info.frame_count:  # as the frame route: no such frame to have shown
+    if (named := _registered_frame(request)) is None:  # no such frame to have shown
         return _not_found(request)
+    info, index = named
     with _shown_lock:
         waiting = _shown_waits.get((info.fingerprint, index))
     if waiting is not None:
