@@ -63,3 +63,7 @@ function holdNavigationWhileRunning() {
   }, true);
 }
 holdNavigationWhileRunning();
+
+// Counts as the pages write them: 1,234; "1 box", "2 boxes".
+const number = (value) => value.toLocaleString("en-US");
+const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;

@@ -26,7 +26,6 @@ export default (component) => mountOnce(component, "verdictQueue", (host) => new
 const PHASE_MESSAGE = "Choosing the rest of the plan from your verdicts...";
 const REGISTER_WAIT_MS = 30000; // a restarted server's rerun of the page, which registers the queue again
 const REGISTER_ASK_MS = 2000;
-const number = (value) => value.toLocaleString("en-US");
 const rgb = (color) => `rgb(${color.join(",")})`;
 
 class Queue {
@@ -311,7 +310,7 @@ class Queue {
     const after = this.data.queue.filter((entry) => !entry.planned && this.verdictOf(entry.frame) === null).length +
       this.data.after_plan_unsent;
     this.progressText.textContent = `Reviewed ${done} / ${total}` +
-      (after ? ` · ${number(after)} more flagged frame${after === 1 ? "" : "s"} after the plan` : "");
+      (after ? ` · ${plural(after, "more flagged frame", "more flagged frames")} after the plan` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     this.root.dataset.reviewed = done;
     const complete = total > 0 && done === total;
@@ -330,7 +329,7 @@ class Queue {
     const entry = this.entries.get(frame), missing = entry.imputed.length;
     this.label.textContent = `Frame ${number(frame)} / ${number(this.data.video.n - 1)}`;
     this.status.className = `vq-status ${entry.flagged ? "vq-flagged" : "vq-clean"}`;
-    this.status.textContent = (entry.flagged ? `Flagged: ${missing} dashed box${missing === 1 ? "" : "es"}` : "Not flagged") +
+    this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "dashed box", "dashed boxes")}` : "Not flagged") +
       (entry.planned ? "" : " · after the plan");
     // short enough for one line in the narrowest column: the buttons below never move between frames
     this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"

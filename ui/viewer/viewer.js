@@ -50,8 +50,6 @@ export default (component) => mountOnce(component, "flickerViewer", (host) => ne
 
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
-const number = (value) => value.toLocaleString("en-US");
-const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;
 const rgb = (color) => `rgb(${color.join(",")})`;
 const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
 const GONE = 404; // what the routes answer for a video or boxes the server does not know (see frames.py)
