@@ -21,6 +21,7 @@ from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MO
 from core.lightly.export import DEFAULT_TASK
 from core.secrets import mask
 from core.settings import BACKENDS, DEFAULT_CONF, DetectorSpec, FlickerSettings
+from core.words import counted
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -477,7 +478,7 @@ def _wait_for_selection(dataset_id: str, run_id: str, args: argparse.Namespace) 
     if state != "COMPLETED":
         raise UserError(f"The run ended as {state}: {message}")
     frames = selected_frames(dataset_id)
-    print(f"{len(frames)} frames selected")
+    print(f"{counted(len(frames), 'frame')} selected")
     if args.selected_out:
         write_atomic(args.selected_out, json.dumps(frames, indent=2).encode())
         print(f"file names and read URLs written to {args.selected_out}")

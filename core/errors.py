@@ -57,7 +57,7 @@ def rules_line(problems: list[str], owner: str = "Lightly") -> str:
     """Problems (distinct, the first three of many) as one line that says whose rules they are."""
     problems = list(dict.fromkeys(problems))
     shown = problems if len(problems) <= 4 else problems[:3] + [f"{len(problems) - 3} more"]
-    return "; ".join(shown) + f" ({owner}'s rule{'s' if len(problems) > 1 else ''})"
+    return "; ".join(shown) + f" ({owner}'s {'rules' if len(problems) > 1 else 'rule'})"
 
 
 def validation_problems(exc: Exception, labels: dict[str, str] | None = None,

@@ -26,6 +26,7 @@ from core.paths import SAMPLE_VIDEO, check_output_folder
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import detect_with_progress, find_videos, probe_all
 from core.video import VideoInfo
+from core.words import counted
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class RunSummary:
     def text(self) -> str:
         frames = self.export.frames
         share = self.export.flagged / frames if frames else 0.0
-        lines = [f"{len(self.videos)} video(s), {frames} frames, {self.export.boxes} boxes kept, "
-                 f"{self.export.flagged} flagged frames ({share:.1%})"]
+        lines = [f"{counted(len(self.videos), 'video')}, {counted(frames, 'frame')}, {counted(self.export.boxes, 'box', 'boxes')} "
+                 f"kept, {counted(self.export.flagged, 'flagged frame')} ({share:.1%})"]
         for run in self.videos:
             siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
             lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "

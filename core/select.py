@@ -16,6 +16,7 @@ from core.paths import check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.video import FrameReader
+from core.words import counted
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LocalSelection:
     def text(self) -> str:
         short = (f" (every frame: {self.asked:,} were asked for, and the videos hold {self.available:,})"
                  if self.asked is not None and self.asked > len(self.names) and len(self.names) == self.available else "")
-        frames = f"{len(self.names)} frame{'' if len(self.names) == 1 else 's'}"
+        frames = counted(len(self.names), "frame")
         return (f"selected {frames}{short} ({self.flagged} of them flagged by the flicker assertion); "
                 f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import fleet
 from core.verdicts import default_store_path
+from core.words import counted
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.url import batch_link
@@ -109,8 +110,8 @@ def failed_panel(shown: pd.DataFrame) -> None:
     if len(failed) > FAILED_LISTED:
         lines.append(f"- ... and {len(failed) - FAILED_LISTED:,} more (filter by name to see them here)")
     many = len(failed) != 1
-    st.warning(f"**{len(failed):,} video{'s' if many else ''} failed** and {'are' if many else 'is'} not in the export; "
-               f"fix the file{'s' if many else ''} and run the batch again (the videos done are skipped):\n"
+    st.warning(f"**{counted(len(failed), 'video')} failed** and {'are' if many else 'is'} not in the export; "
+               f"fix the {'files' if many else 'file'} and run the batch again (the videos done are skipped):\n"
                + "\n".join(lines), icon=":material/error:")
 
 
@@ -162,10 +163,10 @@ def fleet_panel(root: Path, polling: bool) -> None:
     reviewed = fleet.reviewed_flagged(found, default_store_path())
     rows = table(found, reviewed)
     if found.running:
-        st.info(f"A batch is writing this folder: {len(rows):,} video{'s' if len(rows) != 1 else ''} so far, updated every "
+        st.info(f"A batch is writing this folder: {counted(len(rows), 'video')} so far, updated every "
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
     elif found.unsummarised:
-        done = f"{found.unsummarised:,} video{'s' if found.unsummarised != 1 else ''}"
+        done = counted(found.unsummarised, "video")
         were = "was" if found.unsummarised == 1 else "were"
         st.info(f"The last batch stopped before it finished; the {done} it did since the last summary {were} added. "
                 "Run the same batch again to resume it (videos done are skipped).", icon=":material/pause_circle:")

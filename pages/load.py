@@ -15,6 +15,7 @@ from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from core.uploads import save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
+from core.words import counted
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.viewer.component import preload_viewer
@@ -265,7 +266,7 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
         report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
         failed = sum(r.status == "failed" for r in report.rows)
-        videos = f"{len(report.rows)} video{'' if len(report.rows) == 1 else 's'}"
+        videos = counted(len(report.rows), "video")
         st.success(f"{videos} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})

@@ -261,6 +261,6 @@ def test_cli_waits_for_the_run_and_writes_the_selection(tmp_path):
              "--s3-external-id", ACCESS.external_id, "--wait", "--poll-seconds", "0.1", "--selected-out", str(out)],
             cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    assert "COMPLETED" in result.stdout and "1 frames selected" in result.stdout
+    assert "COMPLETED" in result.stdout and "1 frame selected" in result.stdout
     assert __import__("json").loads(out.read_text())[0]["fileName"] == "vtest-016-avi.png"
     assert GOOD_TOKEN not in out.read_text()

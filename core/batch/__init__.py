@@ -36,6 +36,7 @@ from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, writing
 from core.run import RunConfig
 from core.settings import check_unit_interval
+from core.words import counted
 
 ENGINES = ("local", "ray")
 SUMMARY_CSV = "summary.csv"
@@ -78,7 +79,7 @@ class BatchReport:
         done = [r for r in self.rows if r.status == "done"]
         rate = (f"{len(done) / self.seconds:.2f} videos/s, {sum(r.frames for r in done) / self.seconds:.1f} frames/s"
                 if self.seconds > 0 else "-")
-        lines.append(f"{len(done)} video{'' if len(done) == 1 else 's'} processed in {self.seconds:.1f} s ({rate}); "
+        lines.append(f"{counted(len(done), 'video')} processed in {self.seconds:.1f} s ({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, Lightly datasource in {Datasource(self.out).lightly}")
         lines.extend(f"failed: {r.relpath}: {r.error}" for r in self.rows if r.status == "failed")
         return "\n".join(lines)

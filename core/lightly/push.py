@@ -26,6 +26,7 @@ from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest, writing
 from core.secrets import mask
 from core.video import VIDEO_EXTENSIONS, fingerprint_file, open_video
+from core.words import counted
 
 BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
 SMALL_FILE = 8 << 20  # read into memory and sent in one request; larger files stream with put_file
@@ -49,12 +50,12 @@ class PushReport:
     def text(self) -> str:
         if self.dry_run:
             lines = [f"would upload {item.local} -> {item.remote}" for item in self.uploaded]
-            lines.append(f"dry run: {len(self.uploaded)} files to upload, {len(self.skipped)} already there")
+            lines.append(f"dry run: {counted(len(self.uploaded), 'file')} to upload, {len(self.skipped):,} already there")
             return "\n".join(lines)
         rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
         megabytes = sum(item.size for item in self.uploaded) / 1e6
-        return (f"uploaded {len(self.uploaded)} files ({megabytes:.1f} MB) in {self.seconds:.1f} s ({rate:.0f} files/s); "
-                f"{len(self.skipped)} already there with the same content")
+        return (f"uploaded {counted(len(self.uploaded), 'file')} ({megabytes:.1f} MB) in {self.seconds:.1f} s ({rate:.0f} files/s); "
+                f"{len(self.skipped):,} already there with the same content")
 
 
 def check_target(url: str | None, what: str) -> str:

@@ -28,6 +28,7 @@ from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
 from core.lightly.datasource import FLICKERING_KEY, frame_name
 from core.lightly.export import flickering_values
 from core.video import iter_frames
+from core.words import counted
 
 EMBEDDING_SIZE = (128, 96)  # width, height of the frame the descriptor is computed on
 EMBEDDING_DIMS = 32
@@ -200,7 +201,7 @@ class VideoSelection:
     diversity: float  # mean nearest-neighbour distance of the picks' embeddings
 
     def text(self) -> str:
-        return (f"{len(self.frames)} frames selected, {self.flagged} of them flagged; mean nearest-neighbour "
+        return (f"{counted(len(self.frames), 'frame')} selected, {self.flagged:,} of them flagged; mean nearest-neighbour "
                 f"distance {self.diversity:.3f} (higher: more diverse)")
 
 
