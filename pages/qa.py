@@ -11,6 +11,7 @@ from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.verdicts import VERDICTS
+from core.words import counted
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import literal_caption
@@ -69,24 +70,29 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                    icon=":material/task_alt:")
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool], focus: tuple[float, float] | None) -> None:
-    """The estimates, post-stratified on the cells the plan's second phase aimed at (``focus``)."""
-    index = view.index
+def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue) -> None:
+    """The estimates from the plan's verdicts, post-stratified on the cells its second phase aimed at."""
+    index, focus, planned = view.index, queue.focus, queue.frames[:queue.planned]
     current = (view.settings.iou_track, view.settings.iou_assert)
-    suggestion = suggest_thresholds(index, truth, current=current, focus=focus)
+    suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     st.subheader("How good are the flags?")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
     else:
         # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
-        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus)
+        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus, planned)
         st.markdown(estimates_table([("Now", current, now, None),
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
         # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
         unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
                   "assumed to miss nothing, so recall may be overstated: finishing the plan covers them."
                   if suggestion.n_unrepresented else "")
-        st.caption(f"Estimated from {suggestion.n_verdicts} verdicts; 90% intervals in brackets.{unlike}")
+        off_plan = len(truth) - suggestion.n_verdicts
+        unplanned = (f" The {counted(off_plan, 'verdict')} on frames outside the plan {'is' if off_plan == 1 else 'are'} "
+                     "kept but not counted: frames picked by hand are no random sample, and would bias the figures."
+                     if off_plan else "")
+        st.caption(f"Estimated from the plan's {counted(suggestion.n_verdicts, 'verdict')}; 90% intervals in brackets."
+                   f"{unlike}{unplanned}")
         cautioned = suggestion_preview(view, suggestion)
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
@@ -225,7 +231,7 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, verdicts)
-        estimate_panel(view, truth, queue.focus)
+        estimate_panel(view, truth, queue)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

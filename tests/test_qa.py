@@ -5,8 +5,8 @@ import pytest
 
 from core.flicker import FlickerIndex, FlickerOptions
 from core.ground_truth import evaluate_flags, true_misses
-from core.qa import (APP_THRESHOLDS, DEFAULT_GRID, ReviewPlan, flag_matrix, precision_recall, review_plan, suggest_thresholds,
-                     suspicion_bands)
+from core.qa import (APP_THRESHOLDS, DEFAULT_GRID, ReviewPlan, flag_matrix, precision_recall, review_plan, review_queue,
+                     suggest_thresholds, suspicion_bands)
 from testkit.qa_sim import footage_videos, motmetrics_ground_truth, simulate_detections
 
 MODES = {"reference": FlickerOptions(), "improved": FlickerOptions.improved()}
@@ -297,3 +297,27 @@ def test_a_focus_outside_the_grid_is_refused(video):
     index, truth, _ = video
     with pytest.raises(ValueError, match="focus"):
         precision_recall(index, oracle(truth, range(10)), focus=(0.33, 0.6))
+
+
+@pytest.mark.slow
+def test_verdicts_off_the_plan_do_not_bias_the_intervals():
+    """The Verdicts page's queue goes on after the plan with the frames flagged at the thresholds in
+    use, worst first. Those verdicts are no random sample: counted with the plan's, the precision
+    intervals at eight pairs held the truth on fewer of 40 fast videos (measured 0.894 against
+    0.944). Passed as ``planned``, the estimates rest on the plan's verdicts alone."""
+    pairs = [(0.2, 0.2), (0.2, 0.5), (0.5, 0.3), (0.5, 0.5), (0.8, 0.6), (0.3, 0.8), (0.9, 0.9), (0.05, 0.95)]
+    held = {"all verdicts": [], "the plan's": []}
+    for mode in MODES.values():
+        for simulated in footage_videos("fast", range(10)):
+            index = FlickerIndex.from_detections(simulated.detections, mode)
+            truth = true_misses(simulated.detections, simulated.ground_truth, max_gap=mode.window)
+            exact = evaluate_flags(index, truth)
+            verdicts, focus = steered(index, truth, 30)
+            queue = review_queue(index, index.evaluate(0.8, 0.6), 30, 0, verdicts)
+            beyond = [f for f in queue.frames[queue.planned:] if f not in verdicts][:20]
+            judged = verdicts | oracle(truth, beyond)
+            for name, planned in (("all verdicts", None), ("the plan's", queue.frames[:queue.planned])):
+                rows = precision_recall(index, judged, pairs, focus, planned)
+                held[name] += [np.isnan(e.precision) or r.precision_ci[0] - 1e-9 <= e.precision <= r.precision_ci[1] + 1e-9
+                               for r, e in zip(rows, (exact.rows[DEFAULT_GRID.index(p)] for p in pairs))]
+    assert np.mean(held["the plan's"]) >= 0.92 and np.mean(held["the plan's"]) > np.mean(held["all verdicts"]) + 0.03, held

@@ -207,3 +207,28 @@ def test_each_checks_precision_comes_from_the_verdicts_on_its_own_flags(app, wal
     rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:5]] for row in table.splitlines()[2:]}
     assert list(rows) == ["Flicker", "Ghost"]
     assert rows["Ghost"][:2] == [f"{len(ghost):,}", "2"] and rows["Ghost"][2].startswith("**0.50** (")
+
+
+def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_path):
+    """Frames judged outside the plan (the queue's after it, flagged now and worst first, or any frame on
+    Review) are no random sample: their verdicts are stored, but the estimates rest on the plan's, and
+    the caption says how many are left out."""
+    browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
+    while reviewed(qa_page)[0] < planned:
+        browser.give("miss")
+    table = lambda: next(md.value for md in qa_page.markdown if md.value.startswith("| Thresholds"))  # noqa: E731
+    caption = lambda: next(c.value for c in qa_page.caption if c.value.startswith("Estimated from"))  # noqa: E731
+    before = table()
+    assert caption().startswith(f"Estimated from the plan's {planned} verdicts") and "outside the plan" not in caption()
+    data = queue_data(qa_page)
+    in_plan = {e["frame"] for e in data["queue"] if e["planned"]}
+    beyond = next(e["frame"] for e in data["queue"] if not e["planned"]) if len(data["queue"]) > len(in_plan) else \
+        min(set(range(len(in_plan) + 1)) - in_plan)  # this slice flags no frame beyond the plan: one judged on Review
+    answer = browser.http.post(f"{data['post_url']}/verdict",
+                               json={"frame": beyond, "verdict": "false_alarm", "note": "", "video": data["video"]["key"]})
+    assert answer.status_code == 200
+    qa_page.run()
+    fingerprint = qa_page.session_state["review"].video.info.fingerprint
+    assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").truth(fingerprint)[beyond] is False  # stored
+    assert table() == before
+    assert "The 1 verdict on frames outside the plan is kept but not counted" in caption()
