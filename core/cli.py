@@ -446,7 +446,8 @@ def _schedule(args: argparse.Namespace) -> int:
         print(describe(config))
         for name, arguments in planned_calls(request):
             shown = {k: ("<the selection config above>" if k == "selection_config" else repr(v)) for k, v in arguments.items()}
-            print(f"would call {name}({', '.join(f'{k}={v}' for k, v in shown.items())})")
+            print(f"would call {name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+                  + ("  (or set_dataset_id_by_name, when a dataset of that name exists)" if name == "create_dataset" else ""))
         print("requests the lightly client would send (recorded locally, nothing sent):")
         for sent in dry_run(request):
             query = "&".join(f"{k}={v[0]}" for k, v in sent["query"].items())
@@ -454,6 +455,9 @@ def _schedule(args: argparse.Namespace) -> int:
             if sent["body"] is not None:
                 print("  " + json.dumps(sent["body"]))
         return 0
+    check_fields(request)
+    if not os.environ.get("LIGHTLY_TOKEN"):  # the CLI has no token field, and never takes it as an argument
+        raise UserError("No Lightly token: set LIGHTLY_TOKEN in the environment")
     dataset_id, run_id = schedule(request)
     print(f"scheduled run {run_id} on dataset {args.dataset} ({dataset_id}); start a Lightly Worker to process it")
     return _wait_for_selection(dataset_id, run_id, args) if args.wait else 0

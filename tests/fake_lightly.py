@@ -14,8 +14,9 @@ __all__ = ["CONFIG_ID", "DATASET_ID", "RUN_ID", "GOOD_TOKEN", "TAG_ID", "FakeLig
 
 class FakeLightly(LightlyRecorder):
     def __init__(self, existing_datasets: list[str] | None = None, worker_state: str | None = None,
-                 selected: list[str] | None = None):
+                 selected: list[str] | None = None, failing: int | None = None):
         super().__init__()
+        self.failing = failing  # an HTTP status every call with a good token gets
         self.existing = set(existing_datasets or [])
         self.worker_state = worker_state  # None: no worker picked the run up yet
         self.selected = selected or []
@@ -25,6 +26,8 @@ class FakeLightly(LightlyRecorder):
             return 200, "1.0.0"
         if (query.get("token") or [None])[0] != GOOD_TOKEN:
             return 401, {"code": "UNAUTHORIZED", "error": "invalid token"}
+        if self.failing:
+            return self.failing, {"code": "INTERNAL_SERVER_ERROR", "error": "the database is down for maintenance"}
         match = re.fullmatch(r"/v1/datasets/query/name/([^/]+)", path)
         if method == "GET" and match and match.group(1) in self.existing:
             return 200, [self.dataset(match.group(1))]

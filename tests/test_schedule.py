@@ -106,6 +106,35 @@ def test_bad_token_is_a_clear_message_without_the_token(monkeypatch, caplog):
     assert "wrong-token-never-shown" not in caplog.text
 
 
+@pytest.mark.parametrize("status", [500, 400])
+def test_an_http_error_after_the_clients_retries_is_one_plain_line(monkeypatch, status):
+    """The client retries, then raises its own error (the call's arguments, terminal colour codes):
+    the message gives the status and the server's answer once, with no escape sequence."""
+    from lightly.api import retry_utils
+
+    monkeypatch.setattr(retry_utils.Retry, "calculate_backoff", lambda self, retries, ex: 0.0)  # the retries, not their waits
+    with FakeLightly(failing=status) as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        with pytest.raises(ScheduleError) as info:
+            schedule(request(), GOOD_TOKEN)
+    message = str(info.value)
+    assert message.startswith(f"The Lightly API refused the request (HTTP {status})"), message
+    assert "the database is down for maintenance" in message
+    assert "\x1b" not in message and "\n" not in message and GOOD_TOKEN not in message and "Scheduling failed" not in message
+
+
+def test_clients_leave_the_loggers_as_they_found_them(monkeypatch):
+    """Each lightly client adds stderr handlers to urllib3's logger: a server would print every
+    retried request once more per click."""
+    from core.lightly.schedule import CLIENT_LOGGERS, _client
+
+    monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")
+    before = [len(logging.getLogger(name).handlers) for name in CLIENT_LOGGERS]
+    for _ in range(3):
+        _client(GOOD_TOKEN)
+    assert [len(logging.getLogger(name).handlers) for name in CLIENT_LOGGERS] == before
+
+
 def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")
@@ -231,6 +260,16 @@ def test_cli_schedules_with_the_token_from_the_environment(monkeypatch):
     assert result.returncode == 0, result.stderr
     assert RUN_ID in result.stdout and GOOD_TOKEN not in result.stdout + result.stderr
     assert fake.requests[-2]["body"]["config"]["selection"]["nSamples"] == 50
+
+
+def test_cli_without_a_token_says_where_it_comes_from():
+    """The CLI has no token field: the message names the environment variable alone."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LIGHTLY_TOKEN"} | {"LIGHTLY_SERVER_LOCATION": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-demo", "--input-url", "s3://b/i/",
+         "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+         "--s3-external-id", ACCESS.external_id], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2 and result.stderr.strip() == "error: No Lightly token: set LIGHTLY_TOKEN in the environment"
 
 
 def test_run_state_and_selected_frames(monkeypatch):

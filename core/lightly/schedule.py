@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
@@ -29,6 +30,8 @@ class _ScrubTokens(logging.Filter):
             record.msg, record.args = masked, ()
         return True
 
+
+CLIENT_LOGGERS = ("urllib3", "lightly.openapi_generated.swagger_client")  # a new client adds stderr handlers to these
 
 for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "lightly"):
     logging.getLogger(_name).addFilter(_ScrubTokens())
@@ -174,10 +177,10 @@ def secret_values(request: ScheduleRequest) -> list[str]:
 
 
 def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
-    """The client calls a run makes, in order (what ``--dry-run`` prints, secrets masked)."""
+    """The client calls a run makes, in order (what ``--dry-run`` prints, secrets masked). When a
+    dataset of that name exists, ``set_dataset_id_by_name`` takes the place of ``create_dataset``."""
     calls: list[tuple[str, dict]] = [
-        ("create_dataset (or set_dataset_id_by_name when it exists)", {"dataset_name": request.dataset_name,
-                                                                      "dataset_type": "VIDEOS"}),
+        ("create_dataset", {"dataset_name": request.dataset_name, "dataset_type": "VIDEOS"}),
         _datasource_call(request, "INPUT", request.input_url),
         _datasource_call(request, "LIGHTLY", request.lightly_url),
         ("schedule_compute_worker_run", {"worker_config": request.worker_config,
@@ -189,17 +192,35 @@ def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
 
 
 def _explain(exc: BaseException, secrets: list[str]) -> ScheduleError:
+    """One line for what went wrong. The client retries a failing call and then raises its own
+    error, whose text repeats the call's arguments and ends in terminal colour codes: the HTTP
+    answer it gave up on is found down the chain of causes instead."""
     from lightly.openapi_generated.swagger_client.rest import ApiException
 
-    if isinstance(exc, ApiException):
-        if exc.status in (401, 403):
+    answer = next((cause for cause in _causes(exc) if isinstance(cause, ApiException)), None)
+    if answer is not None:
+        if answer.status in (401, 403):
             return ScheduleError("Lightly rejected the token (check LIGHTLY_TOKEN or the token field)")
-        reason = mask(str(exc.body or exc.reason or ""), secrets)[:200]
-        return ScheduleError(f"The Lightly API refused the request (HTTP {exc.status}): {reason}")
-    text = mask(str(exc), secrets)
-    if "Max retries" in text or "Connection" in type(exc).__name__ or isinstance(exc, (ConnectionError, TimeoutError)):
+        reason = _plain(mask(str(answer.body or answer.reason or ""), secrets))[:200]
+        return ScheduleError(f"The Lightly API refused the request (HTTP {answer.status}){': ' + reason if reason else ''}")
+    text = _plain(mask(str(exc), secrets))
+    if "Max retries" in text or any("Connection" in type(cause).__name__ or isinstance(cause, (ConnectionError, TimeoutError))
+                                    for cause in _causes(exc)):
         return ScheduleError("Cannot reach the Lightly API (check the network, or LIGHTLY_SERVER_LOCATION)")
-    return ScheduleError(f"Scheduling failed: {text.splitlines()[0] if text else type(exc).__name__}"[:300])
+    return ScheduleError(f"The Lightly client failed: {text.splitlines()[0] if text else type(exc).__name__}"[:300])
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from, outermost first (at most 10: a cycle ends the walk)."""
+    chain = [exc]
+    while len(chain) < 10 and (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+        chain.append(cause)
+    return chain
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal escape sequences, on one line."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).split())
 
 
 def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, str]:
@@ -238,7 +259,15 @@ def _client(token: str | None, dataset_id: str | None = None):
     token = token or os.environ.get("LIGHTLY_TOKEN", "")
     if not token:
         raise ScheduleError("No Lightly token: set LIGHTLY_TOKEN or enter it in the token field")
-    return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
+    loggers = [logging.getLogger(name) for name in CLIENT_LOGGERS]
+    before = [list(logger.handlers) for logger in loggers]
+    try:
+        return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
+    finally:  # each client adds its own stderr handlers to these loggers: a server would log each line once per click
+        for logger, handlers in zip(loggers, before):
+            for handler in logger.handlers[:]:
+                if handler not in handlers:
+                    logger.removeHandler(handler)
 
 
 def run_state(dataset_id: str, run_id: str, token: str | None = None) -> tuple[str, str]:
