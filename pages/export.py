@@ -13,7 +13,8 @@ from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, describe, validate_selection_config
 from core.lightly.datasource import Datasource
-from core.lightly.export import DEFAULT_TASK, VideoPredictions, export_datasource, sample_files, zip_datasource
+from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, sample_files,
+                                 zip_datasource)
 from core.lightly.metadata_keys import declared_metadata_keys
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
@@ -30,6 +31,7 @@ DIR = "dir"  # a batch output folder (pages/fleet.py's parameter)
 EXPORT_DIR = "export_dir"
 EXPORT_TASK = "export_task"
 _EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
+DRY_RUN_LISTED = 200  # files a push dry run lists on the page
 
 
 def local_folder(text: str, what: str, error: type[UserError] = ExportError, alternative: str = "") -> Path:
@@ -101,6 +103,16 @@ def export_result_panel(summary, stem: str) -> None:
                        mime="application/zip", icon=":material/download:")
 
 
+def earlier_export_in_output_folder(view: FlickerView) -> Path | None:
+    """The Output folder, when it holds an export of this video from an earlier session (a restart
+    forgets this session's export, not the files): Push and Schedule can use it as it is."""
+    try:
+        folder = local_folder(st.session_state.get(EXPORT_DIR, ""), "Output folder")
+    except UserError:
+        return None
+    return earlier_export(folder, view.video.info.fingerprint)
+
+
 def _same_folder(text: str, root: Path) -> bool:
     try:
         return Path(text.strip()).expanduser().resolve() == Path(root).resolve()
@@ -108,13 +120,15 @@ def _same_folder(text: str, root: Path) -> bool:
         return False
 
 
-def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None) -> None:
-    """Push ``root`` (an export of this review, or a batch's combined datasource: ``batch``)."""
+def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None, earlier: bool = False) -> None:
+    """Push ``root`` (an export of this review, or a batch's combined datasource: ``batch``;
+    ``earlier``: one found in the output folder, written before this session)."""
     st.subheader("Push to a bucket")
     if root is None:
         st.caption("Export first; the push sends that export.")
         return
-    st.caption(f"Sends `{Datasource(root).lightly}`.")
+    st.caption(f"Sends `{Datasource(root).lightly}`" + (", exported before this session: press Export first if the "
+                                                        "thresholds changed since." if earlier else "."))
     left, right = st.columns(2, gap="large")
     lightly_url = left.text_input("Lightly datasource URL", key="push_url", persist_state="session",
                                   placeholder="s3://my-bucket/flicker_lightly/",
@@ -139,7 +153,11 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None)
         if report is not None:
             st.success(report.text().splitlines()[-1])
             if dry_run and report.uploaded:
-                st.code("\n".join(f"{item.local} -> {item.remote}" for item in report.uploaded[:200]), language=None)
+                listed = [f"{item.local} -> {item.remote}" for item in report.uploaded[:DRY_RUN_LISTED]]
+                if len(report.uploaded) > DRY_RUN_LISTED:
+                    listed.append(f"... and {len(report.uploaded) - DRY_RUN_LISTED:,} more (python -m core push --dry-run lists all)")
+                with st.container(height=300):  # a long list would push the schedule far down the page
+                    st.code("\n".join(listed), language=None)
 
 
 def push_target(url: str, what: str) -> str:
@@ -340,6 +358,8 @@ with left:
 with right:
     export_result_panel(session.export_result(), stem)
 st.divider()
-export_root = summary.root if (summary := session.export_result()) is not None else None
-push_panel(export_root)
+summary = session.export_result()
+earlier = None if summary is not None else earlier_export_in_output_folder(view)
+export_root = summary.root if summary is not None else earlier
+push_panel(export_root, earlier=earlier is not None)
 schedule_panel(stem, task, export_root)

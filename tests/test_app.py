@@ -277,6 +277,14 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     export_from_app(app, tmp_path / "export")
     app.text_input(key="push_url").input(str(tmp_path / "bucket"))
     app.text_input(key="push_input_url").input(str(tmp_path / "input"))
+    app.checkbox(key="push_dry_run").check()
+    app.run()
+    click(app, "Push")
+    [listing] = [c.value for c in app.code if " -> " in c.value]
+    to_send = int(app.success[-1].value.split("dry run: ")[1].split(" file")[0])
+    assert len(listing.splitlines()) == to_send and "more" not in listing  # every file, each line once
+    assert not (tmp_path / "bucket").exists()
+    app.checkbox(key="push_dry_run").uncheck()
     app.run()
     click(app, "Push")
     assert "uploaded" in app.success[-1].value
@@ -366,6 +374,12 @@ def test_output_folder_defaults_to_the_data_folder_and_is_remembered(app, tiny_s
     reloaded.switch_page("pages/export.py")
     reloaded.run()
     assert reloaded.text_input(key="export_dir").value == str(tmp_path / "mine")
+    # the export is on disk though this session never made it: Push sends it, and says so
+    assert any("exported before this session" in c.value for c in reloaded.caption)
+    reloaded.text_input(key="push_url").input(str(tmp_path / "bucket"))
+    reloaded.run()
+    click(reloaded, "Push")
+    assert "uploaded" in reloaded.success[-1].value and (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
     reloaded.text_input(key="export_dir").input("relative/folder")
     reloaded.run()
     click(reloaded, "Export")

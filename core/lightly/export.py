@@ -185,6 +185,17 @@ def recover_export(out_dir: str | Path) -> None:
 MAX_MANIFEST_BYTES = 64 << 20
 
 
+def earlier_export(out_dir: str | Path, fingerprint: str) -> Path | None:
+    """``out_dir`` when it holds an export (from an earlier session) of the video with this content
+    ``fingerprint``, by its manifest; None when not, or when the folder cannot be read."""
+    try:
+        if Datasource(out_dir).exists() and any(entry.get("fingerprint") == fingerprint for entry in read_manifest(out_dir)):
+            return Path(out_dir)
+    except (ExportError, OSError, ValueError):
+        pass
+    return None
+
+
 def read_manifest(out_dir: str | Path) -> list[dict]:
     """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint"}]`` (empty for
     older exports). The file is untrusted input: every entry is checked."""
