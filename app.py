@@ -32,7 +32,9 @@ if __name__ != "__main__":
     # the Verdicts page's queue posts its verdicts the same way (ui/verdict_queue/routes.py).
     app = st.App(__file__, lifespan=_pages_from_navigation_only, routes=[*frames.routes(), *verdict_routes.routes()])
 else:
-    st.set_page_config(page_title="Flicker review", page_icon=":material/movie_filter:", layout="wide")
+    from ui.icon import app_icon
+
+    st.set_page_config(page_title="Flicker review", page_icon=app_icon(), layout="wide")
     from ui.viewer.component import PRELOAD_KEY
     # Less blank space above each page's title than Streamlit's default: the review page needs the
     # height to show the frame, its timeline and its neighbours on one screen.

@@ -256,9 +256,9 @@ def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False)
             selection = selection_inputs(keys)
         with access_column:
             request, token = access_inputs(stem)
-        send, rehearse, _ = st.columns([1, 1, 2])
-        scheduled = send.form_submit_button("Schedule Lightly selection", icon=":material/rocket_launch:")
-        rehearsed = rehearse.form_submit_button(
+        buttons = st.container(horizontal=True)  # as wide as their labels (columns cut them at 1280 px)
+        scheduled = buttons.form_submit_button("Schedule Lightly selection", icon=":material/rocket_launch:")
+        rehearsed = buttons.form_submit_button(
             "Dry run", icon=":material/preview:",
             help="The exact requests a run would send, from the real client talking to a local recorder: "
                  "nothing leaves this machine and no token is needed (secrets are masked).")

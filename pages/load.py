@@ -55,7 +55,7 @@ def video_facts(loaded) -> None:
     st.markdown(f"**{loaded.relpath}**")
     first, second = st.columns(2), st.columns(2)
     first[0].metric("Resolution", f"{info.width} x {info.height}")
-    first[1].metric("Frames (as PyAV decodes them)", f"{info.frame_count:,}")
+    first[1].metric("Frames", f"{info.frame_count:,}", help="As PyAV decodes them: a header's own count can differ")
     second[0].metric("Frame rate", f"{info.fps:.2f} fps")
     second[1].metric("Duration", f"{info.duration_s:.1f} s")
     st.caption(f"codec {info.codec}, {len(info.keyframes)} keyframes")
@@ -97,10 +97,10 @@ def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: Detec
         cached = spec.cached(loaded.info, detector)
         if cached is not None:
             session.use_detections(cached, spec, detection_id)
-    run_column, cancel_column, _ = st.columns([1, 1, 4])
-    run = run_column.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
+    buttons = st.container(horizontal=True)  # each button as wide as its label: columns cut "Run detection" at 1280 px
+    run = buttons.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
     # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
-    if cancel_column.button("Cancel", icon=":material/stop:", key="cancel_detection"):
+    if buttons.button("Cancel", icon=":material/stop:", key="cancel_detection"):
         cancelled(session.pop_detection_progress())
     if run:
         bar = st.progress(0.0, text="Starting...")

@@ -21,6 +21,8 @@ from ui.url import restore_from_url, restore_page_values, review_link, sync_url
 from ui.verdict_queue.component import verdict_queue
 
 VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
+# on a frame the flags leave alone the same keys answer "is an object missing?": no flag to call false
+SPOT_CHECK_NAMES = {"miss": "true miss the flags leave out", "false_alarm": "nothing missing", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
@@ -186,8 +188,9 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     notes = {frame: note for frame, _, _, note, _ in resources.verdict_store().records(view.video.info.fingerprint) if note}
     for frame in frames[:50]:
         left, right = st.columns([3, 1])
-        flagged = "flagged" if view.flicker.flag_array[frame] else "not flagged"
-        left.markdown(f"frame **{frame}** · {VERDICT_NAMES[verdicts[frame]]} · {flagged}")
+        said = (f"{VERDICT_NAMES[verdicts[frame]]} · flagged" if view.flicker.flag_array[frame]
+                else f"{SPOT_CHECK_NAMES[verdicts[frame]]} · spot check, not flagged")
+        left.markdown(f"frame **{frame}** · {said}")
         if frame in notes:
             literal_caption(left, notes[frame])  # whatever an annotator typed, shown as typed
         # a link, not a button: Review runs at once, without a run of this page first (ui.url.review_link)

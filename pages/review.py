@@ -237,9 +237,10 @@ def gallery_panel(view: FlickerView, selection) -> None:
     for position, index in enumerate(shown):
         with grid[position % 4]:
             st.image(resources.thumbnail(view.video.info.fingerprint, index, view.video.info), width="stretch")
-            st.button(f"{index}{' · flagged' if view.flicker.flag_array[index] else ''}", key=f"show_{index}",
-                      on_click=handshake.go_to, args=(index, view.n_frames, True), type="tertiary",
-                      icon=":material/visibility:", help="Show this frame in the viewer above")
+            flagged = bool(view.flicker.flag_array[index])  # an icon, not words: four across cut "16 · flagged"
+            st.button(f"{index}", key=f"show_{index}", on_click=handshake.go_to, args=(index, view.n_frames, True),
+                      type="tertiary", icon=":material/flag:" if flagged else ":material/visibility:",
+                      help=f"{'A flagged frame: s' if flagged else 'S'}how it in the viewer above")
 
 
 def prepare_current_frame() -> None:

@@ -113,7 +113,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.run()
     app.text_input[0].input(str(tiny_slice))
     click(app, "Load file")
-    assert metric(app, "Frames (as PyAV decodes them)") == "6"
+    assert metric(app, "Frames") == "6"
     app.radio(key="model_choice").set_value("YOLO weights path")
     app.run()
     app.text_input(key="weights_path").input("yolov8n.yaml")

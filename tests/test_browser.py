@@ -44,6 +44,8 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
 
     browser.get(server)
     wait_for(browser, lambda: "795" in browser.find_element("tag name", "body").text, 60, "the sample to load")
+    icons = browser.execute_script("return Array.from(document.querySelectorAll('link[rel*=icon]')).map(l => l.href)")
+    assert icons and all(icon.startswith(server) for icon in icons), icons  # a Material icon name was fetched from Google
     body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
     if "Review flickering frames" not in body():  # not cached yet: cancel a run, then run it through
         wait_for(browser, lambda: button(browser, "Run detection"), 60, "the run button").click()

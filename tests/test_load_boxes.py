@@ -38,7 +38,7 @@ def mot_text() -> str:
 
 def load_sample(app):
     click(app, "Load the sample")
-    assert metric(app, "Frames (as PyAV decodes them)") == "795"
+    assert metric(app, "Frames") == "795"
 
 
 def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_path):

@@ -232,3 +232,6 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").truth(fingerprint)[beyond] is False  # stored
     assert table() == before
     assert "The 1 verdict on frames outside the plan is kept but not counted" in caption()
+    listed = [md.value for md in qa_page.markdown if md.value.startswith("frame **")]
+    assert listed and all(("false alarm" not in line or line.endswith("· flagged")) for line in listed), listed
+    assert any("spot check" in line for line in listed) or all(line.endswith("· flagged") for line in listed)
