@@ -32,6 +32,7 @@ EXPORT_DIR = "export_dir"
 EXPORT_TASK = "export_task"
 _EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
 DRY_RUN_LISTED = 200  # files a push dry run lists on the page
+SCHEDULE_INPUT_URL, SCHEDULE_LIGHTLY_URL = "schedule_input_url", "schedule_lightly_url"
 
 
 def local_folder(text: str, what: str, error: type[UserError] = ExportError, alternative: str = "") -> Path:
@@ -152,6 +153,10 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
         bar.empty()
         if report is not None:
             st.success(report.text().splitlines()[-1])
+            if not dry_run:  # the schedule below reads from where the files now are, unless told otherwise
+                for key, url in ((SCHEDULE_LIGHTLY_URL, target), (SCHEDULE_INPUT_URL, input_target)):
+                    if url and not st.session_state.get(key, "").strip():
+                        st.session_state[key] = url
             if dry_run and report.uploaded:
                 listed = [f"{item.local} -> {item.remote}" for item in report.uploaded[:DRY_RUN_LISTED]]
                 if len(report.uploaded) > DRY_RUN_LISTED:
@@ -208,10 +213,10 @@ def access_inputs(stem: str) -> tuple[ScheduleRequest, str]:
     still empty), and the token typed (empty: LIGHTLY_TOKEN is used)."""
     dataset_name = st.text_input(LABELS["dataset_name"], value=f"flicker-{stem}", key="dataset_name",
                                  persist_state="session")
-    input_url = st.text_input(LABELS["input_url"], key="schedule_input_url", persist_state="session",
-                              value=st.session_state.get("push_input_url", ""), placeholder="s3://my-bucket/flicker_input/")
-    lightly_url = st.text_input(LABELS["lightly_url"], key="schedule_lightly_url", persist_state="session",
-                                value=st.session_state.get("push_url", ""), placeholder="s3://my-bucket/flicker_lightly/")
+    input_url = st.text_input(LABELS["input_url"], key=SCHEDULE_INPUT_URL, persist_state="session",
+                              placeholder="s3://my-bucket/flicker_input/")
+    lightly_url = st.text_input(LABELS["lightly_url"], key=SCHEDULE_LIGHTLY_URL, persist_state="session",
+                                placeholder="s3://my-bucket/flicker_lightly/")
     region = st.text_input(LABELS["region"], "eu-central-1", key="s3_region", persist_state="session")
     role_arn = st.text_input(f"{LABELS['role_arn']} (S3 delegated access)", key="s3_role_arn", persist_state="session",
                              placeholder="arn:aws:iam::123456789012:role/lightly-access")
