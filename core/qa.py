@@ -440,8 +440,9 @@ def suggest_thresholds(index: FlickerIndex, verdicts: Truths, current: tuple[flo
 
 
 def drawn(verdicts: Truths, planned: Collection[int] | None) -> Truths:
-    """The verdicts on frames the plan drew (``planned``; None: all of them), which the estimates
-    rest on. A verdict on any other frame (picked by hand on Review, or next in the queue after the
+    """The verdicts on frames a plan drew (``planned``: the app passes every frame any plan of the
+    video drew, whatever its size and seed; None: all of them), which the estimates rest on. A
+    verdict on any other frame (picked by hand on Review, or next in the queue after the
     plan, worst first) is kept and listed but not estimated from: such frames are no random sample
     of anything, and counting them biased the intervals. With a finished 30-verdict plan and the
     queue's next 20 frames, the precision intervals at 8 pairs held the truth on 0.89-0.90 of

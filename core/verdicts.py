@@ -43,6 +43,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, video TEXT NOT NULL, "
     "frame INTEGER NOT NULL, box INTEGER NOT NULL, verdict TEXT, previous TEXT, annotator TEXT NOT NULL, "
     "at REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0, assertion TEXT NOT NULL DEFAULT 'flicker')",
+    # frames some review plan drew (any size, any seed): the estimates rest on verdicts on these alone
+    # (added within schema 3: a store without it is given it on open, and older code ignores it)
+    "CREATE TABLE IF NOT EXISTS planned (video TEXT NOT NULL, frame INTEGER NOT NULL, PRIMARY KEY (video, frame))",
 )
 # Schema 2 -> 3, in the transaction that opens the store: the primary key gains the assertion, so
 # the verdicts are copied into a new table (every row flicker's); history gains a column.
@@ -147,6 +150,21 @@ class VerdictStore:
                            (video, assertion, frame, box, previous, annotator or "", time.time()))
             db.execute("UPDATE history SET undone = 1 WHERE id = ?", (change,))
             return frame
+
+    def note_planned(self, video: str, frames) -> None:
+        """Remember that a review plan drew these frames of the video (the plan changes with its
+        size, its seed and the first phase's verdicts; a verdict given under any of them stays one
+        on a randomly drawn frame)."""
+        rows = [(video, int(frame)) for frame in frames]
+        if rows:
+            with self._transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO planned (video, frame) VALUES (?, ?)", rows)
+
+    def planned(self, video: str) -> set[int]:
+        """Every frame of the video some review plan drew (:meth:`note_planned`)."""
+        with self._transaction() as db:
+            return {frame for (frame,) in db.execute("SELECT frame FROM planned WHERE video = ? AND "
+                                                     "typeof(frame) = 'integer'", (video,))}
 
     def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
         """Whole-frame verdicts on ``assertion``'s flags of a video: ``{frame: verdict}``."""

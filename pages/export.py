@@ -109,7 +109,7 @@ def earlier_export_in_output_folder(view: FlickerView) -> Path | None:
     forgets this session's export, not the files): Push and Schedule can use it as it is."""
     try:
         folder = local_folder(st.session_state.get(EXPORT_DIR, ""), "Output folder")
-    except UserError:
+    except (UserError, OSError, ValueError, RuntimeError):  # "~nobody/out", a link loop: Export says why when pressed
         return None
     return earlier_export(folder, view.video.info.fingerprint)
 
@@ -153,9 +153,9 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
         bar.empty()
         if report is not None:
             st.success(report.text().splitlines()[-1])
-            if not dry_run:  # the schedule below reads from where the files now are, unless told otherwise
+            if not dry_run:  # the schedule below reads from the bucket the files went to, unless told otherwise
                 for key, url in ((SCHEDULE_LIGHTLY_URL, target), (SCHEDULE_INPUT_URL, input_target)):
-                    if url and not st.session_state.get(key, "").strip():
+                    if url and is_bucket_url(url) and not st.session_state.get(key, "").strip():
                         st.session_state[key] = url
             if dry_run and report.uploaded:
                 listed = [f"{item.local} -> {item.remote}" for item in report.uploaded[:DRY_RUN_LISTED]]
@@ -165,10 +165,14 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
                     st.code("\n".join(listed), language=None)
 
 
+def is_bucket_url(url: str) -> bool:
+    return "://" in url and not url.lower().startswith("file://")
+
+
 def push_target(url: str, what: str) -> str:
     """A bucket URL as typed, or a local folder checked by :func:`local_folder` ("" stays "")."""
     url = url.strip()
-    if not url or ("://" in url and not url.lower().startswith("file://")):
+    if not url or is_bucket_url(url):
         return url
     return str(local_folder(url, what, CloudError, " or a bucket URL (s3://, gs://, az://)"))
 

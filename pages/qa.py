@@ -72,14 +72,30 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                    icon=":material/task_alt:")
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue) -> None:
-    """The estimates from the plan's verdicts, post-stratified on the cells its second phase aimed at."""
-    index, focus, planned = view.index, queue.focus, queue.frames[:queue.planned]
+def plan_frames(store, video: str, queue: ReviewQueue) -> set[int]:
+    """Every frame a review plan drew on this video, this one's included (remembered in the store,
+    so verdicts given under another plan size or seed still count)."""
+    drawn = store.planned(video)
+    new = [frame for frame in queue.frames[:queue.planned] if frame not in drawn]
+    store.note_planned(video, new)
+    return drawn | set(new)
+
+
+def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue, planned: set[int]) -> None:
+    """The estimates from the verdicts on frames a plan drew, post-stratified on the cells the
+    current plan's second phase aimed at."""
+    index, focus = view.index, queue.focus
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
+    off_plan = len(truth) - suggestion.n_verdicts
+    unplanned = (f" The {counted(off_plan, 'verdict')} on frames no review plan drew {'is' if off_plan == 1 else 'are'} "
+                 "kept but not counted: frames picked on Review, or after the plan, are no random sample and would "
+                 "bias the figures." if off_plan else "")
     st.subheader("How good are the flags?")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
+        if unplanned:
+            st.caption(unplanned.strip())
     else:
         # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
         *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus, planned)
@@ -89,12 +105,8 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue
         unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
                   "assumed to miss nothing, so recall may be overstated: finishing the plan covers them."
                   if suggestion.n_unrepresented else "")
-        off_plan = len(truth) - suggestion.n_verdicts
-        unplanned = (f" The {counted(off_plan, 'verdict')} on frames outside the plan {'is' if off_plan == 1 else 'are'} "
-                     "kept but not counted: frames picked by hand are no random sample, and would bias the figures."
-                     if off_plan else "")
-        st.caption(f"Estimated from the plan's {counted(suggestion.n_verdicts, 'verdict')}; 90% intervals in brackets."
-                   f"{unlike}{unplanned}")
+        st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} on frames a review plan drew; 90% "
+                   f"intervals in brackets.{unlike}{unplanned}")
         cautioned = suggestion_preview(view, suggestion)
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
@@ -228,13 +240,14 @@ with error_boundary("Verdicts"):
     truth = store.truth(view.video.info.fingerprint)
     unsure = [frame for frame, verdict in verdicts.items() if verdict == "unsure"]
     queue = review_queue(view.index, view.flicker, size, seed, truth, unsure)  # its second phase follows the first's verdicts
+    planned = plan_frames(store, view.video.info.fingerprint, queue)
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
         verdict_queue(view, queue, verdicts, store, session.annotator())
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, verdicts)
-        estimate_panel(view, truth, queue)
+        estimate_panel(view, truth, queue, planned)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

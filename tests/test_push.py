@@ -207,6 +207,9 @@ def test_the_export_page_pushes_a_batchs_combined_datasource(s3, batch, tmp_path
         source = batch.parent / "videos" / key[len("input/"):]
         assert obj["ETag"].strip('"') == hashlib.md5(source.read_bytes()).hexdigest()
     assert at.success[-1].value.startswith(f"uploaded {len(local) + 3} files")
+    # the schedule's datasource fields now name the bucket the files went to
+    assert (at.text_input(key="schedule_lightly_url").value, at.text_input(key="schedule_input_url").value) == \
+        (f"s3://{bucket}/lightly", f"s3://{bucket}/input")
 
     next(b for b in at.button if b.label == "Push").click().run()
     assert at.success[-1].value.endswith(f"{len(local) + 3} already there with the same content")

@@ -123,16 +123,36 @@ def test_an_http_error_after_the_clients_retries_is_one_plain_line(monkeypatch, 
     assert "\x1b" not in message and "\n" not in message and GOOD_TOKEN not in message and "Scheduling failed" not in message
 
 
+def test_a_network_failure_after_a_handled_answer_is_not_blamed_on_that_answer():
+    """Polling a run the worker has not picked up: the client catches a 404 and asks elsewhere; when
+    that second call loses the connection, the 404 is only the context, not the cause."""
+    from lightly.openapi_generated.swagger_client.rest import ApiException
+
+    from core.lightly.schedule import _explain
+
+    try:
+        try:
+            raise ApiException(status=404, reason="Not Found")
+        except ApiException:
+            raise ConnectionResetError("Connection reset by peer")
+    except ConnectionResetError as exc:
+        assert str(_explain(exc, [])) == "Cannot reach the Lightly API (check the network, or LIGHTLY_SERVER_LOCATION)"
+
+
 def test_clients_leave_the_loggers_as_they_found_them(monkeypatch):
     """Each lightly client adds stderr handlers to urllib3's logger: a server would print every
     retried request once more per click."""
     from core.lightly.schedule import CLIENT_LOGGERS, _client
 
     monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", "http://127.0.0.1:9")
-    before = [len(logging.getLogger(name).handlers) for name in CLIENT_LOGGERS]
-    for _ in range(3):
-        _client(GOOD_TOKEN)
-    assert [len(logging.getLogger(name).handlers) for name in CLIENT_LOGGERS] == before
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)  # as a user debugging a proxy would
+    try:
+        before = [(len(logging.getLogger(name).handlers), logging.getLogger(name).level) for name in CLIENT_LOGGERS]
+        for _ in range(3):
+            _client(GOOD_TOKEN)
+        assert [(len(logging.getLogger(name).handlers), logging.getLogger(name).level) for name in CLIENT_LOGGERS] == before
+    finally:
+        logging.getLogger("urllib3").setLevel(logging.NOTSET)
 
 
 def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, caplog):

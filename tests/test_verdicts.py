@@ -238,3 +238,12 @@ def test_each_assertion_keeps_its_own_verdict_on_the_same_frame(tmp_path):
     assert store.by_assertion("v") == {"flicker": {8: "miss"}, "ghost": {}, "class-flip": {}}
     with pytest.raises(ValueError, match="assertion must be one of"):
         store.set("v", 1, "miss", assertion="wobble")
+
+
+def test_planned_frames_are_remembered_per_video_across_plans(tmp_path):
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.note_planned("a", [3, 1, 2])
+    store.note_planned("a", [2, 9])  # another plan: its new frames join, none is counted twice
+    store.note_planned("b", [])
+    assert store.planned("a") == {1, 2, 3, 9} and store.planned("b") == set()
+    assert VerdictStore(tmp_path / "v.sqlite").planned("a") == {1, 2, 3, 9}  # kept across opens

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
@@ -32,6 +33,7 @@ class _ScrubTokens(logging.Filter):
 
 
 CLIENT_LOGGERS = ("urllib3", "lightly.openapi_generated.swagger_client")  # a new client adds stderr handlers to these
+_CLIENT_LOCK = threading.Lock()
 
 for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "lightly"):
     logging.getLogger(_name).addFilter(_ScrubTokens())
@@ -211,9 +213,11 @@ def _explain(exc: BaseException, secrets: list[str]) -> ScheduleError:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from, outermost first (at most 10: a cycle ends the walk)."""
+    """``exc`` and what it was explicitly raised from (``raise ... from``, as the client's retries
+    do), outermost first; at most 10, and a cycle ends the walk. Not what it merely happened
+    during: an answer the client had caught and handled (a 404 while polling a run) is no cause."""
     chain = [exc]
-    while len(chain) < 10 and (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+    while len(chain) < 10 and (cause := chain[-1].__cause__) is not None and cause not in chain:
         chain.append(cause)
     return chain
 
@@ -260,14 +264,16 @@ def _client(token: str | None, dataset_id: str | None = None):
     if not token:
         raise ScheduleError("No Lightly token: set LIGHTLY_TOKEN or enter it in the token field")
     loggers = [logging.getLogger(name) for name in CLIENT_LOGGERS]
-    before = [list(logger.handlers) for logger in loggers]
-    try:
-        return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
-    finally:  # each client adds its own stderr handlers to these loggers: a server would log each line once per click
-        for logger, handlers in zip(loggers, before):
-            for handler in logger.handlers[:]:
-                if handler not in handlers:
-                    logger.removeHandler(handler)
+    with _CLIENT_LOCK:  # two sessions building clients at once would each see, and keep, the other's handlers
+        before = [(list(logger.handlers), logger.level) for logger in loggers]
+        try:
+            return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
+        finally:  # each client adds stderr handlers to these loggers and sets their level: put both back
+            for logger, (handlers, level) in zip(loggers, before):
+                for handler in logger.handlers[:]:
+                    if handler not in handlers:
+                        logger.removeHandler(handler)
+                logger.setLevel(level)
 
 
 def run_state(dataset_id: str, run_id: str, token: str | None = None) -> tuple[str, str]:
