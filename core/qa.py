@@ -25,13 +25,14 @@ plan's ``focus``) is as valid as on the bands. Aiming per verdict at whichever p
 moment was tried and breaks that (docs/qa.md).
 
 **Weights.** :func:`suggest_thresholds` and :func:`precision_recall` need of the plan only its
-focus: they rebuild the bands from the index (cut by the focus) and post-stratify whatever verdicts they get (a plan with any
-seed, a plan half done). Given the plan's frames (``planned``) they leave out verdicts on other frames: frames picked
-by hand, or worst first, are no random sample, and counting them biased the intervals (:func:`drawn`). Bands with fewer than 2 verdicts are merged with
-their neighbours in depth order; within a merged stratum every verdict stands for ``N_h / m_h``
-frames, which for a completed plan equals its inverse inclusion probability. Bands without any
-verdict are assumed to hold no misses, and the result's ``note`` says how many frames that
-assumption covers.
+focus: they rebuild the bands from the index (cut by the focus) and post-stratify whatever
+verdicts they get (a plan with any seed, a plan half done). Given the frames plans drew
+(``planned``) they leave out verdicts on other frames: frames picked by hand, or worst first, are
+no random sample, and counting them biased the intervals (:func:`drawn`). Bands with fewer than 2
+verdicts are merged with their neighbours in depth order; within a merged stratum every verdict
+stands for ``N_h / m_h`` frames, which for a completed plan equals its inverse inclusion
+probability. Bands without any verdict are assumed to hold no misses, and the result's ``note``
+says how many frames that assumption covers.
 
 **Estimates, pair by pair.** A band's rate applied to every unreviewed frame of the band is
 biased at any pair that flags part of the band, because the frames a pair singles out can miss
