@@ -35,7 +35,7 @@ else:
     from ui.icon import app_icon
 
     st.set_page_config(page_title="Flicker review", page_icon=app_icon(), layout="wide")
-    from ui.viewer.component import PRELOAD_KEY
+    from ui.viewer.component import PRELOAD_KEY, REVIEW_TITLE_KEY
     # Less blank space above each page's title than Streamlit's default: the review page needs the
     # height to show the frame, its timeline and its neighbours on one screen.
     # Metrics in a narrow column (Review's side column at 1100 px with the sidebar open) shrink their
@@ -47,7 +47,10 @@ else:
             "[data-testid='stMarkdownContainer'] :is(th, td) { padding: 0.35rem 0.4rem; }"
             "[data-testid='stMarkdownContainer'] table { font-size: 0.95em; }"
             # the viewer's preload draws nothing, and takes no room either (ui.viewer.component.preload_viewer)
-            f".st-key-{PRELOAD_KEY} {{ display: none; }}</style>")
+            f".st-key-{PRELOAD_KEY} {{ display: none; }}"
+            # Review's title in a window under 820 px tall (a 1280x720 laptop): its ~90 px go to the frame,
+            # which was 240 px tall there; the sidebar still says which page this is
+            f"@media (max-height: 820px) {{ .st-key-{REVIEW_TITLE_KEY} {{ display: none; }} }}</style>")
 
     navigation = st.navigation(
         [

@@ -19,7 +19,7 @@ from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
-from ui.viewer.component import frame_viewer
+from ui.viewer.component import REVIEW_TITLE_KEY, frame_viewer
 from ui.viewer.embedding_map import embedding_map
 
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
@@ -255,7 +255,7 @@ session.note_page("review")
 st.session_state[VIEWER_MOUNTS] = session.arrived()  # read once, by this run's workspace (not by its reruns)
 restore_from_url()
 prepare_current_frame()
-st.title("Review")
+st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
 view = require_view()
 boxes_source_caption()
 workspace()

@@ -35,6 +35,7 @@ _mount = st.components.v2.component(
     js=component_js(_HERE / "viewer.js"), isolate_styles=False)
 VIEWER = "viewer"  # the component's key
 PRELOAD_KEY = "viewer-preload"
+REVIEW_TITLE_KEY = "review-title"  # the Review page's title, hidden in short windows (app.py)
 _preload = st.components.v2.component("flicker_review.preload", html="", js=component_js(_HERE / "preload.js"))
 
 
