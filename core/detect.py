@@ -428,8 +428,14 @@ def detect_video(
             progress(Progress(cached.n_frames, cached.n_frames, 0.0, 0.0))
         return cached
     detections = _run(video, detector, conf, classes, progress, cancel)
-    detections.save(_cache_file(video, detector, conf, classes, cache_dir))
+    save_cached(detections, _cache_file(video, detector, conf, classes, cache_dir))
     return detections
+
+
+def save_cached(detections: Detections, cache_file: Path) -> None:
+    """Cache a run's detections, keeping the cache within its size (:func:`core.paths.prune_results`)."""
+    detections.save(cache_file)
+    paths.prune_results(cache_file)
 
 
 def _cache_file(video, detector, conf, classes, cache_dir) -> Path:
@@ -450,6 +456,7 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
     if detections is None or detections.n_frames != video.frame_count:
         cache_file.unlink(missing_ok=True)
         return None
+    paths.mark_used(cache_file)
     return detections
 
 

@@ -313,12 +313,15 @@ def read_predictions(task_dir: Path, relpath: str, n_frames: int, image_size: tu
         return import_predictions(task_dir, relpath, n_frames, image_size)
     cache = paths.cache_dir() / PREDICTIONS_CACHE / f"{key}.npz"
     try:
-        return Detections.load(cache)
+        detections = Detections.load(cache)
+        paths.mark_used(cache)
+        return detections
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or damaged: import and replace it
         pass
     detections = import_predictions(task_dir, relpath, n_frames, image_size)
     try:
         detections.save(cache)
+        paths.prune_results(cache)
     except OSError:
         pass  # a cache that cannot be written costs the next open its speed, nothing else
     return detections

@@ -12,8 +12,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +32,73 @@ def cache_dir() -> Path:
 
 def data_dir() -> Path:
     return Path(os.environ.get("FLICKER_DATA_DIR") or Path.home() / ".local" / "share" / "flicker-review")
+
+
+DEFAULT_RESULTS_CACHE_GB = 5.0  # detections and imported predictions kept at most: ~2 MB for a 10-minute video's
+
+
+def gigabytes_setting(variable: str, default: float) -> int:
+    """A size in bytes from the environment variable ``variable`` (in GB), else ``default`` GB; a
+    value that is not a finite number is the default, a negative one 0."""
+    text = os.environ.get(variable, "").strip()
+    try:
+        gigabytes = float(text) if text else default
+    except ValueError:
+        gigabytes = default
+    if not math.isfinite(gigabytes):  # "nan", "inf": not a size
+        gigabytes = default
+    return int(max(gigabytes, 0.0) * 1024 ** 3)
+
+
+def mark_used(path: Path) -> None:
+    """Renew a cache entry's mtime, which the pruning reads as its last use."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves; only its pruning order suffers
+
+
+_RESULT_NAME = re.compile(r"[0-9a-f]{16,64}\.npz")  # detect.cache_key's and fleet's digests
+
+
+def prune_results(written: Path) -> list[Path]:
+    """After ``written`` (a cached detection run or import of prediction files) joined its folder:
+    the least recently used entries go until the folder fits in FLICKER_RESULTS_CACHE_GB (default
+    DEFAULT_RESULTS_CACHE_GB). A team's many cameras would otherwise fill the disk over months."""
+    limit = gigabytes_setting("FLICKER_RESULTS_CACHE_GB", DEFAULT_RESULTS_CACHE_GB)
+    return prune_least_used(written.parent, _RESULT_NAME, limit, keep=written)
+
+
+def prune_least_used(folder: Path, name: re.Pattern, limit_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used entries of a cache folder (plain files whose whole name
+    matches ``name``; no links, no temporary files) until the rest fit in ``limit_bytes``. ``keep``
+    (the entry just written) stays whatever its size. Returns what was deleted."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if name.fullmatch(entry.name) and stat.S_ISREG(status.st_mode):
+            found.append((status.st_mtime_ns, status.st_size, Path(entry.path)))
+    total = sum(size for _, size, _ in found)
+    deleted = []
+    for _, size, path in sorted(found):
+        if total <= limit_bytes:
+            break
+        if keep is not None and path == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        deleted.append(path)
+    return deleted
 
 
 def hash_file(path: Path) -> str:

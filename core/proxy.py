@@ -13,7 +13,6 @@ seeks, against the original's (PSNR >= ``MIN_PSNR_DB``). One that fails is never
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
@@ -63,14 +62,7 @@ def build_seek_proxy(info: VideoInfo, target: Path, cancel: threading.Event | No
 
 def cache_limit_bytes() -> int:
     """How much the proxies may take on disk: FLICKER_PROXY_CACHE_GB, else DEFAULT_CACHE_GB."""
-    text = os.environ.get("FLICKER_PROXY_CACHE_GB", "").strip()
-    try:
-        gigabytes = float(text) if text else DEFAULT_CACHE_GB
-    except ValueError:
-        gigabytes = DEFAULT_CACHE_GB
-    if not math.isfinite(gigabytes):  # "nan", "inf": not a size
-        gigabytes = DEFAULT_CACHE_GB
-    return int(max(gigabytes, 0.0) * 1024 ** 3)
+    return paths.gigabytes_setting("FLICKER_PROXY_CACHE_GB", DEFAULT_CACHE_GB)
 
 
 def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | None = None) -> list[Path]:
@@ -116,13 +108,6 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
         with _builds_lock:
             _builds.pop(str(path), None)  # so the next reader of that video builds it again
     return deleted
-
-
-def _mark_used(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass  # a read-only cache still serves; only its pruning order suffers
 
 
 class _Rejected(Exception):
@@ -198,7 +183,7 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
         except VideoError:
             proxy = None
         if proxy is not None and proxy_matches(info, proxy):
-            _mark_used(target)
+            paths.mark_used(target)
             return FrameReader(proxy, cache_frames)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:

@@ -57,6 +57,21 @@ def test_yolo_detection_runs_real_inference_and_caches(yolo, tiny_slice, tmp_pat
     assert len(list((tmp_path / "detections").glob("*.npz"))) == 1
 
 
+def test_the_detection_cache_keeps_within_its_size(yolo, tiny_slice, tmp_path, monkeypatch):
+    """Past FLICKER_RESULTS_CACHE_GB the cache sheds its entries (least recently used first:
+    tests/test_paths.py), and the run just cached always stays."""
+    info = probe(tiny_slice)
+    for conf in (0.0001, 0.001):
+        detect_video(info, yolo, conf=conf, cache_dir=tmp_path)
+    folder = tmp_path / "detections"
+    assert len(list(folder.glob("*.npz"))) == 2
+    monkeypatch.setenv("FLICKER_RESULTS_CACHE_GB", "0")
+    detect_video(info, yolo, conf=0.01, cache_dir=tmp_path)
+    [left] = folder.glob("*.npz")
+    started = time.perf_counter()
+    assert len(detect_video(info, yolo, conf=0.01, cache_dir=tmp_path)) >= 0 and time.perf_counter() - started < 1.0  # cached
+
+
 def test_class_filter_keeps_only_asked_classes(yolo, tiny_slice, tmp_path):
     detections = detect_video(probe(tiny_slice), yolo, conf=0.0001, classes=[0, 2], cache_dir=tmp_path)
     assert set(np.unique(detections.cls)) <= {0, 2}

@@ -117,3 +117,32 @@ def test_recovery_deletes_a_staging_folder_that_was_never_marked(tmp_path):
     (target / "manifest.json").write_text("v1")
     recover_swaps(target, ".partial-")
     assert sorted(p.name for p in target.iterdir()) == ["manifest.json"]
+
+
+def test_a_cache_folder_sheds_its_least_recently_used_entries_first(tmp_path):
+    import re
+
+    from core.paths import mark_used, prune_least_used
+
+    name = re.compile(r"[0-9a-f]{32}\.npz")
+    entries = [tmp_path / f"{k:032x}.npz" for k in range(4)]
+    for age, entry in enumerate(entries):  # entries[0] oldest
+        entry.write_bytes(b"x" * 100)
+        os.utime(entry, ns=(10**18 + age * 10**9,) * 2)
+    mark_used(entries[0])  # read again: now the most recent
+    others = [tmp_path / ".0123.npz.tmp.partial", tmp_path / "notes.txt"]  # a write in progress, something else
+    for other in others:
+        other.write_bytes(b"y" * 1000)
+    (tmp_path / f"{9:032x}.npz").symlink_to(others[1])  # a link is never followed nor deleted
+    deleted = prune_least_used(tmp_path, name, limit_bytes=300, keep=entries[1])
+    assert deleted == [entries[2]] and all(p.exists() for p in [entries[0], entries[1], entries[3], *others])
+    assert prune_least_used(tmp_path, name, limit_bytes=0, keep=entries[1]) == [entries[3], entries[0]]
+    assert entries[1].exists() and (tmp_path / f"{9:032x}.npz").is_symlink()
+
+
+def test_a_size_setting_is_read_as_gigabytes_with_a_default(monkeypatch):
+    from core.paths import gigabytes_setting
+
+    for text, expected in (("", 2 * 1024 ** 3), ("0.5", 512 * 1024 ** 2), ("-3", 0), ("nan", 2 * 1024 ** 3), ("lots", 2 * 1024 ** 3)):
+        monkeypatch.setenv("SOME_CACHE_GB", text)
+        assert gigabytes_setting("SOME_CACHE_GB", 2.0) == expected, text
