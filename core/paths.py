@@ -66,13 +66,17 @@ def prune_results(written: Path) -> list[Path]:
     the least recently used entries go until the folder fits in FLICKER_RESULTS_CACHE_GB (default
     DEFAULT_RESULTS_CACHE_GB). A team's many cameras would otherwise fill the disk over months."""
     limit = gigabytes_setting("FLICKER_RESULTS_CACHE_GB", DEFAULT_RESULTS_CACHE_GB)
-    return prune_least_used(written.parent, _RESULT_NAME, limit, keep=written)
+    return prune_least_used(written.parent, lambda name, status: (True, status.st_mtime_ns) if _RESULT_NAME.fullmatch(name)
+                            else None, limit, keep=written)
 
 
-def prune_least_used(folder: Path, name: re.Pattern, limit_bytes: int, keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used entries of a cache folder (plain files whose whole name
-    matches ``name``; no links, no temporary files) until the rest fit in ``limit_bytes``. ``keep``
-    (the entry just written) stays whatever its size. Returns what was deleted."""
+def prune_least_used(folder: Path, rank: Callable[[str, os.stat_result], tuple | None], limit_bytes: int,
+                     keep: Path | None = None) -> list[Path]:
+    """Delete the least wanted entries of a cache folder until the rest fit in ``limit_bytes``.
+    ``rank(name, status)`` says which plain files are entries (None: not one; links are never
+    counted or touched) and orders them, least wanted first: ``(True, last use)`` for a live entry,
+    ``(False, ...)`` for one that goes whatever the room (an old format, a killed writer's file).
+    ``keep`` (the entry just written) stays whatever its size. Returns what was deleted."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -83,12 +87,12 @@ def prune_least_used(folder: Path, name: re.Pattern, limit_bytes: int, keep: Pat
             status = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if name.fullmatch(entry.name) and stat.S_ISREG(status.st_mode):
-            found.append((status.st_mtime_ns, status.st_size, Path(entry.path)))
+        if stat.S_ISREG(status.st_mode) and (key := rank(entry.name, status)) is not None:
+            found.append((key, status.st_size, Path(entry.path)))
     total = sum(size for _, size, _ in found)
     deleted = []
-    for _, size, path in sorted(found):
-        if total <= limit_bytes:
+    for (live, *_), size, path in sorted(found):
+        if total <= limit_bytes and live:
             break
         if keep is not None and path == keep:
             continue

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import threading
 import time
 from fractions import Fraction
@@ -73,39 +72,18 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
     builds in progress; but a build's file untouched for ABANDONED_BUILD_S (its process was
     killed mid-write) goes whatever the room. A reader that has a deleted proxy open reads on; the
     next one starts a new build. Returns what was deleted."""
-    limit = cache_limit_bytes() if limit_bytes is None else limit_bytes
-    found = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
     abandoned_before = time.time_ns() - ABANDONED_BUILD_S * 10 ** 9
-    for entry in entries:
-        match = _PROXY_NAME.fullmatch(entry.name)
-        try:
-            status = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISREG(status.st_mode):
-            continue
-        if match:
-            found.append((int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns, status.st_size, Path(entry.path)))
-        elif _BUILD_NAME.fullmatch(entry.name) and status.st_mtime_ns < abandoned_before:
-            found.append((False, status.st_mtime_ns, status.st_size, Path(entry.path)))  # goes first, as an old version
-    total = sum(size for _, _, size, _ in found)
-    deleted = []
-    for current, _, size, path in sorted(found):  # older versions first, then oldest use first
-        if total <= limit and current:
-            break
-        if keep is not None and path == keep:
-            continue
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        total -= size
-        deleted.append(path)
-        with _builds_lock:
+
+    def rank(name: str, status: os.stat_result) -> tuple | None:  # older versions first, then oldest use first
+        if match := _PROXY_NAME.fullmatch(name):
+            return int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns
+        if _BUILD_NAME.fullmatch(name) and status.st_mtime_ns < abandoned_before:
+            return False, status.st_mtime_ns  # goes first, as an old version
+        return None
+
+    deleted = paths.prune_least_used(folder, rank, cache_limit_bytes() if limit_bytes is None else limit_bytes, keep)
+    with _builds_lock:
+        for path in deleted:
             _builds.pop(str(path), None)  # so the next reader of that video builds it again
     return deleted
 

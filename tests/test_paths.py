@@ -125,6 +125,7 @@ def test_a_cache_folder_sheds_its_least_recently_used_entries_first(tmp_path):
     from core.paths import mark_used, prune_least_used
 
     name = re.compile(r"[0-9a-f]{32}\.npz")
+    rank = lambda entry, status: (True, status.st_mtime_ns) if name.fullmatch(entry) else None  # noqa: E731
     entries = [tmp_path / f"{k:032x}.npz" for k in range(4)]
     for age, entry in enumerate(entries):  # entries[0] oldest
         entry.write_bytes(b"x" * 100)
@@ -134,9 +135,9 @@ def test_a_cache_folder_sheds_its_least_recently_used_entries_first(tmp_path):
     for other in others:
         other.write_bytes(b"y" * 1000)
     (tmp_path / f"{9:032x}.npz").symlink_to(others[1])  # a link is never followed nor deleted
-    deleted = prune_least_used(tmp_path, name, limit_bytes=300, keep=entries[1])
+    deleted = prune_least_used(tmp_path, rank, limit_bytes=300, keep=entries[1])
     assert deleted == [entries[2]] and all(p.exists() for p in [entries[0], entries[1], entries[3], *others])
-    assert prune_least_used(tmp_path, name, limit_bytes=0, keep=entries[1]) == [entries[3], entries[0]]
+    assert prune_least_used(tmp_path, rank, limit_bytes=0, keep=entries[1]) == [entries[3], entries[0]]
     assert entries[1].exists() and (tmp_path / f"{9:032x}.npz").is_symlink()
 
 
