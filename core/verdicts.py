@@ -43,9 +43,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, video TEXT NOT NULL, "
     "frame INTEGER NOT NULL, box INTEGER NOT NULL, verdict TEXT, previous TEXT, annotator TEXT NOT NULL, "
     "at REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0, assertion TEXT NOT NULL DEFAULT 'flicker')",
-    # frames some review plan drew (any size, any seed): the estimates rest on verdicts on these alone
-    # (added within schema 3: a store without it is given it on open, and older code ignores it)
-    "CREATE TABLE IF NOT EXISTS planned (video TEXT NOT NULL, frame INTEGER NOT NULL, PRIMARY KEY (video, frame))",
+    # frames some review plan drew (any size, any seed) and since when: the estimates rest on verdicts given
+    # once a plan asked for them (added within schema 3: a store without it gains it on open; older code ignores it)
+    "CREATE TABLE IF NOT EXISTS planned (video TEXT NOT NULL, frame INTEGER NOT NULL, at REAL NOT NULL, "
+    "PRIMARY KEY (video, frame))",
 )
 # Schema 2 -> 3, in the transaction that opens the store: the primary key gains the assertion, so
 # the verdicts are copied into a new table (every row flicker's); history gains a column.
@@ -151,20 +152,35 @@ class VerdictStore:
             db.execute("UPDATE history SET undone = 1 WHERE id = ?", (change,))
             return frame
 
-    def note_planned(self, video: str, frames) -> None:
-        """Remember that a review plan drew these frames of the video (the plan changes with its
-        size, its seed and the first phase's verdicts; a verdict given under any of them stays one
-        on a randomly drawn frame)."""
-        rows = [(video, int(frame)) for frame in frames]
+    def note_planned(self, video: str, frames, since: float | None = None) -> None:
+        """Remember that a review plan drew these frames of the video, and since when (``since``,
+        else now; the first time counts). The plan changes with its size, its seed and the first
+        phase's verdicts."""
+        now = time.time() if since is None else since
+        rows = [(video, int(frame), now) for frame in frames]
         if rows:
             with self._transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO planned (video, frame) VALUES (?, ?)", rows)
+                db.executemany("INSERT OR IGNORE INTO planned (video, frame, at) VALUES (?, ?, ?)", rows)
 
-    def planned(self, video: str) -> set[int]:
-        """Every frame of the video some review plan drew (:meth:`note_planned`)."""
+    def planned(self, video: str) -> dict[int, float]:
+        """Every frame of the video some review plan drew, with when a plan first did (:meth:`note_planned`)."""
         with self._transaction() as db:
-            return {frame for (frame,) in db.execute("SELECT frame FROM planned WHERE video = ? AND "
-                                                     "typeof(frame) = 'integer'", (video,))}
+            return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
+                                   "typeof(at) IN ('real', 'integer')", (video,)))
+
+    def answered_at(self, video: str, assertion: str = FLICKER) -> dict[int, float]:
+        """Per frame with a verdict (whole-frame or on a box), when it was last given."""
+        with self._transaction() as db:
+            return dict(db.execute("SELECT frame, MAX(updated) FROM verdicts WHERE video = ? AND assertion = ? "
+                                   "GROUP BY frame", (video, assertion)))
+
+    def answered_when_planned(self, video: str, assertion: str = FLICKER) -> set[int]:
+        """Frames whose verdict was given once a review plan had drawn them: a random draw asked for
+        them. A frame judged by hand first stays out even when a later plan draws it, until it is
+        judged again (the hand picked it, perhaps for what it shows)."""
+        planned = self.planned(video)
+        return {frame for frame, at in self.answered_at(video, assertion).items()
+                if frame in planned and at >= planned[frame]}
 
     def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
         """Whole-frame verdicts on ``assertion``'s flags of a video: ``{frame: verdict}``."""

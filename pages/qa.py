@@ -22,7 +22,7 @@ from ui.verdict_queue.component import verdict_queue
 
 VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 # on a frame the flags leave alone the same keys answer "is an object missing?": no flag to call false
-SPOT_CHECK_NAMES = {"miss": "true miss the flags leave out", "false_alarm": "nothing missing", "unsure": "unsure"}
+SPOT_CHECK_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
@@ -67,30 +67,35 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
 def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
     """What to do next once the plan is done (the queue asks for this rerun as its last verdict lands)."""
     if queue.plan_complete(verdicts):
-        st.success("The plan is done: the estimates below rest on it. Use the suggested thresholds if they look right, "
-                   "raise *Frames in the plan* for tighter intervals, or export on the Export page.",
-                   icon=":material/task_alt:")
+        st.success("The plan is done: the estimates below rest on it. Check the suggested thresholds below, raise "
+                   "*Frames in the plan* for tighter intervals (the frames after the plan are not counted), or export "
+                   "on the Export page.", icon=":material/task_alt:")
 
 
 def plan_frames(store, video: str, queue: ReviewQueue) -> set[int]:
-    """Every frame a review plan drew on this video, this one's included (remembered in the store,
-    so verdicts given under another plan size or seed still count)."""
+    """The frames whose verdicts the estimates rest on: those given once a review plan had drawn
+    the frame, under this plan or an earlier size or seed (the store remembers each plan's frames
+    and since when). A video whose plans were never recorded (verdicts from before the store kept
+    them) has its current plan's frames counted as planned from the start."""
     drawn = store.planned(video)
     new = [frame for frame in queue.frames[:queue.planned] if frame not in drawn]
-    store.note_planned(video, new)
-    return drawn | set(new)
+    store.note_planned(video, new, since=None if drawn else 0.0)
+    return store.answered_when_planned(video)
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue, planned: set[int]) -> None:
+def estimate_panel(view: FlickerView, truth: dict[int, bool], verdicts: dict[int, str], queue: ReviewQueue,
+                   planned: set[int]) -> None:
     """The estimates from the verdicts on frames a plan drew, post-stratified on the cells the
     current plan's second phase aimed at."""
     index, focus = view.index, queue.focus
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     off_plan = len(truth) - suggestion.n_verdicts
-    unplanned = (f" The {counted(off_plan, 'verdict')} on frames no review plan drew {'is' if off_plan == 1 else 'are'} "
-                 "kept but not counted: frames picked on Review, or after the plan, are no random sample and would "
-                 "bias the figures." if off_plan else "")
+    n_unsure = sum(verdict == "unsure" for verdict in verdicts.values())
+    unsure = f" {counted(n_unsure, 'unsure verdict')} left out." if n_unsure else ""
+    unplanned = (f" {counted(off_plan, 'verdict')} given before any plan asked for {'its frame' if off_plan == 1 else 'their frames'} "
+                 f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked on Review, or after the plan, "
+                 "are no random sample and would bias the figures." if off_plan else "")
     st.subheader("How good are the flags?")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
@@ -105,8 +110,8 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], queue: ReviewQueue
         unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
                   "assumed to miss nothing, so recall may be overstated: finishing the plan covers them."
                   if suggestion.n_unrepresented else "")
-        st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} on frames a review plan drew; 90% "
-                   f"intervals in brackets.{unlike}{unplanned}")
+        st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
+                   f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure}")
         cautioned = suggestion_preview(view, suggestion)
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
@@ -137,11 +142,11 @@ def suggestion_preview(view: FlickerView, suggestion) -> bool:
                 f"{view.flicker.n_flagged} now). Between {p_low:.0%} and {p_high:.0%} of those frames really miss an "
                 f"object, and they hold between {r_low:.0%} and {r_high:.0%} of the frames that do (90% intervals).")
     if share > LARGE_FLAGGED_SHARE:
-        st.warning(f"These thresholds flag {share:.0%} of the video: flags on most frames say little. Review more "
-                   "frames of the queue before using them.", icon=":material/warning:")
+        st.warning(f"These thresholds flag {share:.0%} of the video: flags on most frames say little. Raise *Frames "
+                   "in the plan* and judge the frames it adds before using them.", icon=":material/warning:")
     if suggestion.n_verdicts < FEW_VERDICTS:
-        st.warning(f"This suggestion rests on {suggestion.n_verdicts} verdicts: a rough guide. Finish the plan before "
-                   "using it.", icon=":material/warning:")
+        st.warning(f"This suggestion rests on {counted(suggestion.n_verdicts, 'verdict')}: a rough guide. Finish the "
+                   "plan before using it.", icon=":material/warning:")
     return share > LARGE_FLAGGED_SHARE or suggestion.n_verdicts < FEW_VERDICTS
 
 
@@ -163,7 +168,8 @@ def _figure(value: float, interval: tuple[float, float] | None, before: float | 
         return "-"
     # a no-break hyphen: an interval wraps as a whole, never as "(0.05-" over "0.38)"
     text = f"**{value:.2f}**" + ("" if interval is None else f" ({interval[0]:.2f}\u2011{interval[1]:.2f})")
-    change = None if before is None or np.isnan(before) else value - before
+    # the change between the figures as shown (0.83 -> 0.80 reads -0.03, never -0.04)
+    change = None if before is None or np.isnan(before) else round(value, 2) - round(before, 2)
     return text if change is None or round(change, 2) == 0 else f"{text} {change:+.2f}"
 
 
@@ -200,8 +206,9 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     notes = {frame: note for frame, _, _, note, _ in resources.verdict_store().records(view.video.info.fingerprint) if note}
     for frame in frames[:50]:
         left, right = st.columns([3, 1])
-        said = (f"{VERDICT_NAMES[verdicts[frame]]} · flagged" if view.flicker.flag_array[frame]
-                else f"{SPOT_CHECK_NAMES[verdicts[frame]]} · spot check, not flagged")
+        # at the thresholds in use: a frame judged as a spot check is flagged after a change of thresholds
+        said = (f"{VERDICT_NAMES[verdicts[frame]]} · flagged now" if view.flicker.flag_array[frame]
+                else f"{SPOT_CHECK_NAMES[verdicts[frame]]} · not flagged now")
         left.markdown(f"frame **{frame}** · {said}")
         if frame in notes:
             literal_caption(left, notes[frame])  # whatever an annotator typed, shown as typed
@@ -247,7 +254,7 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, verdicts)
-        estimate_panel(view, truth, queue, planned)
+        estimate_panel(view, truth, verdicts, queue, planned)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

@@ -240,10 +240,15 @@ def test_each_assertion_keeps_its_own_verdict_on_the_same_frame(tmp_path):
         store.set("v", 1, "miss", assertion="wobble")
 
 
-def test_planned_frames_are_remembered_per_video_across_plans(tmp_path):
+def test_planned_frames_are_remembered_per_video_across_plans_with_when(tmp_path):
     store = VerdictStore(tmp_path / "v.sqlite")
-    store.note_planned("a", [3, 1, 2])
-    store.note_planned("a", [2, 9])  # another plan: its new frames join, none is counted twice
+    store.set("a", 5, "miss")  # judged by hand, before any plan drew frame 5
+    store.note_planned("a", [3, 1, 2, 5])
+    store.note_planned("a", [2, 9])  # another plan: its new frames join; frame 2 keeps its first time
     store.note_planned("b", [])
-    assert store.planned("a") == {1, 2, 3, 9} and store.planned("b") == set()
-    assert VerdictStore(tmp_path / "v.sqlite").planned("a") == {1, 2, 3, 9}  # kept across opens
+    store.set("a", 3, "false_alarm")
+    store.set("a", 9, "miss", box=0)  # a box's verdict answers for its frame too
+    assert set(store.planned("a")) == {1, 2, 3, 5, 9} and store.planned("b") == {}
+    assert store.answered_when_planned("a") == {3, 9}  # 5 was judged before a plan asked for it
+    store.set("a", 5, "false_alarm")  # judged again, now that a plan asks
+    assert VerdictStore(tmp_path / "v.sqlite").answered_when_planned("a") == {3, 5, 9}  # kept across opens

@@ -63,7 +63,9 @@ class Queue {
     this.listen(window, "resize", () => this.layout());
     this.listen(this.root, "click", (event) => this.onClick(event));
     this.listen(this.root, "mousedown", (event) => event.target.closest("button") && event.preventDefault());
-    this.listen(this.note, "keydown", (event) => event.key === "Escape" && this.note.blur());
+    // Esc leaves any text field (the note, the plan's size or seed after Enter), so M / F / U answer again
+    this.listen(window, "keydown", (event) => event.key === "Escape" && event.target instanceof HTMLElement &&
+      event.target.closest(TEXT_FIELDS) && event.target.blur());
     this.listen(document, "pointerover", (event) => this.onLinkHover(event));
     this.listen(document, "pointerout", () => clearTimeout(this.hoverTimer));
     this.resize = new ResizeObserver(() => this.layout());
@@ -330,10 +332,10 @@ class Queue {
     this.label.textContent = `Frame ${number(frame)} / ${number(this.data.video.n - 1)}`;
     this.status.className = `vq-status ${entry.flagged ? "vq-flagged" : "vq-clean"}`;
     this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "dashed box", "dashed boxes")}` : "Not flagged") +
-      (entry.planned ? "" : " · after the plan");
+      (entry.planned ? "" : " · after the plan (not counted)");
     // short enough for one line in the narrowest column: the buttons below never move between frames
     this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
-      : "Spot check: is an object missing? Yes: True miss. No: False alarm.";
+      : "Spot check: is any object missing here? Yes: M. No: F (nothing missing).";
     const other = frame + this.peek, peeking = this.peek !== 0 && other >= 0 && other < this.data.video.n;
     if (peeking) this.label.textContent = `Frame ${number(other)} (${this.peek < 0 ? "before" : "after"} ${number(frame)})`;
     const image = this.image(peeking ? other : frame, true);
