@@ -248,12 +248,15 @@ with error_boundary("Verdicts"):
     unsure = [frame for frame, verdict in verdicts.items() if verdict == "unsure"]
     queue = review_queue(view.index, view.flicker, size, seed, truth, unsure)  # its second phase follows the first's verdicts
     planned = plan_frames(store, view.video.info.fingerprint, queue)
+    # a plan frame judged before any plan drew it is asked again: only then does its verdict count
+    ask_again = set(queue.frames[:queue.planned]).difference(planned)
+    answered = {frame: verdict for frame, verdict in verdicts.items() if frame not in ask_again}
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
-        verdict_queue(view, queue, verdicts, store, session.annotator())
+        verdict_queue(view, queue, answered, store, session.annotator())
         several_boxes_panel(view, queue, store)
     with right:
-        plan_done_panel(queue, verdicts)
+        plan_done_panel(queue, answered)
         estimate_panel(view, truth, verdicts, queue, planned)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)

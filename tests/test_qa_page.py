@@ -9,6 +9,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from conftest import ROOT
+from core.flicker import FlickerIndex
+from core.qa import review_plan
 from core.verdicts import VerdictStore
 from test_app import click, load_and_detect
 from ui.verdict_queue import routes
@@ -222,8 +224,10 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert caption().startswith(f"Estimated from {planned} verdicts given where a review plan") and "not counted" not in caption()
     data = queue_data(qa_page)
     in_plan = {e["frame"] for e in data["queue"] if e["planned"]}
-    beyond = next(e["frame"] for e in data["queue"] if not e["planned"]) if len(data["queue"]) > len(in_plan) else \
-        min(set(range(len(in_plan) + 1)) - in_plan)  # this slice flags no frame beyond the plan: one judged on Review
+    index = FlickerIndex.from_detections(qa_page.session_state["review"].detections)
+    # a seed whose plan's first phase (drawn without verdicts) holds a frame this plan does not
+    other_seed, beyond = next((seed, min(extra)) for seed in range(1, 100)
+                              if (extra := set(review_plan(index, planned, seed, {})) - in_plan))  # judged now, by hand
     answer = browser.http.post(f"{data['post_url']}/verdict",
                                json={"frame": beyond, "verdict": "false_alarm", "note": "", "video": data["video"]["key"]})
     assert answer.status_code == 200
@@ -233,14 +237,21 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert table() == before
     assert "1 verdict given before any plan asked for its frame is kept but not counted" in caption()
     [line] = [md.value for md in qa_page.markdown if md.value.startswith(f"frame **{beyond}** ")]
-    from core.flicker import FlickerIndex
-    flagged = FlickerIndex.from_detections(qa_page.session_state["review"].detections).evaluate(0.8, 0.6).flag_array[beyond]
+    flagged = index.evaluate(0.8, 0.6).flag_array[beyond]
     assert line.endswith("false alarm · flagged now" if flagged else "nothing missing · not flagged now"), line
     # another plan (seed): the verdicts given under the first still count (the store remembers every plan's frames
-    # and since when), and the one given by hand does not, even if the new plan draws its frame
+    # and since when), and the one given by hand does not, though the new plan draws its frame
     first_plan = {e["frame"] for e in queue_data(qa_page)["queue"] if e["planned"]}
-    qa_page.number_input(key="qa_seed").set_value(1)
+    qa_page.number_input(key="qa_seed").set_value(other_seed)
     qa_page.run()
     assert {e["frame"] for e in queue_data(qa_page)["queue"] if e["planned"]} != first_plan
     assert caption().startswith(f"Estimated from {planned} verdicts given where a review plan"), caption()
     assert "1 verdict given before any plan asked for its frame" in caption()
+    # ...so the queue asks for it again, and once answered where the plan asks, it counts
+    data = queue_data(qa_page)
+    assert beyond in {e["frame"] for e in data["queue"] if e["planned"]} and str(beyond) not in data["verdicts"]
+    answer = browser.http.post(f"{data['post_url']}/verdict",
+                               json={"frame": beyond, "verdict": "false_alarm", "note": "", "video": data["video"]["key"]})
+    assert answer.status_code == 200
+    qa_page.run()
+    assert caption().startswith(f"Estimated from {planned + 1} verdicts given where") and "not counted" not in caption()
