@@ -170,8 +170,13 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
     keys = lambda text: ActionChains(browser).send_keys(text).perform()  # noqa: E731  (to what has the focus)
     focused = lambda: browser.execute_script(  # noqa: E731
         "const e = document.activeElement; return [e.tagName, e.type || '', e.getAttribute('role') || ''];")
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+    fingerprint = fingerprint_file(SAMPLE_VIDEO)
+    store.set(fingerprint, 0, "false_alarm", annotator="spot")  # a spot check of frame 0, which nothing flags
     with app_on(free_port(), tmp_path, shared_cache) as url:
         open_review(browser, url, boxes)
+        status = browser.find_element("css selector", ".fv-status").text
+        assert status == "No flicker \u00b7 spot check: nothing missing", status  # Review says what the check found
         flagged_count = int(wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 30, "the count"))
         assert flagged_count > 0
         radio = wait_for(browser, lambda: next(label for label in browser.find_elements(
@@ -182,9 +187,7 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
         keys("k")
         first = wait_for(browser, lambda: shown_frame(browser) or None, 30, "K to the first flagged frame")
         keys("m")
-        store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
-        fingerprint = fingerprint_file(SAMPLE_VIDEO)
-        wait_for(browser, lambda: store.all(fingerprint) == {first: "miss"}, 30, "M's verdict in the store")
+        wait_for(browser, lambda: store.all(fingerprint) == {0: "false_alarm", first: "miss"}, 30, "M's verdict in the store")
         assert browser.find_element("css selector", ".fv-verdict").get_attribute("data-verdict") == "miss"
 
         slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')

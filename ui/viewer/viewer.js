@@ -40,6 +40,8 @@ const YES_HELP = {
   "class-flip": "M: the box's class is wrong here (its neighbours' class is right)",
 };
 const SHORT = { flicker: "flicker", ghost: "ghost", "class-flip": "flip" }; // a chip's name for its assertion
+// a verdict on a frame nothing flags: a spot check (given on the Verdicts page), said beside "No flicker"
+const SPOT_CHECK = { miss: "object missing", false_alarm: "nothing missing", unsure: "unsure" };
 const ALL = "all"; // J / K over every lane
 const PICK_COLOR = "#9467bd";
 const ARROWS = new Set(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End"]); // ARROW_WIDGETS' keys
@@ -877,11 +879,13 @@ class Viewer {
       return { lane, answered: lane === answer, full: this.describe(lane.name, frame),
                text: !several ? found : SHORT[lane.name], detail: several && found && lane === answer ? ` \u00b7 ${found}` : "" };
     });
-    const shown = JSON.stringify([several, chips.map((c) => [c.lane.name, c.answered, c.text, c.detail, c.full])]);
+    const spot = firing.length ? undefined : this.lanes[0].verdicts[frame]; // lanes[0]: flicker, whose spot checks these are
+    const shown = JSON.stringify([several, spot, chips.map((c) => [c.lane.name, c.answered, c.text, c.detail, c.full])]);
     if (shown !== this.statusShown) {
       this.statusShown = shown;
-      if (!firing.length) this.status.textContent = several ? "Not flagged" : "No flicker";
-      else {
+      if (!firing.length) {
+        this.status.textContent = (several ? "Not flagged" : "No flicker") + (spot ? ` \u00b7 spot check: ${SPOT_CHECK[spot]}` : "");
+      } else {
         const word = Object.assign(document.createElement("span"), { className: "fv-flagged-word", textContent: "Flagged:" });
         this.status.replaceChildren(...(several ? [] : [word]), ...chips.map(({ lane, answered, text, detail, full }) => {
           const chip = document.createElement("span"); // "Flagged:" beside several chips would crowd the line
