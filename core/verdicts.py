@@ -165,22 +165,26 @@ class VerdictStore:
     def planned(self, video: str) -> dict[int, float]:
         """Every frame of the video some review plan drew, with when a plan first did (:meth:`note_planned`)."""
         with self._transaction() as db:
-            return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
-                                   "typeof(at) IN ('real', 'integer')", (video,)))
-
-    def answered_at(self, video: str, assertion: str = FLICKER) -> dict[int, float]:
-        """Per frame with a verdict (whole-frame or on a box), when it was last given."""
-        with self._transaction() as db:
-            return dict(db.execute("SELECT frame, MAX(updated) FROM verdicts WHERE video = ? AND assertion = ? "
-                                   "GROUP BY frame", (video, assertion)))
+            return _planned(db, video)
 
     def answered_when_planned(self, video: str, assertion: str = FLICKER) -> set[int]:
         """Frames whose verdict was given once a review plan had drawn them: a random draw asked for
         them. A frame judged by hand first stays out even when a later plan draws it, until it is
         judged again (the hand picked it, perhaps for what it shows)."""
-        planned = self.planned(video)
-        return {frame for frame, at in self.answered_at(video, assertion).items()
-                if frame in planned and at >= planned[frame]}
+        with self._transaction() as db:
+            return _asked_for(db, video, assertion, _planned(db, video))
+
+    def plan_drawn(self, video: str, frames, assertion: str = FLICKER) -> set[int]:
+        """:meth:`note_planned` for a plan's ``frames``, then :meth:`answered_when_planned`, in one
+        transaction (the Verdicts page's every run). A video with no plan recorded yet (verdicts from
+        before the store kept plans) has these frames planned from the start."""
+        with self._transaction() as db:
+            planned = _planned(db, video)
+            since = time.time() if planned else 0.0
+            new = {int(frame): since for frame in frames if int(frame) not in planned}
+            db.executemany("INSERT OR IGNORE INTO planned (video, frame, at) VALUES (?, ?, ?)",
+                           [(video, frame, at) for frame, at in new.items()])
+            return _asked_for(db, video, assertion, planned | new)
 
     def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
         """Whole-frame verdicts on ``assertion``'s flags of a video: ``{frame: verdict}``."""
@@ -225,6 +229,18 @@ class VerdictStore:
             if verdict != "unsure":
                 truth[frame] = verdict == "miss"
         return truth
+
+
+def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:
+    return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
+                           "typeof(at) IN ('real', 'integer')", (video,)))
+
+
+def _asked_for(db: sqlite3.Connection, video: str, assertion: str, planned: dict[int, float]) -> set[int]:
+    """The frames of ``planned`` whose verdict (whole-frame or on a box, the latest) came after a plan drew them."""
+    answered = db.execute("SELECT frame, MAX(updated) FROM verdicts WHERE video = ? AND assertion = ? GROUP BY frame",
+                          (video, assertion))
+    return {frame for frame, at in answered if frame in planned and at >= planned[frame]}
 
 
 def judged_frames(path: Path) -> list[tuple[str, int]]:

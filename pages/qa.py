@@ -72,18 +72,7 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                    "on the Export page.", icon=":material/task_alt:")
 
 
-def plan_frames(store, video: str, queue: ReviewQueue) -> set[int]:
-    """The frames whose verdicts the estimates rest on: those given once a review plan had drawn
-    the frame, under this plan or an earlier size or seed (the store remembers each plan's frames
-    and since when). A video whose plans were never recorded (verdicts from before the store kept
-    them) has its current plan's frames counted as planned from the start."""
-    drawn = store.planned(video)
-    new = [frame for frame in queue.frames[:queue.planned] if frame not in drawn]
-    store.note_planned(video, new, since=None if drawn else 0.0)
-    return store.answered_when_planned(video)
-
-
-def estimate_panel(view: FlickerView, truth: dict[int, bool], verdicts: dict[int, str], queue: ReviewQueue,
+def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, queue: ReviewQueue,
                    planned: set[int]) -> None:
     """The estimates from the verdicts on frames a plan drew, post-stratified on the cells the
     current plan's second phase aimed at."""
@@ -91,7 +80,6 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], verdicts: dict[int
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     off_plan = len(truth) - suggestion.n_verdicts
-    n_unsure = sum(verdict == "unsure" for verdict in verdicts.values())
     unsure = f" {counted(n_unsure, 'unsure verdict')} left out." if n_unsure else ""
     unplanned = (f" {counted(off_plan, 'verdict')} given before any plan asked for {'its frame' if off_plan == 1 else 'their frames'} "
                  f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked on Review, or after the plan, "
@@ -247,7 +235,9 @@ with error_boundary("Verdicts"):
     truth = store.truth(view.video.info.fingerprint)
     unsure = [frame for frame, verdict in verdicts.items() if verdict == "unsure"]
     queue = review_queue(view.index, view.flicker, size, seed, truth, unsure)  # its second phase follows the first's verdicts
-    planned = plan_frames(store, view.video.info.fingerprint, queue)
+    # the frames whose verdicts the estimates rest on: given once a plan (this one, or an earlier
+    # size or seed) had drawn them; the store remembers each plan's frames and since when
+    planned = store.plan_drawn(view.video.info.fingerprint, queue.frames[:queue.planned])
     # a plan frame judged before any plan drew it is asked again: only then does its verdict count
     ask_again = set(queue.frames[:queue.planned]).difference(planned)
     answered = {frame: verdict for frame, verdict in verdicts.items() if frame not in ask_again}
@@ -257,7 +247,7 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, answered)
-        estimate_panel(view, truth, verdicts, queue, planned)
+        estimate_panel(view, truth, len(unsure), queue, planned)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

@@ -252,3 +252,14 @@ def test_planned_frames_are_remembered_per_video_across_plans_with_when(tmp_path
     assert store.answered_when_planned("a") == {3, 9}  # 5 was judged before a plan asked for it
     store.set("a", 5, "false_alarm")  # judged again, now that a plan asks
     assert VerdictStore(tmp_path / "v.sqlite").answered_when_planned("a") == {3, 5, 9}  # kept across opens
+
+
+def test_a_plan_drawn_counts_verdicts_given_once_a_plan_asked(tmp_path):
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("a", 4, "miss")  # from before the store kept plans
+    assert store.plan_drawn("a", [4, 6]) == {4}  # a video's first recorded plan: planned from the start
+    store.set("a", 8, "false_alarm")  # by hand, outside any plan
+    assert store.plan_drawn("a", [4, 6, 8]) == {4}  # a later plan draws 8: judged before it asked
+    store.set("a", 6, "unsure")
+    store.set("a", 8, "miss")
+    assert store.plan_drawn("a", [4, 6, 8]) == {4, 6, 8} == store.answered_when_planned("a")
