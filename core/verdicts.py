@@ -92,6 +92,10 @@ class VerdictStore:
                                    f"{version}, this version writes {SCHEMA_VERSION}); move it aside to start a new one")
             for statement in _SCHEMA:
                 db.execute(statement)
+            if "at" not in {row[1] for row in db.execute("PRAGMA table_info(planned)")}:
+                # a planned table from before it kept when (a development build of 2026-12-06): its frames
+                # count as planned from the start, as a video's first recorded plan does
+                db.execute("ALTER TABLE planned ADD COLUMN at REAL NOT NULL DEFAULT 0")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             _refuse_damaged_rows(db, self.path)
 

@@ -263,3 +263,15 @@ def test_a_plan_drawn_counts_verdicts_given_once_a_plan_asked(tmp_path):
     store.set("a", 6, "unsure")
     store.set("a", 8, "miss")
     assert store.plan_drawn("a", [4, 6, 8]) == {4, 6, 8} == store.answered_when_planned("a")
+
+
+def test_a_planned_table_without_its_times_is_given_them(tmp_path):
+    """A store whose planned table kept frames but not when (a development build): opened, not refused."""
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("a", 3, "miss")
+    db = sqlite3.connect(tmp_path / "v.sqlite")
+    db.executescript("DROP TABLE planned; CREATE TABLE planned (video TEXT NOT NULL, frame INTEGER NOT NULL, "
+                     "PRIMARY KEY (video, frame)); INSERT INTO planned VALUES ('a', 3);")
+    db.close()
+    reopened = VerdictStore(tmp_path / "v.sqlite")
+    assert reopened.planned("a") == {3: 0.0} and reopened.plan_drawn("a", [3, 4]) == {3}
