@@ -30,8 +30,11 @@ const leave = () => {
   document.querySelector(`[data-testid="stSidebarNav"] a[href$="${path}"]`).click();
   done(window.flickerNavigationHeld.held - held);
 };
-const watching = new MutationObserver(() => app.getAttribute('data-test-script-state') === 'running' && leave());
-watching.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+// each record's own change: a run that starts and ends within one batch of records still counts
+const started = (records) => records.some((record, i) =>
+  (i + 1 < records.length ? records[i + 1].oldValue : app.getAttribute('data-test-script-state')) === 'running');
+const watching = new MutationObserver((records) => started(records) && leave());
+watching.observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
 document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}));
 """
 # Whether Review's side panels (their counts) were on the page when its viewer first drew a frame.
