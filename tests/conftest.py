@@ -179,9 +179,14 @@ def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
             seen, still_since = looks, now
         if now - still_since > timeout or now - start > 10 * timeout:
             raise AssertionError(f"timed out waiting for {what} ({now - still_since:.0f} s without a change, "
-                                 f"{now - start:.0f} s in all); page says: {seen[1][:800]}{browser_log_tail(browser)}"
+                                 f"{now - start:.0f} s in all); page says: {clipped(seen[1])}{browser_log_tail(browser)}"
                                  f"{server_log_tail()}")
         time.sleep(0.25)
+
+
+def clipped(text: str, head: int = 600, tail: int = 1800) -> str:
+    """A page's text for a failure: its start (where it is) and its end (where the wait looked, often)."""
+    return text if len(text) <= head + tail else f"{text[:head]}\n[... {len(text) - head - tail:,} characters ...]\n{text[-tail:]}"
 
 
 def page_state(browser) -> tuple[str | None, str]:
