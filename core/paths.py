@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -59,15 +60,26 @@ def mark_used(path: Path) -> None:
 
 
 _RESULT_NAME = re.compile(r"[0-9a-f]{16,64}\.npz")  # detect.cache_key's and fleet's digests
+_RESULT_BEING_WRITTEN = re.compile(r"\.[0-9a-f]{16,64}\.npz\..+\.partial")  # atomic_path's, beside one
+ABANDONED_WRITE_S = 3600  # a cache file being written, untouched this long, was left by a killed process
 
 
 def prune_results(written: Path) -> list[Path]:
     """After ``written`` (a cached detection run or import of prediction files) joined its folder:
     the least recently used entries go until the folder fits in FLICKER_RESULTS_CACHE_GB (default
-    DEFAULT_RESULTS_CACHE_GB). A team's many cameras would otherwise fill the disk over months."""
+    DEFAULT_RESULTS_CACHE_GB). A team's many cameras would otherwise fill the disk over months.
+    A write a killed process left (untouched for ABANDONED_WRITE_S) goes whatever the room."""
     limit = gigabytes_setting("FLICKER_RESULTS_CACHE_GB", DEFAULT_RESULTS_CACHE_GB)
-    return prune_least_used(written.parent, lambda name, status: (True, status.st_mtime_ns) if _RESULT_NAME.fullmatch(name)
-                            else None, limit, keep=written)
+    abandoned_before = time.time_ns() - ABANDONED_WRITE_S * 10 ** 9
+
+    def rank(name: str, status: os.stat_result) -> tuple | None:
+        if _RESULT_NAME.fullmatch(name):
+            return True, status.st_mtime_ns
+        if _RESULT_BEING_WRITTEN.fullmatch(name) and status.st_mtime_ns < abandoned_before:
+            return False, status.st_mtime_ns
+        return None
+
+    return prune_least_used(written.parent, rank, limit, keep=written)
 
 
 def prune_least_used(folder: Path, rank: Callable[[str, os.stat_result], tuple | None], limit_bytes: int,

@@ -34,7 +34,6 @@ CHECKED_FRAMES = 9  # frames compared with the original after a build, spread ov
 DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
 _PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+-v([0-9]+)\.mp4")
 _BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+-v[0-9]+\.mp4\..+\.mp4")  # paths.atomic_path's, while a build writes
-ABANDONED_BUILD_S = 3600  # a build's file untouched this long was left by a killed process
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
@@ -69,10 +68,10 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
     those of an older PROXY_VERSION first (never opened again), then the least recently used (a
     proxy's mtime is renewed each time a reader opens it). ``keep`` (the one just built) stays
     whatever its size. Only plain files named as proxies are counted or touched: no links, no
-    builds in progress; but a build's file untouched for ABANDONED_BUILD_S (its process was
+    builds in progress; but a build's file untouched for paths.ABANDONED_WRITE_S (its process was
     killed mid-write) goes whatever the room. A reader that has a deleted proxy open reads on; the
     next one starts a new build. Returns what was deleted."""
-    abandoned_before = time.time_ns() - ABANDONED_BUILD_S * 10 ** 9
+    abandoned_before = time.time_ns() - paths.ABANDONED_WRITE_S * 10 ** 9
 
     def rank(name: str, status: os.stat_result) -> tuple | None:  # older versions first, then oldest use first
         if match := _PROXY_NAME.fullmatch(name):

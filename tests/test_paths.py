@@ -147,3 +147,28 @@ def test_a_size_setting_is_read_as_gigabytes_with_a_default(monkeypatch):
     for text, expected in (("", 2 * 1024 ** 3), ("0.5", 512 * 1024 ** 2), ("-3", 0), ("nan", 2 * 1024 ** 3), ("lots", 2 * 1024 ** 3)):
         monkeypatch.setenv("SOME_CACHE_GB", text)
         assert gigabytes_setting("SOME_CACHE_GB", 2.0) == expected, text
+
+
+def test_the_results_cache_deletes_what_a_killed_writer_left_once_it_is_old(tmp_path):
+    """A detection run killed while its cache file was written leaves atomic_path's temporary
+    file; the next cached run's pruning deletes it once nothing has touched it for an hour (a
+    write in progress is touched), whatever the room, and leaves every entry."""
+    import time
+
+    from core.paths import ABANDONED_WRITE_S, prune_results
+
+    entry = tmp_path / f"{1:032x}.npz"
+    killed = ("import os, signal; from core.paths import atomic_path\n"
+              "with atomic_path(os.environ['TARGET']) as tmp:\n"
+              "    tmp.write_bytes(b'half a run')\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    for k in (2, 3):
+        run = subprocess.run([sys.executable, "-c", killed], env={**os.environ, "TARGET": str(tmp_path / f"{k:032x}.npz")})
+        assert run.returncode == -9
+    left = sorted(tmp_path.glob(".*.partial"))
+    assert len(left) == 2, "a killed writer leaves its temporary file"
+    old = time.time() - ABANDONED_WRITE_S - 60
+    os.utime(left[0], (old, old))
+    entry.write_bytes(b"x" * 10)
+    assert prune_results(entry) == [left[0]]
+    assert entry.exists() and left[1].exists(), "a fresh write may still be going on"
