@@ -4,7 +4,7 @@ or another video.
     python bench/latency.py [--app-dir DIR] [--video PATH] [--option KEY=VALUE] [--steps 40] [--hold-s 3]
                             [--threshold-steps 12] [--seek-rounds 8] [--map-clicks 8] [--verdict-links 6]
                             [--batch DIR] [--fleet-links 6] [--links-only] [--idle-s 10] [--browser-cache]
-                            [--server-log PATH]
+                            [--queue-verdicts 20] [--server-log PATH]
 
 Starts ``streamlit run app.py -- --sample`` (from DIR, default this checkout, so an older checkout can
 be measured the same way), runs detection (cached on disk after the first time, so that run can take
@@ -26,7 +26,10 @@ first with ``python -m core run PATH --out DIR``, or make the 10-minute 1080p on
   the video: ``python bench/long_video.py`` makes one), the Fleet page's "Open in Review" (its first
   video at frame 0, from a new session's Fleet page): p50 / p95 each. The browser's cache is off
   (``--browser-cache`` turns it on), so a reload starts cold. ``--links-only`` skips the steps above;
-* idle server CPU over a few seconds with the review page open, from /proc.
+* idle server CPU over a few seconds with the review page open, from /proc;
+* Verdicts page: a verdict by key (M, F, U) or by a click on "False alarm" -> the next queued
+  frame's image on screen, at 1280x720 and 1600x1000 (issue 20's goal: 150 ms at p95). The same
+  measurement as ``bench/verdict_latency.py``, which times more verdicts and checks the store.
 
 Times are taken in the page (``performance.now()``): from the keydown event to the first animation
 frame that shows the result, so the transport of the key press itself is not counted.
@@ -45,7 +48,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "Enter": 13, "j": 74, "k": 75}
+KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "Enter": 13, "j": 74, "k": 75, "m": 77, "f": 70, "u": 85, "z": 90}
 
 # Records, once per animation frame, what the page shows: the frame number under the viewer's label
 # and a token that changes whenever the frame image is redrawn (the viewer's data-frame, or the src
@@ -664,6 +667,19 @@ def wait_for_proxy(video: Path | None, timeout: float = 600) -> None:
     time.sleep(1)
 
 
+def queue_verdicts(browser, keyboard: Keyboard, url: str, video: Path | None, verdicts: int) -> None:
+    """Verdicts on the Verdicts page's queue at both window sizes, by key and by click (see
+    bench/verdict_latency.py, whose steps these are): p50 / p95 from the input to the next frame."""
+    import verdict_latency
+
+    verdict_latency.open_queue(browser, url, "bench", verdict_latency.DEFAULT_PLAN, video)
+    for width, height in ((1280, 720), (1600, 1000)):
+        verdict_latency.set_viewport(browser, width, height)
+        keys, taps = verdict_latency.measure(browser, keyboard, verdicts, max(verdicts // 4, 3))
+        print(f"Verdicts page at {width}x{height}: key -> next frame {percentiles(keys)}; "
+              f"click -> next frame {percentiles(taps)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="checkout to serve (default: this one)")
@@ -681,6 +697,8 @@ def main() -> None:
     parser.add_argument("--fleet-links", type=int, default=6, help='"Open in Review" clicks on the Fleet page (--batch)')
     parser.add_argument("--links-only", action="store_true",
                         help="skip the frame steps, held key and threshold steps: long seeks and links only")
+    parser.add_argument("--queue-verdicts", type=int, default=20,
+                        help="verdicts by key per window size on the Verdicts page's queue (0: skip)")
     parser.add_argument("--server-log", type=Path, help="keep the server's log here")
     parser.add_argument("--browser-cache", action="store_true",
                         help="let the browser keep frames across the benchmark's reloads (off: each deep link "
@@ -734,6 +752,8 @@ def main() -> None:
             time.sleep(2)
             print(f"idle server CPU over {args.idle_s:g} s (review page open): "
                   f"{cpu_percent(server.pid, args.idle_s):.1f}%", flush=True)
+            if args.queue_verdicts:
+                queue_verdicts(browser, keyboard, f"http://127.0.0.1:{port}/", args.video, args.queue_verdicts)
         finally:
             browser.quit()
             server.terminate()

@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import latency  # noqa: E402  (the server, browser, trusted keys and page-opening of the review bench)
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
-latency.KEYS.update(m=77, f=70, u=85, z=90)
 VERDICT_KEYS = "fmfufmff"  # mostly false alarms, as on the sample; the order does not change the timing
 
 # Records, once per animation frame, the frame whose image the queue has on screen and its progress.
@@ -56,6 +55,9 @@ if (!window.__vq) {
 """
 
 
+DEFAULT_PLAN = 250  # frames: its first phase (half) holds every verdict the bench gives, so no rerun comes between
+
+
 def recorded(browser) -> list[dict]:
     return browser.execute_script("return __vq.events")
 
@@ -74,10 +76,10 @@ def timed_verdict(browser, act) -> float:
     raise SystemExit(f"no next frame 10 s after a verdict; from {before}: {recorded(browser)[start - 1:]}")
 
 
-def open_queue(browser, url: str, annotator: str, plan: int) -> None:
-    """The Verdicts page of the sample, through the page's own link, with ``annotator`` and a plan of
-    ``plan`` frames typed into the sidebar."""
-    latency.open_review(browser, url, None)
+def open_queue(browser, url: str, annotator: str, plan: int, video: Path | None = None) -> None:
+    """The Verdicts page of the sample (or of ``video``: see latency.open_review), through the page's
+    own link, with ``annotator`` and a plan of ``plan`` frames typed into the sidebar."""
+    latency.open_review(browser, url, video)
     latency.wait_for(browser, lambda: browser.find_element("partial link text", "Verdicts & thresholds").click() or True,
                      30, "the page's link")
     latency.wait_for(browser, lambda: browser.execute_script(
@@ -130,7 +132,7 @@ def main() -> None:
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="checkout to serve (default: this one)")
     parser.add_argument("--verdicts", type=int, default=40, help="verdicts by key per window size")
     parser.add_argument("--clicks", type=int, default=10, help="verdicts by click per window size")
-    parser.add_argument("--plan", type=int, default=250,
+    parser.add_argument("--plan", type=int, default=DEFAULT_PLAN,
                         help="frames in the plan (its first phase, half of them, holds every verdict given: no rerun between)")
     parser.add_argument("--sizes", nargs="+", default=["1280x720", "1600x1000"])
     parser.add_argument("--shots", type=Path, help="save a screenshot of each size here")
