@@ -147,7 +147,7 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    info, _ = walk_hog
+    info, detections = walk_hog
     store_path = tmp_path / "data" / "verdicts.sqlite"
     with streamlit_server(tmp_path, shared_cache) as url:
         browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'annotator': 'ana', 'plan': '8'})}")
@@ -168,6 +168,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         arrow, other, word = (Keys.ARROW_LEFT, first - 1, "before") if first else (Keys.ARROW_RIGHT, first + 1, "after")
         ActionChains(browser).key_down(arrow).perform()  # held: the frame before (after), this one's dashed boxes on it
         wait_for(browser, lambda: label() == f"Frame {other} ({word} {first})", 10, "the frame next door")
+        drawn = lambda: int(root.find_element("css selector", "canvas").get_attribute("data-boxes"))  # noqa: E731
+        assert drawn() == int((detections.frame == other).sum()) > 0, "the neighbour's own boxes, beside the dashed ones"
         ActionChains(browser).key_up(arrow).perform()
         wait_for(browser, lambda: label().startswith(f"Frame {first} /"), 10, "back on the queued frame")
         assert shown() == first and progress().startswith("Reviewed 0 / 8"), "a look around gives no verdict"

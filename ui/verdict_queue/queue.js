@@ -339,7 +339,7 @@ class Queue {
     const other = frame + this.peek, peeking = this.peek !== 0 && other >= 0 && other < this.data.video.n;
     if (peeking) this.label.textContent = `Frame ${number(other)} (${this.peek < 0 ? "before" : "after"} ${number(frame)})`;
     const image = this.image(peeking ? other : frame, true);
-    if (image.ready) this.draw(entry, image.image, peeking);
+    if (image.ready) this.draw(entry, image.image, peeking ? other : frame);
     this.loading.hidden = image.ready;
     this.canvas.classList.toggle("vq-stale", !image.ready);
     this.root.classList.toggle("vq-peeking", peeking);
@@ -411,14 +411,16 @@ class Queue {
     return box.getBoundingClientRect().bottom - this.root.getBoundingClientRect().top - box.scrollTop;
   }
 
-  // ``entry``'s frame with its boxes, or (``peeking``) a neighbour's image with only entry's dashed boxes.
-  draw(entry, image, peeking = false) {
+  // ``frame``'s image with the detector's boxes on it, and ``entry``'s dashed boxes: ``frame`` is
+  // entry's own, or a neighbour's during a peek (was the object there, where the dashed box is?).
+  draw(entry, image, frame) {
     const canvas = this.canvas, context = canvas.getContext("2d"), data = this.data, dpr = this.dpr;
+    const peeking = frame !== entry.frame, boxes = this.boxesOf(frame);
     const scale = canvas.width / data.video.width;
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.drawImage(image, 0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale];
-    for (const [ax, ay, bx, by, score, cls] of peeking ? [] : this.boxesOf(entry.frame)) {
+    for (const [ax, ay, bx, by, score, cls] of boxes) {
       const color = data.palette[cls % data.palette.length], [x, y, w, h] = place([ax, ay, bx, by]);
       context.setLineDash([]);
       context.lineWidth = 2 * dpr;
@@ -441,6 +443,7 @@ class Queue {
       context.strokeRect(0, 0, canvas.width, canvas.height);
     }
     if (!peeking) this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
+    this.canvas.dataset.boxes = boxes.length; // how many of the detector's boxes are drawn (tests read it)
   }
 
   tag(context, text, x, bottom, color) {
