@@ -283,7 +283,8 @@ def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False)
         with st.expander("Selection config (validated offline)"):
             st.code(describe(request.selection_config), language="json")
         if scheduled:
-            with st.spinner("Talking to Lightly..."):
+            # lightly's client retries a request the API does not answer, for about 30 s in all: the clock shows it works on
+            with st.spinner("Talking to Lightly (an API that does not answer is retried for about 30 s)...", show_time=True):
                 dataset_id, run_id = schedule(request, token or None)
             st.success(f"Scheduled run {run_id} on dataset {request.dataset_name} ({dataset_id}). "
                        "Start a Lightly Worker to process it.")
