@@ -21,6 +21,7 @@ from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, Sched
                                    missing_fields, schedule)
 from core.lightly.validate import validate_datasource
 from core.paths import check_allowed
+from core.words import markdown_code, markdown_literal
 from ui import flags, session
 from ui.boundary import error_boundary
 from ui.components import SIBLING_STRENGTHS, selection_strengths, sibling_strengths
@@ -88,7 +89,7 @@ def export_result_panel(summary, stem: str) -> None:
                 "replacing an earlier export there only once the new one is complete.")
         return
     datasource = Datasource(summary.root)
-    st.success(f"Exported to `{summary.root}`: a valid Lightly datasource of {summary.files:,} files, "
+    st.success(f"Exported to {markdown_code(summary.root)}: a valid Lightly datasource of {summary.files:,} files, "
                f"{summary.frames:,} frames, {summary.boxes:,} boxes, {summary.flagged} flagged frames (every rule of "
                "the format checked)")
     if not _same_folder(st.session_state.get(EXPORT_DIR, ""), summary.root):
@@ -98,7 +99,7 @@ def export_result_panel(summary, stem: str) -> None:
     sample = sample_files(summary.root, summary.tasks[0])
     if sample is not None:
         for label, path in zip(("Sample prediction", "Its metadata"), sample):
-            st.markdown(f"{label} `{path.relative_to(datasource.lightly)}`")
+            st.markdown(f"{label} {markdown_code(path.relative_to(datasource.lightly))}")
             st.json(json.loads(path.read_bytes()), expanded=True)
     st.download_button("Download .lightly as zip", zip_datasource(summary.root), file_name=f"{stem}-lightly.zip",
                        mime="application/zip", icon=":material/download:")
@@ -128,7 +129,7 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
     if root is None:
         st.caption("Export first; the push sends that export.")
         return
-    st.caption(f"Sends `{Datasource(root).lightly}`" + (", exported before this session: press Export first if the "
+    st.caption(f"Sends {markdown_code(Datasource(root).lightly)}" + (", exported before this session: press Export first if the "
                                                         "thresholds changed since." if earlier else "."))
     left, right = st.columns(2, gap="large")
     lightly_url = left.text_input("Lightly datasource URL", key="push_url", persist_state="session",
@@ -286,7 +287,7 @@ def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False)
             # lightly's client retries a request the API does not answer, for about 30 s in all: the clock shows it works on
             with st.spinner("Talking to Lightly (an API that does not answer is retried for about 30 s)...", show_time=True):
                 dataset_id, run_id = schedule(request, token or None)
-            st.success(f"Scheduled run {run_id} on dataset {request.dataset_name} ({dataset_id}). "
+            st.success(f"Scheduled run {markdown_literal(run_id)} on dataset {markdown_literal(request.dataset_name)} ({markdown_literal(dataset_id)}). "
                        "Start a Lightly Worker to process it.")
         else:
             with st.spinner("Recording the requests..."):
@@ -308,7 +309,7 @@ def batch_panel(combined: fleet.CombinedDatasource) -> None:
         with st.spinner("Validating..."):
             violations = validate_datasource(combined.root, combined.frame_counts)
         if violations:
-            st.error(f"{len(violations):,} problems, the first: {violations[0]}")
+            st.error(f"{len(violations):,} problems, the first: {markdown_literal(violations[0])}")
         else:
             st.success(f"Valid Lightly datasource: {combined.frames:,} frames of {len(combined.frame_counts):,} "
                        "videos (every rule of the format checked)")
@@ -321,7 +322,7 @@ def batch_sample_panel(combined: fleet.CombinedDatasource) -> None:
         return
     with st.expander(f"Sample files: a flagged frame of {combined.worst}", icon=":material/data_object:"):
         for label, (name, content) in zip(("Prediction", "Its metadata"), sample):
-            st.markdown(f"{label} `{name}`")
+            st.markdown(f"{label} {markdown_code(name)}")
             st.json(content, expanded=2)
 
 
@@ -336,7 +337,7 @@ def batch_page(folder: str) -> None:
         st.page_link("pages/fleet.py", label="Back to the Fleet page", icon=":material/view_list:")
         st.stop()
     root = combined.root
-    st.caption(f"Batch output folder {root}: the datasource `python -m core batch` wrote, pushed as it is "
+    st.caption(f"Batch output folder {markdown_literal(root)}: the datasource `python -m core batch` wrote, pushed as it is "
                "(nothing is exported again; thresholds changed on Review apply to that one video's own export).")
     st.page_link("pages/fleet.py", label="Back to the Fleet page", icon=":material/view_list:", query_params={DIR: str(root)})
     left, right = st.columns(2, gap="large")
@@ -360,7 +361,7 @@ view = require_view()
 sync_url(view)
 stem = Path(view.video.relpath).stem
 settings = view.settings
-st.caption(f"{view.video.relpath}: {view.flicker.n_flagged} flagged frames at IoU tracking {settings.iou_track:.2f}, "
+st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking {settings.iou_track:.2f}, "
            f"assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score {settings.min_score:.2f}.")
 left, right = st.columns(2, gap="large")
 with left:

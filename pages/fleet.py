@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import fleet
 from core.verdicts import default_store_path
-from core.words import counted
+from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.url import batch_link
@@ -106,7 +106,7 @@ def failed_panel(shown: pd.DataFrame) -> None:
     failed = shown[shown["Status"] == "failed"]
     if not len(failed):
         return
-    lines = [f"- `{row.Video}`: {row.Error}" for row in failed.head(FAILED_LISTED).itertuples()]
+    lines = [f"- {markdown_code(row.Video)}: {markdown_literal(row.Error)}" for row in failed.head(FAILED_LISTED).itertuples()]
     if len(failed) > FAILED_LISTED:
         lines.append(f"- ... and {len(failed) - FAILED_LISTED:,} more (filter by name to see them here)")
     many = len(failed) != 1

@@ -15,7 +15,7 @@ from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from core.uploads import save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
-from core.words import counted
+from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.viewer.component import preload_viewer
@@ -52,7 +52,7 @@ def video_facts(loaded) -> None:
     if loaded is None:
         return
     info = loaded.info
-    st.markdown(f"**{loaded.relpath}**")
+    st.markdown(f"**{markdown_literal(loaded.relpath)}**")
     first, second = st.columns(2), st.columns(2)
     first[0].metric("Resolution", f"{info.width} x {info.height}")
     first[1].metric("Frames", f"{info.frame_count:,}", help="As PyAV decodes them: a header's own count can differ")
@@ -202,7 +202,7 @@ def label_audit_table(audit: LabelAudit) -> None:
     counts = {}
     for suspicion in audit.suspicions:
         counts.setdefault(suspicion.assertion, set()).add(suspicion.frame)
-    st.markdown(f"**Suspicious labels** in {audit.source.name} (tracking and assertion IoU {LABEL_IOU}): "
+    st.markdown(f"**Suspicious labels** in {markdown_literal(audit.source.name)} (tracking and assertion IoU {LABEL_IOU}): "
                 + (", ".join(f"{len(frames)} {name} frames" for name, frames in counts.items()) or "none"))
     if audit.suspicions:
         st.dataframe({"frame": [s.frame for s in audit.suspicions], "assertion": [s.assertion for s in audit.suspicions],

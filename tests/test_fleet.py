@@ -17,6 +17,7 @@ from core.batch.sources import BatchProgress
 from core.run import RunConfig
 from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import VerdictStore
+from core.words import markdown_literal
 from fleet_batch import THRESHOLDS, make_batch
 
 @pytest.fixture(scope="module")
@@ -320,8 +321,8 @@ def test_the_load_page_opens_a_batch_output_folder_on_the_fleet_page(tmp_path, m
     at.run()
     at.text_input(key="batch_open_dir").input(str(tmp_path))  # not a batch output folder: one line, Load stays
     next(b for b in at.button if b.label == "Open on the Fleet page").click().run()
-    assert [e.value for e in at.error] == [f"{tmp_path} is not a batch output folder (no summary.csv): run python -m "
-                                           "core batch INPUTS --out FOLDER first"]
+    assert [e.value for e in at.error] == [markdown_literal(f"{tmp_path} is not a batch output folder (no summary.csv): run "
+                                                            "python -m core batch INPUTS --out FOLDER first")]
     at.text_input(key="batch_open_dir").input(str(batch))
     next(b for b in at.button if b.label == "Open on the Fleet page").click().run()
     assert not at.exception and not at.error and dict(at.query_params) == {"dir": str(batch)}

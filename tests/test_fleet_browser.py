@@ -243,3 +243,15 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
     wait_for(browser, lambda: "The last batch stopped before it finished; the 1 video it did" in body(browser), 30,
              "the resumed batch, stopped before its summary")
     assert browser.execute_script("return window.sameDocument") is True
+
+
+def test_a_hostile_name_in_a_link_is_shown_as_typed_not_as_markdown(served, browser):
+    """A link that names a video called like a Markdown link, an image on another host and a
+    colour: the page says no such file, with the name as typed; nothing is linked or fetched."""
+    url, _ = served
+    name = "/tmp/x [help](https://e.invalid) ![i](https://e.invalid/b.png) :red[x] **b**.mp4"
+    browser.get(f"{url}/review?video={quote(name)}")
+    wait_for(browser, lambda: "No such file" in body(browser) and idle(browser), 60, "the page's one line")
+    alert = browser.find_element("css selector", "[data-testid='stMain'] [data-testid='stAlert']")
+    assert alert.text.replace("\u2060", "") == f"No such file: {name}".replace("//", "/")  # a path: // reads as /
+    assert not alert.find_elements("css selector", "a, img, strong, [style*='color']")

@@ -18,6 +18,7 @@ from core.detections import Detections
 from core.lightly.export import VideoPredictions, export_datasource
 from core.flicker import FlickerIndex
 from core.video import probe
+from core.words import markdown_literal
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -233,9 +234,9 @@ def test_a_batch_read_from_a_bucket_pushes_no_videos_and_says_why_in_one_line(s3
     at.text_input(key="push_input_url").input(f"s3://{bucket}/input")
     at.run()
     next(b for b in at.button if b.label == "Push").click().run()
-    assert [e.value for e in at.error] == [
+    assert [e.value for e in at.error] == [markdown_literal(
         "Push failed: 3 videos of this batch were read from a bucket (s3://cams/walk_a.mp4, ...): leave the input "
-        "datasource URL empty; Lightly's input datasource is the bucket prefix the batch read them from"]
+        "datasource URL empty; Lightly's input datasource is the bucket prefix the batch read them from")]
     assert remote_objects(client, bucket) == {}
     at.text_input(key="push_input_url").input("")
     next(b for b in at.button if b.label == "Push").click().run()

@@ -7,6 +7,7 @@ from typing import Iterator
 import streamlit as st
 
 from core.errors import UserError
+from core.words import markdown_literal
 
 
 @contextmanager
@@ -16,8 +17,8 @@ def error_boundary(action: str = "") -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        st.error(f"{action}: {exc}" if action else str(exc))
+        st.error(markdown_literal(f"{action}: {exc}" if action else exc))  # it may quote a name someone else chose
     except OSError as exc:
-        st.error(f"{action + ': ' if action else ''}{exc.strerror or exc}")
+        st.error(markdown_literal(f"{action + ': ' if action else ''}{exc.strerror or exc}"))
     except MemoryError:
         st.error("Out of memory: try a smaller model, a smaller image size or a shorter video")

@@ -18,6 +18,7 @@ from core.detections import Detections
 from core.settings import DetectorSpec, FlickerSettings
 from core.uploads import discard_upload, save_upload
 from core.video import VideoInfo
+from core.words import markdown_literal
 from ui import flags, resources
 from ui.boundary import error_boundary
 from ui.viewer import handshake
@@ -94,7 +95,7 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
 
 def _say_still_open() -> None:
     if (previous := loaded_video()) is not None:
-        st.info(f"{previous.relpath} is still open.", icon=":material/info:")
+        st.info(f"{markdown_literal(previous.relpath)} is still open.", icon=":material/info:")
 
 
 def open_video(path_text: str) -> bool:

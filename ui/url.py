@@ -15,6 +15,7 @@ from core.errors import UserError
 from core.flicker import MODES
 from core.label_formats import FORMATS as BOX_FORMATS, import_boxes
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
+from core.words import markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView
@@ -118,7 +119,7 @@ def restore_from_url() -> None:
         info = session.loaded_video().info
         detections = spec.cached(info, model)
         if detections is None:
-            st.info(f"{info.path.name} is loaded, but its detections for this link are not cached here: "
+            st.info(f"{markdown_literal(info.path.name)} is loaded, but its detections for this link are not cached here: "
                     "run detection on Load & detect.")
             return
         session.use_detections(detections, spec, spec.cache_key(info, model))
