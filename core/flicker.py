@@ -212,7 +212,7 @@ class FlickerIndex:
         one-shot evaluation (the drop-in) then skips their centre-frame comparisons."""
         min_iou_track = _check_threshold("min_iou_track", min_iou_track)
         video = _Boxes.of(counts, boxes, classes)
-        _check_crowding(video.counts)
+        check_crowding(video.counts)
         counts, offsets, n = video.counts, video.offsets, len(video.counts)
         columns = _GrowingColumns(_empty_pairs(np.int32 if options.mode == "reference" else np.float32))
         chunks = _frame_chunks(counts, options.window)
@@ -305,15 +305,18 @@ class _Boxes:
                    bool(np.all(_area(boxes) > 0)))
 
 
-def _check_crowding(counts: np.ndarray) -> None:
+def check_crowding(counts: np.ndarray) -> None:
     """Refuse a frame with more than MAX_BOXES_PER_FRAME boxes: the comparisons grow with the cube
-    of a frame's boxes (a few KB of boxes stacked on one spot took minutes; memory stays bounded)."""
+    of a frame's boxes (a few KB of boxes stacked on one spot took minutes; memory stays bounded).
+    Boxes read from a file for review are checked as they are read (core.label_formats.import_boxes)."""
     crowded = np.flatnonzero(counts > MAX_BOXES_PER_FRAME)
     if len(crowded):
         from core.errors import UserError
+        from core.words import counted
 
         first = int(crowded[0])
-        raise UserError(f"Frame {first:,} holds {int(counts[first]):,} boxes ({len(crowded):,} frames hold more than "
+        raise UserError(f"Frame {first:,} holds {int(counts[first]):,} boxes ({counted(len(crowded), 'frame')} "
+                        f"{'holds' if len(crowded) == 1 else 'hold'} more than "
                         f"{MAX_BOXES_PER_FRAME:,}): the flickering assertion takes at most {MAX_BOXES_PER_FRAME:,} per "
                         "frame (a detector keeps 300 by default); raise the score floor or check the boxes")
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from core.bounded import INT32_MAX, MAX_TRACK_ID, brief, read_capped
 from core.detections import Detections, xywh_to_xyxy
-from core.errors import PredictionFormatError
+from core.errors import PredictionFormatError, UserError
+from core.flicker import check_crowding
 from core.lightly.datasource import SCHEMA
 from core.video import VideoInfo
 
@@ -86,6 +87,10 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
             raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads "
                                         "the labels/ beside it): give its path on this machine instead of uploading one file")
         detections = read_boxes(path, video, relpath, fmt)
+        try:
+            check_crowding(detections.counts_per_frame())
+        except UserError as crowded:  # refused as the file is read, in one line, not on Review afterwards
+            raise PredictionFormatError(f"{path}: {crowded}") from None
     except PredictionFormatError as exc:
         if not shown_name:
             raise
@@ -170,7 +175,6 @@ def youtube_vis_problem(path: Path) -> str | None:
     bound, not JSON, a frame name that is not text or climbs out), or None. Its readers use frame
     positions, and the first name's folder as the video's name, but never such a file."""
     from core.bounded import load_json
-    from core.errors import UserError
 
     try:
         data = load_json(read_capped(path, MAX_JSON_LABEL_BYTES, "YouTube-VIS file"), "the file")

@@ -98,6 +98,12 @@ def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tm
     click(app, "Use these boxes")
     (error,) = app.error
     assert "bad.json" in error.value and "flicker-upload" not in error.value  # the server's temporary folder is its own
+    crowded = "".join(f"1,{k},{k % 700},{k % 500},20,20,1,-1,-1,-1\n" for k in range(1001)).encode()
+    app.file_uploader(key="boxes_upload").upload("crowded.txt", crowded, "text/plain")
+    app.run()
+    click(app, "Use these boxes")  # refused as it is read: Review (and a link to it) never indexes it
+    (error,) = app.error
+    assert "crowded.txt" in error.value and "holds 1,001 boxes" in error.value and "\n" not in error.value
     assert not list((tmp_path / "data").rglob("*.json"))
     app.switch_page("pages/review.py")
     app.run()

@@ -15,6 +15,7 @@ from core.flicker import FlickerIndex, FlickerResult
 from core.render import FLAGGED_COLOR
 from core.settings import FlickerSettings
 from ui import flags, resources, session
+from ui.boundary import error_boundary
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,12 +95,16 @@ ASSERTION_HELP = {FLICKER: "an object seen in the frames around one, missed in i
 
 
 def require_view() -> FlickerView:
-    """The current view, or a pointer to the load page and a stop."""
-    view = current_view()
+    """The current view, or a pointer to the load page and a stop (also where the boxes under
+    review cannot be indexed: one line, not a traceback)."""
+    view, failed = None, True
+    with error_boundary("These boxes cannot be reviewed"):
+        view, failed = current_view(), False
     if view is None:
         linked = bool({"video", "batch"} & set(st.query_params))  # a link's review (ui.url's parameters)
-        st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
-                "detection." if linked else "No detections yet: load a video and run detection first.")
+        if not failed:  # else the error above says why
+            st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
+                    "detection." if linked else "No detections yet: load a video and run detection first.")
         st.page_link("pages/load.py", label="Go to Load & detect", icon=":material/movie:")
         st.stop()
     return view
