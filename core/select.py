@@ -12,7 +12,7 @@ import numpy as np
 from core.detections import Detections
 from core.lightly.datasource import FLICKERING_KEY
 from core.lightly.export import flickering_values
-from core.paths import check_output_folder, write_atomic
+from core.paths import check_no_links, check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.video import FrameReader
@@ -47,6 +47,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
+    _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
     spec.check()
     detector = spec.load()  # once: sources and embeddings
     sources = load_sources(source, spec, task, detector=detector)
@@ -59,7 +60,8 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     which = np.searchsorted(starts, picked, side="right") - 1
     listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
                                 for k, v in zip(picked.tolist(), which.tolist()))
-    _write_frames(sources, listing, which.tolist(), out / "frames")
+    _remove_earlier_picks(out)
+    _write_frames(sources, listing, which.tolist(), out)
     flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
@@ -76,12 +78,54 @@ def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([values[key] for values in per_video]) for key in keys}
 
 
-def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], folder: Path) -> None:
+def _earlier_picks(out: Path) -> list[Path]:
+    """The frames an earlier selection into ``out`` wrote, by its selected.json: regular files under
+    out/frames only (never a link, nor anything a name leads out to). A selected.json that is no
+    selection listing is someone else's file, and is refused rather than replaced."""
+    from core.bounded import load_json, read_capped
+    from core.errors import UserError
+    from core.label_formats import relative_name
+
+    listing_path = out / "selected.json"
+    if not listing_path.exists() and not listing_path.is_symlink():
+        return []
+    try:
+        listing = load_json(read_capped(listing_path, 64 << 20, "selected.json"), "selected.json")
+        names = [relative_name(entry["file_name"]) for entry in listing]
+    except (UserError, OSError, TypeError, KeyError, ValueError):
+        raise UserError(f"--out {out} holds a selected.json that is not a selection's listing: choose another folder, "
+                        "or move that file") from None
+    picks = []
+    for name in names:
+        path = out / "frames" / name
+        try:
+            check_no_links(out, path, "--out")
+        except UserError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            picks.append(path)
+    return picks
+
+
+def _remove_earlier_picks(out: Path) -> None:
+    """An earlier selection's frames go: the folder then holds this selection's picks alone."""
+    for path in _earlier_picks(out):
+        path.unlink(missing_ok=True)
+
+
+def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], out: Path) -> None:
+    """Each pick as PNG under out/frames, written atomically: renamed onto its name, which replaces
+    a link planted there instead of writing through it; a folder on the way that is a link is
+    refused (check_no_links); a frame that cannot be encoded or written stops the run."""
     import cv2
+
+    from core.errors import UserError
 
     readers: dict[int, FrameReader] = {}
     for entry, video_index in zip(listing, which):
         reader = readers.setdefault(video_index, FrameReader(sources[video_index].info))
-        target = folder / entry["file_name"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(target), cv2.cvtColor(reader.get(entry["frame"]), cv2.COLOR_RGB2BGR))
+        target = check_no_links(out, out / "frames" / entry["file_name"], "--out")
+        encoded, png = cv2.imencode(".png", cv2.cvtColor(reader.get(entry["frame"]), cv2.COLOR_RGB2BGR))
+        if not encoded:
+            raise UserError(f"frame {entry['frame']} of {entry['video']} could not be encoded as PNG")
+        write_atomic(target, png.tobytes())

@@ -132,11 +132,32 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
     picked = json.loads((tmp_path / "picked/selected.json").read_text())
     assert len(picked) == 8 and all(p["file_name"].startswith("walk-") and p["file_name"].endswith("-mp4.png") for p in picked)
     assert all((tmp_path / "picked/frames" / p["file_name"]).is_file() for p in picked)
+    # a link planted where a pick goes is replaced, never written through (the file it names is not the tool's)
+    victim, planted = tmp_path / "victim.txt", tmp_path / "again/frames" / picked[0]["file_name"]
+    victim.write_text("mine")
+    planted.parent.mkdir(parents=True)
+    planted.symlink_to(victim)
     again = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
                             "--out", str(tmp_path / "again")], cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again/selected.json").read_text()) == picked  # deterministic
+    assert victim.read_text() == "mine" and not planted.is_symlink() and planted.read_bytes().startswith(b"\x89PNG")
+    # a second selection into the same folder leaves its own picks there, not the first one's beside them
+    fewer = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
+                            "--out", str(tmp_path / "again"), "--n", "3"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert fewer.returncode == 0, fewer.stderr
+    kept = json.loads((tmp_path / "again/selected.json").read_text())
+    assert len(kept) == 3 and sorted(p.name for p in (tmp_path / "again/frames").iterdir()) == sorted(p["file_name"] for p in kept)
+    # a folder whose selected.json is someone else's file is refused before any work
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs/selected.json").write_text("my notes")
+    theirs = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
+                             "--out", str(tmp_path / "theirs")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert theirs.returncode == 2 and "not a selection's listing" in theirs.stderr
+    assert (tmp_path / "theirs/selected.json").read_text() == "my notes"
     bad = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config",
                           str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=env)
