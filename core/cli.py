@@ -427,8 +427,8 @@ def _schedule(args: argparse.Namespace) -> int:
     import math
 
     from core.bounded import load_json
-    from core.lightly.config import build_selection_config, describe, load_config, validate_selection_config
-    from core.lightly.schedule import ScheduleRequest, check_fields, dry_run, planned_calls, schedule
+    from core.lightly.config import build_selection_config, load_config, validate_selection_config
+    from core.lightly.schedule import ScheduleRequest, check_fields, dry_run, planned_calls, schedule, shown_config
 
     if not (math.isfinite(args.poll_seconds) and 0.05 <= args.poll_seconds <= 3600):
         raise UserError(f"--poll-seconds must be between 0.05 and 3600, got {args.poll_seconds}")
@@ -443,7 +443,7 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.dry_run:
         check_fields(request)  # a bad field is one line before any of the plan is printed
         print("selection config (validated offline):")
-        print(describe(config))
+        print(shown_config(request))
         for name, arguments in planned_calls(request):
             shown = {k: ("<the selection config above>" if k == "selection_config" else repr(v)) for k, v in arguments.items()}
             print(f"would call {name}({', '.join(f'{k}={v}' for k, v in shown.items())})"

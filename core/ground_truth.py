@@ -101,7 +101,7 @@ def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
         raise UserError(f"{path} is not {expected}: {problem}")
     try:
         videos = list(YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels())
-        truths = {str(v.video.filename): _track_ground_truth(v) for v in videos}
+        truths = {str(v.video.filename): _track_ground_truth(v, path) for v in videos}
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
         reason = (str(error).splitlines() or [""])[0][:200] or type(error).__name__
         raise UserError(f"{path} is not {expected}: {reason}") from None
@@ -110,12 +110,14 @@ def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
     return truths
 
 
-def _track_ground_truth(video) -> GroundTruth:
+def _track_ground_truth(video, path: Path) -> GroundTruth:
     """One labelformat ``VideoObjectDetectionTrack`` as boxes per frame, one track per object."""
     rows = [(f, track, box.xmin, box.ymin, box.xmax, box.ymax)
             for track, obj in enumerate(video.objects, start=1) for f, box in enumerate(obj.boxes) if box is not None]
     table = np.array(rows, np.float64).reshape(-1, 6)
-    check_ground_truth_rows(table[:, 0], table[:, 1], table[:, 2:], video.video.filename)
+    # the file, and its video by name where it has one (labelformat's is empty for frames without a folder)
+    source = f"{path}, video {video.video.filename!r}," if video.video.filename else str(path)
+    check_ground_truth_rows(table[:, 0], table[:, 1], table[:, 2:], source)
     if not np.all(np.isfinite(table)) or np.any(table[:, 4:6] <= table[:, 2:4]):
         raise ValueError(f"video {video.video.filename!r} has a box with no area or a non-numeric coordinate")
     table = table[np.argsort(table[:, 0], kind="stable")]

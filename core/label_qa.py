@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, GHOST, NeighbourIndex
+from core.bounded import inert_cell
 from core.detections import Detections
 from core.label_formats import read_boxes
 from core.settings import FlickerSettings
@@ -49,7 +50,8 @@ class LabelAudit:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
         for s in self.suspicions:
-            writer.writerow([s.frame, s.assertion, *(f"{v:.1f}" for v in s.xyxy), s.label, s.detail])
+            # a label's name comes from the labels file: a spreadsheet never runs it as a formula
+            writer.writerow([s.frame, s.assertion, *(f"{v:.1f}" for v in s.xyxy), inert_cell(s.label), inert_cell(s.detail)])
         return buffer.getvalue().encode()
 
 

@@ -11,14 +11,14 @@ from core import fleet
 from core.assertions import FLICKER, METADATA_KEYS
 from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
-from core.lightly.config import build_selection_config, describe, validate_selection_config
+from core.lightly.config import build_selection_config, validate_selection_config
 from core.lightly.datasource import Datasource
 from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, sample_files,
                                  zip_datasource)
 from core.lightly.metadata_keys import declared_metadata_keys
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
-                                   missing_fields, schedule)
+                                   missing_fields, schedule, shown_config)
 from core.lightly.validate import validate_datasource
 from core.paths import check_allowed
 from core.words import markdown_code, markdown_literal
@@ -282,7 +282,7 @@ def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False)
         check_fields(request)
         request = dataclasses.replace(request, selection_config=selection_config(task, *selection))
         with st.expander("Selection config (validated offline)"):
-            st.code(describe(request.selection_config), language="json")
+            st.code(shown_config(request, token), language="json")
         if scheduled:
             # lightly's client retries a request the API does not answer, for about 30 s in all: the clock shows it works on
             with st.spinner("Talking to Lightly (an API that does not answer is retried for about 30 s)...", show_time=True):

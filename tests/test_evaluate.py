@@ -262,3 +262,13 @@ def test_a_ground_truth_that_ends_before_the_video_is_noted(case, tmp_path):
     short.write_text("\n".join(rows) + "\n")
     text = evaluate_source(export, short).text()
     assert "the ground truth annotates 10 frames and the video has 20: frames past 9 count as holding no object" in text
+
+
+def test_a_bad_box_in_youtube_vis_names_the_file_even_where_its_video_has_no_name(case, tmp_path, capsys):
+    """labelformat names a video after its frames' folder, which frames without one leave empty."""
+    gt = tmp_path / "vis.json"
+    gt.write_text('{"categories": [{"id": 1, "name": "p"}], "videos": [{"id": 1, "width": 9, "height": 9, "length": 1, '
+                  '"file_names": ["0.jpg"]}], "annotations": [{"video_id": 1, "category_id": 1, "bboxes": [[1, 1, NaN, 2]]}]}')
+    assert main(["evaluate", str(case[0]), "--gt", str(gt)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {gt} has a box coordinate that is not a finite number"), line

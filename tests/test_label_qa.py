@@ -83,3 +83,18 @@ def test_hostile_labels_are_one_line_and_no_csv_is_written(tmp_path):
                              "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "track id" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_label_named_like_a_formula_is_written_to_the_csv_as_text():
+    """A class name comes from the labels file: in the CSV (the CLI's --out and the app's download)
+    a spreadsheet shows it, never runs it."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from core.label_qa import LabelAudit, Suspicion
+
+    hostile = '=HYPERLINK("http://127.0.0.1:9/x","x")'
+    audit = LabelAudit(Path("labels.json"), 10, (Suspicion(6, "ghost", (1.0, 2.0, 3.0, 4.0), hostile, "labelled once"),))
+    (row,) = list(csv.reader(io.StringIO(audit.csv_bytes().decode())))[1:]
+    assert row == ["6", "ghost", "1.0", "2.0", "3.0", "4.0", "'" + hostile, "labelled once"]

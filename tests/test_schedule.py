@@ -1,5 +1,7 @@
 """Scheduling through lightly's own ApiWorkflowClient against a local fake of the Lightly API
 (the only mock in the suite: the true network edge). The recorded requests are checked."""
+import dataclasses
+import json
 import logging
 import subprocess
 import sys
@@ -236,14 +238,17 @@ def test_missing_token(monkeypatch):
 def test_dry_run_lists_calls_and_sends_nothing(monkeypatch):
     calls = planned_calls(request())
     assert [name for name, _ in calls][1:] == ["set_s3_delegated_access_config"] * 2 + ["schedule_compute_worker_run"]
+    # a strategy that quotes a secret (pasted in the wrong field) is shown masked, as the requests are
+    quoting_the_token = {"input": {"type": "METADATA", "key": GOOD_TOKEN}, "strategy": {"type": "WEIGHTS", "strength": 1}}
     with FakeLightly() as fake:
         env = {"LIGHTLY_SERVER_LOCATION": fake.url, "LIGHTLY_TOKEN": GOOD_TOKEN}
         result = subprocess.run(
             [sys.executable, "-m", "core", "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url",
              "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn, "--s3-external-id",
-             ACCESS.external_id, "--flickering", "3", "--dry-run"],
+             ACCESS.external_id, "--flickering", "3", "--dry-run", "--extra-strategy", json.dumps(quoting_the_token)],
             cwd=ROOT, capture_output=True, text=True, timeout=120, env={**__import__("os").environ, **env})
     assert result.returncode == 0, result.stderr
+    assert '"key": "***"' in result.stdout, "the config printed above the requests is masked too"
     assert "would call schedule_compute_worker_run" in result.stdout and '"strength": 3.0' in result.stdout
     assert "POST /v1/docker/worker/config/vX" in result.stdout  # the exact requests, recorded locally
     assert fake.requests == [] and GOOD_TOKEN not in result.stdout and "token" not in result.stdout.lower()
@@ -323,3 +328,17 @@ def test_cli_waits_for_the_run_and_writes_the_selection(tmp_path):
     assert "COMPLETED" in result.stdout and "1 frame selected" in result.stdout
     assert __import__("json").loads(out.read_text())[0]["fileName"] == "vtest-016-avi.png"
     assert GOOD_TOKEN not in out.read_text()
+
+
+def test_the_config_the_export_page_shows_masks_the_token_typed_there():
+    from core.lightly.schedule import S3Keys, shown_config
+
+    typed = "tok-typed-in-the-password-field"
+    config = build_selection_config(10, "t", extra_strategies=[{"input": {"type": "METADATA", "key": typed},
+                                                     "strategy": {"type": "WEIGHTS", "strength": 1}}])
+    keys = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", "very-secret-key"),
+                           config)
+    shown = shown_config(keys, typed)
+    assert typed not in shown and '"key": "***"' in shown
+    assert "very-secret-key" not in shown_config(dataclasses.replace(keys, selection_config=build_selection_config(
+        10, "t", extra_strategies=[{"input": {"type": "METADATA", "key": "very-secret-key"}, "strategy": {"type": "WEIGHTS", "strength": 1}}])))

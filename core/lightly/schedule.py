@@ -178,6 +178,14 @@ def secret_values(request: ScheduleRequest) -> list[str]:
             if getattr(request.credentials, name, None)]
 
 
+def shown_config(request: ScheduleRequest, token: str | None = None) -> str:
+    """The request's selection config as the dry run and the Export page show it: every secret of
+    the request, the token and the environment's masked by value (a strategy may quote one)."""
+    from core.lightly.config import describe
+
+    return mask(describe(request.selection_config), [*secret_values(request), *([token] if token else [])])
+
+
 def planned_calls(request: ScheduleRequest) -> list[tuple[str, dict]]:
     """The client calls a run makes, in order (what ``--dry-run`` prints, secrets masked). When a
     dataset of that name exists, ``set_dataset_id_by_name`` takes the place of ``create_dataset``."""
