@@ -327,7 +327,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _report(evaluation.text())
     if args.out is not None:
         write_csv(evaluation, args.out)
-        print(f"every threshold pair written to {args.out}")
+        print(f"every threshold pair written to {printable(str(args.out))}")
     return 0
 
 
@@ -344,7 +344,7 @@ def _audit_labels(args: argparse.Namespace) -> int:
     _report(audit.text())
     if args.out is not None:
         write_atomic(args.out, audit.csv_bytes())
-        print(f"every suspicious frame and box written to {args.out}")
+        print(f"every suspicious frame and box written to {printable(str(args.out))}")
     return 0
 
 
@@ -371,7 +371,7 @@ def _verdicts(args: argparse.Namespace) -> int:
         if args.out.is_dir():
             raise UserError(f"--out {args.out} is a folder; give a file name")
         write_atomic(args.out, text.encode())
-        print(f"verdicts written to {args.out}", file=sys.stderr)
+        print(f"verdicts written to {printable(str(args.out))}", file=sys.stderr)
     return 0
 
 
@@ -459,7 +459,7 @@ def _schedule(args: argparse.Namespace) -> int:
     if not os.environ.get("LIGHTLY_TOKEN"):  # the CLI has no token field, and never takes it as an argument
         raise UserError("No Lightly token: set LIGHTLY_TOKEN in the environment")
     dataset_id, run_id = schedule(request)
-    print(f"scheduled run {run_id} on dataset {args.dataset} ({dataset_id}); start a Lightly Worker to process it")
+    print(f"scheduled run {run_id} on dataset {printable(args.dataset)} ({dataset_id}); start a Lightly Worker to process it")
     return _wait_for_selection(dataset_id, run_id, args) if args.wait else 0
 
 
@@ -485,7 +485,7 @@ def _wait_for_selection(dataset_id: str, run_id: str, args: argparse.Namespace) 
     print(f"{counted(len(frames), 'frame')} selected")
     if args.selected_out:
         write_atomic(args.selected_out, json.dumps(frames, indent=2).encode())
-        print(f"file names and read URLs written to {args.selected_out}")
+        print(f"file names and read URLs written to {printable(str(args.selected_out))}")
     else:
         for frame in frames:
             print(frame["fileName"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from core.assertions import Corrections
+from core.bounded import printable
 from core.detect import Detector
 from core.detections import Detections
 from core.errors import UserError
@@ -93,7 +94,8 @@ class RunSummary:
             siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
             lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
                          f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes{siblings}")
-        lines.append(f"Lightly datasource written to {Datasource(self.export.root).lightly} "
+        # the folder on one line, whatever its name holds
+        lines.append(f"Lightly datasource written to {printable(str(Datasource(self.export.root).lightly))} "
                      f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
         return "\n".join(lines)
 
