@@ -98,3 +98,22 @@ def test_a_label_named_like_a_formula_is_written_to_the_csv_as_text():
     audit = LabelAudit(Path("labels.json"), 10, (Suspicion(6, "ghost", (1.0, 2.0, 3.0, 4.0), hostile, "labelled once"),))
     (row,) = list(csv.reader(io.StringIO(audit.csv_bytes().decode())))[1:]
     assert row == ["6", "ghost", "1.0", "2.0", "3.0", "4.0", "'" + hostile, "labelled once"]
+
+
+def test_mot_rows_marked_to_ignore_are_no_labels_to_check(tmp_path):
+    """MOTChallenge ground truth marks rows to ignore with 0 in its seventh column; its evaluation
+    skips them, and so does the label check: a one-frame box so marked is no ghost."""
+    video = tud_video(tmp_path)
+    rows = tud_rows()
+    lines = "".join(f"{f},{t},{x:.2f},{y:.2f},{w:.2f},{h:.2f},1,1,1.0\n" for f, t, x, y, w, h in rows)
+    ignored = "50,999,5.00,5.00,40.00,90.00,0,7,0.1\n"  # on frame 50 only: a ghost, were it a label
+    clean = audit_labels(write_text(tmp_path / "gt.txt", lines), video, "campus.mp4")
+    marked = audit_labels(write_text(tmp_path / "gt_ignored.txt", ignored + lines), video, "campus.mp4")
+    assert marked.suspicions == clean.suspicions and (49, "ghost") not in {(s.frame, s.assertion) for s in marked.suspicions}
+    counted = audit_labels(write_text(tmp_path / "gt_kept.txt", ignored.replace(",0,7,", ",1,7,") + lines), video, "campus.mp4")
+    assert (49, "ghost") in {(s.frame, s.assertion) for s in counted.suspicions}  # the same row, not marked: a ghost
+
+
+def write_text(path, text):
+    path.write_text(text)
+    return path
