@@ -271,17 +271,18 @@ def _cvat(path: Path, video: VideoInfo, relpath: str) -> Detections:
     not read) here."""
     from labelformat.formats import CVATObjectDetectionInput
 
-    if b"<track" in read_capped(path, MAX_LABEL_BYTES, "CVAT file"):
-        return _cvat_video(path, video)
+    root = _parse_xml(path)  # a <track> element, not the bytes "<track" (a comment may hold them)
+    if root.find(".//track") is not None:
+        return _cvat_video(root, path, video)
     return _image_labels(CVATObjectDetectionInput, path, video)
 
 
-def _cvat_video(path: Path, video: VideoInfo) -> Detections:
+def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
     """CVAT for video 1.1: per ``<track label>`` its ``<box frame outside xtl ytl xbr ybr>``s; the
     object is drawn on every frame from a box that is not ``outside`` up to the next box (exclusive;
     to the video's end after the last), interpolated linearly towards a next box that is not
-    ``outside``, as CVAT draws it. Labels are the task's (``meta``), else those the tracks use."""
-    root = _parse_xml(path)
+    ``outside``, as CVAT draws it. Labels are the task's (``meta``), else those the tracks use.
+    ``root``: the file's parsed XML (:func:`_parse_xml`)."""
     if any(not track.get("label") for track in root.iter("track")):
         raise PredictionFormatError(f"{path}: a track without a label")
     names = [label.findtext("name") for label in root.iterfind("meta/*/labels/label")]

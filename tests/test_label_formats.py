@@ -195,7 +195,7 @@ def test_hostile_youtube_vis_files_are_one_line(walk_hog, tmp_path, attack, mess
 
 @pytest.mark.parametrize("name, content, message", [
     ("deep.json", '{"images": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests too deep"),
-    ("deep.xml", "<annotations>" + "<a>" * 100_000 + "</a>" * 100_000 + "</annotations>", "recursion"),
+    ("deep.xml", "<annotations>" + "<a>" * 100_000 + "</a>" * 100_000 + "</annotations>", "nests deeper than"),  # checked before labelformat reads it
     ("xxe.xml", '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotations><meta><task>'
                 "<labels><label><name>&x;</name></label></labels></task></meta></annotations>", "undefined entity"),
     ("laughs.xml", '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
@@ -339,3 +339,14 @@ def test_a_lightly_task_with_a_name_no_schema_should_hold_is_one_line(written, t
     schema["categories"][0]["name"] = "x" * 100_000
     (task / "schema.json").write_text(json.dumps(schema))
     one_line_refusal(lambda: read_boxes(task, info, "walk.mp4"), "100,000 characters")
+
+
+def test_cvat_for_images_with_the_word_track_in_a_comment_is_read_as_images(written, tmp_path):
+    """CVAT for video is told by its <track> elements, not by the bytes '<track' (a comment or a
+    name may hold them): such a file was read as a video with no track, and so as no box at all."""
+    info, detections, paths = written
+    xml = paths["cvat"].read_text()
+    commented = tmp_path / "annotations.xml"
+    commented.write_text(xml.replace("<annotations>", "<annotations><!-- no <track> here: boxes per image -->", 1))
+    assert "<!-- no <track>" in commented.read_text()
+    np.testing.assert_array_equal(read_boxes(commented, info, "walk.mp4").counts_per_frame(), detections.counts_per_frame())
