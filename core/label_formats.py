@@ -442,6 +442,16 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
     if isinstance(exc, RecursionError):
         return PredictionFormatError(f"{path} nests too deep to be a label file")
     reason = (str(exc).splitlines() or [""])[0][:200]
+    validation = next((e for e in (exc, exc.__cause__, exc.__context__) if callable(getattr(e, "errors", None))), None)
+    if validation is not None:  # pydantic's (labelformat's CVAT reader): which field, and what is wrong with it
+        try:
+            first = validation.errors()[0]
+            message = re.sub(r"^\[line -?\d+\]:\s*", "", str(first["msg"]))  # pydantic-xml's, with no line known
+            reason = f"{'.'.join(map(str, first['loc']))[:120]}: {message[:120]}"
+        except (TypeError, KeyError, IndexError):
+            pass
+    elif "Exceeds the limit" in reason and "digits" in reason:  # Python's words, with advice for programmers
+        reason = "it holds a number of more than 4,300 digits"
     if isinstance(exc, KeyError):
         reason = f"refers to {reason} (missing, or an id it does not define)"
     elif isinstance(exc, (TypeError, AttributeError, IndexError)):  # Python's words for a value of the wrong shape

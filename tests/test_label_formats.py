@@ -350,3 +350,21 @@ def test_cvat_for_images_with_the_word_track_in_a_comment_is_read_as_images(writ
     commented.write_text(xml.replace("<annotations>", "<annotations><!-- no <track> here: boxes per image -->", 1))
     assert "<!-- no <track>" in commented.read_text()
     np.testing.assert_array_equal(read_boxes(commented, info, "walk.mp4").counts_per_frame(), detections.counts_per_frame())
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("coco.json", '{"images": [{"id": 1, "file_name": "walk-003-mp4.png", "width": 768, "height": 576}], "categories": '
+                  '[{"id": 0, "name": "p"}], "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 2, 3, '
+                  + "9" * 5000 + "]}]}", r": it holds a number of more than 4,300 digits$"),
+    ("cvat.xml", '<annotations><image id="0" width="10" height="10"><box label="p" xtl="1" ytl="1" xbr="2" ybr="2"/>'
+                 "</image></annotations>", r": images\.0\.name: Field required$"),
+])
+def test_a_reader_library_s_error_reads_as_a_reason_not_as_advice_for_programmers(walk_hog, tmp_path, name, content, message):
+    """Python's limit on digits ('use sys.set_int_max_str_digits()') and pydantic's count of errors
+    ('1 validation error for CVATAnnotations') become what is wrong, and where."""
+    info, _ = walk_hog
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(PredictionFormatError, match=message) as error:
+        read_boxes(path, info, "walk.mp4")
+    assert "sys." not in str(error.value) and "validation error" not in str(error.value)
