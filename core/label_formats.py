@@ -137,13 +137,30 @@ def detect_format(path: Path) -> str:
         raise PredictionFormatError(f"{path.name} is empty: it holds no boxes, not even an empty list")
     if head.startswith(b"<"):
         return "cvat"
-    if head.startswith(b"{"):  # COCO lists images; anything else a JSON holds is read as YouTube-VIS (videos)
+    if head.startswith(b"{"):  # COCO lists images, YouTube-VIS videos
         _check_regular_file(path, MAX_JSON_LABEL_BYTES)
         data = read_capped(path, MAX_JSON_LABEL_BYTES, "Predictions file")
-        return "coco" if b'"images"' in data and b'"videos"' not in data else "youtubevis"
+        if b'"videos"' in data:
+            return "youtubevis"
+        if b'"images"' in data:
+            return "coco"
+        if _json_object(data):  # else the YouTube-VIS reader says what is wrong with the text
+            raise PredictionFormatError(f"{path.name} is a JSON object with neither \"images\" (COCO) nor \"videos\" "
+                                        "(YouTube-VIS)")
+        return "youtubevis"
     if head.startswith(b"[") or path.suffix.lower() == ".json":
         raise PredictionFormatError(f"{path.name} is not a COCO or YouTube-VIS file: their JSON is one object ({{...}})")
     return "mot"
+
+
+def _json_object(data: bytes) -> bool:
+    """Whether ``data`` is a JSON object (read within the depth bound)."""
+    from core.bounded import load_json
+
+    try:
+        return isinstance(load_json(data, "the file"), dict)
+    except (UserError, ValueError):
+        return False
 
 
 def frame_of(file_name: str, n_frames: int) -> int:

@@ -368,3 +368,11 @@ def test_a_reader_library_s_error_reads_as_a_reason_not_as_advice_for_programmer
     with pytest.raises(PredictionFormatError, match=message) as error:
         read_boxes(path, info, "walk.mp4")
     assert "sys." not in str(error.value) and "validation error" not in str(error.value)
+
+
+def test_a_json_object_that_is_neither_coco_nor_youtube_vis_says_so(walk_hog, tmp_path):
+    info, _ = walk_hog
+    path = tmp_path / "labels.json"
+    path.write_text('{"annotations": []}')
+    with pytest.raises(PredictionFormatError, match=r'neither "images" \(COCO\) nor "videos" \(YouTube-VIS\)'):
+        read_boxes(path, info, "walk.mp4")
