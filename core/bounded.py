@@ -136,7 +136,9 @@ def _check_expansion(root, what: str) -> None:
             size[key] = 1 + sum(size[id(c)] for c in children)
             height[key] = 1 + max((height[id(c)] for c in children), default=0)
             if size[key] > MAX_NODES:
-                raise UserError(f"{what} expands to more than {MAX_NODES:,} values (YAML aliases used over and over)")
+                # fewer distinct values than it expands to: aliases repeat them
+                why = " (YAML aliases used over and over)" if len(size) < size[key] else ""
+                raise UserError(f"{what} {'expands to' if why else 'holds'} more than {MAX_NODES:,} values{why}")
             if height[key] > MAX_DEPTH:
                 raise UserError(f"{what} nests deeper than {MAX_DEPTH} levels")
             continue

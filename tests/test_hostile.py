@@ -461,7 +461,8 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 @pytest.mark.parametrize("name, content, message", [
     ("zero", None, "not a regular file"),  # /dev/zero: endless
     ("folder.json", "folder", "not a regular file"),
-    ("bomb.yaml", BILLION_LAUGHS, "expands to more than"),
+    ("bomb.yaml", BILLION_LAUGHS, "expands to more than 100,000 values (YAML aliases"),
+    ("many.yaml", "n_samples: [" + ", ".join(["lol"] * 100_001) + "]\n", "holds more than 100,000 values"),  # no alias
     ("deep.json", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
     ("deep.yaml", "[" * 50_000 + "]" * 50_000, "nests deeper than"),
     ("self.yaml", "a: &a [1, *a]\nn_samples: 1\n", "refers to itself"),
