@@ -134,8 +134,11 @@ def check_checkpoint(path: Path) -> None:
 
     if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # Ultralytics would load unsafely
         raise DetectorError(f"Loading {path.name} safely needs torch >= 2.6 (this is {torch.__version__})")
+    not_a_model = f"{path.name} is not an Ultralytics model checkpoint (what model.save or training writes)"
     try:
-        torch_safe_load(str(path), safe_only=True)
+        checkpoint, _ = torch_safe_load(str(path), safe_only=True)
+    except AttributeError:  # a bare object (a tensor, a list) saved with torch.save: Ultralytics looks for its .model
+        raise DetectorError(not_a_model) from None
     except TypeError as exc:
         if not isinstance(exc.__cause__, pickle.UnpicklingError):
             raise
@@ -147,6 +150,8 @@ def check_checkpoint(path: Path) -> None:
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
         raise DetectorError(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
+    if not isinstance(checkpoint, dict) or (checkpoint.get("ema") or checkpoint.get("model")) is None:
+        raise DetectorError(not_a_model)  # Ultralytics' own words point to a model to download
 
 
 class YoloDetector:
