@@ -89,6 +89,7 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
 from core.video import FrameReader, VideoInfo
+from core.words import counted
 
 FORMATS = ("coco", "yolo", "cvat", "youtubevis", "labelstudio", "cvat-video", "mot", "labelstudio-tracks",
            "youtubevis-tracks")
@@ -247,15 +248,20 @@ def prelabels_from_source(config: PrelabelConfig, progress_bar: bool = False) ->
     Every option and the verdict store are checked before any detection runs."""
     _check_config(config)
     store = open_verdicts(config.verdicts) if config.only == "confirmed" else None
-    chosen = []
+    chosen, flagged_by_thresholds = [], 0
     for video in load_sources(config.source, config.detector, config.task, progress_bar):
         flicker = config.flicker.evaluate(video.detections)
+        flagged_by_thresholds += flicker.n_flagged
         frames = confirmed_frames(video, store) if store is not None else flagged_frames(video, flicker)
         if len(frames):
             chosen.append(PrelabelVideo(video.info, video.relpath, video.detections, flicker, tuple(frames.tolist())))
-    if not chosen:
-        raise UserError("No confirmed misses for these videos yet: review flagged frames first (or use --only flagged)"
-                        if store is not None else "The assertion flags no frame in these videos: nothing to pre-label")
+    if not chosen and store is not None:
+        raise UserError("No confirmed misses for these videos yet: review flagged frames first (or use --only flagged)")
+    if not chosen:  # an export's recorded flags choose the frames: say so where the thresholds given would flag some
+        raise UserError("The assertion flags no frame in these videos: nothing to pre-label" if not flagged_by_thresholds
+                        else f"The export flags no frame, so nothing is pre-labelled; the given mode and thresholds flag "
+                             f"{counted(flagged_by_thresholds, 'frame')}, but an export's frames are those it recorded "
+                             "as flagged: export again at these thresholds, or give the video itself")
     return write_prelabel_set(chosen, config.out, config.format, config.video_url_prefix)
 
 

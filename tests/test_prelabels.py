@@ -227,6 +227,21 @@ def test_flags_recorded_with_other_thresholds_warn_that_the_imputed_boxes_differ
                                     "the imputed boxes follow the thresholds: pass the ones the export was made with")
 
 
+def test_an_export_that_flags_nothing_says_the_thresholds_given_would(walk, tmp_path, capsys):
+    """The export's recorded flags choose the frames; where it flags none and the thresholds given
+    flag some, the refusal says so (it read as if those thresholds flagged nothing)."""
+    from core.flicker import FlickerIndex
+
+    info, detections, _ = walk
+    nothing = FlickerIndex.from_detections(detections).evaluate(1.0, 0.0)
+    export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections, nothing)], task="hog")
+    assert cli(tmp_path / "export", "--out", tmp_path / "out", "--format", "coco", "--only", "flagged",
+               "--iou-track", LOOSE[0], "--iou-assert", LOOSE[1]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: The export flags no frame") and "the given mode and thresholds flag 3 frames" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_score_style_export_has_its_flags_computed_again(walk, tmp_path, capsys):
     info, detections, flicker = walk
     export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections, flicker)], task="hog",
