@@ -376,3 +376,18 @@ def test_a_json_object_that_is_neither_coco_nor_youtube_vis_says_so(walk_hog, tm
     path.write_text('{"annotations": []}')
     with pytest.raises(PredictionFormatError, match=r'neither "images" \(COCO\) nor "videos" \(YouTube-VIS\)'):
         read_boxes(path, info, "walk.mp4")
+
+
+@pytest.mark.parametrize("extra", ["walk-99-mp4.json", "walk-005-mp4.json"])
+def test_a_lightly_folder_with_a_frame_the_video_does_not_have_is_refused(written, tmp_path, extra):
+    """Past the video's end, or numbered for another frame count: made for another walk.mp4."""
+    import shutil
+
+    info, _, paths = written
+    task = tmp_path / "det"
+    shutil.copytree(paths["lightly"], task)
+    shutil.copy(task / "walk-00-mp4.json", task / extra)
+    with pytest.raises(PredictionFormatError, match=rf"{extra}: a prediction for a frame walk.mp4 \(20 frames\) does not have"):
+        read_boxes(task, info, "walk.mp4")
+    (task / extra).unlink()
+    assert len(read_boxes(task, info, "walk.mp4")) > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -290,12 +291,32 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
             scores.append(pred["score"])
             classes.append(pred["category_id"])
         counts[frame] = len(predictions)
+    _refuse_other_frames(task_dir, video_relpath, n_frames)
     frame_of = np.repeat(np.arange(n_frames), counts)
     xyxy = xywh_to_xyxy(np.asarray(boxes, np.float32).reshape(-1, 4))
     _check_inside(xyxy, image_size, lambda row: (os.path.join(folder, name_of(int(frame_of[row])) + ".json"),
                                                   row - int(np.searchsorted(frame_of, frame_of[row]))))
     return Detections(frame=frame_of, xyxy=xyxy, score=np.asarray(scores, np.float32).reshape(-1),
                       cls=np.asarray(classes, np.int32).reshape(-1), names=names, n_frames=n_frames, image_size=image_size)
+
+
+def _refuse_other_frames(task_dir: Path, video_relpath: str, n_frames: int) -> None:
+    """A prediction file named for this video but for a frame it does not have (past its end, or
+    numbered for another frame count) means the folder was made for another video of that name:
+    refused, as the other formats refuse a frame outside the video, rather than read in part."""
+    path = PurePosixPath(video_relpath)
+    stem, ext, width = path.with_suffix("").name, path.suffix[1:], len(str(n_frames))
+    pattern = re.compile(rf"{re.escape(stem)}-(\d+)-{re.escape(ext)}\.json")
+    try:
+        names = [entry.name for entry in os.scandir(task_dir / path.parent)]
+    except OSError:
+        return
+    for name in sorted(names):
+        found = pattern.fullmatch(name)
+        if found and (len(found.group(1)) != width or int(found.group(1)) >= n_frames):
+            raise PredictionFormatError(f"{task_dir / path.parent / name}: a prediction for a frame {video_relpath} "
+                                        f"({n_frames} frames) does not have: the folder was made for another video "
+                                        "of that name")
 
 
 def _names_its_frame(file_name, stem: str) -> bool:
