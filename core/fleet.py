@@ -90,6 +90,10 @@ def check_folder(path_text: str | Path) -> Path:
     if not root.is_dir() or not ((root / SUMMARY_CSV).is_file() or started):
         raise UserError(f"{path_text} is not a batch output folder (no {SUMMARY_CSV}): run python -m core batch "
                         "INPUTS --out FOLDER first")
+    summary = root / SUMMARY_CSV
+    if summary.is_symlink() or (summary.exists() and not summary.is_file()):  # the batch writes a plain file
+        raise UserError(f"{summary} is not a regular file (a link, a pipe or a device): the batch writes a plain CSV "
+                        "there; remove it and run the batch again")
     return root
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -435,3 +436,17 @@ def test_a_batch_stopped_after_a_change_of_settings_is_said_to_hold_two_runs(bat
     assert any("ran with other settings than the run before it" in w.value for w in at.warning), [w.value for w in at.warning]
     run_batch(config)  # finished: one run's settings again
     assert not fleet.read_fleet(root).mixed
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_a_summary_that_is_not_a_plain_file_is_named_not_read_as_a_stopped_batch(kind, tmp_path):
+    """A FIFO or a link to /dev/zero at summary.csv read as 'the last batch stopped before it finished'."""
+    root = tmp_path / "out"
+    (root / fleet.DONE_DIR).mkdir(parents=True)
+    summary = root / fleet.SUMMARY_CSV
+    if kind == "fifo":
+        os.mkfifo(summary)
+    else:
+        summary.symlink_to("/dev/zero")
+    with pytest.raises(fleet.UserError, match=r"summary.csv is not a regular file"):
+        fleet.check_folder(str(root))
