@@ -196,6 +196,8 @@ def check_prelabel_folder(out_dir: str | Path) -> Path:
     folder with anything else in it (a file of the user's, a link) is refused: nothing of theirs is
     ever deleted."""
     out = check_output_folder(Path(out_dir), "--out")
+    if out.is_symlink():  # the folder is replaced whole: the link itself would go, and what it points to stay
+        raise ExportError(f"--out {out} is a symbolic link: give the folder it points to ({out.resolve()})")
     if not out.is_dir() or not any(out.iterdir()):
         return out
     written = _written_entries(out)

@@ -197,6 +197,18 @@ def test_writing_again_replaces_an_earlier_prelabel_folder(walk, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_an_out_folder_that_is_a_link_is_refused_not_replaced(walk, tmp_path):
+    """A pre-label folder is replaced whole: through a link, the link itself went and a real folder
+    took its place, while the folder it pointed to kept the old pre-labels."""
+    info, detections, flicker = walk
+    target = tmp_path / "real"
+    write_prelabels(info, "walk.mp4", detections, flicker, [11], target, "coco")
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(ExportError, match=r"is a symbolic link: give the folder it points to"):
+        write_prelabels(info, "walk.mp4", detections, flicker, [17], tmp_path / "link", "coco")
+    assert (tmp_path / "link").is_symlink() and [p.name for p in (target / "images").iterdir()] == ["walk-11-mp4.png"]
+
+
 @pytest.fixture()
 def export(walk, tmp_path):
     """An export of the clip made at LOOSE thresholds (binary flickering metadata)."""
