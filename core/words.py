@@ -15,10 +15,10 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 # math ($), HTML, headings, tables, strikes and escapes. Parentheses, a colon before a space and the
 # like are left: they build nothing alone, and messages keep reading as written.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>#$~|]")
-# Streamlit finds :red[...], :material/home: and a bare http(s):// or www. in the text whatever
-# escapes the Markdown held (seen in Chromium): a word joiner (U+2060, invisible) after the colon,
-# the scheme or "www" stops it.
-_SHORTCODE_OR_BARE_LINK = re.compile(r"(?i)(:(?=[a-z])|\bhttps?(?=://)|\bwww(?=\.))")
+# Streamlit finds :red[...], :material/home:, a bare http(s):// or www. and an e-mail address in the
+# text whatever escapes the Markdown held (seen in Chromium), also right after an underscore: a word
+# joiner (U+2060, invisible) after the colon, the scheme, "www" or the "@" stops it.
+_SHORTCODE_OR_BARE_LINK = re.compile(r"(?i)(:(?=[a-z])|https?(?=://)|www(?=\.)|@(?=\w))")
 WORD_JOINER = "\u2060"
 
 

@@ -247,7 +247,7 @@ def metadata_fields(root: Path | None, batch: bool = False) -> tuple[str, ...]:
     if keys:
         weighted = [key for key in SIBLING_STRENGTHS if key in keys]
         how = "run the batch with --assertions ghost,class-flip" if batch else "export with ghost or class flip on Review"
-        st.caption(f"Per-frame metadata in this export: {', '.join(f'`{key}`' for key in keys)}"
+        st.caption(f"Per-frame metadata in this export: {', '.join(markdown_code(key) for key in keys)}"
                    + (f"; below, a strength for {' and '.join(weighted)}." if weighted else
                       f" ({how} to weight frames by them too)."))
     return keys
@@ -287,8 +287,8 @@ def schedule_panel(stem: str, task: str, root: Path | None, batch: bool = False)
             # lightly's client retries a request the API does not answer, for about 30 s in all: the clock shows it works on
             with st.spinner("Talking to Lightly (an API that does not answer is retried for about 30 s)...", show_time=True):
                 dataset_id, run_id = schedule(request, token or None)
-            st.success(f"Scheduled run {markdown_literal(run_id)} on dataset {markdown_literal(request.dataset_name)} ({markdown_literal(dataset_id)}). "
-                       "Start a Lightly Worker to process it.")
+            st.success(f"Scheduled run {markdown_literal(run_id)} on dataset {markdown_literal(request.dataset_name)} "
+                       f"({markdown_literal(dataset_id)}). Start a Lightly Worker to process it.")
         else:
             with st.spinner("Recording the requests..."):
                 requests = dry_run(request)
@@ -320,7 +320,7 @@ def batch_sample_panel(combined: fleet.CombinedDatasource) -> None:
     sample = fleet.sample_files(combined)
     if sample is None:
         return
-    with st.expander(f"Sample files: a flagged frame of {combined.worst}", icon=":material/data_object:"):
+    with st.expander(f"Sample files: a flagged frame of {markdown_literal(combined.worst)}", icon=":material/data_object:"):
         for label, (name, content) in zip(("Prediction", "Its metadata"), sample):
             st.markdown(f"{label} {markdown_code(name)}")
             st.json(content, expanded=2)
@@ -361,8 +361,9 @@ view = require_view()
 sync_url(view)
 stem = Path(view.video.relpath).stem
 settings = view.settings
-st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking {settings.iou_track:.2f}, "
-           f"assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score {settings.min_score:.2f}.")
+st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking "
+           f"{settings.iou_track:.2f}, assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score "
+           f"{settings.min_score:.2f}.")
 left, right = st.columns(2, gap="large")
 with left:
     task = export_panel(view, stem)

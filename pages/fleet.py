@@ -138,7 +138,7 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
     if picked is not None and picked in openable:
         if warm:
             resources.warm_batch_video(root, picked)
-        st.page_link("pages/review.py", label=f"Open {picked} in Review", icon=":material/flag:",
+        st.page_link("pages/review.py", label=f"Open {markdown_literal(picked)} in Review", icon=":material/flag:",
                      query_params=batch_link(root, picked))
     name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",

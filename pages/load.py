@@ -192,7 +192,7 @@ def file_boxes_summary() -> None:
     detection_id, note, audit = st.session_state.get(FILE_BOXES_STATE, (None, None, None))
     if detection_id is None or session.detections_for(detection_id) is None:
         return
-    st.success(note, icon=":material/upload_file:")
+    st.success(markdown_literal(note), icon=":material/upload_file:")  # the file's name and its class names
     st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
     if audit is not None:
         label_audit_table(audit)

@@ -13,6 +13,7 @@ from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
 from core.settings import FlickerSettings
+from core.words import markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import selection_strengths, sibling_strengths
@@ -120,7 +121,8 @@ def per_class_panel(view: FlickerView) -> None:
         flicker = view.flicker
         if len(flicker.imputed_frame):
             classes, counts = np.unique(flicker.imputed_cls, return_counts=True)
-            st.table({"class": [view.detections.names.get(int(c), str(c)) for c in classes],
+            # a table's cells are Markdown: the class names come from the model or a labels file
+            st.table({"class": [markdown_literal(view.detections.names.get(int(c), str(c))) for c in classes],
                       "imputed boxes": counts.tolist()})
         else:
             st.write("No imputed boxes at these thresholds.")
@@ -130,12 +132,12 @@ def boxes_source_caption() -> None:
     """Where the boxes come from when no detector ran here: a batch (and back to its Fleet page) or a file."""
     if (root := session.batch_root()) is not None:
         left, right = st.columns([3, 1], vertical_alignment="center")
-        left.caption(f"Boxes and settings from the batch output folder `{root}` (nothing was detected here).")
+        left.caption(f"Boxes and settings from the batch output folder {markdown_code(root)} (nothing was detected here).")
         # short enough for the column at 1280 px (the longer label was cut there)
         right.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:",
                         query_params={"dir": str(root)}, help="This batch's videos on the Fleet page")
     elif (boxes := session.boxes_file()) is not None:
-        origin = f"`{boxes.path}`" if boxes.path is not None else f"the upload {boxes.name}"
+        origin = markdown_code(boxes.path) if boxes.path is not None else f"the upload {markdown_literal(boxes.name)}"
         st.caption(f"Boxes read from {origin} ({boxes.format}), not detected here.")
 
 

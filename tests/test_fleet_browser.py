@@ -249,7 +249,7 @@ def test_a_hostile_name_in_a_link_is_shown_as_typed_not_as_markdown(served, brow
     """A link that names a video called like a Markdown link, an image on another host and a
     colour: the page says no such file, with the name as typed; nothing is linked or fetched."""
     url, _ = served
-    name = "/tmp/x [help](https://e.invalid) ![i](https://e.invalid/b.png) :red[x] **b**.mp4"
+    name = "/tmp/x [help](https://e.invalid) ![i](https://e.invalid/b.png) :red[x] **b** _www.e.invalid a@e.invalid.mp4"
     browser.get(f"{url}/review?video={quote(name)}")
     wait_for(browser, lambda: "No such file" in body(browser) and idle(browser), 60, "the page's one line")
     alert = browser.find_element("css selector", "[data-testid='stMain'] [data-testid='stAlert']")

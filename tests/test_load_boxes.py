@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from core.lightly.datasource import frame_name
+from core.words import markdown_literal
 from test_app import click, metric
 
 TRACK = 60  # frames 0..59 of the sample: one walker-sized box moving 2 px a frame
@@ -78,6 +79,15 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
 
 def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tmp_path):
     load_sample(app)
+    named = "good [a](https://e.invalid) ![i](https://e.invalid/i.png).json"  # the name is shown, as typed
+    hostile_class = coco_bytes().replace(b'"name": "person"', b'"name": "[free](https://e.invalid)"')
+    app.file_uploader(key="boxes_upload").upload(named, hostile_class, "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    (said,) = [s.value for s in app.success if "Reviewing" in s.value]
+    assert said == markdown_literal(f"Reviewing {len(planted_boxes())} boxes of {named} (coco) on {TRACK - 1} of 795 frames; "
+                                    "classes: [free](https://e.invalid)")
+    assert "](" not in said.replace("\\](", "")  # no link or image syntax survives
     app.file_uploader(key="boxes_upload").upload("good.json", coco_bytes(), "application/json")
     app.run()
     click(app, "Use these boxes")

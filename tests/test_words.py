@@ -21,6 +21,9 @@ def test_a_name_someone_else_chose_is_shown_as_typed_in_markdown():
     assert r"\*\*b\*\*" in literal and ":" + WORD_JOINER + r"red\[x\]" in literal and "www" + WORD_JOINER + ".e.com" in literal
     assert r"\_\_init\_\_ \$x\$ \<b\>" in literal
     assert markdown_literal("# title") == r"\# title" and markdown_literal("- a") == r"\- a" and markdown_literal("1. a") == r"1\. a"
+    for after_an_underscore in ("clip _https://e.com/x", "cam_www.e.com.mp4"):  # Streamlit links these too
+        assert WORD_JOINER in markdown_literal(after_an_underscore), after_an_underscore
+    assert markdown_literal("a@e.com") == "a@" + WORD_JOINER + "e.com"  # no mailto: link
     assert markdown_literal("failed: HTTP 500 (s3://bucket/key)") == "failed: HTTP 500 (s3://bucket/key)", "plain text stays"
     assert markdown_literal("a\x1b[31mb") == r"a\\x1b\[31mb"
     assert markdown_code("a`b") == "``a`b``" and markdown_code("`x") == "`` `x ``" and markdown_code("p") == "`p`"

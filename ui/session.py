@@ -87,7 +87,7 @@ def set_video(path: Path, relpath: str | None = None) -> bool:
         return False
     info, said = probed
     for warning in said:
-        st.warning(warning)
+        st.warning(markdown_literal(warning))  # it quotes the file's name
     st.session_state[REVIEW] = Review(LoadedVideo(info, relpath or info.path.name))
     handshake.reset()
     return True
