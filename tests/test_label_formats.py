@@ -378,9 +378,9 @@ def test_a_json_object_that_is_neither_coco_nor_youtube_vis_says_so(walk_hog, tm
         read_boxes(path, info, "walk.mp4")
 
 
-@pytest.mark.parametrize("extra", ["walk-99-mp4.json", "walk-005-mp4.json"])
+@pytest.mark.parametrize("extra", ["walk-20-mp4.json", "walk-000-mp4.json", "walk-0-mp4.json"])
 def test_a_lightly_folder_with_a_frame_the_video_does_not_have_is_refused(written, tmp_path, extra):
-    """Past the video's end, or numbered for another frame count: made for another walk.mp4."""
+    """Past the video's end, or numbered for a longer or shorter video: made for another walk.mp4."""
     import shutil
 
     info, _, paths = written

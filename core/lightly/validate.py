@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -301,20 +300,19 @@ def import_predictions(task_dir: str | Path, video_relpath: str, n_frames: int,
 
 
 def _refuse_other_frames(task_dir: Path, video_relpath: str, n_frames: int) -> None:
-    """A prediction file named for this video but for a frame it does not have (past its end, or
-    numbered for another frame count) means the folder was made for another video of that name:
-    refused, as the other formats refuse a frame outside the video, rather than read in part."""
+    """A prediction file named for this video but for a frame it does not have means the folder was
+    made for another video of that name: refused, as the other formats refuse a frame outside the
+    video, rather than read in part. Such a video's files include the first frame past this one's
+    end (a longer one, numbered alike) or frame 0 numbered with one digit more or less: three
+    look-ups, whatever the folder holds (a batch's folder holds every video's frames)."""
     path = PurePosixPath(video_relpath)
-    stem, ext, width = path.with_suffix("").name, path.suffix[1:], len(str(n_frames))
-    pattern = re.compile(rf"{re.escape(stem)}-(\d+)-{re.escape(ext)}\.json")
-    try:
-        names = [entry.name for entry in os.scandir(task_dir / path.parent)]
-    except OSError:
-        return
-    for name in sorted(names):
-        found = pattern.fullmatch(name)
-        if found and (len(found.group(1)) != width or int(found.group(1)) >= n_frames):
-            raise PredictionFormatError(f"{task_dir / path.parent / name}: a prediction for a frame {video_relpath} "
+    stem, ext, width = path.with_suffix("").as_posix(), path.suffix[1:], len(str(n_frames))
+    others = [f"{stem}-{n_frames:0{width}d}-{ext}.json", f"{stem}-{0:0{width + 1}d}-{ext}.json"]
+    if width > 1:
+        others.append(f"{stem}-{0:0{width - 1}d}-{ext}.json")
+    for name in others:
+        if os.path.lexists(os.path.join(task_dir, name)):
+            raise PredictionFormatError(f"{os.path.join(task_dir, name)}: a prediction for a frame {video_relpath} "
                                         f"({n_frames} frames) does not have: the folder was made for another video "
                                         "of that name")
 
