@@ -4,8 +4,9 @@ with their Lightly names."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.video import FrameReader
 from core.words import counted
+
+
+_PICK_NAME = re.compile(r".+-\d+-[^/]+\.png")  # Lightly's name of a frame: VIDEO-FRAME-EXT.png
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
-    _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
+    earlier = _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
     spec.check()
     detector = spec.load()  # once: sources and embeddings
     sources = load_sources(source, spec, task, detector=detector)
@@ -60,10 +64,14 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     which = np.searchsorted(starts, picked, side="right") - 1
     listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
                                 for k, v in zip(picked.tolist(), which.tolist()))
-    _remove_earlier_picks(out)
     _write_frames(sources, listing, which.tolist(), out)
     flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
+    # only now, with the new picks and their listing in place: the folder holds this selection alone
+    kept = {out / "frames" / entry["file_name"] for entry in listing}
+    for path in earlier:
+        if path not in kept:
+            path.unlink(missing_ok=True)
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
                           flagged, out, n, int(starts[-1]))
 
@@ -79,25 +87,29 @@ def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:
 
 
 def _earlier_picks(out: Path) -> list[Path]:
-    """The frames an earlier selection into ``out`` wrote, by its selected.json: regular files under
-    out/frames only (never a link, nor anything a name leads out to). A selected.json that is no
-    selection listing is someone else's file, and is refused rather than replaced."""
+    """The frames an earlier selection into ``out`` wrote, by its selected.json: PNGs named as this
+    tool names picks, regular files under out/frames only (never a link, nor anything a name leads
+    out to). A selected.json that is no selection listing is someone else's file, and is refused
+    rather than replaced."""
     from core.bounded import load_json, read_capped
     from core.errors import UserError
-    from core.label_formats import relative_name
 
     listing_path = out / "selected.json"
     if not listing_path.exists() and not listing_path.is_symlink():
         return []
     try:
-        listing = load_json(read_capped(listing_path, 64 << 20, "selected.json"), "selected.json")
-        names = [relative_name(entry["file_name"]) for entry in listing]
-    except (UserError, OSError, TypeError, KeyError, ValueError):
+        names = [entry["file_name"] for entry in load_json(read_capped(listing_path, 64 << 20, "selected.json"), "selected.json")]
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError
+    except (UserError, OSError, TypeError, KeyError):
         raise UserError(f"--out {out} holds a selected.json that is not a selection's listing: choose another folder, "
                         "or move that file") from None
     picks = []
     for name in names:
-        path = out / "frames" / name
+        relative = PurePosixPath(name)  # as written here (Lightly's names: POSIX, the video's folders kept)
+        if relative.is_absolute() or ".." in relative.parts or "\0" in name or not _PICK_NAME.fullmatch(relative.name):
+            continue
+        path = out / "frames" / relative
         try:
             check_no_links(out, path, "--out")
         except UserError:
@@ -105,12 +117,6 @@ def _earlier_picks(out: Path) -> list[Path]:
         if path.is_file() and not path.is_symlink():
             picks.append(path)
     return picks
-
-
-def _remove_earlier_picks(out: Path) -> None:
-    """An earlier selection's frames go: the folder then holds this selection's picks alone."""
-    for path in _earlier_picks(out):
-        path.unlink(missing_ok=True)
 
 
 def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], out: Path) -> None:

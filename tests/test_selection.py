@@ -143,13 +143,20 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again/selected.json").read_text()) == picked  # deterministic
     assert victim.read_text() == "mine" and not planted.is_symlink() and planted.read_bytes().startswith(b"\x89PNG")
-    # a second selection into the same folder leaves its own picks there, not the first one's beside them
+    # a second selection into the same folder leaves its own picks there, not the first one's beside them;
+    # what a planted listing names beside them (not a pick's name, or out of the folder) is left alone
+    listing = json.loads((tmp_path / "again/selected.json").read_text())
+    listing += [{"file_name": "notes.txt"}, {"file_name": "../victim.txt"}, {"file_name": "../../victim-0-mp4.png"}]
+    (tmp_path / "again/selected.json").write_text(json.dumps(listing))
+    (tmp_path / "again/frames/notes.txt").write_text("mine")
     fewer = subprocess.run([sys.executable, "-m", "core", "select", str(tmp_path / "export"), "--config", str(config),
                             "--out", str(tmp_path / "again"), "--n", "3"], cwd=ROOT, capture_output=True, text=True,
                            timeout=300, env=env)
     assert fewer.returncode == 0, fewer.stderr
     kept = json.loads((tmp_path / "again/selected.json").read_text())
-    assert len(kept) == 3 and sorted(p.name for p in (tmp_path / "again/frames").iterdir()) == sorted(p["file_name"] for p in kept)
+    assert len(kept) == 3 and sorted(p.name for p in (tmp_path / "again/frames").iterdir()) == sorted(
+        [p["file_name"] for p in kept] + ["notes.txt"])
+    assert victim.read_text() == "mine"
     # a folder whose selected.json is someone else's file is refused before any work
     (tmp_path / "theirs").mkdir()
     (tmp_path / "theirs/selected.json").write_text("my notes")
