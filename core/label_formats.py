@@ -401,7 +401,10 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
 
 def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
     """MOTChallenge rows ``frame,id,x,y,w,h[,score,...]``, frames from 1; one class, "object"; a
-    score outside [0, 1] (some detectors write raw margins) or a missing one counts as 1.0."""
+    score outside [0, 1] (some detectors write raw margins) or a missing one counts as 1.0. A row
+    whose seventh column is 0 is skipped: MOTChallenge ground truth marks the rows its evaluation
+    ignores so (its "consider" flag, as :func:`core.ground_truth.read_mot_ground_truth` reads it),
+    and a detection scored 0 is no detection."""
     frames, boxes, scores = [], [], []
     for line_number, line in enumerate(read_capped(path, MAX_LABEL_BYTES, "MOT file").decode("utf-8", "replace").splitlines(),
                                        start=1):
@@ -417,6 +420,8 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
             raise PredictionFormatError(f"{path}:{line_number}: track id {values[1][:20]} is not a whole number in "
                                         "-1..2**53 (-1: no track)")
         score = float(values[6]) if len(values) > 6 else 1.0
+        if score == 0.0:
+            continue
         frames.append(int(frame) - 1)
         boxes.append(xywh_to_xyxy(np.array([[float(v) for v in values[2:6]]]))[0].tolist())
         scores.append(score if 0.0 <= score <= 1.0 else 1.0)

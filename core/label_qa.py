@@ -13,7 +13,7 @@ from pathlib import Path
 from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, GHOST, NeighbourIndex
 from core.bounded import inert_cell
 from core.detections import Detections
-from core.label_formats import detect_format, read_boxes
+from core.label_formats import read_boxes
 from core.settings import FlickerSettings
 from core.video import VideoInfo
 
@@ -58,16 +58,7 @@ class LabelAudit:
 def audit_labels(labels_path: Path, video: VideoInfo, relpath: str, labels_format: str = "auto",
                  settings: FlickerSettings | None = None) -> LabelAudit:
     """Every frame and box the assertions find suspicious in the labels of ``video``."""
-    labels = read_boxes(labels_path, video, relpath, labels_format)
-    fmt = detect_format(Path(labels_path)) if labels_format == "auto" else labels_format
-    return audit_detections(labels_to_check(labels, fmt), Path(labels_path), settings)
-
-
-def labels_to_check(labels: Detections, fmt: str) -> Detections:
-    """The labels to check: MOTChallenge ground truth marks a row to ignore with 0 in its seventh
-    column (the "consider" flag, which the MOT reader takes as a score), and its evaluation, like
-    :func:`core.ground_truth.read_mot_ground_truth`, ignores such rows: they are no labels."""
-    return labels.select(labels.score > 0) if fmt == "mot" else labels
+    return audit_detections(read_boxes(labels_path, video, relpath, labels_format), Path(labels_path), settings)
 
 
 def audit_detections(labels: Detections, source: Path, settings: FlickerSettings | None = None) -> LabelAudit:

@@ -9,7 +9,7 @@ from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_b
 from core.detect import Detector
 from core.errors import UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes
-from core.label_qa import LABEL_IOU, LabelAudit, audit_detections, labels_to_check
+from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
@@ -176,7 +176,7 @@ def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> 
     """Review these boxes (``path``: where a link may read them again; None for an upload); labels are
     also checked, at the label thresholds on Review too."""
     session.use_file_boxes(imported, path)
-    audit = audit_detections(labels_to_check(imported.detections, imported.format), Path(imported.source)) if labels else None
+    audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
     if labels:
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)
     detections = imported.detections
