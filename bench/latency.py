@@ -672,10 +672,13 @@ def queue_verdicts(browser, keyboard: Keyboard, url: str, video: Path | None, ve
     bench/verdict_latency.py, whose steps these are): p50 / p95 from the input to the next frame."""
     import verdict_latency
 
-    verdict_latency.open_queue(browser, url, "bench", verdict_latency.DEFAULT_PLAN, video)
-    for width, height in ((1280, 720), (1600, 1000)):
+    clicks, sizes = max(verdicts // 4, 3), ((1280, 720), (1600, 1000))
+    # the plan's first phase (half of it) holds every verdict: the second phase's rerun never comes between
+    plan = max(verdict_latency.DEFAULT_PLAN, 2 * len(sizes) * (verdicts + clicks) + 2)
+    verdict_latency.open_queue(browser, url, "bench", plan, video)
+    for width, height in sizes:
         verdict_latency.set_viewport(browser, width, height)
-        keys, taps = verdict_latency.measure(browser, keyboard, verdicts, max(verdicts // 4, 3))
+        keys, taps = verdict_latency.measure(browser, keyboard, verdicts, clicks)
         print(f"Verdicts page at {width}x{height}: key -> next frame {percentiles(keys)}; "
               f"click -> next frame {percentiles(taps)}", flush=True)
 
@@ -696,7 +699,8 @@ def main() -> None:
                                                    "--out DIR): times the Fleet page's Open in Review")
     parser.add_argument("--fleet-links", type=int, default=6, help='"Open in Review" clicks on the Fleet page (--batch)')
     parser.add_argument("--links-only", action="store_true",
-                        help="skip the frame steps, held key and threshold steps: long seeks and links only")
+                        help="skip the frame steps, held key and threshold steps: long seeks and links only (and the "
+                             "Verdicts page's queue, unless --queue-verdicts 0)")
     parser.add_argument("--queue-verdicts", type=int, default=20,
                         help="verdicts by key per window size on the Verdicts page's queue (0: skip)")
     parser.add_argument("--server-log", type=Path, help="keep the server's log here")

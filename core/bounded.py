@@ -125,6 +125,7 @@ def _check_expansion(root, what: str) -> None:
     size: dict[int, int] = {}  # id(node) -> values it expands to
     height: dict[int, int] = {}
     on_path: set[int] = set()
+    repeated = False  # a node reached twice: an alias
     stack = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -136,19 +137,21 @@ def _check_expansion(root, what: str) -> None:
             size[key] = 1 + sum(size[id(c)] for c in children)
             height[key] = 1 + max((height[id(c)] for c in children), default=0)
             if size[key] > MAX_NODES:
-                # fewer distinct values than it expands to: aliases repeat them
-                why = " (YAML aliases used over and over)" if len(size) < size[key] else ""
+                why = " (YAML aliases used over and over)" if repeated else ""
                 raise UserError(f"{what} {'expands to' if why else 'holds'} more than {MAX_NODES:,} values{why}")
             if height[key] > MAX_DEPTH:
                 raise UserError(f"{what} nests deeper than {MAX_DEPTH} levels")
             continue
         if key in size:
+            repeated = True
             continue
         if key in on_path:
             raise UserError(f"{what} refers to itself (a YAML alias inside its own anchor)")
         on_path.add(key)
         stack.append((node, True))
-        stack.extend((c, False) for c in children if id(c) not in size)
+        fresh = [c for c in children if id(c) not in size]
+        repeated = repeated or len(fresh) < len(children)
+        stack.extend((c, False) for c in fresh)
 
 
 def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> None:

@@ -137,7 +137,9 @@ def check_checkpoint(path: Path) -> None:
     not_a_model = f"{path.name} is not an Ultralytics model checkpoint (what model.save or training writes)"
     try:
         checkpoint, _ = torch_safe_load(str(path), safe_only=True)
-    except AttributeError:  # a bare object (a tensor, a list) saved with torch.save: Ultralytics looks for its .model
+    except AttributeError as exc:  # a bare object (a tensor, a list) saved with torch.save: Ultralytics looks for its .model
+        if "'model'" not in str(exc):
+            raise
         raise DetectorError(not_a_model) from None
     except TypeError as exc:
         if not isinstance(exc.__cause__, pickle.UnpicklingError):

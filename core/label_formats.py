@@ -24,6 +24,7 @@ import math
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -473,7 +474,7 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
         except (TypeError, KeyError, IndexError):
             pass
     elif "Exceeds the limit" in reason and "digits" in reason:  # Python's words, with advice for programmers
-        reason = "it holds a number of more than 4,300 digits"
+        reason = f"it holds a number of more than {sys.get_int_max_str_digits():,} digits"
     if isinstance(exc, KeyError):
         reason = f"refers to {reason} (missing, or an id it does not define)"
     elif isinstance(exc, (TypeError, AttributeError, IndexError)):  # Python's words for a value of the wrong shape

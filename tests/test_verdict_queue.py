@@ -168,8 +168,10 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         arrow, other, word = (Keys.ARROW_LEFT, first - 1, "before") if first else (Keys.ARROW_RIGHT, first + 1, "after")
         ActionChains(browser).key_down(arrow).perform()  # held: the frame before (after), this one's dashed boxes on it
         wait_for(browser, lambda: label() == f"Frame {other} ({word} {first})", 10, "the frame next door")
-        drawn = lambda: int(root.find_element("css selector", "canvas").get_attribute("data-boxes"))  # noqa: E731
-        assert drawn() == int((detections.frame == other).sum()) > 0, "the neighbour's own boxes, beside the dashed ones"
+        canvas = root.find_element("css selector", "canvas")  # its image drawn, not only its label set
+        wait_for(browser, lambda: canvas.get_attribute("data-boxes-frame") == str(other), 10, "the frame next door drawn")
+        assert int(canvas.get_attribute("data-boxes")) == int((detections.frame == other).sum()) > 0, \
+            "the neighbour's own boxes (the page's minimum score is 0), beside the dashed ones"
         ActionChains(browser).key_up(arrow).perform()
         wait_for(browser, lambda: label().startswith(f"Frame {first} /"), 10, "back on the queued frame")
         assert shown() == first and progress().startswith("Reviewed 0 / 8"), "a look around gives no verdict"

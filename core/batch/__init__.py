@@ -79,9 +79,8 @@ class BatchReport:
         done = [r for r in self.rows if r.status == "done"]
         rate = (f"{len(done) / self.seconds:.2f} videos/s, {sum(r.frames for r in done) / self.seconds:.1f} frames/s"
                 if self.seconds > 0 else "-")
-        # a datasource exists once a video is in it (done now, or skipped: done by an earlier run)
-        written = (f"Lightly datasource in {Datasource(self.out).lightly}" if any(r.status in ("done", "skipped") for r in self.rows)
-                   else "no Lightly datasource (no video was processed)")
+        lightly = Datasource(self.out).lightly
+        written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
         lines.append(f"{counted(len(done), 'video')} processed in {self.seconds:.1f} s ({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, {written}")
         lines.extend(f"failed: {r.relpath}: {r.error}" for r in self.rows if r.status == "failed")

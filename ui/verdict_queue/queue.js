@@ -443,7 +443,7 @@ class Queue {
       context.strokeRect(0, 0, canvas.width, canvas.height);
     }
     if (!peeking) this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
-    this.canvas.dataset.boxes = boxes.length; // how many of the detector's boxes are drawn (tests read it)
+    Object.assign(this.canvas.dataset, { boxes: boxes.length, boxesFrame: frame }); // what is drawn, for tests
   }
 
   tag(context, text, x, bottom, color) {
