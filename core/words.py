@@ -1,4 +1,5 @@
-"""How the tool words numbers for people: one helper, so every message counts the same way."""
+"""How the tool words things for people: counts (one helper, so every message counts the same way),
+and names someone else chose, shown as typed in the app's Markdown messages."""
 from __future__ import annotations
 
 import re
@@ -25,9 +26,9 @@ WORD_JOINER = "\u2060"
 def markdown_literal(text: object) -> str:
     """``text`` someone else named (a video, a folder, a dataset, an error that quotes them) for a
     Markdown message, shown as typed: no link, no image fetched from another host, no heading, no
-    :color[...]; characters that are not printable become their escapes. A web address in it
-    (or a colon before a letter) carries an invisible word joiner after its scheme (or "www"), which
-    is what keeps it unlinked."""
+    :color[...]; characters that are not printable become their escapes. A web or e-mail address in
+    it (and a colon before a letter) carries an invisible word joiner after its scheme, "www" or
+    "@", which is what keeps it unlinked (and comes along when the text is copied)."""
     text = _MARKDOWN_SYNTAX.sub(r"\\\g<0>", printable(str(text)))
     text = _SHORTCODE_OR_BARE_LINK.sub(lambda m: m.group(1) + WORD_JOINER, text)
     text = re.sub(r"^([-+])", r"\\\1", text)  # no list item
