@@ -267,7 +267,7 @@ def export_page_on(at: AppTest, batch) -> AppTest:
 def test_the_export_page_on_a_batch_describes_and_validates_its_combined_datasource(fleet_app, batch):
     at = export_page_on(fleet_app, batch)
     assert "3 videos, 60 frames, 7 flagged frames" in at.info[0].value
-    assert at.expander[0].label == "Sample files: a flagged frame of walk_c.mp4"
+    assert at.expander[0].label == markdown_literal("Sample files: a flagged frame of walk_c.mp4")  # a label is Markdown
     assert at.markdown[0].value.startswith("Prediction `predictions/yolov8_detection/walk_c-")
     assert json.loads(at.json[1].value)["metadata"]["flickering"] == 1.0  # a flagged frame of the worst video
     assert any("run the batch with --assertions ghost,class-flip" in c.value for c in at.caption)  # not Review's way
