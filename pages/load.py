@@ -147,24 +147,24 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
                                       persist_state="session")
         purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
         fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
-        imported, where = None, None
+        imported, where, asked = None, None, False
         if origin == "Upload":
             upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv", "yaml"],
                                       key="boxes_upload")
-            if st.button("Use these boxes", disabled=upload is None, key="use_uploaded_boxes"):
+            if asked := st.button("Use these boxes", disabled=upload is None, key="use_uploaded_boxes"):
                 with error_boundary("Cannot use these boxes"), upload_as_file(upload.name, upload, MAX_LABEL_BYTES) as path:
                     imported = import_boxes(path, loaded.info, loaded.relpath, fmt, upload.name, single_file=True)
         elif origin == "Local path":
             with st.form("boxes_path_form", border=False):
                 path = st.text_input("Path on this machine", key="boxes_path", placeholder="/data/drive/gt/gt.txt")
                 submitted = st.form_submit_button("Use these boxes")
-            if submitted and path.strip():
+            if asked := submitted and bool(path.strip()):
                 with error_boundary("Cannot use these boxes"):
                     where = check_allowed(path.strip())
                     imported = import_boxes(where, loaded.info, loaded.relpath, fmt)
         if imported is not None:
             use_file_boxes(imported, where, labels=purpose == BOX_PURPOSES[1])
-        file_boxes_summary()
+        file_boxes_summary(kept_after_a_refusal=asked and imported is None)
 
 
 def showing_file_boxes() -> bool:
@@ -186,13 +186,15 @@ def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> 
     st.session_state[FILE_BOXES_STATE] = (imported.detection_id, note, audit)
 
 
-def file_boxes_summary() -> None:
+def file_boxes_summary(kept_after_a_refusal: bool = False) -> None:
     """What the tab reviews from a file, and the suspicious frames and boxes of labels (kept across
-    reruns, gone once other boxes or another video are reviewed)."""
+    reruns, gone once other boxes or another video are reviewed); ``kept_after_a_refusal``: the file
+    just given was refused (the red line above), and this says the review still has the earlier boxes."""
     detection_id, note, audit = st.session_state.get(FILE_BOXES_STATE, (None, None, None))
     if detection_id is None or session.detections_for(detection_id) is None:
         return
-    st.success(markdown_literal(note), icon=":material/upload_file:")  # the file's name and its class names
+    kept = "The review keeps the boxes it had. " if kept_after_a_refusal else ""
+    st.success(kept + markdown_literal(note), icon=":material/upload_file:")  # the file's name and its class names
     st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
     if audit is not None:
         label_audit_table(audit)

@@ -98,6 +98,8 @@ def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tm
     click(app, "Use these boxes")
     (error,) = app.error
     assert "climbs out" in error.value and "\n" not in error.value
+    (kept,) = [s.value for s in app.success if "Reviewing" in s.value]  # what the review still shows, said so
+    assert kept.startswith("The review keeps the boxes it had. Reviewing") and "good.json" in kept
     app.file_uploader(key="boxes_upload").upload("data.yaml", b"names: [person]\n", "application/yaml")
     app.run()
     click(app, "Use these boxes")
