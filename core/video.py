@@ -41,6 +41,9 @@ class VideoInfo:
     # no usable timestamps (then seeking falls back to decoding from the start).
     frame_pts: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.empty(0, np.int64))
     keyframes: tuple[int, ...] = field(repr=False, compare=False, default=(0,))
+    # Why its frames may be fewer than it was recorded with ("looks truncated: ..."), or "": the
+    # warning the probe gives, kept for reports made later (a batch's summary, the Fleet page).
+    warning: str = field(compare=False, default="")
 
     @property
     def name(self) -> str:
@@ -107,13 +110,11 @@ def probe(path: str | Path) -> VideoInfo:
     _decode_first_frame(path)
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     frame_count = len(pts)
+    warning = ""
     if truncated or (header_frames and header_frames > frame_count + 1):
-        warnings.warn(
-            f"{path.name} looks truncated: {frame_count} frames can be read"
-            + (f" of the {header_frames} its header announces" if header_frames else ""),
-            TruncatedVideoWarning,
-            stacklevel=2,
-        )
+        warning = (f"{path.name} looks truncated: {frame_count} frames can be read"
+                   + (f" of the {header_frames} its header announces" if header_frames else ""))
+        warnings.warn(warning, TruncatedVideoWarning, stacklevel=2)
     return VideoInfo(
         path=path,
         frame_count=frame_count,
@@ -125,6 +126,7 @@ def probe(path: str | Path) -> VideoInfo:
         fingerprint=fingerprint_file(path),
         frame_pts=frame_pts,
         keyframes=keyframes,
+        warning=warning,
     )
 
 

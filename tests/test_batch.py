@@ -253,3 +253,24 @@ def test_ray_engine_writes_the_same_export_as_the_local_engine(local_ray, videos
 def test_ray_engine_reports_a_bad_model_in_one_line(local_ray, videos, tmp_path):
     with pytest.raises(UserError, match="Weights file not found"):
         run_batch(config([videos], tmp_path / "out", tmp_path / "cache", engine="ray", weights=str(tmp_path / "no.pt")))
+
+
+def test_a_truncated_video_is_done_with_its_warning_in_the_summary(cache, tmp_path):
+    """What the probe warns of (a file cut short) reaches summary.csv's error column of a done row,
+    the report and so the Fleet page, which showed such a video as a plain 'done'."""
+    import warnings
+
+    from core.paths import SAMPLE_VIDEO
+
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    (folder / "cut.avi").write_bytes(SAMPLE_VIDEO.read_bytes()[:200_000])  # a few frames, then nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = run_batch(config([folder], tmp_path / "out", cache), quiet=True)
+    (row,) = report.rows
+    assert row.status == "done" and row.frames > 0 and row.error.startswith("cut.avi looks truncated: ")
+    assert f"warning: cut.avi: {row.error}" in report.text()
+    with (tmp_path / "out" / "summary.csv").open() as f:
+        (summary,) = list(csv.DictReader(f))
+    assert summary["status"] == "done" and summary["error"] == row.error

@@ -83,7 +83,7 @@ class BatchReport:
         written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
         lines.append(f"{counted(len(done), 'video')} processed in {self.seconds:.1f} s ({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, {written}")
-        lines.extend(f"failed: {r.relpath}: {r.error}" for r in self.rows if r.status == "failed")
+        lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {r.relpath}: {r.error}" for r in self.rows if r.error)
         return "\n".join(lines)
 
 
@@ -193,8 +193,9 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
                                              options.flicker.siblings(detections)), source)
     except UserError as exc:
         return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
-    return VideoRow(source.relpath, source.location, "done", "", detections.n_frames, len(detections), flicker.n_flagged,
-                    detected.decode_s, detected.detect_s)
+    # a done video's error column holds what its probe warned of (a truncated file), for Fleet to show
+    return VideoRow(source.relpath, source.location, "done", detected.info.warning, detections.n_frames, len(detections),
+                    flicker.n_flagged, detected.decode_s, detected.detect_s)
 
 
 def summary_csv(rows: Sequence[VideoRow]) -> bytes:
