@@ -137,6 +137,8 @@ def test_failed_export_keeps_the_previous_one(tmp_path):
         export_datasource(tmp_path, [video_export("v.mp4", 20)], task="../escape")
     with pytest.raises(ExportError, match="must be relative"):
         export_datasource(tmp_path, [video_export("../v.mp4", 20)], task="det")
+    with pytest.raises(ExportError, match=r"^Video name 'a\\nb.mp4' holds a character that is not printable"):
+        export_datasource(tmp_path, [video_export("a\nb.mp4", 20)], task="det")  # said as what it is
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 

@@ -113,8 +113,11 @@ def export_datasource(
         raise ExportError("Nothing to export: no videos")
     for video in videos:
         if not is_safe_relpath(video.relpath):
+            if not video.relpath.isprintable():  # the likelier cause for one file named on the command line
+                raise ExportError(f"Video name {video.relpath[:200]!r} holds a character that is not printable (a "
+                                  "newline, a tab, ...), which a Lightly frame name cannot: rename the file")
             raise ExportError(f"Video path {video.relpath[:200]!r} must be relative to the input datasource root, "
-                              "without control characters")
+                              "without '..' or a backslash")
     for video in videos:
         if video.frames != video.detections.n_frames:
             raise ExportError(f"The detections of {video.relpath} cover {video.detections.n_frames} frames but the "
