@@ -123,7 +123,7 @@ def settings_caption(root: Path) -> None:
     settings = recorded.flicker
     st.caption(f"Videos open at the batch's settings: {settings.mode} mode, IoU tracking {settings.iou_track:g}, "
                f"IoU assertion {settings.iou_assert:g}, minimum score {settings.min_score:g} "
-               f"({Path(recorded.detector.weights).name}, floor {recorded.detector.conf:g}).")
+               f"({markdown_literal(Path(recorded.detector.weights).name)}, floor {recorded.detector.conf:g}).")
 
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -> None:
