@@ -68,27 +68,28 @@ def prune_results(written: Path) -> list[Path]:
     """After ``written`` (a cached detection run or import of prediction files) joined its folder:
     the least recently used entries go until the folder fits in FLICKER_RESULTS_CACHE_GB (default
     DEFAULT_RESULTS_CACHE_GB). A team's many cameras would otherwise fill the disk over months.
-    A write a killed process left (untouched for ABANDONED_WRITE_S) goes whatever the room."""
+    A write a killed process left goes whatever the room (see :func:`prune_least_used`)."""
     limit = gigabytes_setting("FLICKER_RESULTS_CACHE_GB", DEFAULT_RESULTS_CACHE_GB)
-    abandoned_before = time.time_ns() - ABANDONED_WRITE_S * 10 ** 9
-
-    def rank(name: str, status: os.stat_result) -> tuple | None:
-        if _RESULT_NAME.fullmatch(name):
-            return True, status.st_mtime_ns
-        if _RESULT_BEING_WRITTEN.fullmatch(name) and status.st_mtime_ns < abandoned_before:
-            return False, status.st_mtime_ns
-        return None
-
-    return prune_least_used(written.parent, rank, limit, keep=written)
+    return prune_least_used(written.parent, lambda name, status: (True, status.st_mtime_ns) if _RESULT_NAME.fullmatch(name)
+                            else None, limit, keep=written, being_written=_RESULT_BEING_WRITTEN)
 
 
 def prune_least_used(folder: Path, rank: Callable[[str, os.stat_result], tuple | None], limit_bytes: int,
-                     keep: Path | None = None) -> list[Path]:
+                     keep: Path | None = None, being_written: re.Pattern | None = None) -> list[Path]:
     """Delete the least wanted entries of a cache folder until the rest fit in ``limit_bytes``.
     ``rank(name, status)`` says which plain files are entries (None: not one; links are never
     counted or touched) and orders them, least wanted first: ``(True, last use)`` for a live entry,
-    ``(False, ...)`` for one that goes whatever the room (an old format, a killed writer's file).
+    ``(False, ...)`` for one that goes whatever the room (an old format). A file named as
+    ``being_written`` (a writer's temporary file) is left alone while it is written, and goes
+    whatever the room once untouched for ABANDONED_WRITE_S (its process was killed mid-write).
     ``keep`` (the entry just written) stays whatever its size. Returns what was deleted."""
+    abandoned_before = time.time_ns() - ABANDONED_WRITE_S * 10 ** 9
+
+    def ranked(name: str, status: os.stat_result) -> tuple | None:
+        if being_written is not None and being_written.fullmatch(name):
+            return (False, status.st_mtime_ns) if status.st_mtime_ns < abandoned_before else None
+        return rank(name, status)
+
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -99,7 +100,7 @@ def prune_least_used(folder: Path, rank: Callable[[str, os.stat_result], tuple |
             status = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if stat.S_ISREG(status.st_mode) and (key := rank(entry.name, status)) is not None:
+        if stat.S_ISREG(status.st_mode) and (key := ranked(entry.name, status)) is not None:
             found.append((key, status.st_size, Path(entry.path)))
     total = sum(size for _, size, _ in found)
     deleted = []

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,16 +70,13 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
     builds in progress; but a build's file untouched for paths.ABANDONED_WRITE_S (its process was
     killed mid-write) goes whatever the room. A reader that has a deleted proxy open reads on; the
     next one starts a new build. Returns what was deleted."""
-    abandoned_before = time.time_ns() - paths.ABANDONED_WRITE_S * 10 ** 9
 
     def rank(name: str, status: os.stat_result) -> tuple | None:  # older versions first, then oldest use first
-        if match := _PROXY_NAME.fullmatch(name):
-            return int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns
-        if _BUILD_NAME.fullmatch(name) and status.st_mtime_ns < abandoned_before:
-            return False, status.st_mtime_ns  # goes first, as an old version
-        return None
+        match = _PROXY_NAME.fullmatch(name)
+        return (int(match.group(1)) == PROXY_VERSION, status.st_mtime_ns) if match else None
 
-    deleted = paths.prune_least_used(folder, rank, cache_limit_bytes() if limit_bytes is None else limit_bytes, keep)
+    deleted = paths.prune_least_used(folder, rank, cache_limit_bytes() if limit_bytes is None else limit_bytes, keep,
+                                     being_written=_BUILD_NAME)
     with _builds_lock:
         for path in deleted:
             _builds.pop(str(path), None)  # so the next reader of that video builds it again
