@@ -435,14 +435,8 @@ def detect_video(
             progress(Progress(cached.n_frames, cached.n_frames, 0.0, 0.0))
         return cached
     detections = _run(video, detector, conf, classes, progress, cancel)
-    save_cached(detections, _cache_file(video, detector, conf, classes, cache_dir))
+    detections.save_cached(_cache_file(video, detector, conf, classes, cache_dir))
     return detections
-
-
-def save_cached(detections: Detections, cache_file: Path) -> None:
-    """Cache a run's detections, keeping the cache within its size (:func:`core.paths.prune_results`)."""
-    detections.save(cache_file)
-    paths.prune_results(cache_file)
 
 
 def _cache_file(video, detector, conf, classes, cache_dir) -> Path:

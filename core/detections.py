@@ -12,7 +12,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from core.paths import write_atomic
+from core.paths import prune_results, write_atomic
 
 
 class FrameDetections(NamedTuple):
@@ -125,6 +125,12 @@ class Detections:
             image_size=np.asarray(self.image_size or (0, 0), np.int64),
             names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
         ))
+
+    def save_cached(self, path: Path) -> None:
+        """:meth:`save` into a results cache (a detection run's, or imported predictions'), which is
+        then kept within its size (:func:`core.paths.prune_results`)."""
+        self.save(path)
+        prune_results(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Detections":

@@ -324,8 +324,7 @@ def read_predictions(task_dir: Path, relpath: str, n_frames: int, image_size: tu
         pass
     detections = import_predictions(task_dir, relpath, n_frames, image_size)
     try:
-        detections.save(cache)
-        paths.prune_results(cache)
+        detections.save_cached(cache)
     except OSError:
         pass  # a cache that cannot be written costs the next open its speed, nothing else
     return detections
