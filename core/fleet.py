@@ -87,10 +87,10 @@ def check_folder(path_text: str | Path) -> Path:
     if not root.exists():
         raise UserError(f"{path_text}: no such folder")
     started = (root / SETTINGS_FILE).is_file() or (root / DONE_DIR).is_dir()  # a batch's first act, then its first video
-    if not root.is_dir() or not ((root / SUMMARY_CSV).is_file() or started):
+    summary = root / SUMMARY_CSV
+    if not root.is_dir() or not (summary.is_file() or started):
         raise UserError(f"{path_text} is not a batch output folder (no {SUMMARY_CSV}): run python -m core batch "
                         "INPUTS --out FOLDER first")
-    summary = root / SUMMARY_CSV
     if summary.is_symlink() or (summary.exists() and not summary.is_file()):  # the batch writes a plain file
         raise UserError(f"{summary} is not a regular file (a link, a pipe or a device): the batch writes a plain CSV "
                         "there; remove it and run the batch again")

@@ -161,10 +161,10 @@ class VerdictStore:
         else now; the first time counts). The plan changes with its size, its seed and the first
         phase's verdicts."""
         now = time.time() if since is None else since
-        rows = [(video, int(frame), now) for frame in frames]
-        if rows:
+        planned = {int(frame): now for frame in frames}
+        if planned:
             with self._transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO planned (video, frame, at) VALUES (?, ?, ?)", rows)
+                _add_planned(db, video, planned)
 
     def planned(self, video: str) -> dict[int, float]:
         """Every frame of the video some review plan drew, with when a plan first did (:meth:`note_planned`)."""
@@ -186,8 +186,7 @@ class VerdictStore:
             planned = _planned(db, video)
             since = time.time() if planned else 0.0
             new = {int(frame): since for frame in frames if int(frame) not in planned}
-            db.executemany("INSERT OR IGNORE INTO planned (video, frame, at) VALUES (?, ?, ?)",
-                           [(video, frame, at) for frame, at in new.items()])
+            _add_planned(db, video, new)
             return _asked_for(db, video, assertion, planned | new)
 
     def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
@@ -238,6 +237,12 @@ class VerdictStore:
 def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:
     return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
                            "typeof(at) IN ('real', 'integer')", (video,)))
+
+
+def _add_planned(db: sqlite3.Connection, video: str, planned: dict[int, float]) -> None:
+    """Frames a plan drew, with since when; a frame already recorded keeps its first time."""
+    db.executemany("INSERT OR IGNORE INTO planned (video, frame, at) VALUES (?, ?, ?)",
+                   [(video, frame, at) for frame, at in planned.items()])
 
 
 def _asked_for(db: sqlite3.Connection, video: str, assertion: str, planned: dict[int, float]) -> set[int]:
