@@ -260,8 +260,9 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
 
     frames, boxes, scores, classes = [], [], [], []
     try:
-        labels = list(reader(input_file=path).get_labels())
-        categories = {category.id: category.name for category in reader(input_file=path).get_categories()}
+        parsed = reader(input_file=path)  # parses the whole file: once
+        labels = list(parsed.get_labels())
+        categories = {category.id: category.name for category in parsed.get_categories()}
     except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError) as exc:
         raise _unreadable(path, exc) from None

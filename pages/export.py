@@ -2,6 +2,7 @@
 push it to a bucket and schedule a Lightly selection. With ``?dir=`` (from the Fleet page): push and
 schedule a batch's combined datasource instead."""
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -101,7 +102,8 @@ def export_result_panel(summary, stem: str) -> None:
         for label, path in zip(("Sample prediction", "Its metadata"), sample):
             st.markdown(f"{label} {markdown_code(path.relative_to(datasource.lightly))}")
             st.json(json.loads(path.read_bytes()), expanded=True)
-    st.download_button("Download .lightly as zip", zip_datasource(summary.root), file_name=f"{stem}-lightly.zip",
+    # zipped when pressed, not on every rerun of the page (hundreds of files for a long video)
+    st.download_button("Download .lightly as zip", functools.partial(zip_datasource, summary.root), file_name=f"{stem}-lightly.zip",
                        mime="application/zip", icon=":material/download:")
 
 
