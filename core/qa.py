@@ -462,12 +462,21 @@ def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], 
         reason = "no verdicts yet" if not n_verdicts else "no verdict confirms a miss yet"
         return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds; review more frames of the plan")
     estimates = _estimates(flags, sample, DEFAULT_GRID)
-    supported = flags[:, sample.frames].sum(axis=1) >= min(MIN_FLAGGED_VERDICTS, int(sample.truth.sum()))
-    score = np.where(supported, _plateau(estimates.f1 - LOWER_BOUND_Z * estimates.f1_se, DEFAULT_GRID), np.nan)
+    score = _suggestion_score(estimates.f1, estimates.f1_se, _supported(flags, sample))
     best = estimates.row(best_index(score, DEFAULT_GRID, current))
     return Suggestion(best.iou_track, best.iou_assert, best.precision, best.recall, best.f1, best.precision_ci, best.recall_ci,
                       n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged,
                       n_unrepresented=sample.unrepresented)
+
+
+def _supported(flags: np.ndarray, sample: _Verdicts) -> np.ndarray:
+    """Pairs that flag enough reviewed frames to be suggested."""
+    return flags[:, sample.frames].sum(axis=1) >= min(MIN_FLAGGED_VERDICTS, int(sample.truth.sum()))
+
+
+def _suggestion_score(f1: np.ndarray, f1_se: np.ndarray, supported: np.ndarray) -> np.ndarray:
+    """What the suggestion maximises over DEFAULT_GRID: F1's lower bound, on a plateau (NaN: never)."""
+    return np.where(supported, _plateau(f1 - LOWER_BOUND_Z * f1_se, DEFAULT_GRID), np.nan)
 
 
 def _fallback(current: tuple[float, float], n_verdicts: int, note: str) -> Suggestion:
