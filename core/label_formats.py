@@ -1,5 +1,5 @@
 """Boxes made elsewhere, for one video: predictions (or labels) in Lightly's format, COCO, YOLO, CVAT,
-MOTChallenge or YouTube-VIS, read into :class:`~core.detections.Detections`.
+MOTChallenge (ground truth with its classes) or YouTube-VIS, read into :class:`~core.detections.Detections`.
 
 Library per format: COCO, CVAT (for images) and YouTube-VIS through Lightly's ``labelformat``
 readers; Lightly's own format through :func:`core.lightly.validate.import_predictions`; CVAT for
@@ -401,13 +401,21 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     return _from_rows(frames, boxes, scores, classes, names, video, path)
 
 
+# MOT16/17/20 ground truth's eighth column (Milan et al., "MOT16: A Benchmark for Multi-Object Tracking", table 5)
+MOT_CLASSES = {1: "pedestrian", 2: "person on vehicle", 3: "car", 4: "bicycle", 5: "motorbike", 6: "non-motorized vehicle",
+               7: "static person", 8: "distractor", 9: "occluder", 10: "occluder on the ground", 11: "occluder full",
+               12: "reflection"}
+
+
 def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
-    """MOTChallenge rows ``frame,id,x,y,w,h[,score,...]``, frames from 1; one class, "object"; a
-    score outside [0, 1] (some detectors write raw margins) or a missing one counts as 1.0. A row
-    whose seventh column is 0 is skipped: MOTChallenge ground truth marks the rows its evaluation
-    ignores so (its "consider" flag, as :func:`core.ground_truth.read_mot_ground_truth` reads it),
-    and a detection scored 0 is no detection."""
-    frames, boxes, scores = [], [], []
+    """MOTChallenge rows ``frame,id,x,y,w,h[,score,...]``, frames from 1; a score outside [0, 1]
+    (some detectors write raw margins) or a missing one counts as 1.0. A row whose seventh column
+    is 0 is skipped: MOTChallenge ground truth marks the rows its evaluation ignores so (its
+    "consider" flag, as :func:`core.ground_truth.read_mot_ground_truth` reads it), and a detection
+    scored 0 is no detection. Classes: MOT16+ ground truth (every row's seventh column 0 or 1 and
+    its eighth a class of :data:`MOT_CLASSES`) keeps its classes; anything else, a detection file
+    (``-1`` there) or MOT15, is one class, "object"."""
+    rows = []
     for line_number, line in enumerate(read_capped(path, MAX_LABEL_BYTES, "MOT file").decode("utf-8", "replace").splitlines(),
                                        start=1):
         values = [v.strip() for v in line.split(",")]
@@ -421,13 +429,30 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
         if track_id != int(track_id) or not -1 <= track_id <= MAX_TRACK_ID:
             raise PredictionFormatError(f"{path}:{line_number}: track id {values[1][:20]} is not a whole number in "
                                         "-1..2**53 (-1: no track)")
+        rows.append(values)
+    classed = bool(rows) and all(_mot_class(values) is not None for values in rows)
+    frames, boxes, scores, classes = [], [], [], []
+    for values in rows:
         score = float(values[6]) if len(values) > 6 else 1.0
         if score == 0.0:
             continue
-        frames.append(int(frame) - 1)
+        frames.append(int(float(values[0])) - 1)
         boxes.append(xywh_to_xyxy(np.array([[float(v) for v in values[2:6]]]))[0].tolist())
         scores.append(score if 0.0 <= score <= 1.0 else 1.0)
-    return _from_rows(frames, boxes, scores, [0] * len(frames), {0: "object"}, video, path)
+        classes.append(_mot_class(values) if classed else 0)
+    names = {c: MOT_CLASSES[c] for c in sorted(set(classes))} if classed else {0: "object"}
+    return _from_rows(frames, boxes, scores, classes, names, video, path)
+
+
+def _mot_class(values: list[str]) -> int | None:
+    """The MOT16+ class of a ground-truth row (consider flag 0 or 1, then a class id), or None."""
+    if len(values) < 8 or float(values[6]) not in (0.0, 1.0):  # the seventh is a number (checked)
+        return None
+    try:
+        class_id = int(values[7])
+    except ValueError:
+        return None
+    return class_id if class_id in MOT_CLASSES else None
 
 
 def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:

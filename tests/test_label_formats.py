@@ -103,6 +103,29 @@ def test_a_hostile_mot_file_is_one_line(walk_hog, tmp_path, content, message):
         read_boxes(path, info, "walk.mp4", "mot")
 
 
+def test_mot_ground_truth_keeps_its_classes_and_a_detection_file_is_one_class(walk_hog, tmp_path):
+    """MOT16+ ground truth: frame,id,box,consider,class,visibility. Its classes become the review's
+    (a person and a car, not two "object"s); a detection file's -1 world coordinates, a MOT15 file, or
+    one row with an unknown class keep the one class "object"."""
+    info, _ = walk_hog
+    ground_truth = ("1,1,10,10,20,40,1,1,0.9\n"
+                    "1,2,50,50,60,30,1,3,1.0\n"
+                    "2,1,11,10,20,40,1,1,0.8\n"
+                    "2,9,80,80,10,10,0,8,0.2\n")  # a distractor the evaluation ignores: no box
+    path = tmp_path / "gt.txt"
+    path.write_text(ground_truth)
+    read = read_boxes(path, info, "walk.mp4", "mot")
+    assert read.names == {1: "pedestrian", 3: "car"}
+    assert sorted(read.names[int(c)] for c in read.cls) == ["car", "pedestrian", "pedestrian"]
+    assert read.counts_per_frame()[:3].tolist() == [2, 1, 0]
+    for other in (ground_truth.replace(",1,3,1.0", ",1,99,1.0"),  # a class MOT does not define: no classes at all
+                  "1,-1,10,10,20,40,0.9,-1,-1,-1\n1,-1,50,50,60,30,0.7,-1,-1,-1\n",  # a detection file
+                  "1,1,10,10,20,40,1,-1,-1,-1\n"):  # MOT15 ground truth
+        path.write_text(other)
+        read = read_boxes(path, info, "walk.mp4", "mot")
+        assert read.names == {0: "object"} and set(read.cls.tolist()) == {0}, other
+
+
 def test_a_yolo_row_with_an_unknown_class_is_one_line(walk_hog, tmp_path):
     info, _ = walk_hog
     (tmp_path / "labels").mkdir()
