@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from core import paths
+from core.errors import UserError
 
 CHUNK = 1 << 22  # read in pieces: an upload of several GB is never a second whole copy in memory
 
@@ -46,7 +47,8 @@ def save_upload(name: str, upload: BinaryIO) -> Path:
 def upload_as_file(name: str, upload: BinaryIO, limit: int) -> Iterator[Path]:
     """``upload`` as a file named like it (last part only) in a private temporary folder, for a
     reader that takes a path, removed again on leaving (nothing of it is kept, read or refused).
-    At most ``limit`` + 1 bytes are copied: a reader that caps at ``limit`` then refuses it."""
+    At most ``limit`` + 1 bytes are copied: a reader that caps at ``limit`` then refuses it. A
+    :class:`~core.errors.UserError` from the reader names the file as uploaded, without that folder."""
     with tempfile.TemporaryDirectory(prefix="flicker-upload-") as folder:
         target = Path(folder) / _file_name(name)
         with target.open("wb") as out:
@@ -55,7 +57,10 @@ def upload_as_file(name: str, upload: BinaryIO, limit: int) -> Iterator[Path]:
             while left > 0 and (chunk := upload.read(min(CHUNK, left))):
                 out.write(chunk)
                 left -= len(chunk)
-        yield target
+        try:
+            yield target
+        except UserError as error:  # the file as the user named it, not the private folder it passed through
+            raise type(error)(str(error).replace(str(target), target.name).replace(folder + "/", "")) from None
 
 
 def discard_upload(path: Path) -> None:

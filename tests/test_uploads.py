@@ -68,3 +68,18 @@ def test_an_upload_read_as_a_file_is_gone_afterwards_and_copied_only_past_the_li
         assert path.stat().st_size == 101
         raise RuntimeError("the reader refused it")
     assert not path.parent.exists() and not any(data_dir.iterdir())
+
+
+def test_a_refused_upload_is_named_as_uploaded_not_by_its_private_temporary_path(walk_hog):
+    """A reader's message names the file it read; for an upload that is a private temporary copy,
+    which means nothing to the user (and says where the server keeps its temporary files)."""
+    from core.errors import PredictionFormatError
+    from core.label_formats import import_boxes
+    from core.uploads import upload_as_file
+
+    info, _ = walk_hog
+    with pytest.raises(PredictionFormatError) as refused, \
+            upload_as_file("bad.json", ChunksOnly(b'{"images": [1 2]}'), limit=1 << 20) as path:
+        import_boxes(path, info, "walk.mp4", "coco", "bad.json", single_file=True)
+    message = str(refused.value)
+    assert message.startswith("bad.json") and "flicker-upload" not in message and str(path.parent) not in message, message
