@@ -58,7 +58,7 @@ def video_facts(loaded) -> None:
     first[1].metric("Frames", f"{info.frame_count:,}", help="As PyAV decodes them: a header's own count can differ")
     second[0].metric("Frame rate", f"{info.fps:.2f} fps")
     second[1].metric("Duration", f"{info.duration_s:.1f} s")
-    st.caption(f"codec {info.codec}, {len(info.keyframes)} keyframes")
+    st.caption(f"codec {info.codec}, {counted(len(info.keyframes), 'keyframe')}")
 
 
 def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
@@ -129,6 +129,11 @@ def detection_summary(detections) -> None:
     if detections is None:
         return
     per_frame = detections.counts_per_frame()
+    if not len(detections):
+        st.warning(f"No boxes on any of the {detections.n_frames:,} frames, so nothing can be flagged. Check the model "
+                   "(weights built from a .yaml are random) and the classes kept, or lower the confidence floor.",
+                   icon=":material/search_off:")
+        return
     st.success(f"{len(detections):,} boxes on {int((per_frame > 0).sum()):,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
@@ -205,7 +210,7 @@ def label_audit_table(audit: LabelAudit) -> None:
     for suspicion in audit.suspicions:
         counts.setdefault(suspicion.assertion, set()).add(suspicion.frame)
     st.markdown(f"**Suspicious labels** in {markdown_literal(audit.source.name)} (tracking and assertion IoU {LABEL_IOU}): "
-                + (", ".join(f"{len(frames)} {name} frames" for name, frames in counts.items()) or "none"))
+                + (", ".join(counted(len(frames), f"{name} frame") for name, frames in counts.items()) or "none"))
     if audit.suspicions:
         st.dataframe({"frame": [s.frame for s in audit.suspicions], "assertion": [s.assertion for s in audit.suspicions],
                       "class": [s.label for s in audit.suspicions],

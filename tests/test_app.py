@@ -108,6 +108,22 @@ def test_missing_weights_show_an_error(app):
     assert any(i.value.startswith("Choose a model that loads") for i in app.info), [i.value for i in app.info]
 
 
+def test_a_run_that_finds_no_box_says_so_as_a_warning_not_a_success(app, tiny_slice):
+    """Random weights above a high floor find nothing: that is no result to celebrate or review."""
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(tiny_slice))
+    click(app, "Load file")
+    app.radio(key="model_choice").set_value("YOLO weights path")
+    app.run()
+    app.text_input(key="weights_path").input("yolov8n.yaml")
+    app.number_input(key="conf").set_value(1.0)
+    app.run()
+    click(app, "Run detection")
+    assert not app.success and not app.exception
+    assert any("No boxes on any of the 6 frames" in w.value for w in app.warning), [w.value for w in app.warning]
+
+
 def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.segmented_control(key="source").set_value("Local path")
     app.run()

@@ -70,7 +70,7 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     (table,) = [d.value for d in app.dataframe]
     listed = set(zip(table["frame"].tolist(), table["assertion"].tolist()))
     assert listed == {(DROPPED, "flicker"), (GHOST, "ghost")}
-    assert any("1 flicker frames, 1 ghost frames" in m.value for m in app.markdown)
+    assert any("1 flicker frame, 1 ghost frame" in m.value for m in app.markdown)
     assert [b for b in app.get("download_button") if b.proto.label == "Download as CSV"]
     app.switch_page("pages/review.py")
     app.run()
