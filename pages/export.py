@@ -155,7 +155,8 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
                           progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,} files"))
         bar.empty()
         if report is not None:
-            st.success(report.text().splitlines()[-1])
+            # a dry run that could not list the bucket says why beside its count (the URL as typed)
+            (st.warning if report.unchecked else st.success)(markdown_literal(report.text().splitlines()[-1]))
             if not dry_run:  # the schedule below reads from the bucket the files went to, unless told otherwise
                 for key, url in ((SCHEDULE_LIGHTLY_URL, target), (SCHEDULE_INPUT_URL, input_target)):
                     if url and is_bucket_url(url) and not st.session_state.get(key, "").strip():

@@ -119,6 +119,17 @@ def test_missing_bucket_is_one_clear_error(s3, export):
         push(export, "s3://no-such-bucket-here/lightly")
 
 
+def test_a_dry_run_that_cannot_list_the_bucket_still_says_what_it_would_send(s3, export):
+    """No credentials, no bucket yet, no network: a dry run lists every file it would send and says
+    why it could not compare them with what is there; the push itself still stops with the reason."""
+    planned = plan_push(export, "s3://no-such-bucket-here/lightly")
+    report = push(export, "s3://no-such-bucket-here/lightly", dry_run=True)
+    assert len(report.uploaded) == len(planned) and not report.skipped
+    assert report.text().splitlines()[-1] == (f"dry run: {len(planned):,} files to upload, 0 already there; not compared with "
+                                              "what is there, since bucket not found for s3://no-such-bucket-here/lightly: "
+                                              "check its name (and region)")
+
+
 def test_unreachable_endpoint_fails_fast(s3, export, monkeypatch):
     import fsspec
 

@@ -46,11 +46,13 @@ class PushReport:
     skipped: list[PushItem] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    unchecked: list[str] = field(default_factory=list)  # a dry run's targets it could not list, and why
 
     def text(self) -> str:
         if self.dry_run:
             lines = [f"would upload {item.local} -> {item.remote}" for item in self.uploaded]
-            lines.append(f"dry run: {counted(len(self.uploaded), 'file')} to upload, {len(self.skipped):,} already there")
+            lines.append(f"dry run: {counted(len(self.uploaded), 'file')} to upload, {len(self.skipped):,} already there"
+                         + "".join(f"; not compared with what is there, since {why}" for why in self.unchecked))
             return "\n".join(lines)
         rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
         megabytes = sum(item.size for item in self.uploaded) / 1e6
@@ -251,11 +253,13 @@ def _upload_local(item: PushItem, root: str, path: str, url: str) -> None:
         os.close(fd)
 
 
-def _listing(fs, root: str) -> dict[str, dict]:
+def _listing(fs, root: str, url: str) -> dict[str, dict]:
     try:
         return {fs._strip_protocol(name): info for name, info in fs.find(root, detail=True).items()}
     except FileNotFoundError:
         return {}
+    except Exception as exc:  # backends raise their own types; _explain maps them
+        raise _explain(exc, url) from None
 
 
 def _explain(exc: BaseException, url: str) -> CloudError:
@@ -278,6 +282,11 @@ def _explain(exc: BaseException, url: str) -> CloudError:
         return CloudError(f"Cannot reach the storage endpoint for {url}: check the network "
                           "(and AWS_ENDPOINT_URL for S3-compatible stores)")
     return CloudError(f"Upload to {url} failed: {kind}: {text.splitlines()[0] if text else ''}"[:300])
+
+
+def _lowered(message: str) -> str:
+    """A message made to start a sentence, to go on one: "No credentials for ..." -> "no credentials for ..."."""
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
 
 def _check_reachable(fs, root: str, url: str) -> None:
@@ -332,8 +341,14 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     for target_url in {url} | ({input_url} if input_url else set()):
         fs, root = filesystem(target_url)
         local = _is_local(fs)
-        _check_reachable(fs, root, target_url)
-        existing = {} if local else _listing(fs, root)
+        try:
+            _check_reachable(fs, root, target_url)
+            existing = {} if local else _listing(fs, root, target_url)
+        except CloudError as error:  # a dry run still says what it would send; the push itself would stop here
+            if not dry_run:
+                raise
+            report.unchecked.append(_lowered(str(error)))
+            existing = {}
         todo = []
         for item in (i for i in planned if i.remote.startswith(target_url.rstrip("/") + "/")):
             path = fs._strip_protocol(item.remote)
