@@ -100,9 +100,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
                   if suggestion.n_unrepresented else "")
         st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
                    f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure}")
-        cautioned = suggestion_preview(view, suggestion)
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
+        cautioned = suggestion_preview(view, suggestion, in_use)
         st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
                   on_click=use_suggested, args=(suggested, current), disabled=in_use)
         previous = st.session_state.get(QA_PREVIOUS)
@@ -121,20 +121,25 @@ def use_suggested(suggested: tuple[float, float], current: tuple[float, float]) 
     flags.use_thresholds(*suggested)
 
 
-def suggestion_preview(view: FlickerView, suggestion) -> bool:
-    """What "Use suggested thresholds" would do, in plain words, before it is pressed; whether it
-    warned against it."""
+def suggestion_preview(view: FlickerView, suggestion, in_use: bool) -> bool:
+    """What "Use suggested thresholds" would do, in plain words, before it is pressed (``in_use``:
+    what it does, once pressed); whether it warned against it."""
     share = suggestion.n_flagged / max(view.n_frames, 1)
     (p_low, p_high), (r_low, r_high) = suggestion.precision_ci, suggestion.recall_ci
-    st.markdown(f"The suggested thresholds flag **{suggestion.n_flagged} of {view.n_frames} frames** ({share:.0%}; "
-                f"{view.flicker.n_flagged} now). Between {p_low:.0%} and {p_high:.0%} of those frames really miss an "
-                f"object, and they hold between {r_low:.0%} and {r_high:.0%} of the frames that do (90% intervals).")
+    flagging = (f"The suggested thresholds, in use now, flag **{suggestion.n_flagged} of {view.n_frames} frames** ({share:.0%})"
+                if in_use else
+                f"The suggested thresholds flag **{suggestion.n_flagged} of {view.n_frames} frames** ({share:.0%}; "
+                f"{view.flicker.n_flagged} now)")
+    st.markdown(f"{flagging}. Between {p_low:.0%} and {p_high:.0%} of those frames really miss an object, and they "
+                f"hold between {r_low:.0%} and {r_high:.0%} of the frames that do (90% intervals).")
     if share > LARGE_FLAGGED_SHARE:
         st.warning(f"These thresholds flag {share:.0%} of the video: flags on most frames say little. Raise *Frames "
-                   "in the plan* and judge the frames it adds before using them.", icon=":material/warning:")
+                   f"in the plan* and judge the frames it adds{'' if in_use else ' before using them'}.",
+                   icon=":material/warning:")
     if suggestion.n_verdicts < FEW_VERDICTS:
-        st.warning(f"This suggestion rests on {counted(suggestion.n_verdicts, 'verdict')}: a rough guide. Finish the "
-                   "plan before using it.", icon=":material/warning:")
+        st.warning(f"This suggestion rests on {counted(suggestion.n_verdicts, 'verdict')}: a rough guide. "
+                   + ("Finish the plan to firm it up." if in_use else "Finish the plan before using it."),
+                   icon=":material/warning:")
     return share > LARGE_FLAGGED_SHARE or suggestion.n_verdicts < FEW_VERDICTS
 
 

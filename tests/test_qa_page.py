@@ -122,6 +122,10 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     click(qa_page, "Use suggested thresholds")  # applied despite the warning: one click takes it back
     assert suggested != ["0.80", "0.60"]  # this sample's three verdicts suggest another pair
     assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == tuple(map(float, suggested))
+    # once in use, the words say what the thresholds do, not what to do before using them
+    assert any(md.value.startswith("The suggested thresholds, in use now, flag") for md in qa_page.markdown)
+    assert [w.value for w in qa_page.warning if "verdicts: a rough guide" in w.value] == [
+        "This suggestion rests on 3 verdicts: a rough guide. Finish the plan to firm it up."]
     click(qa_page, "Back to 0.80 / 0.60")
     assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == (0.8, 0.6)
     assert not [b for b in qa_page.button if b.label.startswith("Back to")]

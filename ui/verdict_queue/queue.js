@@ -331,7 +331,8 @@ class Queue {
     const entry = this.entries.get(frame), missing = entry.imputed.length;
     this.label.textContent = `Frame ${number(frame)} / ${number(this.data.video.n - 1)}`;
     this.status.className = `vq-status ${entry.flagged ? "vq-flagged" : "vq-clean"}`;
-    this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "dashed box", "dashed boxes")}` : "Not flagged") +
+    // Review's words for the same flag (its chip reads "1 object missing")
+    this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "object", "objects")} missing` : "Not flagged") +
       (entry.planned ? "" : " · after the plan (not counted)");
     // short enough for one line in the narrowest column: the buttons below never move between frames
     this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
