@@ -47,17 +47,20 @@ def render_frame(
     flagged: bool = False,
     caption: str | None = None,
     thickness: int = 2,
+    imputed_labels: list[str] | None = None,
 ) -> np.ndarray:
-    """A copy of the RGB ``frame`` with one frame's predictions (solid) and imputed boxes (dashed) drawn on it."""
+    """A copy of the RGB ``frame`` with one frame's predictions (solid) and imputed boxes (dashed,
+    labelled "imputed" or by ``imputed_labels``) drawn on it."""
     image = np.ascontiguousarray(frame).copy()
     for box, s, c in zip(boxes.xyxy, boxes.score, boxes.cls):
         color = class_color(c)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
         _label(image, f"{names.get(int(c), str(int(c)))} {float(s):.2f}", x0, y0, color)
-    for box in np.asarray(imputed_xyxy if imputed_xyxy is not None else np.empty((0, 4))):
+    imputed = np.asarray(imputed_xyxy if imputed_xyxy is not None else np.empty((0, 4)))
+    for box, label in zip(imputed, imputed_labels or ["imputed"] * len(imputed)):
         draw_dashed_rectangle(image, box, IMPUTED_COLOR, thickness + 1)
-        _label(image, "imputed", int(box[0]), int(box[3]) + 16, IMPUTED_COLOR)
+        _label(image, label, int(box[0]), int(box[3]) + 16, IMPUTED_COLOR)
     if flagged:
         cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), FLAGGED_COLOR, 6)
     if caption:

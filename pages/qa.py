@@ -9,6 +9,7 @@ import streamlit as st
 from core.assertion_verdicts import precision_per_assertion
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
+from core.render import render_frame
 from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.verdicts import VERDICTS
 from core.words import counted
@@ -54,6 +55,10 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
     with st.expander(f"Judge dashed boxes one by one ({several} several)"):
         frame = st.selectbox("Frame", frames, key="qa_boxes_frame", format_func=lambda f: f"frame {f:,}")
         imputed = view.flicker.imputed_for(frame)
+        # the frame itself, its dashed boxes numbered as in the list below: coordinates alone cannot be judged
+        st.image(render_frame(resources.seek_reader(view.video.info).get(frame), view.detections.at(frame),
+                              view.detections.names, imputed, imputed_labels=[f"box {k + 1}" for k in range(len(imputed))]),
+                 caption=f"Frame {frame:,}: the detector's boxes, and the dashed boxes numbered", width="stretch")
         labels = [f"box {k + 1}: x {int(b[0])}-{int(b[2])}, y {int(b[1])}-{int(b[3])}" for k, b in enumerate(imputed)]
         real = st.multiselect("Which dashed boxes are real misses?", range(len(labels)), format_func=labels.__getitem__,
                               key=f"qa_boxes_{frame}")

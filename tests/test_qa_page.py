@@ -259,3 +259,37 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert answer.status_code == 200
     qa_page.run()
     assert caption().startswith(f"Estimated from {planned + 1} verdicts given where") and "not counted" not in caption()
+
+
+def test_dashed_boxes_are_judged_one_by_one_on_the_frame_with_their_numbers(app, tmp_path):
+    """A queued frame with several dashed boxes shows its picture with the boxes numbered as the list
+    names them (coordinates alone cannot be judged), and each box gets its own verdict. Two walkers,
+    both dropped on frame 20 of the sample."""
+    from core.lightly.datasource import frame_name
+    from test_load_boxes import load_sample
+
+    rows = [(f, [x0 + 2 * f, 100.0, x0 + 60 + 2 * f, 260.0]) for x0 in (100.0, 400.0) for f in range(40) if f != 20]
+    frames = sorted({f for f, _ in rows})
+    coco = {"images": [{"id": f + 1, "file_name": frame_name("vtest.avi", f, 795, ".png"), "width": 768, "height": 576}
+                       for f in frames],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"id": k + 1, "image_id": f + 1, "category_id": 1, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                             "area": 1.0, "iscrowd": 0} for k, (f, b) in enumerate(rows)]}
+    load_sample(app)
+    app.file_uploader(key="boxes_upload").upload("two.json", json.dumps(coco).encode(), "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    app.switch_page("pages/qa.py")
+    app.run()
+    assert not app.exception
+    [expander] = [e for e in app.expander if e.label.startswith("Judge dashed boxes one by one")]
+    assert expander.selectbox(key="qa_boxes_frame").value == 20
+    [image] = expander.get("image")
+    assert image.captions[0].startswith("Frame 20: ")
+    box = expander.multiselect(key="qa_boxes_20")
+    assert [option.split(":")[0] for option in box.options] == ["box 1", "box 2"]
+    box.set_value([box.options[1]])
+    app.run()
+    click(app, "Save box verdicts")
+    fingerprint = app.session_state["review"].video.info.fingerprint
+    assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").boxes(fingerprint) == {(20, 0): "false_alarm", (20, 1): "miss"}
