@@ -9,8 +9,8 @@ import streamlit as st
 from core.assertion_verdicts import precision_per_assertion
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
-from core.render import render_frame
 from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
+from core.render import render_frame
 from core.verdicts import VERDICTS
 from core.words import counted
 from ui import flags, resources, session
