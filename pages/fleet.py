@@ -3,7 +3,7 @@ the detections the batch exported, at the batch's settings. A batch still runnin
 import hashlib
 import math
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import streamlit as st
@@ -106,13 +106,22 @@ def failed_panel(shown: pd.DataFrame) -> None:
     failed = shown[shown["Status"] == "failed"]
     if not len(failed):
         return
-    lines = [f"- {markdown_code(row.Video)}: {markdown_literal(row.Error)}" for row in failed.head(FAILED_LISTED).itertuples()]
+    lines = [failure_line(row.Video, row.Error) for row in failed.head(FAILED_LISTED).itertuples()]
     if len(failed) > FAILED_LISTED:
         lines.append(f"- ... and {len(failed) - FAILED_LISTED:,} more (filter by name to see them here)")
     many = len(failed) != 1
     st.warning(f"**{counted(len(failed), 'video')} failed** and {'are' if many else 'is'} not in the export; "
                f"fix the {'files' if many else 'file'} and run the batch again (the videos done are skipped):\n"
                + "\n".join(lines), icon=":material/error:")
+
+
+def failure_line(video: str, error: str) -> str:
+    """A failed video and its error, its name said once: the error of a file that is no video
+    starts with the file's name ("broken.mp4 is not a video FFmpeg can read")."""
+    name = PurePosixPath(video).name
+    if name and error.startswith(name + " "):
+        return f"- {markdown_code(video)}{markdown_literal(error[len(name):])}"
+    return f"- {markdown_code(video)}: {markdown_literal(error)}"
 
 
 def settings_caption(root: Path) -> None:
@@ -182,7 +191,7 @@ def fleet_panel(root: Path, polling: bool) -> None:
         st.caption(f"{len(shown):,} of {len(rows):,} videos match.")
     open_panel(root, shown, ticked_video(shown), warm=not found.running)
     failed_panel(shown)
-    chart_panel(rows)
+    chart_panel(shown)
 
 
 def ticked_video(shown: pd.DataFrame) -> str | None:

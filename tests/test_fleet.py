@@ -74,10 +74,13 @@ def test_one_row_per_video_worst_first_with_the_failed_videos_error(fleet_app, b
 
 def test_the_name_filter_narrows_the_rows_and_the_video_choice(fleet_app, batch):
     at = open_fleet(fleet_app, batch)
+    charts = lambda: at.get("vega_lite_chart")  # noqa: E731
+    assert len(charts()) == 1  # walk_c's and walk_a's flags
     at.text_input(key="fleet_filter").input("WALK_").run()
     assert shown_rows(at) == ["walk_c.mp4", "walk_a.mp4", "walk_b.mp4"]  # broken.mp4 left out
     at.text_input(key="fleet_filter").input("_b").run()
     assert shown_rows(at) == ["walk_b.mp4"] and at.selectbox(key="fleet_video").options == ["walk_b.mp4"]
+    assert not charts(), "the chart follows the filter: walk_b has no flags to chart"
 
 
 def test_open_in_review_uses_the_batch_detections_and_thresholds_without_detecting(fleet_app, batch, monkeypatch):
@@ -248,7 +251,7 @@ def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app
 def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch):
     at = open_fleet(fleet_app, batch)
     warning = at.warning[0].value
-    assert "1 video failed" in warning and "`broken.mp4`: broken.mp4 is not a video FFmpeg can read" in warning
+    assert "1 video failed" in warning and "- `broken.mp4` is not a video FFmpeg can read" in warning  # the name once
     assert "broken.mp4" not in at.selectbox(key="fleet_video").options  # nothing to review
 
 
