@@ -46,7 +46,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     """The config run on an export folder (its predictions and flickering metadata) or on a video
     (detected and asserted here, default settings), picks written as PNG."""
     from core.lightly.config import load_config, validate_selection_config
-    from core.lightly.selection import build_inputs, frame_embeddings, run_selection, selection_listing
+    from core.lightly.selection import build_inputs, check_runnable, frame_embeddings, run_selection, selection_listing
 
     config = load_config(config_path)
     validate_selection_config(config)
@@ -57,6 +57,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     sources = load_sources(source, spec, task, detector=detector)
     metadata = _metadata(sources)
     merged = Detections.merge([video.detections for video in sources])
+    check_runnable(config, merged, metadata, n)  # a wrong metadata key, before the embeddings' seconds
     embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
     values = metadata[FLICKERING_KEY]

@@ -116,7 +116,7 @@ def test_embeddings_of_real_frames(sample_slice):
     assert embedding_map(embeddings).shape == (40, 2)
 
 
-def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
+def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path, monkeypatch):
     config = tmp_path / "selection.yaml"
     config.write_text("n_samples: 8\nstrategies:\n"
                       "  - {input: {type: EMBEDDINGS, task: yolov8_detection}, strategy: {type: DIVERSITY}}\n"
@@ -169,6 +169,15 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path):
                           str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: Cannot read")
+    # a metadata key the export does not hold is refused before the embeddings (seconds per video) are computed
+    import core.lightly.selection
+    from core.select import run_local_selection
+    from core.settings import DetectorSpec
+
+    monkeypatch.setattr(core.lightly.selection, "frame_embeddings", lambda *a, **k: pytest.fail("embedded before the check"))
+    config.write_text("n_samples: 8\nstrategies:\n  - {input: {type: METADATA, key: weather}, strategy: {type: WEIGHTS}}\n")
+    with pytest.raises(SelectionError, match="metadata 'weather' is not available locally"):
+        run_local_selection(tmp_path / "export", config, tmp_path / "y", DetectorSpec.of(None, cache_dir=tmp_path / "cache"))
 
 
 def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):

@@ -185,6 +185,15 @@ def samples_to_select(config: dict, n_frames: int, override: int | None = None) 
     return min(count, n_frames)
 
 
+def check_runnable(config: dict, detections: Detections, metadata: Mapping[str, np.ndarray], n: int | None = None) -> None:
+    """Refuse a config that cannot run on these boxes and metadata (an unknown metadata key, an
+    option run locally cannot honour) before the embeddings are computed, which takes seconds per
+    video: the same checks as :func:`run_selection`, on stand-in embeddings."""
+    inputs = build_inputs(detections, metadata, np.zeros((detections.n_frames, 1), np.float32))
+    samples_to_select(config, inputs.n, n)
+    make_selection(config, inputs)
+
+
 def run_selection(config: dict, inputs: FrameInputs, n: int | None = None) -> np.ndarray:
     """Frame indices picked by the config, in the order the engine picked them (deterministic)."""
     count = samples_to_select(config, inputs.n, n)
