@@ -25,6 +25,7 @@ BOX_ORIGINS = ("Upload", "Local path")
 BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
 FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of the boxes last read from a file
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def video_panel() -> None:
@@ -72,7 +73,7 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
     elif model_choice == "Upload weights":
         upload = st.file_uploader("Weights file", type=["pt", "onnx"])
         weights = str(save_upload(upload.name, upload)) if upload is not None else ""
-    device = st.selectbox("Device", ("auto", "cpu", "cuda"), key="device", persist_state="session")
+    device = st.selectbox("Device", DEVICES, key="device", persist_state="session")
     conf = st.number_input("Confidence floor", 0.0, 1.0, DEFAULT_CONF, 0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "
                                 "page filters above it without running the model again.")
@@ -279,9 +280,39 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
                      query_params={"dir": str(target)})
 
 
+def restore_from_url() -> None:
+    """A reload or a bookmark of this page reopens its video and model (once per tab): the video
+    checked as a typed path is, the model panel's choices set before it draws; the detections come
+    back from the disk cache when that model ran on the video before."""
+    params = st.query_params
+    if "video" in params and session.loaded_video() is None:
+        session.open_video(params["video"])
+    weights = params.get("weights", "")
+    if weights and "model_choice" not in st.session_state:
+        if weights != BUILTIN_HOG:
+            st.session_state["model_choice"], st.session_state["weights_path"] = MODELS[1], weights[:1000]
+        if params.get("device") in DEVICES:
+            st.session_state["device"] = params["device"]
+        try:
+            conf = float(params.get("conf", DEFAULT_CONF))
+        except ValueError:
+            conf = DEFAULT_CONF
+        st.session_state["conf"] = min(max(conf, 0.0), 1.0) if conf == conf else DEFAULT_CONF  # NaN: the default
+
+
+def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> None:
+    """The page's video and model in its URL (written only when they changed), for a reload."""
+    params = {} if loaded is None or session.batch_root() is not None else {"video": str(loaded.info.path)}
+    if params and spec is not None:
+        params.update(weights=spec.weights, device=spec.device, conf=str(spec.conf))
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
 flags.init_defaults()
 session.note_page("load")
 preload_viewer()  # this page links to Review
+restore_from_url()
 if "--sample" in sys.argv:
     session.open_sample_once()
 
@@ -295,6 +326,7 @@ batch_panel(spec)
 
 st.divider()
 loaded = session.loaded_video()
+sync_url(loaded, spec)
 if loaded is not None:
     boxes_file_panel(loaded)
 if loaded is None or detector is None:
