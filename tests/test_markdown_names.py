@@ -14,7 +14,6 @@ NAME_LIKE = re.compile(r"relpath|name|path|source|root|dir|folder|error|warning|
                        r"chosen|annotator", re.I)
 ESCAPING = {"markdown_literal", "markdown_code", "counted", "len"}  # len: a number
 REVIEWED = {  # (file, expression): why it is safe
-    ("pages/load.py", "name"): "an assertion's name (flicker, ghost, class-flip)",
     ("pages/load.py", "videos"): "a count, through counted",
 }
 
