@@ -27,6 +27,7 @@ SPOT_CHECK_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", 
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
+QA_STALE = "qa_suggestion_stale"  # set when "Use suggested thresholds" was pressed on figures the verdicts had outrun
 
 
 def queue_settings_panel() -> tuple[int, int]:
@@ -108,8 +109,11 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
         cautioned = suggestion_preview(view, suggestion, in_use)
+        if st.session_state.pop(QA_STALE, False):
+            st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
+                    "were. The figures are up to date now: check the suggestion, then press again.", icon=":material/sync:")
         st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
-                  on_click=use_suggested, args=(suggested, current), disabled=in_use)
+                  on_click=use_suggested, args=(suggested, current, view.video.info.fingerprint, truth), disabled=in_use)
         previous = st.session_state.get(QA_PREVIOUS)
         if in_use and previous is not None and tuple(previous) != suggested:  # one click undoes it
             st.button(f"Back to {previous[0]:.2f} / {previous[1]:.2f}", icon=":material/undo:",
@@ -120,8 +124,14 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
                         config={"displaylogo": False})
 
 
-def use_suggested(suggested: tuple[float, float], current: tuple[float, float]) -> None:
-    """Move the sliders to the suggestion, remembering the thresholds it replaces (the Back button)."""
+def use_suggested(suggested: tuple[float, float], current: tuple[float, float], fingerprint: str,
+                  shown_truth: dict[int, bool]) -> None:
+    """Move the sliders to the suggestion, remembering the thresholds it replaces (the Back button),
+    unless the verdicts it rests on changed since it was shown: the queue records verdicts and undoes
+    them without a rerun, so the suggestion on screen can be one the verdicts no longer make."""
+    if resources.verdict_store().truth(fingerprint) != shown_truth:
+        st.session_state[QA_STALE] = True
+        return
     st.session_state[QA_PREVIOUS] = (round(float(current[0]), 2), round(float(current[1]), 2))
     flags.use_thresholds(*suggested)
 

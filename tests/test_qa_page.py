@@ -136,6 +136,27 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     assert json.loads((tmp_path / "prelabels" / "prelabels.json").read_text())
 
 
+def test_a_suggestion_the_verdicts_have_outrun_is_not_applied(qa_page):
+    """Verdicts and undos reach the store without a rerun, so the figures on screen can lag. "Use
+    suggested thresholds" pressed on figures from verdicts since undone leaves the thresholds alone
+    and says why; pressed again on the redrawn figures, it applies them."""
+    browser = Browser(qa_page)
+    for verdict in ("miss", "false_alarm", "miss"):
+        browser.give(verdict)
+    assert [b for b in qa_page.button if b.label == "Use suggested thresholds"]
+    data = queue_data(qa_page)  # the queue's Z, posted without a rerun: the figures still show three verdicts
+    assert browser.http.post(f"{data['post_url']}/undo", json={"video": data["video"]["key"]}).status_code == 200
+    click(qa_page, "Use suggested thresholds")
+    assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == (0.8, 0.6)
+    assert any(i.value.startswith("Verdicts were given or undone since those figures were drawn") for i in qa_page.info)
+    [table] = [md.value for md in qa_page.markdown if md.value.startswith("| Thresholds |")]
+    suggested = table.splitlines()[3].split("**")[2].strip(" |").split("\u00a0/\u00a0")
+    assert suggested != ["0.80", "0.60"]
+    click(qa_page, "Use suggested thresholds")  # the figures now rest on the two verdicts left
+    assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == tuple(map(float, suggested))
+    assert not any(i.value.startswith("Verdicts were given or undone") for i in qa_page.info)
+
+
 def test_when_the_plan_is_done_the_page_says_so_and_what_to_do_next(qa_page):
     browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
     in_queue = lambda: sum(e["planned"] for e in queue_data(qa_page)["queue"])  # noqa: E731
