@@ -26,13 +26,14 @@ def _allowed(folder: Path) -> bool:
     return True
 
 
-def default_export_dir(stem: str) -> Path:
-    """``data_dir()/exports/<stem>``; under the first of ``FLICKER_ROOTS`` when the data folder is
-    outside them (an export there would be refused)."""
-    base = data_dir() / "exports"
+def default_export_dir(stem: str, kind: str = "exports") -> Path:
+    """``data_dir()/<kind>/<stem>`` (``kind``: exports, prelabels); under the first of
+    ``FLICKER_ROOTS`` when the data folder is outside them (a write there would be refused). Never
+    the folder the app was started from, which may be its own checkout."""
+    base = data_dir() / kind
     roots = allowed_roots()
     if roots and not _allowed(base):
-        base = roots[0] / "exports"
+        base = roots[0] / kind
     return base / stem
 
 

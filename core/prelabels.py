@@ -124,10 +124,10 @@ class PrelabelSummary:
 
     def text(self) -> str:
         if self.tracks is not None:
-            return (f"{self.tracks} tracks with {self.boxes} boxes ({self.imputed} imputed, on the {self.frames} frames "
-                    f"chosen) as {self.format} in {self.out}")
-        return (f"{self.frames} frames pre-labelled with {self.boxes} boxes ({self.imputed} imputed) as "
-                f"{self.format} in {self.out}")
+            return (f"{counted(self.tracks, 'track')} with {counted(self.boxes, 'box', 'boxes')} ({self.imputed:,} imputed, on "
+                    f"the {counted(self.frames, 'frame')} chosen) as {self.format} in {self.out}")
+        return (f"{counted(self.frames, 'frame')} pre-labelled with {counted(self.boxes, 'box', 'boxes')} "
+                f"({self.imputed:,} imputed) as {self.format} in {self.out}")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ import numpy as np
 import streamlit as st
 
 from core.assertion_verdicts import precision_per_assertion
+from core.export_dirs import default_export_dir
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.render import render_frame
 from core.verdicts import VERDICTS
-from core.words import counted
+from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import literal_caption
@@ -228,17 +229,17 @@ def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
 
 def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
     confirmed = sorted(f for f, real in truth.items() if real and f < view.n_frames)
-    with st.expander(f"Pre-labels from the {len(confirmed)} confirmed misses"):
+    with st.expander(f"Pre-labels from the {counted(len(confirmed), 'confirmed miss', 'confirmed misses')}"):
         st.caption("The frames as PNG with the detector's boxes and the dashed boxes, ready to import into a "
                    "labelling tool (COCO, YOLO, CVAT, YouTube-VIS through Lightly's labelformat; Label Studio video).")
         fmt = st.selectbox("Format", FORMATS, key="qa_prelabel_format", persist_state="session")
-        out = st.text_input("Output folder", value=str(Path.cwd() / "prelabels" / Path(view.video.relpath).stem),
+        out = st.text_input("Output folder", value=str(default_export_dir(Path(view.video.relpath).stem, "prelabels")),
                             key="qa_prelabel_out", persist_state="session")
         if st.button("Write pre-labels", icon=":material/label:", disabled=not confirmed):
             with error_boundary("Pre-labels failed"):
                 summary = write_prelabels(view.video.info, view.video.relpath, view.detections, view.flicker, confirmed,
                                           check_allowed(out), fmt)
-                st.success(summary.text())
+                st.success(markdown_literal(summary.text()))  # it names the folder as typed
 
 
 flags.init_defaults()

@@ -260,7 +260,7 @@ def test_a_score_style_export_has_its_flags_computed_again(walk, tmp_path, capsy
                       metadata_style="score")
     assert cli(tmp_path / "export", "--out", tmp_path / "out", "--format", "cvat", "--only", "flagged") == 0
     n_boxes = len(detections.at(17).xyxy) + 1
-    assert capsys.readouterr().out.startswith(f"1 frames pre-labelled with {n_boxes} boxes (1 imputed)")  # frame 17 at 0.8 / 0.6
+    assert capsys.readouterr().out.startswith(f"1 frame pre-labelled with {n_boxes} boxes (1 imputed)")  # frame 17 at 0.8 / 0.6
     images = ET.parse(tmp_path / "out" / "annotations.xml").getroot().iter("image")
     assert [image.get("name") for image in images] == ["walk-17-mp4.png"]
 

@@ -129,6 +129,8 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     click(qa_page, "Back to 0.80 / 0.60")
     assert (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"]) == (0.8, 0.6)
     assert not [b for b in qa_page.button if b.label.startswith("Back to")]
+    # by default beside the exports in the data folder, never in the folder the app was started from (its checkout)
+    assert qa_page.text_input(key="qa_prelabel_out").value == str(tmp_path / "data" / "prelabels" / "tiny")
     qa_page.text_input(key="qa_prelabel_out").input(str(tmp_path / "prelabels"))
     qa_page.run()
     click(qa_page, "Write pre-labels")
