@@ -41,9 +41,13 @@ def local_folder(text: str, what: str, error: type[UserError] = ExportError, alt
     """A folder on this machine named by the user: absolute (a relative one would land wherever the
     server was started, e.g. in the app's checkout), inside FLICKER_ROOTS, symlinks resolved."""
     text = text.strip()
+    if not text:
+        raise error(f"{what} is empty: give an absolute folder (like /data/flicker){alternative}")
     path = Path(text[len("file://"):] if text.lower().startswith("file://") else text).expanduser()
     if not path.is_absolute():
         raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
+    if path.exists() and not path.is_dir():  # the export's own error would only say "File exists"
+        raise error(f"{what} {path} is a file, not a folder: give a folder (it is made if missing)")
     return check_allowed(path)
 
 

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.lightly.export import DEFAULT_TASK
 from core.verdicts import VerdictStore
+from core.words import markdown_literal
 from ui.viewer import frames
 
 
@@ -205,6 +206,11 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert str(tmp_path / "export") in app.success[0].value  # the last export that worked, named by its folder
     assert any("nothing was written there" in c.value for c in app.caption)
     assert any(f"Sends `{tmp_path / 'export' / '.lightly'}`" in c.value for c in app.caption)
+    for folder, says in ((tmp_path / "a_file", f"Output folder {markdown_literal(tmp_path / 'a_file')} is a file, not a folder: "
+                                               "give a folder (it is made if missing)"),
+                         ("  ", "Output folder is empty: give an absolute folder (like /data/flicker)")):
+        export_from_app(app, folder)  # said so, not "File exists" or "'' is a relative path"
+        assert [e.value for e in app.error] == [f"Export failed: {says}"]
 
 
 def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):
