@@ -14,8 +14,8 @@ from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import build_selection_config, validate_selection_config
 from core.lightly.datasource import Datasource
-from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, sample_files,
-                                 zip_datasource)
+from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, exported_flags,
+                                 sample_files, zip_datasource)
 from core.lightly.metadata_keys import declared_metadata_keys
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
@@ -75,17 +75,26 @@ def export_panel(view: FlickerView, stem: str) -> str:
     imputed = st.checkbox("Also export the imputed boxes (pre-labels)", key="export_imputed", persist_state="session",
                           help="As a prediction task of their own, named after the one above with _imputed")
     if st.button("Export", type="primary", icon=":material/save:"):
-        video = view.video
-        # each assertion enabled on Review is its own metadata field, as `run --assertions` writes it
-        siblings = {METADATA_KEYS[name]: flags_of for name, flags_of in view.assertion_flags.items() if name != FLICKER}
         with error_boundary("Export failed"):
             folder = local_folder(out_dir, "Output folder")
-            session.set_export_result(export_datasource(
-                folder, [VideoPredictions.of_video(video.info, video.relpath, view.detections, view.flicker, siblings)],
-                task=task,
-                metadata_style=metadata_style, imputed_task=f"{task}_imputed" if imputed else None))
-            remember_export_dir(video.info.fingerprint, folder)
+            session.set_export_result(export_datasource(folder, [review_part(view)], task=task, metadata_style=metadata_style,
+                                                        imputed_task=f"{task}_imputed" if imputed else None))
+            remember_export_dir(view.video.info.fingerprint, folder)
     return task
+
+
+def review_part(view: FlickerView) -> VideoPredictions:
+    """This review as a video of an export: its boxes and flags as on screen; each assertion enabled
+    on Review is its own metadata field, as `run --assertions` writes it."""
+    siblings = {METADATA_KEYS[name]: flags_of for name, flags_of in view.assertion_flags.items() if name != FLICKER}
+    return VideoPredictions.of_video(view.video.info, view.video.relpath, view.detections, view.flicker, siblings)
+
+
+def holds_flags_on_screen(view: FlickerView, root: Path | None) -> bool | None:
+    """Whether the export in ``root`` was written with this review's boxes and flags as on screen
+    (None: its manifest does not say, e.g. an export from before it recorded them)."""
+    recorded = None if root is None else exported_flags(root, view.video.info.fingerprint)
+    return None if recorded is None else recorded == review_part(view).flags_digest()
 
 
 def export_result_panel(summary, stem: str) -> None:
@@ -128,15 +137,22 @@ def _same_folder(text: str, root: Path) -> bool:
         return False
 
 
-def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None, earlier: bool = False) -> None:
+def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None, earlier: bool = False,
+               current: bool | None = None) -> None:
     """Push ``root`` (an export of this review, or a batch's combined datasource: ``batch``;
-    ``earlier``: one found in the output folder, written before this session)."""
+    ``earlier``: one found in the output folder, written before this session; ``current``: whether
+    it holds the flags on screen, None when it does not say)."""
     st.subheader("Push to a bucket")
     if root is None:
         st.caption("Export first; the push sends that export.")
         return
-    st.caption(f"Sends {markdown_code(Datasource(root).lightly)}" + (", exported before this session: press Export first if the "
-                                                        "thresholds changed since." if earlier else "."))
+    if current is False:
+        st.warning(f"The export in {markdown_code(root)} was written with other flags than those on screen (the "
+                   "thresholds, the minimum score or the assertions changed since): press Export to bring it up to date, "
+                   "or the push sends the old flags.", icon=":material/sync_problem:")
+    said = {(True, True): ", exported before this session with the flags on screen.",
+            (True, None): ", exported before this session: press Export first if the thresholds changed since."}
+    st.caption(f"Sends {markdown_code(Datasource(root).lightly)}" + said.get((earlier, current), "."))
     left, right = st.columns(2, gap="large")
     lightly_url = left.text_input("Lightly datasource URL", key="push_url", persist_state="session",
                                   placeholder="s3://my-bucket/flicker_lightly/",
@@ -380,5 +396,5 @@ st.divider()
 summary = session.export_result()
 earlier = None if summary is not None else earlier_export_in_output_folder(view)
 export_root = summary.root if summary is not None else earlier
-push_panel(export_root, earlier=earlier is not None)
+push_panel(export_root, earlier=earlier is not None, current=holds_flags_on_screen(view, export_root))
 schedule_panel(stem, task, export_root)

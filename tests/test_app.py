@@ -213,6 +213,34 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
         assert [e.value for e in app.error] == [f"Export failed: {says}"]
 
 
+def test_the_export_page_says_whether_the_export_holds_the_flags_on_screen(app, tiny_slice, tmp_path):
+    """The manifest records a digest of each video's kept boxes and flags: after a retune on Review
+    the Export page warns that the export holds other flags; a reload at the exported settings says
+    the export from before this session holds those on screen."""
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, tmp_path / "export")
+    stale = lambda at: [w.value for w in at.warning if "written with other flags than those on screen" in w.value]  # noqa: E731
+    assert not stale(app)
+    app.switch_page("pages/review.py")
+    app.run()
+    url, exported = dict(app.query_params), metric(app, "Flagged frames")  # the review as exported
+    app.slider(key="iou_track").set_value(0.3)
+    app.slider(key="iou_assert").set_value(0.9)
+    app.run()
+    assert metric(app, "Flagged frames") != exported  # random weights at a tiny floor flicker at these
+    app.switch_page("pages/export.py")
+    app.run()
+    assert stale(app), "a retune since the export"
+    reloaded = AppTest.from_file("../app.py", default_timeout=180)
+    reloaded.switch_page("pages/export.py")
+    reloaded.query_params = url
+    reloaded.session_state["export_dir"] = str(tmp_path / "export")
+    reloaded.run()
+    assert not stale(reloaded)
+    assert any("exported before this session with the flags on screen" in c.value for c in reloaded.caption), \
+        [c.value for c in reloaded.caption]
+
+
 def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path):
     load_and_detect(app, tiny_slice)
     app.switch_page("pages/review.py")

@@ -11,6 +11,7 @@ unmarked one deleted. Paths come from :class:`~core.lightly.datasource.Datasourc
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -66,6 +67,16 @@ class VideoPredictions:
     @property
     def frames(self) -> int:
         return self.detections.n_frames if self.frame_count is None else self.frame_count
+
+    def flags_digest(self) -> str:
+        """What this part of an export depends on beyond the video, in a few bytes: the boxes it keeps
+        (their count: the minimum score) and the frames each assertion flags. Recorded in the
+        manifest, so a page can tell whether an export on disk was written with the flags on screen."""
+        digest = hashlib.sha256(b"%d;" % len(self.detections))
+        digest.update(np.packbits(np.asarray(self.flicker.flag_array, bool)).tobytes())
+        for key, flags in self.siblings:
+            digest.update(b";%s;" % key.encode() + np.packbits(np.asarray(flags, bool)).tobytes())
+        return digest.hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,8 @@ def writing(out_dir: Path):
 
 def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions]) -> None:
     write_manifest(datasource, [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
-                                 "source": str(Path(v.source).resolve()) if v.source else None} for v in videos])
+                                 "source": str(Path(v.source).resolve()) if v.source else None, "flags": v.flags_digest()}
+                                for v in videos])
 
 
 def write_manifest(datasource: Datasource, entries: list[dict]) -> None:
@@ -199,8 +211,17 @@ def earlier_export(out_dir: str | Path, fingerprint: str) -> Path | None:
     return None
 
 
+def exported_flags(out_dir: str | Path, fingerprint: str) -> str | None:
+    """The :meth:`VideoPredictions.flags_digest` the export in ``out_dir`` recorded for the video with
+    this content ``fingerprint``; None when it holds none (not this video, an older export, unreadable)."""
+    try:
+        return next((entry.get("flags") for entry in read_manifest(out_dir) if entry.get("fingerprint") == fingerprint), None)
+    except (ExportError, OSError, ValueError):
+        return None
+
+
 def read_manifest(out_dir: str | Path) -> list[dict]:
-    """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint"}]`` (empty for
+    """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint", "flags"}]`` (empty for
     older exports). The file is untrusted input: every entry is checked."""
     path = Datasource(out_dir).manifest
     if not path.is_file():
@@ -228,7 +249,7 @@ def _manifest_entry_problem(entry) -> str | None:
         return f"has an unsafe relpath {str(relpath)[:80]!r} (it must stay inside the input datasource)"
     if not isinstance(entry.get("frames"), int) or isinstance(entry.get("frames"), bool) or entry["frames"] < 1:
         return "has no frame count"
-    for key in ("source", "fingerprint"):
+    for key in ("source", "fingerprint", "flags"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             return f"has a {key} that is not a string"
     return None
