@@ -46,9 +46,10 @@ def local_folder(text: str, what: str, error: type[UserError] = ExportError, alt
     path = Path(text[len("file://"):] if text.lower().startswith("file://") else text).expanduser()
     if not path.is_absolute():
         raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
-    if path.exists() and not path.is_dir():  # the export's own error would only say "File exists"
-        raise error(f"{what} {path} is a file, not a folder: give a folder (it is made if missing)")
-    return check_allowed(path)
+    allowed = check_allowed(path)  # first: its message never says whether a path outside the roots exists
+    if allowed.exists() and not allowed.is_dir():  # the export's own error would only say "File exists"
+        raise error(f"{what} {path} is a file, not a folder: give a folder (it is made if missing){alternative}")
+    return allowed
 
 
 def output_folder(view: FlickerView, stem: str) -> str:

@@ -23,3 +23,22 @@ def test_paths_outside_the_roots_are_refused_without_saying_whether_they_exist(a
     assert not (tmp_path / "elsewhere").exists()
     export_from_app(app, tmp_path / "exports" / "ok")
     assert (tmp_path / "exports" / "ok" / ".lightly").is_dir()
+    export_from_app(app, "/etc/passwd")  # a file outside the roots is refused as outside, never as "a file"
+    assert [e.value for e in app.error] == ["Export failed: /etc/passwd is outside the folders this app may use (FLICKER\\_ROOTS)"]
+
+
+def test_a_reload_reopens_the_sample_the_app_ships_outside_the_roots(app, tmp_path, monkeypatch):
+    """The bundled sample (and a kept upload) is the app's own: a reload of its review opens it,
+    though FLICKER_ROOTS keeps every path a user types inside the roots."""
+    from streamlit.testing.v1 import AppTest
+
+    from test_app import metric
+
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "videos"))
+    click(app, "Load the sample")
+    assert metric(app, "Frames") == "795"
+    reloaded = AppTest.from_file("../app.py", default_timeout=180)
+    reloaded.query_params = dict(app.query_params)
+    reloaded.run()
+    assert not reloaded.error, [e.value for e in reloaded.error]
+    assert metric(reloaded, "Frames") == "795"

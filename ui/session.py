@@ -16,7 +16,7 @@ import streamlit as st
 from core import paths
 from core.detections import Detections
 from core.settings import DetectorSpec, FlickerSettings
-from core.uploads import discard_upload, save_upload
+from core.uploads import discard_upload, save_upload, uploads_dir
 from core.video import VideoInfo
 from core.words import markdown_literal
 from ui import flags, resources
@@ -103,10 +103,20 @@ def open_video(path_text: str) -> bool:
     refused before anything touches the file."""
     path = Path(path_text.strip()).expanduser()
     with error_boundary():
-        paths.check_allowed(path)
+        if not _app_owned(path):  # the sample and the uploads the app kept: a reload of their review opens them
+            paths.check_allowed(path)
         return set_video(path)
     _say_still_open()
     return False
+
+
+def _app_owned(path: Path) -> bool:
+    """The bundled sample, or a video the app kept from an upload (its content-keyed folder)."""
+    try:
+        resolved = path.resolve()
+        return resolved == Path(paths.SAMPLE_VIDEO).resolve() or uploads_dir().resolve() in resolved.parents
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a loop of links: check_allowed says what is wrong
+        return False
 
 
 def open_upload(name: str, data: BinaryIO) -> bool:
