@@ -92,6 +92,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
                  f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked on Review, or after the plan, "
                  "are no random sample and would bias the figures." if off_plan else "")
     st.subheader("How good are the flags?")
+    if st.session_state.pop(QA_STALE, False):  # whatever the redrawn figures hold, now: never on a later run
+        st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
+                "were. The figures are up to date now: check them before using a suggestion.", icon=":material/sync:")
     if suggestion.fallback:
         st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
         if unplanned:
@@ -110,9 +113,6 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
         cautioned = suggestion_preview(view, suggestion, in_use)
-        if st.session_state.pop(QA_STALE, False):
-            st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
-                    "were. The figures are up to date now: check the suggestion, then press again.", icon=":material/sync:")
         st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
                   on_click=use_suggested, args=(suggested, current, view.video.info.fingerprint, truth), disabled=in_use)
         previous = st.session_state.get(QA_PREVIOUS)
