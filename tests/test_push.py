@@ -126,8 +126,21 @@ def test_a_dry_run_that_cannot_list_the_bucket_still_says_what_it_would_send(s3,
     report = push(export, "s3://no-such-bucket-here/lightly", dry_run=True)
     assert len(report.uploaded) == len(planned) and not report.skipped
     assert report.text().splitlines()[-1] == (f"dry run: {len(planned):,} files to upload, 0 already there; not compared with "
-                                              "what is there, since bucket not found for s3://no-such-bucket-here/lightly: "
-                                              "check its name (and region)")
+                                              "what is there (could not list it: Bucket not found for "
+                                              "s3://no-such-bucket-here/lightly: check its name (and region))")
+    with pytest.raises(CloudError, match="Bucket not found"):
+        push(export, "s3://no-such-bucket-here/lightly")
+
+
+def test_a_dry_run_to_a_store_whose_client_cannot_be_made_lists_every_file_too(export, monkeypatch):
+    """az:// without an Azure account (adlfs cannot even build its client) behaves as a missing bucket."""
+    for name in ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    report = push(export, "az://container/lightly", dry_run=True)
+    assert len(report.uploaded) == len(plan_push(export, "az://container/lightly")) and not report.skipped
+    assert "(could not list it: Cannot use 'az://container/lightly': unable to connect" in report.text()
+    with pytest.raises(CloudError, match="unable to connect"):
+        push(export, "az://container/lightly")
 
 
 def test_unreachable_endpoint_fails_fast(s3, export, monkeypatch):

@@ -52,7 +52,7 @@ class PushReport:
         if self.dry_run:
             lines = [f"would upload {item.local} -> {item.remote}" for item in self.uploaded]
             lines.append(f"dry run: {counted(len(self.uploaded), 'file')} to upload, {len(self.skipped):,} already there"
-                         + "".join(f"; not compared with what is there, since {why}" for why in self.unchecked))
+                         + "".join(f"; not compared with what is there (could not list it: {why})" for why in self.unchecked))
             return "\n".join(lines)
         rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
         megabytes = sum(item.size for item in self.uploaded) / 1e6
@@ -258,11 +258,13 @@ def _listing(fs, root: str, url: str) -> dict[str, dict]:
         return {fs._strip_protocol(name): info for name, info in fs.find(root, detail=True).items()}
     except FileNotFoundError:
         return {}
+    except (AttributeError, TypeError, NameError):  # a bug here, not the bucket's answer
+        raise
     except Exception as exc:  # backends raise their own types; _explain maps them
-        raise _explain(exc, url) from None
+        raise _explain(exc, url, "Listing") from None
 
 
-def _explain(exc: BaseException, url: str) -> CloudError:
+def _explain(exc: BaseException, url: str, action: str = "Upload to") -> CloudError:
     """One line a user can act on, without credentials or signed URLs in it."""
     text, kind = mask(str(exc)), type(exc).__name__
     if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
@@ -281,12 +283,7 @@ def _explain(exc: BaseException, url: str) -> CloudError:
     if isinstance(exc, (ConnectionError, TimeoutError)) or "Could not connect" in text or "Connect" in kind:
         return CloudError(f"Cannot reach the storage endpoint for {url}: check the network "
                           "(and AWS_ENDPOINT_URL for S3-compatible stores)")
-    return CloudError(f"Upload to {url} failed: {kind}: {text.splitlines()[0] if text else ''}"[:300])
-
-
-def _lowered(message: str) -> str:
-    """A message made to start a sentence, to go on one: "No credentials for ..." -> "no credentials for ..."."""
-    return message[:1].lower() + message[1:] if message[1:2].islower() else message
+    return CloudError(f"{action} {url} failed: {kind}: {text.splitlines()[0] if text else ''}"[:300])
 
 
 def _check_reachable(fs, root: str, url: str) -> None:
@@ -339,18 +336,20 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     report = PushReport(planned=planned, dry_run=dry_run)
     start = time.perf_counter()
     for target_url in {url} | ({input_url} if input_url else set()):
-        fs, root = filesystem(target_url)
-        local = _is_local(fs)
+        mine = [item for item in planned if item.remote.startswith(target_url.rstrip("/") + "/")]
         try:
+            fs, root = filesystem(target_url)
+            local = _is_local(fs)
             _check_reachable(fs, root, target_url)
             existing = {} if local else _listing(fs, root, target_url)
-        except CloudError as error:  # a dry run still says what it would send; the push itself would stop here
+        except CloudError as error:  # a dry run still says what it would send; the push itself stops here
             if not dry_run:
                 raise
-            report.unchecked.append(_lowered(str(error)))
-            existing = {}
+            report.unchecked.append(str(error))
+            report.uploaded.extend(mine)
+            continue
         todo = []
-        for item in (i for i in planned if i.remote.startswith(target_url.rstrip("/") + "/")):
+        for item in mine:
             path = fs._strip_protocol(item.remote)
             if (_same_local_content(item, root, path, target_url) if local else _same_content(item, existing.get(path))):
                 report.skipped.append(item)
