@@ -49,6 +49,7 @@ MAX_NAME_CHARS = 200
 MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$", re.ASCII)  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$", re.ASCII)  # ASCII: other scripts' digits are no frame numbers
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto") -> Detections:
@@ -401,10 +402,11 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     return _from_rows(frames, boxes, scores, classes, names, video, path)
 
 
-# MOT16/17/20 ground truth's eighth column (Milan et al., "MOT16: A Benchmark for Multi-Object Tracking", table 5)
+# MOT16/17/20 ground truth's eighth column (Milan et al., "MOT16: A Benchmark for Multi-Object Tracking", table 5;
+# MOT20 adds 13, crowd, as TrackEval reads it)
 MOT_CLASSES = {1: "pedestrian", 2: "person on vehicle", 3: "car", 4: "bicycle", 5: "motorbike", 6: "non-motorized vehicle",
                7: "static person", 8: "distractor", 9: "occluder", 10: "occluder on the ground", 11: "occluder full",
-               12: "reflection"}
+               12: "reflection", 13: "crowd"}
 
 
 def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
@@ -445,14 +447,12 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
 
 
 def _mot_class(values: list[str]) -> int | None:
-    """The MOT16+ class of a ground-truth row (consider flag 0 or 1, then a class id), or None."""
-    if len(values) < 8 or float(values[6]) not in (0.0, 1.0):  # the seventh is a number (checked)
-        return None
-    try:
-        class_id = int(values[7])
-    except ValueError:
-        return None
-    return class_id if class_id in MOT_CLASSES else None
+    """The MOT16+ class of a ground-truth row (consider flag 0 or 1, then a class id, written as
+    ``3``, ``3.0`` or ``3.000000e+00`` as tools rewrite them), or None."""
+    if len(values) < 8 or float(values[6]) not in (0.0, 1.0) or not _PLAIN_NUMBER.fullmatch(values[7]):
+        return None  # (the seventh is a number: checked) float() alone also takes "1_2" and other scripts' digits
+    value = float(values[7])
+    return int(value) if value.is_integer() and int(value) in MOT_CLASSES else None
 
 
 def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:

@@ -113,12 +113,18 @@ def test_mot_ground_truth_keeps_its_classes_and_a_detection_file_is_one_class(wa
                     "2,1,11,10,20,40,1,1,0.8\n"
                     "2,9,80,80,10,10,0,8,0.2\n")  # a distractor the evaluation ignores: no box
     path = tmp_path / "gt.txt"
+    for written in (ground_truth, ground_truth.replace(",1,3,1.0", ",1,3.0,1.0").replace(",1,1,0.9", ",1,1.000000e+00,0.9")):
+        path.write_text(written)  # class ids as numpy or pandas rewrite them read the same
+        assert read_boxes(path, info, "walk.mp4", "mot").names == {1: "pedestrian", 3: "car"}
+    path.write_text(ground_truth + "2,5,90,90,30,30,1,13,1.0\n")  # MOT20's crowd
+    assert read_boxes(path, info, "walk.mp4", "mot").names == {1: "pedestrian", 3: "car", 13: "crowd"}
     path.write_text(ground_truth)
     read = read_boxes(path, info, "walk.mp4", "mot")
     assert read.names == {1: "pedestrian", 3: "car"}
     assert sorted(read.names[int(c)] for c in read.cls) == ["car", "pedestrian", "pedestrian"]
     assert read.counts_per_frame()[:3].tolist() == [2, 1, 0]
     for other in (ground_truth.replace(",1,3,1.0", ",1,99,1.0"),  # a class MOT does not define: no classes at all
+                  ground_truth.replace(",1,3,1.0", ",1,1_2,1.0"), ground_truth.replace(",1,3,1.0", ",1,\u0663,1.0"),
                   "1,-1,10,10,20,40,0.9,-1,-1,-1\n1,-1,50,50,60,30,0.7,-1,-1,-1\n",  # a detection file
                   "1,1,10,10,20,40,1,-1,-1,-1\n"):  # MOT15 ground truth
         path.write_text(other)
