@@ -18,6 +18,7 @@ from core.video import VIDEO_EXTENSIONS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
+from ui.url import detector_spec_of
 from ui.viewer.component import preload_viewer
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
@@ -26,6 +27,7 @@ BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
 FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of the boxes last read from a file
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 DEVICES = ("auto", "cpu", "cuda")
+CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload brings, until the model names them
 
 
 def video_panel() -> None:
@@ -74,7 +76,8 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
         upload = st.file_uploader("Weights file", type=["pt", "onnx"])
         weights = str(save_upload(upload.name, upload)) if upload is not None else ""
     device = st.selectbox("Device", DEVICES, key="device", persist_state="session")
-    conf = st.number_input("Confidence floor", 0.0, 1.0, DEFAULT_CONF, 0.01, key="conf", persist_state="session",
+    st.session_state.setdefault("conf", DEFAULT_CONF)  # (a value given here as well would clash with a link's)
+    conf = st.number_input("Confidence floor", 0.0, 1.0, step=0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "
                                 "page filters above it without running the model again.")
     detector = None
@@ -86,6 +89,8 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
     st.caption(f"running on **{detector.device}** · {len(detector.names)} "
                f"class{'es' if len(detector.names) != 1 else ''}")
     names = detector.names
+    if (ids := st.session_state.pop(CLASSES_FROM_URL, None)) is not None:  # a reload's classes, by id
+        st.session_state["classes"] = [names[int(i)] for i in ids if int(i) in names]
     chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
     # kept as ids (the URL writes classes=0,2), in the strings DetectorSpec holds
     classes = tuple(str(i) for i, name in sorted(names.items()) if name in chosen) or None
@@ -282,22 +287,20 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
 
 def restore_from_url() -> None:
     """A reload or a bookmark of this page reopens its video and model (once per tab): the video
-    checked as a typed path is, the model panel's choices set before it draws; the detections come
-    back from the disk cache when that model ran on the video before."""
+    checked as a typed path is, the model panel's choices set before it draws (the classes kept
+    once the model names them); the detections come back from the disk cache when that model ran
+    on the video before. Every value is parsed as a link's (ui.url): junk falls back to the default."""
     params = st.query_params
     if "video" in params and session.loaded_video() is None:
         session.open_video(params["video"])
-    weights = params.get("weights", "")
-    if weights and "model_choice" not in st.session_state:
-        if weights != BUILTIN_HOG:
-            st.session_state["model_choice"], st.session_state["weights_path"] = MODELS[1], weights[:1000]
-        if params.get("device") in DEVICES:
-            st.session_state["device"] = params["device"]
-        try:
-            conf = float(params.get("conf", DEFAULT_CONF))
-        except ValueError:
-            conf = DEFAULT_CONF
-        st.session_state["conf"] = min(max(conf, 0.0), 1.0) if conf == conf else DEFAULT_CONF  # NaN: the default
+    if "weights" in params and "model_choice" not in st.session_state:
+        spec = detector_spec_of(params)
+        if spec.weights != BUILTIN_HOG:
+            st.session_state["model_choice"], st.session_state["weights_path"] = MODELS[1], spec.weights
+        if spec.device in DEVICES:
+            st.session_state["device"] = spec.device
+        st.session_state["conf"] = spec.conf
+        st.session_state[CLASSES_FROM_URL] = spec.classes  # ids: names come with the model
 
 
 def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> None:
@@ -305,6 +308,8 @@ def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> N
     params = {} if loaded is None or session.batch_root() is not None else {"video": str(loaded.info.path)}
     if params and spec is not None:
         params.update(weights=spec.weights, device=spec.device, conf=str(spec.conf))
+        if spec.classes:
+            params["classes"] = ",".join(spec.classes)
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
 

@@ -128,9 +128,10 @@ def test_a_run_that_finds_no_box_says_so_as_a_warning_not_a_success(app, tiny_sl
 def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections(app, tiny_slice):
     """The Load page keeps its video and model in its URL: a new tab on that URL (a reload) shows the
     same video, the same model choices, and the detections from the disk cache, without a run."""
-    load_and_detect(app, tiny_slice)
+    load_and_detect(app, tiny_slice, classes=["0", "2"])  # a model built from its YAML names classes by number
     params = dict(app.query_params)
-    assert (params["video"], params["weights"], params["conf"]) == (str(tiny_slice), "yolov8n.yaml", "0.0001")
+    assert (params["video"], params["weights"], params["conf"], params["classes"]) == (str(tiny_slice), "yolov8n.yaml",
+                                                                                       "0.0001", "0,2")
     boxes = app.success[0].value
     reloaded = AppTest.from_file("../app.py", default_timeout=180)
     reloaded.query_params = params
@@ -138,6 +139,7 @@ def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections
     assert not reloaded.exception and not reloaded.error, [e.value for e in reloaded.error]
     assert metric(reloaded, "Frames") == "6"
     assert reloaded.text_input(key="weights_path").value == "yolov8n.yaml" and reloaded.number_input(key="conf").value == 0.0001
+    assert reloaded.multiselect(key="classes").value == ["0", "2"]
     assert [s.value for s in reloaded.success] == [boxes]  # from the cache: the same boxes, no detection run
     unknown = AppTest.from_file("../app.py", default_timeout=180)
     unknown.query_params = {"video": "/no/such/video.mp4", "weights": "yolov8n.yaml", "conf": "nan"}

@@ -114,7 +114,7 @@ def restore_from_url() -> None:
             if _restore_boxes(params):
                 _restore_settings(params, session.detections().n_frames)
             return
-        spec = _detector_spec(params)
+        spec = detector_spec_of(params)
         model = resources.detector(spec)
         info = session.loaded_video().info
         detections = spec.cached(info, model)
@@ -170,7 +170,9 @@ def restore_page_values(**defaults: tuple[str, type]) -> None:
             st.session_state[key] = text[:200]
 
 
-def _detector_spec(params) -> DetectorSpec:
+def detector_spec_of(params) -> DetectorSpec:
+    """The detector a link's parameters name (weights, device, conf, classes), each value checked:
+    an unreadable one falls back to its default."""
     classes = sorted({int(c) for c in params.get("classes", "").split(",")
                       if c.strip().isascii() and c.strip().isdigit() and len(c.strip()) <= 9})  # a class id, not 5,000 digits
     return DetectorSpec.of(params.get("weights", BUILTIN_HOG), device=params.get("device", "auto"),
