@@ -32,6 +32,7 @@ from core.label_formats import detect_format, read_boxes
 from core.qa import APP_THRESHOLDS
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
+from core.words import counted
 
 TRACK_FORMATS = ("mot", "youtubevis")  # ground truth that names its tracks
 MATCH_IOU = 0.5  # a detection finds an annotated object at this IoU, as in MOT and COCO evaluation
@@ -77,14 +78,14 @@ class Evaluation:
         return sorted(self.scores.rows, key=lambda r: (-r.f1, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))[:n]
 
     def text(self) -> str:
-        lines = [f"{self.relpath}: {self.n_frames} frames, {self.scores.n_true_misses} true misses "
+        lines = [f"{self.relpath}: {counted(self.n_frames, 'frame')}, {counted(self.scores.n_true_misses, 'true miss', 'true misses')} "
                  f"(ground truth {self.ground_truth.name}, matched at IoU >= {MATCH_IOU}; {self.mode} mode)"]
         lines += self._notes()
         lines.append(f"{'':22} {'track':>5} {'assert':>6} {'precision':>9} {'recall':>6} {'F1':>5} "
                      f"{'flagged':>7} {'hits':>4}")
         if not self.scores.n_true_misses:  # F1 is 0 everywhere: what is left to compare is how many false alarms
             lines += [_row(name, self.at(*pair)) for name, pair in TUTORIAL_PAIRS.items()]
-            lines.append(f"{TOP_N} flagging the fewest frames (every flag a false alarm):")
+            lines.append(f"the {TOP_N} pairs that flag the fewest frames (every flag a false alarm):")
             quietest = sorted(self.scores.rows, key=lambda r: (r.n_flagged, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))
             return "\n".join(lines + [_row(f"  {k}", row) for k, row in enumerate(quietest[:TOP_N], start=1)])
         lines.append(_row("best", self.scores.best))

@@ -239,7 +239,7 @@ def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
             with error_boundary("Pre-labels failed"):
                 summary = write_prelabels(view.video.info, view.video.relpath, view.detections, view.flicker, confirmed,
                                           check_allowed(out), fmt)
-                st.success(markdown_literal(summary.text()))  # it names the folder as typed
+                st.success(markdown_literal(summary.text()))  # it names the folder, whoever chose its name
 
 
 flags.init_defaults()
