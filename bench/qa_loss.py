@@ -9,6 +9,8 @@ verdicts. For each video it runs the same two-phase plan and oracle as bench/qa.
   plateau, support) is applied to an *unbiased* estimate with the estimator's own spread: the true
   F1 at every pair plus Gaussian noise of that pair's estimated standard error, drawn independently
   per pair (more harmful than the real, correlated noise), mean over ``--draws`` draws per video;
+  pairs without an estimate are left out, as the real rule leaves them, and so are videos without
+  a true miss (no ratio to judge);
 * z best / z sugg: the median over videos of (estimated F1 - true F1) / standard error at the truly
   best pair and at the suggested pair. An unbiased estimator gives about 0 at the best pair; the
   suggested pair sits above 0 for any estimator (it was picked for looking good).
@@ -38,16 +40,19 @@ def losses(case, n: int, draws: int, rng: np.random.Generator) -> tuple[float, f
     supported = qa._supported(flags, sample)
     true_f1 = np.nan_to_num(np.array([row.f1 for row in case.evaluation.rows]))
     best = int(np.argmax(true_f1))
+    if true_f1[best] <= 0:  # no true miss: no ratio to judge
+        return (np.nan,) * 4
     suggestion = qa.suggest_thresholds(case.index, verdicts, focus=focus)
     suggested = qa.DEFAULT_GRID.index((suggestion.iou_track, suggestion.iou_assert))
-    se = np.nan_to_num(estimates.f1_se, nan=0.5)
+    usable = supported & np.isfinite(estimates.f1_se)  # the real rule never picks a pair without an estimate either
+    se = np.where(usable, estimates.f1_se, 0.0)
     ideal = []
     for _ in range(draws):
         noisy = true_f1 + rng.normal(size=len(true_f1)) * se
-        pick = qa.best_index(qa._suggestion_score(noisy, se, supported), qa.DEFAULT_GRID, qa.APP_THRESHOLDS)
+        pick = qa.best_index(qa._suggestion_score(noisy, se, usable), qa.DEFAULT_GRID, qa.APP_THRESHOLDS)
         ideal.append(true_f1[pick] / true_f1[best])
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (np.nan_to_num(estimates.f1) - true_f1) / estimates.f1_se
+        z = (estimates.f1 - true_f1) / estimates.f1_se  # NaN where F1 has no estimate: left out of the medians
     return true_f1[suggested] / true_f1[best], float(np.mean(ideal)), float(z[best]), float(z[suggested])
 
 
@@ -67,6 +72,7 @@ def main() -> None:
             cases = [build_case(video, options) for video in videos]
             for n in args.verdicts:
                 rows = np.array([losses(case, n, args.draws, rng) for case in cases])
+                rows = rows[np.isfinite(rows[:, 0])]  # videos without a true miss have no ratio
                 z = np.nanmedian(np.where(np.isfinite(rows[:, 2:]), rows[:, 2:], np.nan), axis=0)
                 print(f"{kind:7s} {mode:9s} {n:4d} | {rows[:, 0].mean():10.3f} {rows[:, 0].min():5.3f} "
                       f"| {rows[:, 1].mean():11.3f} {rows[:, 1].min():5.3f} | {z[0]:6.2f} {z[1]:6.2f}", flush=True)

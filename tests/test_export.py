@@ -229,3 +229,35 @@ def test_importer_names_the_bad_file(valid_export, damage, message):
     damage(task)
     with pytest.raises(PredictionFormatError, match=message.replace("[", r"\[")):
         import_predictions(task, "v.mp4", 12)
+
+
+def test_the_manifest_records_which_boxes_and_flags_each_video_was_exported_with(tmp_path):
+    """exported_flags gives back the digest of the boxes and flags written; it changes with the boxes
+    kept, the thresholds and the sibling assertions' flags; an older or damaged manifest says nothing."""
+    from core.lightly.export import exported_flags
+
+    frames = [f for f in range(30) if f not in (5, 15)]  # a walker dropped on frames 5 and 15, a weaker box beside
+    xyxy = [[100.0 + 2 * f, 50.0, 160.0 + 2 * f, 200.0] for f in frames] + [[400.0, 50.0, 450.0, 150.0]] * 30
+    order = np.argsort(np.array(frames + list(range(30))), kind="stable")
+    det = Detections(np.array(frames + list(range(30)))[order], np.array(xyxy)[order],
+                     np.r_[np.full(len(frames), 0.9), np.full(30, 0.3)][order], np.zeros(len(xyxy), int), NAMES, 30, (640, 360))
+    index = FlickerIndex.from_detections(det)
+    part = VideoPredictions("a.mp4", det, index.evaluate(0.3, 0.6), fingerprint="key-a")
+    export_datasource(tmp_path, [part], task="det")
+    assert exported_flags(tmp_path, "key-a") == part.flags_digest() and exported_flags(tmp_path, "key-b") is None
+    kept = det.above(0.5)
+    others = [VideoPredictions("a.mp4", det, index.evaluate(0.99, 0.6), fingerprint="key-a"),  # other thresholds
+              VideoPredictions("a.mp4", kept, FlickerIndex.from_detections(kept).evaluate(0.3, 0.6), fingerprint="key-a"),
+              VideoPredictions("a.mp4", det, part.flicker, fingerprint="key-a", siblings=(("ghost", np.ones(30, bool)),))]
+    assert part.flicker.flag_array.any() and not np.array_equal(others[0].flicker.flag_array, part.flicker.flag_array)
+    assert len({part.flags_digest(), *(other.flags_digest() for other in others)}) == 4
+    moved = Detections(det.frame, det.xyxy + 1.0, det.score, det.cls, det.names, det.n_frames, det.image_size)
+    assert VideoPredictions("a.mp4", moved, part.flicker).flags_digest() != part.flags_digest()  # same count, other boxes
+    manifest = tmp_path / "flicker_export.json"
+    entries = orjson.loads(manifest.read_bytes())
+    del entries["videos"][0]["flags"]  # an export from before the digest
+    manifest.write_bytes(orjson.dumps(entries))
+    assert exported_flags(tmp_path, "key-a") is None
+    entries["videos"][0]["flags"] = 5  # not what this tool writes
+    manifest.write_bytes(orjson.dumps(entries))
+    assert exported_flags(tmp_path, "key-a") is None
