@@ -60,7 +60,12 @@ def upload_as_file(name: str, upload: BinaryIO, limit: int) -> Iterator[Path]:
         try:
             yield target
         except UserError as error:  # the file as the user named it, not the private folder it passed through
-            raise type(error)(str(error).replace(str(target), target.name).replace(folder + "/", "")) from None
+            message = str(error)
+            for private in (target.resolve(), target):  # resolved first: a reader may quote either
+                message = message.replace(str(private), target.name)
+            for private in (Path(folder).resolve(), Path(folder)):
+                message = message.replace(f"{private}/", "").replace(str(private), "the upload")
+            raise type(error)(message) from None
 
 
 def discard_upload(path: Path) -> None:

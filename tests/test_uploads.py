@@ -83,3 +83,20 @@ def test_a_refused_upload_is_named_as_uploaded_not_by_its_private_temporary_path
         import_boxes(path, info, "walk.mp4", "coco", "bad.json", single_file=True)
     message = str(refused.value)
     assert message.startswith("bad.json") and "flicker-upload" not in message and str(path.parent) not in message, message
+
+
+def test_the_private_folder_is_left_out_however_a_reader_quotes_it(tmp_path, monkeypatch):
+    """A temporary folder reached through a link (TMPDIR=/tmp on macOS is /private/tmp) may be quoted
+    resolved or as given: neither form reaches the user."""
+    import tempfile
+
+    from core.errors import UserError
+    from core.uploads import upload_as_file
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "linked"))
+    for quoted in (lambda path: path.resolve(), lambda path: path, lambda path: path.parent.resolve()):
+        with pytest.raises(UserError) as refused, upload_as_file("gt.txt", ChunksOnly(b"1,2\n"), limit=100) as path:
+            raise UserError(f"{quoted(path)}: expected frame,id,x,y,w,h")
+        assert str(tmp_path) not in str(refused.value) and "flicker-upload" not in str(refused.value), str(refused.value)
