@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from core.assertion_verdicts import precision_per_assertion
+from core.errors import UserError
 from core.export_dirs import default_export_dir
 from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
@@ -58,9 +59,13 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
         frame = st.selectbox("Frame", frames, key="qa_boxes_frame", format_func=lambda f: f"frame {f:,}")
         imputed = view.flicker.imputed_for(frame)
         # the frame itself, its dashed boxes numbered as in the list below: coordinates alone cannot be judged
-        st.image(render_frame(resources.seek_reader(view.video.info).get(frame), view.detections.at(frame),
-                              view.detections.names, imputed, imputed_labels=[f"box {k + 1}" for k in range(len(imputed))]),
-                 caption=f"Frame {frame:,}: the detector's boxes, and the dashed boxes numbered", width="stretch")
+        try:
+            picture = numbered_frame(view.video.info.fingerprint, frame, session.review().detection_id or "",
+                                     view.settings.min_score, np.ascontiguousarray(imputed).tobytes(), _view=view)
+        except UserError as error:  # a frame that does not decode: the list below still works
+            st.caption(f"Frame {frame:,} cannot be shown: {markdown_literal(error)}")
+        else:
+            st.image(picture, caption=f"Frame {frame:,}: the detector's boxes, and the dashed boxes numbered", width="stretch")
         labels = [f"box {k + 1}: x {int(b[0])}-{int(b[2])}, y {int(b[1])}-{int(b[3])}" for k, b in enumerate(imputed)]
         real = st.multiselect("Which dashed boxes are real misses?", range(len(labels)), format_func=labels.__getitem__,
                               key=f"qa_boxes_{frame}")
@@ -69,6 +74,16 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
                 store.set(view.video.info.fingerprint, frame, "miss" if k in real else "false_alarm", box=k,
                           annotator=session.annotator())
             st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def numbered_frame(fingerprint: str, frame: int, detection_id: str, min_score: float, imputed_key: bytes,
+                   _view: FlickerView) -> np.ndarray:
+    """``frame`` with its boxes and its dashed boxes numbered, drawn once per frame, boxes and dashed
+    boxes (``imputed_key``: their bytes; the panel runs on every rerun of the page, open or not)."""
+    boxes = _view.flicker.imputed_for(frame)
+    return render_frame(resources.seek_reader(_view.video.info).get(frame), _view.detections.at(frame),
+                        _view.detections.names, boxes, imputed_labels=[f"box {k + 1}" for k in range(len(boxes))])
 
 
 def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
