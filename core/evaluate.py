@@ -78,7 +78,8 @@ class Evaluation:
         return sorted(self.scores.rows, key=lambda r: (-r.f1, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))[:n]
 
     def text(self) -> str:
-        lines = [f"{self.relpath}: {counted(self.n_frames, 'frame')}, {counted(self.scores.n_true_misses, 'true miss', 'true misses')} "
+        misses = counted(self.scores.n_true_misses, "true miss", "true misses")
+        lines = [f"{self.relpath}: {counted(self.n_frames, 'frame')}, {misses} "
                  f"(ground truth {self.ground_truth.name}, matched at IoU >= {MATCH_IOU}; {self.mode} mode)"]
         lines += self._notes()
         lines.append(f"{'':22} {'track':>5} {'assert':>6} {'precision':>9} {'recall':>6} {'F1':>5} "

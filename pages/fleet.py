@@ -96,7 +96,8 @@ def chart_panel(rows: pd.DataFrame) -> None:
     worst = rows[rows["Flagged"] > 0].head(CHART_VIDEOS)
     if not len(worst):
         return
-    st.caption(f"Flagged frames per video ({'the ' + str(CHART_VIDEOS) + ' worst' if len(worst) == CHART_VIDEOS else 'every video shown with flags'})")
+    which = f"the {CHART_VIDEOS} worst" if len(worst) == CHART_VIDEOS else "every video shown with flags"
+    st.caption(f"Flagged frames per video ({which})")
     st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="", y_label="Flagged frames",
                  height=90 + 26 * len(worst))  # room for the axis and its title: a readable bar per video
 

@@ -136,9 +136,9 @@ def detection_summary(detections) -> None:
         return
     per_frame = detections.counts_per_frame()
     if not len(detections):
-        st.warning(f"No boxes on {'the one frame' if detections.n_frames == 1 else f'any of the {detections.n_frames:,} frames'}, so nothing can be flagged. Check the model "
-                   "(weights built from a .yaml are random) and the classes kept, or lower the confidence floor.",
-                   icon=":material/search_off:")
+        where = "the one frame" if detections.n_frames == 1 else f"any of the {detections.n_frames:,} frames"
+        st.warning(f"No boxes on {where}, so nothing can be flagged. Check the model (weights built from a .yaml are "
+                   "random) and the classes kept, or lower the confidence floor.", icon=":material/search_off:")
         return
     st.success(f"{len(detections):,} boxes on {int((per_frame > 0).sum()):,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
