@@ -261,3 +261,20 @@ def test_the_manifest_records_which_boxes_and_flags_each_video_was_exported_with
     entries["videos"][0]["flags"] = 5  # not what this tool writes
     manifest.write_bytes(orjson.dumps(entries))
     assert exported_flags(tmp_path, "key-a") is None
+
+
+def test_the_download_zip_holds_the_lightly_folder_and_waits_for_no_half_written_export(tmp_path):
+    """What the Export page's Download button sends: every file of .lightly under its own path; while
+    another writer holds the export's lock, one line instead of a zip of half of each."""
+    import io
+    import zipfile
+
+    from core.errors import UserError
+    from core.lightly.export import writing, zip_datasource
+
+    export_datasource(tmp_path, [video_export("walk.mp4", 12)], task="det")
+    names = zipfile.ZipFile(io.BytesIO(zip_datasource(tmp_path))).namelist()
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / ".lightly").rglob("*") if p.is_file())
+    assert sorted(names) == files and len(files) == 12 * 2 + 3  # 12 frames x (prediction, metadata), two schemas, tasks
+    with writing(tmp_path), pytest.raises(UserError, match="Another process is writing an export"):
+        zip_datasource(tmp_path)

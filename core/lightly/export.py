@@ -402,10 +402,12 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
 
 
 def zip_datasource(out_dir: str | Path) -> bytes:
-    """The whole .lightly folder as a zip (paths start with .lightly/), for a download button."""
+    """The whole .lightly folder as a zip (paths start with .lightly/), for a download button. Made
+    under the export's lock: an export writing the folder meanwhile (another tab, a batch) makes it
+    refuse in one line rather than zip half of each."""
     datasource = Datasource(out_dir)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with exclusive_lock(Path(out_dir), "an export"), zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in datasource.files():
             archive.write(path, path.relative_to(datasource.root).as_posix())
     return buffer.getvalue()
