@@ -18,6 +18,7 @@ from ui.viewer.component import preload_viewer
 
 DIR = "dir"  # the URL parameter naming the batch output folder
 FILTER = "fleet_filter"
+NAME_FILTER = "filter"  # the name filter's URL parameter
 CHOSEN = "fleet_video"
 TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
 TICKED = "fleet_ticked"  # the video ticked in it, by name
@@ -186,7 +187,14 @@ def fleet_panel(root: Path, polling: bool) -> None:
                        "last batch's settings. Run the same batch again before pushing this folder.",
                        icon=":material/warning:")
     figures_panel(found, rows)
+    if FILTER not in st.session_state and (linked := st.query_params.get(NAME_FILTER)):  # a reload's filter, once per tab
+        st.session_state[FILTER] = linked[:200]
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
+    if st.query_params.get(NAME_FILTER, "") != st.session_state[FILTER]:  # in the URL too, for a reload or a link
+        if st.session_state[FILTER]:
+            st.query_params[NAME_FILTER] = st.session_state[FILTER]
+        else:
+            del st.query_params[NAME_FILTER]
     shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows
     if query:
         st.caption(f"{len(shown):,} of {len(rows):,} videos match.")

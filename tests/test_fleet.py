@@ -81,6 +81,14 @@ def test_the_name_filter_narrows_the_rows_and_the_video_choice(fleet_app, batch)
     at.text_input(key="fleet_filter").input("_b").run()
     assert shown_rows(at) == ["walk_b.mp4"] and at.selectbox(key="fleet_video").options == ["walk_b.mp4"]
     assert not charts(), "the chart follows the filter: walk_b has no flags to chart"
+    assert at.query_params["filter"] == "_b"  # in the URL: a reload or a link keeps it
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    reloaded.switch_page("pages/fleet.py")
+    reloaded.query_params.update(dict(at.query_params))
+    reloaded.run()
+    assert reloaded.text_input(key="fleet_filter").value == "_b" and shown_rows(reloaded) == ["walk_b.mp4"]
+    at.text_input(key="fleet_filter").input("").run()
+    assert "filter" not in at.query_params and len(shown_rows(at)) == 4
 
 
 def test_open_in_review_uses_the_batch_detections_and_thresholds_without_detecting(fleet_app, batch, monkeypatch):
