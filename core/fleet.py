@@ -203,11 +203,13 @@ def batch_running(root: Path) -> bool:
 class BatchSettings:
     detector: DetectorSpec
     flicker: FlickerSettings
+    videos: int | None = None  # how many videos the batch's inputs name (None: not recorded)
 
 
-def write_settings(root: Path, detector: DetectorSpec, flicker: FlickerSettings) -> None:
-    """Record what a batch ran with, so the Fleet page reviews each video at the batch's settings."""
-    record = {"detector": {"weights": detector.weights, "device": detector.device, "conf": detector.conf,
+def write_settings(root: Path, detector: DetectorSpec, flicker: FlickerSettings, videos: int | None = None) -> None:
+    """Record what a batch ran with, so the Fleet page reviews each video at the batch's settings,
+    and how many videos its inputs name (the page counts them down while it runs)."""
+    record = {"videos": videos, "detector": {"weights": detector.weights, "device": detector.device, "conf": detector.conf,
                            "classes": list(detector.classes or []), "backend": detector.backend},
               "flicker": {"iou_track": flicker.iou_track, "iou_assert": flicker.iou_assert,
                           "min_score": flicker.min_score, "assertions": list(flicker.assertions),
@@ -229,7 +231,8 @@ def read_settings(root: Path) -> BatchSettings | None:
                                            flicker["min_score"], tuple(flicker["assertions"]), **options).check()
         spec = DetectorSpec.of(detector["weights"], device=str(detector["device"]), conf=float(detector["conf"]),
                                classes=[str(c) for c in detector["classes"]], backend=str(detector["backend"]))
-        return BatchSettings(spec, settings)
+        videos = record.get("videos")
+        return BatchSettings(spec, settings, videos if type(videos) is int and videos >= 0 else None)
     except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
 

@@ -174,7 +174,10 @@ def fleet_panel(root: Path, polling: bool) -> None:
     reviewed = fleet.reviewed_flagged(found, default_store_path())
     rows = table(found, reviewed)
     if found.running:
-        st.info(f"A batch is writing this folder: {counted(len(rows), 'video')} so far, updated every "
+        recorded = fleet.read_settings(root)
+        total = recorded.videos if recorded is not None else None
+        so_far = counted(len(rows), "video") if total is None else f"{len(rows):,} of {counted(total, 'video')}"
+        st.info(f"A batch is writing this folder: {so_far} so far, updated every "
                 f"{LIVE_EVERY.seconds} s.", icon=":material/autorenew:")
     elif found.unsummarised:
         done = counted(found.unsummarised, "video")

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import numpy as np
+import orjson
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -241,7 +242,12 @@ def test_a_batch_that_has_just_started_is_a_batch_output_folder(fleet_app, batch
     with exclusive_lock(starting, "a test batch"):
         at = open_fleet(fleet_app, starting)
         assert not at.error and shown_rows(at) == []
-        assert any("A batch is writing this folder: 0 videos so far" in i.value for i in at.info)
+        assert any("A batch is writing this folder: 0 of 4 videos so far" in i.value for i in at.info)
+        settings = starting / ".batch" / "settings.json"  # from before the count was recorded, or damaged: no total
+        for videos in (None, -3, "4", True):
+            settings.write_bytes(orjson.dumps({**orjson.loads(settings.read_bytes()), "videos": videos}))
+            at.run()
+            assert any("A batch is writing this folder: 0 videos so far" in i.value for i in at.info), videos
 
 
 def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app, batch, tmp_path):

@@ -214,7 +214,7 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
         marker.unlink()
     with exclusive_lock(running, "a test batch"):
         browser.get(f"{url}/fleet?dir={running}")
-        wait_for(browser, lambda: "A batch is writing this folder: 0 videos so far" in body(browser), 60, "the running batch")
+        wait_for(browser, lambda: "A batch is writing this folder: 0 of 4 videos so far" in body(browser), 60, "the running batch")
         browser.execute_script("window.sameDocument = true")  # gone after any reload
         ticked, ticked_at, moved = None, -1, False
         for count, marker in enumerate(markers, 1):
@@ -240,7 +240,7 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
 
     with exclusive_lock(running, "the same batch, resumed"):  # the page notices it start, still without a reload
         markers[0].write_bytes(kept[markers[0]])  # a video done again: newer than the summary
-        wait_for(browser, lambda: "A batch is writing this folder: 4 videos so far" in body(browser), 30,
+        wait_for(browser, lambda: "A batch is writing this folder: 4 of 4 videos so far" in body(browser), 30,
                  "the resumed batch")
     wait_for(browser, lambda: "The last batch stopped before it finished; the 1 video it did" in body(browser), 30,
              "the resumed batch, stopped before its summary")

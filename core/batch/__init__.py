@@ -147,7 +147,7 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
         classes = config.options.detector.class_ids(engine.names)
         config.out.mkdir(parents=True, exist_ok=True)
         with writing(config.out):
-            write_settings(config.out, config.options.detector, config.options.flicker)  # what the Fleet page reviews at
+            write_settings(config.out, config.options.detector, config.options.flicker, len(sources))  # what Fleet reviews at
             rows = _run_locked(config, engine, sources, classes, progress, quiet)
             report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
             paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
