@@ -20,7 +20,7 @@ def click(at, label):
     assert not at.exception, at.exception
 
 
-def load_and_detect(at, video, classes: list[str] | None = None):
+def load_and_detect(at, video, classes: list[str] | None = None, conf: float = 0.0001):
     """Load a local video and run a YOLO model built from its YAML (random weights, tiny floor),
     keeping only ``classes`` when given."""
     at.segmented_control(key="source").set_value("Local path")
@@ -30,7 +30,7 @@ def load_and_detect(at, video, classes: list[str] | None = None):
     at.radio(key="model_choice").set_value("YOLO weights path")
     at.run()
     at.text_input(key="weights_path").input("yolov8n.yaml")
-    at.number_input(key="conf").set_value(0.0001)
+    at.number_input(key="conf").set_value(conf)
     at.run()
     if classes is not None:
         at.multiselect(key="classes").set_value(classes)
@@ -111,16 +111,7 @@ def test_missing_weights_show_an_error(app):
 
 def test_a_run_that_finds_no_box_says_so_as_a_warning_not_a_success(app, tiny_slice):
     """Random weights above a high floor find nothing: that is no result to celebrate or review."""
-    app.segmented_control(key="source").set_value("Local path")
-    app.run()
-    app.text_input[0].input(str(tiny_slice))
-    click(app, "Load file")
-    app.radio(key="model_choice").set_value("YOLO weights path")
-    app.run()
-    app.text_input(key="weights_path").input("yolov8n.yaml")
-    app.number_input(key="conf").set_value(1.0)
-    app.run()
-    click(app, "Run detection")
+    load_and_detect(app, tiny_slice, conf=1.0)
     assert not app.success and not app.exception
     assert any("No boxes on any of the 6 frames" in w.value for w in app.warning), [w.value for w in app.warning]
 
