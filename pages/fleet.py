@@ -13,7 +13,7 @@ from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.url import batch_link
+from ui.url import batch_link, restore_page_values
 from ui.viewer.component import preload_viewer
 
 DIR = "dir"  # the URL parameter naming the batch output folder
@@ -190,8 +190,7 @@ def fleet_panel(root: Path, polling: bool) -> None:
                        "last batch's settings. Run the same batch again before pushing this folder.",
                        icon=":material/warning:")
     figures_panel(found, rows)
-    if FILTER not in st.session_state and (linked := st.query_params.get(NAME_FILTER)):  # a reload's filter, once per tab
-        st.session_state[FILTER] = linked[:200]
+    restore_page_values(**{NAME_FILTER: (FILTER, str)})  # a reload's or a link's filter, once per tab
     query = st.text_input("Filter by name", key=FILTER, placeholder="cam3/").strip().lower()
     if st.query_params.get(NAME_FILTER, "") != st.session_state[FILTER]:  # in the URL too, for a reload or a link
         if st.session_state[FILTER]:
