@@ -305,12 +305,13 @@ def _refuse_other_frames(task_dir: Path, video_relpath: str, n_frames: int) -> N
     video, rather than read in part. Such a video's files include the first frame past this one's
     end (a longer one, numbered alike) or frame 0 numbered with one digit more or less: three
     look-ups, whatever the folder holds (a batch's folder holds every video's frames)."""
-    path = PurePosixPath(video_relpath)
-    stem, ext, width = path.with_suffix("").as_posix(), path.suffix[1:], len(str(n_frames))
-    others = [f"{stem}-{n_frames:0{width}d}-{ext}.json", f"{stem}-{0:0{width + 1}d}-{ext}.json"]
+    width = len(str(n_frames))
+    # Lightly's names (frame_namer) in a video of this length, and in videos whose frame numbers have
+    # one digit more or fewer (10 ** k frames take k + 1 digits)
+    others = [frame_namer(video_relpath, n_frames)(n_frames), frame_namer(video_relpath, 10 ** width)(0)]
     if width > 1:
-        others.append(f"{stem}-{0:0{width - 1}d}-{ext}.json")
-    for name in others:
+        others.append(frame_namer(video_relpath, 10 ** (width - 2))(0))
+    for name in (other + ".json" for other in others):
         if os.path.lexists(os.path.join(task_dir, name)):
             raise PredictionFormatError(f"{os.path.join(task_dir, name)}: a prediction for a frame {video_relpath} "
                                         f"({n_frames} frames) does not have: the folder was made for another video "
