@@ -84,15 +84,15 @@ class Evaluation:
         lines += self._notes()
         lines.append(f"{'':22} {'track':>5} {'assert':>6} {'precision':>9} {'recall':>6} {'F1':>5} "
                      f"{'flagged':>7} {'hits':>4}")
-        if not self.scores.n_true_misses:  # F1 is 0 everywhere: what is left to compare is how many false alarms
-            lines += [_row(name, self.at(*pair)) for name, pair in TUTORIAL_PAIRS.items()]
-            lines.append(f"the {TOP_N} pairs that flag the fewest frames (every flag a false alarm):")
-            quietest = sorted(self.scores.rows, key=lambda r: (r.n_flagged, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))
-            return "\n".join(lines + [_row(f"  {k}", row) for k, row in enumerate(quietest[:TOP_N], start=1)])
-        lines.append(_row("best", self.scores.best))
+        if self.scores.n_true_misses:
+            lines.append(_row("best", self.scores.best))
+            heading, ranked = f"top {TOP_N} by F1:", self.top()
+        else:  # F1 is 0 everywhere: what is left to compare is how many false alarms
+            heading = f"the {TOP_N} pairs that flag the fewest frames (every flag a false alarm):"
+            ranked = sorted(self.scores.rows, key=lambda r: (r.n_flagged, math.dist((r.iou_track, r.iou_assert), APP_THRESHOLDS)))
         lines += [_row(name, self.at(*pair)) for name, pair in TUTORIAL_PAIRS.items()]
-        lines.append(f"top {TOP_N} by F1:")
-        lines += [_row(f"  {k}", row) for k, row in enumerate(self.top(), start=1)]
+        lines.append(heading)
+        lines += [_row(f"  {k}", row) for k, row in enumerate(ranked[:TOP_N], start=1)]
         return "\n".join(lines)
 
     def _notes(self) -> list[str]:
