@@ -80,8 +80,12 @@ def _source_params(video: session.LoadedVideo) -> dict[str, str]:
         return {BATCH: str(batch), RELPATH: video.relpath}
     if session.boxes_from_file():
         return {"video": str(video.info.path), **_boxes_params(session.boxes_file())}
-    spec = session.detector_spec()
-    params = {"video": str(video.info.path), "weights": spec.weights, "device": spec.device, "conf": str(spec.conf)}
+    return {"video": str(video.info.path), **detector_params(session.detector_spec())}
+
+
+def detector_params(spec: DetectorSpec) -> dict[str, str]:
+    """A detector as URL parameters (what :func:`detector_spec_of` reads back)."""
+    params = {"weights": spec.weights, "device": spec.device, "conf": str(spec.conf)}
     if spec.classes:
         params["classes"] = ",".join(spec.classes)
     return params
