@@ -263,6 +263,7 @@ restore_from_url()
 restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int), seed=(QA_SEED, int))
 st.title("Verdicts & thresholds")
 view = require_view()
+st.set_page_config(page_title=f"{view.video.relpath} · Verdicts")
 size, seed = queue_settings_panel()
 sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
 with error_boundary("Verdicts"):

@@ -259,6 +259,7 @@ restore_from_url()
 prepare_current_frame()
 st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
 view = require_view()
+st.set_page_config(page_title=f"{view.video.relpath} · Review")  # the tab says which camera, of many
 boxes_source_caption()
 workspace()
 st.divider()

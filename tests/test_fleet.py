@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import numpy as np
 import orjson
@@ -230,6 +230,8 @@ def test_a_link_to_a_batch_video_is_checked_like_any_path(fleet_app, batch, tmp_
     at.query_params = {"batch": str(batch), "relpath": "walk_c.mp4"}
     at.run()
     assert "outside the folders" in at.error[0].value and "this link names is not open here" in at.info[-1].value
+    (back,) = [p.proto for p in at.get("page_link") if p.proto.label == "Back to the batch"]  # not only Load & detect
+    assert back.page == "fleet" and back.query_string == f"dir={quote(str(batch), safe='')}"
 
 
 def test_a_batch_that_has_just_started_is_a_batch_output_folder(fleet_app, batch, tmp_path):

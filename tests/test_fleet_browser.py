@@ -175,6 +175,9 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     assert browser.execute_script("return window.panelsAtFirstFrame") is False
     assert browser.find_element("tag name", "h1").text == "Review"
     wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL")
+    # which camera this is, of many: over the frame and in the tab
+    assert browser.find_element("css selector", ".fv-name").text == "walk_a.mp4"
+    wait_for(browser, lambda: browser.title.startswith("walk_a.mp4"), 30, f"the video in the tab's title ({browser.title})")
     assert metric_value(browser, "Flagged frames") == "3"  # the batch's flags, at its thresholds
     wait_for(browser, lambda: browser.find_element("css selector", 'input[aria-label="IoU tracking"]')
              .get_attribute("aria-valuetext") == "0.50", 30, "the batch's tracking threshold on its slider")
@@ -188,8 +191,13 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     assert kept, "the batch's predictions, kept for the next server (core.fleet.read_predictions)"
 
     wait_for(browser, lambda: shown_frame(browser) == 0, 30, "the first frame in the viewer")
+    entries = browser.execute_script("return history.length")
+    for step in (1, 2):  # each settled frame goes in the URL, in place: Back leaves Review, not a frame
+        press(browser, "\ue014")  # the right arrow
+        wait_for(browser, lambda: f"frame={step}&" in browser.current_url, 30, f"frame {step} in the URL")
+    assert browser.execute_script("return history.length") == entries
     press(browser, "k")  # the first flagged frame, then a verdict on it
-    wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")
+    wait_for(browser, lambda: shown_frame(browser) not in (None, 2), 30, "a seek to the first flagged frame")
     # The verdict reruns Review's workspace fragment. A page switch while that rerun still sends its
     # elements blanks the page in Streamlit 1.67 ("Bad delta path index 4 (should be between [0, 0])" in
     # the console, "Couldn't find fragment" in the server's log: seen in CI), so the app holds a click
@@ -198,6 +206,9 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: videos(browser) == WORST_FIRST, 60, "the same batch back on the Fleet page")
     assert next(row for row in grid_rows(browser) if row[0] == "walk_a.mp4")[5] == "1"
     assert metric_value(browser, "Flagged frames reviewed") == "1 / 7" and f"dir={quote(str(batch), safe='')}" in browser.current_url
+    browser.back()  # one press: the review, at the frame it was left on
+    wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url and metric_value(browser, "Imputed boxes"), 60,
+             "Review again after one Back")
 
 
 def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(served, browser, batch, tmp_path):

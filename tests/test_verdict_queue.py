@@ -156,6 +156,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         shown = lambda: int(root.get_attribute("data-frame"))  # noqa: E731
         runs = lambda: browser.execute_script("return window.__runs")  # noqa: E731
         assert progress().startswith("Reviewed 0 / 8")
+        assert root.find_element("css selector", ".vq-name").text == info.path.name  # which camera, of many
+        assert browser.title.startswith(f"{info.path.name} · Verdicts")
         # count the page's reruns from here on: a verdict must not cause one
         browser.execute_script(COUNT_RUNS)
 

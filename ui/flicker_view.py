@@ -105,6 +105,8 @@ def require_view() -> FlickerView:
         if not failed:  # else the error above says why
             st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
                     "detection." if linked else "No detections yet: load a video and run detection first.")
+        if batch := st.query_params.get("batch"):  # a Fleet row that cannot be opened: back to its batch first
+            st.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:", query_params={"dir": batch})
         st.page_link("pages/load.py", label="Go to Load & detect", icon=":material/movie:")
         st.stop()
     return view

@@ -64,6 +64,22 @@ function holdNavigationWhileRunning() {
 }
 holdNavigationWhileRunning();
 
+// Streamlit pushes a browser history entry whenever a run changes the URL's query. Review writes its
+// frame there as it settles (a reload comes back to it), so every step and every J / K added one,
+// and Back walked through the frames instead of returning to the page before (Fleet, Verdicts). A
+// change of query that keeps the page replaces the current entry; a switch of page still pushes one.
+// Installed once per page, by the first component drawn.
+function oneHistoryEntryPerPage() {
+  if (window.flickerHistoryPatched) return;
+  window.flickerHistoryPatched = true;
+  const push = history.pushState.bind(history);
+  history.pushState = (state, title, url) => {
+    const samePage = url != null && new URL(url, location.href).pathname === location.pathname;
+    return samePage ? history.replaceState(state, title, url) : push(state, title, url);
+  };
+}
+oneHistoryEntryPerPage();
+
 // Counts as the pages write them: 1,234; "1 box", "2 boxes".
 const number = (value) => value.toLocaleString("en-US");
 const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;

@@ -69,7 +69,8 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
     queued = queue_frames(queue, verdicts)
     post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator))
     _mount(key=QUEUE, on_refresh_change=lambda: None, data={
-        "video": {"key": info.fingerprint, "n": view.n_frames, "width": info.width, "height": info.height},
+        "video": {"key": info.fingerprint, "name": view.video.relpath, "n": view.n_frames, "width": info.width,
+                  "height": info.height},
         "frames_url": frames.frames_url(info),
         # every box of the video, fetched once (the minimum score is applied in the browser, as on Review)
         "boxes_url": frames.boxes_url(review.detection_id, review.detections),

@@ -37,6 +37,7 @@ class Queue {
     this.done = part("done");
     this.work = part("work");
     this.label = part("label");
+    this.nameText = part("name");
     this.status = part("status");
     this.why = part("why");
     this.canvas = part("frame");
@@ -113,6 +114,7 @@ class Queue {
       this.size = { width: 0, height: 0 };
     }
     this.data = data;
+    this.nameText.textContent = data.video.name;
     this.registrations.forEach((heard) => heard());
     if (this.boxesUrl !== data.boxes_url) this.loadBoxes(data.boxes_url);
     this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));

@@ -121,7 +121,8 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
     count, reveal = handshake.seek()
     review = session.review()
     _mount(key=VIEWER, on_frame_change=on_frame, on_verdict_change=on_verdict, data={
-        "video": {"key": info.fingerprint, "n": n, "fps": info.fps, "width": info.width, "height": info.height,
+        "video": {"key": info.fingerprint, "name": view.video.relpath, "n": n, "fps": info.fps, "width": info.width,
+                  "height": info.height,
                   "frames": frames.frames_url(info), "boxes": frames.boxes_url(review.detection_id, review.detections)},
         "view": view_payload(view, verdicts, selected, review.detections),
         "seek": [count, handshake.current_frame(n), reveal],

@@ -67,6 +67,7 @@ class Viewer {
     this.goneNote = part("gone");
     this.goneText = part("gone-text");
     this.label = part("label");
+    this.nameText = part("name");
     this.status = part("status");
     this.verdictBox = part("verdict");
     this.playButton = part("play");
@@ -151,6 +152,8 @@ class Viewer {
   reset(video) {
     this.pause();
     this.video = video;
+    this.nameText.textContent = video.name;
+    this.nameText.title = video.name;
     [...this.frames.keys()].forEach((frame) => this.drop(frame));
     this.urgent = null;
     this.failures.clear();
