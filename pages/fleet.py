@@ -23,6 +23,7 @@ CHOSEN = "fleet_video"
 TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
 TICKED = "fleet_ticked"  # the video ticked in it, by name
 SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
+STATUS_WORDS = {"skipped": "done earlier"}  # summary.csv's "skipped": done by an earlier run, in the export all the same
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
@@ -73,7 +74,7 @@ def folder_panel() -> Path | None:
 def table(found: fleet.Fleet, reviewed: dict[str, int]) -> pd.DataFrame:
     videos = found.videos
     frame = pd.DataFrame({
-        "Video": [v.relpath for v in videos], "Status": [v.status for v in videos],
+        "Video": [v.relpath for v in videos], "Status": [STATUS_WORDS.get(v.status, v.status) for v in videos],
         "Frames": [v.frames for v in videos], "Flagged": [v.flagged for v in videos],
         "Flagged share": [v.flagged_share for v in videos],
         "Reviewed": [reviewed.get(v.relpath, 0) for v in videos], "Error": [v.error for v in videos]})

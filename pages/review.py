@@ -38,7 +38,9 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
     every = view.assertion_flags
-    rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]))
+    rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]),
+                      help="Flagged frames with a verdict, of those flagged at these thresholds (as on the Fleet page; the "
+                           "Verdicts page counts the frames of its review plan instead)")
     if len(every) > 1:
         any_flags = np.logical_or.reduce(list(every.values()))
         st.table({"Assertion": [*map(assertion_label, every), "Any"],

@@ -93,6 +93,7 @@ def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_e
     assert [(r.relpath, r.status) for r in report.rows] == [("a.mp4", "skipped"), ("bad.mp4", "failed"),
                                                              ("sub/b.mp4", "done")]
     assert report.exit_code == 3 and "bad.mp4 is not a video FFmpeg can read" in report.rows[1].error
+    assert "1 video done by an earlier run and in the export already: skipped" in report.text()
     assert [e["relpath"] for e in read_manifest(out)] == ["a.mp4", "sub/b.mp4"]
     assert validate_datasource(out, {"a.mp4": 8, "sub/b.mp4": 8}) == []
     rows = summary_rows(out, drop_timings=False)

@@ -469,3 +469,15 @@ def test_a_summary_that_is_not_a_plain_file_is_named_not_read_as_a_stopped_batch
         summary.symlink_to("/dev/zero")
     with pytest.raises(fleet.UserError, match=r"summary.csv is not a regular file"):
         fleet.check_folder(str(root))
+
+
+def test_a_video_an_earlier_run_did_reads_done_earlier_not_skipped(fleet_app, batch, tmp_path):
+    """summary.csv's "skipped" (the same command run again): the video is in the export all the same."""
+    again = Path(shutil.copytree(batch, tmp_path / "again"))
+    settings = FlickerSettings.of_mode("reference", *THRESHOLDS)
+    report = run_batch(BatchConfig((str(batch.parent / "videos"),), RunConfig(
+        out=again, detector=DetectorSpec(cache_dir=batch.parent / "cache"), flicker=settings)))
+    assert sorted(r.status for r in report.rows) == ["failed", "skipped", "skipped", "skipped"]
+    rows = open_fleet(fleet_app, again).dataframe[0].value
+    assert dict(zip(rows["Video"], rows["Status"])) == {"walk_a.mp4": "done earlier", "walk_b.mp4": "done earlier",
+                                                        "walk_c.mp4": "done earlier", "broken.mp4": "failed"}

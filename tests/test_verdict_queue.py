@@ -155,7 +155,7 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
         shown = lambda: int(root.get_attribute("data-frame"))  # noqa: E731
         runs = lambda: browser.execute_script("return window.__runs")  # noqa: E731
-        assert progress().startswith("Reviewed 0 / 8")
+        assert progress().startswith("Reviewed 0 / 8 of the plan")
         assert root.find_element("css selector", ".vq-name").text == info.path.name  # which camera, of many
         assert browser.title.startswith(f"{info.path.name} · Verdicts")
         # count the page's reruns from here on: a verdict must not cause one

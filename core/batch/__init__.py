@@ -83,6 +83,9 @@ class BatchReport:
         written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
         lines.append(f"{counted(len(done), 'video')} processed in {self.seconds:.1f} s ({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, {written}")
+        if skipped := sum(r.status == "skipped" for r in self.rows):
+            lines.append(f"{counted(skipped, 'video')} done by an earlier run and in the export already: skipped "
+                         "(the table's figures for them are that run's)")
         lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {r.relpath}: {r.error}" for r in self.rows if r.error)
         return "\n".join(lines)
 

@@ -313,7 +313,8 @@ class Queue {
     // still to judge after the plan: those sent without a verdict here, and those a later run sends
     const after = this.data.queue.filter((entry) => !entry.planned && this.verdictOf(entry.frame) === null).length +
       this.data.after_plan_unsent;
-    this.progressText.textContent = `Reviewed ${done} / ${total}` +
+    // "of the plan": Review and Fleet count the flagged frames judged instead
+    this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
       (after ? ` · ${plural(after, "more flagged frame", "more flagged frames")} after the plan` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     this.root.dataset.reviewed = done;
