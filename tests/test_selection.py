@@ -226,4 +226,4 @@ def test_the_shipped_selection_config_is_the_tutorials_and_valid():
 
     config = load_config(ROOT / "samples" / "selection.yaml")
     validate_selection_config(config)
-    assert config == build_selection_config(100, "yolov8_detection", 1.0, 1.0, 2.0)
+    assert config == build_selection_config(100, "yolov8_detection", 1.0, 1.0, 1.0)  # the app's defaults too
