@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import fleet
+from core.assertions import ASSERTIONS
 from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
 from core.detect import Detector
 from core.errors import UserError
@@ -188,8 +189,9 @@ def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> 
     also checked, at the label thresholds on Review too."""
     session.use_file_boxes(imported, path)
     audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
-    if labels:
+    if labels:  # Review opens on what the check below lists: its thresholds, and every assertion it ran
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)
+        flags.use_assertions(ASSERTIONS)
     detections = imported.detections
     note = (f"Reviewing {len(detections):,} boxes of {imported.source} ({imported.format}) on "
             f"{int((detections.counts_per_frame() > 0).sum()):,} of {detections.n_frames:,} frames; classes: "

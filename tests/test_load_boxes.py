@@ -75,6 +75,10 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     app.switch_page("pages/review.py")
     app.run()
     assert metric(app, "Boxes kept") == str(len(planted_boxes())) and metric(app, "Flagged frames") == "1"
+    # Review opens on what the check listed: the ghost too, not flicker alone
+    assert app.session_state["assertions"] == ["ghost", "class-flip"]
+    (counts,) = [t.value for t in app.table if "Assertion" in t.value]
+    assert counts["Assertion"].tolist()[:2] == ["Flicker", "Ghost"] and counts["Flagged"].tolist()[1] == "1"
 
 
 def test_a_hostile_boxes_file_is_one_line_and_the_review_keeps_its_boxes(app, tmp_path):
