@@ -79,6 +79,7 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Flicker review engine, headless.")
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.verbs = commands.choices  # verb -> its parser
     run = commands.add_parser("run", help="decode -> detect (cached) -> flicker -> export")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("video", nargs="?", type=Path, help="video file (or folder of videos) to process")
@@ -210,7 +211,10 @@ def _add_prelabels_parser(commands) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the verb's own parser, so the line points at its --help, which lists its options
+        parser.verbs[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     # Cloud SDKs and the Lightly client log retries and tracebacks (some install their own handlers);
     # the CLI reports every failure itself, in one line.
     logging.disable(logging.ERROR)

@@ -20,6 +20,7 @@ not short text; a MOT track id that is not a whole number in -1..2**53.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -57,12 +58,22 @@ def read_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "aut
     path = Path(path)
     if not path.exists():
         raise PredictionFormatError(f"Predictions not found: {path}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    return _read_as(path, video, relpath, detect_format(path) if fmt == "auto" else fmt, guessed=fmt == "auto")
+
+
+def _read_as(path: Path, video: VideoInfo, relpath: str, fmt: str, guessed: bool) -> Detections:
+    """:func:`read_boxes` once the format is known (``guessed``: from the content, not named)."""
     if fmt not in FORMATS:
         raise PredictionFormatError(f"Unknown predictions format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt not in ("lightly", "yolo"):
         _check_regular_file(path, MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_LABEL_BYTES)
-    return _READERS[fmt](path, video, relpath)
+    try:
+        return _READERS[fmt](path, video, relpath)
+    except PredictionFormatError as exc:
+        if guessed and fmt == "mot":  # the guess for any text that is neither JSON nor XML: say it was one
+            raise PredictionFormatError(f"{exc} (read as MOT, since it is neither JSON nor XML; name its format if it "
+                                        "is another)") from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,11 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
     if not path.exists():
         raise PredictionFormatError(f"Predictions not found: {path}")
     try:
-        fmt = detect_format(path) if fmt == "auto" else fmt
+        guessed, fmt = fmt == "auto", detect_format(path) if fmt == "auto" else fmt
         if single_file and fmt in FOLDER_FORMATS:
             raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads "
                                         "the labels/ beside it): give its path on this machine instead of uploading one file")
-        detections = read_boxes(path, video, relpath, fmt)
+        detections = _read_as(path, video, relpath, fmt, guessed)
         try:
             check_crowding(detections.counts_per_frame())
         except UserError as crowded:  # refused as the file is read, in one line, not on Review afterwards
@@ -499,6 +510,8 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
             reason = f"{'.'.join(map(str, first['loc']))[:120]}: {message[:120]}"
         except (TypeError, KeyError, IndexError):
             pass
+    elif isinstance(exc, json.JSONDecodeError):  # a file given as COCO that is no JSON (a MOT txt, a CSV)
+        reason = f"not valid JSON, as the format it was read as is ({reason})"
     elif "Exceeds the limit" in reason and "digits" in reason:  # Python's words, with advice for programmers
         reason = f"it holds a number of more than {sys.get_int_max_str_digits():,} digits"
     if isinstance(exc, KeyError):

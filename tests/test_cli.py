@@ -5,6 +5,7 @@ import sys
 import orjson
 import pytest
 
+from core.cli import main
 from core.paths import ROOT
 from core.flicker import compute_flickering_assertion
 from core.lightly.validate import validate_datasource
@@ -141,3 +142,12 @@ def test_ctrl_c_during_a_batch_exits_130_with_the_resume_line(tmp_path, sample_s
     if process.returncode == 0:
         pytest.skip("the batch finished before the signal arrived")
     assert process.returncode == 130 and "run the same command again" in err and "terminate called" not in err, err
+
+
+def test_an_option_a_verb_does_not_take_points_at_that_verbs_help(tmp_path, capsys):
+    """It pointed at the top-level help, which lists verbs, not their options."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), "--corrected-task", "fixed"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --corrected-task fixed (see python -m core batch --help)\n"
+    assert not (tmp_path / "out").exists()

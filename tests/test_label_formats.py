@@ -420,3 +420,18 @@ def test_a_lightly_folder_with_a_frame_the_video_does_not_have_is_refused(writte
         read_boxes(task, info, "walk.mp4")
     (task / extra).unlink()
     assert len(read_boxes(task, info, "walk.mp4")) > 0
+
+
+def test_a_format_named_or_guessed_wrongly_says_so(walk_hog, tmp_path):
+    """A MOT file named as COCO was "Extra data: line 1 column 2" (the JSON parser's words alone); a
+    text file of no format was a MOT line error with no word that MOT was a guess."""
+    info, _ = walk_hog
+    mot = tmp_path / "gt.txt"
+    mot.write_text("1,1,10,10,20,20,1,1,1\n")
+    one_line_refusal(lambda: read_boxes(mot, info, "walk.mp4", "coco"), "gt.txt: not valid JSON, as the format it was read as is")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("remember to check camera 3\n")
+    one_line_refusal(lambda: read_boxes(notes, info, "walk.mp4"), r"expected frame,id.*\(read as MOT, since it is neither JSON nor XML")
+    with pytest.raises(PredictionFormatError) as named:  # named as MOT: no guess to own up to
+        read_boxes(notes, info, "walk.mp4", "mot")
+    assert "read as MOT" not in str(named.value)
