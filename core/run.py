@@ -22,7 +22,7 @@ from core.lightly.export import (
     check_task_name,
     export_datasource,
 )
-from core.label_formats import read_boxes
+from core.label_formats import import_boxes
 from core.paths import SAMPLE_VIDEO, check_output_folder
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import detect_with_progress, find_videos, probe_all
@@ -78,6 +78,7 @@ class VideoRun:
     flicker: FlickerResult
     siblings: dict[str, np.ndarray]  # metadata key -> flags per frame of each enabled sibling assertion
     corrections: Corrections | None  # the corrected stream, when a corrected task is exported
+    boxes_from: str = ""  # where the boxes came from when read from a file (its name and format), not detected
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,11 @@ class RunSummary:
                  f"kept, {counted(self.export.flagged, 'flagged frame')} ({share:.1%})"]
         for run in self.videos:
             siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
-            lines.append(f"  {run.relpath}: {run.info.frame_count} frames, {len(run.detections)} boxes, "
-                         f"{run.flicker.n_flagged} flagged, {len(run.flicker.imputed_frame)} imputed boxes{siblings}")
+            covered = int((run.detections.counts_per_frame() > 0).sum())
+            source = f" ({run.boxes_from}, on {covered:,} of {run.detections.n_frames:,} frames)" if run.boxes_from else ""
+            lines.append(f"  {run.relpath}: {counted(run.info.frame_count, 'frame')}, "
+                         f"{counted(len(run.detections), 'box', 'boxes')}{source}, {run.flicker.n_flagged:,} flagged, "
+                         f"{counted(len(run.flicker.imputed_frame), 'imputed box', 'imputed boxes')}{siblings}")
         # the folder on one line, whatever its name holds
         lines.append(f"Lightly datasource written to {printable(str(Datasource(self.export.root).lightly))} "
                      f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
@@ -107,12 +111,12 @@ def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:
     detector = None if config.predictions else config.detector.load()
     runs = []
     for info, relpath in videos:
-        detections = _detections_for(config, detector, info, relpath, progress_bar)
+        detections, boxes_from = _detections_for(config, detector, info, relpath, progress_bar)
         kept = _kept_classes(config.detector, detections)
         flicker = config.flicker.evaluate(kept)
         neighbours = config.flicker.neighbours(kept)
         corrections = config.flicker.corrections(kept, flicker, neighbours) if config.export.corrected_task else None
-        runs.append(VideoRun(info, relpath, kept, flicker, config.flicker.siblings(kept, neighbours), corrections))
+        runs.append(VideoRun(info, relpath, kept, flicker, config.flicker.siblings(kept, neighbours), corrections, boxes_from))
     export = export_datasource(
         config.out,
         [VideoPredictions.of_video(r.info, r.relpath, r.detections, r.flicker, r.siblings, r.corrections) for r in runs],
@@ -132,7 +136,9 @@ def _kept_classes(spec: DetectorSpec, detections: Detections) -> Detections:
 
 
 def _detections_for(config: RunConfig, detector: Detector | None, info: VideoInfo, relpath: str,
-                    progress_bar: bool) -> Detections:
+                    progress_bar: bool) -> tuple[Detections, str]:
+    """The video's boxes, and where they came from when a file gave them ("" when detected)."""
     if config.predictions is not None:
-        return read_boxes(config.predictions, info, relpath, config.predictions_format).above(config.detector.conf)
-    return detect_with_progress(config.detector, detector, info, relpath, progress_bar)
+        imported = import_boxes(config.predictions, info, relpath, config.predictions_format)
+        return imported.detections.above(config.detector.conf), f"read from {imported.source} as {imported.format}"
+    return detect_with_progress(config.detector, detector, info, relpath, progress_bar), ""

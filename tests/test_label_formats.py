@@ -156,6 +156,9 @@ def test_run_reviews_boxes_from_every_format_like_its_own(written, tmp_path):
         assert summary.export.boxes == summaries["lightly"].export.boxes, fmt
         schema = json.loads((Datasource(tmp_path / fmt).task_dir(DEFAULT_TASK) / "schema.json").read_text())
         assert {c["name"] for c in schema["categories"]} == ({"object"} if fmt == "mot" else set(detections.names.values()))
+        # the summary says the boxes were read, from what, and how much of the video they cover
+        covered = int((detections.counts_per_frame() > 0).sum())
+        assert f"(read from {paths[fmt].name} as {fmt}, on {covered:,} of {info.frame_count:,} frames)" in summary.text()
 
 
 def one_line_refusal(call, message):
