@@ -283,6 +283,8 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         failed = sum(r.status == "failed" for r in report.rows)
         videos = counted(len(report.rows), "video")
         st.success(f"{videos} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
+        for note in report.notes:  # why an earlier run's videos were done again (its settings differed)
+            st.caption(markdown_literal(note))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})
 

@@ -160,6 +160,29 @@ def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tm
     assert report.rows[0].status == "done" and report.rows[0].frames == 8
     assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"  # rewritten whole
 
+def test_a_rerun_that_does_videos_again_says_why(videos, cache, tmp_path):
+    """A batch started in the app (one threshold) and run again from the command line (another) did
+    every video again without a word; it now says what changed, and a video that changed says so."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("x.mp4", "y.mp4"):
+        (folder / name).write_bytes((videos / "a.mp4").read_bytes())
+    out = tmp_path / "out"
+    assert run_batch(config([folder], out, cache)).notes == ()
+    again = run_batch(config([folder], out, cache, iou_track=0.5))
+    assert [r.status for r in again.rows] == ["done", "done"]
+    assert again.notes == ("2 videos done again: the earlier run had other flicker settings (--mode, --iou-track, "
+                           "--iou-assert, --assertions)",)
+    assert again.notes[0] in again.text()
+    os.utime(folder / "y.mp4", ns=(1, 1))  # the same bytes, another version (size and mtime)
+    third = run_batch(config([folder], out, cache, iou_track=0.5))
+    assert [r.status for r in third.rows] == ["skipped", "done"]
+    assert third.notes == ("1 video done again: the video changed since",)
+    loose = BatchConfig((str(folder),), RunConfig(out=out, detector=DetectorSpec.of(None, cache_dir=cache, conf=0.2),
+                                                  flicker=FlickerSettings(iou_track=0.5)))
+    assert run_batch(loose).notes == ("2 videos done again: the earlier run had --conf 0.1 (now 0.2)",)
+
+
 def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_ray(videos, cache, tmp_path):
     script = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "
               "print('exit', code, 'ray imported' if 'ray' in sys.modules else 'no ray')")

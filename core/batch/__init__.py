@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core import paths
-from core.batch.live import DoneMarkers, LiveExport, parameters_key
+from core.batch.live import DoneMarkers, LiveExport, batch_settings
 from core.batch.local import LocalEngine
 from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine, VideoRow, VideoSource,
                                 failure_message, find_sources)
@@ -60,6 +60,7 @@ class BatchReport:
     rows: tuple[VideoRow, ...]  # in input order
     out: Path
     seconds: float
+    notes: tuple[str, ...] = ()  # why videos an earlier run did were done again
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +87,7 @@ class BatchReport:
         if skipped := sum(r.status == "skipped" for r in self.rows):
             lines.append(f"{counted(skipped, 'video')} done by an earlier run and in the export already: skipped "
                          "(the table's figures for them are that run's)")
+        lines.extend(self.notes)
         lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {r.relpath}: {r.error}" for r in self.rows if r.error)
         return "\n".join(lines)
 
@@ -151,8 +153,8 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
         config.out.mkdir(parents=True, exist_ok=True)
         with writing(config.out):
             write_settings(config.out, config.options.detector, config.options.flicker, len(sources))  # what Fleet reviews at
-            rows = _run_locked(config, engine, sources, classes, progress, quiet)
-            report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start)
+            rows, notes = _run_locked(config, engine, sources, classes, progress, quiet)
+            report = BatchReport(tuple(rows[s.relpath] for s in sources), config.out, time.perf_counter() - start, notes)
             paths.write_atomic(config.out / SUMMARY_CSV, summary_csv(report.rows))
     finally:
         engine.close()
@@ -160,9 +162,10 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
 
 
 def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource], classes: list[int] | None,
-                progress: BatchProgress | None, quiet: bool) -> dict[str, VideoRow]:
+                progress: BatchProgress | None, quiet: bool) -> tuple[dict[str, VideoRow], tuple[str, ...]]:
+    """Each video's row, and why videos an earlier run did were done again (DoneMarkers.notes)."""
     export = LiveExport(config.out, config.options.export, classes, engine.names)
-    markers = DoneMarkers(config.out, parameters_key(config.options, engine.fingerprint, classes))
+    markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes))
     rows: dict[str, VideoRow] = {}
     for source in sources:
         row = markers.done_row(source, listed=source.relpath in export.entries)
@@ -181,7 +184,7 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
     finally:
         if bars is not None:
             bars.close()
-    return rows
+    return rows, markers.notes()
 
 
 def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> VideoRow:

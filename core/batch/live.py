@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections import Counter
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -12,12 +13,13 @@ import orjson
 
 from core import paths
 from core.batch.sources import VideoRow, VideoSource
-from core.bounded import read_capped
+from core.bounded import printable, read_capped
 from core.errors import ExportError, UserError
 from core.fleet import MAX_MARKER_BYTES
 from core.lightly.datasource import Datasource, frame_namer
 from core.lightly.export import VideoPredictions, export_datasource, read_manifest, read_tasks, write_manifest
 from core.run import ExportOptions, RunConfig
+from core.words import counted
 
 STATE_DIR = ".batch"  # beside .lightly: the datasource itself stays pure
 STAGING_PREFIX = ".batch.partial-"
@@ -112,10 +114,12 @@ def _manifest_entries(out: Path) -> dict[str, dict]:
 class DoneMarkers:
     """``OUT/.batch/done/RELPATH.json``: which videos an earlier run finished, and with what."""
 
-    def __init__(self, out: Path, params: str):
+    def __init__(self, out: Path, settings: dict[str, object]):
         self.out = out
         self.folder = out / STATE_DIR / "done"
-        self.params = params
+        self.settings = settings  # batch_settings(): kept in each marker, to say what changed since
+        self.params = parameters_key(settings)
+        self.redone: Counter[str] = Counter()  # why videos an earlier run did are done again, and how many
 
     def _path(self, relpath: str) -> Path:
         """The marker's path, once no folder on the way from ``--out`` is a link (through a planted
@@ -129,14 +133,30 @@ class DoneMarkers:
             return None
         try:
             marker = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Done marker", follow_symlinks=False))
-            if marker["params"] != self.params or marker["version"] != source.version:
+            if marker["params"] != self.params:
+                self.redone[self._changed(marker.get("settings"))] += 1
+                return None
+            if marker["version"] != source.version:
+                self.redone["the video changed since"] += 1
                 return None
             return replace(_checked_row(marker["row"]), status="skipped")
-        except (UserError, orjson.JSONDecodeError, KeyError, TypeError):
+        except (UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None  # a damaged marker only costs a re-run of that video
 
+    def _changed(self, earlier) -> str:
+        """What differs between the settings a marker kept and this run's, in the options' words."""
+        changed = [f"other {name.removeprefix('the ')}" if name.startswith(("the ", "flicker")) else
+                   f"{name} {_brief(earlier.get(name))} (now {_brief(now)})"
+                   for name, now in self.settings.items() if isinstance(earlier, dict) and earlier.get(name) != now]
+        # no settings kept: a marker from before markers kept them
+        return f"the earlier run had {', '.join(changed) or 'other settings'}"
+
+    def notes(self) -> tuple[str, ...]:
+        """One line per reason a video an earlier run did is done again."""
+        return tuple(f"{counted(n, 'video')} done again: {reason}" for reason, n in self.redone.most_common())
+
     def mark(self, source: VideoSource, row: VideoRow) -> None:
-        marker = {"params": self.params, "version": source.version, "row": asdict(row)}
+        marker = {"params": self.params, "version": source.version, "row": asdict(row), "settings": self.settings}
         paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
 
 
@@ -151,8 +171,20 @@ def _checked_row(values: dict) -> VideoRow:
     return VideoRow(**values)
 
 
-def parameters_key(options: RunConfig, fingerprint: str, classes: list[int] | None) -> str:
-    """Everything that changes a video's exported files."""
-    values = [fingerprint, options.detector.conf, classes, repr(options.flicker), options.export.task,
-              options.export.metadata_style, options.export.imputed_task]
-    return hashlib.blake2b(orjson.dumps(values), digest_size=16).hexdigest()
+def batch_settings(options: RunConfig, fingerprint: str, classes: list[int] | None) -> dict[str, object]:
+    """Everything that changes a video's exported files, named by the options that set it."""
+    return {"the detector (--weights, --backend)": fingerprint, "--conf": options.detector.conf, "--classes": classes,
+            "flicker settings (--mode, --iou-track, --iou-assert, --assertions)": repr(options.flicker),
+            "--task": options.export.task, "--flickering": options.export.metadata_style,
+            "--imputed-task": options.export.imputed_task}
+
+
+def parameters_key(settings: dict[str, object]) -> str:
+    """The digest a done marker is matched by (of the values in order, as markers have always had it)."""
+    return hashlib.blake2b(orjson.dumps(list(settings.values())), digest_size=16).hexdigest()
+
+
+def _brief(value) -> str:
+    """A setting as an option would give it; a marker's (a file) in one short printable piece."""
+    text = "none" if value is None else " ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return printable(text)[:40]
