@@ -71,7 +71,8 @@ def test_the_queue_gets_the_plan_the_viewers_frame_and_box_urls_and_a_route_for_
     data = queue_data(qa_page)
     review = qa_page.session_state["review"]
     info = review.video.info
-    assert data["video"] == {"key": info.fingerprint, "n": info.frame_count, "width": info.width, "height": info.height}
+    assert data["video"] == {"key": info.fingerprint, "name": info.path.name, "n": info.frame_count, "width": info.width,
+                             "height": info.height}
     assert data["post_url"].startswith(routes.PREFIX) and data["annotator"] == "ana" and data["verdicts"] == {}
     assert 0 < data["planned"] == sum(e["planned"] for e in data["queue"]) <= 5
     for entry in data["queue"]:
