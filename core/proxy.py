@@ -112,13 +112,24 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
                 return None
             if index in checked:
                 originals[index] = frame.to_ndarray(format="rgb24")
-            frame = frame.reformat(format=stream.pix_fmt)
+            frame = _proxy_frame(frame, stream.pix_fmt, originals.get(index))
             frame.pts, frame.time_base = index, time_base
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
     return originals
+
+
+def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None) -> av.VideoFrame:
+    """``frame`` in the proxy's pixel format. Limited-range YUV is converted directly; anything else
+    (full-range "yuvj" from phones and IP cameras, RGB, palettes) goes through the RGB the viewer
+    shows for the original, since a direct conversion lost the range and the proxy, 29 dB off the
+    original, was refused on every opening of the video after a full transcode."""
+    if frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG (full) range
+        return frame.reformat(format=pix_fmt)
+    image = rgb if rgb is not None else frame.to_ndarray(format="rgb24")
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
 
 
 def proxy_matches(original: VideoInfo, proxy: VideoInfo, originals: dict[int, np.ndarray] | None = None) -> bool:

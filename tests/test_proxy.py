@@ -60,6 +60,9 @@ CASES = {
                  (384, 288), "yuv420p", False),
     "h264-mov-vfr": ("clip.mov", "libx264", X264_LONG_GOP, (384, 288), "yuv420p", True),
     "h264-mp4-odd-size": ("odd.mp4", "libx264", X264_LONG_GOP, (383, 215), "yuv444p", False),
+    # phones and IP cameras: full-range YUV (no proxy was kept: converted without its range, 29 dB off)
+    "h264-mp4-full-range": ("phone.mp4", "libx264", X264_LONG_GOP, (384, 288), "yuvj420p", False),
+    "h264-rgb": ("screen.mkv", "libx264rgb", X264_LONG_GOP, (384, 288), "rgb24", False),
 }
 
 
