@@ -501,7 +501,7 @@ class StageClock:
 
 def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     clock = StageClock()
-    decoded = _in_background(clock.timed("decode", _bgr_frames(video.path)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
+    decoded = _in_background(clock.timed("decode", _bgr_frames(video)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
     prepared = _in_background(_prepared(detector, batches(decoded, _batch_size(detector, video)), clock),
                               PREPARED_BATCHES)
 
@@ -540,8 +540,9 @@ def _in_order(pool: ThreadPoolExecutor, work: Callable[[T], R], items: Iterable[
         yield pending.popleft().result()
 
 
-def _bgr_frames(path: Path) -> Iterator[np.ndarray]:
-    return (frame for _, frame in iter_frames(path, pixel_format="bgr24"))
+def _bgr_frames(video: VideoInfo) -> Iterator[np.ndarray]:
+    """Every frame the probe counted, in order (a damaged one repeats the frame before: iter_frames)."""
+    return (frame for _, frame in iter_frames(video, pixel_format="bgr24"))
 
 
 def _batch_size(detector: Detector, video: VideoInfo) -> int:

@@ -58,7 +58,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     metadata = _metadata(sources)
     merged = Detections.merge([video.detections for video in sources])
     check_runnable(config, merged, metadata, n)  # a wrong metadata key, before the embeddings' seconds
-    embeddings = frame_embeddings(*[video.info.path for video in sources], detector=detector)
+    embeddings = frame_embeddings(*[video.info for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
     values = metadata[FLICKERING_KEY]
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])

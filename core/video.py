@@ -177,7 +177,7 @@ def _decode_first_frame(path: Path) -> None:
 
 
 def iter_frames(
-    path: str | Path,
+    video: str | Path | VideoInfo,
     pixel_format: str = "rgb24",
     threaded: bool | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -186,27 +186,66 @@ def iter_frames(
     ``threaded`` lets FFmpeg decode with frame and slice threads (``thread_type="AUTO"``). By
     default it is on with 4+ cores: on 2 cores the decoder threads compete with the RGB
     conversion and H.264 end-to-end decode is ~15% slower than FFmpeg's default (bench/video.py).
-    Damage part-way through ends the iteration with a TruncatedVideoWarning instead of an
-    exception: the frames before it are good and a user would rather have them.
+
+    Given a path, damage part-way through ends the iteration with a TruncatedVideoWarning instead
+    of an exception: the frames before it are good and a user would rather have them. Given the
+    video's :class:`VideoInfo` (its probe), it yields exactly the frames the probe counted: a
+    packet that does not decode is skipped, as FFmpeg's player skips it, the frames after it are
+    placed by their timestamps, and each frame that never decodes repeats the last one that did
+    (with one TruncatedVideoWarning). Stopping at the first bad packet lost every frame after it,
+    and the detections then covered fewer frames than the video has, which the export refused.
     """
-    path = Path(path)
+    info = video if isinstance(video, VideoInfo) else None
+    path = info.path if info is not None else Path(video)
     if threaded is None:
         threaded = (os.cpu_count() or 1) >= 4
     with open_video(path) as container:
         stream = container.streams.video[0]
         if threaded:
             stream.thread_type = "AUTO"
-        index = 0
+        if info is None:
+            yield from _decoded_until_damage(container, stream, path, pixel_format)
+        else:
+            yield from _decoded_past_damage(container, stream, info, pixel_format)
+
+
+def _decoded_until_damage(container, stream, path: Path, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
+    index = 0
+    try:
+        for frame in container.decode(stream):
+            yield index, frame.to_ndarray(format=pixel_format)
+            index += 1
+    except av.error.FFmpegError as exc:
+        warnings.warn(f"{path.name}: decoding stopped after {index} frames ({_reason(exc)})", TruncatedVideoWarning,
+                      stacklevel=3)
+
+
+def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
+    place = {int(p): i for i, p in enumerate(info.frame_pts)}  # empty when timestamps do not map: frames are counted
+    index, last, held, reason = 0, None, 0, ""
+    for packet in container.demux(stream):
         try:
-            for frame in container.decode(stream):
-                yield index, frame.to_ndarray(format=pixel_format)
-                index += 1
+            frames = packet.decode()  # the last, empty packet flushes the decoder
         except av.error.FFmpegError as exc:
-            warnings.warn(
-                f"{path.name}: decoding stopped after {index} frames ({_reason(exc)})",
-                TruncatedVideoWarning,
-                stacklevel=2,
-            )
+            reason = reason or _reason(exc)
+            continue
+        for frame in frames:
+            at = place.get(frame.pts, index) if place else index
+            if at < index or at >= info.frame_count:
+                continue  # a timestamp already passed, or a frame past those the probe counted
+            image = frame.to_ndarray(format=pixel_format)
+            for _ in range(at - index):  # frames lost to damage: the last good one again (before any: this one)
+                yield index, image if last is None else last
+                index, held = index + 1, held + 1
+            yield index, image
+            index, last = index + 1, image
+    while last is not None and index < info.frame_count:  # the tail did not decode
+        yield index, last
+        index, held = index + 1, held + 1
+    if held:
+        warnings.warn(f"{info.name}: {held:,} of {info.frame_count:,} frames could not be decoded "
+                      f"({reason or 'damaged data'}); each repeats the last frame before it that did",
+                      TruncatedVideoWarning, stacklevel=3)
 
 
 class FrameReader:
@@ -245,9 +284,13 @@ class FrameReader:
             if index in self._cache:
                 self._cache.move_to_end(index)
                 return self._cache[index]
-            if not self._can_step_to(index):
-                self._seek_before(index)
-            return self._decode_until(index)
+            try:
+                if not self._can_step_to(index):
+                    self._seek_before(index)
+                return self._decode_until(index)
+            except av.error.FFmpegError as exc:  # damaged data: one line (the viewer's route says it), not PyAV's
+                self._decoder, self._next_index = None, None  # the next frame asked for seeks afresh
+                raise VideoError(f"{self.info.name}: frame {index} could not be decoded ({_reason(exc)})") from None
 
     def close(self) -> None:
         with self._lock:

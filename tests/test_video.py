@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import sample_frames, write_video
+from conftest import ENCODER_THREADS, sample_frames, write_video
 from core.errors import VideoError
 from core.video import FrameReader, TruncatedVideoWarning, fingerprint_file, iter_frames, probe
 
@@ -72,6 +72,63 @@ def test_truncated_video_decodes_what_it_can_and_warns(sample_video, tmp_path):
     reader = FrameReader(info)
     for index in (info.frame_count - 1, 5, info.frame_count // 2):
         assert np.array_equal(reader.get(index), frames[index])
+
+
+
+def _damaged_h264(tmp_path) -> tuple:
+    """An H.264 clip of 60 sample frames (keyframes at 0, 20, 40) and a copy whose packets 25-27
+    hold random bytes, as a disk or a network leaves a file; returns (clean, damaged)."""
+    import av
+
+    clean = tmp_path / "clean.mp4"
+    with av.open(str(clean), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.options, stream.codec_context.thread_count = {"g": "20", "bf": "0", "crf": "23"}, ENCODER_THREADS
+        for frame in sample_frames(60, start=100):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(clean)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    data, noise = bytearray(clean.read_bytes()), np.random.default_rng(0)
+    for pos, size in packets[25:28]:
+        data[pos + 4: pos + size] = noise.integers(0, 256, size - 4, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    return clean, damaged
+
+
+def test_damaged_data_mid_video_keeps_every_frame_the_probe_counts(tmp_path):
+    """Decoding stopped at the first bad packet: 25 of 60 frames, the detections covered fewer frames
+    than the video has, and the export refused the run after a full detection ("run detection
+    again", which cannot help). Now the bad packets are skipped, later frames land where their
+    timestamps say, and the frames that never decode repeat the one before."""
+    from core.run import RunConfig, run_pipeline
+
+    clean, damaged = _damaged_h264(tmp_path)
+    info = probe(damaged)
+    assert info.frame_count == 60 and not info.warning  # every packet is there: nothing looks wrong yet
+    with pytest.warns(TruncatedVideoWarning, match=r"damaged.mp4: 3 of 60 frames could not be decoded .*repeats the last"):
+        decoded = list(iter_frames(info))
+    assert [index for index, _ in decoded] == list(range(60))
+    originals = [frame for _, frame in iter_frames(clean)]
+    assert all(np.array_equal(decoded[i][1], originals[i]) for i in [*range(25), *range(40, 60)])  # before, and from the next keyframe
+    assert all(np.array_equal(decoded[i][1], decoded[24][1]) for i in (25, 26, 27))
+    with pytest.warns(TruncatedVideoWarning, match="decoding stopped after 25 frames"):  # by path: as before, up to the damage
+        assert len(list(iter_frames(damaged))) == 25
+
+    reader = FrameReader(info)  # the viewer: frames past the damage, and a one-line error on it (was PyAV's own)
+    assert np.array_equal(reader.get(50), originals[50])
+    with pytest.raises(VideoError, match="damaged.mp4: frame 26 could not be decoded"):
+        reader.get(26)
+    assert np.array_equal(reader.get(0), originals[0])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncatedVideoWarning)
+        summary = run_pipeline(RunConfig(out=tmp_path / "out", video=damaged))
+    assert summary.videos[0].detections.n_frames == 60 and summary.export.frames == 60
 
 
 @pytest.mark.parametrize(

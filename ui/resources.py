@@ -98,7 +98,7 @@ def verdict_store() -> VerdictStore:
 def _embeddings(fingerprint: str, model: tuple[str, str] | None, _info: VideoInfo):
     from core.lightly.selection import embedding_map, frame_embeddings
 
-    vectors = frame_embeddings(_info.path, detector=_detector(*model) if model else None)
+    vectors = frame_embeddings(_info, detector=_detector(*model) if model else None)
     return vectors, embedding_map(vectors)
 
 

@@ -82,7 +82,7 @@ def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | 
         info = probe(path)
         yield info
         clock = StageClock()
-        frames = clock.timed("decode", (frame for _, frame in iter_frames(path, pixel_format="bgr24")))
+        frames = clock.timed("decode", (frame for _, frame in iter_frames(info, pixel_format="bgr24")))
         group: list[np.ndarray] = []
         for batch in batches(frames, _batch_size(worker, info)):
             group.append(np.stack(batch))

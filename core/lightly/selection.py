@@ -27,7 +27,7 @@ from core.flicker import FlickerResult
 from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
 from core.lightly.datasource import FLICKERING_KEY, frame_name
 from core.lightly.export import flickering_values
-from core.video import iter_frames
+from core.video import VideoInfo, iter_frames
 from core.words import counted
 
 EMBEDDING_SIZE = (128, 96)  # width, height of the frame the descriptor is computed on
@@ -65,7 +65,7 @@ def class_distributions(detections: Detections) -> tuple[np.ndarray, list[int]]:
     return np.divide(table, totals, out=np.zeros_like(table), where=totals > 0), classes
 
 
-def frame_embeddings(*videos: str | Path, detector=None, dims: int = EMBEDDING_DIMS) -> np.ndarray:
+def frame_embeddings(*videos: str | Path | VideoInfo, detector=None, dims: int = EMBEDDING_DIMS) -> np.ndarray:
     """Per-frame embeddings of one or more videos (frames in order, videos one after the other),
     projected on their top principal components over all frames and L2-normalised.
 
