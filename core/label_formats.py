@@ -69,11 +69,15 @@ def _read_as(path: Path, video: VideoInfo, relpath: str, fmt: str, guessed: bool
         _check_regular_file(path, MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_LABEL_BYTES)
     try:
         return _READERS[fmt](path, video, relpath)
-    except PredictionFormatError as exc:
-        if guessed and fmt == "mot":  # the guess for any text that is neither JSON nor XML: say it was one
+    except _NotMotRows as exc:
+        if guessed:  # MOT is the guess for any text that is neither JSON nor XML: say it was one
             raise PredictionFormatError(f"{exc} (read as MOT, since it is neither JSON nor XML; name its format if it "
                                         "is another)") from None
         raise
+
+
+class _NotMotRows(PredictionFormatError):
+    """A line of a MOT file that is no MOT row at all (not one that is wrong for this video)."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,11 @@ class ImportedBoxes:
 
 
 def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "auto", shown_name: str = "",
-                 single_file: bool = False) -> ImportedBoxes:
+                 single_file: bool = False, min_score: float = 0.0) -> ImportedBoxes:
     """:func:`read_boxes`, with the format resolved and an id made of the video and the boxes
     themselves (the same boxes from another file or format share it; a changed file does not).
-    ``single_file`` (an upload): the formats that are folders are refused, not read as empty."""
+    ``single_file`` (an upload): the formats that are folders are refused, not read as empty.
+    ``min_score``: the boxes below it are dropped before a frame's boxes are counted (run's --conf)."""
     path = Path(path)
     if not path.exists():
         raise PredictionFormatError(f"Predictions not found: {path}")
@@ -100,6 +105,7 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
             raise PredictionFormatError(f"{shown_name or path.name}: a {fmt} dataset is a folder (a YOLO data.yaml reads "
                                         "the labels/ beside it): give its path on this machine instead of uploading one file")
         detections = _read_as(path, video, relpath, fmt, guessed)
+        detections = detections.above(min_score) if min_score > 0 else detections
         try:
             check_crowding(detections.counts_per_frame())
         except UserError as crowded:  # refused as the file is read, in one line, not on Review afterwards
@@ -435,7 +441,7 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
         if not line.strip():
             continue
         if len(values) < 6 or not _numbers(values[:7]):
-            raise PredictionFormatError(f"{path}:{line_number}: expected frame,id,x,y,w,h[,score,...]")
+            raise _NotMotRows(f"{path}:{line_number}: expected frame,id,x,y,w,h[,score,...]")
         frame, track_id = float(values[0]), float(values[1])
         if frame != int(frame) or not 1 <= frame <= video.frame_count:
             raise PredictionFormatError(f"{path}:{line_number}: frame {values[0][:20]} is not one of 1..{video.frame_count}")
@@ -511,7 +517,7 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
         except (TypeError, KeyError, IndexError):
             pass
     elif isinstance(exc, json.JSONDecodeError):  # a file given as COCO that is no JSON (a MOT txt, a CSV)
-        reason = f"not valid JSON, as the format it was read as is ({reason})"
+        reason = f"not JSON ({reason}), which a COCO file is"
     elif "Exceeds the limit" in reason and "digits" in reason:  # Python's words, with advice for programmers
         reason = f"it holds a number of more than {sys.get_int_max_str_digits():,} digits"
     if isinstance(exc, KeyError):

@@ -139,6 +139,6 @@ def _detections_for(config: RunConfig, detector: Detector | None, info: VideoInf
                     progress_bar: bool) -> tuple[Detections, str]:
     """The video's boxes, and where they came from when a file gave them ("" when detected)."""
     if config.predictions is not None:
-        imported = import_boxes(config.predictions, info, relpath, config.predictions_format)
-        return imported.detections.above(config.detector.conf), f"read from {imported.source} as {imported.format}"
+        imported = import_boxes(config.predictions, info, relpath, config.predictions_format, min_score=config.detector.conf)
+        return imported.detections, f"read from {Path(config.predictions).resolve().name} as {imported.format}"
     return detect_with_progress(config.detector, detector, info, relpath, progress_bar), ""

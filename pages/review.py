@@ -39,8 +39,9 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
     every = view.assertion_flags
     rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]),
-                      help="Flagged frames with a verdict, of those flagged at these thresholds (as on the Fleet page; the "
-                           "Verdicts page counts the frames of its review plan instead)")
+                      help="Frames flicker flags at these thresholds that have a verdict, of all it flags (the table "
+                           "below counts each assertion when others are on; Fleet counts at the batch's thresholds, the "
+                           "Verdicts page the frames of its review plan)")
     if len(every) > 1:
         any_flags = np.logical_or.reduce(list(every.values()))
         st.table({"Assertion": [*map(assertion_label, every), "Any"],

@@ -146,6 +146,29 @@ def test_a_link_planted_in_the_batch_folder_is_refused_and_never_written_through
     assert sorted(p.name for p in elsewhere.iterdir()) == before
 
 
+def test_done_markers_of_earlier_versions_still_match(videos, cache, tmp_path):
+    """Markers now keep their settings, to say what changed; the digest they are matched by is the
+    one markers always had, so an upgrade does not do every video of a batch again."""
+    import hashlib
+
+    import orjson
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "x.mp4").write_bytes((videos / "a.mp4").read_bytes())
+    out, options = tmp_path / "out", config([folder], tmp_path / "out", cache).options
+    run_batch(config([folder], out, cache))
+    marker_path = out / ".batch" / "done" / "x.mp4.json"
+    marker = json.loads(marker_path.read_bytes())
+    fingerprint = marker["settings"]["the detector (--weights, --backend)"]
+    earlier = [fingerprint, options.detector.conf, None, repr(options.flicker), options.export.task,
+               options.export.metadata_style, options.export.imputed_task]  # the values, in the order markers had them
+    assert marker["params"] == hashlib.blake2b(orjson.dumps(earlier), digest_size=16).hexdigest()
+    del marker["settings"]  # as an earlier version wrote it
+    marker_path.write_text(json.dumps(marker))
+    assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"
+
+
 def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()

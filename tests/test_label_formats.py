@@ -431,10 +431,29 @@ def test_a_format_named_or_guessed_wrongly_says_so(walk_hog, tmp_path):
     info, _ = walk_hog
     mot = tmp_path / "gt.txt"
     mot.write_text("1,1,10,10,20,20,1,1,1\n")
-    one_line_refusal(lambda: read_boxes(mot, info, "walk.mp4", "coco"), "gt.txt: not valid JSON, as the format it was read as is")
+    one_line_refusal(lambda: read_boxes(mot, info, "walk.mp4", "coco"), r"gt.txt: not JSON \(.*\), which a COCO file is")
     notes = tmp_path / "notes.txt"
     notes.write_text("remember to check camera 3\n")
     one_line_refusal(lambda: read_boxes(notes, info, "walk.mp4"), r"expected frame,id.*\(read as MOT, since it is neither JSON nor XML")
     with pytest.raises(PredictionFormatError) as named:  # named as MOT: no guess to own up to
         read_boxes(notes, info, "walk.mp4", "mot")
     assert "read as MOT" not in str(named.value)
+    mot.write_text("99,1,10,10,20,20,1,1,1\n")  # a MOT file for another video: no word of a guess either
+    assert "read as MOT" not in one_line_refusal(lambda: read_boxes(mot, info, "walk.mp4"), "frame 99 is not one of")
+
+
+def test_run_counts_a_frames_boxes_above_its_floor(walk_hog, tmp_path):
+    """A file with many low-scored boxes on one frame is read at --conf: the crowding check counts
+    what is kept (checked before the floor, 1,200 boxes refused a run that keeps 100)."""
+    from core.flicker import MAX_BOXES_PER_FRAME
+    from core.run import RunConfig, run_pipeline
+    from core.settings import DetectorSpec
+
+    info, _ = walk_hog
+    rows = [f"1,-1,{10 + i % 50},{10 + i // 50},20,20,{0.9 if i < 100 else 0.05}" for i in range(MAX_BOXES_PER_FRAME + 100)]
+    crowd = tmp_path / "crowd.txt"
+    crowd.write_text("\n".join(rows) + "\n")
+    summary = run_pipeline(RunConfig(out=tmp_path / "out", video=info.path, predictions=crowd,
+                                     detector=DetectorSpec(conf=0.5)))
+    assert len(summary.videos[0].detections) == 100
+    assert "(read from crowd.txt as mot, on 1 of" in summary.text()

@@ -67,7 +67,8 @@ holdNavigationWhileRunning();
 // Streamlit pushes a browser history entry whenever a run changes the URL's query. Review writes its
 // frame there as it settles (a reload comes back to it), so every step and every J / K added one,
 // and Back walked through the frames instead of returning to the page before (Fleet, Verdicts). A
-// change of query that keeps the page replaces the current entry; a switch of page still pushes one.
+// change of query that keeps the page replaces the current entry; a switch of page still pushes one
+// (so Back no longer undoes a change made within a page either, such as another folder on Fleet).
 // Installed once per page, by the first component drawn.
 function oneHistoryEntryPerPage() {
   if (window.flickerHistoryPatched) return;
