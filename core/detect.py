@@ -411,6 +411,8 @@ def load_detector(weights: str | Path | None = None, device: str = "auto", imgsz
 def cache_key(video: VideoInfo, detector: Detector, conf: float, classes: Sequence[int] | None) -> str:
     parts = [CACHE_VERSION, video.fingerprint, str(video.frame_count), detector.fingerprint, f"{conf:.6g}",
              ",".join(map(str, sorted(classes))) if classes else "all"]
+    if video.rotation:  # boxes found on the frames as shown (turned); none cached before were
+        parts.append(f"rotation {video.rotation}")
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 
 

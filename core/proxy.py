@@ -24,21 +24,22 @@ import numpy as np
 
 from core import paths
 from core.errors import VideoError
-from core.video import FrameReader, VideoInfo, open_video, probe
+from core.video import FrameReader, VideoInfo, open_video, probe, shown
 
 PROXY_GOP = 12
 PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
 MIN_PSNR_DB = 35.0
 CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
 DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
-_PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+-v([0-9]+)\.mp4")
-_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+-v[0-9]+\.mp4\..+\.mp4")  # paths.atomic_path's, while a build writes
+_PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+(?:-r[0-9]+)?-v([0-9]+)\.mp4")
+_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+(?:-r[0-9]+)?-v[0-9]+\.mp4\..+\.mp4")  # paths.atomic_path's, while a build writes
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
 
 def proxy_path(info: VideoInfo, cache_dir: Path | None = None) -> Path:
-    name = f"{info.fingerprint}-{info.frame_count}-v{PROXY_VERSION}.mp4"
+    turned = f"-r{info.rotation}" if info.rotation else ""  # its frames are stored turned (none older was)
+    name = f"{info.fingerprint}-{info.frame_count}{turned}-v{PROXY_VERSION}.mp4"
     return (cache_dir or paths.cache_dir()) / "proxies" / name
 
 
@@ -111,8 +112,8 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
             if cancel is not None and cancel.is_set():
                 return None
             if index in checked:
-                originals[index] = frame.to_ndarray(format="rgb24")
-            frame = _proxy_frame(frame, stream.pix_fmt, originals.get(index))
+                originals[index] = shown(frame, "rgb24", info.rotation)
+            frame = _proxy_frame(frame, stream.pix_fmt, originals.get(index), info.rotation)
             frame.pts, frame.time_base = index, time_base
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -121,14 +122,15 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
     return originals
 
 
-def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None) -> av.VideoFrame:
-    """``frame`` in the proxy's pixel format. Limited-range YUV is converted directly; anything else
-    (full-range "yuvj" from phones and IP cameras, RGB, palettes) goes through the RGB the viewer
-    shows for the original, since a direct conversion lost the range and the proxy, 29 dB off the
-    original, was refused on every opening of the video after a full transcode."""
-    if frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG (full) range
+def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None, rotation: int) -> av.VideoFrame:
+    """``frame`` in the proxy's pixel format, turned as shown (the proxy has no display matrix).
+    Limited-range YUV is converted directly; anything else (full-range "yuvj" from phones and IP
+    cameras, RGB, palettes) and a turned frame go through the RGB the viewer shows for the
+    original, since a direct conversion lost the range and the proxy, 29 dB off the original, was
+    refused on every opening of the video after a full transcode."""
+    if not rotation and frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG range
         return frame.reformat(format=pix_fmt)
-    image = rgb if rgb is not None else frame.to_ndarray(format="rgb24")
+    image = rgb if rgb is not None else shown(frame, "rgb24", rotation)
     return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
 
 

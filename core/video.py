@@ -44,6 +44,9 @@ class VideoInfo:
     # Why its frames may be fewer than it was recorded with ("looks truncated: ..."), or "": the
     # warning the probe gives, kept for reports made later (a batch's summary, the Fleet page).
     warning: str = field(compare=False, default="")
+    # Degrees counterclockwise the frames are turned for display (a phone's display matrix: 0, 90,
+    # 180 or 270). Frames are read turned, so width and height above are the frames' as shown.
+    rotation: int = 0
 
     @property
     def name(self) -> str:
@@ -107,7 +110,9 @@ def probe(path: str | Path) -> VideoInfo:
         pts, keyframe_flags, truncated = _demux_index(container, stream)
     if not pts:
         raise VideoError(f"{path.name} contains no video frames")
-    _decode_first_frame(path)
+    rotation = _decode_first_frame(path)
+    if rotation in (90, 270):
+        width, height = height, width
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     frame_count = len(pts)
     warning = ""
@@ -127,6 +132,7 @@ def probe(path: str | Path) -> VideoInfo:
         frame_pts=frame_pts,
         keyframes=keyframes,
         warning=warning,
+        rotation=rotation,
     )
 
 
@@ -167,13 +173,29 @@ def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple
     return frame_pts, tuple(keyframes)
 
 
-def _decode_first_frame(path: Path) -> None:
+def _decode_first_frame(path: Path) -> int:
+    """Decode the first frame (or raise a one-line VideoError); its display rotation (see
+    :attr:`VideoInfo.rotation`)."""
     with open_video(path) as container:
         try:
-            next(container.decode(container.streams.video[0]))
+            frame = next(container.decode(container.streams.video[0]))
         except (av.error.FFmpegError, StopIteration) as exc:
             reason = _reason(exc) if isinstance(exc, av.error.FFmpegError) else "no frame decodes"
             raise VideoError(f"{path.name}: video data cannot be decoded ({reason})") from None
+        return quarter_turns(frame)
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """The display rotation of ``frame`` in degrees counterclockwise, as 0, 90, 180 or 270 (a camera
+    turns by quarters; anything else rounds to the nearest)."""
+    return int(round((frame.rotation or 0) / 90)) % 4 * 90
+
+
+def shown(frame: av.VideoFrame, pixel_format: str, rotation: int) -> np.ndarray:
+    """``frame`` as an array, turned as players show it (as FFmpeg's autorotate does): a phone's
+    video held upright is detected, reviewed and exported upright, not lying on its side."""
+    image = frame.to_ndarray(format=pixel_format)
+    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
 
 
 def iter_frames(
@@ -210,10 +232,11 @@ def iter_frames(
 
 
 def _decoded_until_damage(container, stream, path: Path, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
-    index = 0
+    index, rotation = 0, None
     try:
         for frame in container.decode(stream):
-            yield index, frame.to_ndarray(format=pixel_format)
+            rotation = quarter_turns(frame) if rotation is None else rotation  # as the probe reads it: the first frame's
+            yield index, shown(frame, pixel_format, rotation)
             index += 1
     except av.error.FFmpegError as exc:
         warnings.warn(f"{path.name}: decoding stopped after {index} frames ({_reason(exc)})", TruncatedVideoWarning,
@@ -233,7 +256,7 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) 
             at = place.get(frame.pts, index) if place else index
             if at < index or at >= info.frame_count:
                 continue  # a timestamp already passed, or a frame past those the probe counted
-            image = frame.to_ndarray(format=pixel_format)
+            image = shown(frame, pixel_format, info.rotation)
             for _ in range(at - index):  # frames lost to damage: the last good one again (before any: this one)
                 yield index, image if last is None else last
                 index, held = index + 1, held + 1
@@ -336,7 +359,7 @@ class FrameReader:
             self._next_index = current + 1
             if current < index - _KEEP_BEFORE_TARGET:
                 continue  # converting to RGB costs more than decoding: skip frames nobody asked for
-            image = frame.to_ndarray(format=self._pixel_format)
+            image = shown(frame, self._pixel_format, self.info.rotation)
             self._remember(current, image)
             if current == index:
                 return image

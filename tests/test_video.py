@@ -155,3 +155,40 @@ def test_a_frame_larger_than_any_camera_makes_is_refused_before_decoding(sample_
     with pytest.raises(VideoError, match=r"has 768 x 576 frames; at most 0 million pixels") as info:
         probe(sample_slice)
     assert "\n" not in str(info.value)
+
+
+def test_a_phone_video_turned_by_its_display_matrix_is_read_upright(tmp_path):
+    """A phone held upright records landscape frames and a display matrix that turns them; players
+    show them turned. They were read lying on their side: detected, reviewed and exported so."""
+    import av
+
+    from dataclasses import replace
+
+    from core.detect import cache_key, load_detector
+    from core.proxy import build_seek_proxy, proxy_path
+
+    frames = sample_frames(12, start=100)
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.options, stream.codec_context.thread_count = {"g": "4", "crf": "18"}, ENCODER_THREADS
+        stream.set_display_rotation(90)  # a quarter turn counterclockwise, as the camera app records it
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (576, 768, 90)
+    with av.open(str(path)) as container:
+        as_stored = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    upright = [frame for _, frame in iter_frames(info)]
+    assert all(np.array_equal(shown, np.rot90(stored)) for shown, stored in zip(upright, as_stored, strict=True))
+    assert upright[0].shape == (768, 576, 3) and upright[0].flags.c_contiguous
+    assert np.array_equal(FrameReader(info).get(7), upright[7])
+    assert np.array_equal(next(iter_frames(path))[1], upright[0])  # by path too
+    proxy = build_seek_proxy(info, proxy_path(info, tmp_path))  # stored turned: it matches the frames as shown
+    assert proxy is not None and "-r90-" in proxy.name and probe(proxy).rotation == 0
+    detector = load_detector(None)  # boxes cached from frames read on their side are never taken for these
+    assert cache_key(info, detector, 0.1, None) != cache_key(replace(info, rotation=0), detector, 0.1, None)
