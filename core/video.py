@@ -67,6 +67,8 @@ def fingerprint_file(path: Path) -> str:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():  # exists() follows links: one to nothing, or a loop of them, is no missing file
+            raise VideoError(f"{path} is a symbolic link that leads to no file (a link to a missing file, or a loop)")
         raise VideoError(f"No such file: {path}")
     if path.is_dir():
         raise VideoError(f"{path} is a directory, not a video file")

@@ -82,7 +82,12 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
         "directory": folder / "a_folder.mp4",
         "device": folder / "zero.mp4",
         "fifo": folder / "pipe.mp4",
+        "loop": folder / "loop.mp4",
+        "dangling": folder / "gone.mp4",
     }
+    files["loop"].symlink_to(folder / "loop_back.mp4")
+    (folder / "loop_back.mp4").symlink_to(files["loop"])
+    files["dangling"].symlink_to(folder / "deleted.mp4")
     files["device"].symlink_to("/dev/zero")
     os.mkfifo(files["fifo"])  # nobody writes to it: opening it to read would wait forever
     files["empty"].write_bytes(b"")

@@ -142,6 +142,8 @@ def test_damaged_data_mid_video_keeps_every_frame_the_probe_counts(tmp_path):
         ("header_only", "not a video"),
         ("device", "is not a regular file"),
         ("fifo", "is not a regular file"),
+        ("loop", "is a symbolic link that leads to no file"),  # was "No such file", of a file that is there
+        ("dangling", "is a symbolic link that leads to no file"),
     ],
 )
 def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
