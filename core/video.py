@@ -273,6 +273,17 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) 
                       TruncatedVideoWarning, stacklevel=3)
 
 
+def _skipping_damage(container, stream) -> Iterator[av.VideoFrame]:
+    """The frames of ``stream`` from where the container is, a packet that does not decode skipped
+    (as players skip it): the frames after it, up to the next keyframe, show with the damage
+    concealed rather than not at all."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.FFmpegError:
+            continue
+
+
 class FrameReader:
     """Random access to frames for scrubbing: keyframe-aware seeks plus an LRU cache.
 
@@ -343,7 +354,7 @@ class FrameReader:
         else:
             self._container.seek(0, stream=stream, backward=True)
             self._next_index = 0
-        self._decoder = self._container.decode(stream)
+        self._decoder = _skipping_damage(self._container, stream)
 
     def _decode_until(self, index: int) -> np.ndarray:
         for frame in self._decoder:
@@ -351,13 +362,15 @@ class FrameReader:
             if current is None:  # first frame after a seek: find where we landed
                 current = self._pts_to_index.get(frame.pts)
                 if current is None:  # timestamps do not map: fall back to counting from the start
-                    self._keyframes = [0]
+                    self._keyframes, self._pts_to_index = [0], {}
                     self._seek_to_start()
                     return self._decode_until(index)
                 if not frame.key_frame:  # landed mid-GOP: that "keyframe" was not one
                     self._keyframes.remove(self._keyframe_at_or_before(index))
                     self._seek_before(index)
                     return self._decode_until(index)
+            elif self._pts_to_index:  # by timestamp: a frame lost to a damaged packet is skipped, not counted
+                current = self._pts_to_index.get(frame.pts, current)
             self._next_index = current + 1
             if current < index - _KEEP_BEFORE_TARGET:
                 continue  # converting to RGB costs more than decoding: skip frames nobody asked for
@@ -372,7 +385,7 @@ class FrameReader:
     def _seek_to_start(self) -> None:
         stream = self._container.streams.video[0]
         self._container.seek(0, stream=stream, backward=True)
-        self._decoder = self._container.decode(stream)
+        self._decoder = _skipping_damage(self._container, stream)
         self._next_index = 0
 
     def _remember(self, index: int, image: np.ndarray) -> None:
