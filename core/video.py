@@ -245,14 +245,36 @@ def _decoded_until_damage(container, stream, path: Path, pixel_format: str) -> I
                       stacklevel=3)
 
 
+def _decoded_packets(container, stream) -> Iterator[list[av.VideoFrame] | str]:
+    """Per packet, its decoded frames, or why it did not decode; a container that cannot be read
+    further (a cut file) ends the packets, and then the decoder is flushed."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            yield _reason(exc)
+            packet = None
+        if packet is None:
+            try:
+                yield stream.codec_context.decode(None)  # what the decoder still holds
+            except av.error.FFmpegError as exc:
+                yield _reason(exc)
+            return
+        try:
+            yield packet.decode()  # the last, empty packet flushes the decoder
+        except av.error.FFmpegError as exc:
+            yield _reason(exc)
+
+
 def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
     place = {int(p): i for i, p in enumerate(info.frame_pts)}  # empty when timestamps do not map: frames are counted
     index, last, held, reason = 0, None, 0, ""
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()  # the last, empty packet flushes the decoder
-        except av.error.FFmpegError as exc:
-            reason = reason or _reason(exc)
+    for frames in _decoded_packets(container, stream):
+        if isinstance(frames, str):
+            reason = reason or frames
             continue
         for frame in frames:
             at = place.get(frame.pts, index) if place else index
