@@ -379,6 +379,13 @@ class FrameReader:
         self._decoder = _skipping_damage(self._container, stream)
 
     def _decode_until(self, index: int) -> np.ndarray:
+        while (image := self._decode_from_here(index)) is None:
+            pass  # the seek landed badly; the keyframes were corrected and the decoder sought again
+        return image
+
+    def _decode_from_here(self, index: int) -> np.ndarray | None:
+        """Frame ``index``, decoding on from where the decoder is; None after a seek that landed
+        where no frame can start (the keyframes are corrected and the next seek is made)."""
         for frame in self._decoder:
             current = self._next_index
             if current is None:  # first frame after a seek: find where we landed
@@ -386,11 +393,9 @@ class FrameReader:
                 if current is None:  # timestamps do not map: fall back to counting from the start
                     self._keyframes, self._pts_to_index = [0], {}
                     self._seek_to_start()
-                    return self._decode_until(index)
+                    return None
                 if not frame.key_frame:  # landed mid-GOP: that "keyframe" was not one
-                    self._keyframes.remove(self._keyframe_at_or_before(index))
-                    self._seek_before(index)
-                    return self._decode_until(index)
+                    return self._not_a_keyframe(index)
             elif self._pts_to_index:  # by timestamp: a frame lost to a damaged packet is skipped, not counted
                 current = self._pts_to_index.get(frame.pts, current)
             self._next_index = current + 1
@@ -402,7 +407,16 @@ class FrameReader:
                 return image
             if current > index:
                 break
+        if self._next_index is None and self._keyframe_at_or_before(index) > 0:
+            # not one frame since the seek: a decoder waits past a point no picture starts at (an
+            # intra-refresh stream flags every refresh as a keyframe), here to the end of the video
+            return self._not_a_keyframe(index)
         raise VideoError(f"{self.info.name}: frame {index} could not be decoded")
+
+    def _not_a_keyframe(self, index: int) -> None:
+        """The keyframe before ``index`` is none: forget it and seek from the one before it."""
+        self._keyframes.remove(self._keyframe_at_or_before(index))
+        self._seek_before(index)
 
     def _seek_to_start(self) -> None:
         stream = self._container.streams.video[0]

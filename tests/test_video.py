@@ -197,3 +197,28 @@ def test_a_phone_video_turned_by_its_display_matrix_is_read_upright(tmp_path):
     assert proxy is not None and "-r90-" in proxy.name and probe(proxy).rotation == 0
     detector = load_detector(None)  # boxes cached from frames read on their side are never taken for these
     assert cache_key(info, detector, 0.1, None) != cache_key(replace(info, rotation=0), detector, 0.1, None)
+
+
+def test_an_intra_refresh_stream_seeks_to_every_frame(tmp_path):
+    """x264's intra refresh (low-latency cameras) flags each refresh's packet as a keyframe though
+    no picture starts there; after a seek to the last one the decoder gave no frame at all, and
+    the reader said the last frames could not be decoded."""
+    import av
+    import cv2
+
+    path = tmp_path / "refresh.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 384, 288, "yuv420p"
+        stream.options = {"x264-params": "intra-refresh=1:keyint=20", "bf": "0"}
+        stream.codec_context.thread_count = ENCODER_THREADS
+        for frame in sample_frames(70, start=100):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(cv2.resize(frame, (384, 288)), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert len(info.keyframes) > 3  # the packets' flags: every refresh
+    decoded = [frame for _, frame in iter_frames(info)]
+    for index in (69, 65, 30, 0, 61):  # a fresh reader's jump into the last refresh period first
+        assert np.array_equal(FrameReader(info).get(index), decoded[index]), index
