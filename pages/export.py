@@ -363,7 +363,8 @@ def batch_page(folder: str) -> None:
     root = combined.root
     st.caption(f"Batch output folder {markdown_literal(root)}: the datasource `python -m core batch` wrote, pushed as it is "
                "(nothing is exported again; thresholds changed on Review apply to that one video's own export).")
-    st.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:", query_params={DIR: str(root)})  # as on Review
+    st.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:",  # Review's words
+                 query_params={DIR: str(root)})
     left, right = st.columns(2, gap="large")
     with left:
         batch_panel(combined)

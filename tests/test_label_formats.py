@@ -434,7 +434,8 @@ def test_a_format_named_or_guessed_wrongly_says_so(walk_hog, tmp_path):
     one_line_refusal(lambda: read_boxes(mot, info, "walk.mp4", "coco"), r"gt.txt: not JSON \(.*\), which a COCO file is")
     notes = tmp_path / "notes.txt"
     notes.write_text("remember to check camera 3\n")
-    one_line_refusal(lambda: read_boxes(notes, info, "walk.mp4"), r"expected frame,id.*\(read as MOT, since it is neither JSON nor XML")
+    one_line_refusal(lambda: read_boxes(notes, info, "walk.mp4"),
+                     r"expected frame,id.*\(read as MOT, since it is neither JSON nor XML")
     with pytest.raises(PredictionFormatError) as named:  # named as MOT: no guess to own up to
         read_boxes(notes, info, "walk.mp4", "mot")
     assert "read as MOT" not in str(named.value)
