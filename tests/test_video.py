@@ -222,3 +222,30 @@ def test_an_intra_refresh_stream_seeks_to_every_frame(tmp_path):
     decoded = [frame for _, frame in iter_frames(info)]
     for index in (69, 65, 30, 0, 61):  # a fresh reader's jump into the last refresh period first
         assert np.array_equal(FrameReader(info).get(index), decoded[index]), index
+
+
+def test_a_variable_rate_mkv_has_the_rate_its_timestamps_give(tmp_path, sample_video):
+    """An MKV's header said 25 fps (FFmpeg's guess for Matroska) for frames 10-199 ms apart: Play
+    ran 2.7 times too fast and a 33 s video's duration read 12 s."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 192, 144, "yuv420p"
+        stream.codec_context.thread_count = ENCODER_THREADS
+        stream.codec_context.time_base = Fraction(1, 1000)  # each frame's own time, not rounded to 1/25 s
+        milliseconds = np.cumsum([0, *np.random.default_rng(0).integers(10, 200, 39)])  # 10-199 ms apart
+        for frame, at in zip(sample_frames(40, start=100), milliseconds):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[::4, ::4]), format="rgb24")
+            picture.pts, picture.time_base = int(at), Fraction(1, 1000)
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert info.fps == pytest.approx(39 / (milliseconds[-1] / 1000), rel=1e-6)
+    assert info.duration_s == pytest.approx(40 / info.fps)
+    assert probe(sample_video).fps == 10.0  # a constant rate keeps its header's
