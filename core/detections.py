@@ -83,6 +83,17 @@ class Detections:
     def counts_per_frame(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def frames_with_boxes(self) -> int:
+        """How many frames hold at least one box (a labels file may cover a few of the video's)."""
+        return int(np.count_nonzero(self.counts_per_frame()))
+
+    def hash_boxes(self, digest) -> None:
+        """Feed every box (frame, corners, score, class), byte for byte, to a hashlib ``digest``: what
+        names these boxes in a detection id and in an export's manifest."""
+        for column in (self.frame, self.xyxy, self.score, self.cls):
+            digest.update(np.ascontiguousarray(column).tobytes())
+
     def rows(self, frame: int) -> slice:
         return slice(int(self.offsets[frame]), int(self.offsets[frame + 1]))
 

@@ -116,8 +116,7 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
         # an upload lives in a temporary folder of the server: its path means nothing to the user
         raise PredictionFormatError(str(exc).replace(str(path), shown_name)) from None
     digest = hashlib.sha256(video.fingerprint.encode())
-    for column in (detections.frame, detections.xyxy, detections.score, detections.cls):
-        digest.update(np.ascontiguousarray(column).tobytes())
+    detections.hash_boxes(digest)
     digest.update(repr(sorted(detections.names.items())).encode())
     return ImportedBoxes(detections, fmt, shown_name or path.name, FILE_ID_PREFIX + digest.hexdigest()[:32])
 

@@ -135,13 +135,12 @@ def cancelled(progress) -> None:
 def detection_summary(detections) -> None:
     if detections is None:
         return
-    per_frame = detections.counts_per_frame()
     if not len(detections):
         where = "the one frame" if detections.n_frames == 1 else f"any of the {detections.n_frames:,} frames"
         st.warning(f"No boxes on {where}, so nothing can be flagged. Check the model (weights built from a .yaml are "
                    "random) and the classes kept, or lower the confidence floor.", icon=":material/search_off:")
         return
-    st.success(f"{len(detections):,} boxes on {int((per_frame > 0).sum()):,} of {detections.n_frames:,} frames "
+    st.success(f"{len(detections):,} boxes on {detections.frames_with_boxes:,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
     st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
@@ -194,7 +193,7 @@ def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> 
         flags.use_assertions(ASSERTIONS)
     detections = imported.detections
     note = (f"Reviewing {len(detections):,} boxes of {imported.source} ({imported.format}) on "
-            f"{int((detections.counts_per_frame() > 0).sum()):,} of {detections.n_frames:,} frames; classes: "
+            f"{detections.frames_with_boxes:,} of {detections.n_frames:,} frames; classes: "
             f"{', '.join(detections.names.values())[:200]}")
     st.session_state[FILE_BOXES_STATE] = (imported.detection_id, note, audit)
 

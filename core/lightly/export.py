@@ -74,8 +74,7 @@ class VideoPredictions:
         Recorded in the manifest, so a page can tell whether an export on disk was written with the
         boxes and flags on screen (~1 ms per 10,000 boxes)."""
         digest = hashlib.sha256(b"%d;" % len(self.detections))
-        for column in (self.detections.frame, self.detections.xyxy, self.detections.score, self.detections.cls):
-            digest.update(np.ascontiguousarray(column).tobytes())
+        self.detections.hash_boxes(digest)
         digest.update(np.packbits(np.asarray(self.flicker.flag_array, bool)).tobytes())
         for key, flags in self.siblings:
             digest.update(b";%s;" % key.encode() + np.packbits(np.asarray(flags, bool)).tobytes())
