@@ -19,7 +19,7 @@ from core.video import VIDEO_EXTENSIONS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.url import detector_params, detector_spec_of
+from ui.url import detector_params, detector_spec_of, write_url
 from ui.viewer.component import preload_viewer
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
@@ -311,8 +311,7 @@ def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> N
     params = {} if loaded is None or session.batch_root() is not None else {"video": str(loaded.info.path)}
     if params and spec is not None:
         params.update(detector_params(spec))
-    if dict(st.query_params) != params:
-        st.query_params.from_dict(params)
+    write_url(params)
 
 
 flags.init_defaults()

@@ -34,7 +34,12 @@ _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", fl
 def sync_url(view: FlickerView, **page: str) -> None:
     """Mirror the review in the URL (written only when something changed); ``page``: a page's own
     parameters beside it (the Verdicts page's annotator and plan)."""
-    params = {**review_params(view, handshake.current_frame(view.n_frames)), **page}
+    write_url({**review_params(view, handshake.current_frame(view.n_frames)), **page})
+
+
+def write_url(params: dict[str, str]) -> None:
+    """Make ``params`` the page's URL parameters, only when they differ: every write is a message to
+    the browser (and in Streamlit a history entry, which ui/mount.js turns into a replacement)."""
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
 
