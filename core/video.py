@@ -20,7 +20,7 @@ import numpy as np
 from core import paths
 from core.errors import VideoError
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".m2ts", ".mts")
 _KEEP_BEFORE_TARGET = 2  # frames before a seek target kept for the i-1 of the review strip
 
 
@@ -88,7 +88,18 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")
+    if _is_still_image(container.format.name):
+        kind = container.format.name.removesuffix("_pipe").upper()
+        container.close()
+        raise VideoError(f"{path.name} is a still image ({kind}), not a video")
     return container
+
+
+def _is_still_image(demuxer: str) -> bool:
+    """FFmpeg reads a lone picture as a one-frame video (a PNG named .mp4 was detected and
+    reviewed as one); its image demuxers are ``image2`` and ``<codec>_pipe``. Animated formats (GIF,
+    APNG) have demuxers of their own and stay videos."""
+    return demuxer == "image2" or demuxer.endswith("_pipe")
 
 
 def _reason(exc: Exception) -> str:
@@ -113,6 +124,7 @@ def probe(path: str | Path) -> VideoInfo:
         pts, keyframe_flags, truncated = _demux_index(container, stream)
     if not pts:
         raise VideoError(f"{path.name} contains no video frames")
+    pts, keyframe_flags, headless = _from_first_keyframe(pts, keyframe_flags)
     rotation = _decode_first_frame(path)
     if rotation in (90, 270):
         width, height = height, width
@@ -120,9 +132,13 @@ def probe(path: str | Path) -> VideoInfo:
     fps = _frame_rate(fps, frame_pts, time_base)
     frame_count = len(pts)
     warning = ""
-    if truncated or (header_frames and header_frames > frame_count + 1):
+    if headless:
+        warning = (f"{path.name} starts mid-stream (a cut recording?): its first {headless:,} frames come before any "
+                   "keyframe and cannot be decoded, so it is read from its first keyframe")
+    elif truncated or (header_frames and header_frames > frame_count + 1):
         warning = (f"{path.name} looks truncated: {frame_count} frames can be read"
                    + (f" of the {header_frames} its header announces" if header_frames else ""))
+    if warning:
         warnings.warn(warning, TruncatedVideoWarning, stacklevel=2)
     return VideoInfo(
         path=path,
@@ -163,6 +179,18 @@ def _demux_index(container, stream) -> tuple[list, list[bool], bool]:
     except av.error.FFmpegError:
         return pts, keyframe_flags, True
     return pts, keyframe_flags, False
+
+
+def _from_first_keyframe(pts: list, keyframe_flags: list[bool]) -> tuple[list, list[bool], int]:
+    """The packets (in decode order) of a stream cut mid-GOP, such as a TS segment cut from a live
+    recording, from its first keyframe on: the frames before it refer to pictures the file does not
+    hold, so players start there too. Frames shown before that keyframe (an open GOP's leading
+    B-frames) go with them. Returns (pts, flags, how many frames were left out)."""
+    if keyframe_flags[0] or not any(keyframe_flags) or any(p is None for p in pts):
+        return pts, keyframe_flags, 0  # the usual start; or nothing says where pictures start
+    start = keyframe_flags.index(True)
+    kept = [i for i in range(start, len(pts)) if pts[i] >= pts[start]]
+    return [pts[i] for i in kept], [keyframe_flags[i] for i in kept], len(pts) - len(kept)
 
 
 def _frame_rate(header_fps: float, frame_pts: np.ndarray, time_base) -> float:
@@ -290,9 +318,9 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) 
             reason = reason or frames
             continue
         for frame in frames:
-            at = place.get(frame.pts, index) if place else index
+            at = index if not place or frame.pts is None else place.get(frame.pts, -1)
             if at < index or at >= info.frame_count:
-                continue  # a timestamp already passed, or a frame past those the probe counted
+                continue  # a timestamp already passed or left out by the probe, or a frame past those it counted
             image = shown(frame, pixel_format, info.rotation)
             for _ in range(at - index):  # frames lost to damage: the last good one again (before any: this one)
                 yield index, image if last is None else last
@@ -340,6 +368,9 @@ class FrameReader:
         self._container = None
         self._decoder: Iterator | None = None
         self._next_index: int | None = None
+        # How far before a keyframe's timestamp a seek aims: MPEG-TS seeks by decode timestamps, so a
+        # seek to a keyframe with B-frames lands on the next keyframe; learnt from the first such landing.
+        self._seek_margin = 0
 
     def __len__(self) -> int:
         return self.info.frame_count
@@ -383,8 +414,9 @@ class FrameReader:
             self._container = open_video(self.info.path)
         stream = self._container.streams.video[0]
         keyframe = self._keyframe_at_or_before(index)
-        if len(self.info.frame_pts) and keyframe > 0:
-            self._container.seek(int(self.info.frame_pts[keyframe]), stream=stream, backward=True)
+        target = int(self.info.frame_pts[keyframe]) - self._seek_margin if len(self.info.frame_pts) else 0
+        if keyframe > 0 and target > int(self.info.frame_pts[0]):
+            self._container.seek(target, stream=stream, backward=True)
             self._next_index = None  # learnt from the first decoded frame's timestamp
         else:
             self._container.seek(0, stream=stream, backward=True)
@@ -409,7 +441,11 @@ class FrameReader:
                     return None
                 if not frame.key_frame:  # landed mid-GOP: that "keyframe" was not one
                     return self._not_a_keyframe(index)
+                if current > index:  # landed past the target
+                    return self._landed_late(index)
             elif self._pts_to_index:  # by timestamp: a frame lost to a damaged packet is skipped, not counted
+                if frame.pts is not None and frame.pts < self.info.frame_pts[0]:
+                    continue  # before the first keyframe of a stream cut mid-GOP: the probe left it out
                 current = self._pts_to_index.get(frame.pts, current)
             self._next_index = current + 1
             if current < index - _KEEP_BEFORE_TARGET:
@@ -429,6 +465,13 @@ class FrameReader:
     def _not_a_keyframe(self, index: int) -> None:
         """The keyframe before ``index`` is none: forget it and seek from the one before it."""
         self._keyframes.remove(self._keyframe_at_or_before(index))
+        self._seek_before(index)
+
+    def _landed_late(self, index: int) -> None:
+        """A seek that landed after ``index``: aim further back (one frame, then twice as far each
+        time, until the start) and seek again."""
+        pts = self.info.frame_pts
+        self._seek_margin = max(2 * self._seek_margin, int(pts[1] - pts[0]))
         self._seek_before(index)
 
     def _seek_to_start(self) -> None:

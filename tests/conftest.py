@@ -84,6 +84,7 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
         "fifo": folder / "pipe.mp4",
         "loop": folder / "loop.mp4",
         "dangling": folder / "gone.mp4",
+        "still": folder / "still.mp4",
     }
     files["loop"].symlink_to(folder / "loop_back.mp4")
     (folder / "loop_back.mp4").symlink_to(files["loop"])
@@ -95,6 +96,10 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
     files["text"].write_text("this is a shopping list, not a video\n")
     files["header_only"].write_bytes(data[:64])
     files["directory"].mkdir()
+    import cv2
+
+    cv2.imwrite(str(folder / "still.png"), np.zeros((48, 64, 3), np.uint8))  # a picture renamed: FFmpeg reads it as one frame
+    (folder / "still.png").rename(files["still"])
     return files
 
 
