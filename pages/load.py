@@ -231,20 +231,25 @@ class BarsProgress(BatchProgress):
     """A bar for the video being detected and one for the whole batch, and a line per finished video."""
 
     def __init__(self, videos: int):
-        self.videos, self.finished_videos, self.frames, self.done = videos, 0, 0, 0
+        self.videos, self.finished_videos, self.frames, self.done, self.relpath = videos, 0, 0, 0, ""
         self.overall = st.progress(0.0, text=f"0 / {videos} videos")
         self.current = st.progress(0.0, text="Opening the first video...")
         self.log = st.empty()
         self.lines: list[str] = []
 
-    def probed(self, frames: int) -> None:
-        self.frames, self.done = frames, 0
-        self.current.progress(0.0, text=f"video {self.finished_videos + 1}: 0 / {frames:,} frames")
+    def probed(self, frames: int, relpath: str = "") -> None:
+        self.frames, self.done, self.relpath = frames, 0, relpath
+        self._show_current()
 
     def detected(self, frames: int) -> None:
         self.done += frames
+        self._show_current()
+
+    def _show_current(self) -> None:
+        """"cam07.mp4 (video 2 of 5): 120 / 300 frames": which camera is being detected, not only its number."""
         self.current.progress(min(self.done / max(self.frames, 1), 1.0),
-                              text=f"video {self.finished_videos + 1}: {self.done:,} / {self.frames:,} frames")
+                              text=f"{markdown_literal(self.relpath)} (video {self.finished_videos + 1} of {self.videos}): "
+                                   f"{self.done:,} / {self.frames:,} frames")
 
     def finished(self, row: VideoRow) -> None:
         self.finished_videos += 1

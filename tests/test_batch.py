@@ -52,7 +52,10 @@ class ValidAfterEveryVideo(BatchProgress):
     """Checks the export under --out each time a video finishes; can stop the run like a kill would."""
 
     def __init__(self, out, stop_after_done=None):
-        self.out, self.stop_after_done, self.finished_rows = out, stop_after_done, []
+        self.out, self.stop_after_done, self.finished_rows, self.opened = out, stop_after_done, [], []
+
+    def probed(self, frames, relpath=""):
+        self.opened.append((relpath, frames))
 
     def finished(self, row):
         self.finished_rows.append(row)
@@ -90,6 +93,7 @@ def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_e
     resumed = ValidAfterEveryVideo(out)
     report = run_batch(config([videos], out, cache), resumed)
     assert [r.relpath for r in resumed.finished_rows] == ["bad.mp4", "sub/b.mp4"]  # a.mp4 was not redone
+    assert resumed.opened == [("sub/b.mp4", 8)]  # the progress names the video being detected (bad.mp4 never opens)
     assert [(r.relpath, r.status) for r in report.rows] == [("a.mp4", "skipped"), ("bad.mp4", "failed"),
                                                              ("sub/b.mp4", "done")]
     assert report.exit_code == 3 and "bad.mp4 is not a video FFmpeg can read" in report.rows[1].error

@@ -103,8 +103,9 @@ class TqdmProgress(BatchProgress):
         self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **common)
         self.failed = 0
 
-    def probed(self, frames: int) -> None:
+    def probed(self, frames: int, relpath: str = "") -> None:
         self.frames.total += frames
+        self.frames.set_postfix_str(relpath, refresh=False)  # the video opened last (Ray detects several at once)
         self.frames.refresh()
 
     def detected(self, frames: int) -> None:

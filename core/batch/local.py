@@ -35,7 +35,7 @@ class LocalEngine:
         try:
             with local_copy(source, self.spec.cache_dir) as path:
                 info = probe(path)
-                progress.probed(info.frame_count)
+                progress.probed(info.frame_count, source.relpath)
                 detections = self.spec.detect(info, self.detector, update)
         except Exception as exc:  # one bad video must not stop the batch
             return Detected(source, error=failure_message(exc))

@@ -184,7 +184,7 @@ class RayEngine:
         except Exception as exc:  # the video cannot be staged or probed
             run.fail(exc)
             return None
-        progress.probed(run.info.frame_count)
+        progress.probed(run.info.frame_count, run.source.relpath)
         run.cached = cached_detections(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir)
         if run.cached is not None:
             progress.detected(run.info.frame_count)

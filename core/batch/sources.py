@@ -77,8 +77,8 @@ SUMMARY_COLUMNS = (*(f.name for f in fields(VideoRow) if f.name not in TIMING_CO
 class BatchProgress:
     """What the engines and the driver report while they work; this base reports nowhere."""
 
-    def probed(self, frames: int) -> None:
-        """A video was opened: ``frames`` more to detect."""
+    def probed(self, frames: int, relpath: str = "") -> None:
+        """The video ``relpath`` was opened: ``frames`` more to detect."""
 
     def detected(self, frames: int) -> None:
         """``frames`` more frames went through the detector (or came from its cache)."""
