@@ -105,11 +105,15 @@ def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: Detec
         if cached is not None:
             session.use_detections(cached, spec, detection_id)
     buttons = st.container(horizontal=True)  # each button as wide as its label: columns cut "Run detection" at 1280 px
-    run = buttons.button("Run detection", type="primary", icon=":material/play_arrow:", key="run_detection")
+    done = session.detections_for(detection_id) is not None  # then the next step, Review, is the one to take
+    run = buttons.button("Run detection", type="secondary" if done else "primary", icon=":material/play_arrow:",
+                         key="run_detection")
     # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
-    if buttons.button("Cancel", icon=":material/stop:", key="cancel_detection"):
+    if buttons.button("Cancel", icon=":material/stop:", key="cancel_detection",
+                      disabled=not run and session.detection_progress() is None):
         cancelled(session.pop_detection_progress())
     if run:
+        session.set_detection_progress(0, loaded.info.frame_count)  # Cancel stays offered from the first frame
         bar = st.progress(0.0, text="Starting...")
 
         def show(progress) -> None:
@@ -143,7 +147,7 @@ def detection_summary(detections) -> None:
     st.success(f"{len(detections):,} boxes on {detections.frames_with_boxes:,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
-    st.page_link("pages/review.py", label="Review flickering frames", icon=":material/flag:")
+    st.page_link("pages/review.py", label="**Review flickering frames**", icon=":material/arrow_forward:")
 
 
 def boxes_file_panel(loaded: session.LoadedVideo) -> None:

@@ -285,11 +285,16 @@ def test_a_failed_load_keeps_the_previous_video_open_and_says_so(app, tiny_slice
     assert app.success, "its detections are still shown"
 
 
-def test_cancel_says_what_it_did(app):
+def test_cancel_is_offered_only_while_a_detection_runs(app):
     click(app, "Load the sample")
     assert next(b for b in app.button if b.label == "Load the sample").disabled, "not offered again while open"
-    click(app, "Cancel")  # the browser test cancels a real run; here nothing is running
-    assert "No detection is running" in app.info[0].value
+    assert app.button(key="cancel_detection").disabled  # nothing runs (the browser test cancels a real run)
+    app.session_state["detection_progress"] = (12, 795)  # a run this tab left, on another page, at frame 12
+    app.run()
+    click(app, "Cancel")
+    assert "Detection cancelled after 12 of 795 frames" in app.warning[0].value
+    app.run()
+    assert app.button(key="cancel_detection").disabled  # from the next run on: the progress was said and forgotten
 
 
 def test_a_rejected_upload_is_not_kept(app, tmp_path):

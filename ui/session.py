@@ -220,6 +220,10 @@ def set_detection_progress(done: int, total: int) -> None:
     st.session_state[DETECTION_PROGRESS] = (done, total)
 
 
+def detection_progress() -> tuple[int, int] | None:
+    return st.session_state.get(DETECTION_PROGRESS)
+
+
 def pop_detection_progress() -> tuple[int, int] | None:
     return st.session_state.pop(DETECTION_PROGRESS, None)
 
