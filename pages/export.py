@@ -26,7 +26,7 @@ from core.words import markdown_code, markdown_literal
 from ui import flags, session
 from ui.boundary import error_boundary
 from ui.components import SIBLING_STRENGTHS, selection_strengths, sibling_strengths
-from ui.flicker_view import FlickerView, require_view
+from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.url import restore_from_url, sync_url
 
 DIR = "dir"  # a batch output folder (pages/fleet.py's parameter)
@@ -386,9 +386,11 @@ view = require_view()
 sync_url(view)
 stem = Path(view.video.relpath).stem
 settings = view.settings
+others = [f"{assertion_label(name).lower()} {int(flags_of.sum()):,}" for name, flags_of in view.assertion_flags.items()
+          if name != FLICKER]  # exported beside flicker, in the metadata: said as well
 st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking "
            f"{settings.iou_track:.2f}, assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score "
-           f"{settings.min_score:.2f}.")
+           f"{settings.min_score:.2f}" + (f"; frames flagged by the other assertions: {', '.join(others)}." if others else "."))
 left, right = st.columns(2, gap="large")
 with left:
     task = export_panel(view, stem)

@@ -157,7 +157,7 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
     go.page_link("pages/review.py", label="Open in Review", icon=":material/flag:", disabled=chosen is None,
                  query_params=batch_link(root, chosen) if chosen is not None else None)
     # a link, as the openers: a switch_page from inside this fragment's rerun once left the next page blank
-    export.page_link("pages/export.py", label="Push & schedule", icon=":material/cloud_upload:",
+    export.page_link("pages/export.py", label="Export & schedule", icon=":material/cloud_upload:",
                      query_params={DIR: str(root)},
                      help="The Export page on this batch's combined Lightly datasource: every video done, in one push.")
 

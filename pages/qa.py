@@ -204,19 +204,21 @@ def _sentence(note: str) -> str:
 def assertion_precision_panel(view: FlickerView, store) -> None:
     """Each enabled assertion's precision from the verdicts on its own flags (given on Review), side by
     side: a plain share of judged flagged frames, not the queue's weighted estimates above."""
-    st.subheader("How often is each check right?")
+    st.subheader("How often is each assertion right?")
     if len(view.assertions) == 1:
         st.caption("Only flicker is checked. Turn on ghost and class flip on Review, give verdicts on their "
-                   "flags there, and each check's precision appears here.")
+                   "flags there, and each assertion's precision appears here.")
         return
-    lines = ["| Check | Flags now | Judged | Precision |", "| :-- | --: | --: | :-- |"]
+    lines = ["| Assertion | Flags now | Judged | Precision |", "| :-- | --: | --: | :-- |"]
     for row in precision_per_assertion(store, view.video.info.fingerprint, view.assertion_flags):
         judged = f"{row.judged}" + (f" (+{row.unsure} unsure)" if row.unsure else "")
         figure = "-" if row.precision is None else f"**{row.precision:.2f}** ({row.low:.2f}\u2011{row.high:.2f})"
         lines.append(f"| {assertion_label(row.assertion)} | {row.flagged:,} | {judged} | {figure} |")
     st.markdown("\n".join(lines))
-    st.caption("Among the frames each check flags at the thresholds in use, the share judged right (90% interval "
-               "in brackets). A fair guide when the judged frames are a fair sample of the flagged ones.")
+    st.caption("Among the frames each assertion flags at the thresholds in use, the share of those judged that were "
+               "judged right (90% interval in brackets). A fair guide when the judged frames are a fair sample of the "
+               "flagged ones. Flicker's figure here can differ from its precision above, which weighs each verdict by "
+               "how many frames like it the plan's sample stands for.")
 
 
 def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:

@@ -272,9 +272,9 @@ def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch
 
 
 def export_page_on(at: AppTest, batch) -> AppTest:
-    """Fleet's "Push & schedule" link, then the Export page it opens."""
+    """Fleet's "Export & schedule" link, then the Export page it opens."""
     at = open_fleet(at, batch)
-    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == "Push & schedule"]
+    (link,) = [p.proto for p in at.get("page_link") if p.proto.label == "Export & schedule"]
     assert link.page == "export" and dict(parse_qsl(link.query_string)) == {"dir": str(batch)}
     at.switch_page("pages/export.py")  # what a click on the link does
     at.query_params = dict(parse_qsl(link.query_string))

@@ -214,7 +214,7 @@ def export_page_on_batch(folder, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_export_page_pushes_a_batchs_combined_datasource(s3, batch, tmp_path, monkeypatch):
-    """Fleet's "Push & schedule" opens /export?dir=: the batch's own datasource and its
+    """Fleet's "Export & schedule" opens /export?dir=: the batch's own datasource and its
     videos go to the bucket in one push, the same fields and messages as for one video."""
     client, bucket = s3
     at = export_page_on_batch(batch, tmp_path, monkeypatch)

@@ -245,7 +245,7 @@ def test_each_checks_precision_comes_from_the_verdicts_on_its_own_flags(app, wal
     store.set(key, int(ghost[0]), "false_alarm")  # flicker's verdict on the same frame: not ghost's
     app.run()
     assert not app.exception
-    [table] = [md.value for md in app.markdown if md.value.startswith("| Check | Flags now | Judged | Precision |")]
+    [table] = [md.value for md in app.markdown if md.value.startswith("| Assertion | Flags now | Judged | Precision |")]
     rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:5]] for row in table.splitlines()[2:]}
     assert list(rows) == ["Flicker", "Ghost"]
     assert rows["Ghost"][:2] == [f"{len(ghost):,}", "2"] and rows["Ghost"][2].startswith("**0.50** (")

@@ -140,6 +140,11 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
         assert shown["Flicker"] == (metric(app, "Flagged frames"), f"0 / {int(flicker.sum())}")
         assert shown["Any"][0] == f"{int((ghost | flip | flicker).sum()):,}"
     assert np.flatnonzero(flip).tolist() == [flipped]
+    app.switch_page("pages/export.py")  # exported in the metadata beside flicker: the page says their counts too
+    app.run()
+    assert not app.exception, app.exception
+    assert any(c.value.endswith(f"frames flagged by the other assertions: ghost {int(ghost.sum()):,}, class flip 1.")
+               for c in app.caption), [c.value for c in app.caption]
 
 
 def test_the_viewer_gets_a_lane_and_the_firing_boxes_per_assertion_and_verdicts_answer_one(app, walk_hog, tmp_path):
