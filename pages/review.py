@@ -8,7 +8,7 @@ import json
 import numpy as np
 import streamlit as st
 
-from core.assertions import FLICKER, METADATA_KEYS
+from core.assertions import CLASS_FLIP, FLICKER, METADATA_KEYS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
@@ -64,6 +64,10 @@ def assertions_panel() -> None:
              help="Flicker always runs. " + " ".join(f"{assertion_label(name)}: {ASSERTION_HELP[name]}."
                                                      for name in flags.SIBLING_CHOICES) +
                   " Both use the tracking IoU (docs/assertions.md).")
+    classes = np.unique(session.detections().cls)
+    if CLASS_FLIP in st.session_state.get(flags.SIBLINGS, ()) and len(classes) < 2:  # a one-class model: a lane of 0
+        st.caption("Class flip cannot fire on these boxes: they all have one class. It needs a model that tells "
+                   "several classes apart.")
 
 
 def thresholds_panel(view: FlickerView) -> None:

@@ -95,9 +95,14 @@ def _best(detections, row: int, step: int) -> float:
     return float(box_iou(detections.xyxy[row:row + 1], other.xyxy).max()) if len(other.xyxy) else 0.0
 
 
-def review_sample_boxes(app, walk_hog, folder) -> int:
-    """The sample on the Load page with those predictions, then the Review page; the flipped frame."""
+def review_sample_boxes(app, walk_hog, folder, one_class: bool = False) -> int:
+    """The sample on the Load page with those predictions (``one_class``: the bicycle a person too),
+    then the Review page; the flipped frame."""
     path, flipped = sample_predictions(walk_hog, folder)
+    if one_class:
+        coco = json.loads(path.read_text())
+        coco["annotations"] = [{**annotation, "category_id": 1} for annotation in coco["annotations"]]
+        path.write_text(json.dumps(coco))
     click(app, "Load the sample")
     app.segmented_control(key="boxes_origin").set_value("Local path")
     app.run()
@@ -127,6 +132,7 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
     app.pills(key="assertions").set_value(["ghost", "class-flip"])
     app.run()
     assert not app.exception, app.exception
+    assert not [c for c in app.caption if c.value.startswith("Class flip cannot fire")], "two classes: it can"
     assert metric(app, "Flagged frames") == flicker_flagged, "flicker's flags do not change when others are added"
     index = NeighbourIndex.from_detections(app.session_state["review"].detections)
     for iou in (0.8, TRACK_IOU):
@@ -282,6 +288,19 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
         press("f")
         wait_for(browser, lambda: store.all(info.fingerprint) == {both: "false_alarm"}, 30, "the flicker verdict")
         assert store.all(info.fingerprint, "ghost") == {ghosts[0]: "miss"}
+
+
+def test_class_flip_on_boxes_of_one_class_says_it_cannot_fire(app, walk_hog, tmp_path):
+    """A one-class model (the built-in people detector) gave class flip a lane and a count of 0 that
+    could never be anything else, with no word why."""
+    cannot = lambda: [c.value for c in app.caption if c.value.startswith("Class flip cannot fire")]  # noqa: E731
+    review_sample_boxes(app, walk_hog, tmp_path, one_class=True)
+    app.pills(key="assertions").set_value(["ghost", "class-flip"])
+    app.run()
+    assert not app.exception and cannot() and counts(app)["Class flip"][0] == "0"
+    app.pills(key="assertions").set_value(["ghost"])
+    app.run()
+    assert not cannot()
 
 
 def test_local_selection_offers_a_strength_per_enabled_sibling(app, walk_hog, tmp_path):
