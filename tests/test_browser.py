@@ -77,6 +77,19 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
     wait_for(browser, lambda: store.all(fingerprint_file(SAMPLE_VIDEO)) == {flagged: "miss"}, 30, "the stored verdict")
     wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
+    stored = lambda: store.all(fingerprint_file(SAMPLE_VIDEO))  # noqa: E731
+    press(browser, "f")  # second thoughts, then Z as on the Verdicts page: each takes the latest verdict back
+    wait_for(browser, lambda: stored() == {flagged: "false_alarm"}, 30, "the changed verdict")
+    press(browser, "z")
+    wait_for(browser, lambda: stored() == {flagged: "miss"} and verdicts.get_attribute("data-verdict") == "miss", 30,
+             "the verdict before it, back")
+    press(browser, Keys.RIGHT + "z")  # from another frame: back to the one it undoes
+    wait_for(browser, lambda: stored() == {} and shown_frame(browser) == flagged, 30, "no verdict, on its frame")
+    press(browser, "z")
+    wait_for(browser, lambda: status.text == "Nothing to undo", 10, "a word on Z with nothing left to undo")
+    press(browser, "m")
+    wait_for(browser, lambda: stored() == {flagged: "miss"}, 30, "the verdict given again")
+    wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
     press(browser, Keys.RIGHT)
     wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
     jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')

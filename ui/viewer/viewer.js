@@ -95,6 +95,7 @@ class Viewer {
     this.playing = false;
     this.target = ALL; // the lane J / K follow
     this.chosen = null; // {frame, name}: the assertion a verdict on that frame answers, picked by a click
+    this.given = []; // the verdicts given in this viewer, latest last: {frame, name, before} (Z takes one back)
     this.lanesBox = part("lanes");
     this.yes = part("yes");
     this.zoom = { level: 0, cx: 0, cy: 0 };
@@ -157,6 +158,7 @@ class Viewer {
     [...this.frames.keys()].forEach((frame) => this.drop(frame));
     this.urgent = null;
     this.failures.clear();
+    this.given = [];
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
     this.announced = null;
@@ -572,8 +574,22 @@ class Viewer {
   }
 
   setVerdict(verdict) {
-    const frame = this.current, lane = this.answering(frame), before = lane?.verdicts[frame];
+    const frame = this.current, lane = this.answering(frame), before = lane?.verdicts[frame] ?? null;
     if (!lane) return this.nudge();
+    this.given.push({ frame, name: lane.name, before });
+    this.answer(lane, frame, verdict, before);
+  }
+
+  // Z, as on the Verdicts page: the last verdict given here taken back (the one before it, if any,
+  // put back), on its frame.
+  undoVerdict() {
+    const last = this.given.pop(), lane = last && this.lane[last.name];
+    if (!lane) return this.nudge("Nothing to undo", "Z takes back the verdicts given on this page, latest first");
+    if (last.frame !== this.current) this.goTo(last.frame);
+    this.answer(lane, last.frame, last.before, lane.verdicts[last.frame] ?? null);
+  }
+
+  answer(lane, frame, verdict, before) {
     this.showVerdict(lane, frame, verdict);
     this.trigger("verdict", { frame, verdict, assertion: lane.name });
     this.checkServer(() => {
@@ -582,11 +598,12 @@ class Viewer {
     });
   }
 
-  // M / F / U where nothing flags the frame: said for a moment in the status line (the key did
-  // nothing, and silence read as broken); the next render puts the status back.
-  nudge() {
-    this.status.textContent = "Nothing flagged to judge here";
-    this.status.title = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page";
+  // M / F / U where nothing flags the frame (or Z with nothing to undo): said for a moment in the
+  // status line (the key did nothing, and silence read as broken); the next render puts it back.
+  nudge(text = "Nothing flagged to judge here",
+    title = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page") {
+    this.status.textContent = text;
+    this.status.title = title;
     this.statusShown = null;
     clearTimeout(this.nudgeTimer);
     this.nudgeTimer = setTimeout(() => this.render(), 2500);
@@ -633,6 +650,7 @@ class Viewer {
       m: () => this.setVerdict("miss"),
       f: () => this.setVerdict("false_alarm"),
       u: () => this.setVerdict("unsure"),
+      z: () => this.undoVerdict(),
       "+": () => this.zoomBy(1),
       "=": () => this.zoomBy(1),
       "-": () => this.zoomBy(-1),
