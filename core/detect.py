@@ -454,7 +454,7 @@ def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAUL
         return None
     try:
         detections = Detections.load(cache_file)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):  # unreadable or damaged (Detections.load)
         detections = None
     if detections is None or detections.n_frames != video.frame_count:
         cache_file.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ flat numpy arrays sorted by frame, never as a list of dicts per box.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -145,11 +146,16 @@ class Detections:
 
     @classmethod
     def load(cls, path: str | Path) -> "Detections":
-        with np.load(path, allow_pickle=False) as data:
-            names = {int(k): v for k, v in json.loads(data["names"].tobytes().decode()).items()}
-            width, height = (int(v) for v in data["image_size"])
-            size = (width, height) if width and height else None
-            return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size)
+        """Boxes saved by :meth:`save_cached`; OSError when unreadable, ValueError when damaged (a cut
+        or garbled file fails in the zip, the arrays or their JSON: one kind of error for callers)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                names = {int(k): v for k, v in json.loads(data["names"].tobytes().decode()).items()}
+                width, height = (int(v) for v in data["image_size"])
+                size = (width, height) if width and height else None
+                return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size)
+        except (EOFError, zipfile.BadZipFile, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{Path(path).name} is damaged ({type(exc).__name__}: {exc})") from None
 
     def lightly_xywh(self) -> np.ndarray:
         """The boxes as exported, see :func:`lightly_xywh`."""

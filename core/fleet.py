@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import stat
-import zipfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -323,7 +322,7 @@ def read_predictions(task_dir: Path, relpath: str, n_frames: int, image_size: tu
         detections = Detections.load(cache)
         paths.mark_used(cache)
         return detections
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or damaged: import and replace it
+    except (OSError, ValueError):  # none yet, or damaged (Detections.load): import and replace it
         pass
     detections = import_predictions(task_dir, relpath, n_frames, image_size)
     try:
