@@ -23,7 +23,7 @@ import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from core import paths
 from core.assertions import ASSERTIONS, FLICKER
@@ -92,6 +92,9 @@ class VerdictStore:
                                    f"{version}, this version writes {SCHEMA_VERSION}); move it aside to start a new one")
             for statement in _SCHEMA:
                 db.execute(statement)
+            missing = {"previous_annotator", "previous_note"} - {row[1] for row in db.execute("PRAGMA table_info(history)")}
+            for column in sorted(missing):  # who gave the verdict a change replaced, and its note (added within schema 3)
+                db.execute(f"ALTER TABLE history ADD COLUMN {column} TEXT")
             if "at" not in {row[1] for row in db.execute("PRAGMA table_info(planned)")}:
                 # a planned table from before it kept when (a development build of 2026-12-06): its frames
                 # count as planned from the start, as a video's first recorded plan does
@@ -124,37 +127,41 @@ class VerdictStore:
             raise ValueError(f"assertion must be one of {ASSERTIONS}, got {assertion!r}")
         key = (video, assertion, int(frame), int(box))
         with self._transaction() as db:
-            row = db.execute(f"SELECT verdict FROM verdicts WHERE {_KEY}", key).fetchone()
-            previous = row[0] if row else None
+            row = db.execute(f"SELECT verdict, annotator, note FROM verdicts WHERE {_KEY}", key).fetchone()
+            previous, previous_annotator, previous_note = row if row else (None, None, None)
             if verdict is None:
                 db.execute(f"DELETE FROM verdicts WHERE {_KEY}", key)
             else:
                 db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, "
                            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (*key, verdict, annotator[:200], note[:MAX_NOTE], time.time()))
-            db.execute("INSERT INTO history (video, assertion, frame, box, verdict, previous, annotator, at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, verdict, previous, annotator[:200], time.time()))
+            db.execute("INSERT INTO history (video, assertion, frame, box, verdict, previous, annotator, at, "
+                       "previous_annotator, previous_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (*key, verdict, previous, annotator[:200], time.time(), previous_annotator, previous_note))
 
-    def undo(self, video: str, annotator: str | None = None) -> int | None:
+    def undo(self, video: str, annotator: str | None = None) -> Undone | None:
         """Revert the latest change not yet undone on this video, whichever assertion it answered
-        (by ``annotator`` when given); returns its frame, or None when there is nothing to undo."""
+        (by ``annotator`` when given; "" is the changes given with no name); None when there is
+        nothing to undo. The verdict it replaced comes back as it was given (its annotator and note),
+        or, where that one was undone meanwhile, the one before it. A change someone has judged
+        over since is only marked undone: their later verdict stays (it is the frame's now)."""
         with self._transaction() as db:
-            query = "SELECT id, assertion, frame, box, previous FROM history WHERE video = ? AND undone = 0"
+            query = "SELECT id, assertion, frame, box FROM history WHERE video = ? AND undone = 0"
             args: tuple = (video,)
             if annotator is not None:
                 query, args = query + " AND annotator = ?", (video, annotator)
             row = db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            change, assertion, frame, box, previous = row
-            if previous is None:
-                db.execute(f"DELETE FROM verdicts WHERE {_KEY}", (video, assertion, frame, box))
-            else:
-                db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, "
-                           "updated) VALUES (?, ?, ?, ?, ?, ?, '', ?)",
-                           (video, assertion, frame, box, previous, annotator or "", time.time()))
+            change, assertion, frame, box = row
+            key = (video, assertion, frame, box)
+            later = db.execute(f"SELECT annotator FROM history WHERE {_KEY} AND id > ? AND undone = 0 ORDER BY id DESC "
+                               "LIMIT 1", (*key, change)).fetchone()
+            if later is None:
+                _restore(db, key, *_stood_before(db, key, change))
             db.execute("UPDATE history SET undone = 1 WHERE id = ?", (change,))
-            return frame
+            now = db.execute(f"SELECT verdict FROM verdicts WHERE {_KEY}", key).fetchone()
+            return Undone(frame, assertion, now[0] if now else None, None if later is None else later[0])
 
     def note_planned(self, video: str, frames, since: float | None = None) -> None:
         """Remember that a review plan drew these frames of the video, and since when (``since``,
@@ -237,6 +244,36 @@ class VerdictStore:
 def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:
     return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
                            "typeof(at) IN ('real', 'integer')", (video,)))
+
+
+class Undone(NamedTuple):
+    """What :meth:`VerdictStore.undo` did: the ``frame`` and ``assertion`` of the change taken back,
+    the frame's ``verdict`` now (None: none), and who judged it over since (None: nobody, so the
+    verdict before the change is back)."""
+    frame: int
+    assertion: str
+    verdict: str | None
+    judged_since_by: str | None
+
+
+def _stood_before(db: sqlite3.Connection, key: tuple, change: int) -> tuple[str | None, str, str]:
+    """The verdict, annotator and note that stood on ``key`` before history row ``change``: what that
+    change replaced, unless the change before it was itself undone (then what that one replaced)."""
+    while True:
+        row = db.execute("SELECT previous, previous_annotator, previous_note FROM history WHERE id = ?", (change,)).fetchone()
+        earlier = db.execute(f"SELECT id, undone FROM history WHERE {_KEY} AND id < ? ORDER BY id DESC LIMIT 1",
+                             (*key, change)).fetchone()
+        if earlier is None or not earlier[1]:
+            return row[0], row[1] or "", row[2] or ""
+        change = earlier[0]
+
+
+def _restore(db: sqlite3.Connection, key: tuple, verdict: str | None, annotator: str, note: str) -> None:
+    if verdict is None:
+        db.execute(f"DELETE FROM verdicts WHERE {_KEY}", key)
+    else:
+        db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, updated) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, verdict, annotator, note, time.time()))
 
 
 def _add_planned(db: sqlite3.Connection, video: str, planned: dict[int, float]) -> None:

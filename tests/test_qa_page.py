@@ -96,7 +96,7 @@ def test_verdicts_undo_notes_estimates_and_prelabels(qa_page, tmp_path):
     _, planned = reviewed(qa_page)
     first = browser.give("false_alarm")
     assert reviewed(qa_page) == (1, planned)
-    assert browser.undo() == {"frame": first, "verdict": None}
+    assert browser.undo() == {"frame": first, "verdict": None, "judged_since_by": None}
     assert reviewed(qa_page) == (0, planned)
     browser.give("miss", note="a cyclist behind the bus")
     for verdict in ("false_alarm", "miss"):

@@ -112,10 +112,18 @@ def test_undo_reverts_the_annotators_latest_verdict_and_answers_what_the_frame_h
     client.post(f"{ana}/verdict", json={"video": "video-key", "frame": 4, "verdict": "miss"})
     client.post(f"{ana}/verdict", json={"video": "video-key", "frame": 4, "verdict": "false_alarm"})
     client.post(f"{ben}/verdict", json={"video": "video-key", "frame": 9, "verdict": "miss"})
-    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": 4, "verdict": "miss"}
-    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": 4, "verdict": None}
-    assert client.post(f"{ana}/undo", json=ON_VIDEO).json() == {"frame": None, "verdict": None}
+    undo = lambda url: client.post(f"{url}/undo", json=ON_VIDEO).json()  # noqa: E731
+    assert undo(ana) == {"frame": 4, "verdict": "miss", "judged_since_by": None}
+    assert undo(ana) == {"frame": 4, "verdict": None, "judged_since_by": None}
+    assert undo(ana) == {"frame": None, "verdict": None, "judged_since_by": None}
     assert store.all("video-key") == {9: "miss"}  # ben's verdict stays
+    # ana's verdict that ben judged over since: taken back, ben's stays (it was deleted)
+    client.post(f"{ana}/verdict", json={"video": "video-key", "frame": 9, "verdict": "false_alarm"})
+    client.post(f"{ben}/verdict", json={"video": "video-key", "frame": 9, "verdict": "unsure"})
+    assert undo(ana) == {"frame": 9, "verdict": "unsure", "judged_since_by": "ben"}
+    anonymous = register(store, "")  # a tab with no name takes back only changes given with none
+    assert undo(anonymous) == {"frame": None, "verdict": None, "judged_since_by": None}
+    assert store.all("video-key") == {9: "unsure"}
 
 
 def test_a_damaged_store_is_one_line_not_a_traceback(client, tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.verdicts import VerdictStore
+from core.verdicts import Undone, VerdictStore
 
 
 def test_verdicts_persist_across_store_instances(tmp_path):
@@ -59,11 +59,31 @@ def test_undo_reverts_the_latest_change_of_an_annotator(tmp_path):
     store.set("v", 3, "miss", annotator="ana")
     store.set("v", 3, "false_alarm", annotator="ana")
     store.set("v", 4, "miss", annotator="bo")
-    assert store.undo("v", annotator="ana") == 3
+    assert store.undo("v", annotator="ana") == Undone(3, "flicker", "miss", None)
     assert store.all("v") == {3: "miss", 4: "miss"}
-    assert store.undo("v", annotator="ana") == 3
+    assert store.undo("v", annotator="ana").frame == 3
     assert store.all("v") == {4: "miss"}
     assert store.undo("v", annotator="ana") is None
+
+
+def test_undo_never_takes_back_what_another_annotator_judged_since(tmp_path):
+    """Ana's Z deleted Bo's later verdict on the same frame, and Bo's Z then brought Ana's back under
+    Bo's name without its note (a durability walk, two browsers on one store)."""
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("v", 66, "miss", annotator="ana", note="a cyclist behind the bus")
+    store.set("v", 66, "false_alarm", annotator="bo")
+    assert store.undo("v", annotator="ana") == Undone(66, "flicker", "false_alarm", "bo")  # Bo's verdict stands
+    assert store.records("v")[0][:4] == (66, "false_alarm", "bo", "")
+    assert store.undo("v", annotator="bo") == Undone(66, "flicker", None, None)  # Ana took hers back: nothing
+    assert store.all("v") == {}
+
+    store.set("v", 7, "miss", annotator="ana", note="behind the tree")
+    store.set("v", 7, "false_alarm", annotator="bo")
+    assert store.undo("v", annotator="bo") == Undone(7, "flicker", "miss", None)
+    assert store.records("v")[0][:4] == (7, "miss", "ana", "behind the tree")  # hers again, as she gave it
+    store.set("v", 8, "unsure")  # no name: an unnamed tab's Z takes back only changes given with none
+    assert store.undo("v", annotator="").frame == 8 and store.undo("v", annotator="") is None
+    assert store.all("v") == {7: "miss"}
 
 
 def test_a_store_in_another_layout_is_refused_in_one_line_and_left_as_it_is(tmp_path):
@@ -198,7 +218,7 @@ def test_a_schema_2_store_is_migrated_in_place_every_verdict_flickers_and_histor
     assert store.truth("video-a") == {12: True, 30: False, 40: True, 50: False}
     assert store.all("video-a", "ghost") == {} and store.truth("video-a", "class-flip") == {}
     assert [note for *_, note, _ in store.records("video-a")] == ["cyclist behind the bus", "", "", "a shadow"]
-    assert store.undo("video-a", annotator="ana") == 50  # the schema-2 history: "a shadow" back to miss
+    assert store.undo("video-a", annotator="ana").frame == 50  # the schema-2 history: "a shadow" back to miss
     assert store.all("video-a")[50] == "miss"
     store.set("video-a", 12, "false_alarm", assertion="ghost")
     assert VerdictStore(path).all("video-a")[12] == "miss", "reopening migrates nothing twice"
@@ -232,9 +252,9 @@ def test_each_assertion_keeps_its_own_verdict_on_the_same_frame(tmp_path):
     assert store.by_assertion("v") == {"flicker": {8: "miss"}, "ghost": {8: "false_alarm"},
                                        "class-flip": {9: "miss", 10: "unsure"}}
     assert store.truth("v", "ghost") == {8: False} and store.truth("v", "class-flip") == {9: True}
-    assert store.undo("v", annotator="ana") == 10  # the latest change, whichever assertion it answered
-    assert store.undo("v", annotator="ana") == 9
-    assert store.undo("v", annotator="ana") == 8
+    assert store.undo("v", annotator="ana").frame == 10  # the latest change, whichever assertion it answered
+    assert store.undo("v", annotator="ana").frame == 9
+    assert store.undo("v", annotator="ana").frame == 8
     assert store.by_assertion("v") == {"flicker": {8: "miss"}, "ghost": {}, "class-flip": {}}
     with pytest.raises(ValueError, match="assertion must be one of"):
         store.set("v", 1, "miss", assertion="wobble")

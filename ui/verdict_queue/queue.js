@@ -174,8 +174,14 @@ class Queue {
   }
 
   undo() {
-    this.post("undo", { video: this.data.video.key }).then(({ frame, verdict }) => {
+    this.post("undo", { video: this.data.video.key }).then(({ frame, verdict, judged_since_by: since }) => {
       if (frame === null) return this.say("Nothing of yours to undo on this video.");
+      if (since !== null) { // someone judged the frame after that verdict: theirs stands
+        this.overlay.set(frame, verdict ?? null);
+        this.say(`Frame ${number(frame)} was judged again since, ${since ? `by ${since}` : "in another tab"}: ` +
+          `your verdict is taken back and theirs (${verdict ? VERDICT_NAMES[verdict] : "none"}) stays.`);
+        return this.entries.has(frame) ? this.show() : this.refresh();
+      }
       if (!this.entries.has(frame)) { // a frame this run did not send (judged on Review, or far after the plan)
         this.say(`Undone: frame ${number(frame)}.`);
         return this.refresh();

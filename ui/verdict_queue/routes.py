@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.assertions import FLICKER
 from core.errors import UserError
 from core.verdicts import VERDICTS, VerdictStore
 
@@ -163,22 +164,23 @@ async def _verdict(request: Request) -> Response:
 
 
 async def _undo(request: Request) -> Response:
-    """Revert the annotator's latest change on this video (anyone's when no annotator is named),
-    as the page's Undo does; answers the frame reverted and its verdict now (null: none)."""
+    """Revert the annotator's latest change on this video (with no name: the changes given with
+    none), as the page's Undo does; answers the frame reverted, its flicker verdict now (null: none)
+    and who judged it over since (null: nobody; their verdict stays)."""
     try:
         target = _target(request)
         _check_video(await _request_json(request), target)
-        frame, verdict = await run_in_threadpool(_undo_latest, target)
+        undone = await run_in_threadpool(target.store.undo, target.video, target.annotator)
     except _Refused as refused:
         return _error(refused.status, str(refused))
     except UserError as failure:
         return _error(503, str(failure))
-    return JSONResponse({"frame": frame, "verdict": verdict}, headers=NO_STORE)
-
-
-def _undo_latest(target: QueueTarget) -> tuple[int | None, str | None]:
-    frame = target.store.undo(target.video, target.annotator or None)
-    return frame, None if frame is None else target.store.all(target.video).get(frame)
+    if undone is None:
+        return JSONResponse({"frame": None, "verdict": None, "judged_since_by": None}, headers=NO_STORE)
+    # the queue shows flicker's verdicts: a change on another assertion (given on Review) reads as its frame's
+    verdict = undone.verdict if undone.assertion == FLICKER else target.store.all(target.video).get(undone.frame)
+    return JSONResponse({"frame": undone.frame, "verdict": verdict, "judged_since_by": undone.judged_since_by},
+                        headers=NO_STORE)
 
 
 async def _not_found(_request: Request) -> Response:
