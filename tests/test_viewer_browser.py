@@ -242,3 +242,31 @@ def test_a_pointer_resting_on_a_verdicts_open_in_review_link_asks_for_that_frame
         ActionChains(browser).click(anchor).perform()
         wait_for(browser, lambda: browser.find_elements("css selector", ".fv-root") and shown_frame(browser) == far, 60,
                  f"Review on frame {far}")
+
+
+def test_play_goes_on_after_far_jumps_dropped_fetches_still_in_flight(walk_hog, tmp_path, shared_cache, browser):
+    """Chromium never settles an image's decode() once its src is removed mid-request, and the viewer
+    drops fetches ahead that way when the hand jumps far. Each such drop kept one of the three places
+    for fetches ahead taken for good: after a few far jumps while the server was slow (building a
+    seek proxy), nothing was fetched ahead again and Play stood on one frame until a reload. Here the
+    fetches ahead of frames 100..199 never answer while the hand jumps there and away."""
+    from selenium.webdriver.common.keys import Keys
+
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+        browser.execute_cdp_cmd("Fetch.enable", {"patterns": [{"urlPattern": "*/frames/*/1??.jpg"}]})  # not ?now
+        browser.execute_script(LOG_FETCHES)
+        for there in (150, 400, 120, 500):  # each lands with fetches ahead held, then leaves them far behind
+            jump.send_keys(f"{there}" + Keys.ENTER)
+            wait_for(browser, lambda: shown_frame(browser) == there, 30, f"frame {there}")
+            if there < 200:
+                wait_for(browser, lambda: sum(not urgent and 100 <= frame < 200 for frame, urgent, _ in
+                                              frames_fetched(browser)) >= 3, 10,
+                         "fetches ahead, held (none: fetching ahead had stopped)")
+                browser.execute_script("window.__fetches = []")
+        browser.execute_cdp_cmd("Fetch.disable", {})
+        press(browser, Keys.SPACE)
+        wait_for(browser, lambda: shown_frame(browser) >= 505, 20, "playback past five frames")
+        press(browser, Keys.SPACE)

@@ -276,12 +276,19 @@ class Viewer {
       this.forgetLater(frame, entry); // a frame that did not decode, or the server is away for now...
       this.checkServer(() => this.lost()); // ...or it was restarted: it does not know this video (404)
     }).finally(() => {
-      entry.loading = false;
-      if (!urgent) this.loading--;
-      else if (this.urgent?.entry === entry) this.urgent = null;
+      this.settled(entry);
       this.prefetch();
     });
     if (this.frames.size > CACHE_FRAMES) this.evict();
+  }
+
+  // A fetch is over (its image decoded or failed, or it was dropped): its place among the LOADING
+  // fetches ahead, or as the urgent one, is free again. Once only: a dropped fetch is over at the drop.
+  settled(entry) {
+    if (!entry.loading) return;
+    entry.loading = false;
+    if (!entry.urgent) this.loading--;
+    else if (this.urgent?.entry === entry) this.urgent = null;
   }
 
   // Forget ``frame`` (or that fetch of it: ``entry``), and stop fetching it if it is on its way (a
@@ -291,7 +298,14 @@ class Viewer {
     if (!entry) return;
     if (this.frames.get(frame) === entry) this.frames.delete(frame);
     entry.dropped = true;
-    if (entry.loading) entry.image.removeAttribute("src");
+    // Chromium never settles decode() (nor fires load or error) for an image whose src goes while its
+    // request is in flight: the fetch is over here, or its place among those ahead stayed taken for
+    // good, and after three such drops (far jumps while the server was slow) nothing was fetched
+    // ahead again: Play waited for the next frame for ever.
+    if (entry.loading) {
+      entry.image.removeAttribute("src");
+      this.settled(entry);
+    }
   }
 
   // The frames being fetched ahead that the hand no longer wants (it moved far away).
