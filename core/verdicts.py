@@ -320,9 +320,15 @@ class _Transaction:
     def __exit__(self, kind, exc, traceback) -> bool:
         with closing(self.db):
             if kind is None:
-                self.db.execute("COMMIT")
-                return False
-            self.db.execute("ROLLBACK")
+                try:
+                    self.db.execute("COMMIT")
+                    return False
+                except sqlite3.DatabaseError as failed:  # a full disk, an I/O error: the change is not kept
+                    kind, exc = type(failed), failed
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass  # SQLite rolled back already (a failed COMMIT can end the transaction itself)
         if isinstance(exc, sqlite3.DatabaseError):
             raise _damaged(self.store.path, exc) from None
         return False
@@ -373,4 +379,8 @@ def _refuse_damaged_rows(db: sqlite3.Connection, path: Path) -> None:
 def _damaged(path: Path, exc: Exception) -> VerdictError:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return VerdictError(f"{path} stayed locked by another writer for 30 s; try again")
+    if isinstance(exc, sqlite3.OperationalError) and ("full" in str(exc) or "readonly" in str(exc)
+                                                      or "unable to open" in str(exc)):
+        return VerdictError(f"{path} cannot be written ({exc}): free space on its disk, or make its folder "
+                            "writable; the verdicts it holds are kept")
     return VerdictError(f"{path} is not a readable verdicts database ({exc}); move it aside to start a new one")

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import streamlit as st
 
-from core.assertions import CLASS_FLIP, FLICKER, METADATA_KEYS
+from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, METADATA_KEYS
+from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
@@ -153,7 +154,11 @@ def workspace() -> None:
     """The frame with its timeline and strip, beside the thresholds and the counts they change. A
     fragment: a threshold move, a verdict or a settled frame reruns this, not the selection below."""
     view = current_view()
-    verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
+    try:
+        verdicts = resources.verdict_store().by_assertion(view.video.info.fingerprint)
+    except UserError as failure:  # a damaged, locked or unwritable store: the video can still be reviewed
+        st.error(markdown_literal(f"Verdicts cannot be read or saved now: {failure}"), icon=":material/error:")
+        verdicts = {name: {} for name in ASSERTIONS}
     selection, _ = session.selection()
     viewer_column, side = st.columns([2.6, 1], gap="medium")
     if st.session_state.pop(VIEWER_MOUNTS, False) and st.context.headers:

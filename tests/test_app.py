@@ -185,6 +185,20 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert metric(app, "Reviewed") == f"1 / {flagged}"
     assert viewer_data(app)["view"]["verdicts"] == {str(frame): "miss"}
 
+    # A burst of keys between two runs: Streamlit keeps the last trigger only (3 of 6 verdicts were
+    # lost), so each carries every verdict the viewer has not seen back; those stored already are
+    # not written again (their history, which Z walks back, has one change each).
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+    others = [f for f, flag in enumerate(viewer_data(app)["view"]["flags"]) if flag == "1" and f != frame][:2]
+    burst = [{"frame": frame, "verdict": "miss", "assertion": "flicker", "before": None},
+             {"frame": others[0], "verdict": "false_alarm", "assertion": "flicker", "before": None},
+             {"frame": others[1], "verdict": "unsure", "assertion": "flicker", "before": None}]
+    viewer_sends(app, trigger={"event": "verdict", "value": {**burst[-1], "unsent": burst}})
+    assert store.all(fingerprint) == {frame: "miss", others[0]: "false_alarm", others[1]: "unsure"}
+    assert store.undo(fingerprint).frame == others[1] and store.undo(fingerprint).frame == others[0]
+    assert store.undo(fingerprint).frame == frame and store.all(fingerprint) == {}
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
+
     export_from_app(app, tmp_path / "export")
     assert "a valid Lightly datasource" in app.success[0].value
     task = app.text_input(key="export_task").value
@@ -204,6 +218,31 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
                          ("  ", "Output folder is empty: give an absolute folder (like /data/flicker)")):
         export_from_app(app, folder)  # said so, not "File exists" or "'' is a relative path"
         assert [e.value for e in app.error] == [f"Export failed: {says}"]
+
+
+def test_a_store_that_fails_leaves_review_usable_and_says_which_verdict_was_not_saved(app, tiny_slice, tmp_path):
+    """A damaged (or locked, or full) verdict store took the whole Review page down with a redacted
+    error, and a verdict given then was lost without a word."""
+    load_and_detect(app, tiny_slice)
+    app.switch_page("pages/review.py")
+    app.run()
+    app.slider(key="iou_assert").set_value(0.9)  # random weights: frames flagged at this threshold
+    app.run()
+    frame = viewer_data(app)["view"]["flags"].index("1")
+    store_file = tmp_path / "data" / "verdicts.sqlite"
+    kept = store_file.read_bytes()
+    store_file.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)  # damaged under the running app
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
+    errors = [e.value for e in app.error]
+    assert any(e.startswith(f"The verdict on frame {frame:,} was not saved:") and "not a readable verdicts database" in e
+               for e in errors), errors
+    assert any(e.startswith("Verdicts cannot be read or saved now:") for e in errors), errors
+    assert viewer_data(app)["unsaved"] == [f"flicker:{frame}"]  # the viewer shows it as not given
+    assert metric(app, "Flagged frames"), "the frame and its counts are still there"
+    store_file.write_bytes(kept)
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})  # given again
+    assert not app.error and viewer_data(app)["unsaved"] == []
+    assert VerdictStore(store_file).all(app.session_state["review"].video.info.fingerprint) == {frame: "miss"}
 
 
 def test_the_export_page_says_whether_the_export_holds_the_flags_on_screen(app, tiny_slice, tmp_path):

@@ -22,6 +22,8 @@ import streamlit as st
 
 from core.assertions import CLASS_FLIP, FLICKER
 from core.detections import Detections
+from core.errors import UserError
+from core.words import markdown_literal
 from core.render import IMPUTED_COLOR, PALETTE
 from core.verdicts import VERDICTS
 from ui import resources, session
@@ -34,6 +36,8 @@ _mount = st.components.v2.component(
     "flicker_review.viewer", html=(_HERE / "viewer.html").read_text(), css=(_HERE / "viewer.css").read_text(),
     js=component_js(_HERE / "viewer.js"), isolate_styles=False)
 VIEWER = "viewer"  # the component's key
+UNSAVED = "viewer_unsaved"  # (["assertion:frame", ...], why) of the verdicts the store refused in the last run
+MAX_UNSENT = 500  # verdicts one trigger may carry (a burst of keys while runs lag gives a few)
 PRELOAD_KEY = "viewer-preload"
 REVIEW_TITLE_KEY = "review-title"  # the Review page's title, hidden in short windows (app.py)
 _preload = st.components.v2.component("flicker_review.preload", html="", js=component_js(_HERE / "preload.js"))
@@ -111,13 +115,29 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
             handshake.frame_shown(int(np.clip(frame, 0, n - 1)))
 
     def on_verdict() -> None:
-        verdict = sent("verdict") or {}
-        assertion = verdict.get("assertion", FLICKER)
-        if (verdict.get("verdict") in (*VERDICTS, None) and assertion in view.assertions
-                and 0 <= int(verdict.get("frame", -1)) < n):
-            store.set(info.fingerprint, int(verdict["frame"]), verdict["verdict"], annotator=session.annotator(),
-                      assertion=assertion)
+        """Every verdict the viewer has given and not yet seen back (``unsent``): a burst of keys
+        between two runs sends several triggers, and Streamlit keeps the last (3 of 6 were lost).
+        Each is written where the store holds another; one it cannot take is said, not lost silently."""
+        latest, refused, why = sent("verdict") or {}, [], ""
+        for given in [*(latest.get("unsent") or []), latest][:MAX_UNSENT]:
+            assertion = given.get("assertion", FLICKER) if isinstance(given, dict) else None
+            frame, verdict = (given.get("frame"), given.get("verdict")) if assertion else (None, None)
+            if (verdict not in (*VERDICTS, None) or assertion not in view.assertions or not isinstance(frame, int)
+                    or not 0 <= frame < n):
+                continue
+            try:
+                if store.all(info.fingerprint, assertion).get(frame) != verdict:
+                    store.set(info.fingerprint, frame, verdict, annotator=session.annotator(), assertion=assertion)
+            except UserError as failure:  # locked, damaged, a full disk: the page says it, the viewer takes it back
+                refused.append(f"{assertion}:{frame}")
+                why = f"The verdict on frame {frame:,} was not saved: {failure}"
+        if refused:
+            st.session_state[UNSAVED] = (refused, why)
 
+    unsaved, why = st.session_state.pop(UNSAVED, ([], ""))  # said once, on the run the verdict started
+    if why:
+        st.error(markdown_literal(why) + (f" ({len(unsaved) - 1:,} more not saved with it.)" if len(unsaved) > 1 else ""),
+                 icon=":material/error:")
     count, reveal = handshake.seek()
     review = session.review()
     _mount(key=VIEWER, on_frame_change=on_frame, on_verdict_change=on_verdict, data={
@@ -126,5 +146,6 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
                   "frames": frames.frames_url(info), "boxes": frames.boxes_url(review.detection_id, review.detections)},
         "view": view_payload(view, verdicts, selected, review.detections),
         "seek": [count, handshake.current_frame(n), reveal],
+        "unsaved": unsaved,  # "assertion:frame" of the verdicts the store refused: shown as not given
         "announce": announce,
     })

@@ -96,6 +96,9 @@ class Viewer {
     this.target = ALL; // the lane J / K follow
     this.chosen = null; // {frame, name}: the assertion a verdict on that frame answers, picked by a click
     this.given = []; // the verdicts given in this viewer, latest last: {frame, name, before} (Z takes one back)
+    // "assertion:frame" -> {frame, verdict, assertion, before}: verdicts given here that Python's data does not
+    // show yet. Each trigger carries them all: Streamlit keeps only the last trigger of a burst of keys.
+    this.unsent = new Map();
     this.lanesBox = part("lanes");
     this.yes = part("yes");
     this.zoom = { level: 0, cx: 0, cy: 0 };
@@ -134,6 +137,7 @@ class Viewer {
     if (this.video?.key !== data.video.key) this.reset(data.video);
     if (this.gone) this.found();
     if (this.boxesUrl !== data.video.boxes || this.boxesFailures) this.boxesWanted = data.video.boxes; // see prefetch
+    for (const key of data.unsaved ?? []) this.unsent.delete(key); // refused by the store: the page says why
     this.setView(data.view);
     this.retryFailed();
     if (!this.size.width) this.layout();
@@ -159,6 +163,7 @@ class Viewer {
     this.urgent = null;
     this.failures.clear();
     this.given = [];
+    this.unsent.clear();
     this.seekCount = null; // the new video's first move is made whatever its count
     this.current = 0;
     this.announced = null;
@@ -177,6 +182,12 @@ class Viewer {
     const before = this.lanes?.length;
     this.lanes = [lane("flicker", view.flags, view.verdicts), ...view.siblings.map((s) => lane(s.name, s.flags, s.verdicts))];
     this.lane = Object.fromEntries(this.lanes.map((each) => [each.name, each]));
+    for (const [key, { frame, verdict, assertion }] of this.unsent) { // Python caught up, or shown as given until it does
+      const shown = this.lane[assertion];
+      if (!shown || (shown.verdicts[frame] ?? null) === verdict) this.unsent.delete(key);
+      else if (verdict) shown.verdicts[frame] = verdict;
+      else delete shown.verdicts[frame];
+    }
     this.flagCount = this.lane.flicker.flagged.length; // flicker's, as the page's "Flagged frames"
     const any = new Uint8Array(this.video.n);
     for (const each of this.lanes) each.flags.forEach((flag, frame) => flag && (any[frame] = 1));
@@ -321,6 +332,12 @@ class Viewer {
   // forever; the next run of the page (any widget) registers them again too (see found).
   // ``verdictOn``: the frame of a verdict that was not kept (said until the reload, whatever comes after).
   lost(verdictOn = null) {
+    // a verdict given while the server was away (a fetch that failed says nothing) is no more kept
+    verdictOn ??= [...this.unsent.values()][0]?.frame ?? null;
+    for (const { frame, assertion, before } of this.unsent.values()) {
+      if (this.lane[assertion]) this.showVerdict(this.lane[assertion], frame, before);
+    }
+    this.unsent.clear();
     if (verdictOn !== null) {
       this.goneText.textContent = `The app was restarted and did not keep the verdict on frame ${number(verdictOn)}: ` +
         "reload the page and give it again.";
@@ -605,8 +622,11 @@ class Viewer {
 
   answer(lane, frame, verdict, before) {
     this.showVerdict(lane, frame, verdict);
-    this.trigger("verdict", { frame, verdict, assertion: lane.name });
+    const key = `${lane.name}:${frame}`, stored = this.unsent.has(key) ? this.unsent.get(key).before : before;
+    this.unsent.set(key, { frame, verdict, assertion: lane.name, before: stored }); // before: what the store holds
+    this.trigger("verdict", { frame, verdict, assertion: lane.name, unsent: [...this.unsent.values()] });
     this.checkServer(() => {
+      this.unsent.delete(`${lane.name}:${frame}`);
       this.showVerdict(lane, frame, before); // not kept: not shown as given
       this.lost(frame);
     });
