@@ -34,6 +34,8 @@ DEFAULT_IOU_TRACK = 0.8
 DEFAULT_IOU_ASSERT = 0.6
 TUTORIAL_FUNCTION_IOU_TRACK = 0.9
 MAX_BOXES_PER_FRAME = 1000  # Ultralytics keeps 300 per frame by default (max_det)
+PAIRS_PER_BOX = 10  # overlapping pairs across a frame, per box of the fuller neighbour, beyond which boxes are stacked
+MIN_PAIRS_REFUSED = 5000  # ... and never below this many (40 boxes on one spot: 1,600 pairs, seconds)
 _ROWS_PER_CHUNK = 1 << 19  # bounds the transient memory of the all-pairs and centre-candidate expansions
 
 
@@ -321,6 +323,26 @@ def check_crowding(counts: np.ndarray) -> None:
                         "frame (a detector keeps 300 by default); raise the score floor or check the boxes")
 
 
+def check_stacking(centre: np.ndarray, lag: int, counts: np.ndarray) -> None:
+    """Refuse boxes stacked on one spot: each pair of overlapping boxes in frames i-lag and i+lag is
+    compared with every box of frame i, so 300 boxes on one spot in every frame (a 5 MB MOT file)
+    made 90,000 pairs a frame and ran for hours. Detections after NMS overlap a few neighbours each:
+    a dense crowd of 300 makes a few thousand pairs."""
+    if not len(centre):
+        return
+    frames, pairs = np.unique(centre, return_counts=True)
+    limit = np.maximum(MIN_PAIRS_REFUSED, PAIRS_PER_BOX * np.maximum(counts[frames - lag], counts[frames + lag]))
+    stacked = np.flatnonzero(pairs > limit)
+    if len(stacked):
+        from core.errors import UserError
+
+        first, many = int(frames[stacked[0]]), int(pairs[stacked[0]])
+        raise UserError(f"The boxes of frames {first - lag:,} and {first + lag:,} overlap in {many:,} pairs "
+                        f"({int(counts[first - lag]):,} and {int(counts[first + lag]):,} boxes, stacked on a few spots?): "
+                        f"the flickering assertion compares each pair with every box of frame {first:,}, which would "
+                        "take hours. Raise the score floor, apply NMS or check the boxes")
+
+
 def _frame_chunks(counts: np.ndarray, window: int) -> list[tuple[int, int]]:
     """Centre frames cut into ranges [lo, hi) of bounded work. Each pair is compared with every box
     of its centre frame, so both expansions are budgeted: frames crowded with overlapping boxes
@@ -419,6 +441,7 @@ def _pairs_for_centres(centres: np.ndarray, lag: int, video: _Boxes, options: Fl
     # dropping them first keeps the exact IoU arithmetic for the few pairs that matter.
     hit = _overlapping(columns, a, columns, b)
     centre, a, b = centre[hit], a[hit], b[hit]
+    check_stacking(centre, lag, counts)
     if options.class_aware:
         same = classes[a] == classes[b]
         centre, a, b = centre[same], a[same], b[same]
