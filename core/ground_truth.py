@@ -102,7 +102,7 @@ def read_youtube_vis_ground_truth(path: str | Path) -> dict[str, GroundTruth]:
     try:
         videos = list(YouTubeVISObjectDetectionTrackInput(input_file=path).get_labels())
         truths = {str(v.video.filename): _track_ground_truth(v, path) for v in videos}
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as error:
         reason = (str(error).splitlines() or [""])[0][:200] or type(error).__name__
         raise UserError(f"{path} is not {expected}: {reason}") from None
     if not truths:

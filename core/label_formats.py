@@ -281,7 +281,7 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
         labels = list(parsed.get_labels())
         categories = {category.id: category.name for category in parsed.get_categories()}
     except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            RecursionError) as exc:
+            RecursionError, OverflowError) as exc:
         raise _unreadable(path, exc) from None
     for label in labels:
         image_id = label.image.id
@@ -482,7 +482,7 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
         reader = YouTubeVISObjectDetectionTrackInput(input_file=path)
         tracks = list(reader.get_labels())
         categories = {category.id: category.name for category in reader.get_categories()}
-    except (ParseError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+    except (ParseError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
         raise _unreadable(path, exc) from None
     stem = PurePosixPath(relpath).stem
     chosen = [t for t in tracks if len(tracks) == 1 or str(t.video.filename) in (relpath, PurePosixPath(relpath).name, stem)]
@@ -519,7 +519,9 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
         reason = f"not JSON ({reason}), which a COCO file is"
     elif "Exceeds the limit" in reason and "digits" in reason:  # Python's words, with advice for programmers
         reason = f"it holds a number of more than {sys.get_int_max_str_digits():,} digits"
-    if isinstance(exc, KeyError):
+    if isinstance(exc, OverflowError):  # a 4,000-digit coordinate, a length of 1e999
+        reason = "it holds a number too large for a coordinate, an id or a count"
+    elif isinstance(exc, KeyError):
         reason = f"refers to {reason} (missing, or an id it does not define)"
     elif isinstance(exc, (TypeError, AttributeError, IndexError)):  # Python's words for a value of the wrong shape
         reason = f"a field holds a value of the wrong type or shape ({reason})"

@@ -80,3 +80,16 @@ def test_evaluate_flags_scores_every_pair_and_names_the_best():
     assert evaluation.best == strict and evaluation.n_true_misses == 1
     with pytest.raises(ValueError):
         evaluate_flags(index, truth[:3])
+
+
+def test_a_youtube_vis_ground_truth_with_an_infinite_length_is_one_line(tmp_path):
+    """`"length": Infinity` (valid to Python's JSON reader) escaped as an OverflowError traceback from evaluate --gt."""
+    from core.errors import UserError
+    from core.ground_truth import read_youtube_vis_ground_truth
+
+    path = tmp_path / "vis.json"
+    path.write_text('{"videos": [{"id": 1, "file_names": ["walk/0.jpg"], "width": 768, "height": 576, "length": Infinity}],'
+                    ' "categories": [{"id": 1, "name": "person"}], "annotations": []}')
+    with pytest.raises(UserError, match="is not a YouTube-VIS annotation file .*infinity") as refused:
+        read_youtube_vis_ground_truth(path)
+    assert "\n" not in str(refused.value)

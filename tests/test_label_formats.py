@@ -202,6 +202,8 @@ def youtube_vis_file(tmp_path, category_id=1, length=2, bboxes=([1, 1, 5, 5], No
     (dict(annotations=[{"id": 1, "image_id": 7, "category_id": 0, "bbox": [1, 1, 5, 5]}]), "refers to 7"),
     (dict(annotations=[{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1]}]), "out of range"),
     (dict(annotations=[{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1, 1e300, 5]}]), "not a box inside"),
+    (dict(annotations=[{"id": 1, "image_id": 1, "category_id": 0, "bbox": [int("9" * 4000), 1, 5, 5]}]),
+     "a number too large for a coordinate"),  # labelformat's float(): an OverflowError traceback
 ])
 def test_hostile_coco_ids_names_and_paths_are_one_line(walk_hog, tmp_path, attack, message):
     info, _ = walk_hog
@@ -213,6 +215,7 @@ def test_hostile_coco_ids_names_and_paths_are_one_line(walk_hog, tmp_path, attac
     (dict(bboxes=[[float("nan"), 1, 5, 5], None]), "not a box inside"),
     (dict(bboxes=[[-50, -50, 5, 5], None]), "not a box inside"),
     (dict(length=10**12, file_names=["walk/0.jpg"]), "does not match the number of frames"),
+    (dict(length=float("inf"), file_names=["walk/0.jpg"]), "a number too large"),  # Infinity: an OverflowError traceback
     (dict(length=-1, bboxes=[], file_names=["walk/0.jpg"]), "a video length of -1"),
     (dict(length=30, bboxes=[None] * 29 + [[1, 1, 5, 5]]), "a box on frame 29; the video has 20 frames"),
     (dict(bboxes=[[1, 1], None]), "out of range"),
