@@ -79,8 +79,18 @@ def _chunks(upload: BinaryIO) -> Iterator[bytes]:
     return iter(lambda: upload.read(CHUNK), b"")
 
 
+MAX_NAME_BYTES = 200  # file systems take 255 bytes a name: 100 CJK characters are 300 in UTF-8
+
+
 def _file_name(name: str) -> str:
-    """The last part of an uploaded name (a hostile client may send ``../../x``); a name that is no
-    file name (``..``) becomes ``upload``."""
-    base = Path(name).name
-    return base if base not in ("", ".", "..") else "upload"
+    """The last part of an uploaded name (a hostile client may send ``../../x``), control characters
+    (NUL among them) made "_", and cut to MAX_NAME_BYTES keeping its suffix (a long name a Mac takes
+    crashed the page: "File name too long"); a name that is no file name (``..``) becomes ``upload``."""
+    base = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in Path(name).name)
+    if base in ("", ".", ".."):
+        return "upload"
+    suffix = Path(base).suffix if len(Path(base).suffix.encode()) <= 16 else ""
+    stem = base[: len(base) - len(suffix)] if suffix else base
+    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + suffix

@@ -14,7 +14,7 @@ from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
-from core.uploads import save_upload, upload_as_file
+from core.uploads import discard_upload, save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
@@ -29,6 +29,7 @@ FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of t
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 DEVICES = ("auto", "cpu", "cuda")
 CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload brings, until the model names them
+WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
 
 
 def video_panel() -> None:
@@ -74,8 +75,7 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
         weights = st.text_input("Weights (.pt, .onnx, or a model .yaml for random weights)", key="weights_path",
                                 placeholder="/models/yolov8x.pt", persist_state="session").strip()
     elif model_choice == "Upload weights":
-        upload = st.file_uploader("Weights file", type=["pt", "onnx"])
-        weights = str(save_upload(upload.name, upload)) if upload is not None else ""
+        weights = kept_weights(st.file_uploader("Weights file", type=["pt", "onnx"]))
     device = st.selectbox("Device", DEVICES, key="device", persist_state="session")
     st.session_state.setdefault("conf", DEFAULT_CONF)  # (a value given here as well would clash with a link's)
     conf = st.number_input("Confidence floor", 0.0, 1.0, step=0.01, key="conf", persist_state="session",
@@ -86,6 +86,9 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
         with error_boundary():
             detector = resources.detector(DetectorSpec(weights, device))
     if detector is None:
+        if model_choice == "Upload weights" and weights:  # refused (code in a pickle, no model): not kept
+            discard_upload(Path(weights))
+            st.session_state.pop(WEIGHTS_UPLOAD, None)
         return None, None
     st.caption(f"running on **{detector.device}** · {len(detector.names)} "
                f"class{'es' if len(detector.names) != 1 else ''}")
@@ -96,6 +99,21 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
     # kept as ids (the URL writes classes=0,2), in the strings DetectorSpec holds
     classes = tuple(str(i) for i, name in sorted(names.items()) if name in chosen) or None
     return detector, DetectorSpec(weights, device, conf, classes)
+
+
+def kept_weights(upload) -> str:
+    """The uploaded weights' path under the data folder, kept once per upload (not hashed and copied
+    again on every run of the page); "" with none, or with one line when it cannot be kept."""
+    if upload is None:
+        return ""
+    kept = st.session_state.get(WEIGHTS_UPLOAD)
+    if kept is not None and kept[0] == upload.file_id and Path(kept[1]).is_file():
+        return kept[1]
+    with error_boundary("Cannot keep the uploaded weights"):
+        path = str(save_upload(upload.name, upload))
+        st.session_state[WEIGHTS_UPLOAD] = (upload.file_id, path)
+        return path
+    return ""
 
 
 def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: DetectorSpec) -> None:

@@ -346,6 +346,17 @@ def test_a_rejected_upload_is_not_kept(app, tmp_path):
     assert not list((tmp_path / "data").rglob("notes.mp4"))
 
 
+def test_refused_weights_uploaded_are_not_kept(app, tmp_path):
+    """Weights refused on upload (here no model at all) stayed under the data folder."""
+    app.radio(key="model_choice").set_value("Upload weights")
+    app.run()
+    app.file_uploader[0].upload("weights.pt", b"not a model")
+    app.run()
+    assert not app.exception and app.error, "refused in one line"
+    uploads = tmp_path / "data" / "uploads"
+    assert not uploads.exists() or not any(uploads.rglob("weights.pt"))
+
+
 def test_improved_mode_options_update_the_result(app, tiny_slice):
     load_and_detect(app, tiny_slice)
     app.switch_page("pages/review.py")

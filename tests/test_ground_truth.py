@@ -84,7 +84,6 @@ def test_evaluate_flags_scores_every_pair_and_names_the_best():
 
 def test_a_youtube_vis_ground_truth_with_an_infinite_length_is_one_line(tmp_path):
     """`"length": Infinity` (valid to Python's JSON reader) escaped as an OverflowError traceback from evaluate --gt."""
-    from core.errors import UserError
     from core.ground_truth import read_youtube_vis_ground_truth
 
     path = tmp_path / "vis.json"

@@ -43,6 +43,19 @@ def test_an_upload_that_fails_half_way_leaves_nothing_behind(data_dir):
     assert not list(uploads_dir().iterdir())
 
 
+@pytest.mark.parametrize("name, kept", [
+    ("视频" * 50 + ".mp4", "视频" * 32 + "视.mp4"),  # 300 bytes in UTF-8: "File name too long" crashed the Load page
+    ("cam\x00era.mp4", "cam_era.mp4"),  # NUL: "embedded null byte"
+    ("line\nbreak.pt", "line_break.pt"),
+    ("../../etc/passwd", "passwd"),
+    ("..", "upload"),
+])
+def test_an_uploaded_name_is_kept_as_a_name_the_disk_takes(data_dir, name, kept):
+    path = save_upload(name, io.BytesIO(b"x"))
+    assert path.name == kept and path.parent.parent == uploads_dir() and len(path.name.encode()) <= 200
+    assert path.read_bytes() == b"x"
+
+
 def test_a_discarded_upload_goes_with_its_folder(data_dir):
     kept = save_upload("notes.mp4", io.BytesIO(b"a shopping list"))
     discard_upload(kept)
