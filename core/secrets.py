@@ -37,6 +37,9 @@ def _forms(secret: str) -> set[str]:
     return {form for form in forms if form}  # however short: an over-masked line is fine, a leaked key is not
 
 
+MIN_MASKED = 4  # shorter secrets are masked as whole words: LIGHTLY_TOKEN=t masked every t of a message
+
+
 def mask(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every known secret (given ones and the environment's) replaced by ``***``."""
     text = _CREDENTIAL_PARAMETERS.sub(lambda m: f"{m.group(1)}={MASK}", str(text))
@@ -45,7 +48,10 @@ def mask(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             forms |= _forms(str(secret))
     for form in sorted(forms, key=len, reverse=True):  # longest first: a form may contain another
-        text = text.replace(form, MASK)
+        if len(form) >= MIN_MASKED:
+            text = text.replace(form, MASK)
+        else:  # as a whole word only: inside words it is no leak, and masking there garbles the message
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", MASK, text)
     return text
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from core.cli import main
 from core.detections import Detections
-from core.errors import ExportError, PredictionFormatError, UserError
+from core.errors import CloudError, ExportError, PredictionFormatError, UserError
 from core.flicker import FlickerIndex
 from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, export_datasource, read_manifest
@@ -81,6 +81,32 @@ def test_a_secret_echoed_anywhere_is_masked_by_value(monkeypatch):
     request = ScheduleRequest("flicker-d", "s3://b/i/", "s3://b/l/", S3Keys("eu-central-1", "AKIAEXAMPLE", "very-secret-value"),
                               build_selection_config(5, "t"))
     assert "very-secret-value" not in json.dumps(dry_run(request))
+
+
+def test_a_secret_too_short_to_be_one_does_not_mangle_every_message():
+    """LIGHTLY_TOKEN=t masked every t: "Canno*** reach ***he Ligh***ly API"."""
+    assert mask("Cannot reach the Lightly API (check the network)", ["t", "k"]) == "Cannot reach the Lightly API (check the network)"
+    assert mask('token "t" refused, key k3y', ["t", "k3y"]) == 'token "***" refused, key ***'  # as words: masked
+
+
+def test_a_storage_endpoint_that_never_answers_is_one_line_not_a_hang(monkeypatch, tmp_path):
+    """A server that takes the connection and never answers held a push for 7 min 45 s (s3fs tries
+    each call five times over botocore's attempts); now one try of READ_TIMEOUT_S, then one line."""
+    import socket
+    import time
+
+    monkeypatch.setattr("core.lightly.push.READ_TIMEOUT_S", 2)
+    (tmp_path / "export" / ".lightly").mkdir(parents=True)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)  # connections wait in the backlog: taken by the kernel, never answered
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY")
+        started = time.monotonic()
+        with pytest.raises(CloudError, match="took the connection but did not answer in 2 s") as refused:
+            push(tmp_path / "export", "s3://bucket/p/")
+    assert time.monotonic() - started < 30 and "wJalrXUtnFEMI" not in str(refused.value)
 
 
 def test_cli_errors_never_print_a_secret(capsys, monkeypatch, tmp_path):

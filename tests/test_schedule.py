@@ -166,6 +166,23 @@ def test_unreachable_server_is_a_clear_message_and_logs_no_token(monkeypatch, ca
     assert "token=***" in caplog.text  # urllib3 logged the retried URL, scrubbed
 
 
+def test_a_server_that_never_answers_is_a_clear_message_not_a_silent_wait(monkeypatch):
+    """A server that takes the connection and never answers held `schedule` silent for over four
+    minutes (Lightly waits 3 minutes a request, then tries again); now API_TIMEOUT_S a request."""
+    import socket
+    import time
+
+    monkeypatch.setattr("core.lightly.schedule.API_TIMEOUT_S", (1, 1))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)  # taken by the kernel, never answered
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", f"http://127.0.0.1:{server.getsockname()[1]}")
+        started = time.monotonic()
+        with pytest.raises(ScheduleError, match="Cannot reach the Lightly API"):
+            schedule(request(), "secret-token-123")
+    assert time.monotonic() - started < 60
+
+
 def test_lightly_field_rules_are_checked_before_anything_is_sent(monkeypatch):
     with FakeLightly() as fake:
         monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)

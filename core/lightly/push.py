@@ -30,6 +30,7 @@ from core.words import counted
 
 BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
 SMALL_FILE = 8 << 20  # read into memory and sent in one request; larger files stream with put_file
+READ_TIMEOUT_S = 30  # an S3 request's answer waited for this long at most
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,21 @@ def filesystem(url: str):
     options: dict = {"auto_mkdir": True} if protocol in ("file", "local") else {}
     if protocol in ("s3", "s3a"):
         # Fail fast on a dead endpoint instead of botocore's long default retry loop.
-        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 30, "retries": {"max_attempts": 2}}}
+        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": READ_TIMEOUT_S, "retries": {"max_attempts": 1}},
+                   "skip_instance_cache": True}  # s3fs keeps instances: one made with other timeouts would be reused
     try:
-        return fsspec.url_to_fs(url, **options)
+        fs, root = fsspec.url_to_fs(url, **options)
     except ImportError:
         raise CloudError(f"{protocol}:// needs the {BACKENDS.get(protocol, protocol)} package: pip install "
                          f"{BACKENDS.get(protocol, protocol)}") from None
     except ValueError as exc:  # e.g. Azure without an account: credentials come from the environment
         raise CloudError(f"Cannot use {url!r}: {str(exc).splitlines()[0]}") from None
+    if protocol in ("s3", "s3a"):
+        # s3fs tries each call 5 times over botocore's own attempts: an endpoint that takes the
+        # connection and never answers held a push for 7 min 45 s. Now one try each (uploads are tried
+        # again by _upload), so about 30 s, then one line.
+        fs.retries = 1
+    return fs, root
 
 
 def _join(url: str, relative: str) -> str:
@@ -280,6 +288,9 @@ def _explain(exc: BaseException, url: str, action: str = "Upload to") -> CloudEr
                           "(e.g. http://localhost:9000)")
     if isinstance(exc, (NotADirectoryError, FileExistsError)):
         return CloudError(f"Cannot write under {url}: part of that path is a file, not a folder; choose a folder")
+    if "ReadTimeout" in kind or "Read timeout" in text:
+        return CloudError(f"The storage endpoint for {url} took the connection but did not answer in {READ_TIMEOUT_S} s: check "
+                          "AWS_ENDPOINT_URL (an S3-compatible store there?) and the network")
     if isinstance(exc, (ConnectionError, TimeoutError)) or "Could not connect" in text or "Connect" in kind:
         return CloudError(f"Cannot reach the storage endpoint for {url}: check the network "
                           "(and AWS_ENDPOINT_URL for S3-compatible stores)")

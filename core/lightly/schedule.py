@@ -34,6 +34,7 @@ class _ScrubTokens(logging.Filter):
 
 CLIENT_LOGGERS = ("urllib3", "lightly.openapi_generated.swagger_client")  # a new client adds stderr handlers to these
 _CLIENT_LOCK = threading.Lock()
+API_TIMEOUT_S = (5, 30)  # (connect, read) seconds of each request to the Lightly API
 
 for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "lightly"):
     logging.getLogger(_name).addFilter(_ScrubTokens())
@@ -275,7 +276,11 @@ def _client(token: str | None, dataset_id: str | None = None):
     with _CLIENT_LOCK:  # two sessions building clients at once would each see, and keep, the other's handlers
         before = [(list(logger.handlers), logger.level) for logger in loggers]
         try:
-            return ApiWorkflowClient(token=token, dataset_id=dataset_id), token
+            client = ApiWorkflowClient(token=token, dataset_id=dataset_id)
+            # Lightly waits 3 minutes a request by default, and tries again: a server that takes the
+            # connection and never answers held `schedule` silent for over 4 minutes.
+            client.api_client.rest_client.timeout = API_TIMEOUT_S
+            return client, token
         finally:  # each client adds stderr handlers to these loggers and sets their level: put both back
             for logger, (handlers, level) in zip(loggers, before):
                 for handler in logger.handlers[:]:
