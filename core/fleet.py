@@ -34,7 +34,8 @@ from core.video import VideoInfo, probe
 SUMMARY_CSV = "summary.csv"  # core.batch.SUMMARY_CSV (not imported: that would load the batch engines)
 DONE_DIR = Path(".batch") / "done"
 SETTINGS_FILE = Path(".batch") / "settings.json"  # the detector and flicker settings of the last batch
-MAX_SUMMARY_BYTES = 256 << 20  # ~1 M videos
+MAX_SUMMARY_BYTES = 64 << 20  # a row of a real summary is 150-300 bytes: 64 MiB is 200,000+ videos
+MAX_SUMMARY_ROWS = 200_000  # rows of a few bytes each: 20 MB held 3 M rows, 1.1 GB and 22 s to read
 MAX_MARKER_BYTES = 1 << 20
 
 
@@ -115,7 +116,10 @@ def read_fleet(root: Path) -> Fleet:
 def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, FleetVideo], ...]:
     text = _read(path, MAX_SUMMARY_BYTES, "Summary", _size).decode("utf-8", "replace")
     rows = []
-    for record in csv.DictReader(io.StringIO(text)):
+    for count, record in enumerate(csv.DictReader(io.StringIO(text))):
+        if count == MAX_SUMMARY_ROWS:
+            raise UserError(f"{path} lists more than {MAX_SUMMARY_ROWS:,} videos: this page reads at most that many "
+                            "(run the batch in parts, each with its own output folder)")
         relpath = _cell(record.get("relpath"))
         if relpath:
             rows.append((relpath, FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",

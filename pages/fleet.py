@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import fleet
 from core.verdicts import default_store_path
+from core.errors import UserError
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -165,7 +166,11 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
 def fleet_panel(root: Path, polling: bool) -> None:
     """Everything read from the folder: re-read on every run (a cached parse per summary version).
     While ``polling`` (a batch was running) this runs every few seconds on its own."""
-    found = fleet.read_fleet(root)
+    try:
+        found = fleet.read_fleet(root)
+    except UserError as failure:  # a summary too large to list, one that changed into something else
+        st.error(markdown_literal(str(failure)), icon=":material/error:")
+        return
     if polling and not found.running:
         st.rerun()  # the batch ended: one full run shows its summary and stops the polling
     reviewed = fleet.reviewed_flagged(found, default_store_path())

@@ -481,3 +481,13 @@ def test_a_video_an_earlier_run_did_reads_done_earlier_not_skipped(fleet_app, ba
     rows = open_fleet(fleet_app, again).dataframe[0].value
     assert dict(zip(rows["Video"], rows["Status"])) == {"walk_a.mp4": "done earlier", "walk_b.mp4": "done earlier",
                                                         "walk_c.mp4": "done earlier", "broken.mp4": "failed"}
+
+
+def test_a_summary_of_more_rows_than_a_fleet_holds_is_one_line(batch_copy, monkeypatch):
+    """The cap was in bytes only: 20 MB of tiny rows held 3 M videos, 1.1 GB and 22 s to read."""
+    monkeypatch.setattr("core.fleet.MAX_SUMMARY_ROWS", 3)
+    root, _ = batch_copy
+    summary = root / fleet.SUMMARY_CSV
+    summary.write_text(summary.read_text() + "".join(f"x{k}.mp4,x{k}.mp4,failed,,0,0,0\n" for k in range(3)))
+    with pytest.raises(fleet.UserError, match=r"summary.csv lists more than 3 videos: this page reads at most that many"):
+        fleet.read_fleet(fleet.check_folder(str(root)))
