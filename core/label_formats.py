@@ -34,7 +34,7 @@ import numpy as np
 from core.bounded import INT32_MAX, MAX_TRACK_ID, brief, read_capped
 from core.detections import Detections, xywh_to_xyxy
 from core.errors import PredictionFormatError, UserError
-from core.flicker import check_crowding
+from core.flicker import MAX_BOXES_PER_FRAME, check_crowding
 from core.lightly.datasource import SCHEMA
 from core.video import VideoInfo
 
@@ -46,8 +46,9 @@ MAX_LABEL_BYTES = 512 << 20
 MAX_JSON_LABEL_BYTES = 256 << 20
 JSON_FORMATS = ("coco", "youtubevis")
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
-MAX_NAME_CHARS = 200
-MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many  # a class name (it becomes a schema category and a label in the app)
+MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
+MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many
+MAX_ROWS_PER_FRAME = 2 * MAX_BOXES_PER_FRAME  # rows of a frame read before the score floor (MOT, YOLO)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$", re.ASCII)  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$", re.ASCII)  # ASCII: other scripts' digits are no frame numbers
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
@@ -397,6 +398,9 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     labels = data_yaml.parent / "labels"
     if labels.is_symlink():
         raise PredictionFormatError(f"{labels} is a link; label folders are never followed out of the dataset")
+    if not labels.is_dir():  # a mistyped folder read as "0 boxes" replaced an export with an empty one
+        raise PredictionFormatError(f"{data_yaml.parent} has no labels folder beside data.yaml: a YOLO dataset keeps "
+                                    "one NAME.txt per frame in labels/")
     for text_file in sorted(labels.rglob("*.txt")):  # rglob does not descend into linked folders
         if text_file.is_symlink():
             raise PredictionFormatError(f"{text_file} is a link; label files are never followed")
@@ -406,6 +410,8 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
             values = line.split()
             if not values:
                 continue
+            if line_number > MAX_ROWS_PER_FRAME:
+                raise _too_many_rows(text_file, frame)
             if len(values) not in (5, 6) or not _numbers(values) or not values[0].isdigit() or len(values[0]) > 9 \
                     or int(values[0]) not in names:
                 raise PredictionFormatError(f"{text_file}:{line_number}: expected 'class cx cy w h [score]' with a known class")
@@ -433,7 +439,7 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
     scored 0 is no detection. Classes: MOT16+ ground truth (every row's seventh column 0 or 1 and
     its eighth a class of :data:`MOT_CLASSES`) keeps its classes; anything else, a detection file
     (``-1`` there) or MOT15, is one class, "object"."""
-    rows = []
+    rows, per_frame = [], np.zeros(video.frame_count + 1, np.int64)
     for line_number, line in enumerate(read_capped(path, MAX_LABEL_BYTES, "MOT file").decode("utf-8", "replace").splitlines(),
                                        start=1):
         values = [v.strip() for v in line.split(",")]
@@ -447,6 +453,9 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
         if track_id != int(track_id) or not -1 <= track_id <= MAX_TRACK_ID:
             raise PredictionFormatError(f"{path}:{line_number}: track id {values[1][:20]} is not a whole number in "
                                         "-1..2**53 (-1: no track)")
+        per_frame[int(frame)] += 1
+        if per_frame[int(frame)] > MAX_ROWS_PER_FRAME:
+            raise _too_many_rows(path, int(frame) - 1)
         rows.append(values)
     classed = bool(rows) and all(_mot_class(values) is not None for values in rows)
     frames, boxes, scores, classes = [], [], [], []
@@ -460,6 +469,13 @@ def _mot(path: Path, video: VideoInfo, relpath: str) -> Detections:
         classes.append(_mot_class(values) if classed else 0)
     names = {c: MOT_CLASSES[c] for c in sorted(set(classes))} if classed else {0: "object"}
     return _from_rows(frames, boxes, scores, classes, names, video, path)
+
+
+def _too_many_rows(path: Path, frame: int) -> PredictionFormatError:
+    """Rows of one frame past any the assertion takes, even below a score floor: refused as they are
+    read (a 50 MB MOT file of 4 million rows took 2.3 GB and a minute before the crowding check)."""
+    return PredictionFormatError(f"{path}: frame {frame:,} holds more than {MAX_ROWS_PER_FRAME:,} rows; the flickering "
+                                 f"assertion takes at most {MAX_BOXES_PER_FRAME:,} boxes a frame, above the score floor")
 
 
 def _mot_class(values: list[str]) -> int | None:

@@ -94,6 +94,7 @@ def test_a_hostile_coco_file_is_one_line(walk_hog, tmp_path, bbox, message):
     ("1,1,10,10,20\n", "expected frame,id"),
     ("1,1,nan,10,20,20\n", "expected frame,id"),
     ("1.5,1,10,10,20,20\n", "is not one of"),
+    ("1,-1,1,1,9,9\n" * 2001, "frame 0 holds more than 2,000 rows"),  # 4 M such rows took 2.3 GB and a minute
 ])
 def test_a_hostile_mot_file_is_one_line(walk_hog, tmp_path, content, message):
     info, _ = walk_hog
@@ -139,6 +140,19 @@ def test_a_yolo_row_with_an_unknown_class_is_one_line(walk_hog, tmp_path):
     (tmp_path / "labels" / "frame_000003.txt").write_text("7 0.5 0.5 0.1 0.1\n")
     with pytest.raises(PredictionFormatError, match="known class"):
         read_boxes(tmp_path / "data.yaml", info, "walk.mp4")
+    (tmp_path / "labels" / "frame_000003.txt").write_text("0 0.5 0.5 0.1 0.1\n" * 2001)
+    with pytest.raises(PredictionFormatError, match="frame 3 holds more than 2,000 rows"):
+        read_boxes(tmp_path / "data.yaml", info, "walk.mp4")
+
+
+def test_a_yolo_dataset_without_its_labels_folder_is_refused_not_read_as_no_boxes(walk_hog, tmp_path):
+    """A mistyped folder holding only data.yaml read as "0 boxes" and replaced the export with an empty one."""
+    info, _ = walk_hog
+    (tmp_path / "data.yaml").write_text("names: [person]\n")
+    with pytest.raises(PredictionFormatError, match="has no labels folder beside data.yaml"):
+        read_boxes(tmp_path, info, "walk.mp4", "yolo")
+    (tmp_path / "labels").mkdir()  # there, and empty: a dataset with no boxes
+    assert len(read_boxes(tmp_path, info, "walk.mp4", "yolo")) == 0
 
 
 def test_run_reviews_boxes_from_every_format_like_its_own(written, tmp_path):
