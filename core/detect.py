@@ -152,8 +152,9 @@ def check_checkpoint(path: Path) -> None:
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
         raise DetectorError(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
-    if not isinstance(checkpoint, dict) or (checkpoint.get("ema") or checkpoint.get("model")) is None:
-        raise DetectorError(not_a_model)  # Ultralytics' own words point to a model to download
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("ema") or checkpoint.get("model"), torch.nn.Module):
+        # plain data where the model goes ({"ema": {"a": 1}}): Ultralytics' own words point to a model to download
+        raise DetectorError(not_a_model)
 
 
 class YoloDetector:

@@ -220,14 +220,15 @@ def test_real_checkpoints_load_and_detect(tmp_path, tiny_slice):
         assert all(len(score) > 0 for _, score, _ in detector.detect(frames, conf=0.0001, classes=None))
 
 
-@pytest.mark.parametrize("content", ["tensor", "dict"])
+@pytest.mark.parametrize("content", ["tensor", "dict", "data where the model goes"])
 def test_a_pt_that_holds_no_model_says_so(tmp_path, content):
     """A tensor or a plain dictionary saved with torch.save loads safely but is no model: one line
     that says so, not Ultralytics' advice to run an official model (which would be downloaded)."""
     import torch
 
     path = tmp_path / "weights.pt"
-    torch.save(torch.zeros(3) if content == "tensor" else {"x": 1}, path)
+    torch.save({"tensor": torch.zeros(3), "dict": {"x": 1}, "data where the model goes": {"model": None, "ema": {"a": 1}}}[content],
+               path)
     with pytest.raises(DetectorError, match=r"^weights.pt is not an Ultralytics model checkpoint") as info:
         load_detector(path, device="cpu", backend="torch", cache_dir=tmp_path)
     assert "yolo predict" not in str(info.value) and "\n" not in str(info.value)
