@@ -242,7 +242,14 @@ def test_a_store_that_fails_leaves_review_usable_and_says_which_verdict_was_not_
     store_file.write_bytes(kept)
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})  # given again
     assert not app.error and viewer_data(app)["unsaved"] == []
-    assert VerdictStore(store_file).all(app.session_state["review"].video.info.fingerprint) == {frame: "miss"}
+    fingerprint = app.session_state["review"].video.info.fingerprint
+    assert VerdictStore(store_file).all(fingerprint) == {frame: "miss"}
+    # damaged again, and moved aside as the error advises: the app starts a new store, no restart needed
+    store_file.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    store_file.rename(tmp_path / "damaged.sqlite")
+    viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "false_alarm"}})
+    assert not app.error, [e.value for e in app.error]
+    assert VerdictStore(store_file).all(fingerprint) == {frame: "false_alarm"}
 
 
 def test_the_export_page_says_whether_the_export_holds_the_flags_on_screen(app, tiny_slice, tmp_path):

@@ -83,15 +83,22 @@ def thumbnail(fingerprint: str, frame: int, _info: VideoInfo) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _verdict_store(path: str) -> VerdictStore:
+def _verdict_store(path: str, file_id: tuple[int, int]) -> VerdictStore:
     return VerdictStore(path)
 
 
 def verdict_store() -> VerdictStore:
-    """The store under the data folder (one per path: FLICKER_DATA_DIR may change between tests)."""
+    """The store under the data folder (one per path: FLICKER_DATA_DIR may change between tests),
+    opened again when its file is another (a damaged store moved aside, as the error advises: the
+    store kept open found no tables in the new empty file until the app was restarted)."""
     from core.verdicts import default_store_path
 
-    return _verdict_store(str(default_store_path()))
+    path = default_store_path()
+    try:
+        status = path.stat()
+    except OSError:  # none yet (or moved aside): made now, and found by its file from the next call on
+        return VerdictStore(path)
+    return _verdict_store(str(path), (status.st_dev, status.st_ino))
 
 
 @st.cache_resource(show_spinner="Computing frame embeddings...", max_entries=4)

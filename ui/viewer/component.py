@@ -104,7 +104,6 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
     """The viewer, moved when Python made a move since it last drew; ``announce``: it says when its
     first frame is on screen, naming the frame it is sent to (see :func:`ui.viewer.frames.wait_until_shown`)."""
     info, n = view.video.info, view.n_frames
-    store = resources.verdict_store()
 
     def sent(name: str):
         """What the viewer sent (None when a run lost the component's state: nothing to do then)."""
@@ -126,6 +125,7 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
                     or not 0 <= frame < n):
                 continue
             try:
+                store = resources.verdict_store()  # now, not when the viewer was drawn: the file may be another
                 if store.all(info.fingerprint, assertion).get(frame) != verdict:
                     store.set(info.fingerprint, frame, verdict, annotator=session.annotator(), assertion=assertion)
             except UserError as failure:  # locked, damaged, a full disk: the page says it, the viewer takes it back
