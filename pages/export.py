@@ -80,7 +80,10 @@ def export_panel(view: FlickerView, stem: str) -> str:
             folder = local_folder(out_dir, "Output folder")
             session.set_export_result(export_datasource(folder, [review_part(view)], task=task, metadata_style=metadata_style,
                                                         imputed_task=f"{task}_imputed" if imputed else None))
-            remember_export_dir(view.video.info.fingerprint, folder)
+            try:
+                remember_export_dir(view.video.info.fingerprint, folder)
+            except OSError as failure:  # the data folder is read-only or full: the export itself is written
+                st.caption(f"The folder was not remembered for the next visit ({markdown_literal(failure.strerror or failure)}).")
     return task
 
 
