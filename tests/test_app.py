@@ -252,6 +252,18 @@ def test_a_store_that_fails_leaves_review_usable_and_says_which_verdict_was_not_
     assert VerdictStore(store_file).all(fingerprint) == {frame: "false_alarm"}
 
 
+def test_an_export_the_data_folder_cannot_remember_is_still_an_export(app, tiny_slice, tmp_path):
+    """A read-only data folder showed "Export failed" beside "Exported to ..." (only remembering the
+    folder for the next visit had failed)."""
+    from core.export_dirs import STORE_NAME
+
+    load_and_detect(app, tiny_slice)
+    (tmp_path / "data" / STORE_NAME).mkdir(parents=True)  # where that file goes: no file can be written there
+    export_from_app(app, tmp_path / "export")
+    assert not app.error and "a valid Lightly datasource" in app.success[0].value
+    assert any(c.value.startswith("The folder was not remembered for the next visit") for c in app.caption)
+
+
 def test_the_export_page_says_whether_the_export_holds_the_flags_on_screen(app, tiny_slice, tmp_path):
     """The manifest records a digest of each video's kept boxes and flags: after a retune on Review
     the Export page warns that the export holds other flags; a reload at the exported settings says
