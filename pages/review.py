@@ -27,6 +27,7 @@ from ui.viewer.embedding_map import embedding_map
 GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 VIEWER_MOUNTS = "_viewer_mounts"  # this full run brings Review up: the browser mounts the viewer anew
 SHOWN_WAIT_S = 0.6  # at most this long the page waits for a just-sent viewer to draw its frame (workspace)
+FLOODING_SHARE = 0.25  # an assertion flagging more of the video than this is said to (its lane is mostly solid)
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -49,6 +50,10 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
                   "Flagged": [f"{int(flags_of.sum()):,}" for flags_of in [*every.values(), any_flags]],
                   "Reviewed": [reviewed(flags_of, verdicts[name]) for name, flags_of in every.items()] + [""]},
                  hide_index=True)
+        flooding = [(name, flags_of.mean()) for name, flags_of in every.items() if flags_of.mean() > FLOODING_SHARE]
+        for name, share in flooding:  # a lane solid with flags: J / K land everywhere, and the flags say little
+            st.caption(f"{assertion_label(name)} flags {share:.0%} of the frames: raise IoU tracking or the minimum "
+                       "score until it singles frames out.")
 
 
 def reviewed(flags_of: np.ndarray, verdicts: dict[int, str]) -> str:

@@ -145,6 +145,9 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
         assert shown["Class flip"] == (f"{int(flip.sum()):,}", f"0 / {int(flip.sum())}")
         assert shown["Flicker"] == (metric(app, "Flagged frames"), f"0 / {int(flicker.sum())}")
         assert shown["Any"][0] == f"{int((ghost | flip | flicker).sum()):,}"
+        flooding = [c.value for c in app.caption if c.value.startswith("Ghost flags ")]
+        assert flooding == ([f"Ghost flags {ghost.mean():.0%} of the frames: raise IoU tracking or the minimum score until "
+                             "it singles frames out."] if ghost.mean() > 0.25 else []), (iou, ghost.mean())
     assert np.flatnonzero(flip).tolist() == [flipped]
     app.switch_page("pages/export.py")  # exported in the metadata beside flicker: the page says their counts too
     app.run()
