@@ -270,3 +270,19 @@ def test_play_goes_on_after_far_jumps_dropped_fetches_still_in_flight(walk_hog, 
         press(browser, Keys.SPACE)
         wait_for(browser, lambda: shown_frame(browser) >= 505, 20, "playback past five frames")
         press(browser, Keys.SPACE)
+
+
+def test_plus_on_a_flagged_frame_zooms_into_its_imputed_box(walk_hog, tmp_path, shared_cache, browser):
+    """+ zoomed about the frame's centre, and a dashed box near the frame's edge went out of view."""
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        press(browser, "k")
+        flagged = wait_for(browser, lambda: shown_frame(browser) or None, 30, "a flagged frame")
+        assert viewer(browser, "zoom") == "1 384 288"
+        press(browser, "+")
+        wait_for(browser, lambda: (viewer(browser, "zoom") or "").startswith("1.5 "), 10, "zoomed in")
+        level, cx, cy = viewer(browser, "zoom").split()
+        assert (int(cx), int(cy)) != (768 // 2, 576 // 2), f"centred on the imputed box of frame {flagged}, not the frame"
+        press(browser, "0")
+        wait_for(browser, lambda: viewer(browser, "zoom") == "1 384 288", 10, "the whole frame again")

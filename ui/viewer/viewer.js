@@ -685,8 +685,8 @@ class Viewer {
       f: () => this.setVerdict("false_alarm"),
       u: () => this.setVerdict("unsure"),
       z: () => this.undoVerdict(),
-      "+": () => this.zoomBy(1),
-      "=": () => this.zoomBy(1),
+      "+": () => this.zoomIn(),
+      "=": () => this.zoomIn(),
       "-": () => this.zoomBy(-1),
       0: () => this.zoomBy(-ZOOMS.length),
     };
@@ -722,7 +722,7 @@ class Viewer {
       false_alarm: () => this.setVerdict("false_alarm"),
       unsure: () => this.setVerdict("unsure"),
       clear: () => this.setVerdict(null),
-      "zoom-in": () => this.zoomBy(1),
+      "zoom-in": () => this.zoomIn(),
       "zoom-out": () => this.zoomBy(-1),
       "zoom-fit": () => this.zoomBy(-ZOOMS.length),
       reload: () => this.reload(),
@@ -819,6 +819,16 @@ class Viewer {
     return [this.zoom.cx - width / 2, this.zoom.cy - height / 2];
   }
 
+  // + (key or button) from the whole frame of a flagged frame: into its imputed box, the thing judged,
+  // centred (about the frame's centre, a box near its edge went out of view).
+  zoomIn() {
+    const box = this.zoom.level === 0 ? (this.imputed.get(this.current) || [])[0] : null;
+    this.zoomBy(1);
+    if (!box) return;
+    [this.zoom.cx, this.zoom.cy] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+    this.render();
+  }
+
   zoomBy(steps, x = this.canvas.width / 2, y = this.canvas.height / 2) {
     const [x0, y0] = this.origin(), before = this.scale();
     const pointX = x0 + x / before, pointY = y0 + y / before; // stays under the pointer
@@ -877,6 +887,7 @@ class Viewer {
       this.draw(this.canvas, entry, frame, this.scale(), x0, y0, 1);
       this.root.dataset.frame = frame; // the frame whose image is on screen (tests and benchmarks wait on it)
       this.root.dataset.boxes = this.boxes ? "drawn" : "loading"; // and whether its boxes are drawn on it
+      this.root.dataset.zoom = `${ZOOMS[this.zoom.level]} ${Math.round(this.zoom.cx)} ${Math.round(this.zoom.cy)}`; // zoom, centre
       if (this.announcing !== null) this.announceShown(this.announcing); // the hand may have moved on: drawn is drawn
     }
     this.loadingNote.hidden = ready || this.gone;
