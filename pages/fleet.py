@@ -140,15 +140,19 @@ def settings_caption(root: Path) -> None:
 
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -> None:
-    """Open a video in Review, chosen by name or by ticking its row in the table (the tick moves the
-    chooser: one opener, where there were two that could name different videos); or the whole batch
-    on the Export page. The openers are links (``ui.url.batch_link``): Review runs at once, reading
-    what ``warm`` read in the background while they were on screen (not while a batch writes the
-    folder: each video done changes the manifest they are read from)."""
+    """Open a video in Review: the row picked in the table, or any video chosen by name; or the whole
+    batch on the Export page. The openers are links (``ui.url.batch_link``): Review runs at once,
+    reading what ``warm`` read in the background while they were on screen (not while a batch
+    writes the folder: each video done changes the manifest they are read from)."""
     openable = rows.loc[rows["Status"] != "failed", "Video"].tolist()
     if picked is not None and picked in openable and st.session_state.get(SYNCED) != picked:
-        st.session_state[CHOSEN] = picked  # a new tick moves the chooser; a choice by name leaves the tick
+        st.session_state[CHOSEN] = picked  # a new tick moves the chooser too: both openers name one video
     st.session_state[SYNCED] = picked
+    if picked is not None and picked in openable:
+        if warm:
+            resources.warm_batch_video(root, picked)
+        st.page_link("pages/review.py", label=f"Open {markdown_literal(picked)} in Review", icon=":material/flag:",
+                     query_params=batch_link(root, picked))
     name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
                             help="Worst first, as the table opens (a sort made by clicking a column stays in the table); "

@@ -87,12 +87,6 @@ def videos(browser) -> list[str] | None:
     return [row[0] for row in rows] if rows is not None else None
 
 
-def chosen(browser) -> list[str]:
-    """The Video chooser's value beside the page's one "Open in Review" (a list: one per chooser on the page)."""
-    return browser.execute_script(
-        "return [...document.querySelectorAll(\"[data-testid='stSelectbox'] input\")].map((i) => i.value)")
-
-
 def click_row(browser, index: int) -> None:
     """Tick the selection box of the table's row ``index`` (the grid is a canvas: clicked by position)."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -165,11 +159,13 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     click_header(browser, 0)  # by name, descending: sorted in the browser, the script not run
     wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
              "the table sorted by name")
-    click_row(browser, 0)  # walk_c.mp4: the chooser beside the one opener moves with the tick
-    wait_for(browser, lambda: chosen(browser) == ["walk_c.mp4"], 30, f"the chooser moved to the ticked row ({chosen(browser)})")
+    chooser = lambda: browser.execute_script(  # noqa: E731  the Video chooser's value (walk_a.mp4 since the filter)
+        "return [...document.querySelectorAll(\"[data-testid='stSelectbox'] input\")].map((i) => i.value)")
+    click_row(browser, 0)  # walk_c.mp4: the chooser moves with the tick, so both openers name one video
+    wait_for(browser, lambda: page_link(browser, "Open walk_c.mp4 in Review") and chooser() == ["walk_c.mp4"], 30,
+             f"the chooser moved to the ticked row ({chooser()})")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
-    wait_for(browser, lambda: chosen(browser) == ["walk_a.mp4"], 30, "the picked row in the chooser")
-    opener = page_link(browser, "Open in Review")
+    opener = wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
     # Streamlit's code for components is in the page already: Review's viewer mounts without fetching it
     wait_for(browser, lambda: components_code_loaded(browser), 10, "the component code, before the link is pressed")
     browser.execute_script(WATCH_FIRST_FRAME)
@@ -178,7 +174,7 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     # the frame first, the panels beside it once the viewer says it is on screen (pages/review.py, workspace)
     assert browser.execute_script("return window.panelsAtFirstFrame") is False
     assert browser.find_element("tag name", "h1").text == "Review"
-    wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL"); print("URL1", browser.current_url)
+    wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url, 30, "the review in the URL")
     # which camera this is, of many: over the frame and in the tab
     assert browser.find_element("css selector", ".fv-name").text == "walk_a.mp4"
     wait_for(browser, lambda: browser.title.startswith("walk_a.mp4"), 30, f"the video in the tab's title ({browser.title})")
@@ -238,12 +234,13 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
                               30, f"{count} videos done")
             if ticked is not None:  # rows move as videos are done (worst first): the pick stays with its video
                 moved |= listed.index(ticked) != ticked_at
-                wait_for(browser, lambda: chosen(browser) == [ticked], 30, f"{ticked} still picked")
+                wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} still picked")
+                assert not [video for video in listed if video != ticked and page_link(browser, f"Open {video} in Review")]
             openable = [video for video in listed if video != "broken.mp4"]
             if openable:  # tick the lowest row that opens: a video done later may sort in above it
                 ticked, ticked_at = openable[-1], listed.index(openable[-1])
                 click_row(browser, ticked_at)
-                wait_for(browser, lambda: chosen(browser) == [ticked], 30, f"{ticked} picked")
+                wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} picked")
         assert moved, "no ticked row moved: this batch did not test the tick"
         assert sorted(videos(browser)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
         screenshot(browser, "fleet-running", 1280, 720)

@@ -28,8 +28,11 @@ const ARROW_WIDGETS = `${TEXT_FIELDS}, input, [role='slider'], [role='listbox'],
 // it did this (seen in CI). So a click on a link to another page of the app, made while the script
 // runs, is held until the run is over and then made again; but never past NAV_HOLD_MS from the
 // run's start: a long run of a whole page (a detection) is stopped by the switch, as usual, at once.
-// Installed once per page, by the first component drawn.
+// "Over" is NAV_QUIET_MS without a run: the viewer answers a run's data with its own (the frame it
+// settled on), whose rerun a switch made at once could still meet (blank pages under load, after a
+// click released 100 ms after the verdict's run ended). Installed once per page, by the first component drawn.
 const NAV_HOLD_MS = 2000;
+const NAV_QUIET_MS = 300;
 const NAV_LINKS = "a[data-testid='stSidebarNavLink'], a[data-testid='stPageLink-NavLink']";
 
 function holdNavigationWhileRunning() {
@@ -37,21 +40,27 @@ function holdNavigationWhileRunning() {
   if (window.flickerNavigationHeld || !app) return;
   window.flickerNavigationHeld = { held: 0 }; // how many clicks were held (read by tests)
   const running = () => ["running", "rerunRequested"].includes(app.getAttribute("data-test-script-state"));
-  let runSince = running() ? performance.now() : null, replay = null;
+  let runSince = running() ? performance.now() : null, idleSince = running() ? null : performance.now(), replay = null;
   new MutationObserver(() => {
-    if (!running()) runSince = null;
-    else if (runSince === null) runSince = performance.now();
+    if (!running()) {
+      runSince = null;
+      idleSince ??= performance.now();
+    } else {
+      idleSince = null;
+      runSince ??= performance.now();
+    }
   }).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+  const busy = () => running() || (idleSince !== null && performance.now() - idleSince < NAV_QUIET_MS);
   document.addEventListener("click", (event) => {
     const link = event.target instanceof Element ? event.target.closest(NAV_LINKS) : null;
     if (!link || event === replay || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey ||
-        event.altKey || !running() || performance.now() - (runSince ?? 0) >= NAV_HOLD_MS) return;
+        event.altKey || !busy() || (runSince !== null && performance.now() - runSince >= NAV_HOLD_MS)) return;
     event.preventDefault();
     event.stopImmediatePropagation();
     window.flickerNavigationHeld.held++;
-    const href = link.getAttribute("href"), until = runSince + NAV_HOLD_MS;
+    const href = link.getAttribute("href"), until = (runSince ?? performance.now()) + NAV_HOLD_MS + NAV_QUIET_MS;
     const release = () => {
-      if (running() && performance.now() < until) return void setTimeout(release, 15);
+      if (busy() && performance.now() < until) return void setTimeout(release, 15);
       // the run may have drawn the link anew: the same link, found by where it goes
       const again = link.isConnected ? link : [...document.querySelectorAll(NAV_LINKS)].find((a) => a.getAttribute("href") === href);
       if (!again) return; // the page no longer offers it
