@@ -139,17 +139,19 @@ class VerdictStore:
                        "previous_annotator, previous_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (*key, verdict, previous, annotator[:200], time.time(), previous_annotator, previous_note))
 
-    def undo(self, video: str, annotator: str | None = None) -> Undone | None:
+    def undo(self, video: str, annotator: str | None = None, assertion: str | None = None,
+             frame: int | None = None) -> Undone | None:
         """Revert the latest change not yet undone on this video, whichever assertion it answered
-        (by ``annotator`` when given; "" is the changes given with no name); None when there is
-        nothing to undo. The verdict it replaced comes back as it was given (its annotator and note),
-        or, where that one was undone meanwhile, the one before it. A change someone has judged
-        over since is only marked undone: their later verdict stays (it is the frame's now)."""
+        (by ``annotator`` when given; "" is the changes given with no name; on one ``assertion`` and
+        ``frame`` when given); None when there is nothing to undo. The verdict it replaced comes back
+        as it was given (its annotator and note), or, where that one was undone meanwhile, the one
+        before it. A change someone has judged over since is only marked undone: their later verdict
+        stays (it is the frame's now)."""
         with self._transaction() as db:
-            query = "SELECT id, assertion, frame, box FROM history WHERE video = ? AND undone = 0"
-            args: tuple = (video,)
-            if annotator is not None:
-                query, args = query + " AND annotator = ?", (video, annotator)
+            query, args = "SELECT id, assertion, frame, box FROM history WHERE video = ? AND undone = 0", [video]
+            for column, value in (("annotator", annotator), ("assertion", assertion), ("frame", frame)):
+                if value is not None:
+                    query, args = f"{query} AND {column} = ?", [*args, value]
             row = db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
             if row is None:
                 return None

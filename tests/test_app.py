@@ -190,9 +190,9 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     # not written again (their history, which Z walks back, has one change each).
     store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
     others = [f for f, flag in enumerate(viewer_data(app)["view"]["flags"]) if flag == "1" and f != frame][:2]
-    burst = [{"frame": frame, "verdict": "miss", "assertion": "flicker", "before": None},
-             {"frame": others[0], "verdict": "false_alarm", "assertion": "flicker", "before": None},
-             {"frame": others[1], "verdict": "unsure", "assertion": "flicker", "before": None}]
+    burst = [{"frame": frame, "verdict": "miss", "assertion": "flicker", "allowed": [None]},  # stored already
+             {"frame": others[0], "verdict": "false_alarm", "assertion": "flicker", "allowed": [None]},
+             {"frame": others[1], "verdict": "unsure", "assertion": "flicker", "allowed": [None]}]
     viewer_sends(app, trigger={"event": "verdict", "value": {**burst[-1], "unsent": burst}})
     assert store.all(fingerprint) == {frame: "miss", others[0]: "false_alarm", others[1]: "unsure"}
     assert store.undo(fingerprint).frame == others[1] and store.undo(fingerprint).frame == others[0]

@@ -295,3 +295,48 @@ def test_a_planned_table_without_its_times_is_given_them(tmp_path):
     db.close()
     reopened = VerdictStore(tmp_path / "v.sqlite")
     assert reopened.planned("a") == {3: 0.0} and reopened.plan_drawn("a", [3, 4]) == {3}
+
+
+def test_review_verdicts_are_written_only_over_what_the_page_saw_and_z_undoes_in_the_store(tmp_path):
+    """Review's viewer sends every verdict it has not seen back (record_given). A resend writes
+    nothing twice; a verdict over a frame another annotator judged since is refused, not written over
+    theirs; Z is the store's undo of this annotator's change on that frame (author and note back), and
+    never takes back a colleague's later verdict (it was a plain write of what the page had shown)."""
+    from core.errors import VerdictError
+    from ui.viewer.component import record_given
+
+    store = VerdictStore(tmp_path / "v.sqlite")
+
+    def give(*entries, annotator="ana"):
+        return record_given(lambda: store, "v", 100, ("flicker", "ghost"), list(entries), annotator)
+
+    burst = [{"frame": 1, "verdict": "miss", "allowed": [None]}, {"frame": 2, "verdict": "unsure", "allowed": [None]},
+             {"frame": 3, "verdict": "false_alarm", "assertion": "ghost", "allowed": [None]}]
+    assert give(*burst) == ([], "") and give(*burst) == ([], "")  # sent again with the next trigger: nothing new
+    assert store.all("v") == {1: "miss", 2: "unsure"} and store.all("v", "ghost") == {3: "false_alarm"}
+    assert store.undo("v", "ana").frame == 3 and store.undo("v", "ana").frame == 2 and store.undo("v", "ana").frame == 1
+    assert store.undo("v", "ana") is None  # one change each, not two
+
+    store.set("v", 5, "false_alarm", annotator="bo", note="a shadow")  # judged in another tab since ana's page drew
+    refused, why = give({"frame": 5, "verdict": "miss", "allowed": [None]})
+    assert refused == ["flicker:5"] and why.startswith("Frame 5 was judged again since this page showed it (now false alarm)")
+    assert store.records("v")[0][:4] == (5, "false_alarm", "bo", "a shadow")
+
+    assert give({"frame": 5, "verdict": "miss", "allowed": ["false_alarm"]}) == ([], "")  # over what she saw: hers
+    assert give({"frame": 5, "verdict": "unsure", "allowed": ["false_alarm", "miss"]}) == ([], "")  # M then U, both sent
+    assert give({"frame": 5, "verdict": "miss", "allowed": ["unsure"], "undo": True}) == ([], "")  # Z: the U taken back
+    assert give({"frame": 5, "verdict": "false_alarm", "allowed": ["miss"], "undo": True}) == ([], "")  # Z: the M
+    assert store.records("v")[0][:4] == (5, "false_alarm", "bo", "a shadow")  # bo's, with its author and note
+
+    give({"frame": 7, "verdict": "miss", "allowed": [None]})
+    store.set("v", 7, "unsure", annotator="bo")  # bo judges it after ana's M, then ana presses Z
+    refused, why = give({"frame": 7, "verdict": None, "allowed": ["miss"], "undo": True})
+    assert refused == ["flicker:7"] and "now unsure" in why and store.all("v")[7] == "unsure"
+
+    def locked():
+        raise VerdictError("v.sqlite stayed locked by another writer for 30 s; try again")
+
+    entries = [{"frame": 8, "verdict": "miss"}, {"frame": 9, "verdict": "miss"}]
+    refused, why = record_given(locked, "v", 100, ("flicker",), entries, "ana")  # the rest wait: no 30 s each
+    assert refused == ["flicker:8", "flicker:9"]
+    assert why == "The verdict on frame 8 was not saved: v.sqlite stayed locked by another writer for 30 s; try again"

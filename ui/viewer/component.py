@@ -37,7 +37,8 @@ _mount = st.components.v2.component(
     js=component_js(_HERE / "viewer.js"), isolate_styles=False)
 VIEWER = "viewer"  # the component's key
 UNSAVED = "viewer_unsaved"  # (["assertion:frame", ...], why) of the verdicts the store refused in the last run
-MAX_UNSENT = 500  # verdicts one trigger may carry (a burst of keys while runs lag gives a few)
+MAX_UNSENT = 500  # verdicts one trigger may carry (a burst of keys while runs lag gives a few); the latest kept
+VERDICT_WORDS = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 PRELOAD_KEY = "viewer-preload"
 REVIEW_TITLE_KEY = "review-title"  # the Review page's title, hidden in short windows (app.py)
 _preload = st.components.v2.component("flicker_review.preload", html="", js=component_js(_HERE / "preload.js"))
@@ -99,6 +100,55 @@ def _by_frame(frame: np.ndarray, xyxy: np.ndarray) -> dict[str, list]:
     return boxes
 
 
+_UNSEEN = object()  # a verdict sent without what the store may hold (an older viewer's, a test's)
+
+
+def record_given(store_of, video: str, n_frames: int, assertions, given: list, annotator: str) -> tuple[list[str], str]:
+    """Store the verdicts the viewer gave and has not yet seen back, oldest first: a burst of keys
+    between two runs sends several triggers and Streamlit keeps the last (3 of 6 were lost), so each
+    trigger carries them all. Each carries what the store may hold for it to be written (``allowed``:
+    what the page showed, and what this page sent for that frame since): a resend of one stored
+    already finds its own verdict there and writes nothing, and one over a frame judged since by
+    another tab or annotator is refused, not written over theirs. Z is an ``undo`` of this
+    annotator's latest change on the frame, restoring what it replaced with its own author and
+    note. Returns the refused ("assertion:frame") and why; after a store failure (locked, damaged,
+    a full disk) the rest wait for the next verdict."""
+    refused: list[str] = []
+    why, failed, now = "", False, {}
+    latest = {f"{entry.get('assertion')}:{entry.get('frame')}": entry for entry in given if isinstance(entry, dict)}
+    for entry in latest.values():  # the trigger's own verdict is among those unsent too: once each
+        assertion, frame, verdict = entry.get("assertion", FLICKER), entry.get("frame"), entry.get("verdict")
+        if (verdict not in (*VERDICTS, None) or assertion not in assertions or not isinstance(frame, int)
+                or isinstance(frame, bool) or not 0 <= frame < n_frames):
+            continue
+        if failed:
+            refused.append(f"{assertion}:{frame}")
+            continue
+        try:
+            store = store_of()  # now, not when the viewer was drawn: the file may be another
+            stored = now.setdefault(assertion, store.all(video, assertion))
+            current, allowed = stored.get(frame), entry.get("allowed", _UNSEEN)
+            if current == verdict:
+                continue
+            if allowed is not _UNSEEN and (not isinstance(allowed, list) or current not in allowed):
+                refused.append(f"{assertion}:{frame}")
+                why = why or (f"Frame {frame:,} was judged again since this page showed it (now "
+                              f"{VERDICT_WORDS.get(current, 'no verdict')}): your verdict was not written over it")
+                continue
+            if entry.get("undo"):
+                now.pop(assertion)  # what comes back is the store's to say
+                if store.undo(video, annotator, assertion, frame) is None:
+                    refused.append(f"{assertion}:{frame}")
+                    why = why or f"Nothing of yours to undo on frame {frame:,}"
+            else:
+                store.set(video, frame, verdict, annotator=annotator, assertion=assertion)
+                stored[frame] = verdict
+        except UserError as failure:
+            refused.append(f"{assertion}:{frame}")
+            why, failed = f"The verdict on frame {frame:,} was not saved: {failure}", True
+    return refused, why
+
+
 def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selected: np.ndarray | None,
                  announce: bool = False) -> None:
     """The viewer, moved when Python made a move since it last drew; ``announce``: it says when its
@@ -114,23 +164,10 @@ def frame_viewer(view: FlickerView, verdicts: dict[str, dict[int, str]], selecte
             handshake.frame_shown(int(np.clip(frame, 0, n - 1)))
 
     def on_verdict() -> None:
-        """Every verdict the viewer has given and not yet seen back (``unsent``): a burst of keys
-        between two runs sends several triggers, and Streamlit keeps the last (3 of 6 were lost).
-        Each is written where the store holds another; one it cannot take is said, not lost silently."""
-        latest, refused, why = sent("verdict") or {}, [], ""
-        for given in [*(latest.get("unsent") or []), latest][:MAX_UNSENT]:
-            assertion = given.get("assertion", FLICKER) if isinstance(given, dict) else None
-            frame, verdict = (given.get("frame"), given.get("verdict")) if assertion else (None, None)
-            if (verdict not in (*VERDICTS, None) or assertion not in view.assertions or not isinstance(frame, int)
-                    or not 0 <= frame < n):
-                continue
-            try:
-                store = resources.verdict_store()  # now, not when the viewer was drawn: the file may be another
-                if store.all(info.fingerprint, assertion).get(frame) != verdict:
-                    store.set(info.fingerprint, frame, verdict, annotator=session.annotator(), assertion=assertion)
-            except UserError as failure:  # locked, damaged, a full disk: the page says it, the viewer takes it back
-                refused.append(f"{assertion}:{frame}")
-                why = f"The verdict on frame {frame:,} was not saved: {failure}"
+        latest = sent("verdict") or {}
+        given = [*(latest.get("unsent") or []), latest][-MAX_UNSENT:]
+        refused, why = record_given(resources.verdict_store, info.fingerprint, n, view.assertions, given,
+                                    session.annotator())
         if refused:
             st.session_state[UNSAVED] = (refused, why)
 

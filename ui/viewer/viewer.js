@@ -96,7 +96,7 @@ class Viewer {
     this.target = ALL; // the lane J / K follow
     this.chosen = null; // {frame, name}: the assertion a verdict on that frame answers, picked by a click
     this.given = []; // the verdicts given in this viewer, latest last: {frame, name, before} (Z takes one back)
-    // "assertion:frame" -> {frame, verdict, assertion, before}: verdicts given here that Python's data does not
+    // "assertion:frame" -> {frame, verdict, assertion, undo, allowed, stored}: verdicts given here that Python's data does not
     // show yet. Each trigger carries them all: Streamlit keeps only the last trigger of a burst of keys.
     this.unsent = new Map();
     this.lanesBox = part("lanes");
@@ -334,8 +334,8 @@ class Viewer {
   lost(verdictOn = null) {
     // a verdict given while the server was away (a fetch that failed says nothing) is no more kept
     verdictOn ??= [...this.unsent.values()][0]?.frame ?? null;
-    for (const { frame, assertion, before } of this.unsent.values()) {
-      if (this.lane[assertion]) this.showVerdict(this.lane[assertion], frame, before);
+    for (const { frame, assertion, stored } of this.unsent.values()) {
+      if (this.lane[assertion]) this.showVerdict(this.lane[assertion], frame, stored);
     }
     this.unsent.clear();
     if (verdictOn !== null) {
@@ -611,20 +611,24 @@ class Viewer {
     this.answer(lane, frame, verdict, before);
   }
 
-  // Z, as on the Verdicts page: the last verdict given here taken back (the one before it, if any,
-  // put back), on its frame.
+  // Z, as on the Verdicts page: the last verdict given here taken back (the store puts back the one
+  // before it, with its author and note), on its frame.
   undoVerdict() {
     const last = this.given.pop(), lane = last && this.lane[last.name];
     if (!lane) return this.nudge("Nothing to undo", "Z takes back the verdicts given on this page, latest first");
     if (last.frame !== this.current) this.goTo(last.frame);
-    this.answer(lane, last.frame, last.before, lane.verdicts[last.frame] ?? null);
+    this.answer(lane, last.frame, last.before, lane.verdicts[last.frame] ?? null, true);
   }
 
-  answer(lane, frame, verdict, before) {
+  // ``before``: the verdict on screen until now. The store is asked to take this one only over what
+  // this page has seen there (``allowed``): never over a verdict given since in another tab.
+  answer(lane, frame, verdict, before, undo = false) {
     this.showVerdict(lane, frame, verdict);
-    const key = `${lane.name}:${frame}`, stored = this.unsent.has(key) ? this.unsent.get(key).before : before;
-    this.unsent.set(key, { frame, verdict, assertion: lane.name, before: stored }); // before: what the store holds
-    this.trigger("verdict", { frame, verdict, assertion: lane.name, unsent: [...this.unsent.values()] });
+    const key = `${lane.name}:${frame}`, had = this.unsent.get(key);
+    const entry = { frame, verdict, assertion: lane.name, undo, allowed: had ? [...had.allowed, had.verdict] : [before],
+      stored: had ? had.stored : before }; // stored: what Python's data last showed (put back if not kept)
+    this.unsent.set(key, entry);
+    this.trigger("verdict", { ...entry, unsent: [...this.unsent.values()] });
     this.checkServer(() => {
       this.unsent.delete(`${lane.name}:${frame}`);
       this.showVerdict(lane, frame, before); // not kept: not shown as given
