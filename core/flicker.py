@@ -34,8 +34,9 @@ DEFAULT_IOU_TRACK = 0.8
 DEFAULT_IOU_ASSERT = 0.6
 TUTORIAL_FUNCTION_IOU_TRACK = 0.9
 MAX_BOXES_PER_FRAME = 1000  # Ultralytics keeps 300 per frame by default (max_det)
-PAIRS_PER_BOX = 10  # overlapping pairs across a frame, per box of the fuller neighbour, beyond which boxes are stacked
-MIN_PAIRS_REFUSED = 5000  # ... and never below this many (40 boxes on one spot: 1,600 pairs, seconds)
+# Comparisons of one centre frame (its pairs x its boxes) beyond which boxes are stacked: 300 on one spot
+# make 27 million a frame (hours for a video), a MOT20-like crowd of 300 people 1.9 million (51 ms a frame).
+MAX_WORK_PER_FRAME = 4_000_000
 _ROWS_PER_CHUNK = 1 << 19  # bounds the transient memory of the all-pairs and centre-candidate expansions
 
 
@@ -324,15 +325,14 @@ def check_crowding(counts: np.ndarray) -> None:
 
 
 def check_stacking(centre: np.ndarray, lag: int, counts: np.ndarray) -> None:
-    """Refuse boxes stacked on one spot: each pair of overlapping boxes in frames i-lag and i+lag is
-    compared with every box of frame i, so 300 boxes on one spot in every frame (a 5 MB MOT file)
-    made 90,000 pairs a frame and ran for hours. Detections after NMS overlap a few neighbours each:
-    a dense crowd of 300 makes a few thousand pairs."""
+    """Refuse boxes stacked on one spot: each pair of boxes in frames i-lag and i+lag that can pass
+    a threshold is compared with every box of frame i, so 300 boxes on one spot in every frame (a 5
+    MB MOT file) made 90,000 pairs and 27 million comparisons a frame, and ran for hours. Detections
+    after NMS overlap a few neighbours each: a dense crowd of 300 makes a few thousand pairs."""
     if not len(centre):
         return
     frames, pairs = np.unique(centre, return_counts=True)
-    limit = np.maximum(MIN_PAIRS_REFUSED, PAIRS_PER_BOX * np.maximum(counts[frames - lag], counts[frames + lag]))
-    stacked = np.flatnonzero(pairs > limit)
+    stacked = np.flatnonzero(pairs * (1 + counts[frames]) > MAX_WORK_PER_FRAME)
     if len(stacked):
         from core.errors import UserError
 
@@ -441,13 +441,13 @@ def _pairs_for_centres(centres: np.ndarray, lag: int, video: _Boxes, options: Fl
     # dropping them first keeps the exact IoU arithmetic for the few pairs that matter.
     hit = _overlapping(columns, a, columns, b)
     centre, a, b = centre[hit], a[hit], b[hit]
-    check_stacking(centre, lag, counts)
     if options.class_aware:
         same = classes[a] == classes[b]
         centre, a, b = centre[same], a[same], b[same]
     iou = _iou_reference(boxes[a], boxes[b]) if reference else box_iou(boxes[a], boxes[b]).astype(np.float32)
     keep = iou > min_iou  # at 0: pairs that can pass some threshold in [0, 1]
     centre, a, b, iou = centre[keep], a[keep], b[keep], iou[keep]
+    check_stacking(centre, lag, counts)  # the pairs compared with the centre frame's boxes, as counted below
     if options.one_to_one:
         matched = _greedy_one_to_one(centre, a, b, iou)
         centre, a, b, iou = centre[matched], a[matched], b[matched], iou[matched]

@@ -156,7 +156,7 @@ def test_a_frame_crowded_with_overlapping_boxes_takes_bounded_memory(monkeypatch
     now (the next test); the block-by-block build still bounds what is let through."""
     import tracemalloc
 
-    monkeypatch.setattr("core.flicker.MIN_PAIRS_REFUSED", 10**9)
+    monkeypatch.setattr("core.flicker.MAX_WORK_PER_FRAME", 10**12)
     tracemalloc.start()
     index = FlickerIndex.build(*crowded_spot(200), FlickerOptions())
     peak = tracemalloc.get_traced_memory()[1]
