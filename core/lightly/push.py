@@ -76,16 +76,19 @@ def check_target(url: str | None, what: str) -> str:
     return url
 
 
-def filesystem(url: str):
-    """fsspec filesystem and root path for a URL, with a clear message when its backend is missing."""
+def filesystem(url: str, fail_fast: bool = False):
+    """fsspec filesystem and root path for a URL, with a clear message when its backend is missing.
+    ``fail_fast`` (a push, whose uploads are tried again file by file): one try of each S3 call; a
+    batch's downloads keep s3fs's own retries of a dropped connection or a throttled request."""
     import fsspec
 
     protocol = url.split("://", 1)[0] if "://" in url else "file"
     options: dict = {"auto_mkdir": True} if protocol in ("file", "local") else {}
     if protocol in ("s3", "s3a"):
         # Fail fast on a dead endpoint instead of botocore's long default retry loop.
-        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": READ_TIMEOUT_S, "retries": {"max_attempts": 1}},
-                   "skip_instance_cache": True}  # s3fs keeps instances: one made with other timeouts would be reused
+        retries = {"total_max_attempts": 1} if fail_fast else {"max_attempts": 2}
+        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": READ_TIMEOUT_S, "retries": retries},
+                   "skip_instance_cache": fail_fast}  # s3fs keeps instances: a batch's would be reused with one try
     try:
         fs, root = fsspec.url_to_fs(url, **options)
     except ImportError:
@@ -93,10 +96,9 @@ def filesystem(url: str):
                          f"{BACKENDS.get(protocol, protocol)}") from None
     except ValueError as exc:  # e.g. Azure without an account: credentials come from the environment
         raise CloudError(f"Cannot use {url!r}: {str(exc).splitlines()[0]}") from None
-    if protocol in ("s3", "s3a"):
+    if fail_fast and protocol in ("s3", "s3a"):
         # s3fs tries each call 5 times over botocore's own attempts: an endpoint that takes the
-        # connection and never answers held a push for 7 min 45 s. Now one try each (uploads are tried
-        # again by _upload), so about 30 s, then one line.
+        # connection and never answers held a push for 7 min 45 s. Now one try, READ_TIMEOUT_S, one line.
         fs.retries = 1
     return fs, root
 
@@ -349,7 +351,7 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     for target_url in {url} | ({input_url} if input_url else set()):
         mine = [item for item in planned if item.remote.startswith(target_url.rstrip("/") + "/")]
         try:
-            fs, root = filesystem(target_url)
+            fs, root = filesystem(target_url, fail_fast=True)
             local = _is_local(fs)
             _check_reachable(fs, root, target_url)
             existing = {} if local else _listing(fs, root, target_url)
