@@ -6,7 +6,6 @@ flat numpy arrays sorted by frame, never as a list of dicts per box.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -154,7 +153,10 @@ class Detections:
                 width, height = (int(v) for v in data["image_size"])
                 size = (width, height) if width and height else None
                 return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size)
-        except (EOFError, zipfile.BadZipFile, KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, MemoryError):
+            raise
+        except Exception as exc:  # a garbled zip or .npy header fails in many ways (BadZipFile, EOFError,
+            # NotImplementedError "compression method", tokenize.TokenError, KeyError...): one for callers
             raise ValueError(f"{Path(path).name} is damaged ({type(exc).__name__}: {exc})") from None
 
     def lightly_xywh(self) -> np.ndarray:

@@ -66,6 +66,14 @@ def test_yolo_detection_runs_real_inference_and_caches(yolo, tiny_slice, tmp_pat
         entry.write_bytes(damaged)
         again = detect_video(info, yolo, conf=0.0001, cache_dir=tmp_path)
         assert np.array_equal(again.xyxy, detections.xyxy) and entry.is_file()
+    rng = np.random.default_rng(0)  # garbled anywhere (a zip fails in many ways: compression method, header tokens)
+    for _ in range(300):
+        garbled = bytearray(data)
+        at = int(rng.integers(0, len(data) - 8))
+        garbled[at:at + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        entry.write_bytes(bytes(garbled))
+        found = cached_detections(info, yolo, conf=0.0001, cache_dir=tmp_path)  # never raises
+        assert found is None or found.n_frames == 6
 
 
 def test_the_detection_cache_keeps_within_its_size(yolo, tiny_slice, tmp_path, monkeypatch):
