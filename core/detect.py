@@ -36,7 +36,7 @@ from core import paths
 from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, cached_export_is_ours, describe, export_onnx,
                            onnx_export_path, onnxruntime_available)
 from core.detections import Detections
-from core.errors import DetectionCancelled, DetectorError, UserError
+from core.errors import DetectionCancelled, DetectorError, RefusedWeights, UserError
 from core.settings import BACKENDS, BUILTIN_HOG, DEFAULT_CONF  # noqa: F401  (BACKENDS: checked in resolve_backend)
 from core.video import VideoInfo, iter_frames
 
@@ -140,21 +140,21 @@ def check_checkpoint(path: Path) -> None:
     except AttributeError as exc:  # a bare object (a tensor, a list) saved with torch.save: Ultralytics looks for its .model
         if "'model'" not in str(exc):
             raise
-        raise DetectorError(not_a_model) from None
+        raise RefusedWeights(not_a_model) from None
     except TypeError as exc:
         if not isinstance(exc.__cause__, pickle.UnpicklingError):
             raise
         detail = str(exc.__cause__)
         found = re.search(r"GLOBAL (\S+)", detail)
         if found:
-            raise DetectorError(f"flicker-review refuses to load {path.name}: it contains code (pickle global "
+            raise RefusedWeights(f"flicker-review refuses to load {path.name}: it contains code (pickle global "
                                 f"{found.group(1)}), not just model weights; use weights from a source you trust") from None
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
-        raise DetectorError(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
+        raise RefusedWeights(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("ema") or checkpoint.get("model"), torch.nn.Module):
         # plain data where the model goes ({"ema": {"a": 1}}): Ultralytics' own words point to a model to download
-        raise DetectorError(not_a_model)
+        raise RefusedWeights(not_a_model)
 
 
 class YoloDetector:
@@ -239,7 +239,7 @@ class YoloDetector:
 
 def _check_weights_path(weights: str, local: Path, suffix: str) -> None:
     if suffix not in MODEL_SUFFIXES:
-        raise DetectorError(f"Unsupported model file {Path(weights).name!r}: expected one of {', '.join(MODEL_SUFFIXES)}")
+        raise RefusedWeights(f"Unsupported model file {Path(weights).name!r}: expected one of {', '.join(MODEL_SUFFIXES)}")
     if os.path.lexists(local) and not local.is_file():
         raise DetectorError(f"Model file {weights} is not a regular file")
     if suffix in (".pt", ".onnx") and not local.is_file():
@@ -265,7 +265,7 @@ def _load_yolo(weights: str, local: Path, suffix: str):
     except Exception as exc:  # Ultralytics raises many types for a bad file
         raise DetectorError(f"Could not load model {Path(weights).name}: {describe(exc)}") from None
     if model.task != "detect":
-        raise DetectorError(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
+        raise RefusedWeights(f"{Path(weights).name} is a {model.task} model; a detection model is needed")
     return model
 
 

@@ -17,6 +17,11 @@ class DetectorError(UserError):
     """The model cannot be loaded or run."""
 
 
+class RefusedWeights(DetectorError):
+    """The weights file itself is refused (code in its pickle, no model in it, not a model format):
+    no other device or retry changes that, so an upload of it need not be kept."""
+
+
 class DetectionCancelled(UserError):
     """The user stopped a detection run; nothing was cached."""
 

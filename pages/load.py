@@ -8,7 +8,7 @@ from core import fleet
 from core.assertions import ASSERTIONS
 from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
 from core.detect import Detector
-from core.errors import UserError
+from core.errors import RefusedWeights, UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
@@ -81,12 +81,16 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
     conf = st.number_input("Confidence floor", 0.0, 1.0, step=0.01, key="conf", persist_state="session",
                            help="Boxes below this are never kept. Keep it low (the tutorial uses 0.1): the review "
                                 "page filters above it without running the model again.")
-    detector = None
+    detector, refused = None, False
     if weights:
         with error_boundary():
-            detector = resources.detector(DetectorSpec(weights, device))
+            try:
+                detector = resources.detector(DetectorSpec(weights, device))
+            except RefusedWeights:
+                refused = True
+                raise
     if detector is None:
-        if model_choice == "Upload weights" and weights:  # refused (code in a pickle, no model): not kept
+        if refused and model_choice == "Upload weights":  # code in its pickle, no model: not kept (not for a device)
             discard_upload(Path(weights))
             st.session_state.pop(WEIGHTS_UPLOAD, None)
         return None, None
