@@ -92,9 +92,7 @@ class VerdictStore:
                                    f"{version}, this version writes {SCHEMA_VERSION}); move it aside to start a new one")
             for statement in _SCHEMA:
                 db.execute(statement)
-            missing = {"previous_annotator", "previous_note"} - {row[1] for row in db.execute("PRAGMA table_info(history)")}
-            for column in sorted(missing):  # who gave the verdict a change replaced, and its note (added within schema 3)
-                db.execute(f"ALTER TABLE history ADD COLUMN {column} TEXT")
+            _add_history_columns(db)
             if "at" not in {row[1] for row in db.execute("PRAGMA table_info(planned)")}:
                 # a planned table from before it kept when (a development build of 2026-12-06): its frames
                 # count as planned from the start, as a video's first recorded plan does
@@ -127,6 +125,7 @@ class VerdictStore:
             raise ValueError(f"assertion must be one of {ASSERTIONS}, got {assertion!r}")
         key = (video, assertion, int(frame), int(box))
         with self._transaction() as db:
+            _add_history_columns(db)  # a store copied over this one since it was opened may be older
             row = db.execute(f"SELECT verdict, annotator, note FROM verdicts WHERE {_KEY}", key).fetchone()
             previous, previous_annotator, previous_note = row if row else (None, None, None)
             if verdict is None:
@@ -246,6 +245,13 @@ class VerdictStore:
 def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:
     return dict(db.execute("SELECT frame, at FROM planned WHERE video = ? AND typeof(frame) = 'integer' AND "
                            "typeof(at) IN ('real', 'integer')", (video,)))
+
+
+def _add_history_columns(db: sqlite3.Connection) -> None:
+    """Who gave the verdict a change replaced, and its note (added within schema 3: older stores gain them)."""
+    missing = {"previous_annotator", "previous_note"} - {row[1] for row in db.execute("PRAGMA table_info(history)")}
+    for column in sorted(missing):
+        db.execute(f"ALTER TABLE history ADD COLUMN {column} TEXT")
 
 
 class Undone(NamedTuple):
@@ -385,4 +391,5 @@ def _damaged(path: Path, exc: Exception) -> VerdictError:
                                                       or "unable to open" in str(exc)):
         return VerdictError(f"{path} cannot be written ({exc}): free space on its disk, or make its folder "
                             "writable; the verdicts it holds are kept")
-    return VerdictError(f"{path} is not a readable verdicts database ({exc}); move it aside to start a new one")
+    return VerdictError(f"{path} is not a readable verdicts database ({exc}); move it (with any -wal and -shm file "
+                        "beside it) aside to start a new one")

@@ -340,3 +340,17 @@ def test_review_verdicts_are_written_only_over_what_the_page_saw_and_z_undoes_in
     refused, why = record_given(locked, "v", 100, ("flicker",), entries, "ana")  # the rest wait: no 30 s each
     assert refused == ["flicker:8", "flicker:9"]
     assert why == "The verdict on frame 8 was not saved: v.sqlite stayed locked by another writer for 30 s; try again"
+
+
+def test_a_store_copied_over_an_open_one_gains_the_columns_it_lacks(tmp_path):
+    """A backup from before the history kept who gave a replaced verdict, copied over the store the
+    app had open (same file, so no new open): its next verdict failed with "no column previous_annotator"."""
+    import sqlite3
+
+    store = VerdictStore(tmp_path / "v.sqlite")
+    with sqlite3.connect(tmp_path / "v.sqlite") as db:  # what that older layout lacked
+        db.execute("ALTER TABLE history DROP COLUMN previous_note")
+        db.execute("ALTER TABLE history DROP COLUMN previous_annotator")
+    store.set("v", 1, "miss", annotator="ana", note="behind the bus")
+    store.set("v", 1, "false_alarm", annotator="bo")
+    assert store.undo("v", "bo").verdict == "miss" and store.records("v")[0][:4] == (1, "miss", "ana", "behind the bus")
