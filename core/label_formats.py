@@ -404,13 +404,14 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     for text_file in sorted(labels.rglob("*.txt")):  # rglob does not descend into linked folders
         if text_file.is_symlink():
             raise PredictionFormatError(f"{text_file} is a link; label files are never followed")
-        frame = frame_of(text_file.name, video.frame_count)
+        frame, rows = frame_of(text_file.name, video.frame_count), 0
         for line_number, line in enumerate(read_capped(text_file, MAX_LABEL_BYTES, "YOLO label file").decode(
                 "utf-8", "replace").splitlines(), start=1):
             values = line.split()
             if not values:
                 continue
-            if line_number > MAX_ROWS_PER_FRAME:
+            rows += 1
+            if rows > MAX_ROWS_PER_FRAME:
                 raise _too_many_rows(text_file, frame)
             if len(values) not in (5, 6) or not _numbers(values) or not values[0].isdigit() or len(values[0]) > 9 \
                     or int(values[0]) not in names:

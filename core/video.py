@@ -131,13 +131,14 @@ def probe(path: str | Path) -> VideoInfo:
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     fps = _frame_rate(fps, frame_pts, time_base)
     frame_count = len(pts)
-    warning = ""
+    warnings_said = []
     if headless:
-        warning = (f"{path.name} starts mid-stream (a cut recording?): its first {headless:,} frames come before any "
-                   "keyframe and cannot be decoded, so it is read from its first keyframe")
-    elif truncated or (header_frames and header_frames > frame_count + 1):
-        warning = (f"{path.name} looks truncated: {frame_count} frames can be read"
-                   + (f" of the {header_frames} its header announces" if header_frames else ""))
+        warnings_said.append(f"{path.name} starts mid-stream (a cut recording?): its first {headless:,} frames come "
+                             "before any keyframe and cannot be decoded, so it is read from its first keyframe")
+    if truncated or (header_frames and header_frames > frame_count + headless + 1):
+        warnings_said.append(f"{path.name} looks truncated: {frame_count} frames can be read"
+                             + (f" of the {header_frames} its header announces" if header_frames else ""))
+    warning = "; ".join(warnings_said)  # a segment cut from a live stream is often cut at both ends
     if warning:
         warnings.warn(warning, TruncatedVideoWarning, stacklevel=2)
     return VideoInfo(

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core import fleet
-from core.verdicts import default_store_path
 from core.errors import UserError
+from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary

@@ -70,8 +70,8 @@ def assertions_panel() -> None:
              help="Flicker always runs. " + " ".join(f"{assertion_label(name)}: {ASSERTION_HELP[name]}."
                                                      for name in flags.SIBLING_CHOICES) +
                   " Both use the tracking IoU (docs/assertions.md).")
-    classes = np.unique(session.detections().cls)
-    if CLASS_FLIP in st.session_state.get(flags.SIBLINGS, ()) and len(classes) < 2:  # a one-class model: a lane of 0
+    if CLASS_FLIP in st.session_state.get(flags.SIBLINGS, ()) and len(np.unique(session.detections().cls)) < 2:
+        # a one-class model: a lane of 0
         st.caption("Class flip cannot fire on these boxes: they all have one class. It needs a model that tells "
                    "several classes apart.")
 

@@ -178,8 +178,9 @@ class Queue {
       if (frame === null) return this.say("Nothing of yours to undo on this video.");
       if (since !== null) { // someone judged the frame after that verdict: theirs stands
         this.overlay.set(frame, verdict ?? null);
+        const theirs = verdict ? `theirs (${VERDICT_NAMES[verdict]}) stays` : "they cleared it, and it stays clear";
         this.say(`Frame ${number(frame)} was judged again since, ${since ? `by ${since}` : "in another tab"}: ` +
-          `your verdict is taken back and theirs (${verdict ? VERDICT_NAMES[verdict] : "none"}) stays.`);
+          `your verdict is taken back and ${theirs}.`);
         return this.entries.has(frame) ? this.show() : this.refresh();
       }
       if (!this.entries.has(frame)) { // a frame this run did not send (judged on Review, or far after the plan)

@@ -23,9 +23,9 @@ import streamlit as st
 from core.assertions import CLASS_FLIP, FLICKER
 from core.detections import Detections
 from core.errors import UserError
-from core.words import markdown_literal
 from core.render import IMPUTED_COLOR, PALETTE
 from core.verdicts import VERDICTS
+from core.words import markdown_literal
 from ui import resources, session
 from ui.flicker_view import ASSERTION_COLORS, ASSERTION_HELP, FlickerView, assertion_label
 from ui.js import component_js
