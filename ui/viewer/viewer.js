@@ -630,8 +630,8 @@ class Viewer {
     this.unsent.set(key, entry);
     this.trigger("verdict", { ...entry, unsent: [...this.unsent.values()] });
     this.checkServer(() => {
-      this.unsent.delete(`${lane.name}:${frame}`);
-      this.showVerdict(lane, frame, before); // not kept: not shown as given
+      this.unsent.delete(key);
+      this.showVerdict(lane, frame, entry.stored); // not kept: not shown as given
       this.lost(frame);
     });
   }
