@@ -24,13 +24,15 @@ from core.video import iter_frames  # noqa: E402
 ENCODER_THREADS = 3
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "mpeg4") -> Path:
-    """Encode RGB frames with PyAV (a real encoder; the result is read back by real decoders)."""
-    with av.open(str(path), "w") as container:
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "mpeg4", options: dict | None = None,
+                container_format: str | None = None) -> Path:
+    """Encode RGB frames with PyAV (a real encoder; the result is read back by real decoders);
+    ``options`` for the encoder (GOP, B-frames), ``container_format`` where the suffix does not say it."""
+    with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
+        stream.options = options if options is not None else {"qscale": "2"} if codec == "mpeg4" else {}
         # Encoders split the work by thread, and the bits depend on the split: left to FFmpeg (a
         # thread per core, plus one) a clip came out different on a one-core machine, where walk_a
         # had 2 flagged frames instead of 3. Three threads everywhere: the bits of the two-core

@@ -252,22 +252,6 @@ def test_a_variable_rate_mkv_has_the_rate_its_timestamps_give(tmp_path, sample_v
     assert probe(sample_video).fps == 10.0  # a constant rate keeps its header's
 
 
-def _encode(path, frames, codec: str, options: dict, container_format: str | None = None):
-    import av
-
-    with av.open(str(path), "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", options
-        stream.codec_context.thread_count = ENCODER_THREADS
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("name, codec, container_format", [("cam.ts", "libx264", None), ("cam.mpg", "mpeg2video", None),
                                                            ("cam.m2ts", "libx264", "mpegts")])
 def test_mpeg_ts_and_ps_with_b_frames_seek_to_every_frame(tmp_path, name, codec, container_format):
@@ -275,7 +259,8 @@ def test_mpeg_ts_and_ps_with_b_frames_seek_to_every_frame(tmp_path, name, codec,
     the next keyframe, and 26 of 40 random jumps said "frame N could not be decoded" until a seek
     proxy existed (and always, where the GOPs were too short for one)."""
     frames = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(70, start=100)]
-    info = probe(_encode(tmp_path / name, frames, codec, {"g": "20", "bf": "2"}, container_format))
+    info = probe(write_video(tmp_path / name, frames, codec=codec, options={"g": "20", "bf": "2"},
+                             container_format=container_format))
     assert info.frame_count == 70 and len(info.keyframes) >= 4
     decoded = [frame for _, frame in iter_frames(info)]
     reader = FrameReader(info, cache_frames=2)  # a jump is never served from the cache
@@ -288,7 +273,7 @@ def test_a_ts_cut_mid_stream_is_read_from_its_first_keyframe(tmp_path):
     the file does not hold. They were counted as frames that never decode (the viewer said "frame 0
     could not be decoded"); now the video starts at its first keyframe, as players start it."""
     frames = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(60, start=100)]
-    whole = _encode(tmp_path / "whole.ts", frames, "libx264", {"g": "20", "bf": "2", "sc_threshold": "0"})
+    whole = write_video(tmp_path / "whole.ts", frames, codec="libx264", options={"g": "20", "bf": "2", "sc_threshold": "0"})
     data = whole.read_bytes()
     cut = tmp_path / "cut.ts"
     cut.write_bytes(data[len(data) // 4 // 188 * 188:])  # a quarter in, on a TS packet's boundary
