@@ -126,7 +126,9 @@ def record_given(store_of, video: str, n_frames: int, assertions, given: list, a
             continue
         try:
             store = store_of()  # now, not when the viewer was drawn: the file may be another
-            stored = now.setdefault(assertion, store.all(video, assertion))
+            if assertion not in now:  # one read per assertion, not per verdict
+                now[assertion] = store.all(video, assertion)
+            stored = now[assertion]
             current, allowed = stored.get(frame), entry.get("allowed", _UNSEEN)
             if current == verdict:
                 continue
