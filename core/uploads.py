@@ -90,7 +90,7 @@ def _file_name(name: str) -> str:
     if base in ("", ".", ".."):
         return "upload"
     suffix = Path(base).suffix if len(Path(base).suffix.encode()) <= 16 else ""
-    stem = base[: len(base) - len(suffix)] if suffix else base
-    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return stem + suffix
+    stem = (base[: len(base) - len(suffix)] if suffix else base).encode()
+    # cut in bytes, once (a name of a megabyte cut a character at a time took quadratic time); a
+    # character the cut splits is left out whole
+    return stem[: MAX_NAME_BYTES - len(suffix.encode())].decode("utf-8", "ignore") + suffix

@@ -50,10 +50,10 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
                   "Flagged": [f"{int(flags_of.sum()):,}" for flags_of in [*every.values(), any_flags]],
                   "Reviewed": [reviewed(flags_of, verdicts[name]) for name, flags_of in every.items()] + [""]},
                  hide_index=True)
-        flooding = [(name, flags_of.mean()) for name, flags_of in every.items() if flags_of.mean() > FLOODING_SHARE]
-        for name, share in flooding:  # a lane solid with flags: J / K land everywhere, and the flags say little
-            st.caption(f"{assertion_label(name)} flags {share:.0%} of the frames: raise IoU tracking or the minimum "
-                       "score until it singles frames out.")
+        for name, flags_of in every.items():  # a lane solid with flags: J / K land everywhere, and the flags say little
+            if (share := flags_of.mean()) > FLOODING_SHARE:
+                st.caption(f"{assertion_label(name)} flags {share:.0%} of the frames: raise IoU tracking or the minimum "
+                           "score until it singles frames out.")
 
 
 def reviewed(flags_of: np.ndarray, verdicts: dict[int, str]) -> str:

@@ -46,6 +46,7 @@ def test_an_upload_that_fails_half_way_leaves_nothing_behind(data_dir):
 @pytest.mark.parametrize("name, kept", [
     ("视频" * 50 + ".mp4", "视频" * 32 + "视.mp4"),  # 300 bytes in UTF-8: "File name too long" crashed the Load page
     ("cam\x00era.mp4", "cam_era.mp4"),  # NUL: "embedded null byte"
+    ("a" * 1_000_000 + ".mp4", "a" * 196 + ".mp4"),  # a megabyte of name: cut once, in bytes
     ("line\nbreak.pt", "line_break.pt"),
     ("../../etc/passwd", "passwd"),
     ("..", "upload"),
