@@ -148,7 +148,7 @@ def check_checkpoint(path: Path) -> None:
         found = re.search(r"GLOBAL (\S+)", detail)
         if found:
             raise RefusedWeights(f"flicker-review refuses to load {path.name}: it contains code (pickle global "
-                                f"{found.group(1)}), not just model weights; use weights from a source you trust") from None
+                                 f"{found.group(1)}), not just model weights; use weights from a source you trust") from None
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
         raise RefusedWeights(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None

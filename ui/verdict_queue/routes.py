@@ -170,17 +170,21 @@ async def _undo(request: Request) -> Response:
     try:
         target = _target(request)
         _check_video(await _request_json(request), target)
-        undone = await run_in_threadpool(target.store.undo, target.video, target.annotator)
+        answer = await run_in_threadpool(_undo_latest, target)  # SQLite blocks: never in the event loop
     except _Refused as refused:
         return _error(refused.status, str(refused))
     except UserError as failure:
         return _error(503, str(failure))
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+def _undo_latest(target: QueueTarget) -> dict:
+    undone = target.store.undo(target.video, target.annotator)
     if undone is None:
-        return JSONResponse({"frame": None, "verdict": None, "judged_since_by": None}, headers=NO_STORE)
+        return {"frame": None, "verdict": None, "judged_since_by": None}
     # the queue shows flicker's verdicts: a change on another assertion (given on Review) reads as its frame's
     verdict = undone.verdict if undone.assertion == FLICKER else target.store.all(target.video).get(undone.frame)
-    return JSONResponse({"frame": undone.frame, "verdict": verdict, "judged_since_by": undone.judged_since_by},
-                        headers=NO_STORE)
+    return {"frame": undone.frame, "verdict": verdict, "judged_since_by": undone.judged_since_by}
 
 
 async def _not_found(_request: Request) -> Response:
