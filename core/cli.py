@@ -18,6 +18,7 @@ from core.bounded import printable
 from core.errors import UserError
 from core.label_formats import FORMATS as LABEL_FORMATS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
+from core.lightly.config import DEFAULT_N_SAMPLES
 from core.lightly.export import DEFAULT_TASK
 from core.secrets import mask
 from core.settings import BACKENDS, DEFAULT_CONF, DetectorSpec, FlickerSettings
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--input-url", required=True, help="input datasource: where the videos are")
     sched.add_argument("--lightly-url", required=True, help="Lightly datasource: where .lightly is")
     sched.add_argument("--task", default=DEFAULT_TASK, help="prediction task for embeddings and scores")
-    sched.add_argument("--n-samples", type=int, default=100, help="frames to select (default 100)")
+    sched.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES, help=f"frames to select (default {DEFAULT_N_SAMPLES})")
     sched.add_argument("--diversity", type=float, default=1.0, help="strength of DIVERSITY on the task's embeddings (0: off)")
     sched.add_argument("--least-confidence", type=float, default=1.0,
                        help="strength of WEIGHTS on objectness_least_confidence (0: off)")

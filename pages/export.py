@@ -12,7 +12,7 @@ from core import fleet
 from core.assertions import FLICKER, METADATA_KEYS
 from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
-from core.lightly.config import build_selection_config, validate_selection_config
+from core.lightly.config import DEFAULT_N_SAMPLES, build_selection_config, validate_selection_config
 from core.lightly.datasource import Datasource
 from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, exported_flags,
                                  sample_files, zip_datasource)
@@ -208,7 +208,7 @@ def push_target(url: str, what: str) -> str:
 def selection_inputs(keys: tuple[str, ...]) -> tuple[int, tuple[float, float, float], str, dict[str, float]]:
     """Frames to select, the three strengths, the extra strategies (JSON) as typed, and a strength
     per sibling assertion field among the export's metadata ``keys`` (ghost, class_flip)."""
-    n_samples = st.number_input("Frames to select", 1, 1_000_000, 100, key="n_samples", persist_state="session")
+    n_samples = st.number_input("Frames to select", 1, 1_000_000, DEFAULT_N_SAMPLES, key="n_samples", persist_state="session")
     strengths = selection_strengths([st] * 3)
     siblings = sibling_strengths([st] * len(keys), keys)
     extra = st.text_area("Extra strategies (JSON list, optional)", key="extra_strategies", persist_state="session",

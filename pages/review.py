@@ -11,6 +11,7 @@ import streamlit as st
 from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, METADATA_KEYS
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
+from core.lightly.config import DEFAULT_N_SAMPLES
 from core.lightly.selection import select_in_video, selection_listing
 from core.proxy import proxy_building
 from core.settings import FlickerSettings
@@ -198,7 +199,7 @@ def local_selection_panel(view: FlickerView) -> None:
     n = view.n_frames
     sibling_flags = {METADATA_KEYS[name]: flags for name, flags in view.assertion_flags.items() if name != FLICKER}
     knobs = st.columns(4 + len(sibling_flags))
-    n_pick = knobs[0].number_input("Frames to select", 1, n, min(50, n), key="local_n", persist_state="session")
+    n_pick = knobs[0].number_input("Frames to select", 1, n, min(DEFAULT_N_SAMPLES, n), key="local_n", persist_state="session")
     diversity, least_confidence, flicker_strength = selection_strengths(knobs[1:4])
     strengths = sibling_strengths(knobs[4:], sibling_flags)
     if st.button("Run local selection", icon=":material/auto_awesome:"):

@@ -12,6 +12,7 @@ from core.errors import SelectionError, UserError, validation_line
 from core.lightly.datasource import FLICKERING_KEY
 
 LEAST_CONFIDENCE = "objectness_least_confidence"  # Lightly's object-detection uncertainty score
+DEFAULT_N_SAMPLES = 100  # frames a selection picks unless told (Review's local run, Export, `schedule`)
 
 
 def build_selection_config(
