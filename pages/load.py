@@ -285,8 +285,13 @@ class BarsProgress(BatchProgress):
         self.log.markdown("\n".join(self.lines[-8:]))
 
 
+BATCH_FINISHED = "batch_finished_dir"
+
+
 def batch_panel(spec: DetectorSpec | None) -> None:
     """Open a batch output folder on the Fleet page, or run a batch over a folder of videos here."""
+    if finished := st.session_state.pop(BATCH_FINISHED, None):  # set before the widget draws: after a batch here
+        st.session_state["batch_open_dir"] = finished
     with st.expander("Many videos: a batch", icon=":material/view_list:"):
         with st.form("open_batch", border=False):
             folder = st.text_input("Batch output folder", placeholder="/data/out/fleet", key="batch_open_dir")
@@ -317,6 +322,7 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
             st.caption(markdown_literal(note))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})
+        st.session_state[BATCH_FINISHED] = str(target)  # the folder to open fills in on the next run
 
 
 def restore_from_url() -> None:

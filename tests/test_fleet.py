@@ -177,6 +177,8 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     assert any("1 video in" in s.value for s in at.success)
     assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == ["short.mp4"]
     assert fleet.read_settings(tmp_path / "out") is not None
+    at.run()  # the next run offers the batch's folder to open
+    assert at.text_input(key="batch_open_dir").value == str((tmp_path / "out").resolve())
 
 
 def no_detection(*args, **kwargs):
