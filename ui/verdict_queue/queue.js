@@ -321,8 +321,10 @@ class Queue {
     const after = this.data.queue.filter((entry) => !entry.planned && this.verdictOf(entry.frame) === null).length +
       this.data.after_plan_unsent;
     // "of the plan": Review and Fleet count the flagged frames judged instead
+    // what follows the plan is optional and left out of the figures: say both ("19 more flagged frames after the plan" read as
+    // 19 frames still owed to it)
     this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
-      (after ? ` · ${plural(after, "more flagged frame", "more flagged frames")} after the plan` : "");
+      (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     this.root.dataset.reviewed = done;
     const complete = total > 0 && done === total;
