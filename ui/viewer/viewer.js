@@ -28,6 +28,8 @@ const ZOOMS = [1, 1.5, 2, 3, 4, 6];
 const TIMELINE_HEIGHT = 80; // boxes per frame and picks; then a lane per assertion:
 const LANE_HEIGHT = 14;
 const STRIP_HEIGHT = 120;
+const MIN_HEIGHT = 240; // the frame is never drawn smaller...
+const COMFORTABLE_HEIGHT = 360; // ...nor under this while the strip can go below the fold instead
 const CURSOR_COLOR = "#ff7f0e";
 const COUNT_COLOR = "#1f77b4";
 const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f", unsure: "#bcbd22" };
@@ -77,6 +79,7 @@ class Viewer {
     this.timeline = part("timeline");
     this.tip = part("tip");
     this.strip = part("strip");
+    this.keys = part("keys");
     this.frames = new Map(); // frame -> {image, ready, urgent, loading (while in flight), failed}
     this.failures = new Map(); // frame -> how often it failed to load in a row
     this.boxes = null; // every box of the video: {offsets, boxes} (see frames.boxes_json)
@@ -849,7 +852,8 @@ class Viewer {
 
   // The frame gets what the viewport leaves below the page's top (title, header) once the
   // controls, timeline and strip have their room: the frame, its timeline and its neighbours are
-  // on screen together when the page opens.
+  // on screen together when the page opens. Where that leaves the frame under COMFORTABLE_HEIGHT
+  // (a 1280x720 screen drew it 320x240), the strip and the keys line go below the fold instead.
   layout() {
     if (!this.video || !this.view) return;
     const width = this.root.clientWidth;
@@ -859,8 +863,10 @@ class Viewer {
     this.setCanvasSize(this.timeline, width, TIMELINE_HEIGHT + LANE_HEIGHT * this.lanes.length);
     this.buildSlots(Math.min(2 * this.view.k + 1, this.video.n));
     const aspect = this.video.height / this.video.width;
-    const others = this.root.offsetHeight - this.stage.offsetHeight;
-    const height = Math.round(Math.min(width * aspect, Math.max(240, this.room() - others - 16)));
+    const others = this.root.offsetHeight - this.stage.offsetHeight, room = this.room() - 16;
+    const below = this.strip.offsetHeight + this.keys.offsetHeight; // what may go below the fold
+    const all = room - others, most = room - others + below;
+    const height = Math.round(Math.min(width * aspect, Math.max(MIN_HEIGHT, all >= COMFORTABLE_HEIGHT ? all : most)));
     this.setCanvasSize(this.canvas, Math.round(height / aspect), height);
     this.timelineBase = null;
     this.render();
