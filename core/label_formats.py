@@ -11,7 +11,8 @@ Frames are matched to the video's frames: an image's file name by Lightly's fram
 0-based); MOT by its 1-based frame column; YouTube-VIS by position in the video's frame list.
 Category names become the classes of the review and of the export's schema. Every file is
 untrusted and refused in one line, before anything is written, when it is: not a regular file or
-larger than ``MAX_LABEL_BYTES`` (``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS); nested too
+larger than its format's cap (``MAX_LABEL_BYTES``, ``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS,
+``MAX_XML_LABEL_BYTES`` for CVAT); nested too
 deep; a box that is not finite, has no area, lies wholly outside the image or reaches more than an
 image's size beyond it; a frame outside the video; a file name that is no frame, is absolute or
 climbs out (``..``); a class id that is not a whole number in 0..2**31-1 or a class name that is
@@ -45,6 +46,9 @@ MAX_LABEL_BYTES = 512 << 20
 # for COCO and YouTube-VIS; a 10-minute video with 50 boxes a frame is ~140 MB of COCO.
 MAX_JSON_LABEL_BYTES = 256 << 20
 JSON_FORMATS = ("coco", "youtubevis")
+# CVAT for images parses (labelformat, pydantic-xml) to ~26x its size: a 32 MB file took 0.83 GB, so 512 MiB would
+# take ~13 GB. 128 MiB is ~1.2 million boxes.
+MAX_XML_LABEL_BYTES = 128 << 20
 FILE_ID_PREFIX = "file:"  # detection ids of boxes read from a file (never a detector's cache key)
 MAX_NAME_CHARS = 200  # a class name (it becomes a schema category and a label in the app)
 MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a few keyframes can stand for many
@@ -67,7 +71,7 @@ def _read_as(path: Path, video: VideoInfo, relpath: str, fmt: str, guessed: bool
     if fmt not in FORMATS:
         raise PredictionFormatError(f"Unknown predictions format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt not in ("lightly", "yolo"):
-        _check_regular_file(path, MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_LABEL_BYTES)
+        _check_regular_file(path, _byte_cap(fmt))
     try:
         return _READERS[fmt](path, video, relpath)
     except _NotMotRows as exc:
@@ -120,6 +124,11 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
     detections.hash_boxes(digest)
     digest.update(repr(sorted(detections.names.items())).encode())
     return ImportedBoxes(detections, fmt, shown_name or path.name, FILE_ID_PREFIX + digest.hexdigest()[:32])
+
+
+def _byte_cap(fmt: str) -> int:
+    """The largest file of a format read: what it parses to in memory bounds it."""
+    return MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_XML_LABEL_BYTES if fmt == "cvat" else MAX_LABEL_BYTES
 
 
 def _check_regular_file(path: Path, limit: int) -> None:
@@ -308,10 +317,9 @@ def _cvat(path: Path, video: VideoInfo, relpath: str) -> Detections:
     not read) here."""
     from labelformat.formats import CVATObjectDetectionInput
 
-    root = _parse_xml(path)  # a <track> element, not the bytes "<track" (a comment may hold them)
-    if root.find(".//track") is not None:
-        return _cvat_video(root, path, video)
-    return _image_labels(CVATObjectDetectionInput, path, video)
+    if _parse_xml(path, keep=False)[1]:  # a <track> element, not the bytes "<track" (a comment may hold them)
+        return _cvat_video(_parse_xml(path, keep=True)[0], path, video)
+    return _image_labels(CVATObjectDetectionInput, path, video)  # which parses it again: the first tree is gone
 
 
 def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
@@ -347,24 +355,28 @@ def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
                       np.ones(drawn), np.concatenate(classes or [np.empty(0, np.int64)]), dict(enumerate(names)), video, path)
 
 
-def _parse_xml(path: Path):
-    """The XML tree of ``path``, refused when not well-formed or nested deeper than ``MAX_DEPTH``
+def _parse_xml(path: Path, keep: bool):
+    """The XML tree of ``path`` (``keep``; else its root alone, each child dropped once read) and
+    whether it holds a ``<track>``; refused when not well-formed or nested deeper than ``MAX_DEPTH``
     (expat refuses external entities and entity expansion past its amplification limit)."""
     import io
     from xml.etree import ElementTree as ET
 
     from core.bounded import MAX_DEPTH
 
-    events = ET.iterparse(io.BytesIO(read_capped(path, MAX_LABEL_BYTES, "CVAT file")), events=("start", "end"))
-    depth = 0
+    events = ET.iterparse(io.BytesIO(read_capped(path, MAX_XML_LABEL_BYTES, "CVAT file")), events=("start", "end"))
+    depth, has_track = 0, False
     try:
-        for event, _ in events:
+        for event, element in events:
             depth += 1 if event == "start" else -1
             if depth > MAX_DEPTH:
                 raise PredictionFormatError(f"{path} nests deeper than {MAX_DEPTH} levels")
+            has_track = has_track or (event == "start" and element.tag == "track")
+            if not keep and event == "end" and depth == 1:
+                element.clear()  # a child of the root, read: the check needs none of it
     except ET.ParseError as exc:
         raise PredictionFormatError(f"{path}: not CVAT XML: {str(exc)[:200]}") from None
-    return events.root
+    return events.root, has_track
 
 
 def _cvat_frame(path: Path, box, n_frames: int) -> int:

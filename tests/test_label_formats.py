@@ -305,6 +305,17 @@ def test_a_json_label_file_has_a_lower_size_bound_checked_before_parsing(walk_ho
     one_line_refusal(lambda: read_boxes(tmp_path / "big.json", info, "walk.mp4"), "is larger than 0 MiB")
 
 
+@pytest.mark.parametrize("fmt", ["auto", "cvat"])
+def test_a_cvat_file_has_its_own_size_bound_checked_before_parsing(walk_hog, tmp_path, fmt):
+    """CVAT for images parses to ~26 times its size (labelformat): a file at the 512 MiB bound of the
+    other formats would take ~13 GB. One past 128 MiB (sparse) is refused unread, guessed or named."""
+    info, _ = walk_hog
+    with open(tmp_path / "big.xml", "wb") as f:
+        f.write(b'<?xml version="1.0"?><annotations>')
+        f.truncate((128 << 20) + 1)
+    one_line_refusal(lambda: read_boxes(tmp_path / "big.xml", info, "walk.mp4", fmt), "is larger than 128 MiB")
+
+
 def test_a_file_that_never_ends_is_refused_unread(walk_hog, tmp_path):
     import os
 
