@@ -414,6 +414,8 @@ def cache_key(video: VideoInfo, detector: Detector, conf: float, classes: Sequen
              ",".join(map(str, sorted(classes))) if classes else "all"]
     if video.rotation:  # boxes found on the frames as shown (turned); none cached before were
         parts.append(f"rotation {video.rotation}")
+    if video.reordered:  # frames counted in decode order; before, placed by timestamps that came out reordered
+        parts.append("counted")
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 
 

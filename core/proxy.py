@@ -112,8 +112,8 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
             if cancel is not None and cancel.is_set():
                 return None
             if index in checked:
-                originals[index] = shown(frame, "rgb24", info.rotation)
-            frame = _proxy_frame(frame, stream.pix_fmt, originals.get(index), info.rotation)
+                originals[index] = shown(frame, "rgb24", info.rotation, info.coded_size)
+            frame = _proxy_frame(frame, stream.pix_fmt, originals.get(index), info)
             frame.pts, frame.time_base = index, time_base
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -122,15 +122,17 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
     return originals
 
 
-def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None, rotation: int) -> av.VideoFrame:
+def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None, info: VideoInfo) -> av.VideoFrame:
     """``frame`` in the proxy's pixel format, turned as shown (the proxy has no display matrix).
     Limited-range YUV is converted directly; anything else (full-range "yuvj" from phones and IP
     cameras, RGB, palettes) and a turned frame go through the RGB the viewer shows for the
     original, since a direct conversion lost the range and the proxy, 29 dB off the original, was
-    refused on every opening of the video after a full transcode."""
-    if not rotation and frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG range
-        return frame.reformat(format=pix_fmt)
-    image = rgb if rgb is not None else shown(frame, "rgb24", rotation)
+    refused on every opening of the video after a full transcode. Every frame gets the probe's size
+    (:func:`core.video.shown`)."""
+    width, height = info.coded_size
+    if not info.rotation and frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG range
+        return frame.reformat(format=pix_fmt, width=width, height=height)
+    image = rgb if rgb is not None else shown(frame, "rgb24", info.rotation, info.coded_size)
     return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
 
 
@@ -152,14 +154,17 @@ def proxy_matches(original: VideoInfo, proxy: VideoInfo, originals: dict[int, np
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when identical)."""
+    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when identical; -inf when their
+    sizes differ: no match)."""
+    if a.shape != b.shape:
+        return float("-inf")
     error = np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)
     return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
 def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bool = True,
-                       cache_frames: int = 96) -> FrameReader:
-    """A FrameReader (keeping ``cache_frames`` decoded frames) on the seek proxy when one that
+                       cache_frames: int | None = None) -> FrameReader:
+    """A FrameReader (keeping ``cache_frames`` decoded frames; None: its default) on the seek proxy when one that
     matches exists; otherwise on the original, after starting the proxy build in a background
     thread (once per video), so later calls get the fast one."""
     target = proxy_path(info, cache_dir)

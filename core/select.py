@@ -129,10 +129,15 @@ def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[i
     from core.errors import UserError
 
     readers: dict[int, FrameReader] = {}
-    for entry, video_index in zip(listing, which):
-        reader = readers.setdefault(video_index, FrameReader(sources[video_index].info))
-        target = check_no_links(out, out / "frames" / entry["file_name"], "--out")
-        encoded, png = cv2.imencode(".png", cv2.cvtColor(reader.get(entry["frame"]), cv2.COLOR_RGB2BGR))
-        if not encoded:
-            raise UserError(f"frame {entry['frame']} of {entry['video']} could not be encoded as PNG")
-        write_atomic(target, png.tobytes())
+    try:
+        for entry, video_index in zip(listing, which):
+            if video_index not in readers:
+                readers[video_index] = FrameReader(sources[video_index].info)
+            target = check_no_links(out, out / "frames" / entry["file_name"], "--out")
+            encoded, png = cv2.imencode(".png", cv2.cvtColor(readers[video_index].get(entry["frame"]), cv2.COLOR_RGB2BGR))
+            if not encoded:
+                raise UserError(f"frame {entry['frame']} of {entry['video']} could not be encoded as PNG")
+            write_atomic(target, png.tobytes())
+    finally:
+        for reader in readers.values():  # each holds an open file and its decoded frames
+            reader.close()

@@ -47,10 +47,18 @@ class VideoInfo:
     # Degrees counterclockwise the frames are turned for display (a phone's display matrix: 0, 90,
     # 180 or 270). Frames are read turned, so width and height above are the frames' as shown.
     rotation: int = 0
+    # Decoded frames carry their timestamps out of order (H.264 with B-frames in an AVI, which has
+    # no presentation timestamps): frames are counted in decode output order, never placed by them.
+    reordered: bool = field(compare=False, default=False)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as decoded, before they are turned for display."""
+        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
 
 
 class TruncatedVideoWarning(UserWarning):
@@ -121,21 +129,24 @@ def probe(path: str | Path) -> VideoInfo:
         fps = float(rate) if rate else 0.0
         header_frames = stream.frames
         time_base = stream.time_base
-        pts, keyframe_flags, truncated = _demux_index(container, stream)
-    if not pts:
+        pts, keyframe_flags, discarded, truncated = _demux_index(container, stream)
+    if not any(not hidden for hidden in discarded):
         raise VideoError(f"{path.name} contains no video frames")
-    pts, keyframe_flags, headless = _from_first_keyframe(pts, keyframe_flags)
-    rotation = _decode_first_frame(path)
-    if rotation in (90, 270):
-        width, height = height, width
+    pts, keyframe_flags, discarded, headless = _from_first_keyframe(pts, keyframe_flags, discarded)
+    pts, keyframe_flags, hidden = _shown_packets(pts, keyframe_flags, discarded)
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     fps = _frame_rate(fps, frame_pts, time_base)
+    rotation, reordered = _decode_start(path, frame_pts)
+    if reordered:
+        frame_pts, keyframes = np.empty(0, np.int64), (0,)
+    if rotation in (90, 270):
+        width, height = height, width
     frame_count = len(pts)
     warnings_said = []
     if headless:
         warnings_said.append(f"{path.name} starts mid-stream (a cut recording?): its first {headless:,} frames come "
                              "before any keyframe and cannot be decoded, so it is read from its first keyframe")
-    if truncated or (header_frames and header_frames > frame_count + headless + 1):
+    if truncated or (header_frames and header_frames > frame_count + headless + hidden + 1):
         warnings_said.append(f"{path.name} looks truncated: {frame_count} frames can be read"
                              + (f" of the {header_frames} its header announces" if header_frames else ""))
     warning = "; ".join(warnings_said)  # a segment cut from a live stream is often cut at both ends
@@ -154,6 +165,7 @@ def probe(path: str | Path) -> VideoInfo:
         keyframes=keyframes,
         warning=warning,
         rotation=rotation,
+        reordered=reordered,
     )
 
 
@@ -168,30 +180,46 @@ def _check_frame_size(path: Path, width: int, height: int) -> None:
                          "million pixels per frame are read (8K is 33 million)")
 
 
-def _demux_index(container, stream) -> tuple[list, list[bool], bool]:
+def _demux_index(container, stream) -> tuple[list, list[bool], list[bool], bool]:
+    """Per packet of the video stream, in decode order: its timestamp, whether it is a keyframe and
+    whether the container hides it (``is_discard``: an MP4 edit list, what a stream-copy trim off a
+    keyframe writes, decodes the packets before the cut but never shows them); and whether the
+    container ended in damage."""
     pts: list = []
     keyframe_flags: list[bool] = []
+    discarded: list[bool] = []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the flush packet PyAV yields at the end
                 continue
             pts.append(packet.pts if packet.pts is not None else packet.dts)
             keyframe_flags.append(bool(packet.is_keyframe))
+            discarded.append(bool(packet.is_discard))
     except av.error.FFmpegError:
-        return pts, keyframe_flags, True
-    return pts, keyframe_flags, False
+        return pts, keyframe_flags, discarded, True
+    return pts, keyframe_flags, discarded, False
 
 
-def _from_first_keyframe(pts: list, keyframe_flags: list[bool]) -> tuple[list, list[bool], int]:
+def _from_first_keyframe(pts: list, keyframe_flags: list[bool], discarded: list[bool]) -> tuple[list, list[bool], list[bool], int]:
     """The packets (in decode order) of a stream cut mid-GOP, such as a TS segment cut from a live
     recording, from its first keyframe on: the frames before it refer to pictures the file does not
     hold, so players start there too. Frames shown before that keyframe (an open GOP's leading
-    B-frames) go with them. Returns (pts, flags, how many frames were left out)."""
+    B-frames) go with them. Returns (pts, flags, discard flags, how many shown frames were left out)."""
     if keyframe_flags[0] or not any(keyframe_flags) or any(p is None for p in pts):
-        return pts, keyframe_flags, 0  # the usual start; or nothing says where pictures start
+        return pts, keyframe_flags, discarded, 0  # the usual start; or nothing says where pictures start
     start = keyframe_flags.index(True)
     kept = [i for i in range(start, len(pts)) if pts[i] >= pts[start]]
-    return [pts[i] for i in kept], [keyframe_flags[i] for i in kept], len(pts) - len(kept)
+    left_out = sum(1 for i in set(range(len(pts))) - set(kept) if not discarded[i])
+    return [pts[i] for i in kept], [keyframe_flags[i] for i in kept], [discarded[i] for i in kept], left_out
+
+
+def _shown_packets(pts: list, keyframe_flags: list[bool], discarded: list[bool]) -> tuple[list, list[bool], int]:
+    """The packets whose frames are shown: PyAV (and so Lightly) never outputs a hidden packet's
+    frame, so counting them put every frame of a trimmed MP4 ten frames off. A keyframe among the
+    hidden ones still starts the pictures after it: frame 0 is always sought from the file's start.
+    Returns (pts, keyframe flags, how many were hidden)."""
+    shown_at = [i for i, hidden in enumerate(discarded) if not hidden]
+    return [pts[i] for i in shown_at], [keyframe_flags[i] for i in shown_at], len(pts) - len(shown_at)
 
 
 def _frame_rate(header_fps: float, frame_pts: np.ndarray, time_base) -> float:
@@ -217,16 +245,33 @@ def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple
     return frame_pts, tuple(keyframes)
 
 
-def _decode_first_frame(path: Path) -> int:
-    """Decode the first frame (or raise a one-line VideoError); its display rotation (see
-    :attr:`VideoInfo.rotation`)."""
+STAMP_CHECK_FRAMES = 32  # frames decoded by the probe to check that their timestamps come out in order
+
+
+def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool]:
+    """Decode the first frame (or raise a one-line VideoError) and up to STAMP_CHECK_FRAMES: the
+    first frame's display rotation (see :attr:`VideoInfo.rotation`), and whether the decoded frames'
+    timestamps come out of order (:attr:`VideoInfo.reordered`; only where there is a map of them).
+    An AVI has no presentation timestamps; FFmpeg gives its packets their decode order, and an H.264
+    decoder hands them back reordered with its B-frames (1, 3, 2, 5, 4): placed by them, 120 of 600
+    frames were a neighbour's."""
     with open_video(path) as container:
+        frames = container.decode(container.streams.video[0])
         try:
-            frame = next(container.decode(container.streams.video[0]))
+            first = next(frames)
         except (av.error.FFmpegError, StopIteration) as exc:
             reason = _reason(exc) if isinstance(exc, av.error.FFmpegError) else "no frame decodes"
             raise VideoError(f"{path.name}: video data cannot be decoded ({reason})") from None
-        return quarter_turns(frame)
+        if not len(frame_pts):
+            return quarter_turns(first), False
+        known = set(frame_pts[:4 * STAMP_CHECK_FRAMES].tolist())
+        stamps = [first.pts]
+        try:
+            stamps += [frame.pts for frame, _ in zip(frames, range(STAMP_CHECK_FRAMES - 1))]
+        except av.error.FFmpegError:
+            pass  # damage early on: the frames before it say what they can
+        placed = [stamp for stamp in stamps if stamp in known]  # those of frames the probe counts
+        return quarter_turns(first), any(b <= a for a, b in zip(placed, placed[1:]))
 
 
 def quarter_turns(frame: av.VideoFrame) -> int:
@@ -235,10 +280,17 @@ def quarter_turns(frame: av.VideoFrame) -> int:
     return int(round((frame.rotation or 0) / 90)) % 4 * 90
 
 
-def shown(frame: av.VideoFrame, pixel_format: str, rotation: int) -> np.ndarray:
+def shown(frame: av.VideoFrame, pixel_format: str, rotation: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """``frame`` as an array, turned as players show it (as FFmpeg's autorotate does): a phone's
-    video held upright is detected, reviewed and exported upright, not lying on its side."""
-    image = frame.to_ndarray(format=pixel_format)
+    video held upright is detected, reviewed and exported upright, not lying on its side.
+    ``size``: the (width, height) every frame is given before it is turned, the probe's
+    (:attr:`VideoInfo.coded_size`): a stream that changes size part-way (two recordings joined) kept
+    its later frames at their own size, whose boxes no export could place, and past the probe's
+    size check (320 x 240, then 7,000 x 7,000)."""
+    if size is not None and (frame.width, frame.height) != size:
+        image = frame.to_ndarray(format=pixel_format, width=size[0], height=size[1])
+    else:
+        image = frame.to_ndarray(format=pixel_format)
     return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
 
 
@@ -276,11 +328,12 @@ def iter_frames(
 
 
 def _decoded_until_damage(container, stream, path: Path, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
-    index, rotation = 0, None
+    index, rotation, size = 0, None, None
     try:
         for frame in container.decode(stream):
             rotation = quarter_turns(frame) if rotation is None else rotation  # as the probe reads it: the first frame's
-            yield index, shown(frame, pixel_format, rotation)
+            size = size or (frame.width, frame.height)
+            yield index, shown(frame, pixel_format, rotation, size)
             index += 1
     except av.error.FFmpegError as exc:
         warnings.warn(f"{path.name}: decoding stopped after {index} frames ({_reason(exc)})", TruncatedVideoWarning,
@@ -322,7 +375,7 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) 
             at = index if not place or frame.pts is None else place.get(frame.pts, -1)
             if at < index or at >= info.frame_count:
                 continue  # a timestamp already passed or left out by the probe, or a frame past those it counted
-            image = shown(frame, pixel_format, info.rotation)
+            image = shown(frame, pixel_format, info.rotation, info.coded_size)
             for _ in range(at - index):  # frames lost to damage: the last good one again (before any: this one)
                 yield index, image if last is None else last
                 index, held = index + 1, held + 1
@@ -348,6 +401,14 @@ def _skipping_damage(container, stream) -> Iterator[av.VideoFrame]:
             continue
 
 
+READER_CACHE_BYTES = 256 << 20  # decoded frames a reader keeps by default: 96 of the sample, 10 of 4K (96 were 2.2 GB)
+
+
+def default_cache_frames(info: VideoInfo) -> int:
+    """How many decoded frames fit in READER_CACHE_BYTES (4 to 96)."""
+    return int(np.clip(READER_CACHE_BYTES // max(1, info.width * info.height * 3), 4, 96))
+
+
 class FrameReader:
     """Random access to frames for scrubbing: keyframe-aware seeks plus an LRU cache.
 
@@ -356,11 +417,11 @@ class FrameReader:
     open decoder instead of seeking. Thread-safe: one reader can serve several app sessions.
     """
 
-    def __init__(self, info: VideoInfo, cache_frames: int = 96, pixel_format: str = "rgb24"):
+    def __init__(self, info: VideoInfo, cache_frames: int | None = None, pixel_format: str = "rgb24"):
         self.info = info
         self._pixel_format = pixel_format
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_frames = cache_frames
+        self._cache_frames = cache_frames if cache_frames is not None else default_cache_frames(info)
         self._lock = threading.Lock()
         self._pts_to_index = {int(p): i for i, p in enumerate(info.frame_pts)}
         # Packet keyframe flags can lie (e.g. an AVI without its index marks every packet as key);
@@ -451,7 +512,7 @@ class FrameReader:
             self._next_index = current + 1
             if current < index - _KEEP_BEFORE_TARGET:
                 continue  # converting to RGB costs more than decoding: skip frames nobody asked for
-            image = shown(frame, self._pixel_format, self.info.rotation)
+            image = shown(frame, self._pixel_format, self.info.rotation, self.info.coded_size)
             self._remember(current, image)
             if current == index:
                 return image

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -25,9 +26,11 @@ ENCODER_THREADS = 3
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "mpeg4", options: dict | None = None,
-                container_format: str | None = None) -> Path:
+                container_format: str | None = None, first_pts: int | None = None) -> Path:
     """Encode RGB frames with PyAV (a real encoder; the result is read back by real decoders);
-    ``options`` for the encoder (GOP, B-frames), ``container_format`` where the suffix does not say it."""
+    ``options`` for the encoder (GOP, B-frames), ``container_format`` where the suffix does not say it.
+    ``first_pts``: the first frame's timestamp, in frames (below 0, an MP4 hides the frames before 0
+    behind an edit list, as a stream-copy trim off a keyframe writes)."""
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
@@ -38,8 +41,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str 
         # had 2 flagged frames instead of 3. Three threads everywhere: the bits of the two-core
         # machines the tests' counts were written on, now on any machine.
         stream.codec_context.thread_count = ENCODER_THREADS
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        if first_pts is not None:
+            stream.codec_context.time_base = Fraction(1, fps)
+        for k, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if first_pts is not None:
+                picture.pts, picture.time_base = first_pts + k, Fraction(1, fps)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

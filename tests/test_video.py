@@ -1,5 +1,6 @@
 import warnings
 
+import av
 import numpy as np
 import pytest
 
@@ -289,3 +290,81 @@ def test_a_ts_cut_mid_stream_is_read_from_its_first_keyframe(tmp_path):
     reader = FrameReader(info, cache_frames=2)
     for index in (0, 25, 3, 39, 19, 20):
         assert np.array_equal(reader.get(index), decoded[index]), index
+
+
+def _pyav_frames(path) -> list[np.ndarray]:
+    """The frames as PyAV decodes them, in order: what Lightly counts and names."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def _reads_as_pyav_decodes(info, expected: list[np.ndarray]) -> None:
+    """Every frame, in order and by random jumps, is PyAV's frame of that index, with no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedVideoWarning)
+        decoded = [frame for _, frame in iter_frames(info)]
+    assert len(decoded) == len(expected) == info.frame_count
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, expected))
+    reader = FrameReader(info, cache_frames=2)  # a jump is never served from the cache
+    for index in np.random.default_rng(0).integers(0, info.frame_count, 30):
+        assert np.array_equal(reader.get(int(index)), expected[index]), index
+
+
+def test_a_trimmed_mp4_counts_the_frames_it_shows(tmp_path):
+    """A stream-copy trim off a keyframe writes an MP4 edit list that hides the packets before the
+    cut. They were counted as frames ("10 of 60 frames could not be decoded"), so every frame was
+    PyAV's (and so Lightly's) frame 10 later, and the export passed validation."""
+    frames = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(60, start=100)]
+    path = write_video(tmp_path / "trim.mp4", frames, codec="libx264", options={"g": "20", "bf": "2"}, first_pts=-10)
+    expected = _pyav_frames(path)
+    assert len(expected) == 50, "the edit list hides the first 10 frames from PyAV"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedVideoWarning)
+        info = probe(path)
+    assert info.warning == ""
+    _reads_as_pyav_decodes(info, expected)
+
+
+def test_h264_with_b_frames_in_an_avi_is_read_in_decode_order(tmp_path):
+    """An AVI has no presentation timestamps: FFmpeg stamps its packets in decode order, and the
+    H.264 decoder hands the frames back with those stamps reordered (1, 3, 2, 5, 4). Placed by
+    them, 120 of 600 frames were a neighbour's, for detection and for the viewer alike."""
+    frames = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(90, start=100)]
+    path = write_video(tmp_path / "cam.avi", frames, codec="libx264",
+                       options={"g": "90", "keyint_min": "90", "bf": "3", "sc_threshold": "0"})
+    info = probe(path)
+    assert info.reordered and len(info.frame_pts) == 0
+    _reads_as_pyav_decodes(info, _pyav_frames(path))
+    assert not probe(write_video(tmp_path / "cam.mp4", frames[:20], codec="libx264", options={"bf": "3"})).reordered
+
+
+def test_a_stream_that_changes_size_part_way_is_read_at_its_first_size(tmp_path):
+    """Two recordings joined (``cat a.ts b.ts``): the later frames kept their own size, whose boxes no
+    export could place, and the seek proxy's build died on them with a traceback."""
+    from core.proxy import build_seek_proxy, proxy_path
+
+    small = [np.ascontiguousarray(frame[::4, ::4]) for frame in sample_frames(20, start=100)]
+    large = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(20, start=120)]
+    options = {"g": "10", "bf": "2"}
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(write_video(tmp_path / "a.ts", small, codec="libx264", options=options).read_bytes()
+                       + write_video(tmp_path / "b.ts", large, codec="libx264", options=options).read_bytes())
+    info = probe(joined)
+    assert (info.width, info.height) == (small[0].shape[1], small[0].shape[0]) and info.frame_count == 40
+    assert {frame.shape for _, frame in iter_frames(info)} == {small[0].shape}
+    reader = FrameReader(info, cache_frames=2)
+    assert {reader.get(index).shape for index in (35, 5, 25)} == {small[0].shape}
+    built = build_seek_proxy(info, proxy_path(info, tmp_path / "cache"))  # no traceback: built, or refused as None
+    assert built is None or probe(built).frame_count == 40
+
+
+def test_a_reader_keeps_fewer_large_frames(sample_slice, tmp_path):
+    """96 decoded 4K frames held 2.2 GB in each reader that exports frames (select, prelabels)."""
+    from dataclasses import replace
+
+    from core.video import READER_CACHE_BYTES
+
+    small = probe(sample_slice)
+    assert FrameReader(small)._cache_frames == 96
+    uhd = replace(small, width=3840, height=2160)
+    assert FrameReader(uhd)._cache_frames * 3840 * 2160 * 3 <= READER_CACHE_BYTES
