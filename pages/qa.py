@@ -44,7 +44,9 @@ def queue_settings_panel() -> tuple[int, int]:
         size = st.number_input("Frames in the plan", 5, 500, step=5, key=QA_PLAN_SIZE, persist_state="session",
                                help="A few dozen verdicts on these frames make the estimates reliable. The first "
                                     "half is spread over every kind of frame; the second is chosen from your verdicts "
-                                    "on the first, where they still leave the thresholds most in doubt.")
+                                    "on the first, where they still leave the thresholds most in doubt. A larger plan "
+                                    "chooses its second half anew: verdicts on an earlier plan's frames outside it "
+                                    "still count in the estimates.")
         seed = st.number_input("Plan seed", 0, 10_000, key=QA_SEED, persist_state="session")
     return int(size), int(seed)
 
@@ -95,7 +97,7 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
 
 
 def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, queue: ReviewQueue,
-                   planned: set[int]) -> None:
+                   planned: set[int], plan_complete: bool) -> None:
     """The estimates from the verdicts on frames a plan drew, post-stratified on the cells the
     current plan's second phase aimed at."""
     index, focus = view.index, queue.focus
@@ -103,9 +105,10 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     off_plan = len(truth) - suggestion.n_verdicts
     unsure = f" {counted(n_unsure, 'unsure verdict')} left out." if n_unsure else ""
-    unplanned = (f" {counted(off_plan, 'verdict')} given before any plan asked for {'its frame' if off_plan == 1 else 'their frames'} "
-                 f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked on Review, or after the plan, "
-                 "are no random sample and would bias the figures." if off_plan else "")
+    unplanned = (f" {counted(off_plan, 'verdict')} on {'a frame' if off_plan == 1 else 'frames'} no plan had drawn when "
+                 f"{'it was' if off_plan == 1 else 'they were'} judged (picked on Review, or after the plan) "
+                 f"{'is' if off_plan == 1 else 'are'} kept but not counted: such frames are no random sample and would "
+                 "bias the figures." if off_plan else "")
     st.subheader("How good are the flags?")
     if st.session_state.pop(QA_STALE, False):  # whatever the redrawn figures hold, now: never on a later run
         st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
@@ -121,7 +124,7 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
         # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
         unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
-                  "assumed to miss nothing, so recall may be overstated: finishing the plan covers them."
+                  f"assumed to miss nothing, so recall may be overstated: {'raising *Frames in the plan*' if plan_complete else 'finishing the plan'} covers them."
                   if suggestion.n_unrepresented else "")
         st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
                    f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure}")
@@ -223,8 +226,9 @@ def assertion_precision_panel(view: FlickerView, store) -> None:
 
 def reviewed_panel(view: FlickerView, verdicts: dict[int, str]) -> None:
     st.subheader("Reviewed frames")
+    # the words that fit a verdict whether its frame is flagged (a true miss, a false alarm) or a spot check
     shown = st.segmented_control("Show", ("all", *VERDICTS), default="all", key="qa_filter",
-                                 format_func=lambda v: VERDICT_NAMES.get(v, v))
+                                 format_func=lambda v: SPOT_CHECK_NAMES.get(v, v))
     frames = sorted(f for f, v in verdicts.items() if shown in (None, "all", v) and f < view.n_frames)
     if not frames:
         st.caption("Nothing here yet.")
@@ -280,13 +284,16 @@ with error_boundary("Verdicts"):
     # a plan frame judged before any plan drew it is asked again: only then does its verdict count
     ask_again = set(queue.frames[:queue.planned]).difference(planned)
     answered = {frame: verdict for frame, verdict in verdicts.items() if frame not in ask_again}
+    # a larger plan draws its own second half: verdicts on an earlier plan's frames outside it still count
+    counted_outside = len((planned & truth.keys()).difference(queue.frames[:queue.planned]))
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
-        verdict_queue(view, queue, answered, store, session.annotator())
+        verdict_queue(view, queue, answered, store, session.annotator(),
+                      {frame: verdicts[frame] for frame in ask_again if frame in verdicts}, counted_outside)
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, answered)
-        estimate_panel(view, truth, len(unsure), queue, planned)
+        estimate_panel(view, truth, len(unsure), queue, planned, queue.plan_complete(answered))
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

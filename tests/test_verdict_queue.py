@@ -201,7 +201,13 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
         assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", (typed + "m").strip())}
         assert note.get_attribute("value") == "", "the note went with its verdict"
+        assert not browser.execute_script("return !!document.activeElement.closest('.vq-buttons')"), \
+            "the clicked button's focus ring would read as an answer on the next frame"
         third = shown()
+        # the answers' words follow the frame: a spot check has no flag to call true or false
+        flagged = root.find_element("css selector", ".vq-status").text.startswith("Flagged")
+        assert [root.find_element("css selector", f".vq-{side}").text for side in ("yes", "no")] == \
+            (["True miss", "False alarm"] if flagged else ["Object missing", "Nothing missing"])
         ActionChains(browser).send_keys("u").perform()  # the click let go of the note: the next key is a verdict
         wait_for(browser, lambda: progress().startswith("Reviewed 3 / 8") and shown() != third, 10, "a key after a click")
         assert note.get_attribute("value") == ""
@@ -223,7 +229,7 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert not browser.find_elements("css selector", "[data-testid='stMain'] :is(img[src*='127.0.0.1:9'], a[href*='127.0.0.1:9'])")
         # a key works with the focus on any widget but a text field: here the reviewed list's filter, just clicked
         show = next(b for b in browser.find_elements("css selector", "[data-testid='stButtonGroup'] button")
-                    if b.text == "false alarm")
+                    if b.text == "nothing missing")
         show.click()
         idle = lambda: browser.execute_script(  # noqa: E731
             "return document.querySelector('[data-test-script-state]').getAttribute('data-test-script-state')") != "running"

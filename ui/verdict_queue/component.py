@@ -62,8 +62,10 @@ def frame_entry(view: FlickerView, frame: int, planned: bool) -> dict:
 
 
 def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str], store: VerdictStore,
-                  annotator: str) -> None:
-    """The queue, from its first frame without a verdict; verdicts go to ``store`` as ``annotator``'s."""
+                  annotator: str, earlier: dict[int, str] | None = None, counted_outside: int = 0) -> None:
+    """The queue, from its first frame without a verdict; verdicts go to ``store`` as ``annotator``'s.
+    ``earlier``: the verdicts on plan frames judged before any plan drew them, asked again (shown, not
+    counted); ``counted_outside``: verdicts the estimates count on frames of other plans (a smaller one)."""
     info, review = view.video.info, session.review()
     token = st.session_state.setdefault(TOKEN, new_token())
     queued = queue_frames(queue, verdicts)
@@ -84,6 +86,8 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
         "more": len(queued) < len(queue.frames),  # the rest come with a rerun, which the queue asks for when it runs dry
         "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],
         "verdicts": {str(frame): verdicts[frame] for frame in queued if frame in verdicts},
+        "earlier": {str(frame): verdict for frame, verdict in (earlier or {}).items()},
+        "counted_outside": counted_outside,
         "note_chars": NOTE_CHARS,
         "names": {str(cls): name for cls, name in view.detections.names.items()},
         "palette": [list(color) for color in PALETTE],

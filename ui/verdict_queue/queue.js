@@ -17,6 +17,7 @@ const RETRY_MS = 1000; // the boxes, asked for again after a failure (doubled ea
 const PEEKS = { ArrowLeft: -1, ArrowRight: 1 };
 const VERDICTS = { m: "miss", f: "false_alarm", u: "unsure" };
 const VERDICT_NAMES = { miss: "true miss", false_alarm: "false alarm", unsure: "unsure" };
+const SPOT_NAMES = { miss: "object missing", false_alarm: "nothing missing", unsure: "unsure" }; // a frame no flag marks
 // Where a letter is text: verdict keys are left alone there (and only there). Arrows also belong to
 // the widgets that move with them.
 // (TEXT_FIELDS and ARROW_WIDGETS: ui/mount.js, shared with the viewer.)
@@ -40,6 +41,8 @@ class Queue {
     this.nameText = part("name");
     this.status = part("status");
     this.why = part("why");
+    this.yes = part("yes");
+    this.no = part("no");
     this.canvas = part("frame");
     this.loading = part("loading");
     this.note = part("note");
@@ -270,7 +273,10 @@ class Queue {
   onClick(event) {
     const button = event.target.closest("button");
     if (!button) return;
-    if (button.dataset.verdict) this.give(button.dataset.verdict);
+    if (button.dataset.verdict) {
+      button.blur(); // its focus ring on the next frame read as an answer already given there
+      this.give(button.dataset.verdict);
+    }
     else if (button.dataset.action === "undo") this.undo();
     else if (button.dataset.action === "refresh") this.refresh();
   }
@@ -323,7 +329,9 @@ class Queue {
     // "of the plan": Review and Fleet count the flagged frames judged instead
     // what follows the plan is optional and left out of the figures: say both ("19 more flagged frames after the plan" read as
     // 19 frames still owed to it)
+    const outside = this.data.counted_outside; // a larger plan than before: progress starts lower, nothing is lost
     this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
+      (outside ? ` (and ${plural(outside, "earlier verdict", "earlier verdicts")} outside it, also counted)` : "") +
       (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     this.root.dataset.reviewed = done;
@@ -347,8 +355,14 @@ class Queue {
     this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "object", "objects")} missing` : "Not flagged") +
       (entry.planned ? "" : " · after the plan (not counted)");
     // short enough for one line in the narrowest column: the buttons below never move between frames
-    this.why.textContent = entry.flagged ? "Is an object really missing where the dashed box is?"
+    const before = this.data.earlier[frame] && this.verdictOf(frame) === null ? this.data.earlier[frame] : null;
+    this.why.textContent = before // judged on Review or after a plan, before this plan drew it: not a random pick then
+      ? `Judged before a plan drew it (${(entry.flagged ? VERDICT_NAMES : SPOT_NAMES)[before]}): judge it again to count it.`
+      : entry.flagged ? "Is an object really missing where the dashed box is?"
       : "Spot check: is any object missing here? Yes: M. No: F (nothing missing).";
+    // a spot check has no flag to call true or false: the list of reviewed frames names it so too
+    this.yes.textContent = entry.flagged ? "True miss" : "Object missing";
+    this.no.textContent = entry.flagged ? "False alarm" : "Nothing missing";
     const other = frame + this.peek, peeking = this.peek !== 0 && other >= 0 && other < this.data.video.n;
     if (peeking) this.label.textContent = `Frame ${number(other)} (${this.peek < 0 ? "before" : "after"} ${number(frame)})`;
     const image = this.image(peeking ? other : frame, true);
