@@ -41,6 +41,7 @@ class Queue {
     this.nameText = part("name");
     this.status = part("status");
     this.why = part("why");
+    this.refreshButton = host.querySelector('[data-action="refresh"]');
     this.yes = part("yes");
     this.no = part("no");
     this.canvas = part("frame");
@@ -334,6 +335,10 @@ class Queue {
       (outside ? ` (and ${plural(outside, "earlier verdict", "earlier verdicts")} outside it, also counted)` : "") +
       (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
+    // the figures beside the queue wait for a run: say how far behind them the verdicts are
+    const since = this.overlay.size;
+    this.refreshButton.textContent = "\u21BB Update the estimates" + (since ? ` (${plural(since, "verdict", "verdicts")} since)` : "");
+    this.refreshButton.classList.toggle("vq-due", since > 0);
     this.root.dataset.reviewed = done;
     const complete = total > 0 && done === total;
     this.done.hidden = !complete;
