@@ -90,6 +90,14 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     press(browser, "m")
     wait_for(browser, lambda: stored() == {flagged: "miss"}, 30, "the verdict given again")
     wait_for(browser, lambda: metric_value(browser, "Reviewed") == f"1 / {before}", 30, "the reviewed count")
+    # a 1280x720 screen: the frame was drawn 320x240, and the header (with its answer and x) cut to "vtes..."
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    frame_height = "return document.querySelector('.fv-frame').getBoundingClientRect().height"
+    wait_for(browser, lambda: browser.execute_script(frame_height) >= 360, 10, "the frame drawn at least 360 px high")
+    assert browser.execute_script("return [...document.querySelectorAll('.fv-head > *')]"
+                                  ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.className)") == []
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     press(browser, Keys.RIGHT)
     wait_for(browser, lambda: shown_frame(browser) == flagged + 1, 10, "a step to the next frame")
     jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
