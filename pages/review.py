@@ -20,7 +20,7 @@ from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
-from ui.url import restore_from_url, sync_url
+from ui.url import restore_from_url, restore_page_values, sync_url
 from ui.viewer import frames, handshake
 from ui.viewer.component import REVIEW_TITLE_KEY, frame_viewer
 from ui.viewer.embedding_map import embedding_map
@@ -181,7 +181,16 @@ def workspace() -> None:
         side_panels(side, view, verdicts)
         with viewer_column:
             frame_viewer(view, verdicts, selection.frames if selection else None)
-    sync_url(view)
+    sync_url(view, **({"annotator": session.annotator()} if session.annotator() else {}))
+
+
+def annotator_field() -> None:
+    """Who gives the verdicts here: the same name as on Verdicts & thresholds (one field, two pages).
+    Review had none, so its verdicts were stored unnamed until that page was visited."""
+    with st.sidebar:
+        st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
+                      help="Recorded with every verdict, here and on Verdicts & thresholds; Z takes back your own "
+                           "latest one.")
 
 
 def side_panels(side, view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -274,6 +283,8 @@ flags.init_defaults()
 session.note_page("review")
 st.session_state[VIEWER_MOUNTS] = session.arrived()  # read once, by this run's workspace (not by its reruns)
 restore_from_url()
+restore_page_values(annotator=(session.ANNOTATOR, str))
+annotator_field()
 prepare_current_frame()
 st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
 view = require_view()

@@ -178,10 +178,13 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     viewer_sends(app, frame=1)  # the viewer settled on frame 1
     assert app.session_state["frame"] == 1 and app.query_params["frame"] == "1"
 
+    app.text_input(key="annotator").input("ana").run()  # Review's own field: its verdicts were stored unnamed
+    assert app.query_params["annotator"] == "ana"  # a reload or a link keeps who judges
     frame = viewer_data(app)["view"]["flags"].index("1")
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
     fingerprint = app.session_state["review"].video.info.fingerprint
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").all(fingerprint) == {frame: "miss"}
+    assert [r[2] for r in VerdictStore(tmp_path / "data" / "verdicts.sqlite").records(fingerprint)] == ["ana"]
     assert metric(app, "Reviewed") == f"1 / {flagged}"
     assert viewer_data(app)["view"]["verdicts"] == {str(frame): "miss"}
 
