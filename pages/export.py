@@ -22,8 +22,8 @@ from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, Sched
                                    missing_fields, schedule, shown_config)
 from core.lightly.validate import validate_datasource
 from core.paths import check_allowed
-from core.words import markdown_code, markdown_literal
-from ui import flags, session
+from core.words import counted, markdown_code, markdown_literal
+from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import SIBLING_STRENGTHS, selection_strengths, sibling_strengths
 from ui.flicker_view import FlickerView, assertion_label, require_view
@@ -191,6 +191,21 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
                     listed.append(f"... and {len(report.uploaded) - DRY_RUN_LISTED:,} more (python -m core push --dry-run lists all)")
                 with st.container(height=300):  # a long list would push the schedule far down the page
                     st.code("\n".join(listed), language=None)
+
+
+def verdicts_caption(view: FlickerView) -> None:
+    """Verdicts do not edit the export (the assertion's flags, for Lightly to weigh): said where some
+    flagged frame was judged a false alarm, which a user took to be left out."""
+    try:
+        verdicts = resources.verdict_store().all(view.video.info.fingerprint)
+    except UserError:  # a store that cannot be read: the export does not need it
+        return
+    false_alarms = sum(1 for frame, verdict in verdicts.items()
+                       if verdict == "false_alarm" and frame < view.n_frames and view.flicker.flag_array[frame])
+    if false_alarms:
+        st.caption(f"Verdicts do not change the export: its flags are the assertion's at these thresholds, "
+                   f"{counted(false_alarms, 'frame')} judged a false alarm included. To flag fewer false alarms, use "
+                   "the thresholds Verdicts & thresholds suggests from the verdicts.")
 
 
 def is_bucket_url(url: str) -> bool:
@@ -394,6 +409,7 @@ others = [f"{assertion_label(name).lower()} {int(flags_of.sum()):,}" for name, f
 st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking "
            f"{settings.iou_track:.2f}, assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score "
            f"{settings.min_score:.2f}" + (f"; frames flagged by the other assertions: {', '.join(others)}." if others else "."))
+verdicts_caption(view)
 left, right = st.columns(2, gap="large")
 with left:
     task = export_panel(view, stem)

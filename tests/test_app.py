@@ -201,9 +201,13 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     assert store.undo(fingerprint).frame == others[1] and store.undo(fingerprint).frame == others[0]
     assert store.undo(fingerprint).frame == frame and store.all(fingerprint) == {}
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})
+    store.set(fingerprint, others[0], "false_alarm")
 
     export_from_app(app, tmp_path / "export")
     assert "a valid Lightly datasource" in app.success[0].value
+    # a flagged frame judged a false alarm is exported flagged all the same: the page says so
+    assert any(c.value.startswith("Verdicts do not change the export") and "1 frame judged a false alarm" in c.value
+               for c in app.caption)
     task = app.text_input(key="export_task").value
     assert task == DEFAULT_TASK, "the app exports the task the CLI exports"
     assert len(list((tmp_path / f"export/.lightly/predictions/{task}").glob("tiny-*-mp4.json"))) == 6
