@@ -10,6 +10,9 @@ import pytest
 
 from conftest import (CHROMEDRIVER, CHROMIUM, SAMPLE_VIDEO, free_port, metric_value, press, shown_frame,
                       streamlit_server, wait_for)
+from core.flicker import FlickerIndex
+from core.label_formats import read_boxes
+from core.video import probe
 from test_review_assertions import sample_predictions
 
 pytestmark = [
@@ -284,5 +287,13 @@ def test_plus_on_a_flagged_frame_zooms_into_its_imputed_box(walk_hog, tmp_path, 
         wait_for(browser, lambda: (viewer(browser, "zoom") or "").startswith("1.5 "), 10, "zoomed in")
         level, cx, cy = viewer(browser, "zoom").split()
         assert (int(cx), int(cy)) != (768 // 2, 576 // 2), f"centred on the imputed box of frame {flagged}, not the frame"
+        detections = read_boxes(boxes, probe(SAMPLE_VIDEO), "vtest.avi")
+        box = FlickerIndex.from_detections(detections).evaluate(0.8, 0.6).imputed_for(flagged)[0]
+        for zoom in ("2", "3", "4"):  # each + after the first zooms about the box: it stays in view (it went out at 2x)
+            press(browser, "+")
+            wait_for(browser, lambda: (viewer(browser, "zoom") or "").startswith(zoom + " "), 10, f"zoomed to {zoom}x")
+            level, cx, cy = (float(value) for value in viewer(browser, "zoom").split())
+            assert abs((box[0] + box[2]) / 2 - cx) <= 768 / 2 / level and abs((box[1] + box[3]) / 2 - cy) <= 576 / 2 / level, \
+                (zoom, box, cx, cy)
         press(browser, "0")
         wait_for(browser, lambda: viewer(browser, "zoom") == "1 384 288", 10, "the whole frame again")

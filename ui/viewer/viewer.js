@@ -826,14 +826,22 @@ class Viewer {
     return [this.zoom.cx - width / 2, this.zoom.cy - height / 2];
   }
 
-  // + (key or button) from the whole frame of a flagged frame: into its imputed box, the thing judged,
-  // centred (about the frame's centre, a box near its edge went out of view).
+  // + (key or button) on a flagged frame: into its imputed box, the thing judged (about the frame's
+  // centre, a box near its edge went out of view). From the whole frame the box is centred; from a
+  // zoom that shows it, the zoom goes about the box where it is on screen, so it stays there.
   zoomIn() {
-    const box = this.zoom.level === 0 ? (this.imputed.get(this.current) || [])[0] : null;
-    this.zoomBy(1);
-    if (!box) return;
-    [this.zoom.cx, this.zoom.cy] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
-    this.render();
+    const box = (this.imputed.get(this.current) || [])[0];
+    if (!box) return this.zoomBy(1);
+    const centre = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+    if (this.zoom.level === 0) {
+      this.zoomBy(1);
+      [this.zoom.cx, this.zoom.cy] = centre;
+      return this.render();
+    }
+    const [x0, y0] = this.origin(), scale = this.scale();
+    const x = (centre[0] - x0) * scale, y = (centre[1] - y0) * scale;
+    const shown = x >= 0 && y >= 0 && x <= this.canvas.width && y <= this.canvas.height;
+    return shown ? this.zoomBy(1, x, y) : this.zoomBy(1); // a box panned out of view: the hand chose to look elsewhere
   }
 
   zoomBy(steps, x = this.canvas.width / 2, y = this.canvas.height / 2) {
