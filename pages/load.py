@@ -166,10 +166,11 @@ def detection_summary(detections) -> None:
         st.warning(f"No boxes on {where}, so nothing can be flagged. Check the model (weights built from a .yaml are "
                    "random) and the classes kept, or lower the confidence floor.", icon=":material/search_off:")
         return
+    # the next step first: under the result it fell below the fold at 1280x720
+    st.page_link("pages/review.py", label="**Review flickering frames**", icon=":material/arrow_forward:")
     st.success(f"{len(detections):,} boxes on {detections.frames_with_boxes:,} of {detections.n_frames:,} frames "
                f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
                "video with this model is instant.")
-    st.page_link("pages/review.py", label="**Review flickering frames**", icon=":material/arrow_forward:")
 
 
 def boxes_file_panel(loaded: session.LoadedVideo) -> None:
@@ -364,15 +365,16 @@ with video_column:
     video_panel()
 with model_column:
     detector, spec = model_panel()
-batch_panel(spec)
-
-st.divider()
-loaded = session.loaded_video()
+    # Run detection under the model it runs: below both columns it sat under the fold at 1280x720, its
+    # progress bar too
+    loaded = session.loaded_video()
+    if loaded is None or detector is None:
+        st.info("Load a video and choose a model to run detection." if loaded is None else
+                "Choose a model that loads (see above) to run detection.")
+    else:
+        detection_panel(loaded, detector, spec)
 sync_url(loaded, spec)
+st.divider()
 if loaded is not None:
     boxes_file_panel(loaded)
-if loaded is None or detector is None:
-    st.info("Load a video and choose a model to run detection." if loaded is None else
-            "Choose a model that loads (see the model panel above) to run detection.")
-    st.stop()
-detection_panel(loaded, detector, spec)
+batch_panel(spec)
