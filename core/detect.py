@@ -25,7 +25,7 @@ import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
@@ -38,7 +38,7 @@ from core.backends import (FrameBoxes, OnnxBackend, TorchBackend, cached_export_
 from core.detections import Detections
 from core.errors import DetectionCancelled, DetectorError, RefusedWeights, UserError
 from core.settings import BACKENDS, BUILTIN_HOG, DEFAULT_CONF  # noqa: F401  (BACKENDS: checked in resolve_backend)
-from core.video import VideoInfo, iter_frames
+from core.video import TruncatedVideoWarning, VideoInfo, iter_frames
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never let Ultralytics probe the network
 os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -434,13 +434,15 @@ def detect_video(
     unknown = sorted(set(classes or ()) - set(detector.names))
     if unknown:
         raise DetectorError(f"Unknown class ids {unknown}; the model has {len(detector.names)} classes")
-    cached = cached_detections(video, detector, conf, classes, cache_dir)
-    if cached is not None:
+    detections = cached_detections(video, detector, conf, classes, cache_dir)
+    if detections is not None:
         if progress:
-            progress(Progress(cached.n_frames, cached.n_frames, 0.0, 0.0))
-        return cached
-    detections = _run(video, detector, conf, classes, progress, cancel)
-    detections.save_cached(_cache_file(video, detector, conf, classes, cache_dir))
+            progress(Progress(detections.n_frames, detections.n_frames, 0.0, 0.0))
+    else:
+        detections = _run(video, detector, conf, classes, progress, cancel)
+        detections.save_cached(_cache_file(video, detector, conf, classes, cache_dir))
+    if detections.decode_warning:  # in the caller's thread, cached or not: a rerun from the cache says it too
+        warnings.warn(detections.decode_warning, TruncatedVideoWarning, stacklevel=2)
     return detections
 
 
@@ -506,7 +508,8 @@ class StageClock:
 
 def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     clock = StageClock()
-    decoded = _in_background(clock.timed("decode", _bgr_frames(video)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
+    damage: list[str] = []  # said by the decode thread; warned here and kept with the boxes
+    decoded = _in_background(clock.timed("decode", _bgr_frames(video, damage.append)), PREFETCH_BYTES, cost=lambda f: f.nbytes)
     prepared = _in_background(_prepared(detector, batches(decoded, _batch_size(detector, video)), clock),
                               PREPARED_BATCHES)
 
@@ -531,7 +534,8 @@ def _run(video, detector, conf, classes, progress, cancel) -> Detections:
     size = (video.width, video.height)
     bounds = np.asarray([*size, *size], np.float32)
     per_frame = [(np.clip(xyxy, 0, bounds), score, cls) for xyxy, score, cls in per_frame]
-    return Detections.from_frames(per_frame, detector.names, image_size=size).in_canonical_order()
+    detections = Detections.from_frames(per_frame, detector.names, image_size=size).in_canonical_order()
+    return replace(detections, decode_warning="; ".join(damage)) if damage else detections
 
 
 def _in_order(pool: ThreadPoolExecutor, work: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
@@ -545,9 +549,9 @@ def _in_order(pool: ThreadPoolExecutor, work: Callable[[T], R], items: Iterable[
         yield pending.popleft().result()
 
 
-def _bgr_frames(video: VideoInfo) -> Iterator[np.ndarray]:
+def _bgr_frames(video: VideoInfo, on_damage: Callable[[str], None]) -> Iterator[np.ndarray]:
     """Every frame the probe counted, in order (a damaged one repeats the frame before: iter_frames)."""
-    return (frame for _, frame in iter_frames(video, pixel_format="bgr24"))
+    return (frame for _, frame in iter_frames(video, pixel_format="bgr24", on_damage=on_damage))
 
 
 def _batch_size(detector: Detector, video: VideoInfo) -> int:

@@ -36,6 +36,9 @@ class Detections:
     names: dict[int, str]
     n_frames: int
     image_size: tuple[int, int] | None = None  # (width, height): boxes are kept inside it on export
+    # what decoding the video for them warned of ("12 of 600 frames could not be decoded"), kept with the
+    # boxes: a cached rerun and a batch's summary say it too
+    decode_warning: str = ""
     offsets: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,7 +122,7 @@ class Detections:
     def select(self, mask: np.ndarray) -> "Detections":
         """The rows where a boolean ``mask`` is true, or the rows an index array names (in frame order)."""
         return Detections(self.frame[mask], self.xyxy[mask], self.score[mask], self.cls[mask], self.names,
-                          self.n_frames, self.image_size)
+                          self.n_frames, self.image_size, self.decode_warning)
 
     def above(self, min_score: float) -> "Detections":
         return self.select(self.score >= min_score)
@@ -135,6 +138,7 @@ class Detections:
             n_frames=np.int64(self.n_frames),
             image_size=np.asarray(self.image_size or (0, 0), np.int64),
             names=np.frombuffer(json.dumps(self.names).encode(), dtype=np.uint8),
+            decode_warning=np.frombuffer(self.decode_warning.encode(), dtype=np.uint8),
         ))
 
     def save_cached(self, path: Path) -> None:
@@ -152,7 +156,8 @@ class Detections:
                 names = {int(k): v for k, v in json.loads(data["names"].tobytes().decode()).items()}
                 width, height = (int(v) for v in data["image_size"])
                 size = (width, height) if width and height else None
-                return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size)
+                said = data["decode_warning"].tobytes().decode() if "decode_warning" in data.files else ""  # older entries: none
+                return cls(data["frame"], data["xyxy"], data["score"], data["cls"], names, int(data["n_frames"]), size, said)
         except (OSError, ValueError, MemoryError):
             raise
         except Exception as exc:  # a garbled zip or .npy header fails in many ways (BadZipFile, EOFError,

@@ -12,7 +12,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -298,6 +298,7 @@ def iter_frames(
     video: str | Path | VideoInfo,
     pixel_format: str = "rgb24",
     threaded: bool | None = None,
+    on_damage: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode every frame in order, yielding ``(index, HxWx3 uint8 array)``.
 
@@ -312,6 +313,8 @@ def iter_frames(
     placed by their timestamps, and each frame that never decodes repeats the last one that did
     (with one TruncatedVideoWarning). Stopping at the first bad packet lost every frame after it,
     and the detections then covered fewer frames than the video has, which the export refused.
+    ``on_damage``: called with that warning's text instead (decoding on a worker thread: the warning
+    is the caller's to give, and to keep).
     """
     info = video if isinstance(video, VideoInfo) else None
     path = info.path if info is not None else Path(video)
@@ -324,7 +327,7 @@ def iter_frames(
         if info is None:
             yield from _decoded_until_damage(container, stream, path, pixel_format)
         else:
-            yield from _decoded_past_damage(container, stream, info, pixel_format)
+            yield from _decoded_past_damage(container, stream, info, pixel_format, on_damage)
 
 
 def _decoded_until_damage(container, stream, path: Path, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
@@ -364,7 +367,8 @@ def _decoded_packets(container, stream) -> Iterator[list[av.VideoFrame] | str]:
             yield _reason(exc)
 
 
-def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) -> Iterator[tuple[int, np.ndarray]]:
+def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str,
+                         on_damage: Callable[[str], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     place = {int(p): i for i, p in enumerate(info.frame_pts)}  # empty when timestamps do not map: frames are counted
     index, last, held, reason = 0, None, 0, ""
     for frames in _decoded_packets(container, stream):
@@ -385,9 +389,12 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str) 
         yield index, last
         index, held = index + 1, held + 1
     if held:
-        warnings.warn(f"{info.name}: {held:,} of {info.frame_count:,} frames could not be decoded "
-                      f"({reason or 'damaged data'}); each repeats the last frame before it that did",
-                      TruncatedVideoWarning, stacklevel=3)
+        said = (f"{info.name}: {held:,} of {info.frame_count:,} frames could not be decoded ({reason or 'damaged data'}); "
+                "each repeats the last frame before it that did")
+        if on_damage is not None:
+            on_damage(said)
+        else:
+            warnings.warn(said, TruncatedVideoWarning, stacklevel=3)
 
 
 def _skipping_damage(container, stream) -> Iterator[av.VideoFrame]:

@@ -161,6 +161,8 @@ def cancelled(progress) -> None:
 def detection_summary(detections) -> None:
     if detections is None:
         return
+    if detections.decode_warning:  # frames that did not decode were detected on as the frame before them
+        st.warning(markdown_literal(detections.decode_warning), icon=":material/broken_image:")
     if not len(detections):
         where = "the one frame" if detections.n_frames == 1 else f"any of the {detections.n_frames:,} frames"
         st.warning(f"No boxes on {where}, so nothing can be flagged. Check the model (weights built from a .yaml are "

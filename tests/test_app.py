@@ -116,6 +116,18 @@ def test_a_run_that_finds_no_box_says_so_as_a_warning_not_a_success(app, tiny_sl
     assert any("No boxes on any of the 6 frames" in w.value for w in app.warning), [w.value for w in app.warning]
 
 
+@pytest.mark.filterwarnings("ignore::core.video.TruncatedVideoWarning")  # said on the page: what this checks
+def test_frames_that_do_not_decode_are_said_beside_the_detections(app, tmp_path):
+    """They were said only in the server's log: the page showed a plain success."""
+    from test_video import _damaged_h264
+
+    _, damaged = _damaged_h264(tmp_path, step=4)
+    load_and_detect(app, damaged, conf=0.9)
+    assert not app.exception
+    assert any("damaged.mp4: 3 of 60 frames could not be decoded" in w.value for w in app.warning), \
+        [w.value for w in app.warning]
+
+
 def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections(app, tiny_slice):
     """The Load page keeps its video and model in its URL: a new tab on that URL (a reload) shows the
     same video, the same model choices, and the detections from the disk cache, without a run."""

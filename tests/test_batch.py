@@ -306,6 +306,19 @@ def test_ray_engine_reports_a_bad_model_in_one_line(local_ray, videos, tmp_path)
         run_batch(config([videos], tmp_path / "out", tmp_path / "cache", engine="ray", weights=str(tmp_path / "no.pt")))
 
 
+@pytest.mark.slow
+def test_ray_engine_reports_frames_that_do_not_decode(local_ray, tmp_path):
+    """The Ray engine decodes in its own processes: what decoding warned of comes back with the last
+    shipment, into summary.csv, as with the local engine."""
+    from test_video import _damaged_h264
+
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    shutil.move(_damaged_h264(tmp_path, step=2)[1], folder / "damaged.mp4")
+    (row,) = run_batch(config([folder], tmp_path / "out", tmp_path / "cache", engine="ray"), quiet=True).rows
+    assert row.status == "done" and row.error.startswith("damaged.mp4: 3 of 60 frames could not be decoded"), row
+
+
 def test_a_truncated_video_is_done_with_its_warning_in_the_summary(cache, tmp_path):
     """What the probe warns of (a file cut short) reaches summary.csv's error column of a done row,
     the report and so the Fleet page, which showed such a video as a plain 'done'."""
@@ -325,3 +338,28 @@ def test_a_truncated_video_is_done_with_its_warning_in_the_summary(cache, tmp_pa
     with (tmp_path / "out" / "summary.csv").open() as f:
         (summary,) = list(csv.DictReader(f))
     assert summary["status"] == "done" and summary["error"] == row.error
+
+
+def test_frames_that_do_not_decode_reach_the_summary_also_from_the_cache(cache, tmp_path):
+    """What decoding warned of ("3 of 60 frames could not be decoded") never reached summary.csv, so
+    Fleet showed the video as clean; and a rerun served from the detection cache said nothing at all."""
+    import warnings
+
+    from core.video import TruncatedVideoWarning
+    from test_video import _damaged_h264
+
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    _, damaged = _damaged_h264(tmp_path, step=2)
+    shutil.move(damaged, folder / "damaged.mp4")
+    for out in ("first", "from_the_cache"):
+        with pytest.warns(TruncatedVideoWarning, match="damaged.mp4: 3 of 60 frames could not be decoded"):
+            report = run_batch(config([folder], tmp_path / out, cache), quiet=True)
+        (row,) = report.rows
+        assert row.status == "done" and row.error.startswith("damaged.mp4: 3 of 60 frames could not be decoded"), row
+        assert summary_rows(tmp_path / out)[0]["error"] == row.error
+    assert report.rows[0].detect_s == 0.0, "the second batch read its boxes from the cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the clean copy warns of nothing
+        clean_row = run_batch(config([tmp_path / "clean.mp4"], tmp_path / "clean", cache), quiet=True).rows[0]
+    assert clean_row.status == "done" and clean_row.error == ""

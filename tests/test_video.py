@@ -79,17 +79,15 @@ def test_truncated_video_decodes_what_it_can_and_warns(sample_video, tmp_path):
 
 
 
-def _damaged_h264(tmp_path) -> tuple:
-    """An H.264 clip of 60 sample frames (keyframes at 0, 20, 40) and a copy whose packets 25-27
-    hold random bytes, as a disk or a network leaves a file; returns (clean, damaged)."""
-    import av
-
+def _damaged_h264(tmp_path, step: int = 1) -> tuple:
+    """An H.264 clip of 60 sample frames (keyframes at 0, 20, 40; every ``step``-th pixel) and a copy
+    whose packets 25-27 hold random bytes, as a disk or a network leaves a file; returns (clean, damaged)."""
     clean = tmp_path / "clean.mp4"
     with av.open(str(clean), "w") as container:
         stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = 768 // step, 576 // step, "yuv420p"
         stream.options, stream.codec_context.thread_count = {"g": "20", "bf": "0", "crf": "23"}, ENCODER_THREADS
-        for frame in sample_frames(60, start=100):
+        for frame in (np.ascontiguousarray(frame[::step, ::step]) for frame in sample_frames(60, start=100)):
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

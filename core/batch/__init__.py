@@ -200,8 +200,10 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
                                              options.flicker.siblings(detections)), source)
     except UserError as exc:
         return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
-    # a done video's error column holds what its probe warned of (a truncated file), for Fleet to show
-    return VideoRow(source.relpath, source.location, "done", detected.info.warning, detections.n_frames, len(detections),
+    # a done video's error column holds what its probe and its decoding warned of (a truncated file, frames
+    # that did not decode), for Fleet to show
+    warned = "; ".join(said for said in (detected.info.warning, detections.decode_warning) if said)
+    return VideoRow(source.relpath, source.location, "done", warned, detections.n_frames, len(detections),
                     flicker.n_flagged, detected.decode_s, detected.detect_s)
 
 

@@ -54,6 +54,7 @@ class WorkerDetector:
 class Shipment:
     batches: list[np.ndarray]  # detector batches as decode_video cut them, each (B, H, W, 3) BGR
     decode_s: float
+    damage: str = ""  # the last shipment's: frames that did not decode (iter_frames' on_damage), for the summary
 
 
 class DetectorActor:
@@ -69,10 +70,10 @@ class DetectorActor:
     def describe(self) -> WorkerDetector:
         return WorkerDetector(self.detector.names, self.detector.fingerprint, self.detector.batch_size)
 
-    def detect(self, shipment: Shipment, conf: float, classes: list[int] | None) -> tuple[list[FrameBoxes], float, float]:
+    def detect(self, shipment: Shipment, conf: float, classes: list[int] | None) -> tuple[list[FrameBoxes], float, float, str]:
         start = time.perf_counter()
         boxes = [frame for batch in shipment.batches for frame in self.detector.detect(batch, conf, classes)]
-        return boxes, shipment.decode_s, time.perf_counter() - start
+        return boxes, shipment.decode_s, time.perf_counter() - start, shipment.damage
 
 
 def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | None) -> Iterator[VideoInfo | Shipment]:
@@ -82,15 +83,16 @@ def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | 
         info = probe(path)
         yield info
         clock = StageClock()
-        frames = clock.timed("decode", (frame for _, frame in iter_frames(info, pixel_format="bgr24")))
+        damage: list[str] = []
+        frames = clock.timed("decode", (frame for _, frame in iter_frames(info, pixel_format="bgr24", on_damage=damage.append)))
         group: list[np.ndarray] = []
         for batch in batches(frames, _batch_size(worker, info)):
             group.append(np.stack(batch))
             if sum(map(len, group)) >= SHIPMENT_FRAMES:
                 yield Shipment(group, clock.seconds.pop("decode", 0.0))
                 group = []
-        if group:
-            yield Shipment(group, clock.seconds.pop("decode", 0.0))
+        if group or damage:  # decoding is over: what it warned of goes with the last shipment (empty, if need be)
+            yield Shipment(group, clock.seconds.pop("decode", 0.0), "; ".join(damage))
 
 
 @dataclass(eq=False)
@@ -105,6 +107,7 @@ class _VideoRun:
     exhausted: bool = False  # no more shipments will come
     cached: Detections | None = None
     error: str = ""
+    damage: str = ""
     decode_s: float = 0.0
     detect_s: float = 0.0
 
@@ -193,12 +196,13 @@ class RayEngine:
 
     def _collect(self, run: _VideoRun, index: int, result, progress: BatchProgress) -> None:
         try:
-            boxes, decode_s, detect_s = ray.get(result)
+            boxes, decode_s, detect_s, damage = ray.get(result)
         except Exception as exc:  # a decode or detector error on this video only
             run.boxes[index] = []
             run.fail(exc)
             return
         run.boxes[index] = boxes
+        run.damage = run.damage or damage
         run.decode_s += decode_s
         run.detect_s += detect_s
         progress.detected(len(boxes))
@@ -210,6 +214,7 @@ class RayEngine:
             return Detected(run.source, run.info, run.cached)
         per_frame = [frame for index in range(run.sent) for frame in run.boxes[index]]
         detections = _detections(per_frame, run.info, self.names)
+        detections = replace(detections, decode_warning=run.damage) if run.damage else detections
         detections.save_cached(_cache_file(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir))
         return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s)
 
