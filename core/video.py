@@ -91,8 +91,13 @@ def open_video(path: Path) -> av.container.InputContainer:
     _check_file(path)
     try:
         container = av.open(str(path), mode="r")
+    except EOFError:  # a container's header and nothing after it
+        raise VideoError(f"{path.name} ends before any video data: an empty recording, or a file cut short") from None
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path.name} is not a video FFmpeg can read ({_reason(exc)})") from None
+    if not container.streams:
+        container.close()
+        raise VideoError(f"{path.name} holds no streams, so no frames: an empty recording, or a file cut short")
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")

@@ -95,7 +95,14 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
         "loop": folder / "loop.mp4",
         "dangling": folder / "gone.mp4",
         "still": folder / "still.mp4",
+        "no_frames_mkv": folder / "no_frames.mkv",
+        "no_frames_mp4": folder / "no_frames.mp4",
     }
+    for name in ("no_frames_mkv", "no_frames_mp4"):  # a recording stopped before its first frame
+        with av.open(str(files[name]), "w") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            container.start_encoding()  # the header, and not one packet
     files["loop"].symlink_to(folder / "loop_back.mp4")
     (folder / "loop_back.mp4").symlink_to(files["loop"])
     files["dangling"].symlink_to(folder / "deleted.mp4")

@@ -147,6 +147,9 @@ def test_damaged_data_mid_video_keeps_every_frame_the_probe_counts(tmp_path):
         ("loop", "is a symbolic link that leads to no file"),  # was "No such file", of a file that is there
         ("dangling", "is a symbolic link that leads to no file"),
         ("still", r"still.mp4 is a still image \(PNG\), not a video"),  # was a one-frame video
+        # were "not a video FFmpeg can read (End of file)" and "has no video stream (or its index is missing...)"
+        ("no_frames_mkv", "no_frames.mkv ends before any video data: an empty recording, or a file cut short"),
+        ("no_frames_mp4", "no_frames.mp4 holds no streams, so no frames: an empty recording"),
     ],
 )
 def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
