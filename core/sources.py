@@ -45,7 +45,9 @@ class SourceVideo:
 def find_videos(path: Path) -> list[tuple[Path, str]]:
     """``(file, relpath)`` for a single video, or every video under a folder (sub-folders kept)."""
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        # a FIFO, a device or a broken link named like a video is listed (and refused by name when opened), not
+        # left out without a word; a folder named so is only searched
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir())
         if not found:
             raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
         return [(p, p.relative_to(path).as_posix()) for p in found]

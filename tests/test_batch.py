@@ -83,6 +83,24 @@ def test_inputs_are_found_in_folders_and_globs_with_relpaths_below_them(videos):
         find_sources([f"{videos}/*.txt"])
 
 
+def test_files_named_like_videos_that_are_no_files_are_listed_as_failed(cache, tmp_path):
+    """A FIFO, a link to /dev/zero and a link to nothing were left out without a word: the summary
+    and Fleet showed a batch of one video where the folder held four."""
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    write_video(folder / "a.mp4", sample_frames(4))
+    os.mkfifo(folder / "pipe.mp4")
+    (folder / "zero.mp4").symlink_to("/dev/zero")
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    (folder / "clips.mp4").mkdir()  # a folder named so is searched, not listed
+    report = run_batch(config([folder], tmp_path / "out", cache), quiet=True)
+    assert {r.relpath: r.status for r in report.rows} == {"a.mp4": "done", "gone.mp4": "failed", "pipe.mp4": "failed",
+                                                          "zero.mp4": "failed"}
+    errors = {r.relpath: r.error for r in report.rows}
+    assert "is a symbolic link that leads to no file" in errors["gone.mp4"]
+    assert "is not a regular file" in errors["pipe.mp4"] and "is not a regular file" in errors["zero.mp4"]
+
+
 def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_every_video(videos, cache, tmp_path):
     out = tmp_path / "out"
     killed = ValidAfterEveryVideo(out, stop_after_done=1)

@@ -128,7 +128,10 @@ def _sources_of(item: str) -> list[VideoSource]:
 
 
 def _local_source(path: Path, relpath: str) -> VideoSource:
-    status = path.stat()
+    try:
+        status = path.stat()
+    except OSError:  # a link to nothing: listed, and its row says why it failed
+        status = path.lstat()
     return VideoSource(str(path.absolute()), relpath, f"{status.st_size}:{status.st_mtime_ns}")  # workers have other cwds
 
 
