@@ -185,7 +185,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         ActionChains(browser).key_up(arrow).perform()
         wait_for(browser, lambda: label().startswith(f"Frame {first} /"), 10, "back on the queued frame")
         assert shown() == first and progress().startswith("Reviewed 0 / 8"), "a look around gives no verdict"
-        press("f")
+        root.find_element("css selector", ".vq-note").send_keys("by Enter" + Keys.ENTER)  # done typing: the keys answer
+        ActionChains(browser).send_keys("f").perform()
         wait_for(browser, lambda: progress().startswith("Reviewed 1 / 8") and shown() != first, 10, "the next frame")
         second = shown()
         note = root.find_element("css selector", ".vq-note")
@@ -199,7 +200,7 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         store = VerdictStore(store_path)
         wait_for(browser, lambda: len(store.records(info.fingerprint)) == 2, 10, "both verdicts stored")
         records = {frame: (verdict, annotator, note) for frame, verdict, annotator, note, _ in store.records(info.fingerprint)}
-        assert records == {first: ("false_alarm", "ana", ""), second: ("miss", "ana", (typed + "m").strip())}
+        assert records == {first: ("false_alarm", "ana", "by Enter"), second: ("miss", "ana", (typed + "m").strip())}
         assert note.get_attribute("value") == "", "the note went with its verdict"
         assert not browser.execute_script("return !!document.activeElement.closest('.vq-buttons')"), \
             "the clicked button's focus ring would read as an answer on the next frame"

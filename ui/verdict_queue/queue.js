@@ -71,6 +71,8 @@ class Queue {
     // Esc leaves any text field (the note, the plan's size or seed after Enter), so M / F / U answer again
     this.listen(window, "keydown", (event) => event.key === "Escape" && event.target instanceof HTMLElement &&
       event.target.closest(TEXT_FIELDS) && event.target.blur());
+    // Enter in the note is done typing: it keeps the note and lets the keys answer (it did nothing)
+    this.listen(this.note, "keydown", (event) => event.key === "Enter" && !event.isComposing && this.note.blur());
     this.listen(document, "pointerover", (event) => this.onLinkHover(event));
     this.listen(document, "pointerout", () => clearTimeout(this.hoverTimer));
     this.resize = new ResizeObserver(() => this.layout());
