@@ -130,7 +130,8 @@ def _proxy_frame(frame: av.VideoFrame, pix_fmt: str, rgb: np.ndarray | None, inf
     refused on every opening of the video after a full transcode. Every frame gets the probe's size
     (:func:`core.video.shown`)."""
     width, height = info.coded_size
-    if not info.rotation and frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2:  # 2: JPEG range
+    limited_yuv = frame.format.name.startswith(("yuv420p", "yuv444p", "yuv422p")) and frame.color_range != 2  # 2: JPEG range
+    if not info.rotation and limited_yuv:
         return frame.reformat(format=pix_fmt, width=width, height=height)
     image = rgb if rgb is not None else shown(frame, "rgb24", info.rotation, info.coded_size)
     return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)

@@ -32,11 +32,13 @@ def draw_dashed_rectangle(image: np.ndarray, xyxy, color, thickness: int = 2, da
 
 
 def _label(image: np.ndarray, text: str, x: int, y: int, color, scale: float = 0.45) -> None:
-    (w, h), baseline = cv2.getTextSize(text, _FONT, scale, 1)
+    weight = max(1, round(scale * 2))  # a larger label in strokes as heavy: readable once the image is shown smaller
+    (w, h), baseline = cv2.getTextSize(text, _FONT, scale, weight)
     y = max(y, h + baseline + 2)
     cv2.rectangle(image, (x, y - h - baseline - 2), (x + w + 4, y), color, -1)
     luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
-    cv2.putText(image, text, (x + 2, y - baseline), _FONT, scale, (0, 0, 0) if luminance > 150 else (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(image, text, (x + 2, y - baseline), _FONT, scale, (0, 0, 0) if luminance > 150 else (255, 255, 255), weight,
+                cv2.LINE_AA)
 
 
 def render_frame(
@@ -48,9 +50,10 @@ def render_frame(
     caption: str | None = None,
     thickness: int = 2,
     imputed_labels: list[str] | None = None,
+    imputed_label_scale: float = 0.45,
 ) -> np.ndarray:
     """A copy of the RGB ``frame`` with one frame's predictions (solid) and imputed boxes (dashed,
-    labelled "imputed" or by ``imputed_labels``) drawn on it."""
+    labelled "imputed" or by ``imputed_labels``, at ``imputed_label_scale``) drawn on it."""
     image = np.ascontiguousarray(frame).copy()
     for box, s, c in zip(boxes.xyxy, boxes.score, boxes.cls):
         color = class_color(c)
@@ -60,7 +63,7 @@ def render_frame(
     imputed = np.asarray(imputed_xyxy if imputed_xyxy is not None else np.empty((0, 4)))
     for box, label in zip(imputed, imputed_labels or ["imputed"] * len(imputed)):
         draw_dashed_rectangle(image, box, IMPUTED_COLOR, thickness + 1)
-        _label(image, label, int(box[0]), int(box[3]) + 16, IMPUTED_COLOR)
+        _label(image, label, int(box[0]), int(box[3]) + int(36 * imputed_label_scale), IMPUTED_COLOR, imputed_label_scale)
     if flagged:
         cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), FLAGGED_COLOR, 6)
     if caption:

@@ -84,8 +84,10 @@ def numbered_frame(fingerprint: str, frame: int, detection_id: str, min_score: f
     """``frame`` with its boxes and its dashed boxes numbered, drawn once per frame, boxes and dashed
     boxes (``imputed_key``: their bytes; the panel runs on every rerun of the page, open or not)."""
     boxes = _view.flicker.imputed_for(frame)
+    # the numbers large: the frame is shown at about half its size beside the queue, where "box 1" was unreadable
     return render_frame(resources.seek_reader(_view.video.info).get(frame), _view.detections.at(frame),
-                        _view.detections.names, boxes, imputed_labels=[f"box {k + 1}" for k in range(len(boxes))])
+                        _view.detections.names, boxes, imputed_labels=[str(k + 1) for k in range(len(boxes))],
+                        imputed_label_scale=0.9)
 
 
 def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
@@ -123,8 +125,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
         st.markdown(estimates_table([("Now", current, now, None),
                                      ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
         # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
+        covers = "raising *Frames in the plan*" if plan_complete else "finishing the plan"
         unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
-                  f"assumed to miss nothing, so recall may be overstated: {'raising *Frames in the plan*' if plan_complete else 'finishing the plan'} covers them."
+                  f"assumed to miss nothing, so recall may be overstated: {covers} covers them."
                   if suggestion.n_unrepresented else "")
         st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
                    f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure}")
