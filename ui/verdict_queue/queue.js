@@ -120,7 +120,7 @@ class Queue {
       this.size = { width: 0, height: 0 };
     }
     this.data = data;
-    this.nameText.textContent = data.video.name;
+    this.nameText.textContent = this.nameText.title = data.video.name;
     this.registrations.forEach((heard) => heard());
     if (this.boxesUrl !== data.boxes_url) this.loadBoxes(data.boxes_url);
     this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));
@@ -336,6 +336,7 @@ class Queue {
     this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
       (outside ? ` (and ${plural(outside, "earlier verdict", "earlier verdicts")} outside it, also counted)` : "") +
       (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
+    this.progressText.title = this.progressText.textContent;
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     // the figures beside the queue wait for a run: say how far behind them the verdicts are
     const since = this.overlay.size;
@@ -367,6 +368,8 @@ class Queue {
       ? `Judged before a plan drew it (${(entry.flagged ? VERDICT_NAMES : SPOT_NAMES)[before]}): judge it again to count it.`
       : entry.flagged ? "Is an object really missing where the dashed box is?"
       : "Spot check: is any object missing here? Yes: M. No: F (nothing missing).";
+    this.status.title = this.status.textContent; // whole, where the line cuts it
+    this.why.title = this.why.textContent;
     // a spot check has no flag to call true or false: the list of reviewed frames names it so too
     this.yes.textContent = entry.flagged ? "True miss" : "Object missing";
     this.no.textContent = entry.flagged ? "False alarm" : "Nothing missing";
