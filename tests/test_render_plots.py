@@ -33,3 +33,5 @@ def test_f1_map_marks_current_and_suggested_thresholds():
     assert list(heatmap.x) == [0.5, 0.8] and list(heatmap.y) == [0.4, 0.6]
     assert "P 0.80 [0.60, 0.90]" in heatmap.text[0][0]
     assert (current.x[0], current.y[0]) == (0.8, 0.6) and (suggested.x[0], suggested.y[0]) == (0.5, 0.4)
+    # the axes span every threshold whatever is marked: they followed the markers and moved between redraws
+    assert tuple(figure.layout.xaxis.range) == tuple(figure.layout.yaxis.range) == (0, 1)

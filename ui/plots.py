@@ -24,8 +24,10 @@ def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[floa
         figure.add_trace(go.Scatter(x=[suggested[0]], y=[suggested[1]], mode="markers", name="suggested",
                                     marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "#d62728", "width": 3},
                                             "symbol": "circle"}))
-    # The legend sits under the axis: above it, it covered the toolbar.
+    # The legend sits under the axis: above it, it covered the toolbar. Both axes span every threshold: left to
+    # Plotly, their range followed the markers and changed between redraws.
     figure.update_layout(height=height, margin={"l": 50, "r": 10, "t": 30, "b": 85},
-                         xaxis={"title": "IoU tracking", "dtick": 0.2}, yaxis={"title": "IoU assertion", "dtick": 0.2},
+                         xaxis={"title": "IoU tracking", "dtick": 0.2, "range": [0, 1]},
+                         yaxis={"title": "IoU assertion", "dtick": 0.2, "range": [0, 1]},
                          legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
     return figure
