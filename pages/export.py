@@ -118,7 +118,7 @@ def export_result_panel(summary, stem: str) -> None:
     if sample is not None:
         for label, path in zip(("Sample prediction", "Its metadata"), sample):
             st.markdown(f"{label} {markdown_code(path.relative_to(datasource.lightly))}")
-            st.json(json.loads(path.read_bytes()), expanded=True)
+            st.json(json.loads(path.read_bytes()), expanded=3)  # each box open, its numbers folded (one a line, they ran on)
     # zipped when pressed, not on every rerun of the page (hundreds of files for a long video)
     st.download_button("Download .lightly as zip", functools.partial(zip_datasource, summary.root), file_name=f"{stem}-lightly.zip",
                        mime="application/zip", icon=":material/download:")
@@ -190,7 +190,7 @@ def push_panel(root: Path | None, batch: fleet.CombinedDatasource | None = None,
                 if len(report.uploaded) > DRY_RUN_LISTED:
                     listed.append(f"... and {len(report.uploaded) - DRY_RUN_LISTED:,} more (python -m core push --dry-run lists all)")
                 with st.container(height=300):  # a long list would push the schedule far down the page
-                    st.code("\n".join(listed), language=None)
+                    st.code("\n".join(listed), language=None, wrap_lines=True)  # whole paths, not clipped at the right
 
 
 def verdicts_caption(view: FlickerView) -> None:
