@@ -483,18 +483,16 @@ class FrameReader:
         return nxt is not None and nxt <= index and self._keyframe_at_or_before(index) <= nxt
 
     def _seek_before(self, index: int) -> None:
+        keyframe = self._keyframe_at_or_before(index)
+        target = int(self.info.frame_pts[keyframe]) - self._seek_margin if len(self.info.frame_pts) else 0
+        if keyframe == 0 or target <= int(self.info.frame_pts[0]):
+            return self._rewind()
         if self._container is None:
             # No frame threads here: they hold frames back, which costs latency on every seek.
             self._container = open_video(self.info.path)
         stream = self._container.streams.video[0]
-        keyframe = self._keyframe_at_or_before(index)
-        target = int(self.info.frame_pts[keyframe]) - self._seek_margin if len(self.info.frame_pts) else 0
-        if keyframe > 0 and target > int(self.info.frame_pts[0]):
-            self._container.seek(target, stream=stream, backward=True)
-            self._next_index = None  # learnt from the first decoded frame's timestamp
-        else:
-            self._container.seek(0, stream=stream, backward=True)
-            self._next_index = 0
+        self._container.seek(target, stream=stream, backward=True)
+        self._next_index = None  # learnt from the first decoded frame's timestamp
         self._decoder = _skipping_damage(self._container, stream)
 
     def _decode_until(self, index: int) -> np.ndarray:
@@ -511,7 +509,7 @@ class FrameReader:
                 current = self._pts_to_index.get(frame.pts)
                 if current is None:  # timestamps do not map: fall back to counting from the start
                     self._keyframes, self._pts_to_index = [0], {}
-                    self._seek_to_start()
+                    self._rewind()
                     return None
                 if not frame.key_frame:  # landed mid-GOP: that "keyframe" was not one
                     return self._not_a_keyframe(index)
@@ -548,9 +546,18 @@ class FrameReader:
         self._seek_margin = max(2 * self._seek_margin, int(pts[1] - pts[0]))
         self._seek_before(index)
 
-    def _seek_to_start(self) -> None:
+    def _rewind(self) -> None:
+        """Decode from the file's first packet. Where the first timestamp is below 0 (a TS whose clock
+        wrapped) the file is opened afresh: a seek to timestamp 0 landed seconds in, and left the first
+        GOP out of reach."""
+        if self._container is not None and len(self.info.frame_pts) and self.info.frame_pts[0] < 0:
+            self._container.close()
+            self._container = None
+        if self._container is None:
+            self._container = open_video(self.info.path)  # at its start
+        else:
+            self._container.seek(0, stream=self._container.streams.video[0], backward=True)
         stream = self._container.streams.video[0]
-        self._container.seek(0, stream=stream, backward=True)
         self._decoder = _skipping_damage(self._container, stream)
         self._next_index = 0
 

@@ -369,3 +369,20 @@ def test_a_reader_keeps_fewer_large_frames(sample_slice, tmp_path):
     assert FrameReader(small)._cache_frames == 96
     uhd = replace(small, width=3840, height=2160)
     assert FrameReader(uhd)._cache_frames * 3840 * 2160 * 3 <= READER_CACHE_BYTES
+
+
+def test_a_ts_whose_clock_wraps_seeks_to_its_first_frames(tmp_path):
+    """MPEG-TS stamps frames on a 33-bit clock that wraps every 26.5 hours: a recording across the wrap
+    starts below 0 once FFmpeg unwraps it. A seek to timestamp 0 landed two seconds in, and every
+    jump into the first GOP said "frame N could not be decoded"."""
+    frames = [np.ascontiguousarray(frame[::2, ::2]) for frame in sample_frames(50, start=100)]
+    wrap = 2**33 // 9000  # the clock's wrap, in frames of 1/10 s (90 kHz ticks)
+    path = write_video(tmp_path / "wrap.ts", frames, codec="libx264", options={"g": "12", "bf": "2", "sc_threshold": "0"},
+                       first_pts=wrap - 20)
+    info = probe(path)
+    assert info.frame_count == 50 and info.frame_pts[0] < 0, "unwrapped: the first two seconds below 0"
+    _reads_as_pyav_decodes(info, _pyav_frames(path))
+    reader = FrameReader(info, cache_frames=2)
+    decoded = [frame for _, frame in iter_frames(info)]
+    for index in (30, 5, 40, 0, 11, 3):  # into the first GOP from further on, each time
+        assert np.array_equal(reader.get(index), decoded[index]), index
