@@ -24,7 +24,7 @@ import numpy as np
 
 from core import paths
 from core.errors import VideoError
-from core.video import FrameReader, VideoInfo, open_video, probe, shown
+from core.video import FrameReader, VideoInfo, open_video, placed_frames, probe, shown
 
 PROXY_GOP = 12
 PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
@@ -94,8 +94,10 @@ def _checked_indices(frame_count: int) -> tuple[int, ...]:
 
 def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
                cancel: threading.Event | None) -> dict[int, np.ndarray] | None:
-    """Encode every decoded frame of the original, frame i at pts i; returns the original's RGB
-    frames at ``checked`` (to compare the proxy with), or None when cancelled."""
+    """Encode every frame of the original as detection reads it (:func:`core.video.placed_frames`: a
+    frame that does not decode repeats the one before), frame i at pts i; returns the original's RGB
+    frames at ``checked`` (to compare the proxy with), or None when cancelled. Plain decoding left a
+    damaged video's proxy short of frames: refused after every full transcode, on every opening."""
     rate = max(int(round(info.fps)), 1)
     time_base = Fraction(1, rate)
     originals: dict[int, np.ndarray] = {}
@@ -108,7 +110,7 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
         stream.options = {"preset": "ultrafast", "tune": "fastdecode", "crf": "18", "g": str(PROXY_GOP), "bf": "0"}
         decoded = source.streams.video[0]
         decoded.thread_type = "AUTO"
-        for index, frame in enumerate(source.decode(decoded)):
+        for index, frame in placed_frames(source, decoded, info, on_damage=lambda said: None):  # the probe's frames
             if cancel is not None and cancel.is_set():
                 return None
             if index in checked:

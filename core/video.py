@@ -374,6 +374,20 @@ def _decoded_packets(container, stream) -> Iterator[list[av.VideoFrame] | str]:
 
 def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str,
                          on_damage: Callable[[str], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    converted: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)  # a repeated frame is converted once
+    for index, frame in placed_frames(container, stream, info, on_damage):
+        if frame is not converted[0]:
+            converted = (frame, shown(frame, pixel_format, info.rotation, info.coded_size))
+        yield index, converted[1]
+
+
+def placed_frames(container, stream, info: VideoInfo,
+                  on_damage: Callable[[str], None] | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(index, frame)`` for exactly the frames the probe counted, from ``container`` at its start:
+    each decoded frame where its timestamp places it (counted, where timestamps do not map), and each
+    frame that never decodes as the last one before it that did (before any: the first that did),
+    said once through ``on_damage`` or a TruncatedVideoWarning. What detection reads (iter_frames),
+    and what the seek proxy holds, so the viewer shows the frames the boxes were found on."""
     place = {int(p): i for i, p in enumerate(info.frame_pts)}  # empty when timestamps do not map: frames are counted
     index, last, held, reason = 0, None, 0, ""
     for frames in _decoded_packets(container, stream):
@@ -384,12 +398,11 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str,
             at = index if not place or frame.pts is None else place.get(frame.pts, -1)
             if at < index or at >= info.frame_count:
                 continue  # a timestamp already passed or left out by the probe, or a frame past those it counted
-            image = shown(frame, pixel_format, info.rotation, info.coded_size)
             for _ in range(at - index):  # frames lost to damage: the last good one again (before any: this one)
-                yield index, image if last is None else last
+                yield index, frame if last is None else last
                 index, held = index + 1, held + 1
-            yield index, image
-            index, last = index + 1, image
+            yield index, frame
+            index, last = index + 1, frame
     while last is not None and index < info.frame_count:  # the tail did not decode
         yield index, last
         index, held = index + 1, held + 1
@@ -399,7 +412,7 @@ def _decoded_past_damage(container, stream, info: VideoInfo, pixel_format: str,
         if on_damage is not None:
             on_damage(said)
         else:
-            warnings.warn(said, TruncatedVideoWarning, stacklevel=3)
+            warnings.warn(said, TruncatedVideoWarning, stacklevel=4)
 
 
 def _skipping_damage(container, stream) -> Iterator[av.VideoFrame]:
