@@ -295,6 +295,9 @@ def open_video(root: Path, relpath: str, probe_video: Callable[[Path], VideoInfo
     info = probe_video(paths.check_allowed(source))
     if entry.get("fingerprint") and info.fingerprint != entry["fingerprint"]:
         raise UserError(f"{source} changed since the batch ran: run the batch again to review it")
+    if isinstance(entry.get("frames"), int) and entry["frames"] != info.frame_count:  # counted otherwise since the batch ran
+        raise UserError(f"{relpath} was exported with {entry['frames']:,} frames and reads as {info.frame_count:,} now "
+                        "(frames are counted as PyAV decodes them since): run the batch again to review it")
     datasource = Datasource(root)
     task = read_tasks(root)[0]
     for folder in (datasource.lightly, datasource.predictions, datasource.task_dir(task)):

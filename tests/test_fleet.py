@@ -415,6 +415,20 @@ def test_a_batch_videos_predictions_are_read_from_disk_once_and_again_when_a_fil
     assert len(_cached_files(cache)) == 2 and cached in _cached_files(cache)
 
 
+def test_a_video_exported_with_another_frame_count_is_not_reviewed_on_it(batch_copy):
+    """Frames are counted as PyAV decodes them since an export made before (a trimmed MP4's hidden
+    frames were counted): its boxes would sit on other frames, silently."""
+    from core.lightly.datasource import Datasource
+
+    root, _ = batch_copy
+    manifest = Datasource(root).manifest
+    listed = json.loads(manifest.read_text())
+    next(e for e in listed["videos"] if e["relpath"] == "walk_a.mp4")["frames"] += 10
+    manifest.write_text(json.dumps(listed))
+    with pytest.raises(fleet.UserError, match=r"walk_a.mp4 was exported with \d+ frames and reads as \d+ now"):
+        fleet.open_video(root, "walk_a.mp4")
+
+
 def test_a_damaged_cache_file_is_replaced_and_a_link_in_the_export_is_never_cached(batch_copy, tmp_path):
     from core.lightly.validate import PredictionFormatError
     root, cache = batch_copy
