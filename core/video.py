@@ -139,9 +139,12 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoError(f"{path.name} contains no video frames")
     pts, keyframe_flags, discarded, headless = _from_first_keyframe(pts, keyframe_flags, discarded)
     pts, keyframe_flags, hidden = _shown_packets(pts, keyframe_flags, discarded)
+    if not pts:
+        raise VideoError(f"{path.name} contains no video frames")
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     fps = _frame_rate(fps, frame_pts, time_base)
-    rotation, reordered = _decode_start(path, frame_pts)
+    rotation, reordered, (width, height) = _decode_start(path, frame_pts)
+    _check_frame_size(path, width, height)
     if reordered:
         frame_pts, keyframes = np.empty(0, np.int64), (0,)
     if rotation in (90, 270):
@@ -151,7 +154,8 @@ def probe(path: str | Path) -> VideoInfo:
     if headless:
         warnings_said.append(f"{path.name} starts mid-stream (a cut recording?): its first {headless:,} frames come "
                              "before any keyframe and cannot be decoded, so it is read from its first keyframe")
-    if truncated or (header_frames and header_frames > frame_count + headless + hidden + 1):
+    # an edit list (hidden packets) can also drop whole GOPs before its cut, which the header still counts
+    if truncated or (header_frames and not hidden and header_frames > frame_count + headless + 1):
         warnings_said.append(f"{path.name} looks truncated: {frame_count} frames can be read"
                              + (f" of the {header_frames} its header announces" if header_frames else ""))
     warning = "; ".join(warnings_said)  # a segment cut from a live stream is often cut at both ends
@@ -253,10 +257,11 @@ def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple
 STAMP_CHECK_FRAMES = 32  # frames decoded by the probe to check that their timestamps come out in order
 
 
-def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool]:
+def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool, tuple[int, int]]:
     """Decode the first frame (or raise a one-line VideoError) and up to STAMP_CHECK_FRAMES: the
-    first frame's display rotation (see :attr:`VideoInfo.rotation`), and whether the decoded frames'
-    timestamps come out of order (:attr:`VideoInfo.reordered`; only where there is a map of them).
+    first frame's display rotation (see :attr:`VideoInfo.rotation`), whether the decoded frames'
+    timestamps come out of order (:attr:`VideoInfo.reordered`; only where there is a map of them),
+    and the first frame's (width, height), which every frame is given (its header may say another).
     An AVI has no presentation timestamps; FFmpeg gives its packets their decode order, and an H.264
     decoder hands them back reordered with its B-frames (1, 3, 2, 5, 4): placed by them, 120 of 600
     frames were a neighbour's."""
@@ -267,8 +272,9 @@ def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool]:
         except (av.error.FFmpegError, StopIteration) as exc:
             reason = _reason(exc) if isinstance(exc, av.error.FFmpegError) else "no frame decodes"
             raise VideoError(f"{path.name}: video data cannot be decoded ({reason})") from None
+        size = (first.width, first.height)
         if not len(frame_pts):
-            return quarter_turns(first), False
+            return quarter_turns(first), False, size
         known = set(frame_pts[:4 * STAMP_CHECK_FRAMES].tolist())
         stamps = [first.pts]
         try:
@@ -276,7 +282,7 @@ def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool]:
         except av.error.FFmpegError:
             pass  # damage early on: the frames before it say what they can
         placed = [stamp for stamp in stamps if stamp in known]  # those of frames the probe counts
-        return quarter_turns(first), any(b <= a for a, b in zip(placed, placed[1:]))
+        return quarter_turns(first), any(b <= a for a, b in zip(placed, placed[1:])), size
 
 
 def quarter_turns(frame: av.VideoFrame) -> int:
