@@ -130,7 +130,9 @@ def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[i
 
     readers: dict[int, FrameReader] = {}
     try:
-        for entry, video_index in zip(listing, which):
+        # in frame order per video: a reader decodes forward, and a jump back (in pick order) may decode from the
+        # file's start (an AVI whose frames are counted)
+        for entry, video_index in sorted(zip(listing, which), key=lambda pick: (pick[1], pick[0]["frame"])):
             if video_index not in readers:
                 readers[video_index] = FrameReader(sources[video_index].info)
             target = check_no_links(out, out / "frames" / entry["file_name"], "--out")

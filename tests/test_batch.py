@@ -93,6 +93,7 @@ def test_files_named_like_videos_that_are_no_files_are_listed_as_failed(cache, t
     (folder / "zero.mp4").symlink_to("/dev/zero")
     (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
     (folder / "clips.mp4").mkdir()  # a folder named so is searched, not listed
+    assert [s.relpath for s in find_sources([f"{folder}/*.mp4"])] == ["a.mp4", "gone.mp4", "pipe.mp4", "zero.mp4"]  # a glob too
     report = run_batch(config([folder], tmp_path / "out", cache), quiet=True)
     assert {r.relpath: r.status for r in report.rows} == {"a.mp4": "done", "gone.mp4": "failed", "pipe.mp4": "failed",
                                                           "zero.mp4": "failed"}

@@ -147,7 +147,7 @@ def _glob_sources(pattern: str) -> list[VideoSource]:
     base = Path(_static_prefix(pattern) or ".")
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     sources = [_local_source(match, match.relative_to(base).as_posix()) for match in matches
-               if match.is_file() and match.suffix.lower() in VIDEO_EXTENSIONS]
+               if not match.is_dir() and match.suffix.lower() in VIDEO_EXTENSIONS]  # as find_videos
     if not sources:
         raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) match {pattern}")
     return sources
