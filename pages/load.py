@@ -293,7 +293,8 @@ BATCH_FINISHED = "batch_finished_dir"
 
 def batch_panel(spec: DetectorSpec | None) -> None:
     """Open a batch output folder on the Fleet page, or run a batch over a folder of videos here."""
-    if finished := st.session_state.pop(BATCH_FINISHED, None):  # set before the widget draws: after a batch here
+    finished = st.session_state.pop(BATCH_FINISHED, None)  # after a batch here; set before the widget draws
+    if finished and not st.session_state.get("batch_open_dir", "").strip():  # never over what the user typed
         st.session_state["batch_open_dir"] = finished
     with st.expander("Many videos: a batch", icon=":material/view_list:"):
         with st.form("open_batch", border=False):

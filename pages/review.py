@@ -20,7 +20,7 @@ from ui import flags, resources, session
 from ui.boundary import error_boundary
 from ui.components import selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
-from ui.url import restore_from_url, restore_page_values, sync_url
+from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
 from ui.viewer.component import REVIEW_TITLE_KEY, frame_viewer
 from ui.viewer.embedding_map import embedding_map
@@ -181,7 +181,7 @@ def workspace() -> None:
         side_panels(side, view, verdicts)
         with viewer_column:
             frame_viewer(view, verdicts, selection.frames if selection else None)
-    sync_url(view, **({"annotator": session.annotator()} if session.annotator() else {}))
+    sync_url(view)  # not the annotator: Review's links are shared, and would sign the receiver's verdicts
 
 
 def annotator_field() -> None:
@@ -283,7 +283,6 @@ flags.init_defaults()
 session.note_page("review")
 st.session_state[VIEWER_MOUNTS] = session.arrived()  # read once, by this run's workspace (not by its reruns)
 restore_from_url()
-restore_page_values(annotator=(session.ANNOTATOR, str))
 annotator_field()
 prepare_current_frame()
 st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
