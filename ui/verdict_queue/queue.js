@@ -277,7 +277,7 @@ class Queue {
     const button = event.target.closest("button");
     if (!button) return;
     if (button.dataset.verdict) {
-      button.blur(); // its focus ring on the next frame read as an answer already given there
+      if (event.detail) button.blur(); // a pointer's click: its focus ring read as an answer on the next frame (keys keep it)
       this.give(button.dataset.verdict);
     }
     else if (button.dataset.action === "undo") this.undo();

@@ -29,7 +29,7 @@ const TIMELINE_HEIGHT = 80; // boxes per frame and picks; then a lane per assert
 const LANE_HEIGHT = 14;
 const STRIP_HEIGHT = 120;
 const MIN_HEIGHT = 240; // the frame is never drawn smaller...
-const COMFORTABLE_HEIGHT = 360; // ...nor under this while the strip can go below the fold instead
+const COMFORTABLE_HEIGHT = 480; // ...nor under this while the strip can go below the fold instead
 const CURSOR_COLOR = "#ff7f0e";
 const COUNT_COLOR = "#1f77b4";
 const VERDICT_COLORS = { miss: "#2ca02c", false_alarm: "#7f7f7f", unsure: "#bcbd22" };
@@ -861,7 +861,7 @@ class Viewer {
   // The frame gets what the viewport leaves below the page's top (title, header) once the
   // controls, timeline and strip have their room: the frame, its timeline and its neighbours are
   // on screen together when the page opens. Where that leaves the frame under COMFORTABLE_HEIGHT
-  // (a 1280x720 screen drew it 320x240), the strip and the keys line go below the fold instead.
+  // (a 1280x720 screen drew it 320x240), the strip and the keys line go below the fold as far as needed.
   layout() {
     if (!this.video || !this.view) return;
     const width = this.root.clientWidth;
@@ -874,7 +874,8 @@ class Viewer {
     const others = this.root.offsetHeight - this.stage.offsetHeight, room = this.room() - 16;
     const below = this.strip.offsetHeight + this.keys.offsetHeight; // what may go below the fold
     const all = room - others, most = room - others + below;
-    const height = Math.round(Math.min(width * aspect, Math.max(MIN_HEIGHT, all >= COMFORTABLE_HEIGHT ? all : most)));
+    // never smaller in a taller window: up to COMFORTABLE_HEIGHT the strip makes room, past it the frame grows alone
+    const height = Math.round(Math.min(width * aspect, Math.max(MIN_HEIGHT, all, Math.min(most, COMFORTABLE_HEIGHT))));
     this.setCanvasSize(this.canvas, Math.round(height / aspect), height);
     this.timelineBase = null;
     this.render();
