@@ -33,6 +33,18 @@ def test_save_load_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_a_decode_warning_is_kept_with_the_boxes_and_an_older_entry_has_none(tmp_path):
+    from dataclasses import replace
+
+    det = replace(make(), decode_warning="v.mp4: 3 of 5 frames could not be decoded")
+    det.save(tmp_path / "d.npz")
+    assert Detections.load(tmp_path / "d.npz").decode_warning == det.decode_warning
+    assert det.above(0.5).decode_warning == det.decode_warning  # kept by what selects rows
+    with np.load(tmp_path / "d.npz") as data:  # an entry cached before the warning was kept
+        np.savez(tmp_path / "old.npz", **{k: data[k] for k in data.files if k != "decode_warning"})
+    assert Detections.load(tmp_path / "old.npz").decode_warning == ""
+
+
 def test_rejects_unsorted_frames():
     with pytest.raises(ValueError, match="sorted"):
         Detections([2, 1], np.zeros((2, 4)), [0.5, 0.5], [0, 0], {0: "a"}, 3)
