@@ -10,7 +10,9 @@ class-flip, :data:`core.assertions.ASSERTIONS`); for flicker "does this frame re
   out of estimates.
 
 Rows are keyed by the video's content key, the assertion, the frame and ``box`` (-1: the frame as a
-whole; k: the k-th imputed box of a flagged frame with several). Each change also goes to
+whole; k: the k-th imputed box of a flagged frame with several). ``drawn`` says whether the verdict
+was given on a frame the review plan on screen had drawn (1), or on a frame picked otherwise (0: on
+Review, or after the plan, worst first); the estimates rest on the first kind only. Each change also goes to
 ``history`` with the annotator and time, which is what ``undo`` reverts. Every reader and writer
 takes ``assertion`` and defaults to flicker, the only assertion of schema 2; a schema-2 store is
 migrated in place on open (its rows become flicker's, nothing is lost). WAL mode, a busy timeout and one short
@@ -117,8 +119,9 @@ class VerdictStore:
         return 0 if "verdicts" in tables else SCHEMA_VERSION  # a verdicts table this tool did not write
 
     def set(self, video: str, frame: int, verdict: str | None, box: int = WHOLE_FRAME, annotator: str = "",
-            note: str = "", assertion: str = FLICKER) -> None:
-        """Record a verdict on what ``assertion`` says of the frame (or box), or clear it with ``None``."""
+            note: str = "", assertion: str = FLICKER, drawn: bool = False) -> None:
+        """Record a verdict on what ``assertion`` says of the frame (or box), or clear it with ``None``.
+        ``drawn``: given on a frame the review plan on screen drew (what the estimates count)."""
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS} or None, got {verdict!r}")
         if assertion not in ASSERTIONS:
@@ -126,17 +129,19 @@ class VerdictStore:
         key = (video, assertion, int(frame), int(box))
         with self._transaction() as db:
             _add_history_columns(db)  # a store copied over this one since it was opened may be older
-            row = db.execute(f"SELECT verdict, annotator, note FROM verdicts WHERE {_KEY}", key).fetchone()
-            previous, previous_annotator, previous_note = row if row else (None, None, None)
+            row = db.execute(f"SELECT verdict, annotator, note, updated, drawn FROM verdicts WHERE {_KEY}", key).fetchone()
+            previous, previous_annotator, previous_note, previous_updated, previous_drawn = row if row else (None,) * 5
             if verdict is None:
                 db.execute(f"DELETE FROM verdicts WHERE {_KEY}", key)
             else:
                 db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, "
-                           "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (*key, verdict, annotator[:200], note[:MAX_NOTE], time.time()))
+                           "updated, drawn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (*key, verdict, annotator[:200], note[:MAX_NOTE], time.time(), int(bool(drawn))))
             db.execute("INSERT INTO history (video, assertion, frame, box, verdict, previous, annotator, at, "
-                       "previous_annotator, previous_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (*key, verdict, previous, annotator[:200], time.time(), previous_annotator, previous_note))
+                       "previous_annotator, previous_note, previous_updated, previous_drawn) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (*key, verdict, previous, annotator[:200], time.time(), previous_annotator, previous_note,
+                        previous_updated, previous_drawn))
 
     def undo(self, video: str, annotator: str | None = None, assertion: str | None = None,
              frame: int | None = None) -> Undone | None:
@@ -180,9 +185,11 @@ class VerdictStore:
             return _planned(db, video)
 
     def answered_when_planned(self, video: str, assertion: str = FLICKER) -> set[int]:
-        """Frames whose verdict was given once a review plan had drawn them: a random draw asked for
-        them. A frame judged by hand first stays out even when a later plan draws it, until it is
-        judged again (the hand picked it, perhaps for what it shows)."""
+        """Frames whose verdict was given on a frame the plan on screen had drawn (``drawn``): a random
+        draw asked for them. A frame judged by hand, or after the plan, stays out even when a plan
+        draws it, until it is judged again where the plan asks (the hand picked it, perhaps for what it
+        shows). Verdicts from before the store kept ``drawn`` count when given once a plan had drawn
+        their frame."""
         with self._transaction() as db:
             return _asked_for(db, video, assertion, _planned(db, video))
 
@@ -248,10 +255,16 @@ def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:
 
 
 def _add_history_columns(db: sqlite3.Connection) -> None:
-    """Who gave the verdict a change replaced, and its note (added within schema 3: older stores gain them)."""
-    missing = {"previous_annotator", "previous_note"} - {row[1] for row in db.execute("PRAGMA table_info(history)")}
-    for column in sorted(missing):
-        db.execute(f"ALTER TABLE history ADD COLUMN {column} TEXT")
+    """Columns added within schema 3 (older stores gain them; older code ignores them): who gave the
+    verdict a change replaced, its note, when it was given and whether a plan drew its frame; and per
+    verdict ``drawn`` (NULL in rows from before: :func:`_asked_for` reads those by time)."""
+    missing = {"previous_annotator": "TEXT", "previous_note": "TEXT", "previous_updated": "REAL",
+               "previous_drawn": "INTEGER"}
+    have = {row[1] for row in db.execute("PRAGMA table_info(history)")}
+    for column in sorted(set(missing) - have):
+        db.execute(f"ALTER TABLE history ADD COLUMN {column} {missing[column]}")
+    if "drawn" not in {row[1] for row in db.execute("PRAGMA table_info(verdicts)")}:
+        db.execute("ALTER TABLE verdicts ADD COLUMN drawn INTEGER")
 
 
 class Undone(NamedTuple):
@@ -264,24 +277,31 @@ class Undone(NamedTuple):
     judged_since_by: str | None
 
 
-def _stood_before(db: sqlite3.Connection, key: tuple, change: int) -> tuple[str | None, str, str]:
-    """The verdict, annotator and note that stood on ``key`` before history row ``change``: what that
-    change replaced, unless the change before it was itself undone (then what that one replaced)."""
+def _stood_before(db: sqlite3.Connection, key: tuple, change: int) -> tuple:
+    """The verdict, annotator, note, time and ``drawn`` that stood on ``key`` before history row
+    ``change``: what that change replaced, unless the change before it was itself undone (then what
+    that one replaced). A change recorded before the time and ``drawn`` were kept gives None for them."""
     while True:
-        row = db.execute("SELECT previous, previous_annotator, previous_note FROM history WHERE id = ?", (change,)).fetchone()
+        row = db.execute("SELECT previous, previous_annotator, previous_note, previous_updated, previous_drawn FROM history "
+                         "WHERE id = ?", (change,)).fetchone()
         earlier = db.execute(f"SELECT id, undone FROM history WHERE {_KEY} AND id < ? ORDER BY id DESC LIMIT 1",
                              (*key, change)).fetchone()
         if earlier is None or not earlier[1]:
-            return row[0], row[1] or "", row[2] or ""
+            return row[0], row[1] or "", row[2] or "", row[3], row[4]
         change = earlier[0]
 
 
-def _restore(db: sqlite3.Connection, key: tuple, verdict: str | None, annotator: str, note: str) -> None:
+def _restore(db: sqlite3.Connection, key: tuple, verdict: str | None, annotator: str, note: str, updated: float | None,
+             drawn: int | None) -> None:
+    """Put back a verdict as it was given: its time and whether a plan drew its frame come back with it (a
+    fresh time made a verdict picked by hand count once a plan drew its frame)."""
     if verdict is None:
         db.execute(f"DELETE FROM verdicts WHERE {_KEY}", key)
     else:
-        db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, updated) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, verdict, annotator, note, time.time()))
+        db.execute("INSERT OR REPLACE INTO verdicts (video, assertion, frame, box, verdict, annotator, note, updated, "
+                   "drawn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (*key, verdict, annotator, note, time.time() if updated is None else updated,
+                    0 if updated is None else drawn))
 
 
 def _add_planned(db: sqlite3.Connection, video: str, planned: dict[int, float]) -> None:
@@ -291,10 +311,18 @@ def _add_planned(db: sqlite3.Connection, video: str, planned: dict[int, float]) 
 
 
 def _asked_for(db: sqlite3.Connection, video: str, assertion: str, planned: dict[int, float]) -> set[int]:
-    """The frames of ``planned`` whose verdict (whole-frame or on a box, the latest) came after a plan drew them."""
-    answered = db.execute("SELECT frame, MAX(updated) FROM verdicts WHERE video = ? AND assertion = ? GROUP BY frame",
-                          (video, assertion))
-    return {frame for frame, at in answered if frame in planned and at >= planned[frame]}
+    """The frames whose latest verdict (whole-frame or on a box) was given where the plan on screen asked
+    (``drawn``); for a verdict from before ``drawn`` was kept, one given after a plan (of ``planned``) drew the
+    frame. Any plan's frames count by time alone let answers given after the plan, worst first, count
+    wherever some earlier plan had once drawn their frame: precision intervals at 8 pairs held the truth on
+    0.897 of 320 instead of 0.944."""
+    latest: dict[int, tuple[float, int | None]] = {}
+    for frame, at, drawn in db.execute("SELECT frame, updated, drawn FROM verdicts WHERE video = ? AND assertion = ?",
+                                       (video, assertion)):
+        if frame not in latest or at > latest[frame][0]:
+            latest[frame] = (at, drawn)
+    return {frame for frame, (at, drawn) in latest.items()
+            if drawn == 1 or (drawn is None and frame in planned and at >= planned[frame])}
 
 
 def judged_frames(path: Path) -> list[tuple[str, int]]:

@@ -74,7 +74,7 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
         if st.button("Save box verdicts", key="qa_save_boxes"):
             for k in range(len(labels)):
                 store.set(view.video.info.fingerprint, frame, "miss" if k in real else "false_alarm", box=k,
-                          annotator=session.annotator())
+                          annotator=session.annotator(), drawn=frame in queue.frames[:queue.planned])
             st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
 
 

@@ -266,22 +266,44 @@ def test_planned_frames_are_remembered_per_video_across_plans_with_when(tmp_path
     store.note_planned("a", [3, 1, 2, 5])
     store.note_planned("a", [2, 9])  # another plan: its new frames join; frame 2 keeps its first time
     store.note_planned("b", [])
-    store.set("a", 3, "false_alarm")
-    store.set("a", 9, "miss", box=0)  # a box's verdict answers for its frame too
+    store.set("a", 3, "false_alarm", drawn=True)
+    store.set("a", 9, "miss", box=0, drawn=True)  # a box's verdict answers for its frame too
     assert set(store.planned("a")) == {1, 2, 3, 5, 9} and store.planned("b") == {}
     assert store.answered_when_planned("a") == {3, 9}  # 5 was judged before a plan asked for it
-    store.set("a", 5, "false_alarm")  # judged again, now that a plan asks
+    store.set("a", 5, "false_alarm", drawn=True)  # judged again, where a plan asks
     assert VerdictStore(tmp_path / "v.sqlite").answered_when_planned("a") == {3, 5, 9}  # kept across opens
+
+
+def test_a_verdict_counts_only_where_the_plan_on_screen_asked(tmp_path):
+    """Counted by time alone, an answer given after the plan (worst first) counted wherever some earlier
+    plan had once drawn its frame: a plan of 120 looked at, then one of 30 finished and 20 answered after
+    it, counted 6.8 of those 20, and the precision intervals held the truth on 0.897 instead of 0.944."""
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.note_planned("a", [1, 2, 3, 4])  # a larger plan, looked at
+    store.note_planned("a", [1, 2])  # the plan answered
+    store.set("a", 1, "miss", drawn=True)
+    store.set("a", 2, "false_alarm", drawn=True)
+    store.set("a", 3, "miss")  # after the plan, worst first: frame 3 was the larger plan's
+    assert store.answered_when_planned("a") == {1, 2}
+    # an undo puts back what it replaced as it was given: a verdict by hand stays uncounted (a fresh time counted it)
+    store.set("a", 3, "false_alarm", drawn=True)
+    assert store.answered_when_planned("a") == {1, 2, 3}
+    store.undo("a")
+    assert store.all("a")[3] == "miss" and store.answered_when_planned("a") == {1, 2}
 
 
 def test_a_plan_drawn_counts_verdicts_given_once_a_plan_asked(tmp_path):
     store = VerdictStore(tmp_path / "v.sqlite")
-    store.set("a", 4, "miss")  # from before the store kept plans
+    store.set("a", 4, "miss")
+    db = sqlite3.connect(tmp_path / "v.sqlite")  # from before the store kept plans or whether a plan drew a frame
+    with db:
+        db.execute("UPDATE verdicts SET drawn = NULL")
+    db.close()
     assert store.plan_drawn("a", [4, 6]) == {4}  # a video's first recorded plan: planned from the start
     store.set("a", 8, "false_alarm")  # by hand, outside any plan
     assert store.plan_drawn("a", [4, 6, 8]) == {4}  # a later plan draws 8: judged before it asked
-    store.set("a", 6, "unsure")
-    store.set("a", 8, "miss")
+    store.set("a", 6, "unsure", drawn=True)
+    store.set("a", 8, "miss", drawn=True)
     assert store.plan_drawn("a", [4, 6, 8]) == {4, 6, 8} == store.answered_when_planned("a")
 
 
@@ -291,7 +313,7 @@ def test_a_planned_table_without_its_times_is_given_them(tmp_path):
     store.set("a", 3, "miss")
     db = sqlite3.connect(tmp_path / "v.sqlite")
     db.executescript("DROP TABLE planned; CREATE TABLE planned (video TEXT NOT NULL, frame INTEGER NOT NULL, "
-                     "PRIMARY KEY (video, frame)); INSERT INTO planned VALUES ('a', 3);")
+                     "PRIMARY KEY (video, frame)); INSERT INTO planned VALUES ('a', 3); UPDATE verdicts SET drawn = NULL;")
     db.close()
     reopened = VerdictStore(tmp_path / "v.sqlite")
     assert reopened.planned("a") == {3: 0.0} and reopened.plan_drawn("a", [3, 4]) == {3}

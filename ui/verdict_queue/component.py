@@ -69,7 +69,8 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
     info, review = view.video.info, session.review()
     token = st.session_state.setdefault(TOKEN, new_token())
     queued = queue_frames(queue, verdicts)
-    post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator))
+    post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator,
+                                            frozenset(queue.frames[:queue.planned])))
     _mount(key=QUEUE, on_refresh_change=lambda: None, data={
         "video": {"key": info.fingerprint, "name": view.video.relpath, "n": view.n_frames, "width": info.width,
                   "height": info.height},

@@ -36,11 +36,13 @@ NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 @dataclass(frozen=True)
 class QueueTarget:
     """Where a queue's verdicts go: ``store`` under the video's content key ``video`` (frames
-    0..n_frames-1), given by ``annotator``."""
+    0..n_frames-1), given by ``annotator``; a verdict on one of ``plan_frames`` (the plan the tab shows)
+    is stored as drawn by it, which the estimates count."""
     store: VerdictStore
     video: str
     n_frames: int
     annotator: str
+    plan_frames: frozenset[int] = frozenset()
 
 
 class _Registry:
@@ -155,7 +157,8 @@ async def _verdict(request: Request) -> Response:
     try:
         target = _target(request)
         frame, verdict, note = checked_verdict(await _request_json(request), target)
-        await run_in_threadpool(target.store.set, target.video, frame, verdict, annotator=target.annotator, note=note)
+        await run_in_threadpool(target.store.set, target.video, frame, verdict, annotator=target.annotator, note=note,
+                                drawn=frame in target.plan_frames)
     except _Refused as refused:
         return _error(refused.status, str(refused))
     except UserError as failure:  # the store is damaged or locked: one line for the page to show
