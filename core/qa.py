@@ -533,6 +533,9 @@ def _post_stratify(default_flags: np.ndarray, verdicts: Truths, focus: tuple[flo
         raise ValueError(f"a plan's focus is a pair of the default grid, not {focus}")
     band = _cells_of(suspicion_bands(default_flags), default_flags, None if focus is None else tuple(focus))
     stratum_of_band = _merged_strata(np.bincount(band[frames], minlength=2 * (N_BANDS + 1)))
+    if focus is not None:  # a cell without verdicts joins its band's other cell: the band was sampled
+        sibling = stratum_of_band[np.arange(len(stratum_of_band)) ^ 1]
+        stratum_of_band = np.where(stratum_of_band < 0, sibling, stratum_of_band)
     of_frame = stratum_of_band[band]
     n_strata = int(stratum_of_band.max()) + 1
     sizes = np.bincount(of_frame[of_frame >= 0], minlength=n_strata).astype(np.float64)
