@@ -459,7 +459,8 @@ def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], 
     sample = _post_stratify(flags, verdicts, focus)
     n_verdicts = len(sample.frames)
     if not sample.truth.any():
-        reason = "no verdicts yet" if not n_verdicts else "no verdict confirms a miss yet"
+        # "of the plan": verdicts elsewhere are kept but not counted, and the page says how many
+        reason = "no verdict on the plan's frames yet" if not n_verdicts else "no verdict on the plan's frames confirms a miss yet"
         return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds; review more frames of the plan")
     estimates = _estimates(flags, sample, DEFAULT_GRID)
     score = _suggestion_score(estimates.f1, estimates.f1_se, _supported(flags, sample))

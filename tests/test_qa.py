@@ -119,6 +119,9 @@ def test_no_verdicts_or_no_confirmed_miss_falls_back_to_current_thresholds(video
         assert suggestion.fallback and (suggestion.iou_track, suggestion.iou_assert) == (0.7, 0.5)
         assert suggestion.precision_ci == suggestion.recall_ci == (0.0, 1.0)
         assert suggestion.n_verdicts == len(verdicts) and suggestion.note
+        # "of the plan's frames": verdicts given elsewhere are kept, and "no verdicts yet" beside them read as a contradiction
+        assert suggestion.note.startswith("no verdict on the plan's frames confirms a miss yet" if verdicts else
+                                          "no verdict on the plan's frames yet")
     assert suggest_thresholds(index, {}).iou_track == APP_THRESHOLDS[0]
 
 
