@@ -464,6 +464,9 @@ def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], 
         return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds; review more frames of the plan")
     estimates = _estimates(flags, sample, DEFAULT_GRID)
     score = _suggestion_score(estimates.f1, estimates.f1_se, _supported(flags, sample))
+    if not np.isfinite(score).any():  # the counted verdicts are all on frames no pair flags: no pair is supported
+        return _fallback(current, n_verdicts, "no pair of thresholds flags enough of the judged frames yet: keeping the "
+                                              "current thresholds; review more frames of the plan")
     best = estimates.row(best_index(score, DEFAULT_GRID, current))
     return Suggestion(best.iou_track, best.iou_assert, best.precision, best.recall, best.f1, best.precision_ci, best.recall_ci,
                       n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged,

@@ -123,6 +123,11 @@ def test_no_verdicts_or_no_confirmed_miss_falls_back_to_current_thresholds(video
         assert suggestion.note.startswith("no verdict on the plan's frames confirms a miss yet" if verdicts else
                                           "no verdict on the plan's frames yet")
     assert suggest_thresholds(index, {}).iou_track == APP_THRESHOLDS[0]
+    # verdicts only on frames no pair flags, one a miss: no pair is supported, so no suggestion (it was the pair
+    # nearest the current thresholds, with figures, as if one)
+    quiet = np.flatnonzero(~flag_matrix(index).any(axis=0))[:2]
+    unsupported = suggest_thresholds(index, {int(quiet[0]): True, int(quiet[1]): False}, current=(0.33, 0.47))
+    assert unsupported.fallback and unsupported.note.startswith("no pair of thresholds flags enough of the judged frames")
 
 
 def test_a_single_verdict_gives_a_wide_but_valid_estimate(video):
