@@ -37,6 +37,8 @@ def queue_settings_panel() -> tuple[int, int]:
         st.header("Review queue")
         st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
                       help="Recorded with every verdict; Undo reverts your own latest one.")
+        if not session.annotator():
+            st.caption(session.UNNAMED)
         # defaults put in the state, not passed to the widgets: a plan or seed from the URL is there already
         # (restore_page_values), and a widget given both warns in the server's log
         st.session_state.setdefault(QA_PLAN_SIZE, 30)

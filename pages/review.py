@@ -191,6 +191,8 @@ def annotator_field() -> None:
         st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
                       help="Recorded with every verdict, here and on Verdicts & thresholds; Z takes back your own "
                            "latest one.")
+        if not session.annotator():  # a team's audit trail lost names silently after a reload
+            st.caption(session.UNNAMED)
 
 
 def side_panels(side, view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:

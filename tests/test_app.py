@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core.lightly.export import DEFAULT_TASK
 from core.verdicts import VerdictStore
 from core.words import markdown_literal
+from ui import session
 from ui.viewer import frames
 
 
@@ -190,7 +191,9 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
     viewer_sends(app, frame=1)  # the viewer settled on frame 1
     assert app.session_state["frame"] == 1 and app.query_params["frame"] == "1"
 
+    assert session.UNNAMED in [c.value for c in app.sidebar.caption]  # said while no name is given
     app.text_input(key="annotator").input("ana").run()  # Review's own field: its verdicts were stored unnamed
+    assert session.UNNAMED not in [c.value for c in app.sidebar.caption]
     assert "annotator" not in app.query_params  # Review's links are shared: the name would sign another's verdicts
     frame = viewer_data(app)["view"]["flags"].index("1")
     viewer_sends(app, trigger={"event": "verdict", "value": {"frame": frame, "verdict": "miss"}})

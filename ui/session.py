@@ -250,6 +250,9 @@ def annotator() -> str:
     return str(st.session_state.get(ANNOTATOR, "")).strip()
 
 
+UNNAMED = "No name yet: verdicts are saved unnamed (a reload forgets the name)."  # under the field while it is empty
+
+
 def note_page(name: str) -> None:
     """Called at the top of every page (a full run, not a fragment's): the page this run shows."""
     st.session_state[_PREVIOUS_PAGE] = st.session_state.get(_PAGE)
