@@ -24,6 +24,7 @@ CHOSEN = "fleet_video"
 TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
 TICKED = "fleet_ticked"  # the video ticked in it, by name
 SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
+LAST_CHOSEN = "fleet_last_chosen"  # the chooser's last video, back once a filter that emptied it is cleared
 STATUS_WORDS = {"skipped": "done earlier"}  # summary.csv's "skipped": done by an earlier run, in the export all the same
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
@@ -148,15 +149,22 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
     if picked is not None and picked in openable and st.session_state.get(SYNCED) != picked:
         st.session_state[CHOSEN] = picked  # a new tick moves the chooser too: both openers name one video
     st.session_state[SYNCED] = picked
+    if st.session_state.get(CHOSEN) is None and st.session_state.get(LAST_CHOSEN) in openable:
+        st.session_state[CHOSEN] = st.session_state[LAST_CHOSEN]  # a filter that matched nothing emptied the chooser
     if picked is not None and picked in openable:
         if warm:
             resources.warm_batch_video(root, picked)
         st.page_link("pages/review.py", label=f"Open {markdown_literal(picked)} in Review", icon=":material/flag:",
                      query_params=batch_link(root, picked))
+    elif picked is not None:  # a failed row: the openers below name another video, which a tick seemed to choose
+        st.caption(f"{markdown_literal(picked)} failed, so it is not in the export and cannot be opened (its error is "
+                   "below).")
     name, go, export = st.columns([3.2, 1.3, 1.4], vertical_alignment="bottom")
     chosen = name.selectbox("Video", openable, key=CHOSEN, placeholder="Choose a video",
                             help="Worst first, as the table opens (a sort made by clicking a column stays in the table); "
                                  "the filter narrows it.")
+    if chosen is not None:
+        st.session_state[LAST_CHOSEN] = chosen
     if chosen is not None and warm:
         resources.warm_batch_video(root, chosen)
     go.page_link("pages/review.py", label="Open in Review", icon=":material/flag:", disabled=chosen is None,

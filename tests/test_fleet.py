@@ -90,6 +90,11 @@ def test_the_name_filter_narrows_the_rows_and_the_video_choice(fleet_app, batch)
     assert reloaded.text_input(key="fleet_filter").value == "_b" and shown_rows(reloaded) == ["walk_b.mp4"]
     at.text_input(key="fleet_filter").input("").run()
     assert "filter" not in at.query_params and len(shown_rows(at)) == 4
+    chosen = at.selectbox(key="fleet_video").value
+    at.text_input(key="fleet_filter").input("zzz").run()  # nothing matches: the chooser has no video to name
+    assert shown_rows(at) == [] and at.selectbox(key="fleet_video").value is None
+    at.text_input(key="fleet_filter").input("").run()
+    assert at.selectbox(key="fleet_video").value == chosen, "the chooser's video back (Open in Review stayed disabled)"
 
 
 def test_open_in_review_uses_the_batch_detections_and_thresholds_without_detecting(fleet_app, batch, monkeypatch):

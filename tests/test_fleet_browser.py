@@ -161,6 +161,9 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
              "the table sorted by name")
     chooser = lambda: browser.execute_script(  # noqa: E731  the Video chooser's value (walk_a.mp4 since the filter)
         "return [...document.querySelectorAll(\"[data-testid='stSelectbox'] input\")].map((i) => i.value)")
+    click_row(browser, 3)  # broken.mp4: the openers below name another video, which the tick seemed to choose
+    wait_for(browser, lambda: "broken.mp4 failed, so it is not in the export and cannot be opened" in body(browser), 30,
+             "a word on the ticked failed row")
     click_row(browser, 0)  # walk_c.mp4: the chooser moves with the tick, so both openers name one video
     wait_for(browser, lambda: page_link(browser, "Open walk_c.mp4 in Review") and chooser() == ["walk_c.mp4"], 30,
              f"the chooser moved to the ticked row ({chooser()})")
