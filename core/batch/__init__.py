@@ -22,7 +22,7 @@ import io
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from core import paths
@@ -88,8 +88,18 @@ class BatchReport:
             lines.append(f"{counted(skipped, 'video')} done by an earlier run and in the export already: skipped "
                          "(the table's figures for them are that run's)")
         lines.extend(self.notes)
-        lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {r.relpath}: {r.error}" for r in self.rows if r.error)
+        lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {named_once(r.relpath, r.error)}"
+                     for r in self.rows if r.error)
         return "\n".join(lines)
+
+
+def named_once(relpath: str, error: str) -> str:
+    """``relpath: error``, the video named once: an error about a file starts with its name ("cam06.mp4 is not a
+    video FFmpeg can read", "cam07.mp4: 2 of 80 frames could not be decoded")."""
+    name = PurePosixPath(relpath).name
+    if name and error.startswith((name + " ", name + ": ")):
+        return relpath + error[len(name):]
+    return f"{relpath}: {error}"
 
 
 class TqdmProgress(BatchProgress):
