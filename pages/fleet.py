@@ -37,7 +37,9 @@ COLUMNS = {
     "Frames": st.column_config.NumberColumn("Frames", format="%d"),
     "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames the batch flagged"),
     "Flagged share": st.column_config.ProgressColumn("Flagged share", format="percent", min_value=0.0, max_value=1.0),
-    "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d", help="Flagged frames with a verdict"),
+    "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d",
+                                              help="Frames flagged at this batch's thresholds that have a verdict "
+                                                   "(verdicts on frames no longer flagged are kept, not counted here)"),
     "Error": st.column_config.TextColumn("Error", width="large"),
 }
 
