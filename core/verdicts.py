@@ -30,6 +30,7 @@ from typing import Iterator, NamedTuple
 from core import paths
 from core.assertions import ASSERTIONS, FLICKER
 from core.errors import VerdictError
+from core.words import counted
 
 VERDICTS = ("miss", "false_alarm", "unsure")
 WHOLE_FRAME = -1
@@ -204,6 +205,11 @@ class VerdictStore:
             _add_planned(db, video, new)
             return _asked_for(db, video, assertion, planned | new)
 
+    def older_verdicts(self, video: str) -> int:
+        """How many of the video's verdicts were written before the store kept ``drawn`` (2026-12-07)."""
+        with self._transaction() as db:
+            return db.execute("SELECT COUNT(*) FROM verdicts WHERE video = ? AND drawn IS NULL", (video,)).fetchone()[0]
+
     def all(self, video: str, assertion: str = FLICKER) -> dict[int, str]:
         """Whole-frame verdicts on ``assertion``'s flags of a video: ``{frame: verdict}``."""
         with self._transaction() as db:
@@ -247,6 +253,19 @@ class VerdictStore:
             if verdict != "unsure":
                 truth[frame] = verdict == "miss"
         return truth
+
+
+def recounted_note(store: VerdictStore, video: str, hidden_frames: int, reordered: bool) -> str:
+    """A warning for a video whose frames are counted otherwise since 2026-12-07 (those an MP4 edit
+    list hides left out; an AVI's B-frames counted in decode order) that holds verdicts from before:
+    they are keyed by frame, so they may sit on other frames now. "" when neither holds."""
+    if not (hidden_frames or reordered) or not (older := store.older_verdicts(video)):
+        return ""
+    how = (f"an MP4 trimmed by stream copy, whose {hidden_frames:,} hidden frames were counted" if hidden_frames else
+           "H.264 with B-frames in an AVI, whose frames were placed by timestamps that come out reordered")
+    return (f"{counted(older, 'verdict')} on this video {'was' if older == 1 else 'were'} given before frames were counted "
+            f"as PyAV decodes them (2026-12-07). This file is {how}, so {'it' if older == 1 else 'they'} may sit on other "
+            "frames now: check on Review, or clear them.")
 
 
 def _planned(db: sqlite3.Connection, video: str) -> dict[int, float]:

@@ -50,6 +50,8 @@ class VideoInfo:
     # Decoded frames carry their timestamps out of order (H.264 with B-frames in an AVI, which has
     # no presentation timestamps): frames are counted in decode output order, never placed by them.
     reordered: bool = field(compare=False, default=False)
+    # Frames an MP4 edit list hides (a trim by stream copy off a keyframe): decoded, never shown, not counted.
+    hidden_frames: int = field(compare=False, default=0)
 
     @property
     def name(self) -> str:
@@ -175,6 +177,7 @@ def probe(path: str | Path) -> VideoInfo:
         warning=warning,
         rotation=rotation,
         reordered=reordered,
+        hidden_frames=hidden,
     )
 
 

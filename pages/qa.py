@@ -17,7 +17,7 @@ from core.verdicts import VERDICTS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import literal_caption
+from ui.components import literal_caption, recount_warning
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, review_link, sync_url
@@ -276,6 +276,7 @@ st.title("Verdicts & thresholds")
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Verdicts")
 size, seed = queue_settings_panel()
+recount_warning(resources.verdict_store, view.video.info)
 sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
 with error_boundary("Verdicts"):
     store = resources.verdict_store()

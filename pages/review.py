@@ -18,7 +18,7 @@ from core.settings import FlickerSettings
 from core.words import markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import selection_strengths, sibling_strengths
+from ui.components import recount_warning, selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
@@ -291,6 +291,7 @@ st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Review")  # the tab says which camera, of many
 boxes_source_caption()
+recount_warning(resources.verdict_store, view.video.info)
 workspace()
 st.divider()
 local_selection_panel(view)

@@ -242,6 +242,33 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
         assert [e.value for e in app.error] == [f"Export failed: {says}"]
 
 
+def test_older_verdicts_on_a_trimmed_mp4_are_said_to_sit_on_other_frames_now(app, tmp_path):
+    """A trimmed MP4's hidden frames were counted until 2026-12-07: its older verdicts are keyed by the frames
+    of then, so Review and Verdicts say so instead of showing them on other frames without a word."""
+    import sqlite3
+
+    import cv2
+
+    from conftest import sample_frames, write_video
+
+    frames = [cv2.resize(f, (384, 288)) for f in sample_frames(12, start=100)]
+    trimmed = write_video(tmp_path / "trim.mp4", frames, codec="libx264", options={"g": "6", "bf": "2"}, first_pts=-4)
+    load_and_detect(app, trimmed)
+    fingerprint = app.session_state["review"].video.info.fingerprint
+    store_file = tmp_path / "data" / "verdicts.sqlite"
+    VerdictStore(store_file).set(fingerprint, 2, "miss")
+    db = sqlite3.connect(store_file)
+    with db:
+        db.execute("UPDATE verdicts SET drawn = NULL")  # as the version before wrote it
+    db.close()
+    for page in ("pages/review.py", "pages/qa.py"):
+        app.switch_page(page)
+        app.run()
+        assert not app.exception, app.exception
+        assert any("1 verdict on this video was given before frames were counted as PyAV decodes them" in w.value
+                   and "4 hidden frames" in w.value for w in app.warning), (page, [w.value for w in app.warning])
+
+
 def test_a_store_that_fails_leaves_review_usable_and_says_which_verdict_was_not_saved(app, tiny_slice, tmp_path):
     """A damaged (or locked, or full) verdict store took the whole Review page down with a redacted
     error, and a verdict given then was lost without a word."""

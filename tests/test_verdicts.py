@@ -376,3 +376,25 @@ def test_a_store_copied_over_an_open_one_gains_the_columns_it_lacks(tmp_path):
     store.set("v", 1, "miss", annotator="ana", note="behind the bus")
     store.set("v", 1, "false_alarm", annotator="bo")
     assert store.undo("v", "bo").verdict == "miss" and store.records("v")[0][:4] == (1, "miss", "ana", "behind the bus")
+
+
+def test_older_verdicts_on_a_video_counted_otherwise_now_are_said_to_move(tmp_path):
+    """Frames are counted as PyAV decodes them since 2026-12-07: a trimmed MP4's hidden frames are left out
+    (every frame moved 10 earlier in the walk's file) and an AVI's B-frames are counted in decode order.
+    Verdicts are keyed by frame, so those given before may sit on other frames: said, not silently moved."""
+    from core.verdicts import recounted_note
+
+    store = VerdictStore(tmp_path / "v.sqlite")
+    store.set("a", 3, "miss")
+    store.set("a", 7, "false_alarm", drawn=True)
+    assert recounted_note(store, "a", 10, False) == ""  # both written since: on today's frames
+    db = sqlite3.connect(tmp_path / "v.sqlite")
+    with db:
+        db.execute("UPDATE verdicts SET drawn = NULL WHERE frame = 3")  # as an older version wrote it
+    db.close()
+    assert recounted_note(store, "a", 0, False) == ""  # a file counted as before
+    note = recounted_note(store, "a", 10, False)
+    assert note.startswith("1 verdict on this video was given before frames were counted as PyAV decodes them")
+    assert "10 hidden frames were counted" in note and "may sit on other frames" in note
+    assert "B-frames in an AVI" in recounted_note(store, "a", 0, True)
+    assert recounted_note(store, "b", 10, True) == ""  # no verdicts there

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from html import escape
 
+import streamlit as st
+
 from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
 from core.bounded import printable
+from core.errors import UserError
+from core.verdicts import recounted_note
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
@@ -38,3 +42,14 @@ def literal_caption(container, text: str) -> None:
     printable are shown as escapes."""
     container.html(f'<p style="margin: 0; font-size: 0.875rem; white-space: pre-wrap; '
                    f'color: var(--st-gray-text-color, #6b6f7b)">{escape(printable(text, lines=True))}</p>')
+
+
+def recount_warning(store_of, info) -> None:
+    """Said where a video's older verdicts may sit on other frames since frames are counted as PyAV
+    decodes them (:func:`core.verdicts.recounted_note`); ``store_of``: the verdict store, when it opens."""
+    try:
+        note = recounted_note(store_of(), info.fingerprint, info.hidden_frames, info.reordered)
+    except UserError:  # a store that cannot be read: the pages say so where they use it
+        return
+    if note:
+        st.warning(note, icon=":material/warning:")
