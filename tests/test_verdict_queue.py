@@ -214,7 +214,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert note.get_attribute("value") == ""
         assert runs() == 0, "verdicts by key and click reran nothing"
         # ...so the figures beside the queue are behind it, and the button that updates them says by how much
-        assert root.find_element("css selector", 'button[data-action="refresh"]').text.endswith("(3 verdicts since)")
+        refresh = root.find_element("css selector", 'button[data-action="refresh"]')
+        assert refresh.find_element("css selector", ".vq-since").text == "+3" and "3 verdicts given" in refresh.get_attribute("title")
         browser.find_element("css selector", ".st-key-qa_plan_size input").click()  # a field of the sidebar has the focus
         ActionChains(browser).send_keys("z").perform()
         assert progress().startswith("Reviewed 3 / 8"), "a key typed into a field is no undo"

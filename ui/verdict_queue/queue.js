@@ -42,6 +42,7 @@ class Queue {
     this.status = part("status");
     this.why = part("why");
     this.refreshButton = host.querySelector('[data-action="refresh"]');
+    this.refreshCount = part("since");
     this.yes = part("yes");
     this.no = part("no");
     this.canvas = part("frame");
@@ -338,9 +339,13 @@ class Queue {
       (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
     this.progressText.title = this.progressText.textContent;
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
-    // the figures beside the queue wait for a run: say how far behind them the verdicts are
-    const since = this.overlay.size;
-    this.refreshButton.textContent = "\u21BB Update the estimates" + (since ? ` (${plural(since, "verdict", "verdicts")} since)` : "");
+    // the figures beside the queue wait for a run: say how far behind them the verdicts are, in a short badge (a
+    // longer label wrapped the row at 1280 px and shrank the frame); an undo back to what they hold is no change
+    const since = [...this.overlay].filter(([frame, verdict]) => (this.data.verdicts[frame] ?? null) !== verdict).length;
+    this.refreshCount.textContent = since ? `+${since}` : "";
+    this.refreshCount.hidden = !since;
+    this.refreshButton.title = since ? `Recompute the estimates: ${plural(since, "verdict", "verdicts")} given or taken back ` +
+      "since the figures beside the queue were drawn" : "Recompute the estimates with every verdict given so far";
     this.refreshButton.classList.toggle("vq-due", since > 0);
     this.root.dataset.reviewed = done;
     const complete = total > 0 && done === total;

@@ -841,7 +841,17 @@ class Viewer {
     const [x0, y0] = this.origin(), scale = this.scale();
     const x = (centre[0] - x0) * scale, y = (centre[1] - y0) * scale;
     const shown = x >= 0 && y >= 0 && x <= this.canvas.width && y <= this.canvas.height;
-    return shown ? this.zoomBy(1, x, y) : this.zoomBy(1); // a box panned out of view: the hand chose to look elsewhere
+    if (!shown) return this.zoomBy(1); // a box panned out of view: the hand chose to look elsewhere
+    this.zoomBy(1, x, y);
+    this.keepInView(box); // about its centre, a box at the frame's edge lost its outer part (x 0-60: from x 8 at 2x)
+    this.render();
+  }
+
+  // Pan the least that brings the whole of ``box`` into view, where it fits (the frame's edges still bound the view).
+  keepInView(box) {
+    const scale = this.scale(), halfW = this.canvas.width / scale / 2, halfH = this.canvas.height / scale / 2;
+    if (box[2] - box[0] <= 2 * halfW) this.zoom.cx = clamp(this.zoom.cx, box[2] - halfW, box[0] + halfW);
+    if (box[3] - box[1] <= 2 * halfH) this.zoom.cy = clamp(this.zoom.cy, box[3] - halfH, box[1] + halfH);
   }
 
   zoomBy(steps, x = this.canvas.width / 2, y = this.canvas.height / 2) {
