@@ -25,6 +25,7 @@ TABLE = "fleet_table"  # the key of the table last drawn (see ticked_video)
 TICKED = "fleet_ticked"  # the video ticked in it, by name
 SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
 LAST_CHOSEN = "fleet_last_chosen"  # the chooser's last video, back once a filter that emptied it is cleared
+TICK_FILTER = "fleet_tick_filter"  # the filter a tick was made under: a new filter's table starts unticked, and so does the page
 STATUS_WORDS = {"skipped": "done earlier"}  # summary.csv's "skipped": done by an earlier run, in the export all the same
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
@@ -216,6 +217,9 @@ def fleet_panel(root: Path, polling: bool) -> None:
     shown = rows[rows["Video"].str.lower().str.contains(query, regex=False)] if query else rows
     if query:
         st.caption(f"{len(shown):,} of {len(rows):,} videos match.")
+    if st.session_state.get(TICK_FILTER, query) != query:  # the tick named a row the new table no longer shows ticked
+        st.session_state.pop(TICKED, None)
+    st.session_state[TICK_FILTER] = query
     open_panel(root, shown, ticked_video(shown), warm=not found.running)
     failed_panel(shown)
     chart_panel(shown)

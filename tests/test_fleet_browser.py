@@ -164,6 +164,14 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     click_row(browser, 3)  # broken.mp4: the openers below name another video, which the tick seemed to choose
     wait_for(browser, lambda: "broken.mp4 failed, so it is not in the export and cannot be opened" in body(browser), 30,
              "a word on the ticked failed row")
+    filter_by(browser, "zzz")  # a filter's new table starts unticked: the word on a tick it no longer shows goes
+    wait_for(browser, lambda: "0 of 4 videos match" in body(browser), 30, "a filter that matches nothing")
+    filter_by(browser, "")
+    wait_for(browser, lambda: videos(browser) and "cannot be opened" not in body(browser), 30, "no word on an untick")
+    click_header(browser, 0)
+    click_header(browser, 0)  # by name, descending again: the new table is sorted as sent
+    wait_for(browser, lambda: videos(browser) == ["walk_c.mp4", "walk_b.mp4", "walk_a.mp4", "broken.mp4"], 30,
+             "the table sorted by name again")
     click_row(browser, 0)  # walk_c.mp4: the chooser moves with the tick, so both openers name one video
     wait_for(browser, lambda: page_link(browser, "Open walk_c.mp4 in Review") and chooser() == ["walk_c.mp4"], 30,
              f"the chooser moved to the ticked row ({chooser()})")
