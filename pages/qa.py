@@ -109,10 +109,9 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, que
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     off_plan = len(truth) - suggestion.n_verdicts
     unsure = f" {counted(n_unsure, 'unsure verdict')} left out." if n_unsure else ""
-    unplanned = (f" {counted(off_plan, 'verdict')} on {'a frame' if off_plan == 1 else 'frames'} no plan had drawn when "
-                 f"{'it was' if off_plan == 1 else 'they were'} judged (picked on Review, or after the plan) "
-                 f"{'is' if off_plan == 1 else 'are'} kept but not counted: such frames are no random sample and would "
-                 "bias the figures." if off_plan else "")
+    unplanned = (f" {counted(off_plan, 'verdict')} given outside the plan (on Review, or after the plan) "
+                 f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked so are no random sample and "
+                 "would bias the figures." if off_plan else "")
     st.subheader("How good are the flags?")
     if st.session_state.pop(QA_STALE, False):  # whatever the redrawn figures hold, now: never on a later run
         st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "

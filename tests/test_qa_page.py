@@ -275,8 +275,7 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     fingerprint = qa_page.session_state["review"].video.info.fingerprint
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").truth(fingerprint)[beyond] is False  # stored
     assert table() == before
-    assert "1 verdict on a frame no plan had drawn when it was judged (picked on Review, or after the plan) is kept but " \
-           "not counted" in caption()
+    assert "1 verdict given outside the plan (on Review, or after the plan) is kept but not counted" in caption()
     [line] = [md.value for md in qa_page.markdown if md.value.startswith(f"frame **{beyond}** ")]
     flagged = index.evaluate(0.8, 0.6).flag_array[beyond]
     assert line.endswith("false alarm · flagged now" if flagged else "nothing missing · not flagged now"), line
@@ -287,7 +286,7 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     qa_page.run()
     assert {e["frame"] for e in queue_data(qa_page)["queue"] if e["planned"]} != first_plan
     assert caption().startswith(f"Estimated from {planned} verdicts given where a review plan"), caption()
-    assert "1 verdict on a frame no plan had drawn when it was judged" in caption()
+    assert "1 verdict given outside the plan" in caption()
     # ...so the queue asks for it again, saying what it was judged before, and once answered where the plan asks, it counts
     data = queue_data(qa_page)
     assert beyond in {e["frame"] for e in data["queue"] if e["planned"]} and str(beyond) not in data["verdicts"]

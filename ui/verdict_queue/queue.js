@@ -370,7 +370,7 @@ class Queue {
     // short enough for one line in the narrowest column: the buttons below never move between frames
     const before = this.data.earlier[frame] && this.verdictOf(frame) === null ? this.data.earlier[frame] : null;
     this.why.textContent = before // judged on Review or after a plan, before this plan drew it: not a random pick then
-      ? `Judged before a plan drew it (${(entry.flagged ? VERDICT_NAMES : SPOT_NAMES)[before]}): judge it again to count it.`
+      ? `Judged outside the plan (${(entry.flagged ? VERDICT_NAMES : SPOT_NAMES)[before]}): judge it again to count it.`
       : entry.flagged ? "Is an object really missing where the dashed box is?"
       : "Spot check: is any object missing here? Yes: M. No: F (nothing missing).";
     this.status.title = this.status.textContent; // whole, where the line cuts it
