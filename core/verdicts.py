@@ -33,6 +33,9 @@ from core.errors import VerdictError
 from core.words import counted
 
 VERDICTS = ("miss", "false_alarm", "unsure")
+VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}  # on a flagged frame
+# on a frame the flags leave alone the same keys answer "is an object missing?": no flag to call false
+SPOT_CHECK_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
 WHOLE_FRAME = -1
 SCHEMA_VERSION = 3  # 3: an assertion per verdict (2 had flicker's only; migrated on open)
 MAX_NOTE = 2000

@@ -13,7 +13,7 @@ from core.paths import check_allowed
 from core.prelabels import FORMATS, write_prelabels
 from core.qa import DEFAULT_GRID, FEW_VERDICTS, LARGE_FLAGGED_SHARE, ReviewQueue, precision_recall, review_queue, suggest_thresholds
 from core.render import render_frame
-from core.verdicts import VERDICTS
+from core.verdicts import SPOT_CHECK_NAMES, VERDICT_NAMES, VERDICTS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -23,9 +23,6 @@ from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, review_link, sync_url
 from ui.verdict_queue.component import verdict_queue
 
-VERDICT_NAMES = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
-# on a frame the flags leave alone the same keys answer "is an object missing?": no flag to call false
-SPOT_CHECK_NAMES = {"miss": "object missing", "false_alarm": "nothing missing", "unsure": "unsure"}
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced

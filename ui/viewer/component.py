@@ -24,7 +24,7 @@ from core.assertions import CLASS_FLIP, FLICKER
 from core.detections import Detections
 from core.errors import UserError
 from core.render import IMPUTED_COLOR, PALETTE
-from core.verdicts import VERDICTS
+from core.verdicts import VERDICT_NAMES, VERDICTS
 from core.words import markdown_literal
 from ui import resources, session
 from ui.flicker_view import ASSERTION_COLORS, ASSERTION_HELP, FlickerView, assertion_label
@@ -38,7 +38,6 @@ _mount = st.components.v2.component(
 VIEWER = "viewer"  # the component's key
 UNSAVED = "viewer_unsaved"  # (["assertion:frame", ...], why) of the verdicts the store refused in the last run
 MAX_UNSENT = 500  # verdicts one trigger may carry (a burst of keys while runs lag gives a few); the latest kept
-VERDICT_WORDS = {"miss": "true miss", "false_alarm": "false alarm", "unsure": "unsure"}
 PRELOAD_KEY = "viewer-preload"
 REVIEW_TITLE_KEY = "review-title"  # the Review page's title, hidden in short windows (app.py)
 _preload = st.components.v2.component("flicker_review.preload", html="", js=component_js(_HERE / "preload.js"))
@@ -135,7 +134,7 @@ def record_given(store_of, video: str, n_frames: int, assertions, given: list, a
             if allowed is not _UNSEEN and (not isinstance(allowed, list) or current not in allowed):
                 refused.append(f"{assertion}:{frame}")
                 why = why or (f"Frame {frame:,} was judged again since this page showed it (now "
-                              f"{VERDICT_WORDS.get(current, 'no verdict')}): your verdict was not written over it")
+                              f"{VERDICT_NAMES.get(current, 'no verdict')}): your verdict was not written over it")
                 continue
             if entry.get("undo"):
                 now.pop(assertion)  # what comes back is the store's to say
