@@ -17,7 +17,7 @@ from core.verdicts import SPOT_CHECK_NAMES, VERDICT_NAMES, VERDICTS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import literal_caption, recount_warning
+from ui.components import annotator_field, literal_caption, recount_warning
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, review_link, sync_url
@@ -32,10 +32,7 @@ QA_STALE = "qa_suggestion_stale"  # set when "Use suggested thresholds" was pres
 def queue_settings_panel() -> tuple[int, int]:
     with st.sidebar:
         st.header("Review queue")
-        st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
-                      help="Recorded with every verdict; Undo reverts your own latest one.")
-        if not session.annotator():
-            st.caption(session.UNNAMED)
+        annotator_field()
         # defaults put in the state, not passed to the widgets: a plan or seed from the URL is there already
         # (restore_page_values), and a widget given both warns in the server's log
         st.session_state.setdefault(QA_PLAN_SIZE, 30)

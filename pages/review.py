@@ -18,7 +18,7 @@ from core.settings import FlickerSettings
 from core.words import markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import recount_warning, selection_strengths, sibling_strengths
+from ui.components import annotator_field, recount_warning, selection_strengths, sibling_strengths
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
@@ -184,17 +184,6 @@ def workspace() -> None:
     sync_url(view)  # not the annotator: Review's links are shared, and would sign the receiver's verdicts
 
 
-def annotator_field() -> None:
-    """Who gives the verdicts here: the same name as on Verdicts & thresholds (one field, two pages).
-    Review had none, so its verdicts were stored unnamed until that page was visited."""
-    with st.sidebar:
-        st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
-                      help="Recorded with every verdict, here and on Verdicts & thresholds; Z takes back your own "
-                           "latest one.")
-        if not session.annotator():  # a team's audit trail lost names silently after a reload
-            st.caption(session.UNNAMED)
-
-
 def side_panels(side, view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
     with side:
         counts_panel(view, verdicts)
@@ -285,7 +274,8 @@ flags.init_defaults()
 session.note_page("review")
 st.session_state[VIEWER_MOUNTS] = session.arrived()  # read once, by this run's workspace (not by its reruns)
 restore_from_url()
-annotator_field()
+with st.sidebar:  # Review had none: its verdicts were stored unnamed until Verdicts & thresholds was visited
+    annotator_field()
 prepare_current_frame()
 st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
 view = require_view()

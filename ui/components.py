@@ -9,6 +9,7 @@ from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
 from core.bounded import printable
 from core.errors import UserError
 from core.verdicts import recounted_note
+from ui import session
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
@@ -42,6 +43,16 @@ def literal_caption(container, text: str) -> None:
     printable are shown as escapes."""
     container.html(f'<p style="margin: 0; font-size: 0.875rem; white-space: pre-wrap; '
                    f'color: var(--st-gray-text-color, #6b6f7b)">{escape(printable(text, lines=True))}</p>')
+
+
+def annotator_field() -> None:
+    """Who gives the verdicts: one field on Review and on Verdicts & thresholds (the same session key),
+    saying so while it is empty (a reload forgets the name, and a team's audit trail lost names silently)."""
+    st.text_input("Annotator", key=session.ANNOTATOR, persist_state="session", placeholder="your name",
+                  help="Recorded with every verdict, on Review and on Verdicts & thresholds; Z (Undo) takes back your "
+                       "own latest one.")
+    if not session.annotator():
+        st.caption(session.UNNAMED)
 
 
 def recount_warning(store_of, info) -> None:
