@@ -3,12 +3,13 @@ the detections the batch exported, at the batch's settings. A batch still runnin
 import hashlib
 import math
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core import fleet
+from core.batch import named_once
 from core.errors import UserError
 from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
@@ -124,12 +125,9 @@ def failed_panel(shown: pd.DataFrame) -> None:
 
 
 def failure_line(video: str, error: str) -> str:
-    """A failed video and its error, its name said once: the error of a file that is no video
-    starts with the file's name ("broken.mp4 is not a video FFmpeg can read")."""
-    name = PurePosixPath(video).name
-    if name and error.startswith(name + " "):
-        return f"- {markdown_code(video)}{markdown_literal(error[len(name):])}"
-    return f"- {markdown_code(video)}: {markdown_literal(error)}"
+    """A failed video and its error, its name said once (:func:`core.batch.named_once`, as the batch's
+    report says it), the name as code."""
+    return f"- {markdown_code(video)}{markdown_literal(named_once(video, error)[len(video):])}"
 
 
 def settings_caption(root: Path) -> None:
