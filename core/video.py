@@ -137,11 +137,10 @@ def probe(path: str | Path) -> VideoInfo:
         header_frames = stream.frames
         time_base = stream.time_base
         pts, keyframe_flags, discarded, truncated = _demux_index(container, stream)
-    if not any(not hidden for hidden in discarded):
-        raise VideoError(f"{path.name} contains no video frames")
-    pts, keyframe_flags, discarded, headless = _from_first_keyframe(pts, keyframe_flags, discarded)
-    pts, keyframe_flags, hidden = _shown_packets(pts, keyframe_flags, discarded)
-    if not pts:
+    if pts:
+        pts, keyframe_flags, discarded, headless = _from_first_keyframe(pts, keyframe_flags, discarded)
+        pts, keyframe_flags, hidden = _shown_packets(pts, keyframe_flags, discarded)
+    if not pts:  # no packet, or every one hidden
         raise VideoError(f"{path.name} contains no video frames")
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     fps = _frame_rate(fps, frame_pts, time_base)
