@@ -53,6 +53,8 @@ _SCHEMA = (
     # once a plan asked for them (added within schema 3: a store without it gains it on open; older code ignores it)
     "CREATE TABLE IF NOT EXISTS planned (video TEXT NOT NULL, frame INTEGER NOT NULL, at REAL NOT NULL, "
     "PRIMARY KEY (video, frame))",
+    # the pair the last two-phase plan aimed at, per video: the estimates cut their strata by it (added within schema 3)
+    "CREATE TABLE IF NOT EXISTS plan_focus (video TEXT PRIMARY KEY, iou_track REAL NOT NULL, iou_assert REAL NOT NULL)",
 )
 # Schema 2 -> 3, in the transaction that opens the store: the primary key gains the assertion, so
 # the verdicts are copied into a new table (every row flicker's); history gains a column.
@@ -207,6 +209,20 @@ class VerdictStore:
             new = {int(frame): since for frame in frames if int(frame) not in planned}
             _add_planned(db, video, new)
             return _asked_for(db, video, assertion, planned | new)
+
+    def estimate_focus(self, video: str, focus: tuple[float, float] | None) -> tuple[float, float] | None:
+        """The pair the estimates cut their strata by: the plan's ``focus`` (:attr:`core.qa.ReviewQueue.focus`),
+        remembered, or while the plan has none (a larger plan, or another seed, until its first phase is
+        answered) the last one remembered for the video. Without it the figures changed with no new
+        verdict whenever the plan grew; the earlier plan's aimed verdicts are still random within those
+        cells, and frames drawn by band are random within any cut of their band (docs/qa.md)."""
+        with self._transaction() as db:
+            if focus is not None:
+                db.execute("INSERT OR REPLACE INTO plan_focus VALUES (?, ?, ?)", (video, float(focus[0]), float(focus[1])))
+                return focus
+            row = db.execute("SELECT iou_track, iou_assert FROM plan_focus WHERE video = ? AND typeof(iou_track) = 'real' "
+                             "AND typeof(iou_assert) = 'real'", (video,)).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]))
 
     def older_verdicts(self, video: str) -> int:
         """How many of the video's verdicts were written before the store kept ``drawn`` (2026-12-07)."""

@@ -94,11 +94,11 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                    "on the Export page.", icon=":material/task_alt:")
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, queue: ReviewQueue,
+def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, focus: tuple[float, float] | None,
                    planned: set[int], plan_complete: bool) -> None:
-    """The estimates from the verdicts on frames a plan drew, post-stratified on the cells the
-    current plan's second phase aimed at."""
-    index, focus = view.index, queue.focus
+    """The estimates from the verdicts on frames a plan drew, post-stratified on the cells of the pair
+    a plan's second phase aimed at (``focus``: VerdictStore.estimate_focus)."""
+    index = view.index
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
     off_plan = len(truth) - suggestion.n_verdicts
@@ -285,6 +285,9 @@ with error_boundary("Verdicts"):
     answered = {frame: verdict for frame, verdict in verdicts.items() if frame not in ask_again}
     # a larger plan draws its own second half: verdicts on an earlier plan's frames outside it still count
     counted_outside = len((planned & truth.keys()).difference(queue.frames[:queue.planned]))
+    # the figures keep the last aimed plan's cells while a larger plan (or another seed) has none yet
+    focus = store.estimate_focus(view.video.info.fingerprint, queue.focus)
+    focus = focus if focus in DEFAULT_GRID else None  # a damaged row: the bands alone
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
         verdict_queue(view, queue, answered, store, session.annotator(),
@@ -292,7 +295,7 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, answered)
-        estimate_panel(view, truth, len(unsure), queue, planned, queue.plan_complete(answered))
+        estimate_panel(view, truth, len(unsure), focus, planned, queue.plan_complete(answered))
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

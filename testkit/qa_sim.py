@@ -250,6 +250,19 @@ def footage_videos(kind: str, seeds: range = range(5)) -> list[SimulatedVideo]:
     return videos
 
 
+def footage_of_length(kind: str, sequence: str, seed: int, n_frames: int) -> SimulatedVideo:
+    """One video of ``kind`` (not mixed) over a motmetrics ``sequence``, played back and forth to
+    ``n_frames``, its boxes clipped to the image: boxes for a real video that long (the app tests lay
+    them on the bundled sample)."""
+    truth, profile = _footage(kind, motmetrics_ground_truth(sequence), seed)
+    truth = ping_pong(truth, n_frames)
+    boxes = simulate_detections(truth, seed, profile)
+    xyxy = np.clip(boxes.xyxy, 0, np.tile(np.asarray(IMAGE_SIZE, np.float32), 2))
+    inside = np.all(xyxy[:, 2:] - xyxy[:, :2] >= 1, axis=1)
+    boxes = replace(boxes, xyxy=xyxy).select(inside)
+    return SimulatedVideo(f"{kind}-{sequence.removeprefix('TUD-')}-{seed}-{n_frames}", boxes, truth)
+
+
 def _footage(kind: str, truth: GroundTruth, seed: int) -> tuple[GroundTruth, DetectorProfile]:
     rng = np.random.default_rng([seed, 11])
     profile = DetectorProfile.for_seed(seed)

@@ -2,6 +2,7 @@
 queue's route, undo, estimates, the reviewed list with notes, pre-labels, the page in the URL."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from starlette.testclient import TestClient
 
 from conftest import ROOT
 from core.flicker import FlickerIndex
-from core.qa import review_plan
+from core.qa import ReviewPlan, review_plan, suggest_thresholds
 from core.verdicts import VerdictStore
 from test_app import click, load_and_detect
 from ui.verdict_queue import routes
@@ -332,3 +333,59 @@ def test_dashed_boxes_are_judged_one_by_one_on_the_frame_with_their_numbers(app,
     click(app, "Save box verdicts")
     fingerprint = app.session_state["review"].video.info.fingerprint
     assert VerdictStore(tmp_path / "data" / "verdicts.sqlite").boxes(fingerprint) == {(20, 0): "false_alarm", (20, 1): "miss"}
+
+
+
+
+
+def simulated_boxes_on_the_sample(folder) -> tuple[Path, np.ndarray]:
+    """A simulated detector's boxes over real pedestrian tracks (testkit.qa_sim: hard footage, misses
+    clustered on hard objects, misplaced boxes, ghosts) as COCO predictions for the sample's 795 frames,
+    and which frames truly miss a person."""
+    from core.ground_truth import true_misses
+    from core.lightly.datasource import frame_name
+    from testkit.qa_sim import footage_of_length
+
+    video = footage_of_length("hard", "TUD-Campus", 0, 795)
+    boxes = video.detections
+    images = [{"id": f + 1, "file_name": frame_name("vtest.avi", f, 795, ".png"), "width": 768, "height": 576}
+              for f in range(boxes.n_frames)]
+    annotations = [{"id": row + 1, "image_id": int(f) + 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(score)}
+                   for row, (f, (x0, y0, x1, y1), score) in enumerate(zip(boxes.frame.tolist(), boxes.xyxy.tolist(),
+                                                                          boxes.score.tolist()))]
+    path = folder / "hard.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}))
+    return path, true_misses(boxes, video.ground_truth, max_gap=1)
+
+
+def test_the_figures_keep_their_cells_when_the_plan_grows(app, tmp_path):
+    """A larger plan has no aim until its own first phase is answered; the figures keep the cells the
+    finished plan aimed at, instead of changing with no new verdict."""
+    path, misses = simulated_boxes_on_the_sample(tmp_path)
+    click(app, "Load the sample")
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.run()
+    app.text_input(key="boxes_path").input(str(path))
+    click(app, "Use these boxes")
+    app.switch_page("pages/qa.py")
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    browser, (_, planned) = Browser(app), reviewed(app)
+    assert planned == 30
+    while reviewed(app)[0] < planned:  # an honest reviewer
+        data = queue_data(app)
+        frame = next(e["frame"] for e in data["queue"] if str(e["frame"]) not in data["verdicts"])
+        browser.give("miss" if frame < len(misses) and misses[frame] else "false_alarm")
+    table = lambda: next(md.value for md in app.markdown if md.value.startswith("| Thresholds"))  # noqa: E731
+    before = table()
+    index = FlickerIndex.from_detections(app.session_state["review"].detections)
+    truth = VerdictStore(tmp_path / "data" / "verdicts.sqlite").truth(app.session_state["review"].video.info.fingerprint)
+    focus = ReviewPlan.draw(index, planned, 0, truth).focus
+    assert focus is not None and ReviewPlan.draw(index, planned * 2, 0, truth).focus is None  # the larger plan: no aim yet
+    # the video is one where the cut matters: the suggestion differs without it
+    assert suggest_thresholds(index, truth, focus=focus) != suggest_thresholds(index, truth, focus=None)
+    app.number_input(key="qa_plan_size").set_value(planned * 2)
+    app.run()
+    assert reviewed(app)[1] == planned * 2 and not app.exception
+    assert table() == before

@@ -398,3 +398,18 @@ def test_older_verdicts_on_a_video_counted_otherwise_now_are_said_to_move(tmp_pa
     assert "10 hidden frames were counted" in note and "may sit on other frames" in note
     assert "B-frames in an AVI" in recounted_note(store, "a", 0, True)
     assert recounted_note(store, "b", 10, True) == ""  # no verdicts there
+
+
+def test_the_estimates_focus_is_the_plans_or_the_last_one_remembered(tmp_path):
+    """A plan's focus is remembered per video (across restarts); while a plan has none (a larger
+    plan before its first phase is answered) the last one stands; a damaged row reads as none."""
+    path = tmp_path / "v.sqlite"
+    store = VerdictStore(path)
+    assert store.estimate_focus("a", None) is None
+    assert store.estimate_focus("a", (0.35, 0.4)) == (0.35, 0.4)
+    assert VerdictStore(path).estimate_focus("a", None) == (0.35, 0.4)
+    assert store.estimate_focus("b", None) is None  # per video
+    assert store.estimate_focus("a", (0.5, 0.55)) == (0.5, 0.55) == store.estimate_focus("a", None)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE plan_focus SET iou_track = 'x' WHERE video = 'a'")
+    assert store.estimate_focus("a", None) is None
