@@ -5,9 +5,10 @@ Ground truth: the real pedestrian tracks that ship with motmetrics (TUD-Campus, 
 turned into seven kinds of footage and seen by a simulated detector (testkit/qa_sim.py): mild (the
 tracks as they are), crowds with occlusion-driven misses, fast motion with camera jolts, small
 far-away people, score-dependent misses clustered on hard objects with misplaced boxes and one-frame
-ghosts, rare flicker in 3,000-frame videos, and a mix of those with scene cuts. ``--kinds traffic``
-is footage no constant was chosen on: made-up vehicle tracks on a highway and a street (lanes at
-several depths, overtaking, occlusion). A frame is a true miss per
+ghosts, rare flicker in 3,000-frame videos, and a mix of those with scene cuts. ``--kinds traffic
+sports static night`` is footage no constant was chosen on: made-up vehicle tracks on a highway and
+a street (lanes at several depths, overtaking, occlusion), and testkit/held_out.py's pitch,
+parking lot and night street. A frame is a true miss per
 :func:`core.ground_truth.true_misses` with the mode's window.
 
 For each video and verdict count: the two-phase plan (``ReviewPlan.draw``) picks the first phase,
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=seed_range, default=range(5), help="detector seeds, e.g. 0-4 (tuning) or 5-9 (held out)")
     parser.add_argument("--verdicts", type=int, nargs="+", default=[30, 120])
     parser.add_argument("--kinds", nargs="+", choices=FOOTAGE + HELD_OUT, default=list(FOOTAGE),
-                        help="footage to simulate; 'traffic' (made-up vehicle tracks) was never tuned on")
+                        help="footage to simulate; 'traffic', 'sports', 'static' and 'night' were never tuned on")
     parser.add_argument("--plan-seed", type=int, default=0)
     parser.add_argument("--by-band", action="store_true", help="the plan by band alone (before the two phases), for comparison")
     args = parser.parse_args()

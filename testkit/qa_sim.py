@@ -223,7 +223,7 @@ def ping_pong(truth: GroundTruth, n_frames: int) -> GroundTruth:
 # ---------------------------------------------------------------------------------------- harder footage
 
 FOOTAGE = ("mild", "crowd", "fast", "small", "hard", "rare", "mixed")
-HELD_OUT = ("traffic",)  # footage no constant was chosen on: a check of the estimator, not a target
+HELD_OUT = ("traffic", "sports", "static", "night")  # footage no constant was chosen on: checks of the estimator, not targets
 
 
 def footage_videos(kind: str, seeds: range = range(5)) -> list[SimulatedVideo]:
@@ -241,6 +241,10 @@ def footage_videos(kind: str, seeds: range = range(5)) -> list[SimulatedVideo]:
         return [_mixed(seed) for seed in seeds]
     if kind == "traffic":
         return [_traffic(road, seed) for road in ROADS for seed in seeds]
+    if kind in ("sports", "static", "night"):
+        from testkit.held_out import held_out_videos  # it builds on this module
+
+        return held_out_videos(kind, seeds)
     videos = []
     for sequence in MOT_SEQUENCES:
         for seed in seeds:

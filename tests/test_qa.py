@@ -181,11 +181,12 @@ def test_estimates_are_unbiased_at_every_pair_where_the_bands_hide_the_differenc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, n", [("rare", 120), ("fast", 120), ("traffic", 30)])
+@pytest.mark.parametrize("kind, n", [("rare", 120), ("fast", 120), ("traffic", 30), ("static", 120), ("sports", 30), ("night", 30)])
 def test_intervals_hold_the_truth_in_hard_footage(kind, n):
     """Footage where the old band-rate estimate narrowed onto the wrong value (rare flicker: 4 of 10
     intervals held the truth at 0.8 / 0.6 with 120 verdicts), and footage no constant was chosen on
-    (made-up vehicle tracks): the 90% intervals at that fixed pair hold the true precision and recall
+    (made-up vehicle tracks; testkit/held_out.py's pitch, parking lot and night street, measured 9-10
+    of 10): the 90% intervals at that fixed pair hold the true precision and recall
     on at least 8 of 10 videos, and the suggestion reaches 0.85 of the best F1 on average."""
     held, ratios = 0, []
     for simulated in footage_videos(kind, range(5)):
