@@ -21,6 +21,15 @@ def click(at, label):
     assert not at.exception, at.exception
 
 
+def load_sample_with_boxes(at, path) -> None:
+    """The sample on the Load page with the boxes of a file on this machine (*Boxes made elsewhere*, Local path)."""
+    click(at, "Load the sample")
+    at.segmented_control(key="boxes_origin").set_value("Local path")
+    at.run()
+    at.text_input(key="boxes_path").input(str(path))
+    click(at, "Use these boxes")
+
+
 def load_and_detect(at, video, classes: list[str] | None = None, conf: float = 0.0001):
     """Load a local video and run a YOLO model built from its YAML (random weights, tiny floor),
     keeping only ``classes`` when given."""

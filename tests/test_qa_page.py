@@ -13,7 +13,7 @@ from conftest import ROOT
 from core.flicker import FlickerIndex
 from core.qa import ReviewPlan, review_plan, suggest_thresholds
 from core.verdicts import VerdictStore
-from test_app import click, load_and_detect
+from test_app import click, load_and_detect, load_sample_with_boxes
 from ui.verdict_queue import routes
 
 
@@ -363,11 +363,7 @@ def test_the_figures_keep_their_cells_when_the_plan_grows(app, tmp_path):
     """A larger plan has no aim until its own first phase is answered; the figures keep the cells the
     finished plan aimed at, instead of changing with no new verdict."""
     path, misses = simulated_boxes_on_the_sample(tmp_path)
-    click(app, "Load the sample")
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.run()
-    app.text_input(key="boxes_path").input(str(path))
-    click(app, "Use these boxes")
+    load_sample_with_boxes(app, path)
     app.switch_page("pages/qa.py")
     app.run()
     assert not app.exception and not app.error, [e.value for e in app.error]

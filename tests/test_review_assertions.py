@@ -10,7 +10,7 @@ from conftest import CHROMEDRIVER, CHROMIUM
 from core.assertion_verdicts import precision_of, precision_per_assertion
 from core.assertions import NeighbourIndex
 from core.verdicts import VerdictStore
-from test_app import click, metric, viewer_data
+from test_app import load_sample_with_boxes, metric, viewer_data
 
 
 def test_precision_per_assertion_counts_only_the_verdicts_on_that_assertions_flags(walk_hog, tmp_path):
@@ -103,11 +103,7 @@ def review_sample_boxes(app, walk_hog, folder, one_class: bool = False) -> int:
         coco = json.loads(path.read_text())
         coco["annotations"] = [{**annotation, "category_id": 1} for annotation in coco["annotations"]]
         path.write_text(json.dumps(coco))
-    click(app, "Load the sample")
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.run()
-    app.text_input(key="boxes_path").input(str(path))
-    click(app, "Use these boxes")
+    load_sample_with_boxes(app, path)
     assert not app.error, [e.value for e in app.error]
     app.switch_page("pages/review.py")
     app.run()

@@ -13,7 +13,7 @@ from conftest import ROOT, SAMPLE_VIDEO, sample_frames, write_video
 from core.batch import BatchConfig, run_batch
 from core.run import RunConfig
 from core.settings import DetectorSpec, FlickerSettings
-from test_app import click, export_from_app, fill_schedule_form, metric
+from test_app import click, export_from_app, fill_schedule_form, load_sample_with_boxes, metric
 from test_load_boxes import DROPPED, coco_bytes, mot_text, planted_boxes
 
 
@@ -176,11 +176,7 @@ def test_uploaded_boxes_are_not_pretended_in_the_url_and_a_reload_says_to_load_t
 def test_boxes_given_by_path_on_the_load_page_are_named_in_the_url(app, tmp_path):
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
-    click(app, "Load the sample")
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.run()
-    app.text_input(key="boxes_path").input(str(labels))
-    click(app, "Use these boxes")
+    load_sample_with_boxes(app, labels)
     app.switch_page("pages/review.py")
     app.run()
     assert url(app).get("boxes") == str(labels)
