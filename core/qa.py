@@ -234,7 +234,8 @@ def _by_band(band: np.ndarray, n: int, seed: int) -> ReviewPlan:
 
 def _second_phase(flags: np.ndarray, band: np.ndarray, first: ReviewPlan, size: int, seed: int, truths: Truths) -> ReviewPlan:
     """The first phase plus ``size - len(first.frames)`` frames: SECOND_PHASE_BY_BAND of them going on
-    by band (the spot checks recall rests on keep their pace), the rest allocated to the cells the
+    by band (one more frame per band and round, deepest band first, where the first phase stopped; measured
+    against largest or shallowest first, docs/qa.md), the rest allocated to the cells the
     suggested pair cuts out of the bands (flagged by it or not), where one more verdict shrinks the
     variance of its F1 most, and drawn at random inside each cell. Every frame of a cell is then as
     likely to be picked as any other, so estimates post-stratified on these cells stay valid at
