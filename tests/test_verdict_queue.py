@@ -248,6 +248,17 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
                  and shown() != fourth, 60, "the second phase")
         store = VerdictStore(store_path)
         assert shown() not in store.all(info.fingerprint), "a frame of the second phase, without a verdict"
+        # the plan's last four (its end asks for the figures), then a frame after it: the figures leave that one out,
+        # so the button does not say they are behind
+        since = lambda: root.find_element("css selector", 'button[data-action="refresh"] .vq-since').text  # noqa: E731
+        for done in range(5, 9):
+            press("m")
+            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8"), 10, f"verdict {done}")
+        wait_for(browser, lambda: "after the plan" in root.find_element("css selector", ".vq-status").text and not since(),
+                 60, "a frame after the plan, with the figures up to date")
+        press("f")
+        wait_for(browser, lambda: len(store.all(info.fingerprint)) == 9, 10, "the verdict after the plan stored")
+        assert since() == "", "a verdict the figures leave out does not put them behind"
 
 
 @pytest.mark.slow

@@ -340,8 +340,10 @@ class Queue {
     this.progressText.title = this.progressText.textContent;
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     // the figures beside the queue wait for a run: say how far behind them the verdicts are, in a short badge (a
-    // longer label wrapped the row at 1280 px and shrank the frame); an undo back to what they hold is no change
-    const since = [...this.overlay].filter(([frame, verdict]) => (this.data.verdicts[frame] ?? null) !== verdict).length;
+    // longer label wrapped the row at 1280 px and shrank the frame); an undo back to what they hold is no change, and
+    // a verdict after the plan none either (the figures leave it out)
+    const since = [...this.overlay].filter(([frame, verdict]) => this.entries.get(frame)?.planned &&
+      (this.data.verdicts[frame] ?? null) !== verdict).length;
     this.refreshCount.textContent = since ? `+${since}` : "";
     this.refreshCount.hidden = !since;
     this.refreshButton.title = since ? `Recompute the estimates: ${plural(since, "verdict", "verdicts")} given or taken back ` +
