@@ -35,7 +35,7 @@ CHART_VIDEOS = 30
 FAILED_LISTED = 5  # failed videos whose error is spelled out under the table
 COLUMNS = {
     "Video": st.column_config.TextColumn("Video", width="medium"),
-    "Status": st.column_config.TextColumn("Status", width="small"),
+    "Status": st.column_config.TextColumn("Status", width=100),  # "done earlier" whole ("small" cut it)
     "Frames": st.column_config.NumberColumn("Frames", format="%d"),
     "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames the batch flagged"),
     "Flagged share": st.column_config.ProgressColumn("Flagged share", format="percent", min_value=0.0, max_value=1.0),
