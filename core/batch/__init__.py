@@ -82,7 +82,9 @@ class BatchReport:
                 if self.seconds > 0 else "-")
         lightly = Datasource(self.out).lightly
         written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
-        lines.append(f"{counted(len(done), 'video')} processed in {self.seconds:.1f} s ({rate}); "
+        failed = sum(r.status == "failed" for r in self.rows)  # tried this run too: "0 processed" alone read as nothing tried
+        lines.append(f"{counted(len(done), 'video')} processed{f', {failed} failed,' if failed else ''} in {self.seconds:.1f} s "
+                     f"({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, {written}")
         if skipped := sum(r.status == "skipped" for r in self.rows):
             lines.append(f"{counted(skipped, 'video')} done by an earlier run and in the export already: skipped "
