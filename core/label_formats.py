@@ -290,9 +290,11 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
         parsed = reader(input_file=path)  # parses the whole file: once
         labels = list(parsed.get_labels())
         categories = {category.id: category.name for category in parsed.get_categories()}
+        images = list(parsed.get_images())
     except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError, OverflowError) as exc:
         raise _unreadable(path, exc) from None
+    _check_one_image_per_frame(images, path, video.frame_count)
     for label in labels:
         image_id = label.image.id
         if isinstance(image_id, bool) or not isinstance(image_id, int) or not 0 <= image_id <= MAX_TRACK_ID:
@@ -304,6 +306,23 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
             scores.append(getattr(detected, "confidence", None) if getattr(detected, "confidence", None) is not None else 1.0)
             classes.append(detected.category.id)
     return _from_rows(frames, boxes, scores, classes, categories, video, path)
+
+
+def _check_one_image_per_frame(images: list, path: Path, n_frames: int) -> None:
+    """Each image its own id and its own frame: two images with one id (COCO's boxes name an image by
+    id: they went to the last) or two naming one frame (``cam1/frame_000012.jpg`` beside
+    ``cam2/frame_000012.jpg``: their boxes were merged) put boxes on a frame they were not drawn on."""
+    names_by_id: dict = {}
+    names_by_frame: dict[int, str] = {}
+    for image in images:
+        if image.id in names_by_id:
+            raise PredictionFormatError(f"{path}: two images have id {brief(image.id)} ({brief(names_by_id[image.id], 80)} "
+                                        f"and {brief(image.filename, 80)}): image ids name one image each")
+        frame = frame_of(image.filename, n_frames)
+        if frame in names_by_frame:
+            raise PredictionFormatError(f"{path}: {brief(names_by_frame[frame], 80)} and {brief(image.filename, 80)} are "
+                                        f"both frame {frame}: a label file for one video holds one image per frame")
+        names_by_id[image.id], names_by_frame[frame] = image.filename, image.filename
 
 
 def _coco(path: Path, video: VideoInfo, relpath: str) -> Detections:
@@ -413,10 +432,15 @@ def _yolo(path: Path, video: VideoInfo, relpath: str) -> Detections:
     if not labels.is_dir():  # a mistyped folder read as "0 boxes" replaced an export with an empty one
         raise PredictionFormatError(f"{data_yaml.parent} has no labels folder beside data.yaml: a YOLO dataset keeps "
                                     "one NAME.txt per frame in labels/")
+    files_by_frame: dict[int, Path] = {}
     for text_file in sorted(labels.rglob("*.txt")):  # rglob does not descend into linked folders
         if text_file.is_symlink():
             raise PredictionFormatError(f"{text_file} is a link; label files are never followed")
         frame, rows = frame_of(text_file.name, video.frame_count), 0
+        if frame in files_by_frame:  # labels/cam1/frame_000012.txt beside labels/cam2/frame_000012.txt: merged, before
+            raise PredictionFormatError(f"{files_by_frame[frame]} and {text_file} are both frame {frame}: a YOLO dataset "
+                                        "for one video holds one label file per frame")
+        files_by_frame[frame] = text_file
         for line_number, line in enumerate(read_capped(text_file, MAX_LABEL_BYTES, "YOLO label file").decode(
                 "utf-8", "replace").splitlines(), start=1):
             values = line.split()

@@ -224,6 +224,29 @@ def test_hostile_coco_ids_names_and_paths_are_one_line(walk_hog, tmp_path, attac
     one_line_refusal(lambda: read_boxes(coco_file(tmp_path, **attack), info, "walk.mp4"), message)
 
 
+def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog, tmp_path):
+    """A label file for two videos (cam1/ and cam2/ each with frame 3) merged their boxes onto frame 3,
+    and a COCO id given twice sent the boxes to the last image with it, with the export 'validation passed'."""
+    info, _ = walk_hog
+    image = lambda image_id, name: {"id": image_id, "file_name": name, "width": 768, "height": 576}  # noqa: E731
+    one_line_refusal(lambda: read_boxes(coco_file(tmp_path, images=[image(1, "cam1/frame_000003.jpg"),
+                                                                     image(2, "cam2/frame_000003.jpg")]), info, "walk.mp4"),
+                     "'cam1/frame_000003.jpg' and 'cam2/frame_000003.jpg' are both frame 3")
+    one_line_refusal(lambda: read_boxes(coco_file(tmp_path, images=[image(1, "frame_000003.jpg"), image(1, "frame_000007.jpg")]),
+                                        info, "walk.mp4"), "two images have id 1")
+    box = '<box label="person" xtl="1" ytl="1" xbr="9" ybr="9" occluded="0"/>'
+    cvat = tmp_path / "labels.xml"
+    cvat.write_text('<annotations><version>1.1</version><meta><task><labels><label><name>person</name></label></labels>'
+                    '</task></meta>' + "".join(f'<image id="{k}" name="{name}" width="768" height="576">{box}</image>'
+                                               for k, name in enumerate(["a/frame_3.jpg", "b/frame_3.jpg"])) + "</annotations>")
+    one_line_refusal(lambda: read_boxes(cvat, info, "walk.mp4"), "are both frame 3")
+    (tmp_path / "data.yaml").write_text("names: [person]\n")
+    for folder in ("labels/cam1", "labels/cam2"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "frame_000003.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    one_line_refusal(lambda: read_boxes(tmp_path / "data.yaml", info, "walk.mp4"), "are both frame 3")
+
+
 @pytest.mark.parametrize("attack, message", [
     (dict(category_id=10**30), "class id an integer of 100 bits"),
     (dict(bboxes=[[float("nan"), 1, 5, 5], None]), "not a box inside"),
