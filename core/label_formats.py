@@ -196,13 +196,33 @@ def frame_of(file_name: str, n_frames: int) -> int:
     or one with a ``..`` part is refused: it is never opened here, but a file that names frames
     outside its own folder was not made for this video, or was made to mislead."""
     name = relative_name(file_name).name
-    match = _LIGHTLY_FRAME.search(name) or _TRAILING_NUMBER.search(PurePosixPath(name).stem)
-    if match is None or len(match.group(1)) > 9:
+    frame = _frame_number(name)
+    if frame is None:
         raise PredictionFormatError(f"{name[:80]!r} names no frame (expected e.g. walk-012-mp4.png or frame_000012.jpg)")
-    frame = int(match.group(1))
     if frame >= n_frames:
         raise PredictionFormatError(f"{name[:80]!r} is frame {frame}; the video has {n_frames} frames")
     return frame
+
+
+def _frame_number(name: str) -> int | None:
+    """The frame number an image's base name carries (Lightly's naming, else its stem's trailing
+    number, of at most 9 digits), or None."""
+    match = _LIGHTLY_FRAME.search(name) or _TRAILING_NUMBER.search(PurePosixPath(name).stem)
+    return int(match.group(1)) if match is not None and len(match.group(1)) <= 9 else None
+
+
+def _out_of_step(names: list[str]) -> str | None:
+    """YouTube-VIS frames are read by position: names numbered otherwise than one after another
+    (``00000.jpg, 00005.jpg, ...``, the datasets' every fifth frame) would put each box on the wrong
+    frame. What is wrong, or None (also for names without numbers)."""
+    numbers = [_frame_number(PurePosixPath(name).name) for name in names]
+    if None in numbers:
+        return None
+    step = next((k for k in range(1, len(numbers)) if numbers[k] != numbers[k - 1] + 1), None)
+    if step is None:
+        return None
+    return (f"frame {step} of a video is {brief(names[step], 60)}, after {brief(names[step - 1], 60)}: frames are read by "
+            "position, one after another, and these names skip or go back (a video annotated every few frames)")
 
 
 def relative_name(file_name: str) -> PurePosixPath:
@@ -230,6 +250,8 @@ def youtube_vis_problem(path: Path) -> str | None:
                 if not isinstance(name, str):
                     return f"a frame name that is {brief(name)}, not text"
                 relative_name(name)
+            if isinstance(names, list) and (problem := _out_of_step(names)) is not None:
+                return problem
     except UserError as error:
         return str(error)
     return None

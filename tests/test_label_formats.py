@@ -259,6 +259,9 @@ def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog,
     (dict(file_names=["walk/00000.jpg", "../../etc/00001.jpg"]), "climbs out"),
     (dict(file_names=["/walk/00000.jpg", "/walk/00001.jpg"]), "climbs out"),
     (dict(file_names=["walk/00000.jpg", 7]), "a frame name that is 7"),
+    # every fifth frame annotated (as the YouTube-VIS datasets are): read by position, frame 5's box went on frame 1
+    (dict(length=2, file_names=["walk/00000.jpg", "walk/00005.jpg"]), "frame 1 of a video is 'walk/00005.jpg', after"),
+    (dict(length=2, file_names=["walk/00001.jpg", "walk/00000.jpg"]), "skip or go back"),
 ])
 def test_hostile_youtube_vis_files_are_one_line(walk_hog, tmp_path, attack, message):
     info, _ = walk_hog
