@@ -6,6 +6,7 @@ after a crash (a real SIGKILL at the dangerous moment), bounded memory on huge f
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
+from conftest import write_video
 from core.cli import main
 from core.detections import Detections
 from core.errors import CloudError, ExportError, PredictionFormatError, UserError
@@ -26,7 +28,7 @@ from core.lightly.validate import import_predictions, validate_datasource
 from core.lightly.config import build_selection_config
 from core.paths import ROOT, check_allowed, exclusive_lock
 from core.secrets import mask
-from core.video import fingerprint_file, probe
+from core.video import fingerprint_file, iter_frames, probe
 
 
 def cli(capsys, *args) -> tuple[int, str]:
@@ -141,6 +143,25 @@ def test_push_refuses_a_manifest_source_that_is_not_the_exported_video(export, t
     rewrite_manifest(export, source=None)
     with pytest.raises(UserError, match="no longer at"):
         plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+
+
+def test_readers_refuse_an_export_whose_video_changed_since(tmp_path, sample_slice):
+    """select, evaluate and prelabels read an export's boxes with the video its manifest names: another
+    video of the same length there (re-encoded, re-cut) got the old boxes on its frames, and prelabels
+    wrote them as labels of frames they were never drawn on."""
+    from core.sources import export_sources
+
+    video = tmp_path / "walk.mp4"
+    shutil.copyfile(sample_slice, video)
+    info = probe(video)
+    det = boxes(info.frame_count)
+    out = tmp_path / "export"
+    export_datasource(out, [VideoPredictions.of_video(info, "walk.mp4", det, FlickerIndex.from_detections(det).evaluate())],
+                      task="det")
+    assert len(export_sources(out)) == 1
+    write_video(video, [frame for _, frame in iter_frames(sample_slice)][::-1])  # the same frames, backwards
+    with pytest.raises(UserError, match="walk.mp4 changed since it was exported"):
+        export_sources(out)
 
 
 def test_push_refuses_symlinks_inside_the_export(export, tmp_path):
