@@ -341,6 +341,8 @@ def write_task(tmp_path, predictions, n_frames=3, categories=({"id": 0, "name": 
     ({"category_id": 0, "bbox": [-50, -50, 20, 20], "score": 0.5}, "x, y must be >= 0"),
     ({"category_id": -1, "bbox": [1, 1, 20, 20], "score": 0.5}, "category_id must be an integer in 0.."),
     ({"category_id": 2**31, "bbox": [1, 1, 20, 20], "score": 0.5}, "category_id must be an integer in 0.."),
+    # a width of 10**15 was clipped into a whole-frame box, where every other format refuses it
+    ({"category_id": 0, "bbox": [1, 1, 10**15, 20], "score": 0.5}, "reaches more than the 640x480 frame's own size"),
 ])
 def test_imported_predictions_that_cannot_be_real_are_refused_with_the_file_named(tmp_path, prediction, message):
     task = write_task(tmp_path, [prediction])

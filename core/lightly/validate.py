@@ -339,8 +339,10 @@ def _plain_prediction(pred, category_ids: set[int]) -> bool:
 
 
 def _check_inside(xyxy: np.ndarray, image_size: tuple[int, int] | None, where) -> None:
-    """A box that does not touch the image is a broken file, not a detection to clip into a 1x1 box.
-    ``where(row)``: the file holding box ``row`` and the box's position in that file's predictions."""
+    """A box that does not touch the image is a broken file, not a detection to clip into a 1x1 box;
+    nor is one reaching more than the image's own size beyond it (a width of ``10**15`` became the
+    whole frame), as every other format's reader refuses it. ``where(row)``: the file holding box
+    ``row`` and the box's position in that file's predictions."""
     if image_size is None or not len(xyxy):
         return
     width, height = image_size
@@ -348,3 +350,8 @@ def _check_inside(xyxy: np.ndarray, image_size: tuple[int, int] | None, where) -
     if outside.any():
         path, k = where(int(np.flatnonzero(outside)[0]))
         raise PredictionFormatError(f"{path}: predictions[{k}]: the box lies entirely outside the {width}x{height} frame")
+    beyond = (xyxy[:, 2] > 2 * width) | (xyxy[:, 3] > 2 * height)  # x, y >= 0: a rule of the format
+    if beyond.any():
+        path, k = where(int(np.flatnonzero(beyond)[0]))
+        raise PredictionFormatError(f"{path}: predictions[{k}]: the box reaches more than the {width}x{height} frame's "
+                                    "own size beyond it")
