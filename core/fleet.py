@@ -116,15 +116,20 @@ def read_fleet(root: Path) -> Fleet:
 def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, FleetVideo], ...]:
     text = _read(path, MAX_SUMMARY_BYTES, "Summary", _size).decode("utf-8", "replace")
     rows = []
-    for count, record in enumerate(csv.DictReader(io.StringIO(text))):
-        if count == MAX_SUMMARY_ROWS:
-            raise UserError(f"{path} lists more than {MAX_SUMMARY_ROWS:,} videos: this page reads at most that many "
-                            "(run the batch in parts, each with its own output folder)")
-        relpath = _cell(record.get("relpath"))
-        if relpath:
-            rows.append((relpath, FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",
-                                             _cell(record.get("error")), _count(record.get("frames")),
-                                             _count(record.get("boxes")), _count(record.get("flagged")))))
+    records = csv.DictReader(io.StringIO(text))
+    try:
+        for count, record in enumerate(records):
+            if count == MAX_SUMMARY_ROWS:
+                raise UserError(f"{path} lists more than {MAX_SUMMARY_ROWS:,} videos: this page reads at most that many "
+                                "(run the batch in parts, each with its own output folder)")
+            relpath = _cell(record.get("relpath"))
+            if relpath:
+                rows.append((relpath, FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",
+                                                 _cell(record.get("error")), _count(record.get("frames")),
+                                                 _count(record.get("boxes")), _count(record.get("flagged")))))
+    except csv.Error as exc:  # a cell past csv's field limit (131,072 characters), a NUL in older Pythons
+        raise UserError(f"{path} is not a summary a batch wrote ({str(exc)[:120]}): remove it "
+                        "and run the batch again") from None
     return tuple(rows)
 
 

@@ -492,6 +492,17 @@ def test_a_summary_that_is_not_a_plain_file_is_named_not_read_as_a_stopped_batch
         fleet.check_folder(str(root))
 
 
+def test_a_summary_cell_past_the_csv_field_limit_is_one_line(tmp_path):
+    """A cell of 200,000 characters (a summary edited by hand or by another tool) stopped the page with
+    csv's own error, not one line."""
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / fleet.SUMMARY_CSV).write_text("relpath,source,status,error,frames,boxes,flagged\n"
+                                          f"a.mp4,/x,failed,{'x' * 200_000},0,0,0\n")
+    with pytest.raises(fleet.UserError, match=r"summary.csv is not a summary a batch wrote \(field larger than"):
+        fleet.read_fleet(fleet.check_folder(str(root)))
+
+
 def test_a_video_an_earlier_run_did_reads_done_earlier_not_skipped(fleet_app, batch, tmp_path):
     """summary.csv's "skipped" (the same command run again): the video is in the export all the same."""
     again = Path(shutil.copytree(batch, tmp_path / "again"))
