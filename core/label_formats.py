@@ -317,6 +317,7 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
             RecursionError, OverflowError) as exc:
         raise _unreadable(path, exc) from None
     _check_one_image_per_frame(images, path, video.frame_count)
+    _check_image_sizes(images, path, video)
     for label in labels:
         image_id = label.image.id
         if isinstance(image_id, bool) or not isinstance(image_id, int) or not 0 <= image_id <= MAX_TRACK_ID:
@@ -345,6 +346,17 @@ def _check_one_image_per_frame(images: list, path: Path, n_frames: int) -> None:
             raise PredictionFormatError(f"{path}: {brief(names_by_frame[frame], 80)} and {brief(image.filename, 80)} are "
                                         f"both frame {frame}: a label file for one video holds one image per frame")
         names_by_id[image.id], names_by_frame[frame] = image.filename, image.filename
+
+
+def _check_image_sizes(images: list, path: Path, video: VideoInfo) -> None:
+    """Boxes are in their image's pixels: an image of another size than the video's frames (labels
+    made on a 1920x1080 copy of a 768x576 video) would have them drawn at the wrong scale. A size of
+    0 (not recorded, as some writers leave it) says nothing and is let be."""
+    for image in images:
+        size = (image.width, image.height)
+        if all(isinstance(n, int) and n > 0 for n in size) and size != (video.width, video.height):
+            raise PredictionFormatError(f"{path}: image {brief(image.filename, 80)} is {size[0]}x{size[1]} and the video's "
+                                        f"frames are {video.width}x{video.height}: its boxes are in another image's pixels")
 
 
 def _coco(path: Path, video: VideoInfo, relpath: str) -> Detections:

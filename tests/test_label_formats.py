@@ -247,6 +247,17 @@ def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog,
     one_line_refusal(lambda: read_boxes(tmp_path / "data.yaml", info, "walk.mp4"), "are both frame 3")
 
 
+def test_an_image_of_another_size_than_the_video_s_frames_is_refused(walk_hog, tmp_path):
+    """Labels made on a 1920x1080 copy of the 768x576 clip had their boxes taken in the clip's pixels,
+    at the wrong scale, with 'validation passed'. A size of 0 (not recorded) is let be."""
+    info, _ = walk_hog
+    image = lambda width, height: [{"id": 1, "file_name": "frame_000003.jpg", "width": width, "height": height}]  # noqa: E731
+    one_line_refusal(lambda: read_boxes(coco_file(tmp_path, images=image(1920, 1080)), info, "walk.mp4"),
+                     "'frame_000003.jpg' is 1920x1080 and the video's frames are 768x576")
+    assert read_boxes(coco_file(tmp_path, images=image(0, 0)), info, "walk.mp4").frame.tolist() == [3]
+    assert read_boxes(coco_file(tmp_path, images=image(768, 576)), info, "walk.mp4").frame.tolist() == [3]
+
+
 @pytest.mark.parametrize("attack, message", [
     (dict(category_id=10**30), "class id an integer of 100 bits"),
     (dict(bboxes=[[float("nan"), 1, 5, 5], None]), "not a box inside"),
