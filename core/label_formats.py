@@ -311,11 +311,12 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
     try:
         parsed = reader(input_file=path)  # parses the whole file: once
         labels = list(parsed.get_labels())
-        categories = {category.id: category.name for category in parsed.get_categories()}
+        category_list = list(parsed.get_categories())
         images = list(parsed.get_images())
     except (ParseError, LabelWithoutImageError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError, OverflowError) as exc:
         raise _unreadable(path, exc) from None
+    categories = _categories(category_list, path)
     _check_one_image_per_frame(images, path, video.frame_count)
     _check_image_sizes(images, path, video)
     for label in labels:
@@ -329,6 +330,17 @@ def _image_labels(reader, path: Path, video: VideoInfo) -> Detections:
             scores.append(getattr(detected, "confidence", None) if getattr(detected, "confidence", None) is not None else 1.0)
             classes.append(detected.category.id)
     return _from_rows(frames, boxes, scores, classes, categories, video, path)
+
+
+def _categories(categories: list, path: Path) -> dict:
+    """Class id -> name; an id given twice (its boxes took the last name, ``car`` for ``person``) is refused."""
+    names: dict = {}
+    for category in categories:
+        if category.id in names and names[category.id] != category.name:
+            raise PredictionFormatError(f"{path}: category id {brief(category.id)} is both {brief(names[category.id])} and "
+                                        f"{brief(category.name)}: a box names its class by id")
+        names[category.id] = category.name
+    return names
 
 
 def _check_one_image_per_frame(images: list, path: Path, n_frames: int) -> None:

@@ -210,6 +210,8 @@ def youtube_vis_file(tmp_path, category_id=1, length=2, bboxes=([1, 1, 5, 5], No
      "class id 'a'"),
     (dict(categories=[{"id": 0, "name": "x" * 100_000}]), "100,000 characters"),
     (dict(categories=[{"id": 0, "name": ["x"]}]), "a list of 1 items"),
+    # the boxes of class 0 were named by the last category with that id: 'car', where the file also says 'person'
+    (dict(categories=[{"id": 0, "name": "person"}, {"id": 0, "name": "car"}]), "category id 0 is both 'person' and 'car'"),
     (dict(images=[{"id": 10**40, "file_name": "frame_3.png", "width": 768, "height": 576}],
           annotations=[{"id": 1, "image_id": 10**40, "category_id": 0, "bbox": [1, 1, 5, 5]}]), "image id an integer of 133 bits"),
     (dict(images=[{"id": 1, "file_name": "../../frame_3.png", "width": 768, "height": 576}]), "climbs out"),
