@@ -628,8 +628,10 @@ def _unreadable(path: Path, exc: BaseException) -> PredictionFormatError:
 
 
 def _numbers(values: list[str]) -> bool:
+    """Whether every value is a finite number as MOT and YOLO write them: float() alone also takes
+    ``1_0`` (10) and other scripts' digits (``\u0661\u0662``: 12), which no such file holds."""
     try:
-        return all(math.isfinite(float(v)) for v in values)
+        return all(_PLAIN_NUMBER.fullmatch(v) and math.isfinite(float(v)) for v in values)
     except ValueError:
         return False
 

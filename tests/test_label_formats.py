@@ -310,6 +310,8 @@ def test_deep_self_expanding_or_climbing_files_are_one_line(walk_hog, tmp_path, 
     ("1,1,-100,-100,5,5\n", "not a box inside"),
     ("1,1,1,1,1e300,5\n", "not a box inside"),
     ("1e300,1,1,1,5,5\n", "is not one of 1..20"),
+    ("1,1,1_0,1,5,5\n", "expected frame,id"),  # float() read it as 10
+    ("1,1,\u0661\u0662,1,5,5\n", "expected frame,id"),  # Arabic-Indic digits: float() read them as 12
 ])
 def test_hostile_mot_ids_and_boxes_are_one_line(walk_hog, tmp_path, content, message):
     info, _ = walk_hog
@@ -386,6 +388,7 @@ def test_a_yolo_dataset_whose_labels_lead_elsewhere_is_one_line(walk_hog, tmp_pa
     ("names: {0: a, 9999999999: b}\n", "0 0.5 0.5 0.1 0.1", "class id 9999999999"),
     ("names: [a]\n", "0 0.5 0.5 1e300 0.1", "not a box inside"),
     ("names: [a]\n", "0 0.5 0.5 -0.1 0.1", "not a box inside"),
+    ("names: [a]\n", "0 0.5 0.5 0.1 0_1", "known class"),  # float() read 0_1 as 1: a box of the frame's height
     ("names: " + "[" * 1000 + "]" * 1000 + "\n", "0 0.5 0.5 0.1 0.1", "nests deeper"),
 ])
 def test_hostile_yolo_classes_and_boxes_are_one_line(walk_hog, tmp_path, yaml_text, row, message):
