@@ -383,7 +383,11 @@ def _cvat(path: Path, video: VideoInfo, relpath: str) -> Detections:
     from labelformat.formats import CVATObjectDetectionInput
 
     if _parse_xml(path, keep=False)[1]:  # a <track> element, not the bytes "<track" (a comment may hold them)
-        return _cvat_video(_parse_xml(path, keep=True)[0], path, video)
+        root = _parse_xml(path, keep=True)[0]
+        if root.find("image") is not None:  # read as video, its images' boxes were left out without a word
+            raise PredictionFormatError(f"{path} holds both <image>s (CVAT for images) and <track>s (CVAT for video): "
+                                        "export it from CVAT in one of the two formats")
+        return _cvat_video(root, path, video)
     return _image_labels(CVATObjectDetectionInput, path, video)  # which parses it again: the first tree is gone
 
 

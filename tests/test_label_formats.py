@@ -249,6 +249,17 @@ def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog,
     one_line_refusal(lambda: read_boxes(tmp_path / "data.yaml", info, "walk.mp4"), "are both frame 3")
 
 
+def test_a_cvat_file_with_both_images_and_tracks_is_refused_not_read_in_part(walk_hog, tmp_path):
+    """Read as CVAT for video, the boxes of its <image>s were left out without a word."""
+    info, _ = walk_hog
+    cvat = tmp_path / "labels.xml"
+    cvat.write_text('<annotations><version>1.1</version><meta><task><labels><label><name>person</name></label></labels>'
+                    '</task></meta><image id="0" name="frame_3.jpg" width="768" height="576"><box label="person" xtl="1" '
+                    'ytl="1" xbr="9" ybr="9" occluded="0"/></image><track id="0" label="person"><box frame="5" outside="0" '
+                    'occluded="0" keyframe="1" xtl="1" ytl="1" xbr="9" ybr="9"/></track></annotations>')
+    one_line_refusal(lambda: read_boxes(cvat, info, "walk.mp4"), "holds both <image>s .CVAT for images. and <track>s")
+
+
 def test_an_image_of_another_size_than_the_video_s_frames_is_refused(walk_hog, tmp_path):
     """Labels made on a 1920x1080 copy of the 768x576 clip had their boxes taken in the clip's pixels,
     at the wrong scale, with 'validation passed'. A size of 0 (not recorded) is let be."""
