@@ -114,7 +114,7 @@ def read_fleet(root: Path) -> Fleet:
 
 @lru_cache(maxsize=8)
 def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, FleetVideo], ...]:
-    text = _read(path, MAX_SUMMARY_BYTES, "Summary", _size).decode("utf-8", "replace")
+    text = _read(path, MAX_SUMMARY_BYTES, "Summary", _size).decode("utf-8-sig", "replace")  # saved again by a spreadsheet: a BOM
     rows = []
     records = csv.DictReader(io.StringIO(text))
     try:

@@ -503,6 +503,16 @@ def test_a_summary_cell_past_the_csv_field_limit_is_one_line(tmp_path):
         fleet.read_fleet(fleet.check_folder(str(root)))
 
 
+def test_a_summary_saved_again_with_a_byte_order_mark_still_lists_its_videos(tmp_path):
+    """A spreadsheet's 'CSV UTF-8' starts the file with a BOM: its first column read as '\\ufeffrelpath',
+    and the page listed no video at all, without a word."""
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / fleet.SUMMARY_CSV).write_bytes(b"\xef\xbb\xbfrelpath,source,status,error,frames,boxes,flagged\r\n"
+                                           b"a.mp4,/x,done,,30,4,2\r\n")
+    assert [(v.relpath, v.frames, v.flagged) for v in fleet.read_fleet(fleet.check_folder(str(root))).videos] == [("a.mp4", 30, 2)]
+
+
 def test_a_video_an_earlier_run_did_reads_done_earlier_not_skipped(fleet_app, batch, tmp_path):
     """summary.csv's "skipped" (the same command run again): the video is in the export all the same."""
     again = Path(shutil.copytree(batch, tmp_path / "again"))
