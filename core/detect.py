@@ -142,6 +142,10 @@ def check_checkpoint(path: Path) -> None:
             raise
         raise RefusedWeights(not_a_model) from None
     except TypeError as exc:
+        if "is not a loadable checkpoint" in str(exc):  # Ultralytics' words for a file torch could not open at all
+            cause = describe(exc.__cause__) if exc.__cause__ is not None else "not a checkpoint"
+            raise RefusedWeights(f"Could not load model {path.name}: it is empty, cut short or damaged "
+                                 f"({cause.split('. ')[0].rstrip('.')})") from None
         if not isinstance(exc.__cause__, pickle.UnpicklingError):
             raise
         detail = str(exc.__cause__)
@@ -152,6 +156,11 @@ def check_checkpoint(path: Path) -> None:
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
         raise RefusedWeights(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # zeros, a cut file, an old .tar format
+        # the first sentence only: torch goes on to advise loading it unsafely, which no one should do with a file this bad
+        reason = describe(exc).split(". ")[0].rstrip(".")
+        raise RefusedWeights(f"Could not load model {path.name}: it is not a PyTorch checkpoint that loads safely ({reason})") \
+            from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("ema") or checkpoint.get("model"), torch.nn.Module):
         # plain data where the model goes ({"ema": {"a": 1}}): Ultralytics' own words point to a model to download
         raise RefusedWeights(not_a_model)

@@ -242,6 +242,18 @@ def test_a_pt_that_holds_no_model_says_so(tmp_path, content):
     assert "yolo predict" not in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("content", [b"", bytes(4096), b"PK\x03\x04 not a zip", bytes(range(256)) * 8])
+def test_a_damaged_pt_is_one_line_that_never_advises_an_unsafe_load(tmp_path, content):
+    """Zeros, a cut or garbled file: torch's own message goes on to advise loading it with
+    weights_only=False (arbitrary code); the one line says what is wrong with the file instead."""
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(DetectorError, match=r"^Could not load model weights.pt: it is ") as info:
+        load_detector(path, device="cpu", backend="torch", cache_dir=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "arbitrary code" not in message and "False" not in message, message
+
+
 def test_device_resolution_on_a_cpu_machine():
     import torch
 
