@@ -406,6 +406,9 @@ def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
     drawn = 0
     for track in root.iter("track"):
         keys = sorted(((_cvat_frame(path, box, video.frame_count), box) for box in track.iter("box")), key=lambda k: k[0])
+        if twice := next((a for (a, _), (b, _) in zip(keys, keys[1:]) if a == b), None):  # the last one won, silently
+            raise PredictionFormatError(f"{path}: track {brief(track.get('id'), 20)} has two boxes on frame {twice}: "
+                                        "a track holds one box per frame")
         for (frame, box), following in zip(keys, keys[1:] + [(video.frame_count, None)]):
             end = following[0]
             if box.get("outside") == "1" or end <= frame:
