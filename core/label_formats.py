@@ -211,18 +211,26 @@ def _frame_number(name: str) -> int | None:
     return int(match.group(1)) if match is not None and len(match.group(1)) <= 9 else None
 
 
-def _out_of_step(names: list[str]) -> str | None:
-    """YouTube-VIS frames are read by position: names numbered otherwise than one after another
-    (``00000.jpg, 00005.jpg, ...``, the datasets' every fifth frame) would put each box on the wrong
-    frame. What is wrong, or None (also for names without numbers)."""
+def _frames_at(names: list[str], n_frames: int, source: Path) -> list[int]:
+    """The frame of each position of a YouTube-VIS video's ``file_names``: Lightly's frame names
+    (what this tool's own pre-labels write, for the frames they hold) are placed by their number;
+    any other list by position, as the format reads. A list shorter than the video whose numbered
+    names skip (``00000.jpg, 00005.jpg``: annotated every fifth frame) cannot be placed by position,
+    and is refused rather than read onto frames 0, 1, 2."""
+    if names and all(_LIGHTLY_FRAME.search(PurePosixPath(name).name) for name in names):
+        frames = [frame_of(name, n_frames) for name in names]
+        if len(set(frames)) < len(frames):
+            raise PredictionFormatError(f"{source}: a video lists one frame twice in its file_names")
+        return frames
     numbers = [_frame_number(PurePosixPath(name).name) for name in names]
-    if None in numbers:
-        return None
-    step = next((k for k in range(1, len(numbers)) if numbers[k] != numbers[k - 1] + 1), None)
-    if step is None:
-        return None
-    return (f"frame {step} of a video is {brief(names[step], 60)}, after {brief(names[step - 1], 60)}: frames are read by "
-            "position, one after another, and these names skip or go back (a video annotated every few frames)")
+    numbered = None not in numbers and len(set(numbers)) == len(numbers)  # "00000_cam0.jpg" for each is no numbering
+    skip = next((k for k in range(1, len(numbers)) if numbers[k] != numbers[k - 1] + 1), None) if numbered else None
+    if skip is not None and len(names) < n_frames:
+        raise PredictionFormatError(f"{source}: frame {skip} of the video is {brief(names[skip], 60)}, after "
+                                    f"{brief(names[skip - 1], 60)}, and it lists {len(names):,} of {n_frames:,} frames: "
+                                    "frames are read by position, and these names skip or go back (annotated every few "
+                                    "frames)")
+    return list(range(len(names)))
 
 
 def relative_name(file_name: str) -> PurePosixPath:
@@ -239,8 +247,14 @@ def youtube_vis_problem(path: Path) -> str | None:
     """What makes a YouTube-VIS file unreadable before labelformat walks it (nested past the depth
     bound, not JSON, a frame name that is not text or climbs out), or None. Its readers use frame
     positions, and the first name's folder as the video's name, but never such a file."""
+    return _youtube_vis_names(path)[0]
+
+
+def _youtube_vis_names(path: Path) -> tuple[str | None, dict]:
+    """:func:`youtube_vis_problem`, and each video's ``file_names`` by its id."""
     from core.bounded import load_json
 
+    names_by_id = {}
     try:
         data = load_json(read_capped(path, MAX_JSON_LABEL_BYTES, "YouTube-VIS file"), "the file")
         videos = data.get("videos") if isinstance(data, dict) else None
@@ -248,13 +262,13 @@ def youtube_vis_problem(path: Path) -> str | None:
             names = video.get("file_names") if isinstance(video, dict) else None
             for name in names if isinstance(names, list) else []:
                 if not isinstance(name, str):
-                    return f"a frame name that is {brief(name)}, not text"
+                    return f"a frame name that is {brief(name)}, not text", {}
                 relative_name(name)
-            if isinstance(names, list) and (problem := _out_of_step(names)) is not None:
-                return problem
+            if isinstance(names, list) and isinstance(video.get("id"), int):
+                names_by_id[video["id"]] = names
     except UserError as error:
-        return str(error)
-    return None
+        return str(error), {}
+    return None, names_by_id
 
 
 def _from_rows(frames: list[int], xyxy: list, scores: list, classes: list, names: dict[int, str], video: VideoInfo,
@@ -582,7 +596,8 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
     from labelformat.types import ParseError
     from labelformat.formats import YouTubeVISObjectDetectionTrackInput
 
-    if (problem := youtube_vis_problem(path)) is not None:
+    problem, names_by_id = _youtube_vis_names(path)
+    if problem is not None:
         raise PredictionFormatError(f"{path}: {problem}")
     try:
         reader = YouTubeVISObjectDetectionTrackInput(input_file=path)
@@ -596,9 +611,11 @@ def _youtubevis(path: Path, video: VideoInfo, relpath: str) -> Detections:
         raise PredictionFormatError(f"{path} holds {len(tracks)} videos and none is named {stem!r}")
     if not 0 <= chosen[0].video.number_of_frames <= INT32_MAX:
         raise PredictionFormatError(f"{path}: a video length of {brief(chosen[0].video.number_of_frames)} frames")
+    frame_at = _frames_at(names_by_id.get(chosen[0].video.id, []), video.frame_count, path)
     frames, boxes, classes = [], [], []
     for track in chosen[0].objects:
-        for frame, box in enumerate(track.boxes):
+        for position, box in enumerate(track.boxes):
+            frame = frame_at[position] if position < len(frame_at) else position
             if box is not None:
                 if frame >= video.frame_count:
                     raise PredictionFormatError(f"{path}: a box on frame {frame}; the video has {video.frame_count} frames")

@@ -295,12 +295,36 @@ def test_an_image_of_another_size_than_the_video_s_frames_is_refused(walk_hog, t
     (dict(file_names=["/walk/00000.jpg", "/walk/00001.jpg"]), "climbs out"),
     (dict(file_names=["walk/00000.jpg", 7]), "a frame name that is 7"),
     # every fifth frame annotated (as the YouTube-VIS datasets are): read by position, frame 5's box went on frame 1
-    (dict(length=2, file_names=["walk/00000.jpg", "walk/00005.jpg"]), "frame 1 of a video is 'walk/00005.jpg', after"),
+    (dict(length=2, file_names=["walk/00000.jpg", "walk/00005.jpg"]), "frame 1 of the video is 'walk/00005.jpg', after"),
     (dict(length=2, file_names=["walk/00001.jpg", "walk/00000.jpg"]), "skip or go back"),
 ])
 def test_hostile_youtube_vis_files_are_one_line(walk_hog, tmp_path, attack, message):
     info, _ = walk_hog
     one_line_refusal(lambda: read_boxes(youtube_vis_file(tmp_path, **attack), info, "walk.mp4"), message)
+
+
+def test_youtube_vis_frames_are_placed_by_lightly_names_and_other_videos_are_not_checked(walk_hog, tmp_path):
+    """This tool's own YouTube-VIS pre-labels hold some frames, named as Lightly names them: their
+    boxes go on those frames (read by position they went on 0, 1, 2). Frames listed whole by
+    position are read so, whatever another video of the file skips or however names repeat a number."""
+    from core.flicker import FlickerIndex
+    from core.prelabels import write_prelabels
+
+    info, detections = walk_hog
+    frames = [3, 10, 15]
+    write_prelabels(info, "walk.mp4", detections, FlickerIndex.from_detections(detections).evaluate(0.8, 0.6), frames,
+                    tmp_path / "vis", "youtubevis")
+    read = read_boxes(tmp_path / "vis" / "annotations.json", info, "walk.mp4")
+    assert sorted(set(read.frame.tolist())) == frames
+    assert [len(read.at(f).xyxy) for f in frames] == [len(detections.at(f).xyxy) for f in frames]
+    # a file of two videos, ours numbered in step, the other every fifth frame; then names that all end in one number
+    data = json.loads(youtube_vis_file(tmp_path).read_text())
+    data["videos"].append({"id": 2, "file_names": ["other/00000.jpg", "other/00005.jpg"], "width": 768, "height": 576,
+                           "length": 2})
+    (tmp_path / "two.json").write_text(json.dumps(data))
+    assert read_boxes(tmp_path / "two.json", info, "walk.mp4").frame.tolist() == [0]
+    cams = youtube_vis_file(tmp_path, bboxes=(None, [1, 1, 5, 5]), file_names=["walk/00000_cam0.jpg", "walk/00001_cam0.jpg"])
+    assert read_boxes(cams, info, "walk.mp4").frame.tolist() == [1]
 
 
 @pytest.mark.parametrize("name, content, message", [
