@@ -420,7 +420,7 @@ def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
     drawn = 0
     for track in root.iter("track"):
         keys = sorted(((_cvat_frame(path, box, video.frame_count), box) for box in track.iter("box")), key=lambda k: k[0])
-        if twice := next((a for (a, _), (b, _) in zip(keys, keys[1:]) if a == b), None):  # the last one won, silently
+        if (twice := next((a for (a, _), (b, _) in zip(keys, keys[1:]) if a == b), None)) is not None:  # the last won, silently
             raise PredictionFormatError(f"{path}: track {brief(track.get('id'), 20)} has two boxes on frame {twice}: "
                                         "a track holds one box per frame")
         for (frame, box), following in zip(keys, keys[1:] + [(video.frame_count, None)]):

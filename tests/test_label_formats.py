@@ -249,15 +249,16 @@ def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog,
     one_line_refusal(lambda: read_boxes(tmp_path / "data.yaml", info, "walk.mp4"), "are both frame 3")
 
 
-def test_a_cvat_track_with_two_boxes_on_one_frame_is_refused(walk_hog, tmp_path):
+@pytest.mark.parametrize("frame", [0, 4])
+def test_a_cvat_track_with_two_boxes_on_one_frame_is_refused(walk_hog, tmp_path, frame):
     """The box drawn second took the frame without a word."""
     info, _ = walk_hog
     cvat = tmp_path / "labels.xml"
     box = 'outside="0" occluded="0" keyframe="1" ytl="1" xbr="{}" ybr="9"'
     cvat.write_text('<annotations><version>1.1</version><track id="7" label="person">'
-                    f'<box frame="0" xtl="1" {box.format(9)}/><box frame="4" xtl="1" {box.format(9)}/>'
-                    f'<box frame="4" xtl="50" {box.format(90)}/></track></annotations>')
-    one_line_refusal(lambda: read_boxes(cvat, info, "walk.mp4"), "track '7' has two boxes on frame 4")
+                    f'<box frame="{frame}" xtl="1" {box.format(9)}/><box frame="{frame}" xtl="50" {box.format(90)}/>'
+                    f'<box frame="9" xtl="1" {box.format(9)}/></track></annotations>')
+    one_line_refusal(lambda: read_boxes(cvat, info, "walk.mp4"), f"track '7' has two boxes on frame {frame}")
 
 
 def test_a_cvat_file_with_both_images_and_tracks_is_refused_not_read_in_part(walk_hog, tmp_path):
