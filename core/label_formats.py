@@ -55,6 +55,8 @@ MAX_INTERPOLATED_BOXES = 5_000_000  # CVAT video tracks drawn on every frame: a 
 MAX_ROWS_PER_FRAME = 2 * MAX_BOXES_PER_FRAME  # rows of a frame read before the score floor (MOT, YOLO)
 _LIGHTLY_FRAME = re.compile(r"-(\d+)-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?$", re.ASCII)  # walk-012-mp4.png, or .txt beside it
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$", re.ASCII)  # ASCII: other scripts' digits are no frame numbers
+# Roboflow renames each image NAME_EXT.rf.<32 hex>.EXT: its hash ends in digits that are no frame number
+_ROBOFLOW_SUFFIX = re.compile(r"(_[A-Za-z0-9]{1,5})?\.rf\.[0-9a-f]{32}$")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
@@ -207,7 +209,8 @@ def frame_of(file_name: str, n_frames: int) -> int:
 def _frame_number(name: str) -> int | None:
     """The frame number an image's base name carries (Lightly's naming, else its stem's trailing
     number, of at most 9 digits), or None."""
-    match = _LIGHTLY_FRAME.search(name) or _TRAILING_NUMBER.search(PurePosixPath(name).stem)
+    stem = _ROBOFLOW_SUFFIX.sub("", PurePosixPath(name).stem)
+    match = _LIGHTLY_FRAME.search(name) or _LIGHTLY_FRAME.search(stem) or _TRAILING_NUMBER.search(stem)
     return int(match.group(1)) if match is not None and len(match.group(1)) <= 9 else None
 
 

@@ -249,6 +249,18 @@ def test_two_images_of_one_frame_or_with_one_id_are_refused_not_merged(walk_hog,
     one_line_refusal(lambda: read_boxes(tmp_path / "data.yaml", info, "walk.mp4"), "are both frame 3")
 
 
+def test_roboflow_names_are_read_by_their_frame_not_their_hash(walk_hog, tmp_path):
+    """Roboflow renames each image NAME_EXT.rf.<32 hex>.EXT; the trailing number of its stem was the
+    hash's last digits (frame 3 read as 90), and the file read as valid."""
+    info, _ = walk_hog
+    hashes = ("a1b2c3d4e5f60718293a4b5c6d7e8f90", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "00112233445566778899aabbccddeeff")
+    names = [f"frame_00000{f}_jpg.rf.{h}.jpg" for f, h in zip((3, 7), hashes)] + [f"walk-012-mp4_png.rf.{hashes[2]}.png"]
+    path = coco_file(tmp_path, images=[{"id": k + 1, "file_name": name, "width": 768, "height": 576}
+                                       for k, name in enumerate(names)],
+                     annotations=[{"id": k + 1, "image_id": k + 1, "category_id": 0, "bbox": [1, 1, 5, 5]} for k in range(3)])
+    assert read_boxes(path, info, "walk.mp4").frame.tolist() == [3, 7, 12]
+
+
 @pytest.mark.parametrize("frame", [0, 4])
 def test_a_cvat_track_with_two_boxes_on_one_frame_is_refused(walk_hog, tmp_path, frame):
     """The box drawn second took the frame without a word."""
