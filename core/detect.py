@@ -122,6 +122,9 @@ def resolve_backend(backend: str, suffix: str, device: str) -> str:
     return backend
 
 
+DAMAGED_CHECKPOINT_SIGNS = ("PytorchStreamReader", "legacy .tar", "magic number")  # torch's RuntimeErrors for a bad file
+
+
 def check_checkpoint(path: Path) -> None:
     """Refuse a ``.pt`` that would run code when unpickled, before anything unpickles it freely.
 
@@ -135,6 +138,12 @@ def check_checkpoint(path: Path) -> None:
     if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # Ultralytics would load unsafely
         raise DetectorError(f"Loading {path.name} safely needs torch >= 2.6 (this is {torch.__version__})")
     not_a_model = f"{path.name} is not an Ultralytics model checkpoint (what model.save or training writes)"
+
+    def damaged(exc: BaseException | None) -> str:
+        said = describe(exc).split(". ")[0].rstrip(".") if isinstance(exc, RuntimeError) else ""
+        why = said if said and "weights_only" not in said else "not a PyTorch checkpoint"  # zeros read as "legacy .tar"
+        return f"Could not load model {path.name}: it is empty, cut short or damaged ({why})"
+
     try:
         checkpoint, _ = torch_safe_load(str(path), safe_only=True)
     except AttributeError as exc:  # a bare object (a tensor, a list) saved with torch.save: Ultralytics looks for its .model
@@ -143,9 +152,7 @@ def check_checkpoint(path: Path) -> None:
         raise RefusedWeights(not_a_model) from None
     except TypeError as exc:
         if "is not a loadable checkpoint" in str(exc):  # Ultralytics' words for a file torch could not open at all
-            cause = describe(exc.__cause__) if exc.__cause__ is not None else "not a checkpoint"
-            raise RefusedWeights(f"Could not load model {path.name}: it is empty, cut short or damaged "
-                                 f"({cause.split('. ')[0].rstrip('.')})") from None
+            raise RefusedWeights(damaged(exc.__cause__)) from None
         if not isinstance(exc.__cause__, pickle.UnpicklingError):
             raise
         detail = str(exc.__cause__)
@@ -156,11 +163,12 @@ def check_checkpoint(path: Path) -> None:
         lines = [line.strip() for line in detail.splitlines() if line.strip()]
         reason = lines[-2] if len(lines) > 1 else describe(exc.__cause__)  # the last line points to torch's docs
         raise RefusedWeights(f"Could not load model {path.name}: it is not a checkpoint that loads safely ({reason})") from None
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # zeros, a cut file, an old .tar format
-        # the first sentence only: torch goes on to advise loading it unsafely, which no one should do with a file this bad
-        reason = describe(exc).split(". ")[0].rstrip(".")
-        raise RefusedWeights(f"Could not load model {path.name}: it is not a PyTorch checkpoint that loads safely ({reason})") \
-            from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as exc:
+        # zeros, a cut file, text: torch's words go on to advise loading it unsafely, which no one should do with such a
+        # file. A RuntimeError of another kind (out of memory) is no verdict on the file: the upload is kept
+        if isinstance(exc, RuntimeError) and not any(sign in str(exc) for sign in DAMAGED_CHECKPOINT_SIGNS):
+            raise
+        raise RefusedWeights(damaged(exc)) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("ema") or checkpoint.get("model"), torch.nn.Module):
         # plain data where the model goes ({"ema": {"a": 1}}): Ultralytics' own words point to a model to download
         raise RefusedWeights(not_a_model)

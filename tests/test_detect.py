@@ -242,7 +242,7 @@ def test_a_pt_that_holds_no_model_says_so(tmp_path, content):
     assert "yolo predict" not in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("content", [b"", bytes(4096), b"PK\x03\x04 not a zip", bytes(range(256)) * 8])
+@pytest.mark.parametrize("content", [b"", bytes(4096), b"PK\x03\x04 not a zip", bytes(range(256)) * 8, b"hello world\n"])
 def test_a_damaged_pt_is_one_line_that_never_advises_an_unsafe_load(tmp_path, content):
     """Zeros, a cut or garbled file: torch's own message goes on to advise loading it with
     weights_only=False (arbitrary code); the one line says what is wrong with the file instead."""
