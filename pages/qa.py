@@ -291,7 +291,7 @@ with error_boundary("Verdicts"):
     left, right = st.columns([1.4, 1], gap="large")
     with left:  # verdicts without a rerun: the figures on the right catch up on the next one
         verdict_queue(view, queue, answered, store, session.annotator(),
-                      {frame: verdicts[frame] for frame in ask_again if frame in verdicts}, counted_outside)
+                      {frame: verdicts[frame] for frame in ask_again if frame in verdicts}, counted_outside, planned)
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, answered)

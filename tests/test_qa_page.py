@@ -294,6 +294,8 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert data["earlier"] == {str(beyond): "false_alarm"}
     # the first plan's verdicts outside this one still count, and the progress says how many
     assert data["counted_outside"] == len(first_plan - {e["frame"] for e in data["queue"] if e["planned"]}) > 0
+    # a verdict on the first plan's frames changes the figures wherever they are queued (the badge counts it)
+    assert all(e["counts"] == (e["planned"] or e["frame"] in first_plan) for e in data["queue"])
     answer = browser.http.post(f"{data['post_url']}/verdict",
                                json={"frame": beyond, "verdict": "false_alarm", "note": "", "video": data["video"]["key"]})
     assert answer.status_code == 200

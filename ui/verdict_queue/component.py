@@ -11,6 +11,7 @@ when the reviewer presses "Update the estimates".
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 import streamlit as st
@@ -54,18 +55,22 @@ def unjudged_after_plan(queue: ReviewQueue, verdicts: dict[int, str], sent: int)
     return sum(frame not in verdicts for frame in queue.frames[sent:])
 
 
-def frame_entry(view: FlickerView, frame: int, planned: bool) -> dict:
+def frame_entry(view: FlickerView, frame: int, planned: bool, counts: bool) -> dict:
     """What the reviewer needs to judge ``frame`` beside its image and boxes: the dashed boxes,
-    whether it is flagged and whether it is one of the plan's."""
-    return {"frame": int(frame), "planned": planned, "flagged": bool(view.flicker.flag_array[frame]),
+    whether it is flagged, whether it is one of the plan's, and whether a verdict on it changes the
+    figures (``counts``: the plan's, or one an earlier plan drew whose verdict counts now: a new one
+    given after the plan takes it out)."""
+    return {"frame": int(frame), "planned": planned, "counts": planned or counts, "flagged": bool(view.flicker.flag_array[frame]),
             "imputed": _rounded(view.flicker.imputed_for(frame))}
 
 
 def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str], store: VerdictStore,
-                  annotator: str, earlier: dict[int, str] | None = None, counted_outside: int = 0) -> None:
+                  annotator: str, earlier: dict[int, str] | None = None, counted_outside: int = 0,
+                  counted: Collection[int] = ()) -> None:
     """The queue, from its first frame without a verdict; verdicts go to ``store`` as ``annotator``'s.
     ``earlier``: the verdicts on plan frames judged before any plan drew them, asked again (shown, not
-    counted); ``counted_outside``: verdicts the estimates count on frames of other plans (a smaller one)."""
+    counted); ``counted_outside``: verdicts the estimates count on frames of other plans (a smaller one);
+    ``counted``: the frames whose verdicts the estimates count now."""
     info, review = view.video.info, session.review()
     token = st.session_state.setdefault(TOKEN, new_token())
     queued = queue_frames(queue, verdicts)
@@ -85,7 +90,7 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
         # flagged frames after the plan without a verdict that this run does not send (the browser counts the sent ones)
         "after_plan_unsent": unjudged_after_plan(queue, verdicts, len(queued)),
         "more": len(queued) < len(queue.frames),  # the rest come with a rerun, which the queue asks for when it runs dry
-        "queue": [frame_entry(view, frame, position < queue.planned) for position, frame in enumerate(queued)],
+        "queue": [frame_entry(view, frame, position < queue.planned, frame in counted) for position, frame in enumerate(queued)],
         "verdicts": {str(frame): verdicts[frame] for frame in queued if frame in verdicts},
         "earlier": {str(frame): verdict for frame, verdict in (earlier or {}).items()},
         "counted_outside": counted_outside,

@@ -341,8 +341,8 @@ class Queue {
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     // the figures beside the queue wait for a run: say how far behind them the verdicts are, in a short badge (a
     // longer label wrapped the row at 1280 px and shrank the frame); an undo back to what they hold is no change, and
-    // a verdict after the plan none either (the figures leave it out)
-    const since = [...this.overlay].filter(([frame, verdict]) => this.entries.get(frame)?.planned &&
+    // a verdict after the plan none either (the figures leave it out), unless it takes out one they count
+    const since = [...this.overlay].filter(([frame, verdict]) => this.entries.get(frame)?.counts &&
       (this.data.verdicts[frame] ?? null) !== verdict).length;
     this.refreshCount.textContent = since ? `+${since}` : "";
     this.refreshCount.hidden = !since;
