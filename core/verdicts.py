@@ -213,16 +213,18 @@ class VerdictStore:
     def estimate_focus(self, video: str, focus: tuple[float, float] | None) -> tuple[float, float] | None:
         """The pair the estimates cut their strata by: the plan's ``focus`` (:attr:`core.qa.ReviewQueue.focus`),
         remembered, or while the plan has none (a larger plan, or another seed, until its first phase is
-        answered) the last one remembered for the video. Without it the figures changed with no new
-        verdict whenever the plan grew; the earlier plan's aimed verdicts are still random within those
-        cells, and frames drawn by band are random within any cut of their band (docs/qa.md)."""
+        answered) the last one remembered for the video (by any tab). Without it the figures changed with
+        no new verdict whenever the plan grew. Given its first phase, the aimed plan's verdicts are random
+        within these cells, and frames drawn by band are random within any cut of their band; verdicts
+        aimed at an older focus are cut by the newer one's cells, approximately (docs/qa.md, twelfth
+        round: cutting by bands alone left coverage unchanged)."""
         with self._transaction() as db:
-            if focus is not None:
-                db.execute("INSERT OR REPLACE INTO plan_focus VALUES (?, ?, ?)", (video, float(focus[0]), float(focus[1])))
-                return focus
             row = db.execute("SELECT iou_track, iou_assert FROM plan_focus WHERE video = ? AND typeof(iou_track) = 'real' "
                              "AND typeof(iou_assert) = 'real'", (video,)).fetchone()
-        return None if row is None else (float(row[0]), float(row[1]))
+            remembered = None if row is None else (float(row[0]), float(row[1]))
+            if focus is not None and tuple(focus) != remembered:  # written when it changes, not on every rerun
+                db.execute("INSERT OR REPLACE INTO plan_focus VALUES (?, ?, ?)", (video, float(focus[0]), float(focus[1])))
+        return remembered if focus is None else focus
 
     def older_verdicts(self, video: str) -> int:
         """How many of the video's verdicts were written before the store kept ``drawn`` (2026-12-07)."""
