@@ -384,8 +384,10 @@ def _check_image_sizes(images: list, path: Path, video: VideoInfo) -> None:
     for image in images:
         size = (image.width, image.height)
         if all(isinstance(n, int) and n > 0 for n in size) and size != (video.width, video.height):
+            turned = " (turned a quarter: labelled without the video's rotation?)" if size == (video.height, video.width) else ""
             raise PredictionFormatError(f"{path}: image {brief(image.filename, 80)} is {size[0]}x{size[1]} and the video's "
-                                        f"frames are {video.width}x{video.height}: its boxes are in another image's pixels")
+                                        f"frames are {video.width}x{video.height}{turned}: its boxes are in another image's "
+                                        "pixels")
 
 
 def _coco(path: Path, video: VideoInfo, relpath: str) -> Detections:

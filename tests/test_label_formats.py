@@ -293,6 +293,8 @@ def test_an_image_of_another_size_than_the_video_s_frames_is_refused(walk_hog, t
                      "'frame_000003.jpg' is 1920x1080 and the video's frames are 768x576")
     assert read_boxes(coco_file(tmp_path, images=image(0, 0)), info, "walk.mp4").frame.tolist() == [3]
     assert read_boxes(coco_file(tmp_path, images=image(768, 576)), info, "walk.mp4").frame.tolist() == [3]
+    one_line_refusal(lambda: read_boxes(coco_file(tmp_path, images=image(576, 768)), info, "walk.mp4"),
+                     "768x576 .turned a quarter: labelled without the video's rotation.. ")
 
 
 @pytest.mark.parametrize("attack, message", [
