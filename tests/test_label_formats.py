@@ -294,7 +294,7 @@ def test_an_image_of_another_size_than_the_video_s_frames_is_refused(walk_hog, t
     assert read_boxes(coco_file(tmp_path, images=image(0, 0)), info, "walk.mp4").frame.tolist() == [3]
     assert read_boxes(coco_file(tmp_path, images=image(768, 576)), info, "walk.mp4").frame.tolist() == [3]
     one_line_refusal(lambda: read_boxes(coco_file(tmp_path, images=image(576, 768)), info, "walk.mp4"),
-                     "768x576 .turned a quarter: labelled without the video's rotation.. ")
+                     r"768x576 \(turned a quarter: labelled without the video's rotation\?\): its boxes")
 
 
 @pytest.mark.parametrize("attack, message", [
