@@ -503,6 +503,19 @@ def test_a_summary_cell_past_the_csv_field_limit_is_one_line(tmp_path):
         fleet.read_fleet(fleet.check_folder(str(root)))
 
 
+def test_a_batch_writes_no_cell_the_fleet_page_cannot_read(tmp_path):
+    """An error that quotes a long text (a file's whole content) went into summary.csv as it was, and the
+    page then called the batch's own summary not one a batch wrote."""
+    from core.batch import SUMMARY_CSV, summary_csv
+    from core.batch.sources import MAX_CELL_CHARS, VideoRow
+
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / SUMMARY_CSV).write_bytes(summary_csv([VideoRow("a.mp4", "/x", "failed", "y" * 200_000)]))
+    [video] = fleet.read_fleet(fleet.check_folder(str(root))).videos
+    assert video.relpath == "a.mp4" and video.error == "y" * MAX_CELL_CHARS
+
+
 def test_a_summary_saved_again_with_a_byte_order_mark_still_lists_its_videos(tmp_path):
     """A spreadsheet's 'CSV UTF-8' starts the file with a BOM: its first column read as '\\ufeffrelpath',
     and the page listed no video at all, without a word."""

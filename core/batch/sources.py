@@ -46,6 +46,9 @@ class Detected:
     detect_s: float = 0.0
 
 
+MAX_CELL_CHARS = 8000  # an error can quote a whole file's worth of text
+
+
 @dataclass(frozen=True)
 class VideoRow:
     """One line of summary.csv."""
@@ -65,7 +68,9 @@ class VideoRow:
         return self.flagged / self.frames if self.frames else 0.0
 
     def csv_fields(self) -> dict[str, str | int]:
-        values = {name: inert_cell(value) if isinstance(value, str) else value for name, value in asdict(self).items()}
+        # a cell within MAX_CELL_CHARS: Python's csv reader (the Fleet page's) refuses a field past 131,072 characters
+        values = {name: inert_cell(value)[:MAX_CELL_CHARS] if isinstance(value, str) else value
+                  for name, value in asdict(self).items()}
         values["flagged_share"] = f"{self.flagged_share:.4f}"
         values.update({name: f"{values[name]:.3f}" for name in TIMING_COLUMNS})
         return values
