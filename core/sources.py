@@ -150,7 +150,7 @@ def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
         info = probe(entry["source"])
         if entry.get("fingerprint") and info.fingerprint != entry["fingerprint"]:  # its boxes are another video's
             raise UserError(f"{entry['source']} changed since it was exported (or is not the exported video): "
-                            "run again to review it")
+                            "export it again (python -m core run) to use it")
         detections = import_predictions(datasource.task_dir(task), entry["relpath"], info.frame_count,
                                         (info.width, info.height))
         name_of = frame_namer(entry["relpath"], info.frame_count)

@@ -240,7 +240,7 @@ def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_
     only_bad = subprocess.run([sys.executable, "-m", "core", "batch", str(videos / "bad.mp4"), "--out", str(tmp_path / "bad"),
                                "--quiet", "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert only_bad.returncode == 3 and "no Lightly datasource (no video was processed)" in only_bad.stdout, only_bad.stdout
-    assert "0 videos processed, 1 failed, in " in only_bad.stdout
+    assert "0 videos processed and 1 failed in " in only_bad.stdout
     assert not (tmp_path / "bad" / ".lightly").exists()
 
 

@@ -83,7 +83,7 @@ class BatchReport:
         lightly = Datasource(self.out).lightly
         written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
         failed = sum(r.status == "failed" for r in self.rows)  # tried this run too: "0 processed" alone read as nothing tried
-        lines.append(f"{counted(len(done), 'video')} processed{f', {failed} failed,' if failed else ''} in {self.seconds:.1f} s "
+        lines.append(f"{counted(len(done), 'video')} processed{f' and {failed} failed' if failed else ''} in {self.seconds:.1f} s "
                      f"({rate}); "
                      f"summary in {self.out / SUMMARY_CSV}, {written}")
         if skipped := sum(r.status == "skipped" for r in self.rows):
