@@ -8,7 +8,9 @@ reading images, which labelformat's YOLO reader needs; MOT is a CSV of frame, id
 
 Frames are matched to the video's frames: an image's file name by Lightly's frame naming
 (``walk-012-mp4.png``), else by the trailing number of its stem (``frame_000012.jpg``: frame 12,
-0-based); MOT by its 1-based frame column; YouTube-VIS by position in the video's frame list.
+0-based; Roboflow's ``frame_000012_jpg.rf.<hash>.jpg`` by the name before its hash); MOT by its 1-based
+frame column; YouTube-VIS by position in the video's frame list, or by Lightly's frame names where
+every name is one (this tool's own pre-labels).
 Category names become the classes of the review and of the export's schema. Every file is
 untrusted and refused in one line, before anything is written, when it is: not a regular file or
 larger than its format's cap (``MAX_LABEL_BYTES``, ``MAX_JSON_LABEL_BYTES`` for COCO and YouTube-VIS,
@@ -16,7 +18,12 @@ larger than its format's cap (``MAX_LABEL_BYTES``, ``MAX_JSON_LABEL_BYTES`` for 
 deep; a box that is not finite, has no area, lies wholly outside the image or reaches more than an
 image's size beyond it; a frame outside the video; a file name that is no frame, is absolute or
 climbs out (``..``); a class id that is not a whole number in 0..2**31-1 or a class name that is
-not short text; a MOT track id that is not a whole number in -1..2**53.
+not short text; a MOT track id that is not a whole number in -1..2**53. Refused too, because each
+would put boxes on frames or at scales they were not drawn on: two images (or YOLO label files) of
+one frame, or two images with one id; an image whose recorded size is not the video's; a category id
+with two names; a YouTube-VIS video listing fewer frames than ours whose numbered names skip; a CVAT
+file with both images and tracks, or a track with two boxes on one frame; a MOT or YOLO number that
+is not plainly written (``1_0``, other scripts' digits).
 """
 from __future__ import annotations
 

@@ -234,7 +234,7 @@ def _by_band(band: np.ndarray, n: int, seed: int) -> ReviewPlan:
 
 def _second_phase(flags: np.ndarray, band: np.ndarray, first: ReviewPlan, size: int, seed: int, truths: Truths) -> ReviewPlan:
     """The first phase plus ``size - len(first.frames)`` frames: SECOND_PHASE_BY_BAND of them going on
-    by band (one more frame per band and round, deepest band first, where the first phase stopped; measured
+    by band (continuing the first phase's interleaved rounds, deepest band first in each; measured
     against largest or shallowest first, docs/qa.md), the rest allocated to the cells the
     suggested pair cuts out of the bands (flagged by it or not), where one more verdict shrinks the
     variance of its F1 most, and drawn at random inside each cell. Every frame of a cell is then as
