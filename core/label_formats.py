@@ -217,7 +217,11 @@ def _frame_number(name: str) -> int | None:
     """The frame number an image's base name carries (Lightly's naming, else its stem's trailing
     number, of at most 9 digits), or None."""
     stem = _ROBOFLOW_SUFFIX.sub("", PurePosixPath(name).stem)
-    match = _LIGHTLY_FRAME.search(name) or _LIGHTLY_FRAME.search(stem) or _TRAILING_NUMBER.search(stem)
+    match = _LIGHTLY_FRAME.search(name) or _LIGHTLY_FRAME.search(stem)
+    if match is None and (match := _TRAILING_NUMBER.search(stem)) is not None:
+        start = match.start(1)
+        if stem[start - 1:start] == "-" and (start == 1 or not stem[start - 2].isalnum()):
+            return None  # frame_-5.jpg: a negative number, no frame (read as frame 5 before); clip-5.jpg is frame 5
     return int(match.group(1)) if match is not None and len(match.group(1)) <= 9 else None
 
 

@@ -59,10 +59,12 @@ def test_frames_are_matched_by_lightly_names_or_trailing_numbers():
     assert frame_of("walk-012-mp4.png", 40) == 12
     assert frame_of("clips/frame_000012.jpg", 40) == 12
     assert frame_of("clips\\walk\\img7.png", 40) == 7  # Windows separators: only the number counts
+    assert frame_of("clip-5.jpg", 40) == 5
     for name, message in (("cover.png", "names no frame"), ("frame_000040.jpg", "the video has 40 frames"),
                           ("../../etc/img7.png", "climbs out"), ("/etc/frame_7.png", "climbs out"),
                           ("C:\\frames\\frame_7.png", "climbs out"), ("a/..\\..\\frame_7.png", "climbs out"),
-                          ("frame_\u0663.png", "names no frame")):  # an Arabic-Indic 3 is no frame number
+                          ("frame_\u0663.png", "names no frame"),  # an Arabic-Indic 3 is no frame number
+                          ("frame_-5.jpg", "names no frame"), ("-5.png", "names no frame")):  # negative: read as 5 before
         with pytest.raises(PredictionFormatError, match=message):
             frame_of(name, 40)
 
