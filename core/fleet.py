@@ -20,7 +20,7 @@ from typing import Callable
 import orjson
 
 from core import paths
-from core.bounded import SPREADSHEET_FORMULA_LEADS, read_capped
+from core.bounded import SPREADSHEET_FORMULA_LEADS, brief, read_capped
 from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, SCHEMA, Datasource, frame_namer
@@ -124,9 +124,13 @@ def _summary_rows(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, Fl
                                 "(run the batch in parts, each with its own output folder)")
             relpath = _cell(record.get("relpath"))
             if relpath:
-                rows.append((relpath, FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",
-                                                 _cell(record.get("error")), _count(record.get("frames")),
-                                                 _count(record.get("boxes")), _count(record.get("flagged")))))
+                video = FleetVideo(relpath, _cell(record.get("source")), _cell(record.get("status")) or "?",
+                                   _cell(record.get("error")), _count(record.get("frames")), _count(record.get("boxes")),
+                                   _count(record.get("flagged")))
+                if video.flagged > video.frames:  # a share past 100%: a batch never writes it
+                    raise UserError(f"{path} says {brief(relpath, 80)} has {video.flagged:,} flagged of {video.frames:,} "
+                                    "frames: it is not a summary a batch wrote; remove it and run the batch again")
+                rows.append((relpath, video))
     except csv.Error as exc:  # a cell past csv's field limit (131,072 characters), a NUL in older Pythons
         raise UserError(f"{path} is not a summary a batch wrote ({str(exc)[:120]}): remove it "
                         "and run the batch again") from None

@@ -503,6 +503,15 @@ def test_a_summary_cell_past_the_csv_field_limit_is_one_line(tmp_path):
         fleet.read_fleet(fleet.check_folder(str(root)))
 
 
+def test_a_summary_row_with_more_flagged_than_frames_is_one_line(tmp_path):
+    """A hand-edited row showed a flagged share of 3,330%."""
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / fleet.SUMMARY_CSV).write_text("relpath,source,status,error,frames,boxes,flagged\na.mp4,/x,done,,30,1,999\n")
+    with pytest.raises(fleet.UserError, match=r"says 'a.mp4' has 999 flagged of 30 frames: it is not a summary a batch wrote"):
+        fleet.read_fleet(fleet.check_folder(str(root)))
+
+
 def test_a_batch_writes_no_cell_the_fleet_page_cannot_read(tmp_path):
     """An error that quotes a long text (a file's whole content) went into summary.csv as it was, and the
     page then called the batch's own summary not one a batch wrote."""
