@@ -269,7 +269,7 @@ st.title("Verdicts & thresholds")
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Verdicts")
 size, seed = queue_settings_panel()
-recount_warning(resources.verdict_store, view.video.info)
+recount_warning(view.video.info)
 sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
 with error_boundary("Verdicts"):
     store = resources.verdict_store()

@@ -281,7 +281,7 @@ st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Review")  # the tab says which camera, of many
 boxes_source_caption()
-recount_warning(resources.verdict_store, view.video.info)
+recount_warning(view.video.info)
 workspace()
 st.divider()
 local_selection_panel(view)

@@ -9,7 +9,7 @@ from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
 from core.bounded import printable
 from core.errors import UserError
 from core.verdicts import recounted_note
-from ui import session
+from ui import resources, session
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
 # (Review) and the scheduled one (Export & schedule) use the same strengths.
@@ -55,11 +55,11 @@ def annotator_field() -> None:
         st.caption(session.UNNAMED)
 
 
-def recount_warning(store_of, info) -> None:
+def recount_warning(info) -> None:
     """Said where a video's older verdicts may sit on other frames since frames are counted as PyAV
-    decodes them (:func:`core.verdicts.recounted_note`); ``store_of``: the verdict store, when it opens."""
+    decodes them (:func:`core.verdicts.recounted_note`)."""
     try:
-        note = recounted_note(store_of(), info.fingerprint, info.hidden_frames, info.reordered)
+        note = recounted_note(resources.verdict_store(), info.fingerprint, info.hidden_frames, info.reordered)
     except UserError:  # a store that cannot be read: the pages say so where they use it
         return
     if note:
