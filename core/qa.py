@@ -721,11 +721,16 @@ class ReviewQueue:
     def plan_size(self) -> int:
         return self.planned if self.size < 0 else self.size
 
+    @property
+    def plan_frames(self) -> list[int]:
+        """The plan's frames in the queue (the first phase alone while its verdicts are due)."""
+        return self.frames[:self.planned]
+
     def next_unreviewed(self, reviewed: Mapping[int, object]) -> int | None:
         return next((frame for frame in self.frames if frame not in reviewed), None)
 
     def planned_done(self, reviewed: Mapping[int, object]) -> int:
-        return sum(1 for frame in self.frames[:self.planned] if frame in reviewed)
+        return sum(1 for frame in self.plan_frames if frame in reviewed)
 
     def plan_complete(self, reviewed: Mapping[int, object]) -> bool:
         return self.plan_size > 0 and self.planned == self.plan_size and self.planned_done(reviewed) == self.planned

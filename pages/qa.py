@@ -70,7 +70,7 @@ def several_boxes_panel(view: FlickerView, queue: ReviewQueue, store) -> None:
         if st.button("Save box verdicts", key="qa_save_boxes"):
             for k in range(len(labels)):
                 store.set(view.video.info.fingerprint, frame, "miss" if k in real else "false_alarm", box=k,
-                          annotator=session.annotator(), drawn=frame in queue.frames[:queue.planned])
+                          annotator=session.annotator(), drawn=frame in queue.plan_frames)
             st.toast(f"Saved verdicts for {len(labels)} boxes of frame {frame}")
 
 
@@ -279,12 +279,12 @@ with error_boundary("Verdicts"):
     queue = review_queue(view.index, view.flicker, size, seed, truth, unsure)  # its second phase follows the first's verdicts
     # the frames whose verdicts the estimates rest on: given once a plan (this one, or an earlier
     # size or seed) had drawn them; the store remembers each plan's frames and since when
-    planned = store.plan_drawn(view.video.info.fingerprint, queue.frames[:queue.planned])
+    planned = store.plan_drawn(view.video.info.fingerprint, queue.plan_frames)
     # a plan frame judged before any plan drew it is asked again: only then does its verdict count
-    ask_again = set(queue.frames[:queue.planned]).difference(planned)
+    ask_again = set(queue.plan_frames).difference(planned)
     answered = {frame: verdict for frame, verdict in verdicts.items() if frame not in ask_again}
     # a larger plan draws its own second half: verdicts on an earlier plan's frames outside it still count
-    counted_outside = len((planned & truth.keys()).difference(queue.frames[:queue.planned]))
+    counted_outside = len((planned & truth.keys()).difference(queue.plan_frames))
     # the figures keep the last aimed plan's cells while a larger plan (or another seed) has none yet
     focus = store.estimate_focus(view.video.info.fingerprint, queue.focus)
     focus = focus if focus in DEFAULT_GRID else None  # a damaged row: the bands alone

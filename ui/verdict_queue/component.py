@@ -48,7 +48,7 @@ def queue_frames(queue: ReviewQueue, verdicts: dict[int, str]) -> list[int]:
         if unjudged > AFTER_PLAN:
             after = after[:end]
             break
-    return [*queue.frames[:queue.planned], *after]
+    return [*queue.plan_frames, *after]
 
 
 def unjudged_after_plan(queue: ReviewQueue, verdicts: dict[int, str], sent: int) -> int:
@@ -75,7 +75,7 @@ def verdict_queue(view: FlickerView, queue: ReviewQueue, verdicts: dict[int, str
     token = st.session_state.setdefault(TOKEN, new_token())
     queued = queue_frames(queue, verdicts)
     post_url = queue_url(token, QueueTarget(store, info.fingerprint, view.n_frames, annotator,
-                                            frozenset(queue.frames[:queue.planned])))
+                                            frozenset(queue.plan_frames)))
     _mount(key=QUEUE, on_refresh_change=lambda: None, data={
         "video": {"key": info.fingerprint, "name": view.video.relpath, "n": view.n_frames, "width": info.width,
                   "height": info.height},
