@@ -412,13 +412,13 @@ def _cvat(path: Path, video: VideoInfo, relpath: str) -> Detections:
     not read) here."""
     from labelformat.formats import CVATObjectDetectionInput
 
-    if _parse_xml(path, keep=False)[1]:  # a <track> element, not the bytes "<track" (a comment may hold them)
-        root = _parse_xml(path, keep=True)[0]
-        if root.find("image") is not None:  # read as video, its images' boxes were left out without a word
+    root, has_track, has_image = _parse_xml(path)
+    if has_track:  # a <track> element, not the bytes "<track" (a comment may hold them)
+        if has_image:  # read as video, its images' boxes were left out without a word
             raise PredictionFormatError(f"{path} holds both <image>s (CVAT for images) and <track>s (CVAT for video): "
                                         "export it from CVAT in one of the two formats")
         return _cvat_video(root, path, video)
-    return _image_labels(CVATObjectDetectionInput, path, video)  # which parses it again: the first tree is gone
+    return _image_labels(CVATObjectDetectionInput, path, video)  # which parses it again: the images were dropped
 
 
 def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
@@ -435,10 +435,7 @@ def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
     frames, boxes, classes = [], [], []  # numpy pieces, one per drawn stretch
     drawn = 0
     for track in root.iter("track"):
-        keys = sorted(((_cvat_frame(path, box, video.frame_count), box) for box in track.iter("box")), key=lambda k: k[0])
-        if (twice := next((a for (a, _), (b, _) in zip(keys, keys[1:]) if a == b), None)) is not None:  # the last won, silently
-            raise PredictionFormatError(f"{path}: track {brief(track.get('id'), 20)} has two boxes on frame {twice}: "
-                                        "a track holds one box per frame")
+        keys = _one_box_per_frame(path, track, video.frame_count)
         for (frame, box), following in zip(keys, keys[1:] + [(video.frame_count, None)]):
             end = following[0]
             if box.get("outside") == "1" or end <= frame:
@@ -457,28 +454,45 @@ def _cvat_video(root, path: Path, video: VideoInfo) -> Detections:
                       np.ones(drawn), np.concatenate(classes or [np.empty(0, np.int64)]), dict(enumerate(names)), video, path)
 
 
-def _parse_xml(path: Path, keep: bool):
-    """The XML tree of ``path`` (``keep``; else its root alone, each child dropped once read) and
-    whether it holds a ``<track>``; refused when not well-formed or nested deeper than ``MAX_DEPTH``
-    (expat refuses external entities and entity expansion past its amplification limit)."""
+def _one_box_per_frame(path: Path, track, n_frames: int) -> list:
+    """``(frame, box)`` of ``track``'s boxes in frame order. A box repeated as it was (an editor's
+    double save) is kept once; two that differ on one frame are refused: the last won, silently."""
+    keys, seen = [], {}
+    for box in track.iter("box"):
+        frame = _cvat_frame(path, box, n_frames)
+        if frame not in seen:
+            seen[frame] = box.attrib
+            keys.append((frame, box))
+        elif seen[frame] != box.attrib:
+            raise PredictionFormatError(f"{path}: track {brief(track.get('id'), 20)} has two boxes on frame {frame}: "
+                                        "a track holds one box per frame")
+    return sorted(keys, key=lambda key: key[0])
+
+
+def _parse_xml(path: Path):
+    """The XML tree of ``path`` without its ``<image>``s (each dropped once read: CVAT for images
+    goes to labelformat, which parses the file itself), whether it holds a ``<track>`` and whether
+    an ``<image>``; refused when not well-formed or nested deeper than ``MAX_DEPTH`` (expat refuses
+    external entities and entity expansion past its amplification limit)."""
     import io
     from xml.etree import ElementTree as ET
 
     from core.bounded import MAX_DEPTH
 
     events = ET.iterparse(io.BytesIO(read_capped(path, MAX_XML_LABEL_BYTES, "CVAT file")), events=("start", "end"))
-    depth, has_track = 0, False
+    depth, has_track, has_image = 0, False, False
     try:
         for event, element in events:
             depth += 1 if event == "start" else -1
             if depth > MAX_DEPTH:
                 raise PredictionFormatError(f"{path} nests deeper than {MAX_DEPTH} levels")
             has_track = has_track or (event == "start" and element.tag == "track")
-            if not keep and event == "end" and depth == 1:
-                element.clear()  # a child of the root, read: the check needs none of it
+            if event == "end" and depth == 1 and element.tag == "image":
+                has_image = True
+                element.clear()
     except ET.ParseError as exc:
         raise PredictionFormatError(f"{path}: not CVAT XML: {str(exc)[:200]}") from None
-    return events.root, has_track
+    return events.root, has_track, has_image
 
 
 def _cvat_frame(path: Path, box, n_frames: int) -> int:

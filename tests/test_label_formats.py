@@ -275,6 +275,19 @@ def test_a_cvat_track_with_two_boxes_on_one_frame_is_refused(walk_hog, tmp_path,
     one_line_refusal(lambda: read_boxes(cvat, info, "walk.mp4"), f"track '7' has two boxes on frame {frame}")
 
 
+def test_a_cvat_track_box_saved_twice_as_it_was_is_read_once(walk_hog, tmp_path):
+    """Only two boxes that differ leave the frame in doubt; the same box twice is one box."""
+    info, _ = walk_hog
+    cvat = tmp_path / "labels.xml"
+    box = '<box frame="{}" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="9" ybr="9"/>'
+    cvat.write_text('<annotations><version>1.1</version><track id="7" label="person">'
+                    f'{box.format(2)}{box.format(2)}{box.format(4)}<box frame="5" outside="1" xtl="1" ytl="1" xbr="9" ybr="9"/>'
+                    '</track></annotations>')
+    boxes = read_boxes(cvat, info, "walk.mp4")
+    assert boxes.frame.tolist() == [2, 3, 4]
+    assert boxes.xyxy.tolist() == [[1, 1, 9, 9]] * 3
+
+
 def test_a_cvat_file_with_both_images_and_tracks_is_refused_not_read_in_part(walk_hog, tmp_path):
     """Read as CVAT for video, the boxes of its <image>s were left out without a word."""
     info, _ = walk_hog
