@@ -134,6 +134,13 @@ def test_push_refuses_a_manifest_relpath_that_climbs_out(export, tmp_path, relpa
     assert not (tmp_path / "escape.mp4").exists()
 
 
+def test_a_manifest_frame_count_no_video_has_is_refused_before_any_frame_is_named(export, tmp_path):
+    """Push, select and a batch's rerun name every frame of a video: 10^12 of them never ended."""
+    rewrite_manifest(export, frames=10**12)
+    with pytest.raises(ExportError, match="frame count of 1,000,000,000,000"):
+        plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+
+
 def test_push_refuses_a_manifest_source_that_is_not_the_exported_video(export, tmp_path):
     secret = tmp_path / "passwords.mp4"
     secret.write_text("root:x:0:0")

@@ -200,6 +200,7 @@ def recover_export(out_dir: str | Path) -> None:
 
 
 MAX_MANIFEST_BYTES = 64 << 20
+MAX_MANIFEST_FRAMES = 100_000_000  # 38 days at 30 fps; a video past it is not one this tool exported
 
 
 def earlier_export(out_dir: str | Path, fingerprint: str) -> Path | None:
@@ -251,6 +252,8 @@ def _manifest_entry_problem(entry) -> str | None:
         return f"has an unsafe relpath {str(relpath)[:80]!r} (it must stay inside the input datasource)"
     if not isinstance(entry.get("frames"), int) or isinstance(entry.get("frames"), bool) or entry["frames"] < 1:
         return "has no frame count"
+    if entry["frames"] > MAX_MANIFEST_FRAMES:  # every frame's file name is listed or made: 10^12 of them never ends
+        return f"has a frame count of {entry['frames']:,} (at most {MAX_MANIFEST_FRAMES:,})"
     for key in ("source", "fingerprint", "flags"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             return f"has a {key} that is not a string"
