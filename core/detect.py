@@ -14,6 +14,7 @@ in the last float digits, so each has its own detector fingerprint (and detectio
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import re
@@ -407,7 +408,7 @@ class HogPeopleDetector:
             rects, weights = self._hog.detectMultiScale(frame, **self._kwargs)
             rects = np.asarray(rects, np.float32).reshape(-1, 4)
             score = (1.0 - np.exp(-np.clip(np.asarray(weights, np.float32).reshape(-1), 0, None))).astype(np.float32)
-            keep = score >= conf
+            keep = score > conf  # above the floor, as the YOLO backends keep them
             if classes is not None and 0 not in classes:
                 keep[:] = False
             xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
@@ -469,9 +470,24 @@ def _cache_file(video, detector, conf, classes, cache_dir) -> Path:
 
 def cached_detections(video: VideoInfo, detector: Detector, conf: float = DEFAULT_CONF,
                       classes: Sequence[int] | None = None, cache_dir: Path | None = None) -> Detections | None:
-    """The result of an identical earlier run, or None. An entry that is damaged, or that does not
-    cover every frame the video decodes to, is dropped and recomputed, never trusted."""
-    cache_file = _cache_file(video, detector, conf, classes, cache_dir)
+    """The result of an identical earlier run, or None; failing that, an earlier run's at a lower
+    confidence floor (one of the hundredths a person types) with the boxes under ``conf`` left out,
+    which is what a run at ``conf`` finds: the boxes under it never suppressed one above it. An
+    entry that is damaged, or that does not cover every frame the video decodes to, is dropped and
+    recomputed, never trusted."""
+    for floor in _floors_at_or_below(conf):
+        detections = _cache_entry(_cache_file(video, detector, floor, classes, cache_dir), video)
+        if detections is not None:
+            return detections if floor == conf else detections.select(detections.score > conf)  # as a run keeps them
+    return None
+
+
+def _floors_at_or_below(conf: float) -> list[float]:
+    """``conf`` first, then the lower floors in hundredths, nearest first (so the fewest boxes to load)."""
+    return [conf] + [k / 100 for k in range(math.ceil(conf * 100) - 1, -1, -1) if k / 100 < conf]
+
+
+def _cache_entry(cache_file: Path, video: VideoInfo) -> Detections | None:
     if not cache_file.is_file():
         return None
     try:

@@ -76,6 +76,23 @@ def test_yolo_detection_runs_real_inference_and_caches(yolo, tiny_slice, tmp_pat
         assert found is None or found.n_frames == 6
 
 
+def test_a_higher_floor_is_read_from_a_lower_floors_cache_without_running_the_model(yolo, tiny_slice, tmp_path):
+    """``run --conf 0.3`` after a run at 0.1 ran the model again, for boxes the cache already held:
+    what a run keeps above a floor is the lower floor's boxes above it (none under it suppressed one
+    above). The same boxes as a fresh run at that floor, and no new entry (the model did not run)."""
+    info = probe(tiny_slice)
+    low = detect_video(info, yolo, conf=0.0, cache_dir=tmp_path / "cache")
+    scores = np.unique(low.score)
+    floor = float(scores[len(scores) // 2] + scores[len(scores) // 2 + 1]) / 2  # between two scores: half the boxes
+    entries = sorted((tmp_path / "cache" / "detections").glob("*.npz"))
+    reused = detect_video(info, yolo, conf=floor, cache_dir=tmp_path / "cache")
+    assert sorted((tmp_path / "cache" / "detections").glob("*.npz")) == entries
+    fresh = detect_video(info, yolo, conf=floor, cache_dir=tmp_path / "fresh")
+    assert 0 < len(fresh) < len(low)
+    for field in ("frame", "xyxy", "score", "cls"):
+        assert np.array_equal(getattr(reused, field), getattr(fresh, field)), field
+
+
 def test_the_detection_cache_keeps_within_its_size(yolo, tiny_slice, tmp_path, monkeypatch):
     """Past FLICKER_RESULTS_CACHE_GB the cache sheds its entries (least recently used first:
     tests/test_paths.py), and the run just cached always stays."""
