@@ -103,6 +103,9 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")
+    if container.streams.video[0].disposition & av.stream.Disposition.attached_pic:
+        container.close()  # sound with its cover picture: read as a one-frame video at 90,000 fps
+        raise VideoError(f"{path.name} has no video stream, only a still picture (cover art)")
     if _is_still_image(container.format.name):
         kind = container.format.name.removesuffix("_pipe").upper()
         container.close()

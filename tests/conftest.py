@@ -97,12 +97,14 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
         "still": folder / "still.mp4",
         "no_frames_mkv": folder / "no_frames.mkv",
         "no_frames_mp4": folder / "no_frames.mp4",
+        "cover_art": folder / "podcast.mp4",
     }
     for name in ("no_frames_mkv", "no_frames_mp4"):  # a recording stopped before its first frame
         with av.open(str(files[name]), "w") as container:
             stream = container.add_stream("libx264", rate=10)
             stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
             container.start_encoding()  # the header, and not one packet
+    _audio_with_cover_art(files["cover_art"])
     files["loop"].symlink_to(folder / "loop_back.mp4")
     (folder / "loop_back.mp4").symlink_to(files["loop"])
     files["dangling"].symlink_to(folder / "deleted.mp4")
@@ -118,6 +120,26 @@ def bad_files(tmp_path_factory, sample_slice) -> dict[str, Path]:
     cv2.imwrite(str(folder / "still.png"), np.zeros((48, 64, 3), np.uint8))  # a picture renamed: FFmpeg reads it as one frame
     (folder / "still.png").rename(files["still"])
     return files
+
+
+def _audio_with_cover_art(path: Path) -> None:
+    """Sound and its cover picture (a podcast or song exported as .mp4): FFmpeg shows the picture as
+    a video stream marked ``attached_pic``, one frame long."""
+    with av.open(str(path), "w") as container:
+        sound = container.add_stream("aac", rate=44100)
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 48, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        for packet in [*cover.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")),
+                       *cover.encode()]:
+            container.mux(packet)
+        for k in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, k * 1024
+            for packet in sound.encode(frame):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
 
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")  # the browser tests' Debian packages

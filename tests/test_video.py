@@ -150,6 +150,8 @@ def test_damaged_data_mid_video_keeps_every_frame_the_probe_counts(tmp_path):
         # were "not a video FFmpeg can read (End of file)" and "has no video stream (or its index is missing...)"
         ("no_frames_mkv", "no_frames.mkv ends before any video data: an empty recording, or a file cut short"),
         ("no_frames_mp4", "no_frames.mp4 holds no streams, so no frames: an empty recording"),
+        # was a one-frame video at 90,000 fps: the sound's cover picture
+        ("cover_art", r"podcast.mp4 has no video stream, only a still picture \(cover art\)"),
     ],
 )
 def test_bad_input_gets_one_line_video_error(bad_files, kind, message):
