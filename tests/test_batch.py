@@ -102,6 +102,23 @@ def test_files_named_like_videos_that_are_no_files_are_listed_as_failed(cache, t
     assert "is not a regular file" in errors["pipe.mp4"] and "is not a regular file" in errors["zero.mp4"]
 
 
+
+def test_a_glob_goes_down_folders_never_through_a_link_to_one(tmp_path):
+    """``**`` followed links to folders, which a folder input never does: one link back to its parent
+    listed a video 41 times (cams/a.mp4, cams/up/cams/a.mp4, ...), each to be detected and exported;
+    with two such links the listing never ended. A link the glob names by a wildcard part is still read."""
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    write_video(cams / "a.mp4", sample_frames(2))
+    (cams / "up").symlink_to("..")
+    (tmp_path / "elsewhere").mkdir()
+    write_video(tmp_path / "elsewhere" / "b.mp4", sample_frames(2))
+    (cams / "linked").symlink_to(tmp_path / "elsewhere")
+    assert [s.relpath for s in find_sources([f"{tmp_path}/**/*.mp4"])] == ["cams/a.mp4", "elsewhere/b.mp4"]
+    assert [s.relpath for s in find_sources([f"{cams}/**"])] == ["a.mp4"]
+    assert [s.relpath for s in find_sources([f"{cams}/*/*.mp4"])] == ["linked/b.mp4"]
+    assert [s.relpath for s in find_sources([f"{cams}/*.mp4"])] == ["a.mp4"]
+
 def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_every_video(videos, cache, tmp_path):
     out = tmp_path / "out"
     killed = ValidAfterEveryVideo(out, stop_after_done=1)

@@ -2,7 +2,8 @@
 prefixes), a local copy of each, and what an engine hands back and reports."""
 from __future__ import annotations
 
-import glob
+import fnmatch
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -149,13 +150,50 @@ def _static_prefix(pattern: str) -> str:
 
 def _glob_sources(pattern: str) -> list[VideoSource]:
     """The video files a glob matches (``**`` goes down folders), as buckets glob."""
-    base = Path(_static_prefix(pattern) or ".")
-    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    prefix = _static_prefix(pattern)
+    base = Path(prefix or ("/" if pattern.startswith("/") else "."))
+    parts = [part for part in pattern[len(prefix):].split("/") if part] + ([""] if pattern.endswith("/") else [])
+    matches = sorted(set(_globbed(base, parts)))
     sources = [_local_source(match, match.relative_to(base).as_posix()) for match in matches
                if not match.is_dir() and match.suffix.lower() in VIDEO_EXTENSIONS]  # as find_videos
     if not sources:
         raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) match {pattern}")
     return sources
+
+
+def _globbed(folder: Path, parts: list[str]) -> Iterator[Path]:
+    """What ``glob.glob(folder/parts, recursive=True)`` matches, but ``**`` never goes through a link to a
+    folder, as a folder input never does: glob's did, and one link back to a parent listed each video
+    below it 41 times; two, without end. A wildcard part that names a link to a folder still reads it."""
+    if not parts:
+        yield folder
+        return
+    part, rest = parts[0], parts[1:]
+    if not part:  # the pattern ended with a slash: folders only
+        if folder.is_dir():
+            yield folder
+    elif part == "**":
+        yield from _globbed(folder, rest)
+        for child in _entries(folder, part):
+            if child.is_dir(follow_symlinks=False):
+                yield from _globbed(Path(child.path), parts)
+            elif not rest:  # a trailing ** matches files too
+                yield Path(child.path)
+    elif _GLOB_MAGIC.search(part):
+        for child in _entries(folder, part):
+            if fnmatch.fnmatchcase(child.name, part) and (not rest or child.is_dir()):
+                yield from _globbed(Path(child.path), rest)
+    elif os.path.lexists(folder / part):
+        yield from _globbed(folder / part, rest)
+
+
+def _entries(folder: Path, part: str) -> list[os.DirEntry]:
+    """The entries of ``folder`` a glob part may match: hidden ones only for a part that starts with a dot."""
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if part.startswith(".") or not e.name.startswith(".")]
+    except OSError:  # not a folder, or unreadable: it matches nothing, as in glob
+        return []
 
 
 def _bucket_sources(url: str) -> list[VideoSource]:
