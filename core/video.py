@@ -236,14 +236,20 @@ def _shown_packets(pts: list, keyframe_flags: list[bool], discarded: list[bool])
     return [pts[i] for i in shown_at], [keyframe_flags[i] for i in shown_at], len(pts) - len(shown_at)
 
 
+PAUSE_INTERVALS = 10  # a gap between two frames this many times the median one is a pause in the recording
+
+
 def _frame_rate(header_fps: float, frame_pts: np.ndarray, time_base) -> float:
     """The header's frame rate, unless the frames' own timestamps disagree with it by more than 5%:
     a variable-rate MKV says 25 fps (its default) for frames 0.11 s apart, and played at 25 fps its
-    32.6 s went by in 12 s."""
+    32.6 s went by in 12 s. Pauses (gaps over PAUSE_INTERVALS times the median, a camera that records
+    on motion) are left out of the span: counted, an hour's pause in 20 frames made it 0.005 fps."""
     if len(frame_pts) < 2 or not time_base:
         return header_fps
-    span = float((int(frame_pts[-1]) - int(frame_pts[0])) * time_base)
-    measured = (len(frame_pts) - 1) / span if span > 0 else 0.0
+    gaps = np.diff(frame_pts)
+    kept = gaps[gaps <= PAUSE_INTERVALS * np.median(gaps)]
+    span = float(int(kept.sum()) * time_base)
+    measured = len(kept) / span if span > 0 else 0.0
     return measured if measured and (not header_fps or abs(header_fps - measured) > 0.05 * measured) else header_fps
 
 

@@ -256,6 +256,30 @@ def test_a_variable_rate_mkv_has_the_rate_its_timestamps_give(tmp_path, sample_v
     assert probe(sample_video).fps == 10.0  # a constant rate keeps its header's
 
 
+def test_a_recording_paused_for_an_hour_keeps_the_rate_of_its_frames(tmp_path):
+    """A camera that records on motion: 10 fps, then nothing for an hour, then 10 fps again. Its rate
+    was its frames over the whole span, 0.005 fps: Play showed one frame every 3 minutes."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "motion.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 192, 144, "yuv420p"
+        stream.codec_context.thread_count = ENCODER_THREADS
+        stream.codec_context.time_base = Fraction(1, 10)
+        for k, frame in enumerate(sample_frames(20, start=100)):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[::4, ::4]), format="rgb24")
+            picture.pts, picture.time_base = k if k < 10 else k + 36_000, Fraction(1, 10)
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert info.frame_count == 20 and info.fps == pytest.approx(10.0)
+
+
 @pytest.mark.parametrize("name, codec, container_format", [("cam.ts", "libx264", None), ("cam.mpg", "mpeg2video", None),
                                                            ("cam.m2ts", "libx264", "mpegts")])
 def test_mpeg_ts_and_ps_with_b_frames_seek_to_every_frame(tmp_path, name, codec, container_format):
