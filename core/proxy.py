@@ -168,15 +168,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bool = True,
                        cache_frames: int | None = None) -> FrameReader:
     """A FrameReader (keeping ``cache_frames`` decoded frames; None: its default) on the seek proxy when one that
-    matches exists; otherwise on the original, after starting the proxy build in a background
-    thread (once per video), so later calls get the fast one."""
+    matches exists (its structure, and its frame 0 the original's); otherwise on the original, after starting the
+    proxy build in a background thread (once per video), so later calls get the fast one."""
     target = proxy_path(info, cache_dir)
     if target.is_file():
         try:
             proxy = probe(target)
         except VideoError:
             proxy = None
-        if proxy is not None and proxy_matches(info, proxy):
+        if proxy is not None and proxy_matches(info, proxy) and proxy_matches(info, proxy, {0: _first_frame(info)}):
             paths.mark_used(target)
             return FrameReader(proxy, cache_frames)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
@@ -187,6 +187,16 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
                 _builds[str(target)] = thread
                 thread.start()
     return FrameReader(info, cache_frames)
+
+
+def _first_frame(info: VideoInfo) -> np.ndarray:
+    """The original's frame 0 as shown: cheap (the first keyframe), and enough to tell a proxy file
+    replaced by another video's of the same length and size, which its structure alone let through."""
+    reader = FrameReader(info, cache_frames=1)
+    try:
+        return reader.get(0)
+    finally:
+        reader.close()
 
 
 def proxy_building(info: VideoInfo, cache_dir: Path | None = None) -> bool:

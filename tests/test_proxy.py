@@ -26,7 +26,7 @@ from core.proxy import (
     reader_for_display,
 )
 from core.video import FrameReader, iter_frames, probe
-from conftest import ENCODER_THREADS, sample_frames
+from conftest import ENCODER_THREADS, sample_frames, write_video
 
 FRAMES = 130  # more than one long GOP
 
@@ -112,6 +112,21 @@ def test_a_proxy_that_does_not_match_is_never_used(sample_video, tmp_path):
     assert other.frame_count == info.frame_count and proxy_matches(info, other)  # structure alone agrees...
     wrong_frames = {0: np.zeros((288, 384, 3), np.uint8), FRAMES - 1: np.full((288, 384, 3), 255, np.uint8)}
     assert not proxy_matches(info, other, wrong_frames)  # ...the content does not
+
+
+def test_a_proxy_replaced_by_another_videos_is_never_used(tmp_path):
+    """A proxy file replaced by another video's proxy of the same length and size (a cache copied
+    between machines, a restored backup) passed every check on opening: the viewer showed the other
+    video's frames beside this one's boxes. Frame 0 is compared with the original's when it opens."""
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (384, 288)))
+    frames = [cv2.resize(f, (384, 288)) for f in sample_frames(FRAMES, start=500)]
+    other = probe(write_video(tmp_path / "other.mp4", frames, codec="libx264", options=X264_LONG_GOP))
+    built = build_seek_proxy(other, proxy_path(other, tmp_path))
+    assert built is not None and proxy_matches(info, probe(built))  # its structure alone agrees
+    shutil.copy(built, proxy_path(info, tmp_path))
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    assert build_seek_proxy(info, proxy_path(info, tmp_path)) is not None  # its own proxy is used again
+    assert reader_for_display(info, tmp_path, build=False).info.path == proxy_path(info, tmp_path)
 
 
 def test_short_gop_videos_need_no_proxy(sample_slice, tmp_path):
