@@ -177,8 +177,17 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
     writer works: numpy, a muxer, a library); renamed onto ``path`` in one step when the block
     ends normally, removed when it raises. ``durable`` fsyncs the file and its folder, for the
     user's work (verdicts, manifests); caches skip it. ``suffix`` keeps an extension some writers
-    read the format from."""
+    read the format from. A ``path`` that is (or links to) a device, a pipe or a socket is refused:
+    renamed over, ``--out /dev/stdout`` or ``/dev/full`` became a plain file."""
     path = Path(path)
+    try:
+        status = path.stat()
+    except OSError:
+        status = None  # not there yet (or a link to nothing): written as always
+    if status is not None and not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):
+        from core.errors import UserError
+
+        raise UserError(f"{path} is not a regular file (a device, a pipe or a socket): give a file name; nothing was written")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)

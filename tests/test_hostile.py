@@ -7,6 +7,7 @@ after a crash (a real SIGKILL at the dangerous moment), bounded memory on huge f
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -907,3 +908,18 @@ def test_the_app_refuses_a_bare_model_name_read_from_outside_the_roots(tmp_path,
     monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "videos"))
     with pytest.raises(UserError, match="outside the folders"):
         detector(DetectorSpec("rt_outside.yaml"))
+
+
+@pytest.mark.parametrize("target", ["fifo", "link-to-fifo"])
+def test_an_out_that_is_a_pipe_or_device_is_refused_never_replaced(capsys, tmp_path, export, target):
+    """``--out /dev/stdout`` (a link to the terminal or a pipe), ``/dev/full`` or a named pipe: the
+    listing was written beside it and renamed over it, replacing the device node with a plain file
+    (as root, /dev/full was a JSON file afterwards) and saying "verdicts written"."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = fifo if target == "fifo" else tmp_path / "stdout"
+    if target == "link-to-fifo":
+        out.symlink_to(fifo)
+    assert_one_line(*cli(capsys, "verdicts", export, "--out", out), "is not a regular file")
+    assert stat.S_ISFIFO(out.stat().st_mode) and out.is_symlink() == (target == "link-to-fifo")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
