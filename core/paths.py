@@ -188,7 +188,10 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
         from core.errors import UserError
 
         raise UserError(f"{path} is not a regular file (a device, a pipe or a socket): give a file name; nothing was written")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # mkdir's "File exists", of a file where a folder must be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), exc.filename) from None
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:  # named for the file the user asked for, not the temporary one beside it

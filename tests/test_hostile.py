@@ -923,3 +923,10 @@ def test_an_out_that_is_a_pipe_or_device_is_refused_never_replaced(capsys, tmp_p
     assert_one_line(*cli(capsys, "verdicts", export, "--out", out), "is not a regular file")
     assert stat.S_ISFIFO(out.stat().st_mode) and out.is_symlink() == (target == "link-to-fifo")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_a_file_out_under_a_file_says_that_file_is_no_folder(capsys, tmp_path, export):
+    """It said "File exists: .../notes.txt" (mkdir's words), of the one name that must be a folder."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert_one_line(*cli(capsys, "verdicts", export, "--out", a_file / "verdicts.csv"), f"Not a directory: {a_file}")
