@@ -63,6 +63,7 @@ def keyframes(frames: np.ndarray, xyxy: np.ndarray, min_iou: float = KEYFRAME_IO
     while True:
         ordered = np.array(sorted(key))
         fit = box_iou(interpolated(frames, xyxy, ordered), xyxy)
+        fit[ordered] = np.inf  # a keyframe is given back as written: a box with no area has IoU 0 even with itself
         worst = int(np.argmin(fit))
         if fit[worst] >= min_iou:
             return ordered

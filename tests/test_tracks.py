@@ -217,3 +217,27 @@ def test_cvat_video_files_that_nest_expand_or_draw_without_end_are_one_line(walk
     with pytest.raises(PredictionFormatError, match=message) as error:
         label_formats.read_boxes(tmp_path / "video.xml", walk[0], "walk.mp4")
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture
+def one_second_limit():
+    """Fails a test that is still running after a second (an endless loop), instead of hanging the suite."""
+    import signal
+
+    def stop(*_):
+        raise TimeoutError("still running after 1 s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(1)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_box_with_no_area_is_its_own_keyframe_not_an_endless_loop(one_second_limit):
+    """Detection clips boxes to the frame, so one drawn wholly past an edge (in the letterbox padding)
+    has no area: its IoU with itself is 0, which kept it 'worst explained' forever."""
+    frames = np.array([3.0, 4.0, 5.0])
+    flat = np.array([[10, 20, 30, 40], [10, 40, 30, 40], [10, 20, 30, 40]], np.float64)
+    assert keyframes(frames, flat).tolist() == [0, 1, 2]
+    assert keyframes(frames[1:2], flat[1:2]).tolist() == [0]
