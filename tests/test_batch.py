@@ -401,3 +401,27 @@ def test_frames_that_do_not_decode_reach_the_summary_also_from_the_cache(cache, 
         warnings.simplefilter("error")  # the clean copy warns of nothing
         clean_row = run_batch(config([tmp_path / "clean.mp4"], tmp_path / "clean", cache), quiet=True).rows[0]
     assert clean_row.status == "done" and clean_row.error == ""
+
+
+def test_a_video_whose_boxes_the_assertion_refuses_fails_alone(videos, cache, tmp_path, monkeypatch):
+    """Boxes the flickering assertion refuses (a frame crowded past its limit, boxes stacked on one spot) stopped the
+    whole batch with that one line: the videos after it were never run and no summary.csv was written."""
+    import numpy as np
+
+    from core.detections import Detections
+
+    detect = DetectorSpec.detect
+
+    def crowded_b(spec, video, detector, progress=None, cancel=None):
+        found = detect(spec, video, detector, progress, cancel)
+        if video.path.name != "b.mp4":
+            return found
+        n = 1001  # one more than the assertion takes in a frame
+        return Detections(np.zeros(n), np.tile([1, 1, 20, 20], (n, 1)), np.ones(n), np.zeros(n), found.names,
+                          found.n_frames, found.image_size)
+
+    monkeypatch.setattr(DetectorSpec, "detect", crowded_b)
+    report = run_batch(config([videos / "sub", videos / "a.mp4"], tmp_path / "out", cache), quiet=True)
+    assert {r.relpath: r.status for r in report.rows} == {"b.mp4": "failed", "a.mp4": "done"}
+    assert "holds 1,001 boxes" in report.rows[0].error
+    assert [row["status"] for row in summary_rows(tmp_path / "out")] == ["failed", "done"]

@@ -201,13 +201,14 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
 
 
 def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> VideoRow:
-    """Flicker assertion and export of one detected video; a video the export refuses fails alone."""
+    """Flicker assertion and export of one detected video; a video the assertion (boxes stacked on one spot)
+    or the export refuses fails alone."""
     source = detected.source
     if detected.error:
         return VideoRow(source.relpath, source.location, "failed", detected.error)
     detections = detected.detections
-    flicker = options.flicker.evaluate(detections)
     try:
+        flicker = options.flicker.evaluate(detections)
         export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker,
                                              options.flicker.siblings(detections)), source)
     except UserError as exc:
