@@ -130,6 +130,23 @@ def test_verdicts_on_flagged_frames_count_per_video_and_across_the_fleet(fleet_a
     assert {m.label: m.value for m in at.metric}["Flagged frames reviewed"] == "2 / 7"
 
 
+def test_verdicts_on_unflagged_frames_of_a_score_export_are_not_counted_as_flagged(batch, tmp_path):
+    """A batch run with --flickering score writes 0.5 + 0.5 * score for every frame, above 0.5 wherever an object is
+    matched less than perfectly: a verdict on each of its frames read as 18 flagged frames reviewed of 4 flagged."""
+    from core.run import ExportOptions
+
+    out = tmp_path / "scores"
+    options = RunConfig(out=out, detector=DetectorSpec(cache_dir=batch.parent / "cache"),
+                        flicker=FlickerSettings.of_mode("reference", *THRESHOLDS), export=ExportOptions(metadata_style="score"))
+    (row,) = run_batch(BatchConfig((str(batch.parent / "videos" / "walk_c.mp4"),), options)).rows
+    key = fleet.fingerprints(out)["walk_c.mp4"]
+    store = VerdictStore(tmp_path / "verdicts.sqlite")
+    for frame in range(row.frames):  # spot checks on the unflagged frames too
+        store.set(key, frame, "false_alarm")
+    assert row.flagged == 4
+    assert fleet.reviewed_flagged(fleet.read_fleet(out), tmp_path / "verdicts.sqlite") == {"walk_c.mp4": 4}
+
+
 @pytest.mark.parametrize("folder, message", [("/etc", "not a batch output folder"), ("/nonexistent/fleet", "no such folder")])
 def test_a_folder_that_is_not_a_batch_output_is_one_line(fleet_app, folder, message):
     at = open_fleet(fleet_app, folder)
