@@ -243,3 +243,18 @@ def test_the_principal_projection_is_the_svds_up_to_each_axis_sign(n, d):
     got = _principal_projection(centred, 8)
     signs = np.sign(np.sum(got * expected, axis=0))
     np.testing.assert_allclose(got * signs, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_the_diversity_of_many_picks_is_measured_in_bounded_memory():
+    """Picking every frame of a long video on the Review page measured diversity over an n x n x d array: 9 GB and
+    24 s for 6,000 picks. Same figure as the plain definition, a small block at a time."""
+    import resource
+
+    rng = np.random.default_rng(3)
+    small = rng.normal(size=(50, 8)).astype(np.float32)
+    small[7] = small[3]  # twins: nearest distance 0
+    plain = np.linalg.norm(small[:, None] - small[None], axis=-1) + np.diag(np.full(50, np.inf))
+    assert mean_nearest_neighbour_distance(small) == pytest.approx(plain.min(axis=1).mean(), abs=1e-6)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mean_nearest_neighbour_distance(rng.normal(size=(6000, 32)).astype(np.float32))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # KiB: less than 512 MB more

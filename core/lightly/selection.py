@@ -255,13 +255,25 @@ def selection_listing(picks: Iterable[tuple[str, int, int]]) -> list[dict]:
             for relpath, frame, n_frames in picks]
 
 
+NEIGHBOUR_BLOCK_CELLS = 1 << 23  # squared distances held at once (64 MB)
+
+
 def mean_nearest_neighbour_distance(embeddings: np.ndarray) -> float:
-    """Mean distance from each selected frame to its nearest other selected frame: higher is more diverse."""
-    if len(embeddings) < 2:
+    """Mean distance from each selected frame to its nearest other selected frame: higher is more diverse.
+    Squared distances from dot products, a block of rows at a time: every pair's difference vector at once
+    took 9 GB and 24 s for 6,000 picks (the Review page lets a user pick every frame of the video)."""
+    n = len(embeddings)
+    if n < 2:
         return 0.0
-    distances = np.linalg.norm(embeddings[:, None, :] - embeddings[None, :, :], axis=-1)
-    np.fill_diagonal(distances, np.inf)
-    return float(distances.min(axis=1).mean())
+    vectors = np.asarray(embeddings, np.float64)
+    lengths = np.einsum("ij,ij->i", vectors, vectors)
+    nearest = np.empty(n)
+    rows = max(1, NEIGHBOUR_BLOCK_CELLS // n)
+    for start in range(0, n, rows):
+        block = lengths[start:start + rows, None] + lengths[None] - 2 * vectors[start:start + rows] @ vectors.T
+        block[np.arange(len(block)), start + np.arange(len(block))] = np.inf  # not its own neighbour
+        nearest[start:start + rows] = block.min(axis=1)
+    return float(np.sqrt(np.clip(nearest, 0.0, None)).mean())  # rounding can leave a twin's 0 slightly negative
 
 
 def embedding_map(embeddings: np.ndarray) -> np.ndarray:
