@@ -75,6 +75,19 @@ def test_balance_and_random_strategies_run(inputs):
     assert len(picked) == 10
 
 
+def test_a_negative_random_seed_is_one_line_before_any_frame_is_read(inputs):
+    """Lightly's config takes any integer seed; numpy's generator no negative one: `select` ended in a ValueError's
+    traceback, after detecting the whole video."""
+    from core.lightly.config import validate_selection_config
+    from core.lightly.selection import check_runnable
+
+    config = {"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "random_seed": -1},
+                                              "strategy": {"type": "WEIGHTS", "strength": 1.0}}]}
+    validate_selection_config(config)  # a config Lightly would run
+    with pytest.raises(SelectionError, match=r"strategies\[0\]: random_seed -1 is negative"):
+        check_runnable(config, Detections.empty(inputs.n, {0: "person"}), inputs.metadata)
+
+
 @pytest.mark.parametrize(
     "strategy, message",
     [

@@ -142,7 +142,10 @@ def _input_values(entry: dict, k: int, inputs: FrameInputs) -> tuple[str, np.nda
     if kind == "PREDICTIONS":
         return kind, inputs.class_distributions
     if kind == "RANDOM":
-        return kind, np.random.default_rng(source.get("random_seed", 0)).random(inputs.n)
+        seed = source.get("random_seed", 0)
+        if seed is not None and seed < 0:  # numpy's generator takes none (a ValueError's traceback); Lightly's takes any
+            raise SelectionError(f"strategies[{k}]: random_seed {seed} is negative, which the local engine cannot seed")
+        return kind, np.random.default_rng(seed).random(inputs.n)
     raise SelectionError(f"strategies[{k}]: input type {kind!r} is not supported locally")
 
 
