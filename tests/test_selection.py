@@ -271,3 +271,22 @@ def test_the_diversity_of_many_picks_is_measured_in_bounded_memory():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     mean_nearest_neighbour_distance(rng.normal(size=(6000, 32)).astype(np.float32))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # KiB: less than 512 MB more
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"input": {"type": "PREDICTIONS", "task": "t"}, "strategy": {"type": "BALANCE", "target": {"person": "most"}}},
+     "target's shares must be numbers"),
+    ({"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": None}}, None),
+])
+def test_what_lightlys_config_check_lets_through_is_one_line_or_runs(inputs, entry, message):
+    """A config that passes Lightly's own check ended the local run in float()'s TypeError or ValueError traceback:
+    a share given as text, a strength left null (Lightly's default strength then)."""
+    from core.lightly.config import validate_selection_config
+
+    config = {"n_samples": 5, "strategies": [entry]}
+    validate_selection_config(config)
+    if message is None:
+        assert len(run_selection(config, inputs)) == 5
+    else:
+        with pytest.raises(SelectionError, match=message):
+            run_selection(config, inputs)

@@ -13,6 +13,7 @@ Inputs per frame:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -156,6 +157,9 @@ def _balance_target(strategy: dict, k: int, inputs: FrameInputs) -> list[float]:
     unknown = sorted(set(target) - set(inputs.class_names))
     if unknown:
         raise SelectionError(f"strategies[{k}]: unknown classes {unknown} in the BALANCE target")
+    if not all(isinstance(share, (int, float)) and not isinstance(share, bool) and math.isfinite(share)
+               for share in target.values()):  # Lightly's config check lets text through; float() raised here
+        raise SelectionError(f"strategies[{k}]: the BALANCE target's shares must be numbers")
     return [float(target.get(name, 0.0)) for name in inputs.class_names]
 
 
@@ -173,7 +177,7 @@ def make_selection(config: dict, inputs: FrameInputs):
             raise SelectionError(f"strategies[{k}] must be a mapping with input and strategy")
         kind, values = _input_values(entry, k, inputs)
         strategy = entry.get("strategy") or {}
-        strength = float(strategy.get("strength", 1.0))
+        strength = 1.0 if strategy.get("strength") is None else float(strategy["strength"])  # null: Lightly's default
         extra = sorted(set(strategy) - {"type", "strength", "stopping_condition_minimum_distance", "target"})
         if extra:
             raise SelectionError(f"strategies[{k}]: options {extra} are not supported locally")
