@@ -58,16 +58,22 @@ def interpolated(frames: np.ndarray, xyxy: np.ndarray, key: np.ndarray) -> np.nd
 
 
 def keyframes(frames: np.ndarray, xyxy: np.ndarray, min_iou: float = KEYFRAME_IOU) -> np.ndarray:
-    """The rows of one track (``frames`` ascending) to write as keyframes (see the module docstring)."""
+    """The rows of one track (``frames`` ascending) to write as keyframes (see the module docstring). A keyframe
+    changes only the interpolation of the two stretches beside it, so each stretch is split on its own: refitting
+    the whole track after every keyframe added took minutes for a long track of a jittery detector's boxes."""
     key = {0, len(frames) - 1}
-    while True:
-        ordered = np.array(sorted(key))
-        fit = box_iou(interpolated(frames, xyxy, ordered), xyxy)
-        fit[ordered] = np.inf  # a keyframe is given back as written: a box with no area has IoU 0 even with itself
+    stretches = [(0, len(frames) - 1)]
+    while stretches:
+        first, last = stretches.pop()
+        if last - first < 2:
+            continue  # no box between the two: keyframes are never refitted (a box with no area has IoU 0 with itself)
+        rows = slice(first, last + 1)
+        fit = box_iou(interpolated(frames[rows], xyxy[rows], np.array([0, last - first])), xyxy[rows])[1:-1]
         worst = int(np.argmin(fit))
-        if fit[worst] >= min_iou:
-            return ordered
-        key.add(worst)
+        if fit[worst] < min_iou:
+            key.add(first + 1 + worst)
+            stretches += [(first, first + 1 + worst), (first + 1 + worst, last)]
+    return np.array(sorted(key))
 
 
 def written_keyframes(frames: np.ndarray, xyxy: np.ndarray, min_iou: float = KEYFRAME_IOU) -> tuple[np.ndarray, np.ndarray]:

@@ -241,3 +241,20 @@ def test_a_box_with_no_area_is_its_own_keyframe_not_an_endless_loop(one_second_l
     flat = np.array([[10, 20, 30, 40], [10, 40, 30, 40], [10, 20, 30, 40]], np.float64)
     assert keyframes(frames, flat).tolist() == [0, 1, 2]
     assert keyframes(frames[1:2], flat[1:2]).tolist() == [0]
+
+
+def test_a_long_jittery_track_is_fitted_stretch_by_stretch(monkeypatch):
+    """Every keyframe added refitted the whole track: a 10,000-frame track of a jittery detector's boxes (nearly every
+    box a keyframe) took 29 s, an hour of one parked car's boxes far longer. The keyframes are the same."""
+    import core.tracks
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    x, y = 100 + rng.normal(0, 6, n), 100 + rng.normal(0, 6, n)
+    frames, xyxy = np.arange(n, dtype=float), np.stack([x, y, x + 50, y + 50], axis=1)
+    fitted = []
+    monkeypatch.setattr(core.tracks, "box_iou", lambda a, b: fitted.append(len(a)) or box_iou(a, b))
+    key = keyframes(frames, xyxy)
+    assert sum(fitted) < 20 * n  # boxes compared: n log n, not (keyframes x n)
+    assert key[0] == 0 and key[-1] == n - 1 and len(key) > 0.9 * n
+    assert box_iou(interpolated(frames, xyxy, key), xyxy).min() >= 0.9
