@@ -1,8 +1,6 @@
 """Review: scrub the video with predictions and dashed imputed boxes, retune thresholds live, look
 at the timeline (a lane per enabled assertion: flicker, ghost, class flip), mark flagged frames as
 true or false alarms of the assertion that flagged them, try a local selection."""
-import csv
-import io
 import json
 
 import numpy as np
@@ -12,7 +10,7 @@ from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, METADATA_KEYS
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.config import DEFAULT_N_SAMPLES
-from core.lightly.selection import select_in_video, selection_listing
+from core.lightly.selection import select_in_video, selection_csv, selection_listing
 from core.proxy import proxy_building
 from core.settings import FlickerSettings
 from core.words import markdown_code, markdown_literal
@@ -222,16 +220,12 @@ def selection_results(view: FlickerView, selection, settings: FlickerSettings) -
                    "to pick with the current flags.")
     listing = selection_listing((view.video.relpath, frame, view.n_frames) for frame in sorted(selection.frames.tolist()))
     stem = view.video.info.path.stem
-    csv_text = io.StringIO()
-    writer = csv.DictWriter(csv_text, fieldnames=["file_name", "video", "frame"])
-    writer.writeheader()
-    writer.writerows(listing)
     # short labels: in the 1280 px layout "Selected frames (JSON)" and "(CSV)" were both cut to "Selected frame..."
     text, as_json, as_csv, _ = st.columns([2, 1, 1, 2], vertical_alignment="center")
     text.markdown("Download the selected frames:")
     as_json.download_button("JSON", json.dumps(listing, indent=2), f"{stem}-selected.json", "application/json",
                             icon=":material/download:", help="The selected frames as JSON")
-    as_csv.download_button("CSV", csv_text.getvalue(), f"{stem}-selected.csv", "text/csv", icon=":material/download:",
+    as_csv.download_button("CSV", selection_csv(listing), f"{stem}-selected.csv", "text/csv", icon=":material/download:",
                            help="The selected frames as CSV")
     map_column, gallery_column = st.columns([1, 1], gap="medium")
     with map_column:

@@ -16,6 +16,8 @@ from core.lightly.selection import (
     mean_nearest_neighbour_distance,
     objectness_least_confidence,
     run_selection,
+    selection_csv,
+    selection_listing,
 )
 
 
@@ -290,3 +292,16 @@ def test_what_lightlys_config_check_lets_through_is_one_line_or_runs(inputs, ent
     else:
         with pytest.raises(SelectionError, match=message):
             run_selection(config, inputs)
+
+
+def test_the_selection_csv_never_hands_a_spreadsheet_a_formula():
+    """The Review page's CSV of picked frames wrote a video named by whoever made it (an upload's
+    name, a bucket key) as it is: a spreadsheet ran "=HYPERLINK(...)" as a formula."""
+    import csv
+    import io
+
+    listing = selection_listing([("=HYPERLINK(\"x.example\").mp4", 3, 9), ("cams/+a.mp4", 0, 9), ("walk.mp4", 1, 9)])
+    rows = list(csv.DictReader(io.StringIO(selection_csv(listing))))
+    assert [(r["file_name"], r["video"], r["frame"]) for r in rows] == [
+        ("'=HYPERLINK(\"x.example\")-3-mp4.png", "'=HYPERLINK(\"x.example\").mp4", "3"),
+        ("cams/+a-0-mp4.png", "cams/+a.mp4", "0"), ("walk-1-mp4.png", "walk.mp4", "1")]

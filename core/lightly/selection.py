@@ -13,6 +13,8 @@ Inputs per frame:
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Iterable, Mapping
 import cv2
 import numpy as np
 
+from core.bounded import inert_cell
 from core.detect import batches
 from core.detections import Detections
 from core.errors import SelectionError
@@ -260,6 +263,17 @@ def selection_listing(picks: Iterable[tuple[str, int, int]]) -> list[dict]:
     ``(video relpath, frame, the video's frame count)``, Lightly's frame name, the video and the frame."""
     return [{"file_name": frame_name(relpath, frame, n_frames, ".png"), "video": relpath, "frame": frame}
             for relpath, frame, n_frames in picks]
+
+
+def selection_csv(listing: list[dict]) -> str:
+    """:func:`selection_listing` as CSV (the app's download): a video's name comes from whoever named the
+    file, so a spreadsheet shows its cells as text, never runs them."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["file_name", "video", "frame"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "file_name": inert_cell(row["file_name"]), "video": inert_cell(row["video"])}
+                     for row in listing)
+    return buffer.getvalue()
 
 
 NEIGHBOUR_BLOCK_CELLS = 1 << 23  # squared distances held at once (64 MB)
