@@ -61,4 +61,7 @@ else:
             st.Page("pages/export.py", title="Export & schedule", icon=":material/cloud_upload:"),
         ]
     )
+    from ui.session import refuse_sharing_without_roots
+
+    refuse_sharing_without_roots()  # served on a network, the paths it may use must be limited (README)
     navigation.run()

@@ -42,3 +42,29 @@ def test_a_reload_reopens_the_sample_the_app_ships_outside_the_roots(app, tmp_pa
     reloaded.run()
     assert not reloaded.error, [e.value for e in reloaded.error]
     assert metric(reloaded, "Frames") == "795"
+
+
+def test_an_app_served_beyond_localhost_without_roots_reads_no_path(app, tmp_path, monkeypatch):
+    """``--server.address 0.0.0.0`` without FLICKER_ROOTS let anyone on the network open any file of
+    the server as a video and export into any folder it may write: the app now says what to set and
+    does nothing else. With the roots set (or on 127.0.0.1) it runs as always."""
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    def opened() -> AppTest:  # a browser session opened on the server as it is configured now
+        at = AppTest.from_file("../app.py", default_timeout=180)
+        at.run()
+        assert not at.exception
+        return at
+
+    monkeypatch.delenv("FLICKER_ROOTS", raising=False)
+    saved = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        shared = opened()
+        assert "without FLICKER\\_ROOTS" in shared.error[0].value and not shared.button
+        monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path))
+        assert any(b.label == "Load the sample" for b in opened().button)
+    finally:
+        config.set_option("server.address", saved)
+    assert any(b.label == "Load the sample" for b in opened().button)  # 127.0.0.1: no roots needed

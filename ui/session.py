@@ -7,6 +7,7 @@ last export and the last local selection. Widgets keep their values under their 
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -65,6 +66,28 @@ class Review:
     batch: Path | None = None  # the batch output folder these detections were read from (None: detected here)
     boxes_file: BoxesFile | None = None  # the file these detections were read from (None: a detector's)
     selection: tuple[VideoSelection, FlickerSettings] | None = None  # the last local selection, with its flags' settings
+
+
+def refuse_sharing_without_roots() -> None:
+    """Stop the page, saying what to set, when the server listens beyond this machine and no
+    FLICKER_ROOTS limits the paths it reads and writes: anyone on the network could open any file of
+    the server as a video, or export into any folder it may write."""
+    address = st.get_option("server.address")  # None: not configured (the app's own config says 127.0.0.1)
+    if address is None or _loopback(address) or paths.allowed_roots() is not None:
+        return
+    st.error(markdown_literal(f"This app listens on {address or 'every address'}, beyond this machine, without "
+                              "FLICKER_ROOTS: set FLICKER_ROOTS to the folders it may read and write (such as "
+                              "/data/videos:/data/exports) and restart it, or serve it on 127.0.0.1."))
+    st.stop()
+
+
+def _loopback(address: str | None) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:  # "" (every address) or a host name
+        return False
 
 
 def review() -> Review | None:
