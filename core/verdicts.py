@@ -81,7 +81,11 @@ class VerdictStore:
         already hold verdicts; anything else (an empty file, another tool's database) is refused
         untouched instead of being turned into a store."""
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # FLICKER_DATA_DIR under a file, on a read-only mount: one line, not a traceback
+            reason = f"{exc.filename} is a file" if isinstance(exc, FileExistsError) else exc.strerror or exc
+            raise VerdictError(f"Cannot keep verdicts in {self.path.parent}: {reason}") from None
         _refuse_foreign_file(self.path)
         if not create:
             _refuse_other_databases(self.path)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import VerdictError
 from core.verdicts import Undone, VerdictStore
 
 
@@ -413,3 +414,13 @@ def test_the_estimates_focus_is_the_plans_or_the_last_one_remembered(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("UPDATE plan_focus SET iou_track = 'x' WHERE video = 'a'")
     assert store.estimate_focus("a", None) is None
+
+
+def test_a_store_whose_folder_cannot_be_made_is_one_clear_error(tmp_path):
+    """FLICKER_DATA_DIR under a file (or on a read-only mount): mkdir's NotADirectoryError crashed the
+    Review, Verdicts and Export pages with a redacted traceback; they show a VerdictError in one line."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(VerdictError, match=r"Cannot keep verdicts in .*notes.txt/data: Not a directory") as info:
+        VerdictStore(a_file / "data" / "verdicts.sqlite")
+    assert "\n" not in str(info.value) and a_file.read_text() == "x"
