@@ -377,6 +377,19 @@ def test_a_truncated_video_is_done_with_its_warning_in_the_summary(cache, tmp_pa
     assert summary["status"] == "done" and summary["error"] == row.error
 
 
+def test_the_cli_says_a_videos_warning_once(cache, tmp_path, capsys):
+    """The report's "warning: cut.avi looks truncated ..." line came again as a warning of its own,
+    and once more for frames that did not decode: each truncated camera of a fleet said twice."""
+    from core.paths import SAMPLE_VIDEO
+
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    (folder / "cut.avi").write_bytes(SAMPLE_VIDEO.read_bytes()[:200_000])
+    code = main(["batch", str(folder), "--out", str(tmp_path / "out"), "--cache-dir", str(cache), "--quiet"])
+    said = capsys.readouterr()
+    assert code == 0 and (said.out + said.err).count("looks truncated") == 1, said
+
+
 def test_frames_that_do_not_decode_reach_the_summary_also_from_the_cache(cache, tmp_path):
     """What decoding warned of ("3 of 60 frames could not be decoded") never reached summary.csv, so
     Fleet showed the video as clean; and a rerun served from the detection cache said nothing at all."""
@@ -390,7 +403,8 @@ def test_frames_that_do_not_decode_reach_the_summary_also_from_the_cache(cache, 
     _, damaged = _damaged_h264(tmp_path, step=2)
     shutil.move(damaged, folder / "damaged.mp4")
     for out in ("first", "from_the_cache"):
-        with pytest.warns(TruncatedVideoWarning, match="damaged.mp4: 3 of 60 frames could not be decoded"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TruncatedVideoWarning)  # said in the row (the report), not twice
             report = run_batch(config([folder], tmp_path / out, cache), quiet=True)
         (row,) = report.rows
         assert row.status == "done" and row.error.startswith("damaged.mp4: 3 of 60 frames could not be decoded"), row

@@ -2,12 +2,13 @@
 overlaps inference inside :func:`core.detect.detect_video`)."""
 from __future__ import annotations
 
+import warnings
 from typing import Iterator, Sequence
 
 from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, local_copy
 from core.detect import Progress
 from core.settings import DetectorSpec
-from core.video import probe
+from core.video import TruncatedVideoWarning, probe
 
 
 class LocalEngine:
@@ -33,7 +34,9 @@ class LocalEngine:
             last = current
 
         try:
-            with local_copy(source, self.spec.cache_dir) as path:
+            with local_copy(source, self.spec.cache_dir) as path, warnings.catch_warnings():
+                # what the probe and decoding warn of goes in the video's row (the report, summary.csv): said once
+                warnings.simplefilter("ignore", TruncatedVideoWarning)
                 info = probe(path)
                 progress.probed(info.frame_count, source.relpath)
                 detections = self.spec.detect(info, self.detector, update)
