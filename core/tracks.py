@@ -27,27 +27,34 @@ def link_tracks(boxes: Detections, iou: float = LINK_IOU, max_gap: int = 1) -> n
     ``max_gap`` frames back, overlaps it most at IoU >= ``iou`` (one box per track and frame),
     else starts a track."""
     track = np.full(len(boxes), -1, np.int64)
-    last_frame, last_box, last_cls = np.empty(0, np.int64), np.empty((0, 4), np.float32), np.empty(0, np.int64)
+    # Only the tracks a box can still join, ids ascending: every track ever started, compared and copied on each
+    # frame, made a long video quadratic (40,000 frames of short tracks: 30 s).
+    ids, last_frame, last_box, last_cls = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 4), np.float32),
+                                           np.empty(0, np.int64))
+    started = 0
     for frame in range(boxes.n_frames):
         rows = np.arange(*boxes.rows(frame).indices(len(boxes)))
-        live = np.flatnonzero(frame - last_frame <= max_gap + 1)
-        if len(rows) and len(live):
-            overlap = box_iou(boxes.xyxy[rows][:, None], last_box[live][None])
-            overlap[boxes.cls[rows][:, None] != last_cls[live][None]] = 0.0
+        live = frame - last_frame <= max_gap + 1
+        ids, last_frame, last_box, last_cls = ids[live], last_frame[live], last_box[live], last_cls[live]
+        if len(rows) and len(ids):
+            overlap = box_iou(boxes.xyxy[rows][:, None], last_box[None])
+            overlap[boxes.cls[rows][:, None] != last_cls[None]] = 0.0
             taken: set[int] = set()
             for k in np.argsort(-overlap, axis=None, kind="stable").tolist():
                 r, t = divmod(k, overlap.shape[1])
                 if overlap[r, t] < iou:
                     break
                 if track[rows[r]] < 0 and t not in taken:
-                    track[rows[r]] = live[t]
+                    track[rows[r]] = ids[t]
                     taken.add(t)
+                    last_frame[t], last_box[t] = frame, boxes.xyxy[rows[r]]
         fresh = rows[track[rows] < 0]
-        track[fresh] = len(last_frame) + np.arange(len(fresh))
+        track[fresh] = started + np.arange(len(fresh))
+        started += len(fresh)
+        ids = np.r_[ids, track[fresh]]
         last_frame = np.r_[last_frame, np.full(len(fresh), frame)]
         last_box = np.r_[last_box, boxes.xyxy[fresh]]
         last_cls = np.r_[last_cls, boxes.cls[fresh].astype(np.int64)]
-        last_frame[track[rows]], last_box[track[rows]] = frame, boxes.xyxy[rows]
     return track
 
 
