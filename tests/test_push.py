@@ -184,6 +184,17 @@ def test_push_to_a_local_folder(export, tmp_path):
     assert len(push(export, str(tmp_path / "bucket"), str(tmp_path / "input")).skipped) == len(report.uploaded)
 
 
+@pytest.mark.parametrize("lightly, given_input", [("bucket/lightly", "bucket"), ("bucket", "bucket/")])
+def test_an_input_url_that_holds_the_lightly_one_sends_each_file_once(export, tmp_path, lightly, given_input):
+    """Files were matched to a target by URL prefix: an input datasource holding the Lightly one (or the same folder
+    with a trailing slash) took every .lightly file a second time, and the progress ran past its total (31 of 16:
+    the Export page's progress bar refuses a value above 1)."""
+    seen = []
+    report = push(export, str(tmp_path / lightly), str(tmp_path / given_input), progress=lambda done, total: seen.append(done / total))
+    assert len(report.uploaded) == len(report.planned) and not report.skipped
+    assert max(seen) == 1.0
+
+
 def test_cli_push_errors_are_one_line(export, tmp_path):
     result = subprocess.run([sys.executable, "-m", "core", "push", str(tmp_path / "nope"), str(tmp_path / "b")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

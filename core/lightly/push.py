@@ -38,6 +38,7 @@ class PushItem:
     local: Path
     remote: str  # full URL
     size: int
+    target: str  # the URL it goes under (the Lightly or the input datasource's)
 
 
 @dataclass
@@ -118,7 +119,7 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
         target, own = Path(url).expanduser().resolve(), datasource.lightly.resolve()
         if target == own or own in target.parents:
             raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
-    items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size)
+    items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size, url)
              for path in datasource.files()]
     if input_url is not None:
         input_url = check_target(input_url, "input datasource")
@@ -128,7 +129,7 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
         check_local_sources([str(video.get("source") or "") for video in videos])
         for video in videos:
             source = _verified_source(video)
-            items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size))
+            items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size, input_url))
     return items
 
 
@@ -345,11 +346,12 @@ def push(
 
 def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress) -> PushReport:
     planned = plan_push(export_dir, url, input_url)
-    url, input_url = url.strip(), input_url.strip() if input_url else None
     report = PushReport(planned=planned, dry_run=dry_run)
     start = time.perf_counter()
-    for target_url in {url} | ({input_url} if input_url else set()):
-        mine = [item for item in planned if item.remote.startswith(target_url.rstrip("/") + "/")]
+    # each file under the one target it was planned for: by URL prefix, an input URL that holds the Lightly one (or
+    # is it, written with another trailing slash) took the .lightly files twice, and the progress past 100%
+    for target_url in dict.fromkeys(item.target for item in planned):
+        mine = [item for item in planned if item.target == target_url]
         try:
             fs, root = filesystem(target_url, fail_fast=True)
             local = _is_local(fs)
