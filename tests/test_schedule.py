@@ -359,3 +359,33 @@ def test_the_config_the_export_page_shows_masks_the_token_typed_there():
     assert typed not in shown and '"key": "***"' in shown
     assert "very-secret-key" not in shown_config(dataclasses.replace(keys, selection_config=build_selection_config(
         10, "t", extra_strategies=[{"input": {"type": "METADATA", "key": "very-secret-key"}, "strategy": {"type": "WEIGHTS", "strength": 1}}])))
+
+
+def test_a_dry_run_never_sends_a_real_schedule_beside_it_to_its_recorder(monkeypatch):
+    """The dry run pointed the client at its recorder through LIGHTLY_SERVER_LOCATION, process-wide: a real schedule
+    from another session meanwhile went to the recorder, which answered with made-up ids (nothing was scheduled)."""
+    import threading
+
+    from core.lightly import recorder
+    from core.lightly.schedule import dry_run
+
+    paused, resume, route = threading.Event(), threading.Event(), recorder.LightlyRecorder.route
+
+    def pausing(self, method, path, query):  # the dry run stops at its dataset, its client made
+        if (method, path) == ("POST", "/v1/datasets") and not paused.is_set():
+            paused.set()
+            resume.wait(10)
+        return route(self, method, path, query)
+
+    monkeypatch.setattr(recorder.LightlyRecorder, "route", pausing)
+    beside = threading.Thread(target=dry_run, args=(request(),))
+    with FakeLightly() as fake:
+        monkeypatch.setenv("LIGHTLY_SERVER_LOCATION", fake.url)
+        beside.start()
+        try:
+            assert paused.wait(10)
+            schedule(request(), GOOD_TOKEN)
+        finally:
+            resume.set()
+            beside.join()
+    assert ("POST", f"/v1/datasets/{DATASET_ID}/docker/worker/schedule") in [(r["method"], r["path"]) for r in fake.requests]

@@ -236,11 +236,11 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).split())
 
 
-def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, str]:
+def schedule(request: ScheduleRequest, token: str | None = None, server: str | None = None) -> tuple[str, str]:
     """Create (or reuse) the VIDEOS dataset, configure both datasources and schedule the run.
-    Returns ``(dataset_id, scheduled_run_id)``."""
+    Returns ``(dataset_id, scheduled_run_id)``. ``server``: the API's URL (default: LIGHTLY_SERVER_LOCATION or Lightly's)."""
     check_request(request, token, token_needed=True)
-    client, token = _client(token)
+    client, token = _client(token, server=server)
     secrets = [token, *secret_values(request)]
     try:
         from lightly.openapi_generated.swagger_client import DatasetType, DatasourcePurpose
@@ -266,7 +266,7 @@ def schedule(request: ScheduleRequest, token: str | None = None) -> tuple[str, s
         raise _explain(exc, secrets) from None
 
 
-def _client(token: str | None, dataset_id: str | None = None):
+def _client(token: str | None, dataset_id: str | None = None, server: str | None = None):
     from lightly.api import ApiWorkflowClient
 
     token = token or os.environ.get("LIGHTLY_TOKEN", "")
@@ -276,7 +276,10 @@ def _client(token: str | None, dataset_id: str | None = None):
     with _CLIENT_LOCK:  # two sessions building clients at once would each see, and keep, the other's handlers
         before = [(list(logger.handlers), logger.level) for logger in loggers]
         try:
-            client = ApiWorkflowClient(token=token, dataset_id=dataset_id)
+            # the client reads its server from the environment once, while it is made: set here, under the lock, a
+            # dry run's recorder is this client's alone (set for the whole dry run, it took another session's schedule)
+            with _server_location(server):
+                client = ApiWorkflowClient(token=token, dataset_id=dataset_id)
             # Lightly waits 3 minutes a request by default, and tries again: a server that takes the
             # connection and never answers held `schedule` silent for over 4 minutes.
             client.api_client.rest_client.timeout = API_TIMEOUT_S
@@ -314,7 +317,10 @@ def selected_frames(dataset_id: str, tag_name: str = "initial-tag", token: str |
 
 
 @contextmanager
-def _server_location(url: str):
+def _server_location(url: str | None):
+    if url is None:
+        yield
+        return
     previous = os.environ.get("LIGHTLY_SERVER_LOCATION")
     os.environ["LIGHTLY_SERVER_LOCATION"] = url
     try:
@@ -331,8 +337,8 @@ def dry_run(request: ScheduleRequest) -> list[dict]:
     (nothing leaves this machine); the token and every secret the request holds are masked by value."""
     from core.lightly.recorder import LightlyRecorder
 
-    with LightlyRecorder() as recorder, _server_location(recorder.url):
-        schedule(request, token="dry-run-token")
+    with LightlyRecorder() as recorder:
+        schedule(request, token="dry-run-token", server=recorder.url)
     secrets = ["dry-run-token", *secret_values(request)]
     return [mask_structure({"method": r["method"], "path": r["path"], "query": r["query"], "body": r["body"]}, secrets)
             for r in recorder.requests]
