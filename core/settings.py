@@ -179,6 +179,11 @@ class FlickerSettings:
         return corrected(self.kept(detections), flicker.imputed_frame, flicker.imputed_xyxy, flicker.imputed_cls,
                          index, self.iou_track, self.assertions)
 
+    @property
+    def sibling_keys(self) -> tuple[str, ...]:
+        """The metadata keys of the enabled sibling assertions (ghost, class_flip), in order: what :meth:`siblings` gives."""
+        return tuple(METADATA_KEYS[name] for name in self.assertions if name != FLICKER)
+
     def siblings(self, detections: Detections, neighbours: NeighbourIndex | None = None) -> dict[str, np.ndarray]:
         """Per enabled sibling assertion, its metadata key and flags per frame at the tracking IoU."""
         others = [name for name in self.assertions if name != FLICKER]

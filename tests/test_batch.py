@@ -439,3 +439,18 @@ def test_a_video_whose_boxes_the_assertion_refuses_fails_alone(videos, cache, tm
     assert {r.relpath: r.status for r in report.rows} == {"b.mp4": "failed", "a.mp4": "done"}
     assert "holds 1,001 boxes" in report.rows[0].error
     assert [row["status"] for row in summary_rows(tmp_path / "out")] == ["failed", "done"]
+
+
+def test_a_batch_with_other_assertions_into_an_existing_export_is_refused(videos, cache, tmp_path):
+    """The metadata schema is written by the first video: rerun with --assertions flicker,ghost into the same --out, every
+    video's files held 'ghost' but the schema never declared it, so a Lightly selection could not weight by it."""
+    from core.lightly.metadata_keys import declared_metadata_keys
+
+    out = tmp_path / "out"
+    run_batch(config([videos / "a.mp4"], out, cache), quiet=True)
+    ghost = BatchConfig((str(videos / "a.mp4"),), RunConfig(out=out, detector=DetectorSpec.of(None, cache_dir=cache),
+                        flicker=FlickerSettings(assertions=("flicker", "ghost"))))
+    with pytest.raises(UserError, match="holds an export of other assertions .* use the same --assertions, or another --out"):
+        run_batch(ghost, quiet=True)
+    assert declared_metadata_keys(out) == ("flickering",)
+    assert run_batch(config([videos / "a.mp4"], out, cache), quiet=True).rows[0].status == "skipped"  # the same: resumed

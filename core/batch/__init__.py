@@ -177,7 +177,7 @@ def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet:
 def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource], classes: list[int] | None,
                 progress: BatchProgress | None, quiet: bool) -> tuple[dict[str, VideoRow], tuple[str, ...]]:
     """Each video's row, and why videos an earlier run did were done again (DoneMarkers.notes)."""
-    export = LiveExport(config.out, config.options.export, classes, engine.names)
+    export = LiveExport(config.out, config.options.export, classes, engine.names, config.options.flicker.sibling_keys)
     markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes))
     rows: dict[str, VideoRow] = {}
     for source in sources:

@@ -17,7 +17,8 @@ from core.bounded import printable, read_capped
 from core.errors import ExportError, UserError
 from core.fleet import MAX_MARKER_BYTES
 from core.lightly.datasource import Datasource, frame_namer
-from core.lightly.export import VideoPredictions, export_datasource, read_manifest, read_tasks, write_manifest
+from core.lightly.export import (VideoPredictions, export_datasource, metadata_schema_of, read_manifest, read_tasks,
+                                 write_manifest)
 from core.run import ExportOptions, RunConfig
 from core.words import counted
 
@@ -28,8 +29,10 @@ STAGING_PREFIX = ".batch.partial-"
 class LiveExport:
     """The datasource under ``--out``, grown one video at a time and valid after every one."""
 
-    def __init__(self, out: Path, options: ExportOptions, classes: list[int] | None, names: dict[int, str]):
+    def __init__(self, out: Path, options: ExportOptions, classes: list[int] | None, names: dict[int, str],
+                 sibling_keys: tuple[str, ...] = ()):
         self.options = options
+        self.sibling_keys = sibling_keys  # the metadata keys of ghost / class_flip each video carries
         self.datasource = Datasource(out)
         self.tasks = [options.task] + ([options.imputed_task] if options.imputed_task else [])
         self.classes = classes
@@ -55,6 +58,13 @@ class LiveExport:
             if categories != expected:
                 raise ExportError(f"{self.datasource.root} holds an export of other classes (task {task}): use the "
                                   "same --weights/--classes, or another --out")
+        try:  # written once too: with other assertions, later videos' keys were left undeclared (or declared, and absent)
+            declared = orjson.loads(self.datasource.metadata_schema.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            declared = None
+        if declared != metadata_schema_of(self.sibling_keys):
+            raise ExportError(f"{self.datasource.root} holds an export of other assertions (its metadata schema): use the "
+                              "same --assertions, or another --out")
 
     def add(self, video: VideoPredictions, source: VideoSource) -> None:
         """Export the video alone beside the live tree (validated), rename its frame files in, then

@@ -332,8 +332,13 @@ def metadata_schema(videos: Sequence[VideoPredictions]) -> list[dict]:
     keys = [key for key, _ in videos[0].siblings]
     if any([key for key, _ in video.siblings] != keys for video in videos):
         raise ExportError("The videos of one export must carry the same assertions")
+    return metadata_schema_of(keys)
+
+
+def metadata_schema_of(sibling_keys: Sequence[str]) -> list[dict]:
+    """The metadata schema.json of videos carrying these sibling assertions' keys (flickering first)."""
     return METADATA_SCHEMA + [{"name": SIBLING_NAMES[key], "path": key, "defaultValue": 0.0, "valueDataType": "NUMERIC_FLOAT"}
-                              for key in keys]
+                              for key in sibling_keys]
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
