@@ -184,6 +184,15 @@ def test_push_to_a_local_folder(export, tmp_path):
     assert len(push(export, str(tmp_path / "bucket"), str(tmp_path / "input")).skipped) == len(report.uploaded)
 
 
+@pytest.mark.parametrize("inside", ["{export}/.lightly/sub", "file://{export}/.lightly/sub", "FILE://{export}/.lightly"])
+def test_a_target_inside_the_exports_own_lightly_folder_is_refused_however_it_is_written(export, inside):
+    """As a file:// URL the folder passed the check: the export was written into itself (243 files in .lightly/sub,
+    then sent along by the next push, one level deeper each time)."""
+    with pytest.raises(CloudError, match="inside the export's own .lightly folder"):
+        push(export, inside.format(export=export))
+    assert not (export / ".lightly" / "sub").exists()
+
+
 @pytest.mark.parametrize("lightly, given_input", [("bucket/lightly", "bucket"), ("bucket", "bucket/")])
 def test_an_input_url_that_holds_the_lightly_one_sends_each_file_once(export, tmp_path, lightly, given_input):
     """Files were matched to a target by URL prefix: an input datasource holding the Lightly one (or the same folder

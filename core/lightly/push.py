@@ -115,8 +115,9 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
     datasource = Datasource(export_dir)
     if not datasource.exists():
         raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
-    if "://" not in url:
-        target, own = Path(url).expanduser().resolve(), datasource.lightly.resolve()
+    folder = _local_folder(url)
+    if folder is not None:
+        target, own = folder.expanduser().resolve(), datasource.lightly.resolve()
         if target == own or own in target.parents:
             raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
     items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size, url)
@@ -131,6 +132,13 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
             source = _verified_source(video)
             items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size, input_url))
     return items
+
+
+def _local_folder(url: str) -> Path | None:
+    """The folder a local target names, a path or a file:// URL (which passed the own-.lightly check unchecked and
+    wrote the export into itself, one level deeper at every push); None for a bucket."""
+    protocol, found, rest = url.partition("://")
+    return Path(url) if not found else Path(rest) if protocol.lower() == "file" else None
 
 
 def check_local_sources(sources: list[str]) -> None:
