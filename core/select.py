@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from core.detections import Detections
-from core.lightly.datasource import FLICKERING_KEY
+from core.lightly.datasource import FLICKERING_KEY, Datasource
 from core.lightly.export import flickering_values
 from core.paths import check_no_links, check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
@@ -51,6 +51,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
+    _check_outside_export(source, out)
     earlier = _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
     spec.check()
     detector = spec.load()  # once: sources and embeddings
@@ -75,6 +76,16 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
             path.unlink(missing_ok=True)
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
                           flagged, out, n, int(starts[-1]))
+
+
+def _check_outside_export(source: Path, out: Path) -> None:
+    """Refuse an ``--out`` inside the export's own .lightly (as push does): the picks went into the datasource, sent
+    along by every push (31 MB of PNG), until the next export's swap deleted them."""
+    from core.errors import UserError
+
+    own = Datasource(source).lightly
+    if own.is_dir() and (own.resolve() == Path(out).resolve() or own.resolve() in Path(out).resolve().parents):
+        raise UserError(f"--out {out} is inside the export's own .lightly folder: choose another folder")
 
 
 def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:

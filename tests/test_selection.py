@@ -195,6 +195,28 @@ def test_cli_select_on_an_export_of_the_sample(sample_slice, tmp_path, monkeypat
         run_local_selection(tmp_path / "export", config, tmp_path / "y", DetectorSpec.of(None, cache_dir=tmp_path / "cache"))
 
 
+def test_picks_are_never_written_into_the_exports_own_lightly_folder(sample_slice, tmp_path):
+    """--out inside the export's .lightly put selected.json and the PNG picks into the datasource: every push sent
+    them to the bucket, and the next export's swap deleted them."""
+    from core.errors import UserError
+    from core.flicker import FlickerIndex
+    from core.lightly.export import VideoPredictions, export_datasource
+    from core.select import run_local_selection
+    from core.settings import DetectorSpec
+    from core.video import probe
+
+    info = probe(sample_slice)
+    boxes = Detections.empty(info.frame_count, {0: "person"}, (info.width, info.height))
+    video = VideoPredictions.of_video(info, sample_slice.name, boxes, FlickerIndex.from_detections(boxes).evaluate())
+    export_datasource(tmp_path / "export", [video], task="yolov8_detection")
+    written = sorted((tmp_path / "export/.lightly").rglob("*"))
+    config = tmp_path / "selection.json"
+    config.write_text(json.dumps(build_selection_config(4, "yolov8_detection", least_confidence=0)))
+    with pytest.raises(UserError, match="inside the export's own .lightly folder"):
+        run_local_selection(tmp_path / "export", config, tmp_path / "export/.lightly/predictions", DetectorSpec())
+    assert sorted((tmp_path / "export/.lightly").rglob("*")) == written
+
+
 def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):
     from core.detect import YoloDetector
 
