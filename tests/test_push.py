@@ -187,10 +187,12 @@ def test_push_to_a_local_folder(export, tmp_path):
 @pytest.mark.parametrize("inside", ["{export}/.lightly/sub", "file://{export}/.lightly/sub", "FILE://{export}/.lightly"])
 def test_a_target_inside_the_exports_own_lightly_folder_is_refused_however_it_is_written(export, inside):
     """As a file:// URL the folder passed the check: the export was written into itself (243 files in .lightly/sub,
-    then sent along by the next push, one level deeper each time)."""
+    then sent along by the next push, one level deeper each time); as the input URL, so were the videos."""
     with pytest.raises(CloudError, match="inside the export's own .lightly folder"):
         push(export, inside.format(export=export))
-    assert not (export / ".lightly" / "sub").exists()
+    with pytest.raises(CloudError, match="inside the export's own .lightly folder"):  # the videos' target too
+        push(export, str(export.parent / "bucket"), inside.format(export=export))
+    assert not (export / ".lightly" / "sub").exists() and not (export.parent / "bucket").exists()
 
 
 @pytest.mark.parametrize("lightly, given_input", [("bucket/lightly", "bucket"), ("bucket", "bucket/")])

@@ -115,15 +115,12 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
     datasource = Datasource(export_dir)
     if not datasource.exists():
         raise CloudError(f"{export_dir} holds no export (.lightly is missing): run the export first")
-    folder = _local_folder(url)
-    if folder is not None:
-        target, own = folder.expanduser().resolve(), datasource.lightly.resolve()
-        if target == own or own in target.parents:
-            raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
+    _check_outside_export(datasource, url)
     items = [PushItem(path, _join(url, path.relative_to(datasource.root).as_posix()), path.stat().st_size, url)
              for path in datasource.files()]
     if input_url is not None:
         input_url = check_target(input_url, "input datasource")
+        _check_outside_export(datasource, input_url)  # the videos too: the next push sent them along as .lightly files
         videos = read_manifest(export_dir)
         if not videos:
             raise CloudError(f"{export_dir} does not say which videos it was made from: export again, then push")
@@ -132,6 +129,14 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
             source = _verified_source(video)
             items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size, input_url))
     return items
+
+
+def _check_outside_export(datasource: Datasource, url: str) -> None:
+    folder = _local_folder(url)
+    if folder is not None:
+        target, own = folder.expanduser().resolve(), datasource.lightly.resolve()
+        if target == own or own in target.parents:
+            raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
 
 
 def _local_folder(url: str) -> Path | None:
