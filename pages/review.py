@@ -6,7 +6,7 @@ import json
 import numpy as np
 import streamlit as st
 
-from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, METADATA_KEYS
+from core.assertions import ASSERTIONS, CLASS_FLIP, FLICKER, GHOST, METADATA_KEYS
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, MODES
 from core.lightly.config import DEFAULT_N_SAMPLES
@@ -27,6 +27,10 @@ GALLERY_SIZE = 24  # thumbnails shown before "Show all"
 VIEWER_MOUNTS = "_viewer_mounts"  # this full run brings Review up: the browser mounts the viewer anew
 SHOWN_WAIT_S = 0.6  # at most this long the page waits for a just-sent viewer to draw its frame (workspace)
 FLOODING_SHARE = 0.25  # an assertion flagging more of the video than this is said to (its lane is mostly solid)
+# what thins each assertion's flags: a stricter tracking IoU tracks fewer objects (fewer misses and flips) but
+# leaves more boxes unmatched, so ghost needs it looser
+FEWER_FLAGS = {FLICKER: "raise IoU tracking or the minimum score", GHOST: "lower IoU tracking or raise the minimum score",
+               CLASS_FLIP: "raise IoU tracking or the minimum score"}
 
 
 def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None:
@@ -51,8 +55,8 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
                  hide_index=True)
         for name, flags_of in every.items():  # a lane solid with flags: J / K land everywhere, and the flags say little
             if (share := flags_of.mean()) > FLOODING_SHARE:
-                st.caption(f"{assertion_label(name)} flags {share:.0%} of the frames: raise IoU tracking or the minimum "
-                           "score until it singles frames out.")
+                st.caption(f"{assertion_label(name)} flags {share:.0%} of the frames: {FEWER_FLAGS[name]} until it "
+                           "singles frames out.")
 
 
 def reviewed(flags_of: np.ndarray, verdicts: dict[int, str]) -> str:
