@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from core import fleet
+from core.assertions import FLICKER
 from core.batch import named_once
 from core.errors import UserError
 from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
+from ui.flicker_view import assertion_label
 from ui.url import batch_link, restore_page_values
 from ui.viewer.component import preload_viewer
 
@@ -136,9 +138,12 @@ def settings_caption(root: Path) -> None:
         st.caption("This batch did not record its settings: videos open at the thresholds set on Review.")
         return
     settings = recorded.flicker
+    # a batch run with --assertions opens with their lanes on: said here as Review's pills say it
+    siblings = " and ".join(assertion_label(name).lower() for name in settings.assertions if name != FLICKER)
     st.caption(f"Videos open at the batch's settings: {settings.mode} mode, IoU tracking {settings.iou_track:g}, "
-               f"IoU assertion {settings.iou_assert:g}, minimum score {settings.min_score:g} "
-               f"({markdown_literal(Path(recorded.detector.weights).name)}, floor {recorded.detector.conf:g}).")
+               f"IoU assertion {settings.iou_assert:g}, minimum score {settings.min_score:g}"
+               + (f", {siblings} beside flicker" if siblings else "")
+               + f" ({markdown_literal(Path(recorded.detector.weights).name)}, floor {recorded.detector.conf:g}).")
 
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -> None:

@@ -1,6 +1,7 @@
 """The Fleet page on a real batch (tests/fleet_batch.py), and Review and Export opened from it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -493,6 +494,18 @@ def test_a_batch_stopped_after_a_change_of_settings_is_said_to_hold_two_runs(bat
     assert any("ran with other settings than the run before it" in w.value for w in at.warning), [w.value for w in at.warning]
     run_batch(config)  # finished: one run's settings again
     assert not fleet.read_fleet(root).mixed
+
+
+def test_the_settings_caption_names_the_assertions_the_videos_open_with(batch_copy, fleet_app):
+    """A batch run with --assertions flicker,ghost,class-flip opens its videos with those lanes on Review:
+    the caption of the batch's settings said only thresholds."""
+    root, _ = batch_copy
+    recorded = fleet.read_settings(root)
+    with_siblings = dataclasses.replace(recorded.flicker, assertions=("flicker", "ghost", "class-flip"))
+    fleet.write_settings(root, recorded.detector, with_siblings, recorded.videos)
+    at = open_fleet(fleet_app, root)
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Videos open at the batch's settings")]
+    assert ", ghost and class flip beside flicker (" in caption, caption
 
 
 @pytest.mark.parametrize("kind", ["fifo", "link"])
