@@ -94,15 +94,17 @@ def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
                    "on the Export page.", icon=":material/task_alt:")
 
 
-def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, focus: tuple[float, float] | None,
+def estimate_panel(view: FlickerView, truth: dict[int, bool], unsure: list[int], focus: tuple[float, float] | None,
                    planned: set[int], plan_complete: bool) -> None:
     """The estimates from the verdicts on frames a plan drew, post-stratified on the cells of the pair
     a plan's second phase aimed at (``focus``: VerdictStore.estimate_focus)."""
     index = view.index
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
-    off_plan = len(truth) - suggestion.n_verdicts
-    unsure = f" {counted(n_unsure, 'unsure verdict')} left out." if n_unsure else ""
+    # an unsure verdict outside the plan is one of those not counted, not one the plan's figures left out
+    unsure_in_plan = len(planned.intersection(unsure))
+    off_plan = len(truth) - suggestion.n_verdicts + len(unsure) - unsure_in_plan
+    unsure_left_out = f" {counted(unsure_in_plan, 'unsure verdict')} left out." if unsure_in_plan else ""
     unplanned = (f" {counted(off_plan, 'verdict')} given outside the plan (on Review, or after the plan) "
                  f"{'is' if off_plan == 1 else 'are'} kept but not counted: frames picked so are no random sample and "
                  "would bias the figures." if off_plan else "")
@@ -125,7 +127,7 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], n_unsure: int, foc
                   f"assumed to miss nothing, so recall may be overstated: {covers} covers them."
                   if suggestion.n_unrepresented else "")
         st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
-                   f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure}")
+                   f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure_left_out}")
         suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
         in_use = suggested == tuple(round(threshold, 2) for threshold in current)
         cautioned = suggestion_preview(view, suggestion, in_use)
@@ -295,7 +297,7 @@ with error_boundary("Verdicts"):
         several_boxes_panel(view, queue, store)
     with right:
         plan_done_panel(queue, answered)
-        estimate_panel(view, truth, len(unsure), focus, planned, queue.plan_complete(answered))
+        estimate_panel(view, truth, unsure, focus, planned, queue.plan_complete(answered))
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

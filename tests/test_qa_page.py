@@ -303,6 +303,24 @@ def test_verdicts_after_the_plan_are_kept_but_not_estimated_from(qa_page, tmp_pa
     assert caption().startswith(f"Estimated from {planned + 1} verdicts given where") and "not counted" not in caption()
 
 
+def test_an_unsure_verdict_outside_the_plan_is_not_counted_as_one_the_plan_left_out(qa_page):
+    """An unsure given on a frame the plan never drew (on Review, say) is one of the verdicts kept but not
+    counted; the caption said "1 unsure verdict left out" beside figures resting on the plan's sure ones."""
+    browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
+    while reviewed(qa_page)[0] < planned:
+        browser.give("miss")
+    data = queue_data(qa_page)
+    outside = next(frame for frame in range(qa_page.session_state["review"].detections.n_frames)
+                   if frame not in {e["frame"] for e in data["queue"]})
+    answer = browser.http.post(f"{data['post_url']}/verdict",
+                               json={"frame": outside, "verdict": "unsure", "note": "", "video": data["video"]["key"]})
+    assert answer.status_code == 200
+    qa_page.run()
+    caption = next(c.value for c in qa_page.caption if c.value.startswith("Estimated from"))
+    assert "unsure verdict left out" not in caption, caption
+    assert "1 verdict given outside the plan (on Review, or after the plan) is kept but not counted" in caption, caption
+
+
 def test_dashed_boxes_are_judged_one_by_one_on_the_frame_with_their_numbers(app, tmp_path):
     """A queued frame with several dashed boxes shows its picture with the boxes numbered as the list
     names them (coordinates alone cannot be judged), and each box gets its own verdict. Two walkers,
