@@ -263,6 +263,26 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_a_long_file_name_is_cut_before_the_flag_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
+    """A camera's long file name beside the queued frame: the name gives way, the flag is read whole."""
+    import shutil
+    from urllib.parse import urlencode
+
+    info, _ = walk_hog
+    video = tmp_path / "north_gate_camera_07_2024-06-01_morning_shift.mp4"
+    shutil.copy(info.path, video)  # the same content: the same cached boxes
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(video), 'plan': '8'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        cut = "return [...document.querySelectorAll('.vq-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
+              ".map(e => e.className)"
+        assert root.find_element("css selector", ".vq-status").text and browser.execute_script(cut) == ["vq-name"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cache, browser, tmp_path):
     """The restarted server does not know the queue the page registered (404): the queue asks the
     page to register it again and sends the verdict once more, so it is stored as the annotator's,
