@@ -88,7 +88,7 @@ def test_a_link_with_unknown_assertions_is_one_line_that_does_not_echo_it(fresh,
     at = review_link(fresh, {"batch": str(ghost_batch), "relpath": "walk_a.mp4", "assertions": "ghost,**<b>x</b>**"})
     assert not at.error and len(at.warning) == 1, [w.value for w in at.warning]
     warning = at.warning[0].value
-    assert "not all known (ghost, class-flip)" in warning and "<b>" not in warning and "\n" not in warning
+    assert "does not know (it knows flicker, ghost, class-flip)" in warning and "<b>" not in warning and "\n" not in warning
     assert at.session_state["assertions"] == ["ghost"]  # the batch's own, untouched by the bad value
 
 

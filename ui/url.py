@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from core import fleet, paths
-from core.assertions import FLICKER, parse_assertions
+from core.assertions import ASSERTIONS as ASSERTION_NAMES, FLICKER, parse_assertions
 from core.errors import UserError
 from core.flicker import MODES
 from core.label_formats import FORMATS as BOX_FORMATS, import_boxes
@@ -210,7 +210,7 @@ def _restore_settings(params, n_frames: int) -> None:
         try:
             flags.use_assertions(parse_assertions(params[ASSERTIONS][:200]))
         except UserError:  # its message repeats the unknown names: a link's text is not echoed
-            st.warning(f"The assertions in this link are not all known ({', '.join(flags.SIBLING_CHOICES)}): the "
+            st.warning(f"This link names an assertion the app does not know (it knows {', '.join(ASSERTION_NAMES)}): the "
                        "review shows the ones set on this page.")
     handshake.go_to(int(_number(params.get("frame"), 0, 0, n_frames - 1)), n_frames)
 
