@@ -34,7 +34,8 @@ WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the w
 
 def video_panel() -> None:
     st.subheader("Video")
-    source = st.segmented_control("Source", SOURCES, default=SOURCES[0], key="source", persist_state="session")
+    st.session_state.setdefault("source", SOURCES[0])  # (a default given here as well would clash with a link's)
+    source = st.segmented_control("Source", SOURCES, key="source", persist_state="session")
     if source == "Bundled sample":
         st.caption("`vtest.avi` from OpenCV's sample data: pedestrians on a path, 795 frames at 10 fps.")
         loaded = session.loaded_video()  # (a click opens it in a callback, so this run already sees it)
@@ -335,8 +336,10 @@ def restore_from_url() -> None:
     once the model names them); the detections come back from the disk cache when that model ran
     on the video before. Every value is parsed as a link's (ui.url): junk falls back to the default."""
     params = st.query_params
-    if "video" in params and session.loaded_video() is None:
-        session.open_video(params["video"])
+    if "video" in params and session.loaded_video() is None and session.open_video(params["video"]):
+        # the Source says where the reopened video is: "Bundled sample" and its caption sat above another video
+        is_sample = Path(session.loaded_video().info.path) == Path(SAMPLE_VIDEO)
+        st.session_state.setdefault("source", SOURCES[0] if is_sample else SOURCES[2])
     if "weights" in params and "model_choice" not in st.session_state:
         spec = detector_spec_of(params)
         if spec.weights != BUILTIN_HOG:

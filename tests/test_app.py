@@ -7,6 +7,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from core.lightly.export import DEFAULT_TASK
+from core.paths import SAMPLE_VIDEO
 from core.verdicts import VerdictStore
 from core.words import markdown_literal
 from ui import session
@@ -151,9 +152,14 @@ def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections
     reloaded.run()
     assert not reloaded.exception and not reloaded.error, [e.value for e in reloaded.error]
     assert metric(reloaded, "Frames") == "6"
+    # the Source where the video is: it read "Bundled sample", the sample's caption above another video's facts
+    assert reloaded.segmented_control(key="source").value == "Local path"
     assert reloaded.text_input(key="weights_path").value == "yolov8n.yaml" and reloaded.number_input(key="conf").value == 0.0001
     assert reloaded.multiselect(key="classes").value == ["0", "2"]
     assert [s.value for s in reloaded.success] == [boxes]  # from the cache: the same boxes, no detection run
+    sample = AppTest.from_file("../app.py", default_timeout=180)
+    sample.query_params = {"video": str(SAMPLE_VIDEO)}
+    assert sample.run().segmented_control(key="source").value == "Bundled sample"
     unknown = AppTest.from_file("../app.py", default_timeout=180)
     unknown.query_params = {"video": "/no/such/video.mp4", "weights": "yolov8n.yaml", "conf": "nan"}
     unknown.run()
