@@ -162,6 +162,8 @@ def check_csv_path(path: Path) -> None:
     """Checked before the evaluation runs, so a typo costs a second, not a detection run."""
     if Path(path).is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as scores.csv")
+    if Path(path).exists() and not Path(path).is_file():  # a pipe or a device: never renamed over
+        raise UserError(f"--out {path} is not a regular file (a device, a pipe or a socket); give a file name")
 
 
 def write_csv(evaluation: Evaluation, path: Path) -> None:

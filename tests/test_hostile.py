@@ -587,6 +587,9 @@ def test_evaluate_out_under_a_file_is_refused_before_the_work(capsys, tmp_path, 
     monkeypatch.setattr(core.evaluate, "evaluate_source", lambda *a, **k: pytest.fail("the evaluation ran"))
     code, err = cli(capsys, "evaluate", sample_slice, "--gt", gt, "--out", a_file / "scores.csv")
     assert_one_line(code, err, "is not a folder")
+    os.mkfifo(tmp_path / "pipe.csv")  # refused once the evaluation had run (never replaced): before it now
+    code, err = cli(capsys, "evaluate", sample_slice, "--gt", gt, "--out", tmp_path / "pipe.csv")
+    assert_one_line(code, err, "is not a regular file")
 
 
 # --- no code from a model YAML, whatever the environment says (issue 24) ----------------------------
