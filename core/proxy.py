@@ -178,7 +178,7 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
             proxy = None
         if proxy is not None and proxy_matches(info, proxy) and proxy_matches(info, proxy, {0: _first_frame(info)}):
             paths.mark_used(target)
-            return FrameReader(proxy, cache_frames)
+            return _ProxyReader(proxy, info, cache_frames)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:
             if str(target) not in _builds:
@@ -187,6 +187,39 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
                 _builds[str(target)] = thread
                 thread.start()
     return FrameReader(info, cache_frames)
+
+
+class _ProxyReader(FrameReader):
+    """A reader on a seek proxy that reads the original instead from the first frame the proxy fails to
+    decode (its file damaged on disk since it was checked): those frames were undisplayable ("<digest>.mp4:
+    frame 85 could not be decoded") though the original decodes them. The proxy is deleted, to be built again."""
+
+    def __init__(self, proxy: VideoInfo, original: VideoInfo, cache_frames: int | None):
+        super().__init__(proxy, cache_frames)
+        self._original = original
+        self._fallback: FrameReader | None = None
+        self._fallback_lock = threading.Lock()
+
+    def get(self, index: int) -> np.ndarray:
+        if self._fallback is None:
+            try:
+                return super().get(index)
+            except VideoError:
+                self._fall_back()
+        return self._fallback.get(index)
+
+    def _fall_back(self) -> None:
+        with self._fallback_lock:
+            if self._fallback is None:
+                self.info.path.unlink(missing_ok=True)
+                with _builds_lock:
+                    _builds.pop(str(self.info.path), None)  # so the next reader of the video builds it again
+                self._fallback = FrameReader(self._original, self._cache_frames)
+
+    def close(self) -> None:
+        super().close()
+        if self._fallback is not None:
+            self._fallback.close()
 
 
 def _first_frame(info: VideoInfo) -> np.ndarray:

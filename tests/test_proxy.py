@@ -129,6 +129,22 @@ def test_a_proxy_replaced_by_another_videos_is_never_used(tmp_path):
     assert reader_for_display(info, tmp_path, build=False).info.path == proxy_path(info, tmp_path)
 
 
+def test_a_proxy_damaged_on_disk_since_gives_way_to_the_original(tmp_path):
+    """A proxy whose middle was garbled after it was checked (a disk error, a cache copied while it was
+    written) made its frames undisplayable, "<digest>.mp4: frame 85 could not be decoded", though the
+    original decodes them: the reader reads the original from then on, and the proxy is built again."""
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (384, 288)))
+    target = build_seek_proxy(info, proxy_path(info, tmp_path))
+    data = bytearray(target.read_bytes())
+    data[len(data) * 7 // 10:len(data) * 7 // 10 + 3000] = bytes(3000)  # frame 85 no longer decodes
+    target.write_bytes(bytes(data))
+    reader = reader_for_display(info, tmp_path, build=False)
+    assert reader.info.path == target  # its structure and frame 0 still pass
+    originals = [frame for _, frame in iter_frames(info)]
+    assert all(psnr(reader.get(i), originals[i]) >= MIN_PSNR_DB for i in range(FRAMES))
+    assert not target.exists()  # the next opening builds it again
+
+
 def test_short_gop_videos_need_no_proxy(sample_slice, tmp_path):
     info = probe(sample_slice)
     assert len(info.keyframes) * PROXY_GOP >= info.frame_count
