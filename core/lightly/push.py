@@ -362,8 +362,9 @@ def _push_locked(export_dir, url, input_url, dry_run, workers, retries, progress
     report = PushReport(planned=planned, dry_run=dry_run)
     start = time.perf_counter()
     # each file under the one target it was planned for: by URL prefix, an input URL that holds the Lightly one (or
-    # is it, written with another trailing slash) took the .lightly files twice, and the progress past 100%
-    for target_url in dict.fromkeys(item.target for item in planned):
+    # is it, written with another trailing slash) took the .lightly files twice, and the progress past 100%. The
+    # Lightly one is reached even with nothing to send: an unreachable bucket is said, not a push of 0 files
+    for target_url in dict.fromkeys([check_target(url, "Lightly datasource"), *(item.target for item in planned)]):
         mine = [item for item in planned if item.target == target_url]
         try:
             fs, root = filesystem(target_url, fail_fast=True)
