@@ -399,7 +399,13 @@ def check_allowed(path: str | Path) -> Path:
     if "\0" in str(path):  # the OS cannot name it; resolve() would raise ValueError
         raise UserError(f"{str(path)[:80]!r} holds a NUL byte, which no file name can hold")
     resolved = Path(path).expanduser().resolve()
-    roots = allowed_roots()
-    if roots is not None and not any(resolved == root or root in resolved.parents for root in roots):
+    if outside_roots(resolved):
         raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)")
     return resolved
+
+
+def outside_roots(path: str | Path) -> bool:
+    """Whether ``path``, links followed, lies outside ``FLICKER_ROOTS`` (never, when unset)."""
+    roots = allowed_roots()
+    resolved = Path(path).expanduser().resolve()
+    return roots is not None and not any(resolved == root or root in resolved.parents for root in roots)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from core import paths
 from core.bounded import read_capped
 from core.detect import Detector, Progress
 from core.detections import Detections
@@ -48,10 +49,21 @@ def find_videos(path: Path) -> list[tuple[Path, str]]:
         # a FIFO, a device or a broken link named like a video is listed (and refused by name when opened), not
         # left out without a word; a folder named so is only searched
         found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir())
+        found = [p for p in found if not links_outside_roots(p, path)]
         if not found:
             raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
         return [(p, p.relative_to(path).as_posix()) for p in found]
     return [(path, path.name)]
+
+
+def links_outside_roots(video: Path, folder: Path) -> bool:
+    """Whether ``video`` (found in ``folder``) is a link out of FLICKER_ROOTS, said as a warning: the
+    folder was allowed, but a link planted in it must not open a file the roots keep out."""
+    if not paths.outside_roots(video):
+        return False
+    warnings.warn(f"skipped {video.relative_to(folder).as_posix()}: it links outside the folders this app may use "
+                  "(FLICKER_ROOTS)", SkippedVideoWarning, stacklevel=3)
+    return True
 
 
 def probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:

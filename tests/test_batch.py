@@ -119,6 +119,25 @@ def test_a_glob_goes_down_folders_never_through_a_link_to_one(tmp_path):
     assert [s.relpath for s in find_sources([f"{cams}/*/*.mp4"])] == ["linked/b.mp4"]
     assert [s.relpath for s in find_sources([f"{cams}/*.mp4"])] == ["a.mp4"]
 
+def test_a_link_out_of_the_roots_planted_in_an_allowed_folder_is_left_out_and_said(tmp_path, monkeypatch):
+    """FLICKER_ROOTS allowed the folder, and a link in it opened a file outside the roots (the app's
+    batch over a folder, or a glob). Links within the roots are read as before."""
+    from core.sources import SkippedVideoWarning
+
+    cams, outside = tmp_path / "cams", tmp_path / "outside"
+    cams.mkdir()
+    outside.mkdir()
+    write_video(cams / "a.mp4", sample_frames(2))
+    write_video(outside / "secret.mp4", sample_frames(2))
+    (cams / "out.mp4").symlink_to(outside / "secret.mp4")
+    (cams / "in.mp4").symlink_to(cams / "a.mp4")
+    assert [s.relpath for s in find_sources([cams])] == ["a.mp4", "in.mp4", "out.mp4"]  # no roots: no limit
+    monkeypatch.setenv("FLICKER_ROOTS", str(cams))
+    for given in (cams, f"{cams}/*.mp4"):
+        with pytest.warns(SkippedVideoWarning, match="skipped out.mp4: it links outside the folders"):
+            assert [s.relpath for s in find_sources([given])] == ["a.mp4", "in.mp4"]
+
+
 def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_every_video(videos, cache, tmp_path):
     out = tmp_path / "out"
     killed = ValidAfterEveryVideo(out, stop_after_done=1)

@@ -17,7 +17,7 @@ from core.detections import Detections
 from core.errors import CloudError, UserError
 from core.lightly.push import BACKENDS, filesystem
 from core.secrets import mask
-from core.sources import find_videos
+from core.sources import find_videos, links_outside_roots
 from core.video import VIDEO_EXTENSIONS, VideoInfo
 
 TIMING_COLUMNS = ("decode_s", "detect_s")
@@ -154,8 +154,8 @@ def _glob_sources(pattern: str) -> list[VideoSource]:
     base = Path(prefix or ("/" if pattern.startswith("/") else "."))
     parts = [part for part in pattern[len(prefix):].split("/") if part] + ([""] if pattern.endswith("/") else [])
     matches = sorted(set(_globbed(base, parts)))
-    sources = [_local_source(match, match.relative_to(base).as_posix()) for match in matches
-               if not match.is_dir() and match.suffix.lower() in VIDEO_EXTENSIONS]  # as find_videos
+    sources = [_local_source(match, match.relative_to(base).as_posix()) for match in matches  # as find_videos
+               if not match.is_dir() and match.suffix.lower() in VIDEO_EXTENSIONS and not links_outside_roots(match, base)]
     if not sources:
         raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) match {pattern}")
     return sources
