@@ -142,6 +142,15 @@ def test_a_manifest_frame_count_no_video_has_is_refused_before_any_frame_is_name
         plan_push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
 
 
+def test_a_video_name_s3_reads_as_a_version_query_is_refused_before_any_upload(export, tmp_path):
+    """s3fs cut ``q?versionId=1.mp4`` to the key ``q``: reported sent, and sent again at every push."""
+    rewrite_manifest(export, relpath="q?versionId=1.mp4")
+    with pytest.raises(CloudError, match="version query"):
+        plan_push(export, "s3://bucket/p/", "s3://bucket/input/")
+    assert [item.remote.rsplit("/", 1)[1] for item in plan_push(export, "s3://bucket/p/", str(tmp_path / "input"))
+            if item.target == str(tmp_path / "input")] == ["q?versionId=1.mp4"]  # a folder takes the name as it is
+
+
 def test_push_refuses_a_manifest_source_that_is_not_the_exported_video(export, tmp_path):
     secret = tmp_path / "passwords.mp4"
     secret.write_text("root:x:0:0")

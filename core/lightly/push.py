@@ -128,7 +128,20 @@ def plan_push(export_dir: str | Path, url: str, input_url: str | None = None) ->
         for video in videos:
             source = _verified_source(video)
             items.append(PushItem(source, _join(input_url, video["relpath"]), source.stat().st_size, input_url))
+    _check_no_version_query(items)
     return items
+
+
+S3_VERSION_QUERY = "?versionId="
+
+
+def _check_no_version_query(items: list[PushItem]) -> None:
+    """s3fs reads ``?versionId=`` in a key as a version query and cuts the key there: ``q?versionId=1.mp4`` went to
+    ``q``, reported sent, and was sent again at every push."""
+    for item in items:
+        if item.target.split("://", 1)[0].lower() in ("s3", "s3a") and S3_VERSION_QUERY in item.remote:
+            raise CloudError(f"{item.remote} holds {S3_VERSION_QUERY!r}, which S3 clients read as a version query: "
+                             "rename the video (and export again)")
 
 
 def _check_outside_export(datasource: Datasource, url: str) -> None:
