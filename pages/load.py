@@ -30,6 +30,7 @@ MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Uploa
 DEVICES = ("auto", "cpu", "cuda")
 CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload brings, until the model names them
 WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
+DETECTION_FPS = "load_detection_fps"  # the speed of the run just done, for the summary drawn after it
 
 
 def video_panel() -> None:
@@ -138,17 +139,23 @@ def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: Detec
     if run:
         session.set_detection_progress(0, loaded.info.frame_count)  # Cancel stays offered from the first frame
         bar = st.progress(0.0, text="Starting...")
+        speed = {}
 
         def show(progress) -> None:
             session.set_detection_progress(progress.done, progress.total)
+            speed["fps"] = progress.fps
             bar.progress(progress.done / max(progress.total, 1),
                          text=f"{progress.done:,} / {progress.total:,} frames · {progress.fps:.1f} fps · "
                               f"ETA {progress.eta_s:.0f} s")
 
         with error_boundary("Detection failed"):
             session.use_detections(spec.detect(loaded.info, detector, progress=show), spec, detection_id)
+            # drawn again: as drawn while it ran, Run detection stayed red and Cancel offered after the last frame
+            session.pop_detection_progress()
+            st.session_state[DETECTION_FPS] = speed.get("fps")
+            st.rerun()
         session.pop_detection_progress()
-    detection_summary(session.detections_for(detection_id))
+    detection_summary(session.detections_for(detection_id), st.session_state.pop(DETECTION_FPS, None))
 
 
 def cancelled(progress) -> None:
@@ -159,7 +166,8 @@ def cancelled(progress) -> None:
                    "*Run detection* starts again from the first frame.", icon=":material/stop_circle:")
 
 
-def detection_summary(detections) -> None:
+def detection_summary(detections, fps: float | None = None) -> None:
+    """What the boxes are (``fps``: the speed of the run just done, said once)."""
     if detections is None:
         return
     if detections.decode_warning:  # frames that did not decode were detected on as the frame before them
@@ -172,8 +180,9 @@ def detection_summary(detections) -> None:
     # the next step first: under the result it fell below the fold at 1280x720
     st.page_link("pages/review.py", label="**Review flickering frames**", icon=":material/arrow_forward:")
     st.success(f"{len(detections):,} boxes on {detections.frames_with_boxes:,} of {detections.n_frames:,} frames "
-               f"({len(detections) / max(detections.n_frames, 1):.1f} per frame). Results are cached: reopening this "
-               "video with this model is instant.")
+               f"({len(detections) / max(detections.n_frames, 1):.1f} per frame"
+               + (f", detected at {fps:.1f} frames per second" if fps else "")
+               + "). Results are cached: reopening this video with this model is instant.")
 
 
 def boxes_file_panel(loaded: session.LoadedVideo) -> None:

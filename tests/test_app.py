@@ -1,5 +1,6 @@
 """The app under streamlit.testing.v1.AppTest: every page runs, widgets drive real work."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,6 +144,7 @@ def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections
     """The Load page keeps its video and model in its URL: a new tab on that URL (a reload) shows the
     same video, the same model choices, and the detections from the disk cache, without a run."""
     load_and_detect(app, tiny_slice, classes=["0", "2"])  # a model built from its YAML names classes by number
+    app.run()  # (a run's speed is said once, after it: not on a reload)
     params = dict(app.query_params)
     assert (params["video"], params["weights"], params["conf"], params["classes"]) == (str(tiny_slice), "yolov8n.yaml",
                                                                                        "0.0001", "0,2")
@@ -417,6 +419,16 @@ def test_cancel_is_offered_only_while_a_detection_runs(app):
     assert "Detection cancelled after 12 of 795 frames" in app.warning[0].value
     app.run()
     assert app.button(key="cancel_detection").disabled  # from the next run on: the progress was said and forgotten
+
+
+def test_a_finished_detection_no_longer_offers_cancel_and_says_its_speed(app, tiny_slice):
+    """Drawn as it was while detecting, the page kept Cancel offered and Run detection red after the last frame."""
+    load_and_detect(app, tiny_slice, conf=0.00009)  # a floor of its own: detected here, not read from the shared cache
+    assert not app.exception and app.button(key="cancel_detection").disabled
+    assert app.button(key="run_detection").proto.type == "secondary"  # the next step is Review's link
+    assert re.search(r"\([\d.]+ per frame, detected at [\d.]+ frames per second\)", app.success[0].value), app.success[0].value
+    app.run()  # said once, for the run just done: a cached reopen has no speed to tell
+    assert "frames per second" not in app.success[0].value
 
 
 def test_a_rejected_upload_is_not_kept(app, tmp_path):
