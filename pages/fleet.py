@@ -155,8 +155,11 @@ def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -
     if picked is not None and picked in openable and st.session_state.get(SYNCED) != picked:
         st.session_state[CHOSEN] = picked  # a new tick moves the chooser too: both openers name one video
     st.session_state[SYNCED] = picked
-    if st.session_state.get(CHOSEN) is None and st.session_state.get(LAST_CHOSEN) in openable:
-        st.session_state[CHOSEN] = st.session_state[LAST_CHOSEN]  # a filter that matched nothing emptied the chooser
+    if st.session_state.get(CHOSEN) is None and openable:
+        # emptied by a filter that matched nothing (its last video comes back), or opened before a batch had done
+        # any video (the first, worst, done since: the chooser stayed empty and Open in Review greyed out)
+        last = st.session_state.get(LAST_CHOSEN)
+        st.session_state[CHOSEN] = last if last in openable else openable[0]
     if picked is not None and picked in openable:
         if warm:
             resources.warm_batch_video(root, picked)

@@ -277,6 +277,29 @@ def test_a_batch_that_has_just_started_is_a_batch_output_folder(fleet_app, batch
             assert any("A batch is writing this folder: 0 videos so far" in i.value for i in at.info), videos
 
 
+def test_the_video_chooser_names_the_first_video_a_running_batch_finishes(fleet_app, batch, tmp_path):
+    """Opened before any video was done, the chooser had nothing to name and stayed empty as rows came in:
+    Open in Review was greyed out until a video was picked by hand."""
+    running = tmp_path / "running"
+    shutil.copytree(batch, running)
+    (running / "summary.csv").unlink()
+    done, later = running / ".batch" / "done", tmp_path / "done_later"
+    shutil.move(done, later)
+    done.mkdir()
+    from core.paths import exclusive_lock
+
+    with exclusive_lock(running, "a test batch"):
+        at = open_fleet(fleet_app, running)
+        assert shown_rows(at) == [] and at.selectbox(key="fleet_video").value is None
+        for marker in later.iterdir():
+            shutil.move(marker, done / marker.name)
+        at.run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="fleet_video").value == shown_rows(at)[0]
+        (opener,) = [p.proto for p in at.get("page_link") if p.proto.label == "Open in Review"]
+        assert not opener.disabled
+
+
 def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app, batch, tmp_path):
     """Ctrl-C leaves done markers newer than the summary and no lock: shown, said, not polled forever."""
     stopped = tmp_path / "stopped"
