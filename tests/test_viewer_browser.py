@@ -213,6 +213,28 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
         assert shown_frame(browser) == second
 
 
+def test_j_and_k_past_the_first_and_last_flagged_frame_say_so(walk_hog, tmp_path, shared_cache, browser):
+    """J on frame 0 and K on the last flagged frame have nowhere to go: the status says so for a
+    moment (they did nothing, silently, as if the keys were broken)."""
+    boxes, _ = sample_predictions(walk_hog, tmp_path)
+    status = lambda: browser.find_element("css selector", ".fv-status").text  # noqa: E731
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        open_review(browser, url, boxes)
+        press(browser, "j")
+        wait_for(browser, lambda: status() == "No flagged frame before this one", 10, "a word on J with none before")
+        assert shown_frame(browser) == 0
+        flagged = int(viewer(browser, "flagged"))
+        for _ in range(flagged):  # to the last flagged frame, one K each
+            at = shown_frame(browser)
+            press(browser, "k")
+            wait_for(browser, lambda: shown_frame(browser) != at, 10, "K to the next flagged frame")
+        last = shown_frame(browser)
+        press(browser, "k")
+        wait_for(browser, lambda: status() == "No flagged frame after this one", 10, "a word on K with none after")
+        assert shown_frame(browser) == last > 0 and flagged > 0
+        wait_for(browser, lambda: status() != "No flagged frame after this one", 10, "the status back")
+
+
 def test_a_pointer_resting_on_a_verdicts_open_in_review_link_asks_for_that_frame_before_the_press(
         walk_hog, tmp_path, shared_cache, browser):
     """On the Verdicts page, the reviewed list's "Open in Review" for a frame far from the queue: no

@@ -546,6 +546,9 @@ class Viewer {
   toFlagged(direction) {
     const index = direction > 0 ? this.flaggedFrom(this.current + 1) : this.flaggedFrom(this.current) - 1;
     if (index >= 0 && index < this.flagged.length) this.goTo(this.flagged[index]);
+    // past the last (or first) flagged frame the key did nothing, silently: a reviewer read it as broken
+    else this.nudge(`No flagged frame ${direction > 0 ? "after" : "before"} this one`,
+      "J / K go to the previous / next flagged frame (L picks which lane)");
   }
 
   // "Jump to frame": the box empties and lets go of the keys (a number left there would soon
