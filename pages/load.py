@@ -293,8 +293,8 @@ class BarsProgress(BatchProgress):
     def finished(self, row: VideoRow) -> None:
         self.finished_videos += 1
         self.overall.progress(self.finished_videos / max(self.videos, 1), text=f"{self.finished_videos} / {self.videos} videos")
-        self.lines.append(f"- {row.relpath}: {row.status}" + (f" ({row.error})" if row.error else
-                                                               f", {row.flagged} of {row.frames} frames flagged"))
+        self.lines.append(f"- {markdown_literal(row.relpath)}: {row.status}" + (f" ({markdown_literal(row.error)})" if row.error else
+                                                                                 f", {row.flagged} of {row.frames} frames flagged"))
         self.log.markdown("\n".join(self.lines[-8:]))
 
 

@@ -190,7 +190,8 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
     videos = tmp_path / "videos"
     videos.mkdir()
-    write_video(videos / "short.mp4", sample_frames(6, start=10))
+    hostile = "[cam](javascript:alert) **1**.mp4"  # its line in the batch's log was Markdown: a link, bold
+    write_video(videos / "short.mp4", sample_frames(6, start=10)).rename(videos / hostile)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.text_input(key="batch_inputs").input(str(videos))
@@ -198,7 +199,9 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     next(b for b in at.button if b.label == "Run batch").click().run()
     assert not at.exception, at.exception
     assert any("1 video in" in s.value for s in at.success)
-    assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == ["short.mp4"]
+    assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == [hostile]
+    [line] = [m.value for m in at.markdown if ": done" in m.value]
+    assert line.startswith(r"- \[cam\]") and r"\*\*1\*\*" in line
     assert fleet.read_settings(tmp_path / "out") is not None
     at.run()  # the next run offers the batch's folder to open
     assert at.text_input(key="batch_open_dir").value == str((tmp_path / "out").resolve())
