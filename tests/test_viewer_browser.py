@@ -213,9 +213,13 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
         assert shown_frame(browser) == second
 
 
-def test_j_and_k_past_the_first_and_last_flagged_frame_say_so(walk_hog, tmp_path, shared_cache, browser):
+def test_j_and_k_past_the_first_and_last_flagged_frame_and_a_jump_to_no_frame_say_so(walk_hog, tmp_path, shared_cache,
+                                                                                      browser):
     """J on frame 0 and K on the last flagged frame have nowhere to go: the status says so for a
-    moment (they did nothing, silently, as if the keys were broken)."""
+    moment (they did nothing, silently, as if the keys were broken). So does the Jump box given a
+    number that names no frame; "1e2" is frame 100 (it was read as 1)."""
+    from selenium.webdriver.common.keys import Keys
+
     boxes, _ = sample_predictions(walk_hog, tmp_path)
     status = lambda: browser.find_element("css selector", ".fv-status").text  # noqa: E731
     with app_on(free_port(), tmp_path, shared_cache) as url:
@@ -233,6 +237,12 @@ def test_j_and_k_past_the_first_and_last_flagged_frame_say_so(walk_hog, tmp_path
         wait_for(browser, lambda: status() == "No flagged frame after this one", 10, "a word on K with none after")
         assert shown_frame(browser) == last > 0 and flagged > 0
         wait_for(browser, lambda: status() != "No flagged frame after this one", 10, "the status back")
+        jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
+        jump.send_keys("1e2" + Keys.ENTER)  # a number box takes it: 100, which the box read as 1
+        wait_for(browser, lambda: shown_frame(browser) == 100, 10, "frame 100 from 1e2")
+        jump.send_keys("2.5" + Keys.ENTER)
+        wait_for(browser, lambda: status() == "Not a frame number", 10, "a word on a number that names no frame")
+        assert shown_frame(browser) == 100
 
 
 def test_a_pointer_resting_on_a_verdicts_open_in_review_link_asks_for_that_frame_before_the_press(

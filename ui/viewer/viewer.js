@@ -553,11 +553,15 @@ class Viewer {
 
   // "Jump to frame": the box empties and lets go of the keys (a number left there would soon
   // disagree with the frame on screen, and the arrows step frames again).
+  // A number box takes "1e2" (100, which parseInt read as 1); what is not a frame number is said.
   jump() {
-    const frame = Number.parseInt(this.jumpBox.value, 10);
+    const text = this.jumpBox.value.trim();
+    const frame = Number(text);
+    const unreadable = this.jumpBox.validity.badInput || (text !== "" && !Number.isInteger(frame));
     this.jumpBox.value = "";
     this.jumpBox.blur();
-    if (Number.isFinite(frame)) this.goTo(frame);
+    if (unreadable) this.nudge("Not a frame number", "Type a frame number, 0 up to the video's last, then Enter");
+    else if (text !== "") this.goTo(frame);
   }
 
   // A seek from elsewhere on the page (the embedding map), for this video only.
