@@ -501,7 +501,7 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     app.checkbox(key="push_dry_run").uncheck()
     app.run()
     click(app, "Push")
-    assert "uploaded" in app.success[-1].value
+    assert app.success[-1].value.startswith("Uploaded")
     assert (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
     assert (tmp_path / "input/tiny.mp4").read_bytes() == tiny_slice.read_bytes()
     # a local folder is no datasource Lightly reads: the schedule's fields stay empty (a bucket fills them)
@@ -595,7 +595,7 @@ def test_output_folder_defaults_to_the_data_folder_and_is_remembered(app, tiny_s
     reloaded.text_input(key="push_url").input(str(tmp_path / "bucket"))
     reloaded.run()
     click(reloaded, "Push")
-    assert "uploaded" in reloaded.success[-1].value and (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
+    assert reloaded.success[-1].value.startswith("Uploaded") and (tmp_path / "bucket/.lightly/predictions/tasks.json").is_file()
     reloaded.text_input(key="export_dir").input("relative/folder")
     reloaded.run()
     click(reloaded, "Export")

@@ -253,7 +253,8 @@ def test_the_export_page_pushes_a_batchs_combined_datasource(s3, batch, tmp_path
     for key, obj in videos.items():
         source = batch.parent / "videos" / key[len("input/"):]
         assert obj["ETag"].strip('"') == hashlib.md5(source.read_bytes()).hexdigest()
-    assert at.success[-1].value.startswith(f"uploaded {len(local) + 3} files")
+    assert at.success[-1].value.startswith(f"Uploaded {len(local) + 3} files")
+    assert f" to s3://{bucket}/lightly and s3://{bucket}/input in " in at.success[-1].value  # where they went
     # the schedule's datasource fields now name the bucket the files went to
     assert (at.text_input(key="schedule_lightly_url").value, at.text_input(key="schedule_input_url").value) == \
         (f"s3://{bucket}/lightly", f"s3://{bucket}/input")

@@ -58,8 +58,9 @@ class PushReport:
             return "\n".join(lines)
         rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
         megabytes = sum(item.size for item in self.uploaded) / 1e6
-        return (f"uploaded {counted(len(self.uploaded), 'file')} ({megabytes:.1f} MB) in {self.seconds:.1f} s ({rate:.0f} files/s); "
-                f"{len(self.skipped):,} already there with the same content")
+        targets = " and ".join(dict.fromkeys(item.target for item in self.planned)) or "the target"
+        return (f"Uploaded {counted(len(self.uploaded), 'file')} ({megabytes:.1f} MB) to {targets} in {self.seconds:.1f} s "
+                f"({rate:.0f} files/s); {len(self.skipped):,} already there with the same content")
 
 
 def check_target(url: str | None, what: str) -> str:
