@@ -522,6 +522,7 @@ class Viewer {
   goTo(frame, report = true) {
     frame = clamp(Math.round(frame), 0, this.video.n - 1);
     if (frame !== this.current) this.direction = frame > this.current ? 1 : -1;
+    if (frame !== this.current) this.endNudge(); // another frame: its own status, not a word about the last one
     const far = Math.abs(frame - this.current) > FAR;
     this.current = frame;
     if (far) this.dropStale();
@@ -654,10 +655,18 @@ class Viewer {
     this.status.title = title;
     this.statusShown = null;
     clearTimeout(this.nudgeTimer);
-    this.nudgeTimer = setTimeout(() => this.render(), 2500);
+    // held for its moment: render() runs whenever a frame or boxes arrive, and erased it at once
+    this.nudging = true;
+    this.nudgeTimer = setTimeout(() => { this.endNudge(); this.render(); }, 2500);
+  }
+
+  endNudge() {
+    this.nudging = false;
+    clearTimeout(this.nudgeTimer);
   }
 
   showVerdict(lane, frame, verdict) {
+    this.endNudge(); // the verdict's chip, at once
     if (verdict) lane.verdicts[frame] = verdict;
     else delete lane.verdicts[frame];
     this.timelineBase = null;
@@ -972,6 +981,7 @@ class Viewer {
   // "Flagged:" and a chip per lane that flags the frame (the one a verdict answers outlined; a
   // click on another makes the verdict answer that one), or that nothing flags it.
   renderStatus(frame) {
+    if (this.nudging) return;
     const firing = this.firing(frame), answer = this.answering(frame), several = this.lanes.length > 1;
     this.status.className = `fv-status ${firing.length ? "fv-flagged" : "fv-clean"}${several ? " fv-several" : ""}`;
     // The chips are built anew only when they change: a click needs the same element under
