@@ -25,7 +25,7 @@ from pathlib import Path
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, TUTORIAL_FUNCTION_IOU_TRACK
-from core.paths import write_atomic
+from core.paths import is_special_file, write_atomic
 from core.ground_truth import (FlagEvaluation, GroundTruth, ThresholdScore, evaluate_flags, ground_truth_for,
                                linked_ground_truth, read_ground_truth, true_misses)
 from core.label_formats import detect_format, read_boxes
@@ -162,7 +162,7 @@ def check_csv_path(path: Path) -> None:
     """Checked before the evaluation runs, so a typo costs a second, not a detection run."""
     if Path(path).is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as scores.csv")
-    if Path(path).exists() and not Path(path).is_file():  # a pipe or a device: never renamed over
+    if is_special_file(path):  # a pipe or a device: never renamed over
         raise UserError(f"--out {path} is not a regular file (a device, a pipe or a socket); give a file name")
 
 

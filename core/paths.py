@@ -180,11 +180,7 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
     read the format from. A ``path`` that is (or links to) a device, a pipe or a socket is refused:
     renamed over, ``--out /dev/stdout`` or ``/dev/full`` became a plain file."""
     path = Path(path)
-    try:
-        status = path.stat()
-    except OSError:
-        status = None  # not there yet (or a link to nothing): written as always
-    if status is not None and not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):
+    if is_special_file(path):
         from core.errors import UserError
 
         raise UserError(f"{path} is not a regular file (a device, a pipe or a socket): give a file name; nothing was written")
@@ -209,6 +205,16 @@ def atomic_path(path: str | Path, durable: bool = False, suffix: str = ".partial
         tmp.unlink(missing_ok=True)
     if durable:
         _fsync_dir(path.parent)
+
+
+def is_special_file(path: str | Path) -> bool:
+    """Whether ``path`` is (or links to) a device, a pipe or a socket, which a rename over it would replace
+    with a plain file; False when it is not there yet (or is a link to nothing)."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def write_atomic(path: str | Path, data: bytes | Callable[[object], None], durable: bool = False) -> Path:
@@ -407,5 +413,10 @@ def check_allowed(path: str | Path) -> Path:
 def outside_roots(path: str | Path) -> bool:
     """Whether ``path``, links followed, lies outside ``FLICKER_ROOTS`` (never, when unset)."""
     roots = allowed_roots()
-    resolved = Path(path).expanduser().resolve()
-    return roots is not None and not any(resolved == root or root in resolved.parents for root in roots)
+    return roots is not None and not any(within(path, root) for root in roots)
+
+
+def within(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, links followed (both)."""
+    path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
+    return path == folder or folder in path.parents

@@ -13,7 +13,7 @@ import numpy as np
 from core.detections import Detections
 from core.lightly.datasource import FLICKERING_KEY, Datasource
 from core.lightly.export import flickering_values
-from core.paths import check_no_links, check_output_folder, write_atomic
+from core.paths import check_no_links, check_output_folder, within, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.video import FrameReader
@@ -84,7 +84,7 @@ def _check_outside_export(source: Path, out: Path) -> None:
     from core.errors import UserError
 
     own = Datasource(source).lightly
-    if own.is_dir() and (own.resolve() == Path(out).resolve() or own.resolve() in Path(out).resolve().parents):
+    if own.is_dir() and within(out, own):
         raise UserError(f"--out {out} is inside the export's own .lightly folder: choose another folder")
 
 

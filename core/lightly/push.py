@@ -24,6 +24,7 @@ from typing import Callable
 from core.errors import CloudError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest, writing
+from core.paths import within
 from core.secrets import mask
 from core.video import VIDEO_EXTENSIONS, fingerprint_file, open_video
 from core.words import counted
@@ -147,10 +148,8 @@ def _check_no_version_query(items: list[PushItem]) -> None:
 
 def _check_outside_export(datasource: Datasource, url: str) -> None:
     folder = _local_folder(url)
-    if folder is not None:
-        target, own = folder.expanduser().resolve(), datasource.lightly.resolve()
-        if target == own or own in target.parents:
-            raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
+    if folder is not None and within(folder, datasource.lightly):
+        raise CloudError(f"{url} is inside the export's own .lightly folder: push to another folder")
 
 
 def _local_folder(url: str) -> Path | None:
