@@ -521,8 +521,10 @@ class Viewer {
 
   goTo(frame, report = true) {
     frame = clamp(Math.round(frame), 0, this.video.n - 1);
-    if (frame !== this.current) this.direction = frame > this.current ? 1 : -1;
-    if (frame !== this.current) this.endNudge(); // another frame: its own status, not a word about the last one
+    if (frame !== this.current) {
+      this.direction = frame > this.current ? 1 : -1;
+      this.endNudge(); // another frame: its own status, not a word about the last one
+    }
     const far = Math.abs(frame - this.current) > FAR;
     this.current = frame;
     if (far) this.dropStale();
