@@ -102,8 +102,10 @@ def click_header(browser, column: int) -> None:
     """Click a column's header (the grid sorts by it, ascending then descending)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    grid = browser.find_element("css selector", GRID)
-    header = browser.find_elements("css selector", f"{GRID} table thead th")[column]
+    # a rerun may be drawing the grid again: wait for its header rather than read a table between two draws
+    headers = wait_for(browser, lambda: (lambda found: found if len(found) > column else None)(
+        browser.find_elements("css selector", f"{GRID} table thead th")), 30, "the table's header")
+    header, grid = headers[column], browser.find_element("css selector", GRID)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
     offset = browser.execute_script("const g = arguments[0].getBoundingClientRect(), h = arguments[1].getBoundingClientRect();"
                                     "return h.width ? [h.x + h.width / 2 - g.x, 0] : null;", grid, header)
