@@ -1,6 +1,7 @@
 """Batch mode: inputs, the live export (valid after every video), resume, failure isolation, bucket
 input (moto S3 server), and the Ray engine against the local one (a real local Ray, 2 CPUs)."""
 import csv
+import hashlib
 import io
 import json
 import os
@@ -208,8 +209,6 @@ def test_a_link_planted_in_the_batch_folder_is_refused_and_never_written_through
 def test_done_markers_of_earlier_versions_still_match(videos, cache, tmp_path):
     """Markers now keep their settings, to say what changed; the digest they are matched by is the
     one markers always had, so an upgrade does not do every video of a batch again."""
-    import hashlib
-
     import orjson
 
     folder = tmp_path / "videos"
@@ -226,6 +225,26 @@ def test_done_markers_of_earlier_versions_still_match(videos, cache, tmp_path):
     del marker["settings"]  # as an earlier version wrote it
     marker_path.write_text(json.dumps(marker))
     assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"
+
+
+def test_another_video_copied_over_one_done_with_its_size_and_mtime_is_done_again(videos, cache, tmp_path):
+    """`cp -p` of another video of the same size kept what the done markers knew a video by (size and
+    mtime): the rerun skipped it and its export went on holding the first video's boxes."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
+    size = max(len(first), len(other))  # bytes after the last box: FFmpeg reads both as they were
+    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    out = tmp_path / "out"
+    assert run_batch(config([folder], out, cache)).rows[0].status == "done"
+    status = (folder / "x.mp4").stat()
+    (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+    os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
+    again = run_batch(config([folder], out, cache))
+    assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
+    [entry] = read_manifest(out)
+    assert entry["fingerprint"] == hashlib.sha256((folder / "x.mp4").read_bytes()).hexdigest()
+    assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"  # unchanged since: not read again
 
 
 def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):

@@ -181,7 +181,7 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
     markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes))
     rows: dict[str, VideoRow] = {}
     for source in sources:
-        row = markers.done_row(source, listed=source.relpath in export.entries)
+        row = markers.done_row(source, export.entries.get(source.relpath))
         if row is not None:
             rows[source.relpath] = row
     todo = [s for s in sources if s.relpath not in rows]

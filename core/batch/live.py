@@ -136,17 +136,18 @@ class DoneMarkers:
         one, the next run would write its markers wherever it points)."""
         return paths.check_no_links(self.out, self.folder / f"{relpath}.json", "The batch's state")
 
-    def done_row(self, source: VideoSource, listed: bool) -> VideoRow | None:
-        """The earlier row of a video done with these parameters, still unchanged and still in the export."""
+    def done_row(self, source: VideoSource, exported: dict | None) -> VideoRow | None:
+        """The earlier row of a video done with these parameters, still unchanged and still in the export
+        (``exported``: its manifest entry, None when the export lacks it)."""
         path = self._path(source.relpath)
-        if not listed or not path.is_file():
+        if exported is None or not path.is_file():
             return None
         try:
             marker = orjson.loads(read_capped(path, MAX_MARKER_BYTES, "Done marker", follow_symlinks=False))
             if marker["params"] != self.params:
                 self.redone[self._changed(marker.get("settings"))] += 1
                 return None
-            if marker["version"] != source.version:
+            if marker["version"] != source.version or not _same_content(source, exported.get("fingerprint")):
                 self.redone["the video changed since"] += 1
                 return None
             return replace(_checked_row(marker["row"]), status="skipped")
@@ -168,6 +169,18 @@ class DoneMarkers:
     def mark(self, source: VideoSource, row: VideoRow) -> None:
         marker = {"params": self.params, "version": source.version, "row": asdict(row), "settings": self.settings}
         paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
+
+
+def _same_content(source: VideoSource, fingerprint) -> bool:
+    """Whether a local video still holds the bytes its export was made from. Size and mtime alone took
+    ``cp -p`` of another video of the same size for the one done. The content key is remembered per file
+    identity (ctime included, which a copy cannot keep), so an unchanged video is not read again."""
+    if source.remote or not isinstance(fingerprint, str):  # a bucket's ETag is its content's; an older manifest
+        return True
+    try:
+        return paths.content_key(Path(source.location)) == fingerprint
+    except OSError:  # unreadable now: run it again, and its row says why
+        return False
 
 
 _ROW_TYPES = {f.name: (str,) if f.type == "str" else (int,) if f.type == "int" else (int, float) for f in fields(VideoRow)}
