@@ -24,7 +24,7 @@ import numpy as np
 
 from core import paths
 from core.errors import VideoError
-from core.video import FrameReader, VideoInfo, open_video, placed_frames, probe, shown
+from core.video import FrameReader, VideoInfo, open_video, placed_frames, probe, shown, video_stream
 
 PROXY_GOP = 12
 PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
@@ -108,7 +108,7 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
         even = info.width % 2 == 0 and info.height % 2 == 0
         stream.pix_fmt = "yuv420p" if even else "yuv444p"
         stream.options = {"preset": "ultrafast", "tune": "fastdecode", "crf": "18", "g": str(PROXY_GOP), "bf": "0"}
-        decoded = source.streams.video[0]
+        decoded = video_stream(source)
         decoded.thread_type = "AUTO"
         for index, frame in placed_frames(source, decoded, info, on_damage=lambda said: None):  # the probe's frames
             if cancel is not None and cancel.is_set():

@@ -88,6 +88,12 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path.name} is empty (0 bytes)")
 
 
+def video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    """The container's main video stream, as FFmpeg picks it (the one of most frames, after the default
+    one): a Matroska file may hold a one-frame cover picture first, unmarked as cover art there."""
+    return container.streams.best("video")
+
+
 def open_video(path: Path) -> av.container.InputContainer:
     """Open a container that has a video stream, or raise a one-line VideoError."""
     _check_file(path)
@@ -103,7 +109,7 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")
-    if container.streams.video[0].disposition & av.stream.Disposition.attached_pic:
+    if video_stream(container).disposition & av.stream.Disposition.attached_pic:
         container.close()  # sound with its cover picture: read as a one-frame video at 90,000 fps
         raise VideoError(f"{path.name} has no video stream, only a still picture (cover art)")
     if _is_still_image(container.format.name):
@@ -131,7 +137,7 @@ def probe(path: str | Path) -> VideoInfo:
     """
     path = Path(path)
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         _check_frame_size(path, width, height)
@@ -277,7 +283,7 @@ def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool, tuple[i
     decoder hands them back reordered with its B-frames (1, 3, 2, 5, 4): placed by them, 120 of 600
     frames were a neighbour's."""
     with open_video(path) as container:
-        frames = container.decode(container.streams.video[0])
+        frames = container.decode(video_stream(container))
         try:
             first = next(frames)
         except (av.error.FFmpegError, StopIteration) as exc:
@@ -343,7 +349,7 @@ def iter_frames(
     if threaded is None:
         threaded = (os.cpu_count() or 1) >= 4
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         if threaded:
             stream.thread_type = "AUTO"
         if info is None:
@@ -520,7 +526,7 @@ class FrameReader:
         if self._container is None:
             # No frame threads here: they hold frames back, which costs latency on every seek.
             self._container = open_video(self.info.path)
-        stream = self._container.streams.video[0]
+        stream = video_stream(self._container)
         self._container.seek(target, stream=stream, backward=True)
         self._next_index = None  # learnt from the first decoded frame's timestamp
         self._decoder = _skipping_damage(self._container, stream)
@@ -586,8 +592,8 @@ class FrameReader:
         if self._container is None:
             self._container = open_video(self.info.path)  # at its start
         else:
-            self._container.seek(0, stream=self._container.streams.video[0], backward=True)
-        stream = self._container.streams.video[0]
+            self._container.seek(0, stream=video_stream(self._container), backward=True)
+        stream = video_stream(self._container)
         self._decoder = _skipping_damage(self._container, stream)
         self._next_index = 0
 

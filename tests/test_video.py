@@ -414,3 +414,30 @@ def test_a_ts_whose_clock_wraps_seeks_to_its_first_frames(tmp_path):
     decoded = [frame for _, frame in iter_frames(info)]
     for index in (30, 5, 40, 0, 11, 3):  # into the first GOP from further on, each time
         assert np.array_equal(reader.get(index), decoded[index]), index
+
+
+def test_a_matroska_file_with_a_one_frame_picture_track_before_its_video_reads_the_video(tmp_path):
+    """A Matroska file can hold a cover picture as a one-frame MJPEG track ahead of the video (Matroska
+    keeps no cover-art mark for it): the picture was read as the whole video, one frame at 1 fps."""
+    frames = sample_frames(12)
+    path = tmp_path / "cover_first.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 48, "yuvj420p"
+        video = container.add_stream("libx264", rate=10)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt, video.codec_context.thread_count = "yuv420p", ENCODER_THREADS
+        picture = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        for packet in [*cover.encode(picture), *cover.encode()]:
+            container.mux(packet)
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert (info.frame_count, info.fps, info.codec, info.width) == (12, 10.0, "h264", frames[0].shape[1])
+    decoded = [frame for _, frame in iter_frames(info)]
+    assert len(decoded) == 12 and np.abs(decoded[-1].astype(int) - frames[-1]).mean() < 8
+    reader = FrameReader(info)
+    assert np.array_equal(reader[11], decoded[11]) and np.array_equal(reader[3], decoded[3])
