@@ -412,7 +412,11 @@ class HogPeopleDetector:
             if classes is not None and 0 not in classes:
                 keep[:] = False
             xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
-            out.append((xyxy[keep], score[keep], np.zeros(int(keep.sum()), np.int32)))
+            # OpenCV gathers the pyramid's levels from its threads in whatever order they finish: sorted (by score,
+            # as the YOLO backends give them, then by place) one frame's boxes come out the same on every run
+            order = np.lexsort((*xyxy.T[::-1], -score))
+            order = order[keep[order]]
+            out.append((xyxy[order], score[order], np.zeros(len(order), np.int32)))
         return out
 
     def detect(self, frames: Sequence[np.ndarray], conf: float, classes: Sequence[int] | None) -> list[FrameBoxes]:
