@@ -24,7 +24,7 @@ from core.bounded import SPREADSHEET_FORMULA_LEADS, brief, read_capped
 from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, SCHEMA, Datasource, frame_namer
-from core.lightly.export import FLAGGED_VALUE, read_manifest, read_tasks
+from core.lightly.export import FLAGGED_ABOVE, flickering_flags, read_manifest, read_tasks
 from core.lightly.push import check_local_sources
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec, FlickerSettings
@@ -266,28 +266,35 @@ def reviewed_flagged(fleet: Fleet, store_path: Path) -> dict[str, int]:
         relpath = keys.get(video)
         if relpath in frames and 0 <= frame < frames[relpath]:
             judged.setdefault(relpath, set()).add(frame)
-    datasource, above = Datasource(fleet.root), flagged_above(fleet.root)
+    datasource, above = Datasource(fleet.root), flagged_cuts(fleet.root)
     counts = {}
     for relpath, frames_judged in judged.items():
         name_of = frame_namer(relpath, frames[relpath])
-        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f)), above) for f in frames_judged)
+        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f)), above.get(relpath)) for f in frames_judged)
     return counts
 
 
-def flagged_above(root: Path) -> float:
-    """The flickering value past which a frame of a score export (``--flickering score``: 0.5 + 0.5 * score) is one
-    the batch flagged: a score above 1 - its assertion IoU. Every frame whose tracked object is matched less than
-    perfectly is above 0.5, so 'above 0.5' counted most verdicts on unflagged frames (116 of 15 flagged reviewed)."""
+def flagged_cuts(root: Path) -> dict[str, float]:
+    """relpath -> the flickering value past which a frame of the video is one the batch flagged: the cut its export
+    recorded, else (a batch from before exports recorded it) 1 - 0.5 x the batch's assertion IoU, the score export's
+    (``--flickering score``: 0.5 + 0.5 * score) line of a score above 1 - that IoU. Every frame whose tracked object
+    is matched less than perfectly is above 0.5, so 'above 0.5' counted most verdicts on unflagged frames (116 of 15
+    flagged reviewed)."""
+    try:
+        entries = read_manifest(root)
+    except UserError:
+        return {}
     recorded = read_settings(root)
-    return 1.0 - 0.5 * (recorded.flicker if recorded is not None else FlickerSettings()).iou_assert
+    above = 1.0 - 0.5 * (recorded.flicker if recorded is not None else FlickerSettings()).iou_assert
+    return {entry["relpath"]: above if entry.get(FLAGGED_ABOVE) is None else entry[FLAGGED_ABOVE] for entry in entries}
 
 
-def _flagged_in_export(metadata: Path, above: float = FLAGGED_VALUE) -> bool:
-    """Whether a frame's metadata file marks it flagged: the tutorial's 1.0, or a score past ``above``."""
+def _flagged_in_export(metadata: Path, above: float | None = None) -> bool:
+    """Whether a frame's metadata file marks it flagged (:func:`flickering_flags`: past ``above``, the cut)."""
     try:
         record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
         value = record["metadata"][FLICKERING_KEY]
-        return isinstance(value, (int, float)) and (value == FLAGGED_VALUE or value > above)
+        return type(value) in (int, float) and bool(flickering_flags(value, above))
     except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError):
         return False
 
@@ -413,7 +420,7 @@ def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple
     one video's files, never lists the whole export (millions of files in a large batch)."""
     datasource, relpath = Datasource(combined.root), combined.worst
     name_of = frame_namer(relpath, combined.frame_counts[relpath])
-    above = flagged_above(combined.root)
+    above = flagged_cuts(combined.root).get(relpath)
     flagged = (i for i in range(min(search, combined.frame_counts[relpath]))
                if _flagged_in_export(datasource.metadata_file(name_of(i)), above))
     stem = name_of(next(flagged, 0))

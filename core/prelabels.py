@@ -6,9 +6,10 @@ becomes a label instead of a note.
 
 * ``confirmed`` (default): frames a reviewer judged true misses (``VerdictStore.truth`` is True).
 * ``flagged``: every frame the source flags. An export's own flags are used when its flickering
-  metadata holds the tutorial's binary values (1.0 flagged, 0.5 not); an export written with
-  ``--flickering score`` records scores, not flags, so its flags are computed again from its
-  predictions, as for a video, with the given mode and thresholds (run's defaults).
+  metadata holds the tutorial's binary values (1.0 flagged, 0.5 not), or scores (``--flickering
+  score``) with the cut its manifest records; a score export from before that was recorded has its
+  flags computed again from its predictions, as for a video, with the given mode and thresholds
+  (run's defaults).
 
 The imputed boxes always come from the flicker engine run on the source's detections with the given
 mode and thresholds; when an export's recorded flags differ from those, a warning says so.
@@ -298,12 +299,12 @@ def confirmed_frames(video: SourceVideo, store: VerdictStore) -> np.ndarray:
 
 
 def flagged_frames(video: SourceVideo, flicker: FlickerResult) -> np.ndarray:
-    """The frames the source flags: an export's recorded binary flags, else ``flicker``'s (see the
-    module docstring)."""
+    """The frames the source flags: an export's recorded flags (binary, or scores with their recorded cut), else
+    ``flicker``'s (see the module docstring)."""
     values = video.metadata.get(FLICKERING_KEY) if video.metadata is not None else None
-    if values is None or not np.isin(values, (FLAGGED_VALUE, UNFLAGGED_VALUE)).all():
+    if values is None or (video.flagged_above is None and not np.isin(values, (FLAGGED_VALUE, UNFLAGGED_VALUE)).all()):
         return np.flatnonzero(flicker.flag_array)
-    recorded = values == FLAGGED_VALUE
+    recorded = video.flickering_flags()
     if not np.array_equal(recorded, flicker.flag_array):
         warnings.warn(f"{video.relpath}: the export flags {int(recorded.sum())} frames and the given mode and thresholds "
                       f"flag {flicker.n_flagged}; the imputed boxes follow the thresholds: pass the ones the export "

@@ -12,7 +12,7 @@ import numpy as np
 
 from core.detections import Detections
 from core.lightly.datasource import FLICKERING_KEY, Datasource
-from core.lightly.export import flickering_values
+from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE, flickering_flags, flickering_values
 from core.paths import check_no_links, check_output_folder, within, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
@@ -32,12 +32,15 @@ class LocalSelection:
     out: Path
     asked: int | None = None  # the number of picks asked for (None: the config's)
     available: int = 0  # frames the selection could pick from
+    uncut: bool = False  # flagged counts only values of 1.0: a score export that does not record its cut
 
     def text(self) -> str:
         short = (f" (every frame: {self.asked:,} were asked for, and the videos hold {self.available:,})"
                  if self.asked is not None and self.asked > len(self.names) and len(self.names) == self.available else "")
         frames = counted(len(self.names), "frame")
-        return (f"selected {frames}{short} ({self.flagged} of them flagged by the flicker assertion); "
+        uncut = (", counting only scores of 1.0: the export does not record which scores are flagged; export it again "
+                 "to count them all") if self.uncut else ""
+        return (f"selected {frames}{short} ({self.flagged} of them flagged by the flicker assertion{uncut}); "
                 f"names in {self.out / 'selected.json'}, frames as PNG in {self.out / 'frames'}")
 
 
@@ -56,18 +59,19 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     spec.check()
     detector = spec.load()  # once: sources and embeddings
     sources = load_sources(source, spec, task, detector=detector)
-    metadata = _metadata(sources)
+    per_video, metadata = _metadata(sources)
     merged = Detections.merge([video.detections for video in sources])
     check_runnable(config, merged, metadata, n)  # a wrong metadata key, before the embeddings' seconds
     embeddings = frame_embeddings(*[video.info for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
-    values = metadata[FLICKERING_KEY]
+    flags = np.concatenate([flickering_flags(values[FLICKERING_KEY], video.flagged_above)
+                            for video, values in zip(sources, per_video)])
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])
     which = np.searchsorted(starts, picked, side="right") - 1
     listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
                                 for k, v in zip(picked.tolist(), which.tolist()))
     _write_frames(sources, listing, which.tolist(), out)
-    flagged = int((values[picked] >= 1.0).sum()) if len(picked) else 0
+    flagged = int(flags[picked].sum())
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
     # only now, with the new picks and their listing in place: the folder holds this selection alone
     kept = {out / "frames" / entry["file_name"] for entry in listing}
@@ -75,7 +79,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
         if path not in kept:
             path.unlink(missing_ok=True)
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
-                          flagged, out, n, int(starts[-1]))
+                          flagged, out, n, int(starts[-1]), any(map(_uncut, sources, per_video)))
 
 
 def _check_outside_export(source: Path, out: Path) -> None:
@@ -88,14 +92,20 @@ def _check_outside_export(source: Path, out: Path) -> None:
         raise UserError(f"--out {out} is inside the export's own .lightly folder: choose another folder")
 
 
-def _metadata(sources: list[SourceVideo]) -> dict[str, np.ndarray]:
-    """Per metadata key, its values over all the videos: the export's recorded ones (keys every
-    video has), or the tutorial's flickering values for videos detected here."""
+def _metadata(sources: list[SourceVideo]) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Per video, its values per metadata key: the export's recorded ones, or the tutorial's flickering
+    values for a video detected here; and per key every video has, its values over all the videos."""
     per_video = [video.metadata if video.metadata is not None else
                  {FLICKERING_KEY: flickering_values(FlickerSettings().evaluate(video.detections), "binary")}
                  for video in sources]
     keys = [key for key in per_video[0] if all(key in values for values in per_video)]
-    return {key: np.concatenate([values[key] for values in per_video]) for key in keys}
+    return per_video, {key: np.concatenate([values[key] for values in per_video]) for key in keys}
+
+
+def _uncut(video: SourceVideo, metadata: dict[str, np.ndarray]) -> bool:
+    """Whether the video's flags are only its values of 1.0 for want of a recorded cut, which in a score export
+    leaves most of its flagged frames uncounted."""
+    return video.flagged_above is None and not np.isin(metadata[FLICKERING_KEY], (FLAGGED_VALUE, UNFLAGGED_VALUE)).all()
 
 
 def _earlier_picks(out: Path) -> list[Path]:

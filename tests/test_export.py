@@ -126,6 +126,39 @@ def test_continuous_flickering_values(tmp_path):
     assert validate_datasource(tmp_path, {"v.mp4": 80}) == []
 
 
+@pytest.mark.parametrize("style", ["binary", "score"])
+def test_the_manifest_records_the_cut_that_tells_the_flagged_frames_from_the_values(tmp_path, style):
+    """A score export's values (0.5 + 0.5 * score) say how badly a frame misses its object, not whether it is flagged:
+    the manifest's cut does, for every reader (flickering_flags); without it only values of 1.0 counted."""
+    from core.lightly.datasource import Datasource, frame_namer
+    from core.lightly.export import FLAGGED_ABOVE, flickering_flags, read_manifest
+
+    n = 30
+    xyxy = np.tile([100.0, 100.0, 200.0, 300.0], (n, 1))
+    xyxy[[10, 20], 0::2] += 54  # IoU 0.30 with its neighbours: flagged at 0.8 / 0.6, value 0.85 in a score export
+    xyxy[5, 0::2] += 18  # IoU 0.69: not flagged, value 0.6525
+    kept = np.arange(n) != 25  # missed outright: value 1.0
+    det = Detections(np.flatnonzero(kept), xyxy[kept], np.full(kept.sum(), 0.9), np.zeros(kept.sum(), int), NAMES, n, (640, 360))
+    video = VideoPredictions("v.mp4", det, FlickerIndex.from_detections(det).evaluate())
+    export_datasource(tmp_path, [video], task="det", metadata_style=style)
+    cut = read_manifest(tmp_path)[0][FLAGGED_ABOVE]
+    name_of = frame_namer("v.mp4", n)
+    values = [orjson.loads(Datasource(tmp_path).metadata_file(name_of(f)).read_bytes())["metadata"]["flickering"]
+              for f in range(n)]
+    flags = flickering_flags(values, cut)
+    assert np.flatnonzero(flags).tolist() == np.flatnonzero(video.flicker.flag_array).tolist() == [10, 20, 25]
+    assert cut == (0.652542 if style == "score" else 0.5)
+    if style == "score":
+        assert np.flatnonzero(flickering_flags(values, None)).tolist() == [25]  # the tutorial's 1.0 alone: too few
+    manifest = Datasource(tmp_path).manifest
+    record = orjson.loads(manifest.read_bytes())
+    for hostile in (2.0, 0.2, "0.8", True, [0.8]):  # the manifest is untrusted input
+        record["videos"][0][FLAGGED_ABOVE] = hostile
+        manifest.write_bytes(orjson.dumps(record))
+        with pytest.raises(ExportError, match=FLAGGED_ABOVE):
+            read_manifest(tmp_path)
+
+
 def test_failed_export_keeps_the_previous_one(tmp_path):
     export_datasource(tmp_path, [video_export("v.mp4", 20)], task="det")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))

@@ -254,10 +254,32 @@ def test_an_export_that_flags_nothing_says_the_thresholds_given_would(walk, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_a_score_style_export_has_its_flags_computed_again(walk, tmp_path, capsys):
+def test_a_score_style_export_gives_its_flags_by_the_cut_it_recorded(walk, tmp_path, capsys):
+    """Scores say how badly each frame misses its object; the cut the manifest records says which frames the export
+    flagged (at LOOSE here), as a binary export's values do: they were computed again at the thresholds given (run's
+    0.8 / 0.6: frame 17 alone)."""
     info, detections, flicker = walk
     export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections, flicker)], task="hog",
                       metadata_style="score")
+    assert cli(tmp_path / "export", "--out", tmp_path / "out", "--format", "coco", "--only", "flagged") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("3 frames pre-labelled") and "(1 imputed)" in captured.out
+    assert "the export flags 3 frames and the given mode and thresholds flag 1" in captured.err
+    assert sorted(image["file_name"] for image in json.loads((tmp_path / "out/annotations.json").read_text())["images"]) == [
+        "walk-11-mp4.png", "walk-14-mp4.png", "walk-17-mp4.png"]
+
+
+def test_a_score_style_export_without_its_cut_has_its_flags_computed_again(walk, tmp_path, capsys):
+    from core.lightly.datasource import Datasource
+    from core.lightly.export import FLAGGED_ABOVE
+
+    info, detections, flicker = walk
+    export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, "walk.mp4", detections, flicker)], task="hog",
+                      metadata_style="score")
+    manifest = Datasource(tmp_path / "export").manifest
+    record = json.loads(manifest.read_text())
+    del record["videos"][0][FLAGGED_ABOVE]  # as an export written before the cut was recorded
+    manifest.write_text(json.dumps(record))
     assert cli(tmp_path / "export", "--out", tmp_path / "out", "--format", "cvat", "--only", "flagged") == 0
     n_boxes = len(detections.at(17).xyxy) + 1
     assert capsys.readouterr().out.startswith(f"1 frame pre-labelled with {n_boxes} boxes (1 imputed)")  # frame 17 at 0.8 / 0.6

@@ -217,6 +217,41 @@ def test_picks_are_never_written_into_the_exports_own_lightly_folder(sample_slic
     assert sorted((tmp_path / "export/.lightly").rglob("*")) == written
 
 
+def test_select_counts_the_flagged_picks_of_a_score_export_by_the_cut_it_recorded(sample_slice, tmp_path):
+    """A score export (0.5 + 0.5 * score) flags frames whose value is below 1.0: select counted values of 1.0 only,
+    7 flagged picks on the sample where the binary export of the same flags said 15. An older export without the
+    recorded cut is still counted that way, and the count says so."""
+    from core.flicker import FlickerIndex
+    from core.lightly.datasource import Datasource
+    from core.lightly.export import FLAGGED_ABOVE, VideoPredictions, export_datasource
+    from core.select import run_local_selection
+    from core.settings import DetectorSpec
+    from core.video import probe
+
+    info = probe(sample_slice)
+    xyxy = np.tile([100.0, 100.0, 200.0, 300.0], (info.frame_count, 1))
+    xyxy[[10, 25], 0::2] += 54  # IoU 0.30 with its neighbours: flagged at 0.8 / 0.6, score 0.70, value 0.85
+    xyxy[5, 0::2] += 18  # IoU 0.69: a partial match, not flagged (value 0.6525)
+    kept = np.arange(info.frame_count) != 32  # missed outright: score 1, value 1.0
+    boxes = Detections(np.flatnonzero(kept), xyxy[kept], np.full(kept.sum(), 0.9), np.zeros(kept.sum(), int),
+                       {0: "person"}, info.frame_count, (info.width, info.height))
+    flicker = FlickerIndex.from_detections(boxes).evaluate()
+    assert np.flatnonzero(flicker.flag_array).tolist() == [10, 25, 32]
+    export_datasource(tmp_path / "export", [VideoPredictions.of_video(info, sample_slice.name, boxes, flicker)],
+                      task="yolov8_detection", metadata_style="score")
+    config = tmp_path / "selection.json"
+    config.write_text(json.dumps(build_selection_config(info.frame_count, "yolov8_detection", least_confidence=0)))
+    every = run_local_selection(tmp_path / "export", config, tmp_path / "picked", DetectorSpec())
+    assert len(every.frames) == info.frame_count and every.flagged == 3
+    assert "(3 of them flagged by the flicker assertion)" in every.text()
+    manifest = Datasource(tmp_path / "export").manifest
+    record = json.loads(manifest.read_text())
+    assert record["videos"][0].pop(FLAGGED_ABOVE) == 0.652542  # frame 5's, the largest value of a frame not flagged
+    manifest.write_text(json.dumps(record))  # as an export before the cut was recorded
+    older = run_local_selection(tmp_path / "export", config, tmp_path / "picked", DetectorSpec())
+    assert older.flagged == 1 and "1 of them flagged by the flicker assertion, counting only scores of 1.0" in older.text()
+
+
 def test_yolo_models_embed_frames_with_their_own_features(tiny_slice):
     from core.detect import YoloDetector
 

@@ -38,6 +38,7 @@ MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds
 METADATA_SCHEMA = [{"name": "Flickering", "path": FLICKERING_KEY, "defaultValue": 0.5, "valueDataType": "NUMERIC_FLOAT"}]
 SIBLING_NAMES = {"ghost": "Ghost", "class_flip": "Class flip"}  # metadata key -> schema name of flicker's siblings
 FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
+FLAGGED_ABOVE = "flagged_above"  # a manifest entry's cut: the flickering values past it are the frames the export flags
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
 STAGING_PREFIX = f"{LIGHTLY_DIR}.partial-"
@@ -101,6 +102,24 @@ def flickering_values(flicker: FlickerResult, style: MetadataStyle) -> np.ndarra
     raise ValueError(f"flickering metadata must be 'binary' or 'score', got {style!r}")
 
 
+def flagged_cut(values: np.ndarray, flags: np.ndarray) -> float:
+    """The flickering value a video's manifest entry records as its cut: the largest value of a frame it does not
+    flag (0.5 where it flags every frame), so the frames past it are exactly the flagged ones (binary: 0.5). Taken
+    from the values written rather than from 1 - 0.5 x the assertion IoU: rounding to 6 digits can put a frame the
+    float32 comparison flags right on that line. A flagged frame rounded to its unflagged neighbour's value (IoUs
+    within 1e-6) is the one frame no cut can tell."""
+    unflagged = np.asarray(values, np.float64)[~np.asarray(flags, bool)]
+    return float(unflagged.max()) if len(unflagged) else UNFLAGGED_VALUE
+
+
+def flickering_flags(values, above: float | None) -> np.ndarray:
+    """Which frames an export's flickering values mark flagged: those past the cut its manifest recorded for the
+    video (:data:`FLAGGED_ABOVE`), else (an export from before it was recorded) the tutorial's 1.0 only, which in a
+    score export counts just the frames whose object is missed outright. Every reader of an export's flags asks here."""
+    values = np.asarray(values, np.float64)
+    return (values >= FLAGGED_VALUE) | (values > (FLAGGED_VALUE if above is None else above))
+
+
 def export_datasource(
     out_dir: str | Path,
     videos: Sequence[VideoPredictions],
@@ -158,7 +177,7 @@ def _export_locked(target: Datasource, videos, roles: dict[str, str | None], kep
         with staged_dir(target.root, prefix=STAGING_PREFIX) as staging_root:
             staging = Datasource(staging_root)
             files = _write_tree(staging, videos, roles, kept, names, metadata_style)
-            _write_manifest(staging, videos)
+            _write_manifest(staging, videos, metadata_style)
             if roles["corrected"] is not None:
                 write_atomic(staging.corrections, _corrections(roles["corrected"], videos))
             # Validate before the swap: a bad export never replaces a good one.
@@ -181,9 +200,10 @@ def writing(out_dir: Path):
         yield
 
 
-def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions]) -> None:
+def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions], metadata_style: MetadataStyle) -> None:
     write_manifest(datasource, [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
-                                 "source": str(Path(v.source).resolve()) if v.source else None, "flags": v.flags_digest()}
+                                 "source": str(Path(v.source).resolve()) if v.source else None, "flags": v.flags_digest(),
+                                 FLAGGED_ABOVE: flagged_cut(flickering_values(v.flicker, metadata_style), v.flicker.flag_array)}
                                 for v in videos])
 
 
@@ -224,8 +244,8 @@ def exported_flags(out_dir: str | Path, fingerprint: str) -> str | None:
 
 
 def read_manifest(out_dir: str | Path) -> list[dict]:
-    """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint", "flags"}]`` (empty for
-    older exports). The file is untrusted input: every entry is checked."""
+    """The videos of an export: ``[{"relpath", "frames", "source", "fingerprint", "flags", "flagged_above"}]`` (empty
+    for older exports; older entries lack the later keys). The file is untrusted input: every entry is checked."""
     path = Datasource(out_dir).manifest
     if not path.is_file():
         return []
@@ -257,6 +277,9 @@ def _manifest_entry_problem(entry) -> str | None:
     for key in ("source", "fingerprint", "flags"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             return f"has a {key} that is not a string"
+    cut = entry.get(FLAGGED_ABOVE)
+    if cut is not None and not (type(cut) in (int, float) and UNFLAGGED_VALUE <= cut <= FLAGGED_VALUE):
+        return f"has a {FLAGGED_ABOVE} that is not a flickering value (0.5 to 1)"
     return None
 
 
@@ -391,9 +414,11 @@ def _frame_predictions(detections: Detections, kept: Sequence[int]):
 
 def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Path, Path] | None:
     """A prediction file with boxes and its metadata file, to show a user what was written: the first
-    flagged frame among the first ``search`` files with boxes, else the first frame with boxes."""
+    flagged frame among the first ``search`` files with boxes, else the first frame with boxes. Past the
+    largest cut the export recorded, a frame is flagged whichever of its videos it is in."""
     datasource = Datasource(out_dir)
     task_dir = datasource.task_dir(task)
+    above = max((entry[FLAGGED_ABOVE] for entry in read_manifest(out_dir) if entry.get(FLAGGED_ABOVE) is not None), default=None)
     first = None
     for path in sorted(task_dir.rglob("*.json")):
         if path.name == "schema.json" or not orjson.loads(path.read_bytes())["predictions"]:
@@ -403,7 +428,7 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
         if search <= 0:
             break
         search -= 1
-        if pair[1].is_file() and orjson.loads(pair[1].read_bytes())["metadata"][FLICKERING_KEY] == FLAGGED_VALUE:
+        if pair[1].is_file() and flickering_flags(orjson.loads(pair[1].read_bytes())["metadata"][FLICKERING_KEY], above):
             return pair
     return first
 
