@@ -24,7 +24,7 @@ from core.bounded import SPREADSHEET_FORMULA_LEADS, brief, read_capped
 from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, SCHEMA, Datasource, frame_namer
-from core.lightly.export import FLAGGED_ABOVE, flickering_flags, read_manifest, read_tasks
+from core.lightly.export import FLAGGED_ABOVE, SIBLING_NAMES, assertion_flags, read_manifest, read_tasks
 from core.lightly.push import check_local_sources
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec, FlickerSettings
@@ -290,12 +290,14 @@ def flagged_cuts(root: Path) -> dict[str, float]:
 
 
 def _flagged_in_export(metadata: Path, above: float | None = None) -> bool:
-    """Whether a frame's metadata file marks it flagged (:func:`flickering_flags`: past ``above``, the cut)."""
+    """Whether a frame's metadata file marks it flagged by any assertion (:func:`assertion_flags`: flickering past
+    ``above``, the cut, or a sibling's 1.0)."""
     try:
         record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
-        value = record["metadata"][FLICKERING_KEY]
-        return type(value) in (int, float) and bool(flickering_flags(value, above))
-    except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError):
+        values = {key: value for key, value in record["metadata"].items()
+                  if key in (FLICKERING_KEY, *SIBLING_NAMES) and type(value) in (int, float)}
+        return FLICKERING_KEY in values and bool(assertion_flags(values, above))
+    except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return False
 
 

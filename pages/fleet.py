@@ -39,7 +39,8 @@ COLUMNS = {
     "Video": st.column_config.TextColumn("Video", width="medium"),
     "Status": st.column_config.TextColumn("Status", width=100),  # "done earlier" whole ("small" cut it)
     "Frames": st.column_config.NumberColumn("Frames", format="%d"),
-    "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames the batch flagged"),
+    "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames any of the batch's assertions flagged "
+                                                                          "(flicker; ghost and class flip where on)"),
     "Flagged share": st.column_config.ProgressColumn("Flagged share", format="percent", min_value=0.0, max_value=1.0),
     "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d",
                                               help="Frames flagged at this batch's thresholds that have a verdict "

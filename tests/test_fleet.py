@@ -1,7 +1,9 @@
 """The Fleet page on a real batch (tests/fleet_batch.py), and Review and Export opened from it."""
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -146,6 +148,35 @@ def test_verdicts_on_unflagged_frames_of_a_score_export_are_not_counted_as_flagg
         store.set(key, frame, "false_alarm")
     assert row.flagged == 4
     assert fleet.reviewed_flagged(fleet.read_fleet(out), tmp_path / "verdicts.sqlite") == {"walk_c.mp4": 4}
+
+
+def test_with_ghost_and_class_flip_on_flagged_frames_are_those_any_assertion_flags(batch, tmp_path):
+    """--assertions ghost,class-flip: summary.csv and Fleet counted flicker's flags alone, while Review counts (and J / K
+    visit) the frames any enabled assertion flags, and a verdict on a ghost frame counted as no flagged frame reviewed."""
+    from core.assertions import CLASS_FLIP, FLICKER, GHOST
+
+    out = tmp_path / "assertions"
+    settings = FlickerSettings.of_mode("reference", *THRESHOLDS, assertions=(FLICKER, GHOST, CLASS_FLIP))
+    videos = tuple(str(batch.parent / "videos" / f"{name}.mp4") for name in ("walk_a", "walk_c"))
+    run_batch(BatchConfig(videos, RunConfig(out=out, detector=DetectorSpec(cache_dir=batch.parent / "cache"), flicker=settings)))
+    any_flags, flicker_only = {}, 0
+    for relpath in ("walk_a.mp4", "walk_c.mp4"):  # as Review opens the video from Fleet: the exported boxes
+        detections = fleet.open_video(out, relpath).detections
+        flicker = settings.evaluate(detections).flag_array
+        any_flags[relpath] = np.logical_or.reduce([flicker, *settings.siblings(detections).values()])
+        flicker_only += int(flicker.sum())
+    assert sum(int(flags.sum()) for flags in any_flags.values()) > flicker_only  # ghosts and flips beside the flickers
+    found = fleet.read_fleet(out)
+    assert {v.relpath: v.flagged for v in found.videos} == {r: int(flags.sum()) for r, flags in any_flags.items()}
+    summary = {row["relpath"]: int(row["flagged"]) for row in csv.DictReader(io.StringIO((out / "summary.csv").read_text()))}
+    assert summary == {v.relpath: v.flagged for v in found.videos}
+    # a verdict on each frame: the reviewed count is the frames any assertion flags, as Review's "Any" row
+    store = VerdictStore(tmp_path / "verdicts.sqlite")
+    for relpath, key in fleet.fingerprints(out).items():
+        for frame in range(len(any_flags[relpath])):
+            store.set(key, frame, "false_alarm")
+    assert fleet.reviewed_flagged(found, tmp_path / "verdicts.sqlite") == {r: int(flags.sum()) for r, flags in any_flags.items()
+                                                                           if flags.any()}
 
 
 @pytest.mark.parametrize("folder, message", [("/etc", "not a batch output folder"), ("/nonexistent/fleet", "no such folder")])

@@ -208,16 +208,16 @@ def _finish(detected: Detected, export: LiveExport, options: RunConfig) -> Video
         return VideoRow(source.relpath, source.location, "failed", detected.error)
     detections = detected.detections
     try:
-        flicker = options.flicker.evaluate(detections)
-        export.add(VideoPredictions.of_video(detected.info, source.relpath, detections, flicker,
-                                             options.flicker.siblings(detections)), source)
+        video = VideoPredictions.of_video(detected.info, source.relpath, detections, options.flicker.evaluate(detections),
+                                          options.flicker.siblings(detections))
+        export.add(video, source)
     except UserError as exc:
         return VideoRow(source.relpath, source.location, "failed", failure_message(exc))
     # a done video's error column holds what its probe and its decoding warned of (a truncated file, frames
     # that did not decode), for Fleet to show
     warned = "; ".join(said for said in (detected.info.warning, detections.decode_warning) if said)
     return VideoRow(source.relpath, source.location, "done", warned, detections.n_frames, len(detections),
-                    flicker.n_flagged, detected.decode_s, detected.detect_s)
+                    video.flagged, detected.decode_s, detected.detect_s)
 
 
 def summary_csv(rows: Sequence[VideoRow]) -> bytes:

@@ -60,7 +60,7 @@ class VideoRow:
     error: str = ""
     frames: int = 0
     boxes: int = 0
-    flagged: int = 0
+    flagged: int = 0  # frames any enabled assertion flags (flicker, ghost, class flip): what Fleet shows
     decode_s: float = 0.0
     detect_s: float = 0.0
 

@@ -69,6 +69,15 @@ class VideoPredictions:
     def frames(self) -> int:
         return self.detections.n_frames if self.frame_count is None else self.frame_count
 
+    @property
+    def flagged(self) -> int:
+        """Frames any enabled assertion flags (flicker, ghost, class flip): the Review page's "Any", where J / K go, and
+        what summary.csv and Fleet count."""
+        flags = np.asarray(self.flicker.flag_array, bool)
+        for _, sibling in self.siblings:
+            flags = flags | np.asarray(sibling, bool)
+        return int(flags.sum())
+
     def flags_digest(self) -> str:
         """What this part of an export depends on beyond the video, in a few bytes: the boxes it keeps
         (another model, file or minimum score changes them) and the frames each assertion flags.
@@ -88,7 +97,7 @@ class ExportSummary:
     tasks: tuple[str, ...]
     frames: int
     boxes: int
-    flagged: int
+    flagged: int  # frames any enabled assertion flags
     files: int
 
 
@@ -118,6 +127,16 @@ def flickering_flags(values, above: float | None) -> np.ndarray:
     score export counts just the frames whose object is missed outright. Every reader of an export's flags asks here."""
     values = np.asarray(values, np.float64)
     return (values >= FLAGGED_VALUE) | (values > (FLAGGED_VALUE if above is None else above))
+
+
+def assertion_flags(metadata: Mapping[str, object], above: float | None) -> np.ndarray:
+    """Frames any assertion flags in an export's metadata (per key, a value or one per frame): flickering past
+    its cut (:func:`flickering_flags`), or a sibling's (ghost, class flip) 1.0."""
+    flags = flickering_flags(metadata[FLICKERING_KEY], above)
+    for key in SIBLING_NAMES:
+        if key in metadata:
+            flags = flags | (np.asarray(metadata[key], np.float64) >= FLAGGED_VALUE)
+    return flags
 
 
 def export_datasource(
@@ -166,7 +185,7 @@ def export_datasource(
         tasks=tasks,
         frames=sum(v.frames for v in videos),
         boxes=sum(int(np.isin(v.detections.cls, kept).sum()) for v in videos),
-        flagged=sum(v.flicker.n_flagged for v in videos),
+        flagged=sum(v.flagged for v in videos),
         files=files,
     )
 
@@ -428,7 +447,7 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
         if search <= 0:
             break
         search -= 1
-        if pair[1].is_file() and flickering_flags(orjson.loads(pair[1].read_bytes())["metadata"][FLICKERING_KEY], above):
+        if pair[1].is_file() and assertion_flags(orjson.loads(pair[1].read_bytes())["metadata"], above):
             return pair
     return first
 
