@@ -93,10 +93,11 @@ class RunSummary:
                  f"kept, {counted(self.export.flagged, 'flagged frame')} ({share:.1%})"]
         for run in self.videos:
             siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
+            by = " by flicker" if run.siblings else ""  # the total above counts the frames any assertion flags
             source = (f" ({run.boxes_from}, on {run.detections.frames_with_boxes:,} of {run.detections.n_frames:,} frames)"
                       if run.boxes_from else "")
             lines.append(f"  {run.relpath}: {counted(run.info.frame_count, 'frame')}, "
-                         f"{counted(len(run.detections), 'box', 'boxes')}{source}, {run.flicker.n_flagged:,} flagged, "
+                         f"{counted(len(run.detections), 'box', 'boxes')}{source}, {run.flicker.n_flagged:,} flagged{by}, "
                          f"{counted(len(run.flicker.imputed_frame), 'imputed box', 'imputed boxes')}{siblings}")
         # the folder on one line, whatever its name holds
         lines.append(f"Lightly datasource written to {printable(str(Datasource(self.export.root).lightly))} "
