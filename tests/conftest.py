@@ -335,11 +335,36 @@ def page_link(browser, text):
                  if text in a.text and a.is_displayed()), None)
 
 
+def click_when(browser, find, timeout: float = 30, what: str = "an element to click"):
+    """Wait for ``find()`` to give an element and click it; found again where a rerun drew it anew
+    between the find and the click (a stale element, or none for an instant). Returns it."""
+    def clicked():
+        element = find()
+        if element:
+            element.click()
+        return element
+
+    return wait_for(browser, clicked, timeout, what)
+
+
+def app_idle(browser) -> bool:
+    """The app's script is not running, nor asked to run again: what its last run drew is all there."""
+    return browser.execute_script(
+        "const app = document.querySelector('[data-test-script-state]');"
+        "return !!app && !['running', 'rerunRequested'].includes(app.getAttribute('data-test-script-state'));")
+
+
 def components_code_loaded(browser) -> bool:
     """Whether the page has fetched Streamlit's code for components (a lazily loaded script, fetched
     when a page draws its first component; pages that link to Review draw one ahead: preload_viewer)."""
     return browser.execute_script(
         "return performance.getEntriesByType('resource').some((e) => /\\/BidiComponent\\.[\\w-]+\\.js$/.test(e.name))")
+
+
+def metric(browser, label, timeout: float = 30) -> str:
+    """The value of the metric labelled ``label`` once the page shows it: read at once, a rerun drawing
+    the metrics again could leave none for an instant (or a stale element)."""
+    return wait_for(browser, lambda: metric_value(browser, label), timeout, f"the {label} metric")
 
 
 def metric_value(browser, label):
