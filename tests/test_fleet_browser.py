@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import (CHROMEDRIVER, CHROMIUM, components_code_loaded,
+from conftest import (CHROMEDRIVER, CHROMIUM, click_when, components_code_loaded, metric,
                       metric_value, page_link, press, shown_frame, streamlit_server, wait_for)
 from core.fleet import PREDICTIONS_CACHE
 from core.paths import exclusive_lock
@@ -87,40 +87,58 @@ def videos(browser) -> list[str] | None:
     return [row[0] for row in rows] if rows is not None else None
 
 
+def links(browser) -> list[str]:
+    """The texts of the visible links to other pages of the app (st.page_link), read in one go."""
+    return browser.execute_script("return [...document.querySelectorAll('a[data-testid=\"stPageLink-NavLink\"]')]"
+                                  ".filter((a) => a.offsetParent !== null).map((a) => a.innerText)")
+
+
 def click_row(browser, index: int) -> None:
     """Tick the selection box of the table's row ``index`` (the grid is a canvas: clicked by position)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    grid = browser.find_element("css selector", GRID)
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    size = grid.size
-    ActionChains(browser).move_to_element_with_offset(
-        grid, 16 - size["width"] // 2, ROW_HEIGHT * (index + 1) + ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+    def clicked() -> bool:  # a rerun (a running batch's, every 2 s) may draw the grid anew under us: found again
+        grid = browser.find_element("css selector", GRID)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+        size = grid.size  # a stale grid fails here or at the move, before the click: never two clicks
+        ActionChains(browser).move_to_element_with_offset(
+            grid, 16 - size["width"] // 2, ROW_HEIGHT * (index + 1) + ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+        return True
+
+    wait_for(browser, clicked, 30, f"a click on the table's row {index}")
 
 
 def click_header(browser, column: int) -> None:
     """Click a column's header (the grid sorts by it, ascending then descending)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    # a rerun may be drawing the grid again: wait for its header rather than read a table between two draws
-    headers = wait_for(browser, lambda: (lambda found: found if len(found) > column else None)(
-        browser.find_elements("css selector", f"{GRID} table thead th")), 30, "the table's header")
-    header, grid = headers[column], browser.find_element("css selector", GRID)
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    offset = browser.execute_script("const g = arguments[0].getBoundingClientRect(), h = arguments[1].getBoundingClientRect();"
-                                    "return h.width ? [h.x + h.width / 2 - g.x, 0] : null;", grid, header)
-    x = offset[0] if offset else 100  # the accessible header may have no layout: the first column starts ~40 px in
-    size = grid.size
-    ActionChains(browser).move_to_element_with_offset(grid, int(x - size["width"] / 2),
-                                                      ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+    def clicked() -> bool:
+        # a rerun may be drawing the grid again: no header for an instant (CI failed on it), or the one
+        # found gone stale by the time it is measured; each try finds them again
+        header = browser.find_elements("css selector", f"{GRID} table thead th")[column]
+        grid = browser.find_element("css selector", GRID)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+        offset = browser.execute_script("const g = arguments[0].getBoundingClientRect(), h = arguments[1].getBoundingClientRect();"
+                                        "return h.width ? [h.x + h.width / 2 - g.x, 0] : null;", grid, header)
+        x = offset[0] if offset else 100  # the accessible header may have no layout: the first column starts ~40 px in
+        size = grid.size  # a stale grid fails here or at the move, before the click: never two clicks
+        ActionChains(browser).move_to_element_with_offset(grid, int(x - size["width"] / 2),
+                                                          ROW_HEIGHT // 2 - size["height"] // 2).click().perform()
+        return True
+
+    wait_for(browser, clicked, 30, f"a click on the table's header {column}")
 
 
 def filter_by(browser, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    box = browser.find_element("css selector", 'input[aria-label="Filter by name"]')
-    box.send_keys(Keys.CONTROL, "a", Keys.NULL)  # a modifier is held until NULL
-    box.send_keys(Keys.DELETE, text, Keys.ENTER)
+    def typed() -> bool:  # a box drawn anew since it was found (stale) takes no key: found again, all typed again
+        box = browser.find_element("css selector", 'input[aria-label="Filter by name"]')
+        box.send_keys(Keys.CONTROL, "a", Keys.NULL)  # a modifier is held until NULL
+        box.send_keys(Keys.DELETE, text, Keys.ENTER)
+        return True
+
+    wait_for(browser, typed, 30, f"the filter box to take {text!r}")
 
 
 def screenshot(browser, name: str, width: int, height: int) -> None:
@@ -141,8 +159,10 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     browser.shots = tmp_path / "shots"
     browser.get(f"{url}/fleet?dir={batch}")
     assert wait_for(browser, lambda: videos(browser), 60, "the fleet table") == WORST_FIRST
-    assert metric_value(browser, "Flagged frames") == "7" and metric_value(browser, "Flagged frames reviewed") == "0 / 7"
-    broken = next(row for row in grid_rows(browser) if row[0] == "broken.mp4")
+    assert metric(browser, "Flagged frames") == "7" and metric(browser, "Flagged frames reviewed") == "0 / 7"
+    # the grid's accessible table is rebuilt as the grid is drawn again: it may list no row for an instant
+    broken = wait_for(browser, lambda: next((row for row in grid_rows(browser) if row[0] == "broken.mp4"), None), 30,
+                      "broken.mp4's row")
     assert broken[1] == "failed" and "not a video FFmpeg can read" in broken[-1]
     failed = body(browser)
     assert "1 video failed" in failed and "broken.mp4 is not a video FFmpeg can read" in failed
@@ -178,11 +198,11 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     wait_for(browser, lambda: page_link(browser, "Open walk_c.mp4 in Review") and chooser() == ["walk_c.mp4"], 30,
              f"the chooser moved to the ticked row ({chooser()})")
     click_row(browser, 2)  # walk_a.mp4 where it is now, not the table's third row as sent (broken.mp4)
-    opener = wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
+    wait_for(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
     # Streamlit's code for components is in the page already: Review's viewer mounts without fetching it
     wait_for(browser, lambda: components_code_loaded(browser), 10, "the component code, before the link is pressed")
     browser.execute_script(WATCH_FIRST_FRAME)
-    opener.click()
+    click_when(browser, lambda: page_link(browser, "Open walk_a.mp4 in Review"), 30, "the picked row's link")
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page")
     # the frame first, the panels beside it once the viewer says it is on screen (pages/review.py, workspace)
     assert browser.execute_script("return window.panelsAtFirstFrame") is False
@@ -191,14 +211,14 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     # which camera this is, of many: over the frame and in the tab
     assert browser.find_element("css selector", ".fv-name").text == "walk_a.mp4"
     wait_for(browser, lambda: browser.title.startswith("walk_a.mp4"), 30, f"the video in the tab's title ({browser.title})")
-    assert metric_value(browser, "Flagged frames") == "3"  # the batch's flags, at its thresholds
+    assert metric(browser, "Flagged frames") == "3"  # the batch's flags, at its thresholds
     wait_for(browser, lambda: browser.find_element("css selector", 'input[aria-label="IoU tracking"]')
              .get_attribute("aria-valuetext") == "0.50", 30, "the batch's tracking threshold on its slider")
     screenshot(browser, "review-from-fleet", 1280, 720)
 
     browser.refresh()  # F5: the batch's export is read again, the detection cache is still empty
     wait_for(browser, lambda: metric_value(browser, "Imputed boxes"), 60, "the review page after a reload")
-    assert metric_value(browser, "Flagged frames") == "3" and "not cached" not in body(browser)
+    assert metric(browser, "Flagged frames") == "3" and "not cached" not in body(browser)
     kept = list(cache.rglob("*.npz"))
     assert all(PREDICTIONS_CACHE in path.parts for path in kept), f"nothing was detected: {kept}"
     assert kept, "the batch's predictions, kept for the next server (core.fleet.read_predictions)"
@@ -217,8 +237,11 @@ def test_fleet_worst_first_filter_open_a_row_in_review_and_reload(served, browse
     # on a page link until the run is over (ui/mount.js). Here the click lands while the rerun runs.
     assert browser.execute_async_script(VERDICT_THEN_LEAVE, "/fleet") == 1, "the click was not held"  # no ?dir=
     wait_for(browser, lambda: videos(browser) == WORST_FIRST, 60, "the same batch back on the Fleet page")
-    assert next(row for row in grid_rows(browser) if row[0] == "walk_a.mp4")[5] == "1"
-    assert metric_value(browser, "Flagged frames reviewed") == "1 / 7" and f"dir={quote(str(batch), safe='')}" in browser.current_url
+    assert wait_for(browser, lambda: next((row for row in grid_rows(browser) if row[0] == "walk_a.mp4"), None), 30,
+                    "walk_a.mp4's row")[5] == "1"
+    assert metric(browser, "Flagged frames reviewed") == "1 / 7"
+    # the run that draws the table writes the folder into the URL too, which the browser may show a moment later
+    wait_for(browser, lambda: f"dir={quote(str(batch), safe='')}" in browser.current_url, 30, "the folder in the URL")
     browser.back()  # one press: the review, at the frame it was left on
     wait_for(browser, lambda: "relpath=walk_a.mp4" in browser.current_url and metric_value(browser, "Imputed boxes"), 60,
              "Review again after one Back")
@@ -248,14 +271,18 @@ def test_a_running_batch_grows_in_place_and_shows_its_summary_when_it_ends(serve
             if ticked is not None:  # rows move as videos are done (worst first): the pick stays with its video
                 moved |= listed.index(ticked) != ticked_at
                 wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} still picked")
-                assert not [video for video in listed if video != ticked and page_link(browser, f"Open {video} in Review")]
+                # one look at the whole page (the fragment redraws it every 2 s: links read one by one could go stale)
+                shown_links = links(browser)
+                assert not [video for video in listed if video != ticked and any(f"Open {video} in Review" in text
+                                                                                 for text in shown_links)], shown_links
             openable = [video for video in listed if video != "broken.mp4"]
             if openable:  # tick the lowest row that opens: a video done later may sort in above it
                 ticked, ticked_at = openable[-1], listed.index(openable[-1])
                 click_row(browser, ticked_at)
                 wait_for(browser, lambda: page_link(browser, f"Open {ticked} in Review"), 30, f"{ticked} picked")
         assert moved, "no ticked row moved: this batch did not test the tick"
-        assert sorted(videos(browser)) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
+        # videos() is None while the fragment's run (every 2 s) is on: wait for a table between two runs
+        assert sorted(wait_for(browser, lambda: videos(browser), 30, "the table")) == ["walk_a.mp4", "walk_b.mp4", "walk_c.mp4"]
         screenshot(browser, "fleet-running", 1280, 720)
         (running / "summary.csv").write_bytes(summary)
     wait_for(browser, lambda: videos(browser) == WORST_FIRST and "A batch is writing" not in body(browser), 30,
