@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import (CHROMEDRIVER, CHROMIUM, SAMPLE_VIDEO, free_port, metric_value, press, shown_frame,
-                      streamlit_server, wait_for)
+from conftest import (CHROMEDRIVER, CHROMIUM, SAMPLE_VIDEO, app_idle, click_when, free_port, metric, press,
+                      shown_frame, streamlit_server, wait_for)
 from core.flicker import FlickerIndex
 from core.label_formats import read_boxes
 from core.video import probe
@@ -178,14 +178,19 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
     store.set(fingerprint, 0, "false_alarm", annotator="spot")  # a spot check of frame 0, which nothing flags
     with app_on(free_port(), tmp_path, shared_cache) as url:
         open_review(browser, url, boxes)
-        status = browser.find_element("css selector", ".fv-status").text
-        assert status == "No flicker \u00b7 spot check: nothing missing", status  # Review says what the check found
-        flagged_count = int(wait_for(browser, lambda: metric_value(browser, "Flagged frames"), 30, "the count"))
+        status = lambda: browser.find_element("css selector", ".fv-status").text  # noqa: E731
+        spot = "No flicker \u00b7 spot check: nothing missing"  # Review says what the check found
+        wait_for(browser, lambda: status() == spot, 10, f"{spot!r} in the status line")
+        flagged_count = int(metric(browser, "Flagged frames"))
         assert flagged_count > 0
-        radio = wait_for(browser, lambda: next(label for label in browser.find_elements(
-            "css selector", '[role="radiogroup"] label') if label.text == "reference"), 30, "the Mode radio")
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", radio)
-        radio.click()
+
+        def scrolled_to(element):  # clear of the page's sticky header
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            return element
+
+        # the panels are drawn anew by the settled frame's rerun: a radio or slider found before it may be stale
+        click_when(browser, lambda: scrolled_to(next(label for label in browser.find_elements(
+            "css selector", '[role="radiogroup"] label') if label.text == "reference")), 30, "the Mode radio")
         assert focused()[:2] == ["INPUT", "radio"], f"the focus is on the radio: {focused()}"
         keys("k")
         first = wait_for(browser, lambda: shown_frame(browser) or None, 30, "K to the first flagged frame")
@@ -193,18 +198,16 @@ def test_keys_work_after_a_click_on_a_radio_group_or_a_slider(walk_hog, tmp_path
         wait_for(browser, lambda: store.all(fingerprint) == {0: "false_alarm", first: "miss"}, 30, "M's verdict in the store")
         assert browser.find_element("css selector", ".fv-verdict").get_attribute("data-verdict") == "miss"
 
-        slider = browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
-        ActionChains(browser).click(slider).perform()
-        value = slider.get_attribute("aria-valuetext")
+        slider = lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')  # noqa: E731
+        wait_for(browser, lambda: ActionChains(browser).click(scrolled_to(slider())).perform() or True, 30, "a click on the slider")
+        value = wait_for(browser, lambda: slider().get_attribute("aria-valuetext"), 10, "the slider's value")
         assert focused()[:2] == ["INPUT", "range"], f"the focus is on the slider: {focused()}"
         keys("k")
         second = wait_for(browser, lambda: shown_frame(browser) != first and shown_frame(browser), 30,
                           "K after a click on the slider")
         assert second > first
         keys(Keys.RIGHT)  # the slider's own key
-        wait_for(browser, lambda: browser.find_element("css selector", 'input[type="range"][aria-label="IoU assertion"]')
-                 .get_attribute("aria-valuetext") != value, 30, "the slider to move")
+        wait_for(browser, lambda: slider().get_attribute("aria-valuetext") != value, 30, "the slider to move")
         assert shown_frame(browser) == second, "the arrow moved the slider, not the frame"
 
         jump = browser.find_element("css selector", 'input[aria-label="Jump to frame"]')
@@ -263,11 +266,14 @@ def test_a_pointer_resting_on_a_verdicts_open_in_review_link_asks_for_that_frame
         f".filter((n) => /\\/{far}\\.jpg(\\?now)?$/.test(n))")
     with app_on(free_port(), tmp_path, shared_cache) as url:
         open_review(browser, url, boxes)
-        browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/qa"]').click()
+        click_when(browser, lambda: browser.find_element("css selector", '[data-testid="stSidebarNav"] a[href$="/qa"]'), 30,
+                   "the Verdicts page's link")
         link = f'a[data-testid="stPageLink-NavLink"][href*="frame={far}&"], a[data-testid="stPageLink-NavLink"][href$="frame={far}"]'
         wait_for(browser, lambda: browser.find_elements("css selector", link), 60, f"Open in Review for frame {far}")
         wait_for(browser, lambda: browser.find_elements("css selector", ".vq-root"), 30, "the verdict queue")
-        anchor = browser.find_element("css selector", link)
+        # the pointer rests on one link: found once the page's runs are over, none drawing it anew under the pointer
+        anchor = wait_for(browser, lambda: app_idle(browser) and browser.find_element("css selector", link), 30,
+                          "the page at rest")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", anchor)
         ActionChains(browser).move_to_element(browser.find_element("css selector", "h1")).perform()
         assert asked() == [], "asked for before any pointer came near its link"
