@@ -240,7 +240,7 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
     ghost frames, the frame says ghost fired, and M there is a verdict on ghost."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    from conftest import SAMPLE_VIDEO, streamlit_server, wait_for
+    from conftest import SAMPLE_VIDEO, click_when, streamlit_server, wait_for
     from core.label_formats import import_boxes
     from core.video import probe
 
@@ -267,32 +267,37 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
     with streamlit_server(tmp_path, shared_cache, "--sample") as url:
         browser.get(url + "/")
         wait_for(browser, lambda: "795" in browser.find_element("tag name", "body").text, 60, "the sample to load")
-        visible("summary", "Boxes made elsewhere").click()
-        panel = visible("details", "Boxes made elsewhere")
-        wait_for(browser, lambda: visible("button", "Local path", panel), 30, "the boxes panel").click()
-        box = wait_for(browser, lambda: panel.find_element("css selector", 'input[placeholder="/data/drive/gt/gt.txt"]'),
+        # each element found again where it is used: a rerun (a click, a settled frame) may have drawn it anew
+        panel = lambda: visible("details", "Boxes made elsewhere")  # noqa: E731
+        click_when(browser, lambda: visible("summary", "Boxes made elsewhere"), 30, "the boxes panel's summary")
+        click_when(browser, lambda: visible("button", "Local path", panel()), 30, "the boxes panel")
+        box = wait_for(browser, lambda: panel().find_element("css selector", 'input[placeholder="/data/drive/gt/gt.txt"]'),
                        30, "the path box")
         box.send_keys(str(path))
-        visible("button", "Use these boxes", panel).click()
+        click_when(browser, lambda: visible("button", "Use these boxes", panel()), 30, "Use these boxes")
         wait_for(browser, lambda: visible('[data-testid="stSidebarNav"] a', "Review"), 60, "the boxes to be used")
         wait_for(browser, lambda: "boxes of predictions.json" in browser.find_element("tag name", "body").text, 60,
                  "the boxes to be read")
-        visible('[data-testid="stSidebarNav"] a', "Review").click()
+        click_when(browser, lambda: visible('[data-testid="stSidebarNav"] a', "Review"), 30, "the link to Review")
         wait_for(browser, lambda: viewer("frame") == "0", 60, "the viewer on frame 0")
         assert viewer("lanes") == "flicker", "flicker alone by default"
-        visible("button", "Ghost").click()
+        # the side panels come once the viewer's first frame is on screen (pages/review.py, workspace)
+        click_when(browser, lambda: visible("button", "Ghost"), 60, "the Ghost button")
         wait_for(browser, lambda: viewer("lanes") == "flicker,ghost", 60, "the ghost lane")
-        key = wait_for(browser, lambda: visible("button.fv-lane-key", "Ghost"), 10, "the ghost lane's key")
-        assert key.text == f"Ghost {len(ghosts)}"
-        key.click()
+        # the lanes' keys are made anew with each of the viewer's data: read and clicked each at once, found again
+        key = wait_for(browser, lambda: visible("button.fv-lane-key", "Ghost").text, 10, "the ghost lane's key")
+        assert key == f"Ghost {len(ghosts)}"
+        click_when(browser, lambda: visible("button.fv-lane-key", "Ghost"), 10, "the ghost lane's key")
         assert viewer("target") == "ghost"
         row_y = 80 + 14 + 7  # the graph, flicker's lane, then the middle of ghost's
-        teal = browser.execute_script(
+        teal = lambda: browser.execute_script(  # noqa: E731
             "const c = document.querySelector('.fv-timeline'), dpr = window.devicePixelRatio || 1;"
             "const x = Math.floor((arguments[0] + 0.5) / 795 * c.width), y = Math.floor(arguments[1] * dpr);"
             "return Array.from(c.getContext('2d').getImageData(x - 1, y, 3, 1).data);", ghosts[1], row_y)
-        assert any(abs(teal[i] - 0) < 40 and abs(teal[i + 1] - 160) < 40 and abs(teal[i + 2] - 190) < 40
-                   for i in (0, 4, 8)), f"the ghost lane's bar at frame {ghosts[1]}: {teal}"
+        # the timeline grows by the new lane and is drawn again at its next render: its bar waited for, not read at once
+        wait_for(browser, lambda: (pixel := teal()) and any(
+            abs(pixel[i] - 0) < 40 and abs(pixel[i + 1] - 160) < 40 and abs(pixel[i + 2] - 190) < 40 for i in (0, 4, 8)), 10,
+            f"the ghost lane's bar at frame {ghosts[1]} (teal)")
         for keys, frame in (("k", ghosts[0]), ("k", ghosts[1]), ("j", ghosts[0])):
             press(keys)
             wait_for(browser, lambda: viewer("frame") == str(frame), 30, f"{keys.upper()} to ghost frame {frame}")
@@ -309,7 +314,7 @@ def test_in_chromium_enabling_ghost_on_the_sample_draws_its_lane_and_j_k_go_to_g
         assert viewer("firing") == "flicker,ghost"
         verdict_box = browser.find_element("css selector", ".fv-verdict")
         assert verdict_box.get_attribute("data-assertion") == "ghost" and "True ghost" in verdict_box.text
-        browser.find_element("css selector", '.fv-chip[data-lane="flicker"]').click()
+        click_when(browser, lambda: browser.find_element("css selector", '.fv-chip[data-lane="flicker"]'), 10, "the flicker chip")
         wait_for(browser, lambda: verdict_box.get_attribute("data-assertion") == "flicker", 10, "the flicker chip")
         assert "True miss" in verdict_box.text
         press("f")
