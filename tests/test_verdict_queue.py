@@ -6,7 +6,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import CHROMEDRIVER, CHROMIUM, free_port, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, click_when, free_port, streamlit_server, wait_for
 from core.qa import ReviewQueue
 from core.verdicts import VerdictStore
 from ui.verdict_queue.component import AFTER_PLAN, unjudged_after_plan, queue_frames
@@ -165,7 +165,9 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         runs = lambda: browser.execute_script("return window.__runs")  # noqa: E731
         assert progress().startswith("Reviewed 0 / 8 of the plan")
         assert root.find_element("css selector", ".vq-name").text == info.path.name  # which camera, of many
-        assert browser.title.startswith(f"{info.path.name} · Verdicts")
+        # the page's title is set by its run, which the browser may show a moment after the queue
+        wait_for(browser, lambda: browser.title.startswith(f"{info.path.name} · Verdicts"), 30,
+                 f"the video in the tab's title ({browser.title})")
         # count the page's reruns from here on: a verdict must not cause one
         browser.execute_script(COUNT_RUNS)
 
@@ -216,7 +218,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         # ...so the figures beside the queue are behind it, and the button that updates them says by how much
         refresh = root.find_element("css selector", 'button[data-action="refresh"]')
         assert refresh.find_element("css selector", ".vq-since").text == "+3" and "3 verdicts given" in refresh.get_attribute("title")
-        browser.find_element("css selector", ".st-key-qa_plan_size input").click()  # a field of the sidebar has the focus
+        click_when(browser, lambda: browser.find_element("css selector", ".st-key-qa_plan_size input"), 30,
+                   "the plan size field")  # a field of the sidebar has the focus
         ActionChains(browser).send_keys("z").perform()
         assert progress().startswith("Reviewed 3 / 8"), "a key typed into a field is no undo"
         ActionChains(browser).send_keys(Keys.ESCAPE).perform()  # Esc leaves any field: the keys answer again
@@ -229,12 +232,11 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert not listed()  # the reviewed list is the page's: it waits for a rerun (spot checks read "nothing missing")
         root.find_element("css selector", 'button[data-action="refresh"]').click()  # ...which the button asks for
         wait_for(browser, listed, 60, "the page brought up to date")  # only a run lists it
-        assert (typed + "m").strip() in body()
+        wait_for(browser, lambda: (typed + "m").strip() in body(), 30, "the note in the reviewed list")
         assert not browser.find_elements("css selector", "[data-testid='stMain'] :is(img[src*='127.0.0.1:9'], a[href*='127.0.0.1:9'])")
         # a key works with the focus on any widget but a text field: here the reviewed list's filter, just clicked
-        show = next(b for b in browser.find_elements("css selector", "[data-testid='stButtonGroup'] button")
-                    if b.text == "nothing missing")
-        show.click()
+        click_when(browser, lambda: next(b for b in browser.find_elements("css selector", "[data-testid='stButtonGroup'] button")
+                                         if b.text == "nothing missing"), 30, "the reviewed list's filter")
         idle = lambda: browser.execute_script(  # noqa: E731
             "return document.querySelector('[data-test-script-state]').getAttribute('data-test-script-state')") != "running"
         wait_for(browser, lambda: idle() and f"frame {second} ·" not in body(), 30, "the filter's rerun")  # a true miss
