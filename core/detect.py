@@ -438,6 +438,8 @@ def cache_key(video: VideoInfo, detector: Detector, conf: float, classes: Sequen
         parts.append(f"rotation {video.rotation}")
     if video.reordered:  # frames counted in decode order; before, placed by timestamps that came out reordered
         parts.append("counted")
+    if video.stream:  # not the first video stream: every entry before streams.best held the first one's boxes
+        parts.append(f"video stream {video.stream}")
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 
 

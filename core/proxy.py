@@ -31,15 +31,17 @@ PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps w
 MIN_PSNR_DB = 35.0
 CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
 DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
-_PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+(?:-r[0-9]+)?-v([0-9]+)\.mp4")
-_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+(?:-r[0-9]+)?-v[0-9]+\.mp4\..+\.mp4")  # paths.atomic_path's, while a build writes
+_PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+(?:-r[0-9]+)?(?:-s[0-9]+)?-v([0-9]+)\.mp4")
+# paths.atomic_path's, while a build writes
+_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+(?:-r[0-9]+)?(?:-s[0-9]+)?-v[0-9]+\.mp4\..+\.mp4")
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
 
 def proxy_path(info: VideoInfo, cache_dir: Path | None = None) -> Path:
     turned = f"-r{info.rotation}" if info.rotation else ""  # its frames are stored turned (none older was)
-    name = f"{info.fingerprint}-{info.frame_count}{turned}-v{PROXY_VERSION}.mp4"
+    picked = f"-s{info.stream}" if info.stream else ""  # not the first video stream (none older was built from another)
+    name = f"{info.fingerprint}-{info.frame_count}{turned}{picked}-v{PROXY_VERSION}.mp4"
     return (cache_dir or paths.cache_dir()) / "proxies" / name
 
 

@@ -52,6 +52,9 @@ class VideoInfo:
     reordered: bool = field(compare=False, default=False)
     # Frames an MP4 edit list hides (a trim by stream copy off a keyframe): decoded, never shown, not counted.
     hidden_frames: int = field(compare=False, default=0)
+    # Which of the file's video streams is read, by its place among them (:func:`video_stream`): until FFmpeg's pick,
+    # the first was read whatever the file held, so what is keyed by the video (detection cache, seek proxy) says it.
+    stream: int = 0
 
     @property
     def name(self) -> str:
@@ -138,6 +141,7 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     with open_video(path) as container:
         stream = video_stream(container)
+        place = next(i for i, candidate in enumerate(container.streams.video) if candidate.index == stream.index)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         _check_frame_size(path, width, height)
@@ -186,6 +190,7 @@ def probe(path: str | Path) -> VideoInfo:
         rotation=rotation,
         reordered=reordered,
         hidden_frames=hidden,
+        stream=place,
     )
 
 

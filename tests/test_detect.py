@@ -2,9 +2,13 @@ import os
 import threading
 import time
 
+import av
+import cv2
 import numpy as np
 import pytest
+from conftest import ENCODER_THREADS, sample_frames
 
+import core.video
 from core.detect import (
     BUILTIN_HOG,
     DetectionCancelled,
@@ -18,6 +22,7 @@ from core.detect import (
     resolve_device,
 )
 from core.errors import DetectorError
+from core.proxy import proxy_path
 from core.video import iter_frames, probe
 
 
@@ -302,3 +307,37 @@ def test_device_resolution_on_a_cpu_machine():
 def test_bad_confidence_floor_is_rejected(yolo, tiny_slice, tmp_path):
     with pytest.raises(DetectorError, match="Confidence floor"):
         detect_video(probe(tiny_slice), yolo, conf=1.5, cache_dir=tmp_path)
+
+
+def test_a_video_read_from_a_later_video_stream_never_gets_the_first_streams_cached_boxes(tmp_path, monkeypatch):
+    """The main video stream is FFmpeg's pick, and before it was the first: a file whose pick is another stream of
+    as many frames (a camera's small preview track first) got the boxes cached from the first stream, none here."""
+    path = tmp_path / "preview_first.mkv"
+    frames = sample_frames(8)
+    with av.open(str(path), "w", format="matroska") as container:
+        preview, main = container.add_stream("libx264", rate=10), container.add_stream("libx264", rate=10)
+        preview.width, preview.height = 96, 72  # under HOG's window: no boxes
+        main.height, main.width = frames[0].shape[:2]
+        main.disposition = av.stream.Disposition.default
+        for stream in (preview, main):
+            stream.pix_fmt, stream.codec_context.thread_count = "yuv420p", ENCODER_THREADS
+        for frame in frames:
+            for stream in (preview, main):
+                picture = av.VideoFrame.from_ndarray(cv2.resize(frame, (stream.width, stream.height)), format="rgb24")
+                for packet in stream.encode(picture):
+                    container.mux(packet)
+        for stream in (preview, main):
+            for packet in stream.encode():
+                container.mux(packet)
+    picked = core.video.video_stream
+    with monkeypatch.context() as patched:  # the reading before the pick: the first video stream
+        patched.setattr(core.video, "video_stream", lambda container: container.streams.video[0])
+        before = probe(path)
+        assert (before.width, before.frame_count, len(detect_video(before, HogPeopleDetector(), cache_dir=tmp_path))) == (96, 8, 0)
+    assert core.video.video_stream is picked
+    info = probe(path)
+    assert (info.width, info.frame_count) == (frames[0].shape[1], 8)
+    fresh = detect_video(info, HogPeopleDetector(), cache_dir=tmp_path / "fresh")
+    again = detect_video(info, HogPeopleDetector(), cache_dir=tmp_path)
+    assert len(fresh) > 0 and np.array_equal(again.xyxy, fresh.xyxy) and np.array_equal(again.frame, fresh.frame)
+    assert proxy_path(info, tmp_path) != proxy_path(before, tmp_path)  # nor the first stream's seek proxy
