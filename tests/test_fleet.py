@@ -179,6 +179,30 @@ def test_with_ghost_and_class_flip_on_flagged_frames_are_those_any_assertion_fla
                                                                            if flags.any()}
 
 
+
+def test_a_resumed_batch_with_ghost_on_recounts_videos_an_earlier_version_counted_by_flicker_alone(batch, tmp_path):
+    """Done markers written before flagged counted every assertion hold flicker's count: resumed with the same
+    settings, those videos were skipped and kept it beside the new videos' counts of every assertion."""
+    from core.assertions import FLICKER, GHOST
+
+    out = tmp_path / "resumed"
+    settings = FlickerSettings.of_mode("reference", *THRESHOLDS, assertions=(FLICKER, GHOST))
+    config = BatchConfig((str(batch.parent / "videos" / "walk_a.mp4"),),
+                         RunConfig(out=out, detector=DetectorSpec(cache_dir=batch.parent / "cache"), flicker=settings))
+    [row] = run_batch(config, quiet=True).rows
+    flicker_only = int(settings.evaluate(fleet.open_video(out, "walk_a.mp4").detections).flag_array.sum())
+    assert row.flagged > flicker_only
+    marker_path = out / ".batch" / "done" / "walk_a.mp4.json"
+    marker = orjson.loads(marker_path.read_bytes())
+    marker.pop("counted", None)  # as the earlier version wrote it
+    marker["row"]["flagged"] = flicker_only
+    marker_path.write_bytes(orjson.dumps(marker))
+    again = run_batch(config, quiet=True)
+    assert [(r.status, r.flagged) for r in again.rows] == [("done", row.flagged)]
+    assert {v.relpath: v.flagged for v in fleet.read_fleet(out).videos} == {"walk_a.mp4": row.flagged}
+    assert run_batch(config, quiet=True).rows[0].status == "skipped"
+
+
 @pytest.mark.parametrize("folder, message", [("/etc", "not a batch output folder"), ("/nonexistent/fleet", "no such folder")])
 def test_a_folder_that_is_not_a_batch_output_is_one_line(fleet_app, folder, message):
     at = open_fleet(fleet_app, folder)

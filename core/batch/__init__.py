@@ -178,7 +178,8 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
                 progress: BatchProgress | None, quiet: bool) -> tuple[dict[str, VideoRow], tuple[str, ...]]:
     """Each video's row, and why videos an earlier run did were done again (DoneMarkers.notes)."""
     export = LiveExport(config.out, config.options.export, classes, engine.names, config.options.flicker.sibling_keys)
-    markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes))
+    markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes),
+                          siblings=bool(config.options.flicker.sibling_keys))
     rows: dict[str, VideoRow] = {}
     for source in sources:
         row = markers.done_row(source, export.entries.get(source.relpath))

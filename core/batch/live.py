@@ -24,6 +24,7 @@ from core.words import counted
 
 STATE_DIR = ".batch"  # beside .lightly: the datasource itself stays pure
 STAGING_PREFIX = ".batch.partial-"
+COUNTED = "any assertion"  # what a done marker's row counts as flagged (markers without it: flicker's flags alone)
 
 
 class LiveExport:
@@ -124,8 +125,9 @@ def _manifest_entries(out: Path) -> dict[str, dict]:
 class DoneMarkers:
     """``OUT/.batch/done/RELPATH.json``: which videos an earlier run finished, and with what."""
 
-    def __init__(self, out: Path, settings: dict[str, object]):
+    def __init__(self, out: Path, settings: dict[str, object], siblings: bool = False):
         self.out = out
+        self.siblings = siblings  # ghost or class flip is on: a row that counted flicker's flags alone is done again
         self.folder = out / STATE_DIR / "done"
         self.settings = settings  # batch_settings(): kept in each marker, to say what changed since
         self.params = parameters_key(settings)
@@ -150,6 +152,9 @@ class DoneMarkers:
             if marker["version"] != source.version or not _same_content(source, exported.get("fingerprint")):
                 self.redone["the video changed since"] += 1
                 return None
+            if self.siblings and marker.get("counted") != COUNTED:
+                self.redone["its flagged count was flicker's alone (done before ghost and class flip were counted)"] += 1
+                return None
             return replace(_checked_row(marker["row"]), status="skipped")
         except (UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None  # a damaged marker only costs a re-run of that video
@@ -167,7 +172,8 @@ class DoneMarkers:
         return tuple(f"{counted(n, 'video')} done again: {reason}" for reason, n in self.redone.most_common())
 
     def mark(self, source: VideoSource, row: VideoRow) -> None:
-        marker = {"params": self.params, "version": source.version, "row": asdict(row), "settings": self.settings}
+        marker = {"params": self.params, "version": source.version, "row": asdict(row), "settings": self.settings,
+                  "counted": COUNTED}
         paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
 
 
