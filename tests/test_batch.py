@@ -247,6 +247,36 @@ def test_another_video_copied_over_one_done_with_its_size_and_mtime_is_done_agai
     assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"  # unchanged since: not read again
 
 
+
+def test_a_fifo_in_place_of_a_done_video_is_never_read_for_its_content_key(videos, cache, tmp_path):
+    """A FIFO where a done video was, with a marker made to match it (size 0 and its mtime): the resume read it for
+    its content key, and an open of a FIFO waits for a writer forever. Every other read of a video refuses one."""
+    import threading
+
+    import orjson
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(videos / "a.mp4", folder / "x.mp4")
+    out = tmp_path / "out"
+    assert run_batch(config([folder], out, cache)).rows[0].status == "done"
+    (folder / "x.mp4").unlink()
+    os.mkfifo(folder / "x.mp4")
+    marker_path = out / ".batch" / "done" / "x.mp4.json"
+    marker = orjson.loads(marker_path.read_bytes())
+    status = (folder / "x.mp4").stat()
+    marker["version"] = f"{status.st_size}:{status.st_mtime_ns}"
+    marker_path.write_bytes(orjson.dumps(marker))
+    rows = []
+    resumed = threading.Thread(target=lambda: rows.extend(run_batch(config([folder], out, cache), quiet=True).rows), daemon=True)
+    resumed.start()
+    resumed.join(timeout=60)
+    if resumed.is_alive():  # a writer's open and close end the wait
+        os.close(os.open(folder / "x.mp4", os.O_WRONLY))
+        resumed.join()
+        pytest.fail("the resume waited on the FIFO")
+    assert rows[0].status == "failed" and "not a regular file" in rows[0].error
+
 def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()

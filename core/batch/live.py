@@ -183,8 +183,11 @@ def _same_content(source: VideoSource, fingerprint) -> bool:
     identity (ctime included, which a copy cannot keep), so an unchanged video is not read again."""
     if source.remote or not isinstance(fingerprint, str):  # a bucket's ETag is its content's; an older manifest
         return True
+    path = Path(source.location)
+    if not path.is_file():  # a FIFO (its open waits for a writer forever) or a device: no video, as probe says
+        return False
     try:
-        return paths.content_key(Path(source.location)) == fingerprint
+        return paths.content_key(path) == fingerprint
     except OSError:  # unreadable now: run it again, and its row says why
         return False
 
