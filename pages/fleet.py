@@ -98,8 +98,9 @@ def figures_panel(found: fleet.Fleet, rows: pd.DataFrame) -> None:
     columns[1].metric("Flagged frames", f"{flagged:,}")
     columns[2].metric("Share of frames", f"{flagged / frames:.1%}" if frames else "-")
     columns[3].metric("Flagged frames reviewed", f"{reviewed:,} / {flagged:,}")
-    st.progress(reviewed / flagged if flagged else 0.0,
-                text=f"Verdict progress across the fleet: {reviewed / flagged:.0%}" if flagged else "No flagged frames")
+    # reviewed can pass flagged: a batch from before summary.csv counted every assertion's flags lists flicker's alone
+    share = min(reviewed / flagged, 1.0) if flagged else 0.0
+    st.progress(share, text=f"Verdict progress across the fleet: {share:.0%}" if flagged else "No flagged frames")
 
 
 def chart_panel(rows: pd.DataFrame) -> None:

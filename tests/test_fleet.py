@@ -203,6 +203,31 @@ def test_a_resumed_batch_with_ghost_on_recounts_videos_an_earlier_version_counte
     assert run_batch(config, quiet=True).rows[0].status == "skipped"
 
 
+def test_a_batch_that_counted_flicker_alone_opens_with_verdicts_on_its_ghost_frames(fleet_app, batch, tmp_path):
+    """A batch with ghost on from before flagged counted every assertion lists flicker's count in summary.csv, while
+    the verdicts counted as reviewed are on the frames any assertion flags: more reviewed than flagged, and the page
+    stopped on its progress bar (a share above 1)."""
+    from core.assertions import FLICKER, GHOST
+
+    out = tmp_path / "earlier"
+    settings = FlickerSettings.of_mode("reference", *THRESHOLDS, assertions=(FLICKER, GHOST))
+    run_batch(BatchConfig((str(batch.parent / "videos" / "walk_a.mp4"),),
+                          RunConfig(out=out, detector=DetectorSpec(cache_dir=batch.parent / "cache"), flicker=settings)), quiet=True)
+    detections = fleet.open_video(out, "walk_a.mp4").detections
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    rows[0]["flagged"] = str(int(settings.evaluate(detections).flag_array.sum()))  # as the earlier version wrote it
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")  # fleet_app's FLICKER_DATA_DIR
+    for frame in range(detections.n_frames):
+        store.set(fleet.fingerprints(out)["walk_a.mp4"], frame, "false_alarm")
+    reviewed = fleet.reviewed_flagged(fleet.read_fleet(out), tmp_path / "data" / "verdicts.sqlite")["walk_a.mp4"]
+    assert reviewed > int(rows[0]["flagged"])
+    at = open_fleet(fleet_app, out)
+    assert {m.label: m.value for m in at.metric}["Flagged frames reviewed"] == f"{reviewed} / {rows[0]['flagged']}"
+
 @pytest.mark.parametrize("folder, message", [("/etc", "not a batch output folder"), ("/nonexistent/fleet", "no such folder")])
 def test_a_folder_that_is_not_a_batch_output_is_one_line(fleet_app, folder, message):
     at = open_fleet(fleet_app, folder)
