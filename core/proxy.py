@@ -110,7 +110,7 @@ def _transcode(info: VideoInfo, partial: Path, checked: tuple[int, ...],
         even = info.width % 2 == 0 and info.height % 2 == 0
         stream.pix_fmt = "yuv420p" if even else "yuv444p"
         stream.options = {"preset": "ultrafast", "tune": "fastdecode", "crf": "18", "g": str(PROXY_GOP), "bf": "0"}
-        decoded = video_stream(source)
+        decoded = video_stream(source, info.stream)
         decoded.thread_type = "AUTO"
         for index, frame in placed_frames(source, decoded, info, on_damage=lambda said: None):  # the probe's frames
             if cancel is not None and cancel.is_set():

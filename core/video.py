@@ -91,10 +91,23 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path.name} is empty (0 bytes)")
 
 
-def video_stream(container: av.container.InputContainer) -> av.VideoStream:
-    """The container's main video stream, as FFmpeg picks it (the one of most frames, after the default
-    one): a Matroska file may hold a one-frame cover picture first, unmarked as cover art there."""
-    return container.streams.best("video")
+def video_stream(container: av.container.InputContainer, place: int | None = None) -> av.VideoStream:
+    """The video stream that is read: the one at ``place`` among the container's video streams (a probe's
+    :attr:`VideoInfo.stream`, which :func:`probe` picks by length); without one, FFmpeg's pick among those that
+    are not cover pictures, which is the probe's unless the streams' lengths say otherwise."""
+    if place is not None:
+        return container.streams.video[place]
+    return _ffmpeg_pick(container, _moving_streams(container))
+
+
+def _moving_streams(container: av.container.InputContainer) -> list[av.VideoStream]:
+    """The video streams that are not a cover picture (``attached_pic``: a still shown beside sound)."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
+def _ffmpeg_pick(container: av.container.InputContainer, candidates: list[av.VideoStream]) -> av.VideoStream:
+    best = container.streams.best("video")
+    return best if best in candidates else candidates[0]
 
 
 def open_video(path: Path) -> av.container.InputContainer:
@@ -112,7 +125,7 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (or its index is missing: a truncated file?)")
-    if video_stream(container).disposition & av.stream.Disposition.attached_pic:
+    if not _moving_streams(container):
         container.close()  # sound with its cover picture: read as a one-frame video at 90,000 fps
         raise VideoError(f"{path.name} has no video stream, only a still picture (cover art)")
     if _is_still_image(container.format.name):
@@ -140,7 +153,9 @@ def probe(path: str | Path) -> VideoInfo:
     """
     path = Path(path)
     with open_video(path) as container:
-        stream = video_stream(container)
+        candidates = _moving_streams(container)
+        indexes, truncated = _demux_index(container, candidates)
+        stream = _longest(container, candidates, indexes)
         place = next(i for i, candidate in enumerate(container.streams.video) if candidate.index == stream.index)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -149,7 +164,7 @@ def probe(path: str | Path) -> VideoInfo:
         fps = float(rate) if rate else 0.0
         header_frames = stream.frames
         time_base = stream.time_base
-        pts, keyframe_flags, discarded, truncated = _demux_index(container, stream)
+        pts, keyframe_flags, discarded = indexes[stream.index]
     if pts:
         pts, keyframe_flags, discarded, headless = _from_first_keyframe(pts, keyframe_flags, discarded)
         pts, keyframe_flags, hidden = _shown_packets(pts, keyframe_flags, discarded)
@@ -157,7 +172,7 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoError(f"{path.name} contains no video frames")
     frame_pts, keyframes = _frame_map(pts, keyframe_flags)
     fps = _frame_rate(fps, frame_pts, time_base)
-    rotation, reordered, (width, height) = _decode_start(path, frame_pts)
+    rotation, reordered, (width, height) = _decode_start(path, frame_pts, place)
     _check_frame_size(path, width, height)
     if reordered:
         frame_pts, keyframes = np.empty(0, np.int64), (0,)
@@ -205,24 +220,30 @@ def _check_frame_size(path: Path, width: int, height: int) -> None:
                          "million pixels per frame are read (8K is 33 million)")
 
 
-def _demux_index(container, stream) -> tuple[list, list[bool], list[bool], bool]:
-    """Per packet of the video stream, in decode order: its timestamp, whether it is a keyframe and
+def _demux_index(container, streams: list) -> tuple[dict[int, tuple[list, list[bool], list[bool]]], bool]:
+    """Per stream (by its index), per packet in decode order: its timestamp, whether it is a keyframe and
     whether the container hides it (``is_discard``: an MP4 edit list, what a stream-copy trim off a
     keyframe writes, decodes the packets before the cut but never shows them); and whether the
-    container ended in damage."""
-    pts: list = []
-    keyframe_flags: list[bool] = []
-    discarded: list[bool] = []
+    container ended in damage. One pass over the file, whatever the number of streams."""
+    indexes: dict[int, tuple[list, list[bool], list[bool]]] = {stream.index: ([], [], []) for stream in streams}
     try:
-        for packet in container.demux(stream):
+        for packet in container.demux(streams):
             if packet.size == 0:  # the flush packet PyAV yields at the end
                 continue
+            pts, keyframe_flags, discarded = indexes[packet.stream.index]
             pts.append(packet.pts if packet.pts is not None else packet.dts)
             keyframe_flags.append(bool(packet.is_keyframe))
             discarded.append(bool(packet.is_discard))
     except av.error.FFmpegError:
-        return pts, keyframe_flags, discarded, True
-    return pts, keyframe_flags, discarded, False
+        return indexes, True
+    return indexes, False
+
+
+def _longest(container, candidates: list, indexes: dict) -> av.VideoStream:
+    """The stream of most packets, FFmpeg's pick among the longest: FFmpeg ranks a stream marked default first,
+    and a one-frame picture track marked default came before twelve frames of video that were not."""
+    most = max(len(indexes[stream.index][0]) for stream in candidates)
+    return _ffmpeg_pick(container, [stream for stream in candidates if len(indexes[stream.index][0]) == most])
 
 
 def _from_first_keyframe(pts: list, keyframe_flags: list[bool], discarded: list[bool]) -> tuple[list, list[bool], list[bool], int]:
@@ -279,7 +300,7 @@ def _frame_map(pts: list, keyframe_flags: list[bool]) -> tuple[np.ndarray, tuple
 STAMP_CHECK_FRAMES = 32  # frames decoded by the probe to check that their timestamps come out in order
 
 
-def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool, tuple[int, int]]:
+def _decode_start(path: Path, frame_pts: np.ndarray, place: int) -> tuple[int, bool, tuple[int, int]]:
     """Decode the first frame (or raise a one-line VideoError) and up to STAMP_CHECK_FRAMES: the
     first frame's display rotation (see :attr:`VideoInfo.rotation`), whether the decoded frames'
     timestamps come out of order (:attr:`VideoInfo.reordered`; only where there is a map of them),
@@ -288,7 +309,7 @@ def _decode_start(path: Path, frame_pts: np.ndarray) -> tuple[int, bool, tuple[i
     decoder hands them back reordered with its B-frames (1, 3, 2, 5, 4): placed by them, 120 of 600
     frames were a neighbour's."""
     with open_video(path) as container:
-        frames = container.decode(video_stream(container))
+        frames = container.decode(video_stream(container, place))
         try:
             first = next(frames)
         except (av.error.FFmpegError, StopIteration) as exc:
@@ -354,7 +375,7 @@ def iter_frames(
     if threaded is None:
         threaded = (os.cpu_count() or 1) >= 4
     with open_video(path) as container:
-        stream = video_stream(container)
+        stream = video_stream(container, info.stream if info is not None else None)
         if threaded:
             stream.thread_type = "AUTO"
         if info is None:
@@ -531,7 +552,7 @@ class FrameReader:
         if self._container is None:
             # No frame threads here: they hold frames back, which costs latency on every seek.
             self._container = open_video(self.info.path)
-        stream = video_stream(self._container)
+        stream = video_stream(self._container, self.info.stream)
         self._container.seek(target, stream=stream, backward=True)
         self._next_index = None  # learnt from the first decoded frame's timestamp
         self._decoder = _skipping_damage(self._container, stream)
@@ -597,8 +618,8 @@ class FrameReader:
         if self._container is None:
             self._container = open_video(self.info.path)  # at its start
         else:
-            self._container.seek(0, stream=video_stream(self._container), backward=True)
-        stream = video_stream(self._container)
+            self._container.seek(0, stream=video_stream(self._container, self.info.stream), backward=True)
+        stream = video_stream(self._container, self.info.stream)
         self._decoder = _skipping_damage(self._container, stream)
         self._next_index = 0
 

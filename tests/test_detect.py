@@ -329,12 +329,12 @@ def test_a_video_read_from_a_later_video_stream_never_gets_the_first_streams_cac
         for stream in (preview, main):
             for packet in stream.encode():
                 container.mux(packet)
-    picked = core.video.video_stream
+    picked = core.video._longest
     with monkeypatch.context() as patched:  # the reading before the pick: the first video stream
-        patched.setattr(core.video, "video_stream", lambda container: container.streams.video[0])
+        patched.setattr(core.video, "_longest", lambda container, candidates, indexes: container.streams.video[0])
         before = probe(path)
         assert (before.width, before.frame_count, len(detect_video(before, HogPeopleDetector(), cache_dir=tmp_path))) == (96, 8, 0)
-    assert core.video.video_stream is picked
+    assert core.video._longest is picked
     info = probe(path)
     assert (info.width, info.frame_count) == (frames[0].shape[1], 8)
     fresh = detect_video(info, HogPeopleDetector(), cache_dir=tmp_path / "fresh")

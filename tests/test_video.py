@@ -416,17 +416,29 @@ def test_a_ts_whose_clock_wraps_seeks_to_its_first_frames(tmp_path):
         assert np.array_equal(reader.get(index), decoded[index]), index
 
 
-def test_a_matroska_file_with_a_one_frame_picture_track_before_its_video_reads_the_video(tmp_path):
-    """A Matroska file can hold a cover picture as a one-frame MJPEG track ahead of the video (Matroska
-    keeps no cover-art mark for it): the picture was read as the whole video, one frame at 1 fps."""
+@pytest.mark.parametrize("container_format, picture_first, picture_default", [
+    ("matroska", True, False),  # Matroska keeps no cover-art mark: the picture was read as the whole video
+    ("mp4", False, True),  # FFmpeg's own pick puts a stream marked default first, however short
+    ("matroska", True, True),
+])
+def test_a_one_frame_picture_track_beside_the_video_is_never_read_as_the_video(tmp_path, container_format, picture_first,
+                                                                                picture_default):
+    """A file can hold a cover picture as a one-frame MJPEG track beside its video: read first (the first video
+    stream), or as FFmpeg picks (a stream marked default), it was taken for the whole video, one frame at 1 fps."""
     frames = sample_frames(12)
-    path = tmp_path / "cover_first.mkv"
-    with av.open(str(path), "w", format="matroska") as container:
-        cover = container.add_stream("mjpeg", rate=1)
-        cover.width, cover.height, cover.pix_fmt = 64, 48, "yuvj420p"
+    path = tmp_path / f"with_picture.{'mkv' if container_format == 'matroska' else 'mp4'}"
+    with av.open(str(path), "w", format=container_format) as container:
+        def picture_track():
+            cover = container.add_stream("mjpeg", rate=1)
+            cover.width, cover.height, cover.pix_fmt = 64, 48, "yuvj420p"
+            cover.disposition = av.stream.Disposition.default if picture_default else 0
+            return cover
+
+        cover = picture_track() if picture_first else None
         video = container.add_stream("libx264", rate=10)
         video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt, video.codec_context.thread_count = "yuv420p", ENCODER_THREADS
+        video.pix_fmt, video.codec_context.thread_count, video.disposition = "yuv420p", ENCODER_THREADS, 0
+        cover = cover or picture_track()
         picture = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
         for packet in [*cover.encode(picture), *cover.encode()]:
             container.mux(packet)
@@ -437,6 +449,7 @@ def test_a_matroska_file_with_a_one_frame_picture_track_before_its_video_reads_t
             container.mux(packet)
     info = probe(path)
     assert (info.frame_count, info.fps, info.codec, info.width) == (12, 10.0, "h264", frames[0].shape[1])
+    assert info.stream == (1 if picture_first else 0)
     decoded = [frame for _, frame in iter_frames(info)]
     assert len(decoded) == 12 and np.abs(decoded[-1].astype(int) - frames[-1]).mean() < 8
     reader = FrameReader(info)
