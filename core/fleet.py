@@ -24,7 +24,7 @@ from core.bounded import SPREADSHEET_FORMULA_LEADS, brief, read_capped
 from core.detections import Detections
 from core.errors import UserError
 from core.lightly.datasource import FLICKERING_KEY, SCHEMA, Datasource, frame_namer
-from core.lightly.export import FLAGGED_ABOVE, SIBLING_NAMES, assertion_flags, read_manifest, read_tasks
+from core.lightly.export import FLAGGED_ABOVE, FLAGS_FLIPPED, SIBLING_NAMES, assertion_flags, read_manifest, read_tasks
 from core.lightly.push import check_local_sources
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec, FlickerSettings
@@ -266,37 +266,40 @@ def reviewed_flagged(fleet: Fleet, store_path: Path) -> dict[str, int]:
         relpath = keys.get(video)
         if relpath in frames and 0 <= frame < frames[relpath]:
             judged.setdefault(relpath, set()).add(frame)
-    datasource, above = Datasource(fleet.root), flagged_cuts(fleet.root)
+    datasource, cuts = Datasource(fleet.root), flagged_cuts(fleet.root)
     counts = {}
     for relpath, frames_judged in judged.items():
         name_of = frame_namer(relpath, frames[relpath])
-        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f)), above.get(relpath)) for f in frames_judged)
+        counts[relpath] = sum(_flagged_in_export(datasource.metadata_file(name_of(f)), f, cuts.get(relpath))
+                              for f in frames_judged)
     return counts
 
 
-def flagged_cuts(root: Path) -> dict[str, float]:
-    """relpath -> the flickering value past which a frame of the video is one the batch flagged: the cut its export
-    recorded, else (a batch from before exports recorded it) 1 - 0.5 x the batch's assertion IoU, the score export's
-    (``--flickering score``: 0.5 + 0.5 * score) line of a score above 1 - that IoU. Every frame whose tracked object
-    is matched less than perfectly is above 0.5, so 'above 0.5' counted most verdicts on unflagged frames (116 of 15
-    flagged reviewed)."""
+def flagged_cuts(root: Path) -> dict[str, tuple[float, frozenset[int]]]:
+    """relpath -> the flickering value past which a frame of the video is one the batch flagged, and the frames that
+    cut tells wrongly: the cut its export recorded, else (a batch from before exports recorded it) 1 - 0.5 x the
+    batch's assertion IoU, the score export's (``--flickering score``: 0.5 + 0.5 * score) line of a score above 1 -
+    that IoU. Every frame whose tracked object is matched less than perfectly is above 0.5, so 'above 0.5' counted
+    most verdicts on unflagged frames (116 of 15 flagged reviewed)."""
     try:
         entries = read_manifest(root)
     except UserError:
         return {}
     recorded = read_settings(root)
     above = 1.0 - 0.5 * (recorded.flicker if recorded is not None else FlickerSettings()).iou_assert
-    return {entry["relpath"]: above if entry.get(FLAGGED_ABOVE) is None else entry[FLAGGED_ABOVE] for entry in entries}
+    return {entry["relpath"]: (above if entry.get(FLAGGED_ABOVE) is None else entry[FLAGGED_ABOVE],
+                               frozenset(entry.get(FLAGS_FLIPPED, ()))) for entry in entries}
 
 
-def _flagged_in_export(metadata: Path, above: float | None = None) -> bool:
+def _flagged_in_export(metadata: Path, frame: int, cut: tuple[float, frozenset[int]] | None = None) -> bool:
     """Whether a frame's metadata file marks it flagged by any assertion (:func:`assertion_flags`: flickering past
-    ``above``, the cut, or a sibling's 1.0)."""
+    the video's cut, but for the frames it lists as told wrongly, or a sibling's 1.0)."""
+    above, flipped = cut if cut is not None else (None, frozenset())
     try:
         record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
         values = {key: value for key, value in record["metadata"].items()
                   if key in (FLICKERING_KEY, *SIBLING_NAMES) and type(value) in (int, float)}
-        return FLICKERING_KEY in values and bool(assertion_flags(values, above))
+        return FLICKERING_KEY in values and bool(assertion_flags(values, above, flipped, frame))
     except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return False
 
@@ -422,9 +425,9 @@ def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple
     one video's files, never lists the whole export (millions of files in a large batch)."""
     datasource, relpath = Datasource(combined.root), combined.worst
     name_of = frame_namer(relpath, combined.frame_counts[relpath])
-    above = flagged_cuts(combined.root).get(relpath)
+    cut = flagged_cuts(combined.root).get(relpath)
     flagged = (i for i in range(min(search, combined.frame_counts[relpath]))
-               if _flagged_in_export(datasource.metadata_file(name_of(i)), above))
+               if _flagged_in_export(datasource.metadata_file(name_of(i)), i, cut))
     stem = name_of(next(flagged, 0))
     pair = datasource.prediction_file(combined.tasks[0], stem), datasource.metadata_file(stem)
     try:

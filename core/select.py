@@ -64,7 +64,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     check_runnable(config, merged, metadata, n)  # a wrong metadata key, before the embeddings' seconds
     embeddings = frame_embeddings(*[video.info for video in sources], detector=detector)
     picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
-    flags = np.concatenate([flickering_flags(values[FLICKERING_KEY], video.flagged_above)
+    flags = np.concatenate([flickering_flags(values[FLICKERING_KEY], video.flagged_above, video.flags_flipped)
                             for video, values in zip(sources, per_video)])
     starts = np.cumsum([0] + [video.info.frame_count for video in sources])
     which = np.searchsorted(starts, picked, side="right") - 1

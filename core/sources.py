@@ -19,7 +19,7 @@ from core.detect import Detector, Progress
 from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
-from core.lightly.export import (FLAGGED_ABOVE, UNFLAGGED_VALUE, check_task_name, flickering_flags, read_manifest, read_tasks,
+from core.lightly.export import (FLAGGED_ABOVE, FLAGS_FLIPPED, UNFLAGGED_VALUE, check_task_name, flickering_flags, read_manifest, read_tasks,
                                  writing)
 from core.lightly.metadata_keys import declared_metadata_fields
 from core.lightly.validate import import_predictions
@@ -43,10 +43,12 @@ class SourceVideo:
     detections: Detections
     metadata: dict[str, np.ndarray] | None  # an export's metadata per key (flickering, ghost, ...) per frame; None if detected here
     flagged_above: float | None = None  # the cut the export recorded: flickering values past it are flagged (None: not recorded)
+    flags_flipped: tuple[int, ...] = ()  # the frames the export lists as told wrongly by its cut
 
     def flickering_flags(self) -> np.ndarray | None:
         """The frames the export's flickering values mark flagged; None for a video detected here."""
-        return None if self.metadata is None else flickering_flags(self.metadata[FLICKERING_KEY], self.flagged_above)
+        return None if self.metadata is None else flickering_flags(self.metadata[FLICKERING_KEY], self.flagged_above,
+                                                                   self.flags_flipped)
 
 
 def find_videos(path: Path) -> list[tuple[Path, str]]:
@@ -175,7 +177,7 @@ def _read_export(export_dir: Path, task: str | None) -> list[SourceVideo]:
         values = [_metadata_values(datasource.metadata_file(name_of(frame)), defaults) for frame in range(info.frame_count)]
         videos.append(SourceVideo(info, entry["relpath"], detections,
                                   {key: np.asarray([v[k] for v in values]) for k, key in enumerate(defaults)},
-                                  entry.get(FLAGGED_ABOVE)))
+                                  entry.get(FLAGGED_ABOVE), tuple(entry.get(FLAGS_FLIPPED, ()))))
     return videos
 
 

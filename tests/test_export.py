@@ -159,6 +159,44 @@ def test_the_manifest_records_the_cut_that_tells_the_flagged_frames_from_the_val
             read_manifest(tmp_path)
 
 
+def test_frames_no_cut_can_tell_are_listed_so_every_reader_gets_the_exports_flags(tmp_path):
+    """Improved mode scores a frame with no box near it at the video's median: where most frames near objects are
+    flagged, 20 empty frames scored 1.0 unflagged, above a flagged partial miss (0.88). No cut parts them, and
+    readers counted the empty frames flagged and the partial miss not; the manifest now lists the frames its cut
+    tells wrongly."""
+    from core.lightly.datasource import Datasource, frame_namer
+    from core.lightly.export import FLAGGED_ABOVE, FLAGS_FLIPPED, flickering_flags, read_manifest
+
+    first, second = [10.0, 10.0, 50.0, 50.0], [200.0, 200.0, 240.0, 240.0]
+    frames = [[first] if i % 2 == 0 else [second] for i in range(12)]  # each missing on every other frame
+    frames[5] = [second, [35.0, 10.0, 75.0, 50.0]]  # the first one half there: a partial miss
+    frames += [[] for _ in range(20)]  # then the scene empties
+    frame = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    xyxy = np.array([box for f in frames for box in f])
+    det = Detections(frame, xyxy, np.full(len(frame), 0.9), np.zeros(len(frame), int), NAMES, len(frames), (640, 360))
+    options = FlickerOptions.improved(class_aware=False, one_to_one=False, window=1)
+    video = VideoPredictions("v.mp4", det, FlickerIndex.from_detections(det, options).evaluate(0.1, 0.5))
+    export_datasource(tmp_path, [video], task="det", metadata_style="score")
+    [entry] = read_manifest(tmp_path)
+    name_of = frame_namer("v.mp4", len(frames))
+    values = [orjson.loads(Datasource(tmp_path).metadata_file(name_of(f)).read_bytes())["metadata"]["flickering"]
+              for f in range(len(frames))]
+    truth = video.flicker.flag_array
+    assert 5 in np.flatnonzero(truth) and not truth[11:].any() and np.min(np.asarray(values)[13:]) > values[5]
+    assert not np.array_equal(flickering_flags(values, entry[FLAGGED_ABOVE]), truth)  # the cut alone
+    flags = flickering_flags(values, entry[FLAGGED_ABOVE], entry[FLAGS_FLIPPED])
+    assert np.array_equal(flags, truth)
+    one_by_one = [bool(flickering_flags(v, entry[FLAGGED_ABOVE], entry[FLAGS_FLIPPED], f)) for f, v in enumerate(values)]
+    assert one_by_one == truth.tolist()  # a frame's file read alone (Fleet's counts)
+    manifest = Datasource(tmp_path).manifest
+    record = orjson.loads(manifest.read_bytes())
+    for hostile in ([len(frames)], [-1], [1.5], [True], "5", list(range(len(frames) + 1))):  # untrusted input
+        record["videos"][0][FLAGS_FLIPPED] = hostile
+        manifest.write_bytes(orjson.dumps(record))
+        with pytest.raises(ExportError, match=FLAGS_FLIPPED):
+            read_manifest(tmp_path)
+
+
 def test_failed_export_keeps_the_previous_one(tmp_path):
     export_datasource(tmp_path, [video_export("v.mp4", 20)], task="det")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))

@@ -122,7 +122,7 @@ def test_open_in_review_uses_the_batch_detections_and_thresholds_without_detecti
 def test_verdicts_on_flagged_frames_count_per_video_and_across_the_fleet(fleet_app, batch, tmp_path):
     key = next(e["fingerprint"] for e in fleet.read_manifest(batch) if e["relpath"] == "walk_c.mp4")
     flagged = [f for f in range(20) if fleet._flagged_in_export(
-        fleet.Datasource(batch).metadata_file(fleet.frame_namer("walk_c.mp4", 20)(f)))]
+        fleet.Datasource(batch).metadata_file(fleet.frame_namer("walk_c.mp4", 20)(f)), f)]
     store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
     store.set(key, flagged[0], "miss")
     store.set(key, flagged[1], "false_alarm")

@@ -19,7 +19,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Collection, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -39,6 +39,7 @@ METADATA_SCHEMA = [{"name": "Flickering", "path": FLICKERING_KEY, "defaultValue"
 SIBLING_NAMES = {"ghost": "Ghost", "class_flip": "Class flip"}  # metadata key -> schema name of flicker's siblings
 FLAGGED_VALUE, UNFLAGGED_VALUE = 1.0, 0.5  # the tutorial's values
 FLAGGED_ABOVE = "flagged_above"  # a manifest entry's cut: the flickering values past it are the frames the export flags
+FLAGS_FLIPPED = "flags_flipped"  # a manifest entry's frames the cut tells wrongly (improved mode's empty windows)
 DEFAULT_TASK = "yolov8_detection"  # the tutorial's task name
 MAX_TASK_NAME = 128
 STAGING_PREFIX = f"{LIGHTLY_DIR}.partial-"
@@ -121,18 +122,31 @@ def flagged_cut(values: np.ndarray, flags: np.ndarray) -> float:
     return float(unflagged.max()) if len(unflagged) else UNFLAGGED_VALUE
 
 
-def flickering_flags(values, above: float | None) -> np.ndarray:
+def flags_flipped(values: np.ndarray, flags: np.ndarray, above: float) -> list[int]:
+    """The frames whose flag the cut ``above`` tells wrongly, which a manifest entry lists (:data:`FLAGS_FLIPPED`).
+    None but in improved mode, where a frame with no box near it scores the video's median: an unflagged frame can
+    then score above a flagged one, and no cut parts them."""
+    return np.flatnonzero(flickering_flags(values, above) != np.asarray(flags, bool)).tolist()
+
+
+def flickering_flags(values, above: float | None, flipped: Collection[int] = (), frames=None) -> np.ndarray:
     """Which frames an export's flickering values mark flagged: those past the cut its manifest recorded for the
-    video (:data:`FLAGGED_ABOVE`), else (an export from before it was recorded) the tutorial's 1.0 only, which in a
-    score export counts just the frames whose object is missed outright. Every reader of an export's flags asks here."""
+    video (:data:`FLAGGED_ABOVE`) but the ``flipped`` frames it lists, else (an export from before it was recorded)
+    the tutorial's 1.0 only, which in a score export counts just the frames whose object is missed outright.
+    ``frames``: the frame numbers of ``values`` (default: 0, 1, ...). Every reader of an export's flags asks here."""
     values = np.asarray(values, np.float64)
-    return (values >= FLAGGED_VALUE) | (values > (FLAGGED_VALUE if above is None else above))
+    flags = (values >= FLAGGED_VALUE) | (values > (FLAGGED_VALUE if above is None else above))
+    if len(flipped):
+        numbers = np.arange(values.size) if frames is None else np.asarray(frames)
+        flags = flags ^ np.isin(numbers, np.fromiter(flipped, np.int64)).reshape(flags.shape)
+    return flags
 
 
-def assertion_flags(metadata: Mapping[str, object], above: float | None) -> np.ndarray:
+def assertion_flags(metadata: Mapping[str, object], above: float | None, flipped: Collection[int] = (),
+                    frames=None) -> np.ndarray:
     """Frames any assertion flags in an export's metadata (per key, a value or one per frame): flickering past
     its cut (:func:`flickering_flags`), or a sibling's (ghost, class flip) 1.0."""
-    flags = flickering_flags(metadata[FLICKERING_KEY], above)
+    flags = flickering_flags(metadata[FLICKERING_KEY], above, flipped, frames)
     for key in SIBLING_NAMES:
         if key in metadata:
             flags = flags | (np.asarray(metadata[key], np.float64) >= FLAGGED_VALUE)
@@ -220,10 +234,19 @@ def writing(out_dir: Path):
 
 
 def _write_manifest(datasource: Datasource, videos: Sequence[VideoPredictions], metadata_style: MetadataStyle) -> None:
-    write_manifest(datasource, [{"relpath": v.relpath, "frames": v.frames, "fingerprint": v.fingerprint,
-                                 "source": str(Path(v.source).resolve()) if v.source else None, "flags": v.flags_digest(),
-                                 FLAGGED_ABOVE: flagged_cut(flickering_values(v.flicker, metadata_style), v.flicker.flag_array)}
-                                for v in videos])
+    write_manifest(datasource, [_manifest_entry(v, metadata_style) for v in videos])
+
+
+def _manifest_entry(video: VideoPredictions, metadata_style: MetadataStyle) -> dict:
+    values, flags = flickering_values(video.flicker, metadata_style), video.flicker.flag_array
+    cut = flagged_cut(values, flags)
+    entry = {"relpath": video.relpath, "frames": video.frames, "fingerprint": video.fingerprint,
+             "source": str(Path(video.source).resolve()) if video.source else None, "flags": video.flags_digest(),
+             FLAGGED_ABOVE: cut}
+    flipped = flags_flipped(values, flags, cut)
+    if flipped:
+        entry[FLAGS_FLIPPED] = flipped
+    return entry
 
 
 def write_manifest(datasource: Datasource, entries: list[dict]) -> None:
@@ -299,6 +322,10 @@ def _manifest_entry_problem(entry) -> str | None:
     cut = entry.get(FLAGGED_ABOVE)
     if cut is not None and not (type(cut) in (int, float) and UNFLAGGED_VALUE <= cut <= FLAGGED_VALUE):
         return f"has a {FLAGGED_ABOVE} that is not a flickering value (0.5 to 1)"
+    flipped = entry.get(FLAGS_FLIPPED)
+    if flipped is not None and not (isinstance(flipped, list) and len(flipped) <= entry["frames"] and all(
+            type(frame) is int and 0 <= frame < entry["frames"] for frame in flipped)):
+        return f"has {FLAGS_FLIPPED} that are not frame numbers of the video"
     return None
 
 
