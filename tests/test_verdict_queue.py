@@ -256,7 +256,8 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         for done in range(5, 9):
             press("m")
             wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8"), 10, f"verdict {done}")
-        wait_for(browser, lambda: "after the plan" in root.find_element("css selector", ".vq-status").text and not since(),
+        done = root.find_element("css selector", ".vq-done")  # said above the queue: the frame shown is after the plan
+        wait_for(browser, lambda: "flagged frames after the plan follow" in done.text and not since(),
                  60, "a frame after the plan, with the figures up to date")
         press("f")
         wait_for(browser, lambda: len(store.all(info.fingerprint)) == 9, 10, "the verdict after the plan stored")
@@ -281,6 +282,37 @@ def test_a_long_file_name_is_cut_before_the_flag_at_1280_px(walk_hog, shared_cac
         cut = "return [...document.querySelectorAll('.vq-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
               ".map(e => e.className)"
         assert root.find_element("css selector", ".vq-status").text and browser.execute_script(cut) == ["vq-name"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_a_frame_after_the_plan_reads_whole_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
+    """Once the plan is done, the progress line, the file name and the flag of a frame after the plan
+    are read whole at 1280x720: the flag said "· after the pl..." (what the lines above it say) and
+    cut the name to "wal...", and the progress line ended "optional (n..."."""
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
+        for done in range(1, 9):  # the plan's second half comes with a run after the fourth verdict
+            before = root.get_attribute("data-frame")
+            ActionChains(browser).send_keys("m").perform()  # (false alarms on every frame leave none after the plan)
+            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8") and root.get_attribute("data-frame") != before,
+                     60, f"verdict {done} and the next frame")
+        done = root.find_element("css selector", ".vq-done")
+        wait_for(browser, lambda: "flagged frames after the plan follow" in done.text, 60, "a frame after the plan")
+        assert "optional" in progress()
+        cut = "return [...document.querySelectorAll('.vq-head > *, .vq-progress-text')]" \
+              ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.className + ': ' + e.textContent)"
+        assert browser.execute_script(cut) == []
+        assert root.find_element("css selector", ".vq-status").text.startswith("Flagged: ")
 
 
 @pytest.mark.slow

@@ -332,11 +332,11 @@ class Queue {
       this.data.after_plan_unsent;
     // "of the plan": Review and Fleet count the flagged frames judged instead
     // what follows the plan is optional and left out of the figures: say both ("19 more flagged frames after the plan" read as
-    // 19 frames still owed to it)
+    // 19 frames still owed to it), in words that fit one line at 1280 px ("..., optional (not counted)" was cut there)
     const outside = this.data.counted_outside; // a larger plan than before: progress starts lower, nothing is lost
     this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
       (outside ? ` (and ${plural(outside, "earlier verdict", "earlier verdicts")} outside it, also counted)` : "") +
-      (after ? ` · then ${plural(after, "more flagged frame", "more flagged frames")}, optional (not counted)` : "");
+      (after ? ` · then ${plural(after, "optional frame", "optional frames")}, not counted` : "");
     this.progressText.title = this.progressText.textContent;
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     // the figures beside the queue wait for a run: say how far behind them the verdicts are, in a short badge (a
@@ -366,9 +366,9 @@ class Queue {
     const entry = this.entries.get(frame), missing = entry.imputed.length;
     this.label.textContent = `Frame ${number(frame)} / ${number(this.data.video.n - 1)}`;
     this.status.className = `vq-status ${entry.flagged ? "vq-flagged" : "vq-clean"}`;
-    // Review's words for the same flag (its chip reads "1 object missing")
-    this.status.textContent = (entry.flagged ? `Flagged: ${plural(missing, "object", "objects")} missing` : "Not flagged") +
-      (entry.planned ? "" : " · after the plan (not counted)");
+    // Review's words for the same flag (its chip reads "1 object missing"); a frame after the plan is shown only once the
+    // plan is done, and the lines above say so and that it is not counted (here too it cut the chip and the file name at 1280 px)
+    this.status.textContent = entry.flagged ? `Flagged: ${plural(missing, "object", "objects")} missing` : "Not flagged";
     // short enough for one line in the narrowest column: the buttons below never move between frames
     const before = this.data.earlier[frame] && this.verdictOf(frame) === null ? this.data.earlier[frame] : null;
     this.why.textContent = before // judged on Review or after a plan, before this plan drew it: not a random pick then
