@@ -19,7 +19,8 @@ from core.video import VIDEO_EXTENSIONS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.url import detector_params, detector_spec_of, write_url
+from ui.url import (BOXES, BOXES_PURPOSE, BOXES_UPLOADED, LABELS, boxes_params, detector_params, detector_spec_of, linked_boxes,
+                    write_url)
 from ui.viewer.component import preload_viewer
 
 SOURCES = ("Bundled sample", "Upload", "Local path")
@@ -193,8 +194,8 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         st.caption("COCO or YouTube-VIS JSON, CVAT XML, MOT txt (upload or path); a YOLO dataset's data.yaml or a "
                    "Lightly task folder (path). Frames are matched by Lightly's frame names (vtest-012-avi.png) or "
                    "the file name's trailing number (frame_000012.jpg, from 0); MOT by its frame column (from 1).")
-        origin = st.segmented_control("From", BOX_ORIGINS, default=BOX_ORIGINS[0], key="boxes_origin",
-                                      persist_state="session")
+        st.session_state.setdefault("boxes_origin", BOX_ORIGINS[0])  # (a default given here as well would clash with a link's)
+        origin = st.segmented_control("From", BOX_ORIGINS, key="boxes_origin", persist_state="session")
         purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
         fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
         imported, where, asked = None, None, False
@@ -225,7 +226,7 @@ def showing_file_boxes() -> bool:
 def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> None:
     """Review these boxes (``path``: where a link may read them again; None for an upload); labels are
     also checked, at the label thresholds on Review too."""
-    session.use_file_boxes(imported, path)
+    session.use_file_boxes(imported, path, labels)
     audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
     if labels:  # Review opens on what the check below lists: its thresholds, and every assertion it ran
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)
@@ -349,6 +350,8 @@ def restore_from_url() -> None:
         # the Source says where the reopened video is: "Bundled sample" and its caption sat above another video
         is_sample = Path(session.loaded_video().info.path) == Path(SAMPLE_VIDEO)
         st.session_state.setdefault("source", SOURCES[0] if is_sample else SOURCES[2])
+        if BOXES in params or BOXES_UPLOADED in params:
+            restore_boxes(params)
     if "weights" in params and "model_choice" not in st.session_state:
         spec = detector_spec_of(params)
         if spec.weights != BUILTIN_HOG:
@@ -359,11 +362,27 @@ def restore_from_url() -> None:
         st.session_state[CLASSES_FROM_URL] = spec.classes  # ids: names come with the model
 
 
+def restore_boxes(params) -> None:
+    """The boxes file of a reload read again as a link's to Review is (ui.url: the roots, every file
+    hostile), labels checked again; the panel set to what was chosen (an upload is only said to be gone)."""
+    labels = params.get(BOXES_PURPOSE) == LABELS
+    st.session_state["boxes_origin"] = BOX_ORIGINS[1] if BOXES in params else BOX_ORIGINS[0]
+    st.session_state["boxes_purpose"] = BOX_PURPOSES[labels]
+    with error_boundary("Cannot use the boxes in this link"):
+        if (linked := linked_boxes(params)) is not None:
+            imported, path, _ = linked
+            st.session_state["boxes_path"], st.session_state["boxes_format"] = str(path), imported.format
+            use_file_boxes(imported, path, labels)
+
+
 def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> None:
-    """The page's video and model in its URL (written only when they changed), for a reload."""
+    """The page's video and model in its URL (written only when they changed), for a reload; and the
+    boxes file reviewed instead of the model's, with what they are."""
     params = {} if loaded is None or session.batch_root() is not None else {"video": str(loaded.info.path)}
     if params and spec is not None:
         params.update(detector_params(spec))
+    if params and session.boxes_from_file():
+        params.update(boxes_params(session.boxes_file()))
     write_url(params)
 
 
@@ -388,8 +407,8 @@ with model_column:
                 "Choose a model that loads (see above) to run detection.")
     else:
         detection_panel(loaded, detector, spec)
-sync_url(loaded, spec)
 st.divider()
 if loaded is not None:
     boxes_file_panel(loaded)
+sync_url(loaded, spec)  # after the boxes file panel: the boxes it just read are in the URL at once
 batch_panel(spec)

@@ -143,3 +143,64 @@ def test_a_boxes_path_outside_the_roots_is_refused_unread(app, tmp_path, monkeyp
         (error,) = app.error
         assert "outside the folders this app may use" in error.value
     assert not any("Reviewing" in s.value for s in app.success)
+
+
+def reloaded(app, query_params: dict | None = None):
+    """The Load page opened in a new session on this page's URL (``query_params``: another), as after F5."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.query_params = dict(app.query_params if query_params is None else query_params)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_reload_of_the_load_page_reads_its_boxes_file_again_as_labels(app, tmp_path, monkeypatch):
+    """The boxes file and what its boxes are travel in the Load page's URL: a reload (a bookmark, a
+    link) reads the file again, checks the labels again and sets the panel as it was; it dropped
+    the file and showed the model's boxes. The path in the URL is checked as a typed one is."""
+    load_sample(app)
+    labels = tmp_path / "gt.txt"
+    labels.write_text(mot_text())
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.radio(key="boxes_purpose").set_value("Labels: check them")
+    app.selectbox(key="boxes_format").set_value("mot")
+    app.run()
+    app.text_input(key="boxes_path").input(str(labels))
+    click(app, "Use these boxes")
+    assert app.query_params["boxes"] == str(labels) and app.query_params["boxes_purpose"] == "labels"
+
+    again = reloaded(app)
+    assert not again.error, [e.value for e in again.error]
+    assert metric(again, "Frames") == "795"
+    assert any(f"Reviewing {len(planted_boxes())} boxes of gt.txt (mot)" in s.value for s in again.success)
+    (table,) = [d.value for d in again.dataframe]  # the labels checked again
+    assert set(zip(table["frame"].tolist(), table["assertion"].tolist())) == {(DROPPED, "flicker"), (GHOST, "ghost")}
+    assert again.segmented_control(key="boxes_origin").value == "Local path"
+    assert again.radio(key="boxes_purpose").value == "Labels: check them"
+    assert again.text_input(key="boxes_path").value == str(labels) and again.selectbox(key="boxes_format").value == "mot"
+    assert dict(again.query_params) == dict(app.query_params)
+    again.switch_page("pages/review.py")
+    again.run()
+    assert metric(again, "Boxes kept") == str(len(planted_boxes())) and metric(again, "Flagged frames") == "1"
+    assert again.session_state["assertions"] == ["ghost", "class-flip"]  # what the check lists, as on the first read
+
+    monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "allowed"))  # served beyond localhost: the URL's path is refused
+    refused = reloaded(app)
+    (error,) = refused.error
+    assert "outside the folders this app may use" in error.value
+    assert not any("Reviewing" in s.value for s in refused.success) and "boxes" not in refused.query_params
+
+
+def test_a_reload_after_an_upload_says_the_upload_is_gone(app):
+    """An uploaded file is not kept: the Load page's URL says boxes were uploaded, and its reload says
+    to upload them again (as Review's does) instead of silently showing other boxes."""
+    load_sample(app)
+    app.file_uploader(key="boxes_upload").upload("predictions.json", coco_bytes(), "application/json")
+    app.run()
+    click(app, "Use these boxes")
+    assert app.query_params["boxes_uploaded"] == "1" and "boxes_purpose" not in app.query_params
+    again = reloaded(app)
+    assert not again.error and any("uploads are not kept" in i.value for i in again.info)
+    assert again.segmented_control(key="boxes_origin").value == "Upload"

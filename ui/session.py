@@ -52,6 +52,7 @@ class BoxesFile:
     path: Path | None
     format: str  # as read (never "auto")
     name: str  # as shown: the file's name
+    labels: bool = False  # human labels to check (the Load page lists their suspicious frames), not predictions
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,11 +172,11 @@ def use_detections(detections: Detections, detector: DetectorSpec, detection_id:
     handshake.reset()
 
 
-def use_file_boxes(imported: ImportedBoxes, path: Path | None) -> None:
+def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool = False) -> None:
     """Review boxes read from a file (the Load page, or a link naming the file): ``path`` where a
-    link may read them again, None for an upload."""
+    link may read them again, None for an upload; ``labels``: they are labels to check."""
     use_detections(imported.detections, FILE_BOXES, imported.detection_id)
-    _update(boxes_file=BoxesFile(path, imported.format, imported.source))
+    _update(boxes_file=BoxesFile(path, imported.format, imported.source, labels))
 
 
 def boxes_from_file() -> bool:

@@ -6,6 +6,8 @@ clipped, anything unreadable falls back to its default.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -13,7 +15,7 @@ from core import fleet, paths
 from core.assertions import ASSERTIONS as ASSERTION_NAMES, FLICKER, parse_assertions
 from core.errors import UserError
 from core.flicker import MODES
-from core.label_formats import FORMATS as BOX_FORMATS, import_boxes
+from core.label_formats import FORMATS as BOX_FORMATS, ImportedBoxes, import_boxes
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from core.words import markdown_literal
 from ui import flags, resources, session
@@ -24,10 +26,12 @@ from ui.viewer import handshake
 BATCH, RELPATH = "batch", "relpath"  # a video of a batch output folder (see pages/fleet.py)
 BOXES, BOXES_FORMAT = "boxes", "boxes_format"  # boxes read from a file on this machine (the Load page)
 BOXES_UPLOADED = "boxes_uploaded"  # boxes from an upload: not kept, a link cannot read them again
+BOXES_PURPOSE, LABELS = "boxes_purpose", "labels"  # the boxes are labels to check (absent: predictions to review)
 ASSERTIONS = "assertions"  # the siblings beside flicker that are on (ghost,class-flip); absent: none (a batch's: "flicker")
 LINK = "link"  # set by links from the app's other pages (review_link): they move this tab's review too
 # The parameters naming what is reviewed (not how, nor where): a link with these of this tab's review moves its frame.
-_SOURCE = ("video", BATCH, RELPATH, BOXES, BOXES_FORMAT, BOXES_UPLOADED, "weights", "device", "conf", "classes")
+_SOURCE = ("video", BATCH, RELPATH, BOXES, BOXES_FORMAT, BOXES_UPLOADED, BOXES_PURPOSE, "weights", "device", "conf",
+           "classes")
 _TOGGLES = {flags.CLASS_AWARE: "class_aware", flags.ONE_TO_ONE: "one_to_one", flags.EMPTY_MEDIAN: "empty_median"}
 
 
@@ -84,7 +88,7 @@ def _source_params(video: session.LoadedVideo) -> dict[str, str]:
     if (batch := session.batch_root()) is not None:
         return {BATCH: str(batch), RELPATH: video.relpath}
     if session.boxes_from_file():
-        return {"video": str(video.info.path), **_boxes_params(session.boxes_file())}
+        return {"video": str(video.info.path), **boxes_params(session.boxes_file())}
     return {"video": str(video.info.path), **detector_params(session.detector_spec())}
 
 
@@ -142,27 +146,35 @@ def _names_this_review(params) -> bool:
         {name: _source_params(review.video).get(name) for name in _SOURCE}
 
 
-def _boxes_params(boxes: session.BoxesFile | None) -> dict[str, str]:
+def boxes_params(boxes: session.BoxesFile | None) -> dict[str, str]:
     """A file on this machine is named with its format; an upload only says it was one (None: the
-    page that read them did not say where from, so they count as an upload: nothing pretends)."""
-    if boxes is None or boxes.path is None:
-        return {BOXES_UPLOADED: "1"}
-    return {BOXES: str(boxes.path), BOXES_FORMAT: boxes.format}
+    page that read them did not say where from, so they count as an upload: nothing pretends).
+    Labels say so (the Load page checks them again on a reload)."""
+    params = {BOXES_UPLOADED: "1"} if boxes is None or boxes.path is None else {BOXES: str(boxes.path), BOXES_FORMAT: boxes.format}
+    return {**params, BOXES_PURPOSE: LABELS} if boxes is not None and boxes.labels else params
 
 
-def _restore_boxes(params) -> bool:
-    """The link's boxes file read again with the Load page's checks (FLICKER_ROOTS, every file
-    hostile); False when it cannot be (an upload, or the error shown)."""
+def linked_boxes(params) -> tuple[ImportedBoxes, Path, bool] | None:
+    """The boxes file a URL names, read again with the Load page's checks (FLICKER_ROOTS, every file
+    hostile), and whether they are labels; None for an upload (said on the page). Raises
+    :class:`UserError` for a file that cannot be used."""
     if BOXES not in params:
         st.info("The boxes of this review were uploaded, and uploads are not kept: upload them again under "
                 "*Boxes made elsewhere* on Load & detect.", icon=":material/upload_file:")
-        return False
+        return None
     fmt = params.get(BOXES_FORMAT, "auto")
     if fmt not in BOX_FORMATS:
         raise UserError(f"the boxes format in this link is not one of {', '.join(BOX_FORMATS)}")
     path = paths.check_allowed(params[BOXES])
     loaded = session.loaded_video()
-    session.use_file_boxes(import_boxes(path, loaded.info, loaded.relpath, fmt), path)
+    return import_boxes(path, loaded.info, loaded.relpath, fmt), path, params.get(BOXES_PURPOSE) == LABELS
+
+
+def _restore_boxes(params) -> bool:
+    """The link's boxes file read again; False when it cannot be (an upload, or the error shown)."""
+    if (linked := linked_boxes(params)) is None:
+        return False
+    session.use_file_boxes(*linked)
     return True
 
 
