@@ -26,7 +26,7 @@ from ui.viewer.component import preload_viewer
 SOURCES = ("Bundled sample", "Upload", "Local path")
 BOX_ORIGINS = ("Upload", "Local path")
 BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
-FILE_BOXES_STATE = "file_boxes"  # (detection_id, note, LabelAudit or None) of the boxes last read from a file
+LABEL_AUDIT = "label_audit"  # (detection_id, LabelAudit) of the labels last checked
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 DEVICES = ("auto", "cpu", "cuda")
 CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload brings, until the model names them
@@ -227,29 +227,35 @@ def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool) -> 
     """Review these boxes (``path``: where a link may read them again; None for an upload); labels are
     also checked, at the label thresholds on Review too."""
     session.use_file_boxes(imported, path, labels)
-    audit = audit_detections(imported.detections, Path(imported.source)) if labels else None
     if labels:  # Review opens on what the check below lists: its thresholds, and every assertion it ran
         flags.use_thresholds(LABEL_IOU, LABEL_IOU)
         flags.use_assertions(ASSERTIONS)
-    detections = imported.detections
-    note = (f"Reviewing {len(detections):,} boxes of {imported.source} ({imported.format}) on "
-            f"{detections.frames_with_boxes:,} of {detections.n_frames:,} frames; classes: "
-            f"{', '.join(detections.names.values())[:200]}")
-    st.session_state[FILE_BOXES_STATE] = (imported.detection_id, note, audit)
 
 
 def file_boxes_summary(kept_after_a_refusal: bool = False) -> None:
-    """What the tab reviews from a file, and the suspicious frames and boxes of labels (kept across
-    reruns, gone once other boxes or another video are reviewed); ``kept_after_a_refusal``: the file
-    just given was refused (the red line above), and this says the review still has the earlier boxes."""
-    detection_id, note, audit = st.session_state.get(FILE_BOXES_STATE, (None, None, None))
-    if detection_id is None or session.detections_for(detection_id) is None:
+    """What the tab reviews from a file, and the suspicious frames and boxes of labels, however the
+    file came (this panel, or a reload or link of Review: the panel said nothing then); gone once
+    other boxes or another video are reviewed. ``kept_after_a_refusal``: the file just given was
+    refused (the red line above), and this says the review still has the earlier boxes."""
+    boxes, detections = session.boxes_file(), session.detections()
+    if not session.boxes_from_file() or boxes is None:
         return
     kept = "The review keeps the boxes it had. " if kept_after_a_refusal else ""
+    note = (f"Reviewing {len(detections):,} boxes of {boxes.name} ({boxes.format}) on {detections.frames_with_boxes:,} of "
+            f"{detections.n_frames:,} frames; classes: {', '.join(detections.names.values())[:200]}")
     st.success(kept + markdown_literal(note), icon=":material/upload_file:")  # the file's name and its class names
     st.page_link("pages/review.py", label="Review these boxes", icon=":material/flag:")
-    if audit is not None:
-        label_audit_table(audit)
+    if boxes.labels:
+        label_audit_table(label_audit(detections, boxes.name))
+
+
+def label_audit(detections, name: str) -> LabelAudit:
+    """The check of the labels the tab reviews, made once per set of boxes."""
+    detection_id = session.review().detection_id
+    checked = st.session_state.get(LABEL_AUDIT)
+    if checked is None or checked[0] != detection_id:
+        checked = st.session_state[LABEL_AUDIT] = (detection_id, audit_detections(detections, Path(name)))
+    return checked[1]
 
 
 def label_audit_table(audit: LabelAudit) -> None:

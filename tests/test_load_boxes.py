@@ -204,3 +204,27 @@ def test_a_reload_after_an_upload_says_the_upload_is_gone(app):
     again = reloaded(app)
     assert not again.error and any("uploads are not kept" in i.value for i in again.info)
     assert again.segmented_control(key="boxes_origin").value == "Upload"
+
+
+def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
+    """Review reopened from its URL (a reload, a bookmark) with a labels file: the Load page says which
+    boxes are reviewed and lists the labels' suspicious frames; it said nothing, its panel open and empty."""
+    from test_app import reopen_review
+
+    load_sample(app)
+    labels = tmp_path / "gt.txt"
+    labels.write_text(mot_text())
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.radio(key="boxes_purpose").set_value("Labels: check them")
+    app.run()
+    app.text_input(key="boxes_path").input(str(labels))
+    click(app, "Use these boxes")
+    app.switch_page("pages/review.py")
+    app.run()
+    review = reopen_review(app.query_params)
+    review.switch_page("pages/load.py")
+    review.run()
+    assert not review.exception and not review.error, [e.value for e in review.error]
+    assert any(f"Reviewing {len(planted_boxes())} boxes of gt.txt (mot)" in s.value for s in review.success)
+    (table,) = [d.value for d in review.dataframe]
+    assert set(zip(table["frame"].tolist(), table["assertion"].tolist())) == {(DROPPED, "flicker"), (GHOST, "ghost")}
