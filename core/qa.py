@@ -462,12 +462,12 @@ def _suggest(flags: np.ndarray, verdicts: Truths, current: tuple[float, float], 
     if not sample.truth.any():
         # "of the plan": verdicts elsewhere are kept but not counted, and the page says how many
         reason = "no verdict on the plan's frames yet" if not n_verdicts else "no verdict on the plan's frames confirms a miss yet"
-        return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds; review more frames of the plan")
+        return _fallback(current, n_verdicts, f"{reason}: keeping the current thresholds")  # what to do next is the caller's
     estimates = _estimates(flags, sample, DEFAULT_GRID)
     score = _suggestion_score(estimates.f1, estimates.f1_se, _supported(flags, sample))
     if not np.isfinite(score).any():  # the counted verdicts are all on frames no pair flags: no pair is supported
         return _fallback(current, n_verdicts, "no pair of thresholds flags enough of the judged frames yet: keeping the "
-                                              "current thresholds; review more frames of the plan")
+                                              "current thresholds")
     best = estimates.row(best_index(score, DEFAULT_GRID, current))
     return Suggestion(best.iou_track, best.iou_assert, best.precision, best.recall, best.f1, best.precision_ci, best.recall_ci,
                       n_verdicts, note=_caveats(sample, flags.shape[1], best.n_flagged), n_flagged=best.n_flagged,

@@ -86,18 +86,20 @@ def numbered_frame(fingerprint: str, frame: int, detection_id: str, min_score: f
                         imputed_label_scale=0.9)
 
 
-def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str]) -> None:
-    """What to do next once the plan is done (the queue asks for this rerun as its last verdict lands)."""
+def plan_done_panel(queue: ReviewQueue, verdicts: dict[int, str], estimated: bool) -> None:
+    """What to do next once the plan is done (the queue asks for this rerun as its last verdict lands);
+    ``estimated``: the figures below suggest thresholds (not when no verdict of the plan confirmed a miss)."""
     if queue.plan_complete(verdicts):
-        st.success("The plan is done: the estimates below rest on it. Check the suggested thresholds below, raise "
-                   "*Frames in the plan* for tighter intervals (the frames after the plan are not counted), or export "
-                   "on the Export page.", icon=":material/task_alt:")
+        check = ("the estimates below rest on it. Check the suggested thresholds below, raise *Frames in the plan* for "
+                 "tighter intervals" if estimated else "raise *Frames in the plan* for more verdicts to estimate from")
+        st.success(f"The plan is done: {check} (the frames after the plan are not counted), or export on the Export page.",
+                   icon=":material/task_alt:")
 
 
 def estimate_panel(view: FlickerView, truth: dict[int, bool], unsure: list[int], focus: tuple[float, float] | None,
-                   planned: set[int], plan_complete: bool) -> None:
+                   planned: set[int], plan_complete: bool) -> bool:
     """The estimates from the verdicts on frames a plan drew, post-stratified on the cells of the pair
-    a plan's second phase aimed at (``focus``: VerdictStore.estimate_focus)."""
+    a plan's second phase aimed at (``focus``: VerdictStore.estimate_focus); whether there are any."""
     index = view.index
     current = (view.settings.iou_track, view.settings.iou_assert)
     suggestion = suggest_thresholds(index, truth, current=current, focus=focus, planned=planned)
@@ -112,35 +114,36 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], unsure: list[int],
     if st.session_state.pop(QA_STALE, False):  # whatever the redrawn figures hold, now: never on a later run
         st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
                 "were. The figures are up to date now: check them before using a suggestion.", icon=":material/sync:")
-    if suggestion.fallback:
-        st.info(_sentence(suggestion.note) or "No estimate yet: review frames of the queue first.")
+    if suggestion.fallback:  # with the plan done, the line above says what to do next (not "review more frames of the plan")
+        st.info(_sentence(suggestion.note + ("" if plan_complete else "; review more frames of the plan")))
         if unplanned:
             st.caption(unplanned.strip())
-    else:
-        # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
-        *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus, planned)
-        st.markdown(estimates_table([("Now", current, now, None),
-                                     ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
-        # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
-        covers = "raising *Frames in the plan*" if plan_complete else "finishing the plan"
-        unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
-                  f"assumed to miss nothing, so recall may be overstated: {covers} covers them."
-                  if suggestion.n_unrepresented else "")
-        st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
-                   f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure_left_out}")
-        suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
-        in_use = suggested == tuple(round(threshold, 2) for threshold in current)
-        cautioned = suggestion_preview(view, suggestion, in_use)
-        st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
-                  on_click=use_suggested, args=(suggested, current, view.video.info.fingerprint, truth), disabled=in_use)
-        previous = st.session_state.get(QA_PREVIOUS)
-        if in_use and previous is not None and tuple(previous) != suggested:  # one click undoes it
-            st.button(f"Back to {previous[0]:.2f} / {previous[1]:.2f}", icon=":material/undo:",
-                      on_click=flags.use_thresholds, args=tuple(previous), help="The thresholds in use before the suggestion")
-        # no map before there is an estimate: it would be all zeros
-        st.plotly_chart(f1_map_figure(grid, current,
-                                      (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
-                        config={"displaylogo": False})
+        return False
+    # one pass for the map's grid and the thresholds in use (each call re-stratifies the verdicts)
+    *grid, now = precision_recall(index, truth, (*DEFAULT_GRID, current), focus, planned)
+    st.markdown(estimates_table([("Now", current, now, None),
+                                 ("Suggested", (suggestion.iou_track, suggestion.iou_assert), suggestion, now)]))
+    # the note's other caveats (few verdicts, a large share flagged) are the warnings under the preview
+    covers = "raising *Frames in the plan*" if plan_complete else "finishing the plan"
+    unlike = (f" {suggestion.n_unrepresented:,} of {view.n_frames:,} frames are unlike any judged so far and are "
+              f"assumed to miss nothing, so recall may be overstated: {covers} covers them."
+              if suggestion.n_unrepresented else "")
+    st.caption(f"Estimated from {counted(suggestion.n_verdicts, 'verdict')} given where a review plan (this one "
+               f"or an earlier size or seed) asked; 90% intervals in brackets.{unlike}{unplanned}{unsure_left_out}")
+    suggested = (round(suggestion.iou_track, 2), round(suggestion.iou_assert, 2))
+    in_use = suggested == tuple(round(threshold, 2) for threshold in current)
+    cautioned = suggestion_preview(view, suggestion, in_use)
+    st.button("Use suggested thresholds", icon=":material/tune:", type="secondary" if cautioned else "primary",
+              on_click=use_suggested, args=(suggested, current, view.video.info.fingerprint, truth), disabled=in_use)
+    previous = st.session_state.get(QA_PREVIOUS)
+    if in_use and previous is not None and tuple(previous) != suggested:  # one click undoes it
+        st.button(f"Back to {previous[0]:.2f} / {previous[1]:.2f}", icon=":material/undo:",
+                  on_click=flags.use_thresholds, args=tuple(previous), help="The thresholds in use before the suggestion")
+    # no map before there is an estimate: it would be all zeros
+    st.plotly_chart(f1_map_figure(grid, current,
+                                  (suggestion.iou_track, suggestion.iou_assert)), key="qa_f1_map",
+                    config={"displaylogo": False})
+    return True
 
 
 def use_suggested(suggested: tuple[float, float], current: tuple[float, float], fingerprint: str,
@@ -296,8 +299,10 @@ with error_boundary("Verdicts"):
                       {frame: verdicts[frame] for frame in ask_again if frame in verdicts}, counted_outside, planned)
         several_boxes_panel(view, queue, store)
     with right:
-        plan_done_panel(queue, answered)
-        estimate_panel(view, truth, unsure, focus, planned, queue.plan_complete(answered))
+        done = st.container()  # above the figures, in words that hold for what they show
+        estimated = estimate_panel(view, truth, unsure, focus, planned, queue.plan_complete(answered))
+        with done:
+            plan_done_panel(queue, answered, estimated)
         assertion_precision_panel(view, store)
     reviewed_panel(view, verdicts)
     prelabels_panel(view, truth)

@@ -187,6 +187,20 @@ def test_when_the_plan_is_done_the_page_says_so_and_what_to_do_next(qa_page):
     assert "Check the suggested thresholds" in done and "Frames in the plan" in done and "not counted" in done
 
 
+def test_a_done_plan_without_a_confirmed_miss_asks_for_a_larger_plan_not_for_more_of_it(qa_page):
+    """Every frame of the plan judged nothing missing: no estimate, so no suggestion to check. The
+    page said "check the suggested thresholds below" over none, and "review more frames of the plan"
+    with none left; it now says to raise the plan's size."""
+    browser, (_, planned) = Browser(qa_page), reviewed(qa_page)
+    for _ in range(planned):
+        browser.give("false_alarm")
+    assert reviewed(qa_page) == (planned, planned)
+    [done] = [s.value for s in qa_page.success if s.value.startswith("The plan is done")]
+    assert "Check the suggested thresholds" not in done and "raise *Frames in the plan*" in done
+    [estimate] = [i.value for i in qa_page.info if "keeping the current thresholds" in i.value]
+    assert estimate == "No verdict on the plan's frames confirms a miss yet: keeping the current thresholds."
+
+
 def test_a_new_annotator_is_the_one_the_route_records(qa_page, tmp_path):
     qa_page.text_input(key="annotator").input("ben")
     qa_page.run()
