@@ -194,6 +194,7 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         st.caption("COCO or YouTube-VIS JSON, CVAT XML, MOT txt (upload or path); a YOLO dataset's data.yaml or a "
                    "Lightly task folder (path). Frames are matched by Lightly's frame names (vtest-012-avi.png) or "
                    "the file name's trailing number (frame_000012.jpg, from 0); MOT by its frame column (from 1).")
+        choices_of_the_review()
         st.session_state.setdefault("boxes_origin", BOX_ORIGINS[0])  # (a default given here as well would clash with a link's)
         origin = st.segmented_control("From", BOX_ORIGINS, key="boxes_origin", persist_state="session")
         purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
@@ -216,6 +217,18 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         if imported is not None:
             use_file_boxes(imported, where, labels=purpose == BOX_PURPOSES[1])
         file_boxes_summary(kept_after_a_refusal=asked and imported is None)
+
+
+def choices_of_the_review() -> None:
+    """The panel opens on the file the tab reviews, when its choices are not set yet in this tab (a
+    reload of this page, or Review's link opened first): where the file is and what its boxes are."""
+    boxes = session.boxes_file()
+    if boxes is None or "boxes_origin" in st.session_state:
+        return
+    st.session_state["boxes_origin"] = BOX_ORIGINS[0 if boxes.path is None else 1]
+    st.session_state["boxes_purpose"] = BOX_PURPOSES[boxes.labels]
+    if boxes.path is not None:
+        st.session_state["boxes_path"], st.session_state["boxes_format"] = str(boxes.path), boxes.format
 
 
 def showing_file_boxes() -> bool:
@@ -370,15 +383,13 @@ def restore_from_url() -> None:
 
 def restore_boxes(params) -> None:
     """The boxes file of a reload read again as a link's to Review is (ui.url: the roots, every file
-    hostile), labels checked again; the panel set to what was chosen (an upload is only said to be gone)."""
-    labels = params.get(BOXES_PURPOSE) == LABELS
-    st.session_state["boxes_origin"] = BOX_ORIGINS[1] if BOXES in params else BOX_ORIGINS[0]
-    st.session_state["boxes_purpose"] = BOX_PURPOSES[labels]
+    hostile), labels checked again (the panel opens on it); an upload is said to be gone, the panel
+    open on what it was."""
     with error_boundary("Cannot use the boxes in this link"):
         if (linked := linked_boxes(params)) is not None:
-            imported, path, _ = linked
-            st.session_state["boxes_path"], st.session_state["boxes_format"] = str(path), imported.format
-            use_file_boxes(imported, path, labels)
+            use_file_boxes(*linked)
+        elif BOXES not in params:
+            st.session_state["boxes_purpose"] = BOX_PURPOSES[params.get(BOXES_PURPOSE) == LABELS]
 
 
 def sync_url(loaded: session.LoadedVideo | None, spec: DetectorSpec | None) -> None:

@@ -204,6 +204,7 @@ def test_a_reload_after_an_upload_says_the_upload_is_gone(app):
     again = reloaded(app)
     assert not again.error and any("uploads are not kept" in i.value for i in again.info)
     assert again.segmented_control(key="boxes_origin").value == "Upload"
+    assert again.radio(key="boxes_purpose").value == "Predictions: review their flags"
 
 
 def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
@@ -228,3 +229,7 @@ def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
     assert any(f"Reviewing {len(planted_boxes())} boxes of gt.txt (mot)" in s.value for s in review.success)
     (table,) = [d.value for d in review.dataframe]
     assert set(zip(table["frame"].tolist(), table["assertion"].tolist())) == {(DROPPED, "flicker"), (GHOST, "ghost")}
+    # the panel opens on that file, not on an empty upload of predictions
+    assert review.segmented_control(key="boxes_origin").value == "Local path"
+    assert review.radio(key="boxes_purpose").value == "Labels: check them"
+    assert review.text_input(key="boxes_path").value == str(labels) and review.selectbox(key="boxes_format").value == "mot"
