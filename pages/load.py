@@ -29,7 +29,7 @@ BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
 LABEL_AUDIT = "label_audit"  # (detection_id, LabelAudit) of the labels last checked
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 DEVICES = ("auto", "cpu", "cuda")
-CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload brings, until the model names them
+CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload or the review brings, until the model names them
 WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
 DETECTION_FPS = "load_detection_fps"  # the speed of the run just done, for the summary drawn after it
 
@@ -366,19 +366,32 @@ def restore_from_url() -> None:
     on the video before. Every value is parsed as a link's (ui.url): junk falls back to the default."""
     params = st.query_params
     if "video" in params and session.loaded_video() is None and session.open_video(params["video"]):
-        # the Source says where the reopened video is: "Bundled sample" and its caption sat above another video
-        is_sample = Path(session.loaded_video().info.path) == Path(SAMPLE_VIDEO)
-        st.session_state.setdefault("source", SOURCES[0] if is_sample else SOURCES[2])
         if BOXES in params or BOXES_UPLOADED in params:
             restore_boxes(params)
     if "weights" in params and "model_choice" not in st.session_state:
-        spec = detector_spec_of(params)
-        if spec.weights != BUILTIN_HOG:
-            st.session_state["model_choice"], st.session_state["weights_path"] = MODELS[1], spec.weights
-        if spec.device in DEVICES:
-            st.session_state["device"] = spec.device
-        st.session_state["conf"] = spec.conf
-        st.session_state[CLASSES_FROM_URL] = spec.classes  # ids: names come with the model
+        use_model_choices(detector_spec_of(params))
+
+
+def open_on_the_review() -> None:
+    """The panels open on what the tab reviews while this tab has not set them (a reload, or Review's
+    or Fleet's link opened first): the Source where the video is ("Bundled sample" and its caption
+    sat above another video), the model that made its boxes (the default model sat there, and its
+    cached boxes replaced the review's)."""
+    if (loaded := session.loaded_video()) is not None:
+        st.session_state.setdefault("source", SOURCES[0] if Path(loaded.info.path) == Path(SAMPLE_VIDEO) else SOURCES[2])
+    spec = session.detector_spec()
+    if spec is not None and not session.boxes_from_file() and "model_choice" not in st.session_state:
+        use_model_choices(spec)
+
+
+def use_model_choices(spec: DetectorSpec) -> None:
+    """The model panel's choices set to ``spec``'s before it draws (the classes kept once the model names them)."""
+    if spec.weights != BUILTIN_HOG:
+        st.session_state["model_choice"], st.session_state["weights_path"] = MODELS[1], spec.weights
+    if spec.device in DEVICES:
+        st.session_state["device"] = spec.device
+    st.session_state["conf"] = spec.conf
+    st.session_state[CLASSES_FROM_URL] = spec.classes  # ids: names come with the model
 
 
 def restore_boxes(params) -> None:
@@ -409,6 +422,7 @@ preload_viewer()  # this page links to Review
 restore_from_url()
 if "--sample" in sys.argv:
     session.open_sample_once()
+open_on_the_review()
 
 st.title("Load & detect")
 video_column, model_column = st.columns(2, gap="large")

@@ -169,6 +169,25 @@ def test_a_reload_of_the_load_page_reopens_its_video_model_and_cached_detections
     assert any("video.mp4" in e.value for e in unknown.error)
 
 
+def test_the_load_page_after_a_review_link_opens_on_that_video_and_model(app, tiny_slice):
+    """Review opened from its URL first, then Load & detect: the Source and the model panel are the
+    review's. They read "Bundled sample" (its caption above another video) and the default model,
+    whose cached boxes of the video then replaced the review's."""
+    load_and_detect(app, tiny_slice, classes=["0", "2"])
+    app.switch_page("pages/review.py")
+    app.run()
+    review = reopen_review(app.query_params)
+    reviewed = review.session_state["review"].detection_id
+    review.switch_page("pages/load.py")
+    review.run()
+    assert not review.exception and not review.error, [e.value for e in review.error]
+    assert review.segmented_control(key="source").value == "Local path"
+    assert review.radio(key="model_choice").value == "YOLO weights path"
+    assert review.text_input(key="weights_path").value == "yolov8n.yaml" and review.number_input(key="conf").value == 0.0001
+    assert review.multiselect(key="classes").value == ["0", "2"]
+    assert review.session_state["review"].detection_id == reviewed
+
+
 def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.segmented_control(key="source").set_value("Local path")
     app.run()
