@@ -125,7 +125,9 @@ def kept_weights(upload) -> str:
 
 def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: DetectorSpec) -> None:
     detection_id = spec.cache_key(loaded.info, detector)
-    if session.detections_for(detection_id) is None and not showing_file_boxes():  # boxes from a file stay until a run
+    # boxes from a file or a batch output folder stay until a run (the batch's were swapped for the cache's, and its review
+    # with them: its settings, Back to the batch, the batch's export)
+    if session.detections_for(detection_id) is None and not showing_file_boxes() and session.batch_root() is None:
         cached = spec.cached(loaded.info, detector)
         if cached is not None:
             session.use_detections(cached, spec, detection_id)

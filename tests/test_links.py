@@ -208,3 +208,18 @@ def test_review_waits_for_its_viewers_frame_on_the_run_that_brings_it_up_not_on_
     at.switch_page("pages/review.py")
     run(at)
     assert waits == [4, 4], "back from another page: the viewer mounts anew"
+
+
+def test_the_load_page_keeps_a_batch_videos_review(batch, tmp_path, monkeypatch):
+    """Load & detect opened on a batch video's review: the review stays the batch's (its folder, its
+    settings, Back to the batch). The detector's cached boxes of that video replaced it, and Export
+    then offered that one video instead of the batch."""
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(batch.parent / "cache"))  # where the batch cached its detections
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    at = review_at(batch, "walk_c.mp4", 2)
+    reviewed = at.session_state["review"]
+    at.switch_page("pages/load.py")
+    run(at)
+    assert at.session_state["review"].batch == reviewed.batch == batch
+    assert at.session_state["review"].detection_id == reviewed.detection_id
+    assert url(at) == {}  # the batch's video is named by Review's URL, not this page's
