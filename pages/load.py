@@ -132,7 +132,8 @@ def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: Detec
         if cached is not None:
             session.use_detections(cached, spec, detection_id)
     buttons = st.container(horizontal=True)  # each button as wide as its label: columns cut "Run detection" at 1280 px
-    done = session.detections_for(detection_id) is not None  # then the next step, Review, is the one to take
+    # then the next step, Review, is the one to take (boxes from a file or a batch too: red, Run detection read as owed)
+    done = session.detections_for(detection_id) is not None or showing_file_boxes() or session.batch_root() is not None
     run = buttons.button("Run detection", type="secondary" if done else "primary", icon=":material/play_arrow:",
                          key="run_detection")
     # Any click reruns the page, which interrupts a detection in progress; nothing half-done is cached.
@@ -159,6 +160,16 @@ def detection_panel(loaded: session.LoadedVideo, detector: Detector, spec: Detec
             st.rerun()
         session.pop_detection_progress()
     detection_summary(session.detections_for(detection_id), st.session_state.pop(DETECTION_FPS, None))
+    batch_boxes_note(loaded)
+
+
+def batch_boxes_note(loaded: session.LoadedVideo) -> None:
+    """The review holds a batch's boxes of this video, not this model's: said, with the way to them."""
+    if (root := session.batch_root()) is None:
+        return
+    st.page_link("pages/review.py", label="**Review the batch's boxes**", icon=":material/arrow_forward:")
+    st.caption(f"The review holds the boxes the batch in {markdown_literal(root)} made of "
+               f"{markdown_literal(loaded.relpath)}; *Run detection* replaces them with this model's.")
 
 
 def cancelled(progress) -> None:

@@ -223,3 +223,5 @@ def test_the_load_page_keeps_a_batch_videos_review(batch, tmp_path, monkeypatch)
     assert at.session_state["review"].batch == reviewed.batch == batch
     assert at.session_state["review"].detection_id == reviewed.detection_id
     assert url(at) == {}  # the batch's video is named by Review's URL, not this page's
+    assert any("the batch in" in c.value and "walk\\_c.mp4" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert at.button(key="run_detection").proto.type == "secondary"  # the next step is Review

@@ -181,6 +181,7 @@ def test_a_reload_of_the_load_page_reads_its_boxes_file_again_as_labels(app, tmp
     assert again.radio(key="boxes_purpose").value == "Labels: check them"
     assert again.text_input(key="boxes_path").value == str(labels) and again.selectbox(key="boxes_format").value == "mot"
     assert dict(again.query_params) == dict(app.query_params)
+    assert again.button(key="run_detection").proto.type == "secondary"  # the next step is Review, not a run owed
     again.switch_page("pages/review.py")
     again.run()
     assert metric(again, "Boxes kept") == str(len(planted_boxes())) and metric(again, "Flagged frames") == "1"
