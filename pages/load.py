@@ -207,7 +207,7 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         st.caption("COCO or YouTube-VIS JSON, CVAT XML, MOT txt (upload or path); a YOLO dataset's data.yaml or a "
                    "Lightly task folder (path). Frames are matched by Lightly's frame names (vtest-012-avi.png) or "
                    "the file name's trailing number (frame_000012.jpg, from 0); MOT by its frame column (from 1).")
-        choices_of_the_review()
+        boxes_panel_on_the_review()
         st.session_state.setdefault("boxes_origin", BOX_ORIGINS[0])  # (a default given here as well would clash with a link's)
         origin = st.segmented_control("From", BOX_ORIGINS, key="boxes_origin", persist_state="session")
         purpose = st.radio("They are", BOX_PURPOSES, key="boxes_purpose", horizontal=True, persist_state="session")
@@ -232,7 +232,7 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         file_boxes_summary(kept_after_a_refusal=asked and imported is None)
 
 
-def choices_of_the_review() -> None:
+def boxes_panel_on_the_review() -> None:
     """The panel opens on the file the tab reviews, when its choices are not set yet in this tab (a
     reload of this page, or Review's link opened first): where the file is and what its boxes are."""
     boxes = session.boxes_file()
@@ -414,7 +414,7 @@ def restore_boxes(params) -> None:
     with error_boundary("Cannot use the boxes in this link"):
         if (linked := linked_boxes(params)) is not None:
             use_file_boxes(*linked)
-        elif BOXES not in params:
+        else:
             st.session_state["boxes_purpose"] = BOX_PURPOSES[params.get(BOXES_PURPOSE) == LABELS]
 
 
