@@ -406,7 +406,7 @@ stem = Path(view.video.relpath).stem
 settings = view.settings
 others = [f"{assertion_label(name).lower()} {int(flags_of.sum()):,}" for name, flags_of in view.assertion_flags.items()
           if name != FLICKER]  # exported beside flicker, in the metadata: said as well
-st.caption(f"{markdown_literal(view.video.relpath)}: {view.flicker.n_flagged} flagged frames at IoU tracking "
+st.caption(f"{markdown_literal(view.video.relpath)}: {counted(view.flicker.n_flagged, 'flagged frame')} at IoU tracking "
            f"{settings.iou_track:.2f}, assertion {settings.iou_assert:.2f}, mode {settings.mode}, minimum score "
            f"{settings.min_score:.2f}" + (f"; frames flagged by the other assertions: {', '.join(others)}." if others else "."))
 verdicts_caption(view)

@@ -234,3 +234,18 @@ def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
     assert review.segmented_control(key="boxes_origin").value == "Local path"
     assert review.radio(key="boxes_purpose").value == "Labels: check them"
     assert review.text_input(key="boxes_path").value == str(labels) and review.selectbox(key="boxes_format").value == "mot"
+
+
+def test_the_export_page_counts_one_flagged_frame_in_the_singular(app, tmp_path):
+    """The labels flag one frame: the Export page read "1 flagged frames at IoU tracking ..."."""
+    load_sample(app)
+    labels = tmp_path / "gt.txt"
+    labels.write_text(mot_text())
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    app.run()
+    app.text_input(key="boxes_path").input(str(labels))
+    click(app, "Use these boxes")
+    app.switch_page("pages/export.py")
+    app.run()
+    assert not app.exception
+    assert any(c.value.startswith("vtest.avi: 1 flagged frame at IoU tracking") for c in app.caption), [c.value for c in app.caption]
