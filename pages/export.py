@@ -108,7 +108,8 @@ def export_result_panel(summary, stem: str) -> None:
         return
     datasource = Datasource(summary.root)
     st.success(f"Exported to {markdown_code(summary.root)}: a valid Lightly datasource of {summary.files:,} files, "
-               f"{summary.frames:,} frames, {summary.boxes:,} boxes, {summary.flagged} flagged frames (every rule of "
+               f"{counted(summary.frames, 'frame')}, {counted(summary.boxes, 'box', 'boxes')}, "
+               f"{counted(summary.flagged, 'flagged frame')} (every rule of "
                "the format checked)")
     if not _same_folder(st.session_state.get(EXPORT_DIR, ""), summary.root):
         st.caption("That is the last export that worked. The Output folder on the left names another folder, and "
@@ -342,8 +343,9 @@ def batch_panel(combined: fleet.CombinedDatasource) -> None:
     """What a push of the batch sends, and a full validation on demand (each video was validated
     when the batch added it)."""
     running = " so far (a batch is still writing it: it can be pushed once the batch ends)"
-    st.info(f"The batch's combined Lightly datasource: {len(combined.frame_counts):,} videos, {combined.frames:,} "
-            f"frames, {combined.flagged:,} flagged frames{running if combined.running else ''}. Each video was "
+    st.info(f"The batch's combined Lightly datasource: {counted(len(combined.frame_counts), 'video')}, "
+            f"{counted(combined.frames, 'frame')}, {counted(combined.flagged, 'flagged frame')}"
+            f"{running if combined.running else ''}. Each video was "
             "validated when the batch added it; failed videos are not in it.", icon=":material/dataset:")
     st.code(str(Datasource(combined.root).lightly), language=None)
     if st.button("Validate every file", icon=":material/rule:", help="Every rule of the format, on every file: "

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.lightly.datasource import frame_name
 from core.words import markdown_literal
-from test_app import click, metric
+from test_app import click, export_from_app, metric
 
 TRACK = 60  # frames 0..59 of the sample: one walker-sized box moving 2 px a frame
 DROPPED, GHOST = 20, 40  # the box is missing on frame 20; a one-frame box stands elsewhere on frame 40
@@ -237,7 +237,7 @@ def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
 
 
 def test_the_export_page_counts_one_flagged_frame_in_the_singular(app, tmp_path):
-    """The labels flag one frame: the Export page read "1 flagged frames at IoU tracking ..."."""
+    """The labels flag one frame: the Export page read "1 flagged frames at IoU tracking ...", and so did its export."""
     load_sample(app)
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
@@ -249,3 +249,6 @@ def test_the_export_page_counts_one_flagged_frame_in_the_singular(app, tmp_path)
     app.run()
     assert not app.exception
     assert any(c.value.startswith("vtest.avi: 1 flagged frame at IoU tracking") for c in app.caption), [c.value for c in app.caption]
+    export_from_app(app, tmp_path / "export")
+    (done,) = [s.value for s in app.success if s.value.startswith("Exported to")]
+    assert "795 frames, 60 boxes, 1 flagged frame (every rule" in done, done
