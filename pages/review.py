@@ -37,12 +37,13 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     """Flicker's counts; with other assertions enabled, a row each (flagged and reviewed frames)
     and the frames any of them flags, where J / K go by default."""
     flicker, n, flagged = view.flicker, view.n_frames, view.flagged_frames
+    every = view.assertion_flags
     rows = st.columns(2), st.columns(2), st.columns(2)
-    rows[0][0].metric("Flagged frames", f"{len(flagged):,}")
+    # beside other assertions, "flagged" alone would read as the frames any of them flags (Fleet's count, the table's Any)
+    rows[0][0].metric("Flagged frames" if len(every) == 1 else "Flagged by flicker", f"{len(flagged):,}")
     rows[0][1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
     rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")
-    every = view.assertion_flags
     rows[2][0].metric("Reviewed", reviewed(every[FLICKER], verdicts[FLICKER]),
                       help="Frames flicker flags at these thresholds that have a verdict, of all it flags (the table "
                            "below counts each assertion when others are on; Fleet counts at the batch's thresholds, the "
