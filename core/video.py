@@ -52,8 +52,9 @@ class VideoInfo:
     reordered: bool = field(compare=False, default=False)
     # Frames an MP4 edit list hides (a trim by stream copy off a keyframe): decoded, never shown, not counted.
     hidden_frames: int = field(compare=False, default=0)
-    # Which of the file's video streams is read, by its place among them (:func:`video_stream`): until FFmpeg's pick,
-    # the first was read whatever the file held, so what is keyed by the video (detection cache, seek proxy) says it.
+    # Which of the file's video streams is read, by its place among them (:func:`probe` picks the longest): the first
+    # was read whatever the file held until 2026-12-07, so what is keyed by the video (detection cache, seek proxy)
+    # says it where it is not the first.
     stream: int = 0
 
     @property
@@ -95,9 +96,11 @@ def video_stream(container: av.container.InputContainer, place: int | None = Non
     """The video stream that is read: the one at ``place`` among the container's video streams (a probe's
     :attr:`VideoInfo.stream`, which :func:`probe` picks by length); without one, FFmpeg's pick among those that
     are not cover pictures, which is the probe's unless the streams' lengths say otherwise."""
-    if place is not None:
-        return container.streams.video[place]
-    return _ffmpeg_pick(container, _moving_streams(container))
+    if place is None:
+        return _ffmpeg_pick(container, _moving_streams(container))
+    if place >= len(container.streams.video):  # the file was replaced since its probe
+        raise VideoError(f"{Path(container.name).name} changed since it was opened: open it again")
+    return container.streams.video[place]
 
 
 def _moving_streams(container: av.container.InputContainer) -> list[av.VideoStream]:

@@ -454,3 +454,16 @@ def test_a_one_frame_picture_track_beside_the_video_is_never_read_as_the_video(t
     assert len(decoded) == 12 and np.abs(decoded[-1].astype(int) - frames[-1]).mean() < 8
     reader = FrameReader(info)
     assert np.array_equal(reader[11], decoded[11]) and np.array_equal(reader[3], decoded[3])
+
+
+def test_a_file_replaced_since_its_probe_by_one_with_fewer_video_streams_says_so(tmp_path):
+    """The probe's pick is kept by its place among the video streams; a file with fewer of them since raised an
+    IndexError in every reader."""
+    from dataclasses import replace
+
+    path = write_video(tmp_path / "one_stream.mp4", sample_frames(3))
+    info = replace(probe(path), stream=1)  # as probed when the file held a second video stream
+    with pytest.raises(VideoError, match="one_stream.mp4 changed since it was opened"):
+        FrameReader(info)[0]
+    with pytest.raises(VideoError, match="changed since"):
+        next(iter_frames(info))
