@@ -29,7 +29,7 @@ BOX_PURPOSES = ("Predictions: review their flags", "Labels: check them")
 LABEL_AUDIT = "label_audit"  # (detection_id, LabelAudit) of the labels last checked
 MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Upload weights")
 DEVICES = ("auto", "cpu", "cuda")
-CLASSES_FROM_URL = "load_classes_from_url"  # class ids a reload or the review brings, until the model names them
+CLASSES_FROM_URL = "load_classes_from_url"  # a reload's class ids, or a batch review's names or ids, until the model names them
 WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
 DETECTION_FPS = "load_detection_fps"  # the speed of the run just done, for the summary drawn after it
 
@@ -100,8 +100,9 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
     st.caption(f"running on **{detector.device}** · {len(detector.names)} "
                f"class{'es' if len(detector.names) != 1 else ''}")
     names = detector.names
-    if (ids := st.session_state.pop(CLASSES_FROM_URL, None)) is not None:  # a reload's classes, by id
-        st.session_state["classes"] = [names[int(i)] for i in ids if int(i) in names]
+    if (given := st.session_state.pop(CLASSES_FROM_URL, None)) is not None:  # a reload's ids; a batch's names or ids
+        wanted = {str(c).lower() for c in given}  # as --classes took them (resolve_classes): int() of a name raised
+        st.session_state["classes"] = [name for i, name in sorted(names.items()) if str(i) in wanted or name.lower() in wanted]
     chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
     # kept as ids (the URL writes classes=0,2), in the strings DetectorSpec holds
     classes = tuple(str(i) for i, name in sorted(names.items()) if name in chosen) or None

@@ -230,3 +230,19 @@ def test_one_videos_export_is_scheduled_with_ghost_exactly_when_it_holds_ghost(f
     assert metadata["metadata"]["ghost"] == 1.0  # the planted one-frame box
     assert "ghost_strength" in {s.key for s in at.slider}
     assert weighted_keys(schedule_with_fake(at, monkeypatch)) == {"flickering": 1.0, "ghost": 1.0}
+
+
+def test_load_opened_after_a_batch_review_whose_classes_are_names_keeps_them(fresh, tmp_path):
+    """The Load page's model panel opens on the review's detector; a batch's recorded classes are as its
+    --classes gave them (names or ids), and a name went through int(): a ValueError traceback on Load."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "walk.mp4", sample_frames(20, start=10))
+    out = tmp_path / "out"
+    run_batch(BatchConfig((str(videos),), RunConfig(out=out, detector=DetectorSpec(classes=("person",),
+                                                                                   cache_dir=tmp_path / "cache"))))
+    at = review_link(fresh, {"batch": str(out), "relpath": "walk.mp4"})
+    at.switch_page("pages/load.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="classes").value == ["person"]
