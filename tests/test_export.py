@@ -77,6 +77,19 @@ def test_the_sample_shown_after_an_export_is_a_flagged_frame_with_boxes(tmp_path
     assert sample_files(tmp_path, "det", search=0)[0].name == f"cars-{first_with_boxes:03d}-mp4.json"
 
 
+
+def test_the_sample_after_an_export_is_shown_when_its_manifest_is_damaged_since(tmp_path):
+    """The Export page draws the sample on every rerun after an export, outside any error boundary: a manifest
+    damaged since (or replaced) stopped the page on an ExportError traceback; the tutorial's 1.0 still finds one."""
+    from core.lightly.datasource import Datasource
+
+    video = video_export("cars.mp4", 120)
+    export_datasource(tmp_path, [video], task="det")
+    Datasource(tmp_path).manifest.write_text("{damaged")
+    _, metadata = sample_files(tmp_path, "det")
+    assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
+
+
 def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):
     video = video_export("walk.avi", 200, seed=4)
     export_datasource(tmp_path, [video], task="t")

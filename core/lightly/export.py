@@ -464,7 +464,11 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
     largest cut the export recorded, a frame is flagged whichever of its videos it is in."""
     datasource = Datasource(out_dir)
     task_dir = datasource.task_dir(task)
-    above = max((entry[FLAGGED_ABOVE] for entry in read_manifest(out_dir) if entry.get(FLAGGED_ABOVE) is not None), default=None)
+    try:  # drawn on each rerun after an export, which a manifest damaged since must not stop: the tutorial's 1.0 then
+        above = max((entry[FLAGGED_ABOVE] for entry in read_manifest(out_dir) if entry.get(FLAGGED_ABOVE) is not None),
+                    default=None)
+    except (ExportError, OSError, ValueError):
+        above = None
     first = None
     for path in sorted(task_dir.rglob("*.json")):
         if path.name == "schema.json" or not orjson.loads(path.read_bytes())["predictions"]:
