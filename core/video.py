@@ -92,15 +92,20 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path.name} is empty (0 bytes)")
 
 
-def video_stream(container: av.container.InputContainer, place: int | None = None) -> av.VideoStream:
+def video_stream(container: av.container.InputContainer, place: int) -> av.VideoStream:
     """The video stream that is read: the one at ``place`` among the container's video streams (a probe's
-    :attr:`VideoInfo.stream`, which :func:`probe` picks by length); without one, FFmpeg's pick among those that
-    are not cover pictures, which is the probe's unless the streams' lengths say otherwise."""
-    if place is None:
-        return _ffmpeg_pick(container, _moving_streams(container))
+    :attr:`VideoInfo.stream`, or :func:`stream_place`'s)."""
     if place >= len(container.streams.video):  # the file was replaced since its probe
         raise VideoError(f"{Path(container.name).name} changed since it was opened: open it again")
     return container.streams.video[place]
+
+
+def stream_place(container: av.container.InputContainer) -> int:
+    """The place among the video streams of the one :func:`probe` reads: the longest of those that are not
+    cover pictures (counted in a pass over the file where there are several; the container is then at its end)."""
+    candidates = _moving_streams(container)
+    picked = candidates[0] if len(candidates) == 1 else _longest(container, candidates, _demux_index(container, candidates)[0])
+    return next(i for i, stream in enumerate(container.streams.video) if stream.index == picked.index)
 
 
 def _moving_streams(container: av.container.InputContainer) -> list[av.VideoStream]:
@@ -377,8 +382,11 @@ def iter_frames(
     path = info.path if info is not None else Path(video)
     if threaded is None:
         threaded = (os.cpu_count() or 1) >= 4
+    if info is None:
+        with open_video(path) as container:
+            place = stream_place(container)
     with open_video(path) as container:
-        stream = video_stream(container, info.stream if info is not None else None)
+        stream = video_stream(container, info.stream if info is not None else place)
         if threaded:
             stream.thread_type = "AUTO"
         if info is None:

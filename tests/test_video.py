@@ -452,6 +452,8 @@ def test_a_one_frame_picture_track_beside_the_video_is_never_read_as_the_video(t
     assert info.stream == (1 if picture_first else 0)
     decoded = [frame for _, frame in iter_frames(info)]
     assert len(decoded) == 12 and np.abs(decoded[-1].astype(int) - frames[-1]).mean() < 8
+    by_path = [frame for _, frame in iter_frames(path)]  # no probe: the same stream, from its first frame
+    assert len(by_path) == 12 and all(np.array_equal(a, b) for a, b in zip(by_path, decoded))
     reader = FrameReader(info)
     assert np.array_equal(reader[11], decoded[11]) and np.array_equal(reader[3], decoded[3])
 
