@@ -104,18 +104,18 @@ def stream_place(container: av.container.InputContainer) -> int:
     """The place among the video streams of the one :func:`probe` reads: the longest of those that are not
     cover pictures (counted in a pass over the file where there are several; the container is then at its end)."""
     candidates = _moving_streams(container)
-    picked = candidates[0] if len(candidates) == 1 else _longest(container, candidates, _demux_index(container, candidates)[0])
-    return next(i for i, stream in enumerate(container.streams.video) if stream.index == picked.index)
+    return _place(container, candidates[0] if len(candidates) == 1 else
+                  _longest(container, candidates, _demux_index(container, candidates)[0]))
+
+
+def _place(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """``stream``'s place among the container's video streams (what :attr:`VideoInfo.stream` keeps)."""
+    return next(i for i, candidate in enumerate(container.streams.video) if candidate.index == stream.index)
 
 
 def _moving_streams(container: av.container.InputContainer) -> list[av.VideoStream]:
     """The video streams that are not a cover picture (``attached_pic``: a still shown beside sound)."""
     return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-
-
-def _ffmpeg_pick(container: av.container.InputContainer, candidates: list[av.VideoStream]) -> av.VideoStream:
-    best = container.streams.best("video")
-    return best if best in candidates else candidates[0]
 
 
 def open_video(path: Path) -> av.container.InputContainer:
@@ -164,7 +164,7 @@ def probe(path: str | Path) -> VideoInfo:
         candidates = _moving_streams(container)
         indexes, truncated = _demux_index(container, candidates)
         stream = _longest(container, candidates, indexes)
-        place = next(i for i, candidate in enumerate(container.streams.video) if candidate.index == stream.index)
+        place = _place(container, stream)
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
         _check_frame_size(path, width, height)
@@ -251,7 +251,9 @@ def _longest(container, candidates: list, indexes: dict) -> av.VideoStream:
     """The stream of most packets, FFmpeg's pick among the longest: FFmpeg ranks a stream marked default first,
     and a one-frame picture track marked default came before twelve frames of video that were not."""
     most = max(len(indexes[stream.index][0]) for stream in candidates)
-    return _ffmpeg_pick(container, [stream for stream in candidates if len(indexes[stream.index][0]) == most])
+    longest = [stream for stream in candidates if len(indexes[stream.index][0]) == most]
+    best = container.streams.best("video")
+    return best if best in longest else longest[0]
 
 
 def _from_first_keyframe(pts: list, keyframe_flags: list[bool], discarded: list[bool]) -> tuple[list, list[bool], list[bool], int]:
