@@ -84,7 +84,7 @@ from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
 from core.flicker import FlickerResult
 from core.lightly.datasource import FLICKERING_KEY, frame_name
-from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE
+from core.lightly.export import flags_recorded
 from core.paths import check_output_folder, recover_swaps, staged_dir, swap_in
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
@@ -302,7 +302,7 @@ def flagged_frames(video: SourceVideo, flicker: FlickerResult) -> np.ndarray:
     """The frames the source flags: an export's recorded flags (binary, or scores with their recorded cut), else
     ``flicker``'s (see the module docstring)."""
     values = video.metadata.get(FLICKERING_KEY) if video.metadata is not None else None
-    if values is None or (video.flagged_above is None and not np.isin(values, (FLAGGED_VALUE, UNFLAGGED_VALUE)).all()):
+    if values is None or not flags_recorded(values, video.flagged_above):
         return np.flatnonzero(flicker.flag_array)
     recorded = video.flickering_flags()
     if not np.array_equal(recorded, flicker.flag_array):

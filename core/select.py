@@ -12,7 +12,7 @@ import numpy as np
 
 from core.detections import Detections
 from core.lightly.datasource import FLICKERING_KEY, Datasource
-from core.lightly.export import FLAGGED_VALUE, UNFLAGGED_VALUE, flickering_flags, flickering_values
+from core.lightly.export import flags_recorded, flickering_flags, flickering_values
 from core.paths import check_no_links, check_output_folder, within, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
@@ -105,7 +105,7 @@ def _metadata(sources: list[SourceVideo]) -> tuple[list[dict[str, np.ndarray]], 
 def _uncut(video: SourceVideo, metadata: dict[str, np.ndarray]) -> bool:
     """Whether the video's flags are only its values of 1.0 for want of a recorded cut, which in a score export
     leaves most of its flagged frames uncounted."""
-    return video.flagged_above is None and not np.isin(metadata[FLICKERING_KEY], (FLAGGED_VALUE, UNFLAGGED_VALUE)).all()
+    return not flags_recorded(metadata[FLICKERING_KEY], video.flagged_above)
 
 
 def _earlier_picks(out: Path) -> list[Path]:

@@ -129,6 +129,12 @@ def flags_flipped(values: np.ndarray, flags: np.ndarray, above: float) -> list[i
     return np.flatnonzero(flickering_flags(values, above) != np.asarray(flags, bool)).tolist()
 
 
+def flags_recorded(values, above: float | None) -> bool:
+    """Whether an export's flickering values tell its flags: the tutorial's binary values, or any values with the
+    cut its manifest recorded (``above``); not a score export from before the cut was recorded."""
+    return above is not None or bool(np.isin(values, (FLAGGED_VALUE, UNFLAGGED_VALUE)).all())
+
+
 def flickering_flags(values, above: float | None, flipped: Collection[int] = (), frames=None) -> np.ndarray:
     """Which frames an export's flickering values mark flagged: those past the cut its manifest recorded for the
     video (:data:`FLAGGED_ABOVE`) but the ``flipped`` frames it lists, else (an export from before it was recorded)
