@@ -42,6 +42,18 @@ def load_sample(app):
     assert metric(app, "Frames") == "795"
 
 
+def use_boxes_path(app, path, as_labels: bool = False, fmt: str | None = None) -> None:
+    """Boxes made elsewhere, from a path on this machine: as predictions to review, or as labels to check."""
+    app.segmented_control(key="boxes_origin").set_value("Local path")
+    if as_labels:
+        app.radio(key="boxes_purpose").set_value("Labels: check them")
+    if fmt is not None:
+        app.selectbox(key="boxes_format").set_value(fmt)
+    app.run()
+    app.text_input(key="boxes_path").input(str(path))
+    click(app, "Use these boxes")
+
+
 def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_path):
     load_sample(app)
     app.file_uploader(key="boxes_upload").upload("predictions.json", coco_bytes(), "application/json")
@@ -61,11 +73,7 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     app.switch_page("pages/load.py")
     app.run()
     assert any("boxes of predictions.json" in s.value for s in app.success)  # still what the review shows
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.radio(key="boxes_purpose").set_value("Labels: check them")
-    app.run()
-    app.text_input(key="boxes_path").input(str(labels))
-    click(app, "Use these boxes")
+    use_boxes_path(app, labels, as_labels=True)
     assert not app.error, [e.value for e in app.error]
     (table,) = [d.value for d in app.dataframe]
     listed = set(zip(table["frame"].tolist(), table["assertion"].tolist()))
@@ -163,12 +171,7 @@ def test_a_reload_of_the_load_page_reads_its_boxes_file_again_as_labels(app, tmp
     load_sample(app)
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.radio(key="boxes_purpose").set_value("Labels: check them")
-    app.selectbox(key="boxes_format").set_value("mot")
-    app.run()
-    app.text_input(key="boxes_path").input(str(labels))
-    click(app, "Use these boxes")
+    use_boxes_path(app, labels, as_labels=True, fmt="mot")
     assert app.query_params["boxes"] == str(labels) and app.query_params["boxes_purpose"] == "labels"
 
     again = reloaded(app)
@@ -216,11 +219,7 @@ def test_labels_a_review_link_opened_are_listed_on_the_load_page(app, tmp_path):
     load_sample(app)
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.radio(key="boxes_purpose").set_value("Labels: check them")
-    app.run()
-    app.text_input(key="boxes_path").input(str(labels))
-    click(app, "Use these boxes")
+    use_boxes_path(app, labels, as_labels=True)
     app.switch_page("pages/review.py")
     app.run()
     review = reopen_review(app.query_params)
@@ -241,10 +240,7 @@ def test_the_export_page_counts_one_flagged_frame_in_the_singular(app, tmp_path)
     load_sample(app)
     labels = tmp_path / "gt.txt"
     labels.write_text(mot_text())
-    app.segmented_control(key="boxes_origin").set_value("Local path")
-    app.run()
-    app.text_input(key="boxes_path").input(str(labels))
-    click(app, "Use these boxes")
+    use_boxes_path(app, labels)
     app.switch_page("pages/export.py")
     app.run()
     assert not app.exception
