@@ -13,7 +13,7 @@ from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
 from core.run import RunConfig
-from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
+from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec, resolve_classes
 from core.uploads import discard_upload, save_upload, upload_as_file
 from core.video import VIDEO_EXTENSIONS
 from core.words import counted, markdown_literal
@@ -101,12 +101,23 @@ def model_panel() -> tuple[Detector | None, DetectorSpec | None]:
                f"class{'es' if len(detector.names) != 1 else ''}")
     names = detector.names
     if (given := st.session_state.pop(CLASSES_FROM_URL, None)) is not None:  # a reload's ids; a batch's names or ids
-        wanted = {str(c).lower() for c in given}  # as --classes took them (resolve_classes): int() of a name raised
-        st.session_state["classes"] = [name for i, name in sorted(names.items()) if str(i) in wanted or name.lower() in wanted]
+        st.session_state["classes"] = [names[i] for i in known_classes(given, names)]
     chosen = st.multiselect("Classes to keep (empty: all)", list(names.values()), key="classes")
     # kept as ids (the URL writes classes=0,2), in the strings DetectorSpec holds
     classes = tuple(str(i) for i, name in sorted(names.items()) if name in chosen) or None
     return detector, DetectorSpec(weights, device, conf, classes)
+
+
+def known_classes(given, names: dict[int, str]) -> list[int]:
+    """The ids of the classes ``given`` (names or ids, as --classes takes them) that this model has: one from
+    another model's link is left out, not an error."""
+    ids: set[int] = set()
+    for item in given:
+        try:
+            ids.update(resolve_classes([item], names) or ())
+        except UserError:
+            pass
+    return sorted(ids)
 
 
 def kept_weights(upload) -> str:
