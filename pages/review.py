@@ -40,7 +40,7 @@ def counts_panel(view: FlickerView, verdicts: dict[str, dict[int, str]]) -> None
     every = view.assertion_flags
     rows = st.columns(2), st.columns(2), st.columns(2)
     # beside other assertions, "flagged" alone would read as the frames any of them flags (Fleet's count, the table's Any)
-    rows[0][0].metric("Flagged frames" if len(every) == 1 else "Flagged by flicker", f"{len(flagged):,}")
+    rows[0][0].metric("Flagged frames" if len(every) == 1 else "Flicker flags", f"{len(flagged):,}")
     rows[0][1].metric("Share of frames", f"{len(flagged) / max(n, 1):.1%}")
     rows[1][0].metric("Imputed boxes", f"{len(flicker.imputed_frame):,}")
     rows[1][1].metric("Boxes kept", f"{len(view.detections):,}")

@@ -82,7 +82,7 @@ def test_a_coco_upload_and_a_mot_path_are_reviewed_without_a_detector(app, tmp_p
     assert [b for b in app.get("download_button") if b.proto.label == "Download as CSV"]
     app.switch_page("pages/review.py")
     app.run()
-    assert metric(app, "Boxes kept") == str(len(planted_boxes())) and metric(app, "Flagged by flicker") == "1"
+    assert metric(app, "Boxes kept") == str(len(planted_boxes())) and metric(app, "Flicker flags") == "1"
     # Review opens on what the check listed: the ghost too, not flicker alone
     assert app.session_state["assertions"] == ["ghost", "class-flip"]
     (counts,) = [t.value for t in app.table if "Assertion" in t.value]
@@ -187,7 +187,7 @@ def test_a_reload_of_the_load_page_reads_its_boxes_file_again_as_labels(app, tmp
     assert again.button(key="run_detection").proto.type == "secondary"  # the next step is Review, not a run owed
     again.switch_page("pages/review.py")
     again.run()
-    assert metric(again, "Boxes kept") == str(len(planted_boxes())) and metric(again, "Flagged by flicker") == "1"
+    assert metric(again, "Boxes kept") == str(len(planted_boxes())) and metric(again, "Flicker flags") == "1"
     assert again.session_state["assertions"] == ["ghost", "class-flip"]  # what the check lists, as on the first read
 
     monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / "allowed"))  # served beyond localhost: the URL's path is refused

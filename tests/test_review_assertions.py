@@ -130,7 +130,7 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
     assert not app.exception, app.exception
     assert not [c for c in app.caption if c.value.startswith("Class flip cannot fire")], "two classes: it can"
     # flicker's flags do not change when others are added, and say they are flicker's beside the table's Any
-    assert metric(app, "Flagged by flicker") == flicker_flagged and "Flagged frames" not in [m.label for m in app.metric]
+    assert metric(app, "Flicker flags") == flicker_flagged and "Flagged frames" not in [m.label for m in app.metric]
     index = NeighbourIndex.from_detections(app.session_state["review"].detections)
     for iou in (0.8, TRACK_IOU):
         app.slider(key="iou_track").set_value(iou)
@@ -140,7 +140,7 @@ def test_enabling_ghost_and_class_flip_on_the_review_page_counts_them_and_retune
         shown = counts(app)
         assert shown["Ghost"] == (f"{int(ghost.sum()):,}", f"0 / {int(ghost.sum())}") and ghost.sum() > 3
         assert shown["Class flip"] == (f"{int(flip.sum()):,}", f"0 / {int(flip.sum())}")
-        assert shown["Flicker"] == (metric(app, "Flagged by flicker"), f"0 / {int(flicker.sum())}")
+        assert shown["Flicker"] == (metric(app, "Flicker flags"), f"0 / {int(flicker.sum())}")
         assert shown["Any"][0] == f"{int((ghost | flip | flicker).sum()):,}"
         flooding = [c.value for c in app.caption if c.value.startswith("Ghost flags ")]
         # a looser tracking IoU matches more boxes to a neighbour: fewer ghosts (raising it, as for flicker, adds some)

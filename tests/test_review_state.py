@@ -123,7 +123,7 @@ def test_a_link_names_the_boxes_file_and_a_reload_reads_it_again(fresh, tmp_path
     at = review_link(fresh, {"video": str(SAMPLE_VIDEO), "boxes": str(labels), "boxes_format": "mot",
                              "frame": str(DROPPED), "assertions": "ghost"})
     assert not at.error and not at.info, ([e.value for e in at.error], [i.value for i in at.info])
-    assert metric(at, "Boxes kept") == str(len(planted_boxes())) and metric(at, "Flagged by flicker") == "1"
+    assert metric(at, "Boxes kept") == str(len(planted_boxes())) and metric(at, "Flicker flags") == "1"
     assert at.session_state["frame"] == DROPPED and at.session_state["assertions"] == ["ghost"]
     link = url(at)
     assert (link["boxes"], link["boxes_format"], link["assertions"]) == (str(labels), "mot", "ghost")
