@@ -9,13 +9,18 @@ sample). It is used for display only; detection and export always read the origi
 
 A proxy is trusted only after it proved itself: its structure (frame count, size, one timestamp
 per frame, a keyframe every ``PROXY_GOP`` frames) and sampled frames, read back through random
-seeks, against the original's (PSNR >= ``MIN_PSNR_DB``). One that fails is never written.
+seeks, against the original's (PSNR >= ``MIN_PSNR_DB``). One that fails is never written. Beside
+it lie its packets' CRC-32 sums, taken once it passed: every packet read later is checked against
+them, so a proxy changed on disk since (a bad sector, a cache copied while written) gives way to
+the original rather than show damaged frames that still decode.
 """
 from __future__ import annotations
 
 import os
 import re
 import threading
+import time
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,13 +32,14 @@ from core.errors import VideoError
 from core.video import FrameReader, VideoInfo, open_video, placed_frames, probe, shown, video_stream
 
 PROXY_GOP = 12
-PROXY_VERSION = 2  # in the file name: proxies written before frame timestamps were fixed are never opened
+PROXY_VERSION = 3  # in the file name: proxies written before their packet sums (2) or fixed timestamps are never opened
 MIN_PSNR_DB = 35.0
 CHECKED_FRAMES = 9  # frames compared with the original after a build, spread over the video
 DEFAULT_CACHE_GB = 20.0  # proxies kept at most (FLICKER_PROXY_CACHE_GB): a 10-minute 1080p video's is ~1 GB
 _PROXY_NAME = re.compile(r"[0-9a-f]+-[0-9]+(?:-r[0-9]+)?(?:-s[0-9]+)?-v([0-9]+)\.mp4")
 # paths.atomic_path's, while a build writes
-_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+(?:-r[0-9]+)?(?:-s[0-9]+)?-v[0-9]+\.mp4\..+\.mp4")
+_BUILD_NAME = re.compile(r"\.[0-9a-f]+-[0-9]+(?:-r[0-9]+)?(?:-s[0-9]+)?-v[0-9]+\.mp4(?:\..+\.mp4|\.sums\..+\.partial)")
+_SUMS_NAME = re.compile(_PROXY_NAME.pattern + r"\.sums")
 _builds: dict[str, threading.Thread] = {}
 _builds_lock = threading.Lock()
 
@@ -45,19 +51,51 @@ def proxy_path(info: VideoInfo, cache_dir: Path | None = None) -> Path:
     return (cache_dir or paths.cache_dir()) / "proxies" / name
 
 
+def sums_path(proxy: Path) -> Path:
+    """Where the CRC-32 sums of a proxy's packets lie, one per frame (little-endian uint32)."""
+    return proxy.with_name(proxy.name + ".sums")
+
+
 def build_seek_proxy(info: VideoInfo, target: Path, cancel: threading.Event | None = None) -> Path | None:
-    """Transcode ``info`` to ``target`` (atomically). Returns None when cancelled, when the video
-    cannot be transcoded, or when the proxy would not match the original frame for frame."""
+    """Transcode ``info`` to ``target`` (atomically), its packet sums beside it. Returns None when cancelled,
+    when the video cannot be transcoded, or when the proxy would not match the original frame for frame."""
     checked = _checked_indices(info.frame_count)
     try:
         with paths.atomic_path(target, suffix=".mp4") as partial:
             originals = _transcode(info, partial, checked, cancel)
-            if originals is None or not proxy_matches(info, probe(partial), originals):
+            if originals is None:
                 raise _Rejected
+            proxy = probe(partial)
+            if not proxy_matches(info, proxy, originals):
+                raise _Rejected
+            # the sums first: a proxy found without its sums is never opened
+            paths.write_atomic(sums_path(target), packet_sums(proxy).astype("<u4").tobytes())
     except (_Rejected, av.error.FFmpegError, OSError, VideoError):
         return None
     prune_proxies(target.parent, keep=target)
     return target
+
+
+def packet_sums(proxy: VideoInfo) -> np.ndarray:
+    """CRC-32 of each frame's packet as the demuxer gives it, by frame (a proxy has one packet per frame,
+    no B-frames). A frame whose packet is missing keeps 0, which no later reading matches by chance often."""
+    frame_of = {int(pts): i for i, pts in enumerate(proxy.frame_pts)}
+    sums = np.zeros(proxy.frame_count, np.uint32)
+    with open_video(proxy.path) as container:
+        for packet in container.demux(video_stream(container, proxy.stream)):
+            if packet.pts is not None and packet.pts in frame_of:
+                sums[frame_of[packet.pts]] = zlib.crc32(packet)
+    return sums
+
+
+def _read_sums(proxy: Path, frame_count: int) -> np.ndarray | None:
+    """The proxy's packet sums; None when they are missing, unreadable or not one per frame."""
+    try:
+        with sums_path(proxy).open("rb") as file:
+            data = file.read(4 * frame_count + 1)  # bounded: a file of another size is refused unread
+    except OSError:
+        return None
+    return np.frombuffer(data, "<u4") if len(data) == 4 * frame_count else None
 
 
 def cache_limit_bytes() -> int:
@@ -83,7 +121,35 @@ def prune_proxies(folder: Path, keep: Path | None = None, limit_bytes: int | Non
     with _builds_lock:
         for path in deleted:
             _builds.pop(str(path), None)  # so the next reader of that video builds it again
+    for path in deleted:
+        _unlink(sums_path(path))
+    _prune_orphan_sums(folder)
     return deleted
+
+
+def _prune_orphan_sums(folder: Path) -> None:
+    """Sums whose proxy is gone (deleted by hand, or a build killed between the two renames); a fresh one may
+    be its build's, written just before the proxy, so only those untouched for paths.ABANDONED_WRITE_S go."""
+    abandoned_before = time.time() - paths.ABANDONED_WRITE_S
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _SUMS_NAME.fullmatch(entry.name)
+        try:
+            orphan = match and entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < abandoned_before
+        except OSError:
+            continue
+        if orphan and not (folder / entry.name[:-len(".sums")]).exists():
+            _unlink(Path(entry.path))
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only cache: the next prune tries again
 
 
 class _Rejected(Exception):
@@ -173,14 +239,15 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
     matches exists (its structure, and its frame 0 the original's); otherwise on the original, after starting the
     proxy build in a background thread (once per video), so later calls get the fast one."""
     target = proxy_path(info, cache_dir)
-    if target.is_file():
+    sums = _read_sums(target, info.frame_count) if target.is_file() else None
+    if sums is not None:
         try:
             proxy = probe(target)
         except VideoError:
             proxy = None
         if proxy is not None and proxy_matches(info, proxy) and proxy_matches(info, proxy, {0: _first_frame(info)}):
             paths.mark_used(target)
-            return _ProxyReader(proxy, info, cache_frames)
+            return _ProxyReader(proxy, info, cache_frames, sums)
     if build and len(info.keyframes) * PROXY_GOP < info.frame_count:  # long GOPs only
         with _builds_lock:
             if str(target) not in _builds:
@@ -192,12 +259,15 @@ def reader_for_display(info: VideoInfo, cache_dir: Path | None = None, build: bo
 
 
 class _ProxyReader(FrameReader):
-    """A reader on a seek proxy that reads the original instead from the first frame the proxy fails to
-    decode (its file damaged on disk since it was checked): those frames were undisplayable ("<digest>.mp4:
-    frame 85 could not be decoded") though the original decodes them. The proxy is deleted, to be built again."""
+    """A reader on a seek proxy that reads the original instead from the first packet whose sum differs from
+    the one taken when the proxy was checked, or the first frame it fails to decode (its file damaged on disk
+    since): such frames were undisplayable ("<digest>.mp4: frame 85 could not be decoded"), or, where the
+    damage still decoded, shown garbled, though the original decodes them. The proxy is deleted, to be built
+    again."""
 
-    def __init__(self, proxy: VideoInfo, original: VideoInfo, cache_frames: int | None):
+    def __init__(self, proxy: VideoInfo, original: VideoInfo, cache_frames: int | None, sums: np.ndarray):
         super().__init__(proxy, cache_frames)
+        self._sums = {int(pts): int(sums[i]) for i, pts in enumerate(proxy.frame_pts)}
         self._original = original
         self._fallback: FrameReader | None = None
         self._fallback_lock = threading.Lock()
@@ -210,9 +280,14 @@ class _ProxyReader(FrameReader):
                 self._fall_back()
         return self._fallback.get(index)
 
+    def _vouch(self, packet: av.Packet) -> None:
+        if packet.size and self._sums.get(packet.pts) != zlib.crc32(packet):  # the demuxer's empty flush packet has none
+            raise VideoError(f"{self.info.name}: the packet of pts {packet.pts} differs from when it was checked")
+
     def _fall_back(self) -> None:
         with self._fallback_lock:
             if self._fallback is None:
+                _unlink(sums_path(self.info.path))
                 self.info.path.unlink(missing_ok=True)
                 with _builds_lock:
                     _builds.pop(str(self.info.path), None)  # so the next reader of the video builds it again

@@ -477,11 +477,12 @@ def placed_frames(container, stream, info: VideoInfo,
             warnings.warn(said, TruncatedVideoWarning, stacklevel=4)
 
 
-def _skipping_damage(container, stream) -> Iterator[av.VideoFrame]:
+def _skipping_damage(container, stream, vouch: Callable[[av.Packet], None]) -> Iterator[av.VideoFrame]:
     """The frames of ``stream`` from where the container is, a packet that does not decode skipped
     (as players skip it): the frames after it, up to the next keyframe, show with the damage
-    concealed rather than not at all."""
+    concealed rather than not at all. ``vouch`` sees each packet first and may refuse it (VideoError)."""
     for packet in container.demux(stream):
+        vouch(packet)
         try:
             yield from packet.decode()
         except av.error.FFmpegError:
@@ -568,7 +569,7 @@ class FrameReader:
         stream = video_stream(self._container, self.info.stream)
         self._container.seek(target, stream=stream, backward=True)
         self._next_index = None  # learnt from the first decoded frame's timestamp
-        self._decoder = _skipping_damage(self._container, stream)
+        self._decoder = _skipping_damage(self._container, stream, self._vouch)
 
     def _decode_until(self, index: int) -> np.ndarray:
         while (image := self._decode_from_here(index)) is None:
@@ -633,8 +634,12 @@ class FrameReader:
         else:
             self._container.seek(0, stream=video_stream(self._container, self.info.stream), backward=True)
         stream = video_stream(self._container, self.info.stream)
-        self._decoder = _skipping_damage(self._container, stream)
+        self._decoder = _skipping_damage(self._container, stream, self._vouch)
         self._next_index = 0
+
+    def _vouch(self, packet: av.Packet) -> None:
+        """Every packet read may be refused here (VideoError) before it is decoded: a seek proxy checks its
+        packets' sums. The original is read as it is."""
 
     def _remember(self, index: int, image: np.ndarray) -> None:
         self._cache[index] = image

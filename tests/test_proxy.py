@@ -24,6 +24,7 @@ from core.proxy import (
     prune_proxies,
     psnr,
     reader_for_display,
+    sums_path,
 )
 from core.video import FrameReader, iter_frames, probe
 from conftest import ENCODER_THREADS, sample_frames, write_video
@@ -145,6 +146,41 @@ def test_a_proxy_damaged_on_disk_since_gives_way_to_the_original(tmp_path):
     assert not target.exists()  # the next opening builds it again
 
 
+def test_a_proxy_garbled_on_disk_but_still_decodable_gives_way_to_the_original(tmp_path):
+    """Bytes flipped inside one packet of a checked proxy decode without an error, so the viewer showed the
+    frames after it garbled (25 dB off the original, the rest of the GOP) until the next keyframe. Every packet
+    read is checked against the sums taken when the proxy was built: the original is read from there on."""
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (384, 288)))
+    target = build_seek_proxy(info, proxy_path(info, tmp_path))
+    with av.open(str(target)) as container:
+        packets = [(packet.pos, packet.size) for packet in container.demux(container.streams.video[0]) if packet.size]
+    position, size = packets[85]
+    data = bytearray(target.read_bytes())
+    for k in range(position + size // 2, position + size // 2 + 16):
+        data[k] ^= 0x5A
+    target.write_bytes(bytes(data))
+    originals = [frame for _, frame in iter_frames(info)]
+    garbled = FrameReader(probe(target))
+    assert min(psnr(garbled.get(i), originals[i]) for i in range(80, 96)) < 30  # it decodes, wrongly
+    reader = reader_for_display(info, tmp_path, build=False)
+    assert reader.info.path == target  # its structure and frame 0 still pass
+    assert all(psnr(reader.get(i), originals[i]) >= MIN_PSNR_DB for i in range(FRAMES))
+    assert not target.exists() and not sums_path(target).exists()  # the next opening builds it again
+
+
+def test_a_proxy_without_its_sums_is_never_used(tmp_path):
+    info = probe(_encode(tmp_path / "clip.mp4", "libx264", X264_LONG_GOP, (384, 288)))
+    target = build_seek_proxy(info, proxy_path(info, tmp_path))
+    sums = sums_path(target)
+    assert len(sums.read_bytes()) == 4 * FRAMES
+    assert reader_for_display(info, tmp_path, build=False).info.path == target
+    for damaged in (sums.read_bytes()[:-4], sums.read_bytes() + bytes(4), b""):  # not one sum per frame
+        sums.write_bytes(damaged)
+        assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    sums.unlink()
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+
+
 def test_short_gop_videos_need_no_proxy(sample_slice, tmp_path):
     info = probe(sample_slice)
     assert len(info.keyframes) * PROXY_GOP >= info.frame_count
@@ -180,11 +216,16 @@ def test_proxies_are_pruned_to_the_limit_oldest_use_first_and_only_proxies(tmp_p
     abandoned = _stale(folder, f".{'f' * 64}-130-v{PROXY_VERSION}.mp4.x2.mp4", 999, 1)  # its process killed mid-write
     foreign = _stale(folder, "notes.mp4", 999, 1)
     (folder / f"{'9' * 64}-130-v{PROXY_VERSION}.mp4").symlink_to(foreign)  # a link is never followed or deleted
+    sums = {path: _stale(folder, sums_path(path).name, 4, time.time()) for path in (oldest, recent, just_built)}
+    orphan = _stale(folder, f"{'7' * 64}-130-v{PROXY_VERSION}.mp4.sums", 4, 1)  # its proxy deleted by hand
+    fresh = _stale(folder, f"{'8' * 64}-130-v{PROXY_VERSION}.mp4.sums", 4, time.time())  # a build's, before its proxy
 
     deleted = prune_proxies(folder, keep=just_built, limit_bytes=650)
     assert deleted == [abandoned, old_version, oldest, older]
+    assert not sums[oldest].exists() and not orphan.exists()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [recent.name, just_built.name, building.name, foreign.name, f"{'9' * 64}-130-v{PROXY_VERSION}.mp4"])
+        [recent.name, just_built.name, building.name, foreign.name, f"{'9' * 64}-130-v{PROXY_VERSION}.mp4",
+         sums[recent].name, sums[just_built].name, fresh.name])
     assert prune_proxies(folder, keep=just_built, limit_bytes=650) == []  # within the limit now
     assert prune_proxies(tmp_path / "none", limit_bytes=0) == []
 
