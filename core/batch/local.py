@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Iterator, Sequence
 
-from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, local_copy
+from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, identity_of, local_copy
 from core.detect import Progress
 from core.settings import DetectorSpec
 from core.video import TruncatedVideoWarning, probe
@@ -37,6 +37,7 @@ class LocalEngine:
             with local_copy(source, self.spec.cache_dir) as path, warnings.catch_warnings():
                 # what the probe and decoding warn of goes in the video's row (the report, summary.csv): said once
                 warnings.simplefilter("ignore", TruncatedVideoWarning)
+                identity = identity_of(source)  # before the probe hashes it: the driver checks it is the same after
                 info = probe(path)
                 progress.probed(info.frame_count, source.relpath)
                 detections = self.spec.detect(info, self.detector, update)
@@ -44,7 +45,7 @@ class LocalEngine:
             return Detected(source, error=failure_message(exc))
         stage_seconds = {name: last.done / fps for name, fps in last.stage_fps.items()}
         return Detected(source, info, detections, decode_s=stage_seconds.get("decode", 0.0),
-                        detect_s=stage_seconds.get("prepare", 0.0) + stage_seconds.get("infer", 0.0))
+                        detect_s=stage_seconds.get("prepare", 0.0) + stage_seconds.get("infer", 0.0), identity=identity)
 
     def close(self) -> None:
         pass

@@ -28,7 +28,7 @@ import numpy as np
 import ray
 
 from core.backends import FrameBoxes
-from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, local_copy
+from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, identity_of, local_copy
 from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections
 from core.detections import Detections
 from core.errors import UserError
@@ -76,12 +76,14 @@ class DetectorActor:
         return boxes, shipment.decode_s, time.perf_counter() - start, shipment.damage
 
 
-def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | None) -> Iterator[VideoInfo | Shipment]:
-    """Stage and probe the video, yield its VideoInfo, then its frames cut into the same detector
-    batches :func:`detect_video` would use (so both engines give identical boxes)."""
+def decode_video(source: VideoSource, worker: WorkerDetector, cache_dir: Path | None
+                 ) -> Iterator[tuple[VideoInfo, list[int] | None] | Shipment]:
+    """Stage and probe the video, yield its VideoInfo and the file's identity_of() before the probe hashed it, then its
+    frames cut into the same detector batches :func:`detect_video` would use (so both engines give identical boxes)."""
     with local_copy(source, cache_dir) as path:
+        identity = identity_of(source)  # this node's view: the driver's differs on another node, and then it is not kept
         info = probe(path)
-        yield info
+        yield info, identity
         clock = StageClock()
         damage: list[str] = []
         frames = clock.timed("decode", (frame for _, frame in iter_frames(info, pixel_format="bgr24", on_damage=damage.append)))
@@ -102,6 +104,7 @@ class _VideoRun:
     source: VideoSource
     generator: object  # ray.ObjectRefGenerator
     info: VideoInfo | None = None
+    identity: list[int] | None = None
     boxes: dict[int, list[FrameBoxes]] = field(default_factory=dict)  # by shipment index
     sent: int = 0
     exhausted: bool = False  # no more shipments will come
@@ -183,7 +186,7 @@ class RayEngine:
         if run.info is not None:
             return ref
         try:
-            run.info = ray.get(ref)
+            run.info, run.identity = ray.get(ref)
         except Exception as exc:  # the video cannot be staged or probed
             run.fail(exc)
             return None
@@ -211,12 +214,12 @@ class RayEngine:
         if run.error:
             return Detected(run.source, error=run.error)
         if run.cached is not None:
-            return Detected(run.source, run.info, run.cached)
+            return Detected(run.source, run.info, run.cached, identity=run.identity)
         per_frame = [frame for index in range(run.sent) for frame in run.boxes[index]]
         detections = _detections(per_frame, run.info, self.names)
         detections = replace(detections, decode_warning=run.damage) if run.damage else detections
         detections.save_cached(_cache_file(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir))
-        return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s)
+        return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s, identity=run.identity)
 
 
 def _detections(per_frame: list[FrameBoxes], info: VideoInfo, names: dict[int, str]) -> Detections:

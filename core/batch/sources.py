@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
@@ -45,6 +46,7 @@ class Detected:
     error: str = ""
     decode_s: float = 0.0
     detect_s: float = 0.0
+    identity: list[int] | None = None  # the local file's identity_of() when it was probed (and hashed)
 
 
 MAX_CELL_CHARS = 8000  # an error can quote a whole file's worth of text
@@ -91,6 +93,11 @@ class BatchProgress:
 
     def finished(self, row: VideoRow) -> None:
         """A video is done (it is in the export by now) or failed."""
+
+    def checking(self, relpath: str, done: int, total: int) -> None:
+        """Before any detection, done videos whose markers do not know their file (an older marker, a copy) are read
+        again to check they still hold what was exported: ``done`` of ``total`` bytes read so far, ``relpath`` being
+        read now ("" once all are)."""
 
 
 class Engine(Protocol):
@@ -219,6 +226,23 @@ def _bucket_sources(url: str) -> list[VideoSource]:
     if not sources:
         raise UserError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {url}")
     return sources
+
+
+def identity_of(source: VideoSource) -> list[int] | None:
+    """What a done marker knows a local video's file by: [device, inode, size, mtime, ctime], from one stat; None for a
+    bucket object and for anything but a regular file (a FIFO's open waits for a writer forever). The kernel sets
+    ctime on every change and no call sets it back, so a copy (`cp -p` keeps mtime only) or a rewrite never has the
+    identity of the file a marker was written for. Unlike :func:`core.paths.file_identity`, no path: a marker is
+    matched by relpath, and a folder moved to another place holds the same files."""
+    if source.remote:
+        return None
+    try:
+        status = os.stat(source.location)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
 
 
 def _remote_version(info: dict) -> str:
