@@ -277,6 +277,146 @@ def test_a_fifo_in_place_of_a_done_video_is_never_read_for_its_content_key(video
         pytest.fail("the resume waited on the FIFO")
     assert rows[0].status == "failed" and "not a regular file" in rows[0].error
 
+class ReadsRecorded(BatchProgress):
+    """What a resume reads again to check done videos: the hashes it makes and what it reports of them."""
+
+    def __init__(self, monkeypatch):
+        from core import paths
+
+        self.hashed, self.checks = [], []
+        hash_file = paths.hash_file
+
+        def recorded(path):
+            self.hashed.append(os.path.basename(path))
+            return hash_file(path)
+
+        monkeypatch.setattr(paths, "hash_file", recorded)
+
+    def checking(self, relpath, done, total):
+        self.checks.append((relpath, done, total))
+
+
+def empty_content_key_cache(monkeypatch, tmp_path):
+    """A cache with no content key remembered (cleared, or a new machine): only the done markers know the videos."""
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / f"empty-cache-{time.monotonic_ns()}"))
+
+
+def done_marker(out, relpath="x.mp4"):
+    return json.loads((out / ".batch" / "done" / f"{relpath}.json").read_bytes())
+
+
+def test_a_resume_with_an_empty_cache_reads_no_unchanged_video(videos, cache, tmp_path, monkeypatch):
+    """The content key of each done video was remembered only in the cache: the first resume after the cache was
+    cleared (or on Ray workers with caches of their own) read every done video again, minutes for a fleet, without a
+    word. The done marker names the file it was written for (device, inode, size, mtime, ctime): unchanged, it is
+    trusted without a read."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name, video in (("x.mp4", videos / "a.mp4"), ("y.mp4", videos / "sub" / "b.mp4")):
+        shutil.copy(video, folder / name)
+    out = tmp_path / "out"
+    assert [r.status for r in run_batch(config([folder], out, cache)).rows] == ["done", "done"]
+    status = (folder / "x.mp4").stat()
+    assert done_marker(out)["identity"] == [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+                                            status.st_ctime_ns]
+    empty_content_key_cache(monkeypatch, tmp_path)
+    reads = ReadsRecorded(monkeypatch)
+    report = run_batch(config([folder], out, cache), reads)
+    assert [r.status for r in report.rows] == ["skipped", "skipped"] and report.notes == ()
+    assert reads.hashed == [] and reads.checks == []
+
+
+def test_a_video_done_by_an_older_version_is_read_once_with_progress_then_trusted(videos, cache, tmp_path, monkeypatch):
+    """A marker from before markers named their file (or a `cp -p` of the same bytes: another inode) is checked by
+    reading the video whole, which is reported as it goes (bytes, the video being read); the marker then names the
+    file, so the next resume, even with an empty cache, reads nothing."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("x.mp4", "y.mp4"):
+        shutil.copy(videos / "a.mp4", folder / name)
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    older = {key: value for key, value in done_marker(out).items() if key not in ("identity", "fingerprint")}
+    (out / ".batch" / "done" / "x.mp4.json").write_text(json.dumps(older))  # as an earlier version wrote it
+    copied = folder / "y.mp4.copy"
+    shutil.copy2(folder / "y.mp4", copied)  # cp -p: the same bytes, size and mtime in another file
+    os.replace(copied, folder / "y.mp4")
+    empty_content_key_cache(monkeypatch, tmp_path)
+    reads = ReadsRecorded(monkeypatch)
+    report = run_batch(config([folder], out, cache), reads)
+    assert [r.status for r in report.rows] == ["skipped", "skipped"] and report.notes == ()
+    size = (folder / "x.mp4").stat().st_size
+    assert reads.hashed == ["x.mp4", "y.mp4"]
+    assert reads.checks == [("x.mp4", 0, 2 * size), ("y.mp4", size, 2 * size), ("", 2 * size, 2 * size)]
+    assert done_marker(out, "y.mp4")["identity"][1] == (folder / "y.mp4").stat().st_ino  # names the copy now
+
+    empty_content_key_cache(monkeypatch, tmp_path)
+    again = ReadsRecorded(monkeypatch)
+    assert [r.status for r in run_batch(config([folder], out, cache), again).rows] == ["skipped", "skipped"]
+    assert again.hashed == [] and again.checks == []
+
+
+@pytest.mark.parametrize("forged", ["ctime", "inode"])
+def test_a_marker_edited_to_name_another_file_is_read_not_trusted(videos, cache, tmp_path, monkeypatch, forged):
+    """Another video `cp -p`'d over a done one keeps size and mtime; a marker edited to name the new file in all but
+    the fields a copy cannot keep (ctime, inode) must still have it read, and done again."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
+    size = max(len(first), len(other))  # bytes after the last box: FFmpeg reads both as they were
+    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    marker = done_marker(out)
+    (folder / "other.tmp").write_bytes(other.ljust(size, b"\0"))
+    os.utime(folder / "other.tmp", ns=(marker["identity"][3], marker["identity"][3]))
+    os.replace(folder / "other.tmp", folder / "x.mp4")
+    status = (folder / "x.mp4").stat()
+    identity = [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+    kept = {"ctime": 4, "inode": 1}[forged]
+    identity[kept] = marker["identity"][kept]  # the one field that still tells the files apart
+    (out / ".batch" / "done" / "x.mp4.json").write_text(json.dumps({**marker, "identity": identity}))
+    reads = ReadsRecorded(monkeypatch)
+    again = run_batch(config([folder], out, cache), reads)
+    assert reads.hashed == ["x.mp4"] and reads.checks[0] == ("x.mp4", 0, size)
+    assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
+    assert read_manifest(out)[0]["fingerprint"] == hashlib.sha256((folder / "x.mp4").read_bytes()).hexdigest()
+
+
+def test_a_video_written_while_it_was_detected_is_read_on_resume(videos, cache, tmp_path, monkeypatch):
+    """The marker names the file as it was when hashed for the export: one written over between that and the marker
+    (a camera still writing; here other bytes of the same size, mtime put back) is not vouched for, so the resume reads
+    it and does it again, not trusting a marker that names the new file beside the old content key."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
+    size = max(len(first), len(other))
+    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+
+    class WrittenOverOnceOpened(BatchProgress):
+        def probed(self, frames, relpath=""):
+            status = (folder / "x.mp4").stat()
+            (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+            os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
+
+    out = tmp_path / "out"
+    assert run_batch(config([folder], out, cache), WrittenOverOnceOpened()).rows[0].status == "done"
+    assert done_marker(out)["identity"] is None
+    again = run_batch(config([folder], out, cache))
+    assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
+
+
+def test_the_checking_bar_shows_bytes_and_the_video_being_read(capsys):
+    from core.batch import TqdmChecking
+
+    bar = TqdmChecking(disable=False)
+    bar.checking("cams/x.mp4", 0, 3 << 20)
+    bar.checking("", 3 << 20, 3 << 20)
+    err = capsys.readouterr().err
+    assert "checking done videos" in err and "cams/x.mp4" in err and "3.00M" in err, err
+    assert bar.bar.n == 3 << 20
+
+
 def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -403,6 +543,8 @@ def test_ray_engine_writes_the_same_export_as_the_local_engine(local_ray, videos
         assert (local / relative).read_bytes() == (remote / relative).read_bytes(), relative
     assert Datasource(local).manifest.read_bytes() == Datasource(remote).manifest.read_bytes()
     assert summary_rows(local) == summary_rows(remote)
+    for relpath in ("a.mp4", "sub/b.mp4"):  # named as the local engine names them: a resume trusts them unread
+        assert done_marker(remote, relpath)["identity"] == done_marker(local, relpath)["identity"] is not None
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ runs the flicker assertion and adds the video to the live export::
 
     OUT/.lightly/...              the combined Lightly datasource, valid after every video
     OUT/flicker_export.json       the manifest: the videos the export holds (rewritten per video)
-    OUT/.batch/done/RELPATH.json  done markers: parameters + source version + the summary row
+    OUT/.batch/done/RELPATH.json  done markers: parameters + source version and file identity + the summary row
     OUT/summary.csv               every video of the last run: status, error, figures, timings
 
 A video is added by exporting it alone into a staging folder beside the export (written and
@@ -104,13 +104,36 @@ def named_once(relpath: str, error: str) -> str:
     return f"{relpath}: {error}"
 
 
+_BAR_OPTIONS = dict(dynamic_ncols=True, leave=False, mininterval=0.25)  # every bar of a batch's
+
+
+class TqdmChecking(BatchProgress):
+    """A bar on stderr while done videos are read again to check them (bytes, the video being read); none when
+    no video needs it."""
+
+    def __init__(self, disable: bool | None = None):
+        self.disable = disable
+        self.bar = None
+
+    def checking(self, relpath: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="checking done videos", unit="B", unit_scale=True, unit_divisor=1024,
+                            file=sys.stderr, disable=self.disable, **_BAR_OPTIONS)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(relpath)
+        if done >= total:
+            self.bar.close()
+
+
 class TqdmProgress(BatchProgress):
     """Two bars on stderr: videos, and frames (whose total grows as videos are opened)."""
 
     def __init__(self, videos: int, already_done: int, disable: bool | None = None):
         from tqdm import tqdm
 
-        common = dict(file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=disable)
+        common = dict(file=sys.stderr, disable=disable, **_BAR_OPTIONS)
         self.videos = tqdm(total=videos, initial=already_done, desc="videos", unit="video", position=0, **common)
         self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **common)
         self.failed = 0
@@ -180,19 +203,16 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
     export = LiveExport(config.out, config.options.export, classes, engine.names, config.options.flicker.sibling_keys)
     markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes),
                           siblings=bool(config.options.flicker.sibling_keys))
-    rows: dict[str, VideoRow] = {}
-    for source in sources:
-        row = markers.done_row(source, export.entries.get(source.relpath))
-        if row is not None:
-            rows[source.relpath] = row
+    disable = True if quiet else None
+    rows = markers.done_rows(sources, export.entries, progress or TqdmChecking(disable))
     todo = [s for s in sources if s.relpath not in rows]
-    bars = TqdmProgress(len(sources), len(rows), disable=True if quiet else None) if progress is None else None
+    bars = TqdmProgress(len(sources), len(rows), disable) if progress is None else None
     report_to = progress or bars
     try:
         for detected in engine.detect(todo, classes, report_to):
             row = _finish(detected, export, config.options)
             if row.status == "done":
-                markers.mark(detected.source, row)
+                markers.mark(detected, row)
             rows[row.relpath] = row
             report_to.finished(row)
     finally:

@@ -8,11 +8,12 @@ import shutil
 from collections import Counter
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
 
 import orjson
 
 from core import paths
-from core.batch.sources import VideoRow, VideoSource
+from core.batch.sources import BatchProgress, Detected, VideoRow, VideoSource, identity_of
 from core.bounded import printable, read_capped
 from core.errors import ExportError, UserError
 from core.fleet import MAX_MARKER_BYTES
@@ -24,6 +25,7 @@ from core.words import counted
 
 STATE_DIR = ".batch"  # beside .lightly: the datasource itself stays pure
 STAGING_PREFIX = ".batch.partial-"
+CHANGED = "the video changed since"  # why a video is done again: another file, or other bytes, where it was
 COUNTED = "any assertion"  # what a done marker's row counts as flagged (markers without it: flicker's flags alone)
 
 
@@ -138,9 +140,21 @@ class DoneMarkers:
         one, the next run would write its markers wherever it points)."""
         return paths.check_no_links(self.out, self.folder / f"{relpath}.json", "The batch's state")
 
-    def done_row(self, source: VideoSource, exported: dict | None) -> VideoRow | None:
-        """The earlier row of a video done with these parameters, still unchanged and still in the export
-        (``exported``: its manifest entry, None when the export lacks it)."""
+    def done_rows(self, sources: Sequence[VideoSource], exported: dict[str, dict], progress: BatchProgress
+                  ) -> dict[str, VideoRow]:
+        """The earlier rows (status skipped) of the videos done with these parameters, still unchanged and still in the
+        export (``exported``: the manifest's entries by relpath). A local video whose marker does not name the file it
+        is now (a marker from before markers named it, a copy) is read again for its content key, with ``progress``."""
+        earlier = [found for source in sources if (found := self._earlier(source, exported.get(source.relpath)))]
+        rows = {found.source.relpath: found.row for found in earlier if _trusted(found)}
+        unproven = [found for found in earlier if found.source.relpath not in rows]
+        rows.update((found.source.relpath, found.row) for found in self._read_again(unproven, progress))
+        return rows
+
+    def _earlier(self, source: VideoSource, exported: dict | None) -> _Earlier | None:
+        """The video's marker, when an earlier run did it with these parameters, its size and mtime are the same and
+        the export (``exported``: its manifest entry, None when the export lacks it) was made of the content the marker
+        names; whether the file still holds that content is checked after (done_rows)."""
         path = self._path(source.relpath)
         if exported is None or not path.is_file():
             return None
@@ -149,15 +163,38 @@ class DoneMarkers:
             if marker["params"] != self.params:
                 self.redone[self._changed(marker.get("settings"))] += 1
                 return None
-            if marker["version"] != source.version or not _same_content(source, exported.get("fingerprint")):
-                self.redone["the video changed since"] += 1
+            fingerprint = exported.get("fingerprint")
+            # a marker's content key other than the export's: a run with other parameters redid the video (another
+            # content) and stopped before its own marker was written
+            if marker["version"] != source.version or marker.get("fingerprint", fingerprint) != fingerprint:
+                self.redone[CHANGED] += 1
                 return None
             if self.siblings and marker.get("counted") != COUNTED:
                 self.redone["its flagged count was flicker's alone (done before ghost and class flip were counted)"] += 1
                 return None
-            return replace(_checked_row(marker["row"]), status="skipped")
+            return _Earlier(source, marker, replace(_checked_row(marker["row"]), status="skipped"), fingerprint)
         except (UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None  # a damaged marker only costs a re-run of that video
+
+    def _read_again(self, unproven: list[_Earlier], progress: BatchProgress) -> Iterator[_Earlier]:
+        """The videos that still hold the content their export was made from, each read whole (or its content key
+        remembered for this very file); a proven video's marker then names its file, so no later run reads it."""
+        identities = [identity_of(found.source) for found in unproven]
+        total, done = sum(identity[2] for identity in identities if identity), 0
+        for found, identity in zip(unproven, identities):
+            if identity is None:  # a FIFO (its open waits for a writer forever), a device, a file gone: no video
+                self.redone[CHANGED] += 1
+                continue
+            progress.checking(found.source.relpath, done, total)
+            if _content_key(found.source) != found.fingerprint:
+                self.redone[CHANGED] += 1
+            else:
+                if identity_of(found.source) == identity:  # not written to while it was read
+                    self._write(found.source.relpath, {**found.marker, "fingerprint": found.fingerprint, "identity": identity})
+                yield found
+            done += identity[2]
+        if any(identities):
+            progress.checking("", total, total)
 
     def _changed(self, earlier) -> str:
         """What differs between the settings a marker kept and this run's, in the options' words."""
@@ -171,25 +208,47 @@ class DoneMarkers:
         """One line per reason a video an earlier run did is done again."""
         return tuple(f"{counted(n, 'video')} done again: {reason}" for reason, n in self.redone.most_common())
 
-    def mark(self, source: VideoSource, row: VideoRow) -> None:
-        marker = {"params": self.params, "version": source.version, "row": asdict(row), "settings": self.settings,
-                  "counted": COUNTED}
-        paths.write_atomic(self._path(source.relpath), orjson.dumps(marker), durable=True)
+    def mark(self, detected: Detected, row: VideoRow) -> None:
+        """Write the marker of a video just exported. It names the file (identity_of) only when the file still has the
+        identity it had before it was hashed for the export: a marker vouches for no bytes other than those exported."""
+        source = detected.source
+        identity = detected.identity if detected.identity is not None and detected.identity == identity_of(source) else None
+        self._write(source.relpath, {"params": self.params, "version": source.version, "row": asdict(row),
+                                     "settings": self.settings, "counted": COUNTED, "fingerprint": detected.info.fingerprint,
+                                     "identity": identity})
+
+    def _write(self, relpath: str, marker: dict) -> None:
+        paths.write_atomic(self._path(relpath), orjson.dumps(marker), durable=True)
 
 
-def _same_content(source: VideoSource, fingerprint) -> bool:
-    """Whether a local video still holds the bytes its export was made from. Size and mtime alone took
-    ``cp -p`` of another video of the same size for the one done. The content key is remembered per file
-    identity (ctime included, which a copy cannot keep), so an unchanged video is not read again."""
-    if source.remote or not isinstance(fingerprint, str):  # a bucket's ETag is its content's; an older manifest
+class _Earlier(NamedTuple):
+    """A video an earlier run did with this run's parameters; the export holds it."""
+
+    source: VideoSource
+    marker: dict
+    row: VideoRow  # the marker's, status skipped
+    fingerprint: object  # the export's content key of the video (manifests before content keys: None)
+
+
+def _trusted(found: _Earlier) -> bool:
+    """Whether the video is the one done without reading it: a bucket object (its ETag is its content's), an export from
+    before content keys, or a file with the very identity its marker names beside this content key. Device, inode and
+    ctime cannot be given to another file (ctime is the kernel's, set on every change), so a copy, a file written over
+    or a marker edited to name another file's identity is read, never trusted."""
+    source, marker = found.source, found.marker
+    if source.remote or not isinstance(found.fingerprint, str):
         return True
-    path = Path(source.location)
-    if not path.is_file():  # a FIFO (its open waits for a writer forever) or a device: no video, as probe says
-        return False
+    identity = identity_of(source)
+    return identity is not None and marker.get("identity") == identity and marker.get("fingerprint") == found.fingerprint
+
+
+def _content_key(source: VideoSource) -> str | None:
+    """The local video's content key (SHA-256, remembered per file identity); None when it cannot be read now (its
+    run then says why)."""
     try:
-        return paths.content_key(path) == fingerprint
-    except OSError:  # unreadable now: run it again, and its row says why
-        return False
+        return paths.content_key(Path(source.location))
+    except OSError:
+        return None
 
 
 _ROW_TYPES = {f.name: (str,) if f.type == "str" else (int,) if f.type == "int" else (int, float) for f in fields(VideoRow)}
