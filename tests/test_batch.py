@@ -406,6 +406,35 @@ def test_a_video_written_while_it_was_detected_is_read_on_resume(videos, cache, 
     assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
 
 
+def test_a_video_another_run_redid_before_it_was_stopped_is_done_again(videos, cache, tmp_path, monkeypatch):
+    """A run with other settings redid a video `cp -p`'d over with other bytes, and was killed after the export took
+    it in but before its marker was written: the first run's marker still matched size, mtime and settings, the file
+    matched the manifest, and the resume skipped a video whose export was made with the other settings."""
+    from core.batch.live import DoneMarkers
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
+    size = max(len(first), len(other))
+    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    status = (folder / "x.mp4").stat()
+    (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+    os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
+
+    def killed(markers, detected, row):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DoneMarkers, "mark", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_batch(config([folder], out, cache, iou_track=0.5))
+    assert read_manifest(out)[0]["fingerprint"] == hashlib.sha256((folder / "x.mp4").read_bytes()).hexdigest()
+    again = run_batch(config([folder], out, cache))
+    assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
+
+
 def test_the_checking_bar_shows_bytes_and_the_video_being_read(capsys):
     from core.batch import TqdmChecking
 
