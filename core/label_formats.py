@@ -135,6 +135,13 @@ def import_boxes(path: str | Path, video: VideoInfo, relpath: str, fmt: str = "a
     return ImportedBoxes(detections, fmt, shown_name or path.name, FILE_ID_PREFIX + digest.hexdigest()[:32])
 
 
+def size_limits() -> str:
+    """The byte caps above in one line, for a user choosing a file to upload (a local path has the same caps):
+    the uploader's own limit alone said nothing of a format's lower one."""
+    return (f"Up to {MAX_LABEL_BYTES >> 20} MiB; COCO and YouTube-VIS JSON up to {MAX_JSON_LABEL_BYTES >> 20} MiB, "
+            f"CVAT XML up to {MAX_XML_LABEL_BYTES >> 20} MiB (what a file parses to in memory bounds it).")
+
+
 def _byte_cap(fmt: str) -> int:
     """The largest file of a format read: what it parses to in memory bounds it."""
     return MAX_JSON_LABEL_BYTES if fmt in JSON_FORMATS else MAX_XML_LABEL_BYTES if fmt == "cvat" else MAX_LABEL_BYTES

@@ -9,7 +9,7 @@ from core.assertions import ASSERTIONS
 from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
 from core.detect import Detector
 from core.errors import RefusedWeights, UserError
-from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes
+from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes, size_limits
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
 from core.paths import SAMPLE_VIDEO, check_allowed
 from core.run import RunConfig
@@ -226,8 +226,9 @@ def boxes_file_panel(loaded: session.LoadedVideo) -> None:
         fmt = st.selectbox("Format", BOX_FORMATS, key="boxes_format", persist_state="session")
         imported, where, asked = None, None, False
         if origin == "Upload":
+            # its own limit: the server's (2 GB, for videos) told users of files the readers refuse
             upload = st.file_uploader("Predictions or labels file", type=["json", "xml", "txt", "csv", "yaml"],
-                                      key="boxes_upload")
+                                      key="boxes_upload", max_upload_size=MAX_LABEL_BYTES >> 20, help=size_limits())
             if asked := st.button("Use these boxes", disabled=upload is None, key="use_uploaded_boxes"):
                 with error_boundary("Cannot use these boxes"), upload_as_file(upload.name, upload, MAX_LABEL_BYTES) as path:
                     imported = import_boxes(path, loaded.info, loaded.relpath, fmt, upload.name, single_file=True)

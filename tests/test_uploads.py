@@ -114,3 +114,18 @@ def test_the_private_folder_is_left_out_however_a_reader_quotes_it(tmp_path, mon
         with pytest.raises(UserError) as refused, upload_as_file("gt.txt", ChunksOnly(b"1,2\n"), limit=100) as path:
             raise UserError(f"{quoted(path)}: expected frame,id,x,y,w,h")
         assert str(tmp_path) not in str(refused.value) and "flicker-upload" not in str(refused.value), str(refused.value)
+
+
+def test_each_uploader_states_the_limit_its_reader_takes(app):
+    """The boxes uploader said "2GB per file" (the server's limit, which videos take) while the label
+    readers refuse a file above 512 MiB (JSON 256, CVAT 128): a user waited through a large upload to be
+    refused. It states its readers' limits now; videos are kept whole, so their uploader keeps 2 GB."""
+    from core.label_formats import MAX_JSON_LABEL_BYTES, MAX_LABEL_BYTES, MAX_XML_LABEL_BYTES
+
+    next(b for b in app.button if b.label == "Load the sample").click().run()  # the boxes panel needs a video
+    boxes = app.file_uploader(key="boxes_upload")
+    assert boxes.proto.max_upload_size_mb << 20 == MAX_LABEL_BYTES
+    assert all(f"{cap >> 20} MiB" in boxes.help for cap in (MAX_LABEL_BYTES, MAX_JSON_LABEL_BYTES, MAX_XML_LABEL_BYTES))
+    app.segmented_control(key="source").set_value("Upload").run()
+    video = next(u for u in app.file_uploader if u.label == "Video file")
+    assert video.proto.max_upload_size_mb == 2048
