@@ -393,6 +393,7 @@ class HogPeopleDetector:
         self._hog = cv2.HOGDescriptor(_HOG_WINDOW, (16, 16), (8, 8), (8, 8), 9, 1, -1, 0, 0.2, True, pyramid_levels)
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self._kwargs = dict(winStride=(win_stride, win_stride), padding=(8, 8), scale=scale)
+        # kept when infer began sorting each frame's boxes: _run already stored every cache entry in that order
         self.fingerprint = f"hog-people:cv{cv2.__version__}:levels{pyramid_levels}:scale{scale}:stride{win_stride}"
 
     def prepare(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:

@@ -149,6 +149,26 @@ def test_hog_gives_each_frames_boxes_in_one_order_best_first(sample_video):
         assert np.array_equal(xyxy, again_xyxy) and np.array_equal(score, again_score)
 
 
+class UnsortedHog(HogPeopleDetector):
+    """The HOG detector as it was before each frame's boxes were sorted (a4142cc): same fingerprint, boxes in
+    another order (reversed here, for certain)."""
+
+    def infer(self, frames, conf, classes):
+        return [(xyxy[::-1], score[::-1], cls) for xyxy, score, cls in super().infer(frames, conf, classes)]
+
+
+def test_a_cached_entry_does_not_depend_on_the_order_a_detector_gives_boxes(sample_slice, tmp_path):
+    """Why sorting HOG's boxes kept its fingerprint: every run stores its boxes in canonical order (as
+    every entry under this cache version was stored), so an entry written before the sort holds them
+    as a run now does. Were it not so, entries of the old fingerprint would have come back unsorted."""
+    info = probe(sample_slice)
+    before = detect_video(info, UnsortedHog(), conf=0.05, cache_dir=tmp_path / "before")
+    now = detect_video(info, HogPeopleDetector(), conf=0.05, cache_dir=tmp_path / "now")
+    assert (np.bincount(now.frame) >= 2).any()  # frames with several boxes, whose order could differ
+    for field in ("frame", "xyxy", "score", "cls"):
+        assert np.array_equal(getattr(before, field), getattr(now, field)), field
+
+
 def test_hog_survives_frames_smaller_than_its_window():
     tiny = np.zeros((48, 64, 3), np.uint8)
     assert HogPeopleDetector().detect([tiny], conf=0.1, classes=None)[0][0].shape == (0, 4)
