@@ -90,6 +90,36 @@ def test_the_sample_after_an_export_is_shown_when_its_manifest_is_damaged_since(
     assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
 
 
+def improved_video(relpath: str, frames: list[list[list[float]]]) -> VideoPredictions:
+    """A video of these boxes per frame, flagged in improved mode (one frame each side, any class)."""
+    frame = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    xyxy = np.array([box for f in frames for box in f])
+    det = Detections(frame, xyxy, np.full(len(frame), 0.9), np.zeros(len(frame), int), NAMES, len(frames), (640, 360))
+    options = FlickerOptions.improved(class_aware=False, one_to_one=False, window=1)
+    return VideoPredictions(relpath, det, FlickerIndex.from_detections(det, options).evaluate(0.1, 0.5))
+
+
+def test_the_sample_after_a_score_export_is_a_frame_the_review_flagged(tmp_path):
+    """The sample read flags past the largest cut the manifest recorded and left out its flags_flipped: a flagged
+    partial miss (frame 5, 0.88) under the cut (improved mode's empty frames score the median, 1.0) was passed over
+    for a later frame, and so was one past its own video's cut but under another video's. It reads each video's
+    flags as every reader does (flickering_flags) now."""
+    from core.lightly.export import FLAGGED_ABOVE, FLAGS_FLIPPED, read_manifest
+
+    still, other = [10.0, 10.0, 50.0, 50.0], [200.0, 200.0, 240.0, 240.0]
+    partial = [[still] for _ in range(12)]
+    partial[5] = [[35.0, 10.0, 75.0, 50.0]]  # the object half there: a partial miss
+    flickering = [[still] if i % 2 == 0 else [other] for i in range(20)]  # each missing on every other frame: 1.0
+    video = improved_video("v.mp4", partial + flickering + [[] for _ in range(20)])  # then the scene empties
+    export_datasource(tmp_path / "one", [video], task="det", metadata_style="score")
+    assert np.flatnonzero(video.flicker.flag_array)[0] == 5 and 5 in read_manifest(tmp_path / "one")[0][FLAGS_FLIPPED]
+    prediction, metadata = sample_files(tmp_path / "one", "det")
+    assert prediction.name == metadata.name == "v-05-mp4.json"
+    export_datasource(tmp_path / "two", [improved_video("a.mp4", partial), video], task="det", metadata_style="score")
+    assert [entry[FLAGGED_ABOVE] < 0.88 for entry in read_manifest(tmp_path / "two")] == [True, False]
+    assert sample_files(tmp_path / "two", "det")[0].name == "a-05-mp4.json"
+
+
 def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):
     video = video_export("walk.avi", 200, seed=4)
     export_datasource(tmp_path, [video], task="t")

@@ -466,27 +466,47 @@ def _frame_predictions(detections: Detections, kept: Sequence[int]):
 
 def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Path, Path] | None:
     """A prediction file with boxes and its metadata file, to show a user what was written: the first
-    flagged frame among the first ``search`` files with boxes, else the first frame with boxes. Past the
-    largest cut the export recorded, a frame is flagged whichever of its videos it is in."""
-    datasource = Datasource(out_dir)
-    task_dir = datasource.task_dir(task)
-    try:  # drawn on each rerun after an export, which a manifest damaged since must not stop: the tutorial's 1.0 then
-        above = max((entry[FLAGGED_ABOVE] for entry in read_manifest(out_dir) if entry.get(FLAGGED_ABOVE) is not None),
-                    default=None)
-    except (ExportError, OSError, ValueError):
-        above = None
+    flagged frame among the first ``search`` files with boxes, else the first frame with boxes. Flagged as
+    every reader reads it (:func:`assertion_flags`): past its own video's recorded cut, but for the frames the
+    manifest lists as told wrongly by it."""
     first = None
-    for path in sorted(task_dir.rglob("*.json")):
-        if path.name == "schema.json" or not orjson.loads(path.read_bytes())["predictions"]:
+    for prediction, metadata, (above, flipped, frame) in _exported_frames(Datasource(out_dir), task):
+        if not orjson.loads(prediction.read_bytes())["predictions"]:
             continue
-        pair = path, datasource.metadata / path.relative_to(task_dir)
-        first = first or pair
+        first = first or (prediction, metadata)
         if search <= 0:
             break
         search -= 1
-        if pair[1].is_file() and assertion_flags(orjson.loads(pair[1].read_bytes())["metadata"], above):
-            return pair
+        if metadata.is_file() and assertion_flags(orjson.loads(metadata.read_bytes())["metadata"], above, flipped, frame):
+            return prediction, metadata
     return first
+
+
+FrameReading = tuple[float | None, Collection[int], int | None]  # how a frame's flags are read: cut, flipped, frame
+
+
+def _exported_frames(datasource: Datasource, task: str) -> Iterator[tuple[Path, Path, FrameReading]]:
+    """Each exported frame's prediction and metadata file, and how to read its flags: video by video as the
+    manifest lists them (a video's listing ends at its first missing file: a manifest is untrusted), else
+    (none, or one damaged since: drawn on each rerun after an export, it must not stop the page) every
+    prediction file in name order, read with the tutorial's 1.0."""
+    try:
+        entries = read_manifest(datasource.root)
+    except (ExportError, OSError, ValueError):
+        entries = []
+    for entry in entries:
+        name_of = frame_namer(entry["relpath"], entry["frames"])
+        above, flipped = entry.get(FLAGGED_ABOVE), entry.get(FLAGS_FLIPPED, ())
+        for frame in range(entry["frames"]):
+            prediction = datasource.prediction_file(task, name_of(frame))
+            if not prediction.is_file():
+                break
+            yield prediction, datasource.metadata_file(name_of(frame)), (above, flipped, frame)
+    if not entries:
+        task_dir = datasource.task_dir(task)
+        for path in sorted(task_dir.rglob("*.json")):
+            if path.name != "schema.json":
+                yield path, datasource.metadata / path.relative_to(task_dir), (None, (), None)
 
 
 def zip_datasource(out_dir: str | Path) -> bytes:
