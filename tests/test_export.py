@@ -90,6 +90,24 @@ def test_the_sample_after_an_export_is_shown_when_its_manifest_is_damaged_since(
     assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
 
 
+def test_the_sample_passes_over_exported_files_damaged_or_linked_since(tmp_path):
+    """The sample is drawn on every rerun after an export: a prediction file damaged since (or made a link) stopped
+    the Export page on a JSONDecodeError; a link was followed out of the export. Such files are passed over."""
+    video = video_export("cars.mp4", 120)
+    export_datasource(tmp_path, [video], task="det")
+    prediction, metadata = sample_files(tmp_path, "det")
+    (tmp_path / "secret.json").write_text('{"predictions": [1], "metadata": {"flickering": 1.0}}')
+    prediction.write_text("{damaged")
+    metadata.unlink()
+    metadata.symlink_to(tmp_path / "secret.json")
+    again, its_metadata = sample_files(tmp_path, "det")
+    assert again != prediction and again.name == its_metadata.name
+    assert orjson.loads(its_metadata.read_bytes())["metadata"]["flickering"] == 1.0 and not its_metadata.is_symlink()
+    for path in (tmp_path / ".lightly/predictions/det").glob("cars-*.json"):
+        path.write_bytes(b"\xff" * 3)
+    assert sample_files(tmp_path, "det") is None
+
+
 def improved_video(relpath: str, frames: list[list[list[float]]]) -> VideoPredictions:
     """A video of these boxes per frame, flagged in improved mode (one frame each side, any class)."""
     frame = np.repeat(np.arange(len(frames)), [len(f) for f in frames])

@@ -471,15 +471,29 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
     manifest lists as told wrongly by it."""
     first = None
     for prediction, metadata, (above, flipped, frame) in _exported_frames(Datasource(out_dir), task):
-        if not orjson.loads(prediction.read_bytes())["predictions"]:
+        if not _sample_field(prediction, "predictions"):
             continue
         first = first or (prediction, metadata)
         if search <= 0:
             break
         search -= 1
-        if metadata.is_file() and assertion_flags(orjson.loads(metadata.read_bytes())["metadata"], above, flipped, frame):
+        values = _sample_field(metadata, "metadata")
+        if isinstance(values, dict) and assertion_flags(values, above, flipped, frame):
             return prediction, metadata
     return first
+
+
+MAX_SAMPLE_BYTES = 16 << 20  # one frame's file: a few KiB in practice
+
+
+def _sample_field(path: Path, key: str):
+    """``key`` of an exported frame's JSON file; None when the file is gone, damaged, not a regular file or a link
+    (changed since the export: the page shows it on every rerun, and passes over such a file rather than stop)."""
+    try:
+        document = orjson.loads(read_capped(path, MAX_SAMPLE_BYTES, "An exported file", follow_symlinks=False))
+    except (UserError, orjson.JSONDecodeError):
+        return None
+    return document.get(key) if isinstance(document, dict) else None
 
 
 FrameReading = tuple[float | None, Collection[int], int | None]  # how a frame's flags are read: cut, flipped, frame
