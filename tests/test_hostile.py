@@ -942,3 +942,14 @@ def test_a_file_out_under_a_file_says_that_file_is_no_folder(capsys, tmp_path, e
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
     assert_one_line(*cli(capsys, "verdicts", export, "--out", a_file / "verdicts.csv"), f"Not a directory: {a_file}")
+
+
+# --- a batch output folder read back by Fleet ------------------------------------------------------
+
+def test_a_manifest_with_null_flags_flipped_counts_the_fleet_by_its_cut(export):
+    """``"flags_flipped": null`` (the manifest check lets a null key through, as for every optional key)
+    stopped the Fleet page's verdict counts with a TypeError from frozenset(None)."""
+    from core import fleet
+
+    rewrite_manifest(export, flagged_above=0.75, flags_flipped=None)
+    assert fleet.flagged_cuts(export) == {"walk.mp4": (0.75, frozenset())}
