@@ -86,7 +86,7 @@ def check_folder(path_text: str | Path) -> Path:
     root = paths.check_allowed(given)
     if not root.exists():
         raise UserError(f"{path_text}: no such folder")
-    started = (root / SETTINGS_FILE).is_file() or (root / DONE_DIR).is_dir()  # a batch's first act, then its first video
+    started = _state_unlinked(root) and ((root / SETTINGS_FILE).is_file() or (root / DONE_DIR).is_dir())  # its first act, first video
     summary = root / SUMMARY_CSV
     if not root.is_dir() or not (summary.is_file() or started):
         raise UserError(f"{path_text} is not a batch output folder (no {SUMMARY_CSV}): run python -m core batch "
@@ -103,7 +103,8 @@ def read_fleet(root: Path) -> Fleet:
     summary = root / SUMMARY_CSV
     status = summary.stat() if summary.is_file() else None
     rows = dict(_summary_rows(summary, status.st_mtime_ns, status.st_size)) if status else {}
-    newer, earlier_params = _newer_markers(root / DONE_DIR, status.st_mtime_ns if status else -1)
+    since = status.st_mtime_ns if status else -1
+    newer, earlier_params = _newer_markers(root / DONE_DIR, since) if _state_unlinked(root) else ([], None)
     for relpath, marker in newer:
         row = _marker_row(marker)
         if row is not None and row.relpath == relpath:
@@ -151,6 +152,12 @@ def _cell(value) -> str:
 def _count(value) -> int:
     text = value.strip() if isinstance(value, str) else ""
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
+
+
+def _state_unlinked(root: Path) -> bool:
+    """Whether the batch's state folders (``.batch``, its ``done``) are no links: a batch writes real folders there,
+    and one planted as a link (to /, or to another batch's) would be walked as this batch's markers and settings."""
+    return not any((root / folder).is_symlink() for folder in (DONE_DIR.parent, DONE_DIR))
 
 
 def _newer_markers(folder: Path, since_ns: int) -> tuple[list[tuple[str, dict]], str | None]:
@@ -233,7 +240,7 @@ def write_settings(root: Path, detector: DetectorSpec, flicker: FlickerSettings,
 def read_settings(root: Path) -> BatchSettings | None:
     """The settings :func:`write_settings` recorded; None when there are none or they are unreadable."""
     path = root / SETTINGS_FILE
-    if not path.is_file():
+    if not _state_unlinked(root) or not path.is_file():
         return None
     try:
         record = orjson.loads(_read(path, MAX_MARKER_BYTES, "Batch settings", path.lstat().st_size))

@@ -953,3 +953,30 @@ def test_a_manifest_with_null_flags_flipped_counts_the_fleet_by_its_cut(export):
 
     rewrite_manifest(export, flagged_above=0.75, flags_flipped=None)
     assert fleet.flagged_cuts(export) == {"walk.mp4": (0.75, frozenset())}
+
+
+@pytest.mark.parametrize("linked", [".batch", ".batch/done"])
+def test_fleet_follows_no_link_out_of_the_batch_state(tmp_path, linked):
+    """A ``.batch`` or ``.batch/done`` planted as a link (to / or any folder) was walked as the done markers:
+    every JSON file under it read on each poll of the page, its rows shown as the batch's videos, and the
+    settings under it taken for the batch's (the model the videos open with)."""
+    from core import fleet
+    from core.settings import DetectorSpec, FlickerSettings
+
+    elsewhere = tmp_path / "elsewhere"
+    fleet.write_settings(elsewhere, DetectorSpec("planted.pt"), FlickerSettings())
+    (elsewhere / fleet.DONE_DIR).mkdir(parents=True)
+    (elsewhere / fleet.DONE_DIR / "x.mp4.json").write_text(json.dumps({"row": {"relpath": "x.mp4", "frames": 9}}))
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / fleet.SUMMARY_CSV).write_text("relpath,source,status,error,frames,boxes,flagged\na.mp4,/x,done,,30,1,2\n")
+    os.utime(root / fleet.SUMMARY_CSV, (1, 1))  # older than the planted marker
+    if linked == ".batch":
+        os.symlink(elsewhere / ".batch", root / ".batch")
+    else:
+        (root / ".batch").mkdir()
+        os.symlink(elsewhere / fleet.DONE_DIR, root / fleet.DONE_DIR)
+        os.symlink(elsewhere / fleet.SETTINGS_FILE, root / fleet.SETTINGS_FILE)
+    found = fleet.read_fleet(fleet.check_folder(str(root)))
+    assert [v.relpath for v in found.videos] == ["a.mp4"] and found.unsummarised == 0
+    assert fleet.read_settings(root) is None
