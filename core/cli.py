@@ -417,10 +417,13 @@ def _credentials(args: argparse.Namespace):
             raise UserError("S3 keys need --region")
         return S3Keys(args.region, args.s3_access_key, _secret("LIGHTLY_S3_SECRET_ACCESS_KEY"))
     if args.gcs_project:
+        from core.bounded import MAX_CONFIG_BYTES, decode_utf8, read_capped
+
         credentials_file = Path(_secret("LIGHTLY_GCS_CREDENTIALS"))
         if not credentials_file.is_file():
             raise UserError("LIGHTLY_GCS_CREDENTIALS must name a service account JSON file")
-        return GcsCredentials(args.gcs_project, credentials_file.read_text())
+        what = "LIGHTLY_GCS_CREDENTIALS file"  # a key file is a few KiB of JSON: read with a bound, as UTF-8 text
+        return GcsCredentials(args.gcs_project, decode_utf8(read_capped(credentials_file, MAX_CONFIG_BYTES, what), what))
     if args.azure_account:
         return AzureCredentials(args.azure_account, _secret("LIGHTLY_AZURE_SAS_TOKEN"))
     raise UserError("Say how Lightly reads the bucket: --s3-role-arn/--s3-external-id, --s3-access-key, "

@@ -980,3 +980,16 @@ def test_fleet_follows_no_link_out_of_the_batch_state(tmp_path, linked):
     found = fleet.read_fleet(fleet.check_folder(str(root)))
     assert [v.relpath for v in found.videos] == ["a.mp4"] and found.unsummarised == 0
     assert fleet.read_settings(root) is None
+
+
+@pytest.mark.parametrize("content, message", [(b"\xff\xfe{\0}\0", "not UTF-8"), (b"{" * 10 + b" " * (2 << 20), "at most")])
+def test_a_gcs_credentials_file_that_is_not_text_or_too_large_is_one_line(capsys, monkeypatch, tmp_path, content, message):
+    """LIGHTLY_GCS_CREDENTIALS naming a UTF-16 file (as some Windows tools save JSON) ended in a
+    UnicodeDecodeError traceback; a file of any size was read whole."""
+    credentials = tmp_path / "key.json"
+    credentials.write_bytes(content)
+    monkeypatch.setenv("LIGHTLY_GCS_CREDENTIALS", str(credentials))
+    monkeypatch.setenv("LIGHTLY_TOKEN", "tok-1234567890")
+    code, err = cli(capsys, "schedule", "--dataset", "flicker-d", "--input-url", "gs://b/i/", "--lightly-url", "gs://b/l/",
+                    "--gcs-project", "p", "--dry-run")
+    assert_one_line(code, err, message)
