@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.bounded import load_json, read_capped
 from core.errors import UserError
 from core.paths import allowed_roots, check_allowed, data_dir, write_atomic
 
@@ -39,10 +40,9 @@ def default_export_dir(stem: str, kind: str = "exports") -> Path:
 
 def _remembered() -> dict[str, str]:
     """The store, read as untrusted input: anything unreadable counts as empty."""
-    try:
-        with _store().open("rb") as f:
-            entries = json.loads(f.read(MAX_STORE_BYTES + 1)[:MAX_STORE_BYTES])
-    except (OSError, ValueError):
+    try:  # non-blocking and bounded: a FIFO there held the Export page forever, a deep nesting raised RecursionError
+        entries = load_json(read_capped(_store(), MAX_STORE_BYTES, "The remembered export folders"), STORE_NAME)
+    except UserError:
         return {}
     if not isinstance(entries, dict):
         return {}

@@ -993,3 +993,20 @@ def test_a_gcs_credentials_file_that_is_not_text_or_too_large_is_one_line(capsys
     code, err = cli(capsys, "schedule", "--dataset", "flicker-d", "--input-url", "gs://b/i/", "--lightly-url", "gs://b/l/",
                     "--gcs-project", "p", "--dry-run")
     assert_one_line(code, err, message)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep"])
+def test_a_remembered_export_folders_store_that_is_a_pipe_or_nests_deep_is_ignored(tmp_path, monkeypatch, kind):
+    """The data folder's export_dirs.json as a FIFO held the Export page forever (a plain open waits for a
+    writer); nested 100,000 deep it raised RecursionError, which "anything unreadable counts as empty" missed."""
+    from core.export_dirs import STORE_NAME, default_export_dir
+
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("FLICKER_ROOTS", raising=False)
+    if kind == "fifo":
+        os.mkfifo(tmp_path / STORE_NAME)
+    else:
+        (tmp_path / STORE_NAME).write_text("[" * 100_000 + "]" * 100_000)
+    result = subprocess.run([sys.executable, "-c", "from core.export_dirs import export_dir_for; print(export_dir_for('k', 'walk'))"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)  # a hang ends here, not in the suite
+    assert result.returncode == 0 and result.stdout.strip() == str(default_export_dir("walk")), result.stderr[-300:]
