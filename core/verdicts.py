@@ -21,7 +21,9 @@ lose at most its own unfinished change.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import time
 from contextlib import closing
 from pathlib import Path
@@ -417,13 +419,18 @@ class _Transaction:
 def _refuse_foreign_file(path: Path) -> None:
     """SQLite turns a file shorter than its header into a new database, overwriting it: a file that
     is not empty and not SQLite is someone else's, and stays untouched."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_HEADER))
+    try:  # non-blocking: a FIFO there (the default store's path included) would hold a plain open forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise VerdictError(f"Cannot read the verdict store {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)  # before a file object is made: one on a folder cannot be
+        raise VerdictError(f"The verdict store {path} is not a regular file (a pipe, a device or a folder); give "
+                           "another path, nothing was written")
+    with os.fdopen(fd, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
     if head and head != SQLITE_HEADER:
         raise VerdictError(f"{path} is not a readable verdicts database (not SQLite); give another path, nothing was written")
 

@@ -1010,3 +1010,14 @@ def test_a_remembered_export_folders_store_that_is_a_pipe_or_nests_deep_is_ignor
     result = subprocess.run([sys.executable, "-c", "from core.export_dirs import export_dir_for; print(export_dir_for('k', 'walk'))"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)  # a hang ends here, not in the suite
     assert result.returncode == 0 and result.stdout.strip() == str(default_export_dir("walk")), result.stderr[-300:]
+
+
+def test_a_default_verdict_store_that_is_a_pipe_is_one_line_not_a_hang(tmp_path, export):
+    """``--verdicts`` is checked to be a file; the app's own store (the data folder's verdicts.sqlite,
+    used without --verdicts) was opened plainly to read its header: a FIFO there held verdicts,
+    prelabels and the app forever."""
+    os.mkfifo(tmp_path / "verdicts.sqlite")
+    result = subprocess.run([sys.executable, "-m", "core", "verdicts", str(export)], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT, env=dict(os.environ, FLICKER_DATA_DIR=str(tmp_path)))
+    assert_one_line(result.returncode, result.stderr, "verdicts.sqlite is not a regular file")
+    assert stat.S_ISFIFO((tmp_path / "verdicts.sqlite").stat().st_mode)
