@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.assertions import FLICKER
-from core.bounded import inert_cell
+from core.bounded import brief, inert_cell
 from core.errors import UserError
 from core.lightly.datasource import Datasource
 from core.lightly.export import read_manifest
@@ -20,6 +20,7 @@ from core.verdicts import VerdictStore
 
 COLUMNS = ("frame", "verdict", "annotator", "note", "time")
 FORMATS = ("json", "csv")
+SHOWN_NAMES = 5  # videos an error line names, of an export that holds more than one
 
 
 def video_key(source: Path, relpath: str | None = None) -> str:
@@ -32,11 +33,15 @@ def video_key(source: Path, relpath: str | None = None) -> str:
         open_video(source).close()  # a file FFmpeg cannot read as a video is one line, not an empty list
         return content_key(source)
     entries = read_manifest(source)
-    names = ", ".join(entry["relpath"] for entry in entries)
+    shown = ", ".join(brief(entry["relpath"], 80) for entry in entries[:SHOWN_NAMES])  # a manifest may list 100,000
+    names = shown + (f" and {len(entries) - SHOWN_NAMES:,} more" if len(entries) > SHOWN_NAMES else "")
     chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
-    if len(chosen) != 1 or not chosen[0].get("fingerprint"):
-        raise UserError(f"{source} holds {len(entries)} videos ({names}): pick one with --video RELPATH"
-                        if relpath is None else f"No video {relpath!r} in {source}; it holds: {names}")
+    if len(chosen) == 1 and not chosen[0].get("fingerprint"):
+        raise UserError(f"{source} does not record the content of {brief(chosen[0]['relpath'], 80)}, which its verdicts "
+                        "are kept by: export it again")
+    if len(chosen) != 1:
+        raise UserError(f"{source} holds {len(entries):,} videos ({names}): pick one with --video RELPATH" if relpath is None
+                        else f"No video {brief(relpath, 80)} in {source}; it holds: {names}")
     return chosen[0]["fingerprint"]
 
 

@@ -1021,3 +1021,20 @@ def test_a_default_verdict_store_that_is_a_pipe_is_one_line_not_a_hang(tmp_path,
                             timeout=60, cwd=ROOT, env=dict(os.environ, FLICKER_DATA_DIR=str(tmp_path)))
     assert_one_line(result.returncode, result.stderr, "verdicts.sqlite is not a regular file")
     assert stat.S_ISFIFO((tmp_path / "verdicts.sqlite").stat().st_mode)
+
+
+def test_an_export_of_many_videos_is_named_in_a_short_line_by_verdicts(capsys, export):
+    """``verdicts EXPORT`` without --video named every video of the manifest in its one line: 20,000
+    names of 1,000 characters made a 20 MB line; a video whose content the manifest does not record
+    was said to be missing ("No video 'walk.mp4' in ...; it holds: walk.mp4")."""
+    manifest = Datasource(export).manifest
+    data = orjson.loads(manifest.read_bytes())
+    first = data["videos"][0]
+    data["videos"] += [{**first, "relpath": f"{'d' * 1000}/{k}.mp4"} for k in range(20_000)]
+    manifest.write_bytes(orjson.dumps(data))
+    code, err = cli(capsys, "verdicts", export)
+    assert_one_line(code, err, "holds 20,001 videos ('walk.mp4', ")
+    assert "and 19,996 more): pick one with --video RELPATH" in err and len(err) < 1000
+    data["videos"] = [{key: value for key, value in first.items() if key != "fingerprint"}]
+    manifest.write_bytes(orjson.dumps(data))
+    assert_one_line(*cli(capsys, "verdicts", export, "--video", "walk.mp4"), "does not record the content of 'walk.mp4'")
