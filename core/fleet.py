@@ -105,11 +105,10 @@ def read_fleet(root: Path) -> Fleet:
     rows = dict(_summary_rows(summary, status.st_mtime_ns, status.st_size)) if status else {}
     since = status.st_mtime_ns if status else -1
     newer, earlier_params = _newer_markers(root / DONE_DIR, since) if _state_unlinked(root) else ([], None)
-    for relpath, marker in newer:
-        row = _marker_row(marker)
+    for relpath, row, _ in newer:
         if row is not None and row.relpath == relpath:
             rows[relpath] = row
-    mixed = earlier_params is not None and any(_params(marker) != earlier_params for _, marker in newer)
+    mixed = earlier_params is not None and any(params != earlier_params for _, _, params in newer)
     return Fleet(root, tuple(rows.values()), batch_running(root), len(newer), mixed)
 
 
@@ -160,9 +159,10 @@ def _state_unlinked(root: Path) -> bool:
     return not any((root / folder).is_symlink() for folder in (DONE_DIR.parent, DONE_DIR))
 
 
-def _newer_markers(folder: Path, since_ns: int) -> tuple[list[tuple[str, dict]], str | None]:
-    """``(relpath, marker)`` of every done marker written after ``since_ns``, and the parameters of
-    one marker written before (None: none), which tells whether the newer ones were made alike."""
+def _newer_markers(folder: Path, since_ns: int) -> tuple[list[tuple[str, FleetVideo | None, str | None]], str | None]:
+    """``(relpath, row, parameters)`` of every done marker written after ``since_ns`` (at most ``MAX_SUMMARY_ROWS``),
+    and the parameters of one marker written before (None: none), which tells whether the newer ones were made alike.
+    Only what is shown is kept of a marker: each may be 1 MiB of JSON, ten times that once parsed."""
     found, earlier_params = [], None
     for directory, _, files in os.walk(folder):  # never follows links
         for name in files:
@@ -176,7 +176,10 @@ def _newer_markers(folder: Path, since_ns: int) -> tuple[list[tuple[str, dict]],
             except (OSError, UserError, orjson.JSONDecodeError):
                 continue  # a damaged marker: the batch itself runs that video again
             if newer:
-                found.append((path.relative_to(folder).as_posix()[: -len(".json")], marker))
+                if len(found) == MAX_SUMMARY_ROWS:
+                    raise UserError(f"{folder} holds more than {MAX_SUMMARY_ROWS:,} done markers: this page reads at most "
+                                    "that many (run the batch in parts, each with its own output folder)")
+                found.append((path.relative_to(folder).as_posix()[: -len(".json")], _marker_row(marker), _params(marker)))
             else:
                 earlier_params = _params(marker)
     return found, earlier_params

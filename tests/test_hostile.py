@@ -1038,3 +1038,19 @@ def test_an_export_of_many_videos_is_named_in_a_short_line_by_verdicts(capsys, e
     data["videos"] = [{key: value for key, value in first.items() if key != "fingerprint"}]
     manifest.write_bytes(orjson.dumps(data))
     assert_one_line(*cli(capsys, "verdicts", export, "--video", "walk.mp4"), "does not record the content of 'walk.mp4'")
+
+
+def test_done_markers_past_what_a_fleet_holds_are_one_line(tmp_path, monkeypatch):
+    """summary.csv's rows were capped, the done markers of a batch still running were not: every one
+    was read and kept whole (each up to 1 MiB of JSON, ten times that parsed) on every poll of the page."""
+    from core import fleet
+
+    monkeypatch.setattr("core.fleet.MAX_SUMMARY_ROWS", 3)
+    done = tmp_path / "out" / fleet.DONE_DIR
+    done.mkdir(parents=True)
+    for k in range(4):
+        (done / f"v{k}.mp4.json").write_text(json.dumps({"row": {"relpath": f"v{k}.mp4", "frames": 9}, "params": "p"}))
+    with pytest.raises(UserError, match=r"holds more than 3 done markers: this page reads at most that many"):
+        fleet.read_fleet(fleet.check_folder(str(tmp_path / "out")))
+    (done / "v3.mp4.json").unlink()
+    assert sorted((v.relpath, v.frames) for v in fleet.read_fleet(tmp_path / "out").videos) == [(f"v{k}.mp4", 9) for k in range(3)]
