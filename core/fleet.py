@@ -80,10 +80,10 @@ def check_folder(path_text: str | Path) -> Path:
     settings and done markers of a batch that has not finished yet."""
     if not str(path_text).strip():
         raise UserError("Give the batch output folder (the --out of python -m core batch)")
-    given = Path(str(path_text).strip()).expanduser()
-    if not given.is_absolute():  # it would be looked for wherever the server was started
+    given = Path(str(path_text).strip())
+    if not given.is_absolute() and not str(given).startswith("~"):  # it would be looked for wherever the server was started
         raise UserError(f"{path_text} is a relative path: give the batch output folder as an absolute path")
-    root = paths.check_allowed(given)
+    root = paths.check_allowed(given)  # ~ expanded (a user this machine lacks: one line), links resolved
     if not root.exists():
         raise UserError(f"{path_text}: no such folder")
     started = _state_unlinked(root) and ((root / SETTINGS_FILE).is_file() or (root / DONE_DIR).is_dir())  # its first act, first video

@@ -404,10 +404,26 @@ def check_allowed(path: str | Path) -> Path:
 
     if "\0" in str(path):  # the OS cannot name it; resolve() would raise ValueError
         raise UserError(f"{str(path)[:80]!r} holds a NUL byte, which no file name can hold")
-    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved = expand_home(path).resolve()
+    except UserError:
+        if allowed_roots() is not None:  # said as of any path outside: which users this machine has is not told
+            raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)") from None
+        raise
     if outside_roots(resolved):
         raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)")
     return resolved
+
+
+def expand_home(path: str | Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; a ``~user`` this machine has no user of is a UserError
+    (``Path.expanduser`` raises RuntimeError, a traceback wherever a typed or linked path reached it)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        from core.errors import UserError
+
+        raise UserError(f"{str(path)[:80]}: {str(path).split('/')[0][:40]} names no user's home folder on this machine") from None
 
 
 def outside_roots(path: str | Path) -> bool:
@@ -418,5 +434,5 @@ def outside_roots(path: str | Path) -> bool:
 
 def within(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` is ``folder`` or lies below it, links followed (both)."""
-    path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
+    path, folder = expand_home(path).resolve(), expand_home(folder).resolve()
     return path == folder or folder in path.parents

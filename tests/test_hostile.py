@@ -1054,3 +1054,21 @@ def test_done_markers_past_what_a_fleet_holds_are_one_line(tmp_path, monkeypatch
         fleet.read_fleet(fleet.check_folder(str(tmp_path / "out")))
     (done / "v3.mp4.json").unlink()
     assert sorted((v.relpath, v.frames) for v in fleet.read_fleet(tmp_path / "out").videos) == [(f"v{k}.mp4", 9) for k in range(3)]
+
+
+@pytest.mark.parametrize("roots", [None, "videos"])
+def test_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
+    """``~nosuchuser/walk.mp4`` in the path box, a ?video= link or the Fleet folder raised Path.expanduser's
+    RuntimeError ("Could not determine home directory"); under FLICKER_ROOTS it reads as any path outside
+    them (which users the machine has is not told)."""
+    from core import fleet
+
+    if roots is None:
+        monkeypatch.delenv("FLICKER_ROOTS", raising=False)
+    else:
+        monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / roots))
+    message = "outside the folders" if roots else "names no user's home folder"
+    with pytest.raises(UserError, match=message):
+        check_allowed("~no-such-user-h7/walk.mp4")
+    with pytest.raises(UserError, match=message):
+        fleet.check_folder("~no-such-user-h7/out")
