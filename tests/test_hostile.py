@@ -1072,3 +1072,16 @@ def test_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
         check_allowed("~no-such-user-h7/walk.mp4")
     with pytest.raises(UserError, match=message):
         fleet.check_folder("~no-such-user-h7/out")
+
+
+def test_a_mot_file_of_blank_lines_is_read_in_bounded_memory(tmp_path, sample_slice):
+    """MOT and YOLO label files were split into a list of lines before a row was read: 300 MB of blank lines
+    (within the 512 MiB cap) took 3 GB and died of MemoryError with a traceback; now ~its own size."""
+    mot = tmp_path / "det.txt"
+    with open(mot, "wb") as f:
+        f.write(b"1,-1,10,10,50,80,0.9\n\n")
+        f.write(b"\n" * (300 << 20))
+        f.write(b"2,-1,10,10,50,80,0.9\n")
+    code, err = cli_process("run", sample_slice, "--predictions", mot, "--predictions-format", "mot", "--quiet",
+                            "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache", timeout=300)
+    assert code == 0, err[-500:]
