@@ -363,10 +363,13 @@ def _prelabels(args: argparse.Namespace) -> int:
 
 
 def _verdicts(args: argparse.Namespace) -> int:
-    from core.paths import write_atomic
+    from core.lightly.datasource import Datasource
+    from core.paths import check_outside_export, write_atomic
     from core.prelabels import open_verdicts
     from core.verdict_listing import formatted, verdict_rows, video_key
 
+    if args.out is not None:
+        check_outside_export(args.out, Datasource(args.source).lightly)
     key = video_key(args.source, args.video)
     fmt = args.format or ("csv" if args.out is not None and args.out.suffix.lower() == ".csv" else "json")
     text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), fmt)

@@ -432,6 +432,15 @@ def outside_roots(path: str | Path) -> bool:
     return roots is not None and not any(within(path, root) for root in roots)
 
 
+def check_outside_export(out: str | Path, lightly: Path, what: str = "--out") -> None:
+    """Refuse an output at or under an export's own ``.lightly`` folder (``lightly``): every push sends what is
+    there, and the next export's swap replaces the folder whole, deleting it (select's picks, pre-labels, a listing)."""
+    if lightly.is_dir() and within(out, lightly):
+        from core.errors import UserError
+
+        raise UserError(f"{what} {out} is inside the export's own .lightly folder: choose another folder")
+
+
 def within(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` is ``folder`` or lies below it, links followed (both)."""
     path, folder = expand_home(path).resolve(), expand_home(folder).resolve()

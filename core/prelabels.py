@@ -83,9 +83,9 @@ from core.bounded import brief, read_capped
 from core.detections import Detections
 from core.errors import ExportError, UserError, VerdictError
 from core.flicker import FlickerResult
-from core.lightly.datasource import FLICKERING_KEY, frame_name
+from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_name
 from core.lightly.export import flags_recorded
-from core.paths import check_output_folder, recover_swaps, staged_dir, swap_in
+from core.paths import check_output_folder, check_outside_export, recover_swaps, staged_dir, swap_in
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.verdicts import VerdictStore
@@ -275,6 +275,7 @@ def _check_config(config: PrelabelConfig) -> None:
         raise UserError(f"--only must be one of {', '.join(SELECTIONS)}, got {config.only!r}")
     config.flicker.check()
     check_prelabel_folder(config.out)
+    check_outside_export(config.out, Datasource(config.source).lightly)
 
 
 def open_verdicts(path: Path | None) -> VerdictStore:

@@ -13,7 +13,7 @@ import numpy as np
 from core.detections import Detections
 from core.lightly.datasource import FLICKERING_KEY, Datasource
 from core.lightly.export import flags_recorded, flickering_flags, flickering_values
-from core.paths import check_no_links, check_output_folder, within, write_atomic
+from core.paths import check_no_links, check_outside_export, check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
 from core.sources import SourceVideo, load_sources
 from core.video import FrameReader
@@ -54,7 +54,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     config = load_config(config_path)
     validate_selection_config(config)
     check_output_folder(out, "--out")
-    _check_outside_export(source, out)
+    check_outside_export(out, Datasource(source).lightly)
     earlier = _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
     spec.check()
     detector = spec.load()  # once: sources and embeddings
@@ -80,16 +80,6 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
             path.unlink(missing_ok=True)
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
                           flagged, out, n, int(starts[-1]), any(map(_uncut, sources, per_video)))
-
-
-def _check_outside_export(source: Path, out: Path) -> None:
-    """Refuse an ``--out`` inside the export's own .lightly (as push does): the picks went into the datasource, sent
-    along by every push (31 MB of PNG), until the next export's swap deleted them."""
-    from core.errors import UserError
-
-    own = Datasource(source).lightly
-    if own.is_dir() and within(out, own):
-        raise UserError(f"--out {out} is inside the export's own .lightly folder: choose another folder")
 
 
 def _metadata(sources: list[SourceVideo]) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]:

@@ -1085,3 +1085,14 @@ def test_a_mot_file_of_blank_lines_is_read_in_bounded_memory(tmp_path, sample_sl
     code, err = cli_process("run", sample_slice, "--predictions", mot, "--predictions-format", "mot", "--quiet",
                             "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache", timeout=300)
     assert code == 0, err[-500:]
+
+
+def test_prelabels_and_a_verdict_listing_are_never_written_into_the_exports_own_lightly(flickering_export, capsys):
+    """select refused an --out inside EXPORT/.lightly; prelabels and verdicts --out wrote there: every push sent
+    them to the Lightly datasource, and the next export's swap deleted them with the old .lightly."""
+    lightly = Datasource(flickering_export).lightly
+    assert_one_line(*cli(capsys, "prelabels", flickering_export, "--out", lightly / "labels", "--format", "coco", "--only",
+                         "flagged", "--quiet"), "is inside the export's own .lightly folder")
+    assert_one_line(*cli(capsys, "verdicts", flickering_export, "--out", lightly / "metadata" / "verdicts.csv"),
+                    "is inside the export's own .lightly folder")
+    assert not (lightly / "labels").exists() and not (lightly / "metadata" / "verdicts.csv").exists()
