@@ -320,11 +320,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import check_csv_path, evaluate_source, write_csv
-    from core.paths import check_output_folder
+    from core.lightly.datasource import Datasource
+    from core.paths import check_output_folder, check_outside_export
 
     if args.out is not None:  # before the evaluation: a typo costs a second, not a detection run
         check_csv_path(args.out)
         check_output_folder(args.out.absolute().parent, "--out's folder")
+        check_outside_export(args.out, Datasource(args.source).lightly)
     if args.labels:
         return _audit_labels(args)
     evaluation = evaluate_source(args.source, args.gt, args.mode, args.video, args.task, _detector_spec(args),

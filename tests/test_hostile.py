@@ -1095,4 +1095,8 @@ def test_prelabels_and_a_verdict_listing_are_never_written_into_the_exports_own_
                          "flagged", "--quiet"), "is inside the export's own .lightly folder")
     assert_one_line(*cli(capsys, "verdicts", flickering_export, "--out", lightly / "metadata" / "verdicts.csv"),
                     "is inside the export's own .lightly folder")
+    gt = Datasource(flickering_export).task_dir("det")
+    assert_one_line(*cli(capsys, "evaluate", flickering_export, "--gt", gt, "--labels", "--out", lightly / "suspicious.csv"),
+                    "is inside the export's own .lightly folder")
     assert not (lightly / "labels").exists() and not (lightly / "metadata" / "verdicts.csv").exists()
+    assert not (lightly / "suspicious.csv").exists()
