@@ -89,8 +89,7 @@ class VerdictStore:
             reason = f"{exc.filename} is a file" if isinstance(exc, FileExistsError) else exc.strerror or exc
             raise VerdictError(f"Cannot keep verdicts in {self.path.parent}: {reason}") from None
         _refuse_foreign_file(self.path)
-        if not create:
-            _refuse_other_databases(self.path)
+        _refuse_other_databases(self.path, holds_verdicts=not create)
         try:
             with closing(self._connect()) as db:
                 db.execute("PRAGMA journal_mode=WAL")  # persistent; outside any transaction
@@ -435,15 +434,25 @@ def _refuse_foreign_file(path: Path) -> None:
         raise VerdictError(f"{path} is not a readable verdicts database (not SQLite); give another path, nothing was written")
 
 
-def _refuse_other_databases(path: Path) -> None:
-    """A reader's store must hold verdicts: checked read-only, so another tool's database (or an
-    empty file) is neither given our tables nor switched to WAL."""
+def _refuse_other_databases(path: Path, holds_verdicts: bool) -> None:
+    """Checked read-only, before anything is written: no store holds a trigger or a view (this tool makes neither;
+    one in a store someone handed over ran on every change: a recursive one held the reader forever, another could
+    rewrite or delete verdicts), and a reader's store (``holds_verdicts``) must hold verdicts, so another tool's
+    database (or an empty file) is neither given our tables nor switched to WAL. A writer's new or empty file is
+    not looked at."""
+    if not holds_verdicts and (not path.exists() or path.stat().st_size == 0):
+        return
     try:
         with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            entries = db.execute("SELECT type, name FROM sqlite_master").fetchall()
     except sqlite3.DatabaseError as exc:
         raise _damaged(path, exc) from None
-    if "verdicts" not in tables:
+    code = next(((kind, name) for kind, name in entries if kind in ("trigger", "view")), None)
+    if code is not None:
+        raise VerdictError(f"{path} holds a {code[0]} ({str(code[1])[:40]!r}), which no verdict store this tool writes "
+                           "has (it would run with every change): give another store, or remove it; nothing was written")
+    tables = {name for kind, name in entries if kind == "table"}
+    if holds_verdicts and "verdicts" not in tables:
         raise VerdictError(f"{path} holds no verdicts (it is not a verdict store); give the app's store or one "
                            "written by it")
 

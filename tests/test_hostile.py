@@ -1100,3 +1100,25 @@ def test_prelabels_and_a_verdict_listing_are_never_written_into_the_exports_own_
                     "is inside the export's own .lightly folder")
     assert not (lightly / "labels").exists() and not (lightly / "metadata" / "verdicts.csv").exists()
     assert not (lightly / "suspicious.csv").exists()
+
+
+def test_a_verdict_store_holding_a_trigger_is_refused_before_it_runs(tmp_path, export):
+    """A store handed over with a trigger on its meta table (a recursive query) held ``verdicts`` and
+    ``prelabels`` forever: opening a store writes its schema version, and the trigger ran there; another
+    trigger could delete or rewrite the verdicts given later."""
+    import sqlite3
+    from contextlib import closing
+
+    from core.errors import VerdictError
+    from core.verdicts import VerdictStore
+
+    store = tmp_path / "shared.sqlite"
+    VerdictStore(store).set("k", 3, "miss")
+    endless = "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)"
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute(f"CREATE TRIGGER endless AFTER INSERT ON meta BEGIN {endless}; END")
+    result = subprocess.run([sys.executable, "-m", "core", "verdicts", str(export), "--verdicts", str(store)],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert_one_line(result.returncode, result.stderr, "holds a trigger ('endless')")
+    with pytest.raises(VerdictError, match="holds a trigger"):
+        VerdictStore(store)  # the app's writer too
