@@ -378,6 +378,8 @@ def judged_frames(path: Path) -> list[tuple[str, int]]:
         return []
     try:
         with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)) as db:
+            if db.execute("SELECT type FROM sqlite_master WHERE name = 'verdicts'").fetchone() != ("table",):
+                return []  # a view of that name (a recursive one never ends): no store this tool wrote
             return db.execute("SELECT DISTINCT video, frame FROM verdicts").fetchall()
     except sqlite3.Error:
         return []

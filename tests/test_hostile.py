@@ -1122,3 +1122,21 @@ def test_a_verdict_store_holding_a_trigger_is_refused_before_it_runs(tmp_path, e
     assert_one_line(result.returncode, result.stderr, "holds a trigger ('endless')")
     with pytest.raises(VerdictError, match="holds a trigger"):
         VerdictStore(store)  # the app's writer too
+
+
+def test_a_verdicts_view_that_never_ends_is_no_store_to_the_fleet_page(tmp_path):
+    """The Fleet page counts verdicts with one read-only query, which took a recursive view named verdicts
+    for the table and never returned (the page and its polling held)."""
+    import sqlite3
+    from contextlib import closing
+
+    from core.verdicts import judged_frames
+
+    store = tmp_path / "verdicts.sqlite"
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute("CREATE VIEW verdicts AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                   "SELECT 'k' AS video, x AS frame FROM c")
+    script = f"from core.verdicts import judged_frames; from pathlib import Path; print(judged_frames(Path({str(store)!r})))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.stdout.strip() == "[]", result.stderr[-300:]
+    assert judged_frames(tmp_path / "none.sqlite") == []
