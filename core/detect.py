@@ -188,7 +188,7 @@ class YoloDetector:
                  backend: str = "auto", cache_dir: Path | None = None):
         self.weights = str(weights)
         self._suffix = Path(self.weights).suffix.lower()
-        self._local = Path(self.weights).expanduser()
+        self._local = paths.expand_home(self.weights)
         _check_weights_path(self.weights, self._local, self._suffix)
         self.device = resolve_device(device)
         self.imgsz = imgsz

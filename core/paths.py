@@ -415,6 +415,29 @@ def check_allowed(path: str | Path) -> Path:
     return resolved
 
 
+def typed_folder(text: str, what: str, error: type | None = None, alternative: str = "") -> Path:
+    """A folder on this machine as a user typed it (``file://`` allowed), named ``what`` in messages: absolute (a
+    relative one would land wherever the server was started, e.g. in the app's checkout), inside FLICKER_ROOTS,
+    symlinks resolved. Refused with ``error`` (a UserError class; UserError itself by default), ``alternative``
+    ending each message (what else may be given)."""
+    from core.errors import UserError
+
+    error = error or UserError
+    text = text.strip()
+    if not text:
+        raise error(f"{what} is empty: give an absolute folder (like /data/flicker){alternative}")
+    name = text[len("file://"):] if text.lower().startswith("file://") else text
+    if name.startswith("~"):
+        check_allowed(name)  # a home folder of no user, said as check_allowed says it (under FLICKER_ROOTS: outside them)
+    path = expand_home(name)
+    if not path.is_absolute():
+        raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
+    allowed = check_allowed(path)  # first: its message never says whether a path outside the roots exists
+    if allowed.exists() and not allowed.is_dir():  # the export's own error would only say "File exists"
+        raise error(f"{what} {path} is a file, not a folder: give a folder (it is made if missing){alternative}")
+    return allowed
+
+
 def expand_home(path: str | Path) -> Path:
     """``path`` with a leading ``~`` or ``~user`` expanded; a ``~user`` this machine has no user of is a UserError
     (``Path.expanduser`` raises RuntimeError, a traceback wherever a typed or linked path reached it)."""

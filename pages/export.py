@@ -21,7 +21,7 @@ from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
                                    missing_fields, schedule, shown_config)
 from core.lightly.validate import validate_datasource
-from core.paths import check_allowed
+from core.paths import typed_folder
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -35,21 +35,6 @@ EXPORT_TASK = "export_task"
 _EXPORT_DIR_VIDEO = "export_dir_video"  # content key of the video whose folder the field holds
 DRY_RUN_LISTED = 200  # files a push dry run lists on the page
 SCHEDULE_INPUT_URL, SCHEDULE_LIGHTLY_URL = "schedule_input_url", "schedule_lightly_url"
-
-
-def local_folder(text: str, what: str, error: type[UserError] = ExportError, alternative: str = "") -> Path:
-    """A folder on this machine named by the user: absolute (a relative one would land wherever the
-    server was started, e.g. in the app's checkout), inside FLICKER_ROOTS, symlinks resolved."""
-    text = text.strip()
-    if not text:
-        raise error(f"{what} is empty: give an absolute folder (like /data/flicker){alternative}")
-    path = Path(text[len("file://"):] if text.lower().startswith("file://") else text).expanduser()
-    if not path.is_absolute():
-        raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
-    allowed = check_allowed(path)  # first: its message never says whether a path outside the roots exists
-    if allowed.exists() and not allowed.is_dir():  # the export's own error would only say "File exists"
-        raise error(f"{what} {path} is a file, not a folder: give a folder (it is made if missing){alternative}")
-    return allowed
 
 
 def output_folder(view: FlickerView, stem: str) -> str:
@@ -77,7 +62,7 @@ def export_panel(view: FlickerView, stem: str) -> str:
                           help="As a prediction task of their own, named after the one above with _imputed")
     if st.button("Export", type="primary", icon=":material/save:"):
         with error_boundary("Export failed"):
-            folder = local_folder(out_dir, "Output folder")
+            folder = typed_folder(out_dir, "Output folder", ExportError)
             session.set_export_result(export_datasource(folder, [review_part(view)], task=task, metadata_style=metadata_style,
                                                         imputed_task=f"{task}_imputed" if imputed else None))
             try:
@@ -129,7 +114,7 @@ def earlier_export_in_output_folder(view: FlickerView) -> Path | None:
     """The Output folder, when it holds an export of this video from an earlier session (a restart
     forgets this session's export, not the files): Push and Schedule can use it as it is."""
     try:
-        folder = local_folder(st.session_state.get(EXPORT_DIR, ""), "Output folder")
+        folder = typed_folder(st.session_state.get(EXPORT_DIR, ""), "Output folder", ExportError)
     except (UserError, OSError, ValueError, RuntimeError):  # "~nobody/out", a link loop: Export says why when pressed
         return None
     return earlier_export(folder, view.video.info.fingerprint)
@@ -214,11 +199,11 @@ def is_bucket_url(url: str) -> bool:
 
 
 def push_target(url: str, what: str) -> str:
-    """A bucket URL as typed, or a local folder checked by :func:`local_folder` ("" stays "")."""
+    """A bucket URL as typed, or a local folder checked by :func:`core.paths.typed_folder` ("" stays "")."""
     url = url.strip()
     if not url or is_bucket_url(url):
         return url
-    return str(local_folder(url, what, CloudError, " or a bucket URL (s3://, gs://, az://)"))
+    return str(typed_folder(url, what, CloudError, " or a bucket URL (s3://, gs://, az://)"))
 
 
 def selection_inputs(keys: tuple[str, ...]) -> tuple[int, tuple[float, float, float], str, dict[str, float]]:

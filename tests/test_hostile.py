@@ -1140,3 +1140,20 @@ def test_a_verdicts_view_that_never_ends_is_no_store_to_the_fleet_page(tmp_path)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stderr[-300:]
     assert judged_frames(tmp_path / "none.sqlite") == []
+
+
+@pytest.mark.parametrize("roots", [None, "videos"])
+def test_weights_or_an_output_folder_in_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
+    """``--weights ~nosuchuser/m.pt`` and the Export page's Output folder ``~nosuchuser/out`` raised Path.expanduser's
+    RuntimeError, a traceback; under FLICKER_ROOTS the folder reads as any path outside them."""
+    from core.detect import load_detector
+    from core.paths import typed_folder
+
+    if roots is None:
+        monkeypatch.delenv("FLICKER_ROOTS", raising=False)
+    else:
+        monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / roots))
+    with pytest.raises(UserError, match="names no user's home folder"):
+        load_detector("~no-such-user-h7/m.pt")
+    with pytest.raises(UserError, match="outside the folders" if roots else "names no user's home folder"):
+        typed_folder("~no-such-user-h7/out", "Output folder")
