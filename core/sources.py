@@ -19,8 +19,8 @@ from core.detect import Detector, Progress
 from core.detections import Detections
 from core.errors import UserError, VideoError
 from core.lightly.datasource import FLICKERING_KEY, Datasource, frame_namer
-from core.lightly.export import (FLAGGED_ABOVE, FLAGS_FLIPPED, UNFLAGGED_VALUE, check_task_name, flickering_flags, read_manifest, read_tasks,
-                                 writing)
+from core.lightly.export import (FLAGGED_ABOVE, FLAGS_FLIPPED, UNFLAGGED_VALUE, check_task_name, flickering_flags, listed_videos,
+                                 read_manifest, read_tasks, writing)
 from core.lightly.metadata_keys import declared_metadata_fields
 from core.lightly.validate import import_predictions
 from core.settings import DetectorSpec
@@ -123,8 +123,7 @@ def labelled_video(source: Path, relpath: str | None = None) -> tuple[VideoInfo,
     entries = read_manifest(source)
     chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
     if len(chosen) != 1 or not chosen[0].get("source"):
-        names = ", ".join(entry["relpath"] for entry in entries)
-        raise UserError(f"{source} holds {len(entries)} videos ({names}): pick one with --video RELPATH")
+        raise UserError(f"{source} holds {len(entries):,} videos ({listed_videos(entries)}): pick one with --video RELPATH")
     return probe(chosen[0]["source"]), chosen[0]["relpath"]
 
 

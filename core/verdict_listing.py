@@ -13,14 +13,13 @@ from core.assertions import FLICKER
 from core.bounded import brief, inert_cell
 from core.errors import UserError
 from core.lightly.datasource import Datasource
-from core.lightly.export import read_manifest
+from core.lightly.export import listed_videos, read_manifest
 from core.paths import content_key
 from core.video import open_video
 from core.verdicts import VerdictStore
 
 COLUMNS = ("frame", "verdict", "annotator", "note", "time")
 FORMATS = ("json", "csv")
-SHOWN_NAMES = 5  # videos an error line names, of an export that holds more than one
 
 
 def video_key(source: Path, relpath: str | None = None) -> str:
@@ -33,8 +32,7 @@ def video_key(source: Path, relpath: str | None = None) -> str:
         open_video(source).close()  # a file FFmpeg cannot read as a video is one line, not an empty list
         return content_key(source)
     entries = read_manifest(source)
-    shown = ", ".join(brief(entry["relpath"], 80) for entry in entries[:SHOWN_NAMES])  # a manifest may list 100,000
-    names = shown + (f" and {len(entries) - SHOWN_NAMES:,} more" if len(entries) > SHOWN_NAMES else "")
+    names = listed_videos(entries)
     chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
     if len(chosen) == 1 and not chosen[0].get("fingerprint"):
         raise UserError(f"{source} does not record the content of {brief(chosen[0]['relpath'], 80)}, which its verdicts "

@@ -1157,3 +1157,38 @@ def test_weights_or_an_output_folder_in_a_home_folder_of_no_user_is_one_line(tmp
         load_detector("~no-such-user-h7/m.pt")
     with pytest.raises(UserError, match="outside the folders" if roots else "names no user's home folder"):
         typed_folder("~no-such-user-h7/out", "Output folder")
+
+
+def test_every_export_reader_takes_a_null_optional_key_as_absent(flickering_export, tmp_path, capsys):
+    """``"flags_flipped": null`` passed the manifest check and then stopped prelabels, select and evaluate with a
+    TypeError traceback (tuple(None)); a null optional key now reads as an absent one, for every reader."""
+    rewrite_manifest(flickering_export, flags_flipped=None, flagged_above=None, flags=None)
+    out = tmp_path / "labels"
+    code, err = cli(capsys, "prelabels", flickering_export, "--out", out, "--format", "coco", "--only", "flagged", "--quiet")
+    assert code == 0, err
+    assert len(orjson.loads((out / "annotations.json").read_bytes())["images"]) == 2  # frames 5 and 20
+
+
+def test_a_manifest_listing_one_video_twice_is_refused(flickering_export, tmp_path, capsys):
+    """A manifest listing a video twice was read as two videos: prelabels wrote every label twice (62 images for
+    31 files)."""
+    manifest = Datasource(flickering_export).manifest
+    data = orjson.loads(manifest.read_bytes())
+    data["videos"].append(data["videos"][0])
+    manifest.write_bytes(orjson.dumps(data))
+    assert_one_line(*cli(capsys, "prelabels", flickering_export, "--out", tmp_path / "labels", "--format", "coco"),
+                    "videos[1] repeats the relpath of videos[0]")
+    assert not (tmp_path / "labels").exists()
+
+
+def test_evaluate_names_a_few_of_an_exports_many_videos(flickering_export, tmp_path, capsys):
+    """``evaluate EXPORT --labels`` without --video joined every name the manifest lists into its one line."""
+    manifest = Datasource(flickering_export).manifest
+    data = orjson.loads(manifest.read_bytes())
+    data["videos"] += [{**data["videos"][0], "relpath": f"camera_{k:05d}_{'x' * 200}.mp4"} for k in range(2000)]
+    manifest.write_bytes(orjson.dumps(data))
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,100,100,100,200,1,1,1\n")
+    code, err = cli(capsys, "evaluate", flickering_export, "--gt", gt, "--labels", "--out", tmp_path / "labels.csv")
+    assert_one_line(code, err, "holds 2,001 videos ('walk.mp4', 'camera_00000_")
+    assert "and 1,996 more): pick one with --video RELPATH" in err and len(err) < 1000

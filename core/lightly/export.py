@@ -24,7 +24,7 @@ from typing import Collection, Iterator, Literal, Mapping, Sequence
 import numpy as np
 import orjson
 
-from core.bounded import read_capped
+from core.bounded import brief, read_capped
 from core.detections import Detections, lightly_xywh
 from core.errors import ExportError, UserError
 from core.flicker import FlickerResult
@@ -305,11 +305,25 @@ def read_manifest(out_dir: str | Path) -> list[dict]:
         raise ExportError(f"{path} is damaged; export again to recreate it") from None
     if not isinstance(entries, list):
         raise ExportError(f"{path} is damaged; export again to recreate it")
+    first_of: dict[str, int] = {}
     for k, entry in enumerate(entries):
         problem = _manifest_entry_problem(entry)
+        if problem is None and first_of.setdefault(entry["relpath"], k) != k:  # its frames' files would be read twice
+            problem = f"repeats the relpath of videos[{first_of[entry['relpath']]}]"
         if problem:
             raise ExportError(f"{path}: videos[{k}] {problem}; export again to recreate it")
-    return entries
+    # a null optional key is an absent one (older entries lack the later keys): `entry.get(key, default)` then holds
+    return [{key: value for key, value in entry.items() if value is not None} for entry in entries]
+
+
+SHOWN_NAMES = 5  # videos an error line names, of an export that holds more
+
+
+def listed_videos(entries: Sequence[dict]) -> str:
+    """The manifest's videos for an error line: the first SHOWN_NAMES, each cut short, and how many more (a
+    manifest may list 100,000 long names)."""
+    shown = ", ".join(brief(entry["relpath"], 80) for entry in entries[:SHOWN_NAMES])
+    return shown + (f" and {len(entries) - SHOWN_NAMES:,} more" if len(entries) > SHOWN_NAMES else "")
 
 
 def _manifest_entry_problem(entry) -> str | None:
