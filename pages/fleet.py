@@ -29,6 +29,7 @@ TICKED = "fleet_ticked"  # the video ticked in it, by name
 SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
 LAST_CHOSEN = "fleet_last_chosen"  # the chooser's last video, back once a filter that emptied it is cleared
 TICK_FILTER = "fleet_tick_filter"  # the filter a tick was made under: a new filter's table starts unticked, and so does the page
+FILTERINGS = "fleet_filterings"  # how many times the filter changed: in the table's key, so each filter's table is a new one
 STATUS_WORDS = {"skipped": "done earlier"}  # summary.csv's "skipped": done by an earlier run, in the export all the same
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
@@ -227,6 +228,7 @@ def fleet_panel(root: Path, polling: bool) -> None:
         st.caption(f"{len(shown):,} of {len(rows):,} videos match.")
     if st.session_state.get(TICK_FILTER, query) != query:  # the tick named a row the new table no longer shows ticked
         st.session_state.pop(TICKED, None)
+        st.session_state[FILTERINGS] = st.session_state.get(FILTERINGS, 0) + 1
     st.session_state[TICK_FILTER] = query
     open_panel(root, shown, ticked_video(shown), warm=not found.running)
     failed_panel(shown)
@@ -237,9 +239,13 @@ def ticked_video(shown: pd.DataFrame) -> str | None:
     """The table, and the video ticked in it. The table's selection is a row's position, and rows
     move while a batch writes (a video done sorts in, worst first), so the tick would land on a
     neighbour: the table is keyed by the videos it lists (a new list starts unticked), and the video
-    ticked last stays picked, by name, while it is listed."""
+    ticked last stays picked, by name, while it is listed. A new filter's table is a new one too, even
+    where it lists the rows of an earlier one (a filter typed and cleared): a run cut short by the next
+    keystroke leaves that earlier table's tick in the session (Streamlit drops a widget not drawn
+    only when a run ends), and a table under the earlier key would bring the tick back."""
     listed = shown["Video"].tolist()
-    key = f"{TABLE}-{hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]}"
+    digest = hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]
+    key = f"{TABLE}-{st.session_state.get(FILTERINGS, 0)}-{digest}"
     percent = shown.assign(**{"Flagged share": shown["Flagged share"] * 100})  # shown with one decimal
     event = st.dataframe(percent, column_config=share_scaled(COLUMNS, shown), hide_index=True,
                          height=min(38 + 35 * len(shown), 420), on_select="rerun", selection_mode="single-row", key=key)

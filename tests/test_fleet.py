@@ -395,6 +395,24 @@ def test_a_batch_that_stopped_early_shows_its_videos_and_is_not_polled(fleet_app
     assert not any("A batch is writing" in i.value for i in at.info)
 
 
+def test_a_filter_typed_and_cleared_fast_never_brings_back_the_tick_it_cleared(fleet_app, batch):
+    """Typed fast, each keystroke's run stops the one before it, and Streamlit keeps the state of a widget
+    a stopped run did not draw (it drops those only when a run ends): the first table's tick is still in
+    the session when the filter is cleared. The table listing the same rows again must not take it."""
+    at = open_fleet(fleet_app, batch)
+    first = at.session_state["fleet_table"]
+    tick = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.session_state[first] = tick
+    at.run()
+    opens = lambda: [p.proto.label for p in at.get("page_link") if p.proto.label.startswith("Open walk")]  # noqa: E731
+    assert opens() == ["Open walk\\_c.mp4 in Review"]
+    at.text_input(key="fleet_filter").input("zzz").run()
+    assert shown_rows(at) == [] and not opens()
+    at.session_state[first] = tick  # what a run stopped by the next keystroke leaves behind
+    at.text_input(key="fleet_filter").input("").run()
+    assert len(shown_rows(at)) == 4 and not opens(), "the tick the filter cleared came back"
+
+
 def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch):
     at = open_fleet(fleet_app, batch)
     warning = at.warning[0].value
