@@ -36,13 +36,14 @@ LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read a
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
 CHART_VIDEOS = 30
 FAILED_LISTED = 5  # failed videos whose error is spelled out under the table
+NAME_PX, NAME_PADDING_PX = 6.6, 16  # the grid's 14 px font: a file name (digits, "_", "-") runs ~6.5 px a character
+NAME_WIDTHS_PX = (200, 440)  # the Video column's narrowest and widest
+SHARE_PX = 104  # the flagged-share bars and their "12.5%": room left for a long name at 1280 px
 COLUMNS = {
-    "Video": st.column_config.TextColumn("Video", width="medium"),
-    "Status": st.column_config.TextColumn("Status", width=100),  # "done earlier" whole ("small" cut it)
+    "Status": st.column_config.TextColumn("Status", width=96),  # "done earlier" whole ("small" cut it)
     "Frames": st.column_config.NumberColumn("Frames", format="%d"),
     "Flagged": st.column_config.NumberColumn("Flagged", format="%d", help="Frames any of the batch's assertions flagged "
                                                                           "(flicker; ghost and class flip where on)"),
-    "Flagged share": st.column_config.ProgressColumn("Flagged share", format="percent", min_value=0.0, max_value=1.0),
     "Reviewed": st.column_config.NumberColumn("Reviewed", format="%d",
                                               help="Frames flagged at this batch's thresholds that have a verdict "
                                                    "(verdicts on frames no longer flagged are kept, not counted here)"),
@@ -50,14 +51,30 @@ COLUMNS = {
 }
 
 
-def share_scaled(columns: dict, rows) -> dict:
-    """The columns with the flagged-share bars scaled to the largest share shown (a bar of 0-100%
-    left shares of a few percent looking empty), rounded up to a tenth, with one decimal."""
+def fitted(columns: dict, rows: pd.DataFrame) -> dict:
+    """The columns fitted to the rows shown: the names whole, the bars readable, no empty Error column."""
+    errors = {} if (rows["Status"] == "failed").any() else {"Error": None}  # None: the column is left out
+    return {**columns, **share_scaled(rows), **names_whole(rows), **errors}
+
+
+def share_scaled(rows: pd.DataFrame) -> dict:
+    """The flagged-share bars scaled to the largest share shown (a bar of 0-100% left shares of a few
+    percent looking empty), rounded up to a tenth, with one decimal."""
     largest = float(rows["Flagged share"].max()) if len(rows) else 0.0
     top = min(1.0, max(0.1, math.ceil(largest * 10) / 10))
-    bar = st.column_config.ProgressColumn("Flagged share", format="%.1f%%", min_value=0.0, max_value=top * 100,
+    bar = st.column_config.ProgressColumn("Flagged share", format="%.1f%%", min_value=0.0, max_value=top * 100, width=SHARE_PX,
                                           help=f"Share of the video's frames flagged; the bars run from 0 to {top:.0%}")
-    return {**columns, "Flagged share": bar}
+    return {"Flagged share": bar}
+
+
+def names_whole(rows: pd.DataFrame) -> dict:
+    """The Video column as wide as the longest name shown (a camera's dated file name was cut to
+    ``north_entrance_camera_07_202`` at 1280 px, where the other cameras' names differ), within
+    NAME_WIDTHS_PX (the other columns still on screen at 1280 px for a name of ~55 characters)."""
+    longest = int(rows["Video"].str.len().max()) if len(rows) else 0
+    low, high = NAME_WIDTHS_PX
+    width = int(min(high, max(low, longest * NAME_PX + NAME_PADDING_PX)))
+    return {"Video": st.column_config.TextColumn("Video", width=width)}
 
 
 def folder_panel() -> Path | None:
@@ -247,7 +264,7 @@ def ticked_video(shown: pd.DataFrame) -> str | None:
     digest = hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]
     key = f"{TABLE}-{st.session_state.get(FILTERINGS, 0)}-{digest}"
     percent = shown.assign(**{"Flagged share": shown["Flagged share"] * 100})  # shown with one decimal
-    event = st.dataframe(percent, column_config=share_scaled(COLUMNS, shown), hide_index=True,
+    event = st.dataframe(percent, column_config=fitted(COLUMNS, shown), hide_index=True,
                          height=min(38 + 35 * len(shown), 420), on_select="rerun", selection_mode="single-row", key=key)
     rows = [row for row in event.selection.rows if row < len(listed)]
     if rows:
