@@ -14,7 +14,7 @@ from core.batch import named_once
 from core.errors import UserError
 from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
-from ui import flags, resources, session
+from ui import flags, plots, resources, session
 from ui.boundary import error_boundary
 from ui.flicker_view import assertion_label
 from ui.url import batch_link, restore_page_values
@@ -128,8 +128,8 @@ def chart_panel(rows: pd.DataFrame) -> None:
         return
     which = f"the {CHART_VIDEOS} worst" if len(worst) == CHART_VIDEOS else "every video shown with flags"
     st.caption(f"Flagged frames per video ({which})")
-    st.bar_chart(worst, x="Video", y="Flagged", horizontal=True, sort="-Flagged", x_label="", y_label="Flagged frames",
-                 height=90 + 26 * len(worst))  # room for the axis and its title: a readable bar per video
+    st.altair_chart(plots.flagged_per_video_chart(worst),
+                    height=90 + 26 * len(worst))  # room for the axis and its title: a readable bar per video
 
 
 def failed_panel(shown: pd.DataFrame) -> None:

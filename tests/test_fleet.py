@@ -413,21 +413,39 @@ def test_a_filter_typed_and_cleared_fast_never_brings_back_the_tick_it_cleared(f
     assert len(shown_rows(at)) == 4 and not opens(), "the tick the filter cleared came back"
 
 
+LONG_NAME = "north_entrance_camera_07_2026-11-30_morning_shift.mp4"  # a camera's dated file name
+
+
+def renamed_in_summary(root: Path, name: str, new_name: str) -> Path:
+    """The batch ``root`` with a video listed under another name (its summary row: what the Fleet page lists)."""
+    summary = root / "summary.csv"
+    summary.write_text(summary.read_text().replace(name, new_name))
+    return root
+
+
 def test_a_long_video_name_gets_a_column_wide_enough_to_read_it_whole(batch_copy, fleet_app):
     """A camera's dated file name was cut to ``north_entrance_camera_07_202`` at 1280 px: the Video column
     is as wide as the longest name shown, and the Error column, empty while nothing failed, gives it room."""
     root, _ = batch_copy
-    long_name = "north_entrance_camera_07_2026-11-30_morning_shift.mp4"
-    summary = root / "summary.csv"
-    summary.write_text(summary.read_text().replace("walk_a.mp4", long_name))
-    at = open_fleet(fleet_app, root)
+    at = open_fleet(fleet_app, renamed_in_summary(root, "walk_a.mp4", LONG_NAME))
     columns = json.loads(at.dataframe[0].proto.columns)
-    assert long_name in shown_rows(at)
-    assert columns["Video"]["width"] >= 6.5 * len(long_name) + 17  # the grid's 14 px font, 8.5 px each side
+    assert LONG_NAME in shown_rows(at)
+    assert columns["Video"]["width"] >= 6.5 * len(LONG_NAME) + 17  # the grid's 14 px font, 8.5 px each side
     assert not columns["Error"].get("hidden")  # broken.mp4 failed: its error has a column
     at.text_input(key="fleet_filter").input("walk").run()  # nothing failed among the rows shown
     assert json.loads(at.dataframe[0].proto.columns)["Error"].get("hidden")
     assert json.loads(at.dataframe[0].proto.columns)["Video"]["width"] < columns["Video"]["width"]
+
+
+def test_the_chart_of_flagged_frames_names_each_video_whole(batch_copy, fleet_app):
+    """Streamlit's bar chart cut its names at ~100 px (``south_gate_cam…``): the names beside the bars
+    have room for a long one."""
+    root, _ = batch_copy
+    at = open_fleet(fleet_app, renamed_in_summary(root, "walk_c.mp4", LONG_NAME))
+    (chart,) = at.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    assert spec["encoding"]["y"]["field"] == "Video" and spec["encoding"]["y"]["sort"] == "-x"  # most flagged on top
+    assert spec["encoding"]["y"]["axis"]["labelLimit"] >= 6.5 * len(LONG_NAME)
 
 
 def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch):

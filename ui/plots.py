@@ -1,7 +1,12 @@
-"""Plotly figures: the estimated F1 map over the thresholds (Verdicts & thresholds page)."""
+"""Figures: the estimated F1 map over the thresholds (Verdicts & thresholds page, Plotly), the worst
+videos of a batch (Fleet page, Vega-Lite as Streamlit's own charts)."""
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import plotly.graph_objects as go
+
+NAME_LABEL_PX = 380  # a video's name beside its bar: whole up to ~55 characters (Vega-Lite's default cut at 180 px)
 
 
 def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[float, float] | None,
@@ -31,3 +36,13 @@ def f1_map_figure(estimates, current: tuple[float, float], suggested: tuple[floa
                          yaxis={"title": "IoU assertion", "dtick": 0.2, "range": [0, 1]},
                          legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0})
     return figure
+
+
+def flagged_per_video_chart(rows: pd.DataFrame) -> alt.Chart:
+    """One horizontal bar per video (``Video``, ``Flagged``), most flagged on top, each name whole
+    (Streamlit's bar chart cut ``south_gate_cam_02.mp4`` to ``south_gate_cam…``) and in full on hover."""
+    bars = alt.Chart(rows[["Video", "Flagged"]]).mark_bar()
+    return bars.encode(
+        x=alt.X("Flagged:Q", title="Flagged frames", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("Video:N", sort="-x", title=None, axis=alt.Axis(labelLimit=NAME_LABEL_PX)),
+        tooltip=["Video", "Flagged"])
