@@ -12,6 +12,7 @@ from core import fleet
 from core.assertions import FLICKER
 from core.batch import named_once
 from core.errors import UserError
+from core.settings import DetectorSpec
 from core.verdicts import default_store_path
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, plots, resources, session
@@ -163,7 +164,13 @@ def settings_caption(root: Path) -> None:
     st.caption(f"Videos open at the batch's settings: {settings.mode} mode, IoU tracking {settings.iou_track:g}, "
                f"IoU assertion {settings.iou_assert:g}, minimum score {settings.min_score:g}"
                + (f", {siblings} beside flicker" if siblings else "")
-               + f" ({markdown_literal(Path(recorded.detector.weights).name)}, floor {recorded.detector.conf:g}).")
+               + f" ({detector_words(recorded.detector)}, confidence floor {recorded.detector.conf:g}).")
+
+
+def detector_words(detector: DetectorSpec) -> str:
+    """The batch's detector as Load & detect names it: the built-in one in words (its spec,
+    ``builtin:hog-people``, read as a file name), a model by its file name."""
+    return "the built-in people detector" if detector.builtin else markdown_literal(Path(detector.weights).name)
 
 
 def open_panel(root: Path, rows: pd.DataFrame, picked: str | None, warm: bool) -> None:

@@ -667,6 +667,13 @@ def test_the_settings_caption_names_the_assertions_the_videos_open_with(batch_co
     assert ", ghost and class flip beside flicker (" in caption, caption
 
 
+def test_the_settings_caption_names_the_detector_in_words(fleet_app, batch):
+    """It said "(builtin:hog-people, floor 0.5)": the built-in detector's internal name, and a floor of what."""
+    at = open_fleet(fleet_app, batch)
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Videos open at the batch's settings")]
+    assert caption.endswith("(the built-in people detector, confidence floor 0.1).") and "builtin" not in caption, caption
+
+
 @pytest.mark.parametrize("kind", ["fifo", "link"])
 def test_a_summary_that_is_not_a_plain_file_is_named_not_read_as_a_stopped_batch(kind, tmp_path):
     """A FIFO or a link to /dev/zero at summary.csv read as 'the last batch stopped before it finished'."""
