@@ -109,6 +109,15 @@ def table(found: fleet.Fleet, reviewed: dict[str, int]) -> pd.DataFrame:
     return frame.sort_values(["Flagged share", "Video"], ascending=[False, True], kind="stable", ignore_index=True)
 
 
+def error_cell(video: str, error: str) -> str:
+    """A failed video's error beside its name, the name it starts with left out: said again, it
+    filled the column ("west_loading_dock_camera_11_2026-11-30_night_shi..."), the cause cut off."""
+    if not error:
+        return ""
+    cause = named_once(video, error)[len(video):].lstrip(":").strip().removeprefix("is ")
+    return cause[:1].upper() + cause[1:]
+
+
 def figures_panel(found: fleet.Fleet, rows: pd.DataFrame) -> None:
     frames, flagged, reviewed = int(rows["Frames"].sum()), int(rows["Flagged"].sum()), int(rows["Reviewed"].sum())
     columns = st.columns(4)
@@ -270,8 +279,9 @@ def ticked_video(shown: pd.DataFrame) -> str | None:
     listed = shown["Video"].tolist()
     digest = hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]
     key = f"{TABLE}-{st.session_state.get(FILTERINGS, 0)}-{digest}"
-    percent = shown.assign(**{"Flagged share": shown["Flagged share"] * 100})  # shown with one decimal
-    event = st.dataframe(percent, column_config=fitted(COLUMNS, shown), hide_index=True,
+    drawn = shown.assign(**{"Flagged share": shown["Flagged share"] * 100,  # shown with one decimal
+                            "Error": [error_cell(*row) for row in zip(listed, shown["Error"])]})
+    event = st.dataframe(drawn, column_config=fitted(COLUMNS, shown), hide_index=True,
                          height=min(38 + 35 * len(shown), 420), on_select="rerun", selection_mode="single-row", key=key)
     rows = [row for row in event.selection.rows if row < len(listed)]
     if rows:
