@@ -11,7 +11,7 @@ from core.detect import Detector
 from core.errors import RefusedWeights, UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes, size_limits
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
-from core.paths import SAMPLE_VIDEO, check_allowed
+from core.paths import SAMPLE_VIDEO, check_allowed, outside_roots
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec, resolve_classes
 from core.uploads import discard_upload, save_upload, upload_as_file
@@ -51,9 +51,25 @@ def video_panel() -> None:
     elif source == "Local path":
         with st.form("local_path", border=False):  # a form, so Enter in the box loads the file
             path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
-            if st.form_submit_button("Load file") and path.strip():
-                session.open_video(path)
+            if st.form_submit_button("Load file") and path.strip() and not session.open_video(path):
+                folder_hint(path)
     video_facts(session.loaded_video())
+
+
+def folder_hint(path_text: str) -> None:
+    """A folder typed where a video goes ("... is a directory, not a video file", and nothing said
+    of what opens a folder): the batch section below takes it, filled in there."""
+    folder = Path(path_text.strip()).expanduser()
+    if outside_roots(folder) or not folder.is_dir():  # outside FLICKER_ROOTS: nothing said of what is there
+        return
+    if (folder / fleet.SUMMARY_CSV).is_file():
+        st.session_state["batch_open_dir"] = str(folder)
+        st.info("This is a batch output folder: open it on the Fleet page from *Many videos: a batch* below "
+                "(filled in there).", icon=":material/view_list:")
+    else:
+        st.session_state["batch_inputs"] = str(folder)
+        st.info("For a folder of videos, run a batch on it under *Many videos: a batch* below (filled in there), "
+                "or name one video in it here.", icon=":material/view_list:")
 
 
 def video_facts(loaded) -> None:

@@ -109,6 +109,26 @@ def test_bad_local_path_shows_an_error_not_a_traceback(app, bad_files):
     assert "not a video" in app.error[0].value
 
 
+def test_a_folder_given_as_the_video_points_to_the_batch_section_filled_in(app, tmp_path):
+    """"... is a directory, not a video file" said nothing of where a folder of videos, or a batch's
+    output, opens: the batch section below takes either, filled in."""
+    videos, out = tmp_path / "cams", tmp_path / "out"
+    videos.mkdir()
+    out.mkdir()
+    (out / "summary.csv").write_text("relpath,source,status,error,frames,boxes,flagged,flagged_share\n")
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input(str(videos))
+    click(app, "Load file")
+    assert "is a directory" in app.error[0].value
+    assert "run a batch on it under *Many videos: a batch*" in app.info[0].value
+    assert app.text_input(key="batch_inputs").value == str(videos)
+    app.text_input[0].input(str(out))
+    click(app, "Load file")
+    assert "This is a batch output folder" in app.info[0].value
+    assert app.text_input(key="batch_open_dir").value == str(out)
+
+
 def test_missing_weights_show_an_error(app):
     app.radio(key="model_choice").set_value("YOLO weights path")
     app.run()
