@@ -40,6 +40,7 @@ FAILED_LISTED = 5  # failed videos whose error is spelled out under the table
 NAME_PX, NAME_PADDING_PX = 6.6, 16  # the grid's 14 px font: a file name (digits, "_", "-") runs ~6.5 px a character
 NAME_WIDTHS_PX = (200, 440)  # the Video column's narrowest and widest
 SHARE_PX = 104  # the flagged-share bars and their "12.5%": room left for a long name at 1280 px
+FIGURES = ["Frames", "Flagged", "Flagged share", "Reviewed"]  # what a video done has, and a failed one has not
 COLUMNS = {
     "Status": st.column_config.TextColumn("Status", width=96),  # "done earlier" whole ("small" cut it)
     "Frames": st.column_config.NumberColumn("Frames", format="%d"),
@@ -268,6 +269,15 @@ def fleet_panel(root: Path, polling: bool) -> None:
     chart_panel(shown)
 
 
+def drawn_rows(shown: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the table shows them: shares in percent (one decimal shown), a failed video's error
+    without its name, and its figures blank: "0 frames, 0 flagged" and an empty bar read as a clean video."""
+    drawn = shown.assign(**{"Flagged share": shown["Flagged share"] * 100,
+                            "Error": [error_cell(*row) for row in zip(shown["Video"], shown["Error"])]})
+    drawn[FIGURES] = drawn[FIGURES].mask(drawn["Status"] == "failed", axis=0)
+    return drawn
+
+
 def ticked_video(shown: pd.DataFrame) -> str | None:
     """The table, and the video ticked in it. The table's selection is a row's position, and rows
     move while a batch writes (a video done sorts in, worst first), so the tick would land on a
@@ -279,9 +289,7 @@ def ticked_video(shown: pd.DataFrame) -> str | None:
     listed = shown["Video"].tolist()
     digest = hashlib.sha256(chr(0).join(listed).encode()).hexdigest()[:16]
     key = f"{TABLE}-{st.session_state.get(FILTERINGS, 0)}-{digest}"
-    drawn = shown.assign(**{"Flagged share": shown["Flagged share"] * 100,  # shown with one decimal
-                            "Error": [error_cell(*row) for row in zip(listed, shown["Error"])]})
-    event = st.dataframe(drawn, column_config=fitted(COLUMNS, shown), hide_index=True,
+    event = st.dataframe(drawn_rows(shown), column_config=fitted(COLUMNS, shown), hide_index=True, placeholder="",
                          height=min(38 + 35 * len(shown), 420), on_select="rerun", selection_mode="single-row", key=key)
     rows = [row for row in event.selection.rows if row < len(listed)]
     if rows:
