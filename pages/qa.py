@@ -17,7 +17,7 @@ from core.verdicts import SPOT_CHECK_NAMES, VERDICT_NAMES, VERDICTS
 from core.words import counted, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import annotator_field, literal_caption, recount_warning
+from ui.components import annotator_field, literal_caption, recount_warning, video_name_note
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
 from ui.url import restore_from_url, restore_page_values, review_link, sync_url
@@ -29,9 +29,10 @@ QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replac
 QA_STALE = "qa_suggestion_stale"  # set when "Use suggested thresholds" was pressed on figures the verdicts had outrun
 
 
-def queue_settings_panel() -> tuple[int, int]:
+def queue_settings_panel(video: str) -> tuple[int, int]:
     with st.sidebar:
         st.header("Review queue")
+        video_name_note(video)
         annotator_field()
         # defaults put in the state, not passed to the widgets: a plan or seed from the URL is there already
         # (restore_page_values), and a widget given both warns in the server's log
@@ -273,7 +274,7 @@ restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int)
 st.title("Verdicts & thresholds")
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Verdicts")
-size, seed = queue_settings_panel()
+size, seed = queue_settings_panel(view.video.relpath)
 recount_warning(view.video.info)
 sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
 with error_boundary("Verdicts"):

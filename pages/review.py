@@ -16,7 +16,7 @@ from core.settings import FlickerSettings
 from core.words import markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
-from ui.components import annotator_field, recount_warning, selection_strengths, sibling_strengths
+from ui.components import annotator_field, recount_warning, selection_strengths, sibling_strengths, video_name_note
 from ui.flicker_view import ASSERTION_HELP, FlickerView, assertion_label, current_view, flags_with, require_view
 from ui.url import restore_from_url, sync_url
 from ui.viewer import frames, handshake
@@ -279,6 +279,7 @@ prepare_current_frame()
 st.container(key=REVIEW_TITLE_KEY).title("Review")  # hidden in a short window (app.py): the frame needs the height
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Review")  # the tab says which camera, of many
+video_name_note(view.video.relpath)
 boxes_source_caption()
 recount_warning(view.video.info)
 workspace()

@@ -415,6 +415,17 @@ def test_a_reload_reopens_the_same_review_from_the_url(app, tiny_slice, tmp_path
     assert metric(reloaded, "Flagged frames") == metric(app, "Flagged frames"), "detections came back from the cache"
 
 
+def test_review_and_verdicts_name_the_video_whole_in_the_sidebar(app, tiny_slice):
+    """Beside the frame a long name is cut ("north_entrance_camera..." at 1280 px), where a batch's cameras
+    differ: the sidebar, which has the room, names it whole."""
+    load_and_detect(app, tiny_slice)
+    for page in ("pages/review.py", "pages/qa.py"):
+        app.switch_page(page)
+        app.run()
+        assert not app.exception, app.exception
+        assert "Video: tiny.mp4" in [caption.value for caption in app.sidebar.caption], page
+
+
 def test_kept_classes_go_in_the_url_as_ids_and_a_link_brings_them_back(app, tiny_slice):
     load_and_detect(app, tiny_slice, classes=["0", "2"])  # a model built from its YAML names classes by number
     review = app.session_state["review"]

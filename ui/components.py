@@ -9,6 +9,7 @@ from core.assertions import CLASS_FLIP, GHOST, METADATA_KEYS
 from core.bounded import printable
 from core.errors import UserError
 from core.verdicts import recounted_note
+from core.words import markdown_literal
 from ui import resources, session
 
 # The three strategies of the tutorial's selection config. One set of keys: the local selection
@@ -53,6 +54,13 @@ def annotator_field() -> None:
                        "own latest one.")
     if not session.annotator():
         st.caption(session.UNNAMED)
+
+
+def video_name_note(relpath: str) -> None:
+    """The video's whole name in the sidebar, which has the room: beside the frame a camera's dated
+    name is cut ("north_entrance_camera..." at 1280 px), where the cameras of a batch differ."""
+    with st.sidebar:
+        st.caption(f"Video: {markdown_literal(relpath)}")
 
 
 def recount_warning(info) -> None:
