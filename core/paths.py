@@ -404,12 +404,7 @@ def check_allowed(path: str | Path) -> Path:
 
     if "\0" in str(path):  # the OS cannot name it; resolve() would raise ValueError
         raise UserError(f"{str(path)[:80]!r} holds a NUL byte, which no file name can hold")
-    try:
-        resolved = expand_home(path).resolve()
-    except UserError:
-        if allowed_roots() is not None:  # said as of any path outside: which users this machine has is not told
-            raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)") from None
-        raise
+    resolved = expand_home(path).resolve()
     if outside_roots(resolved):
         raise UserError(f"{path} is outside the folders this app may use (FLICKER_ROOTS)")
     return resolved
@@ -426,10 +421,7 @@ def typed_folder(text: str, what: str, error: type | None = None, alternative: s
     text = text.strip()
     if not text:
         raise error(f"{what} is empty: give an absolute folder (like /data/flicker){alternative}")
-    name = text[len("file://"):] if text.lower().startswith("file://") else text
-    if name.startswith("~"):
-        check_allowed(name)  # a home folder of no user, said as check_allowed says it (under FLICKER_ROOTS: outside them)
-    path = expand_home(name)
+    path = expand_home(text[len("file://"):] if text.lower().startswith("file://") else text)
     if not path.is_absolute():
         raise error(f"{what} {text!r} is a relative path: give an absolute folder (like /data/flicker){alternative}")
     allowed = check_allowed(path)  # first: its message never says whether a path outside the roots exists
@@ -440,12 +432,15 @@ def typed_folder(text: str, what: str, error: type | None = None, alternative: s
 
 def expand_home(path: str | Path) -> Path:
     """``path`` with a leading ``~`` or ``~user`` expanded; a ``~user`` this machine has no user of is a UserError
-    (``Path.expanduser`` raises RuntimeError, a traceback wherever a typed or linked path reached it)."""
+    (``Path.expanduser`` raises RuntimeError, a traceback wherever a typed or linked path reached it). Under
+    FLICKER_ROOTS it reads as any path outside them: which users this machine has is not told."""
     try:
         return Path(path).expanduser()
     except RuntimeError:
         from core.errors import UserError
 
+        if allowed_roots() is not None:
+            raise UserError(f"{str(path)[:80]} is outside the folders this app may use (FLICKER_ROOTS)") from None
         raise UserError(f"{str(path)[:80]}: {str(path).split('/')[0][:40]} names no user's home folder on this machine") from None
 
 

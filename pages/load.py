@@ -11,7 +11,7 @@ from core.detect import Detector
 from core.errors import RefusedWeights, UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes, size_limits
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
-from core.paths import SAMPLE_VIDEO, check_allowed, outside_roots
+from core.paths import SAMPLE_VIDEO, check_allowed, expand_home, outside_roots
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec, resolve_classes
 from core.uploads import discard_upload, save_upload, upload_as_file
@@ -59,8 +59,11 @@ def video_panel() -> None:
 def folder_hint(path_text: str) -> None:
     """A folder typed where a video goes ("... is a directory, not a video file", and nothing said
     of what opens a folder): the batch section below takes it, filled in there."""
-    folder = Path(path_text.strip()).expanduser()
-    if outside_roots(folder) or not folder.is_dir():  # outside FLICKER_ROOTS: nothing said of what is there
+    try:
+        folder = expand_home(path_text.strip())
+        if outside_roots(folder) or not folder.is_dir():  # outside FLICKER_ROOTS: nothing said of what is there
+            return
+    except (UserError, OSError, ValueError):  # ~nosuchuser, a NUL byte, a loop of links: open_video said why
         return
     if (folder / fleet.SUMMARY_CSV).is_file():
         st.session_state["batch_open_dir"] = str(folder)

@@ -109,6 +109,20 @@ def test_bad_local_path_shows_an_error_not_a_traceback(app, bad_files):
     assert "not a video" in app.error[0].value
 
 
+def test_a_video_in_a_home_folder_of_no_user_is_an_error_not_a_traceback(app):
+    """``~nosuchuser/walk.mp4`` in the path box raised Path.expanduser's RuntimeError before the error boundary."""
+    app.segmented_control(key="source").set_value("Local path")
+    app.run()
+    app.text_input[0].input("~no-such-user-h7/walk.mp4")
+    click(app, "Load file")
+    assert not app.exception
+    assert "names no user's home folder" in app.error[0].value
+    app.text_input[0].input("/tmp/a\0b.mp4")
+    click(app, "Load file")
+    assert not app.exception
+    assert "holds a NUL byte" in app.error[0].value
+
+
 def test_a_folder_given_as_the_video_points_to_the_batch_section_filled_in(app, tmp_path):
     """"... is a directory, not a video file" said nothing of where a folder of videos, or a batch's
     output, opens: the batch section below takes either, filled in."""

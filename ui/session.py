@@ -125,8 +125,8 @@ def _say_still_open() -> None:
 def open_video(path_text: str) -> bool:
     """A video named by the user (the path box, or a link's URL): outside ``FLICKER_ROOTS`` it is
     refused before anything touches the file."""
-    path = Path(path_text.strip()).expanduser()
     with error_boundary():
+        path = paths.expand_home(path_text.strip())
         if not _app_owned(path):  # the sample and the uploads the app kept: a reload of their review opens them
             paths.check_allowed(path)
         return set_video(path)
