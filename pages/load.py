@@ -341,6 +341,11 @@ class BarsProgress(BatchProgress):
         self.log = st.empty()
         self.lines: list[str] = []
 
+    def checking(self, relpath: str, done: int, total: int) -> None:
+        """Done videos whose markers do not know their file (an older batch, a copy) are read again first."""
+        text = f"Checking done videos are unchanged: {markdown_literal(relpath)}" if relpath else "Done videos checked"
+        self.current.progress(min(done / max(total, 1), 1.0), text=f"{text} ({done / 2 ** 20:,.0f} / {total / 2 ** 20:,.0f} MiB)")
+
     def probed(self, frames: int, relpath: str = "") -> None:
         self.frames, self.done, self.relpath = frames, 0, relpath
         self._show_current()

@@ -290,6 +290,13 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     assert fleet.read_settings(tmp_path / "out") is not None
     at.run()  # the next run offers the batch's folder to open
     assert at.text_input(key="batch_open_dir").value == str((tmp_path / "out").resolve())
+    marker = tmp_path / "out" / ".batch" / "done" / f"{hostile}.json"
+    older = {k: v for k, v in json.loads(marker.read_text()).items() if k != "identity"}  # a batch before markers named files
+    marker.write_text(json.dumps(older))
+    next(b for b in at.button if b.label == "Run batch").click().run()  # the video is read again, with a bar
+    assert not at.exception, at.exception
+    assert [p.proto.text for p in at.get("progress")][1].startswith("Done videos checked (")
+    assert json.loads(marker.read_text())["identity"]  # checked unchanged: the next resume reads nothing
 
 
 def no_detection(*args, **kwargs):
