@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -227,18 +228,25 @@ def test_done_markers_of_earlier_versions_still_match(videos, cache, tmp_path):
     assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"
 
 
-def test_another_video_copied_over_one_done_with_its_size_and_mtime_is_done_again(videos, cache, tmp_path):
-    """`cp -p` of another video of the same size kept what the done markers knew a video by (size and
-    mtime): the rerun skipped it and its export went on holding the first video's boxes."""
+def one_of_two_same_size_videos(videos: Path, tmp_path: Path) -> tuple[Path, bytes]:
+    """A folder holding x.mp4 (a.mp4's bytes) and the bytes of another video (b.mp4) of the same size: zeros padded
+    after the last box, which FFmpeg reads both as they were; a copy of one over the other keeps size and mtime."""
     folder = tmp_path / "videos"
     folder.mkdir()
     first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
-    size = max(len(first), len(other))  # bytes after the last box: FFmpeg reads both as they were
+    size = max(len(first), len(other))
     (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    return folder, other.ljust(size, b"\0")
+
+
+def test_another_video_copied_over_one_done_with_its_size_and_mtime_is_done_again(videos, cache, tmp_path):
+    """`cp -p` of another video of the same size kept what the done markers knew a video by (size and
+    mtime): the rerun skipped it and its export went on holding the first video's boxes."""
+    folder, other = one_of_two_same_size_videos(videos, tmp_path)
     out = tmp_path / "out"
     assert run_batch(config([folder], out, cache)).rows[0].status == "done"
     status = (folder / "x.mp4").stat()
-    (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+    (folder / "x.mp4").write_bytes(other)
     os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
     again = run_batch(config([folder], out, cache))
     assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
@@ -360,15 +368,11 @@ def test_a_video_done_by_an_older_version_is_read_once_with_progress_then_truste
 def test_a_marker_edited_to_name_another_file_is_read_not_trusted(videos, cache, tmp_path, monkeypatch, forged):
     """Another video `cp -p`'d over a done one keeps size and mtime; a marker edited to name the new file in all but
     the fields a copy cannot keep (ctime, inode) must still have it read, and done again."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
-    size = max(len(first), len(other))  # bytes after the last box: FFmpeg reads both as they were
-    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    folder, other = one_of_two_same_size_videos(videos, tmp_path)
     out = tmp_path / "out"
     run_batch(config([folder], out, cache))
     marker = done_marker(out)
-    (folder / "other.tmp").write_bytes(other.ljust(size, b"\0"))
+    (folder / "other.tmp").write_bytes(other)
     os.utime(folder / "other.tmp", ns=(marker["identity"][3], marker["identity"][3]))
     os.replace(folder / "other.tmp", folder / "x.mp4")
     status = (folder / "x.mp4").stat()
@@ -378,7 +382,7 @@ def test_a_marker_edited_to_name_another_file_is_read_not_trusted(videos, cache,
     (out / ".batch" / "done" / "x.mp4.json").write_text(json.dumps({**marker, "identity": identity}))
     reads = ReadsRecorded(monkeypatch)
     again = run_batch(config([folder], out, cache), reads)
-    assert reads.hashed == ["x.mp4"] and reads.checks[0] == ("x.mp4", 0, size)
+    assert reads.hashed == ["x.mp4"] and reads.checks[0] == ("x.mp4", 0, len(other))
     assert again.rows[0].status == "done" and again.notes == ("1 video done again: the video changed since",)
     assert read_manifest(out)[0]["fingerprint"] == hashlib.sha256((folder / "x.mp4").read_bytes()).hexdigest()
 
@@ -387,16 +391,12 @@ def test_a_video_written_while_it_was_detected_is_read_on_resume(videos, cache, 
     """The marker names the file as it was when hashed for the export: one written over between that and the marker
     (a camera still writing; here other bytes of the same size, mtime put back) is not vouched for, so the resume reads
     it and does it again, not trusting a marker that names the new file beside the old content key."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
-    size = max(len(first), len(other))
-    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    folder, other = one_of_two_same_size_videos(videos, tmp_path)
 
     class WrittenOverOnceOpened(BatchProgress):
         def probed(self, frames, relpath=""):
             status = (folder / "x.mp4").stat()
-            (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+            (folder / "x.mp4").write_bytes(other)
             os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
 
     out = tmp_path / "out"
@@ -412,15 +412,11 @@ def test_a_video_another_run_redid_before_it_was_stopped_is_done_again(videos, c
     matched the manifest, and the resume skipped a video whose export was made with the other settings."""
     from core.batch.live import DoneMarkers
 
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    first, other = (videos / "a.mp4").read_bytes(), (videos / "sub" / "b.mp4").read_bytes()
-    size = max(len(first), len(other))
-    (folder / "x.mp4").write_bytes(first.ljust(size, b"\0"))
+    folder, other = one_of_two_same_size_videos(videos, tmp_path)
     out = tmp_path / "out"
     run_batch(config([folder], out, cache))
     status = (folder / "x.mp4").stat()
-    (folder / "x.mp4").write_bytes(other.ljust(size, b"\0"))
+    (folder / "x.mp4").write_bytes(other)
     os.utime(folder / "x.mp4", ns=(status.st_atime_ns, status.st_mtime_ns))
 
     def killed(markers, detected, row):

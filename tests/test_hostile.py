@@ -1058,10 +1058,12 @@ def test_done_markers_past_what_a_fleet_holds_are_one_line(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("roots", [None, "videos"])
 def test_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
-    """``~nosuchuser/walk.mp4`` in the path box, a ?video= link or the Fleet folder raised Path.expanduser's
-    RuntimeError ("Could not determine home directory"); under FLICKER_ROOTS it reads as any path outside
-    them (which users the machine has is not told)."""
+    """``~nosuchuser/walk.mp4`` in the path box, a ?video= link, the Fleet folder, ``--weights`` or the Export page's
+    Output folder raised Path.expanduser's RuntimeError ("Could not determine home directory"); under FLICKER_ROOTS
+    it reads as any path outside them (which users the machine has is not told)."""
     from core import fleet
+    from core.detect import load_detector
+    from core.paths import typed_folder
 
     if roots is None:
         monkeypatch.delenv("FLICKER_ROOTS", raising=False)
@@ -1072,6 +1074,10 @@ def test_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
         check_allowed("~no-such-user-h7/walk.mp4")
     with pytest.raises(UserError, match=message):
         fleet.check_folder("~no-such-user-h7/out")
+    with pytest.raises(UserError, match=message):
+        load_detector("~no-such-user-h7/m.pt")
+    with pytest.raises(UserError, match=message):
+        typed_folder("~no-such-user-h7/out", "Output folder")
 
 
 def test_a_mot_file_of_blank_lines_is_read_in_bounded_memory(tmp_path, sample_slice):
@@ -1140,24 +1146,6 @@ def test_a_verdicts_view_that_never_ends_is_no_store_to_the_fleet_page(tmp_path)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stderr[-300:]
     assert judged_frames(tmp_path / "none.sqlite") == []
-
-
-@pytest.mark.parametrize("roots", [None, "videos"])
-def test_weights_or_an_output_folder_in_a_home_folder_of_no_user_is_one_line(tmp_path, monkeypatch, roots):
-    """``--weights ~nosuchuser/m.pt`` and the Export page's Output folder ``~nosuchuser/out`` raised Path.expanduser's
-    RuntimeError, a traceback; under FLICKER_ROOTS the folder reads as any path outside them."""
-    from core.detect import load_detector
-    from core.paths import typed_folder
-
-    if roots is None:
-        monkeypatch.delenv("FLICKER_ROOTS", raising=False)
-    else:
-        monkeypatch.setenv("FLICKER_ROOTS", str(tmp_path / roots))
-    message = "outside the folders" if roots else "names no user's home folder"
-    with pytest.raises(UserError, match=message):
-        load_detector("~no-such-user-h7/m.pt")
-    with pytest.raises(UserError, match=message):
-        typed_folder("~no-such-user-h7/out", "Output folder")
 
 
 def test_every_export_reader_takes_a_null_optional_key_as_absent(flickering_export, tmp_path, capsys):
