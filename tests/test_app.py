@@ -290,6 +290,7 @@ def test_load_detect_review_export(app, tiny_slice, tmp_path):
 
     export_from_app(app, tmp_path / "export")
     assert "a valid Lightly datasource" in app.success[0].value
+    assert [sorted(json.loads(shown.value)) for shown in app.json] == [["file_name", "predictions"], ["file_name", "metadata", "type"]]
     # a flagged frame judged a false alarm is exported flagged all the same: the page says so
     assert any(c.value.startswith("Verdicts do not change the export") and "1 frame judged a false alarm" in c.value
                for c in app.caption)

@@ -108,6 +108,33 @@ def test_the_sample_passes_over_exported_files_damaged_or_linked_since(tmp_path)
     assert sample_files(tmp_path, "det") is None
 
 
+def test_the_sample_and_its_metadata_are_read_whole_and_never_through_a_link(tmp_path):
+    """The sample's metadata file was checked only when a flagged frame was found: a video with no flagged frame
+    (the first frame with boxes is shown) returned its metadata file unread, and the Export page read it with a plain
+    read: a link there was followed out of the export, a damaged file stopped the page on a JSONDecodeError. A
+    metadata file without a readable flickering value stopped it with a KeyError or a ValueError."""
+    from core.lightly.export import exported_document
+
+    still = [[10.0, 10.0, 50.0, 50.0]]
+    export_datasource(tmp_path / "calm", [improved_video("calm.mp4", [still] * 12)], task="det")
+    prediction, metadata = sample_files(tmp_path / "calm", "det")
+    assert prediction.name == "calm-00-mp4.json"  # nothing flagged: the first frame with boxes
+    (tmp_path / "secret.json").write_text('{"metadata": {"flickering": 1.0}, "secret": 1}')
+    metadata.unlink()
+    metadata.symlink_to(tmp_path / "secret.json")
+    again, its_metadata = sample_files(tmp_path / "calm", "det")
+    assert again.name == its_metadata.name == "calm-01-mp4.json" and not its_metadata.is_symlink()
+    assert exported_document(metadata) is None and exported_document(its_metadata)["metadata"]["flickering"] == 0.5
+    video = video_export("cars.mp4", 120)
+    export_datasource(tmp_path / "cars", [video], task="det")
+    _, flagged = sample_files(tmp_path / "cars", "det")
+    flagged.write_text('{"metadata": {}}')
+    _, later = sample_files(tmp_path / "cars", "det")
+    assert later != flagged and exported_document(later)["metadata"]["flickering"] == 1.0
+    later.write_text('{"metadata": {"flickering": "high"}}')
+    assert sample_files(tmp_path / "cars", "det")[1] not in (flagged, later)
+
+
 def improved_video(relpath: str, frames: list[list[list[float]]]) -> VideoPredictions:
     """A video of these boxes per frame, flagged in improved mode (one frame each side, any class)."""
     frame = np.repeat(np.arange(len(frames)), [len(f) for f in frames])

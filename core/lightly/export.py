@@ -487,27 +487,39 @@ def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Pa
     for prediction, metadata, (above, flipped, frame) in _exported_frames(Datasource(out_dir), task):
         if not _sample_field(prediction, "predictions"):
             continue
+        values = _sample_field(metadata, "metadata")
+        if not isinstance(values, dict):
+            continue  # both are shown: a metadata file damaged or linked since is passed over too
         first = first or (prediction, metadata)
         if search <= 0:
             break
         search -= 1
-        values = _sample_field(metadata, "metadata")
-        if isinstance(values, dict) and assertion_flags(values, above, flipped, frame):
-            return prediction, metadata
+        try:
+            if assertion_flags(values, above, flipped, frame):
+                return prediction, metadata
+        except (KeyError, ValueError, TypeError):  # its flickering value gone or not a number since the export
+            continue
     return first
 
 
 MAX_SAMPLE_BYTES = 16 << 20  # one frame's file: a few KiB in practice
 
 
-def _sample_field(path: Path, key: str):
-    """``key`` of an exported frame's JSON file; None when the file is gone, damaged, not a regular file or a link
-    (changed since the export: the page shows it on every rerun, and passes over such a file rather than stop)."""
+def exported_document(path: Path) -> dict | None:
+    """An exported frame's JSON file as the sample shows it; None when the file is gone, damaged, not a regular
+    file or a link (changed since the export: the page shows it on every rerun, and passes over such a file rather
+    than stop or follow a link out of the export)."""
     try:
         document = orjson.loads(read_capped(path, MAX_SAMPLE_BYTES, "An exported file", follow_symlinks=False))
     except (UserError, orjson.JSONDecodeError):
         return None
-    return document.get(key) if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else None
+
+
+def _sample_field(path: Path, key: str):
+    """``key`` of an exported frame's JSON file (:func:`exported_document`); None when it cannot be read."""
+    document = exported_document(path)
+    return None if document is None else document.get(key)
 
 
 FrameReading = tuple[float | None, Collection[int], int | None]  # how a frame's flags are read: cut, flipped, frame
