@@ -54,8 +54,9 @@ COLUMNS = {
 
 
 def fitted(columns: dict, rows: pd.DataFrame) -> dict:
-    """The columns fitted to the rows shown: the names whole, the bars readable, no empty Error column."""
-    errors = {} if (rows["Status"] == "failed").any() else {"Error": None}  # None: the column is left out
+    """The columns fitted to the rows shown: the names whole, the bars readable, no empty Error column (a
+    done video's cell holds what its decoding warned of: frames that did not decode, a truncated file)."""
+    errors = {} if rows["Error"].astype(bool).any() else {"Error": None}  # None: the column is left out
     return {**columns, **share_scaled(rows), **names_whole(rows), **errors}
 
 

@@ -460,6 +460,30 @@ def test_the_chart_of_flagged_frames_names_each_video_whole(batch_copy, fleet_ap
     assert spec["encoding"]["y"]["axis"]["labelLimit"] >= 6.5 * len(LONG_NAME)
 
 
+def test_a_done_videos_warning_keeps_the_error_column_where_nothing_failed(batch_copy, fleet_app):
+    """The Error column was left out while no row shown failed, taken for empty: a video done with frames that did
+    not decode (or a truncated file) has its warning there, and the page said it nowhere else."""
+    import csv
+    import io
+
+    root, _ = batch_copy
+    summary = root / "summary.csv"
+    rows = list(csv.DictReader(io.StringIO(summary.read_text())))
+    warned = next(row for row in rows if row["relpath"] == "walk_a.mp4")
+    assert warned["status"] == "done"
+    warned["error"] = "walk_a.mp4: 2 of 40 frames could not be decoded"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    summary.write_text(buffer.getvalue())
+    at = open_fleet(fleet_app, root)
+    at.text_input(key="fleet_filter").input("walk_a").run()  # nothing failed among the rows shown
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert shown_rows(at) == ["walk_a.mp4"] and not columns["Error"].get("hidden")
+    assert at.dataframe[0].value["Error"].tolist() == ["2 of 40 frames could not be decoded"]
+
+
 def test_a_failed_videos_error_is_shown_in_full_under_the_table(fleet_app, batch):
     at = open_fleet(fleet_app, batch)
     warning = at.warning[0].value
