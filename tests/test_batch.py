@@ -364,6 +364,34 @@ def test_a_video_done_by_an_older_version_is_read_once_with_progress_then_truste
     assert again.hashed == [] and again.checks == []
 
 
+def test_a_marker_upgraded_by_a_stopped_resume_is_not_a_video_done_since_to_the_fleet(videos, cache, tmp_path, monkeypatch):
+    """Fleet counts a done marker newer than summary.csv as a video done since (a batch that stopped before its
+    summary): a resume that only read an older version's marker again and named its file there (then was stopped)
+    had the Fleet page say it had done that video. The upgraded marker keeps its time."""
+    from core import fleet
+
+    class StoppedAfterChecking(BatchProgress):
+        def checking(self, relpath, done, total):
+            if not relpath:
+                raise KeyboardInterrupt
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(videos / "a.mp4", folder / "x.mp4")
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    marker = out / ".batch" / "done" / "x.mp4.json"
+    written = marker.stat()
+    marker.write_text(json.dumps({key: value for key, value in done_marker(out).items() if key not in ("identity", "fingerprint")}))
+    os.utime(marker, ns=(written.st_atime_ns, written.st_mtime_ns))  # as an earlier version wrote it, before the summary
+    assert fleet.read_fleet(out).unsummarised == 0
+    empty_content_key_cache(monkeypatch, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(config([folder], out, cache), StoppedAfterChecking())
+    assert done_marker(out)["identity"] is not None  # upgraded: it names the file now
+    assert fleet.read_fleet(out).unsummarised == 0
+
+
 @pytest.mark.parametrize("forged", ["ctime", "inode"])
 def test_a_marker_edited_to_name_another_file_is_read_not_trusted(videos, cache, tmp_path, monkeypatch, forged):
     """Another video `cp -p`'d over a done one keeps size and mtime; a marker edited to name the new file in all but

@@ -190,11 +190,19 @@ class DoneMarkers:
                 self.redone[CHANGED] += 1
             else:
                 if identity_of(found.source) == identity:  # not written to while it was read
-                    self._write(found.source.relpath, {**found.marker, "fingerprint": found.fingerprint, "identity": identity})
+                    self._upgrade(found, identity)
                 yield found
             done += identity[2]
         if any(identities):
             progress.checking("", total, total)
+
+    def _upgrade(self, found: _Earlier, identity: list[int]) -> None:
+        """Name the file in a proven video's marker, which keeps its time: Fleet reads a marker newer than summary.csv
+        as a video done since (by a batch stopped before its summary), and this run did not do the video."""
+        path = self._path(found.source.relpath)
+        earlier = path.stat()
+        self._write(found.source.relpath, {**found.marker, "fingerprint": found.fingerprint, "identity": identity})
+        os.utime(path, ns=(earlier.st_atime_ns, earlier.st_mtime_ns))
 
     def _changed(self, earlier) -> str:
         """What differs between the settings a marker kept and this run's, in the options' words."""
