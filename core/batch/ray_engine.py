@@ -2,7 +2,7 @@
 results gathered by the driver (which then asserts and exports, as with the local engine)::
 
     driver ─ decode_video(source)    CPU task, a streaming generator: stage, probe, decode with PyAV;
-       │                             yields the VideoInfo, then shipments of detector batches
+       │                             yields the VideoInfo and file identity, then detector batches
        ├─ DetectorActor.detect(...)  one detector per GPU (num_gpus=1), CPU actors without GPUs;
        │                             any actor takes any shipment, so one long video uses them all
        └─ boxes in frame order ─> Detections (cached like detect_video's) ─> core.batch
