@@ -430,8 +430,11 @@ def _refuse_foreign_file(path: Path) -> None:
         os.close(fd)  # before a file object is made: one on a folder cannot be
         raise VerdictError(f"The verdict store {path} is not a regular file (a pipe, a device or a folder); give "
                            "another path, nothing was written")
-    with os.fdopen(fd, "rb") as f:
-        head = f.read(len(SQLITE_HEADER))
+    try:
+        with os.fdopen(fd, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:  # a failing disk (EIO): one line, as for the open
+        raise VerdictError(f"Cannot read the verdict store {path}: {exc.strerror or exc}") from None
     if head and head != SQLITE_HEADER:
         raise VerdictError(f"{path} is not a readable verdicts database (not SQLite); give another path, nothing was written")
 
