@@ -135,6 +135,19 @@ def test_the_sample_and_its_metadata_are_read_whole_and_never_through_a_link(tmp
     assert sample_files(tmp_path / "cars", "det")[1] not in (flagged, later)
 
 
+@pytest.mark.parametrize("linked", [".lightly", ".lightly/metadata", ".lightly/predictions/det"])
+def test_the_sample_reads_nothing_through_a_folder_made_a_link_since(tmp_path, linked):
+    """Each file was opened without following a link, but a folder on its way made a link since the export (to a
+    copy elsewhere, holding anything) was read through. A sample only comes from inside the export's .lightly."""
+    export_datasource(tmp_path / "export", [video_export("cars.mp4", 120)], task="det")
+    assert sample_files(tmp_path / "export", "det") is not None
+    folder = tmp_path / "export" / linked
+    shutil.copytree(folder, tmp_path / "elsewhere")
+    shutil.rmtree(folder)
+    folder.symlink_to(tmp_path / "elsewhere")
+    assert sample_files(tmp_path / "export", "det") is None
+
+
 def improved_video(relpath: str, frames: list[list[list[float]]]) -> VideoPredictions:
     """A video of these boxes per frame, flagged in improved mode (one frame each side, any class)."""
     frame = np.repeat(np.arange(len(frames)), [len(f) for f in frames])

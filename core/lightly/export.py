@@ -529,24 +529,37 @@ def _exported_frames(datasource: Datasource, task: str) -> Iterator[tuple[Path, 
     """Each exported frame's prediction and metadata file, and how to read its flags: video by video as the
     manifest lists them (a video's listing ends at its first missing file: a manifest is untrusted), else
     (none, or one damaged since: drawn on each rerun after an export, it must not stop the page) every
-    prediction file in name order, read with the tutorial's 1.0."""
+    prediction file in name order, read with the tutorial's 1.0. Nothing is read through a link: a file whose
+    path leads out of the export's .lightly folder (a folder on the way made a link since) is passed over."""
+    if datasource.lightly.is_symlink():
+        return
+    lightly = datasource.lightly.resolve()
     try:
         entries = read_manifest(datasource.root)
     except (ExportError, OSError, ValueError):
         entries = []
     for entry in entries:
         name_of = frame_namer(entry["relpath"], entry["frames"])
-        above, flipped = entry.get(FLAGGED_ABOVE), entry.get(FLAGS_FLIPPED, ())
+        above, flipped = entry.get(FLAGGED_ABOVE), frozenset(entry.get(FLAGS_FLIPPED, ()))
         for frame in range(entry["frames"]):
             prediction = datasource.prediction_file(task, name_of(frame))
             if not prediction.is_file():
                 break
-            yield prediction, datasource.metadata_file(name_of(frame)), (above, flipped, frame)
+            # each frame's own flip alone: a manifest may list a million, and a sample reads up to 2,000 frames
+            pair = prediction, datasource.metadata_file(name_of(frame))
+            if _inside(pair, lightly):
+                yield *pair, (above, (frame,) if frame in flipped else (), frame)
     if not entries:
         task_dir = datasource.task_dir(task)
         for path in sorted(task_dir.rglob("*.json")):
-            if path.name != "schema.json":
-                yield path, datasource.metadata / path.relative_to(task_dir), (None, (), None)
+            pair = path, datasource.metadata / path.relative_to(task_dir)
+            if path.name != "schema.json" and _inside(pair, lightly):
+                yield *pair, (None, (), None)
+
+
+def _inside(paths: Sequence[Path], folder: Path) -> bool:
+    """Whether each of ``paths``, links followed, lies in ``folder`` (resolved)."""
+    return all(path.resolve().is_relative_to(folder) for path in paths)
 
 
 def zip_datasource(out_dir: str | Path) -> bytes:
