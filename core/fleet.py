@@ -298,7 +298,7 @@ def flagged_cuts(root: Path) -> dict[str, tuple[float, frozenset[int]]]:
     recorded = read_settings(root)
     above = 1.0 - 0.5 * (recorded.flicker if recorded is not None else FlickerSettings()).iou_assert
     return {entry["relpath"]: (above if entry.get(FLAGGED_ABOVE) is None else entry[FLAGGED_ABOVE],
-                               frozenset(entry.get(FLAGS_FLIPPED) or ())) for entry in entries}  # null: none listed
+                               frozenset(entry.get(FLAGS_FLIPPED, ()))) for entry in entries}
 
 
 def _flagged_in_export(metadata: Path, frame: int, cut: tuple[float, frozenset[int]] | None = None) -> bool:

@@ -128,9 +128,13 @@ def hash_file(path: Path) -> str:
 def file_identity(path: Path) -> tuple:
     """(path, device, inode, size, mtime, ctime): what changes whenever the file does (any write
     changes ctime), so a value remembered under it is never stale."""
-    status = Path(path).stat()
-    return (str(Path(path).resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
-            status.st_ctime_ns)
+    return (str(Path(path).resolve()), *stat_identity(Path(path).stat()))
+
+
+def stat_identity(status: os.stat_result) -> tuple[int, int, int, int, int]:
+    """(device, inode, size, mtime, ctime) of a stat: no other file has them all, and the file has them no longer
+    once written to (the kernel sets ctime on every change, and no call sets it back)."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def content_key(path: Path) -> str:

@@ -242,7 +242,7 @@ def identity_of(source: VideoSource) -> list[int] | None:
         return None
     if not stat.S_ISREG(status.st_mode):
         return None
-    return [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+    return list(paths.stat_identity(status))  # a list: what a marker's JSON reads back
 
 
 def _remote_version(info: dict) -> str:

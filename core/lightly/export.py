@@ -31,7 +31,7 @@ from core.flicker import FlickerResult
 from core.assertions import Corrections
 from core.lightly.datasource import CORRECTIONS, FLICKERING_KEY, LIGHTLY_DIR, MANIFEST, Datasource, frame_namer, image_name
 from core.lightly.validate import validate_datasource
-from core.paths import exclusive_lock, recover_swaps, staged_dir, swap_in, write_atomic
+from core.paths import exclusive_lock, recover_swaps, staged_dir, swap_in, within, write_atomic
 from core.video import VideoInfo
 
 MetadataStyle = Literal["binary", "score"]  # what the flickering metadata holds (CLI --flickering)
@@ -533,7 +533,7 @@ def _exported_frames(datasource: Datasource, task: str) -> Iterator[tuple[Path, 
     path leads out of the export's .lightly folder (a folder on the way made a link since) is passed over."""
     if datasource.lightly.is_symlink():
         return
-    lightly = datasource.lightly.resolve()
+    lightly = datasource.lightly
     try:
         entries = read_manifest(datasource.root)
     except (ExportError, OSError, ValueError):
@@ -547,19 +547,14 @@ def _exported_frames(datasource: Datasource, task: str) -> Iterator[tuple[Path, 
                 break
             # each frame's own flip alone: a manifest may list a million, and a sample reads up to 2,000 frames
             pair = prediction, datasource.metadata_file(name_of(frame))
-            if _inside(pair, lightly):
+            if all(within(path, lightly) for path in pair):
                 yield *pair, (above, (frame,) if frame in flipped else (), frame)
     if not entries:
         task_dir = datasource.task_dir(task)
         for path in sorted(task_dir.rglob("*.json")):
             pair = path, datasource.metadata / path.relative_to(task_dir)
-            if path.name != "schema.json" and _inside(pair, lightly):
+            if path.name != "schema.json" and all(within(path, lightly) for path in pair):
                 yield *pair, (None, (), None)
-
-
-def _inside(paths: Sequence[Path], folder: Path) -> bool:
-    """Whether each of ``paths``, links followed, lies in ``folder`` (resolved)."""
-    return all(path.resolve().is_relative_to(folder) for path in paths)
 
 
 def zip_datasource(out_dir: str | Path) -> bytes:
