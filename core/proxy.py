@@ -28,6 +28,7 @@ import av
 import numpy as np
 
 from core import paths
+from core.bounded import GrewWhileRead, NotRegularFile, TooLarge, read_regular
 from core.errors import VideoError
 from core.video import FrameReader, VideoInfo, open_video, placed_frames, probe, shown, video_stream
 
@@ -89,11 +90,11 @@ def packet_sums(proxy: VideoInfo) -> np.ndarray:
 
 
 def _read_sums(proxy: Path, frame_count: int) -> np.ndarray | None:
-    """The proxy's packet sums; None when they are missing, unreadable or not one per frame."""
+    """The proxy's packet sums; None when they are missing, unreadable, not one per frame, or not a regular file
+    (a link, or a FIFO, whose open would wait forever)."""
     try:
-        with sums_path(proxy).open("rb") as file:
-            data = file.read(4 * frame_count + 1)  # bounded: a file of another size is refused unread
-    except OSError:
+        data = read_regular(sums_path(proxy), 4 * frame_count, follow_symlinks=False)
+    except (OSError, NotRegularFile, TooLarge, GrewWhileRead):
         return None
     return np.frombuffer(data, "<u4") if len(data) == 4 * frame_count else None
 

@@ -179,6 +179,12 @@ def test_a_proxy_without_its_sums_is_never_used(tmp_path):
         assert reader_for_display(info, tmp_path, build=False).info.path == info.path
     sums.unlink()
     assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    os.mkfifo(sums)  # its open would wait for a writer forever: refused unopened, as a link to good sums is
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
+    sums.unlink()
+    (tmp_path / "good.sums").write_bytes(bytes(4 * FRAMES))
+    sums.symlink_to(tmp_path / "good.sums")
+    assert reader_for_display(info, tmp_path, build=False).info.path == info.path
 
 
 def test_short_gop_videos_need_no_proxy(sample_slice, tmp_path):
