@@ -16,6 +16,7 @@ from typing import Sequence
 from core.assertions import ASSERTIONS, FLICKER, parse_assertions
 from core.bounded import printable
 from core.errors import UserError
+from core.paths import caching_in
 from core.label_formats import FORMATS as LABEL_FORMATS
 from core.flicker import DEFAULT_IOU_ASSERT, DEFAULT_IOU_TRACK, DEFAULT_MODE, MODES
 from core.lightly.config import DEFAULT_N_SAMPLES
@@ -53,7 +54,8 @@ def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
                         help="auto: ONNX Runtime on the CPU (the weights exported once, cached), PyTorch on a GPU")
     parser.add_argument("--conf", type=float, default=DEFAULT_CONF,
                         help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
-    parser.add_argument("--cache-dir", type=folder, help="detection cache (default ~/.cache/flicker-review or $FLICKER_CACHE_DIR)")
+    parser.add_argument("--cache-dir", type=folder, help="where detections, seek proxies and file hashes are cached (default $FLICKER_CACHE_DIR, "
+                        "else ~/.cache/flicker-review)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -222,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            code = _run(args)
+            with caching_in(getattr(args, "cache_dir", None)):
+                code = _run(args)
             sys.stdout.flush()  # a reader gone away (BrokenPipeError) is heard here, not at the exit's flush
         for warning in caught:
             if issubclass(warning.category, UserWarning) and warning.category.__module__.startswith("core"):

@@ -31,6 +31,25 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FLICKER_CACHE_DIR") or Path.home() / ".cache" / "flicker-review")
 
 
+@contextmanager
+def caching_in(folder: Path | None) -> Iterator[None]:
+    """Every cache (detections, seek proxies, file hashes, staged copies) under ``folder`` while the block
+    runs, as FLICKER_CACHE_DIR would put it; None leaves the setting as it is. The variable is set, not
+    passed down, so that helpers reaching for :func:`cache_dir` and processes started inside follow it."""
+    if folder is None:
+        yield
+        return
+    before = os.environ.get("FLICKER_CACHE_DIR")
+    os.environ["FLICKER_CACHE_DIR"] = str(Path(folder).absolute())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FLICKER_CACHE_DIR", None)
+        else:
+            os.environ["FLICKER_CACHE_DIR"] = before
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("FLICKER_DATA_DIR") or Path.home() / ".local" / "share" / "flicker-review")
 

@@ -28,6 +28,21 @@ def test_bad_video_exits_with_one_clear_line_and_writes_nothing(bad_files, kind,
     assert not out.exists()
 
 
+def test_cache_dir_holds_every_cache_the_run_writes(sample_slice, tmp_path):
+    chosen, environment = tmp_path / "chosen", tmp_path / "from-environment"
+    result = run_cli("run", sample_slice, "--out", tmp_path / "out", "--quiet", "--cache-dir", chosen, cache_dir=environment)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in chosen.iterdir()} >= {"detections", "content-keys"}
+    assert not environment.exists()  # the file's hash was remembered under $FLICKER_CACHE_DIR before
+
+
+def test_cache_dir_given_in_process_is_set_back_afterwards(sample_slice, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "before"))
+    assert main(["run", str(sample_slice), "--out", str(tmp_path / "out"), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert os.environ["FLICKER_CACHE_DIR"] == str(tmp_path / "before")
+    assert (tmp_path / "c" / "content-keys").is_dir() and not (tmp_path / "before").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
