@@ -3,6 +3,8 @@
     streamlit run app.py                 # empty start
     streamlit run app.py -- --sample     # opens with the bundled sample loaded
 """
+import sys
+
 import streamlit as st
 
 if __name__ != "__main__":
@@ -64,4 +66,9 @@ else:
     from ui.session import refuse_sharing_without_roots
 
     refuse_sharing_without_roots()  # served on a network, the paths it may use must be limited (README)
+    if "--sample" in sys.argv:  # here, not on one page: a tab starting on Review or Verdicts opens on the sample too
+        from ui.session import open_sample_once
+        from ui.url import names_a_review
+
+        open_sample_once(linked=names_a_review())
     navigation.run()

@@ -1,5 +1,4 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -470,8 +469,6 @@ flags.init_defaults()
 session.note_page("load")
 preload_viewer()  # this page links to Review
 restore_from_url()
-if "--sample" in sys.argv:
-    session.open_sample_once()
 open_on_the_review()
 
 st.title("Load & detect")

@@ -222,6 +222,81 @@ def test_the_load_page_after_a_review_link_opens_on_that_video_and_model(app, ti
     assert review.session_state["review"].detection_id == reviewed
 
 
+@pytest.fixture
+def started_with_sample(walk_hog, shared_cache, tmp_path, monkeypatch):
+    """`streamlit run app.py -- --sample`, its sample a 20-frame cut whose boxes by the default (HOG)
+    detector are cached; any detection run fails the test (the sample's boxes come from the cache)."""
+    import sys
+
+    from core import paths
+    from core.settings import DetectorSpec
+
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--sample"])
+    monkeypatch.setattr(paths, "SAMPLE_VIDEO", walk_hog[0].path)
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(shared_cache))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(DetectorSpec, "detect", lambda *args, **kwargs: pytest.fail("detection ran"))
+    return walk_hog
+
+
+def first_page(page: str, **query_params) -> AppTest:
+    """A new tab whose first page is ``page`` (a bookmark, a typed URL) as the server runs it: app.py's
+    navigation first, then the page. AppTest alone runs a page opened before any run as a file of
+    the pages/ folder, without app.py (the server's old mode, which app.py's lifespan turns off)."""
+    from unittest.mock import patch
+
+    from streamlit.runtime.pages_manager import PagesManager
+
+    made = PagesManager.__init__
+
+    def navigation_only(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.switch_page(page)
+    at.query_params = query_params
+    with patch.object(PagesManager, "__init__", navigation_only):
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("page, title", [("pages/review.py", "Review"), ("pages/qa.py", "Verdicts & thresholds")])
+def test_with_sample_a_tab_opened_on_any_page_shows_the_sample(started_with_sample, page, title):
+    """--sample opened the sample on the Load page only: a tab whose first page was Review or Verdicts
+    (a bookmark, a URL typed) said "No detections yet: load a video and run detection first"."""
+    info, boxes = started_with_sample
+    at = first_page(page)
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == title and not any("No detections" in i.value for i in at.info), [i.value for i in at.info]
+    review = at.session_state["review"]
+    assert review.video.info.path == info.path and len(review.detections) == len(boxes)
+    at.switch_page("pages/load.py")  # the Load page shows the same review: the sample, its cached boxes
+    at.run()
+    assert not at.exception and at.session_state["review"].detection_id == review.detection_id
+    assert at.segmented_control(key="source").value == "Bundled sample"
+
+
+def test_with_sample_not_yet_detected_review_says_the_sample_is_loaded(started_with_sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cold"))  # nothing detected yet: nothing runs either
+    at = first_page("pages/review.py")
+    assert [i.value for i in at.info] == ["walk.mp4 is loaded, without detections yet: run detection on Load & detect."]
+    assert at.session_state["review"].detections is None
+
+
+def test_with_sample_a_link_to_another_video_still_wins(started_with_sample, sample_slice):
+    """A tab opened on a link naming another video reviews that one, on that page and every page after."""
+    at = first_page("pages/review.py", video=str(sample_slice))
+    assert at.session_state["review"].video.info.path == sample_slice
+    assert any("not cached here" in i.value for i in at.info)  # no boxes of it here: said, nothing detected
+    for page in ("pages/load.py", "pages/qa.py"):
+        at.switch_page(page)
+        at.query_params.clear()
+        at.run()
+        assert not at.exception and at.session_state["review"].video.info.path == sample_slice, page
+
+
 def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.segmented_control(key="source").set_value("Local path")
     app.run()

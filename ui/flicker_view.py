@@ -14,6 +14,7 @@ from core.detections import Detections
 from core.flicker import FlickerIndex, FlickerResult
 from core.render import FLAGGED_COLOR
 from core.settings import FlickerSettings
+from core.words import markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
 
@@ -103,8 +104,10 @@ def require_view() -> FlickerView:
     if view is None:
         linked = bool({"video", "batch"} & set(st.query_params))  # a link's review (ui.url's parameters)
         if not failed:  # else the error above says why
+            loaded = session.loaded_video()
             st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
-                    "detection." if linked else "No detections yet: load a video and run detection first.")
+                    "detection." if linked else "No detections yet: load a video and run detection first." if loaded is None
+                    else f"{markdown_literal(loaded.relpath)} is loaded, without detections yet: run detection on Load & detect.")
         if batch := st.query_params.get("batch"):  # a Fleet row that cannot be opened: back to its batch first
             st.page_link("pages/fleet.py", label="Back to the batch", icon=":material/view_list:", query_params={"dir": batch})
         st.page_link("pages/load.py", label="Go to Load & detect", icon=":material/movie:")

@@ -152,12 +152,17 @@ def open_upload(name: str, data: BinaryIO) -> bool:
     return False
 
 
-def open_sample_once() -> None:
-    """``streamlit run app.py -- --sample``: the tab opens with the bundled sample loaded (once, so
-    loading another video sticks)."""
-    if review() is None and not st.session_state.get(_SAMPLE_OFFERED):
-        st.session_state[_SAMPLE_OFFERED] = True
-        set_video(paths.SAMPLE_VIDEO)
+def open_sample_once(linked: bool) -> None:
+    """``streamlit run app.py -- --sample``: the tab opens on the bundled sample, whichever page it starts
+    on (app.py), with the default detector's boxes when they are cached, as the Load page shows them
+    (nothing runs). Once per tab, so loading another video sticks; never in a tab that starts on a link
+    naming a review (``linked``: ui.url.names_a_review), whose review wins."""
+    if st.session_state.get(_SAMPLE_OFFERED):
+        return
+    st.session_state[_SAMPLE_OFFERED] = True
+    if not linked and review() is None and set_video(paths.SAMPLE_VIDEO):
+        with error_boundary("Cannot read the sample's cached detections"):
+            use_cached_detections(DetectorSpec())  # the Load page's default model
 
 
 def loaded_video() -> LoadedVideo | None:
@@ -170,6 +175,17 @@ def use_detections(detections: Detections, detector: DetectorSpec, detection_id:
     st.session_state[REVIEW] = Review(review().video, detections, detector, detection_id)
     flags.start_at_floor(detector.conf)
     handshake.reset()
+
+
+def use_cached_detections(spec: DetectorSpec) -> bool:
+    """Review the open video's detections by ``spec`` when an earlier run cached them (nothing runs);
+    False when none are cached."""
+    model = resources.detector(spec)
+    info = loaded_video().info
+    if (cached := spec.cached(info, model)) is None:
+        return False
+    use_detections(cached, spec, spec.cache_key(info, model))
+    return True
 
 
 def use_file_boxes(imported: ImportedBoxes, path: Path | None, labels: bool = False) -> None:

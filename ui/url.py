@@ -18,7 +18,7 @@ from core.flicker import MODES
 from core.label_formats import FORMATS as BOX_FORMATS, ImportedBoxes, import_boxes
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec
 from core.words import markdown_literal
-from ui import flags, resources, session
+from ui import flags, session
 from ui.boundary import error_boundary
 from ui.flicker_view import FlickerView
 from ui.viewer import handshake
@@ -127,16 +127,16 @@ def restore_from_url() -> None:
             if _restore_boxes(params):
                 _restore_settings(params, session.detections().n_frames)
             return
-        spec = detector_spec_of(params)
-        model = resources.detector(spec)
-        info = session.loaded_video().info
-        detections = spec.cached(info, model)
-        if detections is None:
-            st.info(f"{markdown_literal(info.path.name)} is loaded, but its detections for this link are not cached here: "
-                    "run detection on Load & detect.")
+        if not session.use_cached_detections(detector_spec_of(params)):
+            st.info(f"{markdown_literal(session.loaded_video().info.path.name)} is loaded, but its detections for this "
+                    "link are not cached here: run detection on Load & detect.")
             return
-        session.use_detections(detections, spec, spec.cache_key(info, model))
-        _restore_settings(params, detections.n_frames)
+        _restore_settings(params, session.detections().n_frames)
+
+
+def names_a_review() -> bool:
+    """Whether the page's URL names a review to open (a reload, a bookmark, a link: restore_from_url)."""
+    return "video" in st.query_params or BATCH in st.query_params
 
 
 def _names_this_review(params) -> bool:
