@@ -14,8 +14,8 @@ from core.errors import CloudError, ExportError, SelectionError, UserError
 from core.export_dirs import export_dir_for, remember_export_dir
 from core.lightly.config import DEFAULT_N_SAMPLES, build_selection_config, validate_selection_config
 from core.lightly.datasource import Datasource
-from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, exported_document,
-                                 exported_flags, sample_files, zip_datasource)
+from core.lightly.export import (DEFAULT_TASK, VideoPredictions, earlier_export, export_datasource, exported_flags,
+                                 sample_files, zip_datasource)
 from core.lightly.metadata_keys import declared_metadata_keys
 from core.lightly.push import push
 from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, ScheduleRequest, check_fields, dry_run,
@@ -100,10 +100,9 @@ def export_result_panel(summary, stem: str) -> None:
         st.caption("That is the last export that worked. The Output folder on the left names another folder, and "
                    "nothing was written there: press Export to write it.")
     st.code(str(datasource.lightly), language=None)
-    sample = sample_files(summary.root, summary.tasks[0])
-    documents = [exported_document(path) for path in sample or ()]  # bounded, never through a link, as sample_files read them
-    if sample is not None and None not in documents:
-        for label, path, document in zip(("Sample prediction", "Its metadata"), sample, documents):
+    # each file read once, bounded and never through a link: shown as sample_files read and checked it
+    if (sample := sample_files(summary.root, summary.tasks[0])) is not None:
+        for label, (path, document) in zip(("Sample prediction", "Its metadata"), sample):
             st.markdown(f"{label} {markdown_code(path.relative_to(datasource.lightly))}")
             st.json(document, expanded=3)  # each box open, its numbers folded (one a line, they ran on)
     # zipped when pressed, not on every rerun of the page (hundreds of files for a long video)

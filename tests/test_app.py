@@ -297,6 +297,26 @@ def test_with_sample_a_link_to_another_video_still_wins(started_with_sample, sam
         assert not at.exception and at.session_state["review"].video.info.path == sample_slice, page
 
 
+def test_the_export_pages_sample_reads_each_file_once_a_run(app, tiny_slice, tmp_path, monkeypatch):
+    """The sample shown after an export read its prediction and its metadata file twice on every run of the
+    Export page: once as sample_files chose it, again to show it."""
+    from collections import Counter
+
+    from core.lightly import export
+
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, tmp_path / "export")
+    reads, read_capped = Counter(), export.read_capped
+    monkeypatch.setattr(export, "read_capped", lambda path, *args, **kwargs: reads.update([path]) or read_capped(path, *args, **kwargs))
+    app.run()  # a rerun of the page: the export's result and its sample drawn again
+    assert not app.exception and [sorted(json.loads(shown.value)) for shown in app.json] == [
+        ["file_name", "predictions"], ["file_name", "metadata", "type"]]
+    lightly = tmp_path / "export/.lightly"
+    shown = [lightly / m.value.split("`")[1] for m in app.markdown if m.value.startswith(("Sample prediction", "Its metadata"))]
+    assert len(shown) == 2 and [reads[path] for path in shown] == [1, 1], reads.most_common(3)
+    assert max(reads.values()) == 1  # nor any other file twice
+
+
 def test_load_detect_review_export(app, tiny_slice, tmp_path):
     app.segmented_control(key="source").set_value("Local path")
     app.run()

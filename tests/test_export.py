@@ -28,6 +28,12 @@ def video_export(relpath, n_frames, seed=0, options=None):
     return VideoPredictions(relpath, det, FlickerIndex.from_detections(det, options).evaluate(0.3, 0.6))
 
 
+def sample_paths(out_dir, task, **options):
+    """The two files sample_files picks, without the contents it read."""
+    sample = sample_files(out_dir, task, **options)
+    return None if sample is None else tuple(path for path, _ in sample)
+
+
 def test_layout_names_and_contents(tmp_path):
     video = video_export("cars.mp4", 120)
     summary = export_datasource(tmp_path, [video], task="yolov8_detection", classes=[0, 2])
@@ -69,12 +75,12 @@ def test_the_sample_shown_after_an_export_is_a_flagged_frame_with_boxes(tmp_path
     video = video_export("cars.mp4", 120)
     assert video.flicker.n_flagged and not video.flicker.flag_array[0]
     export_datasource(tmp_path, [video], task="det")
-    prediction, metadata = sample_files(tmp_path, "det")
-    assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
-    assert orjson.loads(prediction.read_bytes())["predictions"] and prediction.name == metadata.name
+    (prediction, boxes), (metadata, values) = sample_files(tmp_path, "det")  # with their contents, as read: the page shows them
+    assert values == orjson.loads(metadata.read_bytes()) and values["metadata"]["flickering"] == 1.0
+    assert boxes == orjson.loads(prediction.read_bytes()) and boxes["predictions"] and prediction.name == metadata.name
     first_with_boxes = min(int(p.name.split("-")[1]) for p in (tmp_path / ".lightly/predictions/det").glob("cars-*.json")
                            if orjson.loads(p.read_bytes())["predictions"])
-    assert sample_files(tmp_path, "det", search=0)[0].name == f"cars-{first_with_boxes:03d}-mp4.json"
+    assert sample_paths(tmp_path, "det", search=0)[0].name == f"cars-{first_with_boxes:03d}-mp4.json"
 
 
 
@@ -86,7 +92,7 @@ def test_the_sample_after_an_export_is_shown_when_its_manifest_is_damaged_since(
     video = video_export("cars.mp4", 120)
     export_datasource(tmp_path, [video], task="det")
     Datasource(tmp_path).manifest.write_text("{damaged")
-    _, metadata = sample_files(tmp_path, "det")
+    _, metadata = sample_paths(tmp_path, "det")
     assert orjson.loads(metadata.read_bytes())["metadata"]["flickering"] == 1.0
 
 
@@ -95,17 +101,17 @@ def test_the_sample_passes_over_exported_files_damaged_or_linked_since(tmp_path)
     the Export page on a JSONDecodeError; a link was followed out of the export. Such files are passed over."""
     video = video_export("cars.mp4", 120)
     export_datasource(tmp_path, [video], task="det")
-    prediction, metadata = sample_files(tmp_path, "det")
+    prediction, metadata = sample_paths(tmp_path, "det")
     (tmp_path / "secret.json").write_text('{"predictions": [1], "metadata": {"flickering": 1.0}}')
     prediction.write_text("{damaged")
     metadata.unlink()
     metadata.symlink_to(tmp_path / "secret.json")
-    again, its_metadata = sample_files(tmp_path, "det")
+    again, its_metadata = sample_paths(tmp_path, "det")
     assert again != prediction and again.name == its_metadata.name
     assert orjson.loads(its_metadata.read_bytes())["metadata"]["flickering"] == 1.0 and not its_metadata.is_symlink()
     for path in (tmp_path / ".lightly/predictions/det").glob("cars-*.json"):
         path.write_bytes(b"\xff" * 3)
-    assert sample_files(tmp_path, "det") is None
+    assert sample_paths(tmp_path, "det") is None
 
 
 def test_the_sample_and_its_metadata_are_read_whole_and_never_through_a_link(tmp_path):
@@ -117,22 +123,22 @@ def test_the_sample_and_its_metadata_are_read_whole_and_never_through_a_link(tmp
 
     still = [[10.0, 10.0, 50.0, 50.0]]
     export_datasource(tmp_path / "calm", [improved_video("calm.mp4", [still] * 12)], task="det")
-    prediction, metadata = sample_files(tmp_path / "calm", "det")
+    prediction, metadata = sample_paths(tmp_path / "calm", "det")
     assert prediction.name == "calm-00-mp4.json"  # nothing flagged: the first frame with boxes
     (tmp_path / "secret.json").write_text('{"metadata": {"flickering": 1.0}, "secret": 1}')
     metadata.unlink()
     metadata.symlink_to(tmp_path / "secret.json")
-    again, its_metadata = sample_files(tmp_path / "calm", "det")
+    again, its_metadata = sample_paths(tmp_path / "calm", "det")
     assert again.name == its_metadata.name == "calm-01-mp4.json" and not its_metadata.is_symlink()
     assert exported_document(metadata) is None and exported_document(its_metadata)["metadata"]["flickering"] == 0.5
     video = video_export("cars.mp4", 120)
     export_datasource(tmp_path / "cars", [video], task="det")
-    _, flagged = sample_files(tmp_path / "cars", "det")
+    _, flagged = sample_paths(tmp_path / "cars", "det")
     flagged.write_text('{"metadata": {}}')
-    _, later = sample_files(tmp_path / "cars", "det")
+    _, later = sample_paths(tmp_path / "cars", "det")
     assert later != flagged and exported_document(later)["metadata"]["flickering"] == 1.0
     later.write_text('{"metadata": {"flickering": "high"}}')
-    assert sample_files(tmp_path / "cars", "det")[1] not in (flagged, later)
+    assert sample_paths(tmp_path / "cars", "det")[1] not in (flagged, later)
 
 
 @pytest.mark.parametrize("linked", [".lightly", ".lightly/metadata", ".lightly/predictions/det"])
@@ -140,12 +146,12 @@ def test_the_sample_reads_nothing_through_a_folder_made_a_link_since(tmp_path, l
     """Each file was opened without following a link, but a folder on its way made a link since the export (to a
     copy elsewhere, holding anything) was read through. A sample only comes from inside the export's .lightly."""
     export_datasource(tmp_path / "export", [video_export("cars.mp4", 120)], task="det")
-    assert sample_files(tmp_path / "export", "det") is not None
+    assert sample_paths(tmp_path / "export", "det") is not None
     folder = tmp_path / "export" / linked
     shutil.copytree(folder, tmp_path / "elsewhere")
     shutil.rmtree(folder)
     folder.symlink_to(tmp_path / "elsewhere")
-    assert sample_files(tmp_path / "export", "det") is None
+    assert sample_paths(tmp_path / "export", "det") is None
 
 
 def improved_video(relpath: str, frames: list[list[list[float]]]) -> VideoPredictions:
@@ -171,11 +177,11 @@ def test_the_sample_after_a_score_export_is_a_frame_the_review_flagged(tmp_path)
     video = improved_video("v.mp4", partial + flickering + [[] for _ in range(20)])  # then the scene empties
     export_datasource(tmp_path / "one", [video], task="det", metadata_style="score")
     assert np.flatnonzero(video.flicker.flag_array)[0] == 5 and 5 in read_manifest(tmp_path / "one")[0][FLAGS_FLIPPED]
-    prediction, metadata = sample_files(tmp_path / "one", "det")
+    prediction, metadata = sample_paths(tmp_path / "one", "det")
     assert prediction.name == metadata.name == "v-05-mp4.json"
     export_datasource(tmp_path / "two", [improved_video("a.mp4", partial), video], task="det", metadata_style="score")
     assert [entry[FLAGGED_ABOVE] < 0.88 for entry in read_manifest(tmp_path / "two")] == [True, False]
-    assert sample_files(tmp_path / "two", "det")[0].name == "a-05-mp4.json"
+    assert sample_paths(tmp_path / "two", "det")[0].name == "a-05-mp4.json"
 
 
 def test_flickering_metadata_equals_reference_assertion_on_exported_predictions(tmp_path):

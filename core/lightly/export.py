@@ -478,25 +478,26 @@ def _frame_predictions(detections: Detections, kept: Sequence[int]):
                           for k in range(offsets[frame], offsets[frame + 1]) if keep[k]]
 
 
-def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[Path, Path] | None:
-    """A prediction file with boxes and its metadata file, to show a user what was written: the first
-    flagged frame among the first ``search`` files with boxes, else the first frame with boxes. Flagged as
-    every reader reads it (:func:`assertion_flags`): past its own video's recorded cut, but for the frames the
-    manifest lists as told wrongly by it."""
+def sample_files(out_dir: str | Path, task: str, search: int = 2000) -> tuple[tuple[Path, dict], tuple[Path, dict]] | None:
+    """A prediction file with boxes and its metadata file, each with its content as read here (once: the page
+    shows what was checked), to show a user what was written: the first flagged frame among the first ``search``
+    files with boxes, else the first frame with boxes. Flagged as every reader reads it (:func:`assertion_flags`):
+    past its own video's recorded cut, but for the frames the manifest lists as told wrongly by it."""
     first = None
     for prediction, metadata, (above, flipped, frame) in _exported_frames(Datasource(out_dir), task):
-        if not _sample_field(prediction, "predictions"):
+        if not (boxes := exported_document(prediction) or {}).get("predictions"):
             continue
-        values = _sample_field(metadata, "metadata")
+        values = (document := exported_document(metadata) or {}).get("metadata")
         if not isinstance(values, dict):
             continue  # both are shown: a metadata file damaged or linked since is passed over too
-        first = first or (prediction, metadata)
+        pair = (prediction, boxes), (metadata, document)
+        first = first or pair
         if search <= 0:
             break
         search -= 1
         try:
             if assertion_flags(values, above, flipped, frame):
-                return prediction, metadata
+                return pair
         except (KeyError, ValueError, TypeError):  # its flickering value gone or not a number since the export
             continue
     return first
@@ -514,12 +515,6 @@ def exported_document(path: Path) -> dict | None:
     except (UserError, orjson.JSONDecodeError):
         return None
     return document if isinstance(document, dict) else None
-
-
-def _sample_field(path: Path, key: str):
-    """``key`` of an exported frame's JSON file (:func:`exported_document`); None when it cannot be read."""
-    document = exported_document(path)
-    return None if document is None else document.get(key)
 
 
 FrameReading = tuple[float | None, Collection[int], int | None]  # how a frame's flags are read: cut, flipped, frame
