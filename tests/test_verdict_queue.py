@@ -317,6 +317,40 @@ def test_a_frame_after_the_plan_reads_whole_at_1280_px(walk_hog, shared_cache, b
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_the_progress_line_with_earlier_verdicts_fits_one_line_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
+    """Verdicts on another plan's frames (another seed) are counted beside this plan's: the progress
+    line said so in a sentence cut at 1280x720 ("(and 2 earlier verdicts outside it, also counte...").
+    The line is short now, the whole sentence in its title."""
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8', 'seed': '0'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
+        for done in (1, 2):
+            before = root.get_attribute("data-frame")
+            ActionChains(browser).send_keys("m").perform()
+            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8") and root.get_attribute("data-frame") != before,
+                     60, f"verdict {done}")
+        store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
+        wait_for(browser, lambda: len(store.all(info.fingerprint)) == 2, 10, "both verdicts stored")
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8', 'seed': '1'})}")  # another plan
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the other plan's queue")
+        line = root.find_element("css selector", ".vq-progress-text")
+        assert "earlier" in line.text and "optional" in line.text, line.text
+        assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", line), f"cut: {line.text}"
+        title = line.get_attribute("title")  # the whole sentence, where the pointer rests
+        assert line.text.startswith("Reviewed 0 / 8") and title.startswith("Reviewed 0 / 8")
+        assert "2 earlier verdicts outside it, also counted" in title and "optional frame" in title and "not counted" in title
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cache, browser, tmp_path):
     """The restarted server does not know the queue the page registered (404): the queue asks the
     page to register it again and sends the verdict once more, so it is stored as the annotator's,

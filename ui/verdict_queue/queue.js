@@ -331,13 +331,16 @@ class Queue {
     const after = this.data.queue.filter((entry) => !entry.planned && this.verdictOf(entry.frame) === null).length +
       this.data.after_plan_unsent;
     // "of the plan": Review and Fleet count the flagged frames judged instead
-    // what follows the plan is optional and left out of the figures: say both ("19 more flagged frames after the plan" read as
-    // 19 frames still owed to it), in words that fit one line at 1280 px ("..., optional (not counted)" was cut there)
+    // what follows the plan is optional and left out of the figures: said in the title, whole ("19 more flagged frames after
+    // the plan" read as 19 frames still owed to it); the line itself is short enough for one line at 1280 px (the whole
+    // sentence was cut there, "..., optional (not counted)" first and then "(and 5 earlier verdicts outside it, ...")
     const outside = this.data.counted_outside; // a larger plan than before: progress starts lower, nothing is lost
-    this.progressText.textContent = `Reviewed ${done} / ${total} of the plan` +
+    const reviewed = `Reviewed ${done} / ${total} of the plan`;
+    this.progressText.textContent = reviewed + (outside ? ` (+${number(outside)} earlier, counted)` : "") +
+      (after ? ` · then ${number(after)} optional` : "");
+    this.progressText.title = reviewed +
       (outside ? ` (and ${plural(outside, "earlier verdict", "earlier verdicts")} outside it, also counted)` : "") +
       (after ? ` · then ${plural(after, "optional frame", "optional frames")}, not counted` : "");
-    this.progressText.title = this.progressText.textContent;
     this.barFill.style.width = `${total ? (100 * done) / total : 0}%`;
     // the figures beside the queue wait for a run: say how far behind them the verdicts are, in a short badge (a
     // longer label wrapped the row at 1280 px and shrank the frame); an undo back to what they hold is no change, and
