@@ -209,6 +209,12 @@ def browser_log_tail(browser, entries: int = 15) -> str:
     return "\n--- the browser's console, last entries ---\n" + "\n".join(lines)
 
 
+# A header's file name cut in its middle (ui/mount.js showName): [whole text, title, start cut with an ellipsis, the end
+# shown, the name itself within its box]
+NAME_CUT = """const name = arguments[0], [start, end] = name.children;
+return [name.textContent, name.title, start.scrollWidth > start.clientWidth, end.textContent, name.scrollWidth <= name.clientWidth];"""
+
+
 def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
     """Poll ``condition`` until it gives a true value, and return that value. ``timeout`` is how
     long the page may stand still: any change to it (its text, such as a progress bar's count, or

@@ -6,7 +6,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import CHROMEDRIVER, CHROMIUM, click_when, free_port, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, NAME_CUT, click_when, free_port, streamlit_server, wait_for
 from core.qa import ReviewQueue
 from core.verdicts import VerdictStore
 from ui.verdict_queue.component import AFTER_PLAN, unjudged_after_plan, queue_frames
@@ -266,8 +266,10 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
-def test_a_long_file_name_is_cut_before_the_flag_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
-    """A camera's long file name beside the queued frame: the name gives way, the flag is read whole."""
+def test_a_long_file_name_is_cut_in_its_middle_before_the_flag_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
+    """A camera's long file name beside the queued frame: the name gives way, the flag is read whole.
+    The name keeps its start and its end ("north_gate_camera_0..._shift.mp4"): cut at its end, the
+    cameras' files of one day read alike ("north_gate_camera_0...")."""
     import shutil
     from urllib.parse import urlencode
 
@@ -281,7 +283,10 @@ def test_a_long_file_name_is_cut_before_the_flag_at_1280_px(walk_hog, shared_cac
         root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
         cut = "return [...document.querySelectorAll('.vq-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
               ".map(e => e.className)"
-        assert root.find_element("css selector", ".vq-status").text and browser.execute_script(cut) == ["vq-name"]
+        assert root.find_element("css selector", ".vq-status").text and browser.execute_script(cut) == []
+        name = root.find_element("css selector", ".vq-name")
+        assert browser.execute_script(NAME_CUT, name) == [video.name, video.name, True, "_shift.mp4", True]
+        assert name.size["height"] < 30 and root.find_element("css selector", ".vq-head").size["height"] < 40, "one line"
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import (CHROMEDRIVER, CHROMIUM, SAMPLE_VIDEO, app_idle, click_when, free_port, metric, press,
+from conftest import (CHROMEDRIVER, CHROMIUM, NAME_CUT, SAMPLE_VIDEO, app_idle, click_when, free_port, metric, press,
                       shown_frame, streamlit_server, wait_for)
 from core.flicker import FlickerIndex
 from core.label_formats import read_boxes
@@ -340,3 +340,24 @@ def test_plus_on_a_flagged_frame_zooms_into_its_imputed_box(walk_hog, tmp_path, 
                 assert abs((box[1] + box[3]) / 2 - cy) <= half_h, (zoom, box, cy)
         press(browser, "0")
         wait_for(browser, lambda: viewer(browser, "zoom") == "1 384 288", 10, "the whole frame again")
+
+
+def test_a_long_file_name_is_cut_in_its_middle_at_1280_px(walk_hog, tmp_path, shared_cache, browser):
+    """Review's header at 1280x720 has room for a few letters of the name: a camera's long file name
+    read "north_gate..." there, alike for every camera of the site. Its start and end are kept now
+    ("north..._shift.mp4"), the frame and the flag whole beside it, the whole name in its title."""
+    import shutil
+
+    info, _ = walk_hog
+    video = tmp_path / "north_gate_camera_07_2024-06-01_morning_shift.mp4"
+    shutil.copy(info.path, video)  # the same content: the same cached boxes
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        browser.get(f"{url}/review?{urlencode({'video': str(video), 'frame': '0'})}")
+        wait_for(browser, lambda: shown_frame(browser) == 0, 90, "the viewer on frame 0")
+        name = browser.find_element("css selector", ".fv-name")
+        assert browser.execute_script(NAME_CUT, name) == [video.name, video.name, True, "_shift.mp4", True]
+        cut = "return [...document.querySelectorAll('.fv-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
+              ".map(e => e.className)"
+        assert browser.execute_script(cut) == [] and name.size["height"] < 30

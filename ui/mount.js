@@ -90,6 +90,17 @@ function oneHistoryEntryPerPage() {
 }
 oneHistoryEntryPerPage();
 
+// A video's file name in a header, cut in its middle where the line is short: its start and its last NAME_END
+// characters (the extension, and where one camera's files differ from the next: a shift, a date) stay in view,
+// the whole name in the title. Two spans, the first cut with an ellipsis (each component's CSS: "> :first-child").
+const NAME_END = 10;
+function showName(element, name) {
+  const cut = name.length > 2 * NAME_END ? name.length - NAME_END : name.length;
+  element.replaceChildren(...[name.slice(0, cut), name.slice(cut)].map((text) => Object.assign(document.createElement("span"),
+    { textContent: text })));
+  element.title = name;
+}
+
 // Counts as the pages write them: 1,234; "1 box", "2 boxes".
 const number = (value) => value.toLocaleString("en-US");
 const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;

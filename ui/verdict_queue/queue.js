@@ -121,7 +121,7 @@ class Queue {
       this.size = { width: 0, height: 0 };
     }
     this.data = data;
-    this.nameText.textContent = this.nameText.title = data.video.name;
+    showName(this.nameText, data.video.name);
     this.registrations.forEach((heard) => heard());
     if (this.boxesUrl !== data.boxes_url) this.loadBoxes(data.boxes_url);
     this.entries = new Map(data.queue.map((entry) => [entry.frame, entry]));

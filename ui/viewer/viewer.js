@@ -160,8 +160,7 @@ class Viewer {
   reset(video) {
     this.pause();
     this.video = video;
-    this.nameText.textContent = video.name;
-    this.nameText.title = video.name;
+    showName(this.nameText, video.name);
     [...this.frames.keys()].forEach((frame) => this.drop(frame));
     this.urgent = null;
     this.failures.clear();
