@@ -27,6 +27,8 @@ QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
 QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
 QA_STALE = "qa_suggestion_stale"  # set when "Use suggested thresholds" was pressed on figures the verdicts had outrun
+# the keys of the fallback's note and of the one the queue shows instead once it holds verdicts the figures lack (queue.css)
+NO_ESTIMATE, NO_ESTIMATE_BEHIND = "qa_no_estimate", "qa_no_estimate_behind"
 
 
 def queue_settings_panel(video: str) -> tuple[int, int]:
@@ -116,7 +118,11 @@ def estimate_panel(view: FlickerView, truth: dict[int, bool], unsure: list[int],
         st.info("Verdicts were given or undone since those figures were drawn, so the thresholds were left as they "
                 "were. The figures are up to date now: check them before using a suggestion.", icon=":material/sync:")
     if suggestion.fallback:  # with the plan done, the line above says what to do next (not "review more frames of the plan")
-        st.info(_sentence(suggestion.note + ("" if plan_complete else "; review more frames of the plan")))
+        # the queue gives verdicts without a rerun: "No verdict on the plan's frames yet" stood beside "Reviewed 3 / 30" until
+        # the figures were updated, so the queue's CSS swaps it for the second note while it holds verdicts they lack
+        st.container(key=NO_ESTIMATE).info(_sentence(suggestion.note + ("" if plan_complete else "; review more frames of the plan")))
+        st.container(key=NO_ESTIMATE_BEHIND).info("Verdicts were given since these figures were drawn: *Update the estimates* "
+                                                  "(beside the queue) counts them.", icon=":material/sync:")
         if unplanned:
             st.caption(unplanned.strip())
         return False

@@ -356,6 +356,37 @@ def test_the_progress_line_with_earlier_verdicts_fits_one_line_at_1280_px(walk_h
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_the_page_stops_saying_no_verdict_yet_once_the_queue_gives_one_without_a_rerun(walk_hog, shared_cache, browser,
+                                                                                        tmp_path):
+    """The figures wait for a run; the queue gives verdicts without one. "No verdict on the plan's
+    frames yet" stood beside "Reviewed 1 / 8" until the figures were updated: the page now says that
+    verdicts were given since, and how to count them, still without a run."""
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        main = lambda: browser.find_element("css selector", "[data-testid='stMain']").text  # noqa: E731 (what is shown)
+        wait_for(browser, lambda: "No verdict on the plan's frames yet" in main(), 30, "the note before any verdict")
+        assert "Verdicts were given since" not in main()
+        browser.execute_script(COUNT_RUNS)
+        ActionChains(browser).send_keys("f").perform()
+        wait_for(browser, lambda: root.find_element("css selector", ".vq-progress-text").text.startswith("Reviewed 1 / 8"),
+                 10, "the verdict")
+        shown = main()
+        assert "No verdict on the plan's frames yet" not in shown and \
+            "Verdicts were given since these figures were drawn: Update the estimates" in shown, shown
+        assert browser.execute_script("return window.__runs") == 0, "no run per verdict"
+        root.find_element("css selector", 'button[data-action="refresh"]').click()  # the figures count it now
+        wait_for(browser, lambda: "No verdict on the plan's frames confirms a miss yet" in main(), 60, "the figures updated")
+        assert "Verdicts were given since" not in main()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cache, browser, tmp_path):
     """The restarted server does not know the queue the page registered (404): the queue asks the
     page to register it again and sends the verdict once more, so it is stored as the annotator's,

@@ -352,6 +352,7 @@ class Queue {
     this.refreshButton.title = since ? `Recompute the estimates: ${plural(since, "verdict", "verdicts")} given or taken back ` +
       "since the figures beside the queue were drawn" : "Recompute the estimates with every verdict given so far";
     this.refreshButton.classList.toggle("vq-due", since > 0);
+    this.root.toggleAttribute("data-figures-behind", since > 0); // the page's notes that depend on it: queue.css
     this.root.dataset.reviewed = done;
     const complete = total > 0 && done === total;
     this.done.hidden = !complete;
