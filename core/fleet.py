@@ -304,14 +304,19 @@ def flagged_cuts(root: Path) -> dict[str, tuple[float, frozenset[int]]]:
 def _flagged_in_export(metadata: Path, frame: int, cut: tuple[float, frozenset[int]] | None = None) -> bool:
     """Whether a frame's metadata file marks it flagged by any assertion (:func:`assertion_flags`: flickering past
     the video's cut, but for the frames it lists as told wrongly, or a sibling's 1.0)."""
+    return _flagged_record(metadata, frame, cut) is not None
+
+
+def _flagged_record(metadata: Path, frame: int, cut: tuple[float, frozenset[int]] | None) -> dict | None:
+    """A frame's metadata file as read, when it marks the frame flagged (:func:`_flagged_in_export`); else None."""
     above, flipped = cut if cut is not None else (None, frozenset())
     try:
         record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
         values = {key: value for key, value in record["metadata"].items()
                   if key in (FLICKERING_KEY, *SIBLING_NAMES) and type(value) in (int, float)}
-        return FLICKERING_KEY in values and bool(assertion_flags(values, above, flipped, frame))
+        return record if FLICKERING_KEY in values and bool(assertion_flags(values, above, flipped, frame)) else None
     except (OSError, UserError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return False
+        return None
 
 
 @dataclass(frozen=True)
@@ -436,15 +441,22 @@ def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple
     datasource, relpath = Datasource(combined.root), combined.worst
     name_of = frame_namer(relpath, combined.frame_counts[relpath])
     cut = flagged_cuts(combined.root).get(relpath)
-    flagged = (i for i in range(min(search, combined.frame_counts[relpath]))
-               if _flagged_in_export(datasource.metadata_file(name_of(i)), i, cut))
-    stem = name_of(next(flagged, 0))
-    pair = datasource.prediction_file(combined.tasks[0], stem), datasource.metadata_file(stem)
+    # the flagged frame's metadata as its flag was read from it (once: shown as checked), else the first frame's
+    frame, metadata = next(((i, record) for i in range(min(search, combined.frame_counts[relpath]))
+                            if (record := _flagged_record(datasource.metadata_file(name_of(i)), i, cut)) is not None), (0, None))
+    stem = name_of(frame)
+    prediction_path, metadata_path = datasource.prediction_file(combined.tasks[0], stem), datasource.metadata_file(stem)
     try:
-        return [(path.relative_to(datasource.lightly).as_posix(),
-                 orjson.loads(_read(path, MAX_MARKER_BYTES, "Export file", path.lstat().st_size))) for path in pair]
+        prediction = _export_document(prediction_path)
+        metadata = _export_document(metadata_path) if metadata is None else metadata
     except (OSError, UserError, orjson.JSONDecodeError):
         return None
+    return [(path.relative_to(datasource.lightly).as_posix(), document)
+            for path, document in ((prediction_path, prediction), (metadata_path, metadata))]
+
+
+def _export_document(path: Path):
+    return orjson.loads(_read(path, MAX_MARKER_BYTES, "Export file", path.lstat().st_size))
 
 
 def check_input_push(combined: CombinedDatasource) -> None:

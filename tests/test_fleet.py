@@ -787,3 +787,19 @@ def test_a_summary_of_more_rows_than_a_fleet_holds_is_one_line(batch_copy, monke
     summary.write_text(summary.read_text() + "".join(f"x{k}.mp4,x{k}.mp4,failed,,0,0,0\n" for k in range(3)))
     with pytest.raises(fleet.UserError, match=r"summary.csv lists more than 3 videos: this page reads at most that many"):
         fleet.read_fleet(fleet.check_folder(str(root)))
+
+
+def test_the_batch_sample_is_a_flagged_frame_whose_files_are_each_read_once(batch, monkeypatch):
+    reads = []
+    read = fleet._read
+    monkeypatch.setattr(fleet, "_read", lambda path, *args: reads.append(Path(path)) or read(path, *args))
+    combined = fleet.combined_datasource(batch)
+    reads.clear()
+    (prediction_name, prediction), (metadata_name, metadata) = fleet.sample_files(combined)
+    lightly = fleet.Datasource(batch).lightly
+    # the frames before it read once each to find the flag; the chosen one's metadata not again to be shown
+    assert reads.count(lightly / metadata_name) == 1 and reads.count(lightly / prediction_name) == 1
+    assert orjson.loads((lightly / prediction_name).read_bytes()) == prediction and prediction["predictions"]
+    assert orjson.loads((lightly / metadata_name).read_bytes()) == metadata
+    frame = int(Path(metadata_name).stem.rsplit("-", 2)[-2])
+    assert fleet._flagged_in_export(lightly / metadata_name, frame, fleet.flagged_cuts(batch).get(combined.worst))
