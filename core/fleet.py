@@ -37,6 +37,8 @@ SETTINGS_FILE = Path(".batch") / "settings.json"  # the detector and flicker set
 MAX_SUMMARY_BYTES = 64 << 20  # a row of a real summary is 150-300 bytes: 64 MiB is 200,000+ videos
 MAX_SUMMARY_ROWS = 200_000  # rows of a few bytes each: 20 MB held 3 M rows, 1.1 GB and 22 s to read
 MAX_MARKER_BYTES = 1 << 20
+# summary.csv's "skipped", as the pages say it: done by an earlier run, in the export all the same
+STATUS_WORDS = {"skipped": "done earlier"}
 
 
 @dataclass(frozen=True)

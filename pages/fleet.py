@@ -31,7 +31,6 @@ SYNCED = "fleet_synced"  # the tick the Video chooser was last moved to
 LAST_CHOSEN = "fleet_last_chosen"  # the chooser's last video, back once a filter that emptied it is cleared
 TICK_FILTER = "fleet_tick_filter"  # the filter a tick was made under: a new filter's table starts unticked, and so does the page
 FILTERINGS = "fleet_filterings"  # how many times the filter changed: in the table's key, so each filter's table is a new one
-STATUS_WORDS = {"skipped": "done earlier"}  # summary.csv's "skipped": done by an earlier run, in the export all the same
 LAST_DIR = "fleet_dir"  # the folder this tab last opened here: the sidebar's link comes back to it
 LIVE_EVERY = timedelta(seconds=2)  # how often a running batch's rows are read again
 WATCH_EVERY = timedelta(seconds=10)  # how often an idle folder is checked for a batch starting on it
@@ -104,7 +103,7 @@ def folder_panel() -> Path | None:
 def table(found: fleet.Fleet, reviewed: dict[str, int]) -> pd.DataFrame:
     videos = found.videos
     frame = pd.DataFrame({
-        "Video": [v.relpath for v in videos], "Status": [STATUS_WORDS.get(v.status, v.status) for v in videos],
+        "Video": [v.relpath for v in videos], "Status": [fleet.STATUS_WORDS.get(v.status, v.status) for v in videos],
         "Frames": [v.frames for v in videos], "Flagged": [v.flagged for v in videos],
         "Flagged share": [v.flagged_share for v in videos],
         "Reviewed": [reviewed.get(v.relpath, 0) for v in videos], "Error": [v.error for v in videos]})

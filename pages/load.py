@@ -1,11 +1,12 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
 from pathlib import Path
+from typing import Sequence
 
 import streamlit as st
 
 from core import fleet
 from core.assertions import ASSERTIONS
-from core.batch import BatchConfig, BatchProgress, VideoRow, find_sources, run_batch
+from core.batch import BatchConfig, BatchProgress, VideoRow, run_batch
 from core.detect import Detector
 from core.errors import RefusedWeights, UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes, size_limits
@@ -331,19 +332,28 @@ def label_audit_table(audit: LabelAudit) -> None:
 
 
 class BarsProgress(BatchProgress):
-    """A bar for the video being detected and one for the whole batch, and a line per finished video."""
+    """A bar for the video being detected and one for the whole batch, and a line per video: those an earlier run
+    did counted in from the start, as the command line's bar counts them."""
 
-    def __init__(self, videos: int):
-        self.videos, self.finished_videos, self.frames, self.done, self.relpath = videos, 0, 0, 0, ""
-        self.overall = st.progress(0.0, text=f"0 / {videos} videos")
+    def __init__(self):
+        self.videos, self.finished_videos, self.frames, self.done, self.relpath, self.checked = 0, 0, 0, 0, "", False
+        self.overall = st.progress(0.0, text="Finding the videos...")
         self.current = st.progress(0.0, text="Opening the first video...")
         self.log = st.empty()
         self.lines: list[str] = []
 
     def checking(self, relpath: str, done: int, total: int) -> None:
         """Done videos whose markers do not know their file (an older batch, a copy) are read again first."""
+        self.checked = True
         text = f"Checking done videos are unchanged: {markdown_literal(relpath)}" if relpath else "Done videos checked"
         self.current.progress(min(done / max(total, 1), 1.0), text=f"{text} ({done / 2 ** 20:,.0f} / {total / 2 ** 20:,.0f} MiB)")
+
+    def started(self, videos: int, skipped: Sequence[VideoRow]) -> None:
+        self.videos = videos
+        for row in skipped:
+            self._count(row)
+        if skipped and len(skipped) == videos and not self.checked:  # (a check's bar says what was read: kept)
+            self.current.progress(1.0, text=f"Nothing to run: {counted(videos, 'video')}, all done earlier")
 
     def probed(self, frames: int, relpath: str = "") -> None:
         self.frames, self.done, self.relpath = frames, 0, relpath
@@ -360,10 +370,14 @@ class BarsProgress(BatchProgress):
                                    f"{self.done:,} / {self.frames:,} frames")
 
     def finished(self, row: VideoRow) -> None:
+        self._count(row)
+
+    def _count(self, row: VideoRow) -> None:
         self.finished_videos += 1
         self.overall.progress(self.finished_videos / max(self.videos, 1), text=f"{self.finished_videos} / {self.videos} videos")
-        self.lines.append(f"- {markdown_literal(row.relpath)}: {row.status}" + (f" ({markdown_literal(row.error)})" if row.error else
-                                                                                 f", {row.flagged} of {row.frames} frames flagged"))
+        status = fleet.STATUS_WORDS.get(row.status, row.status)
+        self.lines.append(f"- {markdown_literal(row.relpath)}: {status}" + (f" ({markdown_literal(row.error)})" if row.error else
+                                                                             f", {row.flagged} of {row.frames} frames flagged"))
         self.log.markdown("\n".join(self.lines[-8:]))
 
 
@@ -397,15 +411,20 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
         source, target = check_allowed(inputs.strip()), check_allowed(out.strip())
         settings = flags.on_screen(spec.conf)
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
-        report = run_batch(config, BarsProgress(len(find_sources(config.inputs))))
-        failed = sum(r.status == "failed" for r in report.rows)
-        videos = counted(len(report.rows), "video")
-        st.success(f"{videos} in {report.seconds:.1f} s" + (f", {failed} failed" if failed else ""))
+        report = run_batch(config, BarsProgress())
+        st.success(batch_said(report.rows, report.seconds))
         for note in report.notes:  # why an earlier run's videos were done again (its settings differed)
             st.caption(markdown_literal(note))
         st.page_link("pages/fleet.py", label="Review the batch on the Fleet page", icon=":material/view_list:",
                      query_params={"dir": str(target)})
         st.session_state[BATCH_FINISHED] = str(target)  # the folder to open fills in on the next run
+
+
+def batch_said(rows: Sequence[VideoRow], seconds: float) -> str:
+    """"2 videos run in 45.0 s, 1 failed; 1 done earlier": the time is the videos run's, not those skipped."""
+    failed, earlier = (sum(r.status == status for r in rows) for status in ("failed", "skipped"))
+    return (f"{counted(len(rows) - earlier, 'video')} run in {seconds:.1f} s" + (f", {failed} failed" if failed else "")
+            + (f"; {earlier} {fleet.STATUS_WORDS['skipped']}" if earlier else ""))
 
 
 def restore_from_url() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT, free_port, sample_frames, write_video
 from core.batch import SUMMARY_CSV, BatchConfig, BatchProgress, find_sources, run_batch
-from core.batch.sources import TIMING_COLUMNS
+from core.batch.sources import TIMING_COLUMNS, VideoRow
 from core.cli import main
 from core.errors import UserError
 from core.lightly.datasource import Datasource
@@ -55,6 +55,10 @@ class ValidAfterEveryVideo(BatchProgress):
 
     def __init__(self, out, stop_after_done=None):
         self.out, self.stop_after_done, self.finished_rows, self.opened = out, stop_after_done, [], []
+        self.skipped = None
+
+    def started(self, videos, skipped):
+        self.skipped = (videos, [row.relpath for row in skipped])
 
     def probed(self, frames, relpath=""):
         self.opened.append((relpath, frames))
@@ -151,6 +155,7 @@ def test_a_killed_batch_resumes_where_it_stopped_and_the_export_is_valid_after_e
     report = run_batch(config([videos], out, cache), resumed)
     assert [r.relpath for r in resumed.finished_rows] == ["bad.mp4", "sub/b.mp4"]  # a.mp4 was not redone
     assert resumed.opened == [("sub/b.mp4", 8)]  # the progress names the video being detected (bad.mp4 never opens)
+    assert killed.skipped == (3, []) and resumed.skipped == (3, ["a.mp4"])  # told before the first video: counted as done
     assert [(r.relpath, r.status) for r in report.rows] == [("a.mp4", "skipped"), ("bad.mp4", "failed"),
                                                              ("sub/b.mp4", "done")]
     assert report.exit_code == 3 and "bad.mp4 is not a video FFmpeg can read" in report.rows[1].error
@@ -460,14 +465,28 @@ def test_a_video_another_run_redid_before_it_was_stopped_is_done_again(videos, c
 
 
 def test_the_checking_bar_shows_bytes_and_the_video_being_read(capsys):
-    from core.batch import TqdmChecking
+    from core.batch import TqdmProgress
 
-    bar = TqdmChecking(disable=False)
-    bar.checking("cams/x.mp4", 0, 3 << 20)
-    bar.checking("", 3 << 20, 3 << 20)
+    bars = TqdmProgress(disable=False)
+    bars.checking("cams/x.mp4", 0, 3 << 20)
+    bars.checking("", 3 << 20, 3 << 20)
     err = capsys.readouterr().err
     assert "checking done videos" in err and "cams/x.mp4" in err and "3.00M" in err, err
-    assert bar.bar.n == 3 << 20
+    assert bars.checked.n == 3 << 20
+
+
+def test_the_videos_bar_counts_the_videos_done_earlier_as_done(capsys):
+    """The command line's bar and the Load page's count alike (``BatchProgress.started``): a resumed batch of 3 whose
+    first video an earlier run did starts at 1/3 and ends at 3/3."""
+    from core.batch import TqdmProgress
+
+    bars = TqdmProgress(disable=False)
+    bars.started(3, [VideoRow("a.mp4", "a.mp4", "skipped", frames=8)])
+    assert bars.videos.n == 1 and "videos:  33%" in capsys.readouterr().err
+    for relpath in ("b.mp4", "c.mp4"):
+        bars.finished(VideoRow(relpath, relpath, "done", frames=8))
+    assert bars.videos.n == bars.videos.total == 3
+    bars.close()
 
 
 def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tmp_path):

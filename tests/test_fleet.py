@@ -283,7 +283,7 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     at.text_input(key="batch_out").input(str(tmp_path / "out"))
     next(b for b in at.button if b.label == "Run batch").click().run()
     assert not at.exception, at.exception
-    assert any("1 video in" in s.value for s in at.success)
+    assert any("1 video run in" in s.value for s in at.success)
     assert [v.relpath for v in fleet.read_fleet(tmp_path / "out").videos] == [hostile]
     [line] = [m.value for m in at.markdown if ": done" in m.value]
     assert line.startswith(r"- \[cam\]") and r"\*\*1\*\*" in line
@@ -297,6 +297,33 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
     assert not at.exception, at.exception
     assert [p.proto.text for p in at.get("progress")][1].startswith("Done videos checked (")
     assert json.loads(marker.read_text())["identity"]  # checked unchanged: the next resume reads nothing
+
+
+def test_a_resumed_batch_on_the_load_page_counts_the_videos_done_earlier(tmp_path, monkeypatch):
+    """Run again after a stop, the page's bars counted only the videos run: "0 / 3 videos" at the start, "2 / 3" at the
+    end, the last one "video 2 of 3", and the video done earlier named nowhere (while the summary said "3 videos")."""
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "cam_gate.mp4", sample_frames(4))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="batch_inputs").input(str(videos))
+    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at.button(key="run_batch").click().run()  # stopped after its first video, as by a closed tab
+    for name, start in (("cam_north.mp4", 10), ("cam_south.mp4", 20)):
+        write_video(videos / name, sample_frames(4, start=start))
+    at.button(key="run_batch").click().run()
+    assert not at.exception, at.exception
+    overall, current = (p.proto.text for p in at.get("progress"))
+    assert overall == "3 / 3 videos" and current.startswith("cam\\_south.mp4 (video 3 of 3): 4 / 4 frames"), (overall, current)
+    [log] = [m.value for m in at.markdown if "cam\\_gate.mp4" in m.value]
+    assert log.splitlines()[0].startswith("- cam\\_gate.mp4: done earlier, ") and len(log.splitlines()) == 3, log
+    [said] = [s.value for s in at.success if " run in " in s.value]
+    assert said.startswith("2 videos run in ") and said.endswith(" s; 1 done earlier"), said
+    at.button(key="run_batch").click().run()
+    assert [p.proto.text for p in at.get("progress")] == ["3 / 3 videos", "Nothing to run: 3 videos, all done earlier"]
 
 
 def no_detection(*args, **kwargs):

@@ -107,36 +107,32 @@ def named_once(relpath: str, error: str) -> str:
 _BAR_OPTIONS = dict(dynamic_ncols=True, leave=False, mininterval=0.25)  # every bar of a batch's
 
 
-class TqdmChecking(BatchProgress):
-    """A bar on stderr while done videos are read again to check them (bytes, the video being read); none when
-    no video needs it."""
+class TqdmProgress(BatchProgress):
+    """Bars on stderr: while done videos are read again to check them, one of bytes naming the video being read (none
+    when no video needs it); then two, videos (those done earlier counted in from the start, as the page's bar counts
+    them) and frames (whose total grows as videos are opened)."""
 
     def __init__(self, disable: bool | None = None):
         self.disable = disable
-        self.bar = None
+        self.checked = self.videos = self.frames = None
+        self.failed = 0
+
+    def _bar(self, **options):
+        from tqdm import tqdm
+
+        return tqdm(file=sys.stderr, disable=self.disable, **_BAR_OPTIONS, **options)
 
     def checking(self, relpath: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc="checking done videos", unit="B", unit_scale=True, unit_divisor=1024,
-                            file=sys.stderr, disable=self.disable, **_BAR_OPTIONS)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(relpath)
+        if self.checked is None:
+            self.checked = self._bar(total=total, desc="checking done videos", unit="B", unit_scale=True, unit_divisor=1024)
+        self.checked.update(done - self.checked.n)
+        self.checked.set_postfix_str(relpath)
         if done >= total:
-            self.bar.close()
+            self.checked.close()
 
-
-class TqdmProgress(BatchProgress):
-    """Two bars on stderr: videos, and frames (whose total grows as videos are opened)."""
-
-    def __init__(self, videos: int, already_done: int, disable: bool | None = None):
-        from tqdm import tqdm
-
-        common = dict(file=sys.stderr, disable=disable, **_BAR_OPTIONS)
-        self.videos = tqdm(total=videos, initial=already_done, desc="videos", unit="video", position=0, **common)
-        self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **common)
-        self.failed = 0
+    def started(self, videos: int, skipped: Sequence[VideoRow]) -> None:
+        self.videos = self._bar(total=videos, initial=len(skipped), desc="videos", unit="video", position=0)
+        self.frames = self._bar(total=0, desc="frames", unit="frame", position=1)
 
     def probed(self, frames: int, relpath: str = "") -> None:
         self.frames.total += frames
@@ -152,8 +148,9 @@ class TqdmProgress(BatchProgress):
         self.videos.update(1)
 
     def close(self) -> None:
-        self.frames.close()
-        self.videos.close()
+        for bar in (self.checked, self.frames, self.videos):
+            if bar is not None:
+                bar.close()
 
 
 def open_engine(config: BatchConfig) -> Engine:
@@ -203,21 +200,19 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
     export = LiveExport(config.out, config.options.export, classes, engine.names, config.options.flicker.sibling_keys)
     markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes),
                           siblings=bool(config.options.flicker.sibling_keys))
-    disable = True if quiet else None
-    rows = markers.done_rows(sources, export.entries, progress or TqdmChecking(disable))
-    todo = [s for s in sources if s.relpath not in rows]
-    bars = TqdmProgress(len(sources), len(rows), disable) if progress is None else None
-    report_to = progress or bars
+    report_to = progress or TqdmProgress(disable=True if quiet else None)
     try:
-        for detected in engine.detect(todo, classes, report_to):
+        rows = markers.done_rows(sources, export.entries, report_to)
+        report_to.started(len(sources), [rows[s.relpath] for s in sources if s.relpath in rows])
+        for detected in engine.detect([s for s in sources if s.relpath not in rows], classes, report_to):
             row = _finish(detected, export, config.options)
             if row.status == "done":
                 markers.mark(detected, row)
             rows[row.relpath] = row
             report_to.finished(row)
     finally:
-        if bars is not None:
-            bars.close()
+        if progress is None:
+            report_to.close()
     return rows, markers.notes()
 
 

@@ -85,6 +85,11 @@ SUMMARY_COLUMNS = (*(f.name for f in fields(VideoRow) if f.name not in TIMING_CO
 class BatchProgress:
     """What the engines and the driver report while they work; this base reports nowhere."""
 
+    def started(self, videos: int, skipped: Sequence[VideoRow]) -> None:
+        """The inputs name ``videos`` videos, of which ``skipped`` (their rows, in input order) were done by an earlier run
+        with the same settings and are in the export already: they are not run again, and count as done from the start.
+        Said once, after any checking and before the first video is opened."""
+
     def probed(self, frames: int, relpath: str = "") -> None:
         """The video ``relpath`` was opened: ``frames`` more to detect."""
 
