@@ -31,6 +31,7 @@ MODELS = ("Offline people detector (HOG, built in)", "YOLO weights path", "Uploa
 DEVICES = ("auto", "cpu", "cuda")
 CLASSES_FROM_URL = "load_classes_from_url"  # a reload's class ids, or a batch review's names or ids, until the model names them
 WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
+VIDEO_UPLOAD = "load_video_upload"  # (upload's file id, whether it opened) of the video chosen in the uploader last
 DETECTION_FPS = "load_detection_fps"  # the speed of the run just done, for the summary drawn after it
 
 
@@ -45,15 +46,31 @@ def video_panel() -> None:
         st.button("Load the sample", icon=":material/play_circle:", disabled=is_open, on_click=session.set_video,
                   args=(SAMPLE_VIDEO,), help="The sample is open." if is_open else None)
     elif source == "Upload":
-        upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS])
-        if upload is not None and st.button("Load upload"):
-            session.open_upload(upload.name, upload)
+        upload = st.file_uploader("Video file", type=[ext[1:] for ext in VIDEO_EXTENSIONS], key="video_upload",
+                                  help="The file chosen opens here at once.")
+        if upload is not None:
+            open_chosen(upload)
     elif source == "Local path":
         with st.form("local_path", border=False):  # a form, so Enter in the box loads the file
             path = st.text_input("Path to a video on this machine", placeholder="/data/drive/cam0.mp4")
             if st.form_submit_button("Load file") and path.strip() and not session.open_video(path):
                 folder_hint(path)
     video_facts(session.loaded_video())
+
+
+def open_chosen(upload) -> None:
+    """The video chosen in the uploader opens at once, kept and probed once per file chosen (a copy read through: seconds
+    for GBs, under a spinner). A file waiting for a second click (*Load upload*) let *Run detection* run on the video
+    open before it. A file refused (one red line) is said to be not open on every later run while it stays chosen."""
+    tried = st.session_state.get(VIDEO_UPLOAD)
+    if tried is None or tried[0] != upload.file_id:
+        opened = False
+        with error_boundary("Cannot keep the upload"), st.spinner(f"Opening {markdown_literal(upload.name)}...", show_time=True):
+            opened = session.open_upload(upload.name, upload)
+        st.session_state[VIDEO_UPLOAD] = (upload.file_id, opened)
+    elif not tried[1]:
+        still = "" if (loaded := session.loaded_video()) is None else f" {markdown_literal(loaded.relpath)} is still open."
+        st.warning(f"{markdown_literal(upload.name)} did not open: choose another file.{still}", icon=":material/error:")
 
 
 def folder_hint(path_text: str) -> None:

@@ -596,9 +596,31 @@ def test_a_rejected_upload_is_not_kept(app, tmp_path):
     app.run()
     app.file_uploader[0].upload("notes.mp4", b"a shopping list, not a video")
     app.run()
-    click(app, "Load upload")
     assert "not a video" in app.error[0].value
     assert not list((tmp_path / "data").rglob("notes.mp4"))
+    app.run()  # tried once; while it stays chosen, said to be not open
+    assert not app.error and [w.value for w in app.warning] == ["notes.mp4 did not open: choose another file."]
+
+
+def test_a_video_chosen_in_the_uploader_opens_and_is_the_one_detected(app, tiny_slice, monkeypatch):
+    """With the sample open, a video chosen in the uploader waited for a second click (*Load upload*): Run detection
+    ran on the sample (its cached boxes), and Review opened it. Chosen, it opens, kept and probed once."""
+    click(app, "Load the sample")
+    app.segmented_control(key="source").set_value("Upload")
+    app.run()
+    opened = []
+    monkeypatch.setattr(session, "open_upload", lambda *args, kept=session.open_upload: opened.append(args[0]) or kept(*args))
+    app.file_uploader[0].upload("clip_a.mp4", tiny_slice.read_bytes())
+    app.run()
+    assert not app.exception and not app.error
+    assert "**clip\\_a.mp4**" in [m.value for m in app.markdown] and metric(app, "Frames") == "6"
+    click(app, "Run detection")
+    said = [e.value for e in [*app.success, *app.warning]]  # boxes or none, on the upload's 6 frames (the sample has 795)
+    assert any(" 6 frames" in text for text in said) and not any("795" in text for text in said), said
+    app.switch_page("pages/review.py")
+    app.run()
+    assert not app.exception and app.session_state[session.REVIEW].video.relpath == "clip_a.mp4"
+    assert opened == ["clip_a.mp4"]  # once: not at each run of the page while it stays chosen
 
 
 def test_refused_weights_uploaded_are_not_kept(app, tmp_path):
