@@ -361,3 +361,24 @@ def test_a_long_file_name_is_cut_in_its_middle_at_1280_px(walk_hog, tmp_path, sh
         cut = "return [...document.querySelectorAll('.fv-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
               ".map(e => e.className)"
         assert browser.execute_script(cut) == [] and name.size["height"] < 30
+
+
+def test_a_space_where_a_long_name_is_cut_is_still_shown(tmp_path, browser):
+    """showName (ui/mount.js) splits a long name in two spans; a space at the split ended the first or
+    started the second, where CSS drops it: "My holiday video clip part 2.mp4" read "...clippart 2.mp4"
+    in Review's and the Verdicts queue's header, with room for the whole name."""
+    ui = Path(__file__).parent.parent / "ui"
+    css = "\n".join((ui / name).read_text() for name in ("viewer/viewer.css", "verdict_queue/queue.css"))
+    name = "My holiday video clip part 2.mp4"
+    page = tmp_path / "names.html"
+    page.write_text(f"""<html><head><style>{css}</style></head><body>
+<div class="fv-head" style="width: 1200px"><div class="fv-name"></div></div>
+<div class="vq-head" style="width: 1200px"><div class="vq-name"></div></div>
+<span id="whole" style="white-space: nowrap">{name}</span>
+<script>{(ui / "mount.js").read_text()}
+for (const element of document.querySelectorAll(".fv-name, .vq-name")) showName(element, {name!r});</script></body></html>""")
+    browser.get(page.as_uri())
+    widths = browser.execute_script("""return [...document.querySelectorAll('.fv-name, .vq-name, #whole')].map((element) => {
+      const range = document.createRange(); range.selectNodeContents(element);
+      return Math.round(range.getBoundingClientRect().width); });""")
+    assert widths[0] == widths[1] == widths[2], f"the names shown are {widths[:2]} px wide, the name {widths[2]} px"

@@ -95,7 +95,10 @@ oneHistoryEntryPerPage();
 // the whole name in the title. Two spans, the first cut with an ellipsis (each component's CSS: "> :first-child").
 const NAME_END = 10;
 function showName(element, name) {
-  const cut = name.length > 2 * NAME_END ? name.length - NAME_END : name.length;
+  let cut = name.length > 2 * NAME_END ? name.length - NAME_END : name.length;
+  // a space at either side of the cut ends or starts a span's line, where CSS drops it ("clip part 2.mp4" read
+  // "clippart 2.mp4"): the cut moves left to where neither side is a space
+  while (cut > 1 && cut < name.length && /\s/.test(name[cut - 1] + name[cut])) cut--;
   element.replaceChildren(...[name.slice(0, cut), name.slice(cut)].map((text) => Object.assign(document.createElement("span"),
     { textContent: text })));
   element.title = name;
