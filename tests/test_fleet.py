@@ -830,3 +830,73 @@ def test_the_batch_sample_is_a_flagged_frame_whose_files_are_each_read_once(batc
     assert orjson.loads((lightly / metadata_name).read_bytes()) == metadata
     frame = int(Path(metadata_name).stem.rsplit("-", 2)[-2])
     assert fleet._flagged_in_export(lightly / metadata_name, frame, fleet.flagged_cuts(batch).get(combined.worst))
+
+
+def test_a_resume_of_many_videos_done_earlier_draws_their_lines_at_once(tmp_path, monkeypatch):
+    """The page's log shows the last 8 lines: a resume of 20,000 videos done earlier drew a line and moved the bar for each
+    (20,000 of each, 9 s before the first video opened), where the command line's bar moves once."""
+    from streamlit.delta_generator import DeltaGenerator
+
+    import core.batch
+    from core.batch import BatchReport, VideoRow
+
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "videos").mkdir()
+    skipped = [VideoRow(f"cam_{i:05d}.mp4", f"cam_{i:05d}.mp4", "skipped", frames=8) for i in range(20_000)]
+    drawn = {"markdown": 0, "progress": 0}
+
+    def counting(name):
+        method = getattr(DeltaGenerator, name)
+
+        def counted(self, *args, **kwargs):
+            drawn[name] += 1
+            return method(self, *args, **kwargs)
+        return counted
+
+    def resumed(config, progress=None, quiet=True):
+        drawn.update(markdown=0, progress=0)
+        progress.started(len(skipped) + 1, skipped)
+        said = dict(drawn)
+        progress.finished(VideoRow("new.mp4", "new.mp4", "done", frames=8))
+        drawn.update(said)
+        return BatchReport((*skipped, VideoRow("new.mp4", "new.mp4", "done", frames=8)), config.out, 1.0, ())
+
+    for name in drawn:
+        monkeypatch.setattr(DeltaGenerator, name, counting(name))
+    monkeypatch.setattr(core.batch, "run_batch", resumed)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="batch_inputs").input(str(tmp_path / "videos"))
+    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at.button(key="run_batch").click().run()
+    assert not at.exception, at.exception
+    assert drawn["markdown"] <= 2 and drawn["progress"] <= 3, drawn
+    overall = [p.proto.text for p in at.get("progress")][0]
+    [log] = [m.value for m in at.markdown if "cam\\_19999.mp4" in m.value]
+    assert overall == "20001 / 20001 videos" and len(log.splitlines()) == 8, (overall, log)
+    assert log.splitlines()[-2] == "- cam\\_19999.mp4: done earlier, 0 of 8 frames flagged" and "new.mp4" in log, log
+
+
+def test_the_load_pages_batch_bar_counts_from_0_while_its_first_video_runs(tmp_path, monkeypatch):
+    """With no video done earlier the bar read "Finding the videos..." until the first video was done (minutes for a long
+    one, and for good when it stopped there): it reads "0 / 2 videos" from the start, as before it waited for the count."""
+    import core.batch
+    from core.errors import UserError
+
+    def stopped_in_the_first(config, progress=None, quiet=True):
+        progress.started(2, [])
+        progress.probed(8, "a.mp4")
+        raise UserError("stopped")
+
+    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "videos").mkdir()
+    monkeypatch.setattr(core.batch, "run_batch", stopped_in_the_first)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="batch_inputs").input(str(tmp_path / "videos"))
+    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at.button(key="run_batch").click().run()
+    assert not at.exception, at.exception
+    assert [p.proto.text for p in at.get("progress")] == ["0 / 2 videos", "a.mp4 (video 1 of 2): 0 / 8 frames"]
