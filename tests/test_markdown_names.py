@@ -14,7 +14,6 @@ NAME_LIKE = re.compile(r"relpath|name|path|source|root|dir|folder|error|warning|
                        r"chosen|annotator", re.I)
 ESCAPING = {"markdown_literal", "markdown_code", "counted", "len"}  # len: a number
 REVIEWED = {  # (file, expression): why it is safe
-    ("pages/load.py", "videos"): "a count, through counted",
     ("pages/review.py", "assertion_label(name)"): "the app's own name of an assertion: Flicker, Ghost or Class flip",
     ("pages/review.py", "FEWER_FLAGS[name]"): "the app's own advice per assertion, keyed by its own names",
     ("ui/url.py", "', '.join(ASSERTION_NAMES)"): "the app's own assertion names: flicker, ghost, class-flip",
