@@ -382,3 +382,18 @@ for (const element of document.querySelectorAll(".fv-name, .vq-name")) showName(
       const range = document.createRange(); range.selectNodeContents(element);
       return Math.round(range.getBoundingClientRect().width); });""")
     assert widths[0] == widths[1] == widths[2], f"the names shown are {widths[:2]} px wide, the name {widths[2]} px"
+
+
+def test_a_long_name_is_never_cut_inside_a_character(tmp_path, browser):
+    """showName (ui/mount.js) cuts a long name 10 UTF-16 units from its end: an emoji there (two units) was split,
+    each span showing half of it (two replacement marks in the header)."""
+    ui = Path(__file__).parent.parent / "ui"
+    page = tmp_path / "names.html"
+    page.write_text(f"""<html><head><meta charset="utf-8"></head><body><div class="fv-name"></div>
+<script>{(ui / "mount.js").read_text()}
+showName(document.querySelector(".fv-name"), "cam_north_2024\U0001F60012345.mp4");</script></body></html>""", encoding="utf-8")
+    browser.get(page.as_uri())
+    name = browser.find_element("css selector", ".fv-name")
+    whole = browser.execute_script("return [...arguments[0].children].map((span) => span.textContent.isWellFormed())", name)
+    assert whole == [True, True] and browser.execute_script("return arguments[0].textContent", name) == \
+        "cam_north_2024\U0001F60012345.mp4", whole

@@ -97,8 +97,9 @@ const NAME_END = 10;
 function showName(element, name) {
   let cut = name.length > 2 * NAME_END ? name.length - NAME_END : name.length;
   // a space at either side of the cut ends or starts a span's line, where CSS drops it ("clip part 2.mp4" read
-  // "clippart 2.mp4"): the cut moves left to where neither side is a space
-  while (cut > 1 && cut < name.length && /\s/.test(name[cut - 1] + name[cut])) cut--;
+  // "clippart 2.mp4"), and a cut inside a character of two UTF-16 units (an emoji) showed two broken halves: the
+  // cut moves left to where neither happens
+  while (cut > 1 && cut < name.length && (/\s/.test(name[cut - 1] + name[cut]) || /[\uDC00-\uDFFF]/.test(name[cut]))) cut--;
   element.replaceChildren(...[name.slice(0, cut), name.slice(cut)].map((text) => Object.assign(document.createElement("span"),
     { textContent: text })));
   element.title = name;
