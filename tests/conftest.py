@@ -215,6 +215,17 @@ NAME_CUT = """const name = arguments[0], [start, end] = name.children;
 return [name.textContent, name.title, start.scrollWidth > start.clientWidth, end.textContent, name.scrollWidth <= name.clientWidth];"""
 
 
+# Where a canvas drew its boxes' tags (data-tags, [x, y, width, height] each) and what is wrong with it: a tag out of the
+# canvas, or two tags over each other (their indexes).
+TAGS_APART = """const canvas = arguments[0], tags = JSON.parse(canvas.dataset.tags), wrong = [];
+tags.forEach(([x, y, w, h], i) => {
+  if (x < 0 || y < 0 || x + w > canvas.width || y + h > canvas.height) wrong.push(`tag ${i} out of the canvas`);
+  tags.slice(0, i).forEach(([a, b, c, d], j) => x < a + c - 1 && a < x + w - 1 && y < b + d - 1 && b < y + h - 1 &&
+    wrong.push(`tags ${j} and ${i}`)); // (apart but for rounding: a pixel)
+});
+return [tags.length, wrong];"""
+
+
 def wait_for(browser, condition, timeout: float = 30, what: str = "condition"):
     """Poll ``condition`` until it gives a true value, and return that value. ``timeout`` is how
     long the page may stand still: any change to it (its text, such as a progress bar's count, or

@@ -6,7 +6,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import CHROMEDRIVER, CHROMIUM, NAME_CUT, click_when, free_port, streamlit_server, wait_for
+from conftest import CHROMEDRIVER, CHROMIUM, NAME_CUT, TAGS_APART, click_when, free_port, streamlit_server, wait_for
 from core.qa import ReviewQueue
 from core.verdicts import VerdictStore
 from ui.verdict_queue.component import AFTER_PLAN, unjudged_after_plan, queue_frames
@@ -352,6 +352,33 @@ def test_the_progress_line_with_earlier_verdicts_fits_one_line_at_1280_px(walk_h
         title = line.get_attribute("title")  # the whole sentence, where the pointer rests
         assert line.text.startswith("Reviewed 0 / 8") and title.startswith("Reviewed 0 / 8")
         assert "2 earlier verdicts outside it, also counted" in title and "optional frame" in title and "not counted" in title
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_the_queue_draws_its_tags_apart_inside_the_frame(walk_hog, shared_cache, browser, tmp_path):
+    """The queue's frames draw their boxes' tags where Review's viewer does (one placement, ui/mount.js): no
+    tag over another or out of the frame at 1280x720, where a tag kept in the frame at its edge covered its
+    neighbour's ("person 0.86" over "person 0.90")."""
+    from urllib.parse import urlencode
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    info, _ = walk_hog
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8'})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        canvas, drawn = root.find_element("css selector", ".vq-frame"), 0
+        for done in range(1, 5):
+            count, wrong = browser.execute_script(TAGS_APART, canvas)
+            assert not wrong, (root.get_attribute("data-frame"), wrong)
+            drawn += count
+            before = root.get_attribute("data-frame")
+            ActionChains(browser).send_keys("f").perform()
+            wait_for(browser, lambda: root.get_attribute("data-frame") != before, 60, f"the frame after verdict {done}")
+        assert drawn, "the walk's people, tagged"
 
 
 @pytest.mark.slow

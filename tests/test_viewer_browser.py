@@ -8,12 +8,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import (CHROMEDRIVER, CHROMIUM, NAME_CUT, SAMPLE_VIDEO, app_idle, click_when, free_port, metric, press,
+from conftest import (CHROMEDRIVER, CHROMIUM, NAME_CUT, SAMPLE_VIDEO, TAGS_APART, app_idle, click_when, free_port, metric, press,
                       shown_frame, streamlit_server, wait_for)
 from core.flicker import FlickerIndex
 from core.label_formats import read_boxes
 from core.video import probe
 from test_review_assertions import sample_predictions
+from ui.js import MOUNT_JS
 
 pytestmark = [
     pytest.mark.slow,
@@ -397,3 +398,55 @@ showName(document.querySelector(".fv-name"), "cam_north_2024\U0001F60012345.mp4"
     whole = browser.execute_script("return [...arguments[0].children].map((span) => span.textContent.isWellFormed())", name)
     assert whole == [True, True] and browser.execute_script("return arguments[0].textContent", name) == \
         "cam_north_2024\U0001F60012345.mp4", whole
+
+
+# ui/mount.js's placeTags on a page of its own: [[video box, text, a marked (dashed) box?], ...] drawn at ``scale`` onto a
+# canvas ``width`` x ``height`` (12 px text, taken as 7 px a letter); gives [text, [x, y, width, height], the boxes it covers].
+PLACE_TAGS = MOUNT_JS + """
+const [boxes, scale, width, height] = arguments;
+const tags = boxes.map(([[ax, ay, bx, by], text, mark]) => ({ text, width: text.length * 7 + 6, height: 17,
+  box: [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale], sides: mark ? TAG_SIDES.mark : TAG_SIDES.box }));
+const over = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+const covered = (spot) => tags.filter((tag) => over(spot, tag.box)).map((tag) => tag.text);
+return placeTags(tags, width, height).map((spot, i) => [tags[i].text, spot, covered(spot)]);"""
+IMPUTED_122 = ([547, 39, 640, 225], "imputed", True)  # the sample's frame 122 (the default detector's boxes)
+DETECTED_122 = [([510, 195, 582, 339], "person 0.94"), ([356, 157, 421, 287], "person 0.76"), ([496, 132, 596, 333], "person 0.24")]
+DETECTED_199 = [([596, 246, 666, 387], "person 0.90"), ([683, 225, 758, 375], "person 0.86"), ([206, 165, 272, 297], "person 0.22")]
+
+
+@pytest.mark.parametrize("boxes, scale, width, height", [
+    ([IMPUTED_122, *DETECTED_122], 540 / 768, 540, 405),  # Review's frame 122 at 1280x720
+    ([IMPUTED_122, *DETECTED_122], 1, 768, 576),  # and at full size
+    (DETECTED_199, 364 / 768, 364, 273),  # the Verdicts queue's frame 199 at 1280x720
+])
+def test_box_tags_keep_off_each_other_and_the_imputed_one_off_the_people(browser, boxes, scale, width, height):
+    """On Review's frame 122 of the sample, "person 0.24" and "person 0.94" stood over each other and the
+    "imputed" tag (under its dashed box) over the person in a detected box; on the queue's frame 199,
+    "person 0.86", kept in the frame at its right edge, over "person 0.90". Both drawers place their
+    tags with one function now: no tag over another, each inside the frame, the dashed box's over no box."""
+    browser.get("data:text/html,<title>tags</title>")
+    placed = browser.execute_script(PLACE_TAGS, [[box, *rest] for box, *rest in boxes], scale, width, height)
+    spots = [spot for _, spot, _ in placed]
+    assert all(0 <= x and x + w <= width and 0 <= y and y + h <= height for x, y, w, h in spots), placed
+    assert not [(a, b) for i, a in enumerate(spots) for b in spots[:i]
+                if a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]], placed
+    assert [covers for text, _, covers in placed if text == "imputed"] in ([], [[]]), placed
+
+
+def test_review_draws_its_tags_apart_inside_the_frame(walk_hog, tmp_path, shared_cache, browser):
+    """Review's viewer draws the boxes' tags where the shared placement puts them: on each frame of the
+    walk, no tag over another or out of the frame. They were drawn one by one, each on its box's corner."""
+    from selenium.webdriver.common.keys import Keys
+
+    info, _ = walk_hog
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        browser.get(f"{url}/review?{urlencode({'video': str(info.path), 'frame': '0'})}")
+        wait_for(browser, lambda: shown_frame(browser) == 0, 90, "the viewer on frame 0")
+        canvas, drawn = browser.find_element("css selector", ".fv-frame"), 0
+        for frame in range(1, info.frame_count):
+            press(browser, Keys.ARROW_RIGHT)
+            wait_for(browser, lambda: shown_frame(browser) == frame, 30, f"frame {frame}")
+            count, wrong = browser.execute_script(TAGS_APART, canvas)
+            assert not wrong, (frame, wrong)
+            drawn += count
+        assert drawn > info.frame_count, "the walk's people, tagged"

@@ -105,6 +105,72 @@ function showName(element, name) {
   element.title = name;
 }
 
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+const rgb = (color) => `rgb(${color.join(",")})`;
+
+// The tags on a frame's boxes ("person 0.94" on a detection, "imputed" on a dashed box), placed so that they keep off
+// each other and off the boxes (the objects under them) where they can: each tries its ``sides`` of its box in turn
+// ("above" it, "inside" its top edge, "below" it), each also moved past the tags placed before it (up, down, right),
+// always inside the frame; the one that covers least wins, a tag placed before counting far more than a box, a later side
+// or a move a little. ``tags``: [{ box: [x, y, w, h], width, height, sides }], the first placed first; the boxes are theirs.
+// Gives each tag's [x, y, width, height]. O(tags² × sides) with small constants: a frame of 100 boxes stays a frame step.
+const TAG_SIDES = { box: ["above", "inside", "below"], mark: ["below", "above", "inside"] }; // a detection's; a marked box's
+const TAG_COST = { tag: 100, box: 1, side: 0.6, moved: 0.3 }; // per share of the tag's area covered; per side, per move
+const TAG_MOVES = 4; // past at most this many tags in a row
+
+function placeTags(tags, frameWidth, frameHeight) {
+  const placed = [], boxes = tags.map((tag) => tag.box);
+  const overlap = (a, b) => Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0])) *
+    Math.max(0, Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]));
+  const inside = ([x, y, w, h]) => [clamp(x, 0, frameWidth - w), clamp(y, 0, frameHeight - h), w, h];
+  const hit = (spot) => placed.find((other) => overlap(spot, other) > 0);
+  const covered = (spot, among) => among.reduce((sum, other) => sum + overlap(spot, other), 0) / (spot[2] * spot[3]);
+  return tags.map(({ box: [x, y, w, h], width, height, sides }) => {
+    let best = null, bestCost = Infinity;
+    const consider = (spot, penalty) => {
+      if (penalty >= bestCost) return;
+      let cost = penalty + TAG_COST.tag * covered(spot, placed);
+      if (cost >= bestCost || (cost += TAG_COST.box * covered(spot, boxes)) >= bestCost) return; // the boxes only if still worth it
+      [best, bestCost] = [spot, cost];
+    };
+    for (const [rank, side] of sides.entries()) {
+      if (rank * TAG_COST.side >= bestCost) break; // nothing later can win
+      const top = { above: y - height, inside: y, below: y + h }[side], start = inside([x, top, width, height]);
+      consider(start, rank * TAG_COST.side);
+      if (!hit(start)) continue;
+      for (const move of ["up", "down", "right"]) {
+        let spot = start;
+        for (let step = 0, other; step < TAG_MOVES && (other = hit(spot)); step++) {
+          const [ox, oy, ow, oh] = other;
+          spot = inside(move === "up" ? [spot[0], oy - height, width, height] : move === "down" ? [spot[0], oy + oh, width, height]
+            : [ox + ow, spot[1], width, height]);
+        }
+        if (spot !== start) consider(spot, rank * TAG_COST.side + TAG_COST.moved);
+      }
+    }
+    placed.push(best);
+    return best;
+  });
+}
+
+// ``tags`` ({ text, color, box, sides }) drawn onto ``context``'s canvas where placeTags puts them: 12 px text on its
+// box's colour, black or white as reads best; none for a box out of the canvas (zoomed in). Gives where each went.
+function drawTags(context, tags, dpr) {
+  const size = 12 * dpr, { width, height } = context.canvas;
+  context.font = `${size}px sans-serif`;
+  const shown = tags.filter(({ box: [x, y, w, h] }) => x + w > 0 && y + h > 0 && x < width && y < height);
+  const sized = shown.map((tag) => ({ ...tag, width: context.measureText(tag.text).width + 6 * dpr, height: size + 5 * dpr }));
+  const spots = placeTags(sized, width, height);
+  shown.forEach(({ text, color }, index) => {
+    const [x, y, w, h] = spots[index];
+    context.fillStyle = rgb(color);
+    context.fillRect(x, y, w, h);
+    context.fillStyle = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 ? "#000" : "#fff";
+    context.fillText(text, x + 3 * dpr, y + size);
+  });
+  return spots;
+}
+
 // Counts as the pages write them: 1,234; "1 box", "2 boxes".
 const number = (value) => value.toLocaleString("en-US");
 const plural = (count, word, many) => `${number(count)} ${count === 1 ? word : many}`;

@@ -27,7 +27,6 @@ export default (component) => mountOnce(component, "verdictQueue", (host) => new
 const PHASE_MESSAGE = "Choosing the rest of the plan from your verdicts...";
 const REGISTER_WAIT_MS = 30000; // a restarted server's rerun of the page, which registers the queue again
 const REGISTER_ASK_MS = 2000;
-const rgb = (color) => `rgb(${color.join(",")})`;
 
 class Queue {
   constructor(host) {
@@ -468,13 +467,14 @@ class Queue {
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.drawImage(image, 0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [ax * scale, ay * scale, (bx - ax) * scale, (by - ay) * scale];
+    const labels = [], marks = []; // the tags, drawn over every box; the dashed boxes' placed first (the thing judged)
     for (const [ax, ay, bx, by, score, cls] of boxes) {
       const color = data.palette[cls % data.palette.length], [x, y, w, h] = place([ax, ay, bx, by]);
       context.setLineDash([]);
       context.lineWidth = 2 * dpr;
       context.strokeStyle = rgb(color);
       context.strokeRect(x, y, w, h);
-      this.tag(context, `${data.names[cls] ?? cls} ${score.toFixed(2)}`, x, y, color);
+      labels.push({ text: `${data.names[cls] ?? cls} ${score.toFixed(2)}`, color, box: [x, y, w, h], sides: TAG_SIDES.box });
     }
     for (const box of entry.imputed) {
       const [x, y, w, h] = place(box);
@@ -483,25 +483,17 @@ class Queue {
       context.strokeStyle = rgb(data.imputed_color);
       context.strokeRect(x, y, w, h);
       context.setLineDash([]);
-      this.tag(context, "imputed", x, y + h + 18 * dpr, data.imputed_color);
+      marks.push({ text: "imputed", color: data.imputed_color, box: [x, y, w, h], sides: TAG_SIDES.mark });
     }
+    const spots = drawTags(context, [...marks, ...labels], dpr);
     if (entry.flagged && !peeking) {
       context.lineWidth = 6 * dpr;
       context.strokeStyle = rgb(data.flagged_color);
       context.strokeRect(0, 0, canvas.width, canvas.height);
     }
     if (!peeking) this.root.dataset.frame = entry.frame; // the frame whose image is on screen (tests and benchmarks wait on it)
-    Object.assign(this.canvas.dataset, { boxes: boxes.length, boxesFrame: frame }); // what is drawn, for tests
-  }
-
-  tag(context, text, x, bottom, color) {
-    const size = 12 * this.dpr;
-    context.font = `${size}px sans-serif`;
-    const width = context.measureText(text).width + 6 * this.dpr, top = Math.max(0, bottom - size - 5 * this.dpr);
-    x = Math.max(0, Math.min(x, context.canvas.width - width)); // a box at the frame's edge keeps its whole tag
-    context.fillStyle = rgb(color);
-    context.fillRect(x, top, width, size + 5 * this.dpr);
-    context.fillStyle = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 ? "#000" : "#fff";
-    context.fillText(text, x + 3 * this.dpr, top + size);
+    // what is drawn, for tests: how many boxes, of which frame, and where each tag went
+    const tags = JSON.stringify(spots.map((spot) => spot.map(Math.round))); // the dashed boxes' first
+    Object.assign(this.canvas.dataset, { boxes: boxes.length, boxesFrame: frame, tags });
   }
 }

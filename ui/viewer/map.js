@@ -25,8 +25,6 @@ const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253
 
 export default (component) => mountOnce(component, "embeddingMap", (host) => new EmbeddingMap(host));
 
-const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
-
 function viridis(score) {
   const t = clamp(score, 0, 1) * (VIRIDIS.length - 1), i = Math.min(Math.floor(t), VIRIDIS.length - 2), f = t - i;
   return `rgb(${VIRIDIS[i].map((c, j) => Math.round(c + (VIRIDIS[i + 1][j] - c) * f)).join(",")})`;

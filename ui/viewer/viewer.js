@@ -52,9 +52,7 @@ const SPACE_WIDGETS = "button, a, input[type='checkbox'], input[type='radio'], [
 
 export default (component) => mountOnce(component, "flickerViewer", (host) => new Viewer(host));
 
-const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const retryDelay = (failures) => Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
-const rgb = (color) => `rgb(${color.join(",")})`;
 const frameList = (flags) => flags.reduce((list, flag, frame) => (flag && list.push(frame), list), []);
 const GONE = 404; // what the routes answer for a video or boxes the server does not know (see frames.py)
 const fetched = (response) => (response.ok ? response : Promise.reject({ status: response.status }));
@@ -1042,26 +1040,30 @@ class Viewer {
     context.drawImage(image, x0 * sx, y0 * sx, (canvas.width / scale) * sx, (canvas.height / scale) * sx,
       0, 0, canvas.width, canvas.height);
     const place = ([ax, ay, bx, by]) => [(ax - x0) * scale, (ay - y0) * scale, (bx - ax) * scale, (by - ay) * scale];
+    const labels = [], marks = []; // the tags, drawn over every box; the marked boxes' placed first (the things judged)
     for (const [ax, ay, bx, by, score, cls] of this.boxesOf(frame)) {
       if (score < view.min_score) continue;
-      const color = rgb(view.palette[cls % view.palette.length]);
-      const [x, y, w, h] = place([ax, ay, bx, by]);
+      const color = view.palette[cls % view.palette.length], box = place([ax, ay, bx, by]);
       context.setLineDash([]);
       context.lineWidth = 2 * dpr;
-      context.strokeStyle = color;
-      context.strokeRect(x, y, w, h);
-      if (ink === 1) this.tag(context, `${view.names[cls] ?? cls} ${score.toFixed(2)}`, x, y, view.palette[cls % view.palette.length]);
+      context.strokeStyle = rgb(color);
+      context.strokeRect(...box);
+      labels.push({ text: `${view.names[cls] ?? cls} ${score.toFixed(2)}`, color, box, sides: TAG_SIDES.box });
     }
-    for (const box of this.imputed.get(frame) || []) {
-      const [x, y, w, h] = place(box);
+    for (const imputed of this.imputed.get(frame) || []) {
+      const box = place(imputed);
       context.setLineDash([9 * dpr, 9 * dpr]);
       context.lineWidth = 3 * dpr;
       context.strokeStyle = rgb(view.imputed_color);
-      context.strokeRect(x, y, w, h);
+      context.strokeRect(...box);
       context.setLineDash([]);
-      if (ink === 1) this.tag(context, "imputed", x, y + h + 18 * dpr, view.imputed_color);
+      marks.push({ text: "imputed", color: view.imputed_color, box, sides: TAG_SIDES.mark });
     }
-    this.drawFired(context, frame, place, dpr, ink);
+    marks.push(...this.drawFired(context, frame, place, dpr));
+    if (ink === 1) {
+      const spots = drawTags(context, [...marks, ...labels], this.dpr);
+      canvas.dataset.tags = JSON.stringify(spots.map((spot) => spot.map(Math.round))); // where each went, marks first (tests)
+    }
     const answer = this.answering(frame);
     if (ink === 1 && answer) {
       context.lineWidth = 6 * dpr;
@@ -1071,42 +1073,22 @@ class Viewer {
   }
 
   // The boxes that made ghost and class flip fire: a ghost box outlined (dashed, a little outside
-  // its own box), a flipped box outlined with both class names under it.
-  drawFired(context, frame, place, dpr, ink) {
-    const around = 4 * dpr, outline = (box, color, dash) => {
-      const [x, y, w, h] = place(box);
+  // its own box), a flipped box outlined with both class names under it. Gives their tags.
+  drawFired(context, frame, place, dpr) {
+    const around = 4 * dpr, tags = [], outline = (box, color, dash, text) => {
+      const [x, y, w, h] = place(box), ring = [x - around, y - around, w + 2 * around, h + 2 * around];
       context.setLineDash(dash);
       context.lineWidth = 2.5 * dpr;
       context.strokeStyle = rgb(color);
-      context.strokeRect(x - around, y - around, w + 2 * around, h + 2 * around);
+      context.strokeRect(...ring);
       context.setLineDash([]);
-      return [x - around, y - around, w + 2 * around, h + 2 * around];
+      tags.push({ text, color, box: ring, sides: TAG_SIDES.mark });
     };
     const { ghosts, flips } = this.fired(frame);
-    if (this.lane.ghost) {
-      for (const box of ghosts) {
-        const [x, y, , h] = outline(box, this.lane.ghost.color, [5 * dpr, 4 * dpr]);
-        if (ink === 1) this.tag(context, "ghost", x, y + h + 18 * dpr, this.lane.ghost.color);
-      }
-    }
-    if (this.lane["class-flip"]) {
-      for (const box of flips) {
-        const [x, y, , h] = outline(box, this.lane["class-flip"].color, []);
-        if (ink === 1) this.tag(context, this.flipText(box), x, y + h + 18 * dpr, this.lane["class-flip"].color);
-      }
-    }
-  }
-
-  tag(context, text, x, bottom, color) {
-    const dpr = this.dpr, size = 12 * dpr;
-    context.font = `${size}px sans-serif`;
-    const width = context.measureText(text).width + 6 * dpr, top = Math.max(0, bottom - size - 5 * dpr);
-    x = clamp(x, 0, context.canvas.width - width); // a box at the frame's edge keeps its whole tag
-    context.fillStyle = rgb(color);
-    context.fillRect(x, top, width, size + 5 * dpr);
-    const light = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150;
-    context.fillStyle = light ? "#000" : "#fff";
-    context.fillText(text, x + 3 * dpr, top + size);
+    if (this.lane.ghost) for (const box of ghosts) outline(box, this.lane.ghost.color, [5 * dpr, 4 * dpr], "ghost");
+    const flip = this.lane["class-flip"];
+    if (flip) for (const box of flips) outline(box, flip.color, [], this.flipText(box));
+    return tags;
   }
 
   // i-k .. i+k (k is the assertion's half window), kept inside the video: no empty slots at the ends.
