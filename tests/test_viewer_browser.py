@@ -450,3 +450,27 @@ def test_review_draws_its_tags_apart_inside_the_frame(walk_hog, tmp_path, shared
             assert not wrong, (frame, wrong)
             drawn += count
         assert drawn > info.frame_count, "the walk's people, tagged"
+
+
+# The timeline's boxes-per-frame graph (its first TIMELINE_HEIGHT pixel rows): [the lowest row of its label's grey text
+# (in the left 80 CSS pixels), the highest row of the count line's blue anywhere], in device pixels.
+LABEL_AND_LINE = """const canvas = arguments[0], dpr = window.devicePixelRatio || 1, rows = 80 * dpr;
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, rows).data;
+let label = -1, line = rows;
+for (let y = 0; y < rows; y++) for (let x = 0; x < canvas.width; x++) {
+  const [r, g, b, a] = data.subarray(4 * (y * canvas.width + x), 4 * (y * canvas.width + x) + 4); // a: the canvas is clear
+  if (x < 80 * dpr && a > 100 && Math.max(r, g, b) - Math.min(r, g, b) < 30) label = Math.max(label, y);
+  if (a > 100 && b - r > 100 && g < b) line = Math.min(line, y);
+}
+return [label, line];"""
+
+
+def test_the_timelines_box_count_label_stands_above_the_count_line(walk_hog, tmp_path, shared_cache, browser):
+    """The boxes-per-frame graph's "N boxes" was drawn where the line reaches its highest (the line ran
+    through "7 boxes" on the sample's frames with most boxes); it stands above the line's highest point."""
+    info, _ = walk_hog
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        browser.get(f"{url}/review?{urlencode({'video': str(info.path), 'frame': '5'})}")
+        wait_for(browser, lambda: shown_frame(browser) == 5, 90, "the viewer on frame 5")
+        label, line = browser.execute_script(LABEL_AND_LINE, browser.find_element("css selector", ".fv-timeline"))
+        assert 0 <= label < line, (label, line)

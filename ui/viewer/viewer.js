@@ -1170,7 +1170,9 @@ class Viewer {
     context.stroke();
     context.font = `${10 * dpr}px sans-serif`;
     context.fillStyle = "rgba(80, 84, 96, 0.8)";
-    context.fillText(plural(most, "box", "boxes"), 4 * dpr, top + 10 * dpr);
+    context.textBaseline = "bottom"; // above the line's highest point (at ``top``): the line never runs under the label
+    context.fillText(plural(most, "box", "boxes"), 4 * dpr, top - 2 * dpr);
+    context.textBaseline = "alphabetic";
     const mark = (frame, y, color, radius) => {
       context.fillStyle = color;
       context.beginPath();
