@@ -474,3 +474,25 @@ def test_the_timelines_box_count_label_stands_above_the_count_line(walk_hog, tmp
         wait_for(browser, lambda: shown_frame(browser) == 5, 90, "the viewer on frame 5")
         label, line = browser.execute_script(LABEL_AND_LINE, browser.find_element("css selector", ".fv-timeline"))
         assert 0 <= label < line, (label, line)
+
+
+def test_a_nudge_on_an_unflagged_frame_leaves_the_name_whole_at_1280_px(walk_hog, tmp_path, shared_cache, browser):
+    """M on an unflagged frame says "Nothing flagged to judge here" for a moment: beside the hidden
+    answers it took the header's room and cut even a short name ("vtest.avi" read "vtes..."). The word
+    takes only the room left now (cut short there, the whole of it in its title); the name stays whole."""
+    info, _ = walk_hog
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        browser.get(f"{url}/review?{urlencode({'video': str(info.path), 'frame': '0'})}")
+        wait_for(browser, lambda: shown_frame(browser) == 0, 90, "the viewer on frame 0")
+        assert viewer(browser, "firing") == "", "frame 0 of the walk is not flagged"
+        name, status = (browser.find_element("css selector", selector) for selector in (".fv-name", ".fv-status"))
+        whole = "return [...arguments[0].querySelectorAll('*')].every(e => e.scrollWidth <= e.clientWidth)"
+        press(browser, "m")
+        wait_for(browser, lambda: "Nothing flagged" in status.text, 10, "the nudge")
+        assert name.text == info.path.name and browser.execute_script(whole, name), "the name, whole beside the nudge"
+        assert status.get_attribute("title").startswith("Nothing flagged to judge here: M / F / U answer a flag")
+        assert browser.find_element("css selector", ".fv-head").size["height"] < 45, "one line"
+        wait_for(browser, lambda: "Nothing flagged" not in status.text, 10, "the status back")
+        assert browser.execute_script(whole, status.find_element("xpath", "..")) and not status.get_attribute("title")

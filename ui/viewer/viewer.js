@@ -648,10 +648,13 @@ class Viewer {
 
   // M / F / U where nothing flags the frame (or Z with nothing to undo): said for a moment in the
   // status line (the key did nothing, and silence read as broken); the next render puts it back.
+  // It takes only the room the header has left (viewer.css: .fv-nudge), cut short where that is
+  // little, the whole of it in its title: it cut the video's name to "vtes..." at 1280 px.
   nudge(text = "Nothing flagged to judge here",
-    title = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page") {
-    this.status.textContent = text;
-    this.status.title = title;
+    help = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page") {
+    this.status.replaceChildren(Object.assign(document.createElement("span"), { textContent: text }));
+    this.status.classList.add("fv-nudge");
+    this.status.title = `${text}: ${help}`;
     this.statusShown = null;
     clearTimeout(this.nudgeTimer);
     // held for its moment: render() runs whenever a frame or boxes arrive, and erased it at once
@@ -994,6 +997,7 @@ class Viewer {
     const shown = JSON.stringify([several, spot, chips.map((c) => [c.lane.name, c.answered, c.text, c.detail, c.full])]);
     if (shown !== this.statusShown) {
       this.statusShown = shown;
+      this.status.title = ""; // a nudge's, gone with it (each chip has its own)
       if (!firing.length) {
         this.status.textContent = (several ? "Not flagged" : "No flicker") + (spot ? ` \u00b7 spot check: ${SPOT_CHECK[spot]}` : "");
       } else {
