@@ -67,8 +67,8 @@ def test_sample_detect_review_retune_reload_select_in_chromium(server, browser, 
     assert before > 0
     press(browser, "m")  # frame 0 is never flagged (no frame before it): the key says why it does nothing
     status = browser.find_element("css selector", ".fv-status")
-    wait_for(browser, lambda: status.text == "Nothing flagged to judge here", 10, "a word on the unanswered key")
-    wait_for(browser, lambda: status.text != "Nothing flagged to judge here", 10, "the status back")
+    wait_for(browser, lambda: status.text == "Nothing flagged here", 10, "a word on the unanswered key")
+    wait_for(browser, lambda: status.text != "Nothing flagged here", 10, "the status back")
 
     press(browser, "k")  # next flagged frame, found in the browser
     flagged = wait_for(browser, lambda: shown_frame(browser), 30, "a seek to the first flagged frame")

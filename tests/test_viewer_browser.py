@@ -477,7 +477,7 @@ def test_the_timelines_box_count_label_stands_above_the_count_line(walk_hog, tmp
 
 
 def test_a_nudge_on_an_unflagged_frame_leaves_the_name_whole_at_1280_px(walk_hog, tmp_path, shared_cache, browser):
-    """M on an unflagged frame says "Nothing flagged to judge here" for a moment: beside the hidden
+    """M on an unflagged frame says "Nothing flagged here" for a moment: beside the hidden
     answers it took the header's room and cut even a short name ("vtest.avi" read "vtes..."). The word
     takes only the room left now (cut short there, the whole of it in its title); the name stays whole."""
     info, _ = walk_hog
@@ -492,7 +492,8 @@ def test_a_nudge_on_an_unflagged_frame_leaves_the_name_whole_at_1280_px(walk_hog
         press(browser, "m")
         wait_for(browser, lambda: "Nothing flagged" in status.text, 10, "the nudge")
         assert name.text == info.path.name and browser.execute_script(whole, name), "the name, whole beside the nudge"
-        assert status.get_attribute("title").startswith("Nothing flagged to judge here: M / F / U answer a flag")
+        assert status.get_attribute("title").startswith("Nothing flagged here: M / F / U answer a flag")
+        assert browser.execute_script(whole, status), "the nudge, whole too ('Nothing flagged to judge here' was cut)"
         assert browser.find_element("css selector", ".fv-head").size["height"] < 45, "one line"
         wait_for(browser, lambda: "Nothing flagged" not in status.text, 10, "the status back")
         assert browser.execute_script(whole, status.find_element("xpath", "..")) and not status.get_attribute("title")

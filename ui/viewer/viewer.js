@@ -650,7 +650,7 @@ class Viewer {
   // status line (the key did nothing, and silence read as broken); the next render puts it back.
   // It takes only the room the header has left (viewer.css: .fv-nudge), cut short where that is
   // little, the whole of it in its title: it cut the video's name to "vtes..." at 1280 px.
-  nudge(text = "Nothing flagged to judge here",
+  nudge(text = "Nothing flagged here", // short: whole beside a name at 1280 px ("... to judge here" was cut)
     help = "M / F / U answer a flag; unflagged frames are judged as spot checks on the Verdicts page") {
     this.status.replaceChildren(Object.assign(document.createElement("span"), { textContent: text }));
     this.status.classList.add("fv-nudge");
