@@ -36,18 +36,26 @@ def caching_in(folder: Path | None) -> Iterator[None]:
     """Every cache (detections, seek proxies, file hashes, staged copies) under ``folder`` while the block
     runs, as FLICKER_CACHE_DIR would put it; None leaves the setting as it is. The variable is set, not
     passed down, so that helpers reaching for :func:`cache_dir` and processes started inside follow it."""
-    if folder is None:
+    with environment_set("FLICKER_CACHE_DIR", None if folder is None else str(Path(folder).absolute())):
+        yield
+
+
+@contextmanager
+def environment_set(name: str, value: str | None) -> Iterator[None]:
+    """The environment variable ``name`` is ``value`` while the block runs, and what it was after (unset if it
+    was); None leaves it as it is."""
+    if value is None:
         yield
         return
-    before = os.environ.get("FLICKER_CACHE_DIR")
-    os.environ["FLICKER_CACHE_DIR"] = str(Path(folder).absolute())
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("FLICKER_CACHE_DIR", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["FLICKER_CACHE_DIR"] = before
+            os.environ[name] = before
 
 
 def data_dir() -> Path:

@@ -11,12 +11,12 @@ import logging
 import os
 import re
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 from core.errors import ScheduleError, rules_line, validation_line, validation_problems
 from core.secrets import mask, mask_structure
 from core.lightly.config import validate_selection_config
+from core.paths import environment_set
 
 os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background version check on import
 
@@ -278,7 +278,7 @@ def _client(token: str | None, dataset_id: str | None = None, server: str | None
         try:
             # the client reads its server from the environment once, while it is made: set here, under the lock, a
             # dry run's recorder is this client's alone (set for the whole dry run, it took another session's schedule)
-            with _server_location(server):
+            with environment_set("LIGHTLY_SERVER_LOCATION", server):
                 client = ApiWorkflowClient(token=token, dataset_id=dataset_id)
             # Lightly waits 3 minutes a request by default, and tries again: a server that takes the
             # connection and never answers held `schedule` silent for over 4 minutes.
@@ -314,22 +314,6 @@ def selected_frames(dataset_id: str, tag_name: str = "initial-tag", token: str |
         raise ScheduleError(mask(str(exc), [token]).splitlines()[0]) from None
     except Exception as exc:
         raise _explain(exc, [token]) from None
-
-
-@contextmanager
-def _server_location(url: str | None):
-    if url is None:
-        yield
-        return
-    previous = os.environ.get("LIGHTLY_SERVER_LOCATION")
-    os.environ["LIGHTLY_SERVER_LOCATION"] = url
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("LIGHTLY_SERVER_LOCATION", None)
-        else:
-            os.environ["LIGHTLY_SERVER_LOCATION"] = previous
 
 
 def dry_run(request: ScheduleRequest) -> list[dict]:
