@@ -54,8 +54,8 @@ def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
                         help="auto: ONNX Runtime on the CPU (the weights exported once, cached), PyTorch on a GPU")
     parser.add_argument("--conf", type=float, default=DEFAULT_CONF,
                         help=f"confidence floor (default {DEFAULT_CONF}, as in the tutorial)")
-    parser.add_argument("--cache-dir", type=folder, help="where detections, seek proxies and file hashes are cached (default $FLICKER_CACHE_DIR, "
-                        "else ~/.cache/flicker-review)")
+    parser.add_argument("--cache-dir", type=folder, help="where detections, seek proxies and file hashes are cached "
+                        "(default $FLICKER_CACHE_DIR, else ~/.cache/flicker-review)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -313,7 +313,7 @@ def _flagged_record(metadata: Path, frame: int, cut: tuple[float, frozenset[int]
     """A frame's metadata file as read, when it marks the frame flagged (:func:`_flagged_in_export`); else None."""
     above, flipped = cut if cut is not None else (None, frozenset())
     try:
-        record = orjson.loads(_read(metadata, MAX_MARKER_BYTES, "Metadata file", metadata.lstat().st_size))
+        record = _export_document(metadata)
         values = {key: value for key, value in record["metadata"].items()
                   if key in (FLICKERING_KEY, *SIBLING_NAMES) and type(value) in (int, float)}
         return record if FLICKERING_KEY in values and bool(assertion_flags(values, above, flipped, frame)) else None
@@ -458,6 +458,7 @@ def sample_files(combined: CombinedDatasource, search: int = 2000) -> list[tuple
 
 
 def _export_document(path: Path):
+    """An exported frame's JSON file, bounded (MAX_MARKER_BYTES); raises as :func:`_read` and orjson do."""
     return orjson.loads(_read(path, MAX_MARKER_BYTES, "Export file", path.lstat().st_size))
 
 

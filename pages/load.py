@@ -1,4 +1,5 @@
 """Load & detect: pick a video and a model, run detection with progress, cached on disk."""
+from collections import deque
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CLASSES_FROM_URL = "load_classes_from_url"  # a reload's class ids, or a batch review's names or ids, until the model names them
 WEIGHTS_UPLOAD = "load_weights_upload"  # (upload's file id, path kept) of the weights uploaded last
 VIDEO_UPLOAD = "load_video_upload"  # (upload's file id, whether it opened) of the video chosen in the uploader last
+LOGGED_VIDEOS = 8  # the batch's log: its latest videos' lines
 DETECTION_FPS = "load_detection_fps"  # the speed of the run just done, for the summary drawn after it
 
 
@@ -357,7 +359,7 @@ class BarsProgress(BatchProgress):
         self.overall = st.progress(0.0, text="Finding the videos...")
         self.current = st.progress(0.0, text="Opening the first video...")
         self.log = st.empty()
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=LOGGED_VIDEOS)
 
     def checking(self, relpath: str, done: int, total: int) -> None:
         """Done videos whose markers do not know their file (an older batch, a copy) are read again first."""
@@ -394,11 +396,10 @@ class BarsProgress(BatchProgress):
         self.overall.progress(self.finished_videos / max(self.videos, 1), text=f"{self.finished_videos} / {self.videos} videos")
         if not rows:
             return
-        for row in rows[-8:]:
-            status = fleet.STATUS_WORDS.get(row.status, row.status)
-            self.lines.append(f"- {markdown_literal(row.relpath)}: {status}" + (f" ({markdown_literal(row.error)})" if row.error
-                                                                                 else f", {row.flagged} of {row.frames} frames flagged"))
-        self.log.markdown("\n".join(self.lines[-8:]))
+        for row in rows[-LOGGED_VIDEOS:]:
+            said = f" ({markdown_literal(row.error)})" if row.error else f", {row.flagged} of {row.frames} frames flagged"
+            self.lines.append(f"- {markdown_literal(row.relpath)}: {fleet.STATUS_WORDS.get(row.status, row.status)}{said}")
+        self.log.markdown("\n".join(self.lines))
 
 
 BATCH_FINISHED = "batch_finished_dir"

@@ -102,7 +102,9 @@ def require_view() -> FlickerView:
     with error_boundary("These boxes cannot be reviewed"):
         view, failed = current_view(), False
     if view is None:
-        linked = bool({"video", "batch"} & set(st.query_params))  # a link's review (ui.url's parameters)
+        from ui.url import names_a_review  # here: ui.url imports this module
+
+        linked = names_a_review()
         if not failed:  # else the error above says why
             loaded = session.loaded_video()
             st.info("The review this link names is not open here (above: why); Load & detect opens videos and runs "
