@@ -270,17 +270,23 @@ def test_a_running_batch_shows_the_videos_done_so_far(fleet_app, batch, tmp_path
     assert not fleet.batch_running(running)
 
 
-def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch, batch):
+def load_page_batch(tmp_path, monkeypatch, videos: Path) -> AppTest:
+    """The Load page, empty caches, its batch section filled in: ``videos`` in, ``tmp_path / "out"`` out; nothing run."""
     monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    hostile = "[cam](javascript:alert) **1**.mp4"  # its line in the batch's log was Markdown: a link, bold
-    write_video(videos / "short.mp4", sample_frames(6, start=10)).rename(videos / hostile)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.text_input(key="batch_inputs").input(str(videos))
     at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    return at
+
+
+def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch, batch):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    hostile = "[cam](javascript:alert) **1**.mp4"  # its line in the batch's log was Markdown: a link, bold
+    write_video(videos / "short.mp4", sample_frames(6, start=10)).rename(videos / hostile)
+    at = load_page_batch(tmp_path, monkeypatch, videos)
     next(b for b in at.button if b.label == "Run batch").click().run()
     assert not at.exception, at.exception
     assert any("1 video run in" in s.value for s in at.success)
@@ -302,15 +308,10 @@ def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch
 def test_a_resumed_batch_on_the_load_page_counts_the_videos_done_earlier(tmp_path, monkeypatch):
     """Run again after a stop, the page's bars counted only the videos run: "0 / 3 videos" at the start, "2 / 3" at the
     end, the last one "video 2 of 3", and the video done earlier named nowhere (while the summary said "3 videos")."""
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
     videos = tmp_path / "videos"
     videos.mkdir()
     write_video(videos / "cam_gate.mp4", sample_frames(4))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.text_input(key="batch_inputs").input(str(videos))
-    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at = load_page_batch(tmp_path, monkeypatch, videos)
     at.button(key="run_batch").click().run()  # stopped after its first video, as by a closed tab
     for name, start in (("cam_north.mp4", 10), ("cam_south.mp4", 20)):
         write_video(videos / name, sample_frames(4, start=start))
@@ -840,8 +841,6 @@ def test_a_resume_of_many_videos_done_earlier_draws_their_lines_at_once(tmp_path
     import core.batch
     from core.batch import BatchReport, VideoRow
 
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "videos").mkdir()
     skipped = [VideoRow(f"cam_{i:05d}.mp4", f"cam_{i:05d}.mp4", "skipped", frames=8) for i in range(20_000)]
     drawn = {"markdown": 0, "progress": 0}
@@ -865,10 +864,7 @@ def test_a_resume_of_many_videos_done_earlier_draws_their_lines_at_once(tmp_path
     for name in drawn:
         monkeypatch.setattr(DeltaGenerator, name, counting(name))
     monkeypatch.setattr(core.batch, "run_batch", resumed)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.text_input(key="batch_inputs").input(str(tmp_path / "videos"))
-    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at = load_page_batch(tmp_path, monkeypatch, tmp_path / "videos")
     at.button(key="run_batch").click().run()
     assert not at.exception, at.exception
     assert drawn["markdown"] <= 2 and drawn["progress"] <= 3, drawn
@@ -889,14 +885,9 @@ def test_the_load_pages_batch_bar_counts_from_0_while_its_first_video_runs(tmp_p
         progress.probed(8, "a.mp4")
         raise UserError("stopped")
 
-    monkeypatch.setenv("FLICKER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLICKER_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "videos").mkdir()
     monkeypatch.setattr(core.batch, "run_batch", stopped_in_the_first)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.text_input(key="batch_inputs").input(str(tmp_path / "videos"))
-    at.text_input(key="batch_out").input(str(tmp_path / "out"))
+    at = load_page_batch(tmp_path, monkeypatch, tmp_path / "videos")
     at.button(key="run_batch").click().run()
     assert not at.exception, at.exception
     assert [p.proto.text for p in at.get("progress")] == ["0 / 2 videos", "a.mp4 (video 1 of 2): 0 / 8 frames"]
