@@ -526,6 +526,30 @@ def test_a_rerun_that_does_videos_again_says_why(videos, cache, tmp_path):
     assert run_batch(loose).notes == ("2 videos done again: the earlier run had --conf 0.1 (now 0.2)",)
 
 
+def test_the_load_page_resumes_a_cli_batch_at_their_defaults(videos, cache, tmp_path):
+    """The Load page's minimum score starts at the detection floor, the CLI's at 0: the same boxes and flags, but a
+    folder the CLI had done was done again by the page ("other flicker settings"). A minimum above the floor is not
+    the same, and is still done again."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(videos / "a.mp4", folder / "x.mp4")
+    out = tmp_path / "out"
+    assert [r.status for r in run_batch(config([folder], out, cache)).rows] == ["done"]  # the CLI's defaults
+
+    def page(min_score):
+        detector = DetectorSpec.of(None, cache_dir=cache)
+        return BatchConfig((str(folder),), RunConfig(out=out, detector=detector,
+                                                     flicker=FlickerSettings(min_score=min_score)))
+
+    assert DetectorSpec.of(None).conf == 0.1
+    resumed = run_batch(page(0.1))
+    assert [r.status for r in resumed.rows] == ["skipped"] and resumed.notes == ()
+    stricter = run_batch(page(0.3))
+    assert [r.status for r in stricter.rows] == ["done"]
+    assert stricter.notes == ("1 video done again: the earlier run had other flicker settings (--mode, --iou-track, "
+                              "--iou-assert, --assertions)",)
+
+
 def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_ray(videos, cache, tmp_path):
     script = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "
               "print('exit', code, 'ray imported' if 'ray' in sys.modules else 'no ray')")

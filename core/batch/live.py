@@ -272,8 +272,11 @@ def _checked_row(values: dict) -> VideoRow:
 
 def batch_settings(options: RunConfig, fingerprint: str, classes: list[int] | None) -> dict[str, object]:
     """Everything that changes a video's exported files, named by the options that set it."""
+    flicker = options.flicker
+    if flicker.min_score <= options.detector.conf:  # no box under the floor was kept: the same flags as no minimum
+        flicker = replace(flicker, min_score=0.0)  # (the Load page's minimum starts at the floor, the CLI's at 0)
     return {"the detector (--weights, --backend)": fingerprint, "--conf": options.detector.conf, "--classes": classes,
-            "flicker settings (--mode, --iou-track, --iou-assert, --assertions)": repr(options.flicker),
+            "flicker settings (--mode, --iou-track, --iou-assert, --assertions)": repr(flicker),
             "--task": options.export.task, "--flickering": options.export.metadata_style,
             "--imputed-task": options.export.imputed_task}
 
