@@ -1,6 +1,9 @@
 """The Verdicts page's queue: its verdict route (validated, written to a real SQLite store) and what
 the page sends the browser."""
 import json
+from contextlib import contextmanager
+from typing import Iterator
+from urllib.parse import urlencode
 
 import pytest
 from starlette.applications import Starlette
@@ -150,8 +153,6 @@ def test_the_browser_gets_the_whole_plan_and_the_next_flagged_frames_after_it():
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(walk_hog, shared_cache, browser, tmp_path):
-    from urllib.parse import urlencode
-
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
@@ -264,6 +265,27 @@ def test_keys_and_clicks_give_verdicts_with_notes_without_a_rerun_in_chromium(wa
         assert since() == "", "a verdict the figures leave out does not put them behind"
 
 
+@contextmanager
+def queue_at_1280(browser, tmp_path, shared_cache, video, misses: int = 0, **params: str) -> Iterator[tuple[str, object]]:
+    """The Verdicts queue of an 8-frame plan of ``video`` at 1280x720: the window sized, a server started on ``tmp_path``,
+    the queue opened (``params``: more of its link's, as a seed) and M pressed on its first ``misses`` frames, each waited
+    for ("Reviewed N / 8" and the next frame shown). Yields the server's address and the queue's root element."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
+                                                                   "mobile": False})
+    with streamlit_server(tmp_path, shared_cache) as url:
+        browser.get(f"{url}/qa?{urlencode({'video': str(video), 'plan': '8', **params})}")
+        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+        progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
+        for done in range(1, misses + 1):  # the plan's second half comes with a run after the fourth verdict
+            before = root.get_attribute("data-frame")
+            ActionChains(browser).send_keys("m").perform()
+            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8") and root.get_attribute("data-frame") != before,
+                     60, f"verdict {done} and the next frame")
+        yield url, root
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_a_long_file_name_is_cut_in_its_middle_before_the_flag_at_1280_px(walk_hog, shared_cache, browser, tmp_path):
@@ -271,16 +293,11 @@ def test_a_long_file_name_is_cut_in_its_middle_before_the_flag_at_1280_px(walk_h
     The name keeps its start and its end ("north_gate_camera_0..._shift.mp4"): cut at its end, the
     cameras' files of one day read alike ("north_gate_camera_0...")."""
     import shutil
-    from urllib.parse import urlencode
 
     info, _ = walk_hog
     video = tmp_path / "north_gate_camera_07_2024-06-01_morning_shift.mp4"
     shutil.copy(info.path, video)  # the same content: the same cached boxes
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
-                                                                   "mobile": False})
-    with streamlit_server(tmp_path, shared_cache) as url:
-        browser.get(f"{url}/qa?{urlencode({'video': str(video), 'plan': '8'})}")
-        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+    with queue_at_1280(browser, tmp_path, shared_cache, video) as (_, root):
         cut = "return [...document.querySelectorAll('.vq-head > *')].filter(e => e.scrollWidth > e.clientWidth)" \
               ".map(e => e.className)"
         assert root.find_element("css selector", ".vq-status").text and browser.execute_script(cut) == []
@@ -295,22 +312,10 @@ def test_a_frame_after_the_plan_reads_whole_at_1280_px(walk_hog, shared_cache, b
     """Once the plan is done, the progress line, the file name and the flag of a frame after the plan
     are read whole at 1280x720: the flag said "· after the pl..." (what the lines above it say) and
     cut the name to "wal...", and the progress line ended "optional (n..."."""
-    from urllib.parse import urlencode
-
-    from selenium.webdriver.common.action_chains import ActionChains
-
     info, _ = walk_hog
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
-                                                                   "mobile": False})
-    with streamlit_server(tmp_path, shared_cache) as url:
-        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8'})}")
-        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+    # M on all 8 (false alarms on every frame leave none after the plan)
+    with queue_at_1280(browser, tmp_path, shared_cache, info.path, misses=8) as (_, root):
         progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
-        for done in range(1, 9):  # the plan's second half comes with a run after the fourth verdict
-            before = root.get_attribute("data-frame")
-            ActionChains(browser).send_keys("m").perform()  # (false alarms on every frame leave none after the plan)
-            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8") and root.get_attribute("data-frame") != before,
-                     60, f"verdict {done} and the next frame")
         done = root.find_element("css selector", ".vq-done")
         wait_for(browser, lambda: "flagged frames after the plan follow" in done.text, 60, "a frame after the plan")
         assert "optional" in progress()
@@ -326,22 +331,8 @@ def test_the_progress_line_with_earlier_verdicts_fits_one_line_at_1280_px(walk_h
     """Verdicts on another plan's frames (another seed) are counted beside this plan's: the progress
     line said so in a sentence cut at 1280x720 ("(and 2 earlier verdicts outside it, also counte...").
     The line is short now, the whole sentence in its title."""
-    from urllib.parse import urlencode
-
-    from selenium.webdriver.common.action_chains import ActionChains
-
     info, _ = walk_hog
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
-                                                                   "mobile": False})
-    with streamlit_server(tmp_path, shared_cache) as url:
-        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8', 'seed': '0'})}")
-        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
-        progress = lambda: root.find_element("css selector", ".vq-progress-text").text  # noqa: E731
-        for done in (1, 2):
-            before = root.get_attribute("data-frame")
-            ActionChains(browser).send_keys("m").perform()
-            wait_for(browser, lambda: progress().startswith(f"Reviewed {done} / 8") and root.get_attribute("data-frame") != before,
-                     60, f"verdict {done}")
+    with queue_at_1280(browser, tmp_path, shared_cache, info.path, misses=2, seed="0") as (url, root):
         store = VerdictStore(tmp_path / "data" / "verdicts.sqlite")
         wait_for(browser, lambda: len(store.all(info.fingerprint)) == 2, 10, "both verdicts stored")
         browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8', 'seed': '1'})}")  # another plan
@@ -360,16 +351,10 @@ def test_the_queue_draws_its_tags_apart_inside_the_frame(walk_hog, shared_cache,
     """The queue's frames draw their boxes' tags where Review's viewer does (one placement, ui/mount.js): no
     tag over another or out of the frame at 1280x720, where a tag kept in the frame at its edge covered its
     neighbour's ("person 0.86" over "person 0.90")."""
-    from urllib.parse import urlencode
-
     from selenium.webdriver.common.action_chains import ActionChains
 
     info, _ = walk_hog
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1,
-                                                                   "mobile": False})
-    with streamlit_server(tmp_path, shared_cache) as url:
-        browser.get(f"{url}/qa?{urlencode({'video': str(info.path), 'plan': '8'})}")
-        root = wait_for(browser, lambda: browser.find_element("css selector", ".vq-root[data-frame]"), 120, "the queue")
+    with queue_at_1280(browser, tmp_path, shared_cache, info.path) as (_, root):
         canvas, drawn = root.find_element("css selector", ".vq-frame"), 0
         for done in range(1, 5):
             count, wrong = browser.execute_script(TAGS_APART, canvas)
@@ -388,8 +373,6 @@ def test_the_page_stops_saying_no_verdict_yet_once_the_queue_gives_one_without_a
     """The figures wait for a run; the queue gives verdicts without one. "No verdict on the plan's
     frames yet" stood beside "Reviewed 1 / 8" until the figures were updated: the page now says that
     verdicts were given since, and how to count them, still without a run."""
-    from urllib.parse import urlencode
-
     from selenium.webdriver.common.action_chains import ActionChains
 
     info, _ = walk_hog
@@ -418,8 +401,6 @@ def test_a_verdict_given_across_a_server_restart_is_stored(walk_hog, shared_cach
     """The restarted server does not know the queue the page registered (404): the queue asks the
     page to register it again and sends the verdict once more, so it is stored as the annotator's,
     with its note, and nothing says it failed."""
-    from urllib.parse import urlencode
-
     from selenium.webdriver.common.action_chains import ActionChains
 
     info, _ = walk_hog
