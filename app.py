@@ -68,7 +68,8 @@ else:
     refuse_sharing_without_roots()  # served on a network, the paths it may use must be limited (README)
     if "--sample" in sys.argv:  # here, not on one page: a tab starting on Review or Verdicts opens on the sample too
         from ui.session import open_sample_once
-        from ui.url import names_a_review
+        from ui.url import names_a_review, restore_onto_sample
 
-        open_sample_once(linked=names_a_review())
+        if open_sample_once(linked=names_a_review()):
+            restore_onto_sample()
     navigation.run()

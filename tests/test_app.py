@@ -285,6 +285,15 @@ def test_with_sample_not_yet_detected_review_says_the_sample_is_loaded(started_w
     assert at.session_state["review"].detections is None
 
 
+def test_with_sample_a_link_naming_no_video_opens_the_sample_at_its_frame(started_with_sample):
+    """`/review?frame=12` (a review URL kept without its video) opened the sample on frame 0, and wrote
+    frame=0 over the link's frame; the sample opens at the link's frame and settings now."""
+    at = first_page("pages/review.py", frame="12", iou_track="0.5")
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["frame"] == 12 and at.query_params["frame"] == "12"
+    assert at.session_state["iou_track"] == 0.5
+
+
 def test_with_sample_a_link_to_another_video_still_wins(started_with_sample, sample_slice):
     """A tab opened on a link naming another video reviews that one, on that page and every page after."""
     at = first_page("pages/review.py", video=str(sample_slice))

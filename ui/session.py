@@ -152,17 +152,19 @@ def open_upload(name: str, data: BinaryIO) -> bool:
     return False
 
 
-def open_sample_once(linked: bool) -> None:
+def open_sample_once(linked: bool) -> bool:
     """``streamlit run app.py -- --sample``: the tab opens on the bundled sample, whichever page it starts
     on (app.py), with the default detector's boxes when they are cached, as the Load page shows them
     (nothing runs). Once per tab, so loading another video sticks; never in a tab that starts on a link
-    naming a review (``linked``: ui.url.names_a_review), whose review wins."""
+    naming a review (``linked``: ui.url.names_a_review), whose review wins. Whether it opened the sample
+    with its boxes (the link's frame and settings then apply to it: ui.url.restore_onto_sample)."""
     if st.session_state.get(_SAMPLE_OFFERED):
-        return
+        return False
     st.session_state[_SAMPLE_OFFERED] = True
     if not linked and review() is None and set_video(paths.SAMPLE_VIDEO):
         with error_boundary("Cannot read the sample's cached detections"):
-            use_cached_detections(DetectorSpec())  # the Load page's default model
+            return use_cached_detections(DetectorSpec())  # the Load page's default model
+    return False
 
 
 def loaded_video() -> LoadedVideo | None:

@@ -134,6 +134,12 @@ def restore_from_url() -> None:
         _restore_settings(params, session.detections().n_frames)
 
 
+def restore_onto_sample() -> None:
+    """--sample opened the sample in a tab whose link names no video (``/review?frame=122``, a review URL
+    kept without it): the frame and settings the link does carry are the sample's, not frame 0."""
+    _restore_settings(st.query_params, session.detections().n_frames)
+
+
 def names_a_review() -> bool:
     """Whether the page's URL names a review to open (a reload, a bookmark, a link: restore_from_url)."""
     return "video" in st.query_params or BATCH in st.query_params
