@@ -476,6 +476,37 @@ def test_the_timelines_box_count_label_stands_above_the_count_line(walk_hog, tmp
         assert 0 <= label < line, (label, line)
 
 
+# The columns, in device pixels, of the timeline's "N boxes" label (grey text above the count line's highest point, 16 CSS
+# pixels) and of the orange current-frame cursor in those rows: [[first, last] of the label, [first, last] of the cursor].
+LABEL_AND_CURSOR = """const canvas = arguments[0], rows = 16 * (window.devicePixelRatio || 1);
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, rows).data, label = [], cursor = [];
+for (let y = 0; y < rows; y++) for (let x = 0; x < canvas.width; x++) {
+  const [r, g, b, a] = data.subarray(4 * (y * canvas.width + x), 4 * (y * canvas.width + x) + 4);
+  if (a > 100 && Math.max(r, g, b) - Math.min(r, g, b) < 30) label.push(x);
+  if (a > 200 && r > 200 && g > 90 && g < 160 && b < 80) cursor.push(x);
+}
+const span = (xs) => xs.length ? [Math.min(...xs), Math.max(...xs)] : null;
+return [span(label), span(cursor)];"""
+
+
+def test_the_timelines_cursor_never_crosses_its_box_count_label(walk_hog, tmp_path, shared_cache, browser):
+    """On the first frames the orange current-frame mark was drawn through "N boxes" at the timeline's
+    left end (the walk's frame 0 cut "7 boxes" in two); on every frame of the walk the label stands clear of it."""
+    from selenium.webdriver.common.keys import Keys
+
+    info, _ = walk_hog
+    with app_on(free_port(), tmp_path, shared_cache) as url:
+        browser.get(f"{url}/review?{urlencode({'video': str(info.path), 'frame': '0'})}")
+        wait_for(browser, lambda: shown_frame(browser) == 0, 90, "the viewer on frame 0")
+        timeline = browser.find_element("css selector", ".fv-timeline")
+        for frame in range(info.frame_count):
+            if frame:
+                press(browser, Keys.ARROW_RIGHT)
+                wait_for(browser, lambda: shown_frame(browser) == frame, 30, f"frame {frame}")
+            label, cursor = wait_for(browser, lambda: browser.execute_script(LABEL_AND_CURSOR, timeline), 10, "the timeline")
+            assert label and cursor and (cursor[1] < label[0] - 1 or cursor[0] > label[1] + 1), (frame, label, cursor)
+
+
 def test_a_nudge_on_an_unflagged_frame_leaves_the_name_whole_at_1280_px(walk_hog, tmp_path, shared_cache, browser):
     """M on an unflagged frame says "Nothing flagged here" for a moment: beside the hidden
     answers it took the header's room and cut even a short name ("vtest.avi" read "vtes..."). The word

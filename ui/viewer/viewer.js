@@ -27,6 +27,7 @@ const CACHE_FRAMES = 360; // more than AHEAD + BEHIND + FLAGGED_FRAMES: what pre
 const ZOOMS = [1, 1.5, 2, 3, 4, 6];
 const TIMELINE_HEIGHT = 80; // boxes per frame and picks; then a lane per assertion:
 const LANE_HEIGHT = 14;
+const COUNT_TOP = 16; // the count line's highest point: its "N boxes" label stands above it
 const STRIP_HEIGHT = 120;
 const MIN_HEIGHT = 240; // the frame is never drawn smaller...
 const COMFORTABLE_HEIGHT = 480; // ...nor under this while the strip can go below the fold instead
@@ -1144,18 +1145,32 @@ class Viewer {
     context.clearRect(0, 0, canvas.width, canvas.height);
     context.drawImage(this.timelineBase, 0, 0);
     const x = this.frameX(this.current, canvas.width);
+    this.drawCountLabel(context, canvas.width, x);
     context.fillStyle = CURSOR_COLOR;
     context.fillRect(x - this.dpr, 0, 2 * this.dpr, canvas.height);
   }
 
-  // Everything but the cursor, drawn once per change of thresholds, verdicts or size: boxes per
+  // "N boxes" above the count line (the line never runs under it), at the left end unless the cursor
+  // crosses it there (the first frames): then at the right end.
+  drawCountLabel(context, width, cursorX) {
+    const dpr = this.dpr, margin = 4 * dpr, gap = 3 * dpr;
+    context.font = `${10 * dpr}px sans-serif`;
+    const textWidth = context.measureText(this.countLabel).width;
+    const crossed = cursorX + gap > margin && cursorX - gap < margin + textWidth;
+    context.fillStyle = "rgba(80, 84, 96, 0.8)";
+    context.textBaseline = "bottom";
+    context.fillText(this.countLabel, crossed ? width - margin - textWidth : margin, (COUNT_TOP - 2) * dpr);
+    context.textBaseline = "alphabetic";
+  }
+
+  // Everything but the cursor and the count's label, drawn once per change of thresholds, verdicts or size: boxes per
   // frame (max per pixel column when frames outnumber pixels), flags and picks above, verdicts below.
   timelineLayer(width, height) {
     const layer = document.createElement("canvas");
     layer.width = width;
     layer.height = height;
     const context = layer.getContext("2d"), n = this.video.n, dpr = this.dpr, counts = this.view.counts;
-    const graph = TIMELINE_HEIGHT * dpr, top = 16 * dpr, bottom = graph - 6 * dpr;
+    const graph = TIMELINE_HEIGHT * dpr, top = COUNT_TOP * dpr, bottom = graph - 6 * dpr;
     const most = counts.reduce((a, b) => Math.max(a, b), 1);
     context.fillStyle = "rgba(128, 132, 149, 0.09)";
     context.fillRect(0, 0, width, height);
@@ -1172,11 +1187,7 @@ class Viewer {
     context.strokeStyle = COUNT_COLOR;
     context.lineWidth = 1.5 * dpr;
     context.stroke();
-    context.font = `${10 * dpr}px sans-serif`;
-    context.fillStyle = "rgba(80, 84, 96, 0.8)";
-    context.textBaseline = "bottom"; // above the line's highest point (at ``top``): the line never runs under the label
-    context.fillText(plural(most, "box", "boxes"), 4 * dpr, top - 2 * dpr);
-    context.textBaseline = "alphabetic";
+    this.countLabel = plural(most, "box", "boxes"); // drawn with the cursor, which it keeps clear of (drawCountLabel)
     const mark = (frame, y, color, radius) => {
       context.fillStyle = color;
       context.beginPath();
