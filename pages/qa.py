@@ -20,12 +20,12 @@ from ui.boundary import error_boundary
 from ui.components import annotator_field, literal_caption, recount_warning, video_name_note
 from ui.flicker_view import FlickerView, assertion_label, require_view
 from ui.plots import f1_map_figure
-from ui.url import restore_from_url, restore_page_values, review_link, sync_url
+from ui.url import restore_from_url, restore_page_values, review_link, sync_url, thresholds_param
 from ui.verdict_queue.component import verdict_queue
 
 QA_PLAN_SIZE = "qa_plan_size"
 QA_SEED = "qa_seed"
-QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced
+QA_PREVIOUS = "qa_previous_thresholds"  # what "Use suggested thresholds" replaced (in the URL too: the Back button outlives a reload)
 QA_STALE = "qa_suggestion_stale"  # set when "Use suggested thresholds" was pressed on figures the verdicts had outrun
 # the keys of the fallback's note and of the one the queue shows instead once it holds verdicts the figures lack (queue.css)
 NO_ESTIMATE, NO_ESTIMATE_BEHIND = "qa_no_estimate", "qa_no_estimate_behind"
@@ -165,6 +165,12 @@ def use_suggested(suggested: tuple[float, float], current: tuple[float, float], 
     flags.use_thresholds(*suggested)
 
 
+def previous_param() -> dict[str, str]:
+    """The pair the Back button returns to, as a URL parameter (none before "Use suggested thresholds")."""
+    pair = st.session_state.get(QA_PREVIOUS)
+    return {} if pair is None else {"previous": thresholds_param(pair)}
+
+
 def suggestion_preview(view: FlickerView, suggestion, in_use: bool) -> bool:
     """What "Use suggested thresholds" would do, in plain words, before it is pressed (``in_use``:
     what it does, once pressed); whether it warned against it."""
@@ -276,13 +282,14 @@ def prelabels_panel(view: FlickerView, truth: dict[int, bool]) -> None:
 flags.init_defaults()
 session.note_page("qa")
 restore_from_url()
-restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int), seed=(QA_SEED, int))
+restore_page_values(annotator=(session.ANNOTATOR, str), plan=(QA_PLAN_SIZE, int), seed=(QA_SEED, int),
+                    previous=(QA_PREVIOUS, tuple))
 st.title("Verdicts & thresholds")
 view = require_view()
 st.set_page_config(page_title=f"{view.video.relpath} · Verdicts")
 size, seed = queue_settings_panel(view.video.relpath)
 recount_warning(view.video.info)
-sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed))  # a reload reopens this queue
+sync_url(view, annotator=session.annotator(), plan=str(size), seed=str(seed), **previous_param())  # a reload reopens this queue
 with error_boundary("Verdicts"):
     store = resources.verdict_store()
     verdicts = store.all(view.video.info.fingerprint)

@@ -220,19 +220,45 @@ def test_a_damaged_verdict_database_is_one_line_on_the_page(app, tiny_slice, tmp
     assert any("not a readable verdicts database" in e.value for e in app.error)
 
 
-def test_a_reload_reopens_the_same_video_queue_and_annotator(qa_page):
+def url_of(at) -> dict[str, str]:
+    return {key: value[0] if isinstance(value, list) else value for key, value in at.query_params.items()}
+
+
+def reload(at):
+    """The page opened anew on its URL in a new session, as a browser's reload does."""
     from streamlit.testing.v1 import AppTest
 
-    Browser(qa_page).give("false_alarm")
-    link = {key: value[0] if isinstance(value, list) else value for key, value in qa_page.query_params.items()}
-    assert link["annotator"] == "ana" and link["plan"] == "5"
     reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     reloaded.switch_page("pages/qa.py")
-    reloaded.query_params.update(link)
+    reloaded.query_params.update(url_of(at))
     reloaded.run()
     assert not reloaded.exception
+    return reloaded
+
+
+def test_a_reload_reopens_the_same_video_queue_and_annotator(qa_page):
+    Browser(qa_page).give("false_alarm")
+    link = url_of(qa_page)
+    assert link["annotator"] == "ana" and link["plan"] == "5"
+    reloaded = reload(qa_page)
     assert reloaded.text_input(key="annotator").value == "ana"
     assert reviewed(reloaded)[0] == 1 and queue_data(reloaded)["annotator"] == "ana"
+
+
+def test_the_way_back_from_suggested_thresholds_survives_a_reload(qa_page):
+    """After "Use suggested thresholds", "Back to 0.80 / 0.60" was gone on a reload (the suggested thresholds
+    stayed, from the URL): the pair it returns to is in the URL too now, and the button there takes the page back."""
+    browser = Browser(qa_page)
+    for verdict in ("miss", "false_alarm", "miss"):
+        browser.give(verdict)
+    click(qa_page, "Use suggested thresholds")
+    suggested = (qa_page.session_state["iou_track"], qa_page.session_state["iou_assert"])
+    assert suggested != (0.8, 0.6) and [b for b in qa_page.button if b.label == "Back to 0.80 / 0.60"]
+    reloaded = reload(qa_page)
+    assert (reloaded.session_state["iou_track"], reloaded.session_state["iou_assert"]) == suggested
+    click(reloaded, "Back to 0.80 / 0.60")
+    assert (reloaded.session_state["iou_track"], reloaded.session_state["iou_assert"]) == (0.8, 0.6)
+    assert not [b for b in reloaded.button if b.label.startswith("Back to")]
 
 
 def test_each_checks_precision_comes_from_the_verdicts_on_its_own_flags(app, walk_hog, tmp_path):

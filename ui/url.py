@@ -185,8 +185,9 @@ def _restore_boxes(params) -> bool:
 
 
 def restore_page_values(**defaults: tuple[str, type]) -> None:
-    """A page's own URL parameters back into their widget keys (once per tab, when the keys are
-    still unset): ``name=(session key, type)``; a value that does not parse is left out."""
+    """A page's own URL parameters back into their session keys (once per tab, when the keys are
+    still unset): ``name=(session key, type)``, the type int, str or tuple (a pair of thresholds, as
+    :func:`thresholds_param` writes it); a value that does not parse is left out."""
     for name, (key, kind) in defaults.items():
         text = st.query_params.get(name)
         if text is None or key in st.session_state:
@@ -195,6 +196,20 @@ def restore_page_values(**defaults: tuple[str, type]) -> None:
             st.session_state[key] = int(text)
         elif kind is str:
             st.session_state[key] = text[:200]
+        elif kind is tuple and (pair := _thresholds(text)) is not None:
+            st.session_state[key] = pair
+
+
+def thresholds_param(pair: tuple[float, float]) -> str:
+    """A pair of IoU thresholds as one URL parameter ("0.8,0.6")."""
+    return ",".join(str(round(float(value), 2)) for value in pair)
+
+
+def _thresholds(text: str) -> tuple[float, float] | None:
+    """The pair :func:`thresholds_param` wrote, each in 0..1; None for anything else."""
+    parts = text.split(",") if len(text) <= 40 else []
+    values = [_number(part, np.nan, 0.0, 1.0) for part in parts]
+    return (values[0], values[1]) if len(values) == 2 and np.isfinite(values).all() else None
 
 
 def detector_spec_of(params) -> DetectorSpec:
