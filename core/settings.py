@@ -81,8 +81,10 @@ class DetectorSpec:
         return load_detector(self.weights, self.device, backend=self.backend, cache_dir=self.cache_dir)
 
     def class_ids(self, names: dict[int, str]) -> list[int] | None:
-        """The kept classes as ids of a model with these ``names``; None keeps every class."""
-        return resolve_classes(self.classes, names)
+        """The kept classes as ids of a model with these ``names``; None keeps every class, also when they are
+        named one by one (the same boxes: the same cache entry, and a batch done without them is not done again)."""
+        ids = resolve_classes(self.classes, names)
+        return None if ids is not None and set(ids) == set(names) else ids
 
     def cache_key(self, video: VideoInfo, detector: Detector) -> str:
         """Names this run's result: the detection cache file and the app's detections share it."""

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import ROOT, free_port, sample_frames, write_video
 from core.batch import SUMMARY_CSV, BatchConfig, BatchProgress, find_sources, run_batch
+from core.batch.live import DoneMarkers
 from core.batch.sources import TIMING_COLUMNS, VideoRow
 from core.cli import main
 from core.errors import UserError
@@ -443,8 +444,6 @@ def test_a_video_another_run_redid_before_it_was_stopped_is_done_again(videos, c
     """A run with other settings redid a video `cp -p`'d over with other bytes, and was killed after the export took
     it in but before its marker was written: the first run's marker still matched size, mtime and settings, the file
     matched the manifest, and the resume skipped a video whose export was made with the other settings."""
-    from core.batch.live import DoneMarkers
-
     folder, other = one_of_two_same_size_videos(videos, tmp_path)
     out = tmp_path / "out"
     run_batch(config([folder], out, cache))
@@ -514,8 +513,7 @@ def test_a_rerun_that_does_videos_again_says_why(videos, cache, tmp_path):
     assert run_batch(config([folder], out, cache)).notes == ()
     again = run_batch(config([folder], out, cache, iou_track=0.5))
     assert [r.status for r in again.rows] == ["done", "done"]
-    assert again.notes == ("2 videos done again: the earlier run had other flicker settings (--mode, --iou-track, "
-                           "--iou-assert, --assertions)",)
+    assert again.notes == ("2 videos done again: the earlier run had --iou-track 0.8 (now 0.5)",)
     assert again.notes[0] in again.text()
     os.utime(folder / "y.mp4", ns=(1, 1))  # the same bytes, another version (size and mtime)
     third = run_batch(config([folder], out, cache, iou_track=0.5))
@@ -524,6 +522,29 @@ def test_a_rerun_that_does_videos_again_says_why(videos, cache, tmp_path):
     loose = BatchConfig((str(folder),), RunConfig(out=out, detector=DetectorSpec.of(None, cache_dir=cache, conf=0.2),
                                                   flicker=FlickerSettings(iou_track=0.5)))
     assert run_batch(loose).notes == ("2 videos done again: the earlier run had --conf 0.1 (now 0.2)",)
+    improved = BatchConfig((str(folder),), RunConfig(out=out, detector=DetectorSpec.of(None, cache_dir=cache, conf=0.2),
+                                                     flicker=FlickerSettings.of_mode("improved", 0.5, 0.5)))
+    assert run_batch(improved).notes == ("2 videos done again: the earlier run had --iou-assert 0.6 (now 0.5), "
+                                         "--mode reference (now improved)",)  # not the toggles that come with the mode
+
+
+def test_classes_named_one_by_one_are_all_classes_and_a_subset_is_said_by_name(videos, cache, tmp_path):
+    """--classes person with the people detector keeps every box: it was done again (21 s of detection, its cache entry
+    missed) as "--classes none (now 0)". Naming every class is now no class filter, and another filter is said in names."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(videos / "a.mp4", folder / "x.mp4")
+    out = tmp_path / "out"
+
+    def batch(classes):
+        return BatchConfig((str(folder),), RunConfig(out=out, detector=DetectorSpec.of(None, cache_dir=cache, classes=classes)))
+
+    assert [r.status for r in run_batch(batch(None)).rows] == ["done"]
+    every = run_batch(batch(["person"]))
+    assert [r.status for r in every.rows] == ["skipped"] and every.notes == ()
+    assert DetectorSpec(classes=("person",)).class_ids({0: "person", 1: "car"}) == [0]
+    markers = DoneMarkers(out, {"--classes": [1]}, names={0: "person", 1: "car"})
+    assert markers._changed({"--classes": None}) == "the earlier run had --classes all (now car)"
 
 
 def test_the_load_page_resumes_a_cli_batch_at_their_defaults(videos, cache, tmp_path):
@@ -546,8 +567,7 @@ def test_the_load_page_resumes_a_cli_batch_at_their_defaults(videos, cache, tmp_
     assert [r.status for r in resumed.rows] == ["skipped"] and resumed.notes == ()
     stricter = run_batch(page(0.3))
     assert [r.status for r in stricter.rows] == ["done"]
-    assert stricter.notes == ("1 video done again: the earlier run had other flicker settings (--mode, --iou-track, "
-                              "--iou-assert, --assertions)",)
+    assert stricter.notes == ("1 video done again: the earlier run had minimum score 0.0 (now 0.3)",)
 
 
 def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_ray(videos, cache, tmp_path):

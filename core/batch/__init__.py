@@ -199,7 +199,7 @@ def _run_locked(config: BatchConfig, engine: Engine, sources: list[VideoSource],
     """Each video's row, and why videos an earlier run did were done again (DoneMarkers.notes)."""
     export = LiveExport(config.out, config.options.export, classes, engine.names, config.options.flicker.sibling_keys)
     markers = DoneMarkers(config.out, batch_settings(config.options, engine.fingerprint, classes),
-                          siblings=bool(config.options.flicker.sibling_keys))
+                          siblings=bool(config.options.flicker.sibling_keys), names=engine.names)
     report_to = progress or TqdmProgress(disable=True if quiet else None)
     try:
         rows = markers.done_rows(sources, export.entries, report_to)

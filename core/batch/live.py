@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import asdict, fields, replace
@@ -127,8 +128,9 @@ def _manifest_entries(out: Path) -> dict[str, dict]:
 class DoneMarkers:
     """``OUT/.batch/done/RELPATH.json``: which videos an earlier run finished, and with what."""
 
-    def __init__(self, out: Path, settings: dict[str, object], siblings: bool = False):
+    def __init__(self, out: Path, settings: dict[str, object], siblings: bool = False, names: dict[int, str] | None = None):
         self.out = out
+        self.names = names or {}  # the model's class names, to say which classes a run kept
         self.siblings = siblings  # ghost or class flip is on: a row that counted flicker's flags alone is done again
         self.folder = out / STATE_DIR / "done"
         self.settings = settings  # batch_settings(): kept in each marker, to say what changed since
@@ -206,11 +208,25 @@ class DoneMarkers:
 
     def _changed(self, earlier) -> str:
         """What differs between the settings a marker kept and this run's, in the options' words."""
-        changed = [f"other {name.removeprefix('the ')}" if name.startswith(("the ", "flicker")) else
-                   f"{name} {_brief(earlier.get(name))} (now {_brief(now)})"
+        changed = [self._difference(name, earlier.get(name), now)
                    for name, now in self.settings.items() if isinstance(earlier, dict) and earlier.get(name) != now]
         # no settings kept: a marker from before markers kept them
         return f"the earlier run had {', '.join(changed) or 'other settings'}"
+
+    def _difference(self, name: str, earlier, now) -> str:
+        if name == CLASSES:
+            return f"{name} {self._classes(earlier)} (now {self._classes(now)})"
+        if name == FLICKER_SETTINGS and isinstance(earlier, str) and (fields_changed := _flicker_changes(earlier, now)):
+            return ", ".join(fields_changed)
+        if name.startswith(("the ", "flicker")):
+            return f"other {name.removeprefix('the ')}"
+        return f"{name} {_brief(earlier)} (now {_brief(now)})"
+
+    def _classes(self, ids) -> str:
+        """Classes by name as --classes takes them; "all" for none given."""
+        if ids is None:
+            return "all"
+        return _brief([self.names.get(i, i) if isinstance(i, int) else i for i in ids]) if isinstance(ids, list) else _brief(ids)
 
     def notes(self) -> tuple[str, ...]:
         """One line per reason a video an earlier run did is done again."""
@@ -270,13 +286,38 @@ def _checked_row(values: dict) -> VideoRow:
     return VideoRow(**values)
 
 
+CLASSES = "--classes"
+FLICKER_SETTINGS = "flicker settings (--mode, --iou-track, --iou-assert, --assertions)"
+# FlickerSettings' fields in a marker's repr() of them, in the words of the option or widget that sets each
+_FLICKER_FIELDS = {"iou_track": "--iou-track", "iou_assert": "--iou-assert", "mode": "--mode", "min_score": "minimum score",
+                   "assertions": "--assertions", "class_aware": "class-aware matching", "one_to_one": "one-to-one matching",
+                   "window": "window", "empty_window_median": "empty-window median"}
+_MODE_TOGGLES = ("class_aware", "one_to_one", "window", "empty_window_median")
+_FIELD = re.compile(r"(\w+)=(\([^()]*\)|[^,()]+)")  # name=value, a value being a tuple or up to the next , or )
+
+
+def _flicker_changes(earlier: str, now: str) -> list[str]:
+    """``--iou-track 0.8 (now 0.7)`` for each field that differs between two FlickerSettings reprs (a marker's, which
+    may be anything, and this run's); none when they cannot be compared."""
+    before, after = dict(_FIELD.findall(earlier[:2000])), dict(_FIELD.findall(now))
+    changed = [field for field in _FLICKER_FIELDS if field in before and field in after and before[field] != after[field]]
+    if "mode" in changed:  # the improved mode's toggles come with it
+        changed = [field for field in changed if field not in _MODE_TOGGLES]
+    return [f"{_FLICKER_FIELDS[field]} {_setting(before[field])} (now {_setting(after[field])})" for field in changed]
+
+
+def _setting(text: str) -> str:
+    """A repr'd value as an option takes it: ``('flicker', 'ghost')`` -> ``flicker,ghost``."""
+    return _brief(text.strip("()").replace("'", "").replace(" ", "").rstrip(","))
+
+
 def batch_settings(options: RunConfig, fingerprint: str, classes: list[int] | None) -> dict[str, object]:
     """Everything that changes a video's exported files, named by the options that set it."""
     flicker = options.flicker
     if flicker.min_score <= options.detector.conf:  # no box under the floor was kept: the same flags as no minimum
         flicker = replace(flicker, min_score=0.0)  # (the Load page's minimum starts at the floor, the CLI's at 0)
-    return {"the detector (--weights, --backend)": fingerprint, "--conf": options.detector.conf, "--classes": classes,
-            "flicker settings (--mode, --iou-track, --iou-assert, --assertions)": repr(flicker),
+    return {"the detector (--weights, --backend)": fingerprint, "--conf": options.detector.conf, CLASSES: classes,
+            FLICKER_SETTINGS: repr(flicker),
             "--task": options.export.task, "--flickering": options.export.metadata_style,
             "--imputed-task": options.export.imputed_task}
 
