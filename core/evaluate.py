@@ -93,6 +93,10 @@ class Evaluation:
         lines += [_row(name, self.at(*pair)) for name, pair in TUTORIAL_PAIRS.items()]
         lines.append(heading)
         lines += [_row(f"  {k}", row) for k, row in enumerate(ranked[:TOP_N], start=1)]
+        if self.scores.n_true_misses:
+            best = self.scores.best
+            lines.append(f"to flag with the best pair: --iou-track {best.iou_track:.2f} --iou-assert {best.iou_assert:.2f} "
+                         f"(run, batch; --mode {self.mode}), or Review's threshold sliders")
         return "\n".join(lines)
 
     def _notes(self) -> list[str]:

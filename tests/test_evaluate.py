@@ -196,7 +196,9 @@ def test_cli_prints_best_tutorial_and_top_pairs_and_writes_every_pair_as_csv(cas
     assert [int(words[0]) for words in top] == list(range(1, TOP_N + 1))
     assert top[0][1:3] == [f"{best.iou_track:.2f}", f"{best.iou_assert:.2f}"]  # ties: the best comes first
     assert [float(words[5]) for words in top] == sorted((float(words[5]) for words in top), reverse=True)  # F1
-    assert printed[start + TOP_N] == f"every threshold pair written to {out}"
+    assert printed[start + TOP_N] == (f"to flag with the best pair: --iou-track {best.iou_track:.2f} --iou-assert "
+                                      f"{best.iou_assert:.2f} (run, batch; --mode reference), or Review's threshold sliders")
+    assert printed[start + TOP_N + 1] == f"every threshold pair written to {out}"
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(DEFAULT_GRID)
