@@ -6,6 +6,7 @@ Every failure a user can cause ends with one line on stderr and a non-zero exit,
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -31,11 +32,47 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line on stderr like every other user error."""
+    """argparse, but a bad command line is one line on stderr like every other user error, and a
+    mistyped option or verb is named (with the nearest known one) before anything else is said of
+    the line: argparse took ``--iou-trak 0.7``'s value for the video and said that instead."""
+
+    verbs: dict[str, argparse.ArgumentParser]  # verb -> its parser, the top level's; every parser of the line has it
 
     def error(self, message: str):
         print(f"error: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._check_words(args)
+        return super().parse_known_args(args, namespace)
+
+    def _check_words(self, args: list[str]) -> None:
+        """Every option this parser is given is one it knows (or a prefix argparse expands), and the
+        top level's verb is a verb."""
+        top_level = self._subparsers is not None
+        for word in args:
+            if word == "--":
+                return
+            if not word.startswith("-") or self._negative_number_matcher.match(word) or word == "-":
+                if top_level:  # the verb: what follows it is the verb's parser's to check
+                    if word not in self.verbs:
+                        self.error(f"unknown command {word!r}" + _nearest(word, self.verbs, f": choose from {', '.join(self.verbs)}"))
+                    return
+                continue
+            name = word.split("=", 1)[0]
+            known = self._option_string_actions
+            if name in known or (name.startswith("--") and any(option.startswith(name) for option in known)):
+                continue
+            takers = [verb for verb, parser in self.verbs.items() if name in parser._option_string_actions]
+            where = f" (an option of {', '.join(takers)}{': give it after the verb' if top_level else ''})"
+            self.error(f"unrecognized option {name}" + (where if takers else _nearest(name, known)))
+
+
+def _nearest(word: str, known, otherwise: str = "") -> str:
+    """": did you mean X?" for the known word nearest a mistyped one, if one is near."""
+    near = difflib.get_close_matches(word, list(known), n=1)
+    return f": did you mean {near[0]}?" if near else otherwise
 
 
 def folder(text: str) -> Path:
@@ -81,8 +118,9 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Flicker review engine, headless.")
+    parser.add_argument("--version", action="version", version=f"flicker-review {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    parser.verbs = commands.choices  # verb -> its parser
+    parser.verbs = commands.choices
     run = commands.add_parser("run", help="decode -> detect (cached) -> flicker -> export")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("video", nargs="?", type=Path, help="video file (or folder of videos) to process")
@@ -158,7 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(commands)
     _add_prelabels_parser(commands)
     _add_verdicts_parser(commands)
+    for verb in parser.verbs.values():  # an option of another verb is named as such
+        verb.verbs = parser.verbs
     return parser
+
+
+def package_version() -> str:
+    """The version pyproject.toml gives: read from it in a source checkout (the installed metadata
+    may be another checkout's), else from the installed package's metadata."""
+    from core.paths import ROOT
+
+    pyproject = ROOT / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+    from importlib.metadata import version
+
+    return version("flicker-review")
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +270,10 @@ def _add_prelabels_parser(commands) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # asked nothing: the verbs, and no error (pip and cargo answer so; an option alone is still checked)
+        parser.print_help()
+        return 0
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the verb's own parser, so the line points at its --help, which lists its options
         parser.verbs[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -164,5 +164,53 @@ def test_an_option_a_verb_does_not_take_points_at_that_verbs_help(tmp_path, caps
     with pytest.raises(SystemExit) as stopped:
         main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), "--corrected-task", "fixed"])
     assert stopped.value.code == 2
-    assert capsys.readouterr().err == "error: unrecognized arguments: --corrected-task fixed (see python -m core batch --help)\n"
+    said = "error: unrecognized option --corrected-task (an option of run) (see python -m core batch --help)\n"
+    assert capsys.readouterr().err == said
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["run", "--demo", "--out", "OUT", "--iou-trak", "0.7"],
+         "unrecognized option --iou-trak: did you mean --iou-track? (see python -m core run --help)"),
+        (["run", "--demo", "--out=OUT", "--iou-trak=0.7"],
+         "unrecognized option --iou-trak: did you mean --iou-track? (see python -m core run --help)"),
+        (["rn", "--demo", "--out", "OUT"], "unknown command 'rn': did you mean run? (see python -m core --help)"),
+        (["batch", "VIDEOS", "--out", "OUT", "--corrected-task", "fixed"],
+         "unrecognized option --corrected-task (an option of run) (see python -m core batch --help)"),
+        (["--quiet", "run", "--demo", "--out", "OUT"],
+         "unrecognized option --quiet (an option of run, batch, push, select, evaluate, prelabels: give it after the verb) "
+         "(see python -m core --help)"),
+    ],
+)
+def test_a_mistyped_option_or_verb_is_named_first_with_the_nearest_known_one(tmp_path, capsys, args, said):
+    """``--iou-trak 0.7`` was reported as 'argument video: not allowed with argument --demo' (its value
+    taken for the video), and ``rn`` as an invalid choice with no hint."""
+    with pytest.raises(SystemExit) as stopped:
+        main([arg.replace("OUT", str(tmp_path / "out")) for arg in args])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"error: {said}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_abbreviated_option_and_a_negative_number_are_still_taken(tmp_path, capsys):
+    """argparse expands a unique prefix (--iou-tr) and takes -1 as a value: neither is a mistyped option."""
+    assert main(["run", "--demo", "--out", str(tmp_path / "out"), "--iou-tr", "0.7", "--conf", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --conf must be in [0, 1], got -1.0\n"
+
+
+def test_no_verb_prints_the_verbs_and_exits_0(capsys):
+    """A bare ``python -m core`` said 'the following arguments are required: command'."""
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m core") and all(verb in out for verb in ("run", "evaluate", "verdicts"))
+
+
+def test_version_is_the_one_pyproject_gives(capsys):
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out == f"flicker-review {version}\n"
