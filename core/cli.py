@@ -385,6 +385,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.lightly.datasource import Datasource
     from core.paths import check_output_folder, check_outside_export
 
+    given = [name for name, value in (("--iou-track", args.iou_track), ("--iou-assert", args.iou_assert)) if value is not None]
+    if given and not args.labels:  # the flags are scored at every threshold pair: one pair would silently mean nothing
+        raise UserError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --labels "
+                        "(without it, evaluate scores every threshold pair)")
     if args.out is not None:  # before the evaluation: a typo costs a second, not a detection run
         check_csv_path(args.out)
         check_output_folder(args.out.absolute().parent, "--out's folder")

@@ -214,3 +214,12 @@ def test_version_is_the_one_pyproject_gives(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])
     assert stopped.value.code == 0 and capsys.readouterr().out == f"flicker-review {version}\n"
+
+
+@pytest.mark.parametrize("given, named", [(["--iou-track", "1.5"], "--iou-track applies"),
+                                          (["--iou-track", "0.5", "--iou-assert", "0.4"], "--iou-track and --iou-assert apply")])
+def test_evaluate_refuses_thresholds_without_labels(tmp_path, capsys, given, named):
+    """Without --labels evaluate scores every threshold pair: --iou-track 1.5 was silently ignored (exit 0)."""
+    assert main(["evaluate", str(tmp_path / "no.mp4"), "--gt", str(tmp_path / "gt.txt"), *given]) == 2
+    assert capsys.readouterr().err == (f"error: {named} only with --labels "
+                                       "(without it, evaluate scores every threshold pair)\n")
