@@ -438,16 +438,21 @@ def _verdicts(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_outside_export(args.out, Datasource(args.source).lightly)
-    key = video_key(args.source, args.video)
+    key, name = video_key(args.source, args.video)
     fmt = args.format or ("csv" if args.out is not None and args.out.suffix.lower() == ".csv" else "json")
-    text = formatted(verdict_rows(open_verdicts(args.verdicts), key, args.assertion), fmt)
+    rows = verdict_rows(open_verdicts(args.verdicts), key, args.assertion)
+    text = formatted(rows, fmt)
     if args.out is None:  # on a terminal, what annotators typed is shown escaped; piped, it goes out as given
         sys.stdout.write(printable(text, lines=True) if sys.stdout.isatty() else text)
     else:
         if args.out.is_dir():
             raise UserError(f"--out {args.out} is a folder; give a file name")
         write_atomic(args.out, text.encode())
-        print(f"verdicts written to {printable(str(args.out))}", file=sys.stderr)
+        print(f"{counted(len(rows), 'verdict')} written to {printable(str(args.out))}", file=sys.stderr)
+    if not rows:  # an empty list alone reads like a failure; stdout stays the list a tool reads
+        whose = "" if args.assertion == FLICKER else f"{args.assertion} "
+        print(f"no {whose}verdicts for {printable(name)} (give them in the app, on Review or Verdicts & thresholds)",
+              file=sys.stderr)
     return 0
 
 

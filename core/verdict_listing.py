@@ -22,15 +22,15 @@ COLUMNS = ("frame", "verdict", "annotator", "note", "time")
 FORMATS = ("json", "csv")
 
 
-def video_key(source: Path, relpath: str | None = None) -> str:
-    """The content key verdicts are stored under: of a video file, or of one video of an export
-    (the only one, or the one named ``relpath``) as its manifest records it."""
+def video_key(source: Path, relpath: str | None = None) -> tuple[str, str]:
+    """The content key verdicts are stored under and the video's name: of a video file, or of one
+    video of an export (the only one, or the one named ``relpath``) as its manifest records it."""
     source = Path(source)
     if not Datasource(source).exists():
         if not source.is_file():
             raise UserError(f"{source} is neither a video file nor an export folder")
         open_video(source).close()  # a file FFmpeg cannot read as a video is one line, not an empty list
-        return content_key(source)
+        return content_key(source), source.name
     entries = read_manifest(source)
     names = listed_videos(entries)
     chosen = [entry for entry in entries if relpath in (None, entry["relpath"])]
@@ -40,7 +40,7 @@ def video_key(source: Path, relpath: str | None = None) -> str:
     if len(chosen) != 1:
         raise UserError(f"{source} holds {len(entries):,} videos ({names}): pick one with --video RELPATH" if relpath is None
                         else f"No video {brief(relpath, 80)} in {source}; it holds: {names}")
-    return chosen[0]["fingerprint"]
+    return chosen[0]["fingerprint"], chosen[0]["relpath"]
 
 
 def verdict_rows(store: VerdictStore, key: str, assertion: str = FLICKER) -> list[dict]:

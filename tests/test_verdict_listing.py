@@ -130,3 +130,17 @@ def test_an_out_file_named_csv_gets_csv_unless_a_format_is_given(capsys, tmp_pat
     assert (tmp_path / "v.txt").read_text().startswith("[")  # json, the default
     assert listing(capsys, sample_slice, *store, "--out", tmp_path / "w.csv", "--format", "json")[0] == 0
     assert (tmp_path / "w.csv").read_text().startswith("[")  # as asked
+
+
+def test_no_verdicts_is_said_on_stderr_and_a_written_file_counts_its_verdicts(capsys, tmp_path, sample_slice):
+    """An empty listing printed '[]' with no hint, and --out said 'verdicts written to v.csv' of a
+    header alone; stdout stays the list a tool reads."""
+    from core.video import probe
+
+    store = ("--verdicts", tmp_path / "v.sqlite")
+    VerdictStore(tmp_path / "v.sqlite").set(probe(sample_slice).fingerprint, 3, "miss", annotator="ana")
+    code, out, err = listing(capsys, sample_slice, *store, "--assertion", "ghost")
+    assert code == 0 and out == "[]\n"
+    assert err == "no ghost verdicts for walk.mp4 (give them in the app, on Review or Verdicts & thresholds)"
+    code, out, err = listing(capsys, sample_slice, *store, "--out", tmp_path / "v.csv")
+    assert code == 0 and out == "" and err == f"1 verdict written to {tmp_path / 'v.csv'}"
