@@ -341,7 +341,23 @@ def _run(args: argparse.Namespace) -> int:
 
     summary = run_pipeline(_run_config(args), progress_bar=not args.quiet)
     _report(summary.text())
+    _warn_of_the_numbers(args, summary.export)
     return 0
+
+
+def _warn_of_the_numbers(args: argparse.Namespace, export) -> None:
+    """What a run's counts say of its options: no box at all, or flags on most of the video, read
+    like a success in the summary alone (the app warns of the second at the same share)."""
+    from core.qa import LARGE_FLAGGED_SHARE
+
+    if export.boxes == 0:
+        why = (f"--weights {args.weights} is a model .yaml, random weights that find nothing; give trained weights (.pt, .onnx)"
+               if args.predictions is None and str(args.weights or "").lower().endswith((".yaml", ".yml"))
+               else f"--conf {args.conf:g} or --classes too strict?")
+        print(f"warning: no box kept, so nothing can be flagged: {printable(why)}", file=sys.stderr)
+    elif export.flagged > LARGE_FLAGGED_SHARE * export.frames:
+        print(f"warning: these options flag {export.flagged / export.frames:.1%} of the frames, and flags on most frames say "
+              "little: a higher --iou-track or a lower --iou-assert flags fewer", file=sys.stderr)
 
 
 def _detector_spec(args: argparse.Namespace) -> DetectorSpec:

@@ -223,3 +223,33 @@ def test_evaluate_refuses_thresholds_without_labels(tmp_path, capsys, given, nam
     assert main(["evaluate", str(tmp_path / "no.mp4"), "--gt", str(tmp_path / "gt.txt"), *given]) == 2
     assert capsys.readouterr().err == (f"error: {named} only with --labels "
                                        "(without it, evaluate scores every threshold pair)\n")
+
+
+@pytest.mark.parametrize(
+    "options, warned",
+    [
+        (["--conf", "0.99"], "warning: no box kept, so nothing can be flagged: --conf 0.99 or --classes too strict?"),
+        (["--iou-track", "0.3", "--iou-assert", "0.99"],
+         "warning: these options flag 95.0% of the frames, and flags on most frames say little: a higher --iou-track or "
+         "a lower --iou-assert flags fewer"),
+        ([], None),
+    ],
+)
+def test_a_run_that_kept_no_box_or_flags_most_frames_warns(sample_slice, shared_cache, tmp_path, capsys, options, warned):
+    """'0 boxes kept, 0 flagged frames (0.0%)' and '38 flagged frames (95.0%)' came with no word of doubt."""
+    assert main(["run", str(sample_slice), "--out", str(tmp_path / "out"), "--quiet", "--cache-dir", str(shared_cache),
+                 *options]) == 0
+    warnings_said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings_said == ([warned] if warned else [])
+
+
+def test_no_box_from_a_model_yaml_says_its_weights_are_random(capsys):
+    """``--weights yolov8n.yaml`` builds an untrained model: its empty run says so, not '--conf too strict?'."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from core.cli import _warn_of_the_numbers
+
+    _warn_of_the_numbers(Namespace(weights="yolov8n.yaml", predictions=None, conf=0.1), SimpleNamespace(boxes=0, frames=30, flagged=0))
+    assert capsys.readouterr().err == ("warning: no box kept, so nothing can be flagged: --weights yolov8n.yaml is a model .yaml, "
+                                       "random weights that find nothing; give trained weights (.pt, .onnx)\n")
