@@ -98,7 +98,7 @@ def progress_printer(label: str):
     def update(progress: Progress) -> None:
         bar.total = progress.total
         bar.n = progress.done
-        bar.set_postfix_str(f"{progress.fps:.1f} fps, ETA {progress.eta_s:.0f}s", refresh=True)
+        bar.refresh()  # tqdm's own rate and remaining time: the app's progress line reads them from Progress
 
     return update, bar
 

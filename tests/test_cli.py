@@ -253,3 +253,24 @@ def test_no_box_from_a_model_yaml_says_its_weights_are_random(capsys):
     _warn_of_the_numbers(Namespace(weights="yolov8n.yaml", predictions=None, conf=0.1), SimpleNamespace(boxes=0, frames=30, flagged=0))
     assert capsys.readouterr().err == ("warning: no box kept, so nothing can be flagged: --weights yolov8n.yaml is a model .yaml, "
                                        "random weights that find nothing; give trained weights (.pt, .onnx)\n")
+
+
+def test_the_detect_bar_shows_its_rate_and_time_left_once(monkeypatch):
+    """It read '30/30 [00:07<00:00, 4.05frame/s, 4.0 fps, ETA 0s]': tqdm's rate and time, then the same again."""
+    import io
+    import sys
+
+    from core.detect import Progress
+    from core.sources import progress_printer
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    update, bar = progress_printer("detect clip0.mp4")
+    update(Progress(10, 30, 4.0, 5.0))
+    update(Progress(30, 30, 4.0, 0.0))
+    shown = sys.stderr.getvalue()
+    bar.close()
+    assert "30/30" in shown and "frame/s" in shown and "fps" not in shown and "ETA" not in shown
