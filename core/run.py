@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.assertions import Corrections
+from core.assertions import METADATA_KEYS, Corrections
 from core.bounded import printable
 from core.detect import Detector
 from core.detections import Detections
@@ -28,6 +28,9 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.sources import detect_with_progress, find_videos, probe_all
 from core.video import VideoInfo
 from core.words import counted
+
+
+_ASSERTION_OF_KEY = {key: name for name, key in METADATA_KEYS.items()}  # class_flip -> class-flip, as --assertions spells it
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class RunSummary:
         lines = [f"{counted(len(self.videos), 'video')}, {counted(frames, 'frame')}, {counted(self.export.boxes, 'box', 'boxes')} "
                  f"kept, {counted(self.export.flagged, 'flagged frame')} ({share:.1%})"]
         for run in self.videos:
-            siblings = "".join(f", {int(flags.sum())} {key}" for key, flags in run.siblings.items())
+            siblings = "".join(f", {counted(int(flags.sum()), _ASSERTION_OF_KEY[key] + ' flag')}"
+                               for key, flags in run.siblings.items())
             by = " by flicker" if run.siblings else ""  # the total above counts the frames any assertion flags
             source = (f" ({run.boxes_from}, on {run.detections.frames_with_boxes:,} of {run.detections.n_frames:,} frames)"
                       if run.boxes_from else "")
@@ -101,7 +105,7 @@ class RunSummary:
                          f"{counted(len(run.flicker.imputed_frame), 'imputed box', 'imputed boxes')}{siblings}")
         # the folder on one line, whatever its name holds
         lines.append(f"Lightly datasource written to {printable(str(Datasource(self.export.root).lightly))} "
-                     f"({self.export.files} files, tasks: {', '.join(self.export.tasks)}); validation passed")
+                     f"({counted(self.export.files, 'file')}, tasks: {', '.join(self.export.tasks)}); validation passed")
         return "\n".join(lines)
 
 

@@ -27,6 +27,8 @@ def video_key(source: Path, relpath: str | None = None) -> tuple[str, str]:
     video of an export (the only one, or the one named ``relpath``) as its manifest records it."""
     source = Path(source)
     if not Datasource(source).exists():
+        if not source.exists():  # said as run says it
+            raise UserError(f"No such file: {source}")
         if not source.is_file():
             raise UserError(f"{source} is neither a video file nor an export folder")
         open_video(source).close()  # a file FFmpeg cannot read as a video is one line, not an empty list

@@ -96,7 +96,7 @@ def test_run_exports_one_metadata_key_per_assertion(tmp_path, sample_slice):
                             capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, FLICKER_CACHE_DIR=str(tmp_path / "cache")))
     assert result.returncode == 0, result.stderr
-    assert " ghost, " in result.stdout and " class_flip" in result.stdout
+    assert " ghost flag" in result.stdout and " class-flip flag" in result.stdout
     # the video's line names the flicker assertion's own count; the total counts the frames any assertion flags
     assert " flagged by flicker, " in result.stdout and "flagged frame" in result.stdout.splitlines()[0]
     schema = orjson.loads((out / ".lightly/metadata/schema.json").read_bytes())

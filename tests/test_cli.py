@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -246,7 +247,6 @@ def test_a_run_that_kept_no_box_or_flags_most_frames_warns(sample_slice, shared_
 def test_no_box_from_a_model_yaml_says_its_weights_are_random(capsys):
     """``--weights yolov8n.yaml`` builds an untrained model: its empty run says so, not '--conf too strict?'."""
     from argparse import Namespace
-    from types import SimpleNamespace
 
     from core.cli import _warn_of_the_numbers
 
@@ -274,3 +274,16 @@ def test_the_detect_bar_shows_its_rate_and_time_left_once(monkeypatch):
     shown = sys.stderr.getvalue()
     bar.close()
     assert "30/30" in shown and "frame/s" in shown and "fps" not in shown and "ETA" not in shown
+
+
+def test_the_run_summary_names_its_units_as_the_options_spell_them(sample_slice, shared_cache, tmp_path, capsys):
+    """It said '21 ghost, 0 class_flip' (no unit; class_flip where --assertions spells class-flip) and
+    '(83 files, ...)' without the thousands separators its other counts have."""
+    from core.run import RunSummary
+
+    assert main(["run", str(sample_slice), "--out", str(tmp_path / "out"), "--quiet", "--cache-dir", str(shared_cache),
+                 "--assertions", "flicker,ghost,class-flip"]) == 0
+    video_line = capsys.readouterr().out.splitlines()[1]
+    assert video_line.endswith(" ghost flags, 0 class-flip flags") and "class_flip" not in video_line, video_line
+    many_files = RunSummary((), SimpleNamespace(frames=1, flagged=0, boxes=0, files=1593, tasks=("t",), root=tmp_path))
+    assert "(1,593 files, tasks: t)" in many_files.text()

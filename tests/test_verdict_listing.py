@@ -144,3 +144,9 @@ def test_no_verdicts_is_said_on_stderr_and_a_written_file_counts_its_verdicts(ca
     assert err == "no ghost verdicts for walk.mp4 (give them in the app, on Review or Verdicts & thresholds)"
     code, out, err = listing(capsys, sample_slice, *store, "--out", tmp_path / "v.csv")
     assert code == 0 and out == "" and err == f"1 verdict written to {tmp_path / 'v.csv'}"
+
+
+def test_a_missing_file_is_said_missing_as_run_says_it(capsys, tmp_path):
+    """It said 'is neither a video file nor an export folder' of a path that does not exist."""
+    code, out, err = listing(capsys, tmp_path / "nope.mp4", "--verdicts", tmp_path / "v.sqlite")
+    assert code == 2 and out == "" and err == f"error: No such file: {tmp_path / 'nope.mp4'}"
