@@ -9,6 +9,7 @@ import argparse
 import difflib
 import logging
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -300,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {printable(mask(_os_error_line(exc)))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
+        print("interrupted: nothing was written", file=sys.stderr)  # no error: the user asked it to stop
         return EXIT_INTERRUPTED
 
 
@@ -341,6 +342,9 @@ def _run(args: argparse.Namespace) -> int:
 
     summary = run_pipeline(_run_config(args), progress_bar=not args.quiet)
     _report(summary.text())
+    out = shlex.quote(str(args.out))
+    _report(f"next: python -m core push {out} s3://BUCKET/PREFIX/ (to Lightly), or python -m core select {out} "
+            "--config samples/selection.yaml --out PICKED (a selection here)")
     _warn_of_the_numbers(args, summary.export)
     return 0
 
@@ -389,8 +393,8 @@ def _batch(args: argparse.Namespace) -> int:
     try:
         report = run_batch(BatchConfig(tuple(args.inputs), _run_config(args), args.engine, args.workers), quiet=args.quiet)
     except KeyboardInterrupt:
-        print(f"error: interrupted; the videos finished so far are in {args.out}: run the same command again to "
-              "do the rest", file=sys.stderr)
+        print(f"interrupted: the videos finished so far are in {printable(str(args.out))}; run the same command again "
+              "to do the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
     _report(report.text())
     return report.exit_code

@@ -287,3 +287,30 @@ def test_the_run_summary_names_its_units_as_the_options_spell_them(sample_slice,
     assert video_line.endswith(" ghost flags, 0 class-flip flags") and "class_flip" not in video_line, video_line
     many_files = RunSummary((), SimpleNamespace(frames=1, flagged=0, boxes=0, files=1593, tasks=("t",), root=tmp_path))
     assert "(1,593 files, tasks: t)" in many_files.text()
+
+
+def test_a_run_ends_with_the_next_step_for_its_out(sample_slice, shared_cache, tmp_path, capsys):
+    """It ended at 'validation passed', and a new user had to find out what the export is for."""
+    out = tmp_path / "my out"
+    assert main(["run", str(sample_slice), "--out", str(out), "--quiet", "--cache-dir", str(shared_cache)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"next: python -m core push '{out}' s3://BUCKET/PREFIX/ (to Lightly), or python -m core select '{out}' "
+        "--config samples/selection.yaml --out PICKED (a selection here)")
+
+
+@pytest.mark.parametrize("verb, said", [("run", "interrupted: nothing was written"),
+                                        ("batch", "interrupted: the videos finished so far are in OUT; run the same command "
+                                                  "again to do the rest")])
+def test_ctrl_c_is_no_error_and_still_exits_130(tmp_path, capsys, monkeypatch, verb, said):
+    """Ctrl-C printed 'error: interrupted; ...': the user stopped it, nothing went wrong."""
+    import core.batch
+    import core.run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(core.run, "run_pipeline", interrupted)
+    monkeypatch.setattr(core.batch, "run_batch", interrupted)
+    out = tmp_path / "out"
+    assert main([verb, str(tmp_path), "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == said.replace("OUT", str(out)) + "\n"
