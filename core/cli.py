@@ -98,7 +98,8 @@ def _add_model_options(parser: argparse.ArgumentParser, model=None) -> None:
 
 
 def _add_flicker_options(parser: argparse.ArgumentParser, thresholds: bool = True) -> None:
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="flicker engine mode (docs/flicker.md)")
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+                        help=f"flicker engine mode (docs/flicker.md; default {DEFAULT_MODE})")
     if thresholds:
         parser.add_argument("--iou-track", type=float, default=DEFAULT_IOU_TRACK,
                             help=f"IoU above which boxes in i-1 and i+1 are one object (default {DEFAULT_IOU_TRACK})")
@@ -108,7 +109,8 @@ def _add_flicker_options(parser: argparse.ArgumentParser, thresholds: bool = Tru
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", nargs="+", help="class names or ids to keep (default: all)")
-    parser.add_argument("--task", default=DEFAULT_TASK, help="prediction task name (folder under .lightly/predictions)")
+    parser.add_argument("--task", default=DEFAULT_TASK,
+                        help=f"prediction task name (folder under .lightly/predictions; default {DEFAULT_TASK})")
     parser.add_argument("--flickering", choices=("binary", "score"), default="binary",
                         help="metadata value: the tutorial's 1.0/0.5, or 0.5 + 0.5 x the continuous flicker score")
     parser.add_argument("--imputed-task", help="also export the imputed boxes as this prediction task (pre-labels)")
@@ -170,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--dataset", required=True, help="Lightly dataset name (created as a VIDEOS dataset if new)")
     sched.add_argument("--input-url", required=True, help="input datasource: where the videos are")
     sched.add_argument("--lightly-url", required=True, help="Lightly datasource: where .lightly is")
-    sched.add_argument("--task", default=DEFAULT_TASK, help="prediction task for embeddings and scores")
+    sched.add_argument("--task", default=DEFAULT_TASK, help=f"prediction task for embeddings and scores (default {DEFAULT_TASK})")
     sched.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES, help=f"frames to select (default {DEFAULT_N_SAMPLES})")
     sched.add_argument("--diversity", type=float, default=1.0, help="strength of DIVERSITY on the task's embeddings (0: off)")
     sched.add_argument("--least-confidence", type=float, default=1.0,
@@ -182,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="strength of WEIGHTS on the class_flip metadata (--assertions ...class-flip; 0: off)")
     sched.add_argument("--extra-strategy", action="append", default=[], metavar="JSON",
                        help="another strategy as a JSON object, added as it is (repeatable)")
-    sched.add_argument("--config", type=Path, help="a whole selection config as JSON (replaces the options above)")
+    sched.add_argument("--config", type=Path, help="a whole selection config, JSON or YAML (replaces the options above)")
     sched.add_argument("--region", help="bucket region (S3)")
     sched.add_argument("--s3-role-arn", help="S3 delegated access: the role Lightly assumes")
     sched.add_argument("--s3-external-id", help="S3 delegated access: the external id")

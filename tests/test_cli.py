@@ -314,3 +314,15 @@ def test_ctrl_c_is_no_error_and_still_exits_130(tmp_path, capsys, monkeypatch, v
     out = tmp_path / "out"
     assert main([verb, str(tmp_path), "--out", str(out), "--quiet"]) == 130
     assert capsys.readouterr().err == said.replace("OUT", str(out)) + "\n"
+
+
+@pytest.mark.parametrize("verb, option, said", [("run", "--mode", "default reference"), ("run", "--task", "default yolov8_detection"),
+                                                ("batch", "--mode", "default reference"),
+                                                ("schedule", "--task", "default yolov8_detection"),
+                                                ("schedule", "--config", "JSON or YAML")])
+def test_help_states_each_default_and_what_a_config_may_be(verb, option, said):
+    """--mode's and --task's defaults were not in --help, and schedule's --config said 'as JSON' though YAML works."""
+    from core.cli import build_parser
+
+    action = build_parser().verbs[verb]._option_string_actions[option]
+    assert said in " ".join(action.help.split())
