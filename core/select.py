@@ -53,6 +53,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
 
     config = load_config(config_path)
     validate_selection_config(config)
+    _check_tasks(config, source, task)
     check_output_folder(out, "--out")
     check_outside_export(out, Datasource(source).lightly)
     earlier = _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
@@ -80,6 +81,28 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
             path.unlink(missing_ok=True)
     return LocalSelection([e["file_name"] for e in listing], [e["video"] for e in listing], [e["frame"] for e in listing],
                           flagged, out, n, int(starts[-1]), any(map(_uncut, sources, per_video)))
+
+
+def _check_tasks(config: dict, source: Path, task: str | None) -> None:
+    """On an export: every task the config's strategies read is one the export lists in tasks.json, and the one whose
+    boxes are read here (``task``, else the first listed): the same config sent with ``schedule`` would point Lightly at
+    a task that is not there, and a run here would weigh another task's boxes than Lightly would."""
+    from core.errors import SelectionError
+    from core.lightly.export import read_tasks
+
+    named = list(dict.fromkeys(str(entry["input"]["task"]) for entry in config["strategies"] if entry["input"].get("task")))
+    if not named or not Datasource(source).exists():  # a video is detected here: its boxes are the config's task's
+        return
+    tasks = read_tasks(source)
+    missing = [name for name in named if name not in tasks]
+    if missing:
+        raise SelectionError(f"The selection config reads task {', '.join(missing)}, which {source} does not have (its "
+                             f"tasks: {', '.join(tasks)}): set the config's task to {tasks[0]}, or export again with "
+                             f"run --task {missing[0]}")
+    read = task or tasks[0]
+    if read not in named:
+        raise SelectionError(f"The selection config reads task {', '.join(named)}, and this run would read the boxes of "
+                             f"{read}: pass --task {named[0]}")
 
 
 def _metadata(sources: list[SourceVideo]) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]:

@@ -362,3 +362,32 @@ def test_the_selection_csv_never_hands_a_spreadsheet_a_formula():
     assert [(r["file_name"], r["video"], r["frame"]) for r in rows] == [
         ("'=HYPERLINK(\"x.example\")-3-mp4.png", "'=HYPERLINK(\"x.example\").mp4", "3"),
         ("cams/+a-0-mp4.png", "cams/+a.mp4", "0"), ("walk-1-mp4.png", "walk.mp4", "1")]
+
+
+def test_select_refuses_a_config_whose_task_the_export_does_not_have(sample_slice, tmp_path, monkeypatch):
+    """An export whose only task is `other` and the shipped config (task yolov8_detection): select picked 5 frames and exited
+    0, while the same config sent with `schedule` points Lightly at a task that is not there. Now one line naming the export's
+    tasks and the fix, before the embeddings; a config reading another task than the boxes read here is refused too."""
+    import core.lightly.selection
+    from core.flicker import FlickerIndex
+    from core.lightly.export import VideoPredictions, export_datasource
+    from core.select import run_local_selection
+    from core.settings import DetectorSpec
+    from core.video import probe
+
+    info = probe(sample_slice)
+    boxes = Detections.empty(info.frame_count, {0: "person"}, (info.width, info.height))
+    video = VideoPredictions.of_video(info, sample_slice.name, boxes, FlickerIndex.from_detections(boxes).evaluate())
+    export_datasource(tmp_path / "export", [video], task="other", imputed_task="other_imputed")
+    monkeypatch.setattr(core.lightly.selection, "frame_embeddings", lambda *a, **k: pytest.fail("embedded before the check"))
+    with pytest.raises(SelectionError) as info_:
+        run_local_selection(tmp_path / "export", ROOT / "samples/selection.yaml", tmp_path / "picked", DetectorSpec(), n=5)
+    assert str(info_.value) == (f"The selection config reads task yolov8_detection, which {tmp_path / 'export'} does not have "
+                                "(its tasks: other, other_imputed): set the config's task to other, or export again with "
+                                "run --task yolov8_detection")
+    config = tmp_path / "selection.json"
+    config.write_text(json.dumps(build_selection_config(5, "other_imputed")))
+    with pytest.raises(SelectionError, match="reads task other_imputed, and this run would read the boxes of other: "
+                                             "pass --task other_imputed$"):
+        run_local_selection(tmp_path / "export", config, tmp_path / "picked", DetectorSpec())
+    assert not (tmp_path / "picked").exists()
