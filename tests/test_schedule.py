@@ -389,3 +389,42 @@ def test_a_dry_run_never_sends_a_real_schedule_beside_it_to_its_recorder(monkeyp
             resume.set()
             beside.join()
     assert ("POST", f"/v1/datasets/{DATASET_ID}/docker/worker/schedule") in [(r["method"], r["path"]) for r in fake.requests]
+
+
+def test_a_datasource_url_the_access_cannot_read_is_refused_before_the_plan():
+    """`schedule --s3-role-arn ... --input-url /tmp/local --dry-run` printed the validated config and a delegated-access call
+    with resource_path='/tmp/local' and exited 0. Now the URL must start with the scheme its access reads, in one line."""
+    result = subprocess.run([sys.executable, "-m", "core", "schedule", "--dataset", "ddd", "--input-url", "/tmp/local",
+                             "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+                             "--s3-external-id", ACCESS.external_id, "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("error: Input datasource URL must start with s3:// for S3 delegated access (such as "
+                             "s3://bucket/prefix/), got '/tmp/local'\n")
+
+
+@pytest.mark.parametrize("access, input_url, lightly_url, message", [
+    (ACCESS, "s3://b/i/", "gs://b/l/", "Lightly datasource URL must start with s3:// for S3 delegated access (such as "
+     "s3://bucket/prefix/), got 'gs://b/l/'"),
+    (ACCESS, "s3://", "s3://b/l/", "Input datasource URL must start with s3:// for S3 delegated access (such as "
+     "s3://bucket/prefix/), got 's3://'"),
+    ("gcs", "s3://b/i/", "b/l", "Input datasource URL must start with gs:// for GCS credentials (such as gs://bucket/prefix/), "
+     "got 's3://b/i/'; Lightly datasource URL must start with gs:// for GCS credentials (such as gs://bucket/prefix/), "
+     "got 'b/l'"),
+    ("azure", "az://c/i/", "/data/lightly", "Lightly datasource URL must start with az://, abfs:// or abfss:// for Azure "
+     "access (such as az://container/prefix/), got '/data/lightly'"),
+    ("gcs", "gs://b/i/", "gs://b/l/", None),
+    ("azure", "abfs://c/i/", "az://c/l/", None),
+])
+def test_each_access_reads_its_own_clouds_urls(access, input_url, lightly_url, message):
+    from core.lightly.schedule import AzureCredentials, GcsCredentials
+
+    access = {"gcs": GcsCredentials("my-project", '{"type": "service_account"}'),
+              "azure": AzureCredentials("account", "sv=2024&sig=x")}.get(access, access)
+    bad = ScheduleRequest("flicker-d", input_url, lightly_url, access, build_selection_config(10, "t"))
+    if message is None:
+        check_fields(bad)
+        return
+    with pytest.raises(ScheduleError) as info:
+        check_fields(bad)
+    assert str(info.value) == message

@@ -101,6 +101,12 @@ def _datasource_call(request: ScheduleRequest, purpose: str, url: str) -> tuple[
 
 SECRET_ARGUMENTS = ("secret_access_key", "credentials", "sas_token")
 
+# The URL schemes each kind of access reads (Lightly's S3 and GCS datasources take s3:// and gs:// paths; Azure's takes the
+# container and prefix, written here as push writes them), and what the user calls that access.
+URL_SCHEMES = {S3DelegatedAccess: ("s3",), S3Keys: ("s3",), GcsCredentials: ("gs",), AzureCredentials: ("az", "abfs", "abfss")}
+ACCESS_NAMES = {S3DelegatedAccess: "S3 delegated access", S3Keys: "S3 keys", GcsCredentials: "GCS credentials",
+                AzureCredentials: "Azure access"}
+
 # What the user calls each field of a request (the app's labels; messages name fields by these).
 LABELS = {"dataset_name": "Dataset name", "input_url": "Input datasource URL", "lightly_url": "Lightly datasource URL",
           "region": "Bucket region", "role_arn": "Role ARN", "external_id": "External ID", "access_key": "S3 access key",
@@ -153,6 +159,9 @@ def check_fields(request: ScheduleRequest, token: str | None = None, token_neede
     missing = missing_fields(request, token, token_needed)
     if missing:
         raise ScheduleError(f"Missing: {', '.join(missing)}")
+    wrong = _url_problems(request)
+    if wrong:
+        raise ScheduleError(mask("; ".join(wrong), secret_values(request)))
     from lightly.openapi_generated.swagger_client.models import DatasetCreateRequest, DatasourceConfig
 
     problems = []
@@ -165,6 +174,24 @@ def check_fields(request: ScheduleRequest, token: str | None = None, token_neede
             problems += validation_problems(exc, API_LABELS, API_HINTS)
     if problems:
         raise ScheduleError(mask(rules_line(problems), secret_values(request)))
+
+
+def _url_problems(request: ScheduleRequest) -> list[str]:
+    """Each datasource URL that is not a bucket URL the request's access reads: a local path (or another cloud's URL)
+    went out as the datasource's path, which Lightly cannot read."""
+    from core.bounded import brief
+
+    schemes = URL_SCHEMES[type(request.credentials)]
+    example = f"{schemes[0]}://bucket/prefix/" if schemes[0] != "az" else "az://container/prefix/"
+    problems = []
+    for name in ("input_url", "lightly_url"):
+        url = getattr(request, name).strip()
+        scheme, _, rest = url.partition("://")
+        if not rest.strip("/") or scheme.lower() not in schemes:
+            starts = ", ".join(f"{s}://" for s in schemes).replace(", abfss", " or abfss")
+            problems.append(f"{LABELS[name]} must start with {starts} for {ACCESS_NAMES[type(request.credentials)]} "
+                            f"(such as {example}), got {brief(url, 80)}")
+    return problems
 
 
 def check_request(request: ScheduleRequest, token: str | None = None, token_needed: bool = False) -> None:
