@@ -428,3 +428,16 @@ def test_each_access_reads_its_own_clouds_urls(access, input_url, lightly_url, m
     with pytest.raises(ScheduleError) as info:
         check_fields(bad)
     assert str(info.value) == message
+
+
+def test_n_samples_0_names_the_option_the_user_gave():
+    """`schedule --n-samples 0` said "n_samples must be a positive integer": the config's key, which the user never typed
+    (a config file's n_samples is still named as its key)."""
+    result = subprocess.run([sys.executable, "-m", "core", "schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/",
+                             "--lightly-url", "s3://b/l/", "--region", "eu-central-1", "--s3-role-arn", ACCESS.role_arn,
+                             "--s3-external-id", ACCESS.external_id, "--n-samples", "0", "--dry-run"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: The number of frames to select (--n-samples) must be a positive integer, got 0\n"
+    with pytest.raises(SelectionError, match="^n_samples must be a positive integer, got 0$"):
+        validate_selection_config({"n_samples": 0, "strategies": build_selection_config(1, "t")["strategies"]})

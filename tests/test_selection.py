@@ -391,3 +391,22 @@ def test_select_refuses_a_config_whose_task_the_export_does_not_have(sample_slic
                                              "pass --task other_imputed$"):
         run_local_selection(tmp_path / "export", config, tmp_path / "picked", DetectorSpec())
     assert not (tmp_path / "picked").exists()
+
+
+def test_the_samples_readme_says_the_strengths_the_shipped_config_sets():
+    """samples/README.md said the config had "flickering twice as strong" while selection.yaml (as the tutorial, seed 001)
+    sets strength 1.0 for every strategy."""
+    config = load_config(ROOT / "samples" / "selection.yaml")
+    assert {entry["strategy"]["strength"] for entry in config["strategies"]} == {1.0}
+    readme = " ".join((ROOT / "samples" / "README.md").read_text().split())
+    assert "twice" not in readme and "least confidence and flickering, each at strength 1 as in the tutorial" in readme
+
+
+def test_a_config_that_cannot_be_read_is_named_mid_sentence_in_lower_case(tmp_path):
+    """"Cannot read The selection config samples/nope.yaml": the capital belonged to the start of other lines only."""
+    with pytest.raises(SelectionError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert str(info.value) == f"Cannot read the selection config {tmp_path / 'nope.yaml'}: No such file or directory"
+    (tmp_path / "bad.yaml").write_text("n_samples: [1")
+    with pytest.raises(SelectionError, match=r"^The selection config .*bad\.yaml is not valid YAML"):
+        load_config(tmp_path / "bad.yaml")

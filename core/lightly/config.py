@@ -27,6 +27,8 @@ def build_selection_config(
     """The tutorial's three strategies with user-set strengths (0 leaves one out), one WEIGHTS
     strategy per sibling assertion's metadata key with a strength (``{"ghost": 1.0}``), plus any
     extra strategy dicts as they are."""
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:  # said as the option, not the key
+        raise SelectionError(f"The number of frames to select (--n-samples) must be a positive integer, got {brief(n_samples)}")
     strategies = []
     if diversity:
         strategies.append({"input": {"type": "EMBEDDINGS", "task": task},
@@ -49,9 +51,10 @@ def load_config(path: str | Path) -> dict:
     """A selection config from JSON or YAML (the same dict the schedule step sends), read with
     bounds (size, depth, alias expansion): it is a file this tool did not write."""
     try:
-        config = read_config(path, "The selection config")
+        config = read_config(path, "the selection config")  # "Cannot read the selection config ...", or the line's start
     except UserError as exc:
-        raise SelectionError(str(exc)) from None
+        line = str(exc)
+        raise SelectionError(line[:1].upper() + line[1:]) from None
     if not isinstance(config, dict):
         raise SelectionError(f"{path} must hold a mapping with n_samples and strategies")
     return config
