@@ -125,7 +125,9 @@ def test_a_dry_run_that_cannot_list_the_bucket_still_says_what_it_would_send(s3,
     planned = plan_push(export, "s3://no-such-bucket-here/lightly")
     report = push(export, "s3://no-such-bucket-here/lightly", dry_run=True)
     assert len(report.uploaded) == len(planned) and not report.skipped
-    assert report.text().splitlines()[-1] == (f"dry run: {len(planned):,} files to upload, 0 already there; not compared with "
+    size = sum(item.size for item in planned) / 1000
+    assert report.text().splitlines()[-1] == (f"dry run: {len(planned):,} files to upload ({size:.1f} KB), 0 already there; "
+                                              "not compared with "
                                               "what is there (could not list it: Bucket not found for "
                                               "s3://no-such-bucket-here/lightly: check its name (and region))")
     with pytest.raises(CloudError, match="Bucket not found"):
@@ -321,3 +323,48 @@ def test_cli_push_of_a_batch_read_from_a_bucket_says_what_the_app_says(batch, tm
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (target / ".lightly" / "metadata").iterdir()) == \
         sorted(p.name for p in (batch / ".lightly" / "metadata").iterdir())
+
+
+def test_a_dry_run_says_what_it_would_send_per_folder_before_the_files(export, tmp_path):
+    """`push EXPORT TARGET --dry-run` printed 1,594 "would upload ..." lines with the summary at their end: the totals and
+    each folder's count (and size) come first now, then the files, then the totals again."""
+    from core.lightly.push import PushItem
+
+    report = push(export, str(tmp_path / "bucket"), str(tmp_path / "input"), dry_run=True)
+    lines = report.text().splitlines()
+
+    def sized(items: list[PushItem]) -> str:
+        total = sum(item.size for item in items)
+        return f"{total / 1000:.1f} KB" if total < 1_000_000 else f"{total / 1e6:.1f} MB"
+
+    def under(folder: str) -> list[PushItem]:
+        return [item for item in report.uploaded if item.remote.rsplit("/", 1)[0].startswith(str(tmp_path / folder))]
+
+    totals = f"dry run: {len(report.uploaded)} files to upload ({sized(report.uploaded)}), 0 already there"
+    metadata, [tasks_json] = under("bucket/.lightly/metadata"), [i for i in report.uploaded if i.remote.endswith("/tasks.json")]
+    assert lines[:5] == [
+        totals,
+        f"  41 files ({sized(metadata)}) to {tmp_path}/bucket/.lightly/metadata/",
+        f"  1 file ({tasks_json.size} B) to {tmp_path}/bucket/.lightly/predictions/",
+        f"  41 files ({sized(under('bucket/.lightly/predictions/det'))}) to {tmp_path}/bucket/.lightly/predictions/det/",
+        f"  1 file ({sized(under('input'))}) to {tmp_path}/input/"]
+    assert len(metadata) == 41 and lines[-1] == totals
+    assert lines[5:-1] == [f"would upload {item.local} -> {item.remote}" for item in report.uploaded]
+    push(export, str(tmp_path / "bucket"), str(tmp_path / "input"))
+    assert push(export, str(tmp_path / "bucket"), str(tmp_path / "input"), dry_run=True).text() == \
+        f"dry run: 0 files to upload, {len(report.uploaded)} already there"
+
+
+def test_a_push_says_small_sizes_in_kb_rates_with_separators_and_when_nothing_needed_uploading(tmp_path):
+    """"Uploaded 180 files (0.0 MB)", "(1128 files/s)" and "Uploaded 0 files (0.0 MB) ... (0 files/s)" before."""
+    from core.lightly.push import PushItem, PushReport
+
+    items = [PushItem(tmp_path / f"{k}.json", f"s3://b/l/.lightly/{k}.json", 100, "s3://b/l") for k in range(180)]
+    assert PushReport(items, uploaded=items, seconds=0.16).text() == (
+        "Uploaded 180 files (18.0 KB) to s3://b/l in 0.2 s (1,125 files/s); 0 already there with the same content")
+    assert PushReport(items, uploaded=items[:1], skipped=items[1:], seconds=1.0).text() == (
+        "Uploaded 1 file (100 B) to s3://b/l in 1.0 s (1 files/s); 179 already there with the same content")
+    assert PushReport(items, skipped=items, seconds=0.3).text() == (
+        "Nothing needed uploading to s3://b/l: 180 already there with the same content")
+    big = [PushItem(tmp_path / "v.mp4", "s3://b/i/v.mp4", 2_345_678_901, "s3://b/i")]
+    assert PushReport(big, uploaded=big, seconds=10.0).text().startswith("Uploaded 1 file (2.3 GB) to s3://b/i in 10.0 s")

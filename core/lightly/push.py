@@ -18,11 +18,11 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from core.errors import CloudError
-from core.lightly.datasource import Datasource
+from core.lightly.datasource import LIGHTLY_DIR, Datasource
 from core.lightly.export import read_manifest, writing
 from core.paths import within
 from core.secrets import mask
@@ -53,15 +53,44 @@ class PushReport:
 
     def text(self) -> str:
         if self.dry_run:
-            lines = [f"would upload {item.local} -> {item.remote}" for item in self.uploaded]
-            lines.append(f"dry run: {counted(len(self.uploaded), 'file')} to upload, {len(self.skipped):,} already there"
-                         + "".join(f"; not compared with what is there (could not list it: {why})" for why in self.unchecked))
-            return "\n".join(lines)
-        rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
-        megabytes = sum(item.size for item in self.uploaded) / 1e6
+            totals = (f"dry run: {counted(len(self.uploaded), 'file')} to upload{_sized(self.uploaded) if self.uploaded else ''}, "
+                      f"{len(self.skipped):,} already there"
+                      + "".join(f"; not compared with what is there (could not list it: {why})" for why in self.unchecked))
+            if not self.uploaded:
+                return totals
+            # the totals and each folder's count first (1,594 lines of files hid them), the files, the totals again last
+            targets = list(dict.fromkeys(item.target for item in self.uploaded))
+            folders: dict[tuple[int, str], list[PushItem]] = {}
+            for item in self.uploaded:  # each target's folders in name order, the Lightly datasource's first
+                folders.setdefault((targets.index(item.target), _summary_folder(item)), []).append(item)
+            return "\n".join([totals, *(f"  {counted(len(items), 'file')}{_sized(items)} to {folder}"
+                                         for (_, folder), items in sorted(folders.items())),
+                               *(f"would upload {item.local} -> {item.remote}" for item in self.uploaded), totals])
         targets = " and ".join(dict.fromkeys(item.target for item in self.planned)) or "the target"
-        return (f"Uploaded {counted(len(self.uploaded), 'file')} ({megabytes:.1f} MB) to {targets} in {self.seconds:.1f} s "
-                f"({rate:.0f} files/s); {len(self.skipped):,} already there with the same content")
+        there = f"{len(self.skipped):,} already there with the same content"
+        if not self.uploaded:
+            return f"Nothing needed uploading to {targets}: {there}"
+        rate = len(self.uploaded) / self.seconds if self.seconds else 0.0
+        return (f"Uploaded {counted(len(self.uploaded), 'file')}{_sized(self.uploaded)} to {targets} in {self.seconds:.1f} s "
+                f"({rate:,.0f} files/s); {there}")
+
+
+def _sized(items: list[PushItem]) -> str:
+    """`` (12.3 KB)``: the items' bytes in the unit that shows them (0.0 MB was said of 180 small files)."""
+    size = float(sum(item.size for item in items))
+    for unit in ("B", "KB", "MB"):
+        if size < 1000:
+            return f" ({size:.0f} {unit})" if unit == "B" else f" ({size:.1f} {unit})"
+        size /= 1000
+    return f" ({size:,.1f} GB)"
+
+
+def _summary_folder(item: PushItem) -> str:
+    """Where a dry run's summary counts a file: a prediction task's folder, the metadata folder, the predictions folder
+    (tasks.json), or the input datasource for the videos (a fleet's sub folders counted with their top folder)."""
+    parts = PurePosixPath(item.remote[len(item.target.rstrip("/")) + 1:]).parent.parts
+    keep = 3 if parts[:2] == (LIGHTLY_DIR, "predictions") and len(parts) > 2 else 2 if parts[:1] == (LIGHTLY_DIR,) else 0
+    return _join(item.target, "/".join(parts[:keep]) + "/" if keep else "")
 
 
 def check_target(url: str | None, what: str) -> str:
