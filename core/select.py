@@ -45,11 +45,12 @@ class LocalSelection:
 
 
 def run_local_selection(source: Path, config_path: Path, out: Path, spec: DetectorSpec, n: int | None = None,
-                        task: str | None = None) -> LocalSelection:
+                        task: str | None = None, progress_bar: bool = True) -> LocalSelection:
     """The config run on an export folder (its predictions and flickering metadata) or on a video
-    (detected and asserted here, default settings), picks written as PNG."""
+    (detected and asserted here, default settings), picks written as PNG. ``progress_bar``: bars on stderr for
+    detection, the embeddings (cached once computed) and the frames written, on a terminal only."""
     from core.lightly.config import load_config, validate_selection_config
-    from core.lightly.selection import build_inputs, check_runnable, frame_embeddings, run_selection, selection_listing
+    from core.lightly.selection import build_inputs, cached_frame_embeddings, check_runnable, run_selection, selection_listing
 
     config = load_config(config_path)
     validate_selection_config(config)
@@ -59,11 +60,11 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     earlier = _earlier_picks(out)  # a selected.json this tool did not write is refused before any work
     spec.check()
     detector = spec.load()  # once: sources and embeddings
-    sources = load_sources(source, spec, task, detector=detector)
+    sources = load_sources(source, spec, task, progress_bar, detector=detector)
     per_video, metadata = _metadata(sources)
     merged = Detections.merge([video.detections for video in sources])
     check_runnable(config, merged, metadata, n)  # a wrong metadata key, before the embeddings' seconds
-    embeddings = frame_embeddings(*[video.info for video in sources], detector=detector)
+    embeddings = cached_frame_embeddings([video.info for video in sources], detector, progress_bar)
     picked = run_selection(config, build_inputs(merged, metadata, embeddings), n)
     flags = np.concatenate([flickering_flags(values[FLICKERING_KEY], video.flagged_above, video.flags_flipped)
                             for video, values in zip(sources, per_video)])
@@ -71,7 +72,7 @@ def run_local_selection(source: Path, config_path: Path, out: Path, spec: Detect
     which = np.searchsorted(starts, picked, side="right") - 1
     listing = selection_listing((sources[v].relpath, k - int(starts[v]), sources[v].info.frame_count)
                                 for k, v in zip(picked.tolist(), which.tolist()))
-    _write_frames(sources, listing, which.tolist(), out)
+    _write_frames(sources, listing, which.tolist(), out, progress_bar)
     flagged = int(flags[picked].sum())
     write_atomic(out / "selected.json", json.dumps(listing, indent=2).encode())
     # only now, with the new picks and their listing in place: the folder holds this selection alone
@@ -154,19 +155,21 @@ def _earlier_picks(out: Path) -> list[Path]:
     return picks
 
 
-def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], out: Path) -> None:
+def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[int], out: Path, progress_bar: bool) -> None:
     """Each pick as PNG under out/frames, written atomically: renamed onto its name, which replaces
     a link planted there instead of writing through it; a folder on the way that is a link is
     refused (check_no_links); a frame that cannot be encoded or written stops the run."""
     import cv2
 
     from core.errors import UserError
+    from core.lightly.selection import progress
 
     readers: dict[int, FrameReader] = {}
     try:
         # in frame order per video: a reader decodes forward, and a jump back (in pick order) may decode from the
         # file's start (an AVI whose frames are counted)
-        for entry, video_index in sorted(zip(listing, which), key=lambda pick: (pick[1], pick[0]["frame"])):
+        picks = sorted(zip(listing, which), key=lambda pick: (pick[1], pick[0]["frame"]))
+        for entry, video_index in progress(picks, "write frames as PNG", len(picks)) if progress_bar else picks:
             if video_index not in readers:
                 readers[video_index] = FrameReader(sources[video_index].info)
             target = check_no_links(out, out / "frames" / entry["file_name"], "--out")

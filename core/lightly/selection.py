@@ -14,11 +14,14 @@ Inputs per frame:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
+import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -69,25 +72,71 @@ def class_distributions(detections: Detections) -> tuple[np.ndarray, list[int]]:
     return np.divide(table, totals, out=np.zeros_like(table), where=totals > 0), classes
 
 
-def frame_embeddings(*videos: str | Path | VideoInfo, detector=None, dims: int = EMBEDDING_DIMS) -> np.ndarray:
+def frame_embeddings(*videos: str | Path | VideoInfo, detector=None, dims: int = EMBEDDING_DIMS,
+                     progress_bar: bool = False) -> np.ndarray:
     """Per-frame embeddings of one or more videos (frames in order, videos one after the other),
     projected on their top principal components over all frames and L2-normalised.
 
     Features: the detector's own, pooled per frame, when it has them (``embed``: Ultralytics
     models); otherwise the HOG descriptor of the frame shrunk to 128x96 (the offline detector's
-    feature space)."""
-    if detector is not None and hasattr(detector, "embed"):
-        features = np.concatenate([detector.embed(batch) for batch in batches(_frames_of(videos, "bgr24"), 16)])
+    feature space). ``progress_bar``: a bar of the frames read, on stderr (on a terminal only)."""
+    own = detector is not None and hasattr(detector, "embed")
+    frames = _frames_of(videos, "bgr24" if own else "rgb24")
+    if progress_bar:
+        frames = progress(frames, "embed frames", sum(v.frame_count for v in videos if isinstance(v, VideoInfo)) or None)
+    if own:
+        features = np.concatenate([detector.embed(batch) for batch in batches(frames, 16)])
     else:
         width, height = EMBEDDING_SIZE
         hog = cv2.HOGDescriptor((width, height), (16, 16), (8, 8), (8, 8), 9)
         features = np.stack([
             hog.compute(cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA),
                                      cv2.COLOR_RGB2GRAY)).ravel()
-            for frame in _frames_of(videos, "rgb24")])
+            for frame in frames])
     projected = _principal_projection(features - features.mean(axis=0), dims)
     norms = np.linalg.norm(projected, axis=1, keepdims=True)
     return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def progress(items: Iterable, label: str, total: int | None):
+    """``items`` through a tqdm bar on stderr, as the other verbs show theirs: on a terminal only, gone when done."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False,
+                mininterval=0.25, disable=None)
+
+
+EMBEDDINGS_CACHE_VERSION = "1"
+
+
+def cached_frame_embeddings(videos: Sequence[VideoInfo], detector=None, progress_bar: bool = False) -> np.ndarray:
+    """:func:`frame_embeddings` of these videos, kept in the cache by their content keys and the features' identity:
+    on the sample, 6 to 15 s of every ``select`` rerun went to the same embeddings. An entry that is unreadable or
+    not of these frames' shape is computed again."""
+    from core import paths
+
+    features = detector.fingerprint if detector is not None and hasattr(detector, "embed") else \
+        f"hog:cv{cv2.__version__}:{EMBEDDING_SIZE}"
+    parts = [EMBEDDINGS_CACHE_VERSION, features, str(EMBEDDING_DIMS),
+             *(f"{v.fingerprint}:{v.frame_count}:{v.rotation}:{v.reordered}:{v.stream}" for v in videos)]
+    path = paths.cache_dir() / "embeddings" / f"{hashlib.blake2b('|'.join(parts).encode(), digest_size=16).hexdigest()}.npz"
+    n = sum(v.frame_count for v in videos)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            embeddings = stored["embeddings"]
+        if embeddings.dtype == np.float32 and embeddings.ndim == 2 and len(embeddings) == n \
+                and 0 < embeddings.shape[1] <= EMBEDDING_DIMS:
+            paths.mark_used(path)
+            return embeddings
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # none yet, or damaged: computed again below
+    embeddings = frame_embeddings(*videos, detector=detector, progress_bar=progress_bar)
+    try:
+        paths.write_atomic(path, lambda f: np.savez(f, embeddings=embeddings))
+        paths.prune_results(path)
+    except OSError:  # a read-only cache only costs speed
+        pass
+    return embeddings
 
 
 def _principal_projection(centred: np.ndarray, dims: int) -> np.ndarray:
