@@ -337,7 +337,8 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.n is not None and args.n < 1:
             raise UserError("--n must be at least 1")
-        selection = run_local_selection(args.source, args.config, args.out, _detector_spec(args), args.n, args.task)
+        selection = run_local_selection(args.source, args.config, args.out, _detector_spec(args), args.n, args.task,
+                                        progress_bar=not args.quiet)
         _report(selection.text())
         return 0
     from core.run import run_pipeline
@@ -536,6 +537,8 @@ def _schedule(args: argparse.Namespace) -> int:
     from core.lightly.config import build_selection_config, load_config, validate_selection_config
     from core.lightly.schedule import ScheduleRequest, check_fields, dry_run, planned_calls, schedule, shown_config
 
+    if args.selected_out and not args.wait:
+        raise UserError("--selected-out needs --wait: the selected frames are known only once the run ends")
     if not (math.isfinite(args.poll_seconds) and 0.05 <= args.poll_seconds <= 3600):
         raise UserError(f"--poll-seconds must be between 0.05 and 3600, got {args.poll_seconds}")
     if args.config is not None:

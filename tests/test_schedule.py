@@ -441,3 +441,16 @@ def test_n_samples_0_names_the_option_the_user_gave():
     assert result.stderr == "error: The number of frames to select (--n-samples) must be a positive integer, got 0\n"
     with pytest.raises(SelectionError, match="^n_samples must be a positive integer, got 0$"):
         validate_selection_config({"n_samples": 0, "strategies": build_selection_config(1, "t")["strategies"]})
+
+
+def test_selected_out_without_wait_is_refused_before_anything_is_sent(tmp_path, capsys):
+    """--selected-out without --wait was accepted and never written: the frames are known only once the run ends."""
+    from core.cli import main
+
+    written = tmp_path / "picked.json"
+    with FakeLightly() as fake:
+        code = main(["schedule", "--dataset", "flicker-d", "--input-url", "s3://b/i/", "--lightly-url", "s3://b/l/",
+                     "--selected-out", str(written), "--dry-run"])
+    assert code == 2 and fake.requests == [] and not written.exists()
+    assert capsys.readouterr().err.strip() == ("error: --selected-out needs --wait: the selected frames are known only once "
+                                               "the run ends")
