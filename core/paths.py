@@ -385,9 +385,15 @@ def check_output_folder(path: Path, what: str) -> Path:
     try:
         if path.exists() and not path.is_dir():
             raise UserError(f"{what} {path} exists and is not a folder")
-        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+        # a link to nothing is where the folder would be made: mkdir says "File exists", after the work
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists() or p.is_symlink())
+        dangling = os.readlink(existing) if not existing.exists() else None
     except OSError as exc:  # a name longer than the file system allows, a loop of links, ...
         raise UserError(f"{what} {str(path)[:80]}{'...' if len(str(path)) > 80 else ''}: {exc.strerror}") from None
+    if dangling is not None:
+        shown = f"{dangling[:80]}..." if len(dangling) > 80 else dangling
+        raise UserError(f"{what} {path}: {existing} is a link to {shown}, which leads to no folder; make that folder or "
+                        "give another")
     if not existing.is_dir():
         raise UserError(f"{what} {path} lies under {existing}, which is a file")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -44,6 +44,31 @@ def test_cache_dir_given_in_process_is_set_back_afterwards(sample_slice, tmp_pat
     assert (tmp_path / "c" / "content-keys").is_dir() and not (tmp_path / "before").exists()
 
 
+@pytest.mark.parametrize("verb", ["run", "batch"])
+@pytest.mark.parametrize("option, below", [("--cache-dir", ""), ("--cache-dir", "sub"), ("--out", "")])
+def test_a_link_to_nothing_given_as_a_folder_is_refused_before_any_detection(sample_slice, tmp_path, monkeypatch, capsys,
+                                                                              verb, option, below):
+    """--cache-dir (or --out) a link to a folder since removed passed the check: every video was detected, then mkdir
+    said "File exists" (run) or "NotADirectoryError: [Errno 20]" on each video's row (batch), its detection lost."""
+    import core.detect
+
+    def detected(*args, **kwargs):
+        raise AssertionError("detected before the folder was checked")
+
+    monkeypatch.setattr(core.detect, "detect_video", detected)
+    monkeypatch.setattr(core.detect, "_run", detected)
+    link = tmp_path / "gone-cache"
+    link.symlink_to(tmp_path / "removed")
+    given = link / below if below else link
+    folders = {"--cache-dir": str(tmp_path / "cache"), "--out": str(tmp_path / "out"), option: str(given)}
+    argv = [verb, str(sample_slice), "--quiet", *(x for name, value in folders.items() for x in (name, value))]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: {option} {given}: {link} is a link to {tmp_path / 'removed'}, which leads to no folder; " \
+                    "make that folder or give another", error
+    assert not (tmp_path / "removed").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
