@@ -63,6 +63,21 @@ class BackendFallbackWarning(UserWarning):
     """The ONNX backend could not be built; the model runs on PyTorch instead."""
 
 
+class CacheWarning(UserWarning):
+    """A finished detection run could not be cached; the next identical run detects again."""
+
+
+def keep_cached(detections: Detections, cache_file: Path) -> None:
+    """Cache a finished run's detections. A cache that cannot be written (its disk full, a file where its folder goes,
+    made read-only) costs the next identical run its time, never this run's boxes: said, not raised."""
+    try:
+        detections.save_cached(cache_file)
+    except (OSError, UserError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        warnings.warn(f"Detections not cached in {cache_file.parent.parent} ({reason}): an identical run detects again",
+                      CacheWarning, stacklevel=2)
+
+
 @dataclass(frozen=True)
 class Progress:
     done: int
@@ -465,7 +480,7 @@ def detect_video(
             progress(Progress(detections.n_frames, detections.n_frames, 0.0, 0.0))
     else:
         detections = _run(video, detector, conf, classes, progress, cancel)
-        detections.save_cached(_cache_file(video, detector, conf, classes, cache_dir))
+        keep_cached(detections, _cache_file(video, detector, conf, classes, cache_dir))
     if detections.decode_warning:  # in the caller's thread, cached or not: a rerun from the cache says it too
         warnings.warn(detections.decode_warning, TruncatedVideoWarning, stacklevel=2)
     return detections

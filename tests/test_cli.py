@@ -69,6 +69,19 @@ def test_a_link_to_nothing_given_as_a_folder_is_refused_before_any_detection(sam
     assert not (tmp_path / "removed").exists()
 
 
+def test_a_cache_that_cannot_be_written_keeps_the_run_and_says_so(sample_slice, tmp_path, capsys):
+    """A detection cache that takes no new entry (a file where its detections folder goes; a full disk) failed the run
+    once every frame was detected: 'error: Not a directory: ...', no export, the boxes lost. A cache only saves time."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "detections").write_text("not a folder")
+    out = tmp_path / "out"
+    assert main(["run", str(sample_slice), "--out", str(out), "--quiet", "--conf", "0.0123", "--cache-dir", str(cache)]) == 0
+    said = capsys.readouterr()
+    assert (out / ".lightly").is_dir() and "1 video, 40 frames" in said.out, said
+    assert said.err.strip() == f"warning: Detections not cached in {cache} (Not a directory): an identical run detects again"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -827,20 +827,30 @@ def test_an_onnx_model_that_is_not_a_yolo_detector_is_one_line(capsys, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def test_a_disk_that_refuses_writes_is_one_line(tmp_path, sample_slice):
-    """A full disk, simulated by a 4 KiB file-size limit (EFBIG instead of ENOSPC: the same OSError path)."""
+@pytest.mark.parametrize("limit, cached", [(4096, False), (256, True)])
+def test_a_disk_that_refuses_writes_is_one_line(tmp_path, sample_slice, limit, cached):
+    """A full disk, simulated by a file-size limit (EFBIG instead of ENOSPC: the same OSError path). One that refuses
+    the detection cache's entry (4 KiB) keeps the run, said in one warning (tests/test_cli.py); one that refuses the
+    export's files (256 B), the detections cached by an earlier run, is one error line and no export."""
     import resource
     import signal
 
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run([sys.executable, "-m", "core", "run", str(sample_slice), "--quiet", "--out", str(tmp_path / "out"),
-                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=600,
+    command = [sys.executable, "-m", "core", "run", str(sample_slice), "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    if cached:
+        subprocess.run([*command, "--out", str(tmp_path / "earlier")], capture_output=True, timeout=600, cwd=ROOT, check=True)
+    result = subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
                             cwd=ROOT, preexec_fn=small_files)
-    assert_one_line(result.returncode, result.stderr, "File too large")
-    assert not (tmp_path / "out" / ".lightly").exists()
+    if cached:
+        assert_one_line(result.returncode, result.stderr, "File too large")
+        assert not (tmp_path / "out" / ".lightly").exists()
+    else:
+        assert result.returncode == 0 and result.stderr.strip().splitlines() == [
+            f"warning: Detections not cached in {tmp_path / 'cache'} (File too large): an identical run detects again"]
+        assert (tmp_path / "out" / ".lightly").is_dir()
 
 
 # --- medium and low (issue 24) --------------------------------------------------------------------

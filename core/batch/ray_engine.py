@@ -29,7 +29,7 @@ import ray
 
 from core.backends import FrameBoxes
 from core.batch.sources import BatchProgress, Detected, VideoSource, failure_message, identity_of, local_copy
-from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections
+from core.detect import StageClock, _batch_size, _cache_file, batches, cached_detections, keep_cached
 from core.detections import Detections
 from core.errors import UserError
 from core.settings import DetectorSpec
@@ -218,7 +218,7 @@ class RayEngine:
         per_frame = [frame for index in range(run.sent) for frame in run.boxes[index]]
         detections = _detections(per_frame, run.info, self.names)
         detections = replace(detections, decode_warning=run.damage) if run.damage else detections
-        detections.save_cached(_cache_file(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir))
+        keep_cached(detections, _cache_file(run.info, self.worker, self.spec.conf, classes, self.spec.cache_dir))
         return Detected(run.source, run.info, detections, decode_s=run.decode_s, detect_s=run.detect_s, identity=run.identity)
 
 
