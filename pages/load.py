@@ -12,7 +12,7 @@ from core.detect import Detector
 from core.errors import RefusedWeights, UserError
 from core.label_formats import FILE_ID_PREFIX, FORMATS as BOX_FORMATS, MAX_LABEL_BYTES, ImportedBoxes, import_boxes, size_limits
 from core.label_qa import LABEL_IOU, LabelAudit, audit_detections
-from core.paths import SAMPLE_VIDEO, check_allowed, expand_home, outside_roots
+from core.paths import SAMPLE_VIDEO, check_allowed, expand_home, outside_roots, typed_folder
 from core.run import RunConfig
 from core.settings import BUILTIN_HOG, DEFAULT_CONF, DetectorSpec, resolve_classes
 from core.uploads import discard_upload, save_upload, upload_as_file
@@ -429,7 +429,10 @@ def run_batch_here(inputs: str, out: str, spec: DetectorSpec) -> None:
     with error_boundary("Batch failed"):
         if not inputs.strip() or not out.strip():
             raise UserError("Give the folder of videos and the output folder")
-        source, target = check_allowed(inputs.strip()), check_allowed(out.strip())
+        # absolute, as the Export page's folder: a relative one was read, or written, wherever the server was started
+        if not expand_home(inputs.strip()).is_absolute():
+            raise UserError(f"Folder of videos {inputs.strip()!r} is a relative path: give an absolute folder (like /data/cams)")
+        source, target = check_allowed(inputs.strip()), typed_folder(out, "Output folder")
         settings = flags.on_screen(spec.conf)
         config = BatchConfig((str(source),), RunConfig(out=target, detector=spec, flicker=settings))
         report = run_batch(config, BarsProgress())

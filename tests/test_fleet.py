@@ -281,6 +281,25 @@ def load_page_batch(tmp_path, monkeypatch, videos: Path) -> AppTest:
     return at
 
 
+@pytest.mark.parametrize("field", ["batch_out", "batch_inputs"])
+def test_the_load_page_batch_refuses_a_relative_folder(tmp_path, monkeypatch, field):
+    """An output folder typed as 'fleet-out' was made wherever the server was started (the app's checkout), and the
+    batch's export written there; a relative folder of videos was read from there. The Export page refused them."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "short.mp4", sample_frames(6, start=10))
+    monkeypatch.chdir(tmp_path / "videos")  # where the server was started
+    at = load_page_batch(tmp_path, monkeypatch, videos)
+    at.text_input(key=field).input("fleet-out" if field == "batch_out" else ".")
+    at.button(key="run_batch").click().run()
+    assert not at.exception, at.exception
+    said = {"batch_out": "Batch failed: Output folder 'fleet-out' is a relative path: give an absolute folder (like "
+                         "/data/flicker)",
+            "batch_inputs": "Batch failed: Folder of videos '.' is a relative path: give an absolute folder (like /data/cams)"}
+    assert [e.value for e in at.error] == [markdown_literal(said[field])]
+    assert not (videos / "fleet-out").exists() and not (videos / ".lightly").exists() and not (tmp_path / "out").exists()
+
+
 def test_the_load_page_runs_a_batch_and_links_to_the_fleet(tmp_path, monkeypatch, batch):
     videos = tmp_path / "videos"
     videos.mkdir()
