@@ -632,6 +632,24 @@ def test_a_video_chosen_in_the_uploader_opens_and_is_the_one_detected(app, tiny_
     assert opened == ["clip_a.mp4"]  # once: not at each run of the page while it stays chosen
 
 
+def test_an_upload_is_named_as_kept_and_can_be_exported(app, tiny_slice, tmp_path):
+    """A video uploaded as '../../cam\\n1.mp4' (a name a client sends as it likes; a newline is allowed on Linux and
+    macOS) was kept as 'cam_1.mp4' but reviewed under the name sent: the Export page offered the folder 'cam\\n1' and
+    its export failed, 'Video name ... holds a character that is not printable ...: rename the file'."""
+    app.segmented_control(key="source").set_value("Upload")
+    app.run()
+    app.file_uploader[0].upload("../../cam\n1.mp4", tiny_slice.read_bytes())
+    app.run()
+    assert not app.exception and not app.error
+    assert app.session_state[session.REVIEW].video.relpath == "cam_1.mp4"
+    click(app, "Run detection")
+    app.switch_page("pages/export.py")
+    app.run()
+    click(app, "Export")
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert (tmp_path / "data" / "exports" / "cam_1" / ".lightly").is_dir()
+
+
 def test_refused_weights_uploaded_are_not_kept(app, tmp_path):
     """Weights refused on upload (here no model at all) stayed under the data folder."""
     app.radio(key="model_choice").set_value("Upload weights")

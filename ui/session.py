@@ -144,9 +144,10 @@ def _app_owned(path: Path) -> bool:
 
 
 def open_upload(name: str, data: BinaryIO) -> bool:
-    """Keep an uploaded video and open it; a file that is not a usable video is deleted again."""
+    """Keep an uploaded video and open it, named as kept (the name's last part, control characters made "_", as a reload
+    of its review names it); a file that is not a usable video is deleted again."""
     target = save_upload(name, data)
-    if set_video(target, name):
+    if set_video(target, target.name):
         return True
     discard_upload(target)
     return False
