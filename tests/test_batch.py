@@ -502,6 +502,27 @@ def test_a_damaged_done_marker_only_costs_a_rerun_of_its_video(videos, cache, tm
     assert report.rows[0].status == "done" and report.rows[0].frames == 8
     assert run_batch(config([folder], out, cache)).rows[0].status == "skipped"  # rewritten whole
 
+@pytest.mark.parametrize("planted", ["fifo", "link to /dev/null"])
+def test_a_done_marker_that_is_a_pipe_or_a_device_is_replaced_not_a_stopped_batch(videos, cache, tmp_path, planted):
+    """A done marker made a FIFO or a link to /dev/null stopped every later run of the batch at its video, after
+    exporting it again: 'x.mp4.json is not a regular file (a device, a pipe or a socket): give a file name; nothing was
+    written'; the videos after it were never run. It is now read as a damaged marker is, and written over."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("x.mp4", "y.mp4"):
+        (folder / name).write_bytes((videos / "a.mp4").read_bytes())
+    out = tmp_path / "out"
+    run_batch(config([folder], out, cache))
+    marker = out / ".batch" / "done" / "x.mp4.json"
+    marker.unlink()
+    os.mkfifo(marker) if planted == "fifo" else marker.symlink_to("/dev/null")
+    (out / ".batch" / "done" / "y.mp4.json").unlink()  # a video after it still to do
+    report = run_batch(config([folder], out, cache))
+    assert [row.status for row in report.rows] == ["done", "done"]
+    assert marker.is_file() and not marker.is_symlink()
+    assert [row.status for row in run_batch(config([folder], out, cache)).rows] == ["skipped", "skipped"]
+
+
 def test_a_rerun_that_does_videos_again_says_why(videos, cache, tmp_path):
     """A batch started in the app (one threshold) and run again from the command line (another) did
     every video again without a word; it now says what changed, and a video that changed says so."""

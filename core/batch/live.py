@@ -242,7 +242,10 @@ class DoneMarkers:
                                      "identity": identity})
 
     def _write(self, relpath: str, marker: dict) -> None:
-        paths.write_atomic(self._path(relpath), orjson.dumps(marker), durable=True)
+        path = self._path(relpath)
+        if paths.is_special_file(path):  # a pipe, or a link to /dev/null, where the batch keeps its own state: read as a
+            path.unlink()  # damaged marker (_earlier), then replaced as one; refused, it stopped every run at its video
+        paths.write_atomic(path, orjson.dumps(marker), durable=True)
 
 
 class _Earlier(NamedTuple):
