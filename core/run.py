@@ -2,18 +2,20 @@
 is checked before anything is written to the output folder."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core import fleet
 from core.assertions import METADATA_KEYS, Corrections
 from core.bounded import printable
 from core.detect import Detector
 from core.detections import Detections
 from core.errors import UserError
 from core.flicker import FlickerResult
-from core.lightly.datasource import Datasource
+from core.lightly.datasource import MANIFEST, Datasource
 from core.lightly.export import (
     DEFAULT_TASK,
     ExportSummary,
@@ -21,6 +23,8 @@ from core.lightly.export import (
     VideoPredictions,
     check_task_name,
     export_datasource,
+    listed_videos,
+    read_manifest,
 )
 from core.label_formats import import_boxes
 from core.paths import SAMPLE_VIDEO, check_output_folder
@@ -28,6 +32,8 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.sources import detect_with_progress, find_videos, probe_all
 from core.video import VideoInfo
 from core.words import counted
+
+BATCH_FILES = (str(fleet.DONE_DIR.parent), fleet.SUMMARY_CSV)  # .batch and summary.csv: what a batch writes beside its export
 
 
 _ASSERTION_OF_KEY = {key: name for name, key in METADATA_KEYS.items()}  # class_flip -> class-flip, as --assertions spells it
@@ -67,6 +73,7 @@ class RunConfig:
         self.flicker.check()
         self.export.check()
         check_output_folder(self.out, "--out")
+        check_not_batch_output(self.out)
         if self.predictions is None:
             self.detector.check()
         if self.video is None and not self.demo:
@@ -106,7 +113,40 @@ class RunSummary:
         # the folder on one line, whatever its name holds
         lines.append(f"Lightly datasource written to {printable(str(Datasource(self.export.root).lightly))} "
                      f"({counted(self.export.files, 'file')}, tasks: {', '.join(self.export.tasks)}); validation passed")
+        if replaced := self.replaced():
+            lines.append(replaced)
         return "\n".join(lines)
+
+    def replaced(self) -> str:
+        """What the export replaced, when it held videos this one does not ("" when none, or the same videos again:
+        a rerun at other thresholds updates its own export). Said, because another video's export went without a word."""
+        earlier, root = self.export.earlier, printable(str(self.export.root))
+        if earlier is None:
+            return ""
+        if not earlier:  # a .lightly written elsewhere, or one whose manifest was damaged
+            return f"replaced the export that was in {root} (its {MANIFEST} listed no videos)"
+        kept = {run.relpath for run in self.videos}
+        gone = [{"relpath": relpath} for relpath in earlier if relpath not in kept]
+        return f"replaced the earlier export in {root}; not in this one: {listed_videos(gone)}" if gone else ""
+
+
+def batch_files(out: Path) -> list[str]:
+    """The names of a batch's own files (:data:`BATCH_FILES`) that ``out`` holds: none when no batch wrote there."""
+    return [name for name in BATCH_FILES if os.path.lexists(Path(out) / name)]
+
+
+def check_not_batch_output(out: Path) -> None:
+    """run replaces the export in ``out`` whole. Into a batch's folder it left summary.csv and the done markers claiming
+    videos its export no longer held, and the next batch did them all again: a batch's export grows by batch alone."""
+    if found := batch_files(out):
+        try:
+            listed = len(read_manifest(out))
+        except (UserError, OSError):
+            listed = 0
+        held = f" of {counted(listed, 'video')}" if listed else ""
+        raise UserError(f"--out {out} is a batch's output folder (it holds {' and '.join(found)}): run would replace the "
+                        f"batch's export{held} with this run's alone; add videos to it with python -m core batch VIDEO "
+                        f"--out {out}, or give run another --out")
 
 
 def run_pipeline(config: RunConfig, progress_bar: bool = False) -> RunSummary:

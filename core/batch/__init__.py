@@ -14,11 +14,15 @@ A video is added by exporting it alone into a staging folder beside the export (
 validated by :func:`export_datasource`), renaming its per-frame files into the live tree, then
 rewriting the manifest atomically: a crash at any point leaves a valid datasource whose manifest
 lists only complete videos. This module never imports Ray: the local engine runs without it.
+
+An ``--out`` holding an export no batch wrote (one of ``run``'s) is refused, as ``run`` refuses a batch's folder: each
+verb's export stays whole, and its own records (run's manifest; a batch's summary.csv and done markers) say what it holds.
 """
 from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -33,8 +37,8 @@ from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine
 from core.errors import UserError
 from core.fleet import write_settings
 from core.lightly.datasource import Datasource
-from core.lightly.export import VideoPredictions, writing
-from core.run import RunConfig
+from core.lightly.export import VideoPredictions, listed_videos, read_manifest, writing
+from core.run import RunConfig, batch_files
 from core.settings import check_unit_interval
 from core.words import counted
 
@@ -171,7 +175,25 @@ def check_config(config: BatchConfig) -> None:
     if config.workers is not None and (config.engine != "ray" or config.workers < 1):
         raise UserError("--workers is the number of Ray detector workers: use it with --engine ray, at least 1")
     paths.check_output_folder(options.out, "--out")
+    check_not_run_export(options.out)
     options.export.check()
+
+
+def check_not_run_export(out: Path) -> None:
+    """A batch grows the export in ``out`` video by video, and its summary.csv and done markers list the videos it did.
+    Into an export run wrote (no batch state beside it) it mixed its videos with that export's, which neither listed:
+    the manifest held 5 videos, the summary 4. Refused: the earlier export stays as it is."""
+    datasource = Datasource(out)
+    if batch_files(out) or not any(os.path.lexists(path) for path in (datasource.lightly, datasource.manifest)):
+        return
+    try:
+        entries = read_manifest(out)
+    except (UserError, OSError):
+        entries = []
+    held = f" of {listed_videos(entries)}" if entries else ""
+    raise UserError(f"--out {out} holds an export{held} that no batch wrote: a batch would mix its videos into it, and its "
+                    f"{SUMMARY_CSV} would not count that export's; give batch a folder of its own (a batch's export takes "
+                    "more videos when batch runs again)")
 
 
 def run_batch(config: BatchConfig, progress: BatchProgress | None = None, quiet: bool = True) -> BatchReport:

@@ -100,6 +100,9 @@ class ExportSummary:
     boxes: int
     flagged: int  # frames any enabled assertion flags
     files: int
+    # the videos the export this one replaced listed: None when the folder held none, empty when its manifest listed
+    # none (a .lightly made elsewhere, or a damaged manifest); run says which videos went
+    earlier: tuple[str, ...] | None = None
 
 
 def flickering_values(flicker: FlickerResult, style: MetadataStyle) -> np.ndarray:
@@ -197,7 +200,7 @@ def export_datasource(
     kept = sorted(classes) if classes is not None else sorted(names)
     target = Datasource(out_dir)
     try:
-        files = _export_locked(target, videos, roles, kept, names, metadata_style)
+        files, earlier = _export_locked(target, videos, roles, kept, names, metadata_style)
     except OSError as exc:  # read-only folder, full disk, a file where a folder should be, ...
         raise ExportError(f"Cannot write the export to {target.root}: {exc.strerror or exc}") from None
     return ExportSummary(
@@ -207,10 +210,13 @@ def export_datasource(
         boxes=sum(int(np.isin(v.detections.cls, kept).sum()) for v in videos),
         flagged=sum(v.flagged for v in videos),
         files=files,
+        earlier=earlier,
     )
 
 
-def _export_locked(target: Datasource, videos, roles: dict[str, str | None], kept, names, metadata_style) -> int:
+def _export_locked(target: Datasource, videos, roles: dict[str, str | None], kept, names, metadata_style
+                   ) -> tuple[int, tuple[str, ...] | None]:
+    """The files written, and the videos of the export they replaced (:attr:`ExportSummary.earlier`)."""
     target.root.mkdir(parents=True, exist_ok=True)
     with writing(target.root):
         with staged_dir(target.root, prefix=STAGING_PREFIX) as staging_root:
@@ -224,10 +230,22 @@ def _export_locked(target: Datasource, videos, roles: dict[str, str | None], kep
             if violations:
                 raise ExportError(f"Export failed validation ({len(violations)} problems), first: {violations[0]}")
             swapped = SWAPPED + ((CORRECTIONS,) if staging.corrections.exists() else ())
+            earlier = _earlier_videos(target)  # read under the lock, just before the swap: what it really replaces
             swap_in(staging.root, target.root, swapped)
             if len(swapped) == len(SWAPPED):
                 target.corrections.unlink(missing_ok=True)  # an earlier export's: it lists another export's changes
-    return files
+    return files, earlier
+
+
+def _earlier_videos(target: Datasource) -> tuple[str, ...] | None:
+    """The videos the export in ``target`` lists; None when it holds no export, empty when its manifest is missing
+    or damaged (the swap replaces it whatever it holds)."""
+    if not target.exists():
+        return None
+    try:
+        return tuple(entry["relpath"] for entry in read_manifest(target.root))
+    except (ExportError, OSError):
+        return ()
 
 
 @contextmanager
