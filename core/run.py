@@ -21,6 +21,7 @@ from core.lightly.export import (
     ExportSummary,
     MetadataStyle,
     VideoPredictions,
+    check_datasource_root,
     check_task_name,
     export_datasource,
     listed_videos,
@@ -73,6 +74,7 @@ class RunConfig:
         self.flicker.check()
         self.export.check()
         check_output_folder(self.out, "--out")
+        check_datasource_root(self.out)
         check_not_batch_output(self.out)
         if self.predictions is None:
             self.detector.check()

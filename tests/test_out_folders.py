@@ -75,3 +75,22 @@ def test_a_run_that_replaces_another_runs_export_says_which_videos_went(clips, c
     assert listed(out) == ["b.mp4"]
     code, printed, err = cli(capsys, cache, "run", clips / "b.mp4", "--out", out, "--iou-track", "0.5")
     assert code == 0 and "replaced" not in printed + err, printed
+
+
+@pytest.mark.parametrize("verb", ["run", "batch"])
+@pytest.mark.parametrize("inside", [".lightly", ".lightly/predictions"])
+def test_an_out_inside_a_lightly_folder_is_refused_naming_the_root_meant(clips, cache, tmp_path, capsys, verb, inside):
+    """run --demo --out OUT/.lightly wrote OUT/.lightly/.lightly, which neither push nor a Lightly worker reads."""
+    out = tmp_path / "out" / inside
+    code, printed, err = cli(capsys, cache, verb, clips / "a.mp4" if verb == "run" else clips, "--out", out)
+    assert code == 2 and not printed and len(err.strip().splitlines()) == 1, err
+    assert "Lightly datasource's own .lightly folder: give the folder that holds it" in err
+    assert err.strip().endswith(f"({tmp_path / 'out'})") and not (tmp_path / "out").exists()
+
+
+def test_an_out_that_links_into_a_lightly_folder_is_refused(clips, cache, tmp_path, capsys):
+    (tmp_path / "export" / ".lightly").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "export" / ".lightly")
+    code, _, err = cli(capsys, cache, "run", clips / "a.mp4", "--out", tmp_path / "link")
+    assert code == 2 and f"lies in {tmp_path / 'export' / '.lightly'}" in err, err
+    assert list((tmp_path / "export" / ".lightly").iterdir()) == []

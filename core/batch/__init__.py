@@ -37,7 +37,7 @@ from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine
 from core.errors import UserError
 from core.fleet import write_settings
 from core.lightly.datasource import Datasource
-from core.lightly.export import VideoPredictions, listed_videos, read_manifest, writing
+from core.lightly.export import VideoPredictions, check_datasource_root, listed_videos, read_manifest, writing
 from core.run import RunConfig, batch_files
 from core.settings import check_unit_interval
 from core.words import counted
@@ -175,6 +175,7 @@ def check_config(config: BatchConfig) -> None:
     if config.workers is not None and (config.engine != "ray" or config.workers < 1):
         raise UserError("--workers is the number of Ray detector workers: use it with --engine ray, at least 1")
     paths.check_output_folder(options.out, "--out")
+    check_datasource_root(options.out)
     check_not_run_export(options.out)
     options.export.check()
 

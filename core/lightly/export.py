@@ -391,6 +391,23 @@ def read_tasks(out_dir: str | Path) -> list[str]:
     return tasks
 
 
+def check_datasource_root(out: str | Path, what: str = "--out") -> None:
+    """An export's root is the folder that holds .lightly. One given inside a .lightly folder (``--out OUT/.lightly``)
+    was written as OUT/.lightly/.lightly, which neither push nor a Lightly worker reads: refused, naming the root meant.
+    The path as given and with links followed: either way the files would land inside a datasource."""
+    given = Path(os.path.abspath(out))
+    try:
+        seen = (given, given.resolve())
+    except (OSError, RuntimeError):  # a loop of links: check_output_folder says so
+        seen = (given,)
+    for path in seen:
+        inside = next((folder for folder in (path, *path.parents) if folder.name == LIGHTLY_DIR), None)
+        if inside is not None:
+            where = "is a" if inside == given else f"lies in {inside}, a"
+            raise ExportError(f"{what} {out} {where} Lightly datasource's own {LIGHTLY_DIR} folder: give the folder that "
+                              f"holds it ({inside.parent})")
+
+
 def check_task_name(task: str) -> None:
     if (not task or task.startswith(".") or any(c in task for c in "/\\") or not task.isprintable()
             or task != task.strip() or len(task) > MAX_TASK_NAME or task.endswith(".json")):
