@@ -15,8 +15,8 @@ The imputed boxes always come from the flicker engine run on the source's detect
 mode and thresholds; when an export's recorded flags differ from those, a warning says so.
 
 **Layout** of the output folder (built aside, then swapped in whole; an earlier pre-label folder
-is replaced, a folder holding anything else is refused). Frame files carry Lightly's frame names
-(:func:`core.lightly.datasource.frame_name`, ``.png``), decoded with PyAV as everywhere else:
+is replaced, and the summary says so with its format; a folder holding anything else is refused).
+Frame files carry Lightly's frame names (:func:`core.lightly.datasource.frame_name`, ``.png``), decoded with PyAV as everywhere else:
 
 ============  ==========================================  =============================================
 format        files                                       imputed boxes
@@ -122,13 +122,19 @@ class PrelabelSummary:
     boxes: int  # boxes written (track formats: every box of the whole videos)
     imputed: int
     tracks: int | None = None  # track formats: how many tracks
+    replaced: str | None = None  # the format of the earlier pre-labels this set replaced ("" when not recorded); None: none
 
     def text(self) -> str:
         if self.tracks is not None:
-            return (f"{counted(self.tracks, 'track')} with {counted(self.boxes, 'box', 'boxes')} ({self.imputed:,} imputed, on "
-                    f"the {counted(self.frames, 'frame')} chosen) as {self.format} in {self.out}")
-        return (f"{counted(self.frames, 'frame')} pre-labelled with {counted(self.boxes, 'box', 'boxes')} "
-                f"({self.imputed:,} imputed) as {self.format} in {self.out}")
+            written = (f"{counted(self.tracks, 'track')} with {counted(self.boxes, 'box', 'boxes')} ({self.imputed:,} imputed, "
+                       f"on the {counted(self.frames, 'frame')} chosen) as {self.format} in {self.out}")
+        else:
+            written = (f"{counted(self.frames, 'frame')} pre-labelled with {counted(self.boxes, 'box', 'boxes')} "
+                       f"({self.imputed:,} imputed) as {self.format} in {self.out}")
+        if self.replaced is None:
+            return written
+        # said: yolo pre-labels replaced earlier coco ones in the same folder without a word
+        return f"{written}\nreplaced earlier {self.replaced + ' ' if self.replaced else ''}pre-labels in {self.out}"
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,14 @@ def write_prelabel_set(videos: Sequence[PrelabelVideo], out_dir: str | Path, fmt
             written = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*"))
             (tree / MANIFEST).write_bytes(_manifest(fmt, frames, categories, videos, written))
             check_prelabel_folder(out)  # again: something may have appeared there while the frames were written
+            replaced = _earlier_format(out)
             swap_in(staging, out.parent, [out.name])
     except OSError as exc:
         raise ExportError(f"Cannot write the pre-labels to {out}: {exc.strerror or exc}") from None
     if tracks is not None:  # whole videos: every box of the tracks
-        return PrelabelSummary(out, fmt, len(frames), tracks.boxes, tracks.imputed, tracks.tracks)
+        return PrelabelSummary(out, fmt, len(frames), tracks.boxes, tracks.imputed, tracks.tracks, replaced)
     imputed = sum(int(f.imputed.sum()) for f in frames)
-    return PrelabelSummary(out, fmt, len(frames), sum(len(f.xyxy) for f in frames), imputed)
+    return PrelabelSummary(out, fmt, len(frames), sum(len(f.xyxy) for f in frames), imputed, replaced=replaced)
 
 
 def check_prelabel_folder(out_dir: str | Path) -> Path:
@@ -211,14 +218,29 @@ def check_prelabel_folder(out_dir: str | Path) -> Path:
     return out
 
 
-def _written_entries(out: Path) -> set[str]:
-    """What an earlier run wrote into ``out``, as its manifest lists it (the manifest is untrusted
-    input: read with bounds, never through a link); an empty set when it lists nothing usable."""
+def _earlier_manifest(out: Path) -> dict | None:
+    """The ``prelabels.json`` an earlier run wrote in ``out`` (untrusted input: read with bounds, never through a
+    link); None when there is none or it cannot be read."""
     try:
         manifest = orjson.loads(read_capped(out / MANIFEST, MAX_MANIFEST_BYTES, "pre-label manifest", follow_symlinks=False))
     except (UserError, orjson.JSONDecodeError):
-        manifest = None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _earlier_format(out: Path) -> str | None:
+    """The format of the pre-labels in ``out`` that a swap is about to replace (:attr:`PrelabelSummary.replaced`): None
+    for a new or empty folder, "" when their manifest names no format this tool writes."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    recorded = (_earlier_manifest(out) or {}).get("format")
+    return recorded if recorded in FORMATS else ""
+
+
+def _written_entries(out: Path) -> set[str]:
+    """What an earlier run wrote into ``out``, as its manifest lists it; an empty set when it lists nothing usable."""
+    manifest = _earlier_manifest(out)
+    files = manifest.get("files") if manifest is not None else None
     if not isinstance(files, list):
         raise ExportError(f"--out {out} already holds other files; give a new or empty folder")
     return {MANIFEST, *(entry for entry in files if isinstance(entry, str))}

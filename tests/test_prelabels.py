@@ -231,6 +231,18 @@ def test_flagged_frames_of_an_export_with_their_imputed_boxes(walk, export, tmp_
     assert_boxes(READERS["coco"](out), expected)
 
 
+def test_pre_labels_that_replace_earlier_ones_say_which_format_went(export, tmp_path, capsys):
+    """prelabels --format yolo into a folder of earlier COCO pre-labels replaced them without a word."""
+    out = tmp_path / "pl"
+    flagged = ("--only", "flagged", "--iou-track", LOOSE[0], "--iou-assert", LOOSE[1])
+    assert cli(export, "--out", out, "--format", "coco", *flagged) == 0
+    assert "replaced" not in capsys.readouterr().out  # a new folder
+    assert cli(export, "--out", out, "--format", "yolo", *flagged) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[-1] == f"replaced earlier coco pre-labels in {out}" and not captured.err
+    assert not (out / "annotations.json").exists() and (out / "data.yaml").is_file()
+
+
 def test_flags_recorded_with_other_thresholds_warn_that_the_imputed_boxes_differ(export, tmp_path, capsys):
     assert cli(export, "--out", tmp_path / "out", "--format", "yolo", "--only", "flagged") == 0  # run's 0.8 / 0.6
     captured = capsys.readouterr()
