@@ -323,7 +323,7 @@ def test_the_run_summary_names_its_units_as_the_options_spell_them(sample_slice,
                  "--assertions", "flicker,ghost,class-flip"]) == 0
     video_line = capsys.readouterr().out.splitlines()[1]
     assert video_line.endswith(" ghost flags, 0 class-flip flags") and "class_flip" not in video_line, video_line
-    many_files = RunSummary((), SimpleNamespace(frames=1, flagged=0, boxes=0, files=1593, tasks=("t",), root=tmp_path))
+    many_files = RunSummary((), SimpleNamespace(frames=1, flagged=0, boxes=0, files=1593, tasks=("t",), root=tmp_path, earlier=None))
     assert "(1,593 files, tasks: t)" in many_files.text()
 
 

@@ -71,7 +71,8 @@ def test_a_run_that_replaces_another_runs_export_says_which_videos_went(clips, c
     assert cli(capsys, cache, "run", clips / "a.mp4", "--out", out)[0] == 0
     code, printed, err = cli(capsys, cache, "run", clips / "b.mp4", "--out", out)
     assert code == 0 and not err, err
-    assert printed.strip().splitlines()[-1] == f"replaced the earlier export in {out}; not in this one: 'a.mp4'"
+    *_, replaced, next_step = printed.strip().splitlines()
+    assert replaced == f"replaced the earlier export in {out}; not in this one: 'a.mp4'" and next_step.startswith("next: ")
     assert listed(out) == ["b.mp4"]
     code, printed, err = cli(capsys, cache, "run", clips / "b.mp4", "--out", out, "--iou-track", "0.5")
     assert code == 0 and "replaced" not in printed + err, printed
