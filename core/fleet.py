@@ -31,7 +31,7 @@ from core.settings import DetectorSpec, FlickerSettings
 from core.verdicts import judged_frames
 from core.video import VideoInfo, probe
 
-SUMMARY_CSV = "summary.csv"  # core.batch.SUMMARY_CSV (not imported: that would load the batch engines)
+SUMMARY_CSV = "summary.csv"  # a batch's table of its videos (core.batch writes it; imported there, never the other way)
 DONE_DIR = Path(".batch") / "done"
 SETTINGS_FILE = Path(".batch") / "settings.json"  # the detector and flicker settings of the last batch
 MAX_SUMMARY_BYTES = 64 << 20  # a row of a real summary is 150-300 bytes: 64 MiB is 200,000+ videos

@@ -22,6 +22,7 @@ from core.lightly.schedule import (LABELS, TOKEN_LABEL, S3DelegatedAccess, Sched
                                    missing_fields, schedule, shown_config)
 from core.lightly.validate import validate_datasource
 from core.paths import typed_folder
+from core.run import batch_files
 from core.words import counted, markdown_code, markdown_literal
 from ui import flags, resources, session
 from ui.boundary import error_boundary
@@ -63,6 +64,7 @@ def export_panel(view: FlickerView, stem: str) -> str:
     if st.button("Export", type="primary", icon=":material/save:"):
         with error_boundary("Export failed"):
             folder = typed_folder(out_dir, "Output folder", ExportError)
+            refuse_a_batch_folder(folder)
             session.set_export_result(export_datasource(folder, [review_part(view)], task=task, metadata_style=metadata_style,
                                                         imputed_task=f"{task}_imputed" if imputed else None))
             try:
@@ -84,6 +86,15 @@ def holds_flags_on_screen(view: FlickerView, root: Path | None) -> bool | None:
     (None: its manifest does not say, e.g. an export from before it recorded them)."""
     recorded = None if root is None else exported_flags(root, view.video.info.fingerprint)
     return None if recorded is None else recorded == review_part(view).flags_digest()
+
+
+def refuse_a_batch_folder(folder: Path) -> None:
+    """An export replaces the one in ``folder`` whole: in a batch's folder, its summary.csv and done markers would go
+    on claiming videos the export no longer held (as run refuses it)."""
+    if found := batch_files(folder):
+        raise ExportError(f"{folder} is a batch's output folder (it holds {' and '.join(found)}): an export there would "
+                          "replace the batch's export with this video's alone; choose another folder, or add the video "
+                          "to the batch with the Load page's batch")
 
 
 def export_result_panel(summary, stem: str) -> None:

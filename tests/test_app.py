@@ -722,6 +722,18 @@ def test_export_then_push_to_a_folder(app, tiny_slice, tmp_path):
     assert app.error, "pushing into a file path gives a clear error"
 
 
+def test_an_export_into_a_batchs_folder_is_refused_and_leaves_it_as_it_was(app, tiny_slice, tmp_path):
+    """The Export page replaced a batch's export of many videos with the one on screen, and the batch's summary.csv and
+    done markers went on claiming the rest."""
+    batch_out = tmp_path / "fleet"
+    (batch_out / ".batch" / "done").mkdir(parents=True)
+    (batch_out / "summary.csv").write_text("relpath,status\n")
+    load_and_detect(app, tiny_slice)
+    export_from_app(app, batch_out)
+    assert any("is a batch's output folder (it holds .batch and summary.csv)" in e.value for e in app.error)
+    assert not (batch_out / ".lightly").exists() and (batch_out / "summary.csv").read_text() == "relpath,status\n"
+
+
 def fill_schedule_form(app, **values):
     """Type into the schedule form's fields without rerunning: a form sends them on submit."""
     fields = {"schedule_input_url": "s3://bucket/input/", "schedule_lightly_url": "s3://bucket/lightly/",

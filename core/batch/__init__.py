@@ -35,7 +35,7 @@ from core.batch.local import LocalEngine
 from core.batch.sources import (SUMMARY_COLUMNS, BatchProgress, Detected, Engine, VideoRow, VideoSource,
                                 failure_message, find_sources)
 from core.errors import UserError
-from core.fleet import write_settings
+from core.fleet import SUMMARY_CSV, write_settings
 from core.lightly.datasource import Datasource
 from core.lightly.export import VideoPredictions, check_datasource_root, listed_videos, read_manifest, writing
 from core.run import RunConfig, batch_files
@@ -43,7 +43,6 @@ from core.settings import check_unit_interval
 from core.words import counted
 
 ENGINES = ("local", "ray")
-SUMMARY_CSV = "summary.csv"
 EXIT_SOME_FAILED = 3
 
 

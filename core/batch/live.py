@@ -17,14 +17,13 @@ from core import paths
 from core.batch.sources import BatchProgress, Detected, VideoRow, VideoSource, identity_of
 from core.bounded import printable, read_capped
 from core.errors import ExportError, UserError
-from core.fleet import MAX_MARKER_BYTES
+from core.fleet import DONE_DIR, MAX_MARKER_BYTES
 from core.lightly.datasource import Datasource, frame_namer
 from core.lightly.export import (VideoPredictions, export_datasource, metadata_schema_of, read_manifest, read_tasks,
                                  write_manifest)
 from core.run import ExportOptions, RunConfig
 from core.words import counted
 
-STATE_DIR = ".batch"  # beside .lightly: the datasource itself stays pure
 STAGING_PREFIX = ".batch.partial-"
 CHANGED = "the video changed since"  # why a video is done again: another file, or other bytes, where it was
 COUNTED = "any assertion"  # what a done marker's row counts as flagged (markers without it: flicker's flags alone)
@@ -132,7 +131,7 @@ class DoneMarkers:
         self.out = out
         self.names = names or {}  # the model's class names, to say which classes a run kept
         self.siblings = siblings  # ghost or class flip is on: a row that counted flicker's flags alone is done again
-        self.folder = out / STATE_DIR / "done"
+        self.folder = out / DONE_DIR  # .batch/done, beside .lightly: the datasource itself stays pure
         self.settings = settings  # batch_settings(): kept in each marker, to say what changed since
         self.params = parameters_key(settings)
         self.redone: Counter[str] = Counter()  # why videos an earlier run did are done again, and how many
