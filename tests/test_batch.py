@@ -586,6 +586,8 @@ def test_the_load_page_resumes_a_cli_batch_at_their_defaults(videos, cache, tmp_
     assert DetectorSpec.of(None).conf == 0.1
     resumed = run_batch(page(0.1))
     assert [r.status for r in resumed.rows] == ["skipped"] and resumed.notes == ()
+    assert "Nothing to run: every video was done by an earlier run; summary in " in resumed.text()
+    assert "processed" not in resumed.text() and "videos/s" not in resumed.text()  # was "0 videos processed in 0.0 s (0.00 ..."
     stricter = run_batch(page(0.3))
     assert [r.status for r in stricter.rows] == ["done"]
     assert stricter.notes == ("1 video done again: the earlier run had minimum score 0.0 (now 0.3)",)

@@ -78,7 +78,7 @@ class BatchReport:
                 continue
             frames, flagged = sum(r.frames for r in rows), sum(r.flagged for r in rows)
             share = f"{flagged / frames:.1%}" if frames else "-"
-            lines.append(f"{status:<8} {len(rows):>7} {frames:>9} {sum(r.boxes for r in rows):>9} {share:>8} "
+            lines.append(f"{status:<8} {len(rows):>7,} {frames:>9,} {sum(r.boxes for r in rows):>9,} {share:>8} "
                          f"{sum(r.decode_s for r in rows):>9.1f} {sum(r.detect_s for r in rows):>9.1f}")
         done = [r for r in self.rows if r.status == "done"]
         rate = (f"{len(done) / self.seconds:.2f} videos/s, {sum(r.frames for r in done) / self.seconds:.1f} frames/s"
@@ -86,9 +86,12 @@ class BatchReport:
         lightly = Datasource(self.out).lightly
         written = f"Lightly datasource in {lightly}" if lightly.is_dir() else "no Lightly datasource (no video was processed)"
         failed = sum(r.status == "failed" for r in self.rows)  # tried this run too: "0 processed" alone read as nothing tried
-        lines.append(f"{counted(len(done), 'video')} processed{f' and {failed} failed' if failed else ''} in {self.seconds:.1f} s "
-                     f"({rate}); "
-                     f"summary in {self.out / SUMMARY_CSV}, {written}")
+        if done or failed:
+            lines.append(f"{counted(len(done), 'video')} processed{f' and {failed} failed' if failed else ''} in "
+                         f"{self.seconds:.1f} s ({rate}); summary in {self.out / SUMMARY_CSV}, {written}")
+        else:  # every video done earlier: no rate of nothing ("0 videos processed in 0.0 s (0.00 videos/s, ...)")
+            lines.append(f"Nothing to run: every video was done by an earlier run; summary in {self.out / SUMMARY_CSV}, "
+                         f"{written}")
         if skipped := sum(r.status == "skipped" for r in self.rows):
             lines.append(f"{counted(skipped, 'video')} done by an earlier run and in the export already: skipped "
                          "(the table's figures for them are that run's)")
