@@ -600,6 +600,7 @@ def test_the_cli_exits_3_when_a_video_failed_and_the_local_engine_never_imports_
                              "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "exit 3 no ray" in result.stdout, result.stderr
     assert "failed: bad.mp4 is not a video" in result.stdout
+    assert "next: mend or move the failed videos, then run the same command again: the videos done are skipped" in result.stdout
     assert f"Lightly datasource in {tmp_path / 'out' / '.lightly'}" in result.stdout
     only_bad = subprocess.run([sys.executable, "-m", "core", "batch", str(videos / "bad.mp4"), "--out", str(tmp_path / "bad"),
                                "--quiet", "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)

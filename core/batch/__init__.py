@@ -98,6 +98,9 @@ class BatchReport:
         lines.extend(self.notes)
         lines.extend(f"{'failed' if r.status == 'failed' else 'warning'}: {named_once(r.relpath, r.error)}"
                      for r in self.rows if r.error)
+        if failed:
+            lines.append("next: mend or move the failed videos, then run the same command again: the videos done are "
+                         "skipped")
         return "\n".join(lines)
 
 
