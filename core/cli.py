@@ -52,18 +52,21 @@ class _Parser(argparse.ArgumentParser):
         """Every option this parser is given is one it knows (or a prefix argparse expands), and the
         top level's verb is a verb."""
         top_level = self._subparsers is not None
+        known = self._option_string_actions
         for word in args:
             if word == "--":
                 return
-            if not word.startswith("-") or self._negative_number_matcher.match(word) or word == "-":
+            name = word.split("=", 1)[0]
+            if word.startswith("-") and word != "-" and (
+                    name in known or (name.startswith("--") and any(option.startswith(name) for option in known))):
+                continue
+            # a word argparse takes for a value or a positional, as it does: a negative number, or one holding a space
+            # even when it starts with "-" (a video named '-cam 1.mp4', --dataset '-my data')
+            if not word.startswith("-") or word == "-" or self._negative_number_matcher.match(word) or " " in word:
                 if top_level:  # the verb: what follows it is the verb's parser's to check
                     if word not in self.verbs:
                         self.error(f"unknown command {word!r}" + _nearest(word, self.verbs, f": choose from {', '.join(self.verbs)}"))
                     return
-                continue
-            name = word.split("=", 1)[0]
-            known = self._option_string_actions
-            if name in known or (name.startswith("--") and any(option.startswith(name) for option in known)):
                 continue
             takers = [verb for verb, parser in self.verbs.items() if name in parser._option_string_actions]
             where = f" (an option of {', '.join(takers)}{': give it after the verb' if top_level else ''})"

@@ -364,3 +364,24 @@ def test_help_states_each_default_and_what_a_config_may_be(verb, option, said):
 
     action = build_parser().verbs[verb]._option_string_actions[option]
     assert said in " ".join(action.help.split())
+
+
+@pytest.mark.parametrize(
+    "args, dest, value",
+    [
+        (["run", "-cam 1.mp4", "--out", "OUT"], "video", "-cam 1.mp4"),
+        (["verdicts", "EXPORT", "--video", "-cam 1.mp4"], "video", "-cam 1.mp4"),
+        (["push", "EXPORT", "-my folder"], "url", "-my folder"),
+        (["schedule", "--dataset", "-my data", "--input-url", "s3://b/i/", "--lightly-url", "s3://b/l/"], "dataset", "-my data"),
+        (["run", "--demo", "--out", "OUT", "--task", "-odd task"], "task", "-odd task"),
+        (["run", "--demo", "--out", "OUT", "--iou-t", "0.7", "--conf=-1"], "conf", -1.0),
+    ],
+)
+def test_a_value_starting_with_a_dash_and_holding_a_space_is_a_value(tmp_path, args, dest, value):
+    """argparse takes a word holding a space for a value or a positional even when it starts with '-' (a video named
+    '-cam 1.mp4'): the unknown-option check refused it as 'unrecognized option -cam 1.mp4', a line argparse accepts."""
+    from core.cli import build_parser
+
+    args = [arg.replace("OUT", str(tmp_path / "out")) for arg in args]
+    namespace, unknown = build_parser().parse_known_args(args)
+    assert unknown == [] and getattr(namespace, dest) in (value, type(getattr(namespace, dest))(value))
