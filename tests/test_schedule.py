@@ -415,6 +415,9 @@ def test_a_datasource_url_the_access_cannot_read_is_refused_before_the_plan():
      "access (such as az://container/prefix/), got '/data/lightly'"),
     ("gcs", "gs://b/i/", "gs://b/l/", None),
     ("azure", "abfs://c/i/", "az://c/l/", None),
+    ("azure", "my-container/input/", "my-container/lightly/", None),  # Lightly's own spelling (set_azure_config)
+    ("azure", "my-container/input/", "~/lightly", "Lightly datasource URL must start with az://, abfs:// or abfss:// for "
+     "Azure access (such as az://container/prefix/), got '~/lightly'"),
 ])
 def test_each_access_reads_its_own_clouds_urls(access, input_url, lightly_url, message):
     from core.lightly.schedule import AzureCredentials, GcsCredentials
@@ -454,3 +457,14 @@ def test_selected_out_without_wait_is_refused_before_anything_is_sent(tmp_path, 
     assert code == 2 and fake.requests == [] and not written.exists()
     assert capsys.readouterr().err.strip() == ("error: --selected-out needs --wait: the selected frames are known only once "
                                                "the run ends")
+
+
+def test_an_azure_container_path_as_lightly_spells_it_goes_out_as_it_is():
+    """Lightly's set_azure_config takes container_name="my-container/path/to/my/data", no scheme, and the request passed
+    it through (the scheme, when given, is dropped): the URL scheme check refused it as not starting with az://."""
+    from core.lightly.schedule import AzureCredentials, _datasource_call
+
+    request = ScheduleRequest("flicker-d", "my-container/input/", "my-container/lightly/",
+                              AzureCredentials("account", "sv=2024&sig=x"), build_selection_config(10, "t"))
+    check_fields(request)
+    assert _datasource_call(request, "INPUT", request.input_url)[1]["container_name"] == "my-container/input/"

@@ -187,11 +187,20 @@ def _url_problems(request: ScheduleRequest) -> list[str]:
     for name in ("input_url", "lightly_url"):
         url = getattr(request, name).strip()
         scheme, _, rest = url.partition("://")
+        if not rest and isinstance(request.credentials, AzureCredentials) and _lightly_azure_path(url):
+            continue  # Lightly's own spelling of an Azure datasource: the container and prefix, no scheme
         if not rest.strip("/") or scheme.lower() not in schemes:
             starts = ", ".join(f"{s}://" for s in schemes).replace(", abfss", " or abfss")
             problems.append(f"{LABELS[name]} must start with {starts} for {ACCESS_NAMES[type(request.credentials)]} "
                             f"(such as {example}), got {brief(url, 80)}")
     return problems
+
+
+def _lightly_azure_path(url: str) -> bool:
+    """``my-container/path/to/data``, as Lightly's set_azure_config takes its container_name (the scheme, when given, is
+    dropped before it is sent: _datasource_call): a container name (3-63 lowercase letters, digits and dashes) first,
+    never a local path (/data/lightly, ./x, ~/x)."""
+    return re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9](?:/.*)?", url) is not None
 
 
 def check_request(request: ScheduleRequest, token: str | None = None, token_needed: bool = False) -> None:
