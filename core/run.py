@@ -133,8 +133,10 @@ class RunSummary:
 
 
 def batch_files(out: Path) -> list[str]:
-    """The names of a batch's own files (:data:`BATCH_FILES`) that ``out`` holds: none when no batch wrote there."""
-    return [name for name in BATCH_FILES if os.path.lexists(Path(out) / name)]
+    """The names of a batch's own files (:data:`BATCH_FILES`) that ``out`` holds: none when no batch wrote there. A
+    batch writes .batch before any export; a summary.csv alone may be anyone's (an ``evaluate --out``)."""
+    found = [name for name in BATCH_FILES if os.path.lexists(Path(out) / name)]
+    return found if BATCH_FILES[0] in found else []
 
 
 def check_not_batch_output(out: Path) -> None:

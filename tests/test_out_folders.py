@@ -95,3 +95,16 @@ def test_an_out_that_links_into_a_lightly_folder_is_refused(clips, cache, tmp_pa
     code, _, err = cli(capsys, cache, "run", clips / "a.mp4", "--out", tmp_path / "link")
     assert code == 2 and f"lies in {tmp_path / 'export' / '.lightly'}" in err, err
     assert list((tmp_path / "export" / ".lightly").iterdir()) == []
+
+
+def test_a_summary_csv_of_anyones_is_no_batch_folder(clips, cache, tmp_path, capsys):
+    """A project folder holding an evaluate --out summary.csv was refused as "a batch's output folder": a batch writes
+    .batch before any export, and that is what marks its folder."""
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / SUMMARY_CSV).write_text("iou_track,iou_assert,precision\n")
+    code, printed, err = cli(capsys, cache, "run", clips / "a.mp4", "--out", out)
+    assert code == 0 and listed(out) == ["a.mp4"], err
+    (out / ".batch").mkdir()
+    code, printed, err = cli(capsys, cache, "run", clips / "b.mp4", "--out", out)
+    assert code == 2 and "is a batch's output folder (it holds .batch and summary.csv)" in err
