@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -447,3 +448,6 @@ def test_select_shows_its_progress_on_a_terminal_and_reruns_from_cached_embeddin
     [entry] = (tmp_path / "cache/embeddings").iterdir()
     entry.write_bytes(b"damaged")  # computed again, never an error
     assert run_local_selection(tmp_path / "export", config, tmp_path / "third", DetectorSpec()).names == first.names
+    entry.unlink()
+    os.mkfifo(entry)  # planted in the cache: np.load waited on it for a writer forever
+    assert run_local_selection(tmp_path / "export", config, tmp_path / "fourth", DetectorSpec()).names == first.names

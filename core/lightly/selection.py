@@ -26,10 +26,10 @@ from typing import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from core.bounded import inert_cell
+from core.bounded import inert_cell, read_capped
 from core.detect import batches
 from core.detections import Detections
-from core.errors import SelectionError
+from core.errors import SelectionError, UserError
 from core.flicker import FlickerResult
 from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
 from core.lightly.datasource import FLICKERING_KEY, frame_name
@@ -121,20 +121,21 @@ def cached_frame_embeddings(videos: Sequence[VideoInfo], detector=None, progress
              *(f"{v.fingerprint}:{v.frame_count}:{v.rotation}:{v.reordered}:{v.stream}" for v in videos)]
     path = paths.cache_dir() / "embeddings" / f"{hashlib.blake2b('|'.join(parts).encode(), digest_size=16).hexdigest()}.npz"
     n = sum(v.frame_count for v in videos)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
+    try:  # a regular file of at most the size these embeddings take (a FIFO planted there would block np.load)
+        entry = read_capped(path, n * EMBEDDING_DIMS * 4 + 65_536, "Embeddings cache entry", follow_symlinks=False)
+        with np.load(io.BytesIO(entry), allow_pickle=False) as stored:
             embeddings = stored["embeddings"]
         if embeddings.dtype == np.float32 and embeddings.ndim == 2 and len(embeddings) == n \
                 and 0 < embeddings.shape[1] <= EMBEDDING_DIMS:
             paths.mark_used(path)
             return embeddings
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except (UserError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         pass  # none yet, or damaged: computed again below
     embeddings = frame_embeddings(*videos, detector=detector, progress_bar=progress_bar)
     try:
         paths.write_atomic(path, lambda f: np.savez(f, embeddings=embeddings))
         paths.prune_results(path)
-    except OSError:  # a read-only cache only costs speed
+    except (OSError, UserError):  # a read-only cache, or something not a file at the entry's path, only costs speed
         pass
     return embeddings
 
