@@ -15,7 +15,7 @@ from core.lightly.datasource import FLICKERING_KEY, Datasource
 from core.lightly.export import flags_recorded, flickering_flags, flickering_values
 from core.paths import check_no_links, check_outside_export, check_output_folder, write_atomic
 from core.settings import DetectorSpec, FlickerSettings
-from core.sources import SourceVideo, load_sources
+from core.sources import SourceVideo, frame_bar, load_sources
 from core.video import FrameReader
 from core.words import counted
 
@@ -162,14 +162,13 @@ def _write_frames(sources: list[SourceVideo], listing: list[dict], which: list[i
     import cv2
 
     from core.errors import UserError
-    from core.lightly.selection import progress
 
     readers: dict[int, FrameReader] = {}
     try:
         # in frame order per video: a reader decodes forward, and a jump back (in pick order) may decode from the
         # file's start (an AVI whose frames are counted)
         picks = sorted(zip(listing, which), key=lambda pick: (pick[1], pick[0]["frame"]))
-        for entry, video_index in progress(picks, "write frames as PNG", len(picks)) if progress_bar else picks:
+        for entry, video_index in frame_bar("write frames as PNG", picks, len(picks)) if progress_bar else picks:
             if video_index not in readers:
                 readers[video_index] = FrameReader(sources[video_index].info)
             target = check_no_links(out, out / "frames" / entry["file_name"], "--out")

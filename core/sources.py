@@ -9,6 +9,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import orjson
@@ -89,11 +90,18 @@ def probe_all(found: list[tuple[Path, str]]) -> list[tuple[VideoInfo, str]]:
     return videos
 
 
-def progress_printer(label: str):
-    """A tqdm bar on stderr and the callback that moves it."""
+def frame_bar(label: str, items: Iterable | None = None, total: int | None = None):
+    """A tqdm bar of frames on stderr, as every verb shows its: on a terminal only, gone when done; over ``items``
+    when given."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=label, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.25, disable=None)
+    return tqdm(items, desc=label, total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False,
+                mininterval=0.25, disable=None)
+
+
+def progress_printer(label: str):
+    """A tqdm bar on stderr and the callback that moves it."""
+    bar = frame_bar(label)
 
     def update(progress: Progress) -> None:
         bar.total = progress.total

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import io
 import math
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from core.flicker import FlickerResult
 from core.lightly.config import LEAST_CONFIDENCE, build_selection_config
 from core.lightly.datasource import FLICKERING_KEY, frame_name
 from core.lightly.export import flickering_values
+from core.sources import frame_bar
 from core.video import VideoInfo, iter_frames
 from core.words import counted
 
@@ -83,7 +83,7 @@ def frame_embeddings(*videos: str | Path | VideoInfo, detector=None, dims: int =
     own = detector is not None and hasattr(detector, "embed")
     frames = _frames_of(videos, "bgr24" if own else "rgb24")
     if progress_bar:
-        frames = progress(frames, "embed frames", sum(v.frame_count for v in videos if isinstance(v, VideoInfo)) or None)
+        frames = frame_bar("embed frames", frames, sum(v.frame_count for v in videos if isinstance(v, VideoInfo)) or None)
     if own:
         features = np.concatenate([detector.embed(batch) for batch in batches(frames, 16)])
     else:
@@ -96,14 +96,6 @@ def frame_embeddings(*videos: str | Path | VideoInfo, detector=None, dims: int =
     projected = _principal_projection(features - features.mean(axis=0), dims)
     norms = np.linalg.norm(projected, axis=1, keepdims=True)
     return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def progress(items: Iterable, label: str, total: int | None):
-    """``items`` through a tqdm bar on stderr, as the other verbs show theirs: on a terminal only, gone when done."""
-    from tqdm import tqdm
-
-    return tqdm(items, desc=label, total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False,
-                mininterval=0.25, disable=None)
 
 
 EMBEDDINGS_CACHE_VERSION = "1"
